@@ -1,0 +1,305 @@
+/* model_dcm.c — priors, equations of motion and BOLD observation of DCM
+ * for fMRI (SPM12 conventions; see model_dcm.h and MANUAL.md). */
+#include "models/model_dcm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Haemodynamic constants (Buxton/Friston balloon model as in SPM12). */
+#define HAEMO_KAPPA 0.64   /* rate of signal decay (1/s), scaled by exp(decay) */
+#define HAEMO_GAMMA 0.32   /* autoregulation (1/s) */
+#define HAEMO_TAU 2.0      /* transit time (s), scaled by exp(transit) */
+#define HAEMO_ALPHA 0.32   /* Grubb's exponent */
+#define HAEMO_E0 0.4       /* resting oxygen extraction */
+/* BOLD constants (1.5 T) */
+#define BOLD_V0 4.0        /* resting venous volume (%) */
+#define BOLD_R0 25.0       /* intravascular relaxation slope (Hz) */
+#define BOLD_NU0 40.3      /* frequency offset at the vessel surface (Hz) */
+
+void model_dcm_layout_init(model_dcm_layout *L, int n, int m, int nonlinear)
+{
+    L->n = n;
+    L->m = m;
+    L->nd = nonlinear ? n : 0;
+    L->off_A = 0;
+    L->off_B = n * n;
+    L->off_C = L->off_B + n * n * m;
+    L->off_D = L->off_C + n * m;
+    L->off_transit = L->off_D + n * n * L->nd;
+    L->off_decay = L->off_transit + n;
+    L->off_epsilon = L->off_decay + 1;
+    L->np = L->off_epsilon + 1;
+}
+
+model_dcm *model_dcm_alloc(int n, int m, int v, int nonlinear)
+{
+    if (n < 1 || m < 0 || v < 1)
+        return NULL;
+    model_dcm *M = calloc(1, sizeof *M);
+    if (!M)
+        return NULL;
+    M->n = n;
+    M->m = m;
+    M->v = v;
+    M->nu = v * MODEL_DCM_MICROTIME;
+    M->nonlinear = nonlinear ? 1 : 0;
+    M->TE = 0.04;
+    model_dcm_layout_init(&M->L, n, m, M->nonlinear);
+    M->a = calloc((size_t)n * n, sizeof(double));
+    M->b = calloc((size_t)n * n * (m ? m : 1), sizeof(double));
+    M->c = calloc((size_t)n * (m ? m : 1), sizeof(double));
+    M->d = calloc((size_t)n * n * n, sizeof(double));
+    M->delays = calloc((size_t)n, sizeof(double));
+    M->u = calloc((size_t)M->nu * (m ? m : 1), sizeof(double));
+    if (!M->a || !M->b || !M->c || !M->d || !M->delays || !M->u) {
+        model_dcm_free(M);
+        return NULL;
+    }
+    return M;
+}
+
+void model_dcm_free(model_dcm *M)
+{
+    if (!M)
+        return;
+    free(M->a);
+    free(M->b);
+    free(M->c);
+    free(M->d);
+    free(M->delays);
+    free(M->u);
+    free(M);
+}
+
+void model_dcm_priors(const model_dcm *M, double *pE, double *pV)
+{
+    const model_dcm_layout *L = &M->L;
+    const int n = M->n, m = M->m;
+    memset(pE, 0, sizeof(double) * (size_t)L->np);
+    memset(pV, 0, sizeof(double) * (size_t)L->np);
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < n; i++) {
+            /* any non-zero off-diagonal switch counts as "present" */
+            int on = (i != j) && M->a[i + j * n] != 0.0;
+            int k = model_dcm_idx_A(L, i, j);
+            if (M->two_state) {
+                /* log-scaled positive rates; absent ones pushed to exp(-32) */
+                pE[k] = (on || i == j) ? 0.0 : -32.0;
+                pV[k] = (on || i == j) ? 1.0 / 16.0 : 0.0;
+            } else {
+                pE[k] = on ? 1.0 / 128.0 : 0.0;
+                pV[k] = (on || i == j) ? 1.0 / 64.0 : 0.0;
+            }
+        }
+    }
+    double sB = M->two_state ? 0.25 : 1.0;
+    double sC = M->two_state ? 4.0 : 1.0;
+    double sD = M->two_state ? 0.25 : 1.0;
+    for (int k = 0; k < n * n * m; k++)
+        pV[L->off_B + k] = M->b[k] * sB;
+    for (int k = 0; k < n * m; k++)
+        pV[L->off_C + k] = M->c[k] * sC;
+    for (int k = 0; k < n * n * L->nd; k++)
+        pV[L->off_D + k] = M->d[k] * sD;
+    for (int i = 0; i < n; i++)
+        pV[L->off_transit + i] = 1.0 / 256.0;
+    pV[L->off_decay] = 1.0 / 256.0;
+    pV[L->off_epsilon] = 1.0 / 256.0;
+}
+
+size_t model_dcm_fx_work(const model_dcm *M)
+{
+    return (size_t)M->n * M->n;
+}
+
+/* Effective (log-space for the diagonal) coupling before any transform:
+ * E = A + sum_j u_j B_j + sum_k xE_k D_k. */
+static void effective_coupling(const model_dcm *M, const double *P,
+                               const double *x, const double *u, double *E)
+{
+    const model_dcm_layout *L = &M->L;
+    const int n = M->n, nn = n * n;
+    memcpy(E, P + L->off_A, sizeof(double) * (size_t)nn);
+    for (int j = 0; j < M->m; j++) {
+        if (u[j] == 0.0)
+            continue;
+        const double *B = P + L->off_B + j * nn;
+        for (int k = 0; k < nn; k++)
+            E[k] += u[j] * B[k];
+    }
+    for (int r = 0; r < L->nd; r++) {
+        if (x[r] == 0.0)
+            continue;
+        const double *D = P + L->off_D + r * nn;
+        for (int k = 0; k < nn; k++)
+            E[k] += x[r] * D[k];
+    }
+}
+
+static void neural_one_state(const model_dcm *M, const double *P,
+                             const double *x, const double *u, double *f,
+                             double *dfdx, int nx, double *dfdu, double *E)
+{
+    const model_dcm_layout *L = &M->L;
+    const int n = M->n, nn = n * n;
+    /* self-connections are log-scaled: rate -exp(E_ii)/2 keeps them negative */
+    for (int i = 0; i < n; i++)
+        E[i + i * n] = -0.5 * exp(E[i + i * n]);
+    for (int i = 0; i < n; i++) {
+        double s = 0.0;
+        for (int j = 0; j < n; j++)
+            s += E[i + j * n] * x[j];
+        for (int j = 0; j < M->m; j++)
+            s += P[model_dcm_idx_C(L, i, j)] / 16.0 * u[j];
+        f[i] = s;
+    }
+    if (dfdx) {
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++)
+                dfdx[i + j * nx] = E[i + j * n];
+        /* state-dependent coupling: d(E x)_i/dx_k adds sum_j dE_ij/dx_k x_j */
+        for (int k = 0; k < L->nd; k++) {
+            const double *D = P + L->off_D + k * nn;
+            for (int i = 0; i < n; i++) {
+                double s = 0.0;
+                for (int j = 0; j < n; j++)
+                    s += (i == j ? E[i + i * n] : 1.0) * D[i + j * n] * x[j];
+                dfdx[i + k * nx] += s;
+            }
+        }
+    }
+    if (dfdu) {
+        for (int j = 0; j < M->m; j++) {
+            const double *B = P + L->off_B + j * nn;
+            for (int i = 0; i < n; i++) {
+                double s = P[model_dcm_idx_C(L, i, j)] / 16.0;
+                for (int l = 0; l < n; l++)
+                    s += (i == l ? E[i + i * n] : 1.0) * B[i + l * n] * x[l];
+                dfdu[i + j * nx] = s;
+            }
+        }
+    }
+}
+
+/* Two-state neurons (Marreiros et al. 2008): all rates positive via exp,
+ * the self rate exp(E_ii)/8 becomes inhibitory-to-excitatory coupling. */
+static void neural_two_state(const model_dcm *M, const double *P,
+                             const double *x, const double *u, double *f,
+                             double *dfdx, int nx, double *dfdu, double *E)
+{
+    const model_dcm_layout *L = &M->L;
+    const int n = M->n, nn = n * n;
+    const double *xE = x, *xI = x + 5 * n;
+    for (int k = 0; k < nn; k++)
+        E[k] = exp(E[k]) / 8.0;
+    for (int i = 0; i < n; i++) {
+        double s = -0.5 * xE[i] - E[i + i * n] * xI[i];
+        for (int j = 0; j < n; j++)
+            if (j != i)
+                s += E[i + j * n] * xE[j];
+        for (int j = 0; j < M->m; j++)
+            s += P[model_dcm_idx_C(L, i, j)] / 16.0 * u[j];
+        f[i] = s;
+        f[5 * n + i] = xE[i] - xI[i];
+    }
+    if (dfdx) {
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++)
+                dfdx[i + j * nx] = (i == j) ? -0.5 : E[i + j * n];
+            dfdx[i + (5 * n + i) * nx] = -E[i + i * n];
+            dfdx[5 * n + i + i * nx] = 1.0;
+            dfdx[5 * n + i + (5 * n + i) * nx] = -1.0;
+        }
+        for (int k = 0; k < L->nd; k++) {
+            const double *D = P + L->off_D + k * nn;
+            for (int i = 0; i < n; i++) {
+                double s = -E[i + i * n] * D[i + i * n] * xI[i];
+                for (int j = 0; j < n; j++)
+                    if (j != i)
+                        s += E[i + j * n] * D[i + j * n] * xE[j];
+                dfdx[i + k * nx] += s;
+            }
+        }
+    }
+    if (dfdu) {
+        for (int j = 0; j < M->m; j++) {
+            const double *B = P + L->off_B + j * nn;
+            for (int i = 0; i < n; i++) {
+                double s = P[model_dcm_idx_C(L, i, j)] / 16.0
+                         - E[i + i * n] * B[i + i * n] * xI[i];
+                for (int l = 0; l < n; l++)
+                    if (l != i)
+                        s += E[i + l * n] * B[i + l * n] * xE[l];
+                dfdu[i + j * nx] = s;
+            }
+        }
+    }
+}
+
+void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
+                  const double *u, double *f, double *dfdx, double *dfdu,
+                  double *work)
+{
+    const model_dcm_layout *L = &M->L;
+    const int n = M->n, nx = model_dcm_nstates(M);
+    if (dfdx)
+        memset(dfdx, 0, sizeof(double) * (size_t)nx * nx);
+    if (dfdu)
+        memset(dfdu, 0, sizeof(double) * (size_t)nx * (M->m ? M->m : 1));
+
+    effective_coupling(M, P, x, u, work);
+    if (M->two_state)
+        neural_two_state(M, P, x, u, f, dfdx, nx, dfdu, work);
+    else
+        neural_one_state(M, P, x, u, f, dfdx, nx, dfdu, work);
+
+    /* balloon model, flow/volume/dHb in log space so they stay positive */
+    const double kappa = HAEMO_KAPPA * exp(P[L->off_decay]);
+    const double e0log = log(1.0 - HAEMO_E0);
+    for (int i = 0; i < n; i++) {
+        const int is = n + i, iff = 2 * n + i, iv = 3 * n + i, iq = 4 * n + i;
+        const double tau = HAEMO_TAU * exp(P[L->off_transit + i]);
+        const double s = x[is];
+        const double F = exp(x[iff]), V = exp(x[iv]), Q = exp(x[iq]);
+        const double fv = pow(V, 1.0 / HAEMO_ALPHA);       /* outflow */
+        const double pw = exp(e0log / F);                  /* (1-E0)^(1/F) */
+        const double ff = (1.0 - pw) / HAEMO_E0;           /* extraction */
+        f[is] = x[i] - kappa * s - HAEMO_GAMMA * (F - 1.0);
+        f[iff] = s / F;
+        f[iv] = (F - fv) / (tau * V);
+        f[iq] = (ff * F - fv * Q / V) / (tau * Q);
+        if (dfdx) {
+            dfdx[is + i * nx] = 1.0;
+            dfdx[is + is * nx] = -kappa;
+            dfdx[is + iff * nx] = -HAEMO_GAMMA * F;
+            dfdx[iff + is * nx] = 1.0 / F;
+            dfdx[iff + iff * nx] = -s / F;
+            dfdx[iv + iff * nx] = F / (tau * V);
+            dfdx[iv + iv * nx] = -fv / (HAEMO_ALPHA * tau * V) - (F - fv) / (tau * V);
+            dfdx[iq + iff * nx] = (F * ff + pw * e0log / HAEMO_E0) / (tau * Q);
+            dfdx[iq + iv * nx] = -(1.0 / HAEMO_ALPHA - 1.0) * fv / V / tau;
+            dfdx[iq + iq * nx] = -ff * F / (tau * Q);
+        }
+    }
+}
+
+void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
+                  double *g, double *dgdx)
+{
+    const int n = M->n, nx = model_dcm_nstates(M);
+    const double ep = exp(P[M->L.off_epsilon]);
+    const double k1 = 4.3 * BOLD_NU0 * HAEMO_E0 * M->TE;
+    const double k2 = ep * BOLD_R0 * HAEMO_E0 * M->TE;
+    const double k3 = 1.0 - ep;
+    if (dgdx)
+        memset(dgdx, 0, sizeof(double) * (size_t)n * nx);
+    for (int i = 0; i < n; i++) {
+        const double V = exp(x[3 * n + i]), Q = exp(x[4 * n + i]);
+        g[i] = BOLD_V0 * (k1 * (1.0 - Q) + k2 * (1.0 - Q / V) + k3 * (1.0 - V));
+        if (dgdx) {
+            dgdx[i + (3 * n + i) * n] = BOLD_V0 * (k2 * Q / V - k3 * V);
+            dgdx[i + (4 * n + i) * n] = BOLD_V0 * (-k1 * Q - k2 * Q / V);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+/* model_integrate.h — from parameters to predicted BOLD.
+ *
+ * Contract
+ * - model_int_alloc(M) inspects the model's inputs, delays and scan count
+ *   once (the event schedule does not depend on parameters) and returns a
+ *   workspace; model_int_predict() may then be called any number of times
+ *   with different parameter vectors. One workspace per thread.
+ * - Schemes:
+ *   * bilinear (SPM's spm_int): the system is reduced to a bilinear form
+ *     about rest, dz/dt = (M0 + sum_j u_j M1_j) z with z = [1; x], and
+ *     propagated with matrix exponentials between input changes and
+ *     samples. Used for one- and two-state models without D.
+ *   * nonlinear D models follow SPM's spm_int_D: a second-order reduction
+ *     whose Jacobian also moves with the neural states, re-evaluated at
+ *     every event and at intermediate times about every second.
+ *   * MODEL_INT_ODE: the full nonlinear equations integrated by an
+ *     adaptive Runge-Kutta-Prince-Dormand (8,9) scheme (GSL odeiv2) with
+ *     tight tolerances; inputs are piecewise constant over micro-time bins.
+ * - Region j is observed at micro-time bin (1-based) 16k + max(round(
+ *   delay_j/dt), 1) for scan k = 0..v-1, as SPM samples.
+ * - y is v x n, column-major (y[s + j*v]): the layout of SPM's spm_vec(y).
+ */
+#ifndef MODEL_INTEGRATE_H
+#define MODEL_INTEGRATE_H
+
+#include "models/model_dcm.h"
+
+typedef struct model_int_work model_int_work;
+
+/* Return codes of model_int_predict */
+enum {
+    MODEL_INT_OK = 0,
+    MODEL_INT_DIVERGED = 1,  /* states exceeded 1e6 (SPM stops there and
+                                leaves the rest of y at 0) */
+    MODEL_INT_FAILED = -1    /* NaN/Inf or an integrator failure */
+};
+
+model_int_work *model_int_alloc(const model_dcm *M);
+void model_int_free(model_int_work *W);
+
+int model_int_predict(const model_dcm *M, const double *P, double *y,
+                      model_int_work *W);
+
+/* The bilinear operators about rest (spm_bireduce with SPM's one-sided
+ * finite differences of step exp(-8)): M0 is N x N, M1 is m blocks of
+ * N x N, N = nstates + 1, all column-major. */
+void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
+                        double *M1, model_int_work *W);
+
+#endif

@@ -1,0 +1,119 @@
+/* test_util.h — shared helpers for the CUnit test programs.
+ *
+ * Each tests/test_*.c is its own program: it registers its suites with
+ * TEST_MAIN and runs them. Tests that need SPM's reference results read
+ * them in place from ../shared (or $DCM_SHARED) and skip with a message
+ * when that folder is absent.
+ */
+#ifndef TEST_UTIL_H
+#define TEST_UTIL_H
+
+#include <CUnit/Basic.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static inline const char *test_shared_dir(void)
+{
+    const char *env = getenv("DCM_SHARED");
+    return env && *env ? env : "../shared";
+}
+
+/* Path of a file under the shared folder, or NULL (and a SKIP line) when
+ * it does not exist. */
+static inline char *test_shared_path(const char *rel, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", test_shared_dir(), rel);
+    struct stat st;
+    if (stat(buf, &st) != 0) {
+        printf("\nSKIP: %s not found — SPM reference checks need ../shared beside the "
+               "repository (or DCM_SHARED=/path/to/shared)\n", buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static inline json_t *test_load_json(const char *path)
+{
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j)
+        printf("cannot parse %s: %s (line %d)\n", path, err.text, err.line);
+    return j;
+}
+
+/* Copy a JSON array of numbers (null -> NAN) into out; returns count. */
+static inline int test_json_vec(json_t *arr, double *out, int max)
+{
+    int k = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) {
+        if (k >= max)
+            break;
+        out[k++] = json_is_number(x) ? json_number_value(x) : NAN;
+    }
+    return k;
+}
+
+/* Copy a JSON array of rows into a column-major rows x cols matrix. */
+static inline int test_json_mat_colmajor(json_t *arr, double *out, int rows, int cols)
+{
+    if ((int)json_array_size(arr) != rows)
+        return -1;
+    for (int i = 0; i < rows; i++) {
+        json_t *row = json_array_get(arr, (size_t)i);
+        if ((int)json_array_size(row) != cols)
+            return -1;
+        for (int j = 0; j < cols; j++) {
+            json_t *x = json_array_get(row, (size_t)j);
+            out[i + j * rows] = json_is_number(x) ? json_number_value(x) : NAN;
+        }
+    }
+    return 0;
+}
+
+static inline double test_max_abs(const double *a, int n)
+{
+    double m = 0.0;
+    for (int i = 0; i < n; i++)
+        if (fabs(a[i]) > m)
+            m = fabs(a[i]);
+    return m;
+}
+
+/* max |a - b| / max |b| */
+static inline double test_rel_err(const double *a, const double *b, int n)
+{
+    double d = 0.0;
+    for (int i = 0; i < n; i++)
+        if (fabs(a[i] - b[i]) > d)
+            d = fabs(a[i] - b[i]);
+    double s = test_max_abs(b, n);
+    return s > 0 ? d / s : d;
+}
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+static inline int test_run(const char *suite, const test_case *cases)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    for (const test_case *c = cases; c->name; c++)
+        CU_add_test(s, c->name, c->fn);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_tests_failed();
+    unsigned failures = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return (failed || failures) ? 1 : 0;
+}
+
+#endif

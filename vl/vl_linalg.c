@@ -1,0 +1,285 @@
+/* vl_linalg.c — matrix exponential, log-determinants and inverses. */
+#include "vl/vl_linalg.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_permutation.h>
+#include <gsl/gsl_vector.h>
+#include <pthread.h>
+
+static pthread_once_t gsl_handler_once = PTHREAD_ONCE_INIT;
+
+static void turn_off_gsl_aborts(void)
+{
+    gsl_set_error_handler_off();
+}
+
+/* GSL aborts on a failed factorisation by default; we test return codes
+   instead. The handler is process-wide, so it is switched off exactly once. */
+void vl_init(void)
+{
+    pthread_once(&gsl_handler_once, turn_off_gsl_aborts);
+}
+
+struct vl_expm_work {
+    int n;
+    double *X, *T, *Nm, *Dm;
+    gsl_permutation *perm;
+};
+
+vl_expm_work *vl_expm_alloc(int n)
+{
+    vl_expm_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    size_t nn = (size_t)n * n;
+    w->n = n;
+    w->X = malloc(nn * sizeof(double));
+    w->T = malloc(nn * sizeof(double));
+    w->Nm = malloc(nn * sizeof(double));
+    w->Dm = malloc(nn * sizeof(double));
+    w->perm = gsl_permutation_alloc((size_t)n);
+    if (!w->X || !w->T || !w->Nm || !w->Dm || !w->perm) {
+        vl_expm_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void vl_expm_free(vl_expm_work *w)
+{
+    if (!w)
+        return;
+    free(w->X);
+    free(w->T);
+    free(w->Nm);
+    free(w->Dm);
+    if (w->perm)
+        gsl_permutation_free(w->perm);
+    free(w);
+}
+
+static void matmul(const double *A, const double *B, double *C, int n)
+{
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A,
+                n, B, n, 0.0, C, n);
+}
+
+int vl_expm(const double *A, int n, double *E, vl_expm_work *w)
+{
+    const int q = 6;
+    const size_t nn = (size_t)n * n;
+    double norm = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r = 0.0;
+        for (int j = 0; j < n; j++)
+            r += fabs(A[i * n + j]);
+        if (r > norm)
+            norm = r;
+    }
+    if (!isfinite(norm))
+        return -1;
+    /* scale so that |A/2^s| < 1/2, where the (6,6) Pade approximant is
+       accurate to double precision */
+    int e = 0;
+    (void)frexp(norm, &e);
+    int s = e + 1 > 0 ? e + 1 : 0;
+    double scale = ldexp(1.0, -s);
+    for (size_t k = 0; k < nn; k++)
+        w->X[k] = A[k] * scale;
+    memcpy(w->T, w->X, nn * sizeof(double)); /* T holds the scaled A */
+    /* N = I + c1 X + c2 X^2 ..., D = I - c1 X + c2 X^2 ... */
+    double c = 0.5;
+    for (size_t k = 0; k < nn; k++) {
+        w->Nm[k] = c * w->T[k];
+        w->Dm[k] = -c * w->T[k];
+    }
+    for (int i = 0; i < n; i++) {
+        w->Nm[i * n + i] += 1.0;
+        w->Dm[i * n + i] += 1.0;
+    }
+    int positive = 1;
+    for (int k = 2; k <= q; k++) {
+        c = c * (q - k + 1) / (k * (2.0 * q - k + 1));
+        matmul(w->T, w->X, E, n); /* X <- A X, using E as scratch */
+        memcpy(w->X, E, nn * sizeof(double));
+        for (size_t l = 0; l < nn; l++) {
+            double cx = c * w->X[l];
+            w->Nm[l] += cx;
+            w->Dm[l] += positive ? cx : -cx;
+        }
+        positive = !positive;
+    }
+    /* E = D \ N */
+    gsl_matrix_view Dv = gsl_matrix_view_array(w->Dm, (size_t)n, (size_t)n);
+    int sig;
+    int rc = gsl_linalg_LU_decomp(&Dv.matrix, w->perm, &sig);
+    if (rc == 0) {
+        gsl_matrix_view Nv = gsl_matrix_view_array(w->Nm, (size_t)n, (size_t)n);
+        for (int j = 0; j < n; j++) {
+            gsl_vector_view col = gsl_matrix_column(&Nv.matrix, (size_t)j);
+            rc = gsl_linalg_LU_svx(&Dv.matrix, w->perm, &col.vector);
+            if (rc)
+                break;
+        }
+    }
+    if (rc)
+        return -1;
+    memcpy(E, w->Nm, nn * sizeof(double));
+    for (int k = 0; k < s; k++) {
+        matmul(E, E, w->X, n);
+        memcpy(E, w->X, nn * sizeof(double));
+    }
+    return 0;
+}
+
+size_t vl_logdet_work(int n)
+{
+    return (size_t)n * n * 2 + 8 * (size_t)n + 64;
+}
+
+#define LOGDET_TOL 1e-16
+
+double vl_logdet(const double *A, int n, double *work)
+{
+    /* keep rows/columns with a non-zero diagonal (SPM drops null variances) */
+    int *keep = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!keep)
+        return NAN;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (A[i * n + i] != 0.0)
+            keep[k++] = i;
+    double *C = work;
+    int diagonal = 1, symmetric = 1;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) {
+            double a = A[keep[i] * n + keep[j]];
+            if (isnan(a)) {
+                free(keep);
+                return NAN;
+            }
+            C[i * k + j] = a;
+            if (i != j && a != 0.0)
+                diagonal = 0;
+        }
+    free(keep);
+    double H = 0.0;
+    if (diagonal) {
+        for (int i = 0; i < k; i++) {
+            double d = C[i * k + i];
+            if (d > LOGDET_TOL && d < 1.0 / LOGDET_TOL)
+                H += log(d);
+        }
+        return H;
+    }
+    for (int i = 0; i < k && symmetric; i++)
+        for (int j = 0; j < i; j++)
+            if (fabs(C[i * k + j] - C[j * k + i]) > LOGDET_TOL) {
+                symmetric = 0;
+                break;
+            }
+    gsl_matrix_view Cv = gsl_matrix_view_array(C, (size_t)k, (size_t)k);
+    if (symmetric) {
+        double *Ccopy = work + (size_t)k * k;
+        memcpy(Ccopy, C, sizeof(double) * (size_t)k * k);
+        gsl_matrix_view Cc = gsl_matrix_view_array(Ccopy, (size_t)k, (size_t)k);
+        if (gsl_linalg_cholesky_decomp1(&Cc.matrix) == 0) {
+            for (int i = 0; i < k; i++)
+                H += 2.0 * log(Ccopy[i * k + i]);
+            return H;
+        }
+        /* symmetric but not positive definite: singular values are the
+           absolute eigenvalues */
+        gsl_vector *ev = gsl_vector_alloc((size_t)k);
+        gsl_eigen_symm_workspace *ew = gsl_eigen_symm_alloc((size_t)k);
+        if (!ev || !ew) {
+            gsl_vector_free(ev);
+            if (ew)
+                gsl_eigen_symm_free(ew);
+            return NAN;
+        }
+        gsl_eigen_symm(&Cv.matrix, ev, ew);
+        for (int i = 0; i < k; i++) {
+            double s = fabs(gsl_vector_get(ev, (size_t)i));
+            if (s > LOGDET_TOL && s < 1.0 / LOGDET_TOL)
+                H += log(s);
+        }
+        gsl_vector_free(ev);
+        gsl_eigen_symm_free(ew);
+        return H;
+    }
+    gsl_matrix *Vm = gsl_matrix_alloc((size_t)k, (size_t)k);
+    gsl_vector *sv = gsl_vector_alloc((size_t)k);
+    gsl_vector *wk = gsl_vector_alloc((size_t)k);
+    if (!Vm || !sv || !wk) {
+        if (Vm)
+            gsl_matrix_free(Vm);
+        if (sv)
+            gsl_vector_free(sv);
+        if (wk)
+            gsl_vector_free(wk);
+        return NAN;
+    }
+    gsl_linalg_SV_decomp(&Cv.matrix, Vm, sv, wk);
+    for (int i = 0; i < k; i++) {
+        double s = gsl_vector_get(sv, (size_t)i);
+        if (s > LOGDET_TOL && s < 1.0 / LOGDET_TOL)
+            H += log(s);
+    }
+    gsl_matrix_free(Vm);
+    gsl_vector_free(sv);
+    gsl_vector_free(wk);
+    return H;
+}
+
+size_t vl_inv_work(int n)
+{
+    return (size_t)n * n + 16;
+}
+
+int vl_inv_sym(double *A, int n, double *work)
+{
+    double norm = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r = 0.0;
+        for (int j = 0; j < n; j++)
+            r += fabs(A[i * n + j]);
+        if (r > norm)
+            norm = r;
+    }
+    if (!isfinite(norm))
+        return -1;
+    double tol = n * DBL_EPSILON * norm;
+    if (tol < exp(-32.0))
+        tol = exp(-32.0);
+    for (int i = 0; i < n; i++)
+        A[i * n + i] += tol;
+    gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)n, (size_t)n);
+    int rc = gsl_linalg_cholesky_decomp1(&Av.matrix);
+    if (rc == 0)
+        rc = gsl_linalg_cholesky_invert(&Av.matrix);
+    (void)work;
+    return rc ? -1 : 0;
+}
+
+double vl_logdet_spd(const double *A, int n, double *work)
+{
+    memcpy(work, A, sizeof(double) * (size_t)n * n);
+    gsl_matrix_view Av = gsl_matrix_view_array(work, (size_t)n, (size_t)n);
+    int rc = gsl_linalg_cholesky_decomp1(&Av.matrix);
+    if (rc)
+        return NAN;
+    double H = 0.0;
+    for (int i = 0; i < n; i++)
+        H += 2.0 * log(work[i * n + i]);
+    return H;
+}

@@ -1,0 +1,52 @@
+/* vl_linalg.h — dense linear algebra the inversion scheme leans on.
+ *
+ * Contract
+ * - Matrices are plain arrays of doubles, n x n, stored contiguously.
+ *   vl_expm does not care whether the caller thinks row- or column-major
+ *   (expm(A') = expm(A)'), the others say which they expect.
+ * - Workspaces are explicit: allocate once for a size, reuse, free.
+ * - No global state; every function is safe to call from several threads
+ *   on distinct workspaces.
+ */
+#ifndef VL_LINALG_H
+#define VL_LINALG_H
+
+#include <stddef.h>
+
+/* Switch GSL's abort-on-error handler off (once per process; thread-safe).
+ * Every public entry point that may reach GSL calls it; callers may too. */
+void vl_init(void);
+
+typedef struct vl_expm_work vl_expm_work;
+
+/* Workspace for matrix exponentials of order up to n. */
+vl_expm_work *vl_expm_alloc(int n);
+void vl_expm_free(vl_expm_work *w);
+
+/* E = expm(A) for an n x n matrix (n <= the workspace's order) by a
+ * (6,6) Pade approximant with scaling and squaring (Golub & Van Loan,
+ * Alg. 11.3.1): A is scaled by 2^-s so that its inf-norm is below 1/2.
+ * A and E may not alias. Returns 0, or -1 when A holds NaN/Inf. */
+int vl_expm(const double *A, int n, double *E, vl_expm_work *w);
+
+/* Log-determinant with SPM's conventions (spm_logdet): rows/columns with
+ * zero diagonal are dropped; a diagonal matrix contributes the log of its
+ * diagonal entries that lie in (1e-16, 1e16); a symmetric positive definite
+ * matrix its Cholesky log-determinant; otherwise the sum of the logs of the
+ * singular values in (1e-16, 1e16). A is n x n, row-major. `work` needs
+ * vl_logdet_work(n) doubles. Returns NaN if A holds NaN. */
+size_t vl_logdet_work(int n);
+double vl_logdet(const double *A, int n, double *work);
+
+/* Inverse of a symmetric positive (semi-)definite matrix, regularised as
+ * SPM's spm_inv: inv(A + I*max(n*eps*|A|_inf, exp(-32))). A (n x n) is
+ * overwritten by its inverse. Returns 0, or -1 if the matrix is not
+ * invertible even so. `work` needs vl_inv_work(n) doubles. */
+size_t vl_inv_work(int n);
+int vl_inv_sym(double *A, int n, double *work);
+
+/* Log-determinant of a symmetric positive definite matrix via Cholesky;
+ * returns NaN when it is not positive definite. A is not changed. */
+double vl_logdet_spd(const double *A, int n, double *work);
+
+#endif
