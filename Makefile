@@ -7,6 +7,7 @@
 #   make valgrind   run `dcm estimate` on the demo under valgrind's leak checker
 
 CC      ?= cc
+B       ?= build
 OPT     ?= -O2
 WARN    = -Wall -Wextra -Werror
 STD     = -std=c11 -D_POSIX_C_SOURCE=200809L
@@ -20,10 +21,10 @@ LDLIBS  = -ljansson -lniftiio -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread
 LIB_SRC = $(wildcard models/*.c vl/*.c io/*.c) $(filter-out dcm/main.c,$(wildcard dcm/*.c))
 TEST_SRC = $(wildcard tests/test_*.c)
 
-REL_OBJ = $(LIB_SRC:%.c=build/rel/%.o)
-SAN_OBJ = $(LIB_SRC:%.c=build/san/%.o)
+REL_OBJ = $(LIB_SRC:%.c=$(B)/rel/%.o)
+SAN_OBJ = $(LIB_SRC:%.c=$(B)/san/%.o)
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-TEST_BINS = $(TEST_SRC:tests/%.c=build/san/tests/%)
+TEST_BINS = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
 .PHONY: all setup demo test bench valgrind clean check-deps
 all: bin/dcm lib/libdcm.a
@@ -31,11 +32,11 @@ all: bin/dcm lib/libdcm.a
 setup:
 	@sh scripts/setup.sh
 
-build/rel/%.o: %.c $(wildcard */*.h)
+$(B)/rel/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-build/san/%.o: %.c $(wildcard */*.h)
+$(B)/san/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -c $< -o $@
 
@@ -44,25 +45,25 @@ lib/libdcm.a: $(REL_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-build/san/libdcm.a: $(SAN_OBJ)
+$(B)/san/libdcm.a: $(SAN_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-bin/dcm: build/rel/dcm/main.o lib/libdcm.a
+bin/dcm: $(B)/rel/dcm/main.o lib/libdcm.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/san/dcm: build/san/dcm/main.o build/san/libdcm.a
+$(B)/san/dcm: $(B)/san/dcm/main.o $(B)/san/libdcm.a
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-build/san/tests/%: tests/%.c tests/test_util.h build/san/libdcm.a
+$(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< build/san/libdcm.a $(LDLIBS) -lcunit
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit
 
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
-test: $(TEST_BINS) build/san/dcm
-	@DCM_BIN=$(CURDIR)/build/san/dcm sh scripts/run_tests.sh $(TEST_BINS)
+test: $(TEST_BINS) $(B)/san/dcm
+	@DCM_BIN=$(CURDIR)/$(B)/san/dcm sh scripts/run_tests.sh $(TEST_BINS)
 
 demo: setup all
 	@sh scripts/demo.sh
@@ -74,4 +75,4 @@ valgrind: all
 	@sh scripts/valgrind.sh
 
 clean:
-	rm -rf build bin lib demo_out
+	rm -rf $(B) bin lib demo_out
