@@ -1,0 +1,241 @@
+/* dcm_estimate_core.c — estimation of a DCM for fMRI: the data preparation
+ * of SPM12's spm_dcm_estimate around the generic VL engine. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dcm/dcm_api.h"
+#include "models/model_integrate.h"
+#include "vl/vl_nlsi.h"
+
+typedef struct {
+    const model_dcm *M;
+    model_int_work *W;
+    int last_flag;
+} predict_ctx;
+
+static int predict_bold(void *ctx, const double *theta, double *y)
+{
+    predict_ctx *c = ctx;
+    int rc = model_int_predict(c->M, theta, y, c->W);
+    c->last_flag = rc;
+    return rc == MODEL_INT_FAILED ? -1 : rc;
+}
+
+/* A private copy of the model whose inputs may be mean-centred. */
+static model_dcm *model_copy(const model_dcm *S)
+{
+    model_dcm *M = model_dcm_alloc(S->n, S->m, S->v, S->nonlinear);
+    if (!M)
+        return NULL;
+    const int n = S->n, m = S->m;
+    M->two_state = S->two_state;
+    M->TR = S->TR;
+    M->TE = S->TE;
+    M->integrator = S->integrator;
+    memcpy(M->a, S->a, sizeof(double) * n * n);
+    memcpy(M->b, S->b, sizeof(double) * n * n * m);
+    memcpy(M->c, S->c, sizeof(double) * n * m);
+    memcpy(M->d, S->d, sizeof(double) * n * n * n);
+    memcpy(M->delays, S->delays, sizeof(double) * n);
+    memcpy(M->u, S->u, sizeof(double) * (size_t)S->nu * m);
+    return M;
+}
+
+static double std_normal_cdf(double z)
+{
+    return 0.5 * erfc(-z / sqrt(2.0));
+}
+
+int dcm_predict(const dcm_problem *P, const double *theta, double *y,
+                dcm_error *err)
+{
+    model_dcm *M = model_copy(P->M);
+    model_int_work *W = M ? model_int_alloc(M) : NULL;
+    if (!W) {
+        model_dcm_free(M);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    if (P->centre)
+        for (int j = 0; j < M->m; j++) {
+            double s = 0.0;
+            for (int t = 0; t < M->nu; t++)
+                s += M->u[t * M->m + j];
+            s /= M->nu;
+            for (int t = 0; t < M->nu; t++)
+                M->u[t * M->m + j] -= s;
+        }
+    int rc = model_int_predict(M, theta, y, W);
+    model_int_free(W);
+    model_dcm_free(M);
+    if (rc == MODEL_INT_FAILED)
+        return dcm_error_set(err, DCM_ERR_NUMERIC,
+                             "the model's prediction is not finite for these parameters");
+    if (rc == MODEL_INT_DIVERGED)
+        return dcm_error_set(err, DCM_ERR_NUMERIC,
+                             "the model diverges for these parameters (hidden states exceed 1e6); "
+                             "check that the connectivity is stable (self-connections negative)");
+    return DCM_OK;
+}
+
+int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
+                 void *progress_ctx, dcm_result **out, dcm_error *err)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *out = NULL;
+    int rc = dcm_problem_validate(P, err);
+    if (rc)
+        return rc;
+    const int n = P->n, v = P->v, ny = n * v;
+    const int np = P->M->L.np;
+    rc = DCM_ERR_SYSTEM;
+    model_dcm *M = model_copy(P->M);
+    model_int_work *W = NULL;
+    dcm_result *R = calloc(1, sizeof *R);
+    double *Q = calloc((size_t)n * ny, sizeof(double));
+    double *hE = malloc(sizeof(double) * n), *hC = malloc(sizeof(double) * n);
+    double *ones = NULL;
+    vl_result *V = NULL;
+    if (!M || !R || !Q || !hE || !hC)
+        goto fail;
+    R->np = np;
+    R->n = n;
+    R->v = v;
+    R->pE = malloc(sizeof(double) * np);
+    R->pV = malloc(sizeof(double) * np);
+    R->y_obs = malloc(sizeof(double) * ny);
+    if (!R->pE || !R->pV || !R->y_obs)
+        goto fail;
+
+    /* data: remove each region's mean, then scale so that the largest
+       excursion is at most 4 (SPM: "a maximum change of 4%") */
+    double ymax = -INFINITY, ymin = INFINITY;
+    for (int j = 0; j < n; j++) {
+        double mu = 0.0;
+        for (int s = 0; s < v; s++)
+            mu += P->Y[s + j * v];
+        mu /= v;
+        for (int s = 0; s < v; s++) {
+            double x = P->Y[s + j * v] - mu;
+            R->y_obs[s + j * v] = x;
+            ymax = fmax(ymax, x);
+            ymin = fmin(ymin, x);
+        }
+    }
+    R->scale = 4.0 / fmax(ymax - ymin, 4.0);
+    for (int k = 0; k < ny; k++)
+        R->y_obs[k] *= R->scale;
+
+    if (P->centre)
+        for (int j = 0; j < M->m; j++) {
+            double s = 0.0;
+            for (int t = 0; t < M->nu; t++)
+                s += M->u[t * M->m + j];
+            s /= M->nu;
+            for (int t = 0; t < M->nu; t++)
+                M->u[t * M->m + j] -= s;
+        }
+
+    model_dcm_priors(M, R->pE, R->pV);
+    /* one noise precision per region */
+    for (int j = 0; j < n; j++) {
+        for (int s = 0; s < v; s++)
+            Q[(size_t)j * ny + s + j * v] = 1.0;
+        hE[j] = P->hE;
+        hC[j] = P->hC;
+    }
+    const double *X0 = P->X0;
+    int nx0 = P->nx0;
+    if (nx0 == 0 || !X0) {
+        ones = malloc(sizeof(double) * v);
+        if (!ones)
+            goto fail;
+        for (int s = 0; s < v; s++)
+            ones[s] = 1.0;
+        X0 = ones;
+        nx0 = 1;
+    }
+    W = model_int_alloc(M);
+    if (!W)
+        goto fail;
+    predict_ctx pc = {M, W, 0};
+    vl_problem VP = {
+        .np = np, .pE = R->pE, .pV = R->pV, .pC = NULL, .P0 = NULL,
+        .ny = ny, .y = R->y_obs, .nh = n, .Q = Q, .hE = hE, .hC = hC,
+        .nb = v, .nx0 = nx0, .X0 = X0, .maxit = P->maxit,
+        .predict = predict_bold, .ctx = &pc,
+        .progress = progress, .progress_ctx = progress_ctx};
+    char msg[512] = "";
+    int vrc = vl_nlsi(&VP, &V, msg, sizeof msg);
+    if (vrc == VL_ERR_NOMEM)
+        goto fail;
+    if (vrc) {
+        rc = dcm_error_set(err, vrc == VL_ERR_DIVERGED ? DCM_ERR_NUMERIC : DCM_ERR_INPUT,
+                           "%s%sestimation failed: %s", P->source ? P->source : "",
+                           P->source ? ": " : "", msg);
+        goto cleanup;
+    }
+    if (V->predict_flag != MODEL_INT_OK) {
+        rc = dcm_error_set(err, DCM_ERR_NUMERIC,
+                           "%s%sthe estimated model diverges (hidden states exceed 1e6): "
+                           "its prediction is not usable; check the connectivity and inputs",
+                           P->source ? P->source : "", P->source ? ": " : "");
+        goto cleanup;
+    }
+    /* take ownership of the engine's arrays */
+    R->Ep = V->Ep; V->Ep = NULL;
+    R->Cp = V->Cp; V->Cp = NULL;
+    R->Eh = V->Eh; V->Eh = NULL;
+    R->F_trace = V->F_trace; V->F_trace = NULL;
+    R->y_pred = V->y_pred; V->y_pred = NULL;
+    R->y_conf = V->y_conf; V->y_conf = NULL;
+    R->ntrace = V->ntrace;
+    R->F = V->F;
+    memcpy(R->L, V->L, sizeof R->L);
+    R->iterations = V->iterations;
+    R->converged = V->converged;
+    /* probability that each effect exceeds its prior mean in size */
+    R->Pp = malloc(sizeof(double) * np);
+    if (!R->Pp)
+        goto fail;
+    for (int i = 0; i < np; i++) {
+        double sd = sqrt(fmax(R->Cp[i * np + i], 0.0));
+        R->Pp[i] = (R->pV[i] > 0.0 && sd > 0.0)
+                       ? 1.0 - std_normal_cdf((R->pE[i] - fabs(R->Ep[i])) / sd)
+                       : NAN;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    R->seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+    *out = R;
+    R = NULL;
+    rc = DCM_OK;
+    goto cleanup;
+fail:
+    rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+cleanup:
+    vl_result_free(V);
+    model_int_free(W);
+    model_dcm_free(M);
+    dcm_result_free(R);
+    free(Q);
+    free(hE);
+    free(hC);
+    free(ones);
+    return rc;
+}
+
+void dcm_compare_ffx(const double *F, int k, double *logBF, double *post)
+{
+    double best = -INFINITY;
+    for (int i = 0; i < k; i++)
+        best = fmax(best, F[i]);
+    double z = 0.0;
+    for (int i = 0; i < k; i++) {
+        logBF[i] = F[i] - best;
+        z += exp(logBF[i]);
+    }
+    for (int i = 0; i < k; i++)
+        post[i] = exp(logBF[i]) / z;
+}
