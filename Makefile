@@ -68,7 +68,11 @@ test: $(TEST_BINS) $(B)/san/dcm
 demo: setup all
 	@sh scripts/demo.sh
 
-bench: all
+bin/dcm-bench: $(B)/rel/bench/bench_estimate.o lib/libdcm.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all bin/dcm-bench
 	@sh scripts/bench.sh
 
 valgrind: all

@@ -43,6 +43,19 @@ static model_dcm *model_copy(const model_dcm *S)
     return M;
 }
 
+/* SPM's options.centre: remove each input's mean over the session */
+static void centre_inputs(model_dcm *M)
+{
+        for (int j = 0; j < M->m; j++) {
+            double s = 0.0;
+            for (int t = 0; t < M->nu; t++)
+                s += M->u[t * M->m + j];
+            s /= M->nu;
+            for (int t = 0; t < M->nu; t++)
+                M->u[t * M->m + j] -= s;
+        }
+}
+
 static double std_normal_cdf(double z)
 {
     return 0.5 * erfc(-z / sqrt(2.0));
@@ -52,20 +65,14 @@ int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err)
 {
     model_dcm *M = model_copy(P->M);
+    if (M && P->centre)
+        centre_inputs(M);
+    /* the integrator's schedule copies the inputs: build it after centring */
     model_int_work *W = M ? model_int_alloc(M) : NULL;
     if (!W) {
         model_dcm_free(M);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
-    if (P->centre)
-        for (int j = 0; j < M->m; j++) {
-            double s = 0.0;
-            for (int t = 0; t < M->nu; t++)
-                s += M->u[t * M->m + j];
-            s /= M->nu;
-            for (int t = 0; t < M->nu; t++)
-                M->u[t * M->m + j] -= s;
-        }
     int rc = model_int_predict(M, theta, y, W);
     model_int_free(W);
     model_dcm_free(M);
@@ -129,14 +136,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
         R->y_obs[k] *= R->scale;
 
     if (P->centre)
-        for (int j = 0; j < M->m; j++) {
-            double s = 0.0;
-            for (int t = 0; t < M->nu; t++)
-                s += M->u[t * M->m + j];
-            s /= M->nu;
-            for (int t = 0; t < M->nu; t++)
-                M->u[t * M->m + j] -= s;
-        }
+        centre_inputs(M);
 
     model_dcm_priors(M, R->pE, R->pV);
     /* one noise precision per region */

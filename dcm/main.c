@@ -1,1 +1,73 @@
-int main(void){return 0;}
+/* main.c — the `dcm` command: dispatch to one subcommand per file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dcm/dcm_cli.h"
+#include "vl/vl_linalg.h"
+
+#define DCM_VERSION "0.1.0"
+
+/* OpenBLAS's own threads only add overhead on the small matrices of one
+ * DCM; parallelism belongs to the caller (one estimate per thread). */
+extern void openblas_set_num_threads(int);
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"estimate", cmd_estimate, "fit a DCM to data (variational Laplace, as SPM12)"},
+    {"simulate", cmd_simulate, "generate BOLD data from known parameters"},
+    {"compare", cmd_compare, "compare models by their free energies"},
+    {NULL, NULL, NULL}};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: dcm COMMAND [ARGS]\n"
+            "\n"
+            "Dynamic causal modelling for fMRI, with SPM12's model and numbers.\n"
+            "\n"
+            "commands:\n");
+    for (const command *c = commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f,
+            "\n"
+            "'dcm COMMAND --help' shows a command's options and an example.\n"
+            "exit status: 0 success, 1 usage error, 2 input error, 3 numerical failure,\n"
+            "             4 system error (cannot write, out of memory)\n");
+}
+
+int main(int argc, char **argv)
+{
+    vl_init();
+    openblas_set_num_threads(1);
+    if (argc < 2) {
+        usage(stderr);
+        return DCM_ERR_USAGE;
+    }
+    if (cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+        if (argc > 2) {
+            for (const command *c = commands; c->name; c++)
+                if (strcmp(argv[2], c->name) == 0) {
+                    char *args[] = {argv[2], "--help", NULL};
+                    return c->fn(2, args);
+                }
+        }
+        usage(stdout);
+        return DCM_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("dcm %s\n", DCM_VERSION);
+        return DCM_OK;
+    }
+    for (const command *c = commands; c->name; c++)
+        if (strcmp(argv[1], c->name) == 0)
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "dcm: '%s' is not a command\n\n", argv[1]);
+    usage(stderr);
+    return DCM_ERR_USAGE;
+}

@@ -10,8 +10,8 @@ done
 if [ "$(id -u)" -eq 0 ]; then
     echo "setup: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq $missing >/dev/null || {
-        echo "setup: apt-get install failed" >&2; exit 1; }
+    { apt-get update -qq && apt-get install -y -qq $missing >/dev/null; } || {
+        echo "setup: apt-get install failed; run: apt-get install -y$missing" >&2; exit 1; }
 else
     echo "setup: missing packages; run as root:" >&2
     echo "  sudo apt-get install -y$missing" >&2
