@@ -53,7 +53,8 @@ bin/dcm: $(B)/rel/dcm/main.o lib/libdcm.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/san/dcm: $(B)/san/dcm/main.o $(B)/san/libdcm.a
+$(B)/san/bin/dcm: $(B)/san/dcm/main.o $(B)/san/libdcm.a
+	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
@@ -62,8 +63,8 @@ $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
-test: $(TEST_BINS) $(B)/san/dcm
-	@DCM_BIN=$(CURDIR)/$(B)/san/dcm sh scripts/run_tests.sh $(TEST_BINS)
+test: $(TEST_BINS) $(B)/san/bin/dcm
+	@DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm sh scripts/run_tests.sh $(TEST_BINS)
 
 demo: setup all
 	@sh scripts/demo.sh

@@ -120,6 +120,22 @@ int cmd_simulate(int argc, char **argv)
                 y[s + j * v] += gsl_ran_gaussian(rng, sd / snr);
         }
     }
+    /* SPM (and dcm estimate) rescale data whose range exceeds 4 (percent
+       signal change); estimates are then in rescaled units */
+    double lo = INFINITY, hi = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        double mu = 0.0;
+        for (int s = 0; s < v; s++)
+            mu += y[s + j * v] / v;
+        for (int s = 0; s < v; s++) {
+            lo = fmin(lo, y[s + j * v] - mu);
+            hi = fmax(hi, y[s + j * v] - mu);
+        }
+    }
+    if (hi - lo > 4.0)
+        fprintf(stderr, "dcm simulate: note: the simulated BOLD spans %.2f (> 4 %% signal change); "
+                "estimation rescales such data by %.3f, so estimated A, B, C, D will not equal "
+                "these parameters\n", hi - lo, 4.0 / (hi - lo));
     if (io_tsv_write(output, v, n, y, (const char *const *)P->region_names, &err)) {
         rc = cli_report("simulate", &err);
         goto done;

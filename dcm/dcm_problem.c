@@ -1,0 +1,267 @@
+/* dcm_problem.c — errors, allocation and validation of a dcm_problem
+ * (see dcm_api.h). */
+#include "dcm/dcm_api.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear)
+{
+    if (n < 1 || m < 0 || v < 1)
+        return NULL;
+    dcm_problem *P = calloc(1, sizeof *P);
+    if (!P)
+        return NULL;
+    P->n = n;
+    P->m = m;
+    P->v = v;
+    P->M = model_dcm_alloc(n, m, v, nonlinear);
+    P->region_names = calloc((size_t)n, sizeof(char *));
+    P->input_names = calloc((size_t)(m ? m : 1), sizeof(char *));
+    P->Y = calloc((size_t)v * (size_t)n, sizeof(double));
+    if (!P->M || !P->region_names || !P->input_names || !P->Y) {
+        dcm_problem_free(P);
+        return NULL;
+    }
+    P->nx0 = 0;
+    P->X0 = NULL;
+    P->centre = 0;
+    P->maxit = 128;
+    P->hE = 6.0;
+    P->hC = 1.0 / 128.0;
+    return P;
+}
+
+void dcm_problem_free(dcm_problem *P)
+{
+    if (!P)
+        return;
+    if (P->region_names)
+        for (int i = 0; i < P->n; i++)
+            free(P->region_names[i]);
+    if (P->input_names)
+        for (int j = 0; j < P->m; j++)
+            free(P->input_names[j]);
+    free(P->region_names);
+    free(P->input_names);
+    model_dcm_free(P->M);
+    free(P->Y);
+    free(P->X0);
+    free(P->source);
+    free(P);
+}
+
+/* Name of region i or input j for messages (never NULL). */
+static const char *rname(const dcm_problem *P, int i)
+{
+    return P->region_names && P->region_names[i] ? P->region_names[i] : "?";
+}
+
+static const char *iname(const dcm_problem *P, int j)
+{
+    return P->input_names && P->input_names[j] ? P->input_names[j] : "?";
+}
+
+/* Check one switch value: finite and non-negative (it scales a prior
+ * variance). */
+static int check_switch(const char *src, double x,
+                        const char *field, const char *what, dcm_error *err)
+{
+    if (!isfinite(x) || x < 0.0)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: switch %s%s is %g; connectivity switches must be "
+                             "0 (off) or 1 (on)", src, field, what, x);
+    return DCM_OK;
+}
+
+int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
+{
+    const char *src = P && P->source ? P->source : "problem";
+    if (!P || !P->M)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: no model (problem or P->M is NULL)", src);
+    const model_dcm *M = P->M;
+    const int n = P->n, m = P->m, v = P->v;
+    char what[256];
+
+    if (n < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: need at least one region (n = %d)", src, n);
+    if (m < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: need at least one input (m = %d); list them in \"inputs\"", src, m);
+    if (v < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: need at least one scan (v = %d)", src, v);
+    if (M->n != n || M->m != m)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: model has %d regions and %d inputs but the problem has %d and %d",
+                             src, M->n, M->m, n, m);
+    if (M->v != v)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: model has %d scans (M->v) but the data have %d (v)", src, M->v, v);
+    if (M->nu != v * MODEL_DCM_MICROTIME)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: inputs have %d micro-time bins; expected %d (%d scans x %d)",
+                             src, M->nu, v * MODEL_DCM_MICROTIME, v, MODEL_DCM_MICROTIME);
+    if (!P->region_names || !P->input_names || !P->Y || !M->a || !M->b || !M->c ||
+        !M->delays || !M->u || (M->nonlinear && !M->d))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: problem has unallocated arrays", src);
+
+    /* names: present, non-empty, unique */
+    for (int i = 0; i < n; i++) {
+        if (!P->region_names[i] || !P->region_names[i][0])
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d has no name", src, i + 1);
+        for (int k = 0; k < i; k++)
+            if (P->region_names[k] && strcmp(P->region_names[k], P->region_names[i]) == 0)
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: region name \"%s\" is used twice (regions %d and %d)",
+                                     src, P->region_names[i], k + 1, i + 1);
+    }
+    for (int j = 0; j < m; j++) {
+        if (!P->input_names[j] || !P->input_names[j][0])
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: input %d has no name", src, j + 1);
+        for (int k = 0; k < j; k++)
+            if (P->input_names[k] && strcmp(P->input_names[k], P->input_names[j]) == 0)
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: input name \"%s\" is used twice (inputs %d and %d)",
+                                     src, P->input_names[j], k + 1, j + 1);
+    }
+
+    /* scanner */
+    if (!isfinite(M->TR) || M->TR <= 0.0)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: \"TR\" is %g; the repetition time must be a positive number of seconds",
+                             src, M->TR);
+    if (!isfinite(M->TE) || M->TE <= 0.0)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: \"TE\" is %g; the echo time must be a positive number of seconds",
+                             src, M->TE);
+    for (int i = 0; i < n; i++) {
+        double d = M->delays[i];
+        if (!isfinite(d) || d < 0.0 || d > M->TR)
+            return dcm_error_set(err, DCM_ERR_INPUT,
+                                 "%s: \"delays\" for region %s is %g s; slice-timing delays must lie "
+                                 "in [0, TR] = [0, %g]", src, rname(P, i), d, M->TR);
+    }
+    if (M->two_state != 0 && M->two_state != 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: option two_state must be 0 or 1 (is %d)",
+                             src, M->two_state);
+    if (M->integrator != MODEL_INT_BILINEAR && M->integrator != MODEL_INT_ODE)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: unknown integrator %d; use \"bilinear\" or \"ode\"", src, M->integrator);
+
+    /* options */
+    if (P->maxit < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: option \"maxit\" is %d; it must be at least 1",
+                             src, P->maxit);
+    if (!isfinite(P->hE))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: option \"hE\" must be a finite number", src);
+    if (!isfinite(P->hC) || P->hC <= 0.0)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: option \"hC\" is %g; the noise prior variance must be positive",
+                             src, P->hC);
+
+    /* data */
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < v; t++)
+            if (!isfinite(P->Y[t + (size_t)i * v]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: data for region %s at scan %d is not finite (%g)",
+                                     src, rname(P, i), t + 1, P->Y[t + (size_t)i * v]);
+    if (P->nx0 < 0 || (P->nx0 > 0 && !P->X0))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: confounds: nx0 = %d but X0 is %s",
+                             src, P->nx0, P->X0 ? "set" : "NULL");
+    for (int k = 0; k < P->nx0; k++)
+        for (int t = 0; t < v; t++)
+            if (!isfinite(P->X0[t + (size_t)k * v]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: confound column %d at scan %d is not finite", src, k + 1, t + 1);
+    for (int t = 0; t < M->nu; t++)
+        for (int j = 0; j < m; j++)
+            if (!isfinite(M->u[(size_t)t * m + j]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: input %s at micro-time bin %d is not finite",
+                                     src, iname(P, j), t + 1);
+
+    /* switches */
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) {
+            snprintf(what, sizeof what, " (%s -> %s)", rname(P, j), rname(P, i));
+            if (check_switch(src, M->a[i + j * n], "a", what, err))
+                return DCM_ERR_INPUT;
+        }
+    int any_c = 0;
+    for (int j = 0; j < m; j++)
+        for (int i = 0; i < n; i++) {
+            double c = M->c[i + j * n];
+            snprintf(what, sizeof what, " (input %s -> region %s)", iname(P, j), rname(P, i));
+            if (check_switch(src, c, "c", what, err))
+                return DCM_ERR_INPUT;
+            if (c != 0.0)
+                any_c = 1;
+        }
+    if (!any_c)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: no driving input: every entry of \"c\" is 0; at least one input must "
+                             "drive a region (e.g. \"c\": {\"%s\": [\"%s\"]})",
+                             src, iname(P, 0), rname(P, 0));
+    for (int k = 0; k < m; k++)
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++) {
+                double b = M->b[(size_t)k * n * n + i + j * n];
+                snprintf(what, sizeof what, "[\"%s\"] (%s -> %s)", iname(P, k), rname(P, j), rname(P, i));
+                if (check_switch(src, b, "b", what, err))
+                    return DCM_ERR_INPUT;
+                if (b != 0.0 && i != j && M->a[i + j * n] == 0.0)
+                    return dcm_error_set(err, DCM_ERR_INPUT,
+                                         "%s: impossible connectivity: input %s modulates %s -> %s "
+                                         "(\"b\"), but that connection is absent from \"a\"; add "
+                                         "%s -> %s to \"a\" or remove it from \"b\"",
+                                         src, iname(P, k), rname(P, j), rname(P, i),
+                                         rname(P, j), rname(P, i));
+            }
+    int any_d = 0;
+    if (M->d) {
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < n; i++) {
+                    double d = M->d[(size_t)k * n * n + i + j * n];
+                    snprintf(what, sizeof what, "[\"%s\"] (%s -> %s)", rname(P, k), rname(P, j),
+                             rname(P, i));
+                    if (check_switch(src, d, "d", what, err))
+                        return DCM_ERR_INPUT;
+                    if (d == 0.0)
+                        continue;
+                    any_d = 1;
+                    if (i != j && M->a[i + j * n] == 0.0)
+                        return dcm_error_set(err, DCM_ERR_INPUT,
+                                             "%s: impossible connectivity: region %s modulates %s -> %s "
+                                             "(\"d\"), but that connection is absent from \"a\"; add "
+                                             "%s -> %s to \"a\" or remove it from \"d\"",
+                                             src, rname(P, k), rname(P, j), rname(P, i),
+                                             rname(P, j), rname(P, i));
+                }
+    }
+    if (any_d && !M->nonlinear)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: \"d\" switches are on but the model is bilinear (M->nonlinear = 0); "
+                             "allocate the problem with nonlinear = 1", src);
+    if (M->L.n != n || M->L.m != m || M->L.nd != (M->nonlinear ? n : 0))
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: parameter layout is stale; call model_dcm_layout_init after "
+                             "changing n, m or nonlinear", src);
+    return DCM_OK;
+}

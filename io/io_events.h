@@ -1,0 +1,24 @@
+/* io_events.h — BIDS events.tsv to DCM inputs at micro-time.
+ *
+ * Contract
+ * - The file needs a header naming the columns onset, duration and
+ *   trial_type (any order; extra columns are ignored). Onsets and
+ *   durations are seconds, finite and >= 0.
+ * - Inputs are sampled at dt = TR/16 on nu = v*16 bins; bin k (0-based)
+ *   covers [k dt, (k+1) dt). An event of trial type input_names[j] adds 1
+ *   to bins round(onset/dt) ... round((onset+duration)/dt) inclusive,
+ *   clipped to the last bin, so overlapping events add (SPM's rule).
+ * - Trial types that are not inputs are ignored. An input with no event
+ *   inside the scan time is an error naming it.
+ */
+#ifndef IO_EVENTS_H
+#define IO_EVENTS_H
+
+#include "dcm/dcm_api.h"
+
+/* Fill u (nu*m, u[t*m + j], as model_dcm) from the events file.
+ * DCM_OK or DCM_ERR_INPUT with "FILE, line L: ..." messages. */
+int io_events_to_microtime(const char *path, double TR, int v, int m,
+                           char *const *input_names, double *u, dcm_error *err);
+
+#endif

@@ -1,0 +1,572 @@
+/* io_result.c — results as JSON, parameter files (see io_result.h). */
+#include "io/io_result.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/io_atomic.h"
+
+#define VECTOR_ORDER \
+    "A, B (per input), C, D (per region), transit, decay, epsilon; each matrix column-major"
+
+/* ------------------------------------------------------------------ */
+/* building                                                             */
+
+typedef struct {
+    int ok;   /* 0 once an allocation failed */
+} jb;
+
+static json_t *chk(jb *b, json_t *j)
+{
+    if (!j)
+        b->ok = 0;
+    return j;
+}
+
+static void set(jb *b, json_t *obj, const char *key, json_t *val)
+{
+    if (!val || !obj || json_object_set_new(obj, key, val) != 0)
+        b->ok = 0;
+}
+
+static void push(jb *b, json_t *arr, json_t *val)
+{
+    if (!val || !arr || json_array_append_new(arr, val) != 0)
+        b->ok = 0;
+}
+
+static json_t *jnum(jb *b, double x)
+{
+    return chk(b, isfinite(x) ? json_real(x) : json_null());
+}
+
+/* A switch: an integer when whole (as SPM's reference files). */
+static json_t *jswitch(jb *b, double x)
+{
+    if (isfinite(x) && x == floor(x) && fabs(x) < 1e15)
+        return chk(b, json_integer((json_int_t)x));
+    return jnum(b, x);
+}
+
+static json_t *jstrings(jb *b, char *const *s, int k)
+{
+    json_t *a = chk(b, json_array());
+    for (int i = 0; i < k; i++)
+        push(b, a, chk(b, json_string(s[i] ? s[i] : "")));
+    return a;
+}
+
+static json_t *jvec(jb *b, const double *x, int k)
+{
+    if (!x)
+        return chk(b, json_null());
+    json_t *a = chk(b, json_array());
+    for (int i = 0; i < k; i++)
+        push(b, a, jnum(b, x[i]));
+    return a;
+}
+
+/* rows x cols matrix stored with element (i, j) at x[i*rs + j*cs] as
+ * nested rows. mask (same addressing, may be NULL): null where mask == 0.
+ * asswitch: integers for whole values. */
+static json_t *jmat(jb *b, const double *x, const double *mask, int rows, int cols, int rs,
+                    int cs, int asswitch)
+{
+    if (!x)
+        return chk(b, json_null());
+    json_t *a = chk(b, json_array());
+    for (int i = 0; i < rows; i++) {
+        json_t *r = chk(b, json_array());
+        for (int j = 0; j < cols; j++) {
+            size_t k = (size_t)i * rs + (size_t)j * cs;
+            if (mask && mask[k] == 0.0)
+                push(b, r, chk(b, json_null()));
+            else
+                push(b, r, asswitch ? jswitch(b, x[k]) : jnum(b, x[k]));
+        }
+        push(b, a, r);
+    }
+    return a;
+}
+
+/* Parameter blocks of the flat vector x (np) in SPM's layout; entries
+ * where mask (np, may be NULL) is 0 are written as null. */
+static json_t *jblocks(jb *b, const dcm_problem *P, const double *x, const double *mask)
+{
+    const model_dcm_layout *L = &P->M->L;
+    const int n = P->n, m = P->m;
+    json_t *o = chk(b, json_object());
+    if (!x) {
+        json_decref(o);
+        return chk(b, json_null());
+    }
+#define MASK(off) (mask ? mask + (off) : NULL)
+    set(b, o, "A", jmat(b, x + L->off_A, MASK(L->off_A), n, n, 1, n, 0));
+    json_t *B = chk(b, json_object());
+    for (int k = 0; k < m; k++) {
+        int off = L->off_B + k * n * n;
+        set(b, B, P->input_names[k], jmat(b, x + off, MASK(off), n, n, 1, n, 0));
+    }
+    set(b, o, "B", B);
+    set(b, o, "C", jmat(b, x + L->off_C, MASK(L->off_C), n, m, 1, n, 0));
+    json_t *D = chk(b, json_object());
+    for (int k = 0; k < L->nd; k++) {
+        int off = L->off_D + k * n * n;
+        set(b, D, P->region_names[k], jmat(b, x + off, MASK(off), n, n, 1, n, 0));
+    }
+    set(b, o, "D", D);
+    json_t *tr = chk(b, json_array());
+    for (int i = 0; i < n; i++) {
+        int k = L->off_transit + i;
+        push(b, tr, mask && mask[k] == 0.0 ? chk(b, json_null()) : jnum(b, x[k]));
+    }
+    set(b, o, "transit", tr);
+    set(b, o, "decay", mask && mask[L->off_decay] == 0.0 ? chk(b, json_null())
+                                                          : jnum(b, x[L->off_decay]));
+    set(b, o, "epsilon", mask && mask[L->off_epsilon] == 0.0 ? chk(b, json_null())
+                                                              : jnum(b, x[L->off_epsilon]));
+#undef MASK
+    return o;
+}
+
+static json_t *jmodel(jb *b, const dcm_problem *P)
+{
+    const model_dcm *M = P->M;
+    const int n = P->n, m = P->m;
+    json_t *o = chk(b, json_object());
+    set(b, o, "regions", jstrings(b, P->region_names, n));
+    set(b, o, "inputs", jstrings(b, P->input_names, m));
+    set(b, o, "TR", jnum(b, M->TR));
+    set(b, o, "TE", jnum(b, M->TE));
+    set(b, o, "delays", jvec(b, M->delays, n));
+    set(b, o, "a", jmat(b, M->a, NULL, n, n, 1, n, 1));
+    json_t *B = chk(b, json_object());
+    for (int k = 0; k < m; k++)
+        set(b, B, P->input_names[k], jmat(b, M->b + (size_t)k * n * n, NULL, n, n, 1, n, 1));
+    set(b, o, "b", B);
+    set(b, o, "c", jmat(b, M->c, NULL, n, m, 1, n, 1));
+    json_t *D = chk(b, json_object());
+    if (M->nonlinear)
+        for (int k = 0; k < n; k++)
+            set(b, D, P->region_names[k], jmat(b, M->d + (size_t)k * n * n, NULL, n, n, 1, n, 1));
+    set(b, o, "d", D);
+    json_t *opt = chk(b, json_object());
+    set(b, opt, "nonlinear", chk(b, json_integer(M->nonlinear)));
+    set(b, opt, "two_state", chk(b, json_integer(M->two_state)));
+    set(b, opt, "centre", chk(b, json_integer(P->centre)));
+    set(b, opt, "maxit", chk(b, json_integer(P->maxit)));
+    set(b, opt, "integrator",
+        chk(b, json_string(M->integrator == MODEL_INT_ODE ? "ode" : "bilinear")));
+    set(b, opt, "hE", jnum(b, P->hE));
+    set(b, opt, "hC", jnum(b, P->hC));
+    set(b, o, "options", opt);
+    return o;
+}
+
+int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
+                         dcm_error *err)
+{
+    if (!P || !P->M || !R)
+        return dcm_error_set(err, DCM_ERR_USAGE, "%s: nothing to write (no problem or result)", path);
+    const int n = P->n, v = P->v, np = P->M->L.np;
+    if (R->np != np)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: the result has %d parameters but the model has %d; was it "
+                             "estimated from this problem?", path, R->np, np);
+    jb b = {1};
+    json_t *root = chk(&b, json_object());
+    set(&b, root, "source", chk(&b, json_string("dcm (C11 reimplementation of SPM12 DCM for fMRI)")));
+    set(&b, root, "spec", chk(&b, P->source ? json_string(P->source) : json_null()));
+    set(&b, root, "model", jmodel(&b, P));
+    set(&b, root, "free_energy", jnum(&b, R->F));
+    json_t *terms = chk(&b, json_object());
+    set(&b, terms, "accuracy", jnum(&b, R->L[0]));
+    set(&b, terms, "parameters", jnum(&b, R->L[1]));
+    set(&b, terms, "precision", jnum(&b, R->L[2]));
+    set(&b, root, "free_energy_terms", terms);
+
+    double *sd = R->Cp ? malloc(sizeof(double) * (size_t)(np ? np : 1)) : NULL;
+    if (R->Cp && !sd)
+        b.ok = 0;
+    if (sd)
+        for (int k = 0; k < np; k++) {
+            double c = R->Cp[(size_t)k * np + k];
+            sd[k] = c >= 0.0 ? sqrt(c) : NAN;
+        }
+    set(&b, root, "posterior_mean", jblocks(&b, P, R->Ep, NULL));
+    set(&b, root, "posterior_sd", jblocks(&b, P, sd, NULL));
+    set(&b, root, "posterior_probability", jblocks(&b, P, R->Pp, R->pV));
+    set(&b, root, "prior_mean", jblocks(&b, P, R->pE, NULL));
+    set(&b, root, "prior_var", jblocks(&b, P, R->pV, NULL));
+    free(sd);
+
+    set(&b, root, "noise_log_precision", jvec(&b, R->Eh, n));
+    set(&b, root, "iterations", chk(&b, json_integer(R->iterations)));
+    set(&b, root, "converged", chk(&b, json_boolean(R->converged)));
+    set(&b, root, "free_energy_trajectory", jvec(&b, R->F_trace, R->F_trace ? R->ntrace : 0));
+    set(&b, root, "data_scale", jnum(&b, R->scale));
+    set(&b, root, "observed_bold_scaled", jmat(&b, R->y_obs, NULL, v, n, 1, v, 0));
+    set(&b, root, "predicted_bold_scaled", jmat(&b, R->y_pred, NULL, v, n, 1, v, 0));
+    if (R->y_conf)
+        set(&b, root, "fitted_confounds_scaled", jmat(&b, R->y_conf, NULL, v, n, 1, v, 0));
+    set(&b, root, "seconds", jnum(&b, R->seconds));
+    set(&b, root, "regions", jstrings(&b, P->region_names, n));
+    set(&b, root, "inputs", jstrings(&b, P->input_names, P->m));
+    json_t *vec = chk(&b, json_object());
+    set(&b, vec, "order", chk(&b, json_string(VECTOR_ORDER)));
+    set(&b, vec, "prior_mean", jvec(&b, R->pE, np));
+    set(&b, vec, "prior_var", jvec(&b, R->pV, np));
+    set(&b, vec, "posterior_mean", jvec(&b, R->Ep, np));
+    set(&b, vec, "posterior_cov", jmat(&b, R->Cp, NULL, np, np, np, 1, 0));
+    set(&b, root, "vector", vec);
+    if (!b.ok) {
+        json_decref(root);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while building the result", path);
+    }
+
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err);
+    if (rc) {
+        json_decref(root);
+        return rc;
+    }
+    if (json_dumpf(root, a.fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
+        fputc('\n', a.fp) == EOF) {
+        int e = errno;
+        io_atomic_abort(&a);
+        json_decref(root);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
+                             e ? strerror(e) : "write failed");
+    }
+    json_decref(root);
+    return io_atomic_commit(&a, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* reading                                                              */
+
+static json_t *load_json(const char *path, dcm_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    json_error_t je;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!root) {
+        dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column,
+                      je.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        dcm_error_set(err, DCM_ERR_INPUT, "%s: expected a JSON object at the top level", path);
+        return NULL;
+    }
+    return root;
+}
+
+/* Read k numbers of array j into out[i*stride]. */
+static int read_vec(const char *path, const char *field, json_t *j, int k, double *out, int stride,
+                    dcm_error *err)
+{
+    if (!json_is_array(j))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be an array of %d numbers", path,
+                             field, k);
+    if ((int)json_array_size(j) != k)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s has %d entries; expected %d", path, field,
+                             (int)json_array_size(j), k);
+    for (int i = 0; i < k; i++) {
+        json_t *x = json_array_get(j, (size_t)i);
+        if (!json_is_number(x))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s[%d] must be a number", path, field, i);
+        out[(size_t)i * stride] = json_number_value(x);
+    }
+    return DCM_OK;
+}
+
+/* rows x cols nested rows; element (i, j) to out[i*rs + j*cs]. */
+static int read_mat(const char *path, const char *field, json_t *j, int rows, int cols,
+                    double *out, int rs, int cs, dcm_error *err)
+{
+    if (!json_is_array(j) || (int)json_array_size(j) != rows)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be a %dx%d matrix (array of %d rows)",
+                             path, field, rows, cols, rows);
+    char f[300];
+    for (int i = 0; i < rows; i++) {
+        snprintf(f, sizeof f, "%s[%d]", field, i);
+        if (read_vec(path, f, json_array_get(j, (size_t)i), cols, out + (size_t)i * rs, cs, err))
+            return DCM_ERR_INPUT;
+    }
+    return DCM_OK;
+}
+
+static int check_names(const char *path, const char *field, json_t *j, char *const *names, int k,
+                       dcm_error *err)
+{
+    if (!j)
+        return DCM_OK;
+    int ok = json_is_array(j) && (int)json_array_size(j) == k;
+    for (int i = 0; ok && i < k; i++) {
+        json_t *x = json_array_get(j, (size_t)i);
+        ok = json_is_string(x) && strcmp(json_string_value(x), names[i]) == 0;
+    }
+    if (ok)
+        return DCM_OK;
+    char want[512];
+    size_t len = 0;
+    want[0] = '\0';
+    for (int i = 0; i < k && len < sizeof want - 64; i++)
+        len += (size_t)snprintf(want + len, sizeof want - len, "%s%s", i ? ", " : "", names[i]);
+    return dcm_error_set(err, DCM_ERR_INPUT,
+                         "%s: \"%s\" do not match the model's (%s, in this order)", path, field, want);
+}
+
+static int name_index(char *const *names, int k, const char *name)
+{
+    for (int i = 0; i < k; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_error *err)
+{
+    json_t *root = load_json(path, err);
+    if (!root)
+        return DCM_ERR_INPUT;
+    const model_dcm_layout *L = &P->M->L;
+    const int n = P->n, m = P->m;
+    int rc = DCM_OK;
+    json_t *blocks = json_object_get(root, "posterior_mean");
+    const char *pre = blocks ? "\"posterior_mean\"." : "";
+    char field[400];
+    if (blocks) {
+        if (!json_is_object(blocks)) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"posterior_mean\" must be an object", path);
+            goto done;
+        }
+        if ((rc = check_names(path, "regions", json_object_get(root, "regions"), P->region_names, n,
+                              err)) ||
+            (rc = check_names(path, "inputs", json_object_get(root, "inputs"), P->input_names, m, err)))
+            goto done;
+    } else {
+        blocks = root;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(blocks, key, val) {
+        snprintf(field, sizeof field, "%s\"%s\"", pre, key);
+        if (strcmp(key, "A") == 0) {
+            rc = read_mat(path, field, val, n, n, theta + L->off_A, 1, n, err);
+        } else if (strcmp(key, "C") == 0) {
+            rc = read_mat(path, field, val, n, m, theta + L->off_C, 1, n, err);
+        } else if (strcmp(key, "transit") == 0) {
+            rc = read_vec(path, field, val, n, theta + L->off_transit, 1, err);
+        } else if (strcmp(key, "decay") == 0 || strcmp(key, "epsilon") == 0) {
+            if (!json_is_number(val))
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be a number", path, field);
+            else
+                theta[key[0] == 'd' ? L->off_decay : L->off_epsilon] = json_number_value(val);
+        } else if (strcmp(key, "B") == 0 || strcmp(key, "D") == 0) {
+            int isB = key[0] == 'B';
+            if (!json_is_object(val)) {
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be an object keyed by %s name",
+                                   path, field, isB ? "input" : "region");
+                break;
+            }
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(val, k2, v2) {
+                int idx = isB ? name_index(P->input_names, m, k2) : name_index(P->region_names, n, k2);
+                if (idx < 0) {
+                    char list[512];
+                    size_t len = 0;
+                    list[0] = '\0';
+                    char *const *nm = isB ? P->input_names : P->region_names;
+                    for (int i = 0; i < (isB ? m : n) && len < sizeof list - 64; i++)
+                        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+                                                nm[i]);
+                    rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %s: unknown %s \"%s\"; the %ss are: %s",
+                                       path, field, isB ? "input" : "region", k2,
+                                       isB ? "input" : "region", list);
+                    break;
+                }
+                if (!isB && L->nd == 0) {
+                    rc = dcm_error_set(err, DCM_ERR_INPUT,
+                                       "%s: %s.\"%s\": the model is bilinear (no \"d\"), so it has no "
+                                       "D parameters", path, field, k2);
+                    break;
+                }
+                char f2[500];
+                snprintf(f2, sizeof f2, "%s.\"%s\"", field, k2);
+                int off = (isB ? L->off_B : L->off_D) + idx * n * n;
+                if ((rc = read_mat(path, f2, v2, n, n, theta + off, 1, n, err)))
+                    break;
+            }
+        } else if (blocks == root && (strcmp(key, "regions") == 0 || strcmp(key, "inputs") == 0)) {
+            rc = check_names(path, key, val, strcmp(key, "regions") == 0 ? P->region_names
+                                                                         : P->input_names,
+                             strcmp(key, "regions") == 0 ? n : m, err);
+        } else {
+            rc = dcm_error_set(err, DCM_ERR_INPUT,
+                               "%s: unknown key %s; parameter blocks are A, B, C, D, transit, decay, "
+                               "epsilon (or give a result file with \"posterior_mean\")", path, field);
+        }
+        if (rc)
+            break;
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+void io_result_summary_free(io_result_summary *s)
+{
+    if (!s)
+        return;
+    if (s->regions)
+        for (int i = 0; i < s->n; i++)
+            free(s->regions[i]);
+    if (s->inputs)
+        for (int j = 0; j < s->m; j++)
+            free(s->inputs[j]);
+    free(s->regions);
+    free(s->inputs);
+    free(s->path);
+    free(s->pE);
+    free(s->pV);
+    free(s->Ep);
+    free(s->Cp);
+    free(s->Eh);
+    memset(s, 0, sizeof *s);
+    s->iterations = s->converged = -1;
+    s->data_scale = NAN;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t l = strlen(s);
+    char *p = malloc(l + 1);
+    if (p)
+        memcpy(p, s, l + 1);
+    return p;
+}
+
+static int read_names(const char *path, const char *key, json_t *root, char ***out, int *k,
+                      dcm_error *err)
+{
+    json_t *j = json_object_get(root, key);
+    if (!json_is_array(j) || json_array_size(j) == 0)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\" must be a non-empty array of names; is "
+                             "this a dcm result file?", path, key);
+    *k = (int)json_array_size(j);
+    *out = calloc((size_t)*k, sizeof(char *));
+    if (!*out)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    for (int i = 0; i < *k; i++) {
+        json_t *x = json_array_get(j, (size_t)i);
+        if (!json_is_string(x))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\"[%d] must be a string", path, key, i);
+        if (!((*out)[i] = dup_str(json_string_value(x))))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    return DCM_OK;
+}
+
+int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->iterations = out->converged = -1;
+    out->data_scale = NAN;
+    json_t *root = load_json(path, err);
+    if (!root)
+        return DCM_ERR_INPUT;
+    int rc = DCM_OK;
+    io_result_summary *s = out;
+    if (!(s->path = dup_str(path))) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    json_t *F = json_object_get(root, "free_energy");
+    if (!json_is_number(F)) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"free_energy\" must be a number; is this a dcm "
+                           "result file?", path);
+        goto done;
+    }
+    s->F = json_number_value(F);
+    /* names at the top level (dcm) or in "model" (SPM's reference files) */
+    json_t *names = json_object_get(root, "regions") ? root : json_object_get(root, "model");
+    if ((rc = read_names(path, "regions", names, &s->regions, &s->n, err)) ||
+        (rc = read_names(path, "inputs", names, &s->inputs, &s->m, err)))
+        goto done;
+    const int n = s->n, m = s->m;
+    json_t *vec = json_object_get(root, "vector");
+    json_t *pm = json_object_get(vec, "posterior_mean");
+    if (!json_is_object(vec) || !json_is_array(pm)) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: missing \"vector\".\"posterior_mean\"", path);
+        goto done;
+    }
+    int np = (int)json_array_size(pm);
+    int base = n * n + n * n * m + n * m + n + 2;
+    if (np == base)
+        s->nd = 0;
+    else if (np == base + n * n * n)
+        s->nd = n;
+    else {
+        rc = dcm_error_set(err, DCM_ERR_INPUT,
+                           "%s: \"vector\".\"posterior_mean\" has %d entries; %d regions and %d inputs "
+                           "need %d (bilinear) or %d (nonlinear)", path, np, n, m, base,
+                           base + n * n * n);
+        goto done;
+    }
+    s->np = np;
+    json_t *opt = json_object_get(json_object_get(root, "model"), "options");
+    json_t *ts = json_object_get(opt, "two_state");
+    s->two_state = json_is_true(ts) || (json_is_integer(ts) && json_integer_value(ts) != 0);
+    s->pE = malloc(sizeof(double) * (size_t)np);
+    s->pV = malloc(sizeof(double) * (size_t)np);
+    s->Ep = malloc(sizeof(double) * (size_t)np);
+    s->Cp = malloc(sizeof(double) * (size_t)np * (size_t)np);
+    if (!s->pE || !s->pV || !s->Ep || !s->Cp) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = read_vec(path, "\"vector\".\"prior_mean\"", json_object_get(vec, "prior_mean"), np,
+                       s->pE, 1, err)) ||
+        (rc = read_vec(path, "\"vector\".\"prior_var\"", json_object_get(vec, "prior_var"), np, s->pV,
+                       1, err)) ||
+        (rc = read_vec(path, "\"vector\".\"posterior_mean\"", pm, np, s->Ep, 1, err)) ||
+        (rc = read_mat(path, "\"vector\".\"posterior_cov\"", json_object_get(vec, "posterior_cov"),
+                       np, np, s->Cp, np, 1, err)))
+        goto done;
+    json_t *eh = json_object_get(root, "noise_log_precision");
+    if (eh && !json_is_null(eh)) {
+        if (!(s->Eh = malloc(sizeof(double) * (size_t)n))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        if ((rc = read_vec(path, "\"noise_log_precision\"", eh, n, s->Eh, 1, err)))
+            goto done;
+    }
+    json_t *it = json_object_get(root, "iterations");
+    if (json_is_integer(it))
+        s->iterations = (int)json_integer_value(it);
+    json_t *cv = json_object_get(root, "converged");
+    if (json_is_boolean(cv))
+        s->converged = json_is_true(cv);
+    json_t *sc = json_object_get(root, "data_scale");
+    if (json_is_number(sc))
+        s->data_scale = json_number_value(sc);
+done:
+    json_decref(root);
+    if (rc)
+        io_result_summary_free(out);
+    return rc;
+}

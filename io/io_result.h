@@ -1,0 +1,58 @@
+/* io_result.h — estimation results as JSON, and parameter files.
+ *
+ * Contract
+ * - io_result_write_json() writes one JSON object (atomically, io_atomic.h;
+ *   numbers with 17 significant digits so doubles read back exactly; NaN
+ *   and Inf as null) laid out like SPM's reference files: "model",
+ *   "free_energy", "posterior_mean" / "posterior_sd" /
+ *   "posterior_probability" / "prior_mean" / "prior_var" as blocks
+ *   {"A": n x n rows (row = target), "B": {input: n x n}, "C": n x m,
+ *   "D": {region: n x n} ({} when bilinear), "transit": [n], "decay",
+ *   "epsilon"} (posterior_probability is null where the prior variance is
+ *   0), "noise_log_precision", "iterations", "converged",
+ *   "free_energy_trajectory", "data_scale", "observed_bold_scaled" and
+ *   "predicted_bold_scaled" (v rows of n), "seconds", "regions", "inputs"
+ *   and "vector" {"order", "prior_mean", "prior_var", "posterior_mean",
+ *   "posterior_cov" (np rows of np)} in SPM's flat order.
+ * - io_params_load() overwrites entries of theta (np, pre-filled by the
+ *   caller, normally with the prior mean) from a result file (its
+ *   "posterior_mean") or from an object holding those blocks directly;
+ *   absent blocks are left alone. Shapes and names are checked.
+ * - io_result_load() reads back what later tools need (dcm compare, BMR,
+ *   PEB) into a caller-owned io_result_summary.
+ * - Errors: DCM_ERR_INPUT naming the file (line:column for bad JSON) and
+ *   field; DCM_ERR_SYSTEM when the output cannot be written (no file is
+ *   left behind).
+ */
+#ifndef IO_RESULT_H
+#define IO_RESULT_H
+
+#include "dcm/dcm_api.h"
+
+int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
+                         dcm_error *err);
+
+int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_error *err);
+
+typedef struct {
+    char *path;             /* the file it was read from */
+    int n, m, nd, np;       /* regions, inputs, D slices (0 or n), parameters */
+    int two_state;          /* from model.options (0 when absent) */
+    char **regions;         /* n */
+    char **inputs;          /* m */
+    double F;               /* free energy */
+    double *pE, *pV;        /* prior mean and variance (np) */
+    double *Ep;             /* posterior mean (np) */
+    double *Cp;             /* posterior covariance (np x np, row-major) */
+    double *Eh;             /* noise log-precision (n), NULL when absent */
+    int iterations;         /* -1 when absent */
+    int converged;          /* -1 when absent */
+    double data_scale;      /* NaN when absent */
+} io_result_summary;
+
+/* On failure *out is left empty (safe to pass to io_result_summary_free). */
+int io_result_load(const char *path, io_result_summary *out, dcm_error *err);
+/* Frees the arrays of s and zeroes it (the struct itself is the caller's). */
+void io_result_summary_free(io_result_summary *s);
+
+#endif

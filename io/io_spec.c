@@ -1,0 +1,763 @@
+/* io_spec.c — load a DCM from a JSON spec (see io_spec.h). */
+#include "io/io_spec.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "io/io_events.h"
+#include "io/io_tsv.h"
+
+typedef struct {
+    const char *path;   /* the spec file, for messages */
+    char *dir;          /* its directory, "" or ending in '/' */
+    dcm_error *err;
+    char **regions;     /* borrowed from the JSON document */
+    int n;
+    char **inputs;
+    int m;
+} spec_ctx;
+
+static const char *const top_keys[] = {
+    "TR", "TE", "scans", "timeseries", "regions", "confounds", "events", "inputs_microtime",
+    "inputs", "a", "b", "c", "d", "delays", "options", NULL
+};
+static const char *const option_keys[] = {
+    "two_state", "centre", "maxit", "integrator", "hE", "hC", "nonlinear", NULL
+};
+
+static int fail(const spec_ctx *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(const spec_ctx *s, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return dcm_error_set(s->err, DCM_ERR_INPUT, "%s: %s", s->path, msg);
+}
+
+static const char *type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* Levenshtein distance, capped for long strings. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    int d[41][41];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+/* ", "-joined list into buf. */
+static void join_names(char *buf, size_t len, const char *const *names, int count)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; (count < 0 ? names[i] != NULL : i < count) && k + 8 < len; i++) {
+        int w = snprintf(buf + k, len - k, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0 || (size_t)w >= len - k) {
+            snprintf(buf + (len > 4 ? len - 4 : 0), len > 4 ? 4 : len, "...");
+            return;
+        }
+        k += (size_t)w;
+    }
+}
+
+static int check_keys(const spec_ctx *s, json_t *obj, const char *const *valid, const char *where)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        int ok = 0;
+        for (int i = 0; valid[i]; i++)
+            if (strcmp(key, valid[i]) == 0)
+                ok = 1;
+        if (ok)
+            continue;
+        const char *best = NULL;
+        int bd = 3;
+        for (int i = 0; valid[i]; i++) {
+            int dd = strcasecmp(key, valid[i]) == 0 ? 0 : edit_distance(key, valid[i]);
+            if (dd < bd) {
+                bd = dd;
+                best = valid[i];
+            }
+        }
+        char list[512], hint[128] = "";
+        join_names(list, sizeof list, valid, -1);
+        if (best)
+            snprintf(hint, sizeof hint, " (did you mean \"%s\"?)", best);
+        return fail(s, "unknown key \"%s\"%s%s; valid keys are: %s", key, where, hint, list);
+    }
+    return DCM_OK;
+}
+
+/* Path of a file named in the spec, relative to the spec's directory. */
+static char *resolve(const spec_ctx *s, const char *rel)
+{
+    size_t ld = rel[0] == '/' ? 0 : strlen(s->dir), lr = strlen(rel);
+    char *p = malloc(ld + lr + 1);
+    if (p) {
+        memcpy(p, s->dir, ld);
+        memcpy(p + ld, rel, lr + 1);
+    }
+    return p;
+}
+
+static int get_number(const spec_ctx *s, json_t *obj, const char *key, const char *what,
+                      double *x)
+{
+    json_t *j = json_object_get(obj, key);
+    if (!j)
+        return fail(s, "missing \"%s\" (%s)", key, what);
+    if (!json_is_number(j))
+        return fail(s, "\"%s\" must be a number (%s), not %s", key, what, type_name(j));
+    *x = json_number_value(j);
+    return DCM_OK;
+}
+
+static int get_string(const spec_ctx *s, json_t *obj, const char *key, const char *what,
+                      const char **out)
+{
+    json_t *j = json_object_get(obj, key);
+    if (!j)
+        return fail(s, "missing \"%s\" (%s)", key, what);
+    if (!json_is_string(j) || !json_string_value(j)[0])
+        return fail(s, "\"%s\" must be a non-empty string (%s), not %s", key, what,
+                    json_is_string(j) ? "an empty string" : type_name(j));
+    *out = json_string_value(j);
+    return DCM_OK;
+}
+
+/* A list of unique names; the strings stay owned by the JSON document. */
+static int get_names(const spec_ctx *s, json_t *obj, const char *key, char ***names, int *count)
+{
+    json_t *arr = json_object_get(obj, key);
+    if (!arr)
+        return fail(s, "missing \"%s\" (a list of names)", key);
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return fail(s, "\"%s\" must be a non-empty array of names, not %s", key,
+                    json_is_array(arr) ? "an empty array" : type_name(arr));
+    int k = (int)json_array_size(arr);
+    *names = calloc((size_t)k, sizeof(char *));
+    if (!*names)
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    *count = k;
+    for (int i = 0; i < k; i++) {
+        json_t *x = json_array_get(arr, (size_t)i);
+        if (!json_is_string(x) || !json_string_value(x)[0])
+            return fail(s, "\"%s\"[%d] must be a non-empty string, not %s", key, i,
+                        json_is_string(x) ? "an empty string" : type_name(x));
+        const char *nm = json_string_value(x);
+        if (strstr(nm, "->") || nm[0] == ' ' || nm[strlen(nm) - 1] == ' ')
+            return fail(s, "\"%s\"[%d] = \"%s\": names may not contain \"->\" or start/end with a "
+                        "space", key, i, nm);
+        for (int q = 0; q < i; q++)
+            if (strcmp((*names)[q], nm) == 0)
+                return fail(s, "\"%s\" lists \"%s\" twice", key, nm);
+        (*names)[i] = (char *)nm;
+    }
+    return DCM_OK;
+}
+
+static int find_name(char *const *names, int count, const char *name)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int region_index(const spec_ctx *s, const char *name, const char *field, int *out)
+{
+    *out = find_name(s->regions, s->n, name);
+    if (*out >= 0)
+        return DCM_OK;
+    char list[512];
+    join_names(list, sizeof list, (const char *const *)s->regions, s->n);
+    return fail(s, "%s: unknown region \"%s\"; the regions are: %s", field, name, list);
+}
+
+static int input_index(const spec_ctx *s, const char *name, const char *field, int *out)
+{
+    *out = find_name(s->inputs, s->m, name);
+    if (*out >= 0)
+        return DCM_OK;
+    char list[512];
+    join_names(list, sizeof list, (const char *const *)s->inputs, s->m);
+    return fail(s, "%s: unknown input \"%s\"; the inputs are: %s", field, name, list);
+}
+
+/* A number or boolean switch value. */
+static int switch_value(const spec_ctx *s, json_t *x, const char *field, int i, int j, double *out)
+{
+    if (json_is_number(x))
+        *out = json_number_value(x);
+    else if (json_is_boolean(x))
+        *out = json_is_true(x) ? 1.0 : 0.0;
+    else
+        return fail(s, "%s[%d][%d] must be a number (0 or 1), not %s", field, i, j, type_name(x));
+    return DCM_OK;
+}
+
+/* rows x cols nested rows (row = target) into out (column-major). */
+static int parse_matrix(const spec_ctx *s, json_t *arr, const char *field, int rows, int cols,
+                        const char *shape_hint, double *out)
+{
+    if (!json_is_array(arr))
+        return fail(s, "%s must be a %dx%d matrix (%s), not %s", field, rows, cols, shape_hint,
+                    type_name(arr));
+    if ((int)json_array_size(arr) != rows)
+        return fail(s, "%s must be a %dx%d matrix (%s): it has %d rows instead of %d", field, rows,
+                    cols, shape_hint, (int)json_array_size(arr), rows);
+    for (int i = 0; i < rows; i++) {
+        json_t *row = json_array_get(arr, (size_t)i);
+        if (!json_is_array(row))
+            return fail(s, "%s must be a %dx%d matrix (%s): row %d is %s, not an array of %d numbers",
+                        field, rows, cols, shape_hint, i, type_name(row), cols);
+        if ((int)json_array_size(row) != cols)
+            return fail(s, "%s must be a %dx%d matrix (%s): row %d has %d entries instead of %d",
+                        field, rows, cols, shape_hint, i, (int)json_array_size(row), cols);
+        for (int j = 0; j < cols; j++)
+            if (switch_value(s, json_array_get(row, (size_t)j), field, i, j, &out[i + j * rows]))
+                return DCM_ERR_INPUT;
+    }
+    return DCM_OK;
+}
+
+/* "FROM -> TO" */
+static int parse_edge(const spec_ctx *s, json_t *x, const char *field, int idx, int *from, int *to)
+{
+    if (!json_is_string(x))
+        return fail(s, "%s[%d] must be an edge string \"FROM -> TO\", not %s", field, idx,
+                    type_name(x));
+    const char *e = json_string_value(x);
+    const char *arrow = strstr(e, "->");
+    if (!arrow)
+        return fail(s, "%s[%d] = \"%s\" is not an edge; write \"FROM -> TO\" (e.g. \"%s -> %s\")",
+                    field, idx, e, s->regions[0], s->regions[s->n > 1 ? 1 : 0]);
+    char a[256], b[256];
+    const char *p = e, *q = arrow;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    snprintf(a, sizeof a, "%.*s", (int)(q - p), p);
+    p = arrow + 2;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    snprintf(b, sizeof b, "%s", p);
+    size_t lb = strlen(b);
+    while (lb && (b[lb - 1] == ' ' || b[lb - 1] == '\t'))
+        b[--lb] = '\0';
+    if (!a[0] || !b[0] || strstr(b, "->"))
+        return fail(s, "%s[%d] = \"%s\" is not an edge; write \"FROM -> TO\"", field, idx, e);
+    char where[300];
+    snprintf(where, sizeof where, "%s[%d] (\"%s\")", field, idx, e);
+    if (region_index(s, a, where, from) || region_index(s, b, where, to))
+        return DCM_ERR_INPUT;
+    return DCM_OK;
+}
+
+/* An n x n connectivity block: a matrix (array of arrays) or an edge list
+ * (array of strings). *edges tells which form it was. */
+static int parse_conn(const spec_ctx *s, json_t *j, const char *field, double *out, int *edges)
+{
+    const int n = s->n;
+    *edges = 0;
+    if (!json_is_array(j))
+        return fail(s, "%s must be a %dx%d matrix (rows = target, columns = source) or a list of "
+                    "edges \"FROM -> TO\", not %s", field, n, n, type_name(j));
+    json_t *first = json_array_get(j, 0);
+    if (json_array_size(j) == 0 || json_is_string(first)) {
+        *edges = 1;
+        memset(out, 0, sizeof(double) * (size_t)n * n);
+        for (int k = 0; k < (int)json_array_size(j); k++) {
+            int from, to;
+            if (parse_edge(s, json_array_get(j, (size_t)k), field, k, &from, &to))
+                return DCM_ERR_INPUT;
+            out[to + from * n] = 1.0;
+        }
+        return DCM_OK;
+    }
+    char hint[64];
+    snprintf(hint, sizeof hint, "rows = target, columns = source");
+    return parse_matrix(s, j, field, n, n, hint, out);
+}
+
+static int get_bool(const spec_ctx *s, json_t *opt, const char *key, int *out)
+{
+    json_t *j = json_object_get(opt, key);
+    if (!j)
+        return DCM_OK;
+    if (json_is_boolean(j))
+        *out = json_is_true(j);
+    else if (json_is_integer(j) && (json_integer_value(j) == 0 || json_integer_value(j) == 1))
+        *out = (int)json_integer_value(j);
+    else
+        return fail(s, "\"options\".\"%s\" must be true or false, not %s", key, type_name(j));
+    return DCM_OK;
+}
+
+typedef struct {
+    double *a, *b, *c, *d;  /* n*n, n*n*m, n*m, n*n*n */
+    int any_d;
+} structure;
+
+static int parse_structure(const spec_ctx *s, json_t *root, structure *st)
+{
+    const int n = s->n, m = s->m;
+    char field[320];
+    int edges;
+    json_t *j = json_object_get(root, "a");
+    if (!j)
+        return fail(s, "missing \"a\" (the connections: an %dx%d matrix, row = target, column = "
+                    "source, or a list of edges \"FROM -> TO\")", n, n);
+    if (parse_conn(s, j, "\"a\"", st->a, &edges))
+        return DCM_ERR_INPUT;
+    if (edges)
+        for (int i = 0; i < n; i++)
+            st->a[i + i * n] = 1.0;   /* self-connections are always on */
+
+    j = json_object_get(root, "b");
+    if (j) {
+        if (!json_is_object(j))
+            return fail(s, "\"b\" must be an object keyed by input name ({\"%s\": ...}), not %s",
+                        s->inputs[0], type_name(j));
+        const char *key;
+        json_t *val;
+        json_object_foreach(j, key, val) {
+            int k;
+            if (input_index(s, key, "\"b\"", &k))
+                return DCM_ERR_INPUT;
+            snprintf(field, sizeof field, "\"b\".\"%s\"", key);
+            if (parse_conn(s, val, field, st->b + (size_t)k * n * n, &edges))
+                return DCM_ERR_INPUT;
+        }
+    }
+
+    j = json_object_get(root, "c");
+    if (!j)
+        return fail(s, "missing \"c\" (the driving inputs: an %dx%d matrix, row = region, column = "
+                    "input, or {\"%s\": [\"%s\"]})", n, m, s->inputs[0], s->regions[0]);
+    if (json_is_array(j)) {
+        char hint[64];
+        snprintf(hint, sizeof hint, "rows = regions, columns = inputs");
+        if (parse_matrix(s, j, "\"c\"", n, m, hint, st->c))
+            return DCM_ERR_INPUT;
+    } else if (json_is_object(j)) {
+        const char *key;
+        json_t *val;
+        json_object_foreach(j, key, val) {
+            int k;
+            if (input_index(s, key, "\"c\"", &k))
+                return DCM_ERR_INPUT;
+            snprintf(field, sizeof field, "\"c\".\"%s\"", key);
+            json_t *one = json_is_string(val) ? val : NULL;
+            if (!one && !json_is_array(val))
+                return fail(s, "%s must be a list of the regions the input drives, not %s", field,
+                            type_name(val));
+            int cnt = one ? 1 : (int)json_array_size(val);
+            for (int q = 0; q < cnt; q++) {
+                json_t *x = one ? one : json_array_get(val, (size_t)q);
+                if (!json_is_string(x))
+                    return fail(s, "%s[%d] must be a region name, not %s", field, q, type_name(x));
+                int r;
+                if (region_index(s, json_string_value(x), field, &r))
+                    return DCM_ERR_INPUT;
+                st->c[r + k * n] = 1.0;
+            }
+        }
+    } else {
+        return fail(s, "\"c\" must be an %dx%d matrix or an object {input: [regions]}, not %s", n, m,
+                    type_name(j));
+    }
+
+    j = json_object_get(root, "d");
+    if (j) {
+        if (!json_is_object(j))
+            return fail(s, "\"d\" must be an object keyed by modulating region ({\"%s\": ...}), not %s",
+                        s->regions[0], type_name(j));
+        const char *key;
+        json_t *val;
+        json_object_foreach(j, key, val) {
+            int k;
+            if (region_index(s, key, "\"d\"", &k))
+                return DCM_ERR_INPUT;
+            snprintf(field, sizeof field, "\"d\".\"%s\"", key);
+            if (parse_conn(s, val, field, st->d + (size_t)k * n * n, &edges))
+                return DCM_ERR_INPUT;
+        }
+        for (int k = 0; k < n * n * n; k++)
+            if (st->d[k] != 0.0)
+                st->any_d = 1;
+    }
+    return DCM_OK;
+}
+
+static int parse_options(const spec_ctx *s, json_t *root, dcm_problem *P, int *nonlinear)
+{
+    json_t *opt = json_object_get(root, "options");
+    if (!opt)
+        return DCM_OK;
+    if (!json_is_object(opt))
+        return fail(s, "\"options\" must be an object, not %s", type_name(opt));
+    if (check_keys(s, opt, option_keys, " in \"options\""))
+        return DCM_ERR_INPUT;
+    if (get_bool(s, opt, "two_state", &P->M->two_state) || get_bool(s, opt, "centre", &P->centre) ||
+        get_bool(s, opt, "nonlinear", nonlinear))
+        return DCM_ERR_INPUT;
+    json_t *j = json_object_get(opt, "maxit");
+    if (j) {
+        if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 1000000)
+            return fail(s, "\"options\".\"maxit\" must be a whole number of iterations >= 1");
+        P->maxit = (int)json_integer_value(j);
+    }
+    j = json_object_get(opt, "integrator");
+    if (j) {
+        const char *v = json_is_string(j) ? json_string_value(j) : "";
+        if (strcmp(v, "bilinear") == 0)
+            P->M->integrator = MODEL_INT_BILINEAR;
+        else if (strcmp(v, "ode") == 0)
+            P->M->integrator = MODEL_INT_ODE;
+        else
+            return fail(s, "\"options\".\"integrator\" must be \"bilinear\" or \"ode\"");
+    }
+    if (json_object_get(opt, "hE") && get_number(s, opt, "hE", "noise log-precision prior mean", &P->hE))
+        return DCM_ERR_INPUT;
+    if (json_object_get(opt, "hC") && get_number(s, opt, "hC", "noise log-precision prior variance", &P->hC))
+        return DCM_ERR_INPUT;
+    return DCM_OK;
+}
+
+/* Time series: header required, columns picked by region name. */
+static int load_timeseries(const spec_ctx *s, json_t *root, io_table *ts, char **tpath)
+{
+    const char *rel;
+    if (get_string(s, root, "timeseries", "a TSV file with one column per region", &rel))
+        return DCM_ERR_INPUT;
+    *tpath = resolve(s, rel);
+    if (!*tpath)
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    int rc = io_tsv_read(*tpath, ts, s->err);
+    if (rc)
+        return rc;
+    char list[512];
+    join_names(list, sizeof list, (const char *const *)s->regions, s->n);
+    if (!ts->names)
+        return dcm_error_set(s->err, DCM_ERR_INPUT,
+                             "%s: the first line must be a header naming the region columns (%s)",
+                             *tpath, list);
+    for (int i = 0; i < s->n; i++)
+        if (io_table_find(ts, s->regions[i]) < 0) {
+            char cols[512];
+            join_names(cols, sizeof cols, (const char *const *)ts->names, ts->cols);
+            return dcm_error_set(s->err, DCM_ERR_INPUT,
+                                 "%s: no column \"%s\" for region %s (the header has: %s)",
+                                 *tpath, s->regions[i], s->regions[i], cols);
+        }
+    return DCM_OK;
+}
+
+static int load_confounds(const spec_ctx *s, json_t *root, dcm_problem *P, const char *tpath)
+{
+    json_t *j = json_object_get(root, "confounds");
+    if (!j)
+        return DCM_OK;
+    const char *rel;
+    if (get_string(s, root, "confounds", "a TSV file of confound regressors, one row per scan", &rel))
+        return DCM_ERR_INPUT;
+    char *cpath = resolve(s, rel);
+    if (!cpath)
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    io_table ct;
+    int rc = io_tsv_read(cpath, &ct, s->err);
+    if (rc) {
+        free(cpath);
+        return rc;
+    }
+    if (ct.rows != P->v) {
+        rc = dcm_error_set(s->err, DCM_ERR_INPUT,
+                           "%s: confounds have %d rows but the time series %s has %d scans; "
+                           "they need one row per scan", cpath, ct.rows, tpath, P->v);
+    } else {
+        P->nx0 = ct.cols;
+        P->X0 = ct.data;   /* already v x nx0 column-major */
+        ct.data = NULL;
+    }
+    io_table_free(&ct);
+    free(cpath);
+    return rc;
+}
+
+static int load_inputs(const spec_ctx *s, json_t *root, dcm_problem *P)
+{
+    json_t *ev = json_object_get(root, "events"), *mt = json_object_get(root, "inputs_microtime");
+    if (ev && mt)
+        return fail(s, "give either \"events\" or \"inputs_microtime\", not both");
+    if (!ev && !mt)
+        return fail(s, "missing \"events\" (a BIDS events.tsv) or \"inputs_microtime\" (a TSV of "
+                    "%d rows x %d inputs)", P->M->nu, P->m);
+    const char *rel;
+    int rc;
+    if (ev) {
+        if (get_string(s, root, "events", "a BIDS events.tsv", &rel))
+            return DCM_ERR_INPUT;
+        char *epath = resolve(s, rel);
+        if (!epath)
+            return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        rc = io_events_to_microtime(epath, P->M->TR, P->v, P->m, P->input_names, P->M->u, s->err);
+        free(epath);
+        return rc;
+    }
+    if (get_string(s, root, "inputs_microtime", "a TSV of inputs at micro-time", &rel))
+        return DCM_ERR_INPUT;
+    char *upath = resolve(s, rel);
+    if (!upath)
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    io_table ut;
+    rc = io_tsv_read(upath, &ut, s->err);
+    if (rc) {
+        free(upath);
+        return rc;
+    }
+    const int m = P->m, nu = P->M->nu;
+    if (ut.rows != nu) {
+        rc = dcm_error_set(s->err, DCM_ERR_INPUT,
+                           "%s: has %d rows; expected %d (16 micro-time bins for each of the %d scans)",
+                           upath, ut.rows, nu, P->v);
+    } else if (!ut.names && ut.cols != m) {
+        rc = dcm_error_set(s->err, DCM_ERR_INPUT,
+                           "%s: has %d columns; expected one per input (%d)", upath, ut.cols, m);
+    } else {
+        for (int j = 0; j < m && rc == DCM_OK; j++) {
+            int c = j;
+            if (ut.names && (c = io_table_find(&ut, P->input_names[j])) < 0) {
+                rc = dcm_error_set(s->err, DCM_ERR_INPUT, "%s: no column \"%s\" for input %s",
+                                   upath, P->input_names[j], P->input_names[j]);
+                break;
+            }
+            for (int t = 0; t < nu; t++)
+                P->M->u[(size_t)t * m + j] = ut.data[t + (size_t)c * nu];
+        }
+    }
+    io_table_free(&ut);
+    free(upath);
+    return rc;
+}
+
+static int load_delays(const spec_ctx *s, json_t *root, dcm_problem *P)
+{
+    const int n = P->n;
+    json_t *j = json_object_get(root, "delays");
+    if (!j) {
+        for (int i = 0; i < n; i++)
+            P->M->delays[i] = P->M->TR / 2.0;
+        return DCM_OK;
+    }
+    if (json_is_number(j)) {
+        for (int i = 0; i < n; i++)
+            P->M->delays[i] = json_number_value(j);
+        return DCM_OK;
+    }
+    if (!json_is_array(j))
+        return fail(s, "\"delays\" must be an array of %d numbers (seconds, one per region), not %s",
+                    n, type_name(j));
+    if ((int)json_array_size(j) != n)
+        return fail(s, "\"delays\" has %d entries; it needs %d (seconds, one per region)",
+                    (int)json_array_size(j), n);
+    for (int i = 0; i < n; i++) {
+        json_t *x = json_array_get(j, (size_t)i);
+        if (!json_is_number(x))
+            return fail(s, "\"delays\"[%d] must be a number, not %s", i, type_name(x));
+        P->M->delays[i] = json_number_value(x);
+    }
+    return DCM_OK;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t l = strlen(s);
+    char *p = malloc(l + 1);
+    if (p)
+        memcpy(p, s, l + 1);
+    return p;
+}
+
+int io_spec_load(const char *path, dcm_problem **out, dcm_error *err)
+{
+    return io_spec_load_ex(path, IO_SPEC_DEFAULT, out, err);
+}
+
+int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *err)
+{
+    *out = NULL;
+    spec_ctx s = {.path = path, .err = err};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return dcm_error_set(err, DCM_ERR_INPUT, "cannot open spec %s: %s", path, strerror(errno));
+    json_error_t je;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!root)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: invalid JSON: %s", path, je.line,
+                             je.column, je.text);
+
+    int rc = DCM_OK;
+    dcm_problem *P = NULL;
+    io_table ts = {0};
+    char *tpath = NULL;
+    structure st = {0};
+    const char *slash = strrchr(path, '/');
+    size_t ld = slash ? (size_t)(slash - path) + 1 : 0;
+    s.dir = malloc(ld + 1);
+    if (!s.dir) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    memcpy(s.dir, path, ld);
+    s.dir[ld] = '\0';
+
+    if (!json_is_object(root)) {
+        rc = fail(&s, "the spec must be a JSON object {\"TR\": ..., \"regions\": [...], ...}, not %s",
+                  type_name(root));
+        goto done;
+    }
+    if ((rc = check_keys(&s, root, top_keys, "")))
+        goto done;
+    double TR, TE;
+    if ((rc = get_number(&s, root, "TR", "repetition time in seconds", &TR)) ||
+        (rc = get_number(&s, root, "TE", "echo time in seconds", &TE)))
+        goto done;
+    if (!(TR > 0.0) || !isfinite(TR)) {
+        rc = fail(&s, "\"TR\" is %g; the repetition time must be a positive number of seconds", TR);
+        goto done;
+    }
+    if (!(TE > 0.0) || !isfinite(TE)) {
+        rc = fail(&s, "\"TE\" is %g; the echo time must be a positive number of seconds", TE);
+        goto done;
+    }
+    if ((rc = get_names(&s, root, "regions", &s.regions, &s.n)) ||
+        (rc = get_names(&s, root, "inputs", &s.inputs, &s.m)))
+        goto done;
+    const int n = s.n, m = s.m;
+    st.a = calloc((size_t)n * n, sizeof(double));
+    st.b = calloc((size_t)n * n * m, sizeof(double));
+    st.c = calloc((size_t)n * m, sizeof(double));
+    st.d = calloc((size_t)n * n * n, sizeof(double));
+    if (!st.a || !st.b || !st.c || !st.d) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = parse_structure(&s, root, &st)))
+        goto done;
+    int scans = 0;
+    json_t *js = json_object_get(root, "scans");
+    if (js && (!json_is_integer(js) || json_integer_value(js) < 1 || json_integer_value(js) > 10000000)) {
+        rc = fail(&s, "\"scans\" must be a whole number of scans >= 1, not %s", type_name(js));
+        goto done;
+    }
+    if (js)
+        scans = (int)json_integer_value(js);
+    const int design_only = (flags & IO_SPEC_DESIGN_ONLY) && scans > 0;
+    if (!design_only) {
+        if ((rc = load_timeseries(&s, root, &ts, &tpath)))
+            goto done;
+        if (scans > 0 && ts.rows != scans) {
+            rc = fail(&s, "\"scans\" is %d but the time series %s has %d rows", scans, tpath, ts.rows);
+            goto done;
+        }
+        scans = ts.rows;
+    }
+
+    P = dcm_problem_alloc(n, m, scans, st.any_d);
+    if (!P || !(P->source = dup_str(path))) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        if (!(P->region_names[i] = dup_str(s.regions[i]))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+    for (int j = 0; j < m; j++)
+        if (!(P->input_names[j] = dup_str(s.inputs[j]))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+    if (!design_only)
+        for (int i = 0; i < n; i++) {
+            int c = io_table_find(&ts, s.regions[i]);
+            memcpy(P->Y + (size_t)i * P->v, ts.data + (size_t)c * ts.rows,
+                   sizeof(double) * (size_t)P->v);
+        }
+    model_dcm *M = P->M;
+    M->TR = TR;
+    M->TE = TE;
+    int nonlinear = st.any_d;
+    if ((rc = parse_options(&s, root, P, &nonlinear)))
+        goto done;
+    if (nonlinear != M->nonlinear) {
+        if (st.any_d) {
+            rc = fail(&s, "\"options\".\"nonlinear\" is false but \"d\" switches are on; drop one");
+            goto done;
+        }
+        M->nonlinear = nonlinear;
+        model_dcm_layout_init(&M->L, n, m, nonlinear);
+    }
+    memcpy(M->a, st.a, sizeof(double) * (size_t)n * n);
+    memcpy(M->b, st.b, sizeof(double) * (size_t)n * n * m);
+    memcpy(M->c, st.c, sizeof(double) * (size_t)n * m);
+    memcpy(M->d, st.d, sizeof(double) * (size_t)n * n * n);
+    if ((rc = load_delays(&s, root, P)) ||
+        (!design_only && (rc = load_confounds(&s, root, P, tpath))) ||
+        (rc = load_inputs(&s, root, P)))
+        goto done;
+    rc = dcm_problem_validate(P, err);
+
+done:
+    if (rc != DCM_OK) {
+        dcm_problem_free(P);
+        P = NULL;
+    }
+    *out = P;
+    io_table_free(&ts);
+    free(tpath);
+    free(st.a);
+    free(st.b);
+    free(st.c);
+    free(st.d);
+    free(s.regions);
+    free(s.inputs);
+    free(s.dir);
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* io_spec.h — a DCM described by a JSON spec file.
+ *
+ * Contract
+ * - io_spec_load() reads the spec, the time series, confounds and events
+ *   (paths relative to the spec's directory), builds a dcm_problem and runs
+ *   dcm_problem_validate on it. On success *out owns everything
+ *   (dcm_problem_free); on failure *out is NULL and err says what to fix:
+ *   the file (with line:column for malformed JSON, line and column for
+ *   tables) or the field. Unknown keys are errors, so typos are not
+ *   silently ignored.
+ * - Keys: TR, TE, timeseries, regions, inputs (required); events or
+ *   inputs_microtime (exactly one); a, c (required); b, d, confounds,
+ *   scans (checked against the time series), delays (default TR/2 each),
+ *   options {two_state, centre, maxit, integrator "bilinear"|"ode", hE,
+ *   hC, nonlinear} (optional).
+ * - io_spec_load_ex(..., IO_SPEC_DESIGN_ONLY, ...) loads only the design
+ *   (for `dcm simulate`): with "scans" the time series and confounds are
+ *   not read (they need not exist) and Y is all zeros; without "scans" the
+ *   time series is read as usual to learn the number of scans.
+ * - Connectivity: matrices are row = target, column = source (converted to
+ *   the column-major switches of model_dcm); or edge lists "FROM -> TO"
+ *   ("a" edge lists switch self-connections on). "b" is keyed by input,
+ *   "d" by modulating region (any non-zero d makes the model nonlinear);
+ *   "c" is an n x m matrix or {input: [regions it drives]}.
+ */
+#ifndef IO_SPEC_H
+#define IO_SPEC_H
+
+#include "dcm/dcm_api.h"
+
+enum {
+    IO_SPEC_DEFAULT = 0,
+    IO_SPEC_DESIGN_ONLY = 1   /* data files optional when "scans" is given */
+};
+
+int io_spec_load(const char *path, dcm_problem **out, dcm_error *err);
+int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *err);
+
+#endif

@@ -1,0 +1,320 @@
+/* io_tsv.c — reading and writing TSV/CSV tables (see io_tsv.h). */
+#include "io/io_tsv.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/io_atomic.h"
+
+void io_text_free(io_text_table *t)
+{
+    if (!t)
+        return;
+    if (t->cells)
+        for (long k = 0; k < (long)t->rows * t->cols; k++)
+            free(t->cells[k]);
+    free(t->cells);
+    free(t->line);
+    t->cells = NULL;
+    t->line = NULL;
+    t->rows = t->cols = 0;
+}
+
+void io_table_free(io_table *t)
+{
+    if (!t)
+        return;
+    if (t->names)
+        for (int c = 0; c < t->cols; c++)
+            free(t->names[c]);
+    free(t->names);
+    free(t->data);
+    free(t->line);
+    t->names = NULL;
+    t->data = NULL;
+    t->line = NULL;
+    t->rows = t->cols = 0;
+}
+
+int io_table_find(const io_table *t, const char *name)
+{
+    if (!t->names)
+        return -1;
+    for (int c = 0; c < t->cols; c++)
+        if (strcmp(t->names[c], name) == 0)
+            return c;
+    return -1;
+}
+
+static int is_blank_line(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+/* Copy s[0..len) trimmed of blanks and one pair of double quotes. */
+static char *cell_dup(const char *s, size_t len)
+{
+    while (len && isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+        s++;
+        len -= 2;
+    }
+    char *out = malloc(len + 1);
+    if (out) {
+        memcpy(out, s, len);
+        out[len] = '\0';
+    }
+    return out;
+}
+
+static int count_fields(const char *s, char delim)
+{
+    int k = 1;
+    for (; *s; s++)
+        if (*s == delim)
+            k++;
+    return k;
+}
+
+int io_text_read(const char *path, io_text_table *t, dcm_error *err)
+{
+    memset(t, 0, sizeof *t);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int lineno = 0, rows_cap = 0, rc = DCM_OK;
+    while ((got = getline(&buf, &cap, f)) >= 0) {
+        lineno++;
+        if ((size_t)got != strlen(buf)) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT,
+                               "%s, line %d: contains a NUL byte; is this a text table?", path, lineno);
+            break;
+        }
+        if (lineno == 1 && (unsigned char)buf[0] == 0xEF && (unsigned char)buf[1] == 0xBB &&
+            (unsigned char)buf[2] == 0xBF)
+            memmove(buf, buf + 3, strlen(buf + 3) + 1);   /* UTF-8 byte-order mark */
+        if (is_blank_line(buf))
+            continue;
+        if (t->rows == 0) {
+            t->delim = strchr(buf, '\t') ? '\t' : strchr(buf, ',') ? ',' : '\t';
+            t->cols = count_fields(buf, t->delim);
+        }
+        int k = count_fields(buf, t->delim);
+        if (k != t->cols) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT,
+                               "%s, line %d: row has %d columns but the first row (line %d) has %d; "
+                               "every row needs the same number of %s-separated cells",
+                               path, lineno, k, t->line[0], t->cols,
+                               t->delim == '\t' ? "tab" : "comma");
+            break;
+        }
+        if (t->rows == rows_cap) {
+            int nc = rows_cap ? 2 * rows_cap : 256;
+            char **cells = realloc(t->cells, sizeof(char *) * (size_t)nc * (size_t)t->cols);
+            if (cells)
+                t->cells = cells;
+            int *ln = realloc(t->line, sizeof(int) * (size_t)nc);
+            if (ln)
+                t->line = ln;
+            if (!cells || !ln) {
+                rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory", path);
+                break;
+            }
+            rows_cap = nc;
+        }
+        char **row = t->cells + (size_t)t->rows * t->cols;
+        const char *s = buf;
+        int c;
+        for (c = 0; c < t->cols; c++) {
+            const char *e = strchr(s, t->delim);
+            size_t len = e ? (size_t)(e - s) : strlen(s);
+            row[c] = cell_dup(s, len);
+            if (!row[c])
+                break;
+            s = e ? e + 1 : s + len;
+        }
+        t->line[t->rows] = lineno;
+        t->rows++;
+        if (c < t->cols) {
+            for (; c < t->cols; c++)
+                row[c] = NULL;
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory", path);
+            break;
+        }
+    }
+    if (rc == DCM_OK && ferror(f))
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: read error: %s", path, strerror(errno));
+    free(buf);
+    fclose(f);
+    if (rc == DCM_OK && t->rows == 0)
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: file is empty (no rows)", path);
+    if (rc != DCM_OK)
+        io_text_free(t);
+    return rc;
+}
+
+int io_parse_number(const char *s, double *x)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s)
+        return 1;
+    /* reject the words strtod would accept for non-finite values */
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (tolower((unsigned char)*p) == 'n' || tolower((unsigned char)*p) == 'i') {
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        while (isspace((unsigned char)*end))
+            end++;
+        return (end != s && !*end && !isfinite(v)) ? 2 : 1;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s)
+        return 1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return 1;
+    if (!isfinite(v))
+        return 2;
+    *x = v;
+    return 0;
+}
+
+int io_tsv_read(const char *path, io_table *t, dcm_error *err)
+{
+    memset(t, 0, sizeof *t);
+    io_text_table tt;
+    int rc = io_text_read(path, &tt, err);
+    if (rc)
+        return rc;
+    /* header detection on the first row */
+    int nnum = 0, nname = 0, first_name = -1, first_num = -1;
+    for (int c = 0; c < tt.cols; c++) {
+        double x;
+        if (!tt.cells[c][0])
+            continue;   /* empty: neither a name nor a number */
+        if (io_parse_number(tt.cells[c], &x) == 1) {
+            nname++;
+            if (first_name < 0)
+                first_name = c;
+        } else {
+            nnum++;
+            if (first_num < 0)
+                first_num = c;
+        }
+    }
+    int header = nname > 0;
+    if (nname > 0 && nnum > 0) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT,
+                           "%s, line %d: the first row mixes names (column %d: \"%s\") and numbers "
+                           "(column %d: \"%s\"); a header row must hold only column names",
+                           path, tt.line[0], first_name + 1, tt.cells[first_name], first_num + 1,
+                           tt.cells[first_num]);
+        io_text_free(&tt);
+        return rc;
+    }
+    t->cols = tt.cols;
+    t->rows = tt.rows - header;
+    if (t->rows == 0) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: has a header (line %d) but no data rows",
+                           path, tt.line[0]);
+        io_text_free(&tt);
+        return rc;
+    }
+    t->data = malloc(sizeof(double) * (size_t)t->rows * (size_t)t->cols);
+    t->line = malloc(sizeof(int) * (size_t)t->rows);
+    if (header)
+        t->names = calloc((size_t)t->cols, sizeof(char *));
+    if (!t->data || !t->line || (header && !t->names)) {
+        io_text_free(&tt);
+        io_table_free(t);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory", path);
+    }
+    if (header)
+        for (int c = 0; c < t->cols; c++) {
+            if (!tt.cells[c][0]) {
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s, line %d, column %d: empty column name",
+                                   path, tt.line[0], c + 1);
+                io_text_free(&tt);
+                io_table_free(t);
+                return rc;
+            }
+            t->names[c] = tt.cells[c];   /* take ownership */
+            tt.cells[c] = NULL;
+        }
+    for (int r = 0; r < t->rows; r++) {
+        int tr = r + header;
+        t->line[r] = tt.line[tr];
+        for (int c = 0; c < t->cols; c++) {
+            const char *cell = tt.cells[(size_t)tr * tt.cols + c];
+            double x = 0.0;
+            int k = io_parse_number(cell, &x);
+            if (k != 0) {
+                char col[300];
+                if (header)
+                    snprintf(col, sizeof col, "column %d (\"%s\")", c + 1, t->names[c]);
+                else
+                    snprintf(col, sizeof col, "column %d", c + 1);
+                if (!cell[0])
+                    rc = dcm_error_set(err, DCM_ERR_INPUT, "%s, line %d, %s: empty cell; every value "
+                                       "must be a number", path, tt.line[tr], col);
+                else if (k == 2)
+                    rc = dcm_error_set(err, DCM_ERR_INPUT,
+                                       "%s, line %d, %s: \"%s\" is not finite; NaN/Inf values are not "
+                                       "allowed (remove or interpolate them)", path, tt.line[tr], col, cell);
+                else
+                    rc = dcm_error_set(err, DCM_ERR_INPUT,
+                                       "%s, line %d, %s: \"%s\" is not a number%s", path, tt.line[tr],
+                                       col, cell,
+                                       t->cols == 1 ? " (columns must be separated by tabs or commas)" : "");
+                io_text_free(&tt);
+                io_table_free(t);
+                return rc;
+            }
+            t->data[r + (size_t)c * t->rows] = x;
+        }
+    }
+    io_text_free(&tt);
+    return DCM_OK;
+}
+
+int io_tsv_write(const char *path, int rows, int cols, const double *data,
+                 const char *const *names, dcm_error *err)
+{
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err);
+    if (rc)
+        return rc;
+    if (names) {
+        for (int c = 0; c < cols; c++)
+            fprintf(a.fp, "%s%s", c ? "\t" : "", names[c]);
+        fputc('\n', a.fp);
+    }
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++)
+            fprintf(a.fp, "%s%.17g", c ? "\t" : "", data[r + (size_t)c * rows]);
+        fputc('\n', a.fp);
+    }
+    return io_atomic_commit(&a, err);
+}
