@@ -1,0 +1,111 @@
+/* vl_peb.h — Parametric Empirical Bayes over first-level (DCM) posteriors,
+ * as SPM12's spm_dcm_peb.
+ *
+ * Model
+ *   subject i's parameters (the selected ones, theta_i) have the empirical
+ *   prior   theta_i = (X(i,:) kron I) beta + e_i,   e_i ~ N(0, Pi(h)^-1),
+ *   group effects beta ~ N(bE, bC), log-precisions h ~ N(hE, hC I), with
+ *       Pi(h) = pQ exp(-8) + sum_j exp(h_j) Q_j
+ *   where pQ is the precision of the first-level prior divided by beta
+ *   (M.beta = 16: random effects are a priori 4 times tighter in sd than
+ *   the first-level prior) and Q_j its components ('all': one per
+ *   parameter, 'single': one in all). The group-mean prior is the
+ *   first-level prior (bE = first-level prior mean for the intercept, 0 for
+ *   the other covariates; bC = kron(Xc, pC / alpha), alpha = 1, with
+ *   Xc = diag(nsub / sum_i X(i,j)^2), SPM's rescaling for the norm of each
+ *   covariate).
+ * Inversion
+ *   No first-level model is refitted: each subject's evidence and posterior
+ *   under the empirical prior come from Bayesian model reduction of its
+ *   full posterior (vl_bmr_reduce). The free energy
+ *       F = sum_i [F_i + dF_i(beta, h)] - complexity(beta, h)
+ *   (complexity: beta'bP beta/2 + h'hP h/2 - ln|blkdiag(bP,hP) Cov|/2,
+ *   with SPM's uncentred quadratic forms: exact when bE = 0 and hE = 0,
+ *   as for B and C parameters and the default hE)
+ *   is maximised over (beta, h) by regularised Fisher scoring (a
+ *   Levenberg-Marquardt-like local-linearisation step, SPM's spm_dx, with
+ *   the same schedule and stopping rule as spm_dcm_peb: at most maxit
+ *   iterations, stop when the improvement falls below 1e-4 after 4
+ *   iterations). Before this, subject posteriors are shrunk as SPM does,
+ *   qC <- (qC^-1 + pC^-1/16)^-1, to allow for inefficient first-level
+ *   inversions, and everything is done in the principal subspace of the
+ *   (mean) first-level prior covariance of the selected parameters.
+ * Outputs follow spm_dcm_peb: Ep (parameters x covariates) and Eh are the
+ *   estimates after the final Fisher step; F, Cp (covariance of vec(Ep)
+ *   given h, parameters varying fastest), Ch (given beta) and Ce (the
+ *   expected between-subject covariance Pi(h)^-1) come from the last
+ *   evaluation.
+ *
+ * Matrices are row-major; covariances symmetric. Errors are returned
+ * (VL_PEB_E*). No global state: thread-safe.
+ */
+#ifndef VL_PEB_H
+#define VL_PEB_H
+
+enum {
+    VL_PEB_OK = 0,
+    VL_PEB_EINVAL = -1,     /* bad sizes, indices, design or options */
+    VL_PEB_ENONFINITE = -2, /* NaN/Inf in the inputs or a numerical failure */
+    VL_PEB_ENOMEM = -3,
+};
+
+typedef enum {
+    VL_PEB_Q_SINGLE = 0, /* one precision component for all (SPM default) */
+    VL_PEB_Q_ALL,        /* one per selected parameter */
+    VL_PEB_Q_CUSTOM,     /* comp[i] = component of selected parameter i,
+                            0..ncomp-1 (-1: none), e.g. SPM's 'fields' */
+    VL_PEB_Q_NONE        /* no random-effect precision to estimate */
+} vl_peb_qmode;
+
+typedef struct {
+    int nsub;          /* subjects (> 1) */
+    int np;            /* length of every subject's parameter vector */
+    const double *qE;  /* nsub x np: first-level posterior means */
+    const double *qC;  /* nsub x np x np: posterior covariances */
+    const double *pE;  /* nsub x np: first-level prior means */
+    const double *pC;  /* nsub x np x np: prior covariances, or NULL ... */
+    const double *pV;  /* ... nsub x np prior variances (diagonal pC) */
+    const double *F;   /* nsub: first-level free energies (NULL: zeros) */
+    const int *sel;    /* nsel 0-based indices of the parameters treated as
+                          random effects; NULL: every parameter with a
+                          non-zero prior variance (spm_find_pC) */
+    int nsel;
+    const double *X;   /* nsub x nx between-subject design (row-major);
+                          NULL: a constant (nx = 1) */
+    int nx;
+} vl_peb_input;
+
+typedef struct {
+    vl_peb_qmode Q;    /* default (0): single, as SPM; SPM's 'all' = ALL */
+    const int *comp;   /* VL_PEB_Q_CUSTOM only */
+    int ncomp;
+    double alpha;      /* <= 0: 1  (bC = pC / alpha) */
+    double beta;       /* <= 0: 16 (random-effect prior cov = pC / beta) */
+    double hE;         /* prior mean of the log-precisions (0) */
+    double hC;         /* <= 0: 1/16, their prior variance */
+    int maxit;         /* <= 0: 64 */
+} vl_peb_opts;
+
+typedef struct {
+    int np, nx, ng;    /* selected parameters, covariates, components */
+    int *sel;          /* np: flat indices (0-based) of the parameters */
+    double *Ep;        /* np x nx: group effects (row = parameter) */
+    double *Cp;        /* (np nx) x (np nx): covariance of vec(Ep), index
+                          i + j*np for parameter i, covariate j (from the
+                          curvature in b alone, as SPM) */
+    double *Eh;        /* ng: log-precisions of the random effects */
+    double *Ch;        /* ng x ng */
+    double *Ce;        /* np x np: expected between-subject covariance */
+    double F;          /* free energy of the hierarchical model at the last
+                          evaluation (as SPM reports it: when the final
+                          iteration's step was rejected this is slightly
+                          below the best value reached) */
+    int iterations;
+} vl_peb_result;
+
+/* Opts may be NULL (SPM defaults). `out` gets freshly allocated arrays:
+ * free with vl_peb_result_free (also safe after an error). */
+int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out);
+void vl_peb_result_free(vl_peb_result *r);
+
+#endif
