@@ -63,8 +63,8 @@ $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
-test: $(TEST_BINS) $(B)/san/bin/dcm
-	@DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm sh scripts/run_tests.sh $(TEST_BINS)
+test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm
+	@DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm sh scripts/run_tests.sh $(TEST_BINS)
 
 demo: setup all
 	@sh scripts/demo.sh

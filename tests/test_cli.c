@@ -352,6 +352,29 @@ static void test_unwritable_output(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "no/such/dir"));
 }
 
+/* valgrind's memcheck on the release binary (ASan builds cannot run
+ * under valgrind): no leak, no invalid access, for a whole estimate. */
+static void test_valgrind_estimate(void)
+{
+    const char *rel = getenv("DCM_RELEASE_BIN");
+    if (!rel || access(rel, X_OK) || system("valgrind --version >/dev/null 2>&1")) {
+        printf("\nSKIP: valgrind or the release binary ($DCM_RELEASE_BIN) is not available\n");
+        return;
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible "
+             "--error-exitcode=9 %s estimate -q %s/model.json -o %s/vg.json 2>&1",
+             rel, tmpdir, tmpdir);
+    FILE *p = popen(cmd, "r");
+    size_t k = fread(out, 1, sizeof out - 1, p);
+    out[k] = 0;
+    int st = pclose(p);
+    printf("\n  valgrind exit %d%s%s", WEXITSTATUS(st), k ? ": " : "", out);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CU_ASSERT(exists("vg.json"));
+}
+
 int main(void)
 {
     if (setup()) {
@@ -372,6 +395,7 @@ int main(void)
         {"no driving input: exit 2", test_no_driving_input},
         {"a model that diverges: exit 3, no output", test_diverging_model},
         {"an output that cannot be written: exit 4", test_unwritable_output},
+        {"valgrind: dcm estimate leaks nothing", test_valgrind_estimate},
         {NULL, NULL}};
     int rc = test_run("cli", cases);
     teardown();
