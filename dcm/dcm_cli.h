@@ -16,6 +16,13 @@
 int cmd_estimate(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_reduce(int argc, char **argv);
+int cmd_average(int argc, char **argv);
+int cmd_peb(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_review(int argc, char **argv);
 
 /* Print "dcm CMD: message" and return code. */
 int cli_fail(const char *cmd, int code, const char *fmt, ...)

@@ -21,7 +21,14 @@ typedef struct {
 static const command commands[] = {
     {"estimate", cmd_estimate, "fit a DCM to data (variational Laplace, as SPM12)"},
     {"simulate", cmd_simulate, "generate BOLD data from known parameters"},
-    {"compare", cmd_compare, "compare models by their free energies"},
+    {"compare", cmd_compare, "compare models: fixed and random effects, families"},
+    {"reduce", cmd_reduce, "Bayesian model reduction: switch parameters off without refitting"},
+    {"average", cmd_average, "Bayesian model averaging of parameters"},
+    {"peb", cmd_peb, "group analysis: parametric empirical Bayes over subjects"},
+    {"batch", cmd_batch, "estimate every subject x model of a manifest in parallel"},
+    {"extract", cmd_extract, "regional time series from 4D NIfTI images"},
+    {"report", cmd_report, "self-contained HTML report of results"},
+    {"review", cmd_review, "terminal summary of a result"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f)
