@@ -16,7 +16,7 @@ CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = $(STD) $(WARN) $(INCS) $(CFLAGS)
 # GSL is linked against OpenBLAS rather than its reference CBLAS: -lopenblas
 # is named on the link line, so its cblas_* symbols come before libgslcblas's.
-LDLIBS  = -ljansson -lniftiio -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread
+LDLIBS  = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread
 
 LIB_SRC = $(wildcard models/*.c vl/*.c io/*.c) $(filter-out dcm/main.c,$(wildcard dcm/*.c))
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -34,11 +34,13 @@ setup:
 
 $(B)/rel/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/san/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -c $< -o $@
+	@echo "  CC san  $<"
+	@$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -c $< -o $@
 
 lib/libdcm.a: $(REL_OBJ)
 	@mkdir -p lib

@@ -1,29 +1,50 @@
-/* cmd_compare.c — `dcm compare R1.json R2.json ...`: fixed-effects
- * comparison of models fitted to the same data. */
+/* cmd_compare.c — `dcm compare`: Bayesian model comparison over result
+ * files (one subject) or over a table of log-evidences (a group), with
+ * fixed or random effects, and families of models. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dcm/dcm_cli.h"
+#include "io/io_lme.h"
 #include "io/io_result.h"
+#include "vl/vl_bms.h"
 
 static const char *help =
-    "usage: dcm compare RESULT1.json RESULT2.json ... [--json]\n"
+    "usage: dcm compare RESULT1.json RESULT2.json ... [options]\n"
+    "       dcm compare --lme LME.tsv [--rfx] [options]\n"
     "\n"
-    "Fixed-effects Bayesian model comparison of models fitted to the same\n"
-    "data: each model's free energy F, its log Bayes factor against the best\n"
-    "model (F - F_best) and its posterior probability under equal priors.\n"
-    "A log Bayes factor above 3 (probability above 0.95) is strong evidence.\n"
+    "Bayesian model comparison.\n"
+    "  Result files: models fitted to the same data (one subject) are compared\n"
+    "  by their free energies F: log Bayes factor against the best (F - F_best)\n"
+    "  and posterior probability under equal priors.\n"
+    "  --lme LME.tsv: a group; header 'subject' then the model names, one row\n"
+    "  per subject (dcm batch writes it as OUTDIR/summary.tsv).\n"
+    "    fixed effects (default): summed log-evidence, posterior probabilities;\n"
+    "    --rfx: random effects (Stephan et al. 2009, Rigoux et al. 2014): Dirichlet\n"
+    "    counts alpha, expected frequencies exp_r, exceedance probabilities xp,\n"
+    "    protected exceedance probabilities pxp and Bayesian omnibus risk bor.\n"
     "\n"
     "options:\n"
-    "  --json      print a JSON object instead of a table\n"
-    "  -h, --help  this help\n"
+    "  --lme FILE            log-evidence table (subjects x models)\n"
+    "  --rfx                 random-effects BMS (needs --lme)\n"
+    "  --ffx                 fixed effects (default)\n"
+    "  --family NAME=M1,M2   a family of models (repeat; every model in exactly one)\n"
+    "  --json                print a JSON object instead of a table\n"
+    "  -h, --help            this help\n"
     "\n"
-    "example:\n"
-    "  dcm compare fwd.json bwd.json\n";
+    "examples:\n"
+    "  dcm compare fwd.json bwd.json\n"
+    "  dcm compare --rfx --lme out/summary.tsv --json\n"
+    "  dcm compare --rfx --lme out/summary.tsv --family forward=fwd,fwd2 --family backward=bwd\n";
 
-/* A model's name: the file name without directory and .json */
+typedef struct {
+    char *name;
+    char *members; /* comma-separated, as given */
+} family_arg;
+
 static char *model_name(const char *path)
 {
     const char *b = strrchr(path, '/');
@@ -37,96 +58,318 @@ static char *model_name(const char *path)
     return s;
 }
 
-int cmd_compare(int argc, char **argv)
+static json_t *json_vec(const double *x, int n)
 {
-    int as_json = 0, k = 0;
-    const char **files = calloc((size_t)argc, sizeof *files);
-    if (!files)
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_real(x[i]));
+    return a;
+}
+
+static json_t *json_names(char *const *names, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+static void print_json(json_t *o)
+{
+    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    if (txt)
+        puts(txt);
+    free(txt);
+}
+
+/* Map --family arguments to a model -> family index partition. */
+static int parse_families(const family_arg *fa, int nf, char *const *models, int nmod,
+                          int *fam, dcm_error *err)
+{
+    for (int k = 0; k < nmod; k++)
+        fam[k] = -1;
+    for (int f = 0; f < nf; f++) {
+        char *list = strdup(fa[f].members);
+        if (!list)
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        char *save = NULL;
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            int k;
+            for (k = 0; k < nmod; k++)
+                if (!strcmp(tok, models[k]))
+                    break;
+            if (k == nmod) {
+                dcm_error_set(err, DCM_ERR_USAGE, "--family %s: unknown model '%s'", fa[f].name, tok);
+                free(list);
+                return DCM_ERR_USAGE;
+            }
+            if (fam[k] >= 0) {
+                dcm_error_set(err, DCM_ERR_USAGE, "model '%s' is in two families (%s and %s)", tok,
+                              fa[fam[k]].name, fa[f].name);
+                free(list);
+                return DCM_ERR_USAGE;
+            }
+            fam[k] = f;
+        }
+        free(list);
+    }
+    for (int k = 0; k < nmod; k++)
+        if (fam[k] < 0)
+            return dcm_error_set(err, DCM_ERR_USAGE,
+                                 "model '%s' is in no family: with --family every model needs one",
+                                 models[k]);
+    return DCM_OK;
+}
+
+static int report_families(const double *lme, int nsub, int nmod, const family_arg *fa, int nf,
+                           char *const *models, int rfx, int as_json, json_t *o)
+{
+    int *fam = malloc(sizeof(int) * nmod);
+    dcm_error err = {0, ""};
+    if (!fam)
         return cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            free(files);
-            fputs(help, stdout);
-            return DCM_OK;
-        } else if (!strcmp(argv[i], "--json")) {
-            as_json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            free(files);
-            return cli_fail("compare", DCM_ERR_USAGE, "unknown option '%s' (see dcm compare --help)", argv[i]);
+    int rc = parse_families(fa, nf, models, nmod, fam, &err);
+    if (rc) {
+        free(fam);
+        return cli_report("compare", &err);
+    }
+    vl_bms_family_result fr;
+    memset(&fr, 0, sizeof fr);
+    int vr = vl_bms_family(lme, nsub, nmod, fam, nf, rfx, NULL, &fr);
+    free(fam);
+    if (vr && vr != VL_BMS_ENOCONV) {
+        vl_bms_family_result_free(&fr);
+        return cli_fail("compare", DCM_ERR_NUMERIC, "family comparison failed (code %d)", vr);
+    }
+    if (as_json) {
+        json_t *fj = json_array();
+        for (int f = 0; f < nf; f++) {
+            json_t *e = json_object();
+            json_object_set_new(e, "family", json_string(fa[f].name));
+            json_object_set_new(e, "models", json_string(fa[f].members));
+            if (rfx) {
+                json_object_set_new(e, "alpha", json_real(fr.alpha[f]));
+                json_object_set_new(e, "exp_r", json_real(fr.exp_r[f]));
+                json_object_set_new(e, "xp", json_real(fr.xp[f]));
+                json_object_set_new(e, "pxp", json_real(fr.pxp[f]));
+            } else {
+                json_object_set_new(e, "posterior_probability", json_real(fr.exp_r[f]));
+            }
+            json_array_append_new(fj, e);
+        }
+        json_object_set_new(o, "families", fj);
+        if (rfx)
+            json_object_set_new(o, "family_bor", json_real(fr.bor));
+    } else {
+        printf("\nfamilies (%s):\n", rfx ? "random effects" : "fixed effects");
+        if (rfx) {
+            printf("%-20s %10s %10s %10s %10s\n", "family", "alpha", "exp_r", "xp", "pxp");
+            for (int f = 0; f < nf; f++)
+                printf("%-20s %10.4f %10.4f %10.4f %10.4f\n", fa[f].name, fr.alpha[f], fr.exp_r[f],
+                       fr.xp[f], fr.pxp[f]);
+            printf("family Bayesian omnibus risk: %.4f\n", fr.bor);
         } else {
-            files[k++] = argv[i];
+            printf("%-20s %12s\n", "family", "P(family)");
+            for (int f = 0; f < nf; f++)
+                printf("%-20s %12.4f\n", fa[f].name, fr.exp_r[f]);
         }
     }
-    if (k < 2) {
-        free(files);
-        return cli_fail("compare", DCM_ERR_USAGE, "give at least two result files (see dcm compare --help)");
-    }
-    double *F = malloc(sizeof(double) * k), *lbf = malloc(sizeof(double) * k),
-           *post = malloc(sizeof(double) * k);
-    char **names = calloc((size_t)k, sizeof *names);
+    vl_bms_family_result_free(&fr);
+    return DCM_OK;
+}
+
+int cmd_compare(int argc, char **argv)
+{
+    int as_json = 0, rfx = 0, k = 0, nf = 0;
+    const char *lme_path = NULL;
+    const char **files = calloc((size_t)argc, sizeof *files);
+    family_arg *fa = calloc((size_t)argc, sizeof *fa);
     int rc = DCM_OK;
-    dcm_error err = {0, ""};
-    if (!F || !lbf || !post || !names) {
+    io_lme_table T;
+    memset(&T, 0, sizeof T);
+    json_t *o = NULL;
+    if (!files || !fa) {
         rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    int ny_first = -1;
-    for (int i = 0; i < k; i++) {
-        io_result_summary s;
-        memset(&s, 0, sizeof s);
-        if (io_result_load(files[i], &s, &err)) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            goto done;
+        } else if (!strcmp(a, "--json")) {
+            as_json = 1;
+        } else if (!strcmp(a, "--rfx")) {
+            rfx = 1;
+        } else if (!strcmp(a, "--ffx")) {
+            rfx = 0;
+        } else if (!strcmp(a, "--lme")) {
+            if (++i >= argc) {
+                rc = cli_fail("compare", DCM_ERR_USAGE, "--lme needs a file");
+                goto done;
+            }
+            lme_path = argv[i];
+        } else if (!strcmp(a, "--family")) {
+            char *eq = ++i < argc ? strchr(argv[i], '=') : NULL;
+            if (!eq || eq == argv[i] || !eq[1]) {
+                rc = cli_fail("compare", DCM_ERR_USAGE, "--family takes NAME=MODEL1,MODEL2,...");
+                goto done;
+            }
+            *eq = 0;
+            fa[nf].name = argv[i];
+            fa[nf++].members = eq + 1;
+        } else if (a[0] == '-' && a[1]) {
+            rc = cli_fail("compare", DCM_ERR_USAGE, "unknown option '%s' (see dcm compare --help)", a);
+            goto done;
+        } else {
+            files[k++] = a;
+        }
+    }
+    if (lme_path && k) {
+        rc = cli_fail("compare", DCM_ERR_USAGE, "give result files or --lme, not both");
+        goto done;
+    }
+    dcm_error err = {0, ""};
+    if (lme_path) {
+        if ((rc = io_lme_read(lme_path, &T, &err))) {
             rc = cli_report("compare", &err);
             goto done;
         }
-        F[i] = s.F;
-        names[i] = model_name(files[i]);
-        /* F of different data sets are not comparable */
-        if (ny_first < 0)
-            ny_first = s.n;
-        else if (s.n != ny_first) {
-            io_result_summary_free(&s);
-            rc = cli_fail("compare", DCM_ERR_INPUT,
-                          "%s models %d regions but %s models %d: models compared by their "
-                          "free energy must be fitted to the same data", files[i], s.n,
-                          files[0], ny_first);
+    } else {
+        if (k < 2) {
+            rc = cli_fail("compare", DCM_ERR_USAGE,
+                          "give at least two result files, or --lme TABLE (see dcm compare --help)");
             goto done;
         }
-        io_result_summary_free(&s);
-    }
-    dcm_compare_ffx(F, k, lbf, post);
-    if (as_json) {
-        json_t *o = json_object(), *arr = json_array();
+        if (rfx) {
+            rc = cli_fail("compare", DCM_ERR_USAGE,
+                          "random effects need several subjects: use --lme TABLE (dcm batch writes "
+                          "OUTDIR/summary.tsv)");
+            goto done;
+        }
+        /* one subject: a 1 x k table from the result files */
+        T.nsub = 1;
+        T.nmod = k;
+        T.subjects = calloc(1, sizeof(char *));
+        T.models = calloc((size_t)k, sizeof(char *));
+        T.lme = malloc(sizeof(double) * k);
+        if (!T.subjects || !T.models || !T.lme) {
+            rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        T.subjects[0] = strdup("data");
+        int n_first = -1;
         for (int i = 0; i < k; i++) {
-            json_t *m = json_object();
-            json_object_set_new(m, "model", json_string(names[i]));
-            json_object_set_new(m, "file", json_string(files[i]));
-            json_object_set_new(m, "free_energy", json_real(F[i]));
-            json_object_set_new(m, "log_bayes_factor", json_real(lbf[i]));
-            json_object_set_new(m, "posterior_probability", json_real(post[i]));
-            json_array_append_new(arr, m);
+            io_result_summary s;
+            memset(&s, 0, sizeof s);
+            if (io_result_load(files[i], &s, &err)) {
+                rc = cli_report("compare", &err);
+                goto done;
+            }
+            T.lme[i] = s.F;
+            T.models[i] = model_name(files[i]);
+            int nreg = s.n;
+            io_result_summary_free(&s);
+            if (n_first < 0)
+                n_first = nreg;
+            else if (nreg != n_first) {
+                rc = cli_fail("compare", DCM_ERR_INPUT,
+                              "%s models %d regions but %s models %d: models compared by their "
+                              "free energy must be fitted to the same data", files[i], nreg,
+                              files[0], n_first);
+                goto done;
+            }
+        }
+    }
+    const int nsub = T.nsub, nmod = T.nmod;
+    if (nmod < 2) {
+        rc = cli_fail("compare", DCM_ERR_INPUT, "%s: compare needs at least two models",
+                      lme_path ? lme_path : "input");
+        goto done;
+    }
+    o = json_object();
+    json_object_set_new(o, "models", json_names(T.models, nmod));
+    json_object_set_new(o, "subjects", json_integer(nsub));
+    if (rfx) {
+        if (nsub < 2) {
+            rc = cli_fail("compare", DCM_ERR_INPUT, "%s: random effects need at least two subjects",
+                          lme_path);
+            goto done;
+        }
+        vl_bms_rfx_result R;
+        memset(&R, 0, sizeof R);
+        int vr = vl_bms_rfx(T.lme, nsub, nmod, NULL, &R);
+        if (vr && vr != VL_BMS_ENOCONV) {
+            vl_bms_rfx_result_free(&R);
+            rc = cli_fail("compare", DCM_ERR_NUMERIC, "random-effects BMS failed (code %d)", vr);
+            goto done;
+        }
+        if (vr == VL_BMS_ENOCONV)
+            fprintf(stderr, "dcm compare: warning: the variational iterations did not converge\n");
+        json_object_set_new(o, "method", json_string("random effects"));
+        json_object_set_new(o, "alpha", json_vec(R.alpha, nmod));
+        json_object_set_new(o, "exp_r", json_vec(R.exp_r, nmod));
+        json_object_set_new(o, "xp", json_vec(R.xp, nmod));
+        json_object_set_new(o, "pxp", json_vec(R.pxp, nmod));
+        json_object_set_new(o, "bor", json_real(R.bor));
+        if (!as_json) {
+            printf("random-effects BMS over %d subjects\n", nsub);
+            printf("%-20s %10s %10s %10s %10s\n", "model", "alpha", "exp_r", "xp", "pxp");
+            for (int m = 0; m < nmod; m++)
+                printf("%-20s %10.4f %10.4f %10.4f %10.4f\n", T.models[m], R.alpha[m], R.exp_r[m],
+                       R.xp[m], R.pxp[m]);
+            printf("Bayesian omnibus risk (no model is more frequent): %.4f\n", R.bor);
+        }
+        vl_bms_rfx_result_free(&R);
+    } else {
+        double *slme = malloc(sizeof(double) * nmod), *post = malloc(sizeof(double) * nmod),
+               *lbf = malloc(sizeof(double) * nmod);
+        if (!slme || !post || !lbf || vl_bms_ffx(T.lme, nsub, nmod, NULL, slme, post, lbf)) {
+            free(slme);
+            free(post);
+            free(lbf);
+            rc = cli_fail("compare", DCM_ERR_NUMERIC, "fixed-effects comparison failed");
+            goto done;
         }
         json_object_set_new(o, "method", json_string("fixed effects"));
-        json_object_set_new(o, "models", arr);
-        char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-        if (txt)
-            puts(txt);
-        free(txt);
-        json_decref(o);
-    } else {
-        printf("%-24s %14s %14s %12s\n", "model", "F", "log BF", "P(model)");
-        for (int i = 0; i < k; i++)
-            printf("%-24s %14.4f %14.4f %12.4f\n", names[i], F[i], lbf[i], post[i]);
-        if (k == 2)
-            printf("\nlog Bayes factor %s vs %s: %.4f\n", names[0], names[1], F[0] - F[1]);
+        json_object_set_new(o, "log_evidence", json_vec(slme, nmod));
+        json_object_set_new(o, "log_bayes_factor", json_vec(lbf, nmod));
+        json_object_set_new(o, "posterior_probability", json_vec(post, nmod));
+        if (!lme_path) {
+            json_t *arr = json_array();
+            for (int m = 0; m < nmod; m++) {
+                json_t *e = json_object();
+                json_object_set_new(e, "model", json_string(T.models[m]));
+                json_object_set_new(e, "file", json_string(files[m]));
+                json_object_set_new(e, "free_energy", json_real(slme[m]));
+                json_object_set_new(e, "log_bayes_factor", json_real(lbf[m]));
+                json_object_set_new(e, "posterior_probability", json_real(post[m]));
+                json_array_append_new(arr, e);
+            }
+            json_object_set_new(o, "results", arr);
+        }
+        if (!as_json) {
+            if (nsub > 1)
+                printf("fixed-effects comparison over %d subjects (summed log-evidence)\n", nsub);
+            printf("%-24s %14s %14s %12s\n", "model", nsub > 1 ? "sum F" : "F", "log BF", "P(model)");
+            for (int m = 0; m < nmod; m++)
+                printf("%-24s %14.4f %14.4f %12.4f\n", T.models[m], slme[m], lbf[m], post[m]);
+            if (nmod == 2)
+                printf("\nlog Bayes factor %s vs %s: %.4f\n", T.models[0], T.models[1],
+                       slme[0] - slme[1]);
+        }
+        free(slme);
+        free(post);
+        free(lbf);
     }
+    if (nf && (rc = report_families(T.lme, nsub, nmod, fa, nf, T.models, rfx, as_json, o)))
+        goto done;
+    if (as_json)
+        print_json(o);
 done:
-    if (names)
-        for (int i = 0; i < k; i++)
-            free(names[i]);
-    free(names);
-    free(F);
-    free(lbf);
-    free(post);
+    json_decref(o);
+    io_lme_free(&T);
     free(files);
+    free(fa);
     return rc;
 }

@@ -1,0 +1,44 @@
+/* io_pnames.h — readable names for DCM parameters.
+ *
+ * Contract
+ * - Every parameter of a model (SPM's flat order, models/model_dcm.h) has
+ *   one name:
+ *       A:V1->V5            endogenous connection from V1 to V5
+ *       B:Attention:V1->V5  modulation of V1 -> V5 by the input Attention
+ *       C:Photic->V1        driving input Photic into V1
+ *       D:SPC:V1->V5        gating of V1 -> V5 by activity in SPC
+ *       transit:V5, decay, epsilon   haemodynamic parameters
+ *   A self-connection is written A:V1->V1.
+ * - A selector names one parameter or, with `*` in place of any part, a
+ *   block: `B:*` (every B), `A:*->V5` (all connections into V5),
+ *   `B:Attention:*`, `B:*:V1->V5`, `transit:*`, `*` (everything).
+ *   Whitespace around "->" and ":" is ignored; names are case-sensitive.
+ * - io_pname_select ORs the matches into mask[np]; a selector that names
+ *   an unknown region, input or block, or matches nothing, is an error
+ *   whose message lists what is valid.
+ */
+#ifndef IO_PNAMES_H
+#define IO_PNAMES_H
+
+#include <stddef.h>
+
+#include "dcm/dcm_api.h"
+
+typedef struct {
+    int n, m, nd;                 /* regions, inputs, D slices (0 or n) */
+    char *const *regions;         /* n */
+    char *const *inputs;          /* m */
+} io_pname_space;
+
+/* Number of parameters of the space (as model_dcm_layout). */
+int io_pname_count(const io_pname_space *S);
+
+/* Name of parameter `index` into buf; returns 0, or -1 if out of range. */
+int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len);
+
+/* Add the parameters matched by `selector` to mask (np entries, 0/1).
+ * Returns DCM_OK or DCM_ERR_INPUT with a message. */
+int io_pname_select(const io_pname_space *S, const char *selector,
+                    unsigned char *mask, dcm_error *err);
+
+#endif
