@@ -1,9 +1,417 @@
-/* cmd_peb.c — `dcm peb` (being written). */
+/* cmd_peb.c — `dcm peb`: second-level Parametric Empirical Bayes over the
+ * subjects' estimates of one model (SPM's spm_dcm_peb). */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "dcm/dcm_cli.h"
+#include "io/io_atomic.h"
+#include "io/io_batchdir.h"
+#include "io/io_pnames.h"
+#include "io/io_result.h"
+#include "io/io_tsv.h"
+#include "vl/vl_bmr.h"
+#include "vl/vl_peb.h"
+
+static const char *help =
+    "usage: dcm peb OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
+    "               [--components all|single] [--json] [-o PEB.json]\n"
+    "\n"
+    "Parametric Empirical Bayes (SPM's spm_dcm_peb): the selected parameters of\n"
+    "every subject's estimate of model NAME (OUTDIR/<subject>/NAME.json, the\n"
+    "layout dcm batch writes) are explained by a between-subject design:\n"
+    "    theta_subject = X(subject, :) beta + random effect.\n"
+    "No subject is refitted: Bayesian model reduction carries each subject's\n"
+    "posterior to the group level.\n"
+    "\n"
+    "DESIGN.tsv: a 'subject' column, then one column per covariate with a\n"
+    "header (e.g. intercept, group, age); one row per subject with results.\n"
+    "\n"
+    "Reported per parameter x covariate: the group effect's mean, sd and the\n"
+    "probability that it is present (Bayesian model reduction of that effect\n"
+    "alone: P = 1 / (1 + exp(F_without - F_with))); the group free energy;\n"
+    "the between-subject precisions; and each subject's posterior under the\n"
+    "group (empirical) prior.\n"
+    "\n"
+    "options:\n"
+    "  --model NAME          which model's results\n"
+    "  --design FILE         between-subject design matrix\n"
+    "  --params SEL          parameters treated as random effects, e.g. 'B:*'\n"
+    "  --components all      one between-subject precision per parameter (default;\n"
+    "                        SPM's M.Q = 'all') or 'single' (one for all)\n"
+    "  --json                print JSON instead of a table\n"
+    "  -o FILE               also write the JSON to FILE (atomically)\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "example:\n"
+    "  dcm peb out --model fwd --design design.tsv --params 'B:*' -o peb.json\n";
+
+typedef struct {
+    int nsub, nx;
+    char **subjects;
+    char **covariates;
+    double *X; /* nsub x nx row-major */
+} design;
+
+static void design_free(design *d)
+{
+    for (int i = 0; i < d->nsub && d->subjects; i++)
+        free(d->subjects[i]);
+    for (int j = 0; j < d->nx && d->covariates; j++)
+        free(d->covariates[j]);
+    free(d->subjects);
+    free(d->covariates);
+    free(d->X);
+}
+
+static int read_design(const char *path, design *d, dcm_error *err)
+{
+    memset(d, 0, sizeof *d);
+    io_text_table t;
+    int rc = io_text_read(path, &t, err);
+    if (rc)
+        return rc;
+    if (t.rows < 2 || t.cols < 2 || strcmp(t.cells[0], "subject")) {
+        io_text_free(&t);
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: a design needs a header 'subject<TAB>COVARIATE...' and one row per subject",
+                             path);
+    }
+    d->nsub = t.rows - 1;
+    d->nx = t.cols - 1;
+    d->subjects = calloc((size_t)d->nsub, sizeof(char *));
+    d->covariates = calloc((size_t)d->nx, sizeof(char *));
+    d->X = malloc(sizeof(double) * d->nsub * d->nx);
+    if (!d->subjects || !d->covariates || !d->X) {
+        io_text_free(&t);
+        design_free(d);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    for (int j = 0; j < d->nx; j++)
+        d->covariates[j] = strdup(t.cells[1 + j]);
+    for (int i = 0; i < d->nsub; i++) {
+        char **row = t.cells + (size_t)(i + 1) * t.cols;
+        for (int k = 0; k < i; k++)
+            if (!strcmp(d->subjects[k], row[0])) {
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s, line %d: subject '%s' appears twice", path,
+                                   t.line[i + 1], row[0]);
+                goto fail;
+            }
+        d->subjects[i] = strdup(row[0]);
+        for (int j = 0; j < d->nx; j++) {
+            int pr = io_parse_number(row[1 + j], &d->X[i * d->nx + j]);
+            if (pr) {
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s, line %d, column %d (\"%s\"): '%s' is not a finite number",
+                                   path, t.line[i + 1], j + 2, d->covariates[j], row[1 + j]);
+                goto fail;
+            }
+        }
+    }
+    io_text_free(&t);
+    return DCM_OK;
+fail:
+    io_text_free(&t);
+    design_free(d);
+    return rc;
+}
+
+static json_t *vec(const double *x, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_real(x[i]));
+    return a;
+}
 
 int cmd_peb(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_fail("peb", DCM_ERR_USAGE, "not implemented yet");
+    const char *outdir = NULL, *model = NULL, *design_path = NULL, *out_path = NULL;
+    int as_json = 0, nsel_args = 0, single = 0;
+    const char **sels = calloc((size_t)argc, sizeof *sels);
+    int rc = DCM_OK;
+    io_batchdir B;
+    memset(&B, 0, sizeof B);
+    design D;
+    memset(&D, 0, sizeof D);
+    io_result_summary *R = NULL;
+    int nR = 0;
+    double *qE = NULL, *qC = NULL, *pE = NULL, *pV = NULL, *F = NULL;
+    int *sel = NULL;
+    unsigned char *mask = NULL;
+    vl_peb_result P;
+    memset(&P, 0, sizeof P);
+    json_t *o = NULL;
+    if (!sels)
+        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            goto done;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--design") || !strcmp(a, "--params") ||
+                   !strcmp(a, "-o") || !strcmp(a, "--components")) {
+            if (++i >= argc) {
+                rc = cli_fail("peb", DCM_ERR_USAGE, "%s needs a value", a);
+                goto done;
+            }
+            if (!strcmp(a, "--model"))
+                model = argv[i];
+            else if (!strcmp(a, "--design"))
+                design_path = argv[i];
+            else if (!strcmp(a, "--params"))
+                sels[nsel_args++] = argv[i];
+            else if (!strcmp(a, "-o"))
+                out_path = argv[i];
+            else if (!strcmp(argv[i], "single") || !strcmp(argv[i], "all"))
+                single = !strcmp(argv[i], "single");
+            else {
+                rc = cli_fail("peb", DCM_ERR_USAGE, "--components takes 'all' or 'single'");
+                goto done;
+            }
+        } else if (!strcmp(a, "--json")) {
+            as_json = 1;
+        } else if (a[0] == '-' && a[1]) {
+            rc = cli_fail("peb", DCM_ERR_USAGE, "unknown option '%s' (see dcm peb --help)", a);
+            goto done;
+        } else if (!outdir) {
+            outdir = a;
+        } else {
+            rc = cli_fail("peb", DCM_ERR_USAGE, "one OUTDIR at a time ('%s' is extra)", a);
+            goto done;
+        }
+    }
+    if (!outdir || !model || !design_path || !nsel_args) {
+        rc = cli_fail("peb", DCM_ERR_USAGE,
+                      "give OUTDIR, --model NAME, --design DESIGN.tsv and --params SEL (see dcm peb --help)");
+        goto done;
+    }
+    dcm_error err = {0, ""};
+    if (io_batchdir_scan(outdir, &B, &err) || read_design(design_path, &D, &err)) {
+        rc = cli_report("peb", &err);
+        goto done;
+    }
+    int mi = io_batchdir_model(&B, model);
+    if (mi < 0) {
+        rc = cli_fail("peb", DCM_ERR_INPUT, "%s: no results for model '%s'", outdir, model);
+        goto done;
+    }
+    /* the design's subjects and the subjects with results must agree */
+    for (int s = 0; s < B.nsub; s++)
+        if (B.has[s * B.nmod + mi]) {
+            int found = 0;
+            for (int i = 0; i < D.nsub; i++)
+                found |= !strcmp(D.subjects[i], B.subjects[s]);
+            if (!found) {
+                rc = cli_fail("peb", DCM_ERR_INPUT,
+                              "%s has no row for subject '%s', who has results for %s in %s; the design "
+                              "needs one row per subject", design_path, B.subjects[s], model, outdir);
+                goto done;
+            }
+        }
+    const int nsub = D.nsub, nx = D.nx;
+    if (nsub < 2) {
+        rc = cli_fail("peb", DCM_ERR_INPUT, "%s: PEB needs at least two subjects", design_path);
+        goto done;
+    }
+    R = calloc((size_t)nsub, sizeof *R);
+    F = malloc(sizeof(double) * nsub);
+    if (!R || !F) {
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nsub; i++, nR++) {
+        int s = io_batchdir_subject(&B, D.subjects[i]);
+        if (s < 0 || !B.has[s * B.nmod + mi]) {
+            rc = cli_fail("peb", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
+                          design_path, D.subjects[i], outdir, D.subjects[i], model);
+            goto done;
+        }
+        char *p = io_batchdir_path(&B, s, mi);
+        int lr = io_result_load(p, &R[i], &err);
+        free(p);
+        if (lr) {
+            rc = cli_report("peb", &err);
+            goto done;
+        }
+        if (i && (R[i].np != R[0].np || R[i].n != R[0].n || R[i].m != R[0].m)) {
+            rc = cli_fail("peb", DCM_ERR_INPUT, "%s and %s have different parameter spaces", R[0].path,
+                          R[i].path);
+            goto done;
+        }
+        F[i] = R[i].F;
+    }
+    const int np = R[0].np;
+    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
+    mask = calloc((size_t)np, 1);
+    sel = malloc(sizeof(int) * np);
+    qE = malloc(sizeof(double) * nsub * np);
+    qC = malloc(sizeof(double) * nsub * np * np);
+    pE = malloc(sizeof(double) * nsub * np);
+    pV = malloc(sizeof(double) * nsub * np);
+    if (!mask || !sel || !qE || !qC || !pE || !pV) {
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < nsel_args; k++)
+        if (io_pname_select(&S, sels[k], mask, &err)) {
+            rc = cli_report("peb", &err);
+            goto done;
+        }
+    int nsel = 0;
+    for (int p = 0; p < np; p++)
+        if (mask[p] && R[0].pV[p] > 0)
+            sel[nsel++] = p;
+    if (!nsel) {
+        rc = cli_fail("peb", DCM_ERR_INPUT, "the selected parameters are all fixed (prior variance 0) in %s",
+                      R[0].path);
+        goto done;
+    }
+    for (int i = 0; i < nsub; i++) {
+        memcpy(qE + (size_t)i * np, R[i].Ep, sizeof(double) * np);
+        memcpy(qC + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
+        memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
+        memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
+    }
+    vl_peb_input in = {.nsub = nsub, .np = np, .qE = qE, .qC = qC, .pE = pE, .pC = NULL, .pV = pV,
+                       .F = F, .sel = sel, .nsel = nsel, .X = D.X, .nx = nx};
+    vl_peb_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.Q = single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
+    int vr = vl_peb(&in, &opts, &P);
+    if (vr) {
+        rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (code %d)", vr);
+        goto done;
+    }
+
+    /* report: effects with their probability from reducing each alone
+       (Savage-Dickey: the marginal posterior vs the prior at zero) */
+    o = json_object();
+    json_object_set_new(o, "model", json_string(model));
+    json_object_set_new(o, "free_energy", json_real(P.F));
+    json_object_set_new(o, "iterations", json_integer(P.iterations));
+    json_t *effects = json_array();
+    char name[256];
+    if (!as_json)
+        printf("PEB over %d subjects, model %s: F = %.4f (%d iterations)\n\n%-28s %-12s %10s %10s %12s\n",
+               nsub, model, P.F, P.iterations, "parameter", "covariate", "mean", "sd", "probability");
+    for (int j = 0; j < nx; j++) {
+        double sx = 0.0;
+        for (int i = 0; i < nsub; i++)
+            sx += D.X[i * nx + j] * D.X[i * nx + j];
+        double xc = sx > 0 ? nsub / sx : 1.0; /* SPM's covariate prior scaling */
+        for (int q = 0; q < P.np; q++) {
+            int idx = q + j * P.np;
+            double m = P.Ep[q * nx + j];
+            double v = P.Cp[(size_t)idx * (P.np * nx) + idx];
+            double pv = xc * R[0].pV[P.sel[q]];
+            double dF = 0.5 * log(pv / v) - 0.5 * m * m / v; /* F(without) - F(with) */
+            double prob = 1.0 / (1.0 + exp(dF));
+            io_pname_format(&S, P.sel[q], name, sizeof name);
+            json_t *e = json_object();
+            json_object_set_new(e, "parameter", json_string(name));
+            json_object_set_new(e, "covariate", json_string(D.covariates[j]));
+            json_object_set_new(e, "mean", json_real(m));
+            json_object_set_new(e, "sd", json_real(sqrt(v)));
+            json_object_set_new(e, "probability", json_real(prob));
+            json_object_set_new(e, "dF_without", json_real(dF));
+            json_array_append_new(effects, e);
+            if (!as_json)
+                printf("%-28s %-12s %10.4f %10.4f %12.4f%s\n", name, D.covariates[j], m, sqrt(v), prob,
+                       prob > 0.95 ? " *" : "");
+        }
+    }
+    json_object_set_new(o, "effects", effects);
+    json_object_set_new(o, "between_subject_log_precision", vec(P.Eh, P.ng));
+    /* subjects' posteriors under the empirical (group) prior */
+    double *rE = malloc(sizeof(double) * np), *rC = calloc((size_t)np * np, sizeof(double));
+    double *pC = calloc((size_t)np * np, sizeof(double));
+    double *sE = malloc(sizeof(double) * np);
+    json_t *subs = json_array();
+    if (!rE || !rC || !pC || !sE) {
+        free(rE);
+        free(rC);
+        free(pC);
+        free(sE);
+        json_decref(subs);
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nsub; i++) {
+        memset(pC, 0, sizeof(double) * np * np);
+        memset(rC, 0, sizeof(double) * np * np);
+        for (int p = 0; p < np; p++) {
+            pC[p * np + p] = R[i].pV[p];
+            rC[p * np + p] = R[i].pV[p];
+            rE[p] = R[i].pE[p];
+        }
+        for (int q = 0; q < P.np; q++) {
+            int a = P.sel[q];
+            double m = 0.0;
+            for (int j = 0; j < nx; j++)
+                m += D.X[i * nx + j] * P.Ep[q * nx + j];
+            rE[a] = m;
+            for (int q2 = 0; q2 < P.np; q2++)
+                rC[a * np + P.sel[q2]] = P.Ce[q * P.np + q2];
+        }
+        double dF = 0.0;
+        json_t *e = json_object();
+        json_object_set_new(e, "subject", json_string(D.subjects[i]));
+        if (vl_bmr_reduce(np, R[i].Ep, R[i].Cp, R[i].pE, pC, rE, rC, &dF, sE, NULL) == VL_BMR_OK) {
+            json_t *mv = json_object();
+            for (int q = 0; q < P.np; q++) {
+                io_pname_format(&S, P.sel[q], name, sizeof name);
+                json_object_set_new(mv, name, json_real(sE[P.sel[q]]));
+            }
+            json_object_set_new(e, "posterior_mean", mv);
+            json_object_set_new(e, "dF", json_real(dF));
+        }
+        json_array_append_new(subs, e);
+    }
+    free(rE);
+    free(rC);
+    free(pC);
+    free(sE);
+    json_object_set_new(o, "subjects", subs);
+    json_t *cov = json_array();
+    for (int j = 0; j < nx; j++)
+        json_array_append_new(cov, json_string(D.covariates[j]));
+    json_object_set_new(o, "covariates", cov);
+    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    if (!txt) {
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if (as_json)
+        puts(txt);
+    if (out_path) {
+        io_atomic a;
+        if (io_atomic_open(&a, out_path, &err)) {
+            rc = cli_report("peb", &err);
+        } else {
+            fputs(txt, a.fp);
+            fputc('\n', a.fp);
+            if (io_atomic_commit(&a, &err))
+                rc = cli_report("peb", &err);
+        }
+    }
+    free(txt);
+done:
+    for (int i = 0; i < nR; i++)
+        io_result_summary_free(&R[i]);
+    free(R);
+    free(F);
+    free(qE);
+    free(qC);
+    free(pE);
+    free(pV);
+    free(sel);
+    free(mask);
+    vl_peb_result_free(&P);
+    json_decref(o);
+    design_free(&D);
+    io_batchdir_free(&B);
+    free(sels);
+    return rc;
 }
