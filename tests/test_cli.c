@@ -156,7 +156,7 @@ static void test_simulate_estimate_compare(void)
     json_error_t je;
     json_t *o = json_loads(out, 0, &je);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    json_t *models = json_object_get(o, "models");
+    json_t *models = json_object_get(o, "results");
     double p1 = json_real_value(json_object_get(json_array_get(models, 0), "posterior_probability"));
     double p2 = json_real_value(json_object_get(json_array_get(models, 1), "posterior_probability"));
     double f1 = json_real_value(json_object_get(json_array_get(models, 0), "free_energy"));
@@ -236,6 +236,28 @@ static void test_spm_attention_via_spec(void)
     CU_ASSERT(dEp <= 0.01);
     io_result_summary_free(&ours);
     io_result_summary_free(&spm);
+    /* Bayesian model reduction of our own estimate agrees with SPM's
+       reduction of its estimate */
+    char bmr[512];
+    if (!test_shared_path("reference/attention/spm_bmr_fwd_no_attention.json", bmr, sizeof bmr))
+        return;
+    snprintf(args, sizeof args, "reduce %s --off 'B:Attention:V1->V5' --json", path);
+    CU_ASSERT_EQUAL_FATAL(run(args), 0);
+    json_error_t je;
+    json_t *o = json_loads(out, 0, &je), *r = json_load_file(bmr, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    double dF = json_number_value(json_object_get(o, "dF"));
+    double dF_spm = json_number_value(json_object_get(r, "dF"));
+    json_t *sE = json_object_get(json_object_get(o, "vector"), "posterior_mean");
+    double dE = 0.0;
+    for (size_t i = 0; i < json_array_size(sE); i++)
+        dE = fmax(dE, fabs(json_number_value(json_array_get(sE, i)) -
+                           json_number_value(json_array_get(json_object_get(r, "sE"), i))));
+    printf("  BMR of our estimate: dF %.4f (SPM %.4f), max |reduced mean - SPM's| %.2e\n", dF, dF_spm, dE);
+    CU_ASSERT(fabs(dF - dF_spm) <= 0.5);
+    CU_ASSERT(dE <= 0.01);
+    json_decref(o);
+    json_decref(r);
 }
 
 /* ---- bad input: message, exit code, no output ---- */
