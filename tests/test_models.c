@@ -1,5 +1,9 @@
 /* test_models.c — the generative model against SPM12: priors, equations of
  * motion, Jacobians, BOLD, bilinear operators and the integrator. */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
+#include <gsl/gsl_cblas.h>
+
 #include "models/model_dcm.h"
 #include "models/model_integrate.h"
 #include "tests/test_util.h"
@@ -187,6 +191,16 @@ static void test_ode_close_to_bilinear(void)
     model_dcm_free(M);
 }
 
+/* GSL's matrix code must reach OpenBLAS's CBLAS, not GSL's reference one:
+ * both define cblas_dgemm; the link order decides. */
+static void test_cblas_is_openblas(void)
+{
+    Dl_info info;
+    CU_ASSERT_FATAL(dladdr((void *)cblas_dgemm, &info) != 0);
+    printf("\n  cblas_dgemm comes from %s\n", info.dli_fname);
+    CU_ASSERT_PTR_NOT_NULL(strstr(info.dli_fname, "openblas"));
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -195,6 +209,7 @@ int main(void)
         {"f, df/dx, df/du, g, dg/dx equal SPM's", test_fx_gx_cases},
         {"bilinear operators and integrator equal SPM's", test_integrator_cases},
         {"ODE integrator agrees with the bilinear scheme", test_ode_close_to_bilinear},
+        {"CBLAS is OpenBLAS's", test_cblas_is_openblas},
         {NULL, NULL}};
     return test_run("models", cases);
 }
