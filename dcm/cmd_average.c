@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "dcm/dcm_cli.h"
-#include "io/io_atomic.h"
 #include "io/io_batchdir.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
@@ -331,25 +330,7 @@ int cmd_average(int argc, char **argv)
         }
         io_result_summary_free(&first);
     }
-    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-    if (!txt) {
-        rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    if (as_json)
-        puts(txt);
-    if (out_path) {
-        io_atomic a;
-        if (io_atomic_open(&a, out_path, &err)) {
-            rc = cli_report("average", &err);
-        } else {
-            fputs(txt, a.fp);
-            fputc('\n', a.fp);
-            if (io_atomic_commit(&a, &err))
-                rc = cli_report("average", &err);
-        }
-    }
-    free(txt);
+    rc = cli_emit_json("average", o, as_json, out_path);
 done:
     for (int i = 0; i < nR; i++)
         io_result_summary_free(&R[i]);

@@ -58,28 +58,12 @@ static char *model_name(const char *path)
     return s;
 }
 
-static json_t *json_vec(const double *x, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_real(x[i]));
-    return a;
-}
-
 static json_t *json_names(char *const *names, int n)
 {
     json_t *a = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(a, json_string(names[i]));
     return a;
-}
-
-static void print_json(json_t *o)
-{
-    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-    if (txt)
-        puts(txt);
-    free(txt);
 }
 
 /* Map --family arguments to a model -> family index partition. */
@@ -307,10 +291,10 @@ int cmd_compare(int argc, char **argv)
         if (vr == VL_BMS_ENOCONV)
             fprintf(stderr, "dcm compare: warning: the variational iterations did not converge\n");
         json_object_set_new(o, "method", json_string("random effects"));
-        json_object_set_new(o, "alpha", json_vec(R.alpha, nmod));
-        json_object_set_new(o, "exp_r", json_vec(R.exp_r, nmod));
-        json_object_set_new(o, "xp", json_vec(R.xp, nmod));
-        json_object_set_new(o, "pxp", json_vec(R.pxp, nmod));
+        json_object_set_new(o, "alpha", cli_json_vec(R.alpha, nmod));
+        json_object_set_new(o, "exp_r", cli_json_vec(R.exp_r, nmod));
+        json_object_set_new(o, "xp", cli_json_vec(R.xp, nmod));
+        json_object_set_new(o, "pxp", cli_json_vec(R.pxp, nmod));
         json_object_set_new(o, "bor", json_real(R.bor));
         if (!as_json) {
             printf("random-effects BMS over %d subjects\n", nsub);
@@ -332,9 +316,9 @@ int cmd_compare(int argc, char **argv)
             goto done;
         }
         json_object_set_new(o, "method", json_string("fixed effects"));
-        json_object_set_new(o, "log_evidence", json_vec(slme, nmod));
-        json_object_set_new(o, "log_bayes_factor", json_vec(lbf, nmod));
-        json_object_set_new(o, "posterior_probability", json_vec(post, nmod));
+        json_object_set_new(o, "log_evidence", cli_json_vec(slme, nmod));
+        json_object_set_new(o, "log_bayes_factor", cli_json_vec(lbf, nmod));
+        json_object_set_new(o, "posterior_probability", cli_json_vec(post, nmod));
         if (!lme_path) {
             json_t *arr = json_array();
             for (int m = 0; m < nmod; m++) {
@@ -365,7 +349,7 @@ int cmd_compare(int argc, char **argv)
     if (nf && (rc = report_families(T.lme, nsub, nmod, fa, nf, T.models, rfx, as_json, o)))
         goto done;
     if (as_json)
-        print_json(o);
+        rc = cli_emit_json("compare", o, 1, NULL);
 done:
     json_decref(o);
     io_lme_free(&T);

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "dcm/dcm_cli.h"
-#include "io/io_atomic.h"
 #include "io/io_batchdir.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
@@ -115,14 +114,6 @@ fail:
     io_text_free(&t);
     design_free(d);
     return rc;
-}
-
-static json_t *vec(const double *x, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_real(x[i]));
-    return a;
 }
 
 int cmd_peb(int argc, char **argv)
@@ -323,7 +314,7 @@ int cmd_peb(int argc, char **argv)
         }
     }
     json_object_set_new(o, "effects", effects);
-    json_object_set_new(o, "between_subject_log_precision", vec(P.Eh, P.ng));
+    json_object_set_new(o, "between_subject_log_precision", cli_json_vec(P.Eh, P.ng));
     /* subjects' posteriors under the empirical (group) prior */
     double *rE = malloc(sizeof(double) * np), *rC = calloc((size_t)np * np, sizeof(double));
     double *pC = calloc((size_t)np * np, sizeof(double));
@@ -378,25 +369,7 @@ int cmd_peb(int argc, char **argv)
     for (int j = 0; j < nx; j++)
         json_array_append_new(cov, json_string(D.covariates[j]));
     json_object_set_new(o, "covariates", cov);
-    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-    if (!txt) {
-        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    if (as_json)
-        puts(txt);
-    if (out_path) {
-        io_atomic a;
-        if (io_atomic_open(&a, out_path, &err)) {
-            rc = cli_report("peb", &err);
-        } else {
-            fputs(txt, a.fp);
-            fputc('\n', a.fp);
-            if (io_atomic_commit(&a, &err))
-                rc = cli_report("peb", &err);
-        }
-    }
-    free(txt);
+    rc = cli_emit_json("peb", o, as_json, out_path);
 done:
     for (int i = 0; i < nR; i++)
         io_result_summary_free(&R[i]);

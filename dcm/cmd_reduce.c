@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "dcm/dcm_cli.h"
-#include "io/io_atomic.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "vl/vl_bmr.h"
@@ -65,38 +64,6 @@ static json_t *named_params(const io_pname_space *S, const io_result_summary *R,
         json_array_append_new(arr, e);
     }
     return arr;
-}
-
-static json_t *vec(const double *x, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_real(x[i]));
-    return a;
-}
-
-static int emit(json_t *o, int as_json, const char *out_path)
-{
-    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-    if (!txt)
-        return cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
-    if (as_json)
-        puts(txt);
-    int rc = DCM_OK;
-    if (out_path) {
-        io_atomic a;
-        dcm_error err = {0, ""};
-        if (io_atomic_open(&a, out_path, &err)) {
-            rc = cli_report("reduce", &err);
-        } else {
-            fputs(txt, a.fp);
-            fputc('\n', a.fp);
-            if (io_atomic_commit(&a, &err))
-                rc = cli_report("reduce", &err);
-        }
-    }
-    free(txt);
-    return rc;
 }
 
 int cmd_reduce(int argc, char **argv)
@@ -178,24 +145,47 @@ int cmd_reduce(int argc, char **argv)
     json_object_set_new(o, "free_energy_full", json_real(R.F));
     char name[256];
     if (!search) {
-        for (int k = 0; k < noff; k++)
-            if ((rc = io_pname_select(&S, offs[k], mask, &err))) {
+        /* a named parameter must be free; a wildcard takes the free ones */
+        unsigned char *one = calloc((size_t)np, 1);
+        if (!one) {
+            rc = cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        for (int k = 0; k < noff; k++) {
+            memset(one, 0, (size_t)np);
+            if ((rc = io_pname_select(&S, offs[k], one, &err))) {
+                free(one);
                 rc = cli_report("reduce", &err);
                 goto done;
             }
-        json_t *names = json_array();
-        for (int i = 0; i < np; i++) {
-            if (!mask[i])
-                continue;
-            io_pname_format(&S, i, name, sizeof name);
-            if (R.pV[i] <= 0) {
-                rc = cli_fail("reduce", DCM_ERR_INPUT,
-                              "%s is already switched off in %s (prior variance 0)", name, input);
-                json_decref(names);
+            int wildcard = strchr(offs[k], '*') != NULL, nfree = 0;
+            for (int i = 0; i < np; i++) {
+                if (!one[i])
+                    continue;
+                if (R.pV[i] > 0) {
+                    mask[i] = 1;
+                    nfree++;
+                } else if (!wildcard) {
+                    io_pname_format(&S, i, name, sizeof name);
+                    free(one);
+                    rc = cli_fail("reduce", DCM_ERR_INPUT,
+                                  "%s is already switched off in %s (prior variance 0)", name, input);
+                    goto done;
+                }
+            }
+            if (!nfree) {
+                free(one);
+                rc = cli_fail("reduce", DCM_ERR_INPUT, "'%s' selects no free parameter of %s", offs[k], input);
                 goto done;
             }
-            json_array_append_new(names, json_string(name));
         }
+        free(one);
+        json_t *names = json_array();
+        for (int i = 0; i < np; i++)
+            if (mask[i]) {
+                io_pname_format(&S, i, name, sizeof name);
+                json_array_append_new(names, json_string(name));
+            }
         memcpy(rC, pC, sizeof(double) * np * np);
         for (int i = 0; i < np; i++)
             if (mask[i])
@@ -214,8 +204,8 @@ int cmd_reduce(int argc, char **argv)
         json_object_set_new(o, "free_energy_reduced", json_real(R.F + dF));
         json_object_set_new(o, "parameters", named_params(&S, &R, sE, var, mask, NULL));
         json_t *v = json_object();
-        json_object_set_new(v, "posterior_mean", vec(sE, np));
-        json_object_set_new(v, "posterior_var", vec(var, np));
+        json_object_set_new(v, "posterior_mean", cli_json_vec(sE, np));
+        json_object_set_new(v, "posterior_var", cli_json_vec(var, np));
         json_object_set_new(o, "vector", v);
         if (!as_json) {
             printf("%s: switching off", input);
@@ -294,9 +284,9 @@ int cmd_reduce(int argc, char **argv)
         json_object_set_new(o, "models_scored", json_integer(B.nmodels));
         json_object_set_new(o, "parameters", named_params(&S, &R, B.Ep_bma, var, mask, B.Pp));
         json_t *v = json_object();
-        json_object_set_new(v, "bma_mean", vec(B.Ep_bma, np));
-        json_object_set_new(v, "bma_var", vec(var, np));
-        json_object_set_new(v, "selected_mean", vec(B.Ep, np));
+        json_object_set_new(v, "bma_mean", cli_json_vec(B.Ep_bma, np));
+        json_object_set_new(v, "bma_var", cli_json_vec(var, np));
+        json_object_set_new(v, "selected_mean", cli_json_vec(B.Ep, np));
         json_object_set_new(o, "vector", v);
         if (!as_json) {
             printf("%s: searched %d reduced models; the best switches off %d parameter%s, "
@@ -311,7 +301,7 @@ int cmd_reduce(int argc, char **argv)
         }
         vl_bmr_search_result_free(&B);
     }
-    rc = emit(o, as_json, out_path);
+    rc = cli_emit_json("reduce", o, as_json, out_path);
 done:
     json_decref(o);
     io_result_summary_free(&R);

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "dcm/dcm_cli.h"
+#include "io/io_atomic.h"
 
 int cli_fail(const char *cmd, int code, const char *fmt, ...)
 {
@@ -54,4 +57,36 @@ int cli_parse_int(const char *s, long min, long max, long *out)
 int cli_is_help(const char *arg)
 {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+json_t *cli_json_vec(const double *x, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_real(x[i]));
+    return a;
+}
+
+int cli_emit_json(const char *cmd, json_t *o, int print, const char *out_path)
+{
+    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    if (!txt)
+        return cli_fail(cmd, DCM_ERR_SYSTEM, "out of memory");
+    if (print)
+        puts(txt);
+    int rc = DCM_OK;
+    if (out_path) {
+        io_atomic a;
+        dcm_error err = {0, ""};
+        if (io_atomic_open(&a, out_path, &err)) {
+            rc = cli_report(cmd, &err);
+        } else {
+            fputs(txt, a.fp);
+            fputc('\n', a.fp);
+            if (io_atomic_commit(&a, &err))
+                rc = cli_report(cmd, &err);
+        }
+    }
+    free(txt);
+    return rc;
 }

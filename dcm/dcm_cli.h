@@ -34,6 +34,14 @@ int cli_report(const char *cmd, const dcm_error *err);
 int cli_parse_double(const char *s, double *out);
 int cli_parse_int(const char *s, long min, long max, long *out);
 
+/* A JSON array of n numbers. */
+struct json_t;
+struct json_t *cli_json_vec(const double *x, int n);
+
+/* Print the JSON object o on stdout when `print`, and write it to
+ * out_path (atomically) when not NULL. Returns an exit status. */
+int cli_emit_json(const char *cmd, struct json_t *o, int print, const char *out_path);
+
 /* True when arg is -h or --help. */
 int cli_is_help(const char *arg);
 
