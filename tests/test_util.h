@@ -96,6 +96,41 @@ static inline double test_rel_err(const double *a, const double *b, int n)
     return s > 0 ? d / s : d;
 }
 
+/* The dcm command under test: $DCM_BIN (make test sets the sanitized
+ * build), else bin/dcm. */
+static inline const char *test_dcm_bin(void)
+{
+    const char *b = getenv("DCM_BIN");
+    return b && *b ? b : "bin/dcm";
+}
+
+/* Run `dcm ARGS` with stderr merged into out; returns the exit status
+ * (-1 if it did not exit normally). */
+static inline int test_dcm(const char *args, char *out, size_t outlen)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", test_dcm_bin(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t k = fread(out, 1, outlen - 1, p);
+    out[k] = 0;
+    int st = pclose(p);
+    return (st != -1 && (st & 0x7f) == 0) ? (st >> 8) & 0xff : -1;
+}
+
+/* Write text to DIR/REL. */
+static inline void test_write_file(const char *dir, const char *rel, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
 typedef struct {
     const char *name;
     void (*fn)(void);
