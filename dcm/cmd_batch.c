@@ -1,9 +1,576 @@
-/* cmd_batch.c — `dcm batch` (being written). */
+/* cmd_batch.c — `dcm batch MANIFEST.tsv -o OUTDIR [-j N] [--force] [-q]`:
+ * every subject x model of a manifest, estimated in parallel threads (and
+ * over MPI ranks when built with -DDCM_WITH_MPI and started by mpirun).
+ * The work itself is dcm/dcm_batch.c; this file is the command line,
+ * the progress display and the MPI distribution. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dcm/dcm_batch.h"
 #include "dcm/dcm_cli.h"
+
+#ifdef DCM_WITH_MPI
+#include <mpi.h>
+#endif
+
+static const char *help =
+    "usage: dcm batch MANIFEST.tsv -o OUTDIR [-j N] [--force] [-q]\n"
+    "\n"
+    "Estimate every subject x model listed in MANIFEST.tsv, in parallel, into\n"
+    "OUTDIR/<subject>/<model>.json, and write OUTDIR/summary.tsv: the free\n"
+    "energy of each model (columns, manifest order) for each subject (rows),\n"
+    "ready for 'dcm compare --rfx --lme OUTDIR/summary.tsv'.\n"
+    "\n"
+    "MANIFEST.tsv has a header naming the columns subject, model and spec\n"
+    "(spec paths relative to the manifest's folder), one row per estimate.\n"
+    "It is checked before anything runs: missing spec files, repeated\n"
+    "subject x model rows and names that are not safe file names stop the\n"
+    "batch (exit 2) before OUTDIR is created.\n"
+    "\n"
+    "Results are written atomically. A result already in OUTDIR is kept and\n"
+    "not estimated again (rerun an interrupted batch to finish it); one that\n"
+    "cannot be read is redone. A failing estimate is reported on stderr and\n"
+    "in OUTDIR/failures.tsv, the others go on, its subject is left out of\n"
+    "summary.tsv, and the exit status is that of the worst failure.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output DIR   output folder (required; created if needed)\n"
+    "  -j, --jobs N       estimates at once (default: the cores available)\n"
+    "  --force            estimate again even what is already done\n"
+    "  -q, --quiet        no progress, only failures\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "MPI: a binary built with 'make MPI=1' (or bin/dcm-mpi) and started by\n"
+    "mpirun spreads the estimates over the ranks, each using -j threads\n"
+    "(default: its share of the node's cores); OUTDIR and the specs must be\n"
+    "on a filesystem every rank sees. Results are the same as without MPI.\n"
+    "\n"
+    "example:\n"
+    "  printf 'subject\\tmodel\\tspec\\n' > manifest.tsv\n"
+    "  printf 'sub-01\\tfwd\\tsub-01/fwd.json\\nsub-01\\tbwd\\tsub-01/bwd.json\\n' >> manifest.tsv\n"
+    "  dcm batch manifest.tsv -o results -j 4\n"
+    "  dcm compare --rfx --lme results/summary.tsv\n";
+
+/* ---- ranks: one process without MPI ---- */
+
+typedef struct {
+    int rank, size;   /* this process, all processes */
+    int local;        /* processes on this node */
+    int mpi;          /* MPI_Init was called */
+} ranks;
+
+#ifdef DCM_WITH_MPI
+/* Started by an MPI launcher? (Without one the command runs threaded only,
+ * so the MPI binary behaves like the plain one.) */
+static int launched_by_mpi(void)
+{
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                 "MPI_LOCALNRANKS", NULL};
+    for (int i = 0; vars[i]; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+#endif
+
+static int ranks_start(ranks *r)
+{
+    r->rank = 0;
+    r->size = 1;
+    r->local = 1;
+    r->mpi = 0;
+#ifdef DCM_WITH_MPI
+    if (launched_by_mpi()) {
+        int provided = 0;
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+            return cli_fail("batch", DCM_ERR_SYSTEM, "MPI_Init failed");
+        r->mpi = 1;
+        MPI_Comm_rank(MPI_COMM_WORLD, &r->rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &r->size);
+        MPI_Comm node;
+        if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+            MPI_SUCCESS) {
+            MPI_Comm_size(node, &r->local);
+            MPI_Comm_free(&node);
+        }
+    }
+#endif
+    return DCM_OK;
+}
+
+static void ranks_finish(ranks *r)
+{
+#ifdef DCM_WITH_MPI
+    if (r->mpi)
+        MPI_Finalize();
+#endif
+    r->mpi = 0;
+}
+
+/* Rank 0's value, on every rank. */
+static int share_int(const ranks *r, int v)
+{
+#ifdef DCM_WITH_MPI
+    if (r->mpi)
+        MPI_Bcast(&v, 1, MPI_INT, 0, MPI_COMM_WORLD);
+#else
+    (void)r;
+#endif
+    return v;
+}
+
+/* The largest v over the ranks. */
+static int max_int(const ranks *r, int v)
+{
+#ifdef DCM_WITH_MPI
+    if (r->mpi)
+        MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+#else
+    (void)r;
+#endif
+    return v;
+}
+
+static void share_ints(const ranks *r, int *v, int n)
+{
+#ifdef DCM_WITH_MPI
+    if (r->mpi && n > 0)
+        MPI_Bcast(v, n, MPI_INT, 0, MPI_COMM_WORLD);
+#else
+    (void)r;
+    (void)v;
+    (void)n;
+#endif
+}
+
+#ifdef DCM_WITH_MPI
+/* A barrier that sleeps instead of spinning, so that a rank that is done
+ * leaves its core to the threads of ranks still estimating. */
+static void wait_for_all(void)
+{
+    MPI_Request req;
+    MPI_Ibarrier(MPI_COMM_WORLD, &req);
+    int flag = 0;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    for (;;) {
+        MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        if (flag)
+            break;
+        nanosleep(&ts, NULL);
+    }
+}
+#endif
+
+/* Collect every rank's outcomes on rank 0. A job's outcome is set by
+ * exactly one rank and left zero by the others (rank 0 also holds the
+ * skipped ones), so a sum (bitwise or for the messages) assembles them. */
+static int gather_outcomes(const ranks *r, dcm_batch_outcome *out, int njobs)
+{
+#ifdef DCM_WITH_MPI
+    if (!r->mpi || r->size == 1)
+        return DCM_OK;
+    wait_for_all();
+    int *iv = calloc((size_t)njobs * 5, sizeof *iv);
+    double *dv = calloc((size_t)njobs * 2, sizeof *dv);
+    size_t ml = sizeof out->msg;
+    unsigned char *mv = calloc((size_t)njobs, ml);
+    int ok = iv && dv && mv;
+    ok = max_int(r, !ok) == 0;
+    if (ok) {
+        for (int j = 0; j < njobs; j++) {
+            iv[5 * j] = out[j].state;
+            iv[5 * j + 1] = out[j].code;
+            iv[5 * j + 2] = out[j].redo;
+            iv[5 * j + 3] = out[j].converged;
+            iv[5 * j + 4] = out[j].iterations;
+            dv[2 * j] = out[j].F;
+            dv[2 * j + 1] = out[j].seconds;
+            memcpy(mv + ml * (size_t)j, out[j].msg, ml);
+        }
+        int root = r->rank == 0;
+        MPI_Reduce(root ? MPI_IN_PLACE : iv, iv, 5 * njobs, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
+        MPI_Reduce(root ? MPI_IN_PLACE : dv, dv, 2 * njobs, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+        MPI_Reduce(root ? MPI_IN_PLACE : mv, mv, (int)(ml * (size_t)njobs), MPI_BYTE, MPI_BOR, 0,
+                   MPI_COMM_WORLD);
+        if (root)
+            for (int j = 0; j < njobs; j++) {
+                out[j].state = iv[5 * j];
+                out[j].code = iv[5 * j + 1];
+                out[j].redo = iv[5 * j + 2];
+                out[j].converged = iv[5 * j + 3];
+                out[j].iterations = iv[5 * j + 4];
+                out[j].F = dv[2 * j];
+                out[j].seconds = dv[2 * j + 1];
+                memcpy(out[j].msg, mv + ml * (size_t)j, ml);
+                out[j].msg[ml - 1] = 0;
+            }
+    }
+    free(iv);
+    free(dv);
+    free(mv);
+    return ok ? DCM_OK : DCM_ERR_SYSTEM;
+#else
+    (void)r;
+    (void)out;
+    (void)njobs;
+    return DCM_OK;
+#endif
+}
+
+/* Messages: on rank 0 only (the others say the same). */
+static int fail0(const ranks *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail0(const ranks *r, int code, const char *fmt, ...)
+{
+    if (r->rank != 0)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dcm batch: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+/* ---- progress ---- */
+
+typedef struct {
+    const dcm_batch_manifest *m;
+    const dcm_batch_outcome *out;
+    int quiet, tty;
+    int total, done, failed;
+    double last_line;   /* when the last plain progress line was printed */
+    int bar_drawn;      /* the terminal line holds a progress bar */
+    char tag[48];       /* "" or " (rank 1 of 4)" */
+} progress;
+
+static void format_eta(char *buf, size_t len, const progress *p, double elapsed)
+{
+    if (p->done == 0) {
+        snprintf(buf, len, "ETA -");
+        return;
+    }
+    double eta = elapsed / p->done * (p->total - p->done);
+    long s = lround(eta);
+    if (s < 60)
+        snprintf(buf, len, "ETA %ld s", s);
+    else if (s < 3600)
+        snprintf(buf, len, "ETA %ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(buf, len, "ETA %ldh%02ldm", s / 3600, (s % 3600) / 60);
+}
+
+static void clear_bar(progress *p)
+{
+    if (p->bar_drawn) {
+        fputs("\r\033[K", stderr);
+        p->bar_drawn = 0;
+    }
+}
+
+static void draw_bar(progress *p, double elapsed)
+{
+    enum { W = 30 };
+    char bar[W + 1], eta[32];
+    int fill = p->total ? (int)((long)W * p->done / p->total) : W;
+    for (int i = 0; i < W; i++)
+        bar[i] = i < fill ? '#' : '-';
+    bar[W] = 0;
+    if (p->done == p->total)
+        snprintf(eta, sizeof eta, "in %.1f s", elapsed);
+    else
+        format_eta(eta, sizeof eta, p, elapsed);
+    fprintf(stderr, "\r\033[Kbatch [%s] %d/%d done, %d failed, %s", bar, p->done, p->total, p->failed,
+            eta);
+    fflush(stderr);
+    p->bar_drawn = 1;
+}
+
+static void on_event(void *ctx, int job, double elapsed)
+{
+    progress *p = ctx;
+    if (job >= 0) {
+        p->done++;
+        const dcm_batch_outcome *o = &p->out[job];
+        if (o->state == DCM_BATCH_FAILED) {
+            p->failed++;
+            clear_bar(p);
+            const dcm_batch_job *J = &p->m->jobs[job];
+            fprintf(stderr, "dcm batch: subject %s, model %s failed (exit %d): %s\n", J->subject,
+                    J->model, o->code, o->msg);
+        }
+    }
+    if (p->quiet)
+        return;
+    if (p->tty) {
+        draw_bar(p, elapsed);
+    } else if (job >= 0 && (p->done == p->total || elapsed - p->last_line >= 1.0)) {
+        char eta[32];
+        format_eta(eta, sizeof eta, p, elapsed);
+        fprintf(stderr, "batch%s: %d/%d done, %d failed, %s\n", p->tag, p->done, p->total,
+                p->failed, eta);
+        p->last_line = elapsed;
+    }
+}
+
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- the command ---- */
+
+typedef struct {
+    const char *manifest, *outdir;
+    long jobs;     /* 0: default */
+    int force, quiet;
+    char outdir_buf[4096];
+} options;
+
+/* DCM_OK, or an exit status (help printed: -1). */
+static int parse_args(const ranks *r, int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            if (r->rank == 0)
+                fputs(help, stdout);
+            return -1;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (++i >= argc || !argv[i][0])
+                return fail0(r, DCM_ERR_USAGE, "%s needs a folder name", a);
+            o->outdir = argv[i];
+        } else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
+            if (++i >= argc || cli_parse_int(argv[i], 1, 4096, &o->jobs))
+                return fail0(r, DCM_ERR_USAGE, "%s needs a whole number from 1 to 4096", a);
+        } else if (!strncmp(a, "-j", 2) && a[2]) {
+            if (cli_parse_int(a + 2, 1, 4096, &o->jobs))
+                return fail0(r, DCM_ERR_USAGE, "-j needs a whole number from 1 to 4096");
+        } else if (!strcmp(a, "--force")) {
+            o->force = 1;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return fail0(r, DCM_ERR_USAGE, "unknown option '%s' (see dcm batch --help)", a);
+        } else if (!o->manifest) {
+            o->manifest = a;
+        } else {
+            return fail0(r, DCM_ERR_USAGE, "one MANIFEST.tsv at a time ('%s' is extra)", a);
+        }
+    }
+    if (!o->manifest)
+        return fail0(r, DCM_ERR_USAGE, "no MANIFEST.tsv given (see dcm batch --help)");
+    if (!o->outdir)
+        return fail0(r, DCM_ERR_USAGE, "no output folder: add -o OUTDIR");
+    /* "out/" and "out" are the same folder; keep messages and paths tidy */
+    size_t l = strlen(o->outdir);
+    while (l > 1 && o->outdir[l - 1] == '/')
+        l--;
+    if (l >= sizeof o->outdir_buf)
+        return fail0(r, DCM_ERR_USAGE, "the output folder name is too long");
+    memcpy(o->outdir_buf, o->outdir, l);
+    o->outdir_buf[l] = 0;
+    o->outdir = o->outdir_buf;
+    return DCM_OK;
+}
+
+/* Threads for this rank. */
+static int default_threads(const ranks *r)
+{
+    int restricted = 0;
+    int n = dcm_batch_cpus(&restricted);
+    /* bound by the launcher: the mask is this rank's share already */
+    if (!restricted && r->local > 1)
+        n /= r->local;
+    return n > 0 ? n : 1;
+}
+
+static int batch_main(const ranks *r, int argc, char **argv)
+{
+    options o;
+    int rc = parse_args(r, argc, argv, &o);
+    if (rc)
+        return rc < 0 ? DCM_OK : rc;
+
+    /* 1. the manifest, checked before anything is created */
+    dcm_batch_manifest m;
+    dcm_error err = {0, ""};
+    int lrc = dcm_batch_manifest_load(o.manifest, &m, &err);
+    rc = share_int(r, lrc);
+    if (rc) {
+        if (r->rank == 0)
+            cli_report("batch", &err);
+        if (!lrc)
+            dcm_batch_manifest_free(&m);
+        return rc;
+    }
+    rc = max_int(r, lrc);
+    if (rc == DCM_OK) {
+        int most = max_int(r, m.njobs), least = -max_int(r, -m.njobs);
+        if (most != least)
+            rc = DCM_ERR_INPUT;
+    }
+    if (rc) {
+        if (lrc)
+            fprintf(stderr, "dcm batch (rank %d): %s\n", r->rank, err.msg);
+        else
+            dcm_batch_manifest_free(&m);
+        return fail0(r, rc, "the MPI ranks read different manifests; the manifest, its specs and "
+                     "OUTDIR must be on a filesystem every rank sees");
+    }
+
+    dcm_batch_outcome *out = calloc((size_t)m.njobs, sizeof *out);
+    int *todo = malloc(sizeof(int) * (size_t)m.njobs);
+    int *mine = malloc(sizeof(int) * (size_t)m.njobs);
+    int lock = -1;
+    double t0 = wall_seconds();
+    rc = max_int(r, (!out || !todo || !mine) ? DCM_ERR_SYSTEM : DCM_OK);
+    if (rc) {
+        rc = fail0(r, rc, "out of memory");
+        goto done;
+    }
+
+    /* 2. rank 0: OUTDIR, its lock, leftovers of a killed run, what is done */
+    int ntodo = 0, nskip = 0;
+    if (r->rank == 0) {
+        rc = dcm_batch_lock(o.outdir, &lock, &err);
+        if (!rc)
+            rc = dcm_batch_prepare(&m, o.outdir, o.force, out, &err);
+        if (rc)
+            cli_report("batch", &err);
+        for (int j = 0; j < m.njobs && !rc; j++) {
+            if (out[j].state == DCM_BATCH_SKIPPED) {
+                nskip++;
+                continue;
+            }
+            if (out[j].redo && !o.quiet)
+                fprintf(stderr, "dcm batch: %s/%s/%s.json is incomplete or unreadable; estimating "
+                        "it again (%s)\n", o.outdir, m.jobs[j].subject, m.jobs[j].model, out[j].msg);
+            out[j].msg[0] = 0;
+            todo[ntodo++] = j;
+        }
+    }
+    rc = share_int(r, rc);
+    if (rc)
+        goto done;
+    ntodo = share_int(r, ntodo);
+    share_ints(r, todo, ntodo);
+
+    /* 3. this rank's share, on its threads */
+    int nmine = 0;
+    for (int k = r->rank; k < ntodo; k += r->size)
+        mine[nmine++] = todo[k];
+    int threads = o.jobs > 0 ? (int)o.jobs : default_threads(r);
+    if (r->rank == 0 && !o.quiet) {
+        fprintf(stderr, "dcm batch: %d estimates (%d subjects x %d models): %d already done, %d to run",
+                m.njobs, m.nsub, m.nmod, nskip, ntodo);
+        int used = threads < nmine ? threads : nmine;
+        if (ntodo == 0)
+            fputc('\n', stderr);
+        else if (r->size > 1)
+            fprintf(stderr, " over %d MPI ranks (%d thread%s on rank 0)\n", r->size, used,
+                    used == 1 ? "" : "s");
+        else
+            fprintf(stderr, " on %d thread%s\n", used, used == 1 ? "" : "s");
+    }
+    progress pg;
+    memset(&pg, 0, sizeof pg);
+    pg.m = &m;
+    pg.out = out;
+    pg.quiet = o.quiet;
+    pg.tty = r->size == 1 && isatty(STDERR_FILENO);
+    pg.total = nmine;
+    if (r->size > 1)
+        snprintf(pg.tag, sizeof pg.tag, " (rank %d of %d)", r->rank, r->size);
+    int run_rc = dcm_batch_run(&m, o.outdir, mine, nmine, threads, pg.tty ? 0.5 : 0.0, on_event, &pg,
+                               out, &err);
+    clear_bar(&pg);
+    if (pg.tty && !o.quiet && nmine) {
+        draw_bar(&pg, wall_seconds() - t0);
+        fputc('\n', stderr);
+    }
+    if (run_rc) {
+        /* no thread could start: every job of this rank failed */
+        for (int k = 0; k < nmine; k++) {
+            dcm_batch_outcome *oc = &out[mine[k]];
+            if (oc->state == DCM_BATCH_TODO) {
+                oc->state = DCM_BATCH_FAILED;
+                oc->code = run_rc;
+                snprintf(oc->msg, sizeof oc->msg, "%s", err.msg);
+            }
+        }
+        fprintf(stderr, "dcm batch: %s\n", err.msg);
+    }
+
+    /* 4. rank 0: everything gathered, failures.tsv and summary.tsv */
+    rc = gather_outcomes(r, out, m.njobs);
+    if (rc) {
+        rc = fail0(r, rc, "out of memory gathering the results of the MPI ranks");
+        goto done;
+    }
+    if (r->rank == 0) {
+        int worst = DCM_OK, nfail = 0, rows = 0, ndone = 0, nonconv = 0;
+        for (int j = 0; j < m.njobs; j++) {
+            if (out[j].state == DCM_BATCH_FAILED && out[j].code > worst)
+                worst = out[j].code;
+            ndone += out[j].state == DCM_BATCH_DONE;
+            nonconv += out[j].state == DCM_BATCH_DONE && !out[j].converged;
+        }
+        int wrc = dcm_batch_write_failures(&m, o.outdir, out, &nfail, &err);
+        if (wrc)
+            cli_report("batch", &err);
+        int src = dcm_batch_write_summary(&m, o.outdir, out, &rows, &err);
+        if (src)
+            cli_report("batch", &err);
+        for (int s = 0; s < m.nsub; s++) {
+            int job, k = dcm_batch_subject_gap(&m, out, s, &job);
+            if (k < 0)
+                continue;
+            if (job < 0)
+                fprintf(stderr, "dcm batch: subject %s left out of summary.tsv: the manifest has no "
+                        "row for model %s\n", m.subjects[s], m.models[k]);
+            else
+                fprintf(stderr, "dcm batch: subject %s left out of summary.tsv: model %s failed "
+                        "(see %s/failures.tsv)\n", m.subjects[s], m.models[k], o.outdir);
+        }
+        if (!o.quiet) {
+            fprintf(stderr, "dcm batch: %d estimated, %d already done, %d failed in %.1f s", ndone,
+                    nskip, nfail, wall_seconds() - t0);
+            if (nonconv)
+                fprintf(stderr, " (%d did not converge within maxit)", nonconv);
+            fprintf(stderr, "; %s/summary.tsv: %d subject%s x %d model%s\n", o.outdir, rows,
+                    rows == 1 ? "" : "s", m.nmod, m.nmod == 1 ? "" : "s");
+        }
+        rc = worst;
+        if (!rc && (wrc || src))
+            rc = DCM_ERR_SYSTEM;
+    }
+    rc = share_int(r, rc);
+
+done:
+    dcm_batch_unlock(lock);
+    free(out);
+    free(todo);
+    free(mine);
+    dcm_batch_manifest_free(&m);
+    return rc;
+}
 
 int cmd_batch(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_fail("batch", DCM_ERR_USAGE, "not implemented yet");
+    ranks r;
+    int rc = ranks_start(&r);
+    if (rc)
+        return rc;
+    rc = batch_main(&r, argc, argv);
+    ranks_finish(&r);
+    return rc;
 }
