@@ -1,9 +1,229 @@
-/* cmd_extract.c — `dcm extract` (being written). */
+/* cmd_extract.c — `dcm extract BOLD.nii ... -o PREFIX`: a region's time
+ * series from 4D images, as SPM's VOI extraction (io/io_extract.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "dcm/dcm_cli.h"
+#include "io/io_extract.h"
+
+static const char *help =
+    "usage: dcm extract BOLD.nii[.gz] REGION --name NAME -o PREFIX [options]\n"
+    "\n"
+    "Extract one region's time series from a 4D BOLD image (NIfTI-1, NIfTI-2,\n"
+    ".nii.gz or ANALYZE .hdr/.img) as SPM does for a VOI: regress the confounds\n"
+    "(constant, DCT high-pass, chosen columns) out of every voxel, then take the\n"
+    "principal eigenvariate (or the mean). Writes, atomically:\n"
+    "  PREFIX.tsv            the region's time series, one column named NAME\n"
+    "  PREFIX_confounds.tsv  the confound matrix X0 used (for the spec's \"confounds\")\n"
+    "  PREFIX.json           voxels, centre (mm), variance explained, TR, delay\n"
+    "\n"
+    "region (one of, or a mask/atlas combined with a sphere = their intersection):\n"
+    "  --mask MASK.nii       the non-zero voxels of a mask on the BOLD grid\n"
+    "  --atlas ATLAS.nii --label K   the voxels of an atlas equal to label K\n"
+    "  --sphere X,Y,Z,R      voxels within R mm of (X, Y, Z) mm (world coordinates\n"
+    "                        through the sform, else the qform)\n"
+    "\n"
+    "options:\n"
+    "  --name NAME           region name (required)\n"
+    "  -o, --output PREFIX   output prefix (required)\n"
+    "  --confounds FILE.tsv  a table with a header (e.g. fMRIPrep's *_desc-confounds_timeseries.tsv)\n"
+    "  --columns a,b,...     its columns to regress out (required with --confounds)\n"
+    "  --hpf SECONDS         high-pass cutoff (default 128, as SPM)\n"
+    "  --no-hpf              no high-pass basis (constant and chosen columns only)\n"
+    "  --summary eigen|mean  principal eigenvariate (default, as SPM) or mean\n"
+    "  --tr SECONDS          repetition time (default: the BIDS sidecar BOLD.json's\n"
+    "                        RepetitionTime, else the header's pixdim[4])\n"
+    "  --slice-timing        delay = the sidecar's SliceTiming of the region's centre slice\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "example:\n"
+    "  dcm extract sub-01_task-att_bold.nii.gz --sphere 44,-72,0,8 --name V5 \\\n"
+    "      --confounds sub-01_task-att_desc-confounds_timeseries.tsv \\\n"
+    "      --columns trans_x,trans_y,trans_z,rot_x,rot_y,rot_z -o V5\n";
+
+/* "a,b,c" -> array of strings (the copy holds them) */
+static int split_columns(char *s, char ***out, int *count)
+{
+    int k = 1;
+    for (char *p = s; *p; p++)
+        k += *p == ',';
+    char **c = calloc((size_t)k, sizeof(char *));
+    if (!c)
+        return -1;
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t l = strlen(tok);
+        while (l && tok[l - 1] == ' ')
+            tok[--l] = '\0';
+        if (l)
+            c[n++] = tok;
+    }
+    *out = c;
+    *count = n;
+    return 0;
+}
+
+static int parse_sphere(const char *s, double c[4])
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL, *tok = strtok_r(buf, ",", &save);
+    int k = 0;
+    for (; tok && k < 4; tok = strtok_r(NULL, ",", &save))
+        if (cli_parse_double(tok, &c[k++]))
+            return -1;
+    return (k == 4 && !tok) ? 0 : -1;
+}
 
 int cmd_extract(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_fail("extract", DCM_ERR_USAGE, "not implemented yet");
+    io_extract_opts o;
+    memset(&o, 0, sizeof o);
+    o.hpf = 128.0;
+    o.summary = IO_SUMMARY_EIGEN;
+    const char *prefix = NULL;
+    char *columns = NULL;
+    int no_hpf = 0, have_hpf = 0, have_label = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const int more = i + 1 < argc;
+#define NEED_ARG(what)                                                                   \
+    do {                                                                                 \
+        if (!more)                                                                       \
+            return cli_fail("extract", DCM_ERR_USAGE, "%s needs %s", a, what);           \
+        i++;                                                                             \
+    } while (0)
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            return DCM_OK;
+        } else if (!strcmp(a, "--mask")) {
+            NEED_ARG("a mask image");
+            o.mask = argv[i];
+        } else if (!strcmp(a, "--atlas")) {
+            NEED_ARG("an atlas image");
+            o.atlas = argv[i];
+        } else if (!strcmp(a, "--label")) {
+            NEED_ARG("a whole number");
+            long k;
+            if (cli_parse_int(argv[i], -2147483647L, 2147483647L, &k))
+                return cli_fail("extract", DCM_ERR_USAGE, "--label needs a whole number, not '%s'",
+                                argv[i]);
+            o.label = k;
+            have_label = 1;
+        } else if (!strcmp(a, "--sphere")) {
+            NEED_ARG("X,Y,Z,R in mm");
+            double c[4];
+            if (parse_sphere(argv[i], c) || !(c[3] > 0))
+                return cli_fail("extract", DCM_ERR_USAGE, "--sphere needs X,Y,Z,R in mm with R > 0 "
+                                "(e.g. 44,-72,0,8), not '%s'", argv[i]);
+            o.sphere = 1;
+            memcpy(o.centre, c, sizeof o.centre);
+            o.radius = c[3];
+        } else if (!strcmp(a, "--name")) {
+            NEED_ARG("a region name");
+            o.name = argv[i];
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            NEED_ARG("an output prefix");
+            prefix = argv[i];
+        } else if (!strcmp(a, "--confounds")) {
+            NEED_ARG("a TSV file");
+            o.confounds = argv[i];
+        } else if (!strcmp(a, "--columns")) {
+            NEED_ARG("a comma-separated list of column names");
+            columns = argv[i];
+        } else if (!strcmp(a, "--hpf")) {
+            NEED_ARG("a cutoff in seconds");
+            if (cli_parse_double(argv[i], &o.hpf) || !(o.hpf > 0))
+                return cli_fail("extract", DCM_ERR_USAGE, "--hpf needs a positive number of seconds");
+            have_hpf = 1;
+        } else if (!strcmp(a, "--no-hpf")) {
+            no_hpf = 1;
+        } else if (!strcmp(a, "--summary")) {
+            NEED_ARG("eigen or mean");
+            if (!strcmp(argv[i], "eigen") || !strcmp(argv[i], "eigenvariate"))
+                o.summary = IO_SUMMARY_EIGEN;
+            else if (!strcmp(argv[i], "mean"))
+                o.summary = IO_SUMMARY_MEAN;
+            else
+                return cli_fail("extract", DCM_ERR_USAGE, "--summary takes 'eigen' or 'mean'");
+        } else if (!strcmp(a, "--tr")) {
+            NEED_ARG("seconds");
+            if (cli_parse_double(argv[i], &o.tr) || !(o.tr > 0))
+                return cli_fail("extract", DCM_ERR_USAGE, "--tr needs a positive number of seconds");
+        } else if (!strcmp(a, "--slice-timing")) {
+            o.slice_timing = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_fail("extract", DCM_ERR_USAGE, "unknown option '%s' (see dcm extract --help)", a);
+        } else if (!o.bold) {
+            o.bold = a;
+        } else {
+            return cli_fail("extract", DCM_ERR_USAGE, "one BOLD image at a time ('%s' is extra)", a);
+        }
+#undef NEED_ARG
+    }
+    if (!o.bold)
+        return cli_fail("extract", DCM_ERR_USAGE, "no BOLD image given (see dcm extract --help)");
+    if (!o.mask && !o.atlas && !o.sphere)
+        return cli_fail("extract", DCM_ERR_USAGE, "no region: give --mask, --atlas with --label, "
+                        "or --sphere X,Y,Z,R");
+    if (o.mask && o.atlas)
+        return cli_fail("extract", DCM_ERR_USAGE, "give --mask or --atlas, not both");
+    if (o.atlas && !have_label)
+        return cli_fail("extract", DCM_ERR_USAGE, "--atlas needs --label K");
+    if (have_label && !o.atlas)
+        return cli_fail("extract", DCM_ERR_USAGE, "--label needs --atlas ATLAS.nii");
+    if (!o.name || !o.name[0])
+        return cli_fail("extract", DCM_ERR_USAGE, "no region name: add --name NAME");
+    if (strpbrk(o.name, "\t\n\r,") || strstr(o.name, "->"))
+        return cli_fail("extract", DCM_ERR_USAGE, "--name '%s' may not hold tabs, commas or '->'",
+                        o.name);
+    if (!prefix)
+        return cli_fail("extract", DCM_ERR_USAGE, "no output prefix: add -o PREFIX");
+    if (no_hpf && have_hpf)
+        return cli_fail("extract", DCM_ERR_USAGE, "give --hpf or --no-hpf, not both");
+    if (no_hpf)
+        o.hpf = 0.0;
+    if (!!o.confounds != !!columns)
+        return cli_fail("extract", DCM_ERR_USAGE, o.confounds
+                        ? "--confounds needs --columns a,b,... (the columns to regress out)"
+                        : "--columns needs --confounds FILE.tsv");
+    char *colbuf = NULL;
+    if (columns) {
+        colbuf = strdup(columns);
+        if (!colbuf || split_columns(colbuf, &o.columns, &o.ncolumns)) {
+            free(colbuf);
+            return cli_fail("extract", DCM_ERR_SYSTEM, "out of memory");
+        }
+        if (o.ncolumns == 0) {
+            free(o.columns);
+            free(colbuf);
+            return cli_fail("extract", DCM_ERR_USAGE, "--columns lists no column name");
+        }
+    }
+    dcm_error err = {0, ""};
+    io_extract_result r;
+    int rc = io_extract_run(&o, &r, &err);
+    if (rc == DCM_OK) {
+        if (r.warning[0])
+            fprintf(stderr, "dcm extract: warning: %s\n", r.warning);
+        rc = io_extract_write(prefix, &o, &r, &err);
+    }
+    if (rc == DCM_OK) {
+        printf("%s: %s, %d voxels (%d left out), centre (%.1f, %.1f, %.1f) mm, %s explains %.1f%% "
+               "of the variance, TR %g s, %d confounds -> %s.tsv\n",
+               o.bold, o.name, r.nvox, r.excluded, r.centre_mm[0], r.centre_mm[1], r.centre_mm[2],
+               o.summary == IO_SUMMARY_MEAN ? "the mean" : "the eigenvariate", 100.0 * r.explained,
+               r.tr, r.nx0, prefix);
+        if (r.have_delay)
+            printf("  slice %d acquired at %.4g s: use \"delays\" %.4g for %s\n", r.slice, r.delay,
+                   r.delay, o.name);
+    }
+    io_extract_result_free(&r);
+    free(o.columns);
+    free(colbuf);
+    return rc ? cli_report("extract", &err) : DCM_OK;
 }

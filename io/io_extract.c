@@ -1,0 +1,797 @@
+/* io_extract.c — regional time series from 4D images (see io_extract.h). */
+#include "io/io_extract.h"
+
+#include <errno.h>
+#include <fftw3.h>
+#include <float.h>
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_linalg.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/io_atomic.h"
+#include "io/io_nifti.h"
+#include "io/io_tsv.h"
+#include "vl/vl_linalg.h"
+
+/* LAPACK (OpenBLAS): selected eigenpairs of a symmetric matrix. */
+extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a,
+                    const int *lda, const double *vl, const double *vu, const int *il,
+                    const int *iu, const double *abstol, int *m, double *w, double *z,
+                    const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork,
+                    const int *liwork, int *info, size_t l1, size_t l2, size_t l3);
+
+/* ------------------------------------------------------------------ */
+/* the high-pass basis                                                 */
+
+int io_dct_ncols(int v, double TR, double cutoff)
+{
+    if (v < 1 || !(TR > 0) || !(cutoff > 0))
+        return 1;
+    double k = floor(2.0 * (v * TR) / cutoff + 1.0);
+    return k < 1 ? 1 : k > v ? v : (int)k;
+}
+
+/* guards FFTW's planner, which every thread in the process shares */
+static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int io_dct_basis(int v, int K, double *C, dcm_error *err)
+{
+    if (v < 1 || K < 1 || K > v)
+        return dcm_error_set(err, DCM_ERR_INPUT, "DCT basis: %d columns for %d scans", K, v);
+    /* FFTW's REDFT01 (DCT-III) of the unit vector e_k is
+       Y_t = 2 cos(pi k (2t+1) / (2v)) for k > 0 and 1 for k = 0, so the
+       K transforms of e_0..e_{K-1}, rescaled, are spm_dctmtx's columns. */
+    double *in = fftw_malloc(sizeof(double) * (size_t)v * K);
+    double *out = fftw_malloc(sizeof(double) * (size_t)v * K);
+    if (!in || !out) {
+        fftw_free(in);
+        fftw_free(out);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "DCT basis: out of memory");
+    }
+    int nn[1] = {v};
+    fftw_r2r_kind kind[1] = {FFTW_REDFT01};
+    /* FFTW's planner is not thread-safe (execution is): serialise it */
+    pthread_mutex_lock(&fftw_planner_lock);
+    fftw_plan p = fftw_plan_many_r2r(1, nn, K, in, NULL, 1, v, out, NULL, 1, v, kind,
+                                     FFTW_ESTIMATE);
+    pthread_mutex_unlock(&fftw_planner_lock);
+    if (!p) {
+        fftw_free(in);
+        fftw_free(out);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "DCT basis: FFTW cannot plan a DCT of %d", v);
+    }
+    memset(in, 0, sizeof(double) * (size_t)v * K);
+    for (int k = 0; k < K; k++)
+        in[k + (size_t)k * v] = 1.0;
+    fftw_execute(p);
+    pthread_mutex_lock(&fftw_planner_lock);
+    fftw_destroy_plan(p);
+    pthread_mutex_unlock(&fftw_planner_lock);
+    for (int k = 0; k < K; k++) {
+        double s = k == 0 ? 1.0 / sqrt((double)v) : 1.0 / sqrt(2.0 * v);
+        for (int t = 0; t < v; t++)
+            C[t + (size_t)k * v] = out[t + (size_t)k * v] * s;
+    }
+    fftw_free(in);
+    fftw_free(out);
+    return DCM_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* adjustment and summaries                                            */
+
+int io_regress_out(double *Y, int v, int nvox, const double *X0, int k, int *rank,
+                   dcm_error *err)
+{
+    if (rank)
+        *rank = 0;
+    if (k == 0)
+        return DCM_OK;
+    if (k >= v)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%d confound columns for %d scans: nothing would be left of the data; "
+                             "use fewer confounds or a longer high-pass cutoff", k, v);
+    vl_init();
+    gsl_matrix *U = gsl_matrix_alloc((size_t)v, (size_t)k);
+    gsl_matrix *V = gsl_matrix_alloc((size_t)k, (size_t)k);
+    gsl_vector *S = gsl_vector_alloc((size_t)k);
+    if (!U || !V || !S) {
+        gsl_matrix_free(U);
+        gsl_matrix_free(V);
+        gsl_vector_free(S);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    for (int t = 0; t < v; t++)
+        for (int j = 0; j < k; j++)
+            gsl_matrix_set(U, (size_t)t, (size_t)j, X0[t + (size_t)j * v]);
+    int rc = DCM_OK;
+    if (gsl_linalg_SV_decomp_jacobi(U, V, S) != 0) {
+        rc = dcm_error_set(err, DCM_ERR_NUMERIC, "the confound matrix has no SVD (not finite?)");
+        goto done;
+    }
+    /* MATLAB's rank tolerance */
+    double smax = gsl_vector_get(S, 0), tol = (v > k ? v : k) * smax * DBL_EPSILON;
+    int r = 0;
+    for (int j = 0; j < k; j++)
+        if (gsl_vector_get(S, (size_t)j) > tol)
+            r++;
+    if (rank)
+        *rank = r;
+    for (int c = 0; c < nvox; c++) {
+        double *y = Y + (size_t)c * v;
+        for (int j = 0; j < k; j++) {
+            if (!(gsl_vector_get(S, (size_t)j) > tol))
+                continue;
+            double b = 0.0;
+            for (int t = 0; t < v; t++)
+                b += gsl_matrix_get(U, (size_t)t, (size_t)j) * y[t];
+            for (int t = 0; t < v; t++)
+                y[t] -= b * gsl_matrix_get(U, (size_t)t, (size_t)j);
+        }
+    }
+done:
+    gsl_matrix_free(U);
+    gsl_matrix_free(V);
+    gsl_vector_free(S);
+    return rc;
+}
+
+int io_eigenvariate(const double *y, int v, int nvox, double *u, double *weights,
+                    double *explained, dcm_error *err)
+{
+    if (v < 1 || nvox < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "eigenvariate of an empty region");
+    vl_init();
+    /* SPM: the eigenvectors of the smaller of y'y (voxels) and yy' (scans) */
+    const int big = v > nvox;       /* m > n in spm_regions */
+    const int g = big ? nvox : v;
+    double *G = malloc(sizeof(double) * (size_t)g * g);
+    double *z = malloc(sizeof(double) * (size_t)g);
+    double *wv = malloc(sizeof(double) * (size_t)nvox);
+    int *isuppz = malloc(sizeof(int) * 2);
+    if (!G || !z || !wv || !isuppz) {
+        free(G);
+        free(z);
+        free(wv);
+        free(isuppz);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    /* the column-major v x nvox y is the row-major nvox x v matrix Yt:
+       y'y = Yt Yt' and yy' = Yt' Yt */
+    gsl_matrix_const_view Yt = gsl_matrix_const_view_array(y, (size_t)nvox, (size_t)v);
+    gsl_matrix_view Gv = gsl_matrix_view_array(G, (size_t)g, (size_t)g);
+    gsl_blas_dsyrk(CblasUpper, big ? CblasNoTrans : CblasTrans, 1.0, &Yt.matrix, 0.0, &Gv.matrix);
+    double trace = 0.0;
+    for (int i = 0; i < g; i++) {
+        trace += G[(size_t)i * g + i];
+        for (int j = 0; j < i; j++)
+            G[(size_t)i * g + j] = G[(size_t)j * g + i];
+    }
+    int rc = DCM_OK;
+    char jobz = 'V', range = 'I', uplo = 'U';
+    int il = g, iu = g, mfound = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
+    double abstol = 0.0, vlo = 0.0, vhi = 0.0, wq = 0.0, w1 = 0.0;
+    double *work = NULL;
+    int *iwork = NULL;
+    dsyevr_(&jobz, &range, &uplo, &g, G, &g, &vlo, &vhi, &il, &iu, &abstol, &mfound, &w1, z, &g,
+            isuppz, &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
+    lwork = (int)wq + 1;
+    liwork = iwq + 1;
+    work = malloc(sizeof(double) * (size_t)lwork);
+    iwork = malloc(sizeof(int) * (size_t)liwork);
+    if (info != 0 || !work || !iwork) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    dsyevr_(&jobz, &range, &uplo, &g, G, &g, &vlo, &vhi, &il, &iu, &abstol, &mfound, &w1, z, &g,
+            isuppz, work, &lwork, iwork, &liwork, &info, 1, 1, 1);
+    if (info != 0 || mfound != 1) {
+        rc = dcm_error_set(err, DCM_ERR_NUMERIC, "eigenvariate: the eigensolver failed (%d)", info);
+        goto done;
+    }
+    if (!(w1 > 0) || !isfinite(w1)) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "the region's time series have no variance left "
+                           "after adjustment (constant voxels?)");
+        goto done;
+    }
+    double rs = sqrt(w1);
+    if (big) {
+        /* v = z (voxel weights); u = y v / sqrt(s1) */
+        memcpy(wv, z, sizeof(double) * (size_t)nvox);
+        for (int t = 0; t < v; t++) {
+            double acc = 0.0;
+            for (int c = 0; c < nvox; c++)
+                acc += y[t + (size_t)c * v] * wv[c];
+            u[t] = acc / rs;
+        }
+    } else {
+        /* u = z; v = y'u / sqrt(s1) */
+        memcpy(u, z, sizeof(double) * (size_t)v);
+        for (int c = 0; c < nvox; c++) {
+            double acc = 0.0;
+            for (int t = 0; t < v; t++)
+                acc += y[t + (size_t)c * v] * u[t];
+            wv[c] = acc / rs;
+        }
+    }
+    double sum = 0.0;
+    for (int c = 0; c < nvox; c++)
+        sum += wv[c];
+    double d = sum < 0 ? -1.0 : 1.0;
+    double f = d * sqrt(w1 / nvox);
+    for (int t = 0; t < v; t++)
+        u[t] *= f;
+    if (weights)
+        for (int c = 0; c < nvox; c++)
+            weights[c] = wv[c] * d;
+    if (explained)
+        *explained = trace > 0 ? w1 / trace : 0.0;
+done:
+    free(G);
+    free(z);
+    free(wv);
+    free(isuppz);
+    free(work);
+    free(iwork);
+    return rc;
+}
+
+void io_mean_series(const double *y, int v, int nvox, double *u, double *explained)
+{
+    for (int t = 0; t < v; t++) {
+        double acc = 0.0;
+        for (int c = 0; c < nvox; c++)
+            acc += y[t + (size_t)c * v];
+        u[t] = nvox ? acc / nvox : 0.0;
+    }
+    if (!explained)
+        return;
+    double uu = 0.0, tot = 0.0, fit = 0.0;
+    for (int t = 0; t < v; t++)
+        uu += u[t] * u[t];
+    for (int c = 0; c < nvox; c++) {
+        double b = 0.0;
+        for (int t = 0; t < v; t++) {
+            b += u[t] * y[t + (size_t)c * v];
+            tot += y[t + (size_t)c * v] * y[t + (size_t)c * v];
+        }
+        fit += uu > 0 ? b * b / uu : 0.0;
+    }
+    *explained = tot > 0 ? fit / tot : 0.0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the pipeline                                                        */
+
+static char *dup_str(const char *s)
+{
+    size_t l = strlen(s);
+    char *p = malloc(l + 1);
+    if (p)
+        memcpy(p, s, l + 1);
+    return p;
+}
+
+void io_extract_result_free(io_extract_result *r)
+{
+    if (!r)
+        return;
+    free(r->y);
+    free(r->X0);
+    if (r->x0_names)
+        for (int j = 0; j < r->nx0; j++)
+            free(r->x0_names[j]);
+    free(r->x0_names);
+    memset(r, 0, sizeof *r);
+}
+
+/* BIDS sidecar: the BOLD path with .json for .nii/.nii.gz/.hdr/.img. */
+static void sidecar_path(const char *bold, char *out, size_t len)
+{
+    static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", NULL};
+    size_t l = strlen(bold);
+    for (int i = 0; ext[i]; i++) {
+        size_t le = strlen(ext[i]);
+        if (l > le && strcmp(bold + l - le, ext[i]) == 0) {
+            snprintf(out, len, "%.*s.json", (int)(l - le), bold);
+            return;
+        }
+    }
+    snprintf(out, len, "%s.json", bold);
+}
+
+/* The chosen confound columns of a TSV with a header; "n/a" cells (as
+ * fMRIPrep writes in the first row of derivatives) become the mean of
+ * the column's other values. out: v x ncol column-major. */
+static int read_confounds(const io_extract_opts *o, int v, double *out, dcm_error *err)
+{
+    io_text_table t;
+    int rc = io_text_read(o->confounds, &t, err);
+    if (rc)
+        return rc;
+    if (t.rows < 1) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: empty file; expected a header and one row per "
+                           "scan", o->confounds);
+        goto done;
+    }
+    if (t.rows - 1 != v) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %d rows after the header but %s has %d volumes; "
+                           "the confounds need one row per scan", o->confounds, t.rows - 1, o->bold, v);
+        goto done;
+    }
+    for (int q = 0; q < o->ncolumns; q++) {
+        int c = -1;
+        for (int j = 0; j < t.cols && c < 0; j++)
+            if (strcmp(t.cells[j], o->columns[q]) == 0)
+                c = j;
+        if (c < 0) {
+            char list[400] = "";
+            size_t k = 0;
+            for (int j = 0; j < t.cols && k + 40 < sizeof list; j++)
+                k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", j ? ", " : "", t.cells[j]);
+            if (k + 40 >= sizeof list)
+                snprintf(list + sizeof list - 5, 5, "...");
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: no column \"%s\" (the header has: %s)",
+                               o->confounds, o->columns[q], list);
+            goto done;
+        }
+        double sum = 0.0;
+        int nvalid = 0;
+        double *col = out + (size_t)q * v;
+        for (int r = 1; r <= v; r++) {
+            const char *cell = t.cells[(size_t)r * t.cols + c];
+            double x;
+            if (strcmp(cell, "n/a") == 0 || strcmp(cell, "N/A") == 0) {
+                col[r - 1] = NAN;
+                continue;
+            }
+            if (io_parse_number(cell, &x) != 0) {
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s, line %d, column %d (\"%s\"): \"%s\" is "
+                                   "not a finite number", o->confounds, t.line[r], c + 1,
+                                   o->columns[q], cell);
+                goto done;
+            }
+            col[r - 1] = x;
+            sum += x;
+            nvalid++;
+        }
+        if (nvalid == 0) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: column \"%s\" holds no number",
+                               o->confounds, o->columns[q]);
+            goto done;
+        }
+        for (int r = 0; r < v; r++)
+            if (isnan(col[r]))
+                col[r] = sum / nvalid;
+    }
+done:
+    io_text_free(&t);
+    return rc;
+}
+
+/* RepetitionTime / SliceTiming from the sidecar, when there is one. */
+static int read_sidecar(const io_extract_opts *o, io_extract_result *r, double *tr_side,
+                        json_t **slice_timing, json_t **root, dcm_error *err)
+{
+    *tr_side = 0.0;
+    *slice_timing = NULL;
+    *root = NULL;
+    char path[1024];
+    sidecar_path(o->bold, path, sizeof path);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return DCM_OK;
+    snprintf(r->sidecar, sizeof r->sidecar, "%s", path);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: invalid JSON in the BIDS sidecar: %s",
+                             path, je.line, je.column, je.text);
+    *root = j;
+    if (!json_is_object(j))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: the BIDS sidecar must be a JSON object", path);
+    json_t *x = json_object_get(j, "RepetitionTime");
+    if (x) {
+        if (!json_is_number(x) || !(json_number_value(x) > 0) || !isfinite(json_number_value(x)))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"RepetitionTime\" must be a positive "
+                                 "number of seconds", path);
+        *tr_side = json_number_value(x);
+    }
+    *slice_timing = json_object_get(j, "SliceTiming");
+    return DCM_OK;
+}
+
+int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *err)
+{
+    memset(r, 0, sizeof *r);
+    io_nifti bold = {0}, mimg = {0}, aimg = {0};
+    unsigned char *sel = NULL;
+    double *Y = NULL;
+    json_t *side = NULL;
+    int rc;
+    if (!o->mask && !o->atlas && !o->sphere)
+        return dcm_error_set(err, DCM_ERR_USAGE, "no region: give a mask, an atlas label or a sphere");
+    if ((rc = io_nifti_open(o->bold, IO_NIFTI_4D, &bold, err)))
+        return rc;
+    char why[512];
+    if (o->mask) {
+        if ((rc = io_nifti_open(o->mask, IO_NIFTI_3D, &mimg, err)))
+            goto done;
+        if (!io_nifti_same_grid(&bold, &mimg, why, sizeof why)) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the mask is not on the grid of %s: %s; "
+                               "resample it to the BOLD image first", o->mask, o->bold, why);
+            goto done;
+        }
+    }
+    if (o->atlas) {
+        if ((rc = io_nifti_open(o->atlas, IO_NIFTI_3D, &aimg, err)))
+            goto done;
+        if (!io_nifti_same_grid(&bold, &aimg, why, sizeof why)) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the atlas is not on the grid of %s: %s; "
+                               "resample it to the BOLD image first", o->atlas, o->bold, why);
+            goto done;
+        }
+    }
+    const int nx = bold.nx, ny = bold.ny, nz = bold.nz, v = bold.nt;
+    if (o->sphere) {
+        double ijk[3];
+        if (!(o->radius > 0) || !isfinite(o->radius)) {
+            rc = dcm_error_set(err, DCM_ERR_USAGE, "the sphere's radius must be positive (mm)");
+            goto done;
+        }
+        io_nifti_mm2vox(&bold, o->centre, ijk);
+        const int dim[3] = {nx, ny, nz};
+        for (int a = 0; a < 3; a++)
+            if (!(ijk[a] >= -0.5 && ijk[a] <= dim[a] - 0.5)) {
+                double lo[3], hi[3];
+                io_nifti_vox2mm(&bold, 0, 0, 0, lo);
+                io_nifti_vox2mm(&bold, nx - 1, ny - 1, nz - 1, hi);
+                rc = dcm_error_set(err, DCM_ERR_INPUT,
+                                   "%s: the sphere centre (%g, %g, %g) mm lies outside the image "
+                                   "(voxel %.1f, %.1f, %.1f of %dx%dx%d through the %s; corner "
+                                   "voxels at (%g, %g, %g) and (%g, %g, %g) mm)",
+                                   o->bold, o->centre[0], o->centre[1], o->centre[2], ijk[0], ijk[1],
+                                   ijk[2], nx, ny, nz, bold.affine_source, lo[0], lo[1], lo[2],
+                                   hi[0], hi[1], hi[2]);
+                goto done;
+            }
+    }
+    sel = calloc(bold.nvox3, 1);
+    if (!sel) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    size_t nsel = 0, nmask = 0, nlabel = 0, nsphere = 0;
+    double lmin = INFINITY, lmax = -INFINITY;
+    for (int k = 0; k < nz; k++)
+        for (int j = 0; j < ny; j++)
+            for (int i = 0; i < nx; i++) {
+                size_t vox = (size_t)i + (size_t)nx * ((size_t)j + (size_t)ny * k);
+                int in = 1;
+                if (o->mask) {
+                    double x = io_nifti_value(&mimg, vox, 0);
+                    int m = isfinite(x) && x != 0.0;
+                    nmask += m;
+                    in &= m;
+                }
+                if (o->atlas) {
+                    double x = io_nifti_value(&aimg, vox, 0);
+                    int m = isfinite(x) && fabs(x - (double)o->label) < 1e-3;
+                    if (isfinite(x) && x != 0.0) {
+                        lmin = fmin(lmin, x);
+                        lmax = fmax(lmax, x);
+                    }
+                    nlabel += m;
+                    in &= m;
+                }
+                if (o->sphere) {
+                    double xyz[3];
+                    io_nifti_vox2mm(&bold, i, j, k, xyz);
+                    double d2 = 0.0;
+                    for (int a = 0; a < 3; a++)
+                        d2 += (xyz[a] - o->centre[a]) * (xyz[a] - o->centre[a]);
+                    int m = d2 <= o->radius * o->radius * (1.0 + 1e-9);
+                    nsphere += m;
+                    in &= m;
+                }
+                sel[vox] = (unsigned char)in;
+                nsel += in;
+            }
+    if (nsel == 0) {
+        if (o->mask && nmask == 0)
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: empty region: the mask has no non-zero "
+                               "voxel", o->mask);
+        else if (o->atlas && nlabel == 0) {
+            if (isfinite(lmin))
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: empty region: no voxel has label %ld "
+                                   "(the atlas holds labels from %g to %g)", o->atlas, o->label,
+                                   lmin, lmax);
+            else
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: empty region: the atlas has no "
+                                   "labelled voxel", o->atlas);
+        } else if (o->sphere && nsphere == 0)
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: empty region: no voxel centre lies within "
+                               "%g mm of (%g, %g, %g) mm", o->bold, o->radius, o->centre[0],
+                               o->centre[1], o->centre[2]);
+        else
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "empty region: the sphere (%g mm around (%g, "
+                               "%g, %g) mm) and the %s do not overlap", o->radius, o->centre[0],
+                               o->centre[1], o->centre[2], o->mask ? "mask" : "atlas label");
+        goto done;
+    }
+    /* voxel data, leaving out voxels with non-finite values */
+    Y = malloc(sizeof(double) * (size_t)v * nsel);
+    if (!Y) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory (%zu voxels x %d scans)", nsel, v);
+        goto done;
+    }
+    int nvox = 0;
+    double cen[3] = {0, 0, 0};
+    for (size_t vox = 0; vox < bold.nvox3; vox++) {
+        if (!sel[vox])
+            continue;
+        double *col = Y + (size_t)nvox * v;
+        int finite = 1;
+        for (int t = 0; t < v; t++) {
+            col[t] = io_nifti_value(&bold, vox, t);
+            finite &= isfinite(col[t]) != 0;
+        }
+        if (!finite) {
+            r->excluded++;
+            continue;
+        }
+        cen[0] += (double)(vox % (size_t)nx);
+        cen[1] += (double)((vox / (size_t)nx) % (size_t)ny);
+        cen[2] += (double)(vox / ((size_t)nx * ny));
+        nvox++;
+    }
+    if (nvox == 0) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: empty region: all %zu voxels of the region hold "
+                           "values that are not finite (NaN or Inf)", o->bold, nsel);
+        goto done;
+    }
+    r->nvox = nvox;
+    r->v = v;
+    for (int a = 0; a < 3; a++) {
+        cen[a] /= nvox;
+        r->centre_vox[a] = (int)lround(cen[a]);
+    }
+    if (o->sphere)
+        memcpy(r->centre_mm, o->centre, sizeof r->centre_mm);
+    else
+        io_nifti_vox2mm(&bold, cen[0], cen[1], cen[2], r->centre_mm);
+
+    /* TR: --tr, else the sidecar, else the header */
+    double tr_side;
+    json_t *st;
+    if ((rc = read_sidecar(o, r, &tr_side, &st, &side, err)))
+        goto done;
+    if (o->tr > 0) {
+        r->tr = o->tr;
+        snprintf(r->tr_source, sizeof r->tr_source, "--tr");
+    } else if (tr_side > 0) {
+        r->tr = tr_side;
+        snprintf(r->tr_source, sizeof r->tr_source, "sidecar RepetitionTime");
+    } else if (bold.tr > 0) {
+        r->tr = bold.tr;
+        snprintf(r->tr_source, sizeof r->tr_source, "%s", bold.tr_units_known
+                 ? "header pixdim[4]" : "header pixdim[4] (units unset: seconds assumed)");
+    } else {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: no repetition time: the header's pixdim[4] is "
+                           "unset and there is no BIDS sidecar with RepetitionTime; give --tr "
+                           "SECONDS", o->bold);
+        goto done;
+    }
+    if (bold.tr > 0 && bold.tr_units_known && fabs(bold.tr - r->tr) > 1e-3 * r->tr)
+        snprintf(r->warning, sizeof r->warning, "the TR of the header (%g s) differs from the one "
+                 "used (%g s, %s)", bold.tr, r->tr, r->tr_source);
+
+    /* slice timing */
+    if (o->slice_timing) {
+        if (!st) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: --slice-timing needs \"SliceTiming\" in "
+                               "the BIDS sidecar%s%s", o->bold, r->sidecar[0] ? " " : " (none found)",
+                               r->sidecar);
+            goto done;
+        }
+        int sd = bold.slice_dim ? bold.slice_dim : 3;
+        int nslices = sd == 1 ? nx : sd == 2 ? ny : nz;
+        if (!json_is_array(st) || (int)json_array_size(st) != nslices) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"SliceTiming\" must list %d times (one per "
+                               "slice along dimension %d), not %s", r->sidecar, nslices, sd,
+                               json_is_array(st) ? "a different number" : "a non-array");
+            goto done;
+        }
+        r->slice = r->centre_vox[sd - 1];
+        json_t *x = json_array_get(st, (size_t)r->slice);
+        double d = json_is_number(x) ? json_number_value(x) : NAN;
+        if (!(d >= 0) || !(d < r->tr + 1e-9)) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"SliceTiming\"[%d] must be a time in [0, "
+                               "TR) seconds", r->sidecar, r->slice);
+            goto done;
+        }
+        r->delay = d;
+        r->have_delay = 1;
+    }
+
+    /* confounds: constant, high-pass, chosen columns */
+    int K = o->hpf > 0 ? io_dct_ncols(v, r->tr, o->hpf) : 1;
+    r->ndct = K - 1;
+    r->nx0 = K + o->ncolumns;
+    if (r->nx0 >= v) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%d confound columns (constant, %d high-pass, %d "
+                           "chosen) for %d scans: use a longer --hpf or fewer columns", r->nx0,
+                           r->ndct, o->ncolumns, v);
+        goto done;
+    }
+    r->X0 = malloc(sizeof(double) * (size_t)v * r->nx0);
+    r->x0_names = calloc((size_t)r->nx0, sizeof(char *));
+    r->y = malloc(sizeof(double) * (size_t)v);
+    if (!r->X0 || !r->x0_names || !r->y) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = io_dct_basis(v, K, r->X0, err)))
+        goto done;
+    if (o->ncolumns && (rc = read_confounds(o, v, r->X0 + (size_t)K * v, err)))
+        goto done;
+    for (int j = 0; j < r->nx0; j++) {
+        char nm[64];
+        if (j == 0)
+            snprintf(nm, sizeof nm, "constant");
+        else if (j < K)
+            snprintf(nm, sizeof nm, "cosine%02d", j);
+        r->x0_names[j] = dup_str(j < K ? nm : o->columns[j - K]);
+        if (!r->x0_names[j]) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+    }
+    if ((rc = io_regress_out(Y, v, nvox, r->X0, r->nx0, &r->x0_rank, err)))
+        goto done;
+    if (o->summary == IO_SUMMARY_MEAN)
+        io_mean_series(Y, v, nvox, r->y, &r->explained);
+    else if ((rc = io_eigenvariate(Y, v, nvox, r->y, NULL, &r->explained, err)))
+        goto done;
+done:
+    json_decref(side);
+    free(sel);
+    free(Y);
+    io_nifti_close(&bold);
+    io_nifti_close(&mimg);
+    io_nifti_close(&aimg);
+    if (rc)
+        io_extract_result_free(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* outputs                                                             */
+
+static void write_tsv(FILE *f, int rows, int cols, const double *x, char *const *names)
+{
+    for (int j = 0; j < cols; j++)
+        fprintf(f, "%s%s", j ? "\t" : "", names[j]);
+    fputc('\n', f);
+    for (int t = 0; t < rows; t++) {
+        for (int j = 0; j < cols; j++)
+            fprintf(f, "%s%.17g", j ? "\t" : "", x[t + (size_t)j * rows]);
+        fputc('\n', f);
+    }
+}
+
+static json_t *describe(const char *prefix, const io_extract_opts *o, const io_extract_result *r)
+{
+    json_t *j = json_object();
+    json_t *reg = json_object();
+    json_object_set_new(j, "name", json_string(o->name));
+    json_object_set_new(j, "bold", json_string(o->bold));
+    if (o->mask)
+        json_object_set_new(reg, "mask", json_string(o->mask));
+    if (o->atlas) {
+        json_object_set_new(reg, "atlas", json_string(o->atlas));
+        json_object_set_new(reg, "label", json_integer(o->label));
+    }
+    if (o->sphere) {
+        json_object_set_new(reg, "sphere_centre_mm",
+                            json_pack("[fff]", o->centre[0], o->centre[1], o->centre[2]));
+        json_object_set_new(reg, "sphere_radius_mm", json_real(o->radius));
+    }
+    json_object_set_new(j, "region", reg);
+    json_object_set_new(j, "voxels", json_integer(r->nvox));
+    json_object_set_new(j, "voxels_excluded_nonfinite", json_integer(r->excluded));
+    json_object_set_new(j, "centre_mm",
+                        json_pack("[fff]", r->centre_mm[0], r->centre_mm[1], r->centre_mm[2]));
+    json_object_set_new(j, "centre_voxel",
+                        json_pack("[iii]", r->centre_vox[0], r->centre_vox[1], r->centre_vox[2]));
+    json_object_set_new(j, "summary", json_string(o->summary == IO_SUMMARY_MEAN
+                                                      ? "mean" : "eigenvariate"));
+    json_object_set_new(j, "variance_explained", json_real(r->explained));
+    json_object_set_new(j, "scans", json_integer(r->v));
+    json_object_set_new(j, "TR", json_real(r->tr));
+    json_object_set_new(j, "TR_source", json_string(r->tr_source));
+    if (r->sidecar[0])
+        json_object_set_new(j, "sidecar", json_string(r->sidecar));
+    json_object_set_new(j, "hpf_cutoff", o->hpf > 0 ? json_real(o->hpf) : json_null());
+    json_object_set_new(j, "highpass_columns", json_integer(r->ndct));
+    json_t *cn = json_array();
+    for (int q = 0; q < o->ncolumns; q++)
+        json_array_append_new(cn, json_string(o->columns[q]));
+    json_object_set_new(j, "confound_columns", cn);
+    if (o->confounds)
+        json_object_set_new(j, "confounds_source", json_string(o->confounds));
+    json_object_set_new(j, "confounds_rank", json_integer(r->x0_rank));
+    if (r->have_delay) {
+        json_object_set_new(j, "delay", json_real(r->delay));
+        json_object_set_new(j, "slice", json_integer(r->slice));
+    }
+    if (r->warning[0])
+        json_object_set_new(j, "warning", json_string(r->warning));
+    char buf[1100];
+    snprintf(buf, sizeof buf, "%s.tsv", prefix);
+    json_object_set_new(j, "timeseries", json_string(buf));
+    snprintf(buf, sizeof buf, "%s_confounds.tsv", prefix);
+    json_object_set_new(j, "confounds", json_string(buf));
+    return j;
+}
+
+int io_extract_write(const char *prefix, const io_extract_opts *o, const io_extract_result *r,
+                     dcm_error *err)
+{
+    size_t lp = strlen(prefix);
+    char *paths[3];
+    static const char *const suffix[3] = {".tsv", "_confounds.tsv", ".json"};
+    io_atomic a[3];
+    int opened = 0, rc = DCM_OK;
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < 3; i++) {
+        paths[i] = malloc(lp + 20);
+        if (paths[i])
+            snprintf(paths[i], lp + 20, "%s%s", prefix, suffix[i]);
+    }
+    if (!paths[0] || !paths[1] || !paths[2]) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    json_t *j = describe(prefix, o, r);
+    for (; opened < 3; opened++)
+        if ((rc = io_atomic_open(&a[opened], paths[opened], err)))
+            break;
+    if (rc) {
+        json_decref(j);
+        goto done;
+    }
+    char *name = (char *)o->name;
+    write_tsv(a[0].fp, r->v, 1, r->y, &name);
+    write_tsv(a[1].fp, r->v, r->nx0, r->X0, r->x0_names);
+    int jrc = json_dumpf(j, a[2].fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    fputc('\n', a[2].fp);
+    json_decref(j);
+    if (jrc != 0) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: cannot write", paths[2]);
+        goto done;
+    }
+    /* everything is written: commit the three */
+    for (int i = 0; i < 3 && !rc; i++)
+        if ((rc = io_atomic_commit(&a[i], err))) {
+            /* all or nothing: drop the ones already in place */
+            for (int k = i + 1; k < 3; k++)
+                io_atomic_abort(&a[k]);
+            for (int k = 0; k < i; k++)
+                unlink(paths[k]);
+        }
+    opened = 0;
+done:
+    for (int i = 0; i < opened; i++)
+        io_atomic_abort(&a[i]);
+    for (int i = 0; i < 3; i++)
+        free(paths[i]);
+    return rc;
+}

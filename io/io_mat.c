@@ -1,0 +1,1106 @@
+/* io_mat.c — SPM's VOI and DCM .mat files through matio (see io_mat.h). */
+#include "io/io_mat.h"
+
+#include <errno.h>
+#include <math.h>
+#include <matio.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/io_atomic.h"
+
+/* ------------------------------------------------------------------ */
+/* reading                                                             */
+
+typedef struct {
+    const char *file;
+    dcm_error *err;
+} mctx;
+
+static int mfail(const mctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int mfail(const mctx *c, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return dcm_error_set(c->err, DCM_ERR_INPUT, "%s: %s", c->file, msg);
+}
+
+static int nomem(const mctx *c)
+{
+    return dcm_error_set(c->err, DCM_ERR_SYSTEM, "%s: out of memory", c->file);
+}
+
+/* A numeric array as doubles, column-major. */
+typedef struct {
+    int rank;
+    size_t dims[4];
+    size_t numel;
+    double *x;     /* NULL when numel == 0 */
+} numarr;
+
+static void numarr_free(numarr *a)
+{
+    free(a->x);
+    memset(a, 0, sizeof *a);
+}
+
+static char *dup_str(const char *s)
+{
+    size_t l = strlen(s);
+    char *p = malloc(l + 1);
+    if (p)
+        memcpy(p, s, l + 1);
+    return p;
+}
+
+static size_t var_numel(const matvar_t *v)
+{
+    if (!v || v->rank < 1 || !v->dims)
+        return 0;
+    size_t n = 1;
+    for (int i = 0; i < v->rank; i++) {
+        if (v->dims[i] && n > SIZE_MAX / v->dims[i])
+            return SIZE_MAX;
+        n *= v->dims[i];
+    }
+    return n;
+}
+
+static const char *class_name(const matvar_t *v)
+{
+    switch (v->class_type) {
+    case MAT_C_CELL: return "a cell array";
+    case MAT_C_STRUCT: return "a struct";
+    case MAT_C_CHAR: return "a string";
+    case MAT_C_OBJECT: return "an object";
+    case MAT_C_FUNCTION: return "a function handle";
+    case MAT_C_SPARSE: return "a sparse matrix";
+    case MAT_C_EMPTY: return "empty";
+    default: return "a numeric array";
+    }
+}
+
+/* Element k of data of the given matio type as a double (0 on unknown). */
+static int elem_size(enum matio_types t)
+{
+    switch (t) {
+    case MAT_T_DOUBLE: case MAT_T_INT64: case MAT_T_UINT64: return 8;
+    case MAT_T_SINGLE: case MAT_T_INT32: case MAT_T_UINT32: return 4;
+    case MAT_T_INT16: case MAT_T_UINT16: return 2;
+    case MAT_T_INT8: case MAT_T_UINT8: return 1;
+    default: return 0;
+    }
+}
+
+static double elem(const void *data, enum matio_types t, size_t k)
+{
+    switch (t) {
+    case MAT_T_DOUBLE: return ((const double *)data)[k];
+    case MAT_T_SINGLE: return ((const float *)data)[k];
+    case MAT_T_INT8: return ((const int8_t *)data)[k];
+    case MAT_T_UINT8: return ((const uint8_t *)data)[k];
+    case MAT_T_INT16: return ((const int16_t *)data)[k];
+    case MAT_T_UINT16: return ((const uint16_t *)data)[k];
+    case MAT_T_INT32: return ((const int32_t *)data)[k];
+    case MAT_T_UINT32: return ((const uint32_t *)data)[k];
+    case MAT_T_INT64: return (double)((const int64_t *)data)[k];
+    case MAT_T_UINT64: return (double)((const uint64_t *)data)[k];
+    default: return 0.0;
+    }
+}
+
+/* Any real numeric, logical or sparse array -> doubles. */
+static int to_numarr(const mctx *c, const char *what, const matvar_t *v, numarr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (v->rank < 1 || v->rank > 4 || !v->dims)
+        return mfail(c, "%s has %d dimensions; expected a matrix", what, v->rank);
+    out->rank = v->rank;
+    for (int i = 0; i < v->rank; i++)
+        out->dims[i] = v->dims[i];
+    size_t n = var_numel(v);
+    if (n == SIZE_MAX || n > (size_t)1 << 31)
+        return mfail(c, "%s is too large", what);
+    out->numel = n;
+    if (v->class_type == MAT_C_EMPTY || n == 0)
+        return DCM_OK;
+    if (v->isComplex)
+        return mfail(c, "%s is complex; expected real numbers", what);
+    if (v->class_type == MAT_C_SPARSE) {
+        const mat_sparse_t *s = v->data;
+        if (v->rank != 2)
+            return mfail(c, "%s is a sparse array with %d dimensions", what, v->rank);
+        int es = elem_size(v->data_type);
+        size_t rows = v->dims[0], cols = v->dims[1];
+        if (!s || !s->jc || s->njc < cols + 1 || (s->nzmax && (!s->ir || !s->data)) || !es)
+            return mfail(c, "%s: malformed sparse matrix", what);
+        out->x = calloc(n, sizeof(double));
+        if (!out->x)
+            return nomem(c);
+        for (size_t j = 0; j < cols; j++) {
+            size_t k0 = s->jc[j], k1 = s->jc[j + 1];
+            if (k0 > k1 || k1 > s->nir || k1 > s->ndata) {
+                numarr_free(out);
+                return mfail(c, "%s: malformed sparse matrix (column %zu)", what, j + 1);
+            }
+            for (size_t k = k0; k < k1; k++) {
+                if (s->ir[k] >= rows) {
+                    numarr_free(out);
+                    return mfail(c, "%s: malformed sparse matrix (row index %u)", what,
+                                 (unsigned)s->ir[k]);
+                }
+                out->x[s->ir[k] + j * rows] = elem(s->data, v->data_type, k);
+            }
+        }
+        return DCM_OK;
+    }
+    switch (v->class_type) {
+    case MAT_C_DOUBLE: case MAT_C_SINGLE: case MAT_C_INT8: case MAT_C_UINT8:
+    case MAT_C_INT16: case MAT_C_UINT16: case MAT_C_INT32: case MAT_C_UINT32:
+    case MAT_C_INT64: case MAT_C_UINT64:
+        break;
+    default:
+        return mfail(c, "%s is %s; expected numbers", what, class_name(v));
+    }
+    int es = elem_size(v->data_type);
+    if (!v->data || !es || v->nbytes < n * (size_t)es)
+        return mfail(c, "%s: unreadable numeric data", what);
+    out->x = malloc(n * sizeof(double));
+    if (!out->x)
+        return nomem(c);
+    for (size_t k = 0; k < n; k++)
+        out->x[k] = elem(v->data, v->data_type, k);
+    return DCM_OK;
+}
+
+/* Field `name` of element 0 of struct s, or NULL. */
+static matvar_t *field(matvar_t *s, const char *name)
+{
+    if (!s || s->class_type != MAT_C_STRUCT || var_numel(s) == 0)
+        return NULL;
+    char *const *names = Mat_VarGetStructFieldnames(s);
+    unsigned nf = Mat_VarGetNumberOfFields(s);
+    int found = 0;
+    for (unsigned i = 0; i < nf && names; i++)
+        if (names[i] && strcmp(names[i], name) == 0)
+            found = 1;
+    if (!found)
+        return NULL;
+    return Mat_VarGetStructFieldByName(s, name, 0);
+}
+
+/* A string (char array, first row) into a malloc'ed C string. */
+static char *to_string(const matvar_t *v)
+{
+    if (!v || v->class_type != MAT_C_CHAR)
+        return NULL;
+    size_t n = var_numel(v);
+    if (n == SIZE_MAX)
+        return NULL;
+    size_t rows = v->rank >= 1 ? v->dims[0] : 0;
+    size_t len = rows ? n / rows : 0;  /* first row of a char matrix */
+    int es;
+    switch (v->data_type) {
+    case MAT_T_UINT8: case MAT_T_UTF8: case MAT_T_INT8: es = 1; break;
+    case MAT_T_UINT16: case MAT_T_UTF16: case MAT_T_INT16: es = 2; break;
+    case MAT_T_UINT32: case MAT_T_UTF32: case MAT_T_INT32: es = 4; break;
+    default: es = 0;
+    }
+    if (n && (!v->data || !es || v->nbytes < n * (size_t)es))
+        return NULL;
+    char *s = malloc(len + 1);
+    if (!s)
+        return NULL;
+    for (size_t j = 0; j < len; j++) {
+        size_t k = j * rows;   /* column-major: row 0, column j */
+        uint32_t ch = es == 1 ? ((const uint8_t *)v->data)[k]
+                    : es == 2 ? ((const uint16_t *)v->data)[k]
+                              : ((const uint32_t *)v->data)[k];
+        s[j] = (ch >= 32 && ch < 127) ? (char)ch : '_';
+    }
+    s[len] = '\0';
+    while (len && s[len - 1] == ' ')   /* char matrices pad with blanks */
+        s[--len] = '\0';
+    return s;
+}
+
+/* A cell array of `count` strings (any shape with count elements). */
+static int to_cellstr(const mctx *c, const char *what, matvar_t *v, int count, char **out)
+{
+    if (v->class_type == MAT_C_CHAR && count == 1) {
+        out[0] = to_string(v);
+        if (!out[0])
+            return mfail(c, "%s: unreadable string", what);
+        return DCM_OK;
+    }
+    if (v->class_type != MAT_C_CELL)
+        return mfail(c, "%s is %s; expected a cell array of %d names", what, class_name(v), count);
+    size_t n = var_numel(v);
+    if (n != (size_t)count)
+        return mfail(c, "%s has %zu names; expected %d", what, n == SIZE_MAX ? 0 : n, count);
+    for (int i = 0; i < count; i++) {
+        matvar_t *e = Mat_VarGetCell(v, i);
+        if (!e || e->class_type != MAT_C_CHAR)
+            return mfail(c, "%s{%d} is %s; expected a name", what, i + 1,
+                         e ? class_name(e) : "missing");
+        out[i] = to_string(e);
+        if (!out[i])
+            return mfail(c, "%s{%d}: unreadable string", what, i + 1);
+        if (!out[i][0])
+            return mfail(c, "%s{%d} is an empty name", what, i + 1);
+    }
+    return DCM_OK;
+}
+
+static void shape_str(const numarr *a, char *buf, size_t len)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < a->rank && k + 24 < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%zu", i ? "x" : "", a->dims[i]);
+}
+
+/* rows x cols x slices with MATLAB's dropped trailing singletons; slices
+ * may be 0 (any empty array passes then). */
+static int check_shape(const mctx *c, const char *what, const numarr *a, size_t rows, size_t cols,
+                       size_t slices, const char *why)
+{
+    if (slices == 0 && a->numel == 0)
+        return DCM_OK;
+    int ok = a->dims[0] == rows && a->rank >= 2 && a->dims[1] == cols;
+    if (ok && a->rank >= 3)
+        ok = a->dims[2] == slices && (a->rank == 3 || a->dims[3] == 1);
+    else if (ok)
+        ok = slices == 1;
+    if (!ok) {
+        char got[64];
+        shape_str(a, got, sizeof got);
+        if (slices == 1)
+            return mfail(c, "%s is %s; expected %zux%zu (%s)", what, got, rows, cols, why);
+        return mfail(c, "%s is %s; expected %zux%zux%zu (%s)", what, got, rows, cols, slices, why);
+    }
+    return DCM_OK;
+}
+
+/* Get numeric field `name` of struct s (path `spath` for messages). */
+static int get_num(const mctx *c, matvar_t *s, const char *spath, const char *name, int required,
+                   numarr *out, int *present)
+{
+    char what[256];
+    snprintf(what, sizeof what, "%s.%s", spath, name);
+    memset(out, 0, sizeof *out);
+    matvar_t *f = field(s, name);
+    if (present)
+        *present = f != NULL;
+    if (!f) {
+        if (required)
+            return mfail(c, "missing field %s", what);
+        return DCM_OK;
+    }
+    return to_numarr(c, what, f, out);
+}
+
+static int get_scalar(const mctx *c, matvar_t *s, const char *spath, const char *name,
+                      double *x, int *present)
+{
+    numarr a;
+    int have = 0;
+    int rc = get_num(c, s, spath, name, 0, &a, &have);
+    if (present)
+        *present = 0;
+    if (rc || !have)
+        return rc;
+    if (a.numel != 1 || !isfinite(a.x[0])) {
+        rc = mfail(c, "%s.%s must be one finite number (it has %zu values)", spath, name, a.numel);
+        numarr_free(&a);
+        return rc;
+    }
+    *x = a.x[0];
+    if (present)
+        *present = 1;
+    numarr_free(&a);
+    return DCM_OK;
+}
+
+static int open_mat(const mctx *c, mat_t **mat)
+{
+    struct stat st;
+    if (stat(c->file, &st) != 0)
+        return dcm_error_set(c->err, DCM_ERR_INPUT, "cannot open %s: %s", c->file, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return dcm_error_set(c->err, DCM_ERR_INPUT, "%s is not a regular file", c->file);
+    *mat = Mat_Open(c->file, MAT_ACC_RDONLY);
+    if (!*mat)
+        return mfail(c, "not a MATLAB .mat file (or a version this matio cannot read)");
+    return DCM_OK;
+}
+
+/* Read variable `name`; on failure list what the file holds. */
+static int read_var(const mctx *c, mat_t *mat, const char *name, const char *expect,
+                    matvar_t **out)
+{
+    *out = Mat_VarRead(mat, name);
+    if (*out)
+        return DCM_OK;
+    char list[400] = "";
+    size_t k = 0;
+    int count = 0;
+    Mat_Rewind(mat);
+    matvar_t *v;
+    while ((v = Mat_VarReadNextInfo(mat)) != NULL && count < 50) {
+        if (v->name && k + 40 < sizeof list)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", count ? ", " : "", v->name);
+        count++;
+        Mat_VarFree(v);
+    }
+    return mfail(c, "no variable \"%s\" (%s); the file holds: %s", name, expect,
+                 count ? list : "nothing readable");
+}
+
+void io_voi_free(io_voi *v)
+{
+    if (!v)
+        return;
+    free(v->name);
+    free(v->u);
+    free(v->y);
+    free(v->X0);
+    memset(v, 0, sizeof *v);
+}
+
+int io_mat_load_voi(const char *path, io_voi *out, dcm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->xyz[0] = out->xyz[1] = out->xyz[2] = NAN;
+    mctx c = {path, err};
+    mat_t *mat = NULL;
+    int rc = open_mat(&c, &mat);
+    if (rc)
+        return rc;
+    matvar_t *xY = NULL;
+    numarr u = {0}, y = {0}, X0 = {0}, xyz = {0};
+    if ((rc = read_var(&c, mat, "xY", "an SPM VOI file saves the struct xY", &xY)))
+        goto done;
+    if (xY->class_type != MAT_C_STRUCT) {
+        rc = mfail(&c, "xY is %s; expected the struct SPM's spm_regions saves", class_name(xY));
+        goto done;
+    }
+    if ((rc = get_num(&c, xY, "xY", "u", 1, &u, NULL)))
+        goto done;
+    if (u.rank != 2 || u.dims[1] != 1 || u.dims[0] < 1) {
+        char got[64];
+        shape_str(&u, got, sizeof got);
+        rc = mfail(&c, "xY.u is %s; expected a column (scans x 1)", got);
+        goto done;
+    }
+    out->v = (int)u.dims[0];
+    for (int t = 0; t < out->v; t++)
+        if (!isfinite(u.x[t])) {
+            rc = mfail(&c, "xY.u(%d) is not a finite number", t + 1);
+            goto done;
+        }
+    out->u = u.x;
+    u.x = NULL;
+    int have;
+    if ((rc = get_num(&c, xY, "xY", "y", 0, &y, &have)))
+        goto done;
+    if (have && y.numel) {
+        if (y.rank != 2 || y.dims[0] != (size_t)out->v) {
+            char got[64];
+            shape_str(&y, got, sizeof got);
+            rc = mfail(&c, "xY.y is %s; expected %d scans x voxels (as xY.u)", got, out->v);
+            goto done;
+        }
+        out->nvox = (int)y.dims[1];
+        out->y = y.x;
+        y.x = NULL;
+    }
+    if ((rc = get_num(&c, xY, "xY", "X0", 0, &X0, &have)))
+        goto done;
+    if (have && X0.numel) {
+        if (X0.rank != 2 || X0.dims[0] != (size_t)out->v) {
+            char got[64];
+            shape_str(&X0, got, sizeof got);
+            rc = mfail(&c, "xY.X0 is %s; expected %d scans x confounds (as xY.u)", got, out->v);
+            goto done;
+        }
+        for (size_t k = 0; k < X0.numel; k++)
+            if (!isfinite(X0.x[k])) {
+                rc = mfail(&c, "xY.X0 holds a value that is not finite (row %zu, column %zu)",
+                           k % X0.dims[0] + 1, k / X0.dims[0] + 1);
+                goto done;
+            }
+        out->nx0 = (int)X0.dims[1];
+        out->X0 = X0.x;
+        X0.x = NULL;
+    }
+    if ((rc = get_num(&c, xY, "xY", "xyz", 0, &xyz, &have)))
+        goto done;
+    if (have && xyz.numel == 3)
+        for (int i = 0; i < 3; i++)
+            out->xyz[i] = xyz.x[i];
+    matvar_t *nm = field(xY, "name");
+    if (nm && nm->class_type == MAT_C_CHAR) {
+        out->name = to_string(nm);
+        if (!out->name) {
+            rc = mfail(&c, "xY.name: unreadable string");
+            goto done;
+        }
+    }
+done:
+    numarr_free(&u);
+    numarr_free(&y);
+    numarr_free(&X0);
+    numarr_free(&xyz);
+    Mat_VarFree(xY);
+    Mat_Close(mat);
+    if (rc)
+        io_voi_free(out);
+    return rc;
+}
+
+int io_mat_read_array(const char *path, const char *fieldpath, int *rank, size_t dims[4],
+                      double **data, dcm_error *err)
+{
+    *data = NULL;
+    *rank = 0;
+    mctx c = {path, err};
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", fieldpath);
+    char *dot = strchr(buf, '.');
+    if (dot)
+        *dot = '\0';
+    mat_t *mat = NULL;
+    int rc = open_mat(&c, &mat);
+    if (rc)
+        return rc;
+    matvar_t *root = NULL;
+    numarr a = {0};
+    if ((rc = read_var(&c, mat, buf, "asked for", &root)))
+        goto done;
+    matvar_t *v = root;
+    char *p = dot ? dot + 1 : NULL;
+    while (p) {
+        char *next = strchr(p, '.');
+        if (next)
+            *next = '\0';
+        matvar_t *f = field(v, p);
+        if (!f) {
+            rc = mfail(&c, "missing field %s", fieldpath);
+            goto done;
+        }
+        v = f;
+        p = next ? next + 1 : NULL;
+    }
+    if ((rc = to_numarr(&c, fieldpath, v, &a)))
+        goto done;
+    *rank = a.rank;
+    for (int i = 0; i < 4; i++)
+        dims[i] = i < a.rank ? a.dims[i] : 1;
+    *data = a.x;
+    a.x = NULL;
+done:
+    numarr_free(&a);
+    Mat_VarFree(root);
+    Mat_Close(mat);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* DCM_*.mat -> dcm_problem                                            */
+
+static int read_names(const mctx *c, matvar_t *s, const char *spath, const char *name, int count,
+                      char **out, int *present)
+{
+    *present = 0;
+    matvar_t *f = field(s, name);
+    if (!f)
+        return DCM_OK;
+    char what[256];
+    snprintf(what, sizeof what, "%s.%s", spath, name);
+    *present = 1;
+    return to_cellstr(c, what, f, count, out);
+}
+
+int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
+{
+    *out = NULL;
+    mctx c = {path, err};
+    mat_t *mat = NULL;
+    int rc = open_mat(&c, &mat);
+    if (rc)
+        return rc;
+    matvar_t *D = NULL;
+    numarr y = {0}, X0 = {0}, uu = {0}, a = {0}, b = {0}, cc = {0}, d = {0}, dl = {0}, hEa = {0},
+           hCa = {0};
+    char **rnames = NULL, **inames = NULL;
+    int n = 0, m = 0, v = 0;
+    dcm_problem *P = NULL;
+    if ((rc = read_var(&c, mat, "DCM", "a DCM file saves the struct DCM", &D)))
+        goto done;
+    if (D->class_type != MAT_C_STRUCT) {
+        rc = mfail(&c, "DCM is %s; expected the struct SPM's spm_dcm_specify saves", class_name(D));
+        goto done;
+    }
+    matvar_t *Y = field(D, "Y"), *U = field(D, "U");
+    if (!Y || Y->class_type != MAT_C_STRUCT) {
+        rc = mfail(&c, "%s DCM.Y (the data: a struct with y, dt, X0, name)",
+                   Y ? "malformed" : "missing field");
+        goto done;
+    }
+    if (!U || U->class_type != MAT_C_STRUCT) {
+        rc = mfail(&c, "%s DCM.U (the inputs: a struct with u, name, dt)",
+                   U ? "malformed" : "missing field");
+        goto done;
+    }
+    /* data */
+    if ((rc = get_num(&c, Y, "DCM.Y", "y", 1, &y, NULL)))
+        goto done;
+    if (y.rank != 2 || y.numel == 0) {
+        char got[64];
+        shape_str(&y, got, sizeof got);
+        rc = mfail(&c, "DCM.Y.y is %s; expected scans x regions", y.numel ? got : "empty");
+        goto done;
+    }
+    v = (int)y.dims[0];
+    n = (int)y.dims[1];
+    for (size_t k = 0; k < y.numel; k++)
+        if (!isfinite(y.x[k])) {
+            rc = mfail(&c, "DCM.Y.y(%zu,%zu) is not a finite number", k % y.dims[0] + 1,
+                       k / y.dims[0] + 1);
+            goto done;
+        }
+    double xv, TR;
+    int have;
+    if ((rc = get_scalar(&c, D, "DCM", "n", &xv, &have)))
+        goto done;
+    if (have && xv != n) {
+        rc = mfail(&c, "DCM.n is %g but DCM.Y.y has %d columns (regions)", xv, n);
+        goto done;
+    }
+    if ((rc = get_scalar(&c, D, "DCM", "v", &xv, &have)))
+        goto done;
+    if (have && xv != v) {
+        rc = mfail(&c, "DCM.v is %g but DCM.Y.y has %d rows (scans)", xv, v);
+        goto done;
+    }
+    if ((rc = get_scalar(&c, Y, "DCM.Y", "dt", &TR, &have)))
+        goto done;
+    if (!have) {
+        rc = mfail(&c, "missing field DCM.Y.dt (the repetition time in seconds)");
+        goto done;
+    }
+    if (!(TR > 0)) {
+        rc = mfail(&c, "DCM.Y.dt is %g; the repetition time must be positive", TR);
+        goto done;
+    }
+    /* inputs */
+    if ((rc = get_num(&c, U, "DCM.U", "u", 1, &uu, NULL)))
+        goto done;
+    if (uu.rank != 2 || uu.numel == 0) {
+        rc = mfail(&c, "DCM.U.u is empty or not a matrix; expected micro-time bins x inputs");
+        goto done;
+    }
+    m = (int)uu.dims[1];
+    if (uu.dims[0] != (size_t)v * MODEL_DCM_MICROTIME) {
+        rc = mfail(&c, "DCM.U.u has %zu rows; expected %d (%d micro-time bins for each of the %d "
+                   "scans of DCM.Y.y)", uu.dims[0], v * MODEL_DCM_MICROTIME, MODEL_DCM_MICROTIME, v);
+        goto done;
+    }
+    for (size_t k = 0; k < uu.numel; k++)
+        if (!isfinite(uu.x[k])) {
+            rc = mfail(&c, "DCM.U.u(%zu,%zu) is not a finite number", k % uu.dims[0] + 1,
+                       k / uu.dims[0] + 1);
+            goto done;
+        }
+    double udt;
+    if ((rc = get_scalar(&c, U, "DCM.U", "dt", &udt, &have)))
+        goto done;
+    if (have && fabs(udt - TR / MODEL_DCM_MICROTIME) > 1e-6 * TR) {
+        rc = mfail(&c, "DCM.U.dt is %g s but the inputs must be sampled at TR/%d = %g s (DCM.Y.dt "
+                   "= %g)", udt, MODEL_DCM_MICROTIME, TR / MODEL_DCM_MICROTIME, TR);
+        goto done;
+    }
+    /* connectivity */
+    if ((rc = get_num(&c, D, "DCM", "a", 1, &a, NULL)) ||
+        (rc = check_shape(&c, "DCM.a", &a, (size_t)n, (size_t)n, 1, "regions x regions")))
+        goto done;
+    if ((rc = get_num(&c, D, "DCM", "b", 0, &b, &have)))
+        goto done;
+    if (have && b.numel && (rc = check_shape(&c, "DCM.b", &b, (size_t)n, (size_t)n, (size_t)m,
+                                             "regions x regions x inputs")))
+        goto done;
+    if ((rc = get_num(&c, D, "DCM", "c", 1, &cc, NULL)) ||
+        (rc = check_shape(&c, "DCM.c", &cc, (size_t)n, (size_t)m, 1, "regions x inputs")))
+        goto done;
+    if ((rc = get_num(&c, D, "DCM", "d", 0, &d, &have)))
+        goto done;
+    if (have && d.numel && (rc = check_shape(&c, "DCM.d", &d, (size_t)n, (size_t)n, (size_t)n,
+                                             "regions x regions x regions, or n x n x 0")))
+        goto done;
+    int any_d = 0;
+    for (size_t k = 0; k < d.numel; k++)
+        any_d |= d.x[k] != 0.0;
+    /* options */
+    matvar_t *opt = field(D, "options");
+    double two_state = 0, centre = 0, nonlinear = 0, maxit = 128, stoch = 0, induced = 0;
+    int have_maxit = 0;
+    if (opt && opt->class_type != MAT_C_STRUCT) {
+        rc = mfail(&c, "DCM.options is %s; expected a struct", class_name(opt));
+        goto done;
+    }
+    if (opt && ((rc = get_scalar(&c, opt, "DCM.options", "two_state", &two_state, NULL)) ||
+                (rc = get_scalar(&c, opt, "DCM.options", "centre", &centre, NULL)) ||
+                (rc = get_scalar(&c, opt, "DCM.options", "nonlinear", &nonlinear, NULL)) ||
+                (rc = get_scalar(&c, opt, "DCM.options", "maxit", &maxit, &have_maxit)) ||
+                (rc = get_scalar(&c, opt, "DCM.options", "stochastic", &stoch, NULL)) ||
+                (rc = get_scalar(&c, opt, "DCM.options", "induced", &induced, NULL))))
+        goto done;
+    if (stoch != 0) {
+        rc = mfail(&c, "DCM.options.stochastic is on: stochastic DCM is not supported (set it to 0)");
+        goto done;
+    }
+    if (induced != 0) {
+        rc = mfail(&c, "DCM.options.induced is on: DCM for induced (cross-spectral) responses is "
+                   "not supported (set it to 0)");
+        goto done;
+    }
+    matvar_t *Mv = field(D, "M");
+    if (!have_maxit && Mv) {
+        double nmax;
+        if ((rc = get_scalar(&c, Mv, "DCM.M", "Nmax", &nmax, &have_maxit)))
+            goto done;
+        if (have_maxit)
+            maxit = nmax;
+    }
+    if (!(maxit >= 1 && maxit <= 1e6) || maxit != floor(maxit)) {
+        rc = mfail(&c, "DCM.options.maxit is %g; expected a whole number of iterations >= 1", maxit);
+        goto done;
+    }
+    double hE = 6.0, hC = 1.0 / 128.0;
+    if (Mv && Mv->class_type == MAT_C_STRUCT) {
+        numarr *hs[2] = {&hEa, &hCa};
+        const char *hn[2] = {"hE", "hC"};
+        double *hv[2] = {&hE, &hC};
+        for (int q = 0; q < 2; q++) {
+            if ((rc = get_num(&c, Mv, "DCM.M", hn[q], 0, hs[q], &have)))
+                goto done;
+            if (!have || hs[q]->numel == 0)
+                continue;
+            for (size_t k = 0; k < hs[q]->numel; k++)
+                if (!isfinite(hs[q]->x[k]) || hs[q]->x[k] != hs[q]->x[0]) {
+                    rc = mfail(&c, "DCM.M.%s must be one finite number (a value per region is "
+                               "supported only when all are equal)", hn[q]);
+                    goto done;
+                }
+            *hv[q] = hs[q]->x[0];
+        }
+        if (!(hC > 0)) {
+            rc = mfail(&c, "DCM.M.hC is %g; the prior variance must be positive", hC);
+            goto done;
+        }
+    }
+    double TE = 0.04;
+    if ((rc = get_scalar(&c, D, "DCM", "TE", &TE, NULL)))
+        goto done;
+    if (!(TE > 0)) {
+        rc = mfail(&c, "DCM.TE is %g; the echo time must be a positive number of seconds", TE);
+        goto done;
+    }
+    if ((rc = get_num(&c, D, "DCM", "delays", 0, &dl, &have)))
+        goto done;
+    if (have && dl.numel != 1 && dl.numel != (size_t)n) {
+        rc = mfail(&c, "DCM.delays has %zu values; expected %d (seconds, one per region)", dl.numel, n);
+        goto done;
+    }
+    /* confounds */
+    if ((rc = get_num(&c, Y, "DCM.Y", "X0", 0, &X0, &have)))
+        goto done;
+    if (have && X0.numel) {
+        if (X0.rank != 2 || X0.dims[0] != (size_t)v) {
+            char got[64];
+            shape_str(&X0, got, sizeof got);
+            rc = mfail(&c, "DCM.Y.X0 is %s; expected %d scans x confounds (the rows of DCM.Y.y)",
+                       got, v);
+            goto done;
+        }
+        for (size_t k = 0; k < X0.numel; k++)
+            if (!isfinite(X0.x[k])) {
+                rc = mfail(&c, "DCM.Y.X0(%zu,%zu) is not a finite number", k % X0.dims[0] + 1,
+                           k / X0.dims[0] + 1);
+                goto done;
+            }
+    }
+    /* names */
+    rnames = calloc((size_t)n, sizeof(char *));
+    inames = calloc((size_t)m, sizeof(char *));
+    if (!rnames || !inames) {
+        rc = nomem(&c);
+        goto done;
+    }
+    if ((rc = read_names(&c, Y, "DCM.Y", "name", n, rnames, &have)))
+        goto done;
+    if (!have) {
+        matvar_t *xY = field(D, "xY");
+        for (int i = 0; i < n && xY && xY->class_type == MAT_C_STRUCT && var_numel(xY) == (size_t)n;
+             i++) {
+            matvar_t *nm = Mat_VarGetStructFieldByName(xY, "name", (size_t)i);
+            rnames[i] = nm ? to_string(nm) : NULL;
+        }
+    }
+    if ((rc = read_names(&c, U, "DCM.U", "name", m, inames, &have)))
+        goto done;
+
+    int nl = nonlinear != 0 || any_d;
+    P = dcm_problem_alloc(n, m, v, nl);
+    if (!P || !(P->source = dup_str(path))) {
+        rc = nomem(&c);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        char def[32];
+        snprintf(def, sizeof def, "R%d", i + 1);
+        P->region_names[i] = rnames[i] && rnames[i][0] ? rnames[i] : dup_str(def);
+        if (P->region_names[i] == rnames[i])
+            rnames[i] = NULL;
+        if (!P->region_names[i]) {
+            rc = nomem(&c);
+            goto done;
+        }
+    }
+    for (int j = 0; j < m; j++) {
+        char def[32];
+        snprintf(def, sizeof def, "u%d", j + 1);
+        P->input_names[j] = inames[j] && inames[j][0] ? inames[j] : dup_str(def);
+        if (P->input_names[j] == inames[j])
+            inames[j] = NULL;
+        if (!P->input_names[j]) {
+            rc = nomem(&c);
+            goto done;
+        }
+    }
+    model_dcm *M = P->M;
+    memcpy(P->Y, y.x, sizeof(double) * (size_t)v * n);
+    M->TR = TR;
+    M->TE = TE;
+    M->two_state = two_state != 0;
+    P->centre = centre != 0;
+    P->maxit = (int)maxit;
+    P->hE = hE;
+    P->hC = hC;
+    memcpy(M->a, a.x, sizeof(double) * (size_t)n * n);
+    if (b.numel)
+        memcpy(M->b, b.x, sizeof(double) * (size_t)n * n * m);
+    memcpy(M->c, cc.x, sizeof(double) * (size_t)n * m);
+    if (d.numel)
+        memcpy(M->d, d.x, sizeof(double) * (size_t)n * n * n);
+    for (int i = 0; i < n; i++)
+        M->delays[i] = !dl.numel ? TR / 2.0 : dl.x[dl.numel == 1 ? 0 : i];
+    const int nu = M->nu;
+    for (int t = 0; t < nu; t++)
+        for (int j = 0; j < m; j++)
+            M->u[(size_t)t * m + j] = uu.x[t + (size_t)j * nu];
+    if (X0.numel) {
+        P->nx0 = (int)X0.dims[1];
+        P->X0 = X0.x;
+        X0.x = NULL;
+    }
+    rc = dcm_problem_validate(P, err);
+done:
+    if (rnames)
+        for (int i = 0; i < n; i++)
+            free(rnames[i]);
+    if (inames)
+        for (int j = 0; j < m; j++)
+            free(inames[j]);
+    free(rnames);
+    free(inames);
+    numarr *all[] = {&y, &X0, &uu, &a, &b, &cc, &d, &dl, &hEa, &hCa};
+    for (size_t k = 0; k < sizeof all / sizeof *all; k++)
+        numarr_free(all[k]);
+    Mat_VarFree(D);
+    Mat_Close(mat);
+    if (rc) {
+        dcm_problem_free(P);
+        P = NULL;
+    }
+    *out = P;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* writing                                                             */
+
+/* A double array (copied). rank 2..3; dims as MATLAB shows them. */
+static matvar_t *mk_num(const char *name, int rank, size_t d0, size_t d1, size_t d2,
+                        const double *x)
+{
+    size_t dims[3] = {d0, d1, d2};
+    size_t n = d0 * d1 * (rank == 3 ? d2 : 1);
+    static const double zero = 0.0;
+    /* matio copies the data; an empty array still needs a valid pointer */
+    return Mat_VarCreate(name, MAT_C_DOUBLE, MAT_T_DOUBLE, rank, dims,
+                         (void *)(n ? x : &zero), 0);
+}
+
+static matvar_t *mk_scalar(const char *name, double x)
+{
+    return mk_num(name, 2, 1, 1, 0, &x);
+}
+
+static matvar_t *mk_str(const char *name, const char *s)
+{
+    size_t len = strlen(s);
+    size_t dims[2] = {len ? 1 : 0, len};
+    return Mat_VarCreate(name, MAT_C_CHAR, MAT_T_UTF8, 2, dims, (void *)(len ? s : ""), 0);
+}
+
+/* 1 x k cell array of strings. */
+static matvar_t *mk_cellstr(const char *name, char *const *names, int k)
+{
+    size_t dims[2] = {1, (size_t)k};
+    matvar_t **cells = calloc((size_t)(k ? k : 1), sizeof(matvar_t *));
+    if (!cells)
+        return NULL;
+    for (int i = 0; i < k; i++)
+        if (!(cells[i] = mk_str(NULL, names[i]))) {
+            for (int q = 0; q < i; q++)
+                Mat_VarFree(cells[q]);
+            free(cells);
+            return NULL;
+        }
+    matvar_t *c = Mat_VarCreate(name, MAT_C_CELL, MAT_T_CELL, 2, dims, cells, 0);
+    if (!c)
+        for (int i = 0; i < k; i++)
+            Mat_VarFree(cells[i]);
+    free(cells);
+    return c;
+}
+
+/* A 1x1 struct with the given fields (set later with set_field). */
+static matvar_t *mk_struct(const char *name, const char *const *fields)
+{
+    size_t dims[2] = {1, 1};
+    return Mat_VarCreateStruct2(name, 2, dims, fields);
+}
+
+/* Put f into field `fname` of s; on failure (f NULL) mark *ok = 0. */
+static void set_field(matvar_t *s, const char *fname, matvar_t *f, int *ok)
+{
+    if (!s || !f) {
+        *ok = 0;
+        Mat_VarFree(f);
+        return;
+    }
+    matvar_t *old = Mat_VarSetStructFieldByName(s, fname, 0, f);
+    Mat_VarFree(old);
+}
+
+/* SPM's parameter struct (Ep, Pp, Vp, pE) from a flat vector in SPM's
+ * order: A n x n, B n x n x m, C n x m, D n x n x nd, transit n x 1,
+ * decay 1 x 1, epsilon 1 x 1. */
+static matvar_t *mk_params(const char *name, const model_dcm_layout *L, const double *p, int *ok)
+{
+    static const char *const fields[] = {"A", "B", "C", "D", "transit", "decay", "epsilon", NULL};
+    const size_t n = (size_t)L->n, m = (size_t)L->m, nd = (size_t)L->nd;
+    matvar_t *s = mk_struct(name, fields);
+    set_field(s, "A", mk_num(NULL, 2, n, n, 0, p + L->off_A), ok);
+    set_field(s, "B", mk_num(NULL, 3, n, n, m, p + L->off_B), ok);
+    set_field(s, "C", mk_num(NULL, 2, n, m, 0, p + L->off_C), ok);
+    set_field(s, "D", mk_num(NULL, 3, n, n, nd, p + L->off_D), ok);
+    set_field(s, "transit", mk_num(NULL, 2, n, 1, 0, p + L->off_transit), ok);
+    set_field(s, "decay", mk_num(NULL, 2, 1, 1, 0, p + L->off_decay), ok);
+    set_field(s, "epsilon", mk_num(NULL, 2, 1, 1, 0, p + L->off_epsilon), ok);
+    if (!s)
+        *ok = 0;
+    return s;
+}
+
+static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
+{
+    const model_dcm *M = P->M;
+    const model_dcm_layout *L = &M->L;
+    const int n = P->n, m = P->m, v = P->v, np = L->np, nu = M->nu;
+    const size_t ny = (size_t)n * v;
+    static const char *const top[] = {
+        "a", "b", "c", "d", "U", "Y", "xY", "v", "n", "TE", "delays", "options", "M", "Ep", "Cp",
+        "Pp", "Vp", "Ce", "F", "y", "R", "T", "version", NULL};
+    matvar_t *D = mk_struct("DCM", top);
+    if (!D) {
+        *ok = 0;
+        return NULL;
+    }
+    set_field(D, "a", mk_num(NULL, 2, n, n, 0, M->a), ok);
+    set_field(D, "b", mk_num(NULL, 3, n, n, m, M->b), ok);
+    set_field(D, "c", mk_num(NULL, 2, n, m, 0, M->c), ok);
+    set_field(D, "d", mk_num(NULL, 3, n, n, M->nonlinear ? n : 0, M->d), ok);
+
+    /* inputs at micro-time, nu x m column-major; centred when SPM would */
+    double *u = malloc(sizeof(double) * (size_t)nu * (m ? m : 1));
+    double *buf = malloc(sizeof(double) * (ny > (size_t)np * np ? ny : (size_t)np * np));
+    if (!u || !buf) {
+        free(u);
+        free(buf);
+        *ok = 0;
+        return D;
+    }
+    for (int j = 0; j < m; j++) {
+        double mu = 0.0;
+        for (int t = 0; t < nu; t++)
+            mu += M->u[(size_t)t * m + j];
+        mu = P->centre ? mu / nu : 0.0;
+        for (int t = 0; t < nu; t++)
+            u[t + (size_t)j * nu] = M->u[(size_t)t * m + j] - mu;
+    }
+    static const char *const ufields[] = {"name", "u", "dt", NULL};
+    matvar_t *U = mk_struct(NULL, ufields);
+    set_field(U, "name", mk_cellstr(NULL, P->input_names, m), ok);
+    set_field(U, "u", mk_num(NULL, 2, (size_t)nu, (size_t)m, 0, u), ok);
+    set_field(U, "dt", mk_scalar(NULL, M->TR / MODEL_DCM_MICROTIME), ok);
+    set_field(D, "U", U, ok);
+    free(u);
+
+    /* data as SPM keeps them after estimation: detrended and scaled */
+    static const char *const yfields[] = {"y", "X0", "dt", "name", "scale", NULL};
+    matvar_t *Y = mk_struct(NULL, yfields);
+    set_field(Y, "y", mk_num(NULL, 2, (size_t)v, (size_t)n, 0, R->y_obs), ok);
+    if (P->nx0 > 0 && P->X0) {
+        set_field(Y, "X0", mk_num(NULL, 2, (size_t)v, (size_t)P->nx0, 0, P->X0), ok);
+    } else {
+        for (int s = 0; s < v; s++)
+            buf[s] = 1.0;
+        set_field(Y, "X0", mk_num(NULL, 2, (size_t)v, 1, 0, buf), ok);
+    }
+    set_field(Y, "dt", mk_scalar(NULL, M->TR), ok);
+    set_field(Y, "name", mk_cellstr(NULL, P->region_names, n), ok);
+    set_field(Y, "scale", mk_scalar(NULL, R->scale), ok);
+    set_field(D, "Y", Y, ok);
+
+    /* xY: one element per region, with its name and (unscaled) series */
+    {
+        size_t dims[2] = {1, (size_t)n};
+        static const char *const xfields[] = {"name", "u", NULL};
+        matvar_t *xY = Mat_VarCreateStruct2(NULL, 2, dims, xfields);
+        if (!xY)
+            *ok = 0;
+        for (int i = 0; xY && i < n; i++) {
+            Mat_VarFree(Mat_VarSetStructFieldByName(xY, "name", (size_t)i,
+                                                    mk_str(NULL, P->region_names[i])));
+            Mat_VarFree(Mat_VarSetStructFieldByName(
+                xY, "u", (size_t)i, mk_num(NULL, 2, (size_t)v, 1, 0, P->Y + (size_t)i * v)));
+        }
+        set_field(D, "xY", xY, ok);
+    }
+    set_field(D, "v", mk_scalar(NULL, v), ok);
+    set_field(D, "n", mk_scalar(NULL, n), ok);
+    set_field(D, "TE", mk_scalar(NULL, M->TE), ok);
+    set_field(D, "delays", mk_num(NULL, 2, (size_t)n, 1, 0, M->delays), ok);
+
+    static const char *const ofields[] = {"nonlinear", "two_state", "stochastic", "centre",
+                                          "induced", "maxit", "hidden", "nograph", NULL};
+    matvar_t *O = mk_struct(NULL, ofields);
+    set_field(O, "nonlinear", mk_scalar(NULL, M->nonlinear), ok);
+    set_field(O, "two_state", mk_scalar(NULL, M->two_state), ok);
+    set_field(O, "stochastic", mk_scalar(NULL, 0), ok);
+    set_field(O, "centre", mk_scalar(NULL, P->centre), ok);
+    set_field(O, "induced", mk_scalar(NULL, 0), ok);
+    set_field(O, "maxit", mk_scalar(NULL, P->maxit), ok);
+    set_field(O, "hidden", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
+    set_field(O, "nograph", mk_scalar(NULL, 1), ok);
+    set_field(D, "options", O, ok);
+
+    /* model: priors and the functions SPM uses */
+    static const char *const mfields[] = {"IS", "f", "g", "x", "pE", "pC", "hE", "hC", "m", "n",
+                                          "l", "N", "dt", "ns", "TE", "delays", "Nmax", NULL};
+    matvar_t *Mm = mk_struct(NULL, mfields);
+    set_field(Mm, "IS", mk_str(NULL, M->nonlinear ? "spm_int_D" : "spm_int"), ok);
+    set_field(Mm, "f", mk_str(NULL, "spm_fx_fmri"), ok);
+    set_field(Mm, "g", mk_str(NULL, "spm_gx_fmri"), ok);
+    const int nxs = M->two_state ? 6 : 5;
+    memset(buf, 0, sizeof(double) * (size_t)n * nxs);
+    set_field(Mm, "x", mk_num(NULL, 2, (size_t)n, (size_t)nxs, 0, buf), ok);
+    set_field(Mm, "pE", mk_params(NULL, L, R->pE, ok), ok);
+    memset(buf, 0, sizeof(double) * (size_t)np * np);
+    for (int i = 0; i < np; i++)
+        buf[i + (size_t)i * np] = R->pV[i];
+    set_field(Mm, "pC", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
+    set_field(Mm, "hE", mk_scalar(NULL, P->hE), ok);
+    set_field(Mm, "hC", mk_scalar(NULL, P->hC), ok);
+    set_field(Mm, "m", mk_scalar(NULL, m), ok);
+    set_field(Mm, "n", mk_scalar(NULL, (double)n * nxs), ok);
+    set_field(Mm, "l", mk_scalar(NULL, n), ok);
+    set_field(Mm, "N", mk_scalar(NULL, 64), ok);
+    set_field(Mm, "dt", mk_scalar(NULL, M->TR / MODEL_DCM_MICROTIME), ok);
+    set_field(Mm, "ns", mk_scalar(NULL, v), ok);
+    set_field(Mm, "TE", mk_scalar(NULL, M->TE), ok);
+    set_field(Mm, "delays", mk_num(NULL, 2, (size_t)n, 1, 0, M->delays), ok);
+    set_field(Mm, "Nmax", mk_scalar(NULL, P->maxit), ok);
+    set_field(D, "M", Mm, ok);
+
+    /* posterior */
+    set_field(D, "Ep", mk_params(NULL, L, R->Ep, ok), ok);
+    /* Cp is row-major in dcm_result; it is symmetric, but transpose anyway */
+    for (int i = 0; i < np; i++)
+        for (int j = 0; j < np; j++)
+            buf[i + (size_t)j * np] = R->Cp[(size_t)i * np + j];
+    set_field(D, "Cp", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
+    set_field(D, "Pp", mk_params(NULL, L, R->Pp, ok), ok);
+    for (int i = 0; i < np; i++)
+        buf[i] = R->Cp[(size_t)i * np + i];
+    set_field(D, "Vp", mk_params(NULL, L, buf, ok), ok);
+    for (int i = 0; i < n; i++)
+        buf[i] = exp(-R->Eh[i]);
+    set_field(D, "Ce", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);
+    set_field(D, "F", mk_scalar(NULL, R->F), ok);
+    set_field(D, "y", mk_num(NULL, 2, (size_t)v, (size_t)n, 0, R->y_pred), ok);
+    /* residuals as spm_dcm_estimate: R = Y.y - y with X0 projected out,
+       i.e. Y.y - y - (fitted confounds) */
+    for (size_t k = 0; k < ny; k++)
+        buf[k] = R->y_obs[k] - R->y_pred[k] - (R->y_conf ? R->y_conf[k] : 0.0);
+    set_field(D, "R", mk_num(NULL, 2, (size_t)v, (size_t)n, 0, buf), ok);
+    set_field(D, "T", mk_scalar(NULL, 0), ok);
+    static const char *const vfields[] = {"SPM", "dcm", NULL};
+    matvar_t *ver = mk_struct(NULL, vfields);
+    set_field(ver, "SPM", mk_str(NULL, "SPM12 (r7771)"), ok);
+    set_field(ver, "dcm", mk_str(NULL, "dcm (C)"), ok);
+    set_field(D, "version", ver, ok);
+    free(buf);
+    return D;
+}
+
+int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R, dcm_error *err)
+{
+    int ok = 1;
+    matvar_t *D = build_dcm(P, R, &ok);
+    if (!D || !ok) {
+        Mat_VarFree(D);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory building the DCM struct", path);
+    }
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err);
+    if (rc) {
+        Mat_VarFree(D);
+        return rc;
+    }
+    /* matio writes by name: it truncates and fills the temporary file that
+       io_atomic created (same inode), which the commit then syncs and
+       renames over path. */
+    mat_t *mat = Mat_CreateVer(a.tmp, "MATLAB 5.0 MAT-file, written by dcm (SPM12 DCM struct)",
+                               MAT_FT_MAT5);
+    int wrc = mat ? Mat_VarWrite(mat, D, MAT_COMPRESSION_ZLIB) : -1;
+    if (mat && Mat_Close(mat) != 0)
+        wrc = -1;
+    Mat_VarFree(D);
+    if (wrc != 0) {
+        io_atomic_abort(&a);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: cannot write the .mat file", path);
+    }
+    return io_atomic_commit(&a, err);
+}

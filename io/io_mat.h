@@ -1,0 +1,62 @@
+/* io_mat.h — SPM's MATLAB files (VOI_*.mat and DCM_*.mat) through matio.
+ *
+ * Contract
+ * - io_mat_load_voi() reads the `xY` struct that SPM's spm_regions saves
+ *   (VOI_NAME_SESS.mat): the region's summary time series xY.u (required),
+ *   its confounds xY.X0 (optional), the voxel data xY.y (optional, needed
+ *   to recompute the eigenvariate), the centre xY.xyz (mm) and xY.name.
+ *   MATLAB v5/v7 files (compressed or not) are read; v7.3 (HDF5) when the
+ *   installed matio was built with HDF5.
+ * - io_mat_load_dcm() reads a DCM that SPM specified (spm_dcm_specify):
+ *   the `DCM` struct's a, b, c, d, U (U.u at micro-time, sparse or full;
+ *   U.name, U.dt), Y (Y.y, Y.X0, Y.dt, Y.name), delays, TE, options
+ *   (two_state, centre, nonlinear, maxit, stochastic/induced must be off),
+ *   v, n, and the noise prior M.hE/M.hC when present, as SPM's
+ *   spm_dcm_estimate does. Missing optional fields take SPM's defaults
+ *   (TE 0.04 s, delays TR/2, X0 a constant, names R1.. / u1..). The
+ *   result is checked with dcm_problem_validate. Custom priors M.pE/M.pC
+ *   are not used: the problem always has SPM12's standard priors.
+ * - io_mat_write_dcm() writes the estimated model as a `DCM` struct with
+ *   SPM12's field names and shapes (see docs/imaging.md): a b c d U Y
+ *   (Y.y detrended and scaled, as SPM stores it after estimation, Y.scale)
+ *   xY v n TE delays options Ep Cp Pp Vp Ce F y R M (pE pC hE hC ...).
+ *   Written atomically (io_atomic.h), MATLAB v5 with zlib compression.
+ * - Every error is DCM_ERR_INPUT (DCM_ERR_SYSTEM when writing or out of
+ *   memory) with a message that names the file and the field, e.g.
+ *   "DCM_x.mat: DCM.Y.y is 360x2 but DCM.n is 3".
+ * - No global state is kept; matio itself may print diagnostics.
+ */
+#ifndef IO_MAT_H
+#define IO_MAT_H
+
+#include "dcm/dcm_api.h"
+
+typedef struct {
+    char *name;      /* xY.name (NULL when absent) */
+    int v;           /* scans (rows of xY.u) */
+    double *u;       /* v: xY.u, the region's summary time series */
+    int nvox;        /* columns of xY.y (0 when absent) */
+    double *y;       /* v x nvox column-major (NULL when absent) */
+    int nx0;         /* columns of xY.X0 (0 when absent) */
+    double *X0;      /* v x nx0 column-major (NULL when absent) */
+    double xyz[3];   /* xY.xyz in mm (NaN when absent) */
+} io_voi;
+
+int io_mat_load_voi(const char *path, io_voi *out, dcm_error *err);
+/* Frees the arrays and zeroes the struct. */
+void io_voi_free(io_voi *v);
+
+int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err);
+
+int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R,
+                     dcm_error *err);
+
+/* One numeric array of a .mat file, by a dotted path into structs
+ * ("DCM.Ep.A", "xY.u"; struct arrays use element 1): its dimensions
+ * (rank 2..4, trailing singletons as MATLAB keeps them) and its values as
+ * doubles, column-major (sparse and logical arrays are expanded). *data
+ * is malloc'ed (NULL for an empty array). For tests and tools. */
+int io_mat_read_array(const char *path, const char *field, int *rank, size_t dims[4],
+                      double **data, dcm_error *err);
+
+#endif
