@@ -1,0 +1,660 @@
+/* io_report_fig.c — the figures of `dcm report`, drawn with io_plot
+ * (cairo): fit, parameters, connectivity, free energy, model comparison. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/io_plot.h"
+#include "io/io_report.h"
+#include "models/model_dcm.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+#define FIG_W 960.0
+
+/* colours shared by all figures: input k, the A block, the prediction */
+static io_rgb input_col(int k)
+{
+    return io_plot_palette(k + 1);
+}
+
+static io_rgb a_col(void)
+{
+    return io_plot_palette(0);
+}
+
+static int finish(io_plot_figure *f)
+{
+    return cairo_status(f->cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* observed and predicted BOLD                                          */
+
+int io_report_fig_fit(const io_report_model *m, io_plot_figure *f)
+{
+    const int n = m->s.n, v = m->v;
+    if (v < 2 || n < 1)
+        return -1;
+    const double left = 88, right = 24, ph = 150, gap = 64, bottom = 56;
+    const int has_tr = isfinite(m->TR);
+    const double dt = has_tr ? m->TR : 1.0;
+    io_plot_legend_entry leg[2] = {
+        {"observed (detrended, scaled)", IO_PLOT_BLACK, IO_PLOT_KEY_DOTTED},
+        {m->y_conf ? "predicted (model + fitted confounds)" : "predicted", a_col(), IO_PLOT_KEY_LINE}};
+    /* a scratch surface to measure the legend */
+    io_plot_figure tmp;
+    cairo_t *mcr = io_plot_figure_begin(&tmp, 10, 10);
+    if (!mcr)
+        return -1;
+    double lw, lh;
+    io_plot_legend_size(mcr, leg, 2, 2, &lw, &lh);
+    io_plot_figure_free(&tmp);
+    const double top = 52 + lh + 34;
+    const double H = top + n * ph + (n - 1) * gap + bottom;
+    cairo_t *cr = io_plot_figure_begin(f, FIG_W, H);
+    if (!cr)
+        return -1;
+    char title[512], buf[512];
+    snprintf(title, sizeof title, "Observed and predicted BOLD: %s", m->name);
+    io_plot_title(cr, FIG_W, 10, title,
+                  has_tr ? "one panel per region; time of each scan = scan index x TR"
+                         : "one panel per region (the file gives no TR: x is the scan index)");
+    io_plot_legend(cr, FIG_W - right - lw, 52, leg, 2, 2);
+    double *pc = malloc(sizeof(double) * (size_t)v);
+    if (!pc)
+        return -1;
+    for (int j = 0; j < n; j++) {
+        const double *y = m->y_obs + (size_t)j * v, *p = m->y_pred + (size_t)j * v;
+        const double *c = m->y_conf ? m->y_conf + (size_t)j * v : NULL;
+        double lo = INFINITY, hi = -INFINITY;
+        for (int s = 0; s < v; s++) {
+            pc[s] = p[s] + (c ? c[s] : 0.0);
+            if (isfinite(y[s])) {
+                lo = fmin(lo, y[s]);
+                hi = fmax(hi, y[s]);
+            }
+            if (isfinite(pc[s])) {
+                lo = fmin(lo, pc[s]);
+                hi = fmax(hi, pc[s]);
+            }
+        }
+        io_plot_axes ax;
+        double y0 = top + j * (ph + gap);
+        io_plot_axes_init(&ax, cr, left, y0, FIG_W - left - right, ph, 0, (v - 1) * dt, lo, hi, 1);
+        ax.xmin = 0;
+        ax.xmax = (v - 1) * dt;
+        io_plot_axes_draw(&ax, j == n - 1 ? (has_tr ? "time (s)" : "scan") : NULL, "BOLD (scaled units)",
+                          IO_PLOT_XTICKS | IO_PLOT_YTICKS | IO_PLOT_XGRID | IO_PLOT_YGRID | IO_PLOT_ZERO_Y);
+        io_plot_line(&ax, NULL, 0, dt, y, v, 1, IO_PLOT_BLACK, 1.5, IO_PLOT_DOTTED);
+        io_plot_line(&ax, NULL, 0, dt, pc, v, 1, a_col(), 1.7, IO_PLOT_SOLID);
+        if (isfinite(m->r2[j]))
+            snprintf(buf, sizeof buf, "%s: variance explained %.1f %%", m->s.regions[j], 100 * m->r2[j]);
+        else
+            snprintf(buf, sizeof buf, "%s", m->s.regions[j]);
+        io_plot_text(cr, left, y0 - 8, buf, 13, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD, IO_PLOT_BLACK);
+    }
+    free(pc);
+    return finish(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* parameters: forest plot                                              */
+
+typedef struct {
+    int k;        /* parameter, or -1 for a group header */
+    int group, sub;
+} row;
+
+static void group_title(const io_report_model *m, int g, int sub, char *buf, size_t len)
+{
+    switch (g) {
+    case IO_REPORT_GROUP_A:
+        snprintf(buf, len, "A: endogenous connections (%s)",
+                 m->s.two_state ? "log scale" : "Hz; self-connections: log scale");
+        break;
+    case IO_REPORT_GROUP_B:
+        snprintf(buf, len, "B(%s): modulation of connections by %s (%s)", m->s.inputs[sub], m->s.inputs[sub],
+                 m->s.two_state ? "log scale" : "Hz");
+        break;
+    case IO_REPORT_GROUP_C:
+        snprintf(buf, len, "C: driving inputs%s", m->s.two_state ? " (two-state scaling: C/16 Hz)" : " (Hz)");
+        break;
+    case IO_REPORT_GROUP_D:
+        snprintf(buf, len, "D(%s): nonlinear modulation by activity in %s (%s)", m->s.regions[sub],
+                 m->s.regions[sub], m->s.two_state ? "log scale" : "Hz");
+        break;
+    default:
+        snprintf(buf, len, "haemodynamic (log scaling of the prior value)");
+        break;
+    }
+}
+
+static io_rgb group_col(int g, int sub)
+{
+    switch (g) {
+    case IO_REPORT_GROUP_A:
+        return a_col();
+    case IO_REPORT_GROUP_B:
+        return input_col(sub);
+    case IO_REPORT_GROUP_C:
+        return IO_PLOT_BLACK;
+    case IO_REPORT_GROUP_D:
+        return io_plot_rgb(0.45, 0.25, 0.55);
+    default:
+        return IO_PLOT_GREY;
+    }
+}
+
+int io_report_fig_params(const io_report_model *m, double threshold, io_plot_figure *f)
+{
+    const int np = m->s.np;
+    row *rows = malloc(sizeof(row) * (size_t)(2 * np + 1));
+    if (!rows)
+        return -1;
+    int nr = 0, lastg = -1, lasts = -1;
+    double lo = 0.0, hi = 0.0;
+    for (int k = 0; k < np; k++) {
+        if (!io_report_param_free(m, k))
+            continue;
+        int sub, g = io_report_param_group(m, k, &sub);
+        if (g != lastg || sub != lasts) {
+            rows[nr++] = (row){-1, g, sub};
+            lastg = g;
+            lasts = sub;
+        }
+        rows[nr++] = (row){k, g, sub};
+        double sd = io_report_param_sd(m, k), e = m->s.Ep[k];
+        if (isfinite(e) && isfinite(sd)) {
+            lo = fmin(lo, e - IO_REPORT_CI90_Z * sd);
+            hi = fmax(hi, e + IO_REPORT_CI90_Z * sd);
+        }
+    }
+    char buf[512], thr[64];
+    snprintf(thr, sizeof thr, "%g", threshold);
+    char l1[128], l2[128];
+    snprintf(l1, sizeof l1, "posterior mean, Pp > %s", thr);
+    snprintf(l2, sizeof l2, "posterior mean, Pp ≤ %s", thr);
+    io_plot_legend_entry leg[3] = {{l1, IO_PLOT_BLACK, IO_PLOT_KEY_POINT},
+                                   {l2, IO_PLOT_BLACK, IO_PLOT_KEY_HOLLOW},
+                                   {"90 % credible interval (mean ± 1.645 sd)", IO_PLOT_BLACK,
+                                    IO_PLOT_KEY_ERRORBAR}};
+    io_plot_figure tmp;
+    cairo_t *mcr = io_plot_figure_begin(&tmp, 10, 10);
+    if (!mcr) {
+        free(rows);
+        return -1;
+    }
+    double labw = 120;
+    for (int r = 0; r < nr; r++)
+        if (rows[r].k >= 0) {
+            io_report_param_name(m, rows[r].k, IO_REPORT_NAME_FIGURE, buf, sizeof buf);
+            labw = fmax(labw, io_plot_text_width(mcr, buf, 12, IO_PLOT_NORMAL));
+        }
+    double lw, lh;
+    io_plot_legend_size(mcr, leg, 3, 3, &lw, &lh);
+    io_plot_figure_free(&tmp);
+    const double row_h = 22, top = 52 + lh + 40, valw = 178, bottom = 62;
+    const double left = 24 + labw + 14, right = valw + 10;
+    const double H = top + (nr ? nr : 1) * row_h + bottom;
+    cairo_t *cr = io_plot_figure_begin(f, FIG_W, H);
+    if (!cr) {
+        free(rows);
+        return -1;
+    }
+    snprintf(buf, sizeof buf, "Parameters: %s", m->name);
+    io_plot_title(cr, FIG_W, 10, buf, "every free parameter (prior variance > 0), grouped by block");
+    io_plot_legend(cr, (FIG_W - lw) / 2, 52, leg, 3, 3);
+    io_plot_axes ax;
+    io_plot_axes_init(&ax, cr, left, top, FIG_W - left - right, (nr ? nr : 1) * row_h, lo, hi, 0,
+                      nr ? nr : 1, 1);
+    ax.ymin = 0;
+    ax.ymax = nr ? nr : 1;
+    ax.ystep = 0;
+    io_plot_axes_draw(&ax, m->s.two_state ? "posterior mean and 90 % credible interval (two-state model: A, B, D "
+                                            "and haemodynamic parameters are log scaling factors)"
+                                          : "posterior mean and 90 % credible interval (Hz; self-connections and "
+                                            "haemodynamic parameters: log scale)",
+                      NULL, IO_PLOT_XTICKS | IO_PLOT_XGRID | IO_PLOT_ZERO_X);
+    io_plot_text(cr, ax.x + ax.w + 10, top - 6, "mean [90 % CI]", 11, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0,
+                 IO_PLOT_BOLD, IO_PLOT_BLACK);
+    if (!nr)
+        io_plot_text(cr, FIG_W / 2, top + row_h / 2, "no free parameters", 12, IO_PLOT_CENTRE,
+                     IO_PLOT_MIDDLE, 0, IO_PLOT_ITALIC, IO_PLOT_GREY);
+    for (int r = 0; r < nr; r++) {
+        double yc = nr - r - 0.5, py = io_plot_py(&ax, yc);
+        io_rgb col = group_col(rows[r].group, rows[r].sub);
+        if (rows[r].k < 0) {
+            /* header: a tinted band across the plot and the block's name */
+            cairo_save(cr);
+            cairo_rectangle(cr, 12, py - row_h / 2 + 1, FIG_W - 24, row_h - 2);
+            cairo_set_source_rgba(cr, col.r, col.g, col.b, 0.10);
+            cairo_fill(cr);
+            cairo_restore(cr);
+            group_title(m, rows[r].group, rows[r].sub, buf, sizeof buf);
+            io_plot_text(cr, 18, py, buf, 12, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0, IO_PLOT_BOLD, col);
+            continue;
+        }
+        int k = rows[r].k;
+        double e = m->s.Ep[k], sd = io_report_param_sd(m, k);
+        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, buf, sizeof buf);
+        io_plot_text(cr, left - 12, py, buf, 12, IO_PLOT_RIGHT, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
+                     IO_PLOT_BLACK);
+        io_plot_herror(&ax, yc, e - IO_REPORT_CI90_Z * sd, e + IO_REPORT_CI90_Z * sd, 8, col, 1.8);
+        int mark = isfinite(m->Pp[k]) && m->Pp[k] > threshold;
+        io_plot_point(&ax, e, yc, 4.5, col, mark);
+        snprintf(buf, sizeof buf, "%.3f [%.3f, %.3f]%s", e, e - IO_REPORT_CI90_Z * sd,
+                 e + IO_REPORT_CI90_Z * sd, mark ? " *" : "");
+        io_plot_text(cr, ax.x + ax.w + 10, py, buf, 11, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
+                     IO_PLOT_BLACK);
+    }
+    free(rows);
+    return finish(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* connectivity diagram                                                 */
+
+int io_report_fig_network(const io_report_model *m, double threshold, io_plot_figure *f)
+{
+    const int n = m->s.n, nin = m->s.m, np = m->s.np;
+    const double R = n <= 2 ? 170 : n <= 4 ? 190 : 150 + 12 * n, rn = n <= 6 ? 42 : 34;
+    const double margin = 130, top = 56;
+    const double W = fmax(FIG_W * 0.75, 2 * (R + rn + margin));
+    /* which inputs modulate (B) or drive (C) anything */
+    int *usesB = calloc((size_t)(nin ? nin : 1), sizeof(int)), *usesC = calloc((size_t)(nin ? nin : 1), sizeof(int));
+    double *px = malloc(sizeof(double) * (size_t)n), *py = malloc(sizeof(double) * (size_t)n);
+    double *midx = malloc(sizeof(double) * (size_t)n * n), *midy = malloc(sizeof(double) * (size_t)n * n);
+    io_plot_legend_entry *leg = malloc(sizeof(io_plot_legend_entry) * (size_t)(2 * nin + 3));
+    char **labels = calloc((size_t)(2 * nin + 3), sizeof(char *));
+    int rc = -1, nd_free = 0, na_between = 0;
+    const int two = m->s.two_state;
+    const io_rgb dcol = io_plot_rgb(0.45, 0.25, 0.55);
+    model_dcm_layout L;
+    model_dcm_layout_init(&L, n, nin, m->s.nd > 0);
+    if (!usesB || !usesC || !px || !py || !midx || !midy || !leg || !labels)
+        goto done;
+    for (int i = 0; i < n * n; i++)
+        midx[i] = midy[i] = NAN;
+    for (int k = 0; k < np; k++) {
+        if (!io_report_param_free(m, k))
+            continue;
+        int sub, g = io_report_param_group(m, k, &sub), from, to;
+        io_report_param_ends(m, k, &from, &to);
+        if (g == IO_REPORT_GROUP_B)
+            usesB[sub] = 1;
+        else if (g == IO_REPORT_GROUP_C)
+            usesC[from] = 1;
+        else if (g == IO_REPORT_GROUP_D)
+            nd_free++;
+        else if (g == IO_REPORT_GROUP_A && from != to)
+            na_between++;
+    }
+    int nl = 0;
+    if (na_between)
+        leg[nl++] = (io_plot_legend_entry){two ? "endogenous connection (A): posterior mean, log scale"
+                                           : "endogenous connection (A): posterior mean, Hz",
+                                       IO_PLOT_BLACK, IO_PLOT_KEY_ARROW};
+    for (int u = 0; u < nin; u++) {
+        char buf[300];
+        if (usesC[u]) {
+            snprintf(buf, sizeof buf, "driving input %s (C)%s", m->s.inputs[u], two ? "" : ", Hz");
+            if (!(labels[nl] = strdup(buf)))
+                goto done;
+            leg[nl] = (io_plot_legend_entry){labels[nl], input_col(u), IO_PLOT_KEY_ARROW};
+            nl++;
+        }
+        if (usesB[u]) {
+            snprintf(buf, sizeof buf, "modulation by %s (B), %s", m->s.inputs[u], two ? "log scale" : "Hz");
+            if (!(labels[nl] = strdup(buf)))
+                goto done;
+            leg[nl] = (io_plot_legend_entry){labels[nl], input_col(u), IO_PLOT_KEY_POINT};
+            nl++;
+        }
+    }
+    if (nd_free)
+        leg[nl++] = (io_plot_legend_entry){two ? "nonlinear modulation (D) by a region, log scale"
+                                               : "nonlinear modulation (D) by a region, Hz",
+                                           dcol, IO_PLOT_KEY_DASHED};
+    io_plot_figure tmp;
+    cairo_t *mcr = io_plot_figure_begin(&tmp, 10, 10);
+    if (!mcr)
+        goto done;
+    double lw, lh;
+    io_plot_legend_size(mcr, leg, nl, 2, &lw, &lh);
+    double Wl = fmax(W, lw + 40);
+    io_plot_figure_free(&tmp);
+    /* node positions on a circle (V1 at the top, clockwise; two regions
+       side by side), then the figure's height from their extent */
+    double umin = INFINITY, umax = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        double ang = n == 2 ? (i == 0 ? M_PI : 0.0) : -M_PI / 2 + 2 * M_PI * i / n;
+        px[i] = n > 1 ? R * cos(ang) : 0.0;
+        py[i] = n > 1 ? R * sin(ang) : 0.0;
+        /* extent of the node and of its driving inputs (drawn outwards) */
+        int hasC = 0;
+        for (int u = 0; u < nin; u++)
+            hasC |= io_report_param_free(m, model_dcm_idx_C(&L, i, u));
+        double uy = n > 1 ? sin(ang) : -1.0, reach = hasC ? rn + 92 : rn + 24;
+        umin = fmin(umin, fmin(py[i] - rn - 24, py[i] + reach * uy));
+        umax = fmax(umax, fmax(py[i] + rn + 24, py[i] + reach * uy));
+    }
+    const double cx = Wl / 2, cy = top + 10 - umin;
+    const double diag_h = umax - umin + 20;
+    for (int i = 0; i < n; i++) {
+        px[i] += cx;
+        py[i] += cy;
+    }
+    const double H = top + diag_h + 8 + lh + 36;
+    cairo_t *cr = io_plot_figure_begin(f, Wl, H);
+    if (!cr)
+        goto done;
+    char buf[512];
+    snprintf(buf, sizeof buf, "Connectivity: %s", m->name);
+    io_plot_title(cr, Wl, 10, buf,
+                  m->s.two_state ? "two-state model: numbers are log scaling factors"
+                                 : "posterior means (Hz); * marks posterior probability above the threshold");
+    /* endogenous connections and their modulations */
+    for (int to = 0; to < n; to++)
+        for (int from = 0; from < n; from++) {
+            if (from == to)
+                continue;
+            int ka = model_dcm_idx_A(&L, to, from);
+            int anyB = 0;
+            for (int u = 0; u < nin; u++)
+                anyB |= io_report_param_free(m, model_dcm_idx_B(&L, u, to, from));
+            if (!io_report_param_free(m, ka) && !anyB)
+                continue;
+            int back = io_report_param_free(m, model_dcm_idx_A(&L, from, to));
+            double bend = back ? 26 : 0;
+            /* end points on the node circles, towards the bent curve */
+            double mx, my;
+            io_plot_arrow_at(px[from], py[from], px[to], py[to], bend, 0.5, &mx, &my);
+            double c0x = px[from], c0y = py[from], c1x = px[to], c1y = py[to];
+            double d0 = hypot(mx - c0x, my - c0y), d1 = hypot(mx - c1x, my - c1y);
+            double x0 = c0x + (rn + 3) * (mx - c0x) / d0, y0 = c0y + (rn + 3) * (my - c0y) / d0;
+            double x1 = c1x + (rn + 4) * (mx - c1x) / d1, y1 = c1y + (rn + 4) * (my - c1y) / d1;
+            double e = m->s.Ep[ka];
+            int fixed = !io_report_param_free(m, ka);
+            double width = fixed ? 1.2 : 1.4 + 2.2 * fmin(fabs(e), 1.0);
+            io_plot_arrow(cr, x0, y0, x1, y1, bend, width, 13, fixed ? IO_PLOT_GREY : IO_PLOT_BLACK,
+                          fixed ? IO_PLOT_DASHED : IO_PLOT_SOLID, &mx, &my);
+            midx[to + from * n] = mx;
+            midy[to + from * n] = my;
+            if (!fixed) {
+                int mark = isfinite(m->Pp[ka]) && m->Pp[ka] > threshold;
+                snprintf(buf, sizeof buf, "%.2f%s", e, mark ? "*" : "");
+                io_plot_label_box(cr, mx, my, buf, 12, IO_PLOT_BOLD, IO_PLOT_BLACK);
+            }
+            /* modulations: coloured dots along the arrow, the value beside */
+            int q = 0;
+            for (int u = 0; u < nin; u++) {
+                int kb = model_dcm_idx_B(&L, u, to, from);
+                if (!io_report_param_free(m, kb))
+                    continue;
+                double bx, by, ox, oy;
+                io_plot_arrow_at(x0, y0, x1, y1, bend, 0.74 - 0.12 * q, &bx, &by);
+                /* offset of the value: perpendicular to the chord, on the
+                   outer side of a bent arrow (away from its reverse) */
+                double dx = x1 - x0, dy = y1 - y0, L = hypot(dx, dy);
+                double nx = L > 0 ? -dy / L : 0, ny = L > 0 ? dx / L : 0;
+                if (bend < 0) {
+                    nx = -nx;
+                    ny = -ny;
+                }
+                cairo_new_sub_path(cr);
+                cairo_arc(cr, bx, by, 6.5, 0, 2 * M_PI);
+                io_rgb c = input_col(u);
+                cairo_set_source_rgb(cr, c.r, c.g, c.b);
+                cairo_fill_preserve(cr);
+                cairo_set_source_rgb(cr, 1, 1, 1);
+                cairo_set_line_width(cr, 1.5);
+                cairo_stroke(cr);
+                int mark = isfinite(m->Pp[kb]) && m->Pp[kb] > threshold;
+                snprintf(buf, sizeof buf, "%+.2f%s", m->s.Ep[kb], mark ? "*" : "");
+                ox = bx + 20 * nx;
+                oy = by + 20 * ny;
+                io_plot_text(cr, ox, oy, buf, 11.5, nx > 0.3 ? IO_PLOT_LEFT : nx < -0.3 ? IO_PLOT_RIGHT : IO_PLOT_CENTRE,
+                             IO_PLOT_MIDDLE, 0, IO_PLOT_BOLD, c);
+                q++;
+            }
+        }
+    /* nonlinear modulation: a dashed arrow from the modulating region to
+       the middle of the connection it gates */
+    for (int k = 0; k < L.nd; k++)
+        for (int to = 0; to < n; to++)
+            for (int from = 0; from < n; from++) {
+                int kd = model_dcm_idx_D(&L, k, to, from);
+                double tx = midx[to + from * n], ty = midy[to + from * n];
+                if (!io_report_param_free(m, kd) || !isfinite(tx))
+                    continue;
+                double dx = tx - px[k], dy = ty - py[k], d = hypot(dx, dy);
+                if (d < rn + 20)
+                    continue;
+                double sx = px[k] + (rn + 3) * dx / d, sy = py[k] + (rn + 3) * dy / d;
+                double ex = tx - 12 * dx / d, ey = ty - 12 * dy / d;
+                double mx, my;
+                io_plot_arrow(cr, sx, sy, ex, ey, 18, 1.6, 10, dcol, IO_PLOT_DASHED, &mx, &my);
+                int mark = isfinite(m->Pp[kd]) && m->Pp[kd] > threshold;
+                snprintf(buf, sizeof buf, "D %.2f%s", m->s.Ep[kd], mark ? "*" : "");
+                io_plot_label_box(cr, mx, my, buf, 11, IO_PLOT_BOLD, dcol);
+            }
+    /* driving inputs: short coloured arrows from outside the circle */
+    for (int i = 0; i < n; i++) {
+        int nc = 0, q = 0;
+        for (int u = 0; u < nin; u++)
+            nc += io_report_param_free(m, model_dcm_idx_C(&L, i, u));
+        for (int u = 0; u < nin; u++) {
+            int kc = model_dcm_idx_C(&L, i, u);
+            if (!io_report_param_free(m, kc))
+                continue;
+            double base = n > 1 ? atan2(py[i] - cy, px[i] - cx) : -M_PI / 2;
+            double ang = base + (q - (nc - 1) / 2.0) * 0.8;
+            double ux = cos(ang), uy = sin(ang);
+            double sx = px[i] + (rn + 62) * ux, sy = py[i] + (rn + 62) * uy;
+            double ex = px[i] + (rn + 3) * ux, ey = py[i] + (rn + 3) * uy;
+            io_rgb c = input_col(u);
+            io_plot_arrow(cr, sx, sy, ex, ey, 0, 2.4, 12, c, IO_PLOT_SOLID, NULL, NULL);
+            int mark = isfinite(m->Pp[kc]) && m->Pp[kc] > threshold;
+            snprintf(buf, sizeof buf, "%s %.2f%s", m->s.inputs[u], m->s.Ep[kc], mark ? "*" : "");
+            int ha = ux > 0.35 ? IO_PLOT_LEFT : ux < -0.35 ? IO_PLOT_RIGHT : IO_PLOT_CENTRE;
+            int va = uy > 0.35 ? IO_PLOT_TOP : uy < -0.35 ? IO_PLOT_BOTTOM : IO_PLOT_MIDDLE;
+            io_plot_text(cr, sx + 4 * ux, sy + 4 * uy, buf, 12, ha, va, 0, IO_PLOT_BOLD, c);
+            q++;
+        }
+    }
+    /* nodes */
+    for (int i = 0; i < n; i++) {
+        cairo_new_sub_path(cr);
+        cairo_arc(cr, px[i], py[i], rn, 0, 2 * M_PI);
+        cairo_set_source_rgb(cr, 0.93, 0.95, 0.98);
+        cairo_fill_preserve(cr);
+        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+        cairo_set_line_width(cr, 1.8);
+        cairo_stroke(cr);
+        /* the name, smaller when it would not fit in the circle */
+        double fs = 14;
+        while (fs > 8 && io_plot_text_width(cr, m->s.regions[i], fs, IO_PLOT_BOLD) > 2 * rn - 10)
+            fs -= 0.5;
+        io_plot_text(cr, px[i], py[i] - 6, m->s.regions[i], fs, IO_PLOT_CENTRE, IO_PLOT_MIDDLE, 0,
+                     IO_PLOT_BOLD, IO_PLOT_BLACK);
+        int ks = model_dcm_idx_A(&L, i, i);
+        if (io_report_param_free(m, ks)) {
+            if (m->s.two_state)
+                snprintf(buf, sizeof buf, "self %.2f", m->s.Ep[ks]);
+            else
+                snprintf(buf, sizeof buf, "self %.2f Hz", -0.5 * exp(m->s.Ep[ks]));
+            io_plot_text(cr, px[i], py[i] + 13, buf, 10, IO_PLOT_CENTRE, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
+                         IO_PLOT_GREY);
+        }
+        /* modulation of the self-connection: a coloured ring segment */
+        for (int u = 0, q = 0; u < nin; u++) {
+            int kb = model_dcm_idx_B(&L, u, i, i);
+            if (!io_report_param_free(m, kb))
+                continue;
+            io_rgb c = input_col(u);
+            double a0 = M_PI / 2 - 0.45 * q, bx = px[i] + rn * cos(a0), by = py[i] + rn * sin(a0);
+            cairo_new_sub_path(cr);
+            cairo_arc(cr, bx, by, 6.5, 0, 2 * M_PI);
+            cairo_set_source_rgb(cr, c.r, c.g, c.b);
+            cairo_fill_preserve(cr);
+            cairo_set_source_rgb(cr, 1, 1, 1);
+            cairo_set_line_width(cr, 1.5);
+            cairo_stroke(cr);
+            int mark = isfinite(m->Pp[kb]) && m->Pp[kb] > threshold;
+            snprintf(buf, sizeof buf, "self %+.2f%s", m->s.Ep[kb], mark ? "*" : "");
+            io_plot_text(cr, bx + 10, by + 8, buf, 11, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0, IO_PLOT_BOLD, c);
+            q++;
+        }
+    }
+    double ly = top + diag_h + 8;
+    io_plot_legend(cr, (Wl - lw) / 2, ly, leg, nl, 2);
+    io_plot_text(cr, Wl / 2, ly + lh + 8,
+                 m->s.two_state ? "inside each node: its self-connection (log scale); * posterior probability above the threshold"
+                                : "inside each node: its self-inhibition -0.5*exp(A) in Hz; * posterior probability above the threshold",
+                 10.5, IO_PLOT_CENTRE, IO_PLOT_TOP, 0, IO_PLOT_NORMAL, IO_PLOT_GREY);
+    rc = finish(f);
+done:
+    if (labels)
+        for (int i = 0; i < 2 * nin + 3; i++)
+            free(labels[i]);
+    free(labels);
+    free(leg);
+    free(usesB);
+    free(usesC);
+    free(px);
+    free(py);
+    free(midx);
+    free(midy);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* free energy                                                          */
+
+int io_report_fig_free_energy(const io_report_model *m, io_plot_figure *f)
+{
+    const int nt = m->ntrace;
+    if (nt < 1)
+        return -1;
+    const double W = FIG_W, H = 400, left = 100, right = 30, top = 70, bottom = 62;
+    cairo_t *cr = io_plot_figure_begin(f, W, H);
+    if (!cr)
+        return -1;
+    char title[512], sub[512];
+    snprintf(title, sizeof title, "Free energy over iterations: %s", m->name);
+    snprintf(sub, sizeof sub, "final F = %.2f nats after %d iteration%s%s", m->s.F, nt, nt == 1 ? "" : "s",
+             m->s.converged == 1 ? " (converged)" : m->s.converged == 0 ? " (NOT converged)" : "");
+    io_plot_title(cr, W, 10, title, sub);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < nt; i++)
+        if (isfinite(m->F_trace[i])) {
+            lo = fmin(lo, m->F_trace[i]);
+            hi = fmax(hi, m->F_trace[i]);
+        }
+    io_plot_axes ax;
+    io_plot_axes_init(&ax, cr, left, top, W - left - right, H - top - bottom, 1, nt, lo, hi, 1);
+    ax.xmin = 0.5;
+    ax.xmax = nt + 0.5;
+    ax.xstep = fmax(1.0, round(ax.xstep));
+    io_plot_axes_draw(&ax, "iteration", "free energy F (nats)",
+                      IO_PLOT_XTICKS | IO_PLOT_YTICKS | IO_PLOT_XGRID | IO_PLOT_YGRID);
+    io_plot_hline(&ax, m->s.F, io_plot_palette(1), IO_PLOT_DASHED, NULL);
+    io_plot_line(&ax, NULL, 1, 1, m->F_trace, nt, 1, a_col(), 1.8, IO_PLOT_SOLID);
+    for (int i = 0; i < nt; i++)
+        io_plot_point(&ax, i + 1, m->F_trace[i], 3.5, a_col(), 1);
+    io_plot_legend_entry leg[2] = {{"F after each iteration", a_col(), IO_PLOT_KEY_POINT},
+                                   {"final F (the model's log-evidence bound)", io_plot_palette(1),
+                                    IO_PLOT_KEY_DASHED}};
+    double lw, lh;
+    io_plot_legend_size(cr, leg, 2, 1, &lw, &lh);
+    io_plot_legend(cr, ax.x + ax.w - lw - 10, ax.y + ax.h - lh - 30, leg, 2, 1);
+    return finish(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* model comparison                                                     */
+
+int io_report_fig_compare(const io_report_model *models, int k, const double *lbf,
+                          const double *post, io_plot_figure *f)
+{
+    if (k < 1)
+        return -1;
+    io_plot_legend_entry *leg = malloc(sizeof(io_plot_legend_entry) * (size_t)k);
+    if (!leg)
+        return -1;
+    for (int i = 0; i < k; i++)
+        leg[i] = (io_plot_legend_entry){models[i].name, io_plot_palette(i), IO_PLOT_KEY_BOX};
+    io_plot_figure tmp;
+    cairo_t *mcr = io_plot_figure_begin(&tmp, 10, 10);
+    if (!mcr) {
+        free(leg);
+        return -1;
+    }
+    int per_row = k < 6 ? k : 6;
+    double lw, lh;
+    io_plot_legend_size(mcr, leg, k, per_row, &lw, &lh);
+    io_plot_figure_free(&tmp);
+    const double W = FIG_W, top = 56 + lh + 34, ph = 300, bottom = 70, H = top + ph + bottom;
+    cairo_t *cr = io_plot_figure_begin(f, W, H);
+    if (!cr) {
+        free(leg);
+        return -1;
+    }
+    io_plot_title(cr, W, 10, "Model comparison (fixed effects)",
+                  "free energy differences between models fitted to the same data, equal prior probabilities");
+    io_plot_legend(cr, (W - lw) / 2, 52, leg, k, per_row);
+    const double pw = (W - 100 - 90 - 30) / 2;
+    /* left: log Bayes factor against the best model */
+    double lo = -3.5;
+    for (int i = 0; i < k; i++)
+        if (isfinite(lbf[i]))
+            lo = fmin(lo, lbf[i] * 1.08);
+    io_plot_axes a1;
+    io_plot_axes_init(&a1, cr, 100, top, pw, ph, 0.4, k + 0.6, lo, 0.0, 1);
+    a1.xmin = 0.4;
+    a1.xmax = k + 0.6;
+    a1.ymax = fmax(a1.ymax, 0.0) + (a1.ymax - a1.ymin) * 0.06;
+    a1.xstep = 0; /* categories: names drawn below, the axis label under them */
+    io_plot_axes_draw(&a1, "model", "log Bayes factor vs best model (nats)",
+                      IO_PLOT_XTICKS | IO_PLOT_YTICKS | IO_PLOT_YGRID | IO_PLOT_ZERO_Y);
+    char buf[64];
+    for (int i = 0; i < k; i++) {
+        double x = i + 1.0;
+        io_plot_vbar(&a1, x, 0.6, 0.0, lbf[i], io_plot_palette(i));
+        snprintf(buf, sizeof buf, "%.2f", lbf[i]);
+        double yv = io_plot_py(&a1, lbf[i]);
+        double y0 = io_plot_py(&a1, 0.0);
+        io_plot_text(cr, io_plot_px(&a1, x), fabs(yv - y0) < 16 ? y0 - 3 : yv + 3, buf, 11,
+                     IO_PLOT_CENTRE, fabs(yv - y0) < 16 ? IO_PLOT_BOTTOM : IO_PLOT_TOP, 0, IO_PLOT_BOLD,
+                     IO_PLOT_BLACK);
+        io_plot_text(cr, io_plot_px(&a1, x), top + ph + 6, models[i].name, 11, IO_PLOT_CENTRE,
+                     IO_PLOT_TOP, 0, IO_PLOT_NORMAL, IO_PLOT_BLACK);
+    }
+    io_plot_hline(&a1, -3.0, io_plot_palette(1), IO_PLOT_DASHED, "−3: strong evidence against");
+    /* right: posterior probabilities */
+    io_plot_axes a2;
+    io_plot_axes_init(&a2, cr, 100 + pw + 90, top, pw, ph, 0.4, k + 0.6, 0.0, 1.0, 1);
+    a2.xmin = 0.4;
+    a2.xmax = k + 0.6;
+    a2.ymin = 0.0;
+    a2.ymax = 1.08;
+    a2.ystep = 0.2;
+    a2.xstep = 0;
+    io_plot_axes_draw(&a2, "model", "posterior model probability", IO_PLOT_XTICKS | IO_PLOT_YTICKS | IO_PLOT_YGRID);
+    for (int i = 0; i < k; i++) {
+        double x = i + 1.0;
+        io_plot_vbar(&a2, x, 0.6, 0.0, post[i], io_plot_palette(i));
+        snprintf(buf, sizeof buf, "%.3f", post[i]);
+        io_plot_text(cr, io_plot_px(&a2, x), io_plot_py(&a2, post[i]) - 3, buf, 11, IO_PLOT_CENTRE,
+                     IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD, IO_PLOT_BLACK);
+        io_plot_text(cr, io_plot_px(&a2, x), top + ph + 6, models[i].name, 11, IO_PLOT_CENTRE,
+                     IO_PLOT_TOP, 0, IO_PLOT_NORMAL, IO_PLOT_BLACK);
+    }
+    io_plot_hline(&a2, 0.95, io_plot_palette(1), IO_PLOT_DASHED, "0.95: strong evidence for");
+    free(leg);
+    return finish(f);
+}

@@ -1,0 +1,537 @@
+/* io_report_html.c — the self-contained HTML report and its PNG figures
+ * (see io_report.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "io/io_atomic.h"
+#include "io/io_plot.h"
+#include "io/io_report.h"
+
+typedef struct {
+    int model;            /* index, or -1 for the comparison */
+    const char *kind;     /* file suffix: fit, network, parameters, free_energy, comparison */
+    const char *title;
+    char *file;           /* PNG file name (no directory) */
+    unsigned char *png;
+    size_t len;
+    double w, h;          /* display size (CSS px) */
+} figure;
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                              */
+
+static void html_esc(FILE *fp, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", fp); break;
+        case '<': fputs("&lt;", fp); break;
+        case '>': fputs("&gt;", fp); break;
+        case '"': fputs("&quot;", fp); break;
+        case '\'': fputs("&#39;", fp); break;
+        default: fputc(*s, fp);
+        }
+    }
+}
+
+static void base64(FILE *fp, const unsigned char *d, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char out[4096 + 4];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)d[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)d[i + 1] << 8;
+        if (i + 2 < n)
+            v |= d[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+        if (o >= 4096) {
+            fwrite(out, 1, o, fp);
+            o = 0;
+        }
+    }
+    fwrite(out, 1, o, fp);
+}
+
+/* file-name-safe copy of a model name */
+static void safe_name(char *buf, size_t len, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < len; i++) {
+        char c = s[i];
+        buf[i] = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                  c == '_' || c == '.')
+                     ? c
+                     : '_';
+    }
+    buf[i] = 0;
+}
+
+static int write_png(const char *dir, const figure *f, dcm_error *err)
+{
+    size_t l = strlen(dir) + strlen(f->file) + 2;
+    char *path = malloc(l);
+    if (!path)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    snprintf(path, l, "%s/%s", dir, f->file);
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err);
+    if (!rc) {
+        if (fwrite(f->png, 1, f->len, a.fp) != f->len) {
+            int e = errno;
+            io_atomic_abort(&a);
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
+                               e ? strerror(e) : "write failed");
+        } else {
+            rc = io_atomic_commit(&a, err);
+        }
+    }
+    free(path);
+    return rc;
+}
+
+static int make_dir(const char *dir, dcm_error *err)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "--png %s: exists and is not a directory", dir);
+        return DCM_OK;
+    }
+    if (mkdir(dir, 0777) != 0)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot create the directory %s: %s", dir, strerror(errno));
+    return DCM_OK;
+}
+
+/* Were the models fitted to the same data? (same regions and, when both
+ * carry time series, the same observed data). */
+static int same_data(const io_report_model *a, const io_report_model *b, char *why, size_t len)
+{
+    if (a->s.n != b->s.n) {
+        snprintf(why, len, "%s models %d regions but %s models %d", a->name, a->s.n, b->name, b->s.n);
+        return 0;
+    }
+    for (int j = 0; j < a->s.n; j++)
+        if (strcmp(a->s.regions[j], b->s.regions[j])) {
+            snprintf(why, len, "%s and %s name different regions (%s, %s)", a->name, b->name,
+                     a->s.regions[j], b->s.regions[j]);
+            return 0;
+        }
+    if (!a->v != !b->v) {
+        snprintf(why, len, "%s holds no time series, so it cannot be checked to be fitted to the same "
+                 "data as %s", a->v ? b->name : a->name, a->v ? a->name : b->name);
+        return 0;
+    }
+    if (a->v && b->v) {
+        if (a->v != b->v) {
+            snprintf(why, len, "%s has %d scans but %s has %d", a->name, a->v, b->name, b->v);
+            return 0;
+        }
+        for (size_t i = 0; i < (size_t)a->v * a->s.n; i++) {
+            double x = a->y_obs[i], y = b->y_obs[i];
+            if ((isfinite(x) || isfinite(y)) && !(fabs(x - y) <= 1e-6 * fmax(1.0, fabs(x)))) {
+                snprintf(why, len, "%s and %s were fitted to different data", a->name, b->name);
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+int io_report_comparable(const io_report_model *models, int k, char *why, size_t len)
+{
+    for (int i = 1; i < k; i++)
+        if (!same_data(&models[0], &models[i], why, len))
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* HTML                                                                 */
+
+static const char *css =
+    "body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;max-width:1010px;margin:2em auto;"
+    "padding:0 1em;color:#222;line-height:1.45;background:#fff}\n"
+    "h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #0072b2;padding-bottom:.2em;"
+    "margin-top:2.2em}h3{margin-top:1.6em}\n"
+    "table{border-collapse:collapse;margin:.5em 0 1em;font-size:.93em}"
+    "td,th{padding:.25em .8em;border-bottom:1px solid #e2e2e2;text-align:right}"
+    "th{background:#f3f5f8}td:first-child,th:first-child{text-align:left}\n"
+    "figure{margin:1.2em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #ddd}"
+    "figcaption{font-size:.92em;color:#333;margin-top:.5em;max-width:960px}\n"
+    ".meta{color:#555;font-size:.92em}.mark{color:#b00000;font-weight:bold}"
+    ".note{background:#fff6e0;border-left:4px solid #e69f00;padding:.4em .8em}\n"
+    "code{background:#f3f3f3;padding:0 .25em}nav ul{columns:2}\n";
+
+static void fig_html(FILE *fp, const figure *f, const char *caption)
+{
+    fprintf(fp, "<figure id=\"fig-%s\">\n<img alt=\"", f->file);
+    html_esc(fp, f->title);
+    fprintf(fp, "\" width=\"%d\" height=\"%d\" src=\"data:image/png;base64,", (int)f->w, (int)f->h);
+    base64(fp, f->png, f->len);
+    fputs("\">\n<figcaption><b>", fp);
+    html_esc(fp, f->title);
+    fputs(".</b> ", fp);
+    fputs(caption, fp); /* captions are our own HTML */
+    fputs("</figcaption>\n</figure>\n", fp);
+}
+
+static const figure *find_fig(const figure *figs, int nf, int model, const char *kind)
+{
+    for (int i = 0; i < nf; i++)
+        if (figs[i].model == model && !strcmp(figs[i].kind, kind))
+            return &figs[i];
+    return NULL;
+}
+
+static void model_section(FILE *fp, const io_report_model *m, int idx, const figure *figs, int nf,
+                          double thr)
+{
+    const io_result_summary *s = &m->s;
+    char name[512];
+    fprintf(fp, "<h2 id=\"model-%d\">Model %d: ", idx + 1, idx + 1);
+    html_esc(fp, m->name);
+    fputs("</h2>\n<table>\n<tr><th>file</th><td>", fp);
+    html_esc(fp, s->path);
+    fputs("</td></tr>\n<tr><th>regions</th><td>", fp);
+    for (int j = 0; j < s->n; j++) {
+        fputs(j ? ", " : "", fp);
+        html_esc(fp, s->regions[j]);
+    }
+    fputs("</td></tr>\n<tr><th>inputs</th><td>", fp);
+    for (int j = 0; j < s->m; j++) {
+        fputs(j ? ", " : "", fp);
+        html_esc(fp, s->inputs[j]);
+    }
+    fputs("</td></tr>\n", fp);
+    if (m->v)
+        fprintf(fp, "<tr><th>scans</th><td>%d</td></tr>\n", m->v);
+    if (isfinite(m->TR))
+        fprintf(fp, "<tr><th>TR</th><td>%g s</td></tr>\n", m->TR);
+    fprintf(fp, "<tr><th>free energy F</th><td>%.4f nats</td></tr>\n", s->F);
+    if (s->iterations >= 0)
+        fprintf(fp, "<tr><th>iterations</th><td>%d</td></tr>\n", s->iterations);
+    fprintf(fp, "<tr><th>converged</th><td>%s</td></tr>\n",
+            s->converged < 0 ? "unknown" : s->converged ? "yes" : "<span class=\"mark\">no</span>");
+    fprintf(fp, "<tr><th>model</th><td>%s%s</td></tr>\n</table>\n",
+            s->nd ? "nonlinear" : "bilinear", s->two_state ? ", two-state" : ", one-state");
+
+    /* fit table */
+    if (m->v || s->Eh) {
+        fputs("<table>\n<tr><th>region</th><th>variance explained</th><th>noise log-precision</th></tr>\n", fp);
+        for (int j = 0; j < s->n; j++) {
+            fputs("<tr><td>", fp);
+            html_esc(fp, s->regions[j]);
+            if (isfinite(m->r2[j]))
+                fprintf(fp, "</td><td>%.3f</td>", m->r2[j]);
+            else
+                fputs("</td><td>n/a</td>", fp);
+            if (s->Eh)
+                fprintf(fp, "<td>%.3f</td></tr>\n", s->Eh[j]);
+            else
+                fputs("<td>n/a</td></tr>\n", fp);
+        }
+        fputs("</table>\n", fp);
+    }
+
+    const figure *f;
+    if ((f = find_fig(figs, nf, idx, "fit")))
+        fig_html(fp, f,
+                 "Each panel is one region: the observed BOLD signal (black dots, joined) and the model's "
+                 "prediction (blue line) over time in seconds (scan index &times; TR). Both are in the "
+                 "scaled units the model was fitted in (each region's mean removed, the whole data set "
+                 "scaled to a range of at most 4). The prediction includes the fitted confounds when the "
+                 "model had any. A good fit follows the slow, stimulus-locked changes; what is left is "
+                 "noise. The panel title gives the variance explained, 1 &minus; var(residual) / "
+                 "var(observed). Legend: dotted black = observed, blue line = predicted.");
+    else
+        fputs("<p class=\"note\">This result file holds no time series: the fit cannot be shown.</p>\n", fp);
+    if ((f = find_fig(figs, nf, idx, "network"))) {
+        char cap[2048];
+        snprintf(cap, sizeof cap,
+                 "Regions are the circles. Each black arrow is an endogenous connection (A) from source to "
+                 "target, with its posterior mean in Hz written on it (positive: excitatory, negative: "
+                 "inhibitory; thicker arrows are stronger). A coloured dot on an arrow marks a connection "
+                 "that an input modulates (B), the coloured number beside it is the change in Hz while "
+                 "that input is on; coloured arrows from outside are driving inputs (C). Colours are "
+                 "inputs, as in the legend. Inside each node is its self-connection%s. A star marks a "
+                 "posterior probability above %g. A dashed grey arrow is a connection that is fixed (not "
+                 "estimated) but modulated. Legend: black arrow = endogenous connection (A); coloured dot "
+                 "= modulation by an input (B); coloured arrow = driving input (C).",
+                 s->two_state ? " (log scale)" : ", shown as the self-inhibition rate &minus;0.5&middot;exp(A) in Hz",
+                 thr);
+        fig_html(fp, f, cap);
+    }
+    if ((f = find_fig(figs, nf, idx, "parameters"))) {
+        char cap[2048];
+        snprintf(cap, sizeof cap,
+                 "Every free parameter (prior variance &gt; 0), grouped by block: A (endogenous), B (one "
+                 "group per modulating input), C (driving inputs), D (nonlinear, if any) and the "
+                 "haemodynamic parameters. The dot is the posterior mean, the bar its 90 %% credible "
+                 "interval (mean &plusmn; 1.645 sd). A filled dot has a posterior probability above %g "
+                 "(the effect exceeds its prior mean in size); an interval that excludes zero is strong "
+                 "evidence for the effect. Between-region A, B, C and D are rates in Hz; self-connections "
+                 "and haemodynamic parameters are log scaling factors (0 = the prior value). Legend: "
+                 "filled dot = Pp &gt; %g, hollow dot = Pp &le; %g, bar = 90 %% credible interval; colours "
+                 "are the blocks (B: the input's colour, as in the connectivity diagram).",
+                 thr, thr, thr);
+        fig_html(fp, f, cap);
+    }
+    if ((f = find_fig(figs, nf, idx, "free_energy")))
+        fig_html(fp, f,
+                 "The variational free energy F (a lower bound on the log model evidence, in nats) after "
+                 "each iteration of the variational Laplace scheme. It should rise and level off; the "
+                 "dashed line is the final value, the one used to compare models. A trajectory still "
+                 "climbing at the end means the fit stopped before converging. Legend: dots = F after each "
+                 "iteration, dashed line = final F.");
+
+    /* parameter table */
+    fprintf(fp, "<h3>Parameters of %s</h3>\n<table>\n<tr><th>parameter</th><th>mean</th><th>sd</th>"
+                "<th>90 %% credible interval</th><th>Pp</th></tr>\n", m->name);
+    for (int k = 0; k < s->np; k++) {
+        if (!io_report_param_free(m, k))
+            continue;
+        double e = s->Ep[k], sd = io_report_param_sd(m, k);
+        int mark = isfinite(m->Pp[k]) && m->Pp[k] > thr;
+        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, name, sizeof name);
+        fputs("<tr><td>", fp);
+        html_esc(fp, name);
+        fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>[%.4f, %.4f]</td><td>%.4f%s</td></tr>\n", e, sd,
+                e - IO_REPORT_CI90_Z * sd, e + IO_REPORT_CI90_Z * sd, m->Pp[k],
+                mark ? " <span class=\"mark\">*</span>" : "");
+    }
+    fprintf(fp, "</table>\n<p class=\"meta\"><span class=\"mark\">*</span> posterior probability above %g.</p>\n",
+            thr);
+}
+
+static int write_html(FILE *fp, const io_report_model *models, int k, const figure *figs, int nf,
+                      const double *lbf, const double *post, const char *cmp_note,
+                      const io_report_options *opt)
+{
+    fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>DCM report: ",
+          fp);
+    for (int i = 0; i < k; i++) {
+        fputs(i ? ", " : "", fp);
+        html_esc(fp, models[i].name);
+    }
+    fprintf(fp, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", css);
+    fputs("<h1>Dynamic causal modelling report</h1>\n<p class=\"meta\">", fp);
+    fprintf(fp, "%d model%s", k, k == 1 ? "" : "s");
+    if (opt->generator) {
+        fputs(" &middot; made by <code>", fp);
+        html_esc(fp, opt->generator);
+        fputs("</code>", fp);
+    }
+    fputs(" &middot; DCM for fMRI as in SPM12; self-contained: all figures are embedded.</p>\n", fp);
+    fputs("<nav><ul>\n", fp);
+    if (k > 1)
+        fputs("<li><a href=\"#comparison\">Model comparison</a></li>\n", fp);
+    for (int i = 0; i < k; i++) {
+        fprintf(fp, "<li><a href=\"#model-%d\">Model %d: ", i + 1, i + 1);
+        html_esc(fp, models[i].name);
+        fputs("</a></li>\n", fp);
+    }
+    fputs("</ul></nav>\n", fp);
+    if (k > 1) {
+        fputs("<h2 id=\"comparison\">Model comparison</h2>\n", fp);
+        if (cmp_note) {
+            fputs("<p class=\"note\">No comparison: ", fp);
+            html_esc(fp, cmp_note);
+            fputs(". Free energies are comparable only between models fitted to the same data.</p>\n", fp);
+        } else {
+            fputs("<table>\n<tr><th>model</th><th>free energy F</th><th>log Bayes factor vs best</th>"
+                  "<th>posterior probability</th></tr>\n", fp);
+            for (int i = 0; i < k; i++) {
+                fputs("<tr><td>", fp);
+                html_esc(fp, models[i].name);
+                fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n", models[i].s.F, lbf[i],
+                        post[i]);
+            }
+            fputs("</table>\n", fp);
+            const figure *f = find_fig(figs, nf, -1, "comparison");
+            if (f)
+                fig_html(fp, f,
+                         "Fixed-effects Bayesian model comparison (all models fitted to the same data, "
+                         "equal prior probabilities). Left: each model's log Bayes factor against the best "
+                         "model, F &minus; F<sub>best</sub> in nats (the best model is at 0); a model 3 or "
+                         "more below the best (dashed line) is strongly worse: the best is at least "
+                         "e<sup>3</sup> &asymp; 20 times more likely. Right: posterior model "
+                         "probabilities, exp(F) normalised over the models compared; above 0.95 (dashed "
+                         "line) is strong evidence for that model. Legend: one colour per model.");
+        }
+    }
+    for (int i = 0; i < k; i++)
+        model_section(fp, &models[i], i, figs, nf, opt->threshold);
+    fputs("<p class=\"meta\">Exit status of dcm report: 0 written, 1 usage error, 2 bad input file, "
+          "4 cannot write.</p>\n</body>\n</html>\n", fp);
+    return ferror(fp) ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static int add_fig(figure *figs, int *nf, int model, const char *kind, const char *title,
+                   const char *stem, io_plot_figure *pf, double scale, dcm_error *err)
+{
+    figure *f = &figs[*nf];
+    memset(f, 0, sizeof *f);
+    f->model = model;
+    f->kind = kind;
+    f->title = title;
+    f->w = pf->w;
+    f->h = pf->h;
+    size_t l = strlen(stem) + strlen(kind) + 8;
+    f->file = malloc(l);
+    if (!f->file)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    if (model >= 0)
+        snprintf(f->file, l, "%s_%s.png", stem, kind);
+    else
+        snprintf(f->file, l, "%s.png", kind);
+    (*nf)++;
+    if (io_plot_figure_png(pf, scale, &f->png, &f->len))
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the %s figure%s%s (out of memory?)", kind,
+                             model >= 0 ? " of " : "", model >= 0 ? stem : "");
+    return DCM_OK;
+}
+
+int io_report_write(const io_report_model *models, int k, const io_report_options *opt,
+                    dcm_error *err)
+{
+    if (k < 1 || !opt || !opt->html_path)
+        return dcm_error_set(err, DCM_ERR_USAGE, "nothing to report");
+    const double scale = opt->png_scale > 0 ? opt->png_scale : 2.0;
+    figure *figs = calloc((size_t)(4 * k + 1), sizeof *figs);
+    char **stems = calloc((size_t)k, sizeof *stems);
+    double *F = malloc(sizeof(double) * k), *lbf = malloc(sizeof(double) * k),
+           *post = malloc(sizeof(double) * k);
+    int nf = 0, rc = DCM_OK;
+    char why[1024] = "";
+    const char *cmp_note = NULL;
+    if (!figs || !stems || !F || !lbf || !post) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    /* file stems, unique */
+    for (int i = 0; i < k; i++) {
+        char buf[300];
+        safe_name(buf, 256, models[i].name);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(stems[j], buf)) {
+                size_t l = strlen(buf);
+                snprintf(buf + l, sizeof buf - l, "-%d", i + 1);
+                break;
+            }
+        if (!(stems[i] = strdup(buf))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+    }
+    /* comparison */
+    if (k > 1) {
+        if (!io_report_comparable(models, k, why, sizeof why))
+            cmp_note = why;
+        if (!cmp_note) {
+            for (int i = 0; i < k; i++)
+                F[i] = models[i].s.F;
+            dcm_compare_ffx(F, k, lbf, post);
+            io_plot_figure pf;
+            memset(&pf, 0, sizeof pf);
+            int bad = io_report_fig_compare(models, k, lbf, post, &pf);
+            if (!bad)
+                rc = add_fig(figs, &nf, -1, "comparison", "Model comparison", "", &pf, scale, err);
+            io_plot_figure_free(&pf);
+            if (bad && !rc)
+                rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the comparison figure (out of memory?)");
+            if (rc)
+                goto done;
+        }
+    }
+    for (int i = 0; i < k && !rc; i++) {
+        const io_report_model *m = &models[i];
+        for (int kind = 0; kind < 4 && !rc; kind++) {
+            io_plot_figure pf;
+            memset(&pf, 0, sizeof pf);
+            int bad = 0;
+            const char *name = NULL, *title = NULL;
+            switch (kind) {
+            case 0:
+                if (m->v < 2)
+                    continue;
+                bad = io_report_fig_fit(m, &pf);
+                name = "fit";
+                title = "Observed and predicted BOLD";
+                break;
+            case 1:
+                bad = io_report_fig_network(m, opt->threshold, &pf);
+                name = "network";
+                title = "Connectivity";
+                break;
+            case 2:
+                bad = io_report_fig_params(m, opt->threshold, &pf);
+                name = "parameters";
+                title = "Parameters: posterior means and 90 % credible intervals";
+                break;
+            default:
+                if (m->ntrace < 1)
+                    continue;
+                bad = io_report_fig_free_energy(m, &pf);
+                name = "free_energy";
+                title = "Free energy over iterations";
+                break;
+            }
+            if (bad)
+                rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the %s figure of %s (out of memory?)",
+                                   name, m->name);
+            else
+                rc = add_fig(figs, &nf, i, name, title, stems[i], &pf, scale, err);
+            io_plot_figure_free(&pf);
+        }
+    }
+    if (rc)
+        goto done;
+    /* files: the PNGs, then the report */
+    if (opt->png_dir) {
+        if ((rc = make_dir(opt->png_dir, err)))
+            goto done;
+        for (int i = 0; i < nf && !rc; i++)
+            rc = write_png(opt->png_dir, &figs[i], err);
+        if (rc)
+            goto done;
+    }
+    io_atomic a;
+    if ((rc = io_atomic_open(&a, opt->html_path, err)))
+        goto done;
+    if (write_html(a.fp, models, k, figs, nf, lbf, post, cmp_note, opt)) {
+        int e = errno;
+        io_atomic_abort(&a);
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", opt->html_path,
+                           e ? strerror(e) : "write failed");
+        goto done;
+    }
+    rc = io_atomic_commit(&a, err);
+done:
+    if (figs)
+        for (int i = 0; i < nf; i++) {
+            free(figs[i].file);
+            free(figs[i].png);
+        }
+    if (stems)
+        for (int i = 0; i < k; i++)
+            free(stems[i]);
+    free(stems);
+    free(figs);
+    free(F);
+    free(lbf);
+    free(post);
+    return rc;
+}

@@ -1,0 +1,464 @@
+/* test_report.c — `dcm report` and `dcm review` end to end, on results
+ * made here by `dcm simulate` + `dcm estimate` (a small three-region
+ * model, as tests/test_cli.c): the HTML is self-contained and holds every
+ * figure, --png writes sensible PNGs, review marks the right parameters and
+ * gives variance explained in [0, 1], bad inputs exit 2 and write nothing.
+ * When /usr/bin/chromium exists the report is rendered headless: no console
+ * errors and a page that is not blank. Runs the binary named by $DCM_BIN. */
+#include <cairo.h>
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/test_util.h"
+
+static char tmpdir[256];
+static char out[262144];
+
+static const char *dcm_bin(void)
+{
+    const char *b = getenv("DCM_BIN");
+    return b && *b ? b : "bin/dcm";
+}
+
+/* Run a shell command (stderr merged), keep its output, return its exit
+ * status. */
+static int sh(const char *cmd)
+{
+    char full[8192];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p)
+        return -1;
+    size_t k = fread(out, 1, sizeof out - 1, p);
+    out[k] = 0;
+    while (fgetc(p) != EOF) /* drain */
+        ;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Run `dcm ARGS` inside tmpdir. */
+static int run(const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", tmpdir, dcm_bin(), args);
+    return sh(cmd);
+}
+
+static void path_of(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[512];
+    path_of(path, sizeof path, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static int exists(const char *name)
+{
+    char path[512];
+    path_of(path, sizeof path, name);
+    return access(path, F_OK) == 0;
+}
+
+/* malloc'ed contents of a file in tmpdir (NULL when unreadable) */
+static char *slurp(const char *name, size_t *len)
+{
+    char path[512];
+    path_of(path, sizeof path, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b)
+        b[n] = 0;
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return b;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int k = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        k++;
+    return k;
+}
+
+/* width and height from a PNG's IHDR; 0 when it is not a PNG */
+static int png_size(const char *name, unsigned *w, unsigned *h)
+{
+    char path[512];
+    path_of(path, sizeof path, name);
+    unsigned char b[24];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t k = fread(b, 1, sizeof b, f);
+    fclose(f);
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (k != 24 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4))
+        return 0;
+    *w = (unsigned)b[16] << 24 | (unsigned)b[17] << 16 | (unsigned)b[18] << 8 | b[19];
+    *h = (unsigned)b[20] << 24 | (unsigned)b[21] << 16 | (unsigned)b[22] << 8 | b[23];
+    return 1;
+}
+
+/* no "*.tmp.*" left in a directory of tmpdir ("" for tmpdir itself) */
+static int no_temp_files(const char *sub)
+{
+    char path[512];
+    path_of(path, sizeof path, sub);
+    DIR *d = opendir(path);
+    if (!d)
+        return 1;
+    struct dirent *e;
+    int ok = 1;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp"))
+            ok = 0;
+    closedir(d);
+    return ok;
+}
+
+/* ---- a small simulated data set, fitted twice ---- */
+
+static int setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm-report-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    char path[512];
+    path_of(path, sizeof path, "events.tsv");
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "onset\tduration\ttrial_type\n");
+    for (int b = 0; b < 6; b++) {
+        fprintf(f, "%.1f\t20\tStim\n", 40.0 * b + 20.0);
+        fprintf(f, "%.1f\t10\tAttn\n", 40.0 * b + 30.0);
+    }
+    fclose(f);
+    write_file("truth.json",
+               "{\"A\": [[0, 0, 0], [0.4, 0, 0], [0, 0.3, 0]],\n"
+               " \"B\": {\"Attn\": [[0, 0, 0], [0.3, 0, 0], [0, 0, 0]]},\n"
+               " \"C\": [[0.8, 0], [0, 0], [0, 0]]}\n");
+    const char *spec =
+        "{\"TR\": 2.0, \"TE\": 0.04, \"scans\": 120,\n"
+        " \"timeseries\": \"ts.tsv\", \"regions\": [\"R1\", \"R2\", \"R3\"],\n"
+        " \"events\": \"events.tsv\", \"inputs\": [\"Stim\", \"Attn\"],\n"
+        " \"a\": [\"R1 -> R2\", \"R2 -> R3\"%s],\n"
+        " \"b\": {\"Attn\": [\"R1 -> R2\"]},\n"
+        " \"c\": {\"Stim\": [\"R1\"]}}\n";
+    char text[1024];
+    snprintf(text, sizeof text, spec, "");
+    write_file("model.json", text);
+    snprintf(text, sizeof text, spec, ", \"R3 -> R2\"");
+    write_file("alt.json", text);
+    if (run("simulate model.json --params truth.json --snr 4 --seed 5 -o ts.tsv") != 0 ||
+        run("estimate -q model.json -o m1.json") != 0 || run("estimate -q alt.json -o m2.json") != 0) {
+        printf("setup failed: %s\n", out);
+        return -1;
+    }
+    write_file("not_a_result.json", "{\"hello\": [1, 2, 3]}\n");
+    write_file("broken.json", "{\"free_energy\": -10, \n");
+    return 0;
+}
+
+static int teardown(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cairo_debug_reset_static_data();
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- tests ---- */
+
+static void test_help(void)
+{
+    CU_ASSERT_EQUAL(run("report --help"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "example"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "exit status"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--png"));
+    CU_ASSERT_EQUAL(run("review --help"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "example"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "exit status"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--threshold"));
+    CU_ASSERT_EQUAL(run("help report"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "dcm report"));
+    /* usage errors: 1 */
+    CU_ASSERT_EQUAL(run("report m1.json"), 1); /* no -o */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "-o"));
+    CU_ASSERT_EQUAL(run("report -o x.html"), 1); /* no result */
+    CU_ASSERT_EQUAL(run("report m1.json -o x.html --frobnicate"), 1);
+    CU_ASSERT_EQUAL(run("report m1.json -o x.html --threshold 1.5"), 1);
+    CU_ASSERT_EQUAL(run("report m1.json -o m1.json"), 1);
+    CU_ASSERT_FALSE(exists("x.html"));
+    CU_ASSERT_EQUAL(run("review"), 1);
+    CU_ASSERT_EQUAL(run("review m1.json m2.json"), 1);
+    CU_ASSERT_EQUAL(run("review m1.json --threshold 0"), 1);
+    CU_ASSERT_EQUAL(run("review m1.json --threshold"), 1);
+}
+
+static const char *kinds[] = {"fit", "network", "parameters", "free_energy"};
+
+static void test_report_html(void)
+{
+    int rc = run("report m1.json m2.json -o report.html --png figs");
+    printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(no_temp_files(""));
+    CU_ASSERT(no_temp_files("figs"));
+    size_t len = 0;
+    char *html = slurp("report.html", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    printf("  report.html: %zu bytes\n", len);
+    /* self-contained: nothing to fetch, every image a data URI */
+    CU_ASSERT_PTR_NULL(strstr(html, "http://"));
+    CU_ASSERT_PTR_NULL(strstr(html, "https://"));
+    CU_ASSERT_PTR_NULL(strstr(html, "<script"));
+    CU_ASSERT_PTR_NULL(strstr(html, "<link"));
+    CU_ASSERT_PTR_NULL(strstr(html, "url("));
+    int nimg = count(html, "<img "), ndata = count(html, "src=\"data:image/png;base64,");
+    printf("  %d images, %d data URIs\n", nimg, ndata);
+    CU_ASSERT_EQUAL(nimg, 9); /* 4 per model + the comparison */
+    CU_ASSERT_EQUAL(ndata, nimg);
+    CU_ASSERT_EQUAL(count(html, "src=\""), ndata); /* no other source */
+    /* every figure, with a caption that explains its legend */
+    char id[128];
+    for (int m = 1; m <= 2; m++)
+        for (int k = 0; k < 4; k++) {
+            snprintf(id, sizeof id, "id=\"fig-m%d_%s.png\"", m, kinds[k]);
+            CU_ASSERT_PTR_NOT_NULL(strstr(html, id));
+        }
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "id=\"fig-comparison.png\""));
+    CU_ASSERT_EQUAL(count(html, "Legend:"), 9);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "Model comparison"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "log Bayes factor"));
+    /* parameter names as the figures label them */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "A: R1 -&gt; R2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "B(Attn): R1 -&gt; R2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "C: Stim -&gt; R1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "A: R3 -&gt; R2")); /* only in m2 */
+    /* the base64 of the first image decodes to a PNG: "iVBORw0KGgo" */
+    const char *d = strstr(html, "base64,");
+    CU_ASSERT(d && !strncmp(d + 7, "iVBORw0KGgo", 11));
+    free(html);
+    /* --png: every figure as a PNG of sensible size (drawn at scale 2) */
+    char name[256];
+    for (int m = 1; m <= 2; m++)
+        for (int k = 0; k < 4; k++) {
+            snprintf(name, sizeof name, "figs/m%d_%s.png", m, kinds[k]);
+            unsigned w = 0, h = 0;
+            CU_ASSERT(png_size(name, &w, &h));
+            if (m == 1)
+                printf("  %s: %u x %u\n", name, w, h);
+            CU_ASSERT(w >= 1000 && w <= 4000);
+            CU_ASSERT(h >= 300 && h <= 8000);
+        }
+    unsigned w = 0, h = 0;
+    CU_ASSERT(png_size("figs/comparison.png", &w, &h));
+    CU_ASSERT(w >= 1000 && h >= 300);
+    /* --scale 1: half the pixels */
+    CU_ASSERT_EQUAL(run("report m1.json -o one.html --png figs1 --scale 1"), 0);
+    unsigned w1 = 0, h1 = 0;
+    CU_ASSERT(png_size("figs1/m1_fit.png", &w1, &h1));
+    CU_ASSERT(w1 == 960);
+    /* one model: no comparison */
+    html = slurp("one.html", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    CU_ASSERT_EQUAL(count(html, "<img "), 4);
+    CU_ASSERT_PTR_NULL(strstr(html, "id=\"comparison\""));
+    free(html);
+    CU_ASSERT_FALSE(exists("figs1/comparison.png"));
+}
+
+/* A review line "NAME  mean  sd  Pp [*]": is it there, and marked? */
+static int review_line(const char *name, int *marked)
+{
+    const char *p = out;
+    size_t l = strlen(name);
+    while ((p = strstr(p, name))) {
+        if ((p == out || p[-1] == '\n') && p[l] == ' ') {
+            const char *e = strchr(p, '\n');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            *marked = n > 0 && p[n - 1] == '*';
+            return 1;
+        }
+        p += l;
+    }
+    return 0;
+}
+
+static void test_review(void)
+{
+    int rc = run("review m1.json");
+    printf("\n%s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    int mk = 0;
+    /* the true effects are large: marked at 0.95 */
+    const char *strong[] = {"A R1->R2", "A R2->R3", "B(Attn) R1->R2", "C Stim->R1"};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT(review_line(strong[i], &mk));
+        CU_ASSERT(mk);
+    }
+    CU_ASSERT(review_line("A R1->R1", &mk));
+    CU_ASSERT(review_line("transit R2", &mk));
+    CU_ASSERT(review_line("decay", &mk));
+    CU_ASSERT(review_line("epsilon", &mk));
+    CU_ASSERT_FALSE(review_line("A R3->R2", &mk)); /* not in this model */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "free energy  F = "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "converged    yes"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "iterations"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "noise log-precision"));
+    /* variance explained per region, within [0, 1] */
+    const char *regions[] = {"R1", "R2", "R3"};
+    for (int j = 0; j < 3; j++) {
+        char key[16];
+        snprintf(key, sizeof key, "\n  %s ", regions[j]);
+        const char *p = strstr(out, key);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        double ve = NAN, eh = NAN;
+        CU_ASSERT_EQUAL(sscanf(p + strlen(key), "%lf %lf", &ve, &eh), 2);
+        printf("  %s: variance explained %.3f, noise log-precision %.2f\n", regions[j], ve, eh);
+        CU_ASSERT(ve >= 0.0 && ve <= 1.0);
+        CU_ASSERT(isfinite(eh));
+    }
+    /* SNR 4 on a good model: most of the variance is explained */
+    const char *p = strstr(out, "mean variance explained ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    double mean = atof(p + strlen("mean variance explained "));
+    CU_ASSERT(mean > 0.5 && mean <= 1.0);
+    /* a lower threshold marks at least as many */
+    int n95 = count(out, " *\n");
+    CU_ASSERT_EQUAL(run("review m1.json --threshold 0.5"), 0);
+    CU_ASSERT(count(out, " *\n") >= n95);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "posterior probability > 0.5"));
+}
+
+static void test_bad_inputs(void)
+{
+    const char *bad[] = {"missing.json", "not_a_result.json", "broken.json", "model.json"};
+    char args[512];
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "report m1.json %s -o bad.html --png badfigs", bad[i]);
+        int rc = run(args);
+        printf("\n  [report %s] exit %d: %s", bad[i], rc, out);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[i]));
+        CU_ASSERT_FALSE(exists("bad.html"));
+        CU_ASSERT_FALSE(exists("badfigs"));
+        snprintf(args, sizeof args, "review %s", bad[i]);
+        rc = run(args);
+        printf("  [review %s] exit %d: %s", bad[i], rc, out);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[i]));
+    }
+    CU_ASSERT(no_temp_files(""));
+    /* cannot write: 4, nothing left behind */
+    CU_ASSERT_EQUAL(run("report m1.json -o no/such/dir/r.html"), 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no/such/dir/r.html"));
+    write_file("a_file", "x");
+    CU_ASSERT_EQUAL(run("report m1.json -o r.html --png a_file"), 4);
+    CU_ASSERT_FALSE(exists("r.html"));
+}
+
+/* Headless Chromium renders the report: no console messages, not blank. */
+static void test_chromium(void)
+{
+    const char *chrome = getenv("DCM_CHROMIUM"); /* to try another build, or none */
+    if (!chrome || !*chrome)
+        chrome = "/usr/bin/chromium";
+    if (access(chrome, X_OK) != 0) {
+        printf("\nSKIP: %s not found — the rendering check needs Chromium (apt-get install chromium)\n",
+               chrome);
+        return;
+    }
+    if (!exists("report.html") && run("report m1.json m2.json -o report.html") != 0) {
+        CU_FAIL("no report to render");
+        return;
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && profile=$(mktemp -d) && timeout 120 %s --headless --no-sandbox --disable-gpu "
+             "--disable-quic --no-first-run --disable-background-networking --disable-component-update "
+             "--disable-sync --hide-scrollbars --user-data-dir=\"$profile\" --enable-logging=stderr --v=0 "
+             "--screenshot=%s/shot.png --window-size=1280,4000 file://%s/report.html 2>chrome.log; "
+             "rc=$?; rm -rf \"$profile\"; exit $rc",
+             tmpdir, chrome, tmpdir, tmpdir);
+    int rc = sh(cmd);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    size_t len = 0;
+    char *log = slurp("chrome.log", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    /* the page has no scripts: any console message means a problem, such as
+       a resource that failed to load */
+    int console = count(log, ":CONSOLE(");
+    if (console)
+        printf("\n  console messages:\n%s\n", log);
+    CU_ASSERT_EQUAL(console, 0);
+    CU_ASSERT_PTR_NULL(strstr(log, "Failed to load resource"));
+    CU_ASSERT_PTR_NULL(strstr(log, "Uncaught"));
+    free(log);
+    char png[512];
+    path_of(png, sizeof png, "shot.png");
+    cairo_surface_t *img = cairo_image_surface_create_from_png(png);
+    CU_ASSERT_EQUAL_FATAL(cairo_surface_status(img), CAIRO_STATUS_SUCCESS);
+    int w = cairo_image_surface_get_width(img), h = cairo_image_surface_get_height(img);
+    int stride = cairo_image_surface_get_stride(img);
+    cairo_surface_flush(img);
+    const unsigned char *px = cairo_image_surface_get_data(img);
+    long ink = 0, colour = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const unsigned char *p = px + (size_t)y * stride + 4 * (size_t)x; /* B G R A */
+            if (p[0] < 235 || p[1] < 235 || p[2] < 235)
+                ink++;
+            if (abs(p[0] - p[2]) > 60) /* blue lines, orange bars */
+                colour++;
+        }
+    printf("\n  screenshot %d x %d: %ld non-white pixels (%.1f %%), %ld coloured\n", w, h, ink,
+           100.0 * ink / ((double)w * h), colour);
+    CU_ASSERT_EQUAL(w, 1280);
+    CU_ASSERT_EQUAL(h, 4000);
+    CU_ASSERT(ink > 100000);  /* text and figures, not a blank page */
+    /* the figures' colours are there, so the images decoded: with broken
+       images the page keeps its text, tables and blue rules (~8000 coloured
+       pixels), the figures bring ~70000 */
+    CU_ASSERT(colour > 30000);
+    cairo_surface_destroy(img);
+}
+
+int main(void)
+{
+    if (setup() != 0) {
+        printf("test_report: cannot set up %s (is %s built?)\n", tmpdir, dcm_bin());
+        return 1;
+    }
+    static const test_case cases[] = {{"help and usage errors", test_help},
+                                      {"report: self-contained HTML and PNGs", test_report_html},
+                                      {"review: parameters, marks, fit", test_review},
+                                      {"bad inputs: exit 2, nothing written", test_bad_inputs},
+                                      {"headless Chromium renders the report", test_chromium},
+                                      {NULL, NULL}};
+    int rc = test_run("report", cases);
+    teardown();
+    return rc;
+}
