@@ -5,18 +5,36 @@
 #   make test       build the tests with AddressSanitizer + UBSan and run them
 #   make bench      time the fwd/bwd attention models (needs ../shared)
 #   make valgrind   run `dcm estimate` on the demo under valgrind's leak checker
+#   make bench-group time `dcm batch` on 40 simulated subjects x 4 models, -j 1 vs -j 2
+#   make MPI=1      bin/dcm built with mpicc: `mpirun -np K bin/dcm batch ...` (also: make bin/dcm-mpi)
 
 CC      ?= cc
 B       ?= build
 OPT     ?= -O2
 WARN    = -Wall -Wextra -Werror
 STD     = -std=c11 -D_POSIX_C_SOURCE=200809L
-INCS    = -I. -I/usr/include/nifti
+INCS    = -I. -I/usr/include/nifti -I/usr/include/cairo
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = $(STD) $(WARN) $(INCS) $(CFLAGS)
+# MPI=1: bin/dcm is built with mpicc and -DDCM_WITH_MPI so that `mpirun -np K
+# bin/dcm batch ...` spreads a batch over K ranks. Only dcm/cmd_batch.c
+# differs between the two flavours; a stamp file recompiles it (and relinks)
+# when the flavour changes. bin/dcm-mpi is the MPI flavour whatever MPI= says.
+MPICC  ?= mpicc
+HAVE_MPICC := $(shell command -v $(MPICC) 2>/dev/null)
+ifeq ($(MPI),1)
+ifeq ($(HAVE_MPICC),)
+$(error MPI=1 needs $(MPICC): run scripts/setup.sh (it installs libopenmpi-dev openmpi-bin))
+endif
+CC     := $(MPICC)
+ALL_CFLAGS += -DDCM_WITH_MPI
+BATCH_FLAVOUR = mpi
+else
+BATCH_FLAVOUR = plain
+endif
 # GSL is linked against OpenBLAS rather than its reference CBLAS: -lopenblas
 # is named on the link line, so its cblas_* symbols come before libgslcblas's.
-LDLIBS  = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread
+LDLIBS  = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lcairo -lfontconfig -lm -lpthread
 
 LIB_SRC = $(wildcard models/*.c vl/*.c io/*.c) $(filter-out dcm/main.c,$(wildcard dcm/*.c))
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -26,7 +44,7 @@ SAN_OBJ = $(LIB_SRC:%.c=$(B)/san/%.o)
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_BINS = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all setup demo test bench valgrind clean check-deps
+.PHONY: all setup demo test bench bench-group valgrind clean check-deps
 all: bin/dcm lib/libdcm.a
 
 setup:
@@ -51,6 +69,21 @@ $(B)/san/libdcm.a: $(SAN_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+$(B)/rel/dcm/cmd_batch.o: $(B)/rel/.batch-$(BATCH_FLAVOUR)
+$(B)/rel/.batch-$(BATCH_FLAVOUR):
+	@mkdir -p $(dir $@)
+	@rm -f $(B)/rel/.batch-*
+	@touch $@
+
+$(B)/mpi/dcm/cmd_batch.o: dcm/cmd_batch.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	@echo "  MPICC   $<"
+	@$(MPICC) $(STD) $(WARN) $(INCS) $(CFLAGS) -DDCM_WITH_MPI -c $< -o $@
+
+bin/dcm-mpi: $(B)/mpi/dcm/cmd_batch.o $(B)/rel/dcm/main.o $(filter-out $(B)/rel/dcm/cmd_batch.o,$(REL_OBJ))
+	@mkdir -p bin
+	$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 bin/dcm: $(B)/rel/dcm/main.o lib/libdcm.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -65,8 +98,8 @@ $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
-test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm
-	@DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm sh scripts/run_tests.sh $(TEST_BINS)
+test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm $(if $(HAVE_MPICC),bin/dcm-mpi)
+	@DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm DCM_MPI_BIN=$(CURDIR)/bin/dcm-mpi sh scripts/run_tests.sh $(TEST_BINS)
 
 demo: setup all
 	@sh scripts/demo.sh
@@ -78,8 +111,41 @@ bin/dcm-bench: $(B)/rel/bench/bench_estimate.o lib/libdcm.a
 bench: all bin/dcm-bench
 	@sh scripts/bench.sh
 
+bench-group: all
+	@sh scripts/bench_group.sh
+
 valgrind: all
 	@sh scripts/valgrind.sh
 
 clean:
 	rm -rf $(B) bin lib demo_out
+
+# ---- fuzzing: `make fuzz` (clang's libFuzzer; `make test` does not need clang) ----
+# Harnesses in fuzz/ for the NIfTI header path, the TSV reader and the JSON
+# spec reader run FUZZ_TIME seconds each, starting from fuzz/seeds/*; a
+# crash stops the run and leaves its input as $(B)/fuzz/crash-TARGET-*:
+# fix it and keep the input in fuzz/regressions/ (named TARGET-*), which
+# tests/test_fuzz_regressions.c replays under `make test`.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC   = io/io_nifti.c io/io_tsv.c io/io_spec.c io/io_events.c io/io_mat.c io/io_atomic.c \
+             dcm/dcm_problem.c models/model_dcm.c
+FUZZ_NAMES = nifti tsv spec
+
+.PHONY: fuzz
+$(B)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_targets.h $(FUZZ_SRC) $(wildcard */*.h)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang: apt-get install -y clang" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(STD) $(INCS) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+	@for t in $(FUZZ_NAMES); do \
+	    mkdir -p $(B)/fuzz/corpus-$$t; \
+	    echo "fuzz: $$t for $(FUZZ_TIME) s"; \
+	    $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 -max_len=65536 \
+	        -timeout=10 -print_final_stats=1 -artifact_prefix=$(B)/fuzz/crash-$$t- \
+	        $(B)/fuzz/corpus-$$t fuzz/seeds/$$t 2>$(B)/fuzz/$$t.log || \
+	        { tail -n 60 $(B)/fuzz/$$t.log; echo "fuzz: $$t found a crash (see $(B)/fuzz/crash-$$t-*)"; exit 1; }; \
+	    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' $(B)/fuzz/$$t.log; \
+	done

@@ -290,7 +290,8 @@ int cmd_reduce(int argc, char **argv)
         json_object_set_new(o, "vector", v);
         if (!as_json) {
             printf("%s: searched %d reduced models; the best switches off %d parameter%s, "
-                   "dF = %.4f\n\n", input, B.nmodels, B.nremoved, B.nremoved == 1 ? "" : "s", B.dF);
+                   "dF = %.4f\n\n", input, B.nmodels, B.nremoved, B.nremoved == 1 ? "" : "s",
+                   fabs(B.dF) < 5e-5 ? 0.0 : B.dF); /* no "-0.0000" */
             printf("%-28s %10s %10s %10s %12s\n", "parameter", "full", "BMA", "sd", "P(present)");
             for (int i = 0; i < np; i++)
                 if (R.pV[i] > 0) {

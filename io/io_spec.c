@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "io/io_events.h"
+#include "io/io_mat.h"
 #include "io/io_tsv.h"
 
 typedef struct {
@@ -21,6 +22,7 @@ typedef struct {
     int n;
     char **inputs;
     int m;
+    char **voi;         /* per region: its SPM VOI file (borrowed), or NULL */
 } spec_ctx;
 
 static const char *const top_keys[] = {
@@ -184,6 +186,56 @@ static int get_names(const spec_ctx *s, json_t *obj, const char *key, char ***na
             if (strcmp((*names)[q], nm) == 0)
                 return fail(s, "\"%s\" lists \"%s\" twice", key, nm);
         (*names)[i] = (char *)nm;
+    }
+    return DCM_OK;
+}
+
+/* "regions": names, or objects {"name": ..., "voi": "VOI_x_1.mat"} whose
+ * time series is the SPM VOI file's xY.u (strings and objects may mix). */
+static int get_regions(spec_ctx *s, json_t *root)
+{
+    json_t *arr = json_object_get(root, "regions");
+    int objects = 0;
+    for (size_t i = 0; json_is_array(arr) && i < json_array_size(arr); i++)
+        objects |= json_is_object(json_array_get(arr, i));
+    if (!objects)
+        return get_names(s, root, "regions", &s->regions, &s->n);
+    static const char *const region_keys[] = {"name", "voi", NULL};
+    int k = (int)json_array_size(arr);
+    s->regions = calloc((size_t)k, sizeof(char *));
+    s->voi = calloc((size_t)k, sizeof(char *));
+    if (!s->regions || !s->voi)
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    s->n = k;
+    for (int i = 0; i < k; i++) {
+        json_t *x = json_array_get(arr, (size_t)i), *jn = x;
+        char where[64];
+        snprintf(where, sizeof where, " in \"regions\"[%d]", i);
+        if (json_is_object(x)) {
+            if (check_keys(s, x, region_keys, where))
+                return DCM_ERR_INPUT;
+            jn = json_object_get(x, "name");
+            json_t *jv = json_object_get(x, "voi");
+            if (jv && (!json_is_string(jv) || !json_string_value(jv)[0]))
+                return fail(s, "\"regions\"[%d].\"voi\" must be the path of an SPM VOI file "
+                            "(VOI_NAME_1.mat), not %s", i, json_is_string(jv) ? "an empty string"
+                                                                          : type_name(jv));
+            s->voi[i] = jv ? (char *)json_string_value(jv) : NULL;
+            if (!jn)
+                return fail(s, "\"regions\"[%d] needs a \"name\"", i);
+        }
+        if (!json_is_string(jn) || !json_string_value(jn)[0])
+            return fail(s, "\"regions\"[%d]%s must be a non-empty string, not %s", i,
+                        jn == x ? "" : ".\"name\"",
+                        json_is_string(jn) ? "an empty string" : type_name(jn));
+        const char *nm = json_string_value(jn);
+        if (strstr(nm, "->") || nm[0] == ' ' || nm[strlen(nm) - 1] == ' ')
+            return fail(s, "\"regions\"[%d] = \"%s\": names may not contain \"->\" or start/end "
+                        "with a space", i, nm);
+        for (int q = 0; q < i; q++)
+            if (strcmp(s->regions[q], nm) == 0)
+                return fail(s, "\"regions\" lists \"%s\" twice", nm);
+        s->regions[i] = (char *)nm;
     }
     return DCM_OK;
 }
@@ -477,7 +529,7 @@ static int load_timeseries(const spec_ctx *s, json_t *root, io_table *ts, char *
                              "%s: the first line must be a header naming the region columns (%s)",
                              *tpath, list);
     for (int i = 0; i < s->n; i++)
-        if (io_table_find(ts, s->regions[i]) < 0) {
+        if (!(s->voi && s->voi[i]) && io_table_find(ts, s->regions[i]) < 0) {
             char cols[512];
             join_names(cols, sizeof cols, (const char *const *)ts->names, ts->cols);
             return dcm_error_set(s->err, DCM_ERR_INPUT,
@@ -516,6 +568,32 @@ static int load_confounds(const spec_ctx *s, json_t *root, dcm_problem *P, const
     io_table_free(&ct);
     free(cpath);
     return rc;
+}
+
+/* The VOI files of the regions that name one (vois[i] stays empty for the
+ * others): every xY.u must have `*scans` rows (when > 0, counted from
+ * `from`), else the first VOI sets it. */
+static int load_vois(const spec_ctx *s, io_voi *vois, int *scans, const char **from,
+                     char **vpaths)
+{
+    for (int i = 0; s->voi && i < s->n; i++) {
+        if (!s->voi[i])
+            continue;
+        if (!(vpaths[i] = resolve(s, s->voi[i])))
+            return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        int rc = io_mat_load_voi(vpaths[i], &vois[i], s->err);
+        if (rc)
+            return rc;
+        if (*scans > 0 && vois[i].v != *scans)
+            return dcm_error_set(s->err, DCM_ERR_INPUT,
+                                 "%s: xY.u has %d scans but %s has %d; region %s needs one value "
+                                 "per scan", vpaths[i], vois[i].v, *from, *scans, s->regions[i]);
+        if (*scans <= 0) {
+            *scans = vois[i].v;
+            *from = vpaths[i];
+        }
+    }
+    return DCM_OK;
 }
 
 static int load_inputs(const spec_ctx *s, json_t *root, dcm_problem *P)
@@ -635,6 +713,8 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     dcm_problem *P = NULL;
     io_table ts = {0};
     char *tpath = NULL;
+    io_voi *vois = NULL;
+    char **vpaths = NULL;
     structure st = {0};
     const char *slash = strrchr(path, '/');
     size_t ld = slash ? (size_t)(slash - path) + 1 : 0;
@@ -665,7 +745,7 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
         rc = fail(&s, "\"TE\" is %g; the echo time must be a positive number of seconds", TE);
         goto done;
     }
-    if ((rc = get_names(&s, root, "regions", &s.regions, &s.n)) ||
+    if ((rc = get_regions(&s, root)) ||
         (rc = get_names(&s, root, "inputs", &s.inputs, &s.m)))
         goto done;
     const int n = s.n, m = s.m;
@@ -688,7 +768,11 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     if (js)
         scans = (int)json_integer_value(js);
     const int design_only = (flags & IO_SPEC_DESIGN_ONLY) && scans > 0;
-    if (!design_only) {
+    int from_ts = 0;   /* some region's series comes from "timeseries" */
+    for (int i = 0; i < n; i++)
+        from_ts |= !(s.voi && s.voi[i]);
+    const char *scans_from = "\"scans\"";
+    if (!design_only && from_ts) {
         if ((rc = load_timeseries(&s, root, &ts, &tpath)))
             goto done;
         if (scans > 0 && ts.rows != scans) {
@@ -696,6 +780,17 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
             goto done;
         }
         scans = ts.rows;
+        scans_from = tpath;
+    }
+    if (!design_only && s.voi) {
+        vois = calloc((size_t)n, sizeof *vois);
+        vpaths = calloc((size_t)n, sizeof *vpaths);
+        if (!vois || !vpaths) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        if ((rc = load_vois(&s, vois, &scans, &scans_from, vpaths)))
+            goto done;
     }
 
     P = dcm_problem_alloc(n, m, scans, st.any_d);
@@ -715,6 +810,10 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
         }
     if (!design_only)
         for (int i = 0; i < n; i++) {
+            if (vois && vois[i].u) {
+                memcpy(P->Y + (size_t)i * P->v, vois[i].u, sizeof(double) * (size_t)P->v);
+                continue;
+            }
             int c = io_table_find(&ts, s.regions[i]);
             memcpy(P->Y + (size_t)i * P->v, ts.data + (size_t)c * ts.rows,
                    sizeof(double) * (size_t)P->v);
@@ -738,9 +837,19 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     memcpy(M->c, st.c, sizeof(double) * (size_t)n * m);
     memcpy(M->d, st.d, sizeof(double) * (size_t)n * n * n);
     if ((rc = load_delays(&s, root, P)) ||
-        (!design_only && (rc = load_confounds(&s, root, P, tpath))) ||
+        (!design_only && (rc = load_confounds(&s, root, P, scans_from))) ||
         (rc = load_inputs(&s, root, P)))
         goto done;
+    /* as SPM: without "confounds", the first VOI's xY.X0 */
+    for (int i = 0; vois && !P->X0 && !json_object_get(root, "confounds") && i < n; i++)
+        if (vois[i].u) {
+            if (vois[i].nx0 > 0) {
+                P->nx0 = vois[i].nx0;
+                P->X0 = vois[i].X0;
+                vois[i].X0 = NULL;
+            }
+            break;
+        }
     rc = dcm_problem_validate(P, err);
 
 done:
@@ -755,6 +864,13 @@ done:
     free(st.b);
     free(st.c);
     free(st.d);
+    for (int i = 0; vois && i < s.n; i++)
+        io_voi_free(&vois[i]);
+    for (int i = 0; vpaths && i < s.n; i++)
+        free(vpaths[i]);
+    free(vois);
+    free(vpaths);
+    free(s.voi);
     free(s.regions);
     free(s.inputs);
     free(s.dir);

@@ -8,6 +8,11 @@
  *   the file (with line:column for malformed JSON, line and column for
  *   tables) or the field. Unknown keys are errors, so typos are not
  *   silently ignored.
+ * - Regions may come from SPM VOI files instead of the time series:
+ *   "regions": [{"name": "V1", "voi": "VOI_V1_1.mat"}, "V5", ...] takes
+ *   V1's series from the file's xY.u (io_mat.h); "timeseries" is needed
+ *   only for regions given by name alone. Without "confounds" the
+ *   confounds are the first VOI's xY.X0, as SPM does.
  * - Keys: TR, TE, timeseries, regions, inputs (required); events or
  *   inputs_microtime (exactly one); a, c (required); b, d, confounds,
  *   scans (checked against the time series), delays (default TR/2 each),

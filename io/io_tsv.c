@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/io_atomic.h"
 
@@ -91,6 +92,10 @@ static int count_fields(const char *s, char delim)
 int io_text_read(const char *path, io_text_table *t, dcm_error *err)
 {
     memset(t, 0, sizeof *t);
+    /* only regular files: a FIFO would hang and /dev/zero never end */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s is not a regular file (a table must be a file)", path);
     FILE *f = fopen(path, "r");
     if (!f)
         return dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));

@@ -175,6 +175,43 @@ static void test_simulate_estimate_compare(void)
     json_decref(r);
 }
 
+/* --log-json: every stderr line is one JSON object; start, iterations, done */
+static void test_log_json(void)
+{
+    char args[2048];
+    snprintf(args, sizeof args, "estimate %s/model.json -o %s/lj.json --log-json", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(run(args), 0);
+    int lines = 0, iterations = 0, ok = 1;
+    char first[32] = "", last[32] = "";
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] != '{')
+            continue; /* the summary line on stdout */
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        if (!o) {
+            ok = 0;
+            continue;
+        }
+        const char *ev = json_string_value(json_object_get(o, "event"));
+        if (ev) {
+            if (!lines)
+                snprintf(first, sizeof first, "%s", ev);
+            snprintf(last, sizeof last, "%s", ev);
+            iterations += !strcmp(ev, "iteration");
+        }
+        lines++;
+        json_decref(o);
+    }
+    printf("\n  %d JSON lines, %d iterations, first '%s', last '%s'\n", lines, iterations, first, last);
+    CU_ASSERT(ok);
+    CU_ASSERT_STRING_EQUAL(first, "start");
+    CU_ASSERT_STRING_EQUAL(last, "done");
+    CU_ASSERT(iterations >= 4);
+    snprintf(args, sizeof args, "estimate %s/absent.json -o %s/lj2.json --log-json", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "{\"event\":\"error\""));
+}
+
 /* The spec route on SPM's data gives SPM's answer. */
 static void test_spm_attention_via_spec(void)
 {
@@ -388,6 +425,7 @@ int main(void)
     static const test_case cases[] = {
         {"help, version and usage errors", test_help},
         {"simulate -> estimate -> compare", test_simulate_estimate_compare},
+        {"--log-json: one JSON object per event", test_log_json},
         {"the spec route reproduces SPM12 on the attention data", test_spm_attention_via_spec},
         {"malformed JSON: line and column, exit 2", test_bad_json},
         {"missing files: exit 2, named", test_missing_file},

@@ -8,6 +8,10 @@
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
 
+/* Tests build paths and commands in fixed buffers; a truncated one makes
+ * its test fail visibly, so GCC's may-truncate warnings are noise here. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 #include <CUnit/Basic.h>
 #include <jansson.h>
 #include <math.h>
@@ -15,11 +19,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+/* The shared folder, as an absolute path (specs written to temporary
+ * folders refer to its files). */
 static inline const char *test_shared_dir(void)
 {
+    static char dir[4096];
     const char *env = getenv("DCM_SHARED");
-    return env && *env ? env : "../shared";
+    const char *d = env && *env ? env : "../shared";
+    char cwd[2048];
+    if (d[0] == '/' || !getcwd(cwd, sizeof cwd))
+        snprintf(dir, sizeof dir, "%s", d);
+    else
+        snprintf(dir, sizeof dir, "%s/%s", cwd, d);
+    return dir;
 }
 
 /* Path of a file under the shared folder, or NULL (and a SKIP line) when
@@ -104,12 +118,12 @@ static inline const char *test_dcm_bin(void)
     return b && *b ? b : "bin/dcm";
 }
 
-/* Run `dcm ARGS` with stderr merged into out; returns the exit status
- * (-1 if it did not exit normally). */
-static inline int test_dcm(const char *args, char *out, size_t outlen)
+/* Run a shell command with stderr merged into out; returns its exit
+ * status (-1 if it did not exit normally). */
+static inline int test_shell(const char *command, char *out, size_t outlen)
 {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", test_dcm_bin(), args);
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "%s 2>&1", command);
     FILE *p = popen(cmd, "r");
     if (!p)
         return -1;
@@ -117,6 +131,14 @@ static inline int test_dcm(const char *args, char *out, size_t outlen)
     out[k] = 0;
     int st = pclose(p);
     return (st != -1 && (st & 0x7f) == 0) ? (st >> 8) & 0xff : -1;
+}
+
+/* Run `dcm ARGS` (see test_shell). */
+static inline int test_dcm(const char *args, char *out, size_t outlen)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s", test_dcm_bin(), args);
+    return test_shell(cmd, out, outlen);
 }
 
 /* Write text to DIR/REL. */
