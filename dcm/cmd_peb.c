@@ -31,8 +31,9 @@ static const char *help =
     "Reported per parameter x covariate: the group effect's mean, sd and the\n"
     "probability that it is present (Bayesian model reduction of that effect\n"
     "alone: P = 1 / (1 + exp(F_without - F_with))); the group free energy;\n"
-    "the between-subject precisions; and each subject's posterior under the\n"
-    "group (empirical) prior.\n"
+    "the between-subject precisions; each subject's posterior under the group\n"
+    "(empirical) prior; and a search over reduced group models (Bayesian model\n"
+    "reduction) with the effects averaged over the models visited.\n"
     "\n"
     "options:\n"
     "  --model NAME          which model's results\n"
@@ -114,6 +115,79 @@ fail:
     io_text_free(&t);
     design_free(d);
     return rc;
+}
+
+/* Bayesian model reduction over the group-level parameters (SPM's
+ * spm_dcm_peb_bmc idea): a greedy search that switches off group effects
+ * whose absence raises the evidence, with the effects averaged over the
+ * models visited. The group prior is the one PEB uses: mean pE for the
+ * intercept (0 for other covariates), variance pV scaled by
+ * nsub / sum(X(:,j)^2) per covariate. */
+static int group_reduction(const vl_peb_result *P, const design *D, const double *pE,
+                           const double *pV, const io_pname_space *S, int as_json, json_t *o)
+{
+    const int nb = P->np * P->nx, nx = P->nx;
+    double *bE = malloc(sizeof(double) * nb), *bC = calloc((size_t)nb * nb, sizeof(double));
+    double *qE = malloc(sizeof(double) * nb);
+    if (!bE || !bC || !qE) {
+        free(bE);
+        free(bC);
+        free(qE);
+        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    }
+    for (int j = 0; j < nx; j++) {
+        double sx = 0.0;
+        for (int i = 0; i < D->nsub; i++)
+            sx += D->X[i * nx + j] * D->X[i * nx + j];
+        int intercept = 1;
+        for (int i = 0; i < D->nsub; i++)
+            intercept &= D->X[i * nx + j] == D->X[j];
+        for (int q = 0; q < P->np; q++) {
+            int k = q + j * P->np; /* vec(Ep): parameters fastest */
+            bE[k] = (intercept && j == 0) ? pE[P->sel[q]] : 0.0;
+            bC[(size_t)k * nb + k] = (sx > 0 ? D->nsub / sx : 1.0) * pV[P->sel[q]];
+            qE[k] = P->Ep[q * nx + j];
+        }
+    }
+    vl_bmr_search_result B;
+    memset(&B, 0, sizeof B);
+    int vr = vl_bmr_search(nb, qE, P->Cp, bE, bC, NULL, &B);
+    free(bE);
+    free(bC);
+    free(qE);
+    if (vr) {
+        vl_bmr_search_result_free(&B);
+        return cli_fail("peb", DCM_ERR_NUMERIC, "model reduction over the group effects failed (code %d)", vr);
+    }
+    json_t *red = json_object(), *eff = json_array(), *off = json_array();
+    char name[256], label[320];
+    if (!as_json)
+        printf("\nreduction over the group effects: %d models searched, %d effect%s switched off "
+               "(dF = %.4f)\n%-40s %10s %12s\n", B.nmodels, B.nremoved, B.nremoved == 1 ? "" : "s",
+               fabs(B.dF) < 5e-5 ? 0.0 : B.dF, "effect", "BMA mean", "P(present)");
+    for (int j = 0; j < nx; j++)
+        for (int q = 0; q < P->np; q++) {
+            int k = q + j * P->np;
+            io_pname_format(S, P->sel[q], name, sizeof name);
+            snprintf(label, sizeof label, "%s x %s", name, D->covariates[j]);
+            json_t *e = json_object();
+            json_object_set_new(e, "parameter", json_string(name));
+            json_object_set_new(e, "covariate", json_string(D->covariates[j]));
+            json_object_set_new(e, "bma_mean", json_real(B.Ep_bma[k]));
+            json_object_set_new(e, "probability_present", json_real(B.Pp[k]));
+            json_object_set_new(e, "kept", json_boolean(B.keep[k]));
+            json_array_append_new(eff, e);
+            if (!B.keep[k])
+                json_array_append_new(off, json_string(label));
+            if (!as_json)
+                printf("%-40s %10.4f %12.4f%s\n", label, B.Ep_bma[k], B.Pp[k], B.keep[k] ? "" : "  (off)");
+        }
+    json_object_set_new(red, "dF", json_real(B.dF));
+    json_object_set_new(red, "switched_off", off);
+    json_object_set_new(red, "effects", eff);
+    json_object_set_new(o, "reduction", red);
+    vl_bmr_search_result_free(&B);
+    return DCM_OK;
 }
 
 int cmd_peb(int argc, char **argv)
@@ -315,6 +389,8 @@ int cmd_peb(int argc, char **argv)
     }
     json_object_set_new(o, "effects", effects);
     json_object_set_new(o, "between_subject_log_precision", cli_json_vec(P.Eh, P.ng));
+    if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
+        goto done;
     /* subjects' posteriors under the empirical (group) prior */
     double *rE = malloc(sizeof(double) * np), *rC = calloc((size_t)np * np, sizeof(double));
     double *pC = calloc((size_t)np * np, sizeof(double));

@@ -244,6 +244,17 @@ static void test_recovery_group(void)
     printf("  null group effects with P < 0.5: %d of %d\n", nnull_low, nnull);
     CU_ASSERT(nnull >= 5);
     CU_ASSERT(nnull_low >= 0.8 * nnull);
+    /* the search over reduced group models keeps the true group effect */
+    int kept_true = 0, nreduced = 0;
+    json_array_foreach(json_object_get(json_object_get(o, "reduction"), "effects"), i, e) {
+        if (!strcmp(json_string_value(json_object_get(e, "covariate")), "group") &&
+            !strcmp(json_string_value(json_object_get(e, "parameter")), "B:Attention:V1->V5"))
+            kept_true = json_is_true(json_object_get(e, "kept"));
+        nreduced += !json_is_true(json_object_get(e, "kept"));
+    }
+    printf("  group-level reduction: %d effects switched off, true group effect kept: %d\n", nreduced, kept_true);
+    CU_ASSERT(kept_true);
+    CU_ASSERT(nreduced >= 4);
     json_decref(o);
 
     /* automatic search on the full model of s00 */
