@@ -14,10 +14,9 @@
  *   effect exceeds its prior mean in size; NaN for fixed parameters), and
  *   the variance explained per region, 1 - var(residual) / var(observed)
  *   with residual = observed - predicted - fitted confounds.
- * - Parameters are named in two styles: IO_REPORT_NAME_REVIEW
- *   ("A V1->V5", "B(Attention) V1->V5", "C Photic->V1", "D(SPC) V1->V5",
- *   "transit V1", "decay", "epsilon") and IO_REPORT_NAME_FIGURE
- *   ("A: V1 -> V5", "B(Attention): V1 -> V5", "C: Photic -> V1", ...).
+ * - Parameters are named with the syntax of every other command
+ *   (io_pnames.h): "A:V1->V5", "B:Attention:V1->V5", "transit:V1",
+ *   "decay"; both styles (review, figure) use it.
  * - io_report_write() draws the figures with cairo (io_plot.h) and writes
  *   one self-contained HTML file (figures embedded as base64 PNG data
  *   URIs, no scripts, no external references) and, when png_dir is given,

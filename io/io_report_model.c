@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/io_report.h"
+#include "io/io_pnames.h"
 #include "models/model_dcm.h"
 
 static char *model_name(const char *path)
@@ -276,36 +277,11 @@ void io_report_param_ends(const io_report_model *m, int k, int *from, int *to)
 
 void io_report_param_name(const io_report_model *m, int k, int style, char *buf, size_t len)
 {
-    model_dcm_layout L;
-    layout(m, &L);
-    char *const *R = m->s.regions, *const *U = m->s.inputs;
-    const char *arrow = style == IO_REPORT_NAME_FIGURE ? " -> " : "->";
-    const char *sep = style == IO_REPORT_NAME_FIGURE ? ": " : " ";
-    int sub, from, to;
-    int g = io_report_param_group(m, k, &sub);
-    io_report_param_ends(m, k, &from, &to);
-    switch (g) {
-    case IO_REPORT_GROUP_A:
-        snprintf(buf, len, "A%s%s%s%s", sep, R[from], arrow, R[to]);
-        break;
-    case IO_REPORT_GROUP_B:
-        snprintf(buf, len, "B(%s)%s%s%s%s", U[sub], sep, R[from], arrow, R[to]);
-        break;
-    case IO_REPORT_GROUP_C:
-        snprintf(buf, len, "C%s%s%s%s", sep, U[from], arrow, R[to]);
-        break;
-    case IO_REPORT_GROUP_D:
-        snprintf(buf, len, "D(%s)%s%s%s%s", R[sub], sep, R[from], arrow, R[to]);
-        break;
-    default:
-        if (k < L.off_decay)
-            snprintf(buf, len, "transit%s%s", sep, R[to]);
-        else if (k == L.off_decay)
-            snprintf(buf, len, "decay");
-        else
-            snprintf(buf, len, "epsilon");
-        break;
-    }
+    /* one naming syntax everywhere (io_pnames.h), in figures too */
+    (void)style;
+    io_pname_space S = {m->s.n, m->s.m, m->s.nd, m->s.regions, m->s.inputs};
+    if (io_pname_format(&S, k, buf, len))
+        snprintf(buf, len, "?");
 }
 
 int io_report_param_free(const io_report_model *m, int k)

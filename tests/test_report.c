@@ -253,10 +253,10 @@ static void test_report_html(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "Model comparison"));
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "log Bayes factor"));
     /* parameter names as the figures label them */
-    CU_ASSERT_PTR_NOT_NULL(strstr(html, "A: R1 -&gt; R2"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(html, "B(Attn): R1 -&gt; R2"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(html, "C: Stim -&gt; R1"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(html, "A: R3 -&gt; R2")); /* only in m2 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "A:R1-&gt;R2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "B:Attn:R1-&gt;R2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "C:Stim-&gt;R1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "A:R3-&gt;R2")); /* only in m2 */
     /* the base64 of the first image decodes to a PNG: "iVBORw0KGgo" */
     const char *d = strstr(html, "base64,");
     CU_ASSERT(d && !strncmp(d + 7, "iVBORw0KGgo", 11));
@@ -314,13 +314,13 @@ static void test_review(void)
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     int mk = 0;
     /* the true effects are large: marked at 0.95 */
-    const char *strong[] = {"A R1->R2", "A R2->R3", "B(Attn) R1->R2", "C Stim->R1"};
+    const char *strong[] = {"A:R1->R2", "A:R2->R3", "B:Attn:R1->R2", "C:Stim->R1"};
     for (int i = 0; i < 4; i++) {
         CU_ASSERT(review_line(strong[i], &mk));
         CU_ASSERT(mk);
     }
-    CU_ASSERT(review_line("A R1->R1", &mk));
-    CU_ASSERT(review_line("transit R2", &mk));
+    CU_ASSERT(review_line("A:R1->R1", &mk));
+    CU_ASSERT(review_line("transit:R2", &mk));
     CU_ASSERT(review_line("decay", &mk));
     CU_ASSERT(review_line("epsilon", &mk));
     CU_ASSERT_FALSE(review_line("A R3->R2", &mk)); /* not in this model */
