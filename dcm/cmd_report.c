@@ -1,5 +1,6 @@
-/* cmd_report.c — `dcm report RESULT.json [RESULT2.json ...] -o report.html
- * [--png DIR]`: one self-contained HTML report of fitted models, with
+/* cmd_report.c — `dcm report [RESULT.json ...] [--lme LME.tsv] -o
+ * report.html [--png DIR]`: one self-contained HTML report of fitted models
+ * and, with --lme, of a random-effects comparison over a group, with
  * figures drawn by cairo (io/io_report.h). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +10,14 @@
 #include <fontconfig/fontconfig.h>
 
 #include "dcm/dcm_cli.h"
+#include "io/io_lme.h"
 #include "io/io_report.h"
+#include "vl/vl_bms.h"
 
 static const char *help =
     "usage: dcm report RESULT.json [RESULT2.json ...] -o REPORT.html [--png DIR]\n"
-    "                  [--threshold P] [--scale S]\n"
+    "                  [--lme LME.tsv] [--threshold P] [--scale S]\n"
+    "       dcm report --lme LME.tsv -o REPORT.html [--png DIR]\n"
     "\n"
     "Write one self-contained HTML file (figures embedded as PNG data URIs, no\n"
     "scripts, nothing fetched from the network) describing fitted models\n"
@@ -30,12 +34,21 @@ static const char *help =
     "With several results fitted to the same data it adds a fixed-effects model\n"
     "comparison (log Bayes factors and posterior model probabilities, as dcm\n"
     "compare); results fitted to different data are reported without it.\n"
+    "With --lme it adds, first, a random-effects comparison over a group of\n"
+    "subjects (as dcm compare --rfx --lme): per model the expected frequency\n"
+    "exp_r, exceedance probability xp and protected exceedance probability pxp\n"
+    "(figure and table), and the Bayesian omnibus risk. Result files are then\n"
+    "optional: a report of the group comparison alone is fine.\n"
     "\n"
     "options:\n"
     "  -o FILE        the HTML report to write (required)\n"
+    "  --lme FILE     log-evidence table of a group: header 'subject' then the\n"
+    "                 model names, one row per subject, at least 2 of each (dcm\n"
+    "                 batch writes it as OUTDIR/summary.tsv)\n"
     "  --png DIR      also write every figure as a PNG file in DIR (created if\n"
     "                 missing): MODEL_fit.png, MODEL_network.png,\n"
-    "                 MODEL_parameters.png, MODEL_free_energy.png, comparison.png\n"
+    "                 MODEL_parameters.png, MODEL_free_energy.png, comparison.png,\n"
+    "                 group_comparison.png\n"
     "  --threshold P  mark parameters whose posterior probability exceeds P\n"
     "                 (0 < P < 1; default 0.95)\n"
     "  --scale S      resolution of the figures: pixels per CSS pixel (1 to 4;\n"
@@ -43,12 +56,15 @@ static const char *help =
     "  -h, --help     this help\n"
     "\n"
     "exit status: 0 written, 1 usage error, 2 unreadable or invalid result file\n"
-    "(nothing is written), 4 cannot write the report or the PNG files\n"
+    "or log-evidence table (nothing is written), 3 the group comparison failed,\n"
+    "4 cannot write the report or the PNG files\n"
     "\n"
-    "example:\n"
+    "examples:\n"
     "  dcm estimate fwd_spec.json -o fwd.json\n"
     "  dcm estimate bwd_spec.json -o bwd.json\n"
-    "  dcm report fwd.json bwd.json -o report.html --png figures\n";
+    "  dcm report fwd.json bwd.json -o report.html --png figures\n"
+    "  dcm batch manifest.tsv -o out          # writes out/summary.tsv\n"
+    "  dcm report --lme out/summary.tsv -o group.html --png figures\n";
 
 /* "dcm report ARGS" for the report's header */
 static char *command_line(int argc, char **argv)
@@ -67,9 +83,33 @@ static char *command_line(int argc, char **argv)
     return s;
 }
 
+/* Read the log-evidence table and run random-effects BMS over it, as dcm
+ * compare --rfx --lme does; g points into T and R. */
+static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, io_report_group *g,
+                     dcm_error *err)
+{
+    int rc = io_lme_read(path, T, err);
+    if (rc)
+        return rc;
+    if (T->nmod < 2)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: a group comparison needs at least two models", path);
+    if (T->nsub < 2)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: random effects need at least two subjects", path);
+    int vr = vl_bms_rfx(T->lme, T->nsub, T->nmod, NULL, R);
+    if (vr && vr != VL_BMS_ENOCONV)
+        return dcm_error_set(err, vr == VL_BMS_ENOMEM ? DCM_ERR_SYSTEM : DCM_ERR_NUMERIC,
+                             "%s: random-effects BMS failed (code %d)", path, vr);
+    if (vr == VL_BMS_ENOCONV)
+        fprintf(stderr, "dcm report: warning: %s: the variational iterations of the group comparison "
+                        "did not converge\n", path);
+    *g = (io_report_group){path, T->nsub, T->nmod, T->models, R->alpha, R->exp_r, R->xp, R->pxp, R->bor,
+                           vr != VL_BMS_ENOCONV};
+    return DCM_OK;
+}
+
 int cmd_report(int argc, char **argv)
 {
-    const char *out = NULL, *png_dir = NULL;
+    const char *out = NULL, *png_dir = NULL, *lme_path = NULL;
     double threshold = 0.95, scale = 2.0;
     int k = 0;
     const char **files = calloc((size_t)(argc > 0 ? argc : 1), sizeof *files);
@@ -83,7 +123,7 @@ int cmd_report(int argc, char **argv)
             free(files);
             return DCM_OK;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--png") || !strcmp(a, "--threshold") ||
-                   !strcmp(a, "--scale")) {
+                   !strcmp(a, "--scale") || !strcmp(a, "--lme")) {
             if (i + 1 >= argc) {
                 rc = cli_fail("report", DCM_ERR_USAGE, "%s needs a value (see dcm report --help)", a);
                 goto done;
@@ -93,6 +133,8 @@ int cmd_report(int argc, char **argv)
                 out = val;
             else if (!strcmp(a, "--png"))
                 png_dir = val;
+            else if (!strcmp(a, "--lme"))
+                lme_path = val;
             else if (!strcmp(a, "--threshold")) {
                 if (cli_parse_double(val, &threshold) || !(threshold > 0.0 && threshold < 1.0)) {
                     rc = cli_fail("report", DCM_ERR_USAGE,
@@ -111,8 +153,9 @@ int cmd_report(int argc, char **argv)
             files[k++] = a;
         }
     }
-    if (!k) {
-        rc = cli_fail("report", DCM_ERR_USAGE, "give at least one result file (see dcm report --help)");
+    if (!k && !lme_path) {
+        rc = cli_fail("report", DCM_ERR_USAGE,
+                      "give at least one result file or --lme TABLE (see dcm report --help)");
         goto done;
     }
     if (!out) {
@@ -124,8 +167,12 @@ int cmd_report(int argc, char **argv)
             rc = cli_fail("report", DCM_ERR_USAGE, "-o %s would overwrite an input result file", out);
             goto done;
         }
+    if (lme_path && !strcmp(lme_path, out)) {
+        rc = cli_fail("report", DCM_ERR_USAGE, "-o %s would overwrite the log-evidence table", out);
+        goto done;
+    }
 
-    io_report_model *models = calloc((size_t)k, sizeof *models);
+    io_report_model *models = calloc((size_t)(k ? k : 1), sizeof *models);
     char *generator = command_line(argc, argv);
     if (!models || !generator) {
         free(models);
@@ -134,8 +181,17 @@ int cmd_report(int argc, char **argv)
         goto done;
     }
     dcm_error err = {0, ""};
+    /* the group comparison first: a bad table writes nothing */
+    io_lme_table T;
+    vl_bms_rfx_result R;
+    io_report_group group;
+    memset(&T, 0, sizeof T);
+    memset(&R, 0, sizeof R);
+    memset(&group, 0, sizeof group);
+    if (lme_path && (rc = group_rfx(lme_path, &T, &R, &group, &err)))
+        rc = cli_report("report", &err);
     int loaded = 0;
-    for (; loaded < k; loaded++)
+    for (; !rc && loaded < k; loaded++)
         if (io_report_load(files[loaded], &models[loaded], &err)) {
             rc = cli_report("report", &err);
             break;
@@ -147,7 +203,7 @@ int cmd_report(int argc, char **argv)
                             "models fitted to the same data)\n", why);
     }
     if (!rc) {
-        io_report_options opt = {out, png_dir, scale, threshold, generator};
+        io_report_options opt = {out, png_dir, scale, threshold, generator, lme_path ? &group : NULL};
         if (io_report_write(models, k, &opt, &err))
             rc = cli_report("report", &err);
         else
@@ -156,6 +212,8 @@ int cmd_report(int argc, char **argv)
     }
     for (int i = 0; i < loaded; i++)
         io_report_model_free(&models[i]);
+    vl_bms_rfx_result_free(&R);
+    io_lme_free(&T);
     free(models);
     free(generator);
     /* the process ends here: let cairo drop its font caches so that leak

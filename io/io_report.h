@@ -25,6 +25,11 @@
  *   written unless every figure could be drawn. With several models it
  *   adds a fixed-effects comparison (dcm_compare_ffx) when they were
  *   fitted to the same data, and says why not otherwise.
+ * - A group comparison (io_report_group: a log-evidence table's models and
+ *   the results of vl_bms_rfx over it, as `dcm report --lme` computes
+ *   them) adds a random-effects section before everything else: a figure
+ *   of exp_r, xp and pxp per model, a table and a caption. With a group,
+ *   models may be empty (k = 0): the report then holds only that section.
  * - No global state; errors through dcm_error (DCM_ERR_INPUT for bad
  *   files, DCM_ERR_SYSTEM for memory and writing).
  */
@@ -72,12 +77,28 @@ double io_report_param_sd(const io_report_model *m, int k);
 /* z for a two-sided 90 % credible interval: mean +- 1.645 sd */
 #define IO_REPORT_CI90_Z 1.6448536269514722
 
+/* A random-effects comparison over a group of subjects (Stephan et al.
+ * 2009, Rigoux et al. 2014): the models of a log-evidence table and what
+ * vl_bms_rfx returns for it. Everything is borrowed from the caller. */
+typedef struct {
+    const char *source;          /* the table's file, shown in the report */
+    int nsub, nmod;              /* subjects (>= 2) and models (>= 2) */
+    char *const *models;         /* nmod names */
+    const double *alpha;         /* nmod: posterior Dirichlet counts */
+    const double *exp_r;         /* nmod: expected frequencies */
+    const double *xp;            /* nmod: exceedance probabilities */
+    const double *pxp;           /* nmod: protected exceedance probabilities */
+    double bor;                  /* Bayesian omnibus risk */
+    int converged;               /* 0: the VB iterations hit their limit */
+} io_report_group;
+
 typedef struct {
     const char *html_path;   /* output file */
     const char *png_dir;     /* NULL: no PNG files */
     double png_scale;        /* resolution factor of the PNGs (2: sharp on high-DPI screens) */
     double threshold;        /* Pp above which a parameter is marked (0.95) */
     const char *generator;   /* e.g. the command line, shown in the report (may be NULL) */
+    const io_report_group *group; /* random-effects group comparison (NULL: none) */
 } io_report_options;
 
 /* 1 when the k models were fitted to the same data (same regions and,
@@ -87,7 +108,8 @@ typedef struct {
  * only with other such files. */
 int io_report_comparable(const io_report_model *models, int k, char *why, size_t len);
 
-/* models[k]: loaded results. Returns DCM_OK or an error code. */
+/* models[k]: loaded results (k >= 1, or k >= 0 with opt->group). Returns
+ * DCM_OK or an error code. */
 int io_report_write(const io_report_model *models, int k, const io_report_options *opt,
                     dcm_error *err);
 
@@ -99,5 +121,9 @@ int io_report_fig_network(const io_report_model *m, double threshold, io_plot_fi
 int io_report_fig_free_energy(const io_report_model *m, io_plot_figure *f);
 int io_report_fig_compare(const io_report_model *models, int k, const double *lbf,
                           const double *post, io_plot_figure *f);
+/* Random effects over a group: expected frequency, exceedance and
+ * protected exceedance probability per model (three panels, side by side
+ * for up to 6 models, stacked beyond), with the omnibus risk. */
+int io_report_fig_group(const io_report_group *g, io_plot_figure *f);
 
 #endif

@@ -658,3 +658,120 @@ int io_report_fig_compare(const io_report_model *models, int k, const double *lb
     free(leg);
     return finish(f);
 }
+
+/* ------------------------------------------------------------------ */
+/* group comparison: random effects                                     */
+
+int io_report_fig_group(const io_report_group *g, io_plot_figure *f)
+{
+    const int k = g ? g->nmod : 0;
+    if (k < 1 || !g->models || !g->exp_r || !g->xp || !g->pxp)
+        return -1;
+    const int nl = k + 2;
+    io_plot_legend_entry *leg = malloc(sizeof(io_plot_legend_entry) * (size_t)nl);
+    if (!leg)
+        return -1;
+    char chance[96];
+    snprintf(chance, sizeof chance, "1/%d: all models equally frequent (exp_r)", k);
+    for (int i = 0; i < k; i++)
+        leg[i] = (io_plot_legend_entry){g->models[i], io_plot_palette(i), IO_PLOT_KEY_BOX};
+    leg[k] = (io_plot_legend_entry){chance, IO_PLOT_GREY, IO_PLOT_KEY_DOTTED};
+    leg[k + 1] = (io_plot_legend_entry){"0.95: strong evidence (xp, pxp)", IO_PLOT_BLACK, IO_PLOT_KEY_DASHED};
+    /* measure: the legend (as many entries per row as fit) and the names */
+    io_plot_figure tmp;
+    cairo_t *mcr = io_plot_figure_begin(&tmp, 10, 10);
+    if (!mcr) {
+        free(leg);
+        return -1;
+    }
+    const double W = FIG_W, name_fs = 11, val_fs = 10.5;
+    int per_row = nl < 6 ? nl : 6;
+    double lw, lh;
+    io_plot_legend_size(mcr, leg, nl, per_row, &lw, &lh);
+    while (per_row > 1 && lw > W - 40) {
+        per_row--;
+        io_plot_legend_size(mcr, leg, nl, per_row, &lw, &lh);
+    }
+    double namew = 0, valw = io_plot_text_width(mcr, "0.000", val_fs, IO_PLOT_BOLD);
+    for (int i = 0; i < k; i++)
+        namew = fmax(namew, io_plot_text_width(mcr, g->models[i], name_fs, IO_PLOT_NORMAL));
+    io_plot_figure_free(&tmp);
+    /* three panels side by side for a few models, else one above the other */
+    const int side = k <= 6, cols = side ? 3 : 1, rows = side ? 1 : 3;
+    const double left = 76, gap_x = 72, right = 22, title_h = 26;
+    const double pw = (W - left - right - (cols - 1) * gap_x) / cols, ph = side ? 290 : 220;
+    const double slot = pw / (k + 0.2);
+    const int rotate = namew > slot - 6;
+    const double names_h = rotate ? namew * 0.7071 + 18 : 22;
+    const double row_h = title_h + ph + names_h + (side ? 0 : 18);
+    const double top = 56 + lh + 18, bottom = 16;
+    const double H = top + rows * row_h + bottom;
+    cairo_t *cr = io_plot_figure_begin(f, W, H);
+    if (!cr) {
+        free(leg);
+        return -1;
+    }
+    char sub[512];
+    snprintf(sub, sizeof sub,
+             "%d subjects, %d models; Bayesian omnibus risk BOR = %.3g (posterior probability that all "
+             "models are equally frequent)%s",
+             g->nsub, k, g->bor, g->converged ? "" : "; NOT converged");
+    io_plot_title(cr, W, 10, "Group model comparison (random effects)", sub);
+    io_plot_legend(cr, (W - lw) / 2, 52, leg, nl, per_row);
+    static const char *titles[3] = {"exp_r: expected frequency", "xp: exceedance probability",
+                                    "pxp: protected exceedance probability"};
+    static const char *ylabels[3] = {"frequency (share of subjects)", "probability", "probability"};
+    const double *vals[3] = {g->exp_r, g->xp, g->pxp};
+    /* panel titles: one size, as large as fits over the narrowest panel */
+    double tfs = 12.5;
+    for (int p = 0; p < 3; p++)
+        while (tfs > 9 && io_plot_text_width(cr, titles[p], tfs, IO_PLOT_BOLD) > pw + 12)
+            tfs -= 0.5;
+    char buf[64];
+    for (int p = 0; p < 3; p++) {
+        const double x0 = left + (side ? p * (pw + gap_x) : 0), y0 = top + (side ? 0 : p * row_h) + title_h;
+        io_plot_axes ax;
+        io_plot_axes_init(&ax, cr, x0, y0, pw, ph, 0.4, k + 0.6, 0.0, 1.0, 1);
+        ax.xmin = 0.4;
+        ax.xmax = k + 0.6;
+        ax.ymin = 0.0;
+        ax.ymax = 1.08;
+        ax.ystep = 0.2;
+        ax.xstep = 0; /* categories: the names are drawn below */
+        io_plot_axes_draw(&ax, NULL, ylabels[p], IO_PLOT_YTICKS | IO_PLOT_YGRID);
+        io_plot_text(cr, x0 + pw / 2, y0 - 8, titles[p], tfs, IO_PLOT_CENTRE, IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD,
+                     IO_PLOT_BLACK);
+        for (int i = 0; i < k; i++) {
+            double x = i + 1.0, v = vals[p][i];
+            io_plot_vbar(&ax, x, 0.62, 0.0, isfinite(v) ? v : 0.0, io_plot_palette(i));
+        }
+        if (p == 0)
+            io_plot_hline(&ax, 1.0 / k, IO_PLOT_GREY, IO_PLOT_DOTTED, NULL);
+        else
+            io_plot_hline(&ax, 0.95, IO_PLOT_BLACK, IO_PLOT_DASHED, NULL);
+        for (int i = 0; i < k; i++) {
+            double x = i + 1.0, v = vals[p][i], px = io_plot_px(&ax, x);
+            if (valw <= slot - 2 && isfinite(v)) {
+                snprintf(buf, sizeof buf, "%.3f", v);
+                double ty = io_plot_py(&ax, fmax(v, 0.0)) - 3;
+                double tw = io_plot_text_width(cr, buf, val_fs, IO_PLOT_BOLD);
+                /* a white backing keeps the number legible across a reference line */
+                cairo_save(cr);
+                cairo_rectangle(cr, px - tw / 2 - 1.5, ty - val_fs - 0.5, tw + 3, val_fs + 0.5);
+                cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
+                cairo_fill(cr);
+                cairo_restore(cr);
+                io_plot_text(cr, px, ty, buf, val_fs, IO_PLOT_CENTRE, IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD,
+                             IO_PLOT_BLACK);
+            }
+            if (rotate)
+                io_plot_text(cr, px + 4, y0 + ph + 8, g->models[i], name_fs, IO_PLOT_RIGHT, IO_PLOT_MIDDLE,
+                             -M_PI / 4, IO_PLOT_NORMAL, IO_PLOT_BLACK);
+            else
+                io_plot_text(cr, px, y0 + ph + 6, g->models[i], name_fs, IO_PLOT_CENTRE, IO_PLOT_TOP, 0,
+                             IO_PLOT_NORMAL, IO_PLOT_BLACK);
+        }
+    }
+    free(leg);
+    return finish(f);
+}

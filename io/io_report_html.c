@@ -13,8 +13,9 @@
 #include "io/io_report.h"
 
 typedef struct {
-    int model;            /* index, or -1 for the comparison */
-    const char *kind;     /* file suffix: fit, network, parameters, free_energy, comparison */
+    int model;            /* index, or -1 for the comparisons */
+    const char *kind;     /* file suffix: fit, network, parameters, free_energy, comparison,
+                             group_comparison */
     const char *title;
     char *file;           /* PNG file name (no directory) */
     unsigned char *png;
@@ -313,20 +314,80 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
             thr);
 }
 
+/* The random-effects comparison over a group: table, figure, caption. */
+static void group_section(FILE *fp, const io_report_group *g, const figure *figs, int nf)
+{
+    fputs("<h2 id=\"group-comparison\">Group model comparison (random effects)</h2>\n<p>", fp);
+    fprintf(fp, "Random-effects Bayesian model selection over %d subjects and %d models, from the "
+                "log-evidence table <code>", g->nsub, g->nmod);
+    html_esc(fp, g->source ? g->source : "");
+    fputs("</code> (the numbers of <code>dcm compare --rfx --lme</code>).</p>\n", fp);
+    if (!g->converged)
+        fputs("<p class=\"note\">The variational iterations did not converge: the numbers are those of "
+              "the last iteration.</p>\n", fp);
+    int best = 0;
+    for (int i = 1; i < g->nmod; i++)
+        if (g->pxp[i] > g->pxp[best])
+            best = i;
+    fputs("<table>\n<tr><th>model</th><th>alpha</th><th>exp_r</th><th>xp</th><th>pxp</th></tr>\n", fp);
+    for (int i = 0; i < g->nmod; i++) {
+        fputs("<tr><td>", fp);
+        html_esc(fp, g->models[i]);
+        fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n", g->alpha[i],
+                g->exp_r[i], g->xp[i], g->pxp[i]);
+    }
+    fputs("</table>\n<p>", fp);
+    fprintf(fp, "Bayesian omnibus risk <b>BOR = %.3g</b>", g->bor);
+    fputs(g->bor > 0.25 ? ": the group data do not tell the models apart well. " : ". ", fp);
+    fputs("Highest protected exceedance probability: <b>", fp);
+    html_esc(fp, g->models[best]);
+    fprintf(fp, "</b> (pxp = %.4f%s).</p>\n", g->pxp[best],
+            g->pxp[best] > 0.95 ? ", strong evidence that it is the most frequent model" : "");
+    const figure *f = find_fig(figs, nf, -1, "group_comparison");
+    if (f) {
+        char cap[4096];
+        snprintf(cap, sizeof cap,
+                 "Random-effects Bayesian model selection (Stephan et al. 2009; Rigoux et al. 2014): "
+                 "each subject's data may come from a different model, and the comparison estimates how "
+                 "frequent each model is in the population, so that one outlying subject cannot decide "
+                 "it (fixed effects, which sum the log-evidences, assume one model for everyone). Panels, "
+                 "left to right (top to bottom with more than six models): the <b>expected frequency</b> "
+                 "exp_r of each model, the expected share of subjects whose data it generated (the "
+                 "frequencies sum to 1; the dotted line 1/%d is what equal frequencies would give); the "
+                 "<b>exceedance probability</b> xp, the probability that the model is more frequent than "
+                 "every other (they sum to 1); the <b>protected exceedance probability</b> pxp = "
+                 "(1 &minus; BOR)&middot;xp + BOR/%d, which allows for the possibility that all models "
+                 "are equally frequent: the one to report. The <b>Bayesian omnibus risk</b> BOR (in the "
+                 "subtitle) is the posterior probability that all models are equally frequent; a large "
+                 "BOR means the group data do not tell the models apart. An xp or pxp above 0.95 (dashed "
+                 "line) is strong evidence that a model is the most frequent one. Like all model "
+                 "probabilities these depend on the set of models compared. Legend: one colour per "
+                 "model; dotted grey line = 1/%d (equal frequencies), dashed black line = 0.95.",
+                 g->nmod, g->nmod, g->nmod);
+        fig_html(fp, f, cap);
+    }
+}
+
 static int write_html(FILE *fp, const io_report_model *models, int k, const figure *figs, int nf,
                       const double *lbf, const double *post, const char *cmp_note,
                       const io_report_options *opt)
 {
+    const io_report_group *g = opt->group;
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>DCM report: ",
           fp);
+    if (g)
+        fputs(k ? "group model comparison, " : "group model comparison", fp);
     for (int i = 0; i < k; i++) {
         fputs(i ? ", " : "", fp);
         html_esc(fp, models[i].name);
     }
     fprintf(fp, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", css);
     fputs("<h1>Dynamic causal modelling report</h1>\n<p class=\"meta\">", fp);
-    fprintf(fp, "%d model%s", k, k == 1 ? "" : "s");
+    if (g)
+        fprintf(fp, "group comparison of %d models over %d subjects%s", g->nmod, g->nsub, k ? " &middot; " : "");
+    if (k || !g)
+        fprintf(fp, "%d model%s", k, k == 1 ? "" : "s");
     if (opt->generator) {
         fputs(" &middot; made by <code>", fp);
         html_esc(fp, opt->generator);
@@ -334,6 +395,8 @@ static int write_html(FILE *fp, const io_report_model *models, int k, const figu
     }
     fputs(" &middot; DCM for fMRI as in SPM12; self-contained: all figures are embedded.</p>\n", fp);
     fputs("<nav><ul>\n", fp);
+    if (g)
+        fputs("<li><a href=\"#group-comparison\">Group model comparison (random effects)</a></li>\n", fp);
     if (k > 1)
         fputs("<li><a href=\"#comparison\">Model comparison</a></li>\n", fp);
     for (int i = 0; i < k; i++) {
@@ -342,6 +405,8 @@ static int write_html(FILE *fp, const io_report_model *models, int k, const figu
         fputs("</a></li>\n", fp);
     }
     fputs("</ul></nav>\n", fp);
+    if (g)
+        group_section(fp, g, figs, nf);
     if (k > 1) {
         fputs("<h2 id=\"comparison\">Model comparison</h2>\n", fp);
         if (cmp_note) {
@@ -373,7 +438,7 @@ static int write_html(FILE *fp, const io_report_model *models, int k, const figu
     for (int i = 0; i < k; i++)
         model_section(fp, &models[i], i, figs, nf, opt->threshold);
     fputs("<p class=\"meta\">Exit status of dcm report: 0 written, 1 usage error, 2 bad input file, "
-          "4 cannot write.</p>\n</body>\n</html>\n", fp);
+          "3 group comparison failed, 4 cannot write.</p>\n</body>\n</html>\n", fp);
     return ferror(fp) ? -1 : 0;
 }
 
@@ -407,13 +472,17 @@ static int add_fig(figure *figs, int *nf, int model, const char *kind, const cha
 int io_report_write(const io_report_model *models, int k, const io_report_options *opt,
                     dcm_error *err)
 {
-    if (k < 1 || !opt || !opt->html_path)
+    if (!opt || !opt->html_path || k < 0 || (k < 1 && !opt->group))
         return dcm_error_set(err, DCM_ERR_USAGE, "nothing to report");
+    const io_report_group *g = opt->group;
+    if (g && (g->nmod < 1 || g->nsub < 1 || !g->models || !g->alpha || !g->exp_r || !g->xp || !g->pxp))
+        return dcm_error_set(err, DCM_ERR_USAGE, "incomplete group comparison");
     const double scale = opt->png_scale > 0 ? opt->png_scale : 2.0;
-    figure *figs = calloc((size_t)(4 * k + 1), sizeof *figs);
-    char **stems = calloc((size_t)k, sizeof *stems);
-    double *F = malloc(sizeof(double) * k), *lbf = malloc(sizeof(double) * k),
-           *post = malloc(sizeof(double) * k);
+    const size_t nk = (size_t)(k > 0 ? k : 1);
+    figure *figs = calloc(4 * nk + 2, sizeof *figs);
+    char **stems = calloc(nk, sizeof *stems);
+    double *F = malloc(sizeof(double) * nk), *lbf = malloc(sizeof(double) * nk),
+           *post = malloc(sizeof(double) * nk);
     int nf = 0, rc = DCM_OK;
     char why[1024] = "";
     const char *cmp_note = NULL;
@@ -435,6 +504,20 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
             rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }
+    }
+    /* group comparison (random effects) */
+    if (g) {
+        io_plot_figure pf;
+        memset(&pf, 0, sizeof pf);
+        int bad = io_report_fig_group(g, &pf);
+        if (!bad)
+            rc = add_fig(figs, &nf, -1, "group_comparison", "Group model comparison (random effects)", "",
+                         &pf, scale, err);
+        io_plot_figure_free(&pf);
+        if (bad && !rc)
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the group comparison figure (out of memory?)");
+        if (rc)
+            goto done;
     }
     /* comparison */
     if (k > 1) {

@@ -3,6 +3,9 @@
  * model, as tests/test_cli.c): the HTML is self-contained and holds every
  * figure, --png writes sensible PNGs, review marks the right parameters and
  * gives variance explained in [0, 1], bad inputs exit 2 and write nothing.
+ * With --lme (a log-evidence table made here) the report holds a
+ * random-effects group comparison whose numbers are those of dcm compare
+ * --rfx, with or without result files; bad tables exit 2.
  * When /usr/bin/chromium exists the report is rendered headless: no console
  * errors and a page that is not blank. Runs the binary named by $DCM_BIN. */
 #include <cairo.h>
@@ -197,6 +200,8 @@ static void test_help(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "example"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "exit status"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--png"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--lme"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "group_comparison.png"));
     CU_ASSERT_EQUAL(run("review --help"), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "example"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "exit status"));
@@ -210,6 +215,8 @@ static void test_help(void)
     CU_ASSERT_EQUAL(run("report m1.json -o x.html --frobnicate"), 1);
     CU_ASSERT_EQUAL(run("report m1.json -o x.html --threshold 1.5"), 1);
     CU_ASSERT_EQUAL(run("report m1.json -o m1.json"), 1);
+    CU_ASSERT_EQUAL(run("report -o x.html --lme"), 1); /* --lme needs a value */
+    CU_ASSERT_EQUAL(run("report --lme x.tsv -o x.tsv"), 1); /* -o naming the table */
     CU_ASSERT_FALSE(exists("x.html"));
     CU_ASSERT_EQUAL(run("review"), 1);
     CU_ASSERT_EQUAL(run("review m1.json m2.json"), 1);
@@ -380,6 +387,156 @@ static void test_bad_inputs(void)
     CU_ASSERT_FALSE(exists("r.html"));
 }
 
+/* ---- group comparison (--lme) ---- */
+
+static const char *group_models[3] = {"fwd", "bwd", "none"};
+
+/* 8 subjects x 3 models: fwd wins clearly (7 subjects by 6 to 9 nats),
+   one subject prefers bwd. `cell` (if not NULL) replaces subject 5's bwd. */
+static void write_lme(const char *name, const char *cell)
+{
+    char text[2048];
+    int o = snprintf(text, sizeof text, "subject\tfwd\tbwd\tnone\n");
+    for (int i = 1; i <= 8; i++) {
+        double f = -1000.0 - 3.0 * i, b = i == 3 ? f + 2.0 : f - 6.0 - i % 3, n = f - 12.0 + i % 2;
+        char bc[64];
+        if (i == 5 && cell)
+            snprintf(bc, sizeof bc, "%s", cell);
+        else
+            snprintf(bc, sizeof bc, "%.2f", b);
+        o += snprintf(text + o, sizeof text - (size_t)o, "sub-%02d\t%.2f\t%s\t%.2f\n", i, f, bc, n);
+    }
+    write_file(name, text);
+}
+
+/* The row of `model` in the group table of html: alpha, exp_r, xp, pxp. */
+static int group_row(const char *html, const char *model, double v[4])
+{
+    const char *sec = strstr(html, "<h2 id=\"group-comparison\">");
+    if (!sec)
+        return 0;
+    char key[128];
+    snprintf(key, sizeof key, "<tr><td>%s</td><td>", model);
+    const char *p = strstr(sec, key);
+    return p && sscanf(p + strlen(key), "%lf</td><td>%lf</td><td>%lf</td><td>%lf", &v[0], &v[1], &v[2],
+                       &v[3]) == 4;
+}
+
+static void test_group(void)
+{
+    write_lme("group.tsv", NULL);
+    int rc = run("report --lme group.tsv -o group.html --png gfigs");
+    printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(no_temp_files(""));
+    CU_ASSERT(no_temp_files("gfigs"));
+    size_t len = 0;
+    char *html = slurp("group.html", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    printf("  group.html: %zu bytes\n", len);
+    /* the group section alone: one figure, its caption, the table */
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(html, "<h2 id=\"group-comparison\">Group model comparison (random effects)</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "href=\"#group-comparison\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "id=\"fig-group_comparison.png\""));
+    CU_ASSERT_EQUAL(count(html, "<img "), 1);
+    CU_ASSERT_EQUAL(count(html, "src=\"data:image/png;base64,iVBORw0KGgo"), 1);
+    CU_ASSERT_EQUAL(count(html, "Legend:"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<th>alpha</th><th>exp_r</th><th>xp</th><th>pxp</th>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "Bayesian omnibus risk"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "protected exceedance probability"));
+    CU_ASSERT_PTR_NULL(strstr(html, "id=\"model-1\""));
+    CU_ASSERT_PTR_NULL(strstr(html, "id=\"comparison\""));
+    CU_ASSERT_PTR_NULL(strstr(html, "<script"));
+    CU_ASSERT_PTR_NULL(strstr(html, "http://"));
+    CU_ASSERT_PTR_NULL(strstr(html, "https://"));
+    /* the numbers are those of dcm compare --rfx */
+    CU_ASSERT_EQUAL_FATAL(run("compare --rfx --lme group.tsv --json"), 0);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const char *keys[4] = {"alpha", "exp_r", "xp", "pxp"};
+    double ref[4][3], xpsum = 0.0;
+    for (int q = 0; q < 4; q++)
+        CU_ASSERT_EQUAL(test_json_vec(json_object_get(j, keys[q]), ref[q], 3), 3);
+    json_t *names = json_object_get(j, "models");
+    CU_ASSERT_EQUAL(json_array_size(names), 3);
+    for (int m = 0; m < 3; m++) {
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(names, (size_t)m)), group_models[m]);
+        double v[4] = {NAN, NAN, NAN, NAN};
+        CU_ASSERT_FATAL(group_row(html, group_models[m], v));
+        printf("  %-5s alpha %.4f exp_r %.4f xp %.4f pxp %.4f (compare: xp %.6f)\n", group_models[m], v[0],
+               v[1], v[2], v[3], ref[2][m]);
+        for (int q = 0; q < 4; q++)
+            CU_ASSERT(fabs(v[q] - ref[q][m]) <= 1e-4);
+        xpsum += v[2];
+    }
+    CU_ASSERT(fabs(xpsum - 1.0) <= 2e-4);
+    double v[4];
+    CU_ASSERT(group_row(html, "fwd", v) && v[2] > 0.95 && v[3] > 0.95); /* the clear winner */
+    /* the omnibus risk, as the report prints it (3 significant digits) */
+    double bor = json_number_value(json_object_get(j, "bor")), bor_html = NAN;
+    const char *b = strstr(html, "BOR = ");
+    CU_ASSERT_FATAL(b && sscanf(b + 6, "%lf", &bor_html) == 1);
+    CU_ASSERT(fabs(bor_html - bor) <= 5e-3 * bor);
+    json_decref(j);
+    free(html);
+    /* the figure: a PNG at scale 2, of sensible size */
+    unsigned w = 0, h = 0;
+    CU_ASSERT(png_size("gfigs/group_comparison.png", &w, &h));
+    printf("  gfigs/group_comparison.png: %u x %u\n", w, h);
+    CU_ASSERT_EQUAL(w, 1920);
+    CU_ASSERT(h >= 600 && h <= 3000);
+    size_t plen = 0;
+    char *png = slurp("gfigs/group_comparison.png", &plen);
+    CU_ASSERT(png && plen > 20000); /* bars, text, legend: not an empty image */
+    free(png);
+
+    /* with result files: both comparisons and the models, the group first */
+    CU_ASSERT_EQUAL_FATAL(run("report m1.json m2.json --lme group.tsv -o both.html --png bfigs"), 0);
+    html = slurp("both.html", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    CU_ASSERT_EQUAL(count(html, "<img "), 10); /* 4 per model, comparison, group comparison */
+    CU_ASSERT_EQUAL(count(html, "Legend:"), 10);
+    const char *g = strstr(html, "id=\"group-comparison\""), *c = strstr(html, "<h2 id=\"comparison\"");
+    CU_ASSERT(g && c && g < c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "id=\"model-2\""));
+    free(html);
+    CU_ASSERT(exists("bfigs/group_comparison.png") && exists("bfigs/comparison.png") &&
+              exists("bfigs/m1_fit.png"));
+    /* without --lme: no group section */
+    CU_ASSERT_FALSE(exists("figs/group_comparison.png"));
+
+    /* bad tables: exit 2 with io_lme_read's message, nothing written */
+    write_lme("nan.tsv", "NaN");
+    write_lme("text.tsv", "abc");
+    write_file("ragged.tsv", "subject\tfwd\tbwd\ns1\t-10\t-12\ns2\t-11\n");
+    write_file("one_subject.tsv", "subject\tfwd\tbwd\ns1\t-10\t-12\n");
+    write_file("one_model.tsv", "subject\tfwd\ns1\t-10\ns2\t-11\n");
+    write_file("no_header.tsv", "s1\t-10\t-12\ns2\t-11\t-13\n");
+    const char *bad[] = {"nan.tsv", "text.tsv", "ragged.tsv", "one_subject.tsv", "one_model.tsv",
+                         "no_header.tsv", "missing.tsv"};
+    char args[512];
+    for (int i = 0; i < 7; i++) {
+        for (int with_results = 0; with_results < 2; with_results++) {
+            snprintf(args, sizeof args, "report %s--lme %s -o bad.html --png badfigs",
+                     with_results ? "m1.json " : "", bad[i]);
+            rc = run(args);
+            if (!with_results)
+                printf("  [report --lme %s] exit %d: %s", bad[i], rc, out);
+            CU_ASSERT_EQUAL(rc, 2);
+            CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[i]));
+            CU_ASSERT_FALSE(exists("bad.html"));
+            CU_ASSERT_FALSE(exists("badfigs"));
+        }
+    }
+    /* the NaN is named with its line and column */
+    run("report --lme nan.tsv -o bad.html");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "line 6"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "not finite"));
+    CU_ASSERT(no_temp_files(""));
+}
+
 /* Headless Chromium renders the report: no console messages, not blank. */
 static void test_chromium(void)
 {
@@ -456,6 +613,7 @@ int main(void)
                                       {"report: self-contained HTML and PNGs", test_report_html},
                                       {"review: parameters, marks, fit", test_review},
                                       {"bad inputs: exit 2, nothing written", test_bad_inputs},
+                                      {"report --lme: group comparison (random effects)", test_group},
                                       {"headless Chromium renders the report", test_chromium},
                                       {NULL, NULL}};
     int rc = test_run("report", cases);
