@@ -270,15 +270,6 @@ void io_mean_series(const double *y, int v, int nvox, double *u, double *explain
 /* ------------------------------------------------------------------ */
 /* the pipeline                                                        */
 
-static char *dup_str(const char *s)
-{
-    size_t l = strlen(s);
-    char *p = malloc(l + 1);
-    if (p)
-        memcpy(p, s, l + 1);
-    return p;
-}
-
 void io_extract_result_free(io_extract_result *r)
 {
     if (!r)
@@ -648,7 +639,7 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
             snprintf(nm, sizeof nm, "constant");
         else if (j < K)
             snprintf(nm, sizeof nm, "cosine%02d", j);
-        r->x0_names[j] = dup_str(j < K ? nm : o->columns[j - K]);
+        r->x0_names[j] = strdup(j < K ? nm : o->columns[j - K]);
         if (!r->x0_names[j]) {
             rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
             goto done;

@@ -51,15 +51,6 @@ static void numarr_free(numarr *a)
     memset(a, 0, sizeof *a);
 }
 
-static char *dup_str(const char *s)
-{
-    size_t l = strlen(s);
-    char *p = malloc(l + 1);
-    if (p)
-        memcpy(p, s, l + 1);
-    return p;
-}
-
 static size_t var_numel(const matvar_t *v)
 {
     if (!v || v->rank < 1 || !v->dims)
@@ -760,14 +751,14 @@ int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
 
     int nl = nonlinear != 0 || any_d;
     P = dcm_problem_alloc(n, m, v, nl);
-    if (!P || !(P->source = dup_str(path))) {
+    if (!P || !(P->source = strdup(path))) {
         rc = nomem(&c);
         goto done;
     }
     for (int i = 0; i < n; i++) {
         char def[32];
         snprintf(def, sizeof def, "R%d", i + 1);
-        P->region_names[i] = rnames[i] && rnames[i][0] ? rnames[i] : dup_str(def);
+        P->region_names[i] = rnames[i] && rnames[i][0] ? rnames[i] : strdup(def);
         if (P->region_names[i] == rnames[i])
             rnames[i] = NULL;
         if (!P->region_names[i]) {
@@ -778,7 +769,7 @@ int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
     for (int j = 0; j < m; j++) {
         char def[32];
         snprintf(def, sizeof def, "u%d", j + 1);
-        P->input_names[j] = inames[j] && inames[j][0] ? inames[j] : dup_str(def);
+        P->input_names[j] = inames[j] && inames[j][0] ? inames[j] : strdup(def);
         if (P->input_names[j] == inames[j])
             inames[j] = NULL;
         if (!P->input_names[j]) {

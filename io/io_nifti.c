@@ -16,15 +16,6 @@
 /* refuse images whose data would exceed this many bytes */
 #define IO_NIFTI_MAX_BYTES ((int64_t)1 << 36)
 
-static char *dup_str(const char *s)
-{
-    size_t l = strlen(s);
-    char *p = malloc(l + 1);
-    if (p)
-        memcpy(p, s, l + 1);
-    return p;
-}
-
 static const char *dt_name(int dt)
 {
     switch (dt) {
@@ -172,7 +163,7 @@ int io_nifti_open(const char *path, int want, io_nifti *img, dcm_error *err)
     int rc = DCM_OK;
     char dims[128];
     dims_str(nim, dims, sizeof dims);
-    if (!(img->path = dup_str(path))) {
+    if (!(img->path = strdup(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory", path);
         goto fail;
     }

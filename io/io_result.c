@@ -450,15 +450,6 @@ void io_result_summary_free(io_result_summary *s)
     s->data_scale = NAN;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t l = strlen(s);
-    char *p = malloc(l + 1);
-    if (p)
-        memcpy(p, s, l + 1);
-    return p;
-}
-
 static int read_names(const char *path, const char *key, json_t *root, char ***out, int *k,
                       dcm_error *err)
 {
@@ -474,7 +465,7 @@ static int read_names(const char *path, const char *key, json_t *root, char ***o
         json_t *x = json_array_get(j, (size_t)i);
         if (!json_is_string(x))
             return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\"[%d] must be a string", path, key, i);
-        if (!((*out)[i] = dup_str(json_string_value(x))))
+        if (!((*out)[i] = strdup(json_string_value(x))))
             return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
     return DCM_OK;
@@ -490,7 +481,7 @@ int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
         return DCM_ERR_INPUT;
     int rc = DCM_OK;
     io_result_summary *s = out;
-    if (!(s->path = dup_str(path))) {
+    if (!(s->path = strdup(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }

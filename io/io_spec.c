@@ -681,15 +681,6 @@ static int load_delays(const spec_ctx *s, json_t *root, dcm_problem *P)
     return DCM_OK;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t l = strlen(s);
-    char *p = malloc(l + 1);
-    if (p)
-        memcpy(p, s, l + 1);
-    return p;
-}
-
 int io_spec_load(const char *path, dcm_problem **out, dcm_error *err)
 {
     return io_spec_load_ex(path, IO_SPEC_DEFAULT, out, err);
@@ -794,17 +785,17 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     }
 
     P = dcm_problem_alloc(n, m, scans, st.any_d);
-    if (!P || !(P->source = dup_str(path))) {
+    if (!P || !(P->source = strdup(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
     for (int i = 0; i < n; i++)
-        if (!(P->region_names[i] = dup_str(s.regions[i]))) {
+        if (!(P->region_names[i] = strdup(s.regions[i]))) {
             rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }
     for (int j = 0; j < m; j++)
-        if (!(P->input_names[j] = dup_str(s.inputs[j]))) {
+        if (!(P->input_names[j] = strdup(s.inputs[j]))) {
             rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }

@@ -17,23 +17,9 @@
 static char tmpdir[256];
 static char out[65536];
 
-static const char *dcm_bin(void)
-{
-    const char *b = getenv("DCM_BIN");
-    return b && *b ? b : "bin/dcm";
-}
-
 static int run(const char *args)
 {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", dcm_bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t k = fread(out, 1, sizeof out - 1, p);
-    out[k] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return test_dcm(args, out, sizeof out);
 }
 
 static char *tpath(const char *name)

@@ -18,34 +18,16 @@
 static char tmpdir[256];
 static char out[262144];
 
-static const char *dcm_bin(void)
-{
-    const char *b = getenv("DCM_BIN");
-    return b && *b ? b : "bin/dcm";
-}
-
-/* Run a shell command (stderr merged), keep its output, return its exit
- * status. */
 static int sh(const char *cmd)
 {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p)
-        return -1;
-    size_t k = fread(out, 1, sizeof out - 1, p);
-    out[k] = 0;
-    while (fgetc(p) != EOF) /* drain */
-        ;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return test_shell(cmd, out, sizeof out);
 }
 
 /* Run `dcm ARGS` inside tmpdir. */
 static int run(const char *args)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", tmpdir, dcm_bin(), args);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", tmpdir, test_dcm_bin(), args);
     return sh(cmd);
 }
 
@@ -606,7 +588,7 @@ static void test_chromium(void)
 int main(void)
 {
     if (setup() != 0) {
-        printf("test_report: cannot set up %s (is %s built?)\n", tmpdir, dcm_bin());
+        printf("test_report: cannot set up %s (is %s built?)\n", tmpdir, test_dcm_bin());
         return 1;
     }
     static const test_case cases[] = {{"help and usage errors", test_help},

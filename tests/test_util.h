@@ -129,6 +129,8 @@ static inline int test_shell(const char *command, char *out, size_t outlen)
         return -1;
     size_t k = fread(out, 1, outlen - 1, p);
     out[k] = 0;
+    while (fgetc(p) != EOF) /* drain, so the command never dies of SIGPIPE */
+        ;
     int st = pclose(p);
     return (st != -1 && (st & 0x7f) == 0) ? (st >> 8) & 0xff : -1;
 }
