@@ -37,67 +37,6 @@ static int all_finite(const double *a, long n)
     return 1;
 }
 
-int vl_bmr_inv(double *A, int n, double tol)
-{
-    vl_init();
-    if (n <= 0)
-        return 0;
-    const size_t nn = (size_t)n * n;
-    if (!all_finite(A, (long)nn))
-        return -1;
-    if (tol < 0) {
-        double norm = 0.0;
-        for (int i = 0; i < n; i++) {
-            double r = 0.0;
-            for (int j = 0; j < n; j++)
-                r += fabs(A[i * n + j]);
-            if (r > norm)
-                norm = r;
-        }
-        int e = 0;
-        double spacing = 0.0;
-        if (norm > 0) {
-            (void)frexp(norm, &e); /* norm = f 2^e, f in [1/2, 1) */
-            spacing = ldexp(1.0, e - 53);
-        } else {
-            spacing = DBL_TRUE_MIN;
-        }
-        tol = fmax(spacing * n, exp(-32.0));
-    }
-    double *B = malloc(sizeof(double) * nn);
-    if (!B)
-        return -1;
-    for (int i = 0; i < n; i++)
-        A[i * n + i] += tol;
-    memcpy(B, A, sizeof(double) * nn);
-    gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)n, (size_t)n);
-    int rc = gsl_linalg_cholesky_decomp1(&Av.matrix);
-    if (rc == 0)
-        rc = gsl_linalg_cholesky_invert(&Av.matrix);
-    if (rc != 0) {
-        /* not positive definite: LU with partial pivoting, as inv() */
-        memcpy(A, B, sizeof(double) * nn);
-        gsl_matrix_view Bv = gsl_matrix_view_array(B, (size_t)n, (size_t)n);
-        gsl_permutation *p = gsl_permutation_alloc((size_t)n);
-        int sig = 0;
-        rc = p ? gsl_linalg_LU_decomp(&Bv.matrix, p, &sig) : -1;
-        if (rc == 0)
-            rc = gsl_linalg_LU_invert(&Bv.matrix, p, &Av.matrix);
-        if (p)
-            gsl_permutation_free(p);
-    }
-    free(B);
-    if (rc != 0 || !all_finite(A, (long)nn))
-        return -1;
-    /* symmetrise away rounding */
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < i; j++) {
-            double v = 0.5 * (A[i * n + j] + A[j * n + i]);
-            A[i * n + j] = A[j * n + i] = v;
-        }
-    return 0;
-}
-
 typedef struct {
     int i;
     double v;
@@ -266,8 +205,8 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
         project(qC, U, n, r, qP, tmp);
         project(pC, U, n, r, pP, tmp);
         project(rC, U, n, r, rP, tmp);
-        if (vl_bmr_inv(qP, r, BMR_TOL) || vl_bmr_inv(pP, r, BMR_TOL) ||
-            vl_bmr_inv(rP, r, BMR_TOL)) {
+        if (vl_inv_reg(qP, r, BMR_TOL) || vl_inv_reg(pP, r, BMR_TOL) ||
+            vl_inv_reg(rP, r, BMR_TOL)) {
             rc = VL_BMR_ENONFINITE;
             goto done;
         }
@@ -276,7 +215,7 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
         for (long k = 0; k < (long)r * r; k++)
             sCr[k] = qP[k] + rP[k] - pP[k];
         memcpy(pCr, pP, sizeof(double) * (size_t)r * r);
-        if (vl_bmr_inv(sCr, r, BMR_TOL) || vl_bmr_inv(pCr, r, BMR_TOL)) {
+        if (vl_inv_reg(sCr, r, BMR_TOL) || vl_inv_reg(pCr, r, BMR_TOL)) {
             rc = VL_BMR_ENONFINITE;
             goto done;
         }

@@ -41,11 +41,7 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
                   const double *pC, const double *rE, const double *rC, double *dF,
                   double *sE, double *sC);
 
-/* Inverse of a symmetric matrix regularised as SPM's spm_inv(A, tol):
- * (A + tol I)^-1; tol < 0 selects spm_inv's default
- * max(eps(|A|_inf) n, exp(-32)). A (n x n) is overwritten. Returns 0, or
- * -1 if the matrix is still singular (or holds NaN/Inf). */
-int vl_bmr_inv(double *A, int n, double tol);
+/* (Regularised inverses: vl_inv_reg in vl_linalg.h.) */
 
 /* Orthonormal basis (n x r, row-major, r returned in *r) of the principal
  * subspace of a symmetric positive semi-definite matrix C, selected as

@@ -241,34 +241,73 @@ double vl_logdet(const double *A, int n, double *work)
     return H;
 }
 
-size_t vl_inv_work(int n)
+static int finite_all(const double *x, size_t n)
 {
-    return (size_t)n * n + 16;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
 }
 
-int vl_inv_sym(double *A, int n, double *work)
+int vl_inv_reg(double *A, int n, double tol)
 {
-    double norm = 0.0;
-    for (int i = 0; i < n; i++) {
-        double r = 0.0;
-        for (int j = 0; j < n; j++)
-            r += fabs(A[i * n + j]);
-        if (r > norm)
-            norm = r;
-    }
-    if (!isfinite(norm))
+    vl_init();
+    if (n <= 0)
+        return 0;
+    const size_t nn = (size_t)n * n;
+    if (!finite_all(A, nn))
         return -1;
-    double tol = n * DBL_EPSILON * norm;
-    if (tol < exp(-32.0))
-        tol = exp(-32.0);
+    if (tol < 0) {
+        double norm = 0.0;
+        for (int i = 0; i < n; i++) {
+            double r = 0.0;
+            for (int j = 0; j < n; j++)
+                r += fabs(A[i * n + j]);
+            if (r > norm)
+                norm = r;
+        }
+        int e = 0;
+        double spacing = 0.0;
+        if (norm > 0) {
+            (void)frexp(norm, &e); /* norm = f 2^e, f in [1/2, 1) */
+            spacing = ldexp(1.0, e - 53);
+        } else {
+            spacing = DBL_TRUE_MIN;
+        }
+        tol = fmax(spacing * n, exp(-32.0));
+    }
+    double *B = malloc(sizeof(double) * nn);
+    if (!B)
+        return -1;
     for (int i = 0; i < n; i++)
         A[i * n + i] += tol;
+    memcpy(B, A, sizeof(double) * nn);
     gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)n, (size_t)n);
     int rc = gsl_linalg_cholesky_decomp1(&Av.matrix);
     if (rc == 0)
         rc = gsl_linalg_cholesky_invert(&Av.matrix);
-    (void)work;
-    return rc ? -1 : 0;
+    if (rc != 0) {
+        /* not positive definite: LU with partial pivoting, as inv() */
+        memcpy(A, B, sizeof(double) * nn);
+        gsl_matrix_view Bv = gsl_matrix_view_array(B, (size_t)n, (size_t)n);
+        gsl_permutation *p = gsl_permutation_alloc((size_t)n);
+        int sig = 0;
+        rc = p ? gsl_linalg_LU_decomp(&Bv.matrix, p, &sig) : -1;
+        if (rc == 0)
+            rc = gsl_linalg_LU_invert(&Bv.matrix, p, &Av.matrix);
+        if (p)
+            gsl_permutation_free(p);
+    }
+    free(B);
+    if (rc != 0 || !finite_all(A, nn))
+        return -1;
+    /* symmetrise away rounding */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++) {
+            double v = 0.5 * (A[i * n + j] + A[j * n + i]);
+            A[i * n + j] = A[j * n + i] = v;
+        }
+    return 0;
 }
 
 double vl_logdet_spd(const double *A, int n, double *work)

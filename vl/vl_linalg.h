@@ -38,12 +38,12 @@ int vl_expm(const double *A, int n, double *E, vl_expm_work *w);
 size_t vl_logdet_work(int n);
 double vl_logdet(const double *A, int n, double *work);
 
-/* Inverse of a symmetric positive (semi-)definite matrix, regularised as
- * SPM's spm_inv: inv(A + I*max(n*eps*|A|_inf, exp(-32))). A (n x n) is
- * overwritten by its inverse. Returns 0, or -1 if the matrix is not
- * invertible even so. `work` needs vl_inv_work(n) doubles. */
-size_t vl_inv_work(int n);
-int vl_inv_sym(double *A, int n, double *work);
+/* Inverse of a symmetric matrix regularised as SPM's spm_inv(A, tol):
+ * (A + tol I)^-1, by Cholesky, or LU with partial pivoting when A + tol I
+ * is not positive definite; tol < 0 selects spm_inv's default
+ * max(eps(|A|_inf) n, exp(-32)). A (n x n, row-major) is overwritten and
+ * symmetrised. Returns 0, or -1 if it is singular or holds NaN/Inf. */
+int vl_inv_reg(double *A, int n, double tol);
 
 /* Log-determinant of a symmetric positive definite matrix via Cholesky;
  * returns NaN when it is not positive definite. A is not changed. */

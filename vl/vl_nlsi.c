@@ -327,7 +327,7 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
     W.Ch = malloc(sizeof(double) * nh * nh);
     W.dh = malloc(sizeof(double) * nh);
     W.d = malloc(sizeof(double) * nh);
-    W.work = malloc(sizeof(double) * (vl_logdet_work(npp) + vl_inv_work(npp) + NPP));
+    W.work = malloc(sizeof(double) * (vl_logdet_work(npp) + NPP));
     p = calloc(npp, sizeof(double));
     p_keep = calloc(npp, sizeof(double));
     Cp_keep = calloc(NPP, sizeof(double));
@@ -459,7 +459,7 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
             memcpy(W.Cp, W.Pp, sizeof(double) * NPP);
             for (int a = 0; a < npp; a++)
                 W.Cp[a * npp + a] += W.ipc[a];
-            if (vl_inv_sym(W.Cp, npp, W.work)) {
+            if (vl_inv_reg(W.Cp, npp, -1.0)) {
                 set_err(errbuf, errlen, "posterior precision is not positive definite at iteration %d", k);
                 rc = VL_ERR_DIVERGED;
                 goto done;
@@ -500,7 +500,7 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
             }
             for (int i = 0; i < nh * nh; i++)
                 W.Ch[i] = -W.dFdhh[i];
-            if (vl_inv_sym(W.Ch, nh, W.work)) {
+            if (vl_inv_reg(W.Ch, nh, -1.0)) {
                 set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
                 rc = VL_ERR_DIVERGED;
                 goto done;

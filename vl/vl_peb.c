@@ -69,7 +69,7 @@ static int fisher_step(const double *J, const double *f, int n, double t0, doubl
         /* Newton step: -J^-1 f (SPM uses the pseudo-inverse here) */
         double *Ji = E;
         memcpy(Ji, J, sizeof(double) * (size_t)n * n);
-        rc = vl_bmr_inv(Ji, n, 0.0);
+        rc = vl_inv_reg(Ji, n, 0.0);
         if (rc == 0) {
             mv(Ji, f, n, n, dx);
             for (int i = 0; i < n; i++)
@@ -172,7 +172,7 @@ static int peb_evaluate(const peb_model *m, const double *b, const double *g, pe
             e->rP[k] += eg[j] * m->Q[j * rr + k];
     }
     memcpy(e->rC, e->rP, sizeof(double) * rr);
-    if (vl_bmr_inv(e->rC, r, -1.0))
+    if (vl_inv_reg(e->rC, r, -1.0))
         return VL_PEB_ENONFINITE;
 
     /* prior terms */
@@ -419,13 +419,13 @@ int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out)
         double *a = tmp, *c = tmp2;
         memcpy(a, m.qC + s * rr, sizeof(double) * rr);
         memcpy(c, m.pC + s * rr, sizeof(double) * rr);
-        if (vl_bmr_inv(a, r, -1.0) || vl_bmr_inv(c, r, -1.0)) {
+        if (vl_inv_reg(a, r, -1.0) || vl_inv_reg(c, r, -1.0)) {
             rc = VL_PEB_ENONFINITE;
             goto done;
         }
         for (size_t k = 0; k < rr; k++)
             a[k] += c[k] / PEB_SHRINK;
-        if (vl_bmr_inv(a, r, -1.0)) {
+        if (vl_inv_reg(a, r, -1.0)) {
             rc = VL_PEB_ENONFINITE;
             goto done;
         }
@@ -476,7 +476,7 @@ int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out)
         free(ptmp);
     }
     memcpy(pq, tmp, sizeof(double) * pp);
-    if (vl_bmr_inv(m.pQ, r, -1.0) || vl_bmr_inv(pq, Np, -1.0)) {
+    if (vl_inv_reg(m.pQ, r, -1.0) || vl_inv_reg(pq, Np, -1.0)) {
         free(pq);
         rc = VL_PEB_ENONFINITE;
         goto done;
@@ -554,7 +554,7 @@ int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out)
             for (int c = 0; c < r; c++)
                 m.bP[(j * r + a) * Nb + j * r + c] = m.Xc[j] * bC0[a * r + c];
     free(bC0);
-    if (vl_bmr_inv(m.bP, Nb, -1.0)) {
+    if (vl_inv_reg(m.bP, Nb, -1.0)) {
         rc = VL_PEB_ENONFINITE;
         goto done;
     }
@@ -562,7 +562,7 @@ int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out)
         m.gE[j] = hE;
         m.gP[j * Ng + j] = hC;
     }
-    if (Ng && vl_bmr_inv(m.gP, Ng, -1.0)) {
+    if (Ng && vl_inv_reg(m.gP, Ng, -1.0)) {
         rc = VL_PEB_ENONFINITE;
         goto done;
     }
@@ -643,8 +643,8 @@ int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out)
             Cb[k] = -cur.dFdbb[k];
         for (int k = 0; k < Ng * Ng; k++)
             Cg[k] = -cur.dFdgg[k];
-        if (vl_bmr_inv(Cp, Nt, -1.0) || vl_bmr_inv(Cb, Nb, -1.0) ||
-            (Ng && vl_bmr_inv(Cg, Ng, -1.0))) {
+        if (vl_inv_reg(Cp, Nt, -1.0) || vl_inv_reg(Cb, Nb, -1.0) ||
+            (Ng && vl_inv_reg(Cg, Ng, -1.0))) {
             rc = VL_PEB_ENONFINITE;
             goto done;
         }
