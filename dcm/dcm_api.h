@@ -49,6 +49,8 @@ typedef struct {
     /* options */
     int centre;             /* mean-centre the inputs */
     int maxit;              /* maximum VL iterations (SPM: 128) */
+    int maxnodes;           /* above this many regions, the prior on A is
+                               confined to the data's principal modes (SPM: 8) */
     double hE, hC;          /* noise log-precision prior mean/variance (6, 1/128) */
     char *source;           /* where the problem came from (for messages) */
 } dcm_problem;

@@ -42,6 +42,7 @@ dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear)
     P->X0 = NULL;
     P->centre = 0;
     P->maxit = 128;
+    P->maxnodes = 8;
     P->hE = 6.0;
     P->hC = 1.0 / 128.0;
     return P;

@@ -30,7 +30,7 @@ static const char *const top_keys[] = {
     "inputs", "a", "b", "c", "d", "delays", "options", NULL
 };
 static const char *const option_keys[] = {
-    "two_state", "centre", "maxit", "integrator", "hE", "hC", "nonlinear", NULL
+    "two_state", "centre", "maxit", "maxnodes", "integrator", "hE", "hC", "nonlinear", NULL
 };
 
 static int fail(const spec_ctx *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -492,6 +492,12 @@ static int parse_options(const spec_ctx *s, json_t *root, dcm_problem *P, int *n
         if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 1000000)
             return fail(s, "\"options\".\"maxit\" must be a whole number of iterations >= 1");
         P->maxit = (int)json_integer_value(j);
+    }
+    j = json_object_get(opt, "maxnodes");
+    if (j) {
+        if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 1000)
+            return fail(s, "\"options\".\"maxnodes\" must be a whole number of regions >= 1");
+        P->maxnodes = (int)json_integer_value(j);
     }
     j = json_object_get(opt, "integrator");
     if (j) {

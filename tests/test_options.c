@@ -8,6 +8,7 @@
 #include "tests/test_util.h"
 
 #include <gsl/gsl_rng.h>
+#include <gsl/gsl_eigen.h>
 #include <gsl/gsl_randist.h>
 
 /* three regions, two inputs, every switch on */
@@ -229,6 +230,74 @@ static void test_centre(void)
     dcm_problem_free(P);
 }
 
+/* More regions than maxnodes: SPM confines the prior on A to the data's
+ * principal modes, kron(VV', VV'), so the posterior covariance of A has
+ * rank at most maxnodes^2. */
+static void test_maxnodes(void)
+{
+    const int n = 4, v = 120;
+    dcm_problem *P = dcm_problem_alloc(n, 1, v, 0);
+    model_dcm *M = P->M;
+    M->TR = 2.0;
+    for (int i = 0; i < n; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "R%d", i + 1);
+        P->region_names[i] = strdup(name);
+        M->delays[i] = 1.0;
+        M->a[i + i * n] = 1;
+        if (i)
+            M->a[i + (i - 1) * n] = M->a[(i - 1) + i * n] = 1; /* a chain */
+    }
+    P->input_names[0] = strdup("U");
+    M->c[0] = 1;
+    for (int t = 0; t < M->nu; t++)
+        M->u[t] = (t / 160) % 2;
+    const int np = M->L.np;
+    double *theta = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
+    model_dcm_priors(M, theta, pV);
+    theta[model_dcm_idx_C(&M->L, 0, 0)] = 1.0;
+    for (int i = 1; i < n; i++)
+        theta[model_dcm_idx_A(&M->L, i, i - 1)] = 0.4;
+    dcm_error err;
+    CU_ASSERT_EQUAL_FATAL(dcm_predict(P, theta, P->Y, &err), DCM_OK);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 9);
+    for (int k = 0; k < v * n; k++)
+        P->Y[k] += gsl_ran_gaussian(rng, 0.05);
+    gsl_rng_free(rng);
+    P->maxnodes = 2;
+    dcm_result *R = NULL;
+    CU_ASSERT_EQUAL_FATAL(dcm_estimate(P, NULL, NULL, &R, &err), DCM_OK);
+    /* rank of the A block of Cp */
+    const int nn = n * n;
+    gsl_matrix *A = gsl_matrix_alloc(nn, nn);
+    for (int a = 0; a < nn; a++)
+        for (int b = 0; b < nn; b++)
+            gsl_matrix_set(A, a, b, R->Cp[a * np + b]);
+    gsl_vector *ev = gsl_vector_alloc(nn);
+    gsl_eigen_symm_workspace *w = gsl_eigen_symm_alloc(nn);
+    gsl_eigen_symm(A, ev, w);
+    double emax = gsl_vector_max(ev);
+    int rank = 0;
+    for (int i = 0; i < nn; i++)
+        rank += gsl_vector_get(ev, i) > 1e-9 * emax;
+    int free_a = 0;
+    for (int i = 0; i < nn; i++)
+        free_a += pV[i] > 0;
+    printf("\n  %d regions, maxnodes 2: F %.2f, %d free A parameters, posterior A covariance rank %d\n", n,
+           R->F, free_a, rank);
+    CU_ASSERT(isfinite(R->F));
+    CU_ASSERT(rank <= 4);
+    CU_ASSERT(free_a > 4);
+    gsl_eigen_symm_free(w);
+    gsl_vector_free(ev);
+    gsl_matrix_free(A);
+    free(theta);
+    free(pV);
+    dcm_result_free(R);
+    dcm_problem_free(P);
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -237,6 +306,7 @@ int main(void)
         {"two-state dynamics: a pulse decays; ODE agrees", test_two_state_dynamics},
         {"nonlinear D modulation changes the response", test_nonlinear_D},
         {"centred inputs remove a constant input", test_centre},
+        {"more regions than maxnodes: A confined to the data's modes", test_maxnodes},
         {NULL, NULL}};
     return test_run("options", cases);
 }

@@ -194,11 +194,24 @@ static int prior_subspace(const vl_problem *P, vl_ws *W, double *pvar)
     memcpy(A->data, P->pC, sizeof(double) * (size_t)np * np);
     gsl_eigen_symmv(A, ev, E, ew);
     gsl_eigen_symmv_sort(ev, E, GSL_EIGEN_SORT_VAL_DESC);
-    double emax = gsl_vector_get(ev, 0);
-    int k = 0;
+    /* keep directions as SPM's spm_svd(pC, 0) does: normalised squared
+       eigenvalues above 64 eps, over the rows that are not all zero */
+    int rows = 0;
+    for (int i = 0; i < np; i++) {
+        int any = 0;
+        for (int j = 0; j < np && !any; j++)
+            any = P->pC[i * np + j] != 0.0;
+        rows += any;
+    }
+    double ss = 0.0;
     for (int i = 0; i < np; i++)
-        if (gsl_vector_get(ev, (size_t)i) > emax * 1e-16 && emax > 0)
+        ss += gsl_vector_get(ev, (size_t)i) * gsl_vector_get(ev, (size_t)i);
+    int k = 0;
+    for (int i = 0; i < np; i++) {
+        double l = gsl_vector_get(ev, (size_t)i);
+        if (l > 0 && ss > 0 && l * l * rows / ss > 64 * DBL_EPSILON)
             k++;
+    }
     W->nP = k;
     W->V = calloc((size_t)np * (k ? k : 1), sizeof(double));
     if (W->V) {
