@@ -44,6 +44,7 @@ struct model_int_work {
     double *z, *z2;         /* N */
     double *fx_work;
     double *f0, *f1, *xp, *up, *dfdx0, *dfdx1, *g;
+    double *fu, *fcol;      /* 2 nx and 2 nx scratch for the reductions */
     vl_expm_work *expm;
 };
 
@@ -185,10 +186,12 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->dfdx0 = malloc(sizeof(double) * nx * nx);
     W->dfdx1 = malloc(sizeof(double) * nx * nx);
     W->g = malloc(sizeof(double) * n);
+    W->fu = malloc(sizeof(double) * 2 * nx);
+    W->fcol = malloc(sizeof(double) * 2 * nx);
     W->expm = vl_expm_alloc(N);
     if (!W->M0 || !W->M1 || !W->M2 || !W->Jp || !W->Ek || !W->Jt || !W->Et ||
         !W->z || !W->z2 || !W->fx_work || !W->f0 || !W->f1 || !W->xp ||
-        !W->up || !W->dfdx0 || !W->dfdx1 || !W->g || !W->expm)
+        !W->up || !W->dfdx0 || !W->dfdx1 || !W->g || !W->fu || !W->fcol || !W->expm)
         goto fail;
     return W;
 fail:
@@ -226,6 +229,8 @@ void model_int_free(model_int_work *W)
     free(W->dfdx0);
     free(W->dfdx1);
     free(W->g);
+    free(W->fu);
+    free(W->fcol);
     vl_expm_free(W->expm);
     free(W);
 }
@@ -270,10 +275,7 @@ void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
     model_dcm_fx(M, P, x0, W->up, f0, NULL, NULL, W->fx_work);
     fd_jacobian(M, P, x0, W->up, f0, W->dfdx0, W);
     augment(nx, f0, W->dfdx0, M0); /* f0 - J*x0 with x0 = 0 */
-    double *fu = malloc(sizeof(double) * nx * 2);
-    if (!fu)
-        return;
-    double *dfdu = fu + nx;
+    double *fu = W->fu, *dfdu = W->fu + nx;
     for (int j = 0; j < m; j++) {
         W->up[j] = FD_STEP;
         model_dcm_fx(M, P, x0, W->up, fu, NULL, NULL, W->fx_work);
@@ -285,7 +287,6 @@ void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
             W->dfdx1[k] = (W->dfdx1[k] - W->dfdx0[k]) / FD_STEP;
         augment(nx, dfdu, W->dfdx1, M1 + (size_t)j * N * N);
     }
-    free(fu);
 }
 
 /* spm_soreduce's state operators for the neural states: M2_j holds
@@ -298,13 +299,7 @@ static void soreduce_states(const model_dcm *M, const double *P,
     double *x0 = W->z2;
     memset(x0, 0, sizeof(double) * N);
     memset(W->up, 0, sizeof(double) * (M->m ? M->m : 1));
-    double *fpert = malloc(sizeof(double) * nx);
-    double *col = malloc(sizeof(double) * nx);
-    if (!fpert || !col) {
-        free(fpert);
-        free(col);
-        return;
-    }
+    double *fpert = W->fcol, *col = W->fcol + nx;
     for (int j = 0; j < n; j++) {
         x0[j] = FD_STEP;
         model_dcm_fx(M, P, x0, W->up, fpert, NULL, NULL, W->fx_work);
@@ -316,8 +311,6 @@ static void soreduce_states(const model_dcm *M, const double *P,
             col[r] = W->dfdx0[r + j * nx];
         augment(nx, col, W->dfdx1, W->M2 + (size_t)j * N * N);
     }
-    free(fpert);
-    free(col);
 }
 
 static void observe(const model_dcm *M, const double *P, const int_event *E,
