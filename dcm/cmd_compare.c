@@ -162,6 +162,31 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
     return DCM_OK;
 }
 
+/* A fingerprint of the data a result was fitted to: the count, sum and sum
+ * of squares of its observed_bold_scaled. Returns 0 when the file has none
+ * (e.g. SPM's reference results). */
+static int observed_fingerprint(const char *path, double fp[3])
+{
+    json_t *root = json_load_file(path, 0, NULL);
+    json_t *obs = root ? json_object_get(root, "observed_bold_scaled") : NULL;
+    double n = 0, s = 0, ss = 0;
+    size_t i, j;
+    json_t *row, *x;
+    json_array_foreach(obs, i, row) {
+        json_array_foreach(row, j, x) {
+            double y = json_number_value(x);
+            n += 1;
+            s += y;
+            ss += y * y;
+        }
+    }
+    json_decref(root);
+    fp[0] = n;
+    fp[1] = s;
+    fp[2] = ss;
+    return n > 0;
+}
+
 int cmd_compare(int argc, char **argv)
 {
     int as_json = 0, rfx = 0, k = 0, nf = 0;
@@ -242,7 +267,8 @@ int cmd_compare(int argc, char **argv)
             goto done;
         }
         T.subjects[0] = strdup("data");
-        int n_first = -1;
+        int n_first = -1, have_fp0 = 0;
+        double fp0[3] = {0, 0, 0};
         for (int i = 0; i < k; i++) {
             io_result_summary s;
             memset(&s, 0, sizeof s);
@@ -253,10 +279,22 @@ int cmd_compare(int argc, char **argv)
             T.lme[i] = s.F;
             T.models[i] = model_name(files[i]);
             int nreg = s.n;
+            double fp[3];
+            int have_fp = observed_fingerprint(files[i], fp);
             io_result_summary_free(&s);
-            if (n_first < 0)
+            if (n_first < 0) {
                 n_first = nreg;
-            else if (nreg != n_first) {
+                have_fp0 = have_fp;
+                memcpy(fp0, fp, sizeof fp);
+            } else if (have_fp && have_fp0 &&
+                       (fp[0] != fp0[0] || fabs(fp[1] - fp0[1]) > 1e-9 * fabs(fp0[1]) ||
+                        fabs(fp[2] - fp0[2]) > 1e-9 * fabs(fp0[2]))) {
+                /* free energies are log-evidences of particular data */
+                rc = cli_fail("compare", DCM_ERR_INPUT,
+                              "%s and %s were fitted to different data (their observed BOLD differs): "
+                              "free energies of different data cannot be compared", files[i], files[0]);
+                goto done;
+            } else if (nreg != n_first) {
                 rc = cli_fail("compare", DCM_ERR_INPUT,
                               "%s models %d regions but %s models %d: models compared by their "
                               "free energy must be fitted to the same data", files[i], nreg,

@@ -149,6 +149,16 @@ static void test_simulate_estimate_compare(void)
     CU_ASSERT_DOUBLE_EQUAL(p1 / p2, exp(f1 - f2), 1e-9 * p1 / p2);
     CU_ASSERT(f1 > f2); /* the extra connection is not worth its complexity */
     json_decref(o);
+    /* models fitted to different data cannot be compared by F */
+    snprintf(args, sizeof args, "simulate %s/model.json --params %s/truth.json --snr 2 --seed 6 -o %s/ts2.tsv",
+             tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(run(args), 0);
+    write_spec("other.json", "ts2.tsv", "", "");
+    snprintf(args, sizeof args, "estimate -q %s/other.json -o %s/m3.json", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(run(args), 0);
+    snprintf(args, sizeof args, "compare %s/m1.json %s/m3.json", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "different data"));
     /* the result holds what the issue asks for, and the truth is recovered */
     dcm_error err;
     io_result_summary s;
