@@ -122,7 +122,7 @@ int cmd_average(int argc, char **argv)
         if (cli_is_help(a)) {
             fputs(help, stdout);
             goto done;
-        } else if (!strcmp(a, "--batch") || !strcmp(a, "--models") || !strcmp(a, "-o") ||
+        } else if (!strcmp(a, "--batch") || !strcmp(a, "--models") || (!strcmp(a, "-o") || !strcmp(a, "--output")) ||
                    !strcmp(a, "--occam")) {
             if (++i >= argc) {
                 rc = cli_fail("average", DCM_ERR_USAGE, "%s needs a value", a);
@@ -132,7 +132,7 @@ int cmd_average(int argc, char **argv)
                 batch = argv[i];
             else if (!strcmp(a, "--models"))
                 models = argv[i];
-            else if (!strcmp(a, "-o"))
+            else if ((!strcmp(a, "-o") || !strcmp(a, "--output")))
                 out_path = argv[i];
             else if (cli_parse_double(argv[i], &occam) || occam <= 0) {
                 rc = cli_fail("average", DCM_ERR_USAGE, "--occam needs a positive number");

@@ -309,6 +309,19 @@ int cmd_compare(int argc, char **argv)
                       lme_path ? lme_path : "input");
         goto done;
     }
+    if (nf) { /* check the partition before printing anything */
+        int *fam = malloc(sizeof(int) * nmod);
+        if (!fam) {
+            rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        rc = parse_families(fa, nf, T.models, nmod, fam, &err);
+        free(fam);
+        if (rc) {
+            rc = cli_report("compare", &err);
+            goto done;
+        }
+    }
     o = json_object();
     json_object_set_new(o, "models", json_names(T.models, nmod));
     json_object_set_new(o, "subjects", json_integer(nsub));

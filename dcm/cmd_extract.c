@@ -214,10 +214,10 @@ int cmd_extract(int argc, char **argv)
     }
     if (rc == DCM_OK) {
         printf("%s: %s, %d voxels (%d left out), centre (%.1f, %.1f, %.1f) mm, %s explains %.1f%% "
-               "of the variance, TR %g s, %d confounds -> %s.tsv\n",
+               "of the variance, TR %g s, %d confound column%s -> %s.tsv\n",
                o.bold, o.name, r.nvox, r.excluded, r.centre_mm[0], r.centre_mm[1], r.centre_mm[2],
                o.summary == IO_SUMMARY_MEAN ? "the mean" : "the eigenvariate", 100.0 * r.explained,
-               r.tr, r.nx0, prefix);
+               r.tr, r.nx0, r.nx0 == 1 ? "" : "s", prefix);
         if (r.have_delay)
             printf("  slice %d acquired at %.4g s: use \"delays\" %.4g for %s\n", r.slice, r.delay,
                    r.delay, o.name);

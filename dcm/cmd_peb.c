@@ -216,7 +216,7 @@ int cmd_peb(int argc, char **argv)
             fputs(help, stdout);
             goto done;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--design") || !strcmp(a, "--params") ||
-                   !strcmp(a, "-o") || !strcmp(a, "--components")) {
+                   (!strcmp(a, "-o") || !strcmp(a, "--output")) || !strcmp(a, "--components")) {
             if (++i >= argc) {
                 rc = cli_fail("peb", DCM_ERR_USAGE, "%s needs a value", a);
                 goto done;
@@ -227,7 +227,7 @@ int cmd_peb(int argc, char **argv)
                 design_path = argv[i];
             else if (!strcmp(a, "--params"))
                 sels[nsel_args++] = argv[i];
-            else if (!strcmp(a, "-o"))
+            else if ((!strcmp(a, "-o") || !strcmp(a, "--output")))
                 out_path = argv[i];
             else if (!strcmp(argv[i], "single") || !strcmp(argv[i], "all"))
                 single = !strcmp(argv[i], "single");

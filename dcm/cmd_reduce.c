@@ -100,7 +100,7 @@ int cmd_reduce(int argc, char **argv)
             search = 1;
         } else if (!strcmp(a, "--json")) {
             as_json = 1;
-        } else if (!strcmp(a, "-o")) {
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output"))) {
             if (++i >= argc) {
                 rc = cli_fail("reduce", DCM_ERR_USAGE, "-o needs a file name");
                 goto done;

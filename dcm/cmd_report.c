@@ -122,14 +122,14 @@ int cmd_report(int argc, char **argv)
             fputs(help, stdout);
             free(files);
             return DCM_OK;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--png") || !strcmp(a, "--threshold") ||
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) || !strcmp(a, "--png") || !strcmp(a, "--threshold") ||
                    !strcmp(a, "--scale") || !strcmp(a, "--lme")) {
             if (i + 1 >= argc) {
                 rc = cli_fail("report", DCM_ERR_USAGE, "%s needs a value (see dcm report --help)", a);
                 goto done;
             }
             const char *val = argv[++i];
-            if (!strcmp(a, "-o"))
+            if ((!strcmp(a, "-o") || !strcmp(a, "--output")))
                 out = val;
             else if (!strcmp(a, "--png"))
                 png_dir = val;

@@ -17,11 +17,11 @@ static const char *help =
     "  - every free parameter (prior variance > 0) with its posterior mean, sd\n"
     "    and posterior probability Pp (the probability that the effect exceeds\n"
     "    its prior mean in size); parameters with Pp > P are marked '*'.\n"
-    "    Names: \"A V1->V5\" endogenous connection, \"B(Attention) V1->V5\"\n"
-    "    its modulation by an input, \"C Photic->V1\" driving input,\n"
-    "    \"D(SPC) V1->V5\" nonlinear modulation, \"transit V1\", \"decay\",\n"
-    "    \"epsilon\" haemodynamics. A, B, C, D are in Hz, except the\n"
-    "    self-connections \"A V1->V1\", which (like the haemodynamic parameters)\n"
+    "    Names (as in every command): \"A:V1->V5\" endogenous connection,\n"
+    "    \"B:Attention:V1->V5\" its modulation by an input, \"C:Photic->V1\"\n"
+    "    driving input, \"D:SPC:V1->V5\" nonlinear modulation, \"transit:V1\",\n"
+    "    \"decay\", \"epsilon\" haemodynamics. A, B, C, D are in Hz, except the\n"
+    "    self-connections \"A:V1->V1\", which (like the haemodynamic parameters)\n"
     "    are log scaling factors (self-inhibition -0.5*exp(A) Hz).\n"
     "  - fit: variance explained per region, 1 - var(residual)/var(observed),\n"
     "    the residual taking off the prediction and the fitted confounds;\n"
@@ -121,7 +121,7 @@ int cmd_review(int argc, char **argv)
                mark ? " *" : "");
     }
     printf("* posterior probability > %g: %d of %d free parameters\n", threshold, nmarked, nfree);
-    printf("  units: A (between regions), B, C, D in Hz; self-connections A Vi->Vi and the\n"
+    printf("  units: A (between regions), B, C, D in Hz; self-connections A:Vi->Vi and the\n"
            "  haemodynamic parameters are log scaling factors (0 = prior)\n");
 
     /* fit */

@@ -159,6 +159,7 @@ static json_t *jmodel(jb *b, const dcm_problem *P)
     set(b, opt, "two_state", chk(b, json_integer(M->two_state)));
     set(b, opt, "centre", chk(b, json_integer(P->centre)));
     set(b, opt, "maxit", chk(b, json_integer(P->maxit)));
+    set(b, opt, "maxnodes", chk(b, json_integer(P->maxnodes)));
     set(b, opt, "integrator",
         chk(b, json_string(M->integrator == MODEL_INT_ODE ? "ode" : "bilinear")));
     set(b, opt, "hE", jnum(b, P->hE));
