@@ -952,9 +952,7 @@ static int setup(void)
 
 static void teardown(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
+    if (test_remove_dir(tmpdir))
         printf("cannot remove %s\n", tmpdir);
 }
 

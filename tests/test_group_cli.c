@@ -253,9 +253,7 @@ int main(void)
         {"bad tables and parameter names: exit 2", test_bad_inputs},
         {NULL, NULL}};
     int rc = test_run("group commands", cases);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd))
+    if (test_remove_dir(tmpdir))
         rc = 1;
     return rc;
 }

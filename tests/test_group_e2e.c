@@ -291,9 +291,7 @@ int main(void)
         {"group recovery: RFX, PEB and automatic reduction", test_recovery_group},
         {NULL, NULL}};
     int rc = test_run("group end to end", cases);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd))
+    if (test_remove_dir(tmpdir))
         rc = 1;
     return rc;
 }

@@ -168,10 +168,8 @@ static int setup(void)
 
 static int teardown(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     cairo_debug_reset_static_data();
-    return system(cmd) == 0 ? 0 : -1;
+    return test_remove_dir(tmpdir);
 }
 
 /* ---- tests ---- */

@@ -143,6 +143,14 @@ static inline int test_dcm(const char *args, char *out, size_t outlen)
     return test_shell(cmd, out, outlen);
 }
 
+/* Remove a test's temporary folder and everything in it; 0 on success. */
+static inline int test_remove_dir(const char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 /* Write text to DIR/REL. */
 static inline void test_write_file(const char *dir, const char *rel, const char *text)
 {
