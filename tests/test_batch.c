@@ -79,31 +79,11 @@ static char *read_all(const char *rel)
     return s;
 }
 
-/* No io_atomic temporary file ("*.tmp.*") anywhere under tmpdir/rel. */
+/* No io_atomic temporary file anywhere under tmpdir/rel. */
 static int no_temp_files(const char *rel)
 {
     char p[512];
-    DIR *d = opendir(path_of(p, sizeof p, rel));
-    if (!d)
-        return 1;
-    struct dirent *e;
-    int ok = 1;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (strstr(e->d_name, ".tmp.")) {
-            printf("\n  leftover temporary file %s/%s", rel, e->d_name);
-            ok = 0;
-        }
-        char sub[512];
-        snprintf(sub, sizeof sub, "%s/%s", rel, e->d_name);
-        struct stat st;
-        char full[512];
-        if (stat(path_of(full, sizeof full, sub), &st) == 0 && S_ISDIR(st.st_mode) && !no_temp_files(sub))
-            ok = 0;
-    }
-    closedir(d);
-    return ok;
+    return test_no_temp_files(path_of(p, sizeof p, rel));
 }
 
 /* ---- the data: 3 subjects, each with its own connection strengths ---- */

@@ -35,17 +35,9 @@ static int exists(const char *name)
     return access(path, F_OK) == 0;
 }
 
-/* no "*.tmp.*" left in the directory */
 static int no_temp_files(void)
 {
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    int ok = 1;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".tmp"))
-            ok = 0;
-    closedir(d);
-    return ok;
+    return test_no_temp_files(tmpdir);
 }
 
 /* A small, valid three-region problem: design and data generated here. */

@@ -38,14 +38,7 @@ static int exists(const char *name)
 
 static int no_temp_files(void)
 {
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    int ok = 1;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".tmp"))
-            ok = 0;
-    closedir(d);
-    return ok;
+    return test_no_temp_files(tmpdir);
 }
 
 static void write_file(const char *name, const char *text)

@@ -105,21 +105,12 @@ static int png_size(const char *name, unsigned *w, unsigned *h)
     return 1;
 }
 
-/* no "*.tmp.*" left in a directory of tmpdir ("" for tmpdir itself) */
+/* no "*.tmp*" left under a directory of tmpdir ("" for tmpdir itself) */
 static int no_temp_files(const char *sub)
 {
     char path[512];
     path_of(path, sizeof path, sub);
-    DIR *d = opendir(path);
-    if (!d)
-        return 1;
-    struct dirent *e;
-    int ok = 1;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".tmp"))
-            ok = 0;
-    closedir(d);
-    return ok;
+    return test_no_temp_files(path);
 }
 
 /* ---- a small simulated data set, fitted twice ---- */

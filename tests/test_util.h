@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,6 +150,32 @@ static inline int test_remove_dir(const char *dir)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* 1 when no io_atomic temporary file ("*.tmp*") is left anywhere under
+ * dir (recursively); prints each one found. A missing dir counts as clean. */
+static inline int test_no_temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 1;
+    struct dirent *e;
+    int ok = 1;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (strstr(e->d_name, ".tmp")) {
+            printf("\n  leftover temporary file %s", path);
+            ok = 0;
+        }
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !test_no_temp_files(path))
+            ok = 0;
+    }
+    closedir(d);
+    return ok;
 }
 
 /* Write text to DIR/REL. */
