@@ -576,12 +576,12 @@ static void test_mpi(void)
 {
     const char *bin = getenv("DCM_MPI_BIN");
     if (!bin || !*bin || access(bin, X_OK)) {
-        printf("\nSKIP: no MPI build ($DCM_MPI_BIN=%s is absent): 'make bin/dcm-mpi' needs mpicc "
-               "(scripts/setup.sh installs libopenmpi-dev openmpi-bin)\n", bin ? bin : "unset");
+        test_skip("no MPI build ($DCM_MPI_BIN=%s is absent): 'make bin/dcm-mpi' needs mpicc "
+               "(scripts/setup.sh installs libopenmpi-dev openmpi-bin)", bin ? bin : "unset");
         return;
     }
     if (run_cmd("mpirun --version") != 0) {
-        printf("\nSKIP: mpirun not found (scripts/setup.sh installs openmpi-bin)\n");
+        test_skip("mpirun not found (scripts/setup.sh installs openmpi-bin)");
         return;
     }
     /* containers often forbid the cross-process memory copy (CMA) of

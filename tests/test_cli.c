@@ -400,7 +400,7 @@ static void test_valgrind_estimate(void)
 {
     const char *rel = getenv("DCM_RELEASE_BIN");
     if (!rel || access(rel, X_OK) || system("valgrind --version >/dev/null 2>&1")) {
-        printf("\nSKIP: valgrind or the release binary ($DCM_RELEASE_BIN) is not available\n");
+        test_skip("valgrind or the release binary ($DCM_RELEASE_BIN) is not available");
         return;
     }
     char cmd[4096];
