@@ -351,7 +351,7 @@ static void test_events_reference(void)
     char *names[3] = {"Photic", "Motion", "Attention"};
     double *u = calloc((size_t)nu * m, sizeof(double));
     dcm_error e = {0};
-    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(epath, 3.22, v, m, names, u, &e), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(epath, 3.22, v, m, names, u, NULL, &e), DCM_OK);
     io_table ref;
     CU_ASSERT_EQUAL_FATAL(io_tsv_read(upath, &ref, &e), DCM_OK);
     CU_ASSERT_EQUAL_FATAL(ref.rows, nu);
@@ -380,7 +380,7 @@ static void test_events_rules(void)
     const int m = 3, nu = FX_V * 16;
     double u[FX_V * 16 * 3];
     dcm_error e = {0};
-    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(p, FX_TR, FX_V, m, names, u, &e), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(p, FX_TR, FX_V, m, names, u, NULL, &e), DCM_OK);
     /* dt = 0.125: Photic 0..4 s -> bins 0..32; 14..24 s -> 112..127 (clipped) */
     for (int t = 0; t < nu; t++) {
         double want = (t <= 32 || t >= 112) ? 1.0 : 0.0;
@@ -401,25 +401,25 @@ static void test_events_rules(void)
     /* an input without events */
     char *names2[2] = {"Photic", "Rest"};
     double u2[FX_V * 16 * 2];
-    int rc = io_events_to_microtime(p, FX_TR, FX_V, 2, names2, u2, &e);
+    int rc = io_events_to_microtime(p, FX_TR, FX_V, 2, names2, u2, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "input \"Rest\" has no events", "\"ButtonPress\"");
 
     /* negative onset / duration, bad number, missing column */
     write_text(dir, "neg.tsv", "onset\tduration\ttrial_type\n0\t1\tPhotic\n-1\t1\tPhotic\n");
     snprintf(p, sizeof p, "%s/neg.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "neg.tsv", "line 3", "onset", "negative");
     write_text(dir, "negd.tsv", "trial_type\tonset\tduration\nPhotic\t0\t-2\n");
     snprintf(p, sizeof p, "%s/negd.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "line 2", "duration", "negative");
     write_text(dir, "bad.tsv", "onset\tduration\ttrial_type\n0\tn/a\tPhotic\n");
     snprintf(p, sizeof p, "%s/bad.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "line 2", "\"n/a\" is not a number");
     write_text(dir, "nohdr.tsv", "0\t1\tPhotic\n");
     snprintf(p, sizeof p, "%s/nohdr.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "line 1", "onset", "trial_type");
     remove_tree(dir);
 }
