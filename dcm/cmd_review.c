@@ -2,6 +2,7 @@
  * summary of one fitted model, as SPM's review: every free parameter with
  * its posterior mean, sd and posterior probability, the fit per region,
  * free energy, iterations and convergence, noise precision. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ static const char *help =
     "  - fit: variance explained per region, 1 - var(residual)/var(observed),\n"
     "    the residual taking off the prediction and the fitted confounds;\n"
     "  - free energy, iterations, convergence, noise log-precision per region.\n"
+    "The result's warnings (design and fit checks, see dcm check) come first.\n"
     "\n"
     "options:\n"
     "  --threshold P  mark parameters whose posterior probability exceeds P\n"
@@ -83,6 +85,20 @@ int cmd_review(int argc, char **argv)
         return cli_report("review", &err);
     const io_result_summary *s = &m.s;
     const int n = s->n;
+
+    /* warnings first: they say whether the rest can be trusted */
+    json_t *root = json_load_file(file, 0, NULL);
+    json_t *warnings = json_object_get(root, "warnings");
+    if (json_array_size(warnings)) {
+        size_t i;
+        json_t *x;
+        printf("WARNINGS     %d (see dcm check %s)\n", (int)json_array_size(warnings), file);
+        json_array_foreach(warnings, i, x)
+            if (json_is_string(x))
+                printf("  ! %s\n", json_string_value(x));
+        printf("\n");
+    }
+    json_decref(root);
 
     printf("result       %s\n", file);
     printf("model        %d region%s (", n, n == 1 ? "" : "s");
