@@ -117,7 +117,7 @@ const char *dcm_check_tr(double TR, char *buf, size_t len)
     if (!isfinite(TR) || TR <= 0.0)
         snprintf(buf, len, "\"TR\" is %g; the repetition time must be a positive number of "
                  "seconds (e.g. 3.22)", TR);
-    else if (TR > DCM_TR_MAX && TR / 1000.0 <= DCM_TR_MAX)
+    else if (TR >= 100.0 && TR / 1000.0 <= DCM_TR_MAX)   /* 100 ms .. 30 s in ms */
         snprintf(buf, len, "\"TR\" is %g, but the repetition time is in seconds and must lie in "
                  "(0, %g]: %g looks like milliseconds; write %g", TR, DCM_TR_MAX, TR, TR / 1000.0);
     else if (TR > DCM_TR_MAX)

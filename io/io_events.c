@@ -52,7 +52,8 @@ static int timing_warnings(const char *path, double TR, int v, int m, char *cons
                                    late[j] == 1 ? "is" : "are");
         if (over[j])
             rc |= dcm_warnings_add(w, "%s: %d \"%s\" event%s end%s more than one TR after the last "
-                                   "scan (%g s) and %s cut there; are the durations in seconds?",
+                                   "scan (%g s) and %s cut there; are the TR and the durations (in seconds) "
+                                   "right?",
                                    path, over[j], input_names[j], over[j] == 1 ? "" : "s",
                                    over[j] == 1 ? "s" : "", T, over[j] == 1 ? "is" : "are");
     }
