@@ -118,10 +118,22 @@ int cmd_review(int argc, char **argv)
 
     /* parameters */
     int width = 9, nfree = 0, nmarked = 0;
-    char name[512];
+    /* a parameter name holds at most three region/input names: size the
+       buffer from the longest so no name is cut */
+    size_t longest = 0;
+    for (int j = 0; j < n; j++)
+        longest = strlen(s->regions[j]) > longest ? strlen(s->regions[j]) : longest;
+    for (int j = 0; j < s->m; j++)
+        longest = strlen(s->inputs[j]) > longest ? strlen(s->inputs[j]) : longest;
+    size_t namelen = 3 * longest + 64;
+    char *name = malloc(namelen);
+    if (!name) {
+        io_report_model_free(&m);
+        return cli_fail("review", DCM_ERR_SYSTEM, "out of memory");
+    }
     for (int k = 0; k < s->np; k++)
         if (io_report_param_free(&m, k)) {
-            io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, sizeof name);
+            io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, namelen);
             if ((int)strlen(name) > width)
                 width = (int)strlen(name);
         }
@@ -130,7 +142,7 @@ int cmd_review(int argc, char **argv)
         if (!io_report_param_free(&m, k))
             continue;
         nfree++;
-        io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, sizeof name);
+        io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, namelen);
         int mark = isfinite(m.Pp[k]) && m.Pp[k] > threshold;
         nmarked += mark;
         printf("%-*s %10.4f %10.4f %8.4f%s\n", width, name, s->Ep[k], io_report_param_sd(&m, k), m.Pp[k],
@@ -175,6 +187,7 @@ int cmd_review(int argc, char **argv)
         if (k)
             printf("  mean variance explained %.3f\n", mean / k);
     }
+    free(name);
     io_report_model_free(&m);
     return DCM_OK;
 }

@@ -249,6 +249,40 @@ static void test_spm_attention_no_warning(void)
     json_decref(j);
 }
 
+/* The issue's case: SPM's attention data with "TR": 3.0 ends "converged"
+ * at F = -5439.7 after 6 iterations, every step after the first
+ * rejected. */
+static void test_spm_attention_wrong_tr(void)
+{
+    char p[512];
+    if (!test_shared_path("datasets/attention/timeseries.tsv", p, sizeof p))
+        return;
+    char abs[PATH_MAX], text[4096];
+    snprintf(p, sizeof p, "%s/datasets/attention", test_shared_dir());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(p, abs));
+    snprintf(text, sizeof text,
+             "{\"TR\": 3.0, \"TE\": 0.04, \"timeseries\": \"%s/timeseries.tsv\",\n"
+             " \"regions\": [\"V1\", \"V5\", \"SPC\"], \"confounds\": \"%s/confounds.tsv\",\n"
+             " \"events\": \"%s/events.tsv\", \"inputs\": [\"Photic\", \"Motion\", \"Attention\"],\n"
+             " \"a\": [[1,1,0],[1,1,1],[0,1,1]],\n"
+             " \"b\": {\"Motion\": [[0,0,0],[1,0,0],[0,0,0]], \"Attention\": [[0,0,0],[1,0,0],[0,0,0]]},\n"
+             " \"c\": [[1,0,0],[0,0,0],[0,0,0]]}\n", abs, abs, abs);
+    test_write_file(tmpdir, "spm_tr3.json", text);
+    CU_ASSERT_EQUAL(run("estimate -q %s/spm_tr3.json -o %s/spm_tr3_r.json", tmpdir, tmpdir), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no step after the first was accepted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "variance explained is 0.0 %"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "2 \"Photic\" events start after the last scan"));
+    json_t *r = load("spm_tr3_r.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    json_t *d = json_object_get(r, "diagnostics");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(d, "accepted_steps")), 0);
+    CU_ASSERT(json_number_value(json_object_get(d, "variance_explained")) < 1.0);
+    CU_ASSERT(json_number_value(json_object_get(d, "max_abs_connection")) < 0.125);
+    CU_ASSERT(json_number_value(json_object_get(d, "effective_parameters")) < 1.0);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(r, "warnings")), 7);
+    json_decref(r);
+}
+
 /* ---- refusals: exit 2, a message that says what to fix, no output ---- */
 
 static void assert_refused(const char *spec, const char *what1, const char *what2)
@@ -521,6 +555,7 @@ int main(void)
         {"TR range and name syntax", test_tr_and_names},
         {"a correct fit of the attention design raises no warning", test_good_fit_no_warning},
         {"SPM's attention data, fwd and bwd: no warning", test_spm_attention_no_warning},
+        {"SPM's attention data with TR 3.0: every fit check fires", test_spm_attention_wrong_tr},
         {"TR in milliseconds, too large or zero: refused", test_tr_refused},
         {"a constant region: refused, named", test_constant_region_refused},
         {"repeated region, input or column names: refused", test_duplicate_names_refused},
