@@ -120,7 +120,8 @@ double dcm_variance_explained(const double *obs, const double *pred, const doubl
  * Cp is np x np row-major. NaN when it cannot be computed. */
 double dcm_kl_normal(int np, const double *Ep, const double *Cp, const double *pE,
                      const double *pV, const double *pC);
-/* Steps after the first that raised F along a trajectory (F_trace). */
+/* Steps after the first that raised F along a trajectory (F_trace); -1
+ * when there is no step after the first (fewer than 2 iterations). */
 int dcm_accepted_steps(const double *F_trace, int ntrace);
 /* Append one warning per failed fit check. */
 int dcm_diagnostics_warn(const dcm_diagnostics *d, dcm_warnings *w);

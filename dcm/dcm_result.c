@@ -142,7 +142,7 @@ done:
 
 int dcm_accepted_steps(const double *F_trace, int ntrace)
 {
-    if (!F_trace || ntrace < 1)
+    if (!F_trace || ntrace < 2)   /* one iteration: no step to judge */
         return -1;
     int k = 0;
     for (int i = 1; i < ntrace; i++)

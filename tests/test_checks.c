@@ -132,7 +132,8 @@ static void test_diagnostic_maths(void)
     /* steps that raised F after the first */
     double Ft[5] = {-10, -12, -12, -11, -11};
     CU_ASSERT_EQUAL(dcm_accepted_steps(Ft, 5), 1);
-    CU_ASSERT_EQUAL(dcm_accepted_steps(Ft, 1), 0);
+    CU_ASSERT_EQUAL(dcm_accepted_steps(Ft, 2), 0);
+    CU_ASSERT_EQUAL(dcm_accepted_steps(Ft, 1), -1);
     CU_ASSERT_EQUAL(dcm_accepted_steps(NULL, 0), -1);
     /* each threshold makes its warning, and only its own */
     dcm_diagnostics ok = {87.3, 0.69, 17.0, 16}, bad = {9.9, 0.12, 0.99, 0};
