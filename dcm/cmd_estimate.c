@@ -152,9 +152,9 @@ int cmd_estimate(int argc, char **argv)
             fprintf(stderr, "dcm estimate: warning: %s\n", R->warnings.items[i]);
     }
     if (ps.log_json)
-        log_event(json_pack("{s:s, s:f, s:i, s:b, s:f, s:s}", "event", "done", "F", R->F, "iterations",
-                            R->iterations, "converged", R->converged, "seconds", R->seconds, "output",
-                            output));
+        log_event(json_pack("{s:s, s:f, s:i, s:b, s:f, s:s, s:i}", "event", "done", "F", R->F,
+                            "iterations", R->iterations, "converged", R->converged, "seconds",
+                            R->seconds, "output", output, "warnings", R->warnings.count));
     printf("%s: F = %.4f, %d iterations, %s, %.3f s -> %s", spec, R->F,
            R->iterations, R->converged ? "converged" : "NOT converged (maxit reached)",
            R->seconds, output);
