@@ -530,6 +530,12 @@ static int batch_main(const ranks *r, int argc, char **argv)
         int src = dcm_batch_write_summary(&m, o.outdir, out, &rows, &err);
         if (src)
             cli_report("batch", &err);
+        int nwarn = 0, wwrc = dcm_batch_write_warnings(&m, o.outdir, out, &nwarn, &err);
+        if (wwrc)
+            cli_report("batch", &err);
+        else if (nwarn)   /* said even with -q: some results may be wrong */
+            fprintf(stderr, "dcm batch: %d warning%s about the designs or fits: see %s/warnings.tsv "
+                    "(and dcm check)\n", nwarn, nwarn == 1 ? "" : "s", o.outdir);
         for (int s = 0; s < m.nsub; s++) {
             int job, k = dcm_batch_subject_gap(&m, out, s, &job);
             if (k < 0)
@@ -550,7 +556,7 @@ static int batch_main(const ranks *r, int argc, char **argv)
                     rows == 1 ? "" : "s", m.nmod, m.nmod == 1 ? "" : "s");
         }
         rc = worst;
-        if (!rc && (wrc || src))
+        if (!rc && (wrc || src || wwrc))
             rc = DCM_ERR_SYSTEM;
     }
     rc = share_int(r, rc);

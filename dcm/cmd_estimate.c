@@ -16,6 +16,11 @@ static const char *help =
     "Fit the DCM described by SPEC.json to its data with variational Laplace,\n"
     "exactly as SPM12's spm_dcm_estimate, and write the posterior, the free\n"
     "energy and the fitted BOLD to RESULT.json (written atomically).\n"
+    "The design is checked first (TR in seconds, no constant region, unique\n"
+    "names: else exit 2, nothing written); suspicious designs and fits that\n"
+    "SPM's spm_dcm_fmri_check would flag are warnings, printed on stderr and\n"
+    "kept in the result's \"warnings\" (see dcm check, MANUAL \"Checks and\n"
+    "warnings\").\n"
     "A DCM_NAME.mat that SPM specified (the struct DCM) may stand for SPEC.json.\n"
     "\n"
     "options:\n"
@@ -23,9 +28,10 @@ static const char *help =
     "  --mat FILE.mat      also write the estimated model as SPM's DCM struct\n"
     "  --maxit N           maximum iterations (default: the spec's, else 128)\n"
     "  --integrator NAME   bilinear (SPM's, default) or ode (accurate nonlinear)\n"
-    "  -q, --quiet         do not print the iterations on stderr\n"
+    "  -q, --quiet         do not print the iterations on stderr (warnings\n"
+    "                      are printed all the same)\n"
     "  --log-json          print one JSON object per event on stderr instead\n"
-    "                      (start, iteration, done, error), for pipelines;\n"
+    "                      (start, iteration, warning, done, error), for pipelines;\n"
     "                      -q does not silence these\n"
     "  -h, --help          this help\n"
     "\n"
@@ -138,13 +144,23 @@ int cmd_estimate(int argc, char **argv)
         dcm_problem_free(P);
         return fail_event(&ps, &err);
     }
+    /* warnings are printed even with -q: they say the result may be wrong */
+    for (int i = 0; i < R->warnings.count; i++) {
+        if (ps.log_json)
+            log_event(json_pack("{s:s, s:s}", "event", "warning", "message", R->warnings.items[i]));
+        else
+            fprintf(stderr, "dcm estimate: warning: %s\n", R->warnings.items[i]);
+    }
     if (ps.log_json)
-        log_event(json_pack("{s:s, s:f, s:i, s:b, s:f, s:s}", "event", "done", "F", R->F, "iterations",
-                            R->iterations, "converged", R->converged, "seconds", R->seconds, "output",
-                            output));
-    printf("%s: F = %.4f, %d iterations, %s, %.3f s -> %s\n", spec, R->F,
+        log_event(json_pack("{s:s, s:f, s:i, s:b, s:f, s:s, s:i}", "event", "done", "F", R->F,
+                            "iterations", R->iterations, "converged", R->converged, "seconds",
+                            R->seconds, "output", output, "warnings", R->warnings.count));
+    printf("%s: F = %.4f, %d iterations, %s, %.3f s -> %s", spec, R->F,
            R->iterations, R->converged ? "converged" : "NOT converged (maxit reached)",
            R->seconds, output);
+    if (R->warnings.count)
+        printf(" (%d warning%s: see dcm check)", R->warnings.count, R->warnings.count == 1 ? "" : "s");
+    printf("\n");
     dcm_result_free(R);
     dcm_problem_free(P);
     return DCM_OK;

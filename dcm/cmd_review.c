@@ -2,6 +2,7 @@
  * summary of one fitted model, as SPM's review: every free parameter with
  * its posterior mean, sd and posterior probability, the fit per region,
  * free energy, iterations and convergence, noise precision. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ static const char *help =
     "  - fit: variance explained per region, 1 - var(residual)/var(observed),\n"
     "    the residual taking off the prediction and the fitted confounds;\n"
     "  - free energy, iterations, convergence, noise log-precision per region.\n"
+    "The result's warnings (design and fit checks, see dcm check) come first.\n"
     "\n"
     "options:\n"
     "  --threshold P  mark parameters whose posterior probability exceeds P\n"
@@ -84,6 +86,20 @@ int cmd_review(int argc, char **argv)
     const io_result_summary *s = &m.s;
     const int n = s->n;
 
+    /* warnings first: they say whether the rest can be trusted */
+    json_t *root = json_load_file(file, 0, NULL);
+    json_t *warnings = json_object_get(root, "warnings");
+    if (json_array_size(warnings)) {
+        size_t i;
+        json_t *x;
+        printf("WARNINGS     %d (see dcm check %s)\n", (int)json_array_size(warnings), file);
+        json_array_foreach(warnings, i, x)
+            if (json_is_string(x))
+                printf("  ! %s\n", json_string_value(x));
+        printf("\n");
+    }
+    json_decref(root);
+
     printf("result       %s\n", file);
     printf("model        %d region%s (", n, n == 1 ? "" : "s");
     print_names(s->regions, n);
@@ -102,10 +118,22 @@ int cmd_review(int argc, char **argv)
 
     /* parameters */
     int width = 9, nfree = 0, nmarked = 0;
-    char name[512];
+    /* a parameter name holds at most three region/input names: size the
+       buffer from the longest so no name is cut */
+    size_t longest = 0;
+    for (int j = 0; j < n; j++)
+        longest = strlen(s->regions[j]) > longest ? strlen(s->regions[j]) : longest;
+    for (int j = 0; j < s->m; j++)
+        longest = strlen(s->inputs[j]) > longest ? strlen(s->inputs[j]) : longest;
+    size_t namelen = 3 * longest + 64;
+    char *name = malloc(namelen);
+    if (!name) {
+        io_report_model_free(&m);
+        return cli_fail("review", DCM_ERR_SYSTEM, "out of memory");
+    }
     for (int k = 0; k < s->np; k++)
         if (io_report_param_free(&m, k)) {
-            io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, sizeof name);
+            io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, namelen);
             if ((int)strlen(name) > width)
                 width = (int)strlen(name);
         }
@@ -114,7 +142,7 @@ int cmd_review(int argc, char **argv)
         if (!io_report_param_free(&m, k))
             continue;
         nfree++;
-        io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, sizeof name);
+        io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, namelen);
         int mark = isfinite(m.Pp[k]) && m.Pp[k] > threshold;
         nmarked += mark;
         printf("%-*s %10.4f %10.4f %8.4f%s\n", width, name, s->Ep[k], io_report_param_sd(&m, k), m.Pp[k],
@@ -159,6 +187,7 @@ int cmd_review(int argc, char **argv)
         if (k)
             printf("  mean variance explained %.3f\n", mean / k);
     }
+    free(name);
     io_report_model_free(&m);
     return DCM_OK;
 }

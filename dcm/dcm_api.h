@@ -11,6 +11,13 @@
  *   threads.
  * - Errors are reported through dcm_error: a code (DCM_ERR_*, which is
  *   also the command's exit status) and a message that says what to fix.
+ * - Warnings are data, never printed by the library: suspicious-but-valid
+ *   designs (found while loading, kept in dcm_problem.warnings) and fits
+ *   that SPM's spm_dcm_fmri_check would flag end up in
+ *   dcm_result.warnings, one sentence each; the numbers behind the fit
+ *   checks are in dcm_result.diag. Design slips that make a fit
+ *   meaningless (TR outside (0, 30] s, a constant region, repeated names)
+ *   are errors before any fitting.
  */
 #ifndef DCM_API_H
 #define DCM_API_H
@@ -37,6 +44,29 @@ typedef struct {
 int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A list of warnings (owned strings); zero-initialised = empty. */
+typedef struct {
+    int count;
+    char **items;
+} dcm_warnings;
+
+/* printf-style append; returns DCM_OK or DCM_ERR_SYSTEM (out of memory). */
+int dcm_warnings_add(dcm_warnings *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append copies of every warning of src. */
+int dcm_warnings_copy(dcm_warnings *dst, const dcm_warnings *src);
+void dcm_warnings_free(dcm_warnings *w);
+
+/* Largest repetition time accepted, in seconds: above it a TR is almost
+ * certainly in milliseconds. */
+#define DCM_TR_MAX 30.0
+/* NULL when TR is a plausible repetition time in seconds, else a sentence
+ * saying what is wrong (naming the likely unit slip), written into buf. */
+const char *dcm_check_tr(double TR, char *buf, size_t len);
+/* NULL when name can be used as a region or input name, else the reason:
+ * names may not contain "->" or ':' (the parameter syntax "A:V1->V5"),
+ * control characters, or start/end with white space. */
+const char *dcm_name_problem(const char *name);
+
 typedef struct {
     int n, m;               /* regions, inputs */
     char **region_names;    /* n */
@@ -53,6 +83,8 @@ typedef struct {
                                confined to the data's principal modes (SPM: 8) */
     double hE, hC;          /* noise log-precision prior mean/variance (6, 1/128) */
     char *source;           /* where the problem came from (for messages) */
+    dcm_warnings warnings;  /* design warnings found by the loader; copied
+                               into the result by dcm_estimate */
 } dcm_problem;
 
 dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear);
@@ -60,6 +92,39 @@ void dcm_problem_free(dcm_problem *P);
 /* Check a filled problem (names, sizes, finite values, TR, delays,
  * connectivity). Returns DCM_OK or DCM_ERR_INPUT with a message. */
 int dcm_problem_validate(const dcm_problem *P, dcm_error *err);
+/* Checks that need the data and the inputs, run by dcm_estimate before
+ * fitting: a region whose time series is constant is an error naming it;
+ * an input on for less than one TR in total is a warning appended to w. */
+int dcm_problem_check_design(const dcm_problem *P, dcm_warnings *w, dcm_error *err);
+
+/* SPM's spm_dcm_fmri_check diagnostics of one fit (NaN when unknown). */
+typedef struct {
+    double variance_explained;   /* percent, 100 PSS / (PSS + RSS) */
+    double max_abs_connection;   /* Hz, largest off-diagonal |A| */
+    double effective_parameters; /* KL(posterior || prior) / log(scans) */
+    int accepted_steps;          /* iterations after the first that raised F
+                                    (-1 when unknown) */
+} dcm_diagnostics;
+
+/* Thresholds below which a fit is flagged (SPM's). */
+#define DCM_CHECK_MIN_VARIANCE 10.0      /* percent */
+#define DCM_CHECK_MIN_CONNECTION 0.125   /* Hz */
+#define DCM_CHECK_MIN_EFFECTIVE 1.0      /* parameters */
+
+/* 100 sum(pred^2) / (sum(pred^2) + sum(res^2)), res = obs - pred - conf
+ * (conf may be NULL); NaN when both sums are 0. */
+double dcm_variance_explained(const double *obs, const double *pred, const double *conf,
+                              size_t count);
+/* KL divergence of N(Ep, Cp) from the prior N(pE, C) in the prior's
+ * support, C = diag(pV) when pC is NULL else pC (np x np row-major).
+ * Cp is np x np row-major. NaN when it cannot be computed. */
+double dcm_kl_normal(int np, const double *Ep, const double *Cp, const double *pE,
+                     const double *pV, const double *pC);
+/* Steps after the first that raised F along a trajectory (F_trace); -1
+ * when there is no step after the first (fewer than 2 iterations). */
+int dcm_accepted_steps(const double *F_trace, int ntrace);
+/* Append one warning per failed fit check. */
+int dcm_diagnostics_warn(const dcm_diagnostics *d, dcm_warnings *w);
 
 typedef struct {
     int np;                 /* parameters, SPM's flat order (model_dcm.h) */
@@ -80,6 +145,8 @@ typedef struct {
     double *y_pred;         /* v x n column-major, predicted BOLD (scaled units) */
     double *y_conf;         /* v x n, fitted confounds */
     double seconds;
+    dcm_diagnostics diag;   /* fit checks (spm_dcm_fmri_check) */
+    dcm_warnings warnings;  /* design and fit warnings, empty when none */
 } dcm_result;
 
 void dcm_result_free(dcm_result *R);

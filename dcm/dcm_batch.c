@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -281,7 +282,8 @@ int dcm_batch_manifest_load(const char *path, dcm_batch_manifest *m, dcm_error *
             problem(&p, line, "subject '%s' is not a safe file name (use up to %d letters, digits, "
                     "'.', '_' or '-', not starting with '.' or '-')", sub, DCM_BATCH_NAME_MAX);
             bad = 1;
-        } else if (!strcmp(sub, "summary.tsv") || !strcmp(sub, "failures.tsv")) {
+        } else if (!strcmp(sub, "summary.tsv") || !strcmp(sub, "failures.tsv") ||
+                   !strcmp(sub, "warnings.tsv")) {
             problem(&p, line, "subject '%s' would clash with the batch's own %s", sub, sub);
             bad = 1;
         }
@@ -475,8 +477,8 @@ int dcm_batch_prepare(const dcm_batch_manifest *m, const char *outdir, int force
     int rc = make_dirs(outdir, err);
     if (rc)
         return rc;
-    char *own[2] = {"summary", "failures"};
-    if ((rc = remove_temps(outdir, own, 2, ".tsv", err)))
+    char *own[3] = {"summary", "failures", "warnings"};
+    if ((rc = remove_temps(outdir, own, 3, ".tsv", err)))
         return rc;
     for (int s = 0; s < m->nsub && !rc; s++) {
         char *dir = str_printf("%s/%s", outdir, m->subjects[s]);
@@ -766,6 +768,47 @@ int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
         }
         rc = io_atomic_commit(&a, err);
     }
+    free(path);
+    return rc;
+}
+
+int dcm_batch_write_warnings(const dcm_batch_manifest *m, const char *outdir,
+                             const dcm_batch_outcome *out, int *nwarnings, dcm_error *err)
+{
+    if (nwarnings)
+        *nwarnings = 0;
+    char *path = str_printf("%s/warnings.tsv", outdir);
+    if (!path)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err), k = 0;
+    if (!rc) {
+        fputs("subject\tmodel\twarning\n", a.fp);
+        /* read back from the result files, so that results kept from an
+           earlier run (SKIPPED) and those of other MPI ranks count too */
+        for (int j = 0; j < m->njobs; j++) {
+            if (out[j].state != DCM_BATCH_DONE && out[j].state != DCM_BATCH_SKIPPED)
+                continue;
+            char *rpath = dcm_batch_result_path(outdir, &m->jobs[j]);
+            json_t *root = rpath ? json_load_file(rpath, 0, NULL) : NULL;
+            json_t *w = json_object_get(root, "warnings");
+            size_t i;
+            json_t *x;
+            json_array_foreach(w, i, x) {
+                if (!json_is_string(x))
+                    continue;
+                fprintf(a.fp, "%s\t%s\t", m->jobs[j].subject, m->jobs[j].model);
+                put_cell(a.fp, json_string_value(x));
+                fputc('\n', a.fp);
+                k++;
+            }
+            json_decref(root);
+            free(rpath);
+        }
+        rc = io_atomic_commit(&a, err);
+    }
+    if (nwarnings)
+        *nwarnings = rc ? 0 : k;
     free(path);
     return rc;
 }

@@ -119,6 +119,12 @@ int dcm_batch_write_summary(const dcm_batch_manifest *m, const char *outdir,
 int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
                              const dcm_batch_outcome *out, int *nfailed, dcm_error *err);
 
+/* OUTDIR/warnings.tsv (atomically): a header `subject<TAB>model<TAB>warning`
+ * and one row per warning of every finished result (read from the result
+ * files); *nwarnings (may be NULL): rows written. */
+int dcm_batch_write_warnings(const dcm_batch_manifest *m, const char *outdir,
+                             const dcm_batch_outcome *out, int *nwarnings, dcm_error *err);
+
 /* Cores this process may run on (at least 1): the online cores, or fewer
  * when its CPU affinity is restricted (taskset, cpusets, MPI binding), in
  * which case *restricted (may be NULL) is set to 1. */

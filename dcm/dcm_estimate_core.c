@@ -189,6 +189,16 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     int rc = dcm_problem_validate(P, err);
     if (rc)
         return rc;
+    /* design warnings: the loader's, then those found here */
+    dcm_warnings warn = {0, NULL};
+    if (dcm_warnings_copy(&warn, &P->warnings)) {
+        dcm_warnings_free(&warn);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    if ((rc = dcm_problem_check_design(P, &warn, err))) {
+        dcm_warnings_free(&warn);
+        return rc;
+    }
     const int n = P->n, v = P->v, ny = n * v;
     const int np = P->M->L.np;
     rc = DCM_ERR_SYSTEM;
@@ -307,6 +317,22 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
                        ? 1.0 - std_normal_cdf((R->pE[i] - fabs(R->Ep[i])) / sd)
                        : NAN;
     }
+    /* fit checks (SPM's spm_dcm_fmri_check) */
+    R->diag.variance_explained = dcm_variance_explained(R->y_obs, R->y_pred, R->y_conf, (size_t)ny);
+    double amax = -1.0;   /* stays < 0 for a single region: no connection */
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++)
+            if (i != j)
+                amax = fmax(amax, fabs(R->Ep[P->M->L.off_A + i + j * n]));
+    R->diag.max_abs_connection = amax >= 0.0 ? amax : NAN;
+    R->diag.effective_parameters =
+        v > 1 ? dcm_kl_normal(np, R->Ep, R->Cp, R->pE, R->pV, pC_full) / log((double)v) : NAN;
+    R->diag.accepted_steps = dcm_accepted_steps(R->F_trace, R->ntrace);
+    if (dcm_diagnostics_warn(&R->diag, &warn))
+        goto fail;
+    R->warnings = warn;
+    warn.count = 0;
+    warn.items = NULL;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     R->seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     *out = R;
@@ -316,6 +342,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
 fail:
     rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
 cleanup:
+    dcm_warnings_free(&warn);
     vl_result_free(V);
     model_int_free(W);
     model_dcm_free(M);

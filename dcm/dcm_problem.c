@@ -2,6 +2,7 @@
  * (see dcm_api.h). */
 #include "dcm/dcm_api.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,49 @@ int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
         err->code = code;
     }
     return code;
+}
+
+/* warnings live here (not in dcm_result.c) because the loaders, which the
+ * fuzz harnesses link without the estimator, add them */
+int dcm_warnings_add(dcm_warnings *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return DCM_ERR_SYSTEM;
+    char *s = malloc((size_t)len + 1);
+    char **items = s ? realloc(w->items, sizeof(char *) * (size_t)(w->count + 1)) : NULL;
+    if (!items) {
+        free(s);
+        return DCM_ERR_SYSTEM;
+    }
+    w->items = items;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    w->items[w->count++] = s;
+    return DCM_OK;
+}
+
+int dcm_warnings_copy(dcm_warnings *dst, const dcm_warnings *src)
+{
+    for (int i = 0; src && i < src->count; i++)
+        if (dcm_warnings_add(dst, "%s", src->items[i]))
+            return DCM_ERR_SYSTEM;
+    return DCM_OK;
+}
+
+void dcm_warnings_free(dcm_warnings *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < w->count; i++)
+        free(w->items[i]);
+    free(w->items);
+    w->items = NULL;
+    w->count = 0;
 }
 
 dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear)
@@ -64,7 +108,41 @@ void dcm_problem_free(dcm_problem *P)
     free(P->Y);
     free(P->X0);
     free(P->source);
+    dcm_warnings_free(&P->warnings);
     free(P);
+}
+
+const char *dcm_check_tr(double TR, char *buf, size_t len)
+{
+    if (!isfinite(TR) || TR <= 0.0)
+        snprintf(buf, len, "\"TR\" is %g; the repetition time must be a positive number of "
+                 "seconds (e.g. 3.22)", TR);
+    else if (TR >= 100.0 && TR / 1000.0 <= DCM_TR_MAX)   /* 100 ms .. 30 s in ms */
+        snprintf(buf, len, "\"TR\" is %g, but the repetition time is in seconds and must lie in "
+                 "(0, %g]: %g looks like milliseconds; write %g", TR, DCM_TR_MAX, TR, TR / 1000.0);
+    else if (TR > DCM_TR_MAX)
+        snprintf(buf, len, "\"TR\" is %g, but the repetition time is in seconds and must lie in "
+                 "(0, %g]", TR, DCM_TR_MAX);
+    else
+        return NULL;
+    return buf;
+}
+
+const char *dcm_name_problem(const char *name)
+{
+    if (!name || !name[0])
+        return "names may not be empty";
+    size_t len = strlen(name);
+    if (strstr(name, "->"))
+        return "names may not contain \"->\" (it separates source and target in \"A:V1->V5\")";
+    if (strchr(name, ':'))
+        return "names may not contain ':' (it separates the parts of \"B:Attention:V1->V5\")";
+    if (isspace((unsigned char)name[0]) || isspace((unsigned char)name[len - 1]))
+        return "names may not start or end with white space";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return "names may not contain control characters (tabs, line breaks)";
+    return NULL;
 }
 
 /* Name of region i or input j for messages (never NULL). */
@@ -125,6 +203,10 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
     for (int i = 0; i < n; i++) {
         if (!P->region_names[i] || !P->region_names[i][0])
             return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d has no name", src, i + 1);
+        const char *why = dcm_name_problem(P->region_names[i]);
+        if (why)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d is called \"%s\": %s; rename it",
+                                 src, i + 1, P->region_names[i], why);
         for (int k = 0; k < i; k++)
             if (P->region_names[k] && strcmp(P->region_names[k], P->region_names[i]) == 0)
                 return dcm_error_set(err, DCM_ERR_INPUT,
@@ -134,6 +216,10 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
     for (int j = 0; j < m; j++) {
         if (!P->input_names[j] || !P->input_names[j][0])
             return dcm_error_set(err, DCM_ERR_INPUT, "%s: input %d has no name", src, j + 1);
+        const char *why = dcm_name_problem(P->input_names[j]);
+        if (why)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: input %d is called \"%s\": %s; rename it",
+                                 src, j + 1, P->input_names[j], why);
         for (int k = 0; k < j; k++)
             if (P->input_names[k] && strcmp(P->input_names[k], P->input_names[j]) == 0)
                 return dcm_error_set(err, DCM_ERR_INPUT,
@@ -142,20 +228,21 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
     }
 
     /* scanner */
-    if (!isfinite(M->TR) || M->TR <= 0.0)
-        return dcm_error_set(err, DCM_ERR_INPUT,
-                             "%s: \"TR\" is %g; the repetition time must be a positive number of seconds",
-                             src, M->TR);
+    char trmsg[300];
+    if (dcm_check_tr(M->TR, trmsg, sizeof trmsg))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s", src, trmsg);
     if (!isfinite(M->TE) || M->TE <= 0.0)
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: \"TE\" is %g; the echo time must be a positive number of seconds",
                              src, M->TE);
     for (int i = 0; i < n; i++) {
         double d = M->delays[i];
-        if (!isfinite(d) || d < 0.0 || d > M->TR)
+        /* a delay written with more digits than the TR (3.2200001 for
+           3.22) is the TR: tolerate a relative rounding of 1e-6 */
+        if (!isfinite(d) || d < 0.0 || d > M->TR * (1.0 + 1e-6))
             return dcm_error_set(err, DCM_ERR_INPUT,
-                                 "%s: \"delays\" for region %s is %g s; slice-timing delays must lie "
-                                 "in [0, TR] = [0, %g]", src, rname(P, i), d, M->TR);
+                                 "%s: \"delays\" for region %s is %.10g s; slice-timing delays must "
+                                 "lie in [0, TR] = [0, %.10g] s", src, rname(P, i), d, M->TR);
     }
     if (M->two_state != 0 && M->two_state != 1)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: option two_state must be 0 or 1 (is %d)",
@@ -166,8 +253,8 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
 
     /* options */
     if (P->maxit < 1)
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s: option \"maxit\" is %d; it must be at least 1",
-                             src, P->maxit);
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: option \"maxit\" is %d; it must be a whole "
+                             "number of iterations of at least 1", src, P->maxit);
     if (!isfinite(P->hE))
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: option \"hE\" must be a finite number", src);
     if (!isfinite(P->hC) || P->hC <= 0.0)
@@ -264,5 +351,43 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: parameter layout is stale; call model_dcm_layout_init after "
                              "changing n, m or nonlinear", src);
+    return DCM_OK;
+}
+
+int dcm_problem_check_design(const dcm_problem *P, dcm_warnings *w, dcm_error *err)
+{
+    const char *src = P->source ? P->source : "problem";
+    const int n = P->n, m = P->m, v = P->v;
+    /* a constant region: nothing to explain, and SPM's scaling divides by
+       its range; compare the range with the values' size so that rounding
+       noise on a constant still counts as constant */
+    for (int i = 0; i < n; i++) {
+        const double *y = P->Y + (size_t)i * v;
+        double lo = y[0], hi = y[0];
+        for (int t = 1; t < v; t++) {
+            lo = fmin(lo, y[t]);
+            hi = fmax(hi, y[t]);
+        }
+        if (hi - lo <= 1e-12 * fmax(fabs(hi), fabs(lo)))
+            return dcm_error_set(err, DCM_ERR_INPUT,
+                                 "%s: region %s has zero variance (its time series is %g at all %d "
+                                 "scans): there is nothing to fit; check that its column holds the "
+                                 "region's data, or leave the region out",
+                                 src, rname(P, i), y[0], v);
+    }
+    /* an input that is on for less than one TR in total hardly changes the
+       BOLD signal: its parameters stay at their priors */
+    const model_dcm *M = P->M;
+    const double dt = M->TR / MODEL_DCM_MICROTIME;
+    for (int j = 0; j < m; j++) {
+        int on = 0;
+        for (int t = 0; t < M->nu; t++)
+            on += M->u[(size_t)t * m + j] != 0.0;
+        if (on * dt < M->TR &&
+            dcm_warnings_add(w, "input \"%s\" is on for %.3g s in total, less than one TR (%g s): "
+                             "its effects can hardly be estimated; check its durations (in seconds)",
+                             iname(P, j), on * dt, M->TR))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
     return DCM_OK;
 }

@@ -29,6 +29,7 @@ static const command commands[] = {
     {"extract", cmd_extract, "regional time series from 4D NIfTI images"},
     {"report", cmd_report, "self-contained HTML report of results"},
     {"review", cmd_review, "terminal summary of a result"},
+    {"check", cmd_check, "fit diagnostics and warnings of results (SPM's thresholds)"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f)

@@ -36,8 +36,43 @@ static int event_number(const char *path, const io_text_table *t, int r, int c,
     return DCM_OK;
 }
 
+/* Warnings about the timing of the events of the model's inputs. */
+static int timing_warnings(const char *path, double TR, int v, int m, char *const *input_names,
+                           const int *late, const int *over, double last_onset, double last_end,
+                           int nevents, dcm_warnings *w)
+{
+    const double T = v * TR;
+    int rc = DCM_OK;
+    for (int j = 0; j < m; j++) {
+        if (late[j])
+            rc |= dcm_warnings_add(w, "%s: %d \"%s\" event%s start%s after the last scan (%d scans "
+                                   "x TR %g s = %g s) and %s left out; is the TR right?",
+                                   path, late[j], input_names[j], late[j] == 1 ? "" : "s",
+                                   late[j] == 1 ? "s" : "", v, TR, T,
+                                   late[j] == 1 ? "is" : "are");
+        if (over[j])
+            rc |= dcm_warnings_add(w, "%s: %d \"%s\" event%s end%s more than one TR after the last "
+                                   "scan (%g s) and %s cut there; are the TR and the durations (in seconds) "
+                                   "right?",
+                                   path, over[j], input_names[j], over[j] == 1 ? "" : "s",
+                                   over[j] == 1 ? "s" : "", T, over[j] == 1 ? "is" : "are");
+    }
+    /* onsets written in scans: every event ends within the first v
+       seconds (the run read as scans) while, multiplied by the TR, they
+       would reach the second half of the run. Only meaningful when TR is
+       well above 1 s (otherwise seconds and scans hardly differ). */
+    if (nevents >= 2 && TR >= 1.5 && last_end <= v + 1.0 && last_onset * TR >= T / 2.0)
+        rc |= dcm_warnings_add(w, "%s: all events lie in the first %.0f s of the %.0f s run (%.0f %%), "
+                               "but read as scan numbers they would spread over the whole run: are "
+                               "the onsets in scans? BIDS onsets and durations are in seconds "
+                               "(multiply scan numbers by the TR, %g s)",
+                               path, last_end, T, 100.0 * last_end / T, TR);
+    return rc ? DCM_ERR_SYSTEM : DCM_OK;
+}
+
 int io_events_to_microtime(const char *path, double TR, int v, int m,
-                           char *const *input_names, double *u, dcm_error *err)
+                           char *const *input_names, double *u, dcm_warnings *warnings,
+                           dcm_error *err)
 {
     if (!isfinite(TR) || TR <= 0.0)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: TR must be positive to place events (TR = %g)",
@@ -63,7 +98,13 @@ int io_events_to_microtime(const char *path, double TR, int v, int m,
     const double dt = TR / MODEL_DCM_MICROTIME;
     memset(u, 0, sizeof(double) * (size_t)nu * (size_t)m);
     int *count = calloc((size_t)m, sizeof(int));
-    if (!count) {
+    int *late = calloc((size_t)m, sizeof(int)), *over = calloc((size_t)m, sizeof(int));
+    double last_onset = 0.0, last_end = 0.0;
+    int nevents = 0;
+    if (!count || !late || !over) {
+        free(count);
+        free(late);
+        free(over);
         io_text_free(&t);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory", path);
     }
@@ -81,8 +122,15 @@ int io_events_to_microtime(const char *path, double TR, int v, int m,
         if ((rc = event_number(path, &t, r, c_dur, "duration", &dur, err)) != DCM_OK)
             break;
         double k0 = round(onset / dt), k1 = round((onset + dur) / dt);
-        if (k0 > nu - 1)
+        nevents++;
+        last_onset = fmax(last_onset, onset);
+        last_end = fmax(last_end, onset + dur);
+        if (k0 > nu - 1) {
+            late[j]++;
             continue;   /* after the last scan */
+        }
+        if (onset + dur > v * TR + TR)
+            over[j]++;
         if (k1 > nu - 1)
             k1 = nu - 1;
         for (int k = (int)k0; k <= (int)k1; k++)
@@ -110,7 +158,13 @@ int io_events_to_microtime(const char *path, double TR, int v, int m,
                                    path, input_names[j], v, v * TR, len ? types : "none");
                 break;
             }
+    if (rc == DCM_OK && warnings &&
+        timing_warnings(path, TR, v, m, input_names, late, over, last_onset, last_end, nevents,
+                        warnings))
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory", path);
     free(count);
+    free(late);
+    free(over);
     io_text_free(&t);
     return rc;
 }

@@ -10,6 +10,11 @@
  *   clipped to the last bin, so overlapping events add (SPM's rule).
  * - Trial types that are not inputs are ignored. An input with no event
  *   inside the scan time is an error naming it.
+ * - Suspicious timing is a warning appended to `warnings` (may be NULL):
+ *   events that start after the last scan (they are left out) or end
+ *   more than one TR past it, counted per trial type; and onsets that all
+ *   lie early in the run although, read as scan numbers, they would
+ *   spread over it ("are the onsets in scans?").
  */
 #ifndef IO_EVENTS_H
 #define IO_EVENTS_H
@@ -19,6 +24,7 @@
 /* Fill u (nu*m, u[t*m + j], as model_dcm) from the events file.
  * DCM_OK or DCM_ERR_INPUT with "FILE, line L: ..." messages. */
 int io_events_to_microtime(const char *path, double TR, int v, int m,
-                           char *const *input_names, double *u, dcm_error *err);
+                           char *const *input_names, double *u, dcm_warnings *warnings,
+                           dcm_error *err);
 
 #endif

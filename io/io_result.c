@@ -215,6 +215,14 @@ int io_result_write_json(const char *path, const dcm_problem *P, const dcm_resul
     if (R->y_conf)
         set(&b, root, "fitted_confounds_scaled", jmat(&b, R->y_conf, NULL, v, n, 1, v, 0));
     set(&b, root, "seconds", jnum(&b, R->seconds));
+    set(&b, root, "warnings", jstrings(&b, R->warnings.items, R->warnings.count));
+    json_t *dg = chk(&b, json_object());
+    set(&b, dg, "variance_explained", jnum(&b, R->diag.variance_explained));
+    set(&b, dg, "max_abs_connection", jnum(&b, R->diag.max_abs_connection));
+    set(&b, dg, "effective_parameters", jnum(&b, R->diag.effective_parameters));
+    set(&b, dg, "accepted_steps",
+        chk(&b, R->diag.accepted_steps >= 0 ? json_integer(R->diag.accepted_steps) : json_null()));
+    set(&b, root, "diagnostics", dg);
     set(&b, root, "regions", jstrings(&b, P->region_names, n));
     set(&b, root, "inputs", jstrings(&b, P->input_names, P->m));
     json_t *vec = chk(&b, json_object());

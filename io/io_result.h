@@ -13,7 +13,10 @@
  *   "free_energy_trajectory", "data_scale", "observed_bold_scaled" and
  *   "predicted_bold_scaled" (v rows of n), "seconds", "regions", "inputs"
  *   and "vector" {"order", "prior_mean", "prior_var", "posterior_mean",
- *   "posterior_cov" (np rows of np)} in SPM's flat order.
+ *   "posterior_cov" (np rows of np)} in SPM's flat order; "warnings" (an
+ *   array of sentences, [] when nothing is wrong) and "diagnostics"
+ *   {"variance_explained" (percent), "max_abs_connection" (Hz),
+ *   "effective_parameters", "accepted_steps"} (see dcm_api.h).
  * - io_params_load() overwrites entries of theta (np, pre-filled by the
  *   caller, normally with the prior mean) from a result file (its
  *   "posterior_mean") or from an object holding those blocks directly;

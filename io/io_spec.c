@@ -179,9 +179,9 @@ static int get_names(const spec_ctx *s, json_t *obj, const char *key, char ***na
             return fail(s, "\"%s\"[%d] must be a non-empty string, not %s", key, i,
                         json_is_string(x) ? "an empty string" : type_name(x));
         const char *nm = json_string_value(x);
-        if (strstr(nm, "->") || nm[0] == ' ' || nm[strlen(nm) - 1] == ' ')
-            return fail(s, "\"%s\"[%d] = \"%s\": names may not contain \"->\" or start/end with a "
-                        "space", key, i, nm);
+        const char *why = dcm_name_problem(nm);
+        if (why)
+            return fail(s, "\"%s\"[%d] = \"%s\": %s; rename it", key, i, nm, why);
         for (int q = 0; q < i; q++)
             if (strcmp((*names)[q], nm) == 0)
                 return fail(s, "\"%s\" lists \"%s\" twice", key, nm);
@@ -229,9 +229,9 @@ static int get_regions(spec_ctx *s, json_t *root)
                         jn == x ? "" : ".\"name\"",
                         json_is_string(jn) ? "an empty string" : type_name(jn));
         const char *nm = json_string_value(jn);
-        if (strstr(nm, "->") || nm[0] == ' ' || nm[strlen(nm) - 1] == ' ')
-            return fail(s, "\"regions\"[%d] = \"%s\": names may not contain \"->\" or start/end "
-                        "with a space", i, nm);
+        const char *why = dcm_name_problem(nm);
+        if (why)
+            return fail(s, "\"regions\"[%d] = \"%s\": %s; rename it", i, nm, why);
         for (int q = 0; q < i; q++)
             if (strcmp(s->regions[q], nm) == 0)
                 return fail(s, "\"regions\" lists \"%s\" twice", nm);
@@ -316,27 +316,39 @@ static int parse_edge(const spec_ctx *s, json_t *x, const char *field, int idx, 
     if (!arrow)
         return fail(s, "%s[%d] = \"%s\" is not an edge; write \"FROM -> TO\" (e.g. \"%s -> %s\")",
                     field, idx, e, s->regions[0], s->regions[s->n > 1 ? 1 : 0]);
-    char a[256], b[256];
+    /* the names are copied whole (no fixed-size buffer may cut a long
+       name into another region's) */
     const char *p = e, *q = arrow;
     while (*p == ' ' || *p == '\t')
         p++;
     while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
         q--;
-    snprintf(a, sizeof a, "%.*s", (int)(q - p), p);
+    char *a = strndup(p, (size_t)(q - p));
     p = arrow + 2;
     while (*p == ' ' || *p == '\t')
         p++;
-    snprintf(b, sizeof b, "%s", p);
+    char *b = strdup(p);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    }
     size_t lb = strlen(b);
     while (lb && (b[lb - 1] == ' ' || b[lb - 1] == '\t'))
         b[--lb] = '\0';
-    if (!a[0] || !b[0] || strstr(b, "->"))
-        return fail(s, "%s[%d] = \"%s\" is not an edge; write \"FROM -> TO\"", field, idx, e);
-    char where[300];
-    snprintf(where, sizeof where, "%s[%d] (\"%s\")", field, idx, e);
-    if (region_index(s, a, where, from) || region_index(s, b, where, to))
-        return DCM_ERR_INPUT;
-    return DCM_OK;
+    int rc;
+    if (!a[0] || !b[0] || strstr(b, "->")) {
+        rc = fail(s, "%s[%d] = \"%s\" is not an edge; write \"FROM -> TO\"", field, idx, e);
+    } else {
+        char where[300];
+        snprintf(where, sizeof where, "%s[%d] (\"%.200s%s\")", field, idx, e,
+                 strlen(e) > 200 ? "..." : "");
+        rc = region_index(s, a, where, from) || region_index(s, b, where, to) ? DCM_ERR_INPUT
+                                                                            : DCM_OK;
+    }
+    free(a);
+    free(b);
+    return rc;
 }
 
 /* An n x n connectivity block: a matrix (array of arrays) or an edge list
@@ -490,13 +502,15 @@ static int parse_options(const spec_ctx *s, json_t *root, dcm_problem *P, int *n
     json_t *j = json_object_get(opt, "maxit");
     if (j) {
         if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 1000000)
-            return fail(s, "\"options\".\"maxit\" must be a whole number of iterations >= 1");
+            return fail(s, "\"options\".\"maxit\" is %s; it must be a whole number of iterations "
+                        "from 1 to 1000000", json_is_integer(j) ? "out of range" : type_name(j));
         P->maxit = (int)json_integer_value(j);
     }
     j = json_object_get(opt, "maxnodes");
     if (j) {
         if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 1000)
-            return fail(s, "\"options\".\"maxnodes\" must be a whole number of regions >= 1");
+            return fail(s, "\"options\".\"maxnodes\" is %s; it must be a whole number of regions "
+                        "from 1 to 1000", json_is_integer(j) ? "out of range" : type_name(j));
         P->maxnodes = (int)json_integer_value(j);
     }
     j = json_object_get(opt, "integrator");
@@ -530,10 +544,38 @@ static int load_timeseries(const spec_ctx *s, json_t *root, io_table *ts, char *
         return rc;
     char list[512];
     join_names(list, sizeof list, (const char *const *)s->regions, s->n);
-    if (!ts->names)
+    if (!ts->names) {
+        /* a header made only of numbers reads as data: say so when the
+           regions' names are numbers */
+        int numeric = 0;
+        for (int i = 0; i < s->n; i++) {
+            double x;
+            numeric += io_parse_number(s->regions[i], &x) != 1;
+        }
+        if (numeric)
+            return dcm_error_set(s->err, DCM_ERR_INPUT,
+                                 "%s: no header line naming the regions: a first line made only "
+                                 "of numbers is read as data, and %d of the region names (%s) are "
+                                 "numbers; give the regions names that are not numbers (e.g. "
+                                 "\"R%s\") in the spec and in the header",
+                                 *tpath, numeric, list, s->regions[0]);
         return dcm_error_set(s->err, DCM_ERR_INPUT,
-                             "%s: the first line must be a header naming the region columns (%s)",
-                             *tpath, list);
+                             "%s, line %d: the first line holds numbers, not a header; add a first "
+                             "line naming the region columns (%s), separated by tabs",
+                             *tpath, ts->line && ts->rows ? ts->line[0] : 1, list);
+    }
+    for (int i = 0; i < s->n; i++) {
+        int first = -1;
+        for (int c = 0; c < ts->cols; c++)
+            if (strcmp(ts->names[c], s->regions[i]) == 0) {
+                if (first >= 0)
+                    return dcm_error_set(s->err, DCM_ERR_INPUT,
+                                         "%s: the header names column \"%s\" twice (columns %d "
+                                         "and %d); which one is region %s's data?",
+                                         *tpath, s->regions[i], first + 1, c + 1, s->regions[i]);
+                first = c;
+            }
+    }
     for (int i = 0; i < s->n; i++)
         if (!(s->voi && s->voi[i]) && io_table_find(ts, s->regions[i]) < 0) {
             char cols[512];
@@ -618,7 +660,8 @@ static int load_inputs(const spec_ctx *s, json_t *root, dcm_problem *P)
         char *epath = resolve(s, rel);
         if (!epath)
             return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
-        rc = io_events_to_microtime(epath, P->M->TR, P->v, P->m, P->input_names, P->M->u, s->err);
+        rc = io_events_to_microtime(epath, P->M->TR, P->v, P->m, P->input_names, P->M->u,
+                                    &P->warnings, s->err);
         free(epath);
         return rc;
     }
@@ -734,8 +777,9 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     if ((rc = get_number(&s, root, "TR", "repetition time in seconds", &TR)) ||
         (rc = get_number(&s, root, "TE", "echo time in seconds", &TE)))
         goto done;
-    if (!(TR > 0.0) || !isfinite(TR)) {
-        rc = fail(&s, "\"TR\" is %g; the repetition time must be a positive number of seconds", TR);
+    char trmsg[300];
+    if (dcm_check_tr(TR, trmsg, sizeof trmsg)) {
+        rc = fail(&s, "%s", trmsg);
         goto done;
     }
     if (!(TE > 0.0) || !isfinite(TE)) {

@@ -98,8 +98,8 @@ static int teardown(void)
 static void test_help(void)
 {
     const char *cmds[] = {"estimate", "simulate", "compare", "reduce", "average", "peb",
-                          "batch", "extract", "report", "review"};
-    for (int i = 0; i < 10; i++) {
+                          "batch", "extract", "report", "review", "check"};
+    for (int i = 0; i < 11; i++) {
         char args[64];
         snprintf(args, sizeof args, "%s --help", cmds[i]);
         CU_ASSERT_EQUAL(run(args), 0);

@@ -351,7 +351,7 @@ static void test_events_reference(void)
     char *names[3] = {"Photic", "Motion", "Attention"};
     double *u = calloc((size_t)nu * m, sizeof(double));
     dcm_error e = {0};
-    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(epath, 3.22, v, m, names, u, &e), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(epath, 3.22, v, m, names, u, NULL, &e), DCM_OK);
     io_table ref;
     CU_ASSERT_EQUAL_FATAL(io_tsv_read(upath, &ref, &e), DCM_OK);
     CU_ASSERT_EQUAL_FATAL(ref.rows, nu);
@@ -380,7 +380,7 @@ static void test_events_rules(void)
     const int m = 3, nu = FX_V * 16;
     double u[FX_V * 16 * 3];
     dcm_error e = {0};
-    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(p, FX_TR, FX_V, m, names, u, &e), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(io_events_to_microtime(p, FX_TR, FX_V, m, names, u, NULL, &e), DCM_OK);
     /* dt = 0.125: Photic 0..4 s -> bins 0..32; 14..24 s -> 112..127 (clipped) */
     for (int t = 0; t < nu; t++) {
         double want = (t <= 32 || t >= 112) ? 1.0 : 0.0;
@@ -401,25 +401,25 @@ static void test_events_rules(void)
     /* an input without events */
     char *names2[2] = {"Photic", "Rest"};
     double u2[FX_V * 16 * 2];
-    int rc = io_events_to_microtime(p, FX_TR, FX_V, 2, names2, u2, &e);
+    int rc = io_events_to_microtime(p, FX_TR, FX_V, 2, names2, u2, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "input \"Rest\" has no events", "\"ButtonPress\"");
 
     /* negative onset / duration, bad number, missing column */
     write_text(dir, "neg.tsv", "onset\tduration\ttrial_type\n0\t1\tPhotic\n-1\t1\tPhotic\n");
     snprintf(p, sizeof p, "%s/neg.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "neg.tsv", "line 3", "onset", "negative");
     write_text(dir, "negd.tsv", "trial_type\tonset\tduration\nPhotic\t0\t-2\n");
     snprintf(p, sizeof p, "%s/negd.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "line 2", "duration", "negative");
     write_text(dir, "bad.tsv", "onset\tduration\ttrial_type\n0\tn/a\tPhotic\n");
     snprintf(p, sizeof p, "%s/bad.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "line 2", "\"n/a\" is not a number");
     write_text(dir, "nohdr.tsv", "0\t1\tPhotic\n");
     snprintf(p, sizeof p, "%s/nohdr.tsv", dir);
-    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, &e);
+    rc = io_events_to_microtime(p, FX_TR, FX_V, 1, names, u, NULL, &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "line 1", "onset", "trial_type");
     remove_tree(dir);
 }
@@ -756,6 +756,111 @@ static void test_spec_bad_tr(void)
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"delays\" for region SPC is 2.5", "[0, TR]");
     rc = load_variant(BASE_SPEC, "delays", "[1, 1]", &e);
     ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"delays\" has 2 entries", "needs 3");
+}
+
+/* Issue 9: names are matched whole. A region name longer than any fixed
+ * buffer must not be cut into another region's name (an edge of the
+ * 300-character region used to be wired to the region named by its first
+ * 255 characters). */
+static void test_spec_names_whole(void)
+{
+    char dir[256];
+    CU_ASSERT_FATAL(make_tmpdir(dir, sizeof dir));
+    fixture_files(dir);
+    char longer[301], prefix[256];
+    memset(longer, 'R', 300);
+    longer[300] = 0;
+    memset(prefix, 'R', 255);
+    prefix[255] = 0;
+    json_t *spec = json_loads(BASE_SPEC, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(spec);
+    json_object_del(spec, "timeseries");
+    json_object_del(spec, "confounds");
+    json_object_set_new(spec, "scans", json_integer(FX_V));
+    json_object_set_new(spec, "regions", json_pack("[s, s, s]", prefix, longer, "SPC"));
+    char edge[400];
+    snprintf(edge, sizeof edge, "%s -> SPC", longer);
+    json_object_set_new(spec, "a", json_pack("[s]", edge));
+    json_object_del(spec, "b");
+    json_object_set_new(spec, "c", json_pack("{s:[s]}", "Photic", prefix));
+    char p[1024];
+    snprintf(p, sizeof p, "%s/spec.json", dir);
+    CU_ASSERT_EQUAL(json_dump_file(spec, p, 0), 0);
+    dcm_problem *P = NULL;
+    dcm_error e = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_spec_load_ex(p, IO_SPEC_DESIGN_ONLY, &P, &e), DCM_OK);
+    CU_ASSERT_EQUAL(strlen(P->region_names[1]), 300);
+    CU_ASSERT_EQUAL(P->M->a[2 + 1 * 3], 1.0);   /* longer -> SPC */
+    CU_ASSERT_EQUAL(P->M->a[2 + 0 * 3], 0.0);   /* not prefix -> SPC */
+    dcm_problem_free(P);
+    json_decref(spec);
+    remove_tree(dir);
+
+    /* names that the parameter syntax ("B:Attention:V1->V5") cannot address */
+    int rc = load_variant(BASE_SPEC, "regions", "[\"V1\", \"V5:left\", \"SPC\"]", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"regions\"[1] = \"V5:left\"", "may not contain ':'");
+    rc = load_variant(BASE_SPEC, "regions", "[\"V1\", \"V5->x\", \"SPC\"]", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"regions\"[1]", "may not contain \"->\"");
+    rc = load_variant(BASE_SPEC, "regions", "[\"V1\", \"V5 \", \"SPC\"]", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"regions\"[1]", "white space");
+    rc = load_variant(BASE_SPEC, "inputs", "[\"Photic\", \"Motion\", \"Att:ention\"]", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"inputs\"[2] = \"Att:ention\"", "may not contain ':'");
+    rc = load_variant(BASE_SPEC, "inputs", "[\"Photic\", \"\\tMotion\", \"Attention\"]", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"inputs\"[1]", "white space");
+    /* the same rule for problems built in C (and the .mat loader) */
+    dcm_problem *Q = dcm_problem_alloc(1, 1, 4, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(Q);
+    Q->region_names[0] = strdup("A:B");
+    Q->input_names[0] = strdup("u");
+    rc = dcm_problem_validate(Q, &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "region 1 is called \"A:B\"", "':'");
+    dcm_problem_free(Q);
+}
+
+/* Issue 9: messages that say what is wrong. */
+static void test_spec_messages(void)
+{
+    dcm_error e;
+    /* a delay written with more digits than the TR is the TR */
+    int rc = load_variant(BASE_SPEC, "delays", "[1, 2.0000001, 0.5]", &e);
+    CU_ASSERT_EQUAL(rc, DCM_OK);
+    if (rc)
+        printf("\n  %s\n", e.msg);
+    rc = load_variant(BASE_SPEC, "delays", "[1, 2.001, 0.5]", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "is 2.001 s", "[0, 2] s");
+    /* maxit: the real bounds */
+    rc = load_variant(BASE_SPEC, "options", "{\"maxit\": 1000001}", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"maxit\"", "from 1 to 1000000");
+    rc = load_variant(BASE_SPEC, "options", "{\"maxit\": 0}", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"maxit\"", "from 1 to 1000000");
+    /* TR in milliseconds */
+    rc = load_variant(BASE_SPEC, "TR", "2000", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"TR\" is 2000", "looks like milliseconds", "write 2");
+    rc = load_variant(BASE_SPEC, "TR", "31", &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "\"TR\" is 31", "(0, 30]");
+
+    /* a header of numbers: numeric region names, or no header at all */
+    char dir[256];
+    CU_ASSERT_FATAL(make_tmpdir(dir, sizeof dir));
+    fixture_files(dir);
+    char buf[2048];
+    size_t k = (size_t)snprintf(buf, sizeof buf, "1\t2\t3\n");
+    for (int t = 0; t < FX_V; t++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%g\t%g\t%g\n", fx_y(t, 0), fx_y(t, 1), fx_y(t, 2));
+    write_text(dir, "num.tsv", buf);
+    json_t *spec = json_loads(BASE_SPEC, 0, NULL);
+    json_object_set_new(spec, "timeseries", json_string("num.tsv"));
+    json_object_set_new(spec, "regions", json_pack("[s, s, s]", "1", "2", "3"));
+    dcm_problem *P = NULL;
+    rc = load_json_spec(dir, spec, &P, &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "num.tsv", "3 of the region names (1, 2, 3) are numbers",
+               "names that are not numbers");
+    json_object_set_new(spec, "regions", json_pack("[s, s, s]", "V1", "V5", "SPC"));
+    rc = load_json_spec(dir, spec, &P, &e);
+    ASSERT_ERR(rc, e, DCM_ERR_INPUT, "num.tsv, line 1", "holds numbers, not a header",
+               "V1, V5, SPC");
+    json_decref(spec);
+    remove_tree(dir);
 }
 
 static void test_spec_unknown_region(void)
@@ -1148,6 +1253,8 @@ int main(void)
         {"spec error: NaN in data", test_spec_nan_data},
         {"spec error: confounds length", test_spec_confounds_length},
         {"spec error: TR, TE, delays", test_spec_bad_tr},
+        {"spec: names are whole; parameter syntax refused in names", test_spec_names_whole},
+        {"spec error: delays rounding, maxit bounds, TR in ms, numeric header", test_spec_messages},
         {"spec error: unknown region", test_spec_unknown_region},
         {"spec error: unknown input", test_spec_unknown_input},
         {"spec error: no driving input", test_spec_no_driving_input},
