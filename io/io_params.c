@@ -114,6 +114,10 @@ static size_t distance(const char *a, const char *b)
 static int unknown_name(const char *path, const char *key, const dcm_problem *P, dcm_error *err)
 {
     const int np = P->M->L.np;
+    if (key[0] == 'D' && key[1] == ':' && P->M->L.nd == 0)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: \"%s\": the model is bilinear (no \"d\" in the spec), so it has no "
+                             "D parameters", path, key);
     io_pname_space S = space_of(P);
     size_t cap = name_cap(P);
     char *buf = malloc(cap), *k = normalise(key);
@@ -126,8 +130,15 @@ static int unknown_name(const char *path, const char *key, const dcm_problem *P,
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
     model_dcm_priors(P->M, pE, pV);
-    /* allow about one slip in five characters, at least two */
-    size_t limit = strlen(k) / 5 > 2 ? strlen(k) / 5 : 2;
+    /* the closest names, if within about one slip in five characters
+       (at least two) */
+    size_t limit = strlen(k) / 5 > 2 ? strlen(k) / 5 : 2, best = (size_t)-1;
+    for (int i = 0; i < np; i++) {
+        io_pname_format(&S, i, buf, cap);
+        size_t d = distance(k, buf);
+        best = d < best ? d : best;
+    }
+    limit = best < limit ? best : limit;
     char list[640];
     size_t len = 0;
     int shown = 0, more = 0;
