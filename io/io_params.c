@@ -266,6 +266,16 @@ int io_params_check_off(const char *path, const dcm_problem *P, const double *th
     return rc;
 }
 
+/* The shortest of %.15g, %.16g, %.17g that reads back as x exactly. */
+static void shortest(char *buf, size_t len, double x)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, len, "%.*g", digits, x);
+        if (strtod(buf, NULL) == x)
+            return;
+    }
+}
+
 int io_params_write_names(const char *path, const dcm_problem *P, const double *theta,
                           dcm_error *err)
 {
@@ -273,37 +283,39 @@ int io_params_write_names(const char *path, const dcm_problem *P, const double *
     double *pE = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
     size_t cap = name_cap(P);
     char *buf = malloc(cap);
-    json_t *root = json_object();
-    int ok = pE && pV && buf && root;
-    if (ok) {
-        model_dcm_priors(P->M, pE, pV);
-        io_pname_space S = space_of(P);
-        for (int i = 0; ok && i < np; i++) {
-            if (pV[i] == 0.0)
-                continue;
-            io_pname_format(&S, i, buf, cap);
-            ok = json_object_set_new(root, buf, json_real(theta[i])) == 0;
-        }
+    if (!pE || !pV || !buf) {
+        free(pE);
+        free(pV);
+        free(buf);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
+    model_dcm_priors(P->M, pE, pV);
+    io_pname_space S = space_of(P);
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err);
+    int ok = rc == DCM_OK && fputs("{", a.fp) != EOF;
+    for (int i = 0, k = 0; ok && i < np; i++) {
+        if (pV[i] == 0.0)
+            continue;
+        io_pname_format(&S, i, buf, cap);
+        /* jansson quotes the name (JSON escapes included) */
+        json_t *js = json_string(buf);
+        char *quoted = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+        char num[40];
+        shortest(num, sizeof num, theta[i]);
+        ok = quoted && fprintf(a.fp, "%s\n %s: %s", k++ ? "," : "", quoted, num) > 0;
+        free(quoted);
+        json_decref(js);
+    }
+    ok = ok && fputs("\n}\n", a.fp) != EOF;
     free(pE);
     free(pV);
     free(buf);
-    if (!ok) {
-        json_decref(root);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-    }
-    io_atomic a;
-    int rc = io_atomic_open(&a, path, err);
-    if (rc) {
-        json_decref(root);
+    if (rc)
         return rc;
-    }
-    if (json_dumpf(root, a.fp, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0 ||
-        fputc('\n', a.fp) == EOF) {
+    if (!ok) {
         io_atomic_abort(&a);
-        json_decref(root);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s", path);
     }
-    json_decref(root);
     return io_atomic_commit(&a, err);
 }

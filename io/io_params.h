@@ -18,7 +18,8 @@
  *   (0, or -32 for a two-state model's absent A), in every block alike;
  *   the message names the parameters and the spec field to change.
  * - io_params_write_names() writes every parameter with a non-zero prior
- *   variance as a names object (17 significant digits, atomically), so
+ *   variance as a names object (each number in the fewest digits, up to
+ *   17, that read back exactly; atomically), so
  *   the file read back by --params gives the same theta.
  * - io_params_index() maps a name to its index, -1 when unknown.
  * - Errors: DCM_ERR_INPUT naming `path` (the parameter file), or
