@@ -331,7 +331,7 @@ static void test_vary_spread(void)
     }
     CU_ASSERT_EQUAL_FATAL(got, 3 * K);
     double m = s1 / got, sdev = sqrt((s2 - got * m * m) / (got - 1));
-    printf("\n  %d standardised draws: mean %.3f (expected 0 +- %.3f), sd %.3f (expected 1 +- %.3f)", got, m,
+    printf("\n  %d standardised draws: mean %.4f (expected 0 +- %.3f), sd %.3f (expected 1 +- %.3f)", got, m,
            1.0 / sqrt(got), sdev, 1.0 / sqrt(2.0 * (got - 1)));
     /* about four standard errors */
     CU_ASSERT(fabs(m) < 4.0 / sqrt(got));
