@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -89,6 +90,16 @@ static void rescaling_note(const double *y, int v, int n)
             "only roughly equal to the simulated values. To compare estimates with these parameters "
             "directly, simulate with a smaller C (or less noise) so the data span at most 4.\n",
             hi - lo, k, k);
+}
+
+/* Do a and b name the same file (the same inode, or the same string when
+ * either does not exist yet)? */
+static int same_path(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
 }
 
 /* One --vary NAME=SD: set sd[i] for the switched-on parameters NAME
@@ -186,6 +197,15 @@ int cmd_simulate(int argc, char **argv)
         rc = cli_fail("simulate", DCM_ERR_USAGE, "no SPEC.json given (see dcm simulate --help)");
     if (!rc && !output)
         rc = cli_fail("simulate", DCM_ERR_USAGE, "no output file: add -o OUT.tsv");
+    if (!rc && params_out) {
+        const char *inputs[] = {spec, params, output};
+        const char *what[] = {"the spec", "the --params file", "the -o output"};
+        for (int k = 0; k < 3 && !rc; k++)
+            if (inputs[k] && same_path(params_out, inputs[k]))
+                rc = cli_fail("simulate", k < 2 ? DCM_ERR_INPUT : DCM_ERR_USAGE,
+                              "--params-out %s is %s; give it a file name of its own", params_out,
+                              what[k]);
+    }
     if (rc) {
         free(vary);
         return rc;
@@ -277,11 +297,19 @@ int cmd_simulate(int argc, char **argv)
                 y[s + j * v] += gsl_ran_gaussian(rng, sdj / snr);
         }
     }
-    if (params_out && (rc = io_params_write_names(params_out, P, theta, &err))) {
+    /* both outputs or neither: the parameters wait, written but not
+       renamed into place, until the time series is */
+    io_atomic held = {NULL, NULL, NULL};
+    if (params_out && (rc = io_params_write_names(params_out, P, theta, &held, &err))) {
         rc = cli_report("simulate", &err);
         goto done;
     }
     if ((rc = io_tsv_write(output, v, n, y, (const char *const *)P->region_names, &err))) {
+        io_atomic_abort(&held);
+        rc = cli_report("simulate", &err);
+        goto done;
+    }
+    if (params_out && (rc = io_atomic_commit(&held, &err))) {
         rc = cli_report("simulate", &err);
         goto done;
     }

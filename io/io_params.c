@@ -277,7 +277,7 @@ static void shortest(char *buf, size_t len, double x)
 }
 
 int io_params_write_names(const char *path, const dcm_problem *P, const double *theta,
-                          dcm_error *err)
+                          io_atomic *hold, dcm_error *err)
 {
     const int np = P->M->L.np;
     double *pE = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
@@ -316,6 +316,10 @@ int io_params_write_names(const char *path, const dcm_problem *P, const double *
     if (!ok) {
         io_atomic_abort(&a);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s", path);
+    }
+    if (hold) {
+        *hold = a;
+        return DCM_OK;
     }
     return io_atomic_commit(&a, err);
 }

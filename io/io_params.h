@@ -20,7 +20,10 @@
  * - io_params_write_names() writes every parameter with a non-zero prior
  *   variance as a names object (each number in the fewest digits, up to
  *   17, that read back exactly; atomically), so
- *   the file read back by --params gives the same theta.
+ *   the file read back by --params gives the same theta. With `hold`
+ *   not NULL the written temporary file is handed over uncommitted, for
+ *   the caller to commit (io_atomic_commit) or drop (io_atomic_abort)
+ *   together with its other outputs.
  * - io_params_index() maps a name to its index, -1 when unknown.
  * - Errors: DCM_ERR_INPUT naming `path` (the parameter file), or
  *   DCM_ERR_SYSTEM (out of memory, cannot write). No global state.
@@ -31,6 +34,7 @@
 #include <jansson.h>
 
 #include "dcm/dcm_api.h"
+#include "io/io_atomic.h"
 
 int io_params_is_names(json_t *obj);
 int io_params_apply_names(const char *path, json_t *obj, const dcm_problem *P, double *theta,
@@ -39,6 +43,6 @@ int io_params_index(const dcm_problem *P, const char *name);
 int io_params_check_off(const char *path, const dcm_problem *P, const double *theta,
                         dcm_error *err);
 int io_params_write_names(const char *path, const dcm_problem *P, const double *theta,
-                          dcm_error *err);
+                          io_atomic *hold, dcm_error *err);
 
 #endif

@@ -353,6 +353,30 @@ static void test_vary_errors(void)
     CU_ASSERT_FALSE(exists("ve.tsv"));
 }
 
+static void test_params_out_outputs(void)
+{
+    char *before = slurp("names.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(before);
+    char args[2048];
+    /* naming the --params file: refused, the file untouched */
+    snprintf(args, sizeof args, "simulate %s/model.json --params %s/names.json --vary 'B:*=0.1' "
+             "--params-out %s/names.json -o %s/po.tsv", tmpdir, tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "is the --params file"));
+    char *after = slurp("names.json");
+    CU_ASSERT(after && strcmp(before, after) == 0);
+    free(after);
+    free(before);
+    CU_ASSERT_FALSE(exists("po.tsv"));
+    /* the time series cannot be written: no parameter file either */
+    snprintf(args, sizeof args, "simulate %s/model.json --params %s/names.json --params-out %s/po.json "
+             "-o %s/no/such/dir/po.tsv", tmpdir, tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no/such/dir"));
+    CU_ASSERT_FALSE(exists("po.json"));
+    CU_ASSERT(test_no_temp_files(tmpdir));
+}
+
 /* ---- no driving input ---- */
 
 static void test_no_driving_input(void)
@@ -453,6 +477,7 @@ int main(void)
          test_vary_reproducible},
         {"--vary: the draws have the SD asked for", test_vary_spread},
         {"--vary: switched-off, malformed, unknown", test_vary_errors},
+        {"--params-out: never an input, never without the time series", test_params_out_outputs},
         {"no driving input: exit 2, no output", test_no_driving_input},
         {"the rescaling note: once, says what is rescaled", test_rescaling_note},
         {"the bundled demo stays within SPM's 4 % range", test_bundled_demo},
