@@ -125,9 +125,10 @@ static int apply_vary(const dcm_problem *P, const char *arg, const double *pV, d
         goto done;
     }
     int on = 0, off = 0;
-    for (int i = 0; i < np; i++)
-        if (mask[i])
-            pV[i] > 0 ? on++ : off++;
+    for (int i = 0; i < np; i++) {
+        on += mask[i] && pV[i] > 0;
+        off += mask[i] && pV[i] == 0;
+    }
     if (!on || (off && !strchr(name, '*'))) {
         rc = cli_fail("simulate", DCM_ERR_INPUT,
                       "--vary '%s': %s the spec switches off; it cannot vary (switch it on in the "
