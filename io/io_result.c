@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "io/io_atomic.h"
+#include "io/io_params.h"
 
 #define VECTOR_ORDER \
     "A, B (per input), C, D (per region), transit, decay, epsilon; each matrix column-major"
@@ -365,6 +366,10 @@ int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_er
                               err)) ||
             (rc = check_names(path, "inputs", json_object_get(root, "inputs"), P->input_names, m, err)))
             goto done;
+    } else if (io_params_is_names(root)) {
+        /* {"A:V1->V5": 0.4, ...}: the names every other command uses */
+        rc = io_params_apply_names(path, root, P, theta, err);
+        goto done;
     } else {
         blocks = root;
     }
@@ -426,7 +431,8 @@ int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_er
         } else {
             rc = dcm_error_set(err, DCM_ERR_INPUT,
                                "%s: unknown key %s; parameter blocks are A, B, C, D, transit, decay, "
-                               "epsilon (or give a result file with \"posterior_mean\")", path, field);
+                               "epsilon (or give a result file with \"posterior_mean\", or "
+                               "parameter names such as \"A:V1->V5\")", path, field);
         }
         if (rc)
             break;

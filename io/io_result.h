@@ -19,8 +19,10 @@
  *   "effective_parameters", "accepted_steps"} (see dcm_api.h).
  * - io_params_load() overwrites entries of theta (np, pre-filled by the
  *   caller, normally with the prior mean) from a result file (its
- *   "posterior_mean") or from an object holding those blocks directly;
- *   absent blocks are left alone. Shapes and names are checked.
+ *   "posterior_mean"), from an object holding those blocks directly, or
+ *   from a flat object keyed by parameter names (io_params.h; any key
+ *   with ':' selects this form); absent blocks and names are left alone.
+ *   Shapes and names are checked.
  * - io_result_load() reads back what later tools need (dcm compare, BMR,
  *   PEB) into a caller-owned io_result_summary.
  * - Errors: DCM_ERR_INPUT naming the file (line:column for bad JSON) and

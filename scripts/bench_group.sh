@@ -40,7 +40,7 @@ generate() {
             for (i = 1; i <= n; i++)
                 printf "sub-%02d %d %.3f %.3f %.3f %.3f %.3f %.3f %.3f\n", i, i,
                     0.45 + 0.10 * z(), -0.10 + 0.05 * z(), 0.35 + 0.10 * z(), -0.15 + 0.05 * z(),
-                    0.30 + 0.08 * z(), 0.40 + 0.12 * z(), 1.20 + 0.15 * z() }' |
+                    0.30 + 0.08 * z(), 0.40 + 0.12 * z(), 0.60 + 0.075 * z() }' |
     while read -r sub seed v1v5 v5v1 v5spc spcv5 bmot batt cph; do
         mkdir -p "$dir/$sub"
         cat > "$dir/$sub/truth.json" <<JSON
