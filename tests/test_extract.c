@@ -597,7 +597,10 @@ static void test_formats(void)
     for (int q = 0; q < 5; q++) {
         io_nifti img;
         dcm_error err;
-        CU_ASSERT_EQUAL_FATAL(io_nifti_open(tp(bolds[q]), IO_NIFTI_4D, &img, &err), 0);
+        int orc = io_nifti_open(tp(bolds[q]), IO_NIFTI_4D, &img, &err);
+        if (orc)
+            printf("\n  %s", err.msg);
+        CU_ASSERT_EQUAL_FATAL(orc, 0);
         if (strcmp(img.format, fmt[q]))
             printf("\n  %s: format %s, expected %s", bolds[q], img.format, fmt[q]);
         CU_ASSERT_STRING_EQUAL(img.format, fmt[q]);
