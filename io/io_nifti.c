@@ -222,11 +222,10 @@ static int check_raw_header(const char *path, const char *hname, raw_header *rh,
                              "start) is %g, not a whole number of bytes", hname, off);
     if (off < lo)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: invalid header: vox_offset is %.0f, %s; the "
-                             "data would be read from the wrong place", hname, off, rh->onefile
-                             ? (rh->nver == 2 ? "inside the 540-byte header (a .nii's data start "
-                                "at byte 544 or later)" : "inside the 348-byte header (a .nii's "
-                                "data start at byte 352 or later)")
-                             : "negative");
+                             "data would be read from the wrong place", hname, off, off < 0
+                             ? "negative" : rh->nver == 2 ? "inside the 540-byte header (a .nii's "
+                             "data start at byte 544 or later)" : "inside the 348-byte header (a "
+                             ".nii's data start at byte 352 or later)");
     if (off > hi)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: invalid header: vox_offset is %.0f, which "
                              "leaves %.0f bytes for header extensions (at most %lld are accepted)",
