@@ -160,6 +160,10 @@ int io_eigenvariate(const double *y, int v, int nvox, double *u, double *weights
     /* SPM: the eigenvectors of the smaller of y'y (voxels) and yy' (scans) */
     const int big = v > nvox;       /* m > n in spm_regions */
     const int g = big ? nvox : v;
+    /* LAPACK indexes the g x g matrix with 32-bit integers */
+    if (g > 46340)
+        return dcm_error_set(err, DCM_ERR_INPUT, "eigenvariate of %d scans x %d voxels: the "
+                             "smaller of the two may be at most 46340; use --summary mean", v, nvox);
     /* dsyevr with RANGE = 'I' may return more eigenpairs than asked for
        when eigenvalues are tied (up to all g of them): W, Z and ISUPPZ are
        sized for that worst case, as its documentation requires (W: N,
@@ -204,7 +208,7 @@ int io_eigenvariate(const double *y, int v, int nvox, double *u, double *weights
     double abstol = 0.0, vlo = 0.0, vhi = 0.0, wq = 0.0;
     dsyevr_(&jobz, &range, &uplo, &g, G, &g, &vlo, &vhi, &il, &iu, &abstol, &mfound, W, Z, &g,
             isuppz, &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
-    if (info != 0 || !(wq >= 1) || !(wq < 1e15) || iwq < 1) {
+    if (info != 0 || !(wq >= 1) || !(wq < INT_MAX - 1.0) || iwq < 1 || iwq > INT_MAX - 1) {
         rc = dcm_error_set(err, DCM_ERR_NUMERIC, "eigenvariate: the eigensolver's workspace query "
                            "failed (info %d)", info);
         goto done;

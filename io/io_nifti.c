@@ -279,6 +279,12 @@ static int load_data(nifti_image *nim, const char *path, int64_t offset, int64_t
     while (got < nbytes) {
         size_t want = (size_t)(nbytes - got > (1 << 26) ? (1 << 26) : nbytes - got);
         size_t n = znzread(buf + got, 1, want, f);
+        /* znzread passes gzread's -1 (corrupt stream) on as a huge size_t */
+        if (n > want) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: corrupt compressed data in %s (after %lld "
+                               "bytes of image data)", path, nim->iname, (long long)got);
+            goto done;
+        }
         got += (int64_t)n;
         if (n < want)
             break;

@@ -822,6 +822,18 @@ static void test_bad_truncated(void)
     copy_prefix("bold_gz.nii.gz", "trunc.nii.gz", 3000);
     snprintf(a, sizeof a, "%s --mask %s", tp("trunc.nii.gz"), tp("mask.nii"));
     expect_fail(a, 2, "trunc.nii.gz");
+    /* a corrupt deflate stream (bytes overwritten in the middle) */
+    copy_prefix("bold_gz.nii.gz", "corrupt.nii.gz", -1);
+    FILE *g = fopen(tp("corrupt.nii.gz"), "r+b");
+    fseek(g, 0, SEEK_END);
+    long len = ftell(g);
+    fseek(g, len / 2, SEEK_SET);
+    for (int i = 0; i < 64; i++)
+        fputc(0xA5 ^ i, g);
+    fclose(g);
+    snprintf(a, sizeof a, "%s --mask %s", tp("corrupt.nii.gz"), tp("mask.nii"));
+    expect_fail(a, 2, "corrupt.nii.gz");
+    CU_ASSERT(strstr(out, "corrupt compressed data") || strstr(out, "truncated"));
 }
 
 static void test_bad_corrupt(void)
@@ -1055,14 +1067,36 @@ static void test_eigen_ties(void)
                                                   : cos(2 * M_PI * (c / 2 + 1) * t / v));
             double expl;
             CU_ASSERT_EQUAL(io_eigenvariate(y, v, n, u, w, &expl, &err), 0);
-            /* the eigenvariate is voxel 0's series times 3 / sqrt(n) */
+            /* s1 = 9 v / 2: u = voxel 0's unit series * sqrt(s1 / n)
+               = cos(2 pi t / v) * 3 / sqrt(n) */
             double e = 0;
             for (int t = 0; t < v; t++)
-                e = fmax(e, fabs(u[t] - 3.0 * cos(2 * M_PI * t / v) * 3.0 / sqrt(n) / 3.0 *
-                                           1.0));
+                e = fmax(e, fabs(u[t] - 3.0 * cos(2 * M_PI * t / v) / sqrt(n)));
             CU_ASSERT(e < 1e-10);
             CU_ASSERT_DOUBLE_EQUAL(expl, 9.0 / (9.0 + (n - 1)), 1e-12);
         }
+        free(y);
+    }
+    /* mostly zero voxels (the region nifticlib used to make of NaNs): two
+       equal orthogonal voxels among 38 zero ones tie; three unequal do not */
+    {
+        const int v = 80, n = 40;
+        double *y = calloc((size_t)v * n, sizeof(double)), u[80], w[40];
+        for (int t = 0; t < v; t++) {
+            y[t + 5 * v] = cos(2 * M_PI * 3 * t / v);
+            y[t + 17 * v] = sin(2 * M_PI * 3 * t / v);
+        }
+        CU_ASSERT_EQUAL(io_eigenvariate(y, v, n, u, w, NULL, &err), DCM_ERR_INPUT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no single principal component"));
+        for (int t = 0; t < v; t++)
+            y[t + 30 * v] = 2.0 * cos(2 * M_PI * 5 * t / v);
+        double expl;
+        CU_ASSERT_EQUAL(io_eigenvariate(y, v, n, u, w, &expl, &err), 0);
+        /* voxel 30 wins: s1 = 4 v / 2 of a total 6 v / 2; weight 1 on it;
+           u = y w / sqrt(s1) * sqrt(s1 / n) = its series / sqrt(n) */
+        CU_ASSERT_DOUBLE_EQUAL(expl, 4.0 / 6.0, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(w[30], 1.0, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(u[0], 2.0 / sqrt((double)n), 1e-12);
         free(y);
     }
     /* through the command: a region of orthogonal voxels, and an all-zero one */
