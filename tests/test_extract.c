@@ -587,6 +587,22 @@ static void test_sphere_world(void)
         ca[q] = A[q][0] * 2 + A[q][1] * 3 + A[q][2] * 2 + A[q][3];
     sphere_case(tp("amp_sform.nii"), A, ca, 4.0, tp("mask_a.nii"), mask);
     free(mask);
+    /* a long --sphere argument is parsed whole (a 256-byte buffer used to
+       cut "0...06" to "0...0", a radius of 0) */
+    char arg[600], zeros[301], args[2048];
+    memset(zeros, '0', 300);
+    zeros[300] = '\0';
+    snprintf(arg, sizeof arg, "%.6f,%.6f,%.6f,%s6", c[0], c[1], c[2], zeros);
+    snprintf(args, sizeof args, "extract %s --sphere %s --summary mean --name S -o %s",
+             tp("amp_sform.nii"), arg, tp("long_sphere"));
+    int rc = run(args);
+    printf("\n  --sphere of %zu characters: exit %d", strlen(arg), rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    json_t *j = test_load_json(tp("long_sphere.json"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(json_object_get(j, "region"),
+                                                             "sphere_radius_mm")), 6.0, 0);
+    json_decref(j);
 }
 
 /* the same data in every format give the same series */
