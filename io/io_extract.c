@@ -326,6 +326,13 @@ void io_mean_series(const double *y, int v, int nvox, double *u, double *explain
    above the ~1e-15 of rounding in the regression, far below the 6e-8
    resolution of float32 data */
 #define IO_FLAT_RTOL 1e-10
+/* scans per image (see io_extract_run) */
+#define IO_EXTRACT_MAX_SCANS 100000
+/* The confound matrix's SVD costs about v K^2 (K ~ 2 v TR / cutoff grows
+   with the scans): 5000 scans and 157 columns (1.2e8) take a second; this
+   bound (about 15 s) keeps a small file claiming a long run or a long TR
+   from running for hours. */
+#define IO_EXTRACT_MAX_SVD_WORK 2e9
 
 /* Append a sentence to r->warning ("; " between them). */
 static void add_warning(io_extract_result *r, const char *fmt, ...)
@@ -351,22 +358,27 @@ void io_extract_result_free(io_extract_result *r)
         for (int j = 0; j < r->nx0; j++)
             free(r->x0_names[j]);
     free(r->x0_names);
+    free(r->sidecar);
     memset(r, 0, sizeof *r);
 }
 
-/* BIDS sidecar: the BOLD path with .json for .nii/.nii.gz/.hdr/.img. */
-static void sidecar_path(const char *bold, char *out, size_t len)
+/* BIDS sidecar: the BOLD path with .json for .nii/.nii.gz/.hdr/.img
+ * (allocated: a fixed buffer would cut a long path and name another file). */
+static char *sidecar_path(const char *bold)
 {
     static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", NULL};
-    size_t l = strlen(bold);
-    for (int i = 0; ext[i]; i++) {
-        size_t le = strlen(ext[i]);
-        if (l > le && strcmp(bold + l - le, ext[i]) == 0) {
-            snprintf(out, len, "%.*s.json", (int)(l - le), bold);
-            return;
-        }
+    size_t l = strlen(bold), le = 0;
+    for (int i = 0; ext[i] && !le; i++) {
+        size_t k = strlen(ext[i]);
+        if (l > k && strcmp(bold + l - k, ext[i]) == 0)
+            le = k;
     }
-    snprintf(out, len, "%s.json", bold);
+    char *out = malloc(l - le + 6);
+    if (out) {
+        memcpy(out, bold, l - le);
+        memcpy(out + l - le, ".json", 6);
+    }
+    return out;
 }
 
 /* The chosen confound columns of a TSV with a header; "n/a" cells (as
@@ -445,15 +457,19 @@ static int read_sidecar(const io_extract_opts *o, io_extract_result *r, double *
     *tr_side = 0.0;
     *slice_timing = NULL;
     *root = NULL;
-    char path[1024];
-    sidecar_path(o->bold, path, sizeof path);
+    char *path = sidecar_path(o->bold);
+    if (!path)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     struct stat st;
-    if (stat(path, &st) != 0)
+    if (stat(path, &st) != 0) {
+        free(path);
         return DCM_OK;
-    snprintf(r->sidecar, sizeof r->sidecar, "%s", path);
+    }
+    r->sidecar = path;
     /* a FIFO would block json_load_file */
     if (!S_ISREG(st.st_mode))
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s: the BIDS sidecar is not a regular file", path);
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: the BIDS sidecar is not a regular file (a "
+                             "FIFO or device would block or never end)", path);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j)
@@ -505,6 +521,12 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
         }
     }
     const int nx = bold.nx, ny = bold.ny, nz = bold.nz, v = bold.nt;
+    /* a small file may claim millions of volumes (of one voxel) */
+    if (v > IO_EXTRACT_MAX_SCANS) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %d volumes; at most %d are supported (one "
+                           "fMRI run)", o->bold, v, IO_EXTRACT_MAX_SCANS);
+        goto done;
+    }
     if (o->sphere) {
         double ijk[3];
         if (!(o->radius > 0) || !isfinite(o->radius)) {
@@ -679,8 +701,8 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
     if (o->slice_timing) {
         if (!st) {
             rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: --slice-timing needs \"SliceTiming\" in "
-                               "the BIDS sidecar%s%s", o->bold, r->sidecar[0] ? " " : " (none found)",
-                               r->sidecar);
+                               "the BIDS sidecar%s%s", o->bold, r->sidecar ? " " : " (none found)",
+                               r->sidecar ? r->sidecar : "");
             goto done;
         }
         int sd = bold.slice_dim ? bold.slice_dim : 3;
@@ -711,6 +733,14 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
         rc = dcm_error_set(err, DCM_ERR_INPUT, "%d confound columns (constant, %d high-pass, %d "
                            "chosen) for %d scans: use a longer --hpf or fewer columns", r->nx0,
                            r->ndct, o->ncolumns, v);
+        goto done;
+    }
+    if ((double)v * r->nx0 * r->nx0 > IO_EXTRACT_MAX_SVD_WORK) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %d confound columns (constant, %d high-pass "
+                           "for %d scans of %g s at a %g s cutoff, %d chosen) are too many to "
+                           "regress out in reasonable time; use a longer --hpf (or --no-hpf), or "
+                           "split the run", o->bold, r->nx0, r->ndct, v, r->tr, o->hpf,
+                           o->ncolumns);
         goto done;
     }
     r->X0 = malloc(sizeof(double) * (size_t)v * r->nx0);
@@ -856,7 +886,7 @@ static json_t *describe(const char *prefix, const io_extract_opts *o, const io_e
     json_object_set_new(j, "scans", json_integer(r->v));
     json_object_set_new(j, "TR", json_real(r->tr));
     json_object_set_new(j, "TR_source", json_string(r->tr_source));
-    if (r->sidecar[0])
+    if (r->sidecar)
         json_object_set_new(j, "sidecar", json_string(r->sidecar));
     json_object_set_new(j, "hpf_cutoff", o->hpf > 0 ? json_real(o->hpf) : json_null());
     json_object_set_new(j, "highpass_columns", json_integer(r->ndct));

@@ -1449,6 +1449,68 @@ static void test_unreadable_atlas(void)
     chmod(tmpdir, 0700);
 }
 
+/* more volumes than a run holds, or a high-pass basis too large to fit
+ * (20001 volumes of one voxel: a 20001 x 626 confound matrix and its SVD,
+ * over 5 minutes): refused;
+ * and a sidecar beside a BOLD path longer than 1024 characters is found */
+static void test_limits_and_long_paths(void)
+{
+    int64_t dims[8] = {4, 1, 1, 1, 20001, 1, 1, 1};
+    nifti_image *nim = nifti_make_new_nim(dims, DT_FLOAT32, 1);
+    for (int t = 0; t < 20001; t++)
+        ((float *)nim->data)[t] = (float)(100 + sin(0.1 * t));
+    nim->pixdim[4] = nim->dt = 2.0f;
+    nim->time_units = NIFTI_UNITS_SEC;
+    nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
+    nifti_set_filenames(nim, tp("long_run.nii"), 0, 1);
+    nifti_image_write(nim);
+    nifti_image_free(nim);
+    char a[2048];
+    snprintf(a, sizeof a, "%s --sphere 0,0,0,5", tp("long_run.nii"));
+    expect_fail_timed(a, 2, "626 confound columns (constant, 625 high-pass for 20001 scans", NULL);
+    /* without the high-pass basis it is quick */
+    snprintf(a, sizeof a, "extract %s --sphere 0,0,0,5 --no-hpf --name L -o %s",
+             tp("long_run.nii"), tp("long_run_out"));
+    CU_ASSERT_EQUAL(run(a), 0);
+    dims[4] = 100001;
+    nim = nifti_make_new_nim(dims, DT_UINT8, 1);
+    nim->pixdim[4] = nim->dt = 2.0f;
+    nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
+    nifti_set_filenames(nim, tp("longer_run.nii"), 0, 1);
+    nifti_image_write(nim);
+    nifti_image_free(nim);
+    snprintf(a, sizeof a, "%s --sphere 0,0,0,5 --no-hpf", tp("longer_run.nii"));
+    expect_fail_timed(a, 2, "100001 volumes; at most 100000", NULL);
+    /* five nested folders of 240 characters */
+    char path[2048], comp[241];
+    memset(comp, 'd', 240);
+    comp[240] = '\0';
+    snprintf(path, sizeof path, "%s", tmpdir);
+    for (int q = 0; q < 5; q++) {
+        size_t l = strlen(path);
+        snprintf(path + l, sizeof path - l, "/%s", comp);
+        CU_ASSERT_EQUAL_FATAL(mkdir(path, 0700), 0);
+    }
+    char bold[2100], side[2100];
+    snprintf(bold, sizeof bold, "%s/bold.nii", path);
+    snprintf(side, sizeof side, "%s/bold.json", path);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && printf '{\"RepetitionTime\": 2.5}' > '%s'",
+             tp("bold.nii"), bold, side);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    io_extract_opts o;
+    io_extract_result r;
+    dcm_error err;
+    opts_init(&o, bold);
+    o.mask = tp("mask.nii");
+    CU_ASSERT_EQUAL_FATAL(io_extract_run(&o, &r, &err), 0);
+    printf("\n  BOLD path of %zu characters: TR %g s from %s", strlen(bold), r.tr, r.tr_source);
+    CU_ASSERT_DOUBLE_EQUAL(r.tr, 2.5, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.sidecar);
+    CU_ASSERT_STRING_EQUAL(r.sidecar, side);
+    io_extract_result_free(&r);
+}
+
 static int setup(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm-extract-XXXXXX");
@@ -1501,6 +1563,7 @@ int main(void)
         {"FIFOs and devices as image, atlas, .img part or sidecar: exit 2, no hang",
          test_special_files},
         {"an unreadable atlas says it cannot be read, and why", test_unreadable_atlas},
+        {"too many volumes or high-pass columns refused; sidecars beside long paths", test_limits_and_long_paths},
         {NULL, NULL}};
     int rc = test_run("extract", cases);
     teardown();
