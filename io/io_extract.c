@@ -329,8 +329,9 @@ void io_mean_series(const double *y, int v, int nvox, double *u, double *explain
 /* scans per image (see io_extract_run) */
 #define IO_EXTRACT_MAX_SCANS 100000
 /* The confound matrix's SVD costs about v K^2 (K ~ 2 v TR / cutoff grows
-   with the scans): 5000 scans and 157 columns (1.2e8) take a second; this
-   bound (about 15 s) keeps a small file claiming a long run or a long TR
+   with the scans): 5000 scans and 157 columns (1.2e8) take a second
+   under the sanitizers, 12000 scans and 376 columns (1.7e9) 15 s; this
+   bound keeps a small file claiming a long run or a long TR
    from running for hours. */
 #define IO_EXTRACT_MAX_SVD_WORK 2e9
 
