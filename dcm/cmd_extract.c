@@ -1,5 +1,6 @@
 /* cmd_extract.c — `dcm extract BOLD.nii ... -o PREFIX`: a region's time
  * series from 4D images, as SPM's VOI extraction (io/io_extract.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,16 +68,22 @@ static int split_columns(char *s, char ***out, int *count)
     return 0;
 }
 
+/* X,Y,Z,R (a copy of the whole argument: a fixed buffer would cut a long
+ * one and parse what is left) */
 static int parse_sphere(const char *s, double c[4])
 {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
+    char *buf = strdup(s);
+    if (!buf)
+        return -1;
     char *save = NULL, *tok = strtok_r(buf, ",", &save);
-    int k = 0;
-    for (; tok && k < 4; tok = strtok_r(NULL, ",", &save))
-        if (cli_parse_double(tok, &c[k++]))
-            return -1;
-    return (k == 4 && !tok) ? 0 : -1;
+    int k = 0, rc = 0;
+    for (; tok && k < 4 && !rc; tok = strtok_r(NULL, ",", &save))
+        if (cli_parse_double(tok, &c[k++]) || !isfinite(c[k - 1]))
+            rc = -1;
+    if (!rc && (k != 4 || tok))
+        rc = -1;
+    free(buf);
+    return rc;
 }
 
 int cmd_extract(int argc, char **argv)

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fftw3.h>
 #include <float.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_linalg.h>
 #include <jansson.h>
@@ -143,6 +145,12 @@ done:
     return rc;
 }
 
+/* Two eigenvalues closer than this (relative to the largest) are a tie:
+ * the principal eigenvector is then not defined (any mix of the tied
+ * ones is as good), so the eigenvariate would be an arbitrary choice.
+ * Sampling noise separates real eigenvalues by far more. */
+#define IO_EIGEN_TIE_RTOL 1e-6
+
 int io_eigenvariate(const double *y, int v, int nvox, double *u, double *weights,
                     double *explained, dcm_error *err)
 {
@@ -152,16 +160,26 @@ int io_eigenvariate(const double *y, int v, int nvox, double *u, double *weights
     /* SPM: the eigenvectors of the smaller of y'y (voxels) and yy' (scans) */
     const int big = v > nvox;       /* m > n in spm_regions */
     const int g = big ? nvox : v;
+    /* LAPACK indexes the g x g matrix with 32-bit integers */
+    if (g > 46340)
+        return dcm_error_set(err, DCM_ERR_INPUT, "eigenvariate of %d scans x %d voxels: the "
+                             "smaller of the two may be at most 46340; use --summary mean", v, nvox);
+    /* dsyevr with RANGE = 'I' may return more eigenpairs than asked for
+       when eigenvalues are tied (up to all g of them): W, Z and ISUPPZ are
+       sized for that worst case, as its documentation requires (W: N,
+       Z: LDZ x N, ISUPPZ: 2 N). */
     double *G = malloc(sizeof(double) * (size_t)g * g);
-    double *z = malloc(sizeof(double) * (size_t)g);
+    double *Z = malloc(sizeof(double) * (size_t)g * g);
+    double *W = malloc(sizeof(double) * (size_t)g);
     double *wv = malloc(sizeof(double) * (size_t)nvox);
-    int *isuppz = malloc(sizeof(int) * 2);
-    if (!G || !z || !wv || !isuppz) {
-        free(G);
-        free(z);
-        free(wv);
-        free(isuppz);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    int *isuppz = malloc(sizeof(int) * 2 * (size_t)g);
+    double *work = NULL;
+    int *iwork = NULL;
+    int rc = DCM_OK;
+    if (!G || !Z || !W || !wv || !isuppz) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory (eigenvariate of %d scans x %d "
+                           "voxels)", v, nvox);
+        goto done;
     }
     /* the column-major v x nvox y is the row-major nvox x v matrix Yt:
        y'y = Yt Yt' and yy' = Yt' Yt */
@@ -174,33 +192,66 @@ int io_eigenvariate(const double *y, int v, int nvox, double *u, double *weights
         for (int j = 0; j < i; j++)
             G[(size_t)i * g + j] = G[(size_t)j * g + i];
     }
-    int rc = DCM_OK;
+    if (!isfinite(trace)) {
+        rc = dcm_error_set(err, DCM_ERR_NUMERIC, "eigenvariate: the region's values are too large "
+                           "(their squares overflow)");
+        goto done;
+    }
+    if (!(trace > 0)) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "the region's time series have no variance left "
+                           "after adjustment (constant voxels?)");
+        goto done;
+    }
+    /* the two largest eigenpairs (one when g = 1) */
     char jobz = 'V', range = 'I', uplo = 'U';
-    int il = g, iu = g, mfound = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
-    double abstol = 0.0, vlo = 0.0, vhi = 0.0, wq = 0.0, w1 = 0.0;
-    double *work = NULL;
-    int *iwork = NULL;
-    dsyevr_(&jobz, &range, &uplo, &g, G, &g, &vlo, &vhi, &il, &iu, &abstol, &mfound, &w1, z, &g,
+    int il = g > 1 ? g - 1 : 1, iu = g, mfound = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
+    double abstol = 0.0, vlo = 0.0, vhi = 0.0, wq = 0.0;
+    dsyevr_(&jobz, &range, &uplo, &g, G, &g, &vlo, &vhi, &il, &iu, &abstol, &mfound, W, Z, &g,
             isuppz, &wq, &lwork, &iwq, &liwork, &info, 1, 1, 1);
+    if (info != 0 || !(wq >= 1) || !(wq < INT_MAX - 1.0) || iwq < 1 || iwq > INT_MAX - 1) {
+        rc = dcm_error_set(err, DCM_ERR_NUMERIC, "eigenvariate: the eigensolver's workspace query "
+                           "failed (info %d)", info);
+        goto done;
+    }
     lwork = (int)wq + 1;
     liwork = iwq + 1;
     work = malloc(sizeof(double) * (size_t)lwork);
     iwork = malloc(sizeof(int) * (size_t)liwork);
-    if (info != 0 || !work || !iwork) {
+    if (!work || !iwork) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    dsyevr_(&jobz, &range, &uplo, &g, G, &g, &vlo, &vhi, &il, &iu, &abstol, &mfound, &w1, z, &g,
+    dsyevr_(&jobz, &range, &uplo, &g, G, &g, &vlo, &vhi, &il, &iu, &abstol, &mfound, W, Z, &g,
             isuppz, work, &lwork, iwork, &liwork, &info, 1, 1, 1);
-    if (info != 0 || mfound != 1) {
-        rc = dcm_error_set(err, DCM_ERR_NUMERIC, "eigenvariate: the eigensolver failed (%d)", info);
+    if (info != 0 || mfound < iu - il + 1 || mfound > g) {
+        rc = dcm_error_set(err, DCM_ERR_NUMERIC, "eigenvariate: the eigensolver failed (info %d, "
+                           "%d eigenvalues found)", info, mfound);
         goto done;
     }
+    /* the largest and the runner-up among those found (ascending order,
+       but do not rely on it) */
+    int top = 0;
+    for (int q = 1; q < mfound; q++)
+        if (W[q] > W[top])
+            top = q;
+    double w1 = W[top], w2 = -INFINITY;   /* (y may be scaled: print shares only) */
+    for (int q = 0; q < mfound; q++)
+        if (q != top && W[q] > w2)
+            w2 = W[q];
     if (!(w1 > 0) || !isfinite(w1)) {
         rc = dcm_error_set(err, DCM_ERR_INPUT, "the region's time series have no variance left "
                            "after adjustment (constant voxels?)");
         goto done;
     }
+    if (mfound > 1 && w1 - w2 <= IO_EIGEN_TIE_RTOL * w1) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "the region has no single principal component: its "
+                           "%s largest eigenvalues are equal (each %.3g%% of the variance), so the "
+                           "eigenvariate would be an arbitrary mix of their eigenvectors; use "
+                           "--summary mean or another region", mfound > 2 ? "several" : "two",
+                           100.0 * w1 / trace);
+        goto done;
+    }
+    const double *z = Z + (size_t)top * g;
     double rs = sqrt(w1);
     if (big) {
         /* v = z (voxel weights); u = y v / sqrt(s1) */
@@ -232,10 +283,11 @@ int io_eigenvariate(const double *y, int v, int nvox, double *u, double *weights
         for (int c = 0; c < nvox; c++)
             weights[c] = wv[c] * d;
     if (explained)
-        *explained = trace > 0 ? w1 / trace : 0.0;
+        *explained = w1 / trace;
 done:
     free(G);
-    free(z);
+    free(Z);
+    free(W);
     free(wv);
     free(isuppz);
     free(work);
@@ -270,6 +322,33 @@ void io_mean_series(const double *y, int v, int nvox, double *u, double *explain
 /* ------------------------------------------------------------------ */
 /* the pipeline                                                        */
 
+/* residual norm / raw norm at or below which a voxel is constant: far
+   above the ~1e-15 of rounding in the regression, far below the 6e-8
+   resolution of float32 data */
+#define IO_FLAT_RTOL 1e-10
+/* scans per image (see io_extract_run) */
+#define IO_EXTRACT_MAX_SCANS 100000
+/* The confound matrix's SVD costs about v K^2 (K ~ 2 v TR / cutoff grows
+   with the scans): 5000 scans and 157 columns (1.2e8) take a second
+   under the sanitizers, 12000 scans and 376 columns (1.7e9) 15 s; this
+   bound keeps a small file claiming a long run or a long TR
+   from running for hours. */
+#define IO_EXTRACT_MAX_SVD_WORK 2e9
+
+/* Append a sentence to r->warning ("; " between them). */
+static void add_warning(io_extract_result *r, const char *fmt, ...)
+{
+    size_t k = strlen(r->warning);
+    if (k + 3 >= sizeof r->warning)
+        return;
+    if (k)
+        k += (size_t)snprintf(r->warning + k, sizeof r->warning - k, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->warning + k, sizeof r->warning - k, fmt, ap);
+    va_end(ap);
+}
+
 void io_extract_result_free(io_extract_result *r)
 {
     if (!r)
@@ -280,22 +359,27 @@ void io_extract_result_free(io_extract_result *r)
         for (int j = 0; j < r->nx0; j++)
             free(r->x0_names[j]);
     free(r->x0_names);
+    free(r->sidecar);
     memset(r, 0, sizeof *r);
 }
 
-/* BIDS sidecar: the BOLD path with .json for .nii/.nii.gz/.hdr/.img. */
-static void sidecar_path(const char *bold, char *out, size_t len)
+/* BIDS sidecar: the BOLD path with .json for .nii/.nii.gz/.hdr/.img
+ * (allocated: a fixed buffer would cut a long path and name another file). */
+static char *sidecar_path(const char *bold)
 {
     static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", NULL};
-    size_t l = strlen(bold);
-    for (int i = 0; ext[i]; i++) {
-        size_t le = strlen(ext[i]);
-        if (l > le && strcmp(bold + l - le, ext[i]) == 0) {
-            snprintf(out, len, "%.*s.json", (int)(l - le), bold);
-            return;
-        }
+    size_t l = strlen(bold), le = 0;
+    for (int i = 0; ext[i] && !le; i++) {
+        size_t k = strlen(ext[i]);
+        if (l > k && strcmp(bold + l - k, ext[i]) == 0)
+            le = k;
     }
-    snprintf(out, len, "%s.json", bold);
+    char *out = malloc(l - le + 6);
+    if (out) {
+        memcpy(out, bold, l - le);
+        memcpy(out + l - le, ".json", 6);
+    }
+    return out;
 }
 
 /* The chosen confound columns of a TSV with a header; "n/a" cells (as
@@ -374,12 +458,19 @@ static int read_sidecar(const io_extract_opts *o, io_extract_result *r, double *
     *tr_side = 0.0;
     *slice_timing = NULL;
     *root = NULL;
-    char path[1024];
-    sidecar_path(o->bold, path, sizeof path);
+    char *path = sidecar_path(o->bold);
+    if (!path)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     struct stat st;
-    if (stat(path, &st) != 0)
+    if (stat(path, &st) != 0) {
+        free(path);
         return DCM_OK;
-    snprintf(r->sidecar, sizeof r->sidecar, "%s", path);
+    }
+    r->sidecar = path;
+    /* a FIFO would block json_load_file */
+    if (!S_ISREG(st.st_mode))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: the BIDS sidecar is not a regular file (a "
+                             "FIFO or device would block or never end)", path);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j)
@@ -431,6 +522,12 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
         }
     }
     const int nx = bold.nx, ny = bold.ny, nz = bold.nz, v = bold.nt;
+    /* a small file may claim millions of volumes (of one voxel) */
+    if (v > IO_EXTRACT_MAX_SCANS) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %d volumes; at most %d are supported (one "
+                           "fMRI run)", o->bold, v, IO_EXTRACT_MAX_SCANS);
+        goto done;
+    }
     if (o->sphere) {
         double ijk[3];
         if (!(o->radius > 0) || !isfinite(o->radius)) {
@@ -517,7 +614,13 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
                                o->centre[1], o->centre[2], o->mask ? "mask" : "atlas label");
         goto done;
     }
-    /* voxel data, leaving out voxels with non-finite values */
+    if (nsel > (size_t)INT_MAX) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the region has %zu voxels; at most %d are "
+                           "supported", o->bold, nsel, INT_MAX);
+        goto done;
+    }
+    /* voxel data, leaving out voxels with non-finite values (io_nifti
+       keeps NaN and Inf as stored) */
     Y = malloc(sizeof(double) * (size_t)v * nsel);
     if (!Y) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory (%zu voxels x %d scans)", nsel, v);
@@ -550,6 +653,9 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
     }
     r->nvox = nvox;
     r->v = v;
+    if (r->excluded)
+        add_warning(r, "%d of the region's %zu voxels were left out: their time series hold NaN "
+                    "or Inf values", r->excluded, nsel);
     for (int a = 0; a < 3; a++) {
         cen[a] /= nvox;
         r->centre_vox[a] = (int)lround(cen[a]);
@@ -575,21 +681,29 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
         snprintf(r->tr_source, sizeof r->tr_source, "%s", bold.tr_units_known
                  ? "header pixdim[4]" : "header pixdim[4] (units unset: seconds assumed)");
     } else {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: no repetition time: the header's pixdim[4] is "
-                           "unset and there is no BIDS sidecar with RepetitionTime; give --tr "
-                           "SECONDS", o->bold);
+        char why[96];
+        if (isnan(bold.tr_header))
+            snprintf(why, sizeof why, "is not a number");
+        else if (bold.tr_header < 0 || isinf(bold.tr_header))
+            snprintf(why, sizeof why, "is %g (%s: not a repetition time),", bold.tr_header,
+                     bold.tr_header < 0 ? "negative" : "infinite");
+        else
+            snprintf(why, sizeof why, "is unset (0)");
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: no repetition time: the header's pixdim[4] %s "
+                           "and there is no BIDS sidecar with RepetitionTime; give --tr SECONDS",
+                           o->bold, why);
         goto done;
     }
     if (bold.tr > 0 && bold.tr_units_known && fabs(bold.tr - r->tr) > 1e-3 * r->tr)
-        snprintf(r->warning, sizeof r->warning, "the TR of the header (%g s) differs from the one "
-                 "used (%g s, %s)", bold.tr, r->tr, r->tr_source);
+        add_warning(r, "the TR of the header (%g s) differs from the one used (%g s, %s)", bold.tr,
+                    r->tr, r->tr_source);
 
     /* slice timing */
     if (o->slice_timing) {
         if (!st) {
             rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: --slice-timing needs \"SliceTiming\" in "
-                               "the BIDS sidecar%s%s", o->bold, r->sidecar[0] ? " " : " (none found)",
-                               r->sidecar);
+                               "the BIDS sidecar%s%s", o->bold, r->sidecar ? " " : " (none found)",
+                               r->sidecar ? r->sidecar : "");
             goto done;
         }
         int sd = bold.slice_dim ? bold.slice_dim : 3;
@@ -622,6 +736,14 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
                            r->ndct, o->ncolumns, v);
         goto done;
     }
+    if ((double)v * r->nx0 * r->nx0 > IO_EXTRACT_MAX_SVD_WORK) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %d confound columns (constant, %d high-pass "
+                           "for %d scans of %g s at a %g s cutoff, %d chosen) are too many to "
+                           "regress out in reasonable time; use a longer --hpf (or --no-hpf), or "
+                           "split the run", o->bold, r->nx0, r->ndct, v, r->tr, o->hpf,
+                           o->ncolumns);
+        goto done;
+    }
     r->X0 = malloc(sizeof(double) * (size_t)v * r->nx0);
     r->x0_names = calloc((size_t)r->nx0, sizeof(char *));
     r->y = malloc(sizeof(double) * (size_t)v);
@@ -645,12 +767,69 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
             goto done;
         }
     }
-    if ((rc = io_regress_out(Y, v, nvox, r->X0, r->nx0, &r->x0_rank, err)))
+    /* Scale the data by a power of two (exact) so that squares and sums
+       of squares neither overflow nor underflow; the summaries are
+       linear in the data, so the scale is put back at the end. */
+    double ymax = 0.0;
+    for (size_t q = 0; q < (size_t)v * nvox; q++)
+        ymax = fmax(ymax, fabs(Y[q]));
+    const double scale = ymax > 0 ? ldexp(1.0, ilogb(ymax)) : 1.0;
+    double *ss_raw = malloc(sizeof(double) * (size_t)nvox);
+    if (!ss_raw) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
+    }
+    for (int c = 0; c < nvox; c++) {
+        double *col = Y + (size_t)c * v, ss = 0.0;
+        for (int t = 0; t < v; t++) {
+            col[t] /= scale;
+            ss += col[t] * col[t];
+        }
+        ss_raw[c] = ss;
+    }
+    if ((rc = io_regress_out(Y, v, nvox, r->X0, r->nx0, &r->x0_rank, err))) {
+        free(ss_raw);
+        goto done;
+    }
+    /* A voxel whose residuals are rounding noise of its values (a
+       constant voxel, or one the confounds explain entirely) carries no
+       signal; a region of only such voxels has nothing to summarise, and
+       its "variance explained" would be that of the noise. */
+    int flat = 0;
+    double worst = 0.0;
+    for (int c = 0; c < nvox; c++) {
+        const double *col = Y + (size_t)c * v;
+        double ss = 0.0;
+        for (int t = 0; t < v; t++)
+            ss += col[t] * col[t];
+        double rel = ss_raw[c] > 0 ? sqrt(ss / ss_raw[c]) : 0.0;
+        worst = fmax(worst, rel);
+        flat += rel <= IO_FLAT_RTOL;
+    }
+    free(ss_raw);
+    if (flat == nvox) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the region's time series %s constant: after "
+                           "removing the %s only rounding noise is left (at most %.2g of the "
+                           "values); there is no signal to extract", o->bold,
+                           nvox == 1 ? "is" : "are all", r->nx0 == 1 ? "constant"
+                           : "confounds (constant, high-pass, chosen columns)", worst);
+        goto done;
+    }
+    if (flat)
+        add_warning(r, "%d of the region's %d voxels are constant over time (after removing the "
+                    "confounds)", flat, nvox);
     if (o->summary == IO_SUMMARY_MEAN)
         io_mean_series(Y, v, nvox, r->y, &r->explained);
     else if ((rc = io_eigenvariate(Y, v, nvox, r->y, NULL, &r->explained, err)))
         goto done;
+    for (int t = 0; t < v; t++) {
+        r->y[t] *= scale;
+        if (!isfinite(r->y[t])) {
+            rc = dcm_error_set(err, DCM_ERR_NUMERIC, "%s: the region's summary overflows (values "
+                               "near %g)", o->bold, ymax);
+            goto done;
+        }
+    }
 done:
     json_decref(side);
     free(sel);
@@ -708,7 +887,7 @@ static json_t *describe(const char *prefix, const io_extract_opts *o, const io_e
     json_object_set_new(j, "scans", json_integer(r->v));
     json_object_set_new(j, "TR", json_real(r->tr));
     json_object_set_new(j, "TR_source", json_string(r->tr_source));
-    if (r->sidecar[0])
+    if (r->sidecar)
         json_object_set_new(j, "sidecar", json_string(r->sidecar));
     json_object_set_new(j, "hpf_cutoff", o->hpf > 0 ? json_real(o->hpf) : json_null());
     json_object_set_new(j, "highpass_columns", json_integer(r->ndct));

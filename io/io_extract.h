@@ -15,6 +15,12 @@
  *   and nuisance effects. The high-pass basis is SPM's spm_dctmtx(v, K)
  *   without its constant, K = fix(2 v TR / cutoff + 1) (cutoff 128 s by
  *   default), computed with FFTW's DCT-III (REDFT01).
+ * - Refused (DCM_ERR_INPUT): more than 100000 volumes, or a confound
+ *   matrix whose SVD would cost more than 2e9 (v x columns^2); a region whose
+ *   voxels are all constant after the adjustment (residuals below 1e-10
+ *   of the values: rounding noise); tied top eigenvalues (the
+ *   eigenvariate is then not defined). Warned in `warning`: voxels left
+ *   out for NaN/Inf, constant voxels among others.
  * - Summary: SPM's principal eigenvariate (spm_regions: the first
  *   eigenvector of the smaller Gram matrix, sign so that the voxel weights
  *   sum positive, scaled by sqrt(s1 / voxels)), or the mean over voxels.
@@ -94,11 +100,12 @@ typedef struct {
     double explained;          /* variance explained by the summary */
     double tr;
     char tr_source[64];        /* "--tr", "sidecar FILE", "header" ... */
-    char warning[512];         /* e.g. header and sidecar TR disagree ("" if none) */
+    char warning[512];         /* sentences joined by "; " ("" if none): TR disagreement,
+                                  voxels left out, constant voxels */
     int have_delay;
     double delay;              /* seconds, with slice timing */
     int slice;                 /* 0-based slice index of the centre */
-    char sidecar[1024];        /* path of the sidecar used ("" if none) */
+    char *sidecar;             /* path of the sidecar used (NULL if none) */
 } io_extract_result;
 
 int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *err);

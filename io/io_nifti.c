@@ -15,6 +15,10 @@
 #define IO_NIFTI_GZ_MAX_RATIO 1100.0
 /* refuse images whose data would exceed this many bytes */
 #define IO_NIFTI_MAX_BYTES ((int64_t)1 << 36)
+/* room for header extensions between the header and the data (a .nii's
+ * vox_offset) or in a separate .hdr: DICOM-derived extensions are tens of
+ * kilobytes, so 16 MiB is generous and bounds what nifticlib allocates */
+#define IO_NIFTI_MAX_EXT_BYTES ((int64_t)1 << 24)
 
 static const char *dt_name(int dt)
 {
@@ -89,7 +93,7 @@ static int precheck_header(const char *path, dcm_error *err)
                              "(no header file found for it)", path);
     znzFile f = znzopen(hname, "rb", nifti_is_gzfile(hname));
     if (znz_isnull(f)) {
-        int rc = dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s", hname);
+        int rc = dcm_error_set(err, DCM_ERR_INPUT, "cannot read %s: %s", hname, strerror(errno));
         free(hname);
         return rc;
     }
@@ -143,17 +147,185 @@ static int precheck_header(const char *path, dcm_error *err)
     return rc;
 }
 
+/* A path we are about to read must be a regular file we may read: a FIFO
+ * or a device would block or never end, and nifticlib reports an
+ * unreadable file as "not a NIfTI". */
+static int check_readable(const char *path, const char *what, const char *image,
+                          dcm_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s%s%s: %s", path,
+                             what ? what : "", what ? image : "", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s%s%s is not a regular file (%s); images "
+                             "must be regular files", path, what ? what : "", what ? image : "",
+                             S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                             : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                             : S_ISSOCK(st.st_mode) ? "a socket" : "a special file");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dcm_error_set(err, DCM_ERR_INPUT, "cannot read %s%s%s: %s", path,
+                             what ? what : "", what ? image : "", strerror(errno));
+    fclose(f);
+    return DCM_OK;
+}
+
+/* What the raw header says, checked before nifticlib acts on it:
+ * nifticlib quietly reads data from byte 348 when a .nii's vox_offset
+ * lies inside the header, reads header extensions as large as vox_offset
+ * allows (a 1.8 MB .nii.gz claiming vox_offset 1.9e9 inflated to 1.9 GB),
+ * and turns a NaN or infinite scl_slope into 0 ("unscaled"). */
+typedef struct {
+    int nver;          /* 1 (NIfTI-1 or ANALYZE) or 2 */
+    int onefile;       /* header and data in one file (.nii) */
+    int analyze;
+    int64_t offset;    /* vox_offset, validated */
+    double dt;         /* pixdim[4] as stored */
+} raw_header;
+
+static int check_raw_header(const char *path, const char *hname, raw_header *rh,
+                            dcm_error *err)
+{
+    memset(rh, 0, sizeof *rh);
+    void *raw = nifti_read_header(hname, &rh->nver, 0);
+    if (!raw)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: not a readable NIfTI-1, NIfTI-2 or ANALYZE "
+                             "image (nifticlib cannot parse its header)", hname);
+    double off, slope, inter;
+    int hsize;
+    if (rh->nver == 2) {
+        const nifti_2_header *h = raw;
+        rh->onefile = h->magic[1] == '+';
+        off = (double)h->vox_offset;
+        slope = h->scl_slope;
+        inter = h->scl_inter;
+        rh->dt = h->pixdim[4];
+        hsize = 540;
+    } else {
+        const nifti_1_header *h = raw;
+        rh->analyze = !(h->magic[0] == 'n' && (h->magic[1] == '+' || h->magic[1] == 'i') &&
+                        h->magic[2] == '1' && h->magic[3] == '\0');
+        rh->onefile = !rh->analyze && h->magic[1] == '+';
+        off = h->vox_offset;
+        slope = h->scl_slope;
+        inter = h->scl_inter;
+        rh->dt = h->pixdim[4];
+        hsize = 348;
+    }
+    free(raw);
+    /* header + the 4-byte extension flag + extensions */
+    const double lo = rh->onefile ? hsize + 4 : 0;
+    const double hi = lo + (double)IO_NIFTI_MAX_EXT_BYTES;
+    if (!isfinite(off) || off != floor(off))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: invalid header: vox_offset (where the data "
+                             "start) is %g, not a whole number of bytes", hname, off);
+    if (off < lo)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: invalid header: vox_offset is %.0f, %s; the "
+                             "data would be read from the wrong place", hname, off, off < 0
+                             ? "negative" : rh->nver == 2 ? "inside the 540-byte header (a .nii's "
+                             "data start at byte 544 or later)" : "inside the 348-byte header (a "
+                             ".nii's data start at byte 352 or later)");
+    if (off > hi)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: invalid header: vox_offset is %.0f, which "
+                             "leaves %.0f bytes for header extensions (at most %lld are accepted)",
+                             hname, off, off - lo, (long long)IO_NIFTI_MAX_EXT_BYTES);
+    rh->offset = (int64_t)off;
+    if (!rh->analyze && (!isfinite(slope) || (slope != 0.0 && !isfinite(inter))))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: invalid header: the scaling %s is %g; the "
+                             "stored values cannot be converted (scl_slope 0 means unscaled)",
+                             hname, !isfinite(slope) ? "scl_slope" : "scl_inter",
+                             !isfinite(slope) ? slope : inter);
+    /* a separate header file holds extensions up to its own size */
+    if (!rh->onefile) {
+        struct stat st;
+        if (stat(hname, &st) == 0 && (double)st.st_size > hsize + 4.0 + IO_NIFTI_MAX_EXT_BYTES)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: the header file has %lld bytes; a header "
+                                 "with its extensions may have at most %lld", hname,
+                                 (long long)st.st_size,
+                                 (long long)(hsize + 4 + IO_NIFTI_MAX_EXT_BYTES));
+    }
+    (void)path;
+    return DCM_OK;
+}
+
+/* Read the data part ourselves: exactly the bytes the header's
+ * dimensions announce (so memory is bounded by them, whatever a .gz
+ * would inflate to), from the validated offset, without nifticlib's
+ * zero-filling of NaN and Inf (non-finite voxels must stay visible so
+ * that they can be left out). */
+static int load_data(nifti_image *nim, const char *path, int64_t offset, int64_t nbytes,
+                     dcm_error *err)
+{
+    char *buf = malloc((size_t)nbytes);
+    if (!buf)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory for %lld bytes of image data",
+                             path, (long long)nbytes);
+    znzFile f = znzopen(nim->iname, "rb", nifti_is_gzfile(nim->iname));
+    if (znz_isnull(f)) {
+        int rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: cannot open its data file %s: %s", path,
+                               nim->iname, strerror(errno));
+        free(buf);
+        return rc;
+    }
+    int rc = DCM_OK;
+    /* znzseek returns fseek's 0 or gzseek's new offset */
+    if (offset > 0 && znzseek(f, (znz_off_t)offset, SEEK_SET) < 0) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: truncated: the data should start at byte %lld "
+                           "of %s", path, (long long)offset, nim->iname);
+        goto done;
+    }
+    int64_t got = 0;
+    while (got < nbytes) {
+        size_t want = (size_t)(nbytes - got > (1 << 26) ? (1 << 26) : nbytes - got);
+        size_t n = znzread(buf + got, 1, want, f);
+        /* znzread passes gzread's -1 (corrupt stream) on as a huge size_t */
+        if (n > want) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: corrupt compressed data in %s (after %lld "
+                               "bytes of image data)", path, nim->iname, (long long)got);
+            goto done;
+        }
+        got += (int64_t)n;
+        if (n < want)
+            break;
+    }
+    if (got < nbytes) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: truncated: the header announces %lld bytes of "
+                           "data from byte %lld of %s, but only %lld could be read", path,
+                           (long long)nbytes, (long long)offset, nim->iname, (long long)got);
+        goto done;
+    }
+    if (nim->nbyper > 1 && nim->byteorder != nifti_short_order())
+        nifti_swap_Nbytes(nbytes / nim->nbyper, nim->nbyper, buf);
+    nim->data = buf;
+    buf = NULL;
+done:
+    znzclose(f);
+    free(buf);
+    return rc;
+}
+
 int io_nifti_open(const char *path, int want, io_nifti *img, dcm_error *err)
 {
     memset(img, 0, sizeof *img);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s is not a regular file", path);
-    int prc = precheck_header(path, err);
+    int prc = check_readable(path, NULL, NULL, err);
     if (prc)
         return prc;
+    raw_header rh;
+    {
+        char *hname = nifti_findhdrname(path);
+        if (!hname)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: not a NIfTI-1, NIfTI-2 or ANALYZE image "
+                                 "(no header file found for it)", path);
+        prc = strcmp(hname, path) ? check_readable(hname, ", the header of ", path, err) : DCM_OK;
+        if (!prc)
+            prc = precheck_header(path, err);
+        if (!prc)
+            prc = check_raw_header(path, hname, &rh, err);
+        free(hname);
+        if (prc)
+            return prc;
+    }
     nifti_image *nim = nifti_image_read(path, 0);
     if (!nim)
         return dcm_error_set(err, DCM_ERR_INPUT,
@@ -195,18 +367,8 @@ int io_nifti_open(const char *path, int want, io_nifti *img, dcm_error *err)
     }
     img->nvox3 = (size_t)img->nx * img->ny * img->nz;
     img->datatype = nim->datatype;
-    /* the raw header: its version, and pixdim[4] before nifticlib turns
-       an unset value into 1 */
-    int nver = 0;
-    double raw_dt = 0.0;
-    void *raw = nifti_read_header(path, &nver, 0);
-    if (raw && nver == 2)
-        raw_dt = ((nifti_2_header *)raw)->pixdim[4];
-    else if (raw)
-        raw_dt = ((nifti_1_header *)raw)->pixdim[4];
-    free(raw);
     img->format = nim->nifti_type == NIFTI_FTYPE_ANALYZE ? "ANALYZE 7.5"
-                  : nver == 2 || nim->nifti_type >= NIFTI_FTYPE_NIFTI2_1 ? "NIfTI-2" : "NIfTI-1";
+                  : rh.nver == 2 || nim->nifti_type >= NIFTI_FTYPE_NIFTI2_1 ? "NIfTI-2" : "NIfTI-1";
     if (want == IO_NIFTI_4D && img->nt < 2) {
         rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the image is %s, a single volume; a 4D time "
                            "series (x, y, z, time) with one volume per scan is needed", path, dims);
@@ -236,23 +398,28 @@ int io_nifti_open(const char *path, int want, io_nifti *img, dcm_error *err)
     }
     /* the data part must hold what the header announces */
     if (nim->iname && want != IO_NIFTI_HEADER) {
+        if (strcmp(nim->iname, path) &&
+            (rc = check_readable(nim->iname, ", the data file of ", path, err)))
+            goto fail;
+        if (nim->iname_offset != rh.offset) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: invalid header: vox_offset %lld, but "
+                               "nifticlib would read the data from byte %lld", path,
+                               (long long)rh.offset, (long long)nim->iname_offset);
+            goto fail;
+        }
         struct stat sd;
         if (stat(nim->iname, &sd) != 0) {
             rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: cannot open its data file %s: %s", path,
                                nim->iname, strerror(errno));
             goto fail;
         }
-        if (nim->iname_offset < 0) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: negative data offset (vox_offset)", path);
-            goto fail;
-        }
         if (!is_gz(nim->iname)) {
-            if ((int64_t)sd.st_size < nim->iname_offset + nbytes) {
+            if ((int64_t)sd.st_size < rh.offset + nbytes) {
                 rc = dcm_error_set(err, DCM_ERR_INPUT,
                                    "%s: truncated: the header announces %s %s voxels (%lld bytes "
                                    "from offset %lld) but the file has %lld bytes",
                                    nim->iname, dims, dt_name(nim->datatype), (long long)nbytes,
-                                   (long long)nim->iname_offset, (long long)sd.st_size);
+                                   (long long)rh.offset, (long long)sd.st_size);
                 goto fail;
             }
         } else if ((double)sd.st_size * IO_NIFTI_GZ_MAX_RATIO < (double)nbytes) {
@@ -293,8 +460,8 @@ int io_nifti_open(const char *path, int want, io_nifti *img, dcm_error *err)
                            img->affine_source);
         goto fail;
     }
-    /* TR */
-    double dt = nim->dim[0] >= 4 ? raw_dt : 0.0;
+    /* TR: the raw pixdim[4] (nifticlib turns an unset value into 1) */
+    double dt = nim->dim[0] >= 4 ? rh.dt : 0.0;
     img->tr_units_known = 1;
     switch (nim->time_units) {
     case NIFTI_UNITS_SEC: break;
@@ -302,16 +469,16 @@ int io_nifti_open(const char *path, int want, io_nifti *img, dcm_error *err)
     case NIFTI_UNITS_USEC: dt /= 1e6; break;
     default: img->tr_units_known = 0; break;
     }
+    img->tr_header = dt;
     img->tr = isfinite(dt) && dt > 0 ? dt : 0.0;
     img->slice_dim = nim->slice_dim >= 1 && nim->slice_dim <= 3 ? nim->slice_dim : 0;
-    if (want != IO_NIFTI_HEADER && nifti_image_load(nim) != 0) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: cannot read the image data (truncated or "
-                           "corrupt file)", path);
-        goto fail;
-    }
-    if (want != IO_NIFTI_HEADER && !nim->data) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: no image data", path);
-        goto fail;
+    if (want != IO_NIFTI_HEADER) {
+        if (nim->data) {   /* not expected with read_data = 0 */
+            free(nim->data);
+            nim->data = NULL;
+        }
+        if ((rc = load_data(nim, path, rh.offset, nbytes, err)))
+            goto fail;
     }
     return DCM_OK;
 fail:

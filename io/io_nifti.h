@@ -6,7 +6,15 @@
  *   ANALYZE), after checking the header itself: dimensions 1..7 with at
  *   most 4 used (x, y, z, time), a supported real data type, and a data
  *   part as long as the header says (truncated files are refused before
- *   nifticlib pads them with zeros).
+ *   nifticlib pads them with zeros), a vox_offset that is a whole number
+ *   of bytes past the header (a .nii's data start at byte 352, or 544 for
+ *   NIfTI-2) with at most 16 MiB of header extensions, and a finite
+ *   scl_slope/scl_inter. The image, its header and data files must be
+ *   regular files we can read (a FIFO would block).
+ * - The data are read here, not by nifticlib: exactly the bytes the
+ *   header's dimensions announce (memory is bounded by them whatever a
+ *   .nii.gz inflates to), and NaN/Inf stay as they are (nifticlib would
+ *   turn them into zeros), so callers can see and leave them out.
  * - `want` says what the caller needs: IO_NIFTI_3D (a volume; a 4D file
  *   with a single volume is accepted) or IO_NIFTI_4D (a time series of at
  *   least 2 volumes). Anything else is an error naming the file and its
@@ -17,7 +25,8 @@
  * - Values are the stored ones times scl_slope plus scl_inter (when the
  *   slope is non-zero), as doubles.
  * - TR: pixdim[4] converted to seconds from the header's time units
- *   (seconds when the units are unknown); 0 when the header has none.
+ *   (seconds when the units are unknown); 0 when the header has none or
+ *   a value that is not positive (tr_header keeps what was stored).
  * - Errors: DCM_ERR_INPUT "FILE: what is wrong"; DCM_ERR_SYSTEM for out of
  *   memory. nifticlib may also print its own diagnostics on stderr.
  * - No global state; images are independent.
@@ -38,6 +47,7 @@ typedef struct {
     double affine[4][4];         /* voxel (i,j,k,1) -> (x,y,z,1) mm */
     const char *affine_source;   /* "sform", "qform" or "voxel sizes" */
     double tr;                   /* seconds, 0 when unknown */
+    double tr_header;            /* pixdim[4] in seconds as stored (0, negative, NaN...) */
     int tr_units_known;          /* the header said seconds/ms/us */
     int slice_dim;               /* 1..3 from the header, 0 when unset */
     int datatype;                /* NIfTI DT_* code */

@@ -8,7 +8,9 @@
 #include <dirent.h>
 #include <gsl/gsl_linalg.h>
 #include <nifti2_io.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include "io/io_extract.h"
@@ -585,6 +587,22 @@ static void test_sphere_world(void)
         ca[q] = A[q][0] * 2 + A[q][1] * 3 + A[q][2] * 2 + A[q][3];
     sphere_case(tp("amp_sform.nii"), A, ca, 4.0, tp("mask_a.nii"), mask);
     free(mask);
+    /* a long --sphere argument is parsed whole (a 256-byte buffer used to
+       cut "0...06" to "0...0", a radius of 0) */
+    char arg[600], zeros[301], args[2048];
+    memset(zeros, '0', 300);
+    zeros[300] = '\0';
+    snprintf(arg, sizeof arg, "%.6f,%.6f,%.6f,%s6", c[0], c[1], c[2], zeros);
+    snprintf(args, sizeof args, "extract %s --sphere %s --summary mean --name S -o %s",
+             tp("amp_sform.nii"), arg, tp("long_sphere"));
+    int rc = run(args);
+    printf("\n  --sphere of %zu characters: exit %d", strlen(arg), rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    json_t *j = test_load_json(tp("long_sphere.json"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(json_object_get(j, "region"),
+                                                             "sphere_radius_mm")), 6.0, 0);
+    json_decref(j);
 }
 
 /* the same data in every format give the same series */
@@ -597,7 +615,10 @@ static void test_formats(void)
     for (int q = 0; q < 5; q++) {
         io_nifti img;
         dcm_error err;
-        CU_ASSERT_EQUAL_FATAL(io_nifti_open(tp(bolds[q]), IO_NIFTI_4D, &img, &err), 0);
+        int orc = io_nifti_open(tp(bolds[q]), IO_NIFTI_4D, &img, &err);
+        if (orc)
+            printf("\n  %s", err.msg);
+        CU_ASSERT_EQUAL_FATAL(orc, 0);
         if (strcmp(img.format, fmt[q]))
             printf("\n  %s: format %s, expected %s", bolds[q], img.format, fmt[q]);
         CU_ASSERT_STRING_EQUAL(img.format, fmt[q]);
@@ -817,6 +838,18 @@ static void test_bad_truncated(void)
     copy_prefix("bold_gz.nii.gz", "trunc.nii.gz", 3000);
     snprintf(a, sizeof a, "%s --mask %s", tp("trunc.nii.gz"), tp("mask.nii"));
     expect_fail(a, 2, "trunc.nii.gz");
+    /* a corrupt deflate stream (bytes overwritten in the middle) */
+    copy_prefix("bold_gz.nii.gz", "corrupt.nii.gz", -1);
+    FILE *g = fopen(tp("corrupt.nii.gz"), "r+b");
+    fseek(g, 0, SEEK_END);
+    long len = ftell(g);
+    fseek(g, len / 2, SEEK_SET);
+    for (int i = 0; i < 64; i++)
+        fputc(0xA5 ^ i, g);
+    fclose(g);
+    snprintf(a, sizeof a, "%s --mask %s", tp("corrupt.nii.gz"), tp("mask.nii"));
+    expect_fail(a, 2, "corrupt.nii.gz");
+    CU_ASSERT(strstr(out, "corrupt compressed data") || strstr(out, "truncated"));
 }
 
 static void test_bad_corrupt(void)
@@ -941,6 +974,543 @@ static void test_bad_sidecar(void)
     expect_fail(a, 2, "RepetitionTime");
 }
 
+/* ---- issue 9: the eigensolver, non-finite voxels, headers, limits ---- */
+
+/* `dcm extract ARGS --name R -o bad_out` under a time limit (a FIFO must
+ * not hang it): exit code, message, and no output or temporary file. */
+static void expect_fail_timed(const char *args_tail, int code, const char *needle,
+                              const char *absent)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "timeout 60 %s extract %s --name R -o %s", test_dcm_bin(), args_tail,
+             tp("bad_out"));
+    int rc = test_shell(cmd, out, sizeof out);
+    printf("\n  exit %d: %s", rc, out);
+    CU_ASSERT_EQUAL(rc, code);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, needle));
+    if (absent)
+        CU_ASSERT_PTR_NULL(strstr(out, absent));
+    CU_ASSERT_PTR_NULL(strstr(out, "runtime error"));
+    CU_ASSERT_PTR_NULL(strstr(out, "AddressSanitizer"));
+    CU_ASSERT_EQUAL(count_with_prefix("bad_out"), 0);
+    CU_ASSERT(test_no_temp_files(tmpdir));
+}
+
+/* overwrite n bytes of a file at offset */
+static void patch_file(const char *name, long offset, const void *bytes, size_t n)
+{
+    FILE *f = fopen(tp(name), "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, offset, SEEK_SET);
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    struct stat st;
+    CU_ASSERT_EQUAL_FATAL(stat(tp(from), &st), 0);
+    copy_prefix(from, to, (long)st.st_size);
+}
+
+/* region A (18 voxels) replaced by the series f(c, t) of its c-th voxel */
+static void write_region_a(const char *name, double (*f)(int c, int t), int datatype)
+{
+    double *bold = make_bold(0, 0);
+    for (int t = 0; t < NV; t++) {
+        int c = 0;
+        for (int k = 0; k < NZ; k++)
+            for (int j = 0; j < NY; j++)
+                for (int i = 0; i < NX; i++)
+                    if (in_a(i, j, k))
+                        bold[VOX(i, j, k) + (size_t)NVOX3 * t] = f(c++, t);
+    }
+    img_opts o = DEFAULT_IMG;
+    o.datatype = datatype;
+    write_img(tp(name), NV, bold, &o);
+    free(bold);
+}
+
+/* 18 zero-mean, mutually orthogonal series of equal norm: cosines and
+   sines of 9 distinct whole frequencies over the 80 scans */
+static double orth_series(int c, int t)
+{
+    int f = c / 2 + 1;
+    return 100.0 + (c % 2 ? sin(2 * M_PI * f * t / NV) : cos(2 * M_PI * f * t / NV));
+}
+static double const_series(int c, int t) { (void)t; return 100.0 + 0 * c; }
+static double zero_series(int c, int t) { (void)c; (void)t; return 0.0; }
+static double half_const_series(int c, int t)
+{
+    int i = c % 3;   /* the first of every three voxels is constant */
+    return i == 0 ? 250.0 : 100.0 + (1.0 + c) * sig_a(t);
+}
+
+/* Tied top eigenvalues: dsyevr may return every tied eigenpair, which
+ * overran the single double given as W. Both of SPM's branches (more
+ * scans than voxels and the reverse), many ties, and all zeros. */
+static void test_eigen_ties(void)
+{
+    dcm_error err;
+    int shapes[][2] = {{32, 24}, {64, 24}, {16, 48}, {8, 200}, {200, 30}};
+    for (size_t q = 0; q < sizeof shapes / sizeof *shapes; q++) {
+        int v = shapes[q][0], n = shapes[q][1];
+        double *y = calloc((size_t)v * n, sizeof(double)), u[256], w[256];
+        if (v > n) {   /* orthogonal zero-mean columns of equal norm */
+            for (int c = 0; c < n; c++)
+                for (int t = 0; t < v; t++)
+                    y[t + (size_t)c * v] = c % 2 ? sin(2 * M_PI * (c / 2 + 1) * t / v)
+                                                 : cos(2 * M_PI * (c / 2 + 1) * t / v);
+        } else {       /* each voxel an impulse: y y' = (n / v) I */
+            for (int c = 0; c < n; c++)
+                y[c % v + (size_t)c * v] = 1.0;
+        }
+        int rc = io_eigenvariate(y, v, n, u, w, NULL, &err);
+        printf("\n  %d scans x %d voxels, all eigenvalues tied: exit %d: %s", v, n, rc,
+               rc ? err.msg : "");
+        CU_ASSERT_EQUAL(rc, DCM_ERR_INPUT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no single principal component"));
+        /* all zeros: no variance */
+        memset(y, 0, sizeof(double) * (size_t)v * n);
+        CU_ASSERT_EQUAL(io_eigenvariate(y, v, n, u, w, NULL, &err), DCM_ERR_INPUT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no variance"));
+        /* a clear winner among tied runners-up is fine: boost voxel 0 */
+        if (v > n) {
+            for (int c = 0; c < n; c++)
+                for (int t = 0; t < v; t++)
+                    y[t + (size_t)c * v] = (c == 0 ? 3.0 : 1.0) *
+                                           (c % 2 ? sin(2 * M_PI * (c / 2 + 1) * t / v)
+                                                  : cos(2 * M_PI * (c / 2 + 1) * t / v));
+            double expl;
+            CU_ASSERT_EQUAL(io_eigenvariate(y, v, n, u, w, &expl, &err), 0);
+            /* s1 = 9 v / 2: u = voxel 0's unit series * sqrt(s1 / n)
+               = cos(2 pi t / v) * 3 / sqrt(n) */
+            double e = 0;
+            for (int t = 0; t < v; t++)
+                e = fmax(e, fabs(u[t] - 3.0 * cos(2 * M_PI * t / v) / sqrt(n)));
+            CU_ASSERT(e < 1e-10);
+            CU_ASSERT_DOUBLE_EQUAL(expl, 9.0 / (9.0 + (n - 1)), 1e-12);
+        }
+        free(y);
+    }
+    /* mostly zero voxels (the region nifticlib used to make of NaNs): two
+       equal orthogonal voxels among 38 zero ones tie; three unequal do not */
+    {
+        const int v = 80, n = 40;
+        double *y = calloc((size_t)v * n, sizeof(double)), u[80], w[40];
+        for (int t = 0; t < v; t++) {
+            y[t + 5 * v] = cos(2 * M_PI * 3 * t / v);
+            y[t + 17 * v] = sin(2 * M_PI * 3 * t / v);
+        }
+        CU_ASSERT_EQUAL(io_eigenvariate(y, v, n, u, w, NULL, &err), DCM_ERR_INPUT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no single principal component"));
+        for (int t = 0; t < v; t++)
+            y[t + 30 * v] = 2.0 * cos(2 * M_PI * 5 * t / v);
+        double expl;
+        CU_ASSERT_EQUAL(io_eigenvariate(y, v, n, u, w, &expl, &err), 0);
+        /* voxel 30 wins: s1 = 4 v / 2 of a total 6 v / 2; weight 1 on it;
+           u = y w / sqrt(s1) * sqrt(s1 / n) = its series / sqrt(n) */
+        CU_ASSERT_DOUBLE_EQUAL(expl, 4.0 / 6.0, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(w[30], 1.0, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(u[0], 2.0 / sqrt((double)n), 1e-12);
+        free(y);
+    }
+    /* through the command: a region of orthogonal voxels, and an all-zero one */
+    char a[2048];
+    write_region_a("bold_orth.nii", orth_series, DT_FLOAT64);
+    snprintf(a, sizeof a, "%s --mask %s --no-hpf", tp("bold_orth.nii"), tp("mask.nii"));
+    expect_fail_timed(a, 2, "no single principal component", NULL);
+    /* the mean is defined: it works */
+    snprintf(a, sizeof a, "extract %s --mask %s --no-hpf --summary mean --name O -o %s",
+             tp("bold_orth.nii"), tp("mask.nii"), tp("orth_mean"));
+    CU_ASSERT_EQUAL(run(a), 0);
+    write_region_a("bold_zero.nii", zero_series, DT_FLOAT32);
+    snprintf(a, sizeof a, "%s --mask %s", tp("bold_zero.nii"), tp("mask.nii"));
+    expect_fail_timed(a, 2, "constant", NULL);
+}
+
+/* a region whose voxels are constant (to rounding) is refused, with either
+ * summary, rather than "explaining 100 %" of rounding noise */
+static void test_constant_region(void)
+{
+    char a[2048];
+    write_region_a("bold_const.nii", const_series, DT_FLOAT64);
+    snprintf(a, sizeof a, "%s --mask %s", tp("bold_const.nii"), tp("mask.nii"));
+    expect_fail_timed(a, 2, "constant", "100");
+    snprintf(a, sizeof a, "%s --mask %s --summary mean --hpf 128", tp("bold_const.nii"),
+             tp("mask.nii"));
+    expect_fail_timed(a, 2, "only rounding noise", NULL);
+    /* a third of the voxels constant: extracted, with a warning */
+    write_region_a("bold_half.nii", half_const_series, DT_FLOAT64);
+    io_extract_opts o;
+    io_extract_result r;
+    dcm_error err;
+    opts_init(&o, tp("bold_half.nii"));
+    o.mask = tp("mask.nii");
+    CU_ASSERT_EQUAL_FATAL(io_extract_run(&o, &r, &err), 0);
+    printf("\n  warning: %s", r.warning);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.warning, "6 of the region's 18 voxels are constant"));
+    CU_ASSERT_EQUAL(r.nvox, 18);
+    io_extract_result_free(&r);
+    /* huge and tiny values: scaled, not overflowed */
+    double big_scale[] = {1e200, 1e-200};
+    for (int q = 0; q < 2; q++) {
+        double *bold = make_bold(0, 0);
+        for (size_t k = 0; k < (size_t)NVOX3 * NV; k++)
+            bold[k] *= big_scale[q];
+        img_opts io = DEFAULT_IMG;
+        write_img(tp("bold_scaled.nii"), NV, bold, &io);
+        free(bold);
+        opts_init(&o, tp("bold_scaled.nii"));
+        o.mask = tp("mask.nii");
+        int rc = io_extract_run(&o, &r, &err);
+        if (rc)
+            printf("\n  %s", err.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        double s[NV];
+        adjusted_sig_a(s, 1);
+        for (int t = 0; t < NV; t++)
+            s[t] *= big_scale[q];
+        double e = rank_one_error(r.y, s, wnorm_a(), 18, NV);
+        printf("\n  data x %g: rel. error %.2e, explained %.6f", big_scale[q], e, r.explained);
+        CU_ASSERT(e < 1e-10);
+        CU_ASSERT_DOUBLE_EQUAL(r.explained, 1.0, 1e-10);
+        io_extract_result_free(&r);
+    }
+}
+
+/* NaN and Inf voxels are left out, counted and warned about (nifticlib
+ * turned them into zeros, which then entered the region) */
+static void test_nonfinite_voxels(void)
+{
+    double *bold = make_bold(0, 0);
+    /* 3 voxels of region A with a NaN (float32 and float64), one with Inf */
+    const int bad[4][4] = {{2, 3, 2, 5}, {4, 5, 3, 0}, {3, 4, 2, 79}, {2, 5, 3, 40}};
+    for (int q = 0; q < 4; q++)
+        bold[VOX(bad[q][0], bad[q][1], bad[q][2]) + (size_t)NVOX3 * bad[q][3]] =
+            q == 3 ? INFINITY : NAN;
+    img_opts o = DEFAULT_IMG;
+    write_img(tp("bold_nan.nii"), NV, bold, &o);
+    o.datatype = DT_FLOAT32;
+    write_img(tp("bold_nan32.nii.gz"), NV, bold, &o);
+    free(bold);
+    double w2 = 0;
+    for (int k = 0; k < NZ; k++)
+        for (int j = 0; j < NY; j++)
+            for (int i = 0; i < NX; i++) {
+                int isbad = 0;
+                for (int q = 0; q < 4; q++)
+                    isbad |= i == bad[q][0] && j == bad[q][1] && k == bad[q][2];
+                if (in_a(i, j, k) && !isbad)
+                    w2 += w_a(i, j, k) * w_a(i, j, k);
+            }
+    const char *names[] = {"bold_nan.nii", "bold_nan32.nii.gz"};
+    for (int q = 0; q < 2; q++) {
+        io_nifti img;
+        dcm_error err;
+        CU_ASSERT_EQUAL_FATAL(io_nifti_open(tp(names[q]), IO_NIFTI_4D, &img, &err), 0);
+        CU_ASSERT(isnan(io_nifti_value(&img, VOX(2, 3, 2), 5)));
+        CU_ASSERT(isinf(io_nifti_value(&img, VOX(2, 5, 3), 40)));
+        io_nifti_close(&img);
+        io_extract_opts e;
+        io_extract_result r;
+        opts_init(&e, tp(names[q]));
+        e.mask = tp("mask.nii");
+        CU_ASSERT_EQUAL_FATAL(io_extract_run(&e, &r, &err), 0);
+        double s[NV];
+        adjusted_sig_a(s, 1);
+        double er = rank_one_error(r.y, s, sqrt(w2), 14, NV);
+        printf("\n  %s: %d voxels, %d left out, rel. error %.2e; warning: %s", names[q], r.nvox,
+               r.excluded, er, r.warning);
+        CU_ASSERT_EQUAL(r.nvox, 14);
+        CU_ASSERT_EQUAL(r.excluded, 4);
+        CU_ASSERT(er < (q ? 1e-5 : 1e-10));
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.warning, "4 of the region's 18 voxels were left out"));
+        io_extract_result_free(&r);
+    }
+    char a[2048];
+    snprintf(a, sizeof a, "extract %s --mask %s --name A -o %s", tp("bold_nan.nii"),
+             tp("mask.nii"), tp("out_nan"));
+    int rc = run(a);
+    printf("\n  %s", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "warning: 4 of the region's 18 voxels were left out"));
+    json_t *j = test_load_json(tp("out_nan.json"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "voxels")), 14);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "voxels_excluded_nonfinite")), 4);
+    json_decref(j);
+}
+
+/* vox_offset and scl_slope/scl_inter are checked on the raw header */
+static void test_bad_header_fields(void)
+{
+    char a[2048];
+    /* NIfTI-1: vox_offset is a float at byte 108, scl_slope 112, scl_inter 116 */
+    const float offs[] = {0.0f, 100.0f, 348.0f, 352.5f, NAN, -16.0f, 2e9f};
+    const char *why[] = {"inside the 348-byte header", "inside the 348-byte header",
+                         "inside the 348-byte header", "not a whole number", "not a whole number",
+                         "negative", "header extensions"};
+    for (size_t q = 0; q < sizeof offs / sizeof *offs; q++) {
+        copy_file("bold.nii", "bold_off.nii");
+        patch_file("bold_off.nii", 108, &offs[q], 4);
+        snprintf(a, sizeof a, "%s --mask %s", tp("bold_off.nii"), tp("mask.nii"));
+        expect_fail_timed(a, 2, why[q], NULL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "vox_offset"));
+    }
+    /* NIfTI-2: vox_offset is an int64 at byte 168 */
+    int64_t off2 = 540;
+    copy_file("bold_n2.nii", "bold_off2.nii");
+    patch_file("bold_off2.nii", 168, &off2, 8);
+    snprintf(a, sizeof a, "%s --mask %s", tp("bold_off2.nii"), tp("mask_n2.nii"));
+    expect_fail_timed(a, 2, "inside the 540-byte header", NULL);
+    /* scaling */
+    const float slopes[][2] = {{NAN, 0}, {INFINITY, 0}, {-INFINITY, 0}, {0.001f, NAN},
+                               {0.001f, INFINITY}};
+    for (size_t q = 0; q < sizeof slopes / sizeof *slopes; q++) {
+        copy_file("bold_i16.nii", "bold_slope.nii");
+        patch_file("bold_slope.nii", 112, slopes[q], 8);
+        snprintf(a, sizeof a, "%s --mask %s", tp("bold_slope.nii"), tp("mask.nii"));
+        expect_fail_timed(a, 2, q < 3 ? "scl_slope is" : "scl_inter is", NULL);
+    }
+    /* a zero slope means unscaled (NIfTI), which is accepted */
+    const float zero[2] = {0, 7};
+    copy_file("bold_i16.nii", "bold_slope0.nii");
+    patch_file("bold_slope0.nii", 112, zero, 8);
+    io_nifti img;
+    dcm_error err;
+    CU_ASSERT_EQUAL_FATAL(io_nifti_open(tp("bold_slope0.nii"), IO_NIFTI_4D, &img, &err), 0);
+    io_nifti_close(&img);
+    /* negative, NaN and zero pixdim[4] (byte 92) without another TR */
+    const float dts[] = {-2.0f, NAN, 0.0f};
+    const char *dmsg[] = {"pixdim[4] is -2 (negative: not a repetition time)",
+                          "pixdim[4] is not a number", "pixdim[4] is unset (0)"};
+    for (int q = 0; q < 3; q++) {
+        copy_file("bold.nii", "bold_dt.nii");
+        patch_file("bold_dt.nii", 92, &dts[q], 4);
+        snprintf(a, sizeof a, "%s --mask %s", tp("bold_dt.nii"), tp("mask.nii"));
+        expect_fail_timed(a, 2, dmsg[q], q < 2 ? "unset" : NULL);
+    }
+}
+
+/* growth of the peak resident memory (MB) of a child that opens path */
+static long open_in_child_rss(const char *path, int *rc_out)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        struct rusage r0, r1;
+        getrusage(RUSAGE_SELF, &r0);
+        io_nifti img;
+        dcm_error err;
+        int rc = io_nifti_open(path, IO_NIFTI_4D, &img, &err);
+        io_nifti_close(&img);
+        getrusage(RUSAGE_SELF, &r1);
+        long grow = (r1.ru_maxrss - r0.ru_maxrss) / 1024;
+        if (write(fd[1], &grow, sizeof grow) != (ssize_t)sizeof grow)
+            _exit(98);
+        _exit(rc);
+    }
+    close(fd[1]);
+    long grow = -1;
+    if (read(fd[0], &grow, sizeof grow) != (ssize_t)sizeof grow)
+        grow = -1;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    *rc_out = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return grow;
+}
+
+/* A .nii.gz whose vox_offset leaves room for a 256 MB extension of zeros
+ * (a 256 kB file): nifticlib would inflate the extension into memory. */
+static void test_gzip_bomb(void)
+{
+    int64_t dims[8] = {4, 2, 2, 2, 3, 1, 1, 1};
+    nifti_image *nim = nifti_make_new_nim(dims, DT_FLOAT32, 1);
+    nifti_1_header h;
+    nifti_convert_nim2n1hdr(nim, &h);
+    const long ext = 256L << 20;
+    h.vox_offset = (float)(352 + ext);
+    h.pixdim[4] = 2.0f;
+    memcpy(h.magic, "n+1\0", 4);
+    gzFile g = gzopen(tp("bomb.nii.gz"), "wb6");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    gzwrite(g, &h, 348);
+    char e[4] = {1, 0, 0, 0};
+    gzwrite(g, e, 4);
+    int32_t esize = (int32_t)ext, ecode = 6;
+    gzwrite(g, &esize, 4);
+    gzwrite(g, &ecode, 4);
+    char *z = calloc(1 << 20, 1);
+    for (long left = ext - 8; left > 0; left -= 1 << 20)
+        gzwrite(g, z, (unsigned)(left > (1 << 20) ? (1 << 20) : left));
+    free(z);
+    gzwrite(g, nim->data, (unsigned)(nim->nbyper * nim->nvox));
+    gzclose(g);
+    nifti_image_free(nim);
+    struct stat st;
+    stat(tp("bomb.nii.gz"), &st);
+    int rc;
+    long mb = open_in_child_rss(tp("bomb.nii.gz"), &rc);
+    printf("\n  %lld-byte .nii.gz claiming a %ld MB extension: exit %d, peak resident +%ld MB",
+           (long long)st.st_size, ext >> 20, rc, mb);
+    CU_ASSERT_EQUAL(rc, DCM_ERR_INPUT);
+    CU_ASSERT(mb >= 0 && mb < 64);
+    char a[2048];
+    snprintf(a, sizeof a, "%s --sphere 0,0,0,5", tp("bomb.nii.gz"));
+    expect_fail_timed(a, 2, "header extensions", NULL);
+    /* a separate .hdr larger than a header with its extensions may be */
+    copy_file("bold_an.hdr", "big_an.hdr");
+    copy_file("bold_an.img", "big_an.img");
+    FILE *f = fopen(tp("big_an.hdr"), "ab");
+    char *pad = calloc(1 << 20, 1);
+    for (int q = 0; q < 17; q++)
+        fwrite(pad, 1, 1 << 20, f);
+    fclose(f);
+    free(pad);
+    snprintf(a, sizeof a, "%s --mask %s", tp("big_an.hdr"), tp("mask_an.hdr"));
+    expect_fail_timed(a, 2, "the header file has", NULL);
+    unlink(tp("big_an.hdr"));
+    unlink(tp("big_an.img"));
+}
+
+/* images, header/data files and sidecars must be regular files: a FIFO
+ * used to block the reader for ever */
+static void test_special_files(void)
+{
+    char a[2048];
+    CU_ASSERT_EQUAL_FATAL(mkfifo(tp("fifo.nii"), 0600), 0);
+    snprintf(a, sizeof a, "%s --mask %s", tp("fifo.nii"), tp("mask.nii"));
+    expect_fail_timed(a, 2, "is not a regular file (a FIFO)", NULL);
+    snprintf(a, sizeof a, "%s --atlas %s --label 1", tp("bold.nii"), tp("fifo.nii"));
+    expect_fail_timed(a, 2, "is not a regular file (a FIFO)", NULL);
+    snprintf(a, sizeof a, "%s --mask /dev/zero", tp("bold.nii"));
+    expect_fail_timed(a, 2, "is not a regular file (a device)", NULL);
+    /* an ANALYZE pair whose .img is a FIFO */
+    copy_file("bold_an.hdr", "pair_fifo.hdr");
+    CU_ASSERT_EQUAL_FATAL(mkfifo(tp("pair_fifo.img"), 0600), 0);
+    snprintf(a, sizeof a, "%s --mask %s", tp("pair_fifo.hdr"), tp("mask_an.hdr"));
+    expect_fail_timed(a, 2, "the data file of", NULL);
+    /* a sidecar that is a FIFO */
+    copy_file("bold.nii", "bold_sfifo.nii");
+    CU_ASSERT_EQUAL_FATAL(mkfifo(tp("bold_sfifo.json"), 0600), 0);
+    snprintf(a, sizeof a, "%s --mask %s", tp("bold_sfifo.nii"), tp("mask.nii"));
+    expect_fail_timed(a, 2, "sidecar is not a regular file", NULL);
+    unlink(tp("fifo.nii"));
+    unlink(tp("pair_fifo.img"));
+    unlink(tp("pair_fifo.hdr"));
+    unlink(tp("bold_sfifo.json"));
+}
+
+/* an atlas we may not read is reported as such (with the reason), not as
+ * "not a NIfTI"; as root the check runs in a child that drops to nobody */
+static void test_unreadable_atlas(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/unreadable", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+    chmod(tmpdir, 0755);
+    char atlas[512];
+    snprintf(atlas, sizeof atlas, "%s/atlas.nii", dir);
+    copy_file("atlas.nii", "unreadable/atlas.nii");
+    CU_ASSERT_EQUAL_FATAL(chmod(atlas, 0), 0);
+    int fd[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        if (geteuid() == 0 && setuid(65534) != 0)
+            _exit(99);
+        io_nifti img;
+        dcm_error err;
+        int rc = io_nifti_open(atlas, IO_NIFTI_3D, &img, &err);
+        io_nifti_close(&img);
+        if (write(fd[1], err.msg, strlen(err.msg) + 1) < 0)
+            _exit(98);
+        _exit(rc);
+    }
+    close(fd[1]);
+    char msg[1024] = "";
+    ssize_t n = read(fd[0], msg, sizeof msg - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    printf("\n  unreadable atlas: exit %d: %s", WEXITSTATUS(st), msg);
+    CU_ASSERT_EQUAL(WEXITSTATUS(st), DCM_ERR_INPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "cannot read"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "Permission denied"));
+    CU_ASSERT_PTR_NULL(strstr(msg, "not a"));
+    chmod(atlas, 0600);
+    chmod(tmpdir, 0700);
+}
+
+/* more volumes than a run holds, or a high-pass basis too large to fit
+ * (20001 volumes of one voxel: a 20001 x 626 confound matrix and its SVD,
+ * over 5 minutes): refused;
+ * and a sidecar beside a BOLD path longer than 1024 characters is found */
+static void test_limits_and_long_paths(void)
+{
+    int64_t dims[8] = {4, 1, 1, 1, 20001, 1, 1, 1};
+    nifti_image *nim = nifti_make_new_nim(dims, DT_FLOAT32, 1);
+    for (int t = 0; t < 20001; t++)
+        ((float *)nim->data)[t] = (float)(100 + sin(0.1 * t));
+    nim->pixdim[4] = nim->dt = 2.0f;
+    nim->time_units = NIFTI_UNITS_SEC;
+    nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
+    nifti_set_filenames(nim, tp("long_run.nii"), 0, 1);
+    nifti_image_write(nim);
+    nifti_image_free(nim);
+    char a[2048];
+    snprintf(a, sizeof a, "%s --sphere 0,0,0,5", tp("long_run.nii"));
+    expect_fail_timed(a, 2, "626 confound columns (constant, 625 high-pass for 20001 scans", NULL);
+    /* without the high-pass basis it is quick */
+    snprintf(a, sizeof a, "extract %s --sphere 0,0,0,5 --no-hpf --name L -o %s",
+             tp("long_run.nii"), tp("long_run_out"));
+    CU_ASSERT_EQUAL(run(a), 0);
+    dims[4] = 100001;
+    nim = nifti_make_new_nim(dims, DT_UINT8, 1);
+    nim->pixdim[4] = nim->dt = 2.0f;
+    nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
+    nifti_set_filenames(nim, tp("longer_run.nii"), 0, 1);
+    nifti_image_write(nim);
+    nifti_image_free(nim);
+    snprintf(a, sizeof a, "%s --sphere 0,0,0,5 --no-hpf", tp("longer_run.nii"));
+    expect_fail_timed(a, 2, "100001 volumes; at most 100000", NULL);
+    /* five nested folders of 240 characters */
+    char path[2048], comp[241];
+    memset(comp, 'd', 240);
+    comp[240] = '\0';
+    snprintf(path, sizeof path, "%s", tmpdir);
+    for (int q = 0; q < 5; q++) {
+        size_t l = strlen(path);
+        snprintf(path + l, sizeof path - l, "/%s", comp);
+        CU_ASSERT_EQUAL_FATAL(mkdir(path, 0700), 0);
+    }
+    char bold[2100], side[2100];
+    snprintf(bold, sizeof bold, "%s/bold.nii", path);
+    snprintf(side, sizeof side, "%s/bold.json", path);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && printf '{\"RepetitionTime\": 2.5}' > '%s'",
+             tp("bold.nii"), bold, side);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    io_extract_opts o;
+    io_extract_result r;
+    dcm_error err;
+    opts_init(&o, bold);
+    o.mask = tp("mask.nii");
+    CU_ASSERT_EQUAL_FATAL(io_extract_run(&o, &r, &err), 0);
+    printf("\n  BOLD path of %zu characters: TR %g s from %s", strlen(bold), r.tr, r.tr_source);
+    CU_ASSERT_DOUBLE_EQUAL(r.tr, 2.5, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.sidecar);
+    CU_ASSERT_STRING_EQUAL(r.sidecar, side);
+    io_extract_result_free(&r);
+}
+
 static int setup(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm-extract-XXXXXX");
@@ -981,6 +1551,19 @@ int main(void)
         {"sphere outside the image: exit 2", test_bad_sphere_outside},
         {"bad confounds, no TR, usage errors", test_bad_other},
         {"malformed BIDS sidecar: exit 2", test_bad_sidecar},
+        {"tied eigenvalues (orthogonal or all-zero voxels): a clean refusal, no overrun",
+         test_eigen_ties},
+        {"a constant region is refused; constant voxels warned; huge/tiny values scaled",
+         test_constant_region},
+        {"NaN/Inf voxels are left out, counted and warned about", test_nonfinite_voxels},
+        {"invalid vox_offset, scl_slope/scl_inter, pixdim[4]: exit 2 saying which",
+         test_bad_header_fields},
+        {"a .nii.gz extension bomb and an oversized .hdr are refused in bounded memory",
+         test_gzip_bomb},
+        {"FIFOs and devices as image, atlas, .img part or sidecar: exit 2, no hang",
+         test_special_files},
+        {"an unreadable atlas says it cannot be read, and why", test_unreadable_atlas},
+        {"too many volumes or high-pass columns refused; sidecars beside long paths", test_limits_and_long_paths},
         {NULL, NULL}};
     int rc = test_run("extract", cases);
     teardown();
