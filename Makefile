@@ -98,6 +98,14 @@ $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit
 
+# The allocation-failure test wraps the library's malloc/calloc/realloc/
+# strdup (libc's strdup allocates inside libc, out of --wrap's reach) to
+# fail the Nth call; the counter lives in the test program.
+$(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/fuzz_targets.h $(B)/san/libdcm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit \
+	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
+
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
 test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm $(if $(HAVE_MPICC),bin/dcm-mpi)

@@ -187,9 +187,11 @@ static matvar_t *field(matvar_t *s, const char *name)
     return Mat_VarGetStructFieldByName(s, name, 0);
 }
 
-/* A string (char array, first row) into a malloc'ed C string. */
-static char *to_string(const matvar_t *v)
+/* A string (char array, first row) into a malloc'ed C string; NULL when
+ * unreadable or, with *oom set, when out of memory. */
+static char *to_string(const matvar_t *v, int *oom)
 {
+    *oom = 0;
     if (!v || v->class_type != MAT_C_CHAR)
         return NULL;
     size_t n = var_numel(v);
@@ -207,8 +209,10 @@ static char *to_string(const matvar_t *v)
     if (n && (!v->data || !es || v->nbytes < n * (size_t)es))
         return NULL;
     char *s = malloc(len + 1);
-    if (!s)
+    if (!s) {
+        *oom = 1;
         return NULL;
+    }
     for (size_t j = 0; j < len; j++) {
         size_t k = j * rows;   /* column-major: row 0, column j */
         uint32_t ch = es == 1 ? ((const uint8_t *)v->data)[k]
@@ -226,9 +230,10 @@ static char *to_string(const matvar_t *v)
 static int to_cellstr(const mctx *c, const char *what, matvar_t *v, int count, char **out)
 {
     if (v->class_type == MAT_C_CHAR && count == 1) {
-        out[0] = to_string(v);
+        int oom;
+        out[0] = to_string(v, &oom);
         if (!out[0])
-            return mfail(c, "%s: unreadable string", what);
+            return oom ? nomem(c) : mfail(c, "%s: unreadable string", what);
         return DCM_OK;
     }
     if (v->class_type != MAT_C_CELL)
@@ -241,9 +246,10 @@ static int to_cellstr(const mctx *c, const char *what, matvar_t *v, int count, c
         if (!e || e->class_type != MAT_C_CHAR)
             return mfail(c, "%s{%d} is %s; expected a name", what, i + 1,
                          e ? class_name(e) : "missing");
-        out[i] = to_string(e);
+        int oom;
+        out[i] = to_string(e, &oom);
         if (!out[i])
-            return mfail(c, "%s{%d}: unreadable string", what, i + 1);
+            return oom ? nomem(c) : mfail(c, "%s{%d}: unreadable string", what, i + 1);
         if (!out[i][0])
             return mfail(c, "%s{%d} is an empty name", what, i + 1);
     }
@@ -439,9 +445,10 @@ int io_mat_load_voi(const char *path, io_voi *out, dcm_error *err)
             out->xyz[i] = xyz.x[i];
     matvar_t *nm = field(xY, "name");
     if (nm && nm->class_type == MAT_C_CHAR) {
-        out->name = to_string(nm);
+        int oom;
+        out->name = to_string(nm, &oom);
         if (!out->name) {
-            rc = mfail(&c, "xY.name: unreadable string");
+            rc = oom ? nomem(&c) : mfail(&c, "xY.name: unreadable string");
             goto done;
         }
     }
@@ -743,7 +750,12 @@ int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
         for (int i = 0; i < n && xY && xY->class_type == MAT_C_STRUCT && var_numel(xY) == (size_t)n;
              i++) {
             matvar_t *nm = Mat_VarGetStructFieldByName(xY, "name", (size_t)i);
-            rnames[i] = nm ? to_string(nm) : NULL;
+            int oom = 0;
+            rnames[i] = nm ? to_string(nm, &oom) : NULL;
+            if (oom) {
+                rc = nomem(&c);
+                goto done;
+            }
         }
     }
     if ((rc = read_names(&c, U, "DCM.U", "name", m, inames, &have)))
