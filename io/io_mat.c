@@ -332,8 +332,9 @@ static int get_scalar(const mctx *c, matvar_t *s, const char *spath, const char 
  * for gigabytes. Every array but a sparse one needs at least one byte per
  * element in the file (MATLAB stores numbers in 1 to 8 bytes; a cell or
  * struct element is a sub-array of at least 8), so an array with more
- * elements than its own bytes, or whose dimensions run past its end, is
- * refused. Compressed variables are
+ * elements than its own bytes, whose dimensions run past its end, that
+ * runs past its container, or a compressed stream that does not end
+ * cleanly, is refused. Compressed variables are
  * inflated (up to MAT5_INFLATE_MAX) and checked the same way. */
 #define MAT5_INFLATE_MAX ((size_t)256 << 20)
 #define MAT5_DEPTH_MAX 32
@@ -384,7 +385,8 @@ static int mat5_inflate_check(const uint8_t *p, size_t len, int swap, int depth)
         used = cap - z.avail_out;
     }
     inflateEnd(&z);
-    rc = mat5_check(buf, used, swap, depth + 1, 0);
+    /* a stream that does not end cleanly is what matio would read garbage from */
+    rc = zr == Z_STREAM_END ? mat5_check(buf, used, swap, depth + 1, 0) : 1;
     free(buf);
     return rc;
 }
@@ -401,7 +403,9 @@ static int mat5_check(const uint8_t *p, size_t len, int swap, int depth, int top
             continue;
         }
         nbytes = mat5_u32(p + off + 4, swap);
-        size_t n = nbytes > len - off - 8 ? len - off - 8 : nbytes;
+        if (nbytes > len - off - 8)
+            return 1; /* runs past its container: truncated or damaged */
+        size_t n = nbytes;
         const uint8_t *body = p + off + 8;
         int rc = 0;
         if (type == 15 && top) {
@@ -458,7 +462,7 @@ static int mat5_plausible(const mctx *c, off_t size)
             if (r < 0)
                 rc = nomem(c);
             else if (r > 0)
-                rc = mfail(c, "an array declares more elements than the file holds "
+                rc = mfail(c, "an array or compressed variable declares more data than the file holds "
                               "(a damaged or truncated .mat file)");
         }
     }

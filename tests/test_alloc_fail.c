@@ -193,6 +193,11 @@ static int op_mat(dcm_error *err)
     dcm_problem_free(P);
     if (rc)
         return rc;
+    P = NULL;
+    rc = io_mat_load_dcm("fuzz/seeds/mat/dcm_z.mat", &P, err); /* compressed */
+    dcm_problem_free(P);
+    if (rc)
+        return rc;
     io_voi voi;
     rc = io_mat_load_voi("fuzz/seeds/mat/voi.mat", &voi, err);
     if (rc == DCM_OK)
