@@ -6,6 +6,7 @@
 #   make bench      time the fwd/bwd attention models (needs ../shared)
 #   make valgrind   run `dcm estimate` on the demo under valgrind's leak checker
 #   make bench-group time `dcm batch` on 40 simulated subjects x 4 models, -j 1 vs -j 2
+#   make fuzz       libFuzzer harnesses, FUZZ_TIME s each (clang + libclang-rt-14-dev; see the fuzz section)
 #   make MPI=1      bin/dcm built with mpicc: `mpirun -np K bin/dcm batch ...` (also: make bin/dcm-mpi)
 
 CC      ?= cc
