@@ -6,6 +6,7 @@
 #   make bench      time the fwd/bwd attention models (needs ../shared)
 #   make valgrind   run `dcm estimate` on the demo under valgrind's leak checker
 #   make bench-group time `dcm batch` on 40 simulated subjects x 4 models, -j 1 vs -j 2
+#   make fuzz       libFuzzer harnesses, FUZZ_TIME s each (clang + libclang-rt-14-dev; see the fuzz section)
 #   make MPI=1      bin/dcm built with mpicc: `mpirun -np K bin/dcm batch ...` (also: make bin/dcm-mpi)
 
 CC      ?= cc
@@ -38,6 +39,8 @@ LDLIBS  = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lcairo 
 
 LIB_SRC = $(wildcard models/*.c vl/*.c io/*.c) $(filter-out dcm/main.c,$(wildcard dcm/*.c))
 TEST_SRC = $(wildcard tests/test_*.c)
+# headers of the library (fuzz/fuzz_targets.h is the tests' and harnesses' only)
+LIB_HDR = $(filter-out fuzz/%,$(wildcard */*.h))
 
 REL_OBJ = $(LIB_SRC:%.c=$(B)/rel/%.o)
 SAN_OBJ = $(LIB_SRC:%.c=$(B)/san/%.o)
@@ -50,12 +53,12 @@ all: bin/dcm lib/libdcm.a
 setup:
 	@sh scripts/setup.sh
 
-$(B)/rel/%.o: %.c $(wildcard */*.h)
+$(B)/rel/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/san/%.o: %.c $(wildcard */*.h)
+$(B)/san/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CC san  $<"
 	@$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -c $< -o $@
@@ -96,6 +99,14 @@ $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit
 
+# The allocation-failure test wraps the library's malloc/calloc/realloc/
+# strdup (libc's strdup allocates inside libc, out of --wrap's reach) to
+# fail the Nth call; the counter lives in the test program.
+$(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/fuzz_targets.h $(B)/san/libdcm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit \
+	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
+
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
 test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm $(if $(HAVE_MPICC),bin/dcm-mpi)
@@ -121,30 +132,49 @@ clean:
 	rm -rf $(B) bin lib demo_out
 
 # ---- fuzzing: `make fuzz` (clang's libFuzzer; `make test` does not need clang) ----
-# Harnesses in fuzz/ for the NIfTI header path, the TSV reader and the JSON
-# spec reader run FUZZ_TIME seconds each, starting from fuzz/seeds/*; a
-# crash stops the run and leaves its input as $(B)/fuzz/crash-TARGET-*:
-# fix it and keep the input in fuzz/regressions/ (named TARGET-*), which
+# Harnesses in fuzz/ run FUZZ_TIME seconds each, starting from
+# fuzz/seeds/TARGET: the NIfTI header path, the TSV reader, the JSON spec
+# reader, `extract` on a tiny generated image + atlas (eigenvariate,
+# LAPACK), the result-JSON loaders (compare/average/peb/reduce/report),
+# SPM's .mat reader, the batch manifest and the PEB design (through
+# `dcm peb` on a two-subject batch folder, so PEB's numerics run). A crash
+# stops the run and leaves its input as $(B)/fuzz/crash-TARGET-*: fix it
+# and keep the input in fuzz/regressions/ (named TARGET-*), which
 # tests/test_fuzz_regressions.c replays under `make test`.
+# The whole library is compiled again with clang's instrumentation into
+# $(B)/fuzz/obj (warnings not fatal there: clang's set differs from gcc's).
+# Debian 12: apt-get install -y clang libclang-rt-14-dev (libFuzzer's runtime).
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
-FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_SRC   = io/io_nifti.c io/io_tsv.c io/io_spec.c io/io_events.c io/io_mat.c io/io_atomic.c \
-             dcm/dcm_problem.c models/model_dcm.c
-FUZZ_NAMES = nifti tsv spec
+FUZZ_SAN   = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OBJ   = $(LIB_SRC:%.c=$(B)/fuzz/obj/%.o)
+FUZZ_NAMES = nifti tsv spec extract result mat manifest design
+FUZZ_NEED  = make fuzz needs clang with libFuzzer: apt-get install -y clang libclang-rt-14-dev
 
-.PHONY: fuzz
-$(B)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_targets.h $(FUZZ_SRC) $(wildcard */*.h)
-	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang: apt-get install -y clang" >&2; exit 1; }
+.PHONY: fuzz fuzz-build
+$(B)/fuzz/obj/%.o: %.c $(LIB_HDR)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "$(FUZZ_NEED)" >&2; exit 1; }
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(STD) $(INCS) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(LDLIBS)
+	@echo "  CC fuzz $<"
+	@$(FUZZ_CC) $(STD) -Wall -Wextra $(INCS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
 
-fuzz: $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+$(B)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_targets.h $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(STD) $(INCS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS) || \
+	    { echo "$(FUZZ_NEED)" >&2; exit 1; }
+
+fuzz-build: $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+
+$(B)/san/tests/test_fuzz_regressions: fuzz/fuzz_targets.h
+
+# -close_fd_mask=3: the commands' own messages are not wanted in the log
+# (libFuzzer keeps a copy of stderr for its and the sanitizers' reports).
+fuzz: fuzz-build
 	@for t in $(FUZZ_NAMES); do \
 	    mkdir -p $(B)/fuzz/corpus-$$t; \
 	    echo "fuzz: $$t for $(FUZZ_TIME) s"; \
 	    $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 -max_len=65536 \
-	        -timeout=10 -print_final_stats=1 -artifact_prefix=$(B)/fuzz/crash-$$t- \
+	        -timeout=10 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix=$(B)/fuzz/crash-$$t- \
 	        $(B)/fuzz/corpus-$$t fuzz/seeds/$$t 2>$(B)/fuzz/$$t.log || \
 	        { tail -n 60 $(B)/fuzz/$$t.log; echo "fuzz: $$t found a crash (see $(B)/fuzz/crash-$$t-*)"; exit 1; }; \
 	    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' $(B)/fuzz/$$t.log; \

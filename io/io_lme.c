@@ -50,7 +50,10 @@ int io_lme_read(const char *path, io_lme_table *t, dcm_error *err)
                                    path, tt.line[0], name);
                 goto done;
             }
-        t->models[k] = strdup(name);
+        if (!(t->models[k] = strdup(name))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
     }
     for (int i = 0; i < t->nsub; i++) {
         const char *const *row = (const char *const *)tt.cells + (size_t)(i + 1) * tt.cols;
@@ -60,7 +63,10 @@ int io_lme_read(const char *path, io_lme_table *t, dcm_error *err)
                                    path, tt.line[i + 1], row[0]);
                 goto done;
             }
-        t->subjects[i] = strdup(row[0]);
+        if (!(t->subjects[i] = strdup(row[0]))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
         for (int k = 0; k < t->nmod; k++) {
             double x;
             int pr = io_parse_number(row[1 + k], &x);

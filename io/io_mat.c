@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "io/io_atomic.h"
 
@@ -187,9 +188,11 @@ static matvar_t *field(matvar_t *s, const char *name)
     return Mat_VarGetStructFieldByName(s, name, 0);
 }
 
-/* A string (char array, first row) into a malloc'ed C string. */
-static char *to_string(const matvar_t *v)
+/* A string (char array, first row) into a malloc'ed C string; NULL when
+ * unreadable or, with *oom set, when out of memory. */
+static char *to_string(const matvar_t *v, int *oom)
 {
+    *oom = 0;
     if (!v || v->class_type != MAT_C_CHAR)
         return NULL;
     size_t n = var_numel(v);
@@ -207,8 +210,10 @@ static char *to_string(const matvar_t *v)
     if (n && (!v->data || !es || v->nbytes < n * (size_t)es))
         return NULL;
     char *s = malloc(len + 1);
-    if (!s)
+    if (!s) {
+        *oom = 1;
         return NULL;
+    }
     for (size_t j = 0; j < len; j++) {
         size_t k = j * rows;   /* column-major: row 0, column j */
         uint32_t ch = es == 1 ? ((const uint8_t *)v->data)[k]
@@ -226,9 +231,10 @@ static char *to_string(const matvar_t *v)
 static int to_cellstr(const mctx *c, const char *what, matvar_t *v, int count, char **out)
 {
     if (v->class_type == MAT_C_CHAR && count == 1) {
-        out[0] = to_string(v);
+        int oom;
+        out[0] = to_string(v, &oom);
         if (!out[0])
-            return mfail(c, "%s: unreadable string", what);
+            return oom ? nomem(c) : mfail(c, "%s: unreadable string", what);
         return DCM_OK;
     }
     if (v->class_type != MAT_C_CELL)
@@ -241,9 +247,10 @@ static int to_cellstr(const mctx *c, const char *what, matvar_t *v, int count, c
         if (!e || e->class_type != MAT_C_CHAR)
             return mfail(c, "%s{%d} is %s; expected a name", what, i + 1,
                          e ? class_name(e) : "missing");
-        out[i] = to_string(e);
+        int oom;
+        out[i] = to_string(e, &oom);
         if (!out[i])
-            return mfail(c, "%s{%d}: unreadable string", what, i + 1);
+            return oom ? nomem(c) : mfail(c, "%s{%d}: unreadable string", what, i + 1);
         if (!out[i][0])
             return mfail(c, "%s{%d} is an empty name", what, i + 1);
     }
@@ -320,6 +327,149 @@ static int get_scalar(const mctx *c, matvar_t *s, const char *spath, const char 
     return DCM_OK;
 }
 
+/* MAT v5 layout check before matio reads anything: matio allocates (and
+ * clears) what an array's dimensions declare, so a 600-byte file can ask
+ * for gigabytes. Every array but a sparse one needs at least one byte per
+ * element in the file (MATLAB stores numbers in 1 to 8 bytes; a cell or
+ * struct element is a sub-array of at least 8), so an array with more
+ * elements than its own bytes, whose dimensions run past its end, that
+ * runs past its container, or a compressed stream that does not end
+ * cleanly, is refused. Compressed variables are
+ * inflated (up to MAT5_INFLATE_MAX) and checked the same way. */
+#define MAT5_INFLATE_MAX ((size_t)256 << 20)
+#define MAT5_DEPTH_MAX 32
+
+static uint32_t mat5_u32(const uint8_t *p, int swap)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return swap ? __builtin_bswap32(x) : x;
+}
+
+/* 0: plausible; 1: an array declares more elements than it holds bytes;
+ * -1: out of memory. */
+static int mat5_check(const uint8_t *p, size_t len, int swap, int depth, int top);
+
+static int mat5_inflate_check(const uint8_t *p, size_t len, int swap, int depth)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK)
+        return 0; /* matio reports a broken stream */
+    size_t cap = len * 4 + 4096, used = 0;
+    uint8_t *buf = NULL;
+    int zr = Z_OK, rc = 0;
+    z.next_in = (Bytef *)p;
+    z.avail_in = (uInt)(len > UINT32_MAX ? UINT32_MAX : len);
+    while (zr == Z_OK) {
+        if (!buf || used == cap) {
+            if (buf)
+                cap *= 2;
+            if (cap > MAT5_INFLATE_MAX) {
+                /* large but honest data: leave it to matio */
+                free(buf);
+                inflateEnd(&z);
+                return 0;
+            }
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                inflateEnd(&z);
+                return -1;
+            }
+            buf = nb;
+        }
+        z.next_out = buf + used;
+        z.avail_out = (uInt)(cap - used);
+        zr = inflate(&z, Z_NO_FLUSH);
+        used = cap - z.avail_out;
+    }
+    inflateEnd(&z);
+    /* a stream that does not end cleanly is what matio would read garbage from */
+    rc = zr == Z_STREAM_END ? mat5_check(buf, used, swap, depth + 1, 0) : 1;
+    free(buf);
+    return rc;
+}
+
+static int mat5_check(const uint8_t *p, size_t len, int swap, int depth, int top)
+{
+    if (depth > MAT5_DEPTH_MAX)
+        return 1;
+    size_t off = 0;
+    while (off + 8 <= len) {
+        uint32_t type = mat5_u32(p + off, swap), nbytes;
+        if (type >> 16) { /* small data element: tag and data in 8 bytes */
+            off += 8;
+            continue;
+        }
+        nbytes = mat5_u32(p + off + 4, swap);
+        if (nbytes > len - off - 8)
+            return 1; /* runs past its container: truncated or damaged */
+        size_t n = nbytes;
+        const uint8_t *body = p + off + 8;
+        int rc = 0;
+        if (type == 15 && top) {
+            rc = mat5_inflate_check(body, n, swap, depth);
+        } else if (type == 14 && n >= 16) {
+            /* array flags (8-byte tag + 8 bytes), then the dimensions */
+            uint32_t cls = mat5_u32(body + 8, swap) & 0xff;
+            const uint8_t *d = body + 16;
+            size_t rest = n - 16;
+            double numel = 1.0;
+            if (rest >= 8) {
+                uint32_t dt = mat5_u32(d, swap);
+                size_t dlen = dt >> 16 ? dt >> 16 : mat5_u32(d + 4, swap);
+                const uint8_t *dv = dt >> 16 ? d + 4 : d + 8;
+                size_t avail = dt >> 16 ? 4 : rest - 8;
+                if (dlen > avail)
+                    return 1; /* dimensions longer than the array */
+                for (size_t k = 0; k + 4 <= dlen; k += 4)
+                    numel *= (double)mat5_u32(dv + k, swap);
+            }
+            /* sparse arrays (5) store only their non-zeros; function handles
+               and opaque objects (16..18) have their own layout */
+            if ((cls < 5 || (cls > 5 && cls < 16)) && numel > (double)n)
+                return 1;
+            rc = mat5_check(d, rest, swap, depth + 1, 0);
+        }
+        if (rc)
+            return rc;
+        off += 8 + (top && type == 15 ? n : (n + 7) / 8 * 8);
+    }
+    return 0;
+}
+
+/* Refuse a v5 file whose arrays declare more than it holds (see above). */
+static int mat5_plausible(const mctx *c, off_t size)
+{
+    FILE *f = fopen(c->file, "rb");
+    if (!f)
+        return dcm_error_set(c->err, DCM_ERR_INPUT, "cannot open %s: %s", c->file, strerror(errno));
+    uint8_t *buf = size >= 128 ? malloc((size_t)size) : NULL;
+    if (size >= 128 && !buf) {
+        fclose(f);
+        return nomem(c);
+    }
+    size_t got = buf ? fread(buf, 1, (size_t)size, f) : 0;
+    fclose(f);
+    int rc = DCM_OK;
+    /* v5: version 0x0100 at byte 124, "IM" (or "MI" when byte-swapped) at 126 */
+    if (got == (size_t)size && got >= 128 && (buf[126] == 'I' || buf[126] == 'M')) {
+        int swap = buf[126] == 'M';
+        uint16_t version = swap ? (uint16_t)(buf[124] << 8 | buf[125]) : (uint16_t)(buf[125] << 8 | buf[124]);
+        if (version == 0x0100) {
+            int r = mat5_check(buf + 128, got - 128, swap, 0, 1);
+            if (r < 0)
+                rc = nomem(c);
+            else if (r > 0)
+                rc = mfail(c, "an array or compressed variable declares more data than the file holds "
+                              "(a damaged or truncated .mat file)");
+        }
+    }
+    free(buf);
+    return rc;
+}
+
 static int open_mat(const mctx *c, mat_t **mat)
 {
     struct stat st;
@@ -327,6 +477,9 @@ static int open_mat(const mctx *c, mat_t **mat)
         return dcm_error_set(c->err, DCM_ERR_INPUT, "cannot open %s: %s", c->file, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return dcm_error_set(c->err, DCM_ERR_INPUT, "%s is not a regular file", c->file);
+    int rc = mat5_plausible(c, st.st_size);
+    if (rc)
+        return rc;
     *mat = Mat_Open(c->file, MAT_ACC_RDONLY);
     if (!*mat)
         return mfail(c, "not a MATLAB .mat file (or a version this matio cannot read)");
@@ -439,9 +592,10 @@ int io_mat_load_voi(const char *path, io_voi *out, dcm_error *err)
             out->xyz[i] = xyz.x[i];
     matvar_t *nm = field(xY, "name");
     if (nm && nm->class_type == MAT_C_CHAR) {
-        out->name = to_string(nm);
+        int oom;
+        out->name = to_string(nm, &oom);
         if (!out->name) {
-            rc = mfail(&c, "xY.name: unreadable string");
+            rc = oom ? nomem(&c) : mfail(&c, "xY.name: unreadable string");
             goto done;
         }
     }
@@ -743,7 +897,12 @@ int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
         for (int i = 0; i < n && xY && xY->class_type == MAT_C_STRUCT && var_numel(xY) == (size_t)n;
              i++) {
             matvar_t *nm = Mat_VarGetStructFieldByName(xY, "name", (size_t)i);
-            rnames[i] = nm ? to_string(nm) : NULL;
+            int oom = 0;
+            rnames[i] = nm ? to_string(nm, &oom) : NULL;
+            if (oom) {
+                rc = nomem(&c);
+                goto done;
+            }
         }
     }
     if ((rc = read_names(&c, U, "DCM.U", "name", m, inames, &have)))

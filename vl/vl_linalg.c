@@ -150,10 +150,10 @@ size_t vl_logdet_work(int n)
 
 double vl_logdet(const double *A, int n, double *work)
 {
-    /* keep rows/columns with a non-zero diagonal (SPM drops null variances) */
-    int *keep = malloc(sizeof(int) * (size_t)(n ? n : 1));
-    if (!keep)
-        return NAN;
+    /* keep rows/columns with a non-zero diagonal (SPM drops null variances);
+       their indices live in the workspace's tail, past the two k x k
+       matrices, so that a NaN result always means a NaN input */
+    double *keep = work + 2 * (size_t)n * n;
     int k = 0;
     for (int i = 0; i < n; i++)
         if (A[i * n + i] != 0.0)
@@ -162,16 +162,13 @@ double vl_logdet(const double *A, int n, double *work)
     int diagonal = 1, symmetric = 1;
     for (int i = 0; i < k; i++)
         for (int j = 0; j < k; j++) {
-            double a = A[keep[i] * n + keep[j]];
-            if (isnan(a)) {
-                free(keep);
+            double a = A[(size_t)keep[i] * n + (size_t)keep[j]];
+            if (isnan(a))
                 return NAN;
-            }
             C[i * k + j] = a;
             if (i != j && a != 0.0)
                 diagonal = 0;
         }
-    free(keep);
     double H = 0.0;
     if (diagonal) {
         for (int i = 0; i < k; i++) {
@@ -278,7 +275,7 @@ int vl_inv_reg(double *A, int n, double tol)
     }
     double *B = malloc(sizeof(double) * nn);
     if (!B)
-        return -1;
+        return -2;
     for (int i = 0; i < n; i++)
         A[i * n + i] += tol;
     memcpy(B, A, sizeof(double) * nn);
@@ -292,13 +289,15 @@ int vl_inv_reg(double *A, int n, double tol)
         gsl_matrix_view Bv = gsl_matrix_view_array(B, (size_t)n, (size_t)n);
         gsl_permutation *p = gsl_permutation_alloc((size_t)n);
         int sig = 0;
-        rc = p ? gsl_linalg_LU_decomp(&Bv.matrix, p, &sig) : -1;
+        rc = p ? gsl_linalg_LU_decomp(&Bv.matrix, p, &sig) : -2;
         if (rc == 0)
             rc = gsl_linalg_LU_invert(&Bv.matrix, p, &Av.matrix);
         if (p)
             gsl_permutation_free(p);
     }
     free(B);
+    if (rc == -2)
+        return -2;
     if (rc != 0 || !finite_all(A, nn))
         return -1;
     /* symmetrise away rounding */

@@ -42,7 +42,8 @@ double vl_logdet(const double *A, int n, double *work);
  * (A + tol I)^-1, by Cholesky, or LU with partial pivoting when A + tol I
  * is not positive definite; tol < 0 selects spm_inv's default
  * max(eps(|A|_inf) n, exp(-32)). A (n x n, row-major) is overwritten and
- * symmetrised. Returns 0, or -1 if it is singular or holds NaN/Inf. */
+ * symmetrised. Returns 0, -1 if it is singular or holds NaN/Inf, -2 when
+ * out of memory (A is then left regularised but not inverted). */
 int vl_inv_reg(double *A, int n, double tol);
 
 /* Log-determinant of a symmetric positive definite matrix via Cholesky;

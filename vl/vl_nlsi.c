@@ -39,7 +39,7 @@ int vl_dx(const double *H, const double *g, int n, double lograte, double *dx)
 {
     double *work = malloc(sizeof(double) * vl_logdet_work(n));
     if (!work)
-        return -1;
+        return -2;
     double ld = vl_logdet(H, n, work);
     free(work);
     if (isnan(ld))
@@ -56,7 +56,7 @@ int vl_dx(const double *H, const double *g, int n, double lograte, double *dx)
             if (V) gsl_matrix_free(V);
             if (ev) gsl_vector_free(ev);
             if (ew) gsl_eigen_symmv_free(ew);
-            return -1;
+            return -2;
         }
         memcpy(A->data, H, sizeof(double) * (size_t)n * n);
         gsl_eigen_symmv(A, ev, V, ew);
@@ -89,7 +89,7 @@ int vl_dx(const double *H, const double *g, int n, double lograte, double *dx)
     double *Aug = calloc((size_t)N * N, sizeof(double));
     double *E = malloc(sizeof(double) * (size_t)N * N);
     vl_expm_work *w = vl_expm_alloc(N);
-    int rc = -1;
+    int rc = Aug && E && w ? -1 : -2;
     if (Aug && E && w) {
         for (int i = 0; i < n; i++) {
             Aug[(i + 1) * N] = t * g[i];
@@ -432,7 +432,12 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
                regularisation */
             for (int tr = 0; tr < REVERT_TRIES && revert; tr++) {
                 v = fmin(v - 2.0, -4.0);
-                if (vl_dx(dFdpp, dFdp, npp, v, dp))
+                int dr = vl_dx(dFdpp, dFdp, npp, v, dp);
+                if (dr == -2) {
+                    rc = VL_ERR_NOMEM;
+                    goto done;
+                }
+                if (dr)
                     break;
                 for (int i = 0; i < npp; i++)
                     p[i] = p_keep[i] + dp[i];
@@ -472,9 +477,10 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
             memcpy(W.Cp, W.Pp, sizeof(double) * NPP);
             for (int a = 0; a < npp; a++)
                 W.Cp[a * npp + a] += W.ipc[a];
-            if (vl_inv_reg(W.Cp, npp, -1.0)) {
+            int ir = vl_inv_reg(W.Cp, npp, -1.0);
+            if (ir) {
                 set_err(errbuf, errlen, "posterior precision is not positive definite at iteration %d", k);
-                rc = VL_ERR_DIVERGED;
+                rc = ir == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
                 goto done;
             }
             /* diag(J Cp J') for the trace terms */
@@ -513,14 +519,16 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
             }
             for (int i = 0; i < nh * nh; i++)
                 W.Ch[i] = -W.dFdhh[i];
-            if (vl_inv_reg(W.Ch, nh, -1.0)) {
+            int irh = vl_inv_reg(W.Ch, nh, -1.0);
+            if (irh) {
                 set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
-                rc = VL_ERR_DIVERGED;
+                rc = irh == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
                 goto done;
             }
-            if (vl_dx(W.dFdhh, W.dFdh, nh, 4.0, W.dh)) {
+            int dr = vl_dx(W.dFdhh, W.dFdh, nh, 4.0, W.dh);
+            if (dr) {
                 set_err(errbuf, errlen, "noise precision update failed at iteration %d", k);
-                rc = VL_ERR_DIVERGED;
+                rc = dr == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
                 goto done;
             }
             dFh = 0.0;
@@ -590,9 +598,10 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
             memcpy(h, h_keep, sizeof(double) * nh);
             v = fmin(v - 2.0, -4.0);
         }
-        if (vl_dx(dFdpp, dFdp, npp, v, dp)) {
+        int dr = vl_dx(dFdpp, dFdp, npp, v, dp);
+        if (dr) {
             set_err(errbuf, errlen, "parameter update failed at iteration %d", k);
-            rc = VL_ERR_DIVERGED;
+            rc = dr == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
             goto done;
         }
         double dF = 0.0;

@@ -79,7 +79,7 @@ void vl_result_free(vl_result *R);
 /* SPM's regularised Gauss-Newton step (spm_dx): for gradient g and
  * curvature H (n x n row-major), dx = (expm(tH) - I) H^-1 g with
  * t = exp(lograte - logdet(H)/n); a Newton step when t > exp(16).
- * Returns 0 or -1 on numerical failure. */
+ * Returns 0, -1 on numerical failure, -2 when out of memory. */
 int vl_dx(const double *H, const double *g, int n, double lograte,
           double *dx);
 
