@@ -72,6 +72,17 @@ int cmd_simulate(int argc, char **argv)
     if (!output)
         return cli_fail("simulate", DCM_ERR_USAGE, "no output file: add -o OUT.tsv");
 
+    cli_plan plan;
+    cli_plan_init(&plan, "simulate");
+    cli_plan_spec_design(&plan, spec);
+    if (params)
+        cli_plan_input(&plan, params, "--params");
+    cli_plan_output(&plan, output, "-o");
+    int prc = cli_plan_check(&plan);
+    cli_plan_free(&plan);
+    if (prc)
+        return prc;
+
     dcm_error err = {0, ""};
     dcm_problem *P = NULL;
     if (io_spec_load_ex(spec, IO_SPEC_DESIGN_ONLY, &P, &err))

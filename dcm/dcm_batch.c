@@ -694,34 +694,25 @@ int dcm_batch_subject_gap(const dcm_batch_manifest *m, const dcm_batch_outcome *
     return -1;
 }
 
-int dcm_batch_write_summary(const dcm_batch_manifest *m, const char *outdir,
-                            const dcm_batch_outcome *out, int *rows, dcm_error *err)
+static void fill_summary(const dcm_batch_manifest *m, const dcm_batch_outcome *out, FILE *f,
+                         int *rows)
 {
-    char *path = str_printf("%s/summary.tsv", outdir);
-    if (!path)
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-    io_atomic a;
-    int rc = io_atomic_open(&a, path, err), nrow = 0;
-    if (!rc) {
-        fputs("subject", a.fp);
+    int nrow = 0;
+    fputs("subject", f);
+    for (int k = 0; k < m->nmod; k++)
+        fprintf(f, "\t%s", m->models[k]);
+    fputc('\n', f);
+    for (int s = 0; s < m->nsub; s++) {
+        if (dcm_batch_subject_gap(m, out, s, NULL) >= 0)
+            continue;
+        fputs(m->subjects[s], f);
         for (int k = 0; k < m->nmod; k++)
-            fprintf(a.fp, "\t%s", m->models[k]);
-        fputc('\n', a.fp);
-        for (int s = 0; s < m->nsub; s++) {
-            if (dcm_batch_subject_gap(m, out, s, NULL) >= 0)
-                continue;
-            fputs(m->subjects[s], a.fp);
-            for (int k = 0; k < m->nmod; k++)
-                fprintf(a.fp, "\t%.17g", out[m->cell[s * m->nmod + k]].F);
-            fputc('\n', a.fp);
-            nrow++;
-        }
-        rc = io_atomic_commit(&a, err);
+            fprintf(f, "\t%.17g", out[m->cell[s * m->nmod + k]].F);
+        fputc('\n', f);
+        nrow++;
     }
     if (rows)
-        *rows = rc ? 0 : nrow;
-    free(path);
-    return rc;
+        *rows = nrow;
 }
 
 /* a cell of failures.tsv: no tabs or line breaks */
@@ -731,12 +722,51 @@ static void put_cell(FILE *f, const char *s)
         fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
 }
 
-int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
-                             const dcm_batch_outcome *out, int *nfailed, dcm_error *err)
+static void fill_failures(const dcm_batch_manifest *m, const dcm_batch_outcome *out, FILE *f)
+{
+    fputs("subject\tmodel\tspec\texit_code\tmessage\n", f);
+    for (int j = 0; j < m->njobs; j++) {
+        if (out[j].state != DCM_BATCH_FAILED)
+            continue;
+        const dcm_batch_job *J = &m->jobs[j];
+        fprintf(f, "%s\t%s\t", J->subject, J->model);
+        put_cell(f, J->spec);
+        fprintf(f, "\t%d\t", out[j].code);
+        put_cell(f, out[j].msg);
+        fputc('\n', f);
+    }
+}
+
+static int count_failed(const dcm_batch_manifest *m, const dcm_batch_outcome *out)
 {
     int k = 0;
     for (int j = 0; j < m->njobs; j++)
         k += out[j].state == DCM_BATCH_FAILED;
+    return k;
+}
+
+int dcm_batch_write_summary(const dcm_batch_manifest *m, const char *outdir,
+                            const dcm_batch_outcome *out, int *rows, dcm_error *err)
+{
+    char *path = str_printf("%s/summary.tsv", outdir);
+    if (!path)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err), nrow = 0;
+    if (!rc) {
+        fill_summary(m, out, a.fp, &nrow);
+        rc = io_atomic_commit(&a, err);
+    }
+    if (rows)
+        *rows = rc ? 0 : nrow;
+    free(path);
+    return rc;
+}
+
+int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
+                             const dcm_batch_outcome *out, int *nfailed, dcm_error *err)
+{
+    int k = count_failed(m, out);
     if (nfailed)
         *nfailed = k;
     char *path = str_printf("%s/failures.tsv", outdir);
@@ -753,20 +783,46 @@ int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
     io_atomic a;
     rc = io_atomic_open(&a, path, err);
     if (!rc) {
-        fputs("subject\tmodel\tspec\texit_code\tmessage\n", a.fp);
-        for (int j = 0; j < m->njobs; j++) {
-            if (out[j].state != DCM_BATCH_FAILED)
-                continue;
-            const dcm_batch_job *J = &m->jobs[j];
-            fprintf(a.fp, "%s\t%s\t", J->subject, J->model);
-            put_cell(a.fp, J->spec);
-            fprintf(a.fp, "\t%d\t", out[j].code);
-            put_cell(a.fp, out[j].msg);
-            fputc('\n', a.fp);
-        }
+        fill_failures(m, out, a.fp);
         rc = io_atomic_commit(&a, err);
     }
     free(path);
+    return rc;
+}
+
+int dcm_batch_write_tables(const dcm_batch_manifest *m, const char *outdir,
+                           const dcm_batch_outcome *out, int *rows, int *nfailed, dcm_error *err)
+{
+    enum { SUMMARY, FAILURES, NTABLES };
+    int k = count_failed(m, out), nrow = 0;
+    if (rows)
+        *rows = 0;
+    if (nfailed)
+        *nfailed = k;
+    char *path[NTABLES] = {str_printf("%s/summary.tsv", outdir), str_printf("%s/failures.tsv", outdir)};
+    io_atomic a[NTABLES];
+    memset(a, 0, sizeof a);
+    int n = 0, rc = DCM_OK;
+    if (!path[SUMMARY] || !path[FAILURES])
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    if (!rc && !(rc = io_atomic_open(&a[n], path[SUMMARY], err)))
+        fill_summary(m, out, a[n++].fp, &nrow);
+    if (!rc && k && !(rc = io_atomic_open(&a[n], path[FAILURES], err)))
+        fill_failures(m, out, a[n++].fp);
+    if (!rc)
+        rc = io_atomic_commit_all(a, n, err);
+    else
+        for (int i = 0; i < n; i++)
+            io_atomic_abort(&a[i]);
+    /* a failures.tsv of an earlier run no longer applies once the new
+       tables are in place */
+    if (!rc && !k && unlink(path[FAILURES]) != 0 && errno != ENOENT)
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot remove the stale %s: %s", path[FAILURES],
+                           strerror(errno));
+    if (!rc && rows)
+        *rows = nrow;
+    free(path[SUMMARY]);
+    free(path[FAILURES]);
     return rc;
 }
 

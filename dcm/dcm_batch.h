@@ -34,7 +34,8 @@
  *   other subjects are left out (see dcm_batch_subject_gap).
  * - dcm_batch_write_failures writes OUTDIR/failures.tsv atomically
  *   (subject, model, spec, exit_code, message) when a job failed, and
- *   removes a stale one otherwise.
+ *   removes a stale one otherwise. dcm_batch_write_tables writes both as
+ *   one result (all replaced or none); the command uses it.
  */
 #ifndef DCM_BATCH_H
 #define DCM_BATCH_H
@@ -118,6 +119,12 @@ int dcm_batch_write_summary(const dcm_batch_manifest *m, const char *outdir,
 /* *nfailed (may be NULL): failures listed. */
 int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
                              const dcm_batch_outcome *out, int *nfailed, dcm_error *err);
+
+/* summary.tsv and failures.tsv (only when a job failed; a stale one is
+ * removed) as one result: both are replaced or neither
+ * (io_atomic_commit_all); on failure the tables of the last run stay. */
+int dcm_batch_write_tables(const dcm_batch_manifest *m, const char *outdir,
+                           const dcm_batch_outcome *out, int *rows, int *nfailed, dcm_error *err);
 
 /* Cores this process may run on (at least 1): the online cores, or fewer
  * when its CPU affinity is restricted (taskset, cpusets, MPI binding), in
