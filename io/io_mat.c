@@ -342,6 +342,9 @@ static int check_mat5_complete(const mctx *c)
     int big = got == 128 && h[126] == 'M' && h[127] == 'I';
     int little = got == 128 && h[126] == 'I' && h[127] == 'M';
     unsigned version = got == 128 ? (big ? (unsigned)h[124] << 8 | h[125] : (unsigned)h[125] << 8 | h[124]) : 0;
+    if (got < 128 && got >= 6 && !memcmp(h, "MATLAB", 6))
+        rc = mfail(c, "the file is truncated (%zu bytes, shorter than the 128-byte MATLAB header); it "
+                   "cannot be read", got);
     if ((big || little) && version == 0x0100) {
         struct stat st;
         long long size = fstat(fileno(f), &st) == 0 ? (long long)st.st_size : -1;
