@@ -574,7 +574,7 @@ static int batch_main(const ranks *r, int argc, char **argv)
                         rows == 1 ? "" : "s", m.nmod, m.nmod == 1 ? "" : "s");
         }
         rc = worst;
-        if (!rc && wrc)
+        if (wrc)   /* the tables not written: the worst failure of all */
             rc = DCM_ERR_SYSTEM;
     }
     rc = share_int(r, rc);
