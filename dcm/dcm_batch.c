@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -525,9 +526,13 @@ typedef struct {
     int next;          /* next entry of todo to hand out */
     int *finished;     /* jobs in order of completion */
     int nfinished;
+    /* workers hold it (shared) while they put a result in place; the
+       calling thread takes it (exclusive) before it lets a pending
+       SIGINT/SIGTERM end the process, so no result is caught half-renamed */
+    pthread_rwlock_t gate;
 } pool;
 
-static void run_job(const pool *p, int j)
+static void run_job(pool *p, int j)
 {
     const dcm_batch_job *J = &p->m->jobs[j];
     dcm_batch_outcome *o = &p->out[j];
@@ -540,8 +545,15 @@ static void run_job(const pool *p, int j)
                   : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
     if (!rc)
         rc = dcm_estimate(P, NULL, NULL, &R, &err);
+    io_atomic a;
+    memset(&a, 0, sizeof a);
     if (!rc)
-        rc = io_result_write_json(path, P, R, &err);
+        rc = io_result_write_json_to(&a, path, P, R, &err);
+    if (!rc) {
+        pthread_rwlock_rdlock(&p->gate);
+        rc = io_atomic_commit(&a, &err);
+        pthread_rwlock_unlock(&p->gate);
+    }
     o->seconds = now_seconds() - t0;
     if (rc) {
         o->state = DCM_BATCH_FAILED;
@@ -592,6 +604,27 @@ static void deadline_after(struct timespec *ts, double seconds)
     }
 }
 
+/* A SIGINT/SIGTERM/... that arrived while the pool holds them back:
+ * wait until no worker is putting a result in place, then let it act
+ * (by default it ends the process; with a handler the run goes on). */
+static void deliver_pending(pthread_rwlock_t *gate, const sigset_t *block, const sigset_t *old_mask)
+{
+    sigset_t pending;
+    if (sigpending(&pending) != 0)
+        return;
+    int any = 0;
+    for (int s = 1; s < 32; s++)
+        if (sigismember(block, s) == 1 && sigismember(&pending, s) == 1 &&
+            sigismember(old_mask, s) != 1)
+            any = 1;
+    if (!any)
+        return;
+    pthread_rwlock_wrlock(gate);
+    pthread_sigmask(SIG_SETMASK, old_mask, NULL);
+    pthread_sigmask(SIG_BLOCK, block, NULL);
+    pthread_rwlock_unlock(gate);
+}
+
 int dcm_batch_run(const dcm_batch_manifest *m, const char *outdir, const int *todo,
                   int ntodo, int threads, double tick_seconds, dcm_batch_event_fn fn,
                   void *ctx, dcm_batch_outcome *out, dcm_error *err)
@@ -616,6 +649,17 @@ int dcm_batch_run(const dcm_batch_manifest *m, const char *outdir, const int *to
         free(tid);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
+    /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: held back on every thread of the
+       pool (they inherit this thread's mask) and let through by this
+       thread only between two commits (see deliver_pending) */
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+    pthread_rwlock_init(&p.gate, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -644,33 +688,34 @@ int dcm_batch_run(const dcm_batch_manifest *m, const char *outdir, const int *to
         p.next = ntodo;
         pthread_mutex_unlock(&p.mu);
     } else {
-        double t0 = now_seconds();
+        double t0 = now_seconds(), last_tick = t0;
         int reported = 0;
         while (reported < ntodo) {
             pthread_mutex_lock(&p.mu);
-            int timed_out = 0;
             if (reported == p.nfinished) {
-                if (tick_seconds > 0) {
-                    struct timespec ts;
-                    deadline_after(&ts, tick_seconds);
-                    timed_out = pthread_cond_timedwait(&p.cv, &p.mu, &ts) != 0;
-                } else {
-                    pthread_cond_wait(&p.cv, &p.mu);
-                }
+                /* wake at least every 0.1 s to let a pending signal through */
+                struct timespec ts;
+                deadline_after(&ts, tick_seconds > 0 && tick_seconds < 0.1 ? tick_seconds : 0.1);
+                pthread_cond_timedwait(&p.cv, &p.mu, &ts);
             }
             int upto = p.nfinished;
             pthread_mutex_unlock(&p.mu);
+            deliver_pending(&p.gate, &block, &old_mask);
             for (; reported < upto; reported++)
                 if (fn)
                     fn(ctx, p.finished[reported], now_seconds() - t0);
-            if (timed_out && fn && reported < ntodo)
+            if (tick_seconds > 0 && fn && reported < ntodo && now_seconds() - last_tick >= tick_seconds) {
                 fn(ctx, -1, now_seconds() - t0);
+                last_tick = now_seconds();
+            }
         }
     }
     for (int i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
+    pthread_rwlock_destroy(&p.gate);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);   /* a signal still pending acts now */
     free(p.finished);
     free(tid);
     return rc;

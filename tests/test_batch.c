@@ -600,9 +600,14 @@ static void test_signal_during_batch(void)
             }
             struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
             nanosleep(&ts, NULL);
+            double t_kill = now();
             kill(pid, sigs[k]);
             int st;
             waitpid(pid, &st, 0);
+            /* ended by the signal, promptly (or it had already finished) */
+            CU_ASSERT((WIFSIGNALED(st) && WTERMSIG(st) == sigs[k]) ||
+                      (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+            CU_ASSERT(now() - t_kill < 2.0);
             CU_ASSERT(no_temp_files("out_sig"));
             for (int s = 0; s < NSUB; s++)
                 for (int m = 0; m < 2; m++) {
