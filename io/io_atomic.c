@@ -106,12 +106,20 @@ int io_atomic_open(io_atomic *a, const char *path, dcm_error *err)
     int e = errno;
     free(dir);
     if (fd >= 0) {
-        a->unnamed = 1;
         snprintf(a->reopen, sizeof a->reopen, "/proc/self/fd/%d", fd);
-    } else if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) {
+        a->unnamed = access(a->reopen, F_OK) == 0;
+        if (!a->unnamed) {
+            /* no /proc to link it by (a bare container): a named file */
+            close(fd);
+            fd = -1;
+            e = EOPNOTSUPP;
+            a->reopen[0] = '\0';
+        }
+    }
+    if (fd < 0 && e != EOPNOTSUPP && e != EISDIR && e != EINVAL) {
         atomic_reset(a);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path, strerror(e));
-    } else {
+    } else if (fd < 0) {
         /* no O_TMPFILE here: a named temporary file */
         a->tmp = malloc(len + 16);
         if (!a->tmp) {
