@@ -114,14 +114,16 @@ int cmd_estimate(int argc, char **argv)
        unwritable folder */
     cli_plan plan;
     cli_plan_init(&plan, "estimate");
+    plan.quiet = ps.log_json;   /* then the refusal is an error event */
     cli_plan_spec(&plan, spec);
     cli_plan_output(&plan, output, "-o");
     if (mat_out)
         cli_plan_output(&plan, mat_out, "--mat");
     int prc = cli_plan_check(&plan);
+    dcm_error perr = plan.err;
     cli_plan_free(&plan);
     if (prc)
-        return prc;
+        return ps.log_json ? fail_event(&ps, &perr) : prc;
 
     dcm_error err = {0, ""};
     dcm_problem *P = NULL;

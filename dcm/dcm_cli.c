@@ -101,6 +101,21 @@ int cli_emit_json(const char *cmd, json_t *o, int print, const char *out_path)
 
 enum { PLAN_IN = 0, PLAN_IN_DIR = 1, PLAN_OUT = 2, PLAN_OUT_DIR = 3, PLAN_OUT_DIR_OWN = 4 };
 
+/* The plan's verdict: printed as "dcm CMD: ...", or kept in p->err when
+ * p->quiet (estimate --log-json reports it as an event). */
+static int plan_fail(cli_plan *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int plan_fail(cli_plan *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err.msg, sizeof p->err.msg, fmt, ap);
+    va_end(ap);
+    p->err.code = code;
+    if (!p->quiet)
+        fprintf(stderr, "dcm %s: %s\n", p->cmd, p->err.msg);
+    return code;
+}
+
 void cli_plan_init(cli_plan *p, const char *cmd)
 {
     memset(p, 0, sizeof *p);
@@ -325,13 +340,13 @@ static int plan_check_output_file(cli_plan *p, const cli_plan_file *o, int oi)
     struct stat so;
     int exists = stat(o->path, &so) == 0;
     if (exists && !S_ISREG(so.st_mode))
-        return cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot write %s %s: it is %s, not a regular file; "
+        return plan_fail(p, DCM_ERR_SYSTEM, "cannot write %s %s: it is %s, not a regular file; "
                         "refusing to replace it", o->what, o->path, io_file_kind(so.st_mode));
     for (int i = 0; exists && i < p->n; i++) {
         struct stat si;
         if (p->f[i].kind == PLAN_IN && stat(p->f[i].path, &si) == 0 && si.st_dev == so.st_dev &&
             si.st_ino == so.st_ino)
-            return cli_fail(p->cmd, DCM_ERR_INPUT, "%s %s is %s of this run (%s): refusing to "
+            return plan_fail(p, DCM_ERR_INPUT, "%s %s is %s of this run (%s): refusing to "
                             "overwrite an input; choose another output name", o->what, o->path,
                             p->f[i].what, p->f[i].path);
     }
@@ -344,25 +359,25 @@ static int plan_check_output_file(cli_plan *p, const cli_plan_file *o, int oi)
         free(ci);
         if (same) {
             free(co);
-            return cli_fail(p->cmd, DCM_ERR_USAGE, "%s %s and %s %s are the same file; give two "
+            return plan_fail(p, DCM_ERR_USAGE, "%s %s and %s %s are the same file; give two "
                             "different names", p->f[i].what, p->f[i].path, o->what, o->path);
         }
     }
     free(co);
     char *dir = plan_dirname(o->path);
     if (!dir)
-        return cli_fail(p->cmd, DCM_ERR_SYSTEM, "out of memory");
+        return plan_fail(p, DCM_ERR_SYSTEM, "out of memory");
     struct stat sd;
     int rc = DCM_OK;
     int found = stat(dir, &sd) == 0;
     if (!found || !S_ISDIR(sd.st_mode))
-        rc = cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot write %s %s: the folder %s %s", o->what, o->path,
+        rc = plan_fail(p, DCM_ERR_SYSTEM, "cannot write %s %s: the folder %s %s", o->what, o->path,
                       dir, !found && errno == ENOENT ? "does not exist"
                            : found ? "is not a folder" : strerror(errno));
     else {
         int e = probe_dir(dir);
         if (e)
-            rc = cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot write %s %s: cannot create files in %s: %s",
+            rc = plan_fail(p, DCM_ERR_SYSTEM, "cannot write %s %s: cannot create files in %s: %s",
                           o->what, o->path, dir, strerror(e));
     }
     free(dir);
@@ -374,15 +389,15 @@ static int plan_check_output_dir(cli_plan *p, const cli_plan_file *o)
     struct stat sd;
     if (stat(o->path, &sd) == 0) {
         if (!S_ISDIR(sd.st_mode))
-            return cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot write into %s %s: it is %s, not a folder",
+            return plan_fail(p, DCM_ERR_SYSTEM, "cannot write into %s %s: it is %s, not a folder",
                             o->what, o->path, io_file_kind(sd.st_mode));
         char *rd = realpath(o->path, NULL);
         if (!rd)
-            return cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot use %s %s: %s", o->what, o->path,
+            return plan_fail(p, DCM_ERR_SYSTEM, "cannot use %s %s: %s", o->what, o->path,
                             strerror(errno));
         for (int i = 0; o->kind == PLAN_OUT_DIR_OWN && i < p->n; i++)
             if (p->f[i].kind == PLAN_IN && plan_inside(p->f[i].path, rd)) {
-                int rc = cli_fail(p->cmd, DCM_ERR_INPUT, "%s %s holds %s of this run (%s): outputs "
+                int rc = plan_fail(p, DCM_ERR_INPUT, "%s %s holds %s of this run (%s): outputs "
                                   "would be written among the inputs; choose a folder of their own "
                                   "(e.g. %s/results)", o->what, o->path, p->f[i].what, p->f[i].path,
                                   o->path);
@@ -391,31 +406,31 @@ static int plan_check_output_dir(cli_plan *p, const cli_plan_file *o)
             }
         free(rd);
         int e = probe_dir(o->path);
-        return e ? cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot write into %s %s: %s", o->what, o->path,
+        return e ? plan_fail(p, DCM_ERR_SYSTEM, "cannot write into %s %s: %s", o->what, o->path,
                             strerror(e))
                  : DCM_OK;
     }
     if (errno != ENOENT)
-        return cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot use %s %s: %s", o->what, o->path,
+        return plan_fail(p, DCM_ERR_SYSTEM, "cannot use %s %s: %s", o->what, o->path,
                         strerror(errno));
     /* created later (mkdir -p): its nearest existing ancestor must take it */
     char *up = strdup(o->path);
     if (!up)
-        return cli_fail(p->cmd, DCM_ERR_SYSTEM, "out of memory");
+        return plan_fail(p, DCM_ERR_SYSTEM, "out of memory");
     int rc = DCM_OK;
     for (;;) {
         char *d = plan_dirname(up);
         free(up);
         up = d;
         if (!up) {
-            rc = cli_fail(p->cmd, DCM_ERR_SYSTEM, "out of memory");
+            rc = plan_fail(p, DCM_ERR_SYSTEM, "out of memory");
             break;
         }
         struct stat sa;
         if (stat(up, &sa) == 0) {
             int e = S_ISDIR(sa.st_mode) ? probe_dir(up) : ENOTDIR;
             if (e)
-                rc = cli_fail(p->cmd, DCM_ERR_SYSTEM, "cannot create %s %s: %s: %s", o->what, o->path,
+                rc = plan_fail(p, DCM_ERR_SYSTEM, "cannot create %s %s: %s: %s", o->what, o->path,
                               up, strerror(e));
             break;
         }
@@ -429,11 +444,11 @@ static int plan_check_output_dir(cli_plan *p, const cli_plan_file *o)
 int cli_plan_check(cli_plan *p)
 {
     if (p->oom)
-        return cli_fail(p->cmd, DCM_ERR_SYSTEM, "out of memory");
+        return plan_fail(p, DCM_ERR_SYSTEM, "out of memory");
     for (int i = 0; i < p->n; i++) {
         struct stat st;
         if (p->f[i].kind == PLAN_IN && stat(p->f[i].path, &st) == 0 && !S_ISREG(st.st_mode))
-            return cli_fail(p->cmd, DCM_ERR_INPUT, "%s %s is %s; inputs must be regular files",
+            return plan_fail(p, DCM_ERR_INPUT, "%s %s is %s; inputs must be regular files",
                             p->f[i].what, p->f[i].path, io_file_kind(st.st_mode));
     }
     for (int i = 0; i < p->n; i++) {

@@ -78,6 +78,8 @@ typedef struct {
     cli_plan_file *f;
     int n, cap;
     int oom;
+    int quiet;        /* set: cli_plan_check prints nothing, err says why */
+    dcm_error err;    /* the refusal (after cli_plan_check) */
 } cli_plan;
 
 void cli_plan_init(cli_plan *p, const char *cmd);

@@ -152,6 +152,9 @@ static void test_output_names_an_input(void)
         CU_ASSERT(has("refusing to overwrite an input"));
         CU_ASSERT(strstr(out, "iteration") == NULL);   /* refused before the fit */
     }
+    /* with --log-json the refusal is an error event like any other */
+    CU_ASSERT_EQUAL(run("estimate fwd.json -o fwd.json --log-json"), 2);
+    CU_ASSERT(has("{\"event\":\"error\",\"code\":2,\"message\":\"-o fwd.json is the spec"));
     CU_ASSERT(same("fwd.json", spec) && same("timeseries.tsv", ts) && same("events.tsv", ev));
     CU_ASSERT(!exists("r2.json"));
     unlink(tp("link.json"));
