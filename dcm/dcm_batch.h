@@ -28,6 +28,12 @@
  *   The event callback runs on the calling thread only, once per finished
  *   job (job >= 0) and every tick_seconds while waiting (job = -1).
  *   Distinct outcomes are written by distinct threads; nothing is global.
+ *   SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked on the pool's threads
+ *   and on the calling thread while it runs; the calling thread lets a
+ *   pending one act only while no worker is putting a result in place (a
+ *   read-write lock of the pool), so a run ended by a signal leaves whole
+ *   results and no temporary names. The caller's signal mask is restored
+ *   on return.
  * - dcm_batch_write_summary writes OUTDIR/summary.tsv atomically: a header
  *   `subject<TAB>model1<TAB>...` (models in manifest order) and one row of
  *   free energies ("%.17g") per subject that has a result for every model;
