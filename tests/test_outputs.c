@@ -178,6 +178,11 @@ static void test_group_commands_refuse_their_input(void)
     CU_ASSERT(has("the result file of this run"));
     CU_ASSERT_EQUAL(run("average r.json ./r.json -o r.json"), 2);
     CU_ASSERT_EQUAL(run("report ./r.json -o r.json"), 2);
+    snap ev = take("events.tsv");
+    CU_ASSERT_EQUAL(run("peb nodir --model fwd --design events.tsv --params 'B:*' -o events.tsv"), 2);
+    CU_ASSERT(has("--design"));
+    CU_ASSERT(same("events.tsv", ev));
+    free(ev.bytes);
     CU_ASSERT(same("r.json", r));
     CU_ASSERT_EQUAL(run("reduce r.json --off 'B:Attention:V1->V5' -o /dev/null"), 4);
     CU_ASSERT(has("character device"));
