@@ -151,6 +151,19 @@ int cmd_average(int argc, char **argv)
         rc = cli_fail("average", DCM_ERR_USAGE, "give two or more result files, or --batch OUTDIR");
         goto done;
     }
+    {
+        cli_plan plan;
+        cli_plan_init(&plan, "average");
+        if (batch)
+            cli_plan_batchdir(&plan, batch);
+        for (int i = 0; i < k; i++)
+            cli_plan_input(&plan, files[i], "the result file");
+        cli_plan_output(&plan, out_path, "-o");
+        rc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+        if (rc)
+            goto done;
+    }
     dcm_error err = {0, ""};
     o = json_object();
     char name[256];

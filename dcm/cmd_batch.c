@@ -427,6 +427,25 @@ static int batch_main(const ranks *r, int argc, char **argv)
                      "OUTDIR must be on a filesystem every rank sees");
     }
 
+    /* 1b. OUTDIR must be a folder of its own: not one holding the
+       manifest, a spec or a file a spec names (results would land among
+       them), writable; checked before anything is created */
+    int prc = DCM_OK;
+    if (r->rank == 0) {
+        cli_plan plan;
+        cli_plan_init(&plan, "batch");
+        cli_plan_input(&plan, o.manifest, "the manifest");
+        for (int j = 0; j < m.njobs; j++)
+            cli_plan_spec(&plan, m.jobs[j].spec_path);
+        cli_plan_output_dir_own(&plan, o.outdir, "-o");
+        prc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+    }
+    if ((rc = share_int(r, prc))) {
+        dcm_batch_manifest_free(&m);
+        return rc;
+    }
+
     dcm_batch_outcome *out = calloc((size_t)m.njobs, sizeof *out);
     int *todo = malloc(sizeof(int) * (size_t)m.njobs);
     int *mine = malloc(sizeof(int) * (size_t)m.njobs);
@@ -524,12 +543,11 @@ static int batch_main(const ranks *r, int argc, char **argv)
             ndone += out[j].state == DCM_BATCH_DONE;
             nonconv += out[j].state == DCM_BATCH_DONE && !out[j].converged;
         }
-        int wrc = dcm_batch_write_failures(&m, o.outdir, out, &nfail, &err);
+        /* summary.tsv and failures.tsv: one result, both or neither */
+        int wrc = dcm_batch_write_tables(&m, o.outdir, out, &rows, &nfail, &err);
         if (wrc)
-            cli_report("batch", &err);
-        int src = dcm_batch_write_summary(&m, o.outdir, out, &rows, &err);
-        if (src)
-            cli_report("batch", &err);
+            fprintf(stderr, "dcm batch: %s; the tables of the last run (if any) are unchanged\n",
+                    err.msg);
         int nwarn = 0, wwrc = dcm_batch_write_warnings(&m, o.outdir, out, &nwarn, &err);
         if (wwrc)
             cli_report("batch", &err);
@@ -543,20 +561,26 @@ static int batch_main(const ranks *r, int argc, char **argv)
             if (job < 0)
                 fprintf(stderr, "dcm batch: subject %s left out of summary.tsv: the manifest has no "
                         "row for model %s\n", m.subjects[s], m.models[k]);
-            else
+            else if (!wrc)
                 fprintf(stderr, "dcm batch: subject %s left out of summary.tsv: model %s failed "
                         "(see %s/failures.tsv)\n", m.subjects[s], m.models[k], o.outdir);
+            else   /* failures.tsv could not be written: the reason is here */
+                fprintf(stderr, "dcm batch: subject %s: model %s failed: %s\n", m.subjects[s],
+                        m.models[k], out[job].msg);
         }
         if (!o.quiet) {
             fprintf(stderr, "dcm batch: %d estimated, %d already done, %d failed in %.1f s", ndone,
                     nskip, nfail, wall_seconds() - t0);
             if (nonconv)
                 fprintf(stderr, " (%d did not converge within maxit)", nonconv);
-            fprintf(stderr, "; %s/summary.tsv: %d subject%s x %d model%s\n", o.outdir, rows,
-                    rows == 1 ? "" : "s", m.nmod, m.nmod == 1 ? "" : "s");
+            if (wrc)
+                fprintf(stderr, "; %s/summary.tsv was not written\n", o.outdir);
+            else
+                fprintf(stderr, "; %s/summary.tsv: %d subject%s x %d model%s\n", o.outdir, rows,
+                        rows == 1 ? "" : "s", m.nmod, m.nmod == 1 ? "" : "s");
         }
         rc = worst;
-        if (!rc && (wrc || src || wwrc))
+        if (wrc || (!rc && wwrc))   /* the tables not written: the worst failure of all */
             rc = DCM_ERR_SYSTEM;
     }
     rc = share_int(r, rc);

@@ -238,6 +238,18 @@ int cmd_compare(int argc, char **argv)
         rc = cli_fail("compare", DCM_ERR_USAGE, "give result files or --lme, not both");
         goto done;
     }
+    {
+        /* compare writes no file; its inputs must still be regular files */
+        cli_plan plan;
+        cli_plan_init(&plan, "compare");
+        cli_plan_input(&plan, lme_path, "--lme");
+        for (int i = 0; i < k; i++)
+            cli_plan_input(&plan, files[i], "the result file");
+        rc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+        if (rc)
+            goto done;
+    }
     dcm_error err = {0, ""};
     if (lme_path) {
         if ((rc = io_lme_read(lme_path, &T, &err))) {

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dcm/dcm_cli.h"
+#include "io/io_atomic.h"
 #include "io/io_mat.h"
 #include "io/io_result.h"
 #include "io/io_spec.h"
@@ -116,6 +116,21 @@ int cmd_estimate(int argc, char **argv)
     if (!output)
         return cli_fail("estimate", DCM_ERR_USAGE, "no output file: add -o RESULT.json");
 
+    /* outputs checked before any work: never an input, a device or an
+       unwritable folder */
+    cli_plan plan;
+    cli_plan_init(&plan, "estimate");
+    plan.quiet = ps.log_json;   /* then the refusal is an error event */
+    cli_plan_spec(&plan, spec);
+    cli_plan_output(&plan, output, "-o");
+    if (mat_out)
+        cli_plan_output(&plan, mat_out, "--mat");
+    int prc = cli_plan_check(&plan);
+    dcm_error perr = plan.err;
+    cli_plan_free(&plan);
+    if (prc)
+        return ps.log_json ? fail_event(&ps, &perr) : prc;
+
     dcm_error err = {0, ""};
     dcm_problem *P = NULL;
     size_t ls = strlen(spec);
@@ -134,11 +149,19 @@ int cmd_estimate(int argc, char **argv)
                 spec, P->n, P->m, P->v, P->M->L.np);
     dcm_result *R = NULL;
     int rc = dcm_estimate(P, print_progress, &ps, &R, &err);
+    /* both outputs or neither: written, then committed together */
+    io_atomic outs[2];
+    memset(outs, 0, sizeof outs);
     if (rc == DCM_OK)
-        rc = io_result_write_json(output, P, R, &err);
-    /* both outputs or neither */
-    if (rc == DCM_OK && mat_out && (rc = io_mat_write_dcm(mat_out, P, R, &err)))
-        unlink(output);
+        rc = io_result_write_json_to(&outs[0], output, P, R, &err);
+    if (rc == DCM_OK && mat_out && !(rc = io_atomic_open(&outs[1], mat_out, &err)) &&
+        (rc = io_mat_write_dcm_to(&outs[1], P, R, &err)))
+        io_atomic_abort(&outs[1]);
+    if (rc == DCM_OK)
+        rc = io_atomic_commit_all(outs, mat_out ? 2 : 1, &err);
+    else
+        for (int k = 0; k < 2; k++)
+            io_atomic_abort(&outs[k]);
     if (rc) {
         dcm_result_free(R);
         dcm_problem_free(P);

@@ -86,6 +86,47 @@ static int parse_sphere(const char *s, double c[4])
     return rc;
 }
 
+/* The outputs PREFIX.tsv, PREFIX_confounds.tsv, PREFIX.json checked
+ * against every input, the BOLD's BIDS sidecar and ANALYZE pair included
+ * (-o PREFIX equal to the BOLD's name would replace its sidecar). */
+static int plan_outputs(const io_extract_opts *o, const char *prefix)
+{
+    static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", NULL};
+    static const char *const pair[] = {"", ".img.gz", ".hdr.gz", "", ".img", ".hdr", NULL};
+    size_t lb = strlen(o->bold), lp = strlen(prefix);
+    char *buf = malloc(lb + lp + 32);
+    if (!buf)
+        return cli_fail("extract", DCM_ERR_SYSTEM, "out of memory");
+    cli_plan plan;
+    cli_plan_init(&plan, "extract");
+    cli_plan_input(&plan, o->bold, "the BOLD image");
+    size_t stem = lb;
+    int e = 0;
+    for (; ext[e]; e++)
+        if (lb > strlen(ext[e]) && !strcmp(o->bold + lb - strlen(ext[e]), ext[e])) {
+            stem = lb - strlen(ext[e]);
+            break;
+        }
+    sprintf(buf, "%.*s.json", (int)stem, o->bold);
+    cli_plan_input(&plan, buf, "the BOLD's BIDS sidecar");
+    if (ext[e] && pair[e][0]) {
+        sprintf(buf, "%.*s%s", (int)stem, o->bold, pair[e]);
+        cli_plan_input(&plan, buf, "the BOLD's ANALYZE pair");
+    }
+    cli_plan_input(&plan, o->mask, "--mask");
+    cli_plan_input(&plan, o->atlas, "--atlas");
+    cli_plan_input(&plan, o->confounds, "--confounds");
+    static const char *const out[] = {".tsv", "_confounds.tsv", ".json"};
+    for (int k = 0; k < 3; k++) {
+        sprintf(buf, "%s%s", prefix, out[k]);
+        cli_plan_output(&plan, buf, "the output");
+    }
+    int rc = cli_plan_check(&plan);
+    cli_plan_free(&plan);
+    free(buf);
+    return rc;
+}
+
 int cmd_extract(int argc, char **argv)
 {
     io_extract_opts o;
@@ -198,6 +239,9 @@ int cmd_extract(int argc, char **argv)
         return cli_fail("extract", DCM_ERR_USAGE, o.confounds
                         ? "--confounds needs --columns a,b,... (the columns to regress out)"
                         : "--columns needs --confounds FILE.tsv");
+    int prc = plan_outputs(&o, prefix);
+    if (prc)
+        return prc;
     char *colbuf = NULL;
     if (columns) {
         colbuf = strdup(columns);

@@ -252,6 +252,17 @@ int cmd_peb(int argc, char **argv)
                       "give OUTDIR, --model NAME, --design DESIGN.tsv and --params SEL (see dcm peb --help)");
         goto done;
     }
+    {
+        cli_plan plan;
+        cli_plan_init(&plan, "peb");
+        cli_plan_batchdir(&plan, outdir);
+        cli_plan_input(&plan, design_path, "--design");
+        cli_plan_output(&plan, out_path, "-o");
+        rc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+        if (rc)
+            goto done;
+    }
     dcm_error err = {0, ""};
     if (io_batchdir_scan(outdir, &B, &err) || read_design(design_path, &D, &err)) {
         rc = cli_report("peb", &err);

@@ -121,6 +121,16 @@ int cmd_reduce(int argc, char **argv)
                       "give RESULT.json and either --off PARAM (repeatable) or --search (see dcm reduce --help)");
         goto done;
     }
+    {
+        cli_plan plan;
+        cli_plan_init(&plan, "reduce");
+        cli_plan_input(&plan, input, "the result file");
+        cli_plan_output(&plan, out_path, "-o");
+        rc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+        if (rc)
+            goto done;
+    }
     dcm_error err = {0, ""};
     if (io_result_load(input, &R, &err)) {
         rc = cli_report("reduce", &err);

@@ -172,6 +172,21 @@ int cmd_report(int argc, char **argv)
         goto done;
     }
 
+    {
+        cli_plan plan;
+        cli_plan_init(&plan, "report");
+        cli_plan_input(&plan, lme_path, "--lme");
+        for (int i = 0; i < k; i++)
+            cli_plan_input(&plan, files[i], "the result file");
+        cli_plan_output(&plan, out, "-o");
+        if (png_dir)
+            cli_plan_output_dir(&plan, png_dir, "--png");
+        rc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+        if (rc)
+            goto done;
+    }
+
     io_report_model *models = calloc((size_t)(k ? k : 1), sizeof *models);
     char *generator = command_line(argc, argv);
     if (!models || !generator) {

@@ -207,6 +207,18 @@ int cmd_simulate(int argc, char **argv)
                               "--params-out %s is %s; give it a file name of its own", params_out,
                               what[k]);
     }
+    if (!rc) {   /* the files checked before any work */
+        cli_plan plan;
+        cli_plan_init(&plan, "simulate");
+        cli_plan_spec_design(&plan, spec);
+        if (params)
+            cli_plan_input(&plan, params, "--params");
+        cli_plan_output(&plan, output, "-o");
+        if (params_out)
+            cli_plan_output(&plan, params_out, "--params-out");
+        rc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+    }
     if (rc) {
         free(vary);
         return rc;
@@ -300,7 +312,7 @@ int cmd_simulate(int argc, char **argv)
     }
     /* both outputs or neither: the parameters wait, written but not
        renamed into place, until the time series is */
-    io_atomic held = {NULL, NULL, NULL};
+    io_atomic held = {0};
     if (params_out && (rc = io_params_write_names(params_out, P, theta, &held, &err))) {
         rc = cli_report("simulate", &err);
         goto done;

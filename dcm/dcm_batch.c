@@ -10,6 +10,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -527,9 +528,13 @@ typedef struct {
     int next;          /* next entry of todo to hand out */
     int *finished;     /* jobs in order of completion */
     int nfinished;
+    /* workers hold it (shared) while they put a result in place; the
+       calling thread takes it (exclusive) before it lets a pending
+       SIGINT/SIGTERM end the process, so no result is caught half-renamed */
+    pthread_rwlock_t gate;
 } pool;
 
-static void run_job(const pool *p, int j)
+static void run_job(pool *p, int j)
 {
     const dcm_batch_job *J = &p->m->jobs[j];
     dcm_batch_outcome *o = &p->out[j];
@@ -542,8 +547,15 @@ static void run_job(const pool *p, int j)
                   : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
     if (!rc)
         rc = dcm_estimate(P, NULL, NULL, &R, &err);
+    io_atomic a;
+    memset(&a, 0, sizeof a);
     if (!rc)
-        rc = io_result_write_json(path, P, R, &err);
+        rc = io_result_write_json_to(&a, path, P, R, &err);
+    if (!rc) {
+        pthread_rwlock_rdlock(&p->gate);
+        rc = io_atomic_commit(&a, &err);
+        pthread_rwlock_unlock(&p->gate);
+    }
     o->seconds = now_seconds() - t0;
     if (rc) {
         o->state = DCM_BATCH_FAILED;
@@ -594,6 +606,27 @@ static void deadline_after(struct timespec *ts, double seconds)
     }
 }
 
+/* A SIGINT/SIGTERM/... that arrived while the pool holds them back:
+ * wait until no worker is putting a result in place, then let it act
+ * (by default it ends the process; with a handler the run goes on). */
+static void deliver_pending(pthread_rwlock_t *gate, const sigset_t *block, const sigset_t *old_mask)
+{
+    sigset_t pending;
+    if (sigpending(&pending) != 0)
+        return;
+    int any = 0;
+    for (int s = 1; s < 32; s++)
+        if (sigismember(block, s) == 1 && sigismember(&pending, s) == 1 &&
+            sigismember(old_mask, s) != 1)
+            any = 1;
+    if (!any)
+        return;
+    pthread_rwlock_wrlock(gate);
+    pthread_sigmask(SIG_SETMASK, old_mask, NULL);
+    pthread_sigmask(SIG_BLOCK, block, NULL);
+    pthread_rwlock_unlock(gate);
+}
+
 int dcm_batch_run(const dcm_batch_manifest *m, const char *outdir, const int *todo,
                   int ntodo, int threads, double tick_seconds, dcm_batch_event_fn fn,
                   void *ctx, dcm_batch_outcome *out, dcm_error *err)
@@ -618,6 +651,17 @@ int dcm_batch_run(const dcm_batch_manifest *m, const char *outdir, const int *to
         free(tid);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
+    /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: held back on every thread of the
+       pool (they inherit this thread's mask) and let through by this
+       thread only between two commits (see deliver_pending) */
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+    pthread_rwlock_init(&p.gate, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -646,33 +690,34 @@ int dcm_batch_run(const dcm_batch_manifest *m, const char *outdir, const int *to
         p.next = ntodo;
         pthread_mutex_unlock(&p.mu);
     } else {
-        double t0 = now_seconds();
+        double t0 = now_seconds(), last_tick = t0;
         int reported = 0;
         while (reported < ntodo) {
             pthread_mutex_lock(&p.mu);
-            int timed_out = 0;
             if (reported == p.nfinished) {
-                if (tick_seconds > 0) {
-                    struct timespec ts;
-                    deadline_after(&ts, tick_seconds);
-                    timed_out = pthread_cond_timedwait(&p.cv, &p.mu, &ts) != 0;
-                } else {
-                    pthread_cond_wait(&p.cv, &p.mu);
-                }
+                /* wake at least every 0.1 s to let a pending signal through */
+                struct timespec ts;
+                deadline_after(&ts, tick_seconds > 0 && tick_seconds < 0.1 ? tick_seconds : 0.1);
+                pthread_cond_timedwait(&p.cv, &p.mu, &ts);
             }
             int upto = p.nfinished;
             pthread_mutex_unlock(&p.mu);
+            deliver_pending(&p.gate, &block, &old_mask);
             for (; reported < upto; reported++)
                 if (fn)
                     fn(ctx, p.finished[reported], now_seconds() - t0);
-            if (timed_out && fn && reported < ntodo)
+            if (tick_seconds > 0 && fn && reported < ntodo && now_seconds() - last_tick >= tick_seconds) {
                 fn(ctx, -1, now_seconds() - t0);
+                last_tick = now_seconds();
+            }
         }
     }
     for (int i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
+    pthread_rwlock_destroy(&p.gate);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);   /* a signal still pending acts now */
     free(p.finished);
     free(tid);
     return rc;
@@ -696,34 +741,25 @@ int dcm_batch_subject_gap(const dcm_batch_manifest *m, const dcm_batch_outcome *
     return -1;
 }
 
-int dcm_batch_write_summary(const dcm_batch_manifest *m, const char *outdir,
-                            const dcm_batch_outcome *out, int *rows, dcm_error *err)
+static void fill_summary(const dcm_batch_manifest *m, const dcm_batch_outcome *out, FILE *f,
+                         int *rows)
 {
-    char *path = str_printf("%s/summary.tsv", outdir);
-    if (!path)
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-    io_atomic a;
-    int rc = io_atomic_open(&a, path, err), nrow = 0;
-    if (!rc) {
-        fputs("subject", a.fp);
+    int nrow = 0;
+    fputs("subject", f);
+    for (int k = 0; k < m->nmod; k++)
+        fprintf(f, "\t%s", m->models[k]);
+    fputc('\n', f);
+    for (int s = 0; s < m->nsub; s++) {
+        if (dcm_batch_subject_gap(m, out, s, NULL) >= 0)
+            continue;
+        fputs(m->subjects[s], f);
         for (int k = 0; k < m->nmod; k++)
-            fprintf(a.fp, "\t%s", m->models[k]);
-        fputc('\n', a.fp);
-        for (int s = 0; s < m->nsub; s++) {
-            if (dcm_batch_subject_gap(m, out, s, NULL) >= 0)
-                continue;
-            fputs(m->subjects[s], a.fp);
-            for (int k = 0; k < m->nmod; k++)
-                fprintf(a.fp, "\t%.17g", out[m->cell[s * m->nmod + k]].F);
-            fputc('\n', a.fp);
-            nrow++;
-        }
-        rc = io_atomic_commit(&a, err);
+            fprintf(f, "\t%.17g", out[m->cell[s * m->nmod + k]].F);
+        fputc('\n', f);
+        nrow++;
     }
     if (rows)
-        *rows = rc ? 0 : nrow;
-    free(path);
-    return rc;
+        *rows = nrow;
 }
 
 /* a cell of failures.tsv: no tabs or line breaks */
@@ -733,12 +769,51 @@ static void put_cell(FILE *f, const char *s)
         fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
 }
 
-int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
-                             const dcm_batch_outcome *out, int *nfailed, dcm_error *err)
+static void fill_failures(const dcm_batch_manifest *m, const dcm_batch_outcome *out, FILE *f)
+{
+    fputs("subject\tmodel\tspec\texit_code\tmessage\n", f);
+    for (int j = 0; j < m->njobs; j++) {
+        if (out[j].state != DCM_BATCH_FAILED)
+            continue;
+        const dcm_batch_job *J = &m->jobs[j];
+        fprintf(f, "%s\t%s\t", J->subject, J->model);
+        put_cell(f, J->spec);
+        fprintf(f, "\t%d\t", out[j].code);
+        put_cell(f, out[j].msg);
+        fputc('\n', f);
+    }
+}
+
+static int count_failed(const dcm_batch_manifest *m, const dcm_batch_outcome *out)
 {
     int k = 0;
     for (int j = 0; j < m->njobs; j++)
         k += out[j].state == DCM_BATCH_FAILED;
+    return k;
+}
+
+int dcm_batch_write_summary(const dcm_batch_manifest *m, const char *outdir,
+                            const dcm_batch_outcome *out, int *rows, dcm_error *err)
+{
+    char *path = str_printf("%s/summary.tsv", outdir);
+    if (!path)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err), nrow = 0;
+    if (!rc) {
+        fill_summary(m, out, a.fp, &nrow);
+        rc = io_atomic_commit(&a, err);
+    }
+    if (rows)
+        *rows = rc ? 0 : nrow;
+    free(path);
+    return rc;
+}
+
+int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
+                             const dcm_batch_outcome *out, int *nfailed, dcm_error *err)
+{
+    int k = count_failed(m, out);
     if (nfailed)
         *nfailed = k;
     char *path = str_printf("%s/failures.tsv", outdir);
@@ -755,17 +830,7 @@ int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
     io_atomic a;
     rc = io_atomic_open(&a, path, err);
     if (!rc) {
-        fputs("subject\tmodel\tspec\texit_code\tmessage\n", a.fp);
-        for (int j = 0; j < m->njobs; j++) {
-            if (out[j].state != DCM_BATCH_FAILED)
-                continue;
-            const dcm_batch_job *J = &m->jobs[j];
-            fprintf(a.fp, "%s\t%s\t", J->subject, J->model);
-            put_cell(a.fp, J->spec);
-            fprintf(a.fp, "\t%d\t", out[j].code);
-            put_cell(a.fp, out[j].msg);
-            fputc('\n', a.fp);
-        }
+        fill_failures(m, out, a.fp);
         rc = io_atomic_commit(&a, err);
     }
     free(path);
@@ -810,6 +875,42 @@ int dcm_batch_write_warnings(const dcm_batch_manifest *m, const char *outdir,
     if (nwarnings)
         *nwarnings = rc ? 0 : k;
     free(path);
+    return rc;
+}
+
+int dcm_batch_write_tables(const dcm_batch_manifest *m, const char *outdir,
+                           const dcm_batch_outcome *out, int *rows, int *nfailed, dcm_error *err)
+{
+    enum { SUMMARY, FAILURES, NTABLES };
+    int k = count_failed(m, out), nrow = 0;
+    if (rows)
+        *rows = 0;
+    if (nfailed)
+        *nfailed = k;
+    char *path[NTABLES] = {str_printf("%s/summary.tsv", outdir), str_printf("%s/failures.tsv", outdir)};
+    io_atomic a[NTABLES];
+    memset(a, 0, sizeof a);
+    int n = 0, rc = DCM_OK;
+    if (!path[SUMMARY] || !path[FAILURES])
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    if (!rc && !(rc = io_atomic_open(&a[n], path[SUMMARY], err)))
+        fill_summary(m, out, a[n++].fp, &nrow);
+    if (!rc && k && !(rc = io_atomic_open(&a[n], path[FAILURES], err)))
+        fill_failures(m, out, a[n++].fp);
+    if (!rc)
+        rc = io_atomic_commit_all(a, n, err);
+    else
+        for (int i = 0; i < n; i++)
+            io_atomic_abort(&a[i]);
+    /* a failures.tsv of an earlier run no longer applies once the new
+       tables are in place */
+    if (!rc && !k && unlink(path[FAILURES]) != 0 && errno != ENOENT)
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot remove the stale %s: %s", path[FAILURES],
+                           strerror(errno));
+    if (!rc && rows)
+        *rows = nrow;
+    free(path[SUMMARY]);
+    free(path[FAILURES]);
     return rc;
 }
 

@@ -28,13 +28,20 @@
  *   The event callback runs on the calling thread only, once per finished
  *   job (job >= 0) and every tick_seconds while waiting (job = -1).
  *   Distinct outcomes are written by distinct threads; nothing is global.
+ *   SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked on the pool's threads
+ *   and on the calling thread while it runs; the calling thread lets a
+ *   pending one act only while no worker is putting a result in place (a
+ *   read-write lock of the pool), so a run ended by a signal leaves whole
+ *   results and no temporary names. The caller's signal mask is restored
+ *   on return.
  * - dcm_batch_write_summary writes OUTDIR/summary.tsv atomically: a header
  *   `subject<TAB>model1<TAB>...` (models in manifest order) and one row of
  *   free energies ("%.17g") per subject that has a result for every model;
  *   other subjects are left out (see dcm_batch_subject_gap).
  * - dcm_batch_write_failures writes OUTDIR/failures.tsv atomically
  *   (subject, model, spec, exit_code, message) when a job failed, and
- *   removes a stale one otherwise.
+ *   removes a stale one otherwise. dcm_batch_write_tables writes both as
+ *   one result (all replaced or none); the command uses it.
  */
 #ifndef DCM_BATCH_H
 #define DCM_BATCH_H
@@ -124,6 +131,12 @@ int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
  * files); *nwarnings (may be NULL): rows written. */
 int dcm_batch_write_warnings(const dcm_batch_manifest *m, const char *outdir,
                              const dcm_batch_outcome *out, int *nwarnings, dcm_error *err);
+
+/* summary.tsv and failures.tsv (only when a job failed; a stale one is
+ * removed) as one result: both are replaced or neither
+ * (io_atomic_commit_all); on failure the tables of the last run stay. */
+int dcm_batch_write_tables(const dcm_batch_manifest *m, const char *outdir,
+                           const dcm_batch_outcome *out, int *rows, int *nfailed, dcm_error *err);
 
 /* Cores this process may run on (at least 1): the online cores, or fewer
  * when its CPU affinity is restricted (taskset, cpusets, MPI binding), in

@@ -46,4 +46,65 @@ int cli_emit_json(const char *cmd, struct json_t *o, int print, const char *out_
 /* True when arg is -h or --help. */
 int cli_is_help(const char *arg);
 
+/* ---- the output discipline: one plan per command, checked before any work ----
+ *
+ * A command lists its inputs (files it reads: specs, tables, results,
+ * images, and through cli_plan_spec every file a spec names: timeseries,
+ * events, confounds, inputs_microtime, VOI files) and its outputs (files it
+ * will write, and folders it will write into), then calls cli_plan_check
+ * once, before reading or computing anything. The check refuses:
+ * - an input that exists but is not a regular file (exit 2): a FIFO would
+ *   hang the reader, a device never end;
+ * - an output that exists and is not a regular file (exit 4): -o /dev/null,
+ *   a FIFO or a folder is never replaced;
+ * - an output that is one of the inputs, compared by device and inode, so
+ *   "./spec.json", a hard link or a symbolic link count (exit 2);
+ * - two outputs that are the same file (exit 1);
+ * - an output whose folder does not exist or cannot be written (exit 4:
+ *   tested by creating and removing a file there, so read-only file
+ *   systems and permissions count);
+ * - an output folder of the command's own that holds any input, at any
+ *   depth (exit 2): `batch -o` pointed at the study folder would write
+ *   results among the specs.
+ * Messages are "dcm CMD: ..." on stderr and name the option and the file.
+ * The plan owns copies of the strings; cli_plan_free releases them. */
+typedef struct {
+    char *path;
+    const char *what;   /* e.g. "-o", "--mat", "the spec" (static strings) */
+    int kind;           /* internal */
+} cli_plan_file;
+
+typedef struct {
+    const char *cmd;
+    cli_plan_file *f;
+    int n, cap;
+    int oom;
+    int quiet;        /* set: cli_plan_check prints nothing, err says why */
+    dcm_error err;    /* the refusal (after cli_plan_check) */
+} cli_plan;
+
+void cli_plan_init(cli_plan *p, const char *cmd);
+void cli_plan_free(cli_plan *p);
+/* An input file (may not exist yet: the reader reports that). */
+void cli_plan_input(cli_plan *p, const char *path, const char *what);
+/* An input folder (e.g. a batch folder that is read): outputs may be in it. */
+void cli_plan_input_dir(cli_plan *p, const char *path, const char *what);
+/* A spec and the data files it names (a .mat DCM: just the file). */
+void cli_plan_spec(cli_plan *p, const char *spec_path);
+/* A spec read for its design only (simulate): the spec, its events and
+ * inputs_microtime; its timeseries may be the very output. */
+void cli_plan_spec_design(cli_plan *p, const char *spec_path);
+/* A batch folder that is read (OUTDIR/<subject>/<model>.json and
+ * OUTDIR/summary.tsv): each result in it is an input. */
+void cli_plan_batchdir(cli_plan *p, const char *outdir);
+/* An output file. */
+void cli_plan_output(cli_plan *p, const char *path, const char *what);
+/* A folder the command writes into (created if missing). */
+void cli_plan_output_dir(cli_plan *p, const char *path, const char *what);
+/* The same for a folder of the command's own, which must not hold any of
+ * its inputs (dcm batch's OUTDIR). */
+void cli_plan_output_dir_own(cli_plan *p, const char *path, const char *what);
+/* DCM_OK, or the exit status after printing why. */
+int cli_plan_check(cli_plan *p);
+
 #endif

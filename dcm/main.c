@@ -1,4 +1,6 @@
 /* main.c — the `dcm` command: dispatch to one subcommand per file. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +51,46 @@ static void usage(FILE *f)
             "             4 system error (cannot write, out of memory)\n");
 }
 
+/* SIGINT/SIGTERM/SIGHUP/SIGQUIT end the process on the main thread only.
+ * io_atomic holds these signals back in the thread that puts a file in
+ * place (link + rename), and dcm_batch_run holds them in its pool until
+ * no worker is doing so; but a signal sent to the process may be handed
+ * to any thread that does not block it — OpenBLAS starts its own before
+ * main — and would end the process in that instant, leaving a temporary
+ * name behind. Forwarded to the main thread, it waits until the main
+ * thread lets it through, then acts as it would have (default action).
+ * The thread id is written once, before any handler can run. */
+static pthread_t main_thread;
+
+static void on_fatal_signal(int sig)
+{
+    if (!pthread_equal(pthread_self(), main_thread)) {
+        pthread_kill(main_thread, sig);
+        return;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);   /* pending until this handler returns: then the default action */
+}
+
+static void install_signal_forwarding(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    main_thread = pthread_self();
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN)
+            continue;   /* ignored (nohup, a background job): leave it so */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    install_signal_forwarding();
     vl_init();
     openblas_set_num_threads(1);
     if (argc < 2) {

@@ -948,15 +948,9 @@ int io_extract_write(const char *prefix, const io_extract_opts *o, const io_extr
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: cannot write", paths[2]);
         goto done;
     }
-    /* everything is written: commit the three */
-    for (int i = 0; i < 3 && !rc; i++)
-        if ((rc = io_atomic_commit(&a[i], err))) {
-            /* all or nothing: drop the ones already in place */
-            for (int k = i + 1; k < 3; k++)
-                io_atomic_abort(&a[k]);
-            for (int k = 0; k < i; k++)
-                unlink(paths[k]);
-        }
+    /* everything is written: the three replace the old ones together or
+       not at all (earlier files are restored, never deleted) */
+    rc = io_atomic_commit_all(a, 3, err);
     opened = 0;
 done:
     for (int i = 0; i < opened; i++)

@@ -113,7 +113,8 @@ static int to_numarr(const mctx *c, const char *what, const matvar_t *v, numarr 
 {
     memset(out, 0, sizeof *out);
     if (v->rank < 1 || v->rank > 4 || !v->dims)
-        return mfail(c, "%s has %d dimensions; expected a matrix", what, v->rank);
+        return mfail(c, v->rank < 1 ? "%s could not be read (%d dimensions): the file is truncated "
+                     "or damaged" : "%s has %d dimensions; expected a matrix", what, v->rank);
     out->rank = v->rank;
     for (int i = 0; i < v->rank; i++)
         out->dims[i] = v->dims[i];
@@ -470,14 +471,69 @@ static int mat5_plausible(const mctx *c, off_t size)
     return rc;
 }
 
+static uint32_t get_u32(const unsigned char *b, int big)
+{
+    return big ? (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]
+               : (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
+}
+
+/* A MATLAB v5 file is a 128-byte header and data elements, each a tag
+ * (type, byte count) and its bytes; matio reads a truncated one as a
+ * struct with empty fields. Refuse one whose elements run past the end.
+ * Other formats (v4, v7.3/HDF5) are left to matio. */
+static int check_mat5_complete(const mctx *c)
+{
+    FILE *f = io_input_open(c->file, "MATLAB file", c->err);
+    if (!f)
+        return c->err && c->err->code ? c->err->code : DCM_ERR_INPUT;
+    unsigned char h[128];
+    int rc = DCM_OK;
+    size_t got = fread(h, 1, sizeof h, f);
+    int big = got == 128 && h[126] == 'M' && h[127] == 'I';
+    int little = got == 128 && h[126] == 'I' && h[127] == 'M';
+    unsigned version = got == 128 ? (big ? (unsigned)h[124] << 8 | h[125] : (unsigned)h[125] << 8 | h[124]) : 0;
+    if (got < 128 && got >= 6 && !memcmp(h, "MATLAB", 6))
+        rc = mfail(c, "the file is truncated (%zu bytes, shorter than the 128-byte MATLAB header); it "
+                   "cannot be read", got);
+    if ((big || little) && version == 0x0100) {
+        struct stat st;
+        long long size = fstat(fileno(f), &st) == 0 ? (long long)st.st_size : -1;
+        long long off = 128;
+        int elements = 0;
+        while (size >= 0 && off < size) {
+            unsigned char tag[8];
+            if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(tag, 1, 8, f) != 8) {
+                rc = mfail(c, "the file is truncated (it ends inside a data element header after "
+                           "%d complete variable%s); it cannot be read", elements, elements == 1 ? "" : "s");
+                break;
+            }
+            uint32_t type = get_u32(tag, big), nbytes = get_u32(tag + 4, big);
+            long long next = off + 8 + (long long)nbytes;
+            if (type == 14 && (next & 7))   /* miMATRIX is padded to 8 bytes */
+                next += 8 - (next & 7);
+            if (off + 8 + (long long)nbytes > size) {
+                rc = mfail(c, "the file is truncated (%lld of %lld bytes of variable %d are "
+                           "present); it cannot be read", size - off - 8, (long long)nbytes,
+                           elements + 1);
+                break;
+            }
+            elements++;
+            off = next;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 static int open_mat(const mctx *c, mat_t **mat)
 {
+    int rc = check_mat5_complete(c);
+    if (rc)
+        return rc;
     struct stat st;
     if (stat(c->file, &st) != 0)
         return dcm_error_set(c->err, DCM_ERR_INPUT, "cannot open %s: %s", c->file, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return dcm_error_set(c->err, DCM_ERR_INPUT, "%s is not a regular file", c->file);
-    int rc = mat5_plausible(c, st.st_size);
+    rc = mat5_plausible(c, st.st_size);
     if (rc)
         return rc;
     *mat = Mat_Open(c->file, MAT_ACC_RDONLY);
@@ -1225,32 +1281,59 @@ static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
     return D;
 }
 
-int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R, dcm_error *err)
+int io_mat_write_dcm_to(void *atomic, const dcm_problem *P, const dcm_result *R, dcm_error *err)
 {
+    io_atomic *a = atomic;
+    const char *path = a->path;
     int ok = 1;
     matvar_t *D = build_dcm(P, R, &ok);
     if (!D || !ok) {
         Mat_VarFree(D);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory building the DCM struct", path);
     }
-    io_atomic a;
-    int rc = io_atomic_open(&a, path, err);
-    if (rc) {
-        Mat_VarFree(D);
-        return rc;
-    }
     /* matio writes by name: it truncates and fills the temporary file that
-       io_atomic created (same inode), which the commit then syncs and
-       renames over path. */
-    mat_t *mat = Mat_CreateVer(a.tmp, "MATLAB 5.0 MAT-file, written by dcm (SPM12 DCM struct)",
+       io_atomic created (same inode, reached through its reopen path),
+       which the commit then syncs and puts in place. */
+    const char *tmp = io_atomic_reopen_path(a);
+    mat_t *mat = Mat_CreateVer(tmp, "MATLAB 5.0 MAT-file, written by dcm (SPM12 DCM struct)",
                                MAT_FT_MAT5);
     int wrc = mat ? Mat_VarWrite(mat, D, MAT_COMPRESSION_ZLIB) : -1;
     if (mat && Mat_Close(mat) != 0)
         wrc = -1;
     Mat_VarFree(D);
-    if (wrc != 0) {
+    /* matio does not report every failed write (a full disk can leave a
+       truncated variable behind a success): read it all back */
+    if (wrc == 0) {
+        dcm_error e2 = {0, ""};
+        mctx c = {tmp, &e2};
+        mat_t *rm = NULL;
+        if (check_mat5_complete(&c) != DCM_OK || !(rm = Mat_Open(tmp, MAT_ACC_RDONLY))) {
+            wrc = -1;
+        } else {
+            matvar_t *back = Mat_VarRead(rm, "DCM");
+            if (!back)
+                wrc = -1;
+            Mat_VarFree(back);
+        }
+        if (rm)
+            Mat_Close(rm);
+    }
+    if (wrc != 0)
+        return dcm_error_set(err, DCM_ERR_SYSTEM,
+                             "cannot write %s: matio could not write the whole file (disk full or "
+                             "file size limit?)", path);
+    return DCM_OK;
+}
+
+int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R, dcm_error *err)
+{
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err);
+    if (rc)
+        return rc;
+    if ((rc = io_mat_write_dcm_to(&a, P, R, err))) {
         io_atomic_abort(&a);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: cannot write the .mat file", path);
+        return rc;
     }
     return io_atomic_commit(&a, err);
 }

@@ -20,7 +20,14 @@
  *   SPM12's field names and shapes (see docs/imaging.md): a b c d U Y
  *   (Y.y detrended and scaled, as SPM stores it after estimation, Y.scale)
  *   xY v n TE delays options Ep Cp Pp Vp Ce F y R M (pE pC hE hC ...).
- *   Written atomically (io_atomic.h), MATLAB v5 with zlib compression.
+ *   Written atomically (io_atomic.h), MATLAB v5 with zlib compression;
+ *   matio's write and close results are checked and the file is read
+ *   back before it is put in place, so a full disk is DCM_ERR_SYSTEM and
+ *   the old file stays. io_mat_write_dcm_to() fills an opened io_atomic
+ *   without committing it (for results of several files, committed with
+ *   io_atomic_commit_all).
+ * - A MATLAB v5 file whose top-level data elements run past its end is
+ *   refused as truncated before matio reads it.
  * - Every error is DCM_ERR_INPUT (DCM_ERR_SYSTEM when writing or out of
  *   memory) with a message that names the file and the field, e.g.
  *   "DCM_x.mat: DCM.Y.y is 360x2 but DCM.n is 3".
@@ -50,6 +57,8 @@ int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err);
 
 int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R,
                      dcm_error *err);
+/* a: opened with io_atomic_open(a, path); left open (commit or abort it). */
+int io_mat_write_dcm_to(void *a, const dcm_problem *P, const dcm_result *R, dcm_error *err);
 
 /* One numeric array of a .mat file, by a dotted path into structs
  * ("DCM.Ep.A", "xY.u"; struct arrays use element 1): its dimensions

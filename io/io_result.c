@@ -169,8 +169,10 @@ static json_t *jmodel(jb *b, const dcm_problem *P)
     return o;
 }
 
-int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
-                         dcm_error *err)
+/* keep: NULL to write and commit PATH; else opened on PATH, filled and
+ * left uncommitted for the caller's io_atomic_commit_all. */
+static int result_write(const char *path, const dcm_problem *P, const dcm_result *R,
+                        io_atomic *keep, dcm_error *err)
 {
     if (!P || !P->M || !R)
         return dcm_error_set(err, DCM_ERR_USAGE, "%s: nothing to write (no problem or result)", path);
@@ -238,22 +240,34 @@ int io_result_write_json(const char *path, const dcm_problem *P, const dcm_resul
         return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while building the result", path);
     }
 
-    io_atomic a;
-    int rc = io_atomic_open(&a, path, err);
+    io_atomic a, *ap = keep ? keep : &a;
+    int rc = io_atomic_open(ap, path, err);
     if (rc) {
         json_decref(root);
         return rc;
     }
-    if (json_dumpf(root, a.fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
-        fputc('\n', a.fp) == EOF) {
+    if (json_dumpf(root, ap->fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
+        fputc('\n', ap->fp) == EOF) {
         int e = errno;
-        io_atomic_abort(&a);
+        io_atomic_abort(ap);
         json_decref(root);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
                              e ? strerror(e) : "write failed");
     }
     json_decref(root);
-    return io_atomic_commit(&a, err);
+    return keep ? DCM_OK : io_atomic_commit(ap, err);
+}
+
+int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
+                         dcm_error *err)
+{
+    return result_write(path, P, R, NULL, err);
+}
+
+int io_result_write_json_to(void *atomic, const char *path, const dcm_problem *P,
+                            const dcm_result *R, dcm_error *err)
+{
+    return result_write(path, P, R, atomic, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -261,11 +275,9 @@ int io_result_write_json(const char *path, const dcm_problem *P, const dcm_resul
 
 static json_t *load_json(const char *path, dcm_error *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+    FILE *f = io_input_open(path, "result", err);   /* a FIFO must not hang */
+    if (!f)
         return NULL;
-    }
     json_error_t je;
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);

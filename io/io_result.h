@@ -36,6 +36,11 @@
 
 int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
                          dcm_error *err);
+/* The same into an io_atomic (io/io_atomic.h) opened here on path and left
+ * uncommitted (the caller commits it, e.g. with other files of the same
+ * result through io_atomic_commit_all, or aborts it). */
+int io_result_write_json_to(void *atomic, const char *path, const dcm_problem *P,
+                            const dcm_result *R, dcm_error *err);
 
 int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_error *err);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "io/io_atomic.h"
 #include "io/io_events.h"
 #include "io/io_mat.h"
 #include "io/io_tsv.h"
@@ -739,9 +740,9 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
 {
     *out = NULL;
     spec_ctx s = {.path = path, .err = err};
-    FILE *f = fopen(path, "r");
+    FILE *f = io_input_open(path, "spec", err);   /* a FIFO must not hang */
     if (!f)
-        return dcm_error_set(err, DCM_ERR_INPUT, "cannot open spec %s: %s", path, strerror(errno));
+        return err && err->code ? err->code : DCM_ERR_INPUT;
     json_error_t je;
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);

@@ -89,16 +89,27 @@ static int count_fields(const char *s, char delim)
     return k;
 }
 
+/* fields of s separated by runs of blanks (spaces, tabs) */
+static int count_blank_fields(const char *s)
+{
+    int k = 0, in = 0;
+    for (; *s; s++) {
+        int blank = isspace((unsigned char)*s) != 0;
+        if (!blank && !in)
+            k++;
+        in = !blank;
+    }
+    return k;
+}
+
 int io_text_read(const char *path, io_text_table *t, dcm_error *err)
 {
     memset(t, 0, sizeof *t);
     /* only regular files: a FIFO would hang and /dev/zero never end */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s is not a regular file (a table must be a file)", path);
-    FILE *f = fopen(path, "r");
+    FILE *f = io_input_open(path, "table", err);
     if (!f)
-        return dcm_error_set(err, DCM_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+        return err && err->code ? err->code : DCM_ERR_INPUT;
+    int ws_first = 0, ws_same = 1;   /* blank-separated fields: first row, all rows alike */
     char *buf = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -119,13 +130,20 @@ int io_text_read(const char *path, io_text_table *t, dcm_error *err)
             t->delim = strchr(buf, '\t') ? '\t' : strchr(buf, ',') ? ',' : '\t';
             t->cols = count_fields(buf, t->delim);
         }
-        int k = count_fields(buf, t->delim);
+        int k = count_fields(buf, t->delim), ws = count_blank_fields(buf);
+        if (t->rows == 0)
+            ws_first = ws;
+        else if (ws != ws_first)
+            ws_same = 0;
         if (k != t->cols) {
+            int spaced = t->delim == '\t' && k == 1 && ws == t->cols;
             rc = dcm_error_set(err, DCM_ERR_INPUT,
                                "%s, line %d: row has %d columns but the first row (line %d) has %d; "
-                               "every row needs the same number of %s-separated cells",
+                               "every row needs the same number of %s-separated cells%s",
                                path, lineno, k, t->line[0], t->cols,
-                               t->delim == '\t' ? "tab" : "comma");
+                               t->delim == '\t' ? "tab" : "comma",
+                               spaced ? " (columns must be separated by tabs; this line separates "
+                                        "them with spaces)" : "");
             break;
         }
         if (t->rows == rows_cap) {
@@ -168,6 +186,13 @@ int io_text_read(const char *path, io_text_table *t, dcm_error *err)
     fclose(f);
     if (rc == DCM_OK && t->rows == 0)
         rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: file is empty (no rows)", path);
+    /* one column whose every row splits alike at blanks: a table written
+       with spaces for tabs (a header "subject model spec") */
+    if (rc == DCM_OK && t->cols == 1 && ws_first >= 2 && ws_same)
+        rc = dcm_error_set(err, DCM_ERR_INPUT,
+                           "%s, line %d: columns must be separated by tabs; this file separates "
+                           "them with spaces (\"%.60s\" is read as one cell)",
+                           path, t->line[0], t->cells[0]);
     if (rc != DCM_OK)
         io_text_free(t);
     return rc;
@@ -321,5 +346,5 @@ int io_tsv_write(const char *path, int rows, int cols, const double *data,
             fprintf(a.fp, "%s%.17g", c ? "\t" : "", data[r + (size_t)c * rows]);
         fputc('\n', a.fp);
     }
-    return io_atomic_commit(&a, err);
+    return io_atomic_commit(&a, err);   /* checks the stream's write errors */
 }

@@ -534,6 +534,11 @@ static void test_manifest_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "safe file name"));
     expect_manifest_error("man_empty.tsv", "subject\tmodel\tspec\n", "no estimates", NULL);
     expect_manifest_error("man_ragged.tsv", "subject\tmodel\tspec\nsub-01\tm1\n", "line 2", NULL);
+    /* spaces for tabs: say so (issue 8, messages) */
+    expect_manifest_error("man_spaces.tsv", "subject model spec\nsub-01 m1 sub-01/m1.json\n",
+                          "line 1", "columns must be separated by tabs");
+    expect_manifest_error("man_spaces2.tsv", "subject\tmodel\tspec\nsub-01 m1 sub-01/m1.json\n",
+                          "line 2", "columns must be separated by tabs");
     CU_ASSERT_EQUAL(run("batch no_such_manifest.tsv -o out_never"), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "no_such_manifest.tsv"));
     CU_ASSERT_FALSE(exists("out_never"));
@@ -543,6 +548,78 @@ static void test_manifest_errors(void)
     snprintf(args, sizeof args, "batch -q sub-01/man.csv -o out_csv");
     CU_ASSERT_EQUAL(run(args), 0);
     CU_ASSERT_EQUAL(result_F("out_csv", "sub-01", "m1"), result_F("out_j2", "sub-01", "m1"));
+}
+
+/* summary.tsv and failures.tsv are one result: when failures.tsv cannot be
+ * written, neither table is replaced, the exit status is 4 and the message
+ * gives the failure itself instead of "see failures.tsv". */
+static void test_tables_unwritable(void)
+{
+    mkdir(path_of((char[512]){0}, 512, "sub-05"), 0777);
+    write_file("sub-05/bad.json", "{\"TR\": 2.0}\n");
+    write_file("man_tbl.tsv", "subject\tmodel\tspec\nsub-01\tm1\tsub-01/m1.json\n"
+                              "sub-05\tm1\tsub-05/bad.json\n");
+    write_file("man_tbl_ok.tsv", "subject\tmodel\tspec\nsub-01\tm1\tsub-01/m1.json\n");
+    CU_ASSERT_EQUAL_FATAL(run("batch -q man_tbl_ok.tsv -o out_tbl"), 0);
+    char *before = read_all("out_tbl/summary.tsv");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(before);
+    mkdir(path_of((char[512]){0}, 512, "out_tbl/failures.tsv"), 0777);   /* cannot be replaced */
+    int rc = run("batch -q man_tbl.tsv -o out_tbl");
+    printf("\n  exit %d: %s", rc, out);
+    CU_ASSERT_EQUAL(rc, 4);
+    CU_ASSERT_PTR_NULL(strstr(out, "see out_tbl/failures.tsv"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "subject sub-05: model m1 failed:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "the tables of the last run (if any) are unchanged"));
+    char *after = read_all("out_tbl/summary.tsv");
+    CU_ASSERT(after && !strcmp(before, after));   /* the last run's table stays */
+    free(before);
+    free(after);
+    CU_ASSERT(no_temp_files("out_tbl"));
+}
+
+/* SIGINT / SIGTERM while a --force batch replaces results: no temporary
+ * file is left and every result is whole (the old or the new one). */
+static void test_signal_during_batch(void)
+{
+    CU_ASSERT_EQUAL_FATAL(run("batch -q manifest.tsv -o out_sig -j 2"), 0);
+    char mpath[512], opath[512];
+    path_of(mpath, sizeof mpath, "manifest.tsv");
+    path_of(opath, sizeof opath, "out_sig");
+    int sigs[2] = {SIGINT, SIGTERM};
+    for (int k = 0; k < 2; k++)
+        for (int delay = 50; delay <= 650; delay += 300) {
+            pid_t pid = fork();
+            CU_ASSERT_FATAL(pid >= 0);
+            if (pid == 0) {
+                int nul = open("/dev/null", O_WRONLY);
+                dup2(nul, 1);
+                dup2(nul, 2);
+                execl(test_dcm_bin(), "dcm", "batch", "-q", "--force", "-j", "2", mpath, "-o", opath,
+                      (char *)NULL);
+                _exit(127);
+            }
+            struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            double t_kill = now();
+            kill(pid, sigs[k]);
+            int st;
+            waitpid(pid, &st, 0);
+            /* ended by the signal, promptly (or it had already finished) */
+            CU_ASSERT((WIFSIGNALED(st) && WTERMSIG(st) == sigs[k]) ||
+                      (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+            CU_ASSERT(now() - t_kill < 2.0);
+            CU_ASSERT(no_temp_files("out_sig"));
+            for (int s = 0; s < NSUB; s++)
+                for (int m = 0; m < 2; m++) {
+                    char rel[512], p[512];
+                    snprintf(rel, sizeof rel, "out_sig/%s/%s.json", subjects[s], models[m]);
+                    io_result_summary R;
+                    memset(&R, 0, sizeof R);
+                    dcm_error e = {0, ""};
+                    CU_ASSERT_EQUAL(io_result_load(path_of(p, sizeof p, rel), &R, &e), DCM_OK);
+                    io_result_summary_free(&R);
+                }
+        }
 }
 
 /* Two batches never write one folder at once: the second stops (exit 4). */
@@ -645,6 +722,8 @@ int main(void)
         {"a bad spec among good ones: the rest finish, failures.tsv, exit 2", test_bad_spec},
         {"manifest errors: exit 2 before anything is created", test_manifest_errors},
         {"a second batch on a locked OUTDIR: exit 4", test_lock},
+        {"failures.tsv unwritable: neither table replaced, exit 4", test_tables_unwritable},
+        {"SIGINT/SIGTERM during a batch: no temporary file, whole results", test_signal_during_batch},
         {"MPI: mpirun -np 2 gives the threaded run's summary", test_mpi},
         {NULL, NULL}};
     int rc = test_run("batch", cases);

@@ -4,6 +4,8 @@
  * matters (clear message, exit 2, no output). */
 #include <dirent.h>
 #include <matio.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -742,7 +744,72 @@ static void test_bad_mat_files(void)
         fwrite(buf, 1, k / 2, f);
         fclose(f);
         expect_estimate_failure("trunc.mat", "trunc.mat");
+        expect_estimate_failure("trunc.mat", "the file is truncated");
+        /* cut inside the 128-byte header */
+        f = fopen(tpath("trunc_head.mat"), "wb");
+        fwrite(buf, 1, 100, f);
+        fclose(f);
+        expect_estimate_failure("trunc_head.mat", "the file is truncated (100 bytes");
     }
+    /* the estimated DCM (--mat output) cut short: truncated, not "DCM.n has
+       0 dimensions" */
+    f = fopen(tpath("DCM_synth_est.mat"), "rb");
+    if (f) {
+        static char buf[400000];
+        size_t k = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        f = fopen(tpath("trunc_est.mat"), "wb");
+        fwrite(buf, 1, k - 7, f);
+        fclose(f);
+        expect_estimate_failure("trunc_est.mat", "the file is truncated");
+        CU_ASSERT_PTR_NULL(strstr(out, "0 dimensions"));
+    }
+}
+
+/* --mat on a full disk: matio's write errors are caught (and the file is
+ * read back before it is put in place), so the writer returns
+ * DCM_ERR_SYSTEM and the earlier .mat is untouched. The disk fills at
+ * RLIMIT_FSIZE, set in a child process with SIGXFSZ ignored. */
+static void test_mat_write_full_disk(void)
+{
+    dcm_problem *P = NULL;
+    dcm_result *R = NULL;
+    dcm_error err = {0, ""};
+    if (io_mat_load_dcm(tpath("DCM_synth.mat"), &P, &err)) {
+        printf("\nSKIP: DCM_synth.mat was not written\n");
+        return;
+    }
+    estimate(P, &R);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(R);
+    CU_ASSERT_EQUAL_FATAL(io_mat_write_dcm(tpath("full.mat"), P, R, &err), 0);
+    FILE *f = fopen(tpath("full.mat"), "rb");
+    static char before[400000], after[400000];
+    size_t nb = f ? fread(before, 1, sizeof before, f) : 0;
+    if (f)
+        fclose(f);
+    CU_ASSERT_FATAL(nb > 4096);
+    for (long limit = 512; limit < (long)nb; limit *= 4) {
+        pid_t pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+            signal(SIGXFSZ, SIG_IGN);
+            struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+            setrlimit(RLIMIT_FSIZE, &rl);
+            dcm_error e = {0, ""};
+            _exit(io_mat_write_dcm(tpath("full.mat"), P, R, &e));
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == DCM_ERR_SYSTEM);
+        f = fopen(tpath("full.mat"), "rb");
+        size_t na = f ? fread(after, 1, sizeof after, f) : 0;
+        if (f)
+            fclose(f);
+        CU_ASSERT(na == nb && !memcmp(before, after, nb));
+    }
+    CU_ASSERT(test_no_temp_files(tmpdir));
+    dcm_result_free(R);
+    dcm_problem_free(P);
 }
 
 static void test_missing_mat_file(void)
@@ -783,6 +850,7 @@ int main(void)
         {"--mat output: SPM12's DCM field names and shapes", test_mat_output_names_and_shapes},
         {"bad .mat files: exit 2, named field, no output", test_bad_mat_files},
         {"a missing .mat: exit 2", test_missing_mat_file},
+        {"--mat on a full disk: exit 4, the old .mat intact", test_mat_write_full_disk},
         {NULL, NULL}};
     int rc = test_run("mat", cases);
     teardown();
