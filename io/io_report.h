@@ -41,6 +41,7 @@
 #include "dcm/dcm_api.h"
 #include "io/io_plot.h"
 #include "io/io_result.h"
+#include "io/io_result_inputs.h"
 
 typedef struct {
     io_result_summary s;   /* names, priors, posteriors, F, Eh, iterations, converged */
@@ -54,10 +55,29 @@ typedef struct {
     double *F_trace;       /* ntrace (NULL when 0) */
     double *Pp;            /* np: posterior probability, NaN where pV = 0 */
     double *r2;            /* n: variance explained, NaN without time series */
+    /* what was fitted ("model" of the result; NaN / -1 / NULL when absent) */
+    double TE;             /* seconds */
+    double *delays;        /* n, seconds */
+    int nonlinear, centre, maxit, maxnodes;
+    char *integrator;
+    double hE, hC;         /* noise log-precision prior */
+    io_result_design design; /* inputs over micro-time (design.nu = 0: not in the file) */
+    /* checks of dcm estimate: "warnings" and "diagnostics" */
+    int nwarn;             /* -1: the file predates warnings */
+    char **warnings;       /* nwarn strings */
+    double diag_ve;        /* percent variance explained, all regions */
+    double diag_max_a;     /* largest off-diagonal |A| (Hz) */
+    double diag_neff;      /* effective number of parameters */
+    int diag_accepted;     /* accepted steps (-1: absent) */
 } io_report_model;
 
 int io_report_load(const char *path, io_report_model *m, dcm_error *err);
 void io_report_model_free(io_report_model *m);
+/* Make the k names distinct: models whose files share a name (sub-01/fwd.json,
+ * sub-02/fwd.json) are named by the shortest path suffix that tells them
+ * apart ("sub-01/fwd", "sub-02/fwd"); the same file twice gets " (2)".
+ * Returns 0, or -1 when out of memory (names then unchanged). */
+int io_report_unique_names(io_report_model *models, int k);
 
 /* Parameter blocks, in SPM's flat order. */
 enum { IO_REPORT_GROUP_A, IO_REPORT_GROUP_B, IO_REPORT_GROUP_C, IO_REPORT_GROUP_D,
@@ -76,6 +96,14 @@ double io_report_param_sd(const io_report_model *m, int k);
 
 /* z for a two-sided 90 % credible interval: mean +- 1.645 sd */
 #define IO_REPORT_CI90_Z 1.6448536269514722
+/* The interval the report draws for a marking threshold P (Pp > P):
+ * mean +- z sd with z = Phi^-1(P), a (2P - 1) credible interval (90 % for
+ * P = 0.95). Pp > P exactly when that interval lies wholly beyond the
+ * prior mean in size (beyond +-pE): for pE = 0, when it excludes zero. */
+double io_report_interval_z(double threshold);
+/* 1 when the interval mean +- z sd of parameter k lies beyond +-pE (the
+ * forest plot's filled dot); equals Pp > P for z = io_report_interval_z(P). */
+int io_report_param_beyond_prior(const io_report_model *m, int k, double z);
 
 /* A random-effects comparison over a group of subjects (Stephan et al.
  * 2009, Rigoux et al. 2014): the models of a log-evidence table and what
@@ -116,6 +144,9 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
 /* Figures (exposed for tests and tools): each draws into f, returns 0 or
  * -1 when out of memory. */
 int io_report_fig_fit(const io_report_model *m, io_plot_figure *f);
+/* The inputs over time, one row per input, on the fit figure's x axis
+ * (scans, same range, same plot width); -1 also when m->design.nu = 0. */
+int io_report_fig_inputs(const io_report_model *m, io_plot_figure *f);
 int io_report_fig_params(const io_report_model *m, double threshold, io_plot_figure *f);
 int io_report_fig_network(const io_report_model *m, double threshold, io_plot_figure *f);
 int io_report_fig_free_energy(const io_report_model *m, io_plot_figure *f);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "io/io_atomic.h"
+#include "io/io_result_inputs.h"
 
 #define VECTOR_ORDER \
     "A, B (per input), C, D (per region), transit, decay, epsilon; each matrix column-major"
@@ -215,6 +216,7 @@ int io_result_write_json(const char *path, const dcm_problem *P, const dcm_resul
     if (R->y_conf)
         set(&b, root, "fitted_confounds_scaled", jmat(&b, R->y_conf, NULL, v, n, 1, v, 0));
     set(&b, root, "seconds", jnum(&b, R->seconds));
+    set(&b, root, "design", chk(&b, io_result_design_json(P))); /* io_result_inputs.h */
     set(&b, root, "regions", jstrings(&b, P->region_names, n));
     set(&b, root, "inputs", jstrings(&b, P->input_names, P->m));
     json_t *vec = chk(&b, json_object());
