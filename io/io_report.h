@@ -147,6 +147,11 @@ int io_report_fig_fit(const io_report_model *m, io_plot_figure *f);
 /* The inputs over time, one row per input, on the fit figure's x axis
  * (scans, same range, same plot width); -1 also when m->design.nu = 0. */
 int io_report_fig_inputs(const io_report_model *m, io_plot_figure *f);
+/* Input k of m->design: how many times it switches on (from zero; abutting
+ * events count once) and its total time on (s). -1 without a design. */
+int io_report_input_on(const io_report_model *m, int k, int *times, double *seconds);
+/* "drives V1; modulates V1->V5" from the free C and B parameters of input k */
+void io_report_input_role(const io_report_model *m, int k, char *buf, size_t len);
 int io_report_fig_params(const io_report_model *m, double threshold, io_plot_figure *f);
 int io_report_fig_network(const io_report_model *m, double threshold, io_plot_figure *f);
 int io_report_fig_free_energy(const io_report_model *m, io_plot_figure *f);

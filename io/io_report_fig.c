@@ -129,7 +129,7 @@ int io_report_fig_fit(const io_report_model *m, io_plot_figure *f)
 /* inputs over time                                                     */
 
 /* "drives V1, V5; modulates V1->V5" from the free C and B parameters of input u */
-static void input_role(const io_report_model *m, int u, char *buf, size_t len)
+void io_report_input_role(const io_report_model *m, int u, char *buf, size_t len)
 {
     model_dcm_layout L;
     model_dcm_layout_init(&L, m->s.n, m->s.m, m->s.nd > 0);
@@ -173,11 +173,8 @@ int io_report_fig_inputs(const io_report_model *m, io_plot_figure *f)
         for (int b = 0; b < nu; b++) {
             lo = fmin(lo, u[b]);
             hi = fmax(hi, u[b]);
-            if (u[b] != 0.0) {
-                on += d->dt;
-                events += b == 0 || u[b - 1] == 0.0;
-            }
         }
+        io_report_input_on(m, k, &events, &on);
         if (hi <= lo)
             hi = lo + 1.0;
         io_plot_axes ax;
@@ -208,9 +205,9 @@ int io_report_fig_inputs(const io_report_model *m, io_plot_figure *f)
         cairo_set_line_width(cr, 1.4);
         cairo_stroke(cr);
         cairo_restore(cr);
-        input_role(m, k, role, sizeof role);
-        snprintf(buf, sizeof buf, "%s: %d block%s or event%s, on for %.4g s; %s", m->s.inputs[k], events,
-                 events == 1 ? "" : "s", events == 1 ? "" : "s", on, role);
+        io_report_input_role(m, k, role, sizeof role);
+        snprintf(buf, sizeof buf, "%s: on %d time%s, %.4g s in all; %s", m->s.inputs[k], events,
+                 events == 1 ? "" : "s", on, role);
         io_plot_text(cr, SCAN_LEFT, y0 - 8, buf, 12.5, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD, c);
     }
     return finish(f);
@@ -368,7 +365,15 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
         io_plot_text(cr, left - 12, py, buf, 12, IO_PLOT_RIGHT, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
                      IO_PLOT_BLACK);
         const double pe = m->s.pE[k];
-        if (pe != 0.0) /* the prior mean the rule compares with, on both sides */
+        if (pe != 0.0) { /* the prior mean the rule compares with: a band from -pE to +pE */
+            double x0 = io_plot_px(&ax, -fabs(pe)), x1 = io_plot_px(&ax, fabs(pe));
+            cairo_save(cr);
+            cairo_rectangle(cr, x0, py - row_h / 2 + 2, x1 - x0, row_h - 4);
+            cairo_set_source_rgba(cr, 0.5, 0.5, 0.5, 0.22);
+            cairo_fill(cr);
+            cairo_restore(cr);
+        }
+        if (pe != 0.0)
             for (int side = -1; side <= 1; side += 2) {
                 double xp = io_plot_px(&ax, side * fabs(pe));
                 cairo_save(cr);
@@ -446,7 +451,7 @@ int io_report_fig_network(const io_report_model *m, double threshold, io_plot_fi
             nl++;
         }
         if (usesB[u]) {
-            snprintf(buf, sizeof buf, "modulation by %s (B), %s", m->s.inputs[u], two ? "log scale" : "Hz");
+            snprintf(buf, sizeof buf, "modulation by %s (B), %s", m->s.inputs[u], two ? "log scale" : "Hz per unit input");
             if (!(labels[nl] = strdup(buf)))
                 goto done;
             leg[nl] = (io_plot_legend_entry){labels[nl], input_col(u), IO_PLOT_KEY_POINT};
@@ -494,7 +499,8 @@ int io_report_fig_network(const io_report_model *m, double threshold, io_plot_fi
     snprintf(buf, sizeof buf, "Connectivity: %s", m->name);
     io_plot_title(cr, Wl, 10, buf,
                   m->s.two_state ? "two-state model: numbers are log scaling factors"
-                                 : "posterior means (Hz); * marks posterior probability above the threshold");
+                                 : "posterior means: A and B in Hz, C enters as C/16 Hz; * marks posterior "
+                                   "probability above the threshold");
     /* endogenous connections and their modulations */
     for (int to = 0; to < n; to++)
         for (int from = 0; from < n; from++) {

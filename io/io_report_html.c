@@ -175,7 +175,8 @@ static const char *css =
     ".warn{background:#fde8e8;border-left:5px solid #b00000;padding:.5em 1em;margin:.8em 0}"
     ".warn ul{margin:.3em 0 .2em;padding-left:1.4em}"
     ".ok{color:#1a6b2a;font-weight:bold;margin:.6em 0}\n"
-    "code{background:#f3f3f3;padding:0 .25em}nav ul{columns:2}\n";
+    "code{background:#f3f3f3;padding:0 .25em}nav ul{columns:2}\n"
+    "table.summary td,table.settings td{text-align:left}table.settings th{text-align:left;white-space:nowrap}\n";
 
 static void fig_html(FILE *fp, const figure *f, const char *caption)
 {
@@ -325,7 +326,7 @@ static void settings_html(FILE *fp, const io_report_model *m)
     snprintf(buf, sizeof buf, "%s, %s%s%s", m->nonlinear == 1 || s->nd ? "nonlinear (D)" : "bilinear",
              s->two_state ? "two-state" : "one-state", m->integrator ? ", integrator " : "",
              m->integrator ? m->integrator : "");
-    row_text(fp, "model (nonlinear, two_state, integrator)", buf);
+    row_text(fp, "model", buf);
     if (m->maxit >= 0) {
         snprintf(buf, sizeof buf, "%d", m->maxit);
         row_text(fp, "maxit", buf);
@@ -409,7 +410,7 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
     html_esc(fp, m->name);
     fputs("</h2>\n", fp);
     warnings_html(fp, m);
-    fputs("<table>\n<tr><th>file</th><td>", fp);
+    fputs("<table class=\"summary\">\n<tr><th>file</th><td>", fp);
     html_esc(fp, s->path);
     fputs("</td></tr>\n<tr><th>regions</th><td>", fp);
     for (int j = 0; j < s->n; j++) {
@@ -422,17 +423,12 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
         html_esc(fp, s->inputs[j]);
     }
     fputs("</td></tr>\n", fp);
-    if (m->v)
-        fprintf(fp, "<tr><th>scans</th><td>%d</td></tr>\n", m->v);
-    if (isfinite(m->TR))
-        fprintf(fp, "<tr><th>TR</th><td>%g s</td></tr>\n", m->TR);
     fprintf(fp, "<tr><th>free energy F</th><td>%.4f nats</td></tr>\n", s->F);
     if (s->iterations >= 0)
         fprintf(fp, "<tr><th>iterations</th><td>%d</td></tr>\n", s->iterations);
     fprintf(fp, "<tr><th>converged</th><td>%s</td></tr>\n",
             s->converged < 0 ? "unknown" : s->converged ? "yes" : "<span class=\"mark\">no</span>");
-    fprintf(fp, "<tr><th>model</th><td>%s%s</td></tr>\n</table>\n",
-            s->nd ? "nonlinear" : "bilinear", s->two_state ? ", two-state" : ", one-state");
+    fputs("</table>\n", fp);
     settings_html(fp, m);
     diagnostics_html(fp, m);
 
@@ -467,15 +463,31 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
                  "var(observed). Legend: dotted black = observed, blue line = predicted.");
     else
         fputs("<p class=\"note\">This result file holds no time series: the fit cannot be shown.</p>\n", fp);
-    if ((f = find_fig(figs, nf, idx, "inputs")))
+    if ((f = find_fig(figs, nf, idx, "inputs"))) {
         fig_html(fp, f,
                  "The inputs (the experimental design) as the model integrated them: one row per input, at "
                  "micro-time resolution (16 bins per scan), on the same x axis as the fit above (scans, same "
                  "range and scale). A row's height is the input's value (1 while an event or block is on; "
                  "overlapping events add up). Inputs are shown as given, before any mean-centring. The row "
-                 "title counts the blocks or events, their total time on, and what the input does in this "
+                 "title says how many times the input switches on (abutting events count once), its total time on, and what the input does in this "
                  "model: drives regions (C) and/or modulates connections (B). Legend: one colour per input, "
                  "as in the connectivity diagram.");
+        /* the rows in words: what the figure shows, for readers and screen readers */
+        fputs("<ol class=\"inputs\">\n", fp);
+        for (int u = 0; u < s->m; u++) {
+            int times;
+            double on;
+            char role[768];
+            io_report_input_on(m, u, &times, &on);
+            io_report_input_role(m, u, role, sizeof role);
+            fputs("<li><b>", fp);
+            html_esc(fp, s->inputs[u]);
+            fprintf(fp, "</b>: on %d time%s, %.4g s in all; ", times, times == 1 ? "" : "s", on);
+            html_esc(fp, role);
+            fputs("</li>\n", fp);
+        }
+        fputs("</ol>\n", fp);
+    }
     else
         fputs("<p class=\"meta\">This result file does not record the input design (it predates the "
               "\"design\" block): the inputs cannot be shown.</p>\n", fp);

@@ -484,6 +484,22 @@ int io_report_param_free(const io_report_model *m, int k)
     return m->s.pV[k] > 0.0;
 }
 
+int io_report_input_on(const io_report_model *m, int k, int *times, double *seconds)
+{
+    const io_result_design *d = &m->design;
+    *times = 0;
+    *seconds = 0.0;
+    if (d->nu < 1 || !d->u || k < 0 || k >= m->s.m)
+        return -1;
+    const double *u = d->u + (size_t)k * d->nu;
+    for (int b = 0; b < d->nu; b++)
+        if (u[b] != 0.0) {
+            *seconds += d->dt;
+            *times += b == 0 || u[b - 1] == 0.0;
+        }
+    return 0;
+}
+
 double io_report_interval_z(double threshold)
 {
     return gsl_cdf_ugaussian_Pinv(threshold);
