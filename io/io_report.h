@@ -90,6 +90,8 @@ void io_report_param_ends(const io_report_model *m, int k, int *from, int *to);
 
 enum { IO_REPORT_NAME_REVIEW = 0, IO_REPORT_NAME_FIGURE = 1 };
 void io_report_param_name(const io_report_model *m, int k, int style, char *buf, size_t len);
+/* A buffer length that holds every parameter name of m whole. */
+size_t io_report_name_cap(const io_report_model *m);
 /* True for free parameters (prior variance > 0). */
 int io_report_param_free(const io_report_model *m, int k);
 double io_report_param_sd(const io_report_model *m, int k);

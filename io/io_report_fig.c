@@ -292,7 +292,13 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
         }
         any_pe |= m->s.pE[k] != 0.0;
     }
-    char buf[512], thr[64];
+    /* names are whole, however long (io_report_name_cap) */
+    const size_t bufsz = io_report_name_cap(m) + 256;
+    char *buf = malloc(bufsz), thr[64];
+    if (!buf) {
+        free(rows);
+        return -1;
+    }
     snprintf(thr, sizeof thr, "%g", threshold);
     char l1[160], l2[160], l3[160];
     snprintf(l1, sizeof l1, "Pp > %s: the interval lies beyond the prior mean", thr);
@@ -307,14 +313,16 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
     cairo_t *mcr = io_plot_figure_begin(&tmp, 10, 10);
     if (!mcr) {
         free(rows);
+        free(buf);
         return -1;
     }
     double labw = 120;
     for (int r = 0; r < nr; r++)
         if (rows[r].k >= 0) {
-            io_report_param_name(m, rows[r].k, IO_REPORT_NAME_FIGURE, buf, sizeof buf);
+            io_report_param_name(m, rows[r].k, IO_REPORT_NAME_FIGURE, buf, bufsz);
             labw = fmax(labw, io_plot_text_width(mcr, buf, 12, IO_PLOT_NORMAL));
         }
+    labw = fmin(labw, 0.4 * FIG_W); /* a very long name is cut at the figure's edge; the table has it whole */
     double lw, lh;
     io_plot_legend_size(mcr, leg, nleg, 2, &lw, &lh);
     io_plot_figure_free(&tmp);
@@ -324,9 +332,10 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
     cairo_t *cr = io_plot_figure_begin(f, FIG_W, H);
     if (!cr) {
         free(rows);
+        free(buf);
         return -1;
     }
-    snprintf(buf, sizeof buf, "Parameters: %s", m->name);
+    snprintf(buf, bufsz, "Parameters: %s", m->name);
     io_plot_title(cr, FIG_W, 10, buf, "every free parameter (prior variance > 0), grouped by block; units "
                                       "in each block's title");
     io_plot_legend(cr, (FIG_W - lw) / 2, 52, leg, nleg, 2);
@@ -336,10 +345,10 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
     ax.ymin = 0;
     ax.ymax = nr ? nr : 1;
     ax.ystep = 0;
-    snprintf(buf, sizeof buf, "posterior mean and %.4g %% credible interval (units as in each block's title)",
+    snprintf(buf, bufsz, "posterior mean and %.4g %% credible interval (units as in each block's title)",
              level);
     io_plot_axes_draw(&ax, buf, NULL, IO_PLOT_XTICKS | IO_PLOT_XGRID | IO_PLOT_ZERO_X);
-    snprintf(buf, sizeof buf, "mean [%.4g %% CI]  Pp", level);
+    snprintf(buf, bufsz, "mean [%.4g %% CI]  Pp", level);
     io_plot_text(cr, ax.x + ax.w + 10, top - 6, buf, 11, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0,
                  IO_PLOT_BOLD, IO_PLOT_BLACK);
     if (!nr)
@@ -355,13 +364,13 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
             cairo_set_source_rgba(cr, col.r, col.g, col.b, 0.10);
             cairo_fill(cr);
             cairo_restore(cr);
-            group_title(m, rows[r].group, rows[r].sub, buf, sizeof buf);
+            group_title(m, rows[r].group, rows[r].sub, buf, bufsz);
             io_plot_text(cr, 18, py, buf, 12, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0, IO_PLOT_BOLD, col);
             continue;
         }
         int k = rows[r].k;
         double e = m->s.Ep[k], sd = io_report_param_sd(m, k);
-        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, buf, sizeof buf);
+        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, buf, bufsz);
         io_plot_text(cr, left - 12, py, buf, 12, IO_PLOT_RIGHT, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
                      IO_PLOT_BLACK);
         const double pe = m->s.pE[k];
@@ -389,12 +398,13 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
         io_plot_herror(&ax, yc, e - z * sd, e + z * sd, 8, col, 1.8);
         int mark = isfinite(m->Pp[k]) && m->Pp[k] > threshold;
         io_plot_point(&ax, e, yc, 4.5, col, mark);
-        snprintf(buf, sizeof buf, "%.3f [%.3f, %.3f]  %.3f%s", e, e - z * sd, e + z * sd, m->Pp[k],
+        snprintf(buf, bufsz, "%.3f [%.3f, %.3f]  %.3f%s", e, e - z * sd, e + z * sd, m->Pp[k],
                  mark ? " *" : "");
         io_plot_text(cr, ax.x + ax.w + 10, py, buf, 11, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
                      IO_PLOT_BLACK);
     }
     free(rows);
+    free(buf);
     return finish(f);
 }
 

@@ -114,20 +114,33 @@ static int make_dir(const char *dir, dcm_error *err)
     return DCM_OK;
 }
 
-/* Were the models fitted to the same data? (same regions and, when both
- * carry time series, the same observed data). */
+static int region_index(const io_report_model *m, const char *name)
+{
+    for (int j = 0; j < m->s.n; j++)
+        if (!strcmp(m->s.regions[j], name))
+            return j;
+    return -1;
+}
+
+/* Were the models fitted to the same data? Regions are matched by name (the
+ * same model may list them in another order); when both carry time series,
+ * each region's observed data must agree. */
 static int same_data(const io_report_model *a, const io_report_model *b, char *why, size_t len)
 {
-    if (a->s.n != b->s.n) {
+    for (int j = 0; j < a->s.n; j++)
+        if (region_index(b, a->s.regions[j]) < 0) {
+            snprintf(why, len, "%s has a region %s that %s lacks", a->name, a->s.regions[j], b->name);
+            return 0;
+        }
+    for (int j = 0; j < b->s.n; j++)
+        if (region_index(a, b->s.regions[j]) < 0) {
+            snprintf(why, len, "%s has a region %s that %s lacks", b->name, b->s.regions[j], a->name);
+            return 0;
+        }
+    if (a->s.n != b->s.n) { /* a region named twice */
         snprintf(why, len, "%s models %d regions but %s models %d", a->name, a->s.n, b->name, b->s.n);
         return 0;
     }
-    for (int j = 0; j < a->s.n; j++)
-        if (strcmp(a->s.regions[j], b->s.regions[j])) {
-            snprintf(why, len, "%s and %s name different regions (%s, %s)", a->name, b->name,
-                     a->s.regions[j], b->s.regions[j]);
-            return 0;
-        }
     if (!a->v != !b->v) {
         snprintf(why, len, "%s holds no time series, so it cannot be checked to be fitted to the same "
                  "data as %s", a->v ? b->name : a->name, a->v ? a->name : b->name);
@@ -138,11 +151,16 @@ static int same_data(const io_report_model *a, const io_report_model *b, char *w
             snprintf(why, len, "%s has %d scans but %s has %d", a->name, a->v, b->name, b->v);
             return 0;
         }
-        for (size_t i = 0; i < (size_t)a->v * a->s.n; i++) {
-            double x = a->y_obs[i], y = b->y_obs[i];
-            if ((isfinite(x) || isfinite(y)) && !(fabs(x - y) <= 1e-6 * fmax(1.0, fabs(x)))) {
-                snprintf(why, len, "%s and %s were fitted to different data", a->name, b->name);
-                return 0;
+        for (int j = 0; j < a->s.n; j++) {
+            const double *ya = a->y_obs + (size_t)j * a->v;
+            const double *yb = b->y_obs + (size_t)region_index(b, a->s.regions[j]) * b->v;
+            for (int t = 0; t < a->v; t++) {
+                double x = ya[t], y = yb[t];
+                if ((isfinite(x) || isfinite(y)) && !(fabs(x - y) <= 1e-6 * fmax(1.0, fabs(x)))) {
+                    snprintf(why, len, "%s and %s were fitted to different data (region %s, scan %d)", a->name,
+                             b->name, a->s.regions[j], t + 1);
+                    return 0;
+                }
             }
         }
     }
@@ -405,7 +423,8 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
                           double thr)
 {
     const io_result_summary *s = &m->s;
-    char name[512];
+    const size_t name_len = io_report_name_cap(m);
+    char *name = malloc(name_len);
     fprintf(fp, "<h2 id=\"model-%d\">Model %d: ", idx + 1, idx + 1);
     html_esc(fp, m->name);
     fputs("</h2>\n", fp);
@@ -553,15 +572,17 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
             continue;
         double e = s->Ep[k], sd = io_report_param_sd(m, k);
         int mark = isfinite(m->Pp[k]) && m->Pp[k] > thr;
-        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, name, sizeof name);
+        if (name)
+            io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, name, name_len);
         fputs("<tr><td>", fp);
-        html_esc(fp, name);
+        html_esc(fp, name ? name : "(out of memory)");
         fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>[%.4f, %.4f]</td><td>%.4g</td><td>%.4f%s</td></tr>\n",
                 e, sd, e - z * sd, e + z * sd, s->pE[k], m->Pp[k], mark ? " <span class=\"mark\">*</span>" : "");
     }
     fprintf(fp, "</table>\n<p class=\"meta\"><span class=\"mark\">*</span> posterior probability above %g "
                 "(filled dot in the figure): the %.4g %% interval lies wholly beyond the prior mean.</p>\n",
             thr, level);
+    free(name);
 }
 
 /* The random-effects comparison over a group: table, figure, caption. */

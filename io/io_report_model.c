@@ -479,6 +479,17 @@ void io_report_param_name(const io_report_model *m, int k, int style, char *buf,
         snprintf(buf, len, "?");
 }
 
+size_t io_report_name_cap(const io_report_model *m)
+{
+    size_t r = 0, u = 0;
+    for (int j = 0; j < m->s.n; j++)
+        r = strlen(m->s.regions[j]) > r ? strlen(m->s.regions[j]) : r;
+    for (int j = 0; j < m->s.m; j++)
+        u = strlen(m->s.inputs[j]) > u ? strlen(m->s.inputs[j]) : u;
+    /* "D:REGION:REGION->REGION" or "B:INPUT:REGION->REGION" */
+    return 3 * r + u + 32;
+}
+
 int io_report_param_free(const io_report_model *m, int k)
 {
     return m->s.pV[k] > 0.0;

@@ -785,6 +785,60 @@ static void test_warnings(void)
     CU_ASSERT_FALSE(exists("badwarn.html"));
 }
 
+/* issue 9: regions are matched by name, names are whole */
+static void test_names_matched(void)
+{
+    /* the same model with its regions listed in another order, fitted to the same data */
+    write_file("perm.json",
+               "{\"TR\": 2.0, \"TE\": 0.04, \"scans\": 120,\n"
+               " \"timeseries\": \"ts.tsv\", \"regions\": [\"R3\", \"R1\", \"R2\"],\n"
+               " \"events\": \"events.tsv\", \"inputs\": [\"Stim\", \"Attn\"],\n"
+               " \"a\": [\"R1 -> R2\", \"R2 -> R3\"],\n"
+               " \"b\": {\"Attn\": [\"R1 -> R2\"]},\n"
+               " \"c\": {\"Stim\": [\"R1\"]}}\n");
+    CU_ASSERT_EQUAL_FATAL(run("estimate -q perm.json -o mperm.json"), 0);
+    CU_ASSERT_EQUAL_FATAL(run("report m1.json mperm.json -o perm.html"), 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "no model comparison"));
+    char *html = slurp("perm.html", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<h2 id=\"comparison\">"));
+    CU_ASSERT_PTR_NULL(strstr(html, "No comparison"));
+    /* the same model: log Bayes factor ~ 0 */
+    const char *r = strstr(html, "<tr><td>mperm</td><td>");
+    double F = NAN, lbf = NAN;
+    CU_ASSERT_FATAL(r && sscanf(r + strlen("<tr><td>mperm</td><td>"), "%lf</td><td>%lf", &F, &lbf) == 2);
+    printf("\n  regions reordered: F = %.4f, log BF vs best %.4f\n", F, lbf);
+    CU_ASSERT(fabs(lbf) < 0.05);
+    free(html);
+    /* a region the other lacks: no comparison, and the message names it */
+    CU_ASSERT_EQUAL_FATAL(run("report m1.json long.json -o long.html"), 2); /* not there yet */
+    char path[512];
+    path_of(path, sizeof path, "m1.json");
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    char longname[401];
+    memset(longname, 'x', 400);
+    longname[400] = 0;
+    memcpy(longname, "Region", 6);
+    json_array_set_new(json_object_get(j, "regions"), 1, json_string(longname));
+    path_of(path, sizeof path, "long.json");
+    CU_ASSERT_EQUAL_FATAL(json_dump_file(j, path, JSON_REAL_PRECISION(17)), 0);
+    json_decref(j);
+    CU_ASSERT_EQUAL_FATAL(run("report m1.json long.json -o long.html"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no model comparison"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "has a region R2 that long lacks"));
+    html = slurp("long.html", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html);
+    /* the parameter named whole: "A:R1->Regionxxx...x" (400 characters) */
+    char want[512];
+    snprintf(want, sizeof want, "<tr><td>A:R1-&gt;%s</td>", longname);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, want));
+    snprintf(want, sizeof want, "<tr><td>B:Attn:R1-&gt;%s</td>", longname);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, want));
+    free(html);
+}
+
 /* ---- group comparison (--lme) ---- */
 
 static const char *group_models[3] = {"fwd", "bwd", "none"};
@@ -1018,6 +1072,7 @@ int main(void)
                                       {"forest plot: filled exactly when Pp > P, borderline case", test_forest_rule},
                                       {"units as MANUAL 5.4 states them", test_units},
                                       {"warnings at the top, diagnostics in a table", test_warnings},
+                                      {"regions matched by name, names whole", test_names_matched},
                                       {"report --lme: group comparison (random effects)", test_group},
                                       {"headless Chromium renders the report", test_chromium},
                                       {NULL, NULL}};
