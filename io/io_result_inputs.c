@@ -109,6 +109,12 @@ int io_result_design_load(const char *path, json_t *root, char *const *inputs, i
     const int n_u = (int)json_integer_value(nu);
     if (!n_u || !m)
         return DCM_OK;
+    /* bounded by what a fit can have (16 bins per scan), not by what a file claims */
+    if (d->v < 1 || n_u > MODEL_DCM_MICROTIME * d->v || (double)n_u * m > 2e7)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: \"design\" has %d micro-time bins for %d scans and %d inputs; a fit has %d "
+                             "bins per scan (and at most 2e7 values in all)", path, n_u, d->v, m,
+                             MODEL_DCM_MICROTIME);
     if (!(d->u = calloc((size_t)n_u * (size_t)m, sizeof(double))))
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     for (int k = 0; k < m; k++) {

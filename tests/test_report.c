@@ -506,6 +506,24 @@ static void test_inputs_figure(void)
     CU_ASSERT_PTR_NULL(strstr(html, "_inputs.png"));
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "does not record the input design"));
     free(html);
+    /* a malformed or oversized design is an input error naming the field; nothing written */
+    const char *bad[2] = {"{\"microtime_dt\": 0.125, \"microtime_bins\": 1920, \"scans\": 120, "
+                          "\"inputs\": {\"Stim\": [[1900, 40, 1]], \"Attn\": []}}",
+                          "{\"microtime_dt\": 0.125, \"microtime_bins\": 99999999, \"scans\": 120, "
+                          "\"inputs\": {\"Stim\": [], \"Attn\": []}}"};
+    for (int i = 0; i < 2; i++) {
+        path_of(path, sizeof path, "m1.json");
+        j = json_load_file(path, 0, &jerr);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        json_object_set_new(j, "design", json_loads(bad[i], 0, &jerr));
+        path_of(path, sizeof path, "baddesign.json");
+        CU_ASSERT_EQUAL_FATAL(json_dump_file(j, path, 0), 0);
+        json_decref(j);
+        CU_ASSERT_EQUAL(run("report baddesign.json -o baddesign.html"), 2);
+        printf("  [bad design %d] %s", i + 1, out);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "baddesign.json: \"design\""));
+        CU_ASSERT_FALSE(exists("baddesign.html"));
+    }
 }
 
 static void test_settings_table(void)
