@@ -14,9 +14,21 @@
  *   effect exceeds its prior mean in size; NaN for fixed parameters), and
  *   the variance explained per region, 1 - var(residual) / var(observed)
  *   with residual = observed - predicted - fitted confounds.
+ * - Also read when present (older results lack them; malformed ones are
+ *   DCM_ERR_INPUT): what was fitted ("model": TE, delays, options), the
+ *   input design ("design", io_result_inputs.h), and the checks of dcm
+ *   estimate ("warnings": strings, "diagnostics": numbers).
+ * - Regions are matched by name when models meet (io_report_comparable);
+ *   parameter names are never cut (io_report_name_cap).
  * - Parameters are named with the syntax of every other command
  *   (io_pnames.h): "A:V1->V5", "B:Attention:V1->V5", "transit:V1",
  *   "decay"; both styles (review, figure) use it.
+ * - Each model's section opens with its warnings (or "no warnings"),
+ *   then tables of what was fitted (TR, TE, delays, confounds, data scale,
+ *   options, priors) and the diagnostics, then the figures: the fit and
+ *   the inputs share one scan axis; the forest plot fills a dot exactly
+ *   when Pp > threshold, i.e. when its drawn interval lies beyond the prior
+ *   mean (io_report_interval_z); units as MANUAL 5.4.
  * - io_report_write() draws the figures with cairo (io_plot.h) and writes
  *   one self-contained HTML file (figures embedded as base64 PNG data
  *   URIs, no scripts, no external references) and, when png_dir is given,
