@@ -22,13 +22,17 @@ static const char *help =
     "Write one self-contained HTML file (figures embedded as PNG data URIs, no\n"
     "scripts, nothing fetched from the network) describing fitted models\n"
     "(results of dcm estimate). For each model:\n"
-    "  - observed (dotted) and predicted BOLD per region over time, with the\n"
-    "    variance explained;\n"
+    "  - warnings of dcm estimate first (or \"no warnings\"), then what was\n"
+    "    fitted: TR, TE, delays, confounds, data scale, options, priors and the\n"
+    "    fit diagnostics;\n"
+    "  - observed (dotted) and predicted BOLD per region over scans, with the\n"
+    "    variance explained, and the inputs over the same scans;\n"
     "  - a connectivity diagram: regions in a circle, endogenous connections as\n"
     "    arrows labelled with their strength (Hz), modulations (B) and driving\n"
     "    inputs (C) coloured by input;\n"
     "  - every free parameter with its posterior mean and 90% credible interval\n"
-    "    (mean +- 1.645 sd), grouped A / B (per input) / C / D / haemodynamic;\n"
+    "    (mean +- 1.645 sd), grouped A / B (per input) / C / D / haemodynamic,\n"
+    "    filled when Pp > 0.95 (the interval lies beyond the prior mean);\n"
     "  - the free energy over iterations;\n"
     "  - tables of the fit and of the parameters.\n"
     "With several results fitted to the same data it adds a fixed-effects model\n"
@@ -46,11 +50,13 @@ static const char *help =
     "                 model names, one row per subject, at least 2 of each (dcm\n"
     "                 batch writes it as OUTDIR/summary.tsv)\n"
     "  --png DIR      also write every figure as a PNG file in DIR (created if\n"
-    "                 missing): MODEL_fit.png, MODEL_network.png,\n"
+    "                 missing): MODEL_fit.png, MODEL_inputs.png, MODEL_network.png,\n"
     "                 MODEL_parameters.png, MODEL_free_energy.png, comparison.png,\n"
     "                 group_comparison.png\n"
     "  --threshold P  mark parameters whose posterior probability exceeds P\n"
-    "                 (0 < P < 1; default 0.95)\n"
+    "                 (0 < P < 1; default 0.95); the intervals drawn are then\n"
+    "                 (2P-1) credible intervals, so that a filled dot is one whose\n"
+    "                 interval lies beyond the prior mean\n"
     "  --scale S      resolution of the figures: pixels per CSS pixel (1 to 4;\n"
     "                 default 2, sharp on high-resolution screens)\n"
     "  -h, --help     this help\n"
@@ -211,6 +217,9 @@ int cmd_report(int argc, char **argv)
             rc = cli_report("report", &err);
             break;
         }
+    /* sub-01/fwd.json and sub-02/fwd.json: distinct titles, figures and PNG names */
+    if (!rc && io_report_unique_names(models, k))
+        rc = cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
     if (!rc && k > 1) {
         char why[1024];
         if (!io_report_comparable(models, k, why, sizeof why))

@@ -21,7 +21,8 @@ static const char *help =
     "    Names (as in every command): \"A:V1->V5\" endogenous connection,\n"
     "    \"B:Attention:V1->V5\" its modulation by an input, \"C:Photic->V1\"\n"
     "    driving input, \"D:SPC:V1->V5\" nonlinear modulation, \"transit:V1\",\n"
-    "    \"decay\", \"epsilon\" haemodynamics. A, B, C, D are in Hz, except the\n"
+    "    \"decay\", \"epsilon\" haemodynamics. A, B, D are in Hz (B per unit\n"
+    "    input) and C enters divided by 16 (C/16 Hz per unit input), except the\n"
     "    self-connections \"A:V1->V1\", which (like the haemodynamic parameters)\n"
     "    are log scaling factors (self-inhibition -0.5*exp(A) Hz).\n"
     "  - fit: variance explained per region, 1 - var(residual)/var(observed),\n"
@@ -149,8 +150,8 @@ int cmd_review(int argc, char **argv)
                mark ? " *" : "");
     }
     printf("* posterior probability > %g: %d of %d free parameters\n", threshold, nmarked, nfree);
-    printf("  units: A (between regions), B, C, D in Hz; self-connections A:Vi->Vi and the\n"
-           "  haemodynamic parameters are log scaling factors (0 = prior)\n");
+    printf("  units: A (between regions), B, D in Hz; C enters as C/16 Hz; self-connections\n"
+           "  A:Vi->Vi and the haemodynamic parameters are log scaling factors (0 = prior)\n");
 
     /* fit */
     printf("\nfit          variance explained = 1 - var(residual) / var(observed),\n"

@@ -14,9 +14,21 @@
  *   effect exceeds its prior mean in size; NaN for fixed parameters), and
  *   the variance explained per region, 1 - var(residual) / var(observed)
  *   with residual = observed - predicted - fitted confounds.
+ * - Also read when present (older results lack them; malformed ones are
+ *   DCM_ERR_INPUT): what was fitted ("model": TE, delays, options), the
+ *   input design ("design", io_result_inputs.h), and the checks of dcm
+ *   estimate ("warnings": strings, "diagnostics": numbers).
+ * - Regions are matched by name when models meet (io_report_comparable);
+ *   parameter names are never cut (io_report_name_cap).
  * - Parameters are named with the syntax of every other command
  *   (io_pnames.h): "A:V1->V5", "B:Attention:V1->V5", "transit:V1",
  *   "decay"; both styles (review, figure) use it.
+ * - Each model's section opens with its warnings (or "no warnings"),
+ *   then tables of what was fitted (TR, TE, delays, confounds, data scale,
+ *   options, priors) and the diagnostics, then the figures: the fit and
+ *   the inputs share one scan axis; the forest plot fills a dot exactly
+ *   when Pp > threshold, i.e. when its drawn interval lies beyond the prior
+ *   mean (io_report_interval_z); units as MANUAL 5.4.
  * - io_report_write() draws the figures with cairo (io_plot.h) and writes
  *   one self-contained HTML file (figures embedded as base64 PNG data
  *   URIs, no scripts, no external references) and, when png_dir is given,
@@ -41,6 +53,7 @@
 #include "dcm/dcm_api.h"
 #include "io/io_plot.h"
 #include "io/io_result.h"
+#include "io/io_result_inputs.h"
 
 typedef struct {
     io_result_summary s;   /* names, priors, posteriors, F, Eh, iterations, converged */
@@ -54,10 +67,29 @@ typedef struct {
     double *F_trace;       /* ntrace (NULL when 0) */
     double *Pp;            /* np: posterior probability, NaN where pV = 0 */
     double *r2;            /* n: variance explained, NaN without time series */
+    /* what was fitted ("model" of the result; NaN / -1 / NULL when absent) */
+    double TE;             /* seconds */
+    double *delays;        /* n, seconds */
+    int nonlinear, centre, maxit, maxnodes;
+    char *integrator;
+    double hE, hC;         /* noise log-precision prior */
+    io_result_design design; /* inputs over micro-time (design.nu = 0: not in the file) */
+    /* checks of dcm estimate: "warnings" and "diagnostics" */
+    int nwarn;             /* -1: the file predates warnings */
+    char **warnings;       /* nwarn strings */
+    double diag_ve;        /* percent variance explained, all regions */
+    double diag_max_a;     /* largest off-diagonal |A| (Hz) */
+    double diag_neff;      /* effective number of parameters */
+    int diag_accepted;     /* accepted steps (-1: absent) */
 } io_report_model;
 
 int io_report_load(const char *path, io_report_model *m, dcm_error *err);
 void io_report_model_free(io_report_model *m);
+/* Make the k names distinct: models whose files share a name (sub-01/fwd.json,
+ * sub-02/fwd.json) are named by the shortest path suffix that tells them
+ * apart ("sub-01/fwd", "sub-02/fwd"); the same file twice gets " (2)".
+ * Returns 0, or -1 when out of memory (names then unchanged). */
+int io_report_unique_names(io_report_model *models, int k);
 
 /* Parameter blocks, in SPM's flat order. */
 enum { IO_REPORT_GROUP_A, IO_REPORT_GROUP_B, IO_REPORT_GROUP_C, IO_REPORT_GROUP_D,
@@ -70,12 +102,22 @@ void io_report_param_ends(const io_report_model *m, int k, int *from, int *to);
 
 enum { IO_REPORT_NAME_REVIEW = 0, IO_REPORT_NAME_FIGURE = 1 };
 void io_report_param_name(const io_report_model *m, int k, int style, char *buf, size_t len);
+/* A buffer length that holds every parameter name of m whole. */
+size_t io_report_name_cap(const io_report_model *m);
 /* True for free parameters (prior variance > 0). */
 int io_report_param_free(const io_report_model *m, int k);
 double io_report_param_sd(const io_report_model *m, int k);
 
 /* z for a two-sided 90 % credible interval: mean +- 1.645 sd */
 #define IO_REPORT_CI90_Z 1.6448536269514722
+/* The interval the report draws for a marking threshold P (Pp > P):
+ * mean +- z sd with z = Phi^-1(P), a (2P - 1) credible interval (90 % for
+ * P = 0.95). Pp > P exactly when that interval lies wholly beyond the
+ * prior mean in size (beyond +-pE): for pE = 0, when it excludes zero. */
+double io_report_interval_z(double threshold);
+/* 1 when the interval mean +- z sd of parameter k lies beyond +-pE (the
+ * forest plot's filled dot); equals Pp > P for z = io_report_interval_z(P). */
+int io_report_param_beyond_prior(const io_report_model *m, int k, double z);
 
 /* A random-effects comparison over a group of subjects (Stephan et al.
  * 2009, Rigoux et al. 2014): the models of a log-evidence table and what
@@ -116,6 +158,14 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
 /* Figures (exposed for tests and tools): each draws into f, returns 0 or
  * -1 when out of memory. */
 int io_report_fig_fit(const io_report_model *m, io_plot_figure *f);
+/* The inputs over time, one row per input, on the fit figure's x axis
+ * (scans, same range, same plot width); -1 also when m->design.nu = 0. */
+int io_report_fig_inputs(const io_report_model *m, io_plot_figure *f);
+/* Input k of m->design: how many times it switches on (from zero; abutting
+ * events count once) and its total time on (s). -1 without a design. */
+int io_report_input_on(const io_report_model *m, int k, int *times, double *seconds);
+/* "drives V1; modulates V1->V5" from the free C and B parameters of input k */
+void io_report_input_role(const io_report_model *m, int k, char *buf, size_t len);
 int io_report_fig_params(const io_report_model *m, double threshold, io_plot_figure *f);
 int io_report_fig_network(const io_report_model *m, double threshold, io_plot_figure *f);
 int io_report_fig_free_energy(const io_report_model *m, io_plot_figure *f);

@@ -34,14 +34,40 @@ static int finish(io_plot_figure *f)
 /* ------------------------------------------------------------------ */
 /* observed and predicted BOLD                                          */
 
+/* The fit and the inputs share one x axis: scans 0 .. v (scan s is
+ * sampled at s*TR; the inputs run to the end of the last scan), in a plot
+ * rectangle of the same left edge and width. */
+#define SCAN_LEFT 88.0
+#define SCAN_RIGHT 24.0
+
+static int scan_count(const io_report_model *m)
+{
+    return m->v >= 2 ? m->v : m->design.v;
+}
+
+static void scan_axes(io_plot_axes *ax, cairo_t *cr, const io_report_model *m, double y0, double h, double lo,
+                      double hi)
+{
+    const int v = scan_count(m);
+    io_plot_axes_init(ax, cr, SCAN_LEFT, y0, FIG_W - SCAN_LEFT - SCAN_RIGHT, h, 0, v, lo, hi, 1);
+    ax->xmin = 0;
+    ax->xmax = v;
+}
+
+static void scan_label(const io_report_model *m, char *buf, size_t len)
+{
+    if (isfinite(m->TR))
+        snprintf(buf, len, "scan (1 scan = TR = %g s; scan s is acquired at s x TR)", m->TR);
+    else
+        snprintf(buf, len, "scan");
+}
+
 int io_report_fig_fit(const io_report_model *m, io_plot_figure *f)
 {
     const int n = m->s.n, v = m->v;
     if (v < 2 || n < 1)
         return -1;
-    const double left = 88, right = 24, ph = 150, gap = 64, bottom = 56;
-    const int has_tr = isfinite(m->TR);
-    const double dt = has_tr ? m->TR : 1.0;
+    const double right = SCAN_RIGHT, ph = 150, gap = 64, bottom = 56;
     io_plot_legend_entry leg[2] = {
         {"observed (detrended, scaled)", IO_PLOT_BLACK, IO_PLOT_KEY_DOTTED},
         {m->y_conf ? "predicted (model + fitted confounds)" : "predicted", a_col(), IO_PLOT_KEY_LINE}};
@@ -58,12 +84,12 @@ int io_report_fig_fit(const io_report_model *m, io_plot_figure *f)
     cairo_t *cr = io_plot_figure_begin(f, FIG_W, H);
     if (!cr)
         return -1;
-    char title[512], buf[512];
+    char title[512], buf[512], xl[160];
     snprintf(title, sizeof title, "Observed and predicted BOLD: %s", m->name);
     io_plot_title(cr, FIG_W, 10, title,
-                  has_tr ? "one panel per region; time of each scan = scan index x TR"
-                         : "one panel per region (the file gives no TR: x is the scan index)");
+                  "one panel per region; x: scans, as in the inputs figure (BOLD in scaled units)");
     io_plot_legend(cr, FIG_W - right - lw, 52, leg, 2, 2);
+    scan_label(m, xl, sizeof xl);
     double *pc = malloc(sizeof(double) * (size_t)v);
     if (!pc)
         return -1;
@@ -84,20 +110,106 @@ int io_report_fig_fit(const io_report_model *m, io_plot_figure *f)
         }
         io_plot_axes ax;
         double y0 = top + j * (ph + gap);
-        io_plot_axes_init(&ax, cr, left, y0, FIG_W - left - right, ph, 0, (v - 1) * dt, lo, hi, 1);
-        ax.xmin = 0;
-        ax.xmax = (v - 1) * dt;
-        io_plot_axes_draw(&ax, j == n - 1 ? (has_tr ? "time (s)" : "scan") : NULL, "BOLD (scaled units)",
+        scan_axes(&ax, cr, m, y0, ph, lo, hi);
+        io_plot_axes_draw(&ax, j == n - 1 ? xl : NULL, "BOLD (scaled units)",
                           IO_PLOT_XTICKS | IO_PLOT_YTICKS | IO_PLOT_XGRID | IO_PLOT_YGRID | IO_PLOT_ZERO_Y);
-        io_plot_line(&ax, NULL, 0, dt, y, v, 1, IO_PLOT_BLACK, 1.5, IO_PLOT_DOTTED);
-        io_plot_line(&ax, NULL, 0, dt, pc, v, 1, a_col(), 1.7, IO_PLOT_SOLID);
+        io_plot_line(&ax, NULL, 0, 1, y, v, 1, IO_PLOT_BLACK, 1.5, IO_PLOT_DOTTED);
+        io_plot_line(&ax, NULL, 0, 1, pc, v, 1, a_col(), 1.7, IO_PLOT_SOLID);
         if (isfinite(m->r2[j]))
             snprintf(buf, sizeof buf, "%s: variance explained %.1f %%", m->s.regions[j], 100 * m->r2[j]);
         else
             snprintf(buf, sizeof buf, "%s", m->s.regions[j]);
-        io_plot_text(cr, left, y0 - 8, buf, 13, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD, IO_PLOT_BLACK);
+        io_plot_text(cr, SCAN_LEFT, y0 - 8, buf, 13, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD, IO_PLOT_BLACK);
     }
     free(pc);
+    return finish(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* inputs over time                                                     */
+
+/* "drives V1, V5; modulates V1->V5" from the free C and B parameters of input u */
+void io_report_input_role(const io_report_model *m, int u, char *buf, size_t len)
+{
+    model_dcm_layout L;
+    model_dcm_layout_init(&L, m->s.n, m->s.m, m->s.nd > 0);
+    size_t o = 0;
+    int nc = 0, nb = 0;
+    buf[0] = 0;
+    for (int i = 0; i < m->s.n && o < len; i++)
+        if (io_report_param_free(m, model_dcm_idx_C(&L, i, u)))
+            o += (size_t)snprintf(buf + o, len - o, "%s%s", nc++ ? ", " : "drives ", m->s.regions[i]);
+    for (int t = 0; t < m->s.n && o < len; t++)
+        for (int f = 0; f < m->s.n && o < len; f++)
+            if (io_report_param_free(m, model_dcm_idx_B(&L, u, t, f)))
+                o += (size_t)snprintf(buf + o, len - o, "%s%s->%s", nb++ ? ", " : nc ? "; modulates " : "modulates ",
+                                      m->s.regions[f], m->s.regions[t]);
+    if (!nc && !nb && len > 0)
+        snprintf(buf, len, "neither drives nor modulates anything in this model");
+}
+
+int io_report_fig_inputs(const io_report_model *m, io_plot_figure *f)
+{
+    const io_result_design *d = &m->design;
+    const int nin = m->s.m, nu = d->nu, v = scan_count(m);
+    if (nu < 1 || nin < 1 || !d->u || v < 1)
+        return -1;
+    const double ph = 58, gap = 50, top = 74, bottom = 56;
+    const double H = top + nin * ph + (nin - 1) * gap + bottom;
+    cairo_t *cr = io_plot_figure_begin(f, FIG_W, H);
+    if (!cr)
+        return -1;
+    char title[512], buf[1024], role[768], xl[160];
+    snprintf(title, sizeof title, "Inputs over time: %s", m->name);
+    io_plot_title(cr, FIG_W, 10, title,
+                  "one row per input, as the model integrated it (micro-time, 16 bins per scan); x as in the "
+                  "fit figure");
+    scan_label(m, xl, sizeof xl);
+    const double per_scan = (double)nu / (d->v > 0 ? d->v : v); /* bins per scan */
+    for (int k = 0; k < nin; k++) {
+        const double *u = d->u + (size_t)k * nu;
+        double lo = 0.0, hi = 0.0, on = 0.0;
+        int events = 0;
+        for (int b = 0; b < nu; b++) {
+            lo = fmin(lo, u[b]);
+            hi = fmax(hi, u[b]);
+        }
+        io_report_input_on(m, k, &events, &on);
+        if (hi <= lo)
+            hi = lo + 1.0;
+        io_plot_axes ax;
+        const double y0 = top + k * (ph + gap);
+        scan_axes(&ax, cr, m, y0, ph, lo, hi);
+        ax.ymin = lo;
+        ax.ymax = hi + 0.08 * (hi - lo);
+        ax.ystep = hi - lo;
+        io_plot_axes_draw(&ax, k == nin - 1 ? xl : NULL, NULL, IO_PLOT_XTICKS | IO_PLOT_YTICKS | IO_PLOT_XGRID);
+        io_rgb c = input_col(k);
+        /* the input as a step function, filled down to zero */
+        cairo_save(cr);
+        cairo_rectangle(cr, ax.x, ax.y, ax.w, ax.h);
+        cairo_clip(cr);
+        cairo_new_path(cr);
+        const double zero = io_plot_py(&ax, 0.0);
+        cairo_move_to(cr, io_plot_px(&ax, 0.0), zero);
+        for (int b = 0; b < nu; b++) {
+            double yb = io_plot_py(&ax, u[b]);
+            cairo_line_to(cr, io_plot_px(&ax, b / per_scan), yb);
+            cairo_line_to(cr, io_plot_px(&ax, (b + 1) / per_scan), yb);
+        }
+        cairo_line_to(cr, io_plot_px(&ax, nu / per_scan), zero);
+        cairo_close_path(cr);
+        cairo_set_source_rgba(cr, c.r, c.g, c.b, 0.35);
+        cairo_fill_preserve(cr);
+        cairo_set_source_rgb(cr, c.r, c.g, c.b);
+        cairo_set_line_width(cr, 1.4);
+        cairo_stroke(cr);
+        cairo_restore(cr);
+        io_report_input_role(m, k, role, sizeof role);
+        snprintf(buf, sizeof buf, "%s: on %d time%s, %.4g s in all; %s", m->s.inputs[k], events,
+                 events == 1 ? "" : "s", on, role);
+        io_plot_text(cr, SCAN_LEFT, y0 - 8, buf, 12.5, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0, IO_PLOT_BOLD, c);
+    }
     return finish(f);
 }
 
@@ -109,26 +221,29 @@ typedef struct {
     int group, sub;
 } row;
 
+/* Block titles with the units of MANUAL section 5.4. */
 static void group_title(const io_report_model *m, int g, int sub, char *buf, size_t len)
 {
+    const int two = m->s.two_state;
     switch (g) {
     case IO_REPORT_GROUP_A:
         snprintf(buf, len, "A: endogenous connections (%s)",
-                 m->s.two_state ? "log scale" : "Hz; self-connections: log scale");
+                 two ? "log scale: rate exp(A)/8 Hz"
+                     : "Hz; self-connections log scale: rate -exp(A)/2 Hz");
         break;
     case IO_REPORT_GROUP_B:
         snprintf(buf, len, "B(%s): modulation of connections by %s (%s)", m->s.inputs[sub], m->s.inputs[sub],
-                 m->s.two_state ? "log scale" : "Hz");
+                 two ? "log scale, added to A" : "Hz per unit input; self-connections log scale");
         break;
     case IO_REPORT_GROUP_C:
-        snprintf(buf, len, "C: driving inputs%s", m->s.two_state ? " (two-state scaling: C/16 Hz)" : " (Hz)");
+        snprintf(buf, len, "C: driving inputs (enter divided by 16: rate C/16 Hz per unit input)");
         break;
     case IO_REPORT_GROUP_D:
         snprintf(buf, len, "D(%s): nonlinear modulation by activity in %s (%s)", m->s.regions[sub],
-                 m->s.regions[sub], m->s.two_state ? "log scale" : "Hz");
+                 m->s.regions[sub], two ? "log scale, added to A" : "Hz per unit activity; self-connections log scale");
         break;
     default:
-        snprintf(buf, len, "haemodynamic (log scaling of the prior value)");
+        snprintf(buf, len, "haemodynamic: transit, decay, epsilon (log scaling of the prior value)");
         break;
     }
 }
@@ -152,6 +267,9 @@ static io_rgb group_col(int g, int sub)
 int io_report_fig_params(const io_report_model *m, double threshold, io_plot_figure *f)
 {
     const int np = m->s.np;
+    /* the interval drawn is the one the marking rule uses (io_report.h) */
+    const double z = io_report_interval_z(threshold), level = 100.0 * (2.0 * threshold - 1.0);
+    int any_pe = 0;
     row *rows = malloc(sizeof(row) * (size_t)(2 * np + 1));
     if (!rows)
         return -1;
@@ -169,57 +287,69 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
         rows[nr++] = (row){k, g, sub};
         double sd = io_report_param_sd(m, k), e = m->s.Ep[k];
         if (isfinite(e) && isfinite(sd)) {
-            lo = fmin(lo, e - IO_REPORT_CI90_Z * sd);
-            hi = fmax(hi, e + IO_REPORT_CI90_Z * sd);
+            lo = fmin(lo, e - z * sd);
+            hi = fmax(hi, e + z * sd);
         }
+        any_pe |= m->s.pE[k] != 0.0;
     }
-    char buf[512], thr[64];
+    /* names are whole, however long (io_report_name_cap) */
+    const size_t bufsz = io_report_name_cap(m) + 256;
+    char *buf = malloc(bufsz), thr[64];
+    if (!buf) {
+        free(rows);
+        return -1;
+    }
     snprintf(thr, sizeof thr, "%g", threshold);
-    char l1[128], l2[128];
-    snprintf(l1, sizeof l1, "posterior mean, Pp > %s", thr);
-    snprintf(l2, sizeof l2, "posterior mean, Pp ≤ %s", thr);
-    io_plot_legend_entry leg[3] = {{l1, IO_PLOT_BLACK, IO_PLOT_KEY_POINT},
+    char l1[160], l2[160], l3[160];
+    snprintf(l1, sizeof l1, "Pp > %s: the interval lies beyond the prior mean", thr);
+    snprintf(l2, sizeof l2, "Pp ≤ %s", thr);
+    snprintf(l3, sizeof l3, "%.4g %% credible interval (mean ± %.3f sd)", level, z);
+    io_plot_legend_entry leg[4] = {{l1, IO_PLOT_BLACK, IO_PLOT_KEY_POINT},
                                    {l2, IO_PLOT_BLACK, IO_PLOT_KEY_HOLLOW},
-                                   {"90 % credible interval (mean ± 1.645 sd)", IO_PLOT_BLACK,
-                                    IO_PLOT_KEY_ERRORBAR}};
+                                   {l3, IO_PLOT_BLACK, IO_PLOT_KEY_ERRORBAR},
+                                   {"± prior mean (A: 1/128 Hz)", IO_PLOT_GREY, IO_PLOT_KEY_DOTTED}};
+    const int nleg = any_pe ? 4 : 3;
     io_plot_figure tmp;
     cairo_t *mcr = io_plot_figure_begin(&tmp, 10, 10);
     if (!mcr) {
         free(rows);
+        free(buf);
         return -1;
     }
     double labw = 120;
     for (int r = 0; r < nr; r++)
         if (rows[r].k >= 0) {
-            io_report_param_name(m, rows[r].k, IO_REPORT_NAME_FIGURE, buf, sizeof buf);
+            io_report_param_name(m, rows[r].k, IO_REPORT_NAME_FIGURE, buf, bufsz);
             labw = fmax(labw, io_plot_text_width(mcr, buf, 12, IO_PLOT_NORMAL));
         }
+    labw = fmin(labw, 0.4 * FIG_W); /* a very long name is cut at the figure's edge; the table has it whole */
     double lw, lh;
-    io_plot_legend_size(mcr, leg, 3, 3, &lw, &lh);
+    io_plot_legend_size(mcr, leg, nleg, 2, &lw, &lh);
     io_plot_figure_free(&tmp);
-    const double row_h = 22, top = 52 + lh + 40, valw = 178, bottom = 62;
+    const double row_h = 22, top = 52 + lh + 40, valw = 232, bottom = 62;
     const double left = 24 + labw + 14, right = valw + 10;
     const double H = top + (nr ? nr : 1) * row_h + bottom;
     cairo_t *cr = io_plot_figure_begin(f, FIG_W, H);
     if (!cr) {
         free(rows);
+        free(buf);
         return -1;
     }
-    snprintf(buf, sizeof buf, "Parameters: %s", m->name);
-    io_plot_title(cr, FIG_W, 10, buf, "every free parameter (prior variance > 0), grouped by block");
-    io_plot_legend(cr, (FIG_W - lw) / 2, 52, leg, 3, 3);
+    snprintf(buf, bufsz, "Parameters: %s", m->name);
+    io_plot_title(cr, FIG_W, 10, buf, "every free parameter (prior variance > 0), grouped by block; units "
+                                      "in each block's title");
+    io_plot_legend(cr, (FIG_W - lw) / 2, 52, leg, nleg, 2);
     io_plot_axes ax;
     io_plot_axes_init(&ax, cr, left, top, FIG_W - left - right, (nr ? nr : 1) * row_h, lo, hi, 0,
                       nr ? nr : 1, 1);
     ax.ymin = 0;
     ax.ymax = nr ? nr : 1;
     ax.ystep = 0;
-    io_plot_axes_draw(&ax, m->s.two_state ? "posterior mean and 90 % credible interval (two-state model: A, B, D "
-                                            "and haemodynamic parameters are log scaling factors)"
-                                          : "posterior mean and 90 % credible interval (Hz; self-connections and "
-                                            "haemodynamic parameters: log scale)",
-                      NULL, IO_PLOT_XTICKS | IO_PLOT_XGRID | IO_PLOT_ZERO_X);
-    io_plot_text(cr, ax.x + ax.w + 10, top - 6, "mean [90 % CI]", 11, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0,
+    snprintf(buf, bufsz, "posterior mean and %.4g %% credible interval (units as in each block's title)",
+             level);
+    io_plot_axes_draw(&ax, buf, NULL, IO_PLOT_XTICKS | IO_PLOT_XGRID | IO_PLOT_ZERO_X);
+    snprintf(buf, bufsz, "mean [%.4g %% CI]  Pp", level);
+    io_plot_text(cr, ax.x + ax.w + 10, top - 6, buf, 11, IO_PLOT_LEFT, IO_PLOT_BOTTOM, 0,
                  IO_PLOT_BOLD, IO_PLOT_BLACK);
     if (!nr)
         io_plot_text(cr, FIG_W / 2, top + row_h / 2, "no free parameters", 12, IO_PLOT_CENTRE,
@@ -234,24 +364,47 @@ int io_report_fig_params(const io_report_model *m, double threshold, io_plot_fig
             cairo_set_source_rgba(cr, col.r, col.g, col.b, 0.10);
             cairo_fill(cr);
             cairo_restore(cr);
-            group_title(m, rows[r].group, rows[r].sub, buf, sizeof buf);
+            group_title(m, rows[r].group, rows[r].sub, buf, bufsz);
             io_plot_text(cr, 18, py, buf, 12, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0, IO_PLOT_BOLD, col);
             continue;
         }
         int k = rows[r].k;
         double e = m->s.Ep[k], sd = io_report_param_sd(m, k);
-        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, buf, sizeof buf);
+        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, buf, bufsz);
         io_plot_text(cr, left - 12, py, buf, 12, IO_PLOT_RIGHT, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
                      IO_PLOT_BLACK);
-        io_plot_herror(&ax, yc, e - IO_REPORT_CI90_Z * sd, e + IO_REPORT_CI90_Z * sd, 8, col, 1.8);
+        const double pe = m->s.pE[k];
+        if (pe != 0.0) { /* the prior mean the rule compares with: a band from -pE to +pE */
+            double x0 = io_plot_px(&ax, -fabs(pe)), x1 = io_plot_px(&ax, fabs(pe));
+            cairo_save(cr);
+            cairo_rectangle(cr, x0, py - row_h / 2 + 2, x1 - x0, row_h - 4);
+            cairo_set_source_rgba(cr, 0.5, 0.5, 0.5, 0.22);
+            cairo_fill(cr);
+            cairo_restore(cr);
+        }
+        if (pe != 0.0)
+            for (int side = -1; side <= 1; side += 2) {
+                double xp = io_plot_px(&ax, side * fabs(pe));
+                cairo_save(cr);
+                cairo_set_source_rgb(cr, IO_PLOT_GREY.r, IO_PLOT_GREY.g, IO_PLOT_GREY.b);
+                cairo_set_line_width(cr, 1.0);
+                double dash[] = {2.0, 2.0};
+                cairo_set_dash(cr, dash, 2, 0);
+                cairo_move_to(cr, xp, py - row_h / 2 + 2);
+                cairo_line_to(cr, xp, py + row_h / 2 - 2);
+                cairo_stroke(cr);
+                cairo_restore(cr);
+            }
+        io_plot_herror(&ax, yc, e - z * sd, e + z * sd, 8, col, 1.8);
         int mark = isfinite(m->Pp[k]) && m->Pp[k] > threshold;
         io_plot_point(&ax, e, yc, 4.5, col, mark);
-        snprintf(buf, sizeof buf, "%.3f [%.3f, %.3f]%s", e, e - IO_REPORT_CI90_Z * sd,
-                 e + IO_REPORT_CI90_Z * sd, mark ? " *" : "");
+        snprintf(buf, bufsz, "%.3f [%.3f, %.3f]  %.3f%s", e, e - z * sd, e + z * sd, m->Pp[k],
+                 mark ? " *" : "");
         io_plot_text(cr, ax.x + ax.w + 10, py, buf, 11, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0, IO_PLOT_NORMAL,
                      IO_PLOT_BLACK);
     }
     free(rows);
+    free(buf);
     return finish(f);
 }
 
@@ -301,14 +454,14 @@ int io_report_fig_network(const io_report_model *m, double threshold, io_plot_fi
     for (int u = 0; u < nin; u++) {
         char buf[300];
         if (usesC[u]) {
-            snprintf(buf, sizeof buf, "driving input %s (C)%s", m->s.inputs[u], two ? "" : ", Hz");
+            snprintf(buf, sizeof buf, "driving input %s (C; enters as C/16 Hz)", m->s.inputs[u]);
             if (!(labels[nl] = strdup(buf)))
                 goto done;
             leg[nl] = (io_plot_legend_entry){labels[nl], input_col(u), IO_PLOT_KEY_ARROW};
             nl++;
         }
         if (usesB[u]) {
-            snprintf(buf, sizeof buf, "modulation by %s (B), %s", m->s.inputs[u], two ? "log scale" : "Hz");
+            snprintf(buf, sizeof buf, "modulation by %s (B), %s", m->s.inputs[u], two ? "log scale" : "Hz per unit input");
             if (!(labels[nl] = strdup(buf)))
                 goto done;
             leg[nl] = (io_plot_legend_entry){labels[nl], input_col(u), IO_PLOT_KEY_POINT};
@@ -356,7 +509,8 @@ int io_report_fig_network(const io_report_model *m, double threshold, io_plot_fi
     snprintf(buf, sizeof buf, "Connectivity: %s", m->name);
     io_plot_title(cr, Wl, 10, buf,
                   m->s.two_state ? "two-state model: numbers are log scaling factors"
-                                 : "posterior means (Hz); * marks posterior probability above the threshold");
+                                 : "posterior means: A and B in Hz, C enters as C/16 Hz; * marks posterior "
+                                   "probability above the threshold");
     /* endogenous connections and their modulations */
     for (int to = 0; to < n; to++)
         for (int from = 0; from < n; from++) {

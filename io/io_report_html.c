@@ -11,6 +11,7 @@
 #include "io/io_atomic.h"
 #include "io/io_plot.h"
 #include "io/io_report.h"
+#include "models/model_dcm.h"
 
 typedef struct {
     int model;            /* index, or -1 for the comparisons */
@@ -113,20 +114,33 @@ static int make_dir(const char *dir, dcm_error *err)
     return DCM_OK;
 }
 
-/* Were the models fitted to the same data? (same regions and, when both
- * carry time series, the same observed data). */
+static int region_index(const io_report_model *m, const char *name)
+{
+    for (int j = 0; j < m->s.n; j++)
+        if (!strcmp(m->s.regions[j], name))
+            return j;
+    return -1;
+}
+
+/* Were the models fitted to the same data? Regions are matched by name (the
+ * same model may list them in another order); when both carry time series,
+ * each region's observed data must agree. */
 static int same_data(const io_report_model *a, const io_report_model *b, char *why, size_t len)
 {
-    if (a->s.n != b->s.n) {
+    for (int j = 0; j < a->s.n; j++)
+        if (region_index(b, a->s.regions[j]) < 0) {
+            snprintf(why, len, "%s has a region %s that %s lacks", a->name, a->s.regions[j], b->name);
+            return 0;
+        }
+    for (int j = 0; j < b->s.n; j++)
+        if (region_index(a, b->s.regions[j]) < 0) {
+            snprintf(why, len, "%s has a region %s that %s lacks", b->name, b->s.regions[j], a->name);
+            return 0;
+        }
+    if (a->s.n != b->s.n) { /* a region named twice */
         snprintf(why, len, "%s models %d regions but %s models %d", a->name, a->s.n, b->name, b->s.n);
         return 0;
     }
-    for (int j = 0; j < a->s.n; j++)
-        if (strcmp(a->s.regions[j], b->s.regions[j])) {
-            snprintf(why, len, "%s and %s name different regions (%s, %s)", a->name, b->name,
-                     a->s.regions[j], b->s.regions[j]);
-            return 0;
-        }
     if (!a->v != !b->v) {
         snprintf(why, len, "%s holds no time series, so it cannot be checked to be fitted to the same "
                  "data as %s", a->v ? b->name : a->name, a->v ? a->name : b->name);
@@ -137,11 +151,16 @@ static int same_data(const io_report_model *a, const io_report_model *b, char *w
             snprintf(why, len, "%s has %d scans but %s has %d", a->name, a->v, b->name, b->v);
             return 0;
         }
-        for (size_t i = 0; i < (size_t)a->v * a->s.n; i++) {
-            double x = a->y_obs[i], y = b->y_obs[i];
-            if ((isfinite(x) || isfinite(y)) && !(fabs(x - y) <= 1e-6 * fmax(1.0, fabs(x)))) {
-                snprintf(why, len, "%s and %s were fitted to different data", a->name, b->name);
-                return 0;
+        for (int j = 0; j < a->s.n; j++) {
+            const double *ya = a->y_obs + (size_t)j * a->v;
+            const double *yb = b->y_obs + (size_t)region_index(b, a->s.regions[j]) * b->v;
+            for (int t = 0; t < a->v; t++) {
+                double x = ya[t], y = yb[t];
+                if ((isfinite(x) || isfinite(y)) && !(fabs(x - y) <= 1e-6 * fmax(1.0, fabs(x)))) {
+                    snprintf(why, len, "%s and %s were fitted to different data (region %s, scan %d)", a->name,
+                             b->name, a->s.regions[j], t + 1);
+                    return 0;
+                }
             }
         }
     }
@@ -171,7 +190,11 @@ static const char *css =
     "figcaption{font-size:.92em;color:#333;margin-top:.5em;max-width:960px}\n"
     ".meta{color:#555;font-size:.92em}.mark{color:#b00000;font-weight:bold}"
     ".note{background:#fff6e0;border-left:4px solid #e69f00;padding:.4em .8em}\n"
-    "code{background:#f3f3f3;padding:0 .25em}nav ul{columns:2}\n";
+    ".warn{background:#fde8e8;border-left:5px solid #b00000;padding:.5em 1em;margin:.8em 0}"
+    ".warn ul{margin:.3em 0 .2em;padding-left:1.4em}"
+    ".ok{color:#1a6b2a;font-weight:bold;margin:.6em 0}\n"
+    "code{background:#f3f3f3;padding:0 .25em}nav ul{columns:2}\n"
+    "table.summary td,table.settings td{text-align:left}table.settings th{text-align:left;white-space:nowrap}\n";
 
 static void fig_html(FILE *fp, const figure *f, const char *caption)
 {
@@ -186,6 +209,208 @@ static void fig_html(FILE *fp, const figure *f, const char *caption)
     fputs("</figcaption>\n</figure>\n", fp);
 }
 
+/* 0.015625 as "1/64 (0.015625)"; other values with %g */
+static void fmt_value(char *buf, size_t len, double x)
+{
+    double r = x > 0 ? 1.0 / x : 0.0;
+    if (x > 0 && x < 1 && fabs(r - round(r)) < 1e-9 * r)
+        snprintf(buf, len, "1/%.0f", r);
+    else
+        snprintf(buf, len, "%g", x);
+}
+
+/* The distinct values of prior variance (pE = 0) or mean (pE = 1) among the
+ * free parameters k in [k0, k1) selected by `want` (A: 1 between regions,
+ * 2 self-connections, 0 any), as "1/64" or "1/64, 1" ("" when none). */
+static void distinct_values(const io_report_model *m, int k0, int k1, int want, int mean, char *buf,
+                            size_t len)
+{
+    double seen[8];
+    int ns = 0;
+    size_t o = 0;
+    buf[0] = 0;
+    for (int k = k0; k < k1; k++) {
+        if (!io_report_param_free(m, k))
+            continue;
+        if (want) {
+            int from, to;
+            io_report_param_ends(m, k, &from, &to);
+            if ((want == 1) != (from != to))
+                continue;
+        }
+        double x = mean ? m->s.pE[k] : m->s.pV[k];
+        int dup = 0;
+        for (int i = 0; i < ns; i++)
+            dup |= seen[i] == x;
+        if (dup)
+            continue;
+        if (ns == 8) {
+            if (o < len)
+                o += (size_t)snprintf(buf + o, len - o, ", ...");
+            break;
+        }
+        seen[ns++] = x;
+        char v[64];
+        fmt_value(v, sizeof v, x);
+        if (o < len)
+            o += (size_t)snprintf(buf + o, len - o, "%s%s", ns > 1 ? ", " : "", v);
+    }
+}
+
+/* The warnings of dcm estimate, first thing in a model's section. */
+static void warnings_html(FILE *fp, const io_report_model *m)
+{
+    if (m->nwarn < 0) {
+        fputs("<p class=\"meta\">This result file predates the checks of <code>dcm estimate</code>: it "
+              "records no warnings.</p>\n", fp);
+        return;
+    }
+    if (m->nwarn == 0) {
+        fputs("<p class=\"ok\">no warnings</p>\n", fp);
+        return;
+    }
+    fprintf(fp, "<div class=\"warn\"><b>%d warning%s from dcm estimate</b>: check the design and the fit "
+                "before reading the numbers below (MANUAL: Checks and warnings).\n<ul>\n",
+            m->nwarn, m->nwarn == 1 ? "" : "s");
+    for (int i = 0; i < m->nwarn; i++) {
+        fputs("<li>", fp);
+        html_esc(fp, m->warnings[i]);
+        fputs("</li>\n", fp);
+    }
+    fputs("</ul></div>\n", fp);
+}
+
+static void row_text(FILE *fp, const char *th, const char *td)
+{
+    fputs("<tr><th>", fp);
+    fputs(th, fp);
+    fputs("</th><td>", fp);
+    html_esc(fp, td);
+    fputs("</td></tr>\n", fp);
+}
+
+/* What was fitted: scanner, data, options, priors. */
+static void settings_html(FILE *fp, const io_report_model *m)
+{
+    const io_result_summary *s = &m->s;
+    char buf[1024], v1[64], v2[64];
+    fputs("<h3>What was fitted</h3>\n<table class=\"settings\">\n", fp);
+    if (isfinite(m->TR)) {
+        snprintf(buf, sizeof buf, "%g s", m->TR);
+        row_text(fp, "TR", buf);
+    }
+    if (isfinite(m->TE)) {
+        snprintf(buf, sizeof buf, "%g s", m->TE);
+        row_text(fp, "TE", buf);
+    }
+    if (m->delays) {
+        int same = 1;
+        for (int j = 1; j < s->n; j++)
+            same &= m->delays[j] == m->delays[0];
+        size_t o = 0;
+        if (same)
+            snprintf(buf, sizeof buf, "%g s for every region", m->delays[0]);
+        else
+            for (int j = 0; j < s->n && o < sizeof buf; j++)
+                o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s %g s", j ? ", " : "", s->regions[j],
+                                      m->delays[j]);
+        row_text(fp, "slice-timing delays", buf);
+    }
+    const int v = m->v ? m->v : m->design.v;
+    if (v) {
+        snprintf(buf, sizeof buf, "%d", v);
+        row_text(fp, "scans", buf);
+    }
+    if (m->design.nu) {
+        snprintf(buf, sizeof buf, "%d micro-time bins per scan (dt = %g s)", m->design.nu / (v ? v : 1),
+                 m->design.dt);
+        row_text(fp, "input resolution", buf);
+    }
+    if (m->centre >= 0)
+        row_text(fp, "inputs mean-centred (centre)", m->centre ? "yes" : "no");
+    if (m->design.confound_columns == 0)
+        row_text(fp, "confound columns", "1: a constant (SPM's default)");
+    else if (m->design.confound_columns > 0) {
+        snprintf(buf, sizeof buf, "%d from the spec's confounds file%s", m->design.confound_columns,
+                 m->design.confound_constant == 1 ? ", including a constant"
+                 : m->design.confound_constant == 0 ? ", no constant column" : "");
+        row_text(fp, "confound columns", buf);
+    }
+    if (isfinite(s->data_scale)) {
+        snprintf(buf, sizeof buf, "%.6g (each region's mean removed, then the data multiplied by this; the "
+                 "BOLD figures are in these scaled units)", s->data_scale);
+        row_text(fp, "data scale", buf);
+    }
+    snprintf(buf, sizeof buf, "%s, %s%s%s", m->nonlinear == 1 || s->nd ? "nonlinear (D)" : "bilinear",
+             s->two_state ? "two-state" : "one-state", m->integrator ? ", integrator " : "",
+             m->integrator ? m->integrator : "");
+    row_text(fp, "model", buf);
+    if (m->maxit >= 0) {
+        snprintf(buf, sizeof buf, "%d", m->maxit);
+        row_text(fp, "maxit", buf);
+    }
+    if (m->maxnodes >= 0) {
+        snprintf(buf, sizeof buf, "%d%s", m->maxnodes,
+                 s->n > m->maxnodes ? " (fewer than the regions: the prior on A was confined to the data's "
+                                      "principal modes)" : "");
+        row_text(fp, "maxnodes", buf);
+    }
+    if (isfinite(m->hE) && isfinite(m->hC)) {
+        fmt_value(v1, sizeof v1, m->hC);
+        snprintf(buf, sizeof buf, "mean hE = %g, variance hC = %s", m->hE, v1);
+        row_text(fp, "noise log-precision prior", buf);
+    }
+    fputs("</table>\n", fp);
+    /* prior means and variances, block by block, as the model used them */
+    model_dcm_layout L;
+    model_dcm_layout_init(&L, s->n, s->m, s->nd > 0);
+    if (L.np != s->np)
+        return;
+    struct {
+        const char *name;
+        int k0, k1, want;
+    } blocks[] = {{"A between regions", L.off_A, L.off_B, 1},
+                  {"A self-connections", L.off_A, L.off_B, 2},
+                  {"B", L.off_B, L.off_C, 0},
+                  {"C", L.off_C, L.off_D, 0},
+                  {"D", L.off_D, L.off_transit, 0},
+                  {"transit", L.off_transit, L.off_decay, 0},
+                  {"decay", L.off_decay, L.off_epsilon, 0},
+                  {"epsilon", L.off_epsilon, L.np, 0}};
+    fputs("<table class=\"priors\">\n<tr><th>prior of the free parameters</th><th>mean</th><th>variance</th>"
+          "</tr>\n", fp);
+    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+        distinct_values(m, blocks[b].k0, blocks[b].k1, blocks[b].want, 1, v1, sizeof v1);
+        distinct_values(m, blocks[b].k0, blocks[b].k1, blocks[b].want, 0, v2, sizeof v2);
+        if (!v2[0])
+            continue; /* no free parameter in this block */
+        fprintf(fp, "<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n", blocks[b].name, v1, v2);
+    }
+    fputs("</table>\n", fp);
+}
+
+/* dcm estimate's fit diagnostics (SPM's spm_dcm_fmri_check), when recorded */
+static void diagnostics_html(FILE *fp, const io_report_model *m)
+{
+    if (!isfinite(m->diag_ve) && !isfinite(m->diag_max_a) && !isfinite(m->diag_neff) && m->diag_accepted < 0)
+        return;
+    fputs("<h3>Fit diagnostics</h3>\n<table class=\"diagnostics\">\n<tr><th>diagnostic</th><th>value</th>"
+          "<th>warned below</th></tr>\n", fp);
+    if (isfinite(m->diag_ve))
+        fprintf(fp, "<tr><td>variance explained, all regions</td><td>%.1f %%</td><td>10 %%</td></tr>\n",
+                m->diag_ve);
+    if (isfinite(m->diag_max_a))
+        fprintf(fp, "<tr><td>largest between-region |A|</td><td>%.4f Hz</td><td>1/8 Hz</td></tr>\n",
+                m->diag_max_a);
+    if (isfinite(m->diag_neff))
+        fprintf(fp, "<tr><td>effective number of parameters</td><td>%.2f</td><td>1</td></tr>\n",
+                m->diag_neff);
+    if (m->diag_accepted >= 0)
+        fprintf(fp, "<tr><td>accepted steps</td><td>%d</td><td>1 (no step after the first)</td></tr>\n",
+                m->diag_accepted);
+    fputs("</table>\n", fp);
+}
+
 static const figure *find_fig(const figure *figs, int nf, int model, const char *kind)
 {
     for (int i = 0; i < nf; i++)
@@ -198,10 +423,13 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
                           double thr)
 {
     const io_result_summary *s = &m->s;
-    char name[512];
+    const size_t name_len = io_report_name_cap(m);
+    char *name = malloc(name_len);
     fprintf(fp, "<h2 id=\"model-%d\">Model %d: ", idx + 1, idx + 1);
     html_esc(fp, m->name);
-    fputs("</h2>\n<table>\n<tr><th>file</th><td>", fp);
+    fputs("</h2>\n", fp);
+    warnings_html(fp, m);
+    fputs("<table class=\"summary\">\n<tr><th>file</th><td>", fp);
     html_esc(fp, s->path);
     fputs("</td></tr>\n<tr><th>regions</th><td>", fp);
     for (int j = 0; j < s->n; j++) {
@@ -214,17 +442,14 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
         html_esc(fp, s->inputs[j]);
     }
     fputs("</td></tr>\n", fp);
-    if (m->v)
-        fprintf(fp, "<tr><th>scans</th><td>%d</td></tr>\n", m->v);
-    if (isfinite(m->TR))
-        fprintf(fp, "<tr><th>TR</th><td>%g s</td></tr>\n", m->TR);
     fprintf(fp, "<tr><th>free energy F</th><td>%.4f nats</td></tr>\n", s->F);
     if (s->iterations >= 0)
         fprintf(fp, "<tr><th>iterations</th><td>%d</td></tr>\n", s->iterations);
     fprintf(fp, "<tr><th>converged</th><td>%s</td></tr>\n",
             s->converged < 0 ? "unknown" : s->converged ? "yes" : "<span class=\"mark\">no</span>");
-    fprintf(fp, "<tr><th>model</th><td>%s%s</td></tr>\n</table>\n",
-            s->nd ? "nonlinear" : "bilinear", s->two_state ? ", two-state" : ", one-state");
+    fputs("</table>\n", fp);
+    settings_html(fp, m);
+    diagnostics_html(fp, m);
 
     /* fit table */
     if (m->v || s->Eh) {
@@ -248,7 +473,8 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
     if ((f = find_fig(figs, nf, idx, "fit")))
         fig_html(fp, f,
                  "Each panel is one region: the observed BOLD signal (black dots, joined) and the model's "
-                 "prediction (blue line) over time in seconds (scan index &times; TR). Both are in the "
+                 "prediction (blue line) over time in scans (scan s is acquired at s &times; TR; the x axis is "
+                 "the one of the inputs figure below, so events line up with the responses). Both are in the "
                  "scaled units the model was fitted in (each region's mean removed, the whole data set "
                  "scaled to a range of at most 4). The prediction includes the fitted confounds when the "
                  "model had any. A good fit follows the slow, stimulus-locked changes; what is left is "
@@ -256,35 +482,76 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
                  "var(observed). Legend: dotted black = observed, blue line = predicted.");
     else
         fputs("<p class=\"note\">This result file holds no time series: the fit cannot be shown.</p>\n", fp);
+    if ((f = find_fig(figs, nf, idx, "inputs"))) {
+        fig_html(fp, f,
+                 "The inputs (the experimental design) as the model integrated them: one row per input, at "
+                 "micro-time resolution (16 bins per scan), on the same x axis as the fit above (scans, same "
+                 "range and scale). A row's height is the input's value (1 while an event or block is on; "
+                 "overlapping events add up). Inputs are shown as given, before any mean-centring. The row "
+                 "title says how many times the input switches on (abutting events count once), its total time on, and what the input does in this "
+                 "model: drives regions (C) and/or modulates connections (B). Legend: one colour per input, "
+                 "as in the connectivity diagram.");
+        /* the rows in words: what the figure shows, for readers and screen readers */
+        fputs("<ol class=\"inputs\">\n", fp);
+        for (int u = 0; u < s->m; u++) {
+            int times;
+            double on;
+            char role[768];
+            io_report_input_on(m, u, &times, &on);
+            io_report_input_role(m, u, role, sizeof role);
+            fputs("<li><b>", fp);
+            html_esc(fp, s->inputs[u]);
+            fprintf(fp, "</b>: on %d time%s, %.4g s in all; ", times, times == 1 ? "" : "s", on);
+            html_esc(fp, role);
+            fputs("</li>\n", fp);
+        }
+        fputs("</ol>\n", fp);
+    }
+    else
+        fputs("<p class=\"meta\">This result file does not record the input design (it predates the "
+              "\"design\" block): the inputs cannot be shown.</p>\n", fp);
     if ((f = find_fig(figs, nf, idx, "network"))) {
         char cap[2048];
         snprintf(cap, sizeof cap,
                  "Regions are the circles. Each black arrow is an endogenous connection (A) from source to "
-                 "target, with its posterior mean in Hz written on it (positive: excitatory, negative: "
+                 "target, with its posterior mean written on it (%s; positive: excitatory, negative: "
                  "inhibitory; thicker arrows are stronger). A coloured dot on an arrow marks a connection "
-                 "that an input modulates (B), the coloured number beside it is the change in Hz while "
-                 "that input is on; coloured arrows from outside are driving inputs (C). Colours are "
+                 "that an input modulates (B), the coloured number beside it is %s; coloured arrows from "
+                 "outside are driving inputs (C), labelled with C, which enters the equations divided by 16 "
+                 "(rate C/16 Hz per unit input). Colours are "
                  "inputs, as in the legend. Inside each node is its self-connection%s. A star marks a "
                  "posterior probability above %g. A dashed grey arrow is a connection that is fixed (not "
                  "estimated) but modulated. Legend: black arrow = endogenous connection (A); coloured dot "
                  "= modulation by an input (B); coloured arrow = driving input (C).",
+                 s->two_state ? "log scale: the rate is exp(A)/8 Hz" : "Hz",
+                 s->two_state ? "its log-scale change while that input is on"
+                              : "the change in Hz per unit of that input",
                  s->two_state ? " (log scale)" : ", shown as the self-inhibition rate &minus;0.5&middot;exp(A) in Hz",
                  thr);
         fig_html(fp, f, cap);
     }
+    const double z = io_report_interval_z(thr), level = 100.0 * (2.0 * thr - 1.0);
     if ((f = find_fig(figs, nf, idx, "parameters"))) {
-        char cap[2048];
+        char cap[4096];
         snprintf(cap, sizeof cap,
                  "Every free parameter (prior variance &gt; 0), grouped by block: A (endogenous), B (one "
                  "group per modulating input), C (driving inputs), D (nonlinear, if any) and the "
-                 "haemodynamic parameters. The dot is the posterior mean, the bar its 90 %% credible "
-                 "interval (mean &plusmn; 1.645 sd). A filled dot has a posterior probability above %g "
-                 "(the effect exceeds its prior mean in size); an interval that excludes zero is strong "
-                 "evidence for the effect. Between-region A, B, C and D are rates in Hz; self-connections "
-                 "and haemodynamic parameters are log scaling factors (0 = the prior value). Legend: "
-                 "filled dot = Pp &gt; %g, hollow dot = Pp &le; %g, bar = 90 %% credible interval; colours "
-                 "are the blocks (B: the input's colour, as in the connectivity diagram).",
-                 thr, thr, thr);
+                 "haemodynamic parameters. The dot is the posterior mean, the bar its %.4g %% credible "
+                 "interval (mean &plusmn; %.3f sd); the numbers on the right are the mean, that interval and "
+                 "the posterior probability Pp. <b>A dot is filled exactly when Pp &gt; %g</b>, the "
+                 "probability that the effect exceeds its prior mean in size (MANUAL 9.1). That is the same "
+                 "as the %.4g %% interval lying wholly beyond the prior mean: beyond zero for B, C, D, "
+                 "self-connections and the haemodynamic parameters (prior mean 0), and beyond &plusmn;1/128 "
+                 "Hz for the between-region A connections of a one-state model (prior mean 1/128 Hz, the "
+                 "dashed grey ticks). So an A interval that ends between 0 and &plusmn;1/128 Hz excludes zero "
+                 "but is hollow: its Pp is at most %g. Units (MANUAL 5.4), in each block's title: "
+                 "between-region A, B and D are rates in Hz (B per unit input); C enters the equations "
+                 "divided by 16 (rate C/16 Hz per unit input); self-connections (and, in two-state models, "
+                 "all of A, B and D) and the haemodynamic parameters are log scaling factors (0 = the prior "
+                 "value). Legend: filled dot = Pp &gt; %g, hollow dot = Pp &le; %g, bar = %.4g %% credible "
+                 "interval, dashed grey ticks = &plusmn; prior mean; colours are the blocks (B: the input's "
+                 "colour, as in the connectivity diagram).",
+                 level, z, thr, level, thr, thr, thr, level);
         fig_html(fp, f, cap);
     }
     if ((f = find_fig(figs, nf, idx, "free_energy")))
@@ -296,22 +563,26 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
                  "iteration, dashed line = final F.");
 
     /* parameter table */
-    fprintf(fp, "<h3>Parameters of %s</h3>\n<table>\n<tr><th>parameter</th><th>mean</th><th>sd</th>"
-                "<th>90 %% credible interval</th><th>Pp</th></tr>\n", m->name);
+    fputs("<h3>Parameters of ", fp);
+    html_esc(fp, m->name);
+    fprintf(fp, "</h3>\n<table>\n<tr><th>parameter</th><th>mean</th><th>sd</th>"
+                "<th>%.4g %% credible interval</th><th>prior mean</th><th>Pp</th></tr>\n", level);
     for (int k = 0; k < s->np; k++) {
         if (!io_report_param_free(m, k))
             continue;
         double e = s->Ep[k], sd = io_report_param_sd(m, k);
         int mark = isfinite(m->Pp[k]) && m->Pp[k] > thr;
-        io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, name, sizeof name);
+        if (name)
+            io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, name, name_len);
         fputs("<tr><td>", fp);
-        html_esc(fp, name);
-        fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>[%.4f, %.4f]</td><td>%.4f%s</td></tr>\n", e, sd,
-                e - IO_REPORT_CI90_Z * sd, e + IO_REPORT_CI90_Z * sd, m->Pp[k],
-                mark ? " <span class=\"mark\">*</span>" : "");
+        html_esc(fp, name ? name : "(out of memory)");
+        fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>[%.4f, %.4f]</td><td>%.4g</td><td>%.4f%s</td></tr>\n",
+                e, sd, e - z * sd, e + z * sd, s->pE[k], m->Pp[k], mark ? " <span class=\"mark\">*</span>" : "");
     }
-    fprintf(fp, "</table>\n<p class=\"meta\"><span class=\"mark\">*</span> posterior probability above %g.</p>\n",
-            thr);
+    fprintf(fp, "</table>\n<p class=\"meta\"><span class=\"mark\">*</span> posterior probability above %g "
+                "(filled dot in the figure): the %.4g %% interval lies wholly beyond the prior mean.</p>\n",
+            thr, level);
+    free(name);
 }
 
 /* The random-effects comparison over a group: table, figure, caption. */
@@ -402,7 +673,11 @@ static int write_html(FILE *fp, const io_report_model *models, int k, const figu
     for (int i = 0; i < k; i++) {
         fprintf(fp, "<li><a href=\"#model-%d\">Model %d: ", i + 1, i + 1);
         html_esc(fp, models[i].name);
-        fputs("</a></li>\n", fp);
+        fputs("</a>", fp);
+        if (models[i].nwarn > 0)
+            fprintf(fp, " <span class=\"mark\">(%d warning%s)</span>", models[i].nwarn,
+                    models[i].nwarn == 1 ? "" : "s");
+        fputs("</li>\n", fp);
     }
     fputs("</ul></nav>\n", fp);
     if (g)
@@ -479,7 +754,7 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
         return dcm_error_set(err, DCM_ERR_USAGE, "incomplete group comparison");
     const double scale = opt->png_scale > 0 ? opt->png_scale : 2.0;
     const size_t nk = (size_t)(k > 0 ? k : 1);
-    figure *figs = calloc(4 * nk + 2, sizeof *figs);
+    figure *figs = calloc(5 * nk + 2, sizeof *figs);
     char **stems = calloc(nk, sizeof *stems);
     double *F = malloc(sizeof(double) * nk), *lbf = malloc(sizeof(double) * nk),
            *post = malloc(sizeof(double) * nk);
@@ -541,7 +816,7 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     }
     for (int i = 0; i < k && !rc; i++) {
         const io_report_model *m = &models[i];
-        for (int kind = 0; kind < 4 && !rc; kind++) {
+        for (int kind = 0; kind < 5 && !rc; kind++) {
             io_plot_figure pf;
             memset(&pf, 0, sizeof pf);
             int bad = 0;
@@ -554,6 +829,13 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
                 name = "fit";
                 title = "Observed and predicted BOLD";
                 break;
+            case 4:
+                if (m->design.nu < 1 || m->s.m < 1)
+                    continue;
+                bad = io_report_fig_inputs(m, &pf);
+                name = "inputs";
+                title = "Inputs over time";
+                break;
             case 1:
                 bad = io_report_fig_network(m, opt->threshold, &pf);
                 name = "network";
@@ -564,7 +846,7 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
                 name = "parameters";
                 title = "Parameters: posterior means and 90 % credible intervals";
                 break;
-            default:
+            case 3:
                 if (m->ntrace < 1)
                     continue;
                 bad = io_report_fig_free_energy(m, &pf);

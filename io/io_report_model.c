@@ -1,6 +1,9 @@
 /* io_report_model.c — reading a result for `dcm report` / `dcm review`:
  * time series, parameter names and fit statistics (see io_report.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <gsl/gsl_cdf.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,10 +117,90 @@ static int fit_stats(io_report_model *m, dcm_error *err)
     return DCM_OK;
 }
 
+static int json_int_or(json_t *o, const char *key, int dflt)
+{
+    json_t *x = json_object_get(o, key);
+    if (json_is_boolean(x))
+        return json_is_true(x);
+    if (json_is_integer(x) && json_integer_value(x) >= INT_MIN && json_integer_value(x) <= INT_MAX)
+        return (int)json_integer_value(x);
+    return dflt;
+}
+
+static double json_num_or_nan(json_t *o, const char *key)
+{
+    json_t *x = json_object_get(o, key);
+    return json_is_number(x) ? json_number_value(x) : NAN;
+}
+
+static void unknown_settings(io_report_model *m)
+{
+    m->TR = m->TE = m->hE = m->hC = NAN;
+    m->nonlinear = m->centre = m->maxit = m->maxnodes = -1;
+    m->nwarn = -1;
+    m->diag_ve = m->diag_max_a = m->diag_neff = NAN;
+    m->diag_accepted = -1;
+    m->design.confound_columns = m->design.confound_constant = -1;
+}
+
+/* What was fitted, and the checks of dcm estimate: all optional (older
+ * results and SPM's reference files lack some), but malformed ones are
+ * errors. */
+static int load_settings(const char *path, json_t *root, io_report_model *m, dcm_error *err)
+{
+    json_t *model = json_object_get(root, "model");
+    json_t *opt = json_object_get(model, "options");
+    m->TE = json_num_or_nan(model, "TE");
+    json_t *dl = json_object_get(model, "delays");
+    if (json_is_array(dl) && (int)json_array_size(dl) == m->s.n && m->s.n > 0) {
+        if (!(m->delays = malloc(sizeof(double) * (size_t)m->s.n)))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        for (int j = 0; j < m->s.n; j++) {
+            json_t *x = json_array_get(dl, (size_t)j);
+            m->delays[j] = json_is_number(x) ? json_number_value(x) : NAN;
+        }
+    }
+    m->nonlinear = json_int_or(opt, "nonlinear", m->s.nd ? 1 : -1);
+    m->centre = json_int_or(opt, "centre", -1);
+    m->maxit = json_int_or(opt, "maxit", -1);
+    m->maxnodes = json_int_or(opt, "maxnodes", -1);
+    m->hE = json_num_or_nan(opt, "hE");
+    m->hC = json_num_or_nan(opt, "hC");
+    json_t *integ = json_object_get(opt, "integrator");
+    if (json_is_string(integ) && !(m->integrator = strdup(json_string_value(integ))))
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    json_t *w = json_object_get(root, "warnings");
+    if (w && !json_is_null(w)) {
+        if (!json_is_array(w))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"warnings\" must be an array of strings", path);
+        size_t k = json_array_size(w);
+        if (!(m->warnings = calloc(k ? k : 1, sizeof(char *))))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        m->nwarn = 0;
+        for (size_t i = 0; i < k; i++) {
+            json_t *x = json_array_get(w, i);
+            if (!json_is_string(x))
+                return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"warnings\" entry %zu must be a string", path,
+                                     i + 1);
+            if (!(m->warnings[m->nwarn] = strdup(json_string_value(x))))
+                return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            m->nwarn++;
+        }
+    }
+    json_t *dg = json_object_get(root, "diagnostics");
+    if (json_is_object(dg)) {
+        m->diag_ve = json_num_or_nan(dg, "variance_explained");
+        m->diag_max_a = json_num_or_nan(dg, "max_abs_connection");
+        m->diag_neff = json_num_or_nan(dg, "effective_parameters");
+        m->diag_accepted = json_int_or(dg, "accepted_steps", -1);
+    }
+    return io_result_design_load(path, root, m->s.inputs, m->s.m, &m->design, err);
+}
+
 int io_report_load(const char *path, io_report_model *m, dcm_error *err)
 {
     memset(m, 0, sizeof *m);
-    m->TR = NAN;
+    unknown_settings(m);
     int rc = io_result_load(path, &m->s, err);
     if (rc)
         return rc;
@@ -192,7 +275,7 @@ int io_report_load(const char *path, io_report_model *m, dcm_error *err)
                        ? 0.5 * erfc((m->s.pE[k] - fabs(m->s.Ep[k])) / sd / sqrt(2.0))
                        : NAN;
     }
-    if ((rc = fit_stats(m, err)))
+    if ((rc = fit_stats(m, err)) || (rc = load_settings(path, root, m, err)))
         goto fail;
     json_decref(root);
     return DCM_OK;
@@ -212,8 +295,120 @@ void io_report_model_free(io_report_model *m)
     free(m->F_trace);
     free(m->Pp);
     free(m->r2);
+    free(m->delays);
+    free(m->integrator);
+    if (m->warnings)
+        for (int i = 0; i < m->nwarn; i++)
+            free(m->warnings[i]);
+    free(m->warnings);
+    io_result_design_free(&m->design);
     memset(m, 0, sizeof *m);
-    m->TR = NAN;
+    unknown_settings(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* unique names                                                         */
+
+/* The last `depth` components of path (without ".json"), malloc'ed;
+ * *whole is set when the path has no more components. */
+static char *path_suffix(const char *path, int depth, int *whole)
+{
+    size_t l = strlen(path);
+    if (l > 5 && !strcmp(path + l - 5, ".json"))
+        l -= 5;
+    while (l > 1 && path[l - 1] == '/')
+        l--;
+    size_t start = l;
+    int d = 0;
+    while (start > 0) {
+        if (path[start - 1] == '/' && ++d == depth)
+            break;
+        start--;
+    }
+    *whole = start == 0;
+    char *s = malloc(l - start + 1);
+    if (s) {
+        memcpy(s, path + start, l - start);
+        s[l - start] = 0;
+    }
+    return s;
+}
+
+int io_report_unique_names(io_report_model *models, int k)
+{
+    if (k < 2)
+        return 0;
+    char **names = calloc((size_t)k, sizeof *names), **full = calloc((size_t)k, sizeof *full);
+    int rc = -1;
+    if (!names || !full)
+        goto done;
+    /* absolute paths tell "a/fwd.json" from "b/fwd.json" whatever the working directory */
+    for (int i = 0; i < k; i++) {
+        full[i] = realpath(models[i].s.path, NULL);
+        if (!full[i] && !(full[i] = strdup(models[i].s.path)))
+            goto done;
+    }
+    for (int i = 0; i < k; i++) {
+        int clash = 0, nth = 1;
+        for (int j = 0; j < k; j++)
+            if (j != i && !strcmp(models[i].name, models[j].name)) {
+                if (strcmp(full[i], full[j]))
+                    clash = 1;
+                else if (j < i)
+                    nth++;
+            }
+        char *mine = NULL;
+        /* the shortest suffix of i's path that no other file of that name ends with */
+        for (int depth = 2; clash; depth++) {
+            int whole = 0, unique = 1;
+            if (!(mine = path_suffix(full[i], depth, &whole)))
+                goto done;
+            for (int j = 0; j < k && unique; j++) {
+                if (j == i || strcmp(models[i].name, models[j].name) || !strcmp(full[i], full[j]))
+                    continue;
+                int w2;
+                char *theirs = path_suffix(full[j], depth, &w2);
+                if (!theirs)
+                    goto done_mine;
+                unique = strcmp(mine, theirs) != 0;
+                free(theirs);
+            }
+            if (unique || whole)
+                break;
+            free(mine);
+            mine = NULL;
+        }
+        if (nth > 1) { /* the same file again: number the repeats */
+            const char *base = mine ? mine : models[i].name;
+            size_t l = strlen(base) + 16;
+            char *t = malloc(l);
+            if (!t)
+                goto done_mine;
+            snprintf(t, l, "%s (%d)", base, nth);
+            free(mine);
+            mine = t;
+        }
+        names[i] = mine;
+        continue;
+    done_mine:
+        free(mine);
+        goto done;
+    }
+    for (int i = 0; i < k; i++)
+        if (names[i]) {
+            free(models[i].name);
+            models[i].name = names[i];
+            names[i] = NULL;
+        }
+    rc = 0;
+done:
+    for (int i = 0; names && i < k; i++)
+        free(names[i]);
+    for (int i = 0; full && i < k; i++)
+        free(full[i]);
+    free(names);
+    free(full);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -284,9 +479,50 @@ void io_report_param_name(const io_report_model *m, int k, int style, char *buf,
         snprintf(buf, len, "?");
 }
 
+size_t io_report_name_cap(const io_report_model *m)
+{
+    size_t r = 0, u = 0;
+    for (int j = 0; j < m->s.n; j++)
+        r = strlen(m->s.regions[j]) > r ? strlen(m->s.regions[j]) : r;
+    for (int j = 0; j < m->s.m; j++)
+        u = strlen(m->s.inputs[j]) > u ? strlen(m->s.inputs[j]) : u;
+    /* "D:REGION:REGION->REGION" or "B:INPUT:REGION->REGION" */
+    return 3 * r + u + 32;
+}
+
 int io_report_param_free(const io_report_model *m, int k)
 {
     return m->s.pV[k] > 0.0;
+}
+
+int io_report_input_on(const io_report_model *m, int k, int *times, double *seconds)
+{
+    const io_result_design *d = &m->design;
+    *times = 0;
+    *seconds = 0.0;
+    if (d->nu < 1 || !d->u || k < 0 || k >= m->s.m)
+        return -1;
+    const double *u = d->u + (size_t)k * d->nu;
+    for (int b = 0; b < d->nu; b++)
+        if (u[b] != 0.0) {
+            *seconds += d->dt;
+            *times += b == 0 || u[b - 1] == 0.0;
+        }
+    return 0;
+}
+
+double io_report_interval_z(double threshold)
+{
+    return gsl_cdf_ugaussian_Pinv(threshold);
+}
+
+int io_report_param_beyond_prior(const io_report_model *m, int k, double z)
+{
+    double sd = io_report_param_sd(m, k), e = m->s.Ep[k];
+    if (!io_report_param_free(m, k) || !(sd > 0.0) || !isfinite(e))
+        return 0;
+    /* Pp = Phi((|Ep| - pE) / sd) > Phi(z)  <=>  |Ep| - z sd > pE */
+    return fabs(e) - z * sd > m->s.pE[k];
 }
 
 double io_report_param_sd(const io_report_model *m, int k)

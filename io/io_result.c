@@ -10,6 +10,7 @@
 
 #include "io/io_atomic.h"
 #include "io/io_params.h"
+#include "io/io_result_inputs.h"
 
 #define VECTOR_ORDER \
     "A, B (per input), C, D (per region), transit, decay, epsilon; each matrix column-major"
@@ -226,6 +227,7 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
     set(&b, dg, "accepted_steps",
         chk(&b, R->diag.accepted_steps >= 0 ? json_integer(R->diag.accepted_steps) : json_null()));
     set(&b, root, "diagnostics", dg);
+    set(&b, root, "design", chk(&b, io_result_design_json(P))); /* io_result_inputs.h */
     set(&b, root, "regions", jstrings(&b, P->region_names, n));
     set(&b, root, "inputs", jstrings(&b, P->input_names, P->m));
     json_t *vec = chk(&b, json_object());

@@ -19,7 +19,7 @@ mkdir -p "$work/results" docs/figures
 "$dcm" estimate -q "$work/bwd.json" -o "$work/results/bwd.json"
 "$dcm" report "$work/results/fwd.json" "$work/results/bwd.json" -o "$work/report.html" \
     --png "$work/figs" --scale 1
-for f in comparison fwd_fit fwd_network fwd_parameters fwd_free_energy; do
+for f in comparison fwd_fit fwd_inputs fwd_network fwd_parameters fwd_free_energy; do
     cp "$work/figs/$f.png" "docs/figures/report_$f.png"
 done
 ls -l docs/figures/report_*.png

@@ -147,7 +147,7 @@ static int op_events(dcm_error *err)
     char *names[2] = {"Stim", "Attn"};
     const int v = 24, nu = v * 16;
     double *u = __real_malloc(sizeof(double) * nu * 2);
-    int rc = io_events_to_microtime(in_dir("ev.tsv", p, sizeof p), 2.0, v, 2, names, u, err);
+    int rc = io_events_to_microtime(in_dir("ev.tsv", p, sizeof p), 2.0, v, 2, names, u, NULL, err);
     free(u);
     return rc;
 }
