@@ -367,8 +367,9 @@ static int parse_conn(const spec_ctx *s, json_t *j, const char *field, double *o
         memset(out, 0, sizeof(double) * (size_t)n * n);
         for (int k = 0; k < (int)json_array_size(j); k++) {
             int from, to;
-            if (parse_edge(s, json_array_get(j, (size_t)k), field, k, &from, &to))
-                return DCM_ERR_INPUT;
+            int erc = parse_edge(s, json_array_get(j, (size_t)k), field, k, &from, &to);
+            if (erc)
+                return erc;   /* an input error, or out of memory */
             out[to + from * n] = 1.0;
         }
         return DCM_OK;
@@ -401,13 +402,13 @@ static int parse_structure(const spec_ctx *s, json_t *root, structure *st)
 {
     const int n = s->n, m = s->m;
     char field[320];
-    int edges;
+    int edges, crc;
     json_t *j = json_object_get(root, "a");
     if (!j)
         return fail(s, "missing \"a\" (the connections: an %dx%d matrix, row = target, column = "
                     "source, or a list of edges \"FROM -> TO\")", n, n);
-    if (parse_conn(s, j, "\"a\"", st->a, &edges))
-        return DCM_ERR_INPUT;
+    if ((crc = parse_conn(s, j, "\"a\"", st->a, &edges)))
+        return crc;   /* an input error, or out of memory */
     if (edges)
         for (int i = 0; i < n; i++)
             st->a[i + i * n] = 1.0;   /* self-connections are always on */
@@ -424,8 +425,8 @@ static int parse_structure(const spec_ctx *s, json_t *root, structure *st)
             if (input_index(s, key, "\"b\"", &k))
                 return DCM_ERR_INPUT;
             snprintf(field, sizeof field, "\"b\".\"%s\"", key);
-            if (parse_conn(s, val, field, st->b + (size_t)k * n * n, &edges))
-                return DCM_ERR_INPUT;
+            if ((crc = parse_conn(s, val, field, st->b + (size_t)k * n * n, &edges)))
+                return crc;   /* an input error, or out of memory */
         }
     }
 
@@ -478,8 +479,8 @@ static int parse_structure(const spec_ctx *s, json_t *root, structure *st)
             if (region_index(s, key, "\"d\"", &k))
                 return DCM_ERR_INPUT;
             snprintf(field, sizeof field, "\"d\".\"%s\"", key);
-            if (parse_conn(s, val, field, st->d + (size_t)k * n * n, &edges))
-                return DCM_ERR_INPUT;
+            if ((crc = parse_conn(s, val, field, st->d + (size_t)k * n * n, &edges)))
+                return crc;   /* an input error, or out of memory */
         }
         for (int k = 0; k < n * n * n; k++)
             if (st->d[k] != 0.0)

@@ -773,9 +773,14 @@ static void test_warnings(void)
     json_object_set_new(j, "warnings", json_integer(3));
     path_of(path, sizeof path, "badwarn.json");
     CU_ASSERT_EQUAL_FATAL(json_dump_file(j, path, 0), 0);
+    /* a result written before results carried warnings */
+    json_object_del(j, "warnings");
+    json_object_del(j, "diagnostics");
+    path_of(path, sizeof path, "old.json");
+    CU_ASSERT_EQUAL_FATAL(json_dump_file(j, path, 0), 0);
     json_decref(j);
 
-    CU_ASSERT_EQUAL_FATAL(run("report warned.json clean.json m1.json -o warned.html"), 0);
+    CU_ASSERT_EQUAL_FATAL(run("report warned.json clean.json old.json -o warned.html"), 0);
     char *html = slurp("warned.html", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(html);
     /* at the top of the section: right after its title, before any table */
@@ -794,7 +799,7 @@ static void test_warnings(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "<tr><td>accepted steps</td><td>1</td>"));
     /* an empty list says so; an older result says it has none recorded */
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "Model 2: clean</h2>\n<p class=\"ok\">no warnings</p>"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(html, "Model 3: m1</h2>\n<p class=\"meta\">This result file predates"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "Model 3: old</h2>\n<p class=\"meta\">This result file predates"));
     CU_ASSERT_EQUAL(count(html, "<div class=\"warn\">"), 1);
     free(html);
     /* a malformed list is an input error naming the field */
