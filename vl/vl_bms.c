@@ -364,7 +364,7 @@ void vl_bms_rfx_result_free(vl_bms_rfx_result *r)
     free(r->xp);
     free(r->pxp);
     free(r->g);
-    r->alpha = r->exp_r = r->xp = r->pxp = r->g = NULL;
+    memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
 static void opts_defaults(const vl_bms_opts *o, double *tol, int *maxit)
