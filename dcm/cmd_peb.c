@@ -316,7 +316,8 @@ int cmd_peb(int argc, char **argv)
         rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < nsub; i++, nR++) {
+    for (int i = 0; i < nsub; i++) {
+        nR = i + 1; /* R[i] is freed at the end, loaded or not */
         int s = io_batchdir_subject(&B, D.subjects[i]);
         if (s < 0 || !B.has[s * B.nmod + mi]) {
             rc = cli_fail("peb", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",

@@ -53,6 +53,10 @@ int vl_bms_ffx(const double *lme, int nsub, int nmod, const double *prior,
         for (int i = 0; i < nsub; i++)
             acc += lme[(long)i * nmod + k];
         s[k] = acc;
+        if (!isfinite(acc)) { /* the sum overflowed */
+            free(s);
+            return VL_BMS_ENONFINITE;
+        }
         if (acc > smax)
             smax = acc;
     }
