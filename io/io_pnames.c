@@ -45,10 +45,7 @@ static int pname_print(const io_pname_space *S, int index, char *buf, size_t len
 
 int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len)
 {
-    int l = pname_print(S, index, buf, len);
-    if (l < 0)
-        return -1;
-    return (size_t)l < len ? 0 : -2;
+    return pname_print(S, index, buf, len) < 0 ? -1 : 0;
 }
 
 char *io_pname_name(const io_pname_space *S, int index)

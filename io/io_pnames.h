@@ -35,8 +35,9 @@ typedef struct {
 /* Number of parameters of the space (as model_dcm_layout). */
 int io_pname_count(const io_pname_space *S);
 
-/* Name of parameter `index` into buf; returns 0, -1 if out of range, -2
- * if buf is too short (the name is then cut: prefer io_pname_name). */
+/* Name of parameter `index` into buf, cut to fit (for labels in figures
+ * only: anything that matches or stores names uses io_pname_name);
+ * returns 0, or -1 if out of range. */
 int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len);
 
 /* Name of parameter `index`, whole (malloc'd, caller frees); NULL when
