@@ -383,8 +383,27 @@ int cmd_peb(int argc, char **argv)
     memset(&opts, 0, sizeof opts);
     opts.Q = single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
     int vr = vl_peb(&in, &opts, &P);
+    if (vr == VL_PEB_ENOMEM) {
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
     if (vr) {
-        rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (code %d)", vr);
+        /* say which subject's numbers are to blame when one is */
+        int bad_i = -1;
+        for (int i = 0; i < nsub && bad_i < 0; i++)
+            for (int q = 0; q < nsel && bad_i < 0; q++) {
+                double e = R[i].Ep[sel[q]], c = R[i].Cp[(size_t)sel[q] * np + sel[q]];
+                if (!isfinite(e) || !isfinite(c) || fabs(e) > 1e100 || fabs(c) > 1e200)
+                    bad_i = i;
+            }
+        if (bad_i >= 0)
+            rc = cli_fail("peb", DCM_ERR_NUMERIC,
+                          "the group-level inversion failed: %s has posterior means or variances of the "
+                          "selected parameters too large to combine (e.g. |mean| > 1e100)", R[bad_i].path);
+        else
+            rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (%s)",
+                          vr == VL_PEB_ENONFINITE ? "a non-finite value arose in the group-level update"
+                                                  : "invalid design or sizes");
         goto done;
     }
     int finite = isfinite(P.F);

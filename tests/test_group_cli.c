@@ -485,6 +485,14 @@ static void edit_huge(json_t *r)
     json_object_set_new(r, "regions", names);
 }
 
+/* B and C means of 1e300: finite in the file, not once combined */
+static void edit_huge_means(json_t *r)
+{
+    json_t *pm = json_object_get(json_object_get(r, "vector"), "posterior_mean");
+    for (size_t i = 9; i < 36 && i < json_array_size(pm); i++)
+        json_array_set_new(pm, i, json_real(1e300 * (1.0 + json_number_value(json_array_get(pm, i)))));
+}
+
 static void test_results_refused(void)
 {
     if (!fit_fwd_and_permuted())
@@ -532,6 +540,26 @@ static void test_results_refused(void)
                  tmpdir, b, tmpdir);
         CU_ASSERT_EQUAL(run(args), 2);
         CU_ASSERT_PTR_NOT_NULL(strstr(out, want[b]));
+    }
+    /* non-finite combinations are exit 3 naming the cause, never NaN */
+    write_variant("hugemeans.json", edit_huge_means);
+    snprintf(args, sizeof args, "average %s/fwd.json %s/hugemeans.json --json", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not finite"));
+    CU_ASSERT_PTR_NULL(strstr(out, "nan"));
+    {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p %s/pebhuge/s1 %s/pebhuge/s2 %s/pebhuge/s3 && cp %s/fwd.json %s/pebhuge/s1/m.json && "
+                 "cp %s/perm.json %s/pebhuge/s2/m.json && cp %s/hugemeans.json %s/pebhuge/s3/m.json",
+                 tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+        write_file("design3.tsv", "subject\tintercept\ns1\t1\ns2\t1\ns3\t1\n");
+        snprintf(args, sizeof args, "peb %s/pebhuge --model m --design %s/design3.tsv --params 'B:*' --json",
+                 tmpdir, tmpdir);
+        CU_ASSERT_EQUAL(run(args), 3);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "s3/m.json"));
+        CU_ASSERT_PTR_NULL(strstr(out, "{"));
     }
     /* names are whole: a 300-character region name comes back entire */
     memset(long_name, 'R', 300);
