@@ -580,8 +580,7 @@ void vl_bms_family_result_free(vl_bms_family_result *r)
     free(r->model_alpha0);
     free(r->model_alpha);
     free(r->model_post);
-    r->alpha = r->exp_r = r->xp = r->pxp = NULL;
-    r->model_alpha0 = r->model_alpha = r->model_post = NULL;
+    memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
 int vl_bms_family(const double *lme, int nsub, int nmod, const int *fam,
