@@ -543,6 +543,19 @@ static void test_exceedance_many(void)
     CU_ASSERT(d < 1e-14);
     CU_ASSERT(eq == 0.0);
     CU_ASSERT(xa[17] > xa[211] && xa[211] > xa[1]);
+    /* huge counts (rounding noise in the incomplete gamma functions must
+       not make the quadrature bisect forever) and tiny ones: r_2 - r_1 is
+       close to normal with mean 50 / 20050 and sd sqrt(2e4) / 20050 */
+    double big[4] = {1e4, 1e4 + 50, 0.05, 1.0}, xb4[4];
+    CU_ASSERT_EQUAL(vl_dirichlet_exceedance(big, 4, xb4), VL_BMS_OK);
+    printf("  alpha (1e4, 1e4+50, 0.05, 1): xp %.6f %.6f (normal approximation %.6f)\n", xb4[0], xb4[1],
+           0.5 * erfc(-50.0 / sqrt(2e4) / sqrt(2.0)));
+    CU_ASSERT(fabs(xb4[1] - 0.5 * erfc(-50.0 / sqrt(2e4) / sqrt(2.0))) < 2e-3);
+    CU_ASSERT(fabs(sum(xb4, 4) - 1.0) < 1e-9);
+    double tiny[3] = {0.01, 0.02, 0.015}, xt[3];
+    CU_ASSERT_EQUAL(vl_dirichlet_exceedance(tiny, 3, xt), VL_BMS_OK);
+    CU_ASSERT(fabs(sum(xt, 3) - 1.0) < 1e-9);
+    CU_ASSERT(xt[1] > xt[2] && xt[2] > xt[0]);
 }
 
 /* Freeing twice is harmless (the free functions reset what they free). */
