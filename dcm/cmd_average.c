@@ -43,19 +43,35 @@ typedef struct {
     double *weights; /* per model */
 } bma;
 
-/* BMA over k loaded results; returns 0 or an exit code. */
+/* R[i] (i > 0) joins R[0]: the same kind of model fitted to the same data,
+ * its parameters put in R[0]'s order by name. Returns 0 or an exit code. */
+static int join_first(io_result_summary *R, int i, const char *who)
+{
+    if (!io_result_same_kind(&R[i], &R[0]))
+        return cli_fail("average", DCM_ERR_INPUT,
+                        "%s: %s is a %s model but %s is %s: models of different kinds are not averaged",
+                        who, R[i].path, io_result_kind(&R[i]), R[0].path, io_result_kind(&R[0]));
+    if (io_result_same_data(&R[i], &R[0]) == 0)
+        return cli_fail("average", DCM_ERR_INPUT,
+                        "%s: %s and %s were fitted to different data (their observed BOLD differs): "
+                        "a model average weighs models of the same data", who, R[i].path, R[0].path);
+    dcm_error err = {0, ""};
+    if (io_result_align(&R[i], &R[0], &err))
+        return cli_report("average", &err);
+    return DCM_OK;
+}
+
+/* BMA over k loaded results (aligned to R[0]); returns 0 or an exit code. */
 static int average(io_result_summary *R, int k, double occam, bma *out, const char *who)
 {
     const int np = R[0].np;
-    for (int i = 1; i < k; i++)
-        if (R[i].np != np || R[i].n != R[0].n || R[i].m != R[0].m)
-            return cli_fail("average", DCM_ERR_INPUT,
-                            "%s: %s and %s have different parameter spaces (regions, inputs or D); "
-                            "only models of the same regions and inputs can be averaged",
-                            who, R[0].path, R[i].path);
     double Fmax = -INFINITY;
-    for (int i = 0; i < k; i++)
+    for (int i = 0; i < k; i++) {
+        if (!isfinite(R[i].F))
+            return cli_fail("average", DCM_ERR_NUMERIC, "%s: %s has a non-finite free energy", who,
+                            R[i].path);
         Fmax = fmax(Fmax, R[i].F);
+    }
     double z = 0.0;
     for (int i = 0; i < k; i++) {
         out->weights[i] = (occam > 0 && R[i].F < Fmax - occam) ? 0.0 : exp(R[i].F - Fmax);
@@ -66,39 +82,62 @@ static int average(io_result_summary *R, int k, double occam, bma *out, const ch
     for (int p = 0; p < np; p++) {
         double m = 0.0, s2 = 0.0;
         for (int i = 0; i < k; i++) {
-            double e = R[i].Ep[p], v = fmax(R[i].Cp[p * np + p], 0.0);
+            double e = R[i].Ep[p], v = fmax(R[i].Cp[(size_t)p * np + p], 0.0);
             m += out->weights[i] * e;
             s2 += out->weights[i] * (v + e * e);
         }
         out->mean[p] = m;
         out->var[p] = fmax(s2 - m * m, 0.0);
+        if (!isfinite(m) || !isfinite(s2)) {
+            char *name = NULL;
+            io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
+            name = io_pname_name(&S, p);
+            int rc = cli_fail("average", DCM_ERR_NUMERIC,
+                              "%s: the average of %s is not finite (its posterior means or variances "
+                              "are too large to combine)", who, name ? name : "a parameter");
+            free(name);
+            return rc;
+        }
     }
     return DCM_OK;
 }
 
-static json_t *named(const io_pname_space *S, const io_result_summary *R0, const double *mean,
-                     const double *var, const char *sd_key)
+/* parameters free in at least one of the models, ORed into mask */
+static void mark_free(const io_result_summary *R, int k, unsigned char *mask)
+{
+    for (int i = 0; i < k; i++)
+        for (int p = 0; p < R[i].np; p++)
+            if (R[i].pV[p] > 0)
+                mask[p] = 1;
+}
+
+/* the averaged parameters, by name: only those some model estimates */
+static int report(const io_pname_space *S, int np, const unsigned char *free_mask, const double *mean,
+                  const double *var, const char *sd_key, const char *sd_title, int as_json, json_t **out)
 {
     json_t *arr = json_array();
-    char name[256];
-    for (int p = 0; p < R0->np; p++) {
-        io_pname_format(S, p, name, sizeof name);
+    if (!as_json)
+        printf("%-28s %10s %10s\n", "parameter", sd_key[0] == 's' && sd_key[1] == 'd' ? "BMA mean" : "mean",
+               sd_title);
+    for (int p = 0; p < np; p++) {
+        if (!free_mask[p])
+            continue;
+        char *name = io_pname_name(S, p);
+        if (!name) {
+            json_decref(arr);
+            return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+        }
         json_t *e = json_object();
         json_object_set_new(e, "name", json_string(name));
         json_object_set_new(e, "mean", json_real(mean[p]));
         json_object_set_new(e, sd_key, json_real(sqrt(var[p])));
         json_array_append_new(arr, e);
+        if (!as_json)
+            printf("%-28s %10.4f %10.4f\n", name, mean[p], sqrt(var[p]));
+        free(name);
     }
-    return arr;
-}
-
-/* parameters free in at least one of the models */
-static int any_free(io_result_summary *R, int k, int p)
-{
-    for (int i = 0; i < k; i++)
-        if (R[i].pV[p] > 0)
-            return 1;
-    return 0;
+    *out = arr;
+    return DCM_OK;
 }
 
 int cmd_average(int argc, char **argv)
@@ -115,6 +154,10 @@ int cmd_average(int argc, char **argv)
     json_t *o = NULL;
     bma avg = {0, NULL, NULL, NULL};
     double *gsum = NULL, *gsq = NULL;
+    unsigned char *free_mask = NULL;
+    int *use = NULL;
+    io_result_summary first;
+    memset(&first, 0, sizeof first);
     if (!files)
         return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
     for (int i = 1; i < argc; i++) {
@@ -166,7 +209,6 @@ int cmd_average(int argc, char **argv)
     }
     dcm_error err = {0, ""};
     o = json_object();
-    char name[256];
     if (!batch) {
         R = calloc((size_t)k, sizeof *R);
         avg.weights = malloc(sizeof(double) * k);
@@ -174,19 +216,26 @@ int cmd_average(int argc, char **argv)
             rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }
-        for (int i = 0; i < k; i++, nR++)
+        for (int i = 0; i < k; i++) {
+            nR = i + 1; /* R[i] is freed at the end, loaded or not */
             if (io_result_load(files[i], &R[i], &err)) {
                 rc = cli_report("average", &err);
                 goto done;
             }
-        avg.mean = malloc(sizeof(double) * R[0].np);
-        avg.var = malloc(sizeof(double) * R[0].np);
-        if (!avg.mean || !avg.var) {
+            if (i && (rc = join_first(R, i, "average")))
+                goto done;
+        }
+        const int np = R[0].np;
+        avg.mean = malloc(sizeof(double) * np);
+        avg.var = malloc(sizeof(double) * np);
+        free_mask = calloc((size_t)np, 1);
+        if (!avg.mean || !avg.var || !free_mask) {
             rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }
         if ((rc = average(R, k, occam, &avg, "average")))
             goto done;
+        mark_free(R, k, free_mask);
         io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
         json_t *w = json_array();
         for (int i = 0; i < k; i++) {
@@ -197,37 +246,49 @@ int cmd_average(int argc, char **argv)
             json_array_append_new(w, e);
         }
         json_object_set_new(o, "models", w);
-        json_object_set_new(o, "parameters", named(&S, &R[0], avg.mean, avg.var, "sd"));
         if (!as_json) {
             printf("%-32s %12s %10s\n", "model", "F", "weight");
             for (int i = 0; i < k; i++)
                 printf("%-32s %12.4f %10.4f\n", files[i], R[i].F, avg.weights[i]);
-            printf("\n%-28s %10s %10s\n", "parameter", "BMA mean", "sd");
-            for (int p = 0; p < R[0].np; p++)
-                if (any_free(R, k, p)) {
-                    io_pname_format(&S, p, name, sizeof name);
-                    printf("%-28s %10.4f %10.4f\n", name, avg.mean[p], sqrt(avg.var[p]));
-                }
+            printf("\n");
         }
+        json_t *params = NULL;
+        if ((rc = report(&S, np, free_mask, avg.mean, avg.var, "sd", "sd", as_json, &params)))
+            goto done;
+        json_object_set_new(o, "parameters", params);
     } else {
         if ((rc = io_batchdir_scan(batch, &B, &err))) {
             rc = cli_report("average", &err);
             goto done;
         }
         /* which models */
-        int *use = malloc(sizeof(int) * (B.nmod ? B.nmod : 1)), nuse = 0;
-        if (!use) {
+        int nuse = 0;
+        if (!(use = malloc(sizeof(int) * (B.nmod ? B.nmod : 1)))) {
             rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }
         if (models) {
             char *list = strdup(models), *save = NULL;
+            if (!list) {
+                rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+                goto done;
+            }
             for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
                 int m = io_batchdir_model(&B, t);
                 if (m < 0) {
+                    char *known = io_batchdir_model_list(&B);
+                    rc = cli_fail("average", DCM_ERR_INPUT, "%s: no results for model '%s'; the models "
+                                  "there are: %s", batch, t, known ? known : "(out of memory)");
+                    free(known);
                     free(list);
-                    free(use);
-                    rc = cli_fail("average", DCM_ERR_INPUT, "%s: no results for model '%s'", batch, t);
+                    goto done;
+                }
+                int dup = 0;
+                for (int u = 0; u < nuse; u++)
+                    dup |= use[u] == m;
+                if (dup) {
+                    rc = cli_fail("average", DCM_ERR_USAGE, "--models names '%s' twice", t);
+                    free(list);
                     goto done;
                 }
                 use[nuse++] = m;
@@ -238,17 +299,18 @@ int cmd_average(int argc, char **argv)
                 use[nuse++] = m;
         }
         if (nuse < 1) {
-            free(use);
             rc = cli_fail("average", DCM_ERR_INPUT, "%s: no model results found", batch);
             goto done;
         }
         R = calloc((size_t)nuse, sizeof *R);
         avg.weights = malloc(sizeof(double) * nuse);
+        if (!R || !avg.weights) {
+            rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
         json_t *subs = json_array();
         json_object_set_new(o, "subjects", subs);
         int nsub_used = 0, np = -1;
-        io_result_summary first;
-        memset(&first, 0, sizeof first);
         for (int s = 0; s < B.nsub; s++) {
             int complete = 1;
             for (int u = 0; u < nuse; u++)
@@ -257,15 +319,18 @@ int cmd_average(int argc, char **argv)
                 fprintf(stderr, "dcm average: %s lacks some of the models; left out\n", B.subjects[s]);
                 continue;
             }
-            for (int u = 0; u < nuse; u++, nR++) {
+            for (int u = 0; u < nuse; u++) {
+                nR = u + 1;
                 char *p = io_batchdir_path(&B, s, use[u]);
-                int lr = io_result_load(p, &R[u], &err);
+                int lr = p ? io_result_load(p, &R[u], &err)
+                           : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
                 free(p);
                 if (lr) {
-                    free(use);
                     rc = cli_report("average", &err);
                     goto done;
                 }
+                if (u && (rc = join_first(R, u, B.subjects[s])))
+                    goto done;
             }
             if (np < 0) {
                 np = R[0].np;
@@ -273,29 +338,33 @@ int cmd_average(int argc, char **argv)
                 avg.var = malloc(sizeof(double) * np);
                 gsum = calloc((size_t)np, sizeof(double));
                 gsq = calloc((size_t)np, sizeof(double));
-                if (!avg.mean || !avg.var || !gsum || !gsq) {
-                    free(use);
+                free_mask = calloc((size_t)np, 1);
+                if (!avg.mean || !avg.var || !gsum || !gsq || !free_mask) {
                     rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
                     goto done;
                 }
-                /* keep names and which parameters are free for the report */
+                /* the first subject's first model gives the names and order */
                 if (io_result_load(R[0].path, &first, &err)) {
-                    free(use);
                     rc = cli_report("average", &err);
                     goto done;
                 }
-            } else if (R[0].np != np) {
-                free(use);
-                io_result_summary_free(&first);
-                rc = cli_fail("average", DCM_ERR_INPUT, "%s: subjects have different parameter spaces",
-                              batch);
-                goto done;
+            } else {
+                /* every subject's models meet the first subject's by name */
+                if (!io_result_same_kind(&R[0], &first)) {
+                    rc = cli_fail("average", DCM_ERR_INPUT, "%s is a %s model but %s is %s: models of "
+                                  "different kinds are not averaged", R[0].path, io_result_kind(&R[0]),
+                                  first.path, io_result_kind(&first));
+                    goto done;
+                }
+                for (int u = 0; u < nuse; u++)
+                    if (io_result_align(&R[u], &first, &err)) {
+                        rc = cli_report("average", &err);
+                        goto done;
+                    }
             }
-            if ((rc = average(R, nuse, occam, &avg, B.subjects[s]))) {
-                free(use);
-                io_result_summary_free(&first);
+            if ((rc = average(R, nuse, occam, &avg, B.subjects[s])))
                 goto done;
-            }
+            mark_free(R, nuse, free_mask);
             json_t *e = json_object();
             json_object_set_new(e, "subject", json_string(B.subjects[s]));
             json_t *w = json_object();
@@ -315,9 +384,7 @@ int cmd_average(int argc, char **argv)
                 io_result_summary_free(&R[u]);
             nR = 0;
         }
-        free(use);
         if (nsub_used < 1) {
-            io_result_summary_free(&first);
             rc = cli_fail("average", DCM_ERR_INPUT, "%s: no subject has all the models", batch);
             goto done;
         }
@@ -328,26 +395,47 @@ int cmd_average(int argc, char **argv)
             avg.var[p] = nsub_used > 1
                              ? fmax(gsq[p] - nsub_used * m * m, 0.0) / (nsub_used - 1) / nsub_used
                              : 0.0;
+            if (!isfinite(avg.mean[p]) || !isfinite(avg.var[p])) {
+                char *name = NULL;
+                io_pname_space S0 = {first.n, first.m, first.nd, first.regions, first.inputs};
+                name = io_pname_name(&S0, p);
+                rc = cli_fail("average", DCM_ERR_NUMERIC, "%s: the group average of %s is not finite "
+                              "(the subjects' averages are too large to combine)", batch,
+                              name ? name : "a parameter");
+                free(name);
+                goto done;
+            }
         }
+        /* which parameter each bma_mean entry is */
         io_pname_space S = {first.n, first.m, first.nd, first.regions, first.inputs};
-        json_object_set_new(o, "group", named(&S, &first, avg.mean, avg.var, "standard_error"));
-        json_object_set_new(o, "n_subjects", json_integer(nsub_used));
-        if (!as_json) {
-            printf("group BMA over %d subjects\n%-28s %10s %10s\n", nsub_used, "parameter", "mean",
-                   "s.e.");
-            for (int p = 0; p < np; p++)
-                if (first.pV[p] > 0 || avg.mean[p] != first.pE[p]) {
-                    io_pname_format(&S, p, name, sizeof name);
-                    printf("%-28s %10.4f %10.4f\n", name, avg.mean[p], sqrt(avg.var[p]));
-                }
+        json_t *order = json_array();
+        for (int p = 0; p < np; p++) {
+            char *name = io_pname_name(&S, p);
+            if (!name) {
+                json_decref(order);
+                rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+                goto done;
+            }
+            json_array_append_new(order, json_string(name));
+            free(name);
         }
-        io_result_summary_free(&first);
+        json_object_set_new(o, "bma_mean_order", order);
+        json_object_set_new(o, "n_subjects", json_integer(nsub_used));
+        if (!as_json)
+            printf("group BMA over %d subjects\n", nsub_used);
+        json_t *group = NULL;
+        if ((rc = report(&S, np, free_mask, avg.mean, avg.var, "standard_error", "s.e.", as_json, &group)))
+            goto done;
+        json_object_set_new(o, "group", group);
     }
     rc = cli_emit_json("average", o, as_json, out_path);
 done:
     for (int i = 0; i < nR; i++)
         io_result_summary_free(&R[i]);
+    io_result_summary_free(&first);
     free(R);
+    free(use);
+    free(free_mask);
     free(avg.mean);
     free(avg.var);
     free(avg.weights);

@@ -105,6 +105,37 @@ static int parse_families(const family_arg *fa, int nf, char *const *models, int
     return DCM_OK;
 }
 
+/* Index of the first non-finite entry of x (n), or -1. */
+static int first_nonfinite(const double *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
+
+/* Largest |log-evidence|, to say what made a result non-finite. */
+static double largest_lme(const io_lme_table *T)
+{
+    double mx = 0.0;
+    for (long i = 0; i < (long)T->nsub * T->nmod; i++)
+        mx = fmax(mx, fabs(T->lme[i]));
+    return mx;
+}
+
+/* A non-finite number is never printed as a result: exit 3 naming it. */
+static int refuse_nonfinite(const io_lme_table *T, const char *what, const double *x, int n,
+                            char *const *names)
+{
+    int i = first_nonfinite(x, n);
+    if (i < 0)
+        return DCM_OK;
+    return cli_fail("compare", DCM_ERR_NUMERIC,
+                    "the %s of %s is not a finite number: the log-evidences (up to %g in magnitude) "
+                    "overflow double precision when combined; check the table for misplaced values",
+                    what, names ? names[i] : "the comparison", largest_lme(T));
+}
+
 static int report_families(const double *lme, int nsub, int nmod, const family_arg *fa, int nf,
                            char *const *models, int rfx, int as_json, json_t *o)
 {
@@ -123,7 +154,23 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
     free(fam);
     if (vr && vr != VL_BMS_ENOCONV) {
         vl_bms_family_result_free(&fr);
-        return cli_fail("compare", DCM_ERR_NUMERIC, "family comparison failed (code %d)", vr);
+        return cli_fail("compare", DCM_ERR_NUMERIC, "family comparison failed (%s)",
+                        vr == VL_BMS_ENONFINITE ? "a summed log-evidence overflows double precision"
+                                                : "numerical failure");
+    }
+    int bad = first_nonfinite(fr.exp_r, nf);
+    if (bad < 0 && rfx) {
+        const double *arrs[] = {fr.alpha, fr.xp, fr.pxp};
+        for (int a = 0; a < 3 && bad < 0; a++)
+            bad = first_nonfinite(arrs[a], nf);
+        if (bad < 0 && !isfinite(fr.bor))
+            bad = 0;
+    }
+    if (bad >= 0) {
+        vl_bms_family_result_free(&fr);
+        return cli_fail("compare", DCM_ERR_NUMERIC,
+                        "the comparison of family %s is not a finite number: the log-evidences "
+                        "overflow double precision when combined", fa[bad].name);
     }
     if (as_json) {
         json_t *fj = json_array();
@@ -160,31 +207,6 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
     }
     vl_bms_family_result_free(&fr);
     return DCM_OK;
-}
-
-/* A fingerprint of the data a result was fitted to: the count, sum and sum
- * of squares of its observed_bold_scaled. Returns 0 when the file has none
- * (e.g. SPM's reference results). */
-static int observed_fingerprint(const char *path, double fp[3])
-{
-    json_t *root = json_load_file(path, 0, NULL);
-    json_t *obs = root ? json_object_get(root, "observed_bold_scaled") : NULL;
-    double n = 0, s = 0, ss = 0;
-    size_t i, j;
-    json_t *row, *x;
-    json_array_foreach(obs, i, row) {
-        json_array_foreach(row, j, x) {
-            double y = json_number_value(x);
-            n += 1;
-            s += y;
-            ss += y * y;
-        }
-    }
-    json_decref(root);
-    fp[0] = n;
-    fp[1] = s;
-    fp[2] = ss;
-    return n > 0;
 }
 
 int cmd_compare(int argc, char **argv)
@@ -279,41 +301,54 @@ int cmd_compare(int argc, char **argv)
             goto done;
         }
         T.subjects[0] = strdup("data");
-        int n_first = -1, have_fp0 = 0;
-        double fp0[3] = {0, 0, 0};
+        io_result_summary s0;
+        memset(&s0, 0, sizeof s0);
         for (int i = 0; i < k; i++) {
             io_result_summary s;
-            memset(&s, 0, sizeof s);
             if (io_result_load(files[i], &s, &err)) {
+                io_result_summary_free(&s0);
                 rc = cli_report("compare", &err);
                 goto done;
             }
             T.lme[i] = s.F;
-            T.models[i] = model_name(files[i]);
-            int nreg = s.n;
-            double fp[3];
-            int have_fp = observed_fingerprint(files[i], fp);
+            if (!(T.models[i] = model_name(files[i]))) {
+                io_result_summary_free(&s);
+                io_result_summary_free(&s0);
+                rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+                goto done;
+            }
+            if (i == 0) {
+                s0 = s; /* kept to compare the others with */
+                continue;
+            }
+            /* free energies are log-evidences of particular data: the
+               same regions (in any order) and the same observed BOLD */
+            int same = io_result_same_data(&s, &s0), nreg = s.n, n0 = s0.n;
+            int regions_agree = nreg == n0;
+            for (int r = 0; regions_agree && r < nreg; r++) {
+                int found = 0;
+                for (int q = 0; q < n0; q++)
+                    found |= !strcmp(s.regions[r], s0.regions[q]);
+                regions_agree = found;
+            }
             io_result_summary_free(&s);
-            if (n_first < 0) {
-                n_first = nreg;
-                have_fp0 = have_fp;
-                memcpy(fp0, fp, sizeof fp);
-            } else if (have_fp && have_fp0 &&
-                       (fp[0] != fp0[0] || fabs(fp[1] - fp0[1]) > 1e-9 * fabs(fp0[1]) ||
-                        fabs(fp[2] - fp0[2]) > 1e-9 * fabs(fp0[2]))) {
-                /* free energies are log-evidences of particular data */
+            if (same == 0) {
+                io_result_summary_free(&s0);
                 rc = cli_fail("compare", DCM_ERR_INPUT,
                               "%s and %s were fitted to different data (their observed BOLD differs): "
                               "free energies of different data cannot be compared", files[i], files[0]);
                 goto done;
-            } else if (nreg != n_first) {
+            }
+            if (!regions_agree) {
+                io_result_summary_free(&s0);
                 rc = cli_fail("compare", DCM_ERR_INPUT,
-                              "%s models %d regions but %s models %d: models compared by their "
-                              "free energy must be fitted to the same data", files[i], nreg,
-                              files[0], n_first);
+                              "%s and %s model different regions (%d and %d, or other names): models "
+                              "compared by their free energy must be fitted to the same data",
+                              files[i], files[0], nreg, n0);
                 goto done;
             }
         }
+        io_result_summary_free(&s0);
     }
     const int nsub = T.nsub, nmod = T.nmod;
     if (nmod < 2) {
@@ -351,6 +386,14 @@ int cmd_compare(int argc, char **argv)
             rc = cli_fail("compare", DCM_ERR_NUMERIC, "random-effects BMS failed (code %d)", vr);
             goto done;
         }
+        if ((rc = refuse_nonfinite(&T, "Dirichlet count", R.alpha, nmod, T.models)) ||
+            (rc = refuse_nonfinite(&T, "expected frequency", R.exp_r, nmod, T.models)) ||
+            (rc = refuse_nonfinite(&T, "exceedance probability", R.xp, nmod, T.models)) ||
+            (rc = refuse_nonfinite(&T, "protected exceedance probability", R.pxp, nmod, T.models)) ||
+            (rc = refuse_nonfinite(&T, "Bayesian omnibus risk", &R.bor, 1, NULL))) {
+            vl_bms_rfx_result_free(&R);
+            goto done;
+        }
         if (vr == VL_BMS_ENOCONV)
             fprintf(stderr, "dcm compare: warning: the variational iterations did not converge\n");
         json_object_set_new(o, "method", json_string("random effects"));
@@ -371,11 +414,29 @@ int cmd_compare(int argc, char **argv)
     } else {
         double *slme = malloc(sizeof(double) * nmod), *post = malloc(sizeof(double) * nmod),
                *lbf = malloc(sizeof(double) * nmod);
-        if (!slme || !post || !lbf || vl_bms_ffx(T.lme, nsub, nmod, NULL, slme, post, lbf)) {
+        int fr = (slme && post && lbf) ? vl_bms_ffx(T.lme, nsub, nmod, NULL, slme, post, lbf)
+                                       : VL_BMS_ENOMEM;
+        if (fr == VL_BMS_OK &&
+            ((rc = refuse_nonfinite(&T, "log Bayes factor", lbf, nmod, T.models)) ||
+             (rc = refuse_nonfinite(&T, "posterior probability", post, nmod, T.models)))) {
             free(slme);
             free(post);
             free(lbf);
-            rc = cli_fail("compare", DCM_ERR_NUMERIC, "fixed-effects comparison failed");
+            goto done;
+        }
+        if (fr) {
+            free(slme);
+            free(post);
+            free(lbf);
+            if (fr == VL_BMS_ENOMEM)
+                rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+            else if (fr == VL_BMS_ENONFINITE)
+                rc = cli_fail("compare", DCM_ERR_NUMERIC,
+                              "the summed log-evidence of a model overflows double precision (log-"
+                              "evidences up to %g in magnitude over %d subjects): check the table for "
+                              "misplaced values", largest_lme(&T), nsub);
+            else
+                rc = cli_fail("compare", DCM_ERR_NUMERIC, "fixed-effects comparison failed");
             goto done;
         }
         json_object_set_new(o, "method", json_string("fixed effects"));

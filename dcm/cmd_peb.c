@@ -64,6 +64,7 @@ static void design_free(design *d)
     free(d->subjects);
     free(d->covariates);
     free(d->X);
+    memset(d, 0, sizeof *d); /* freed twice is then harmless */
 }
 
 static int read_design(const char *path, design *d, dcm_error *err)
@@ -90,7 +91,10 @@ static int read_design(const char *path, design *d, dcm_error *err)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
     for (int j = 0; j < d->nx; j++)
-        d->covariates[j] = strdup(t.cells[1 + j]);
+        if (!(d->covariates[j] = strdup(t.cells[1 + j]))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto fail;
+        }
     for (int i = 0; i < d->nsub; i++) {
         char **row = t.cells + (size_t)(i + 1) * t.cols;
         for (int k = 0; k < i; k++)
@@ -99,7 +103,10 @@ static int read_design(const char *path, design *d, dcm_error *err)
                                    t.line[i + 1], row[0]);
                 goto fail;
             }
-        d->subjects[i] = strdup(row[0]);
+        if (!(d->subjects[i] = strdup(row[0]))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto fail;
+        }
         for (int j = 0; j < d->nx; j++) {
             int pr = io_parse_number(row[1 + j], &d->X[i * d->nx + j]);
             if (pr) {
@@ -159,8 +166,14 @@ static int group_reduction(const vl_peb_result *P, const design *D, const double
         vl_bmr_search_result_free(&B);
         return cli_fail("peb", DCM_ERR_NUMERIC, "model reduction over the group effects failed (code %d)", vr);
     }
+    for (int k = 0; k < nb; k++)
+        if (!isfinite(B.Ep_bma[k]) || !isfinite(B.Pp[k]) || !isfinite(B.dF)) {
+            vl_bmr_search_result_free(&B);
+            return cli_fail("peb", DCM_ERR_NUMERIC, "model reduction over the group effects gave a "
+                            "non-finite value (group effect %d): check the subjects' results for "
+                            "extreme values", k + 1);
+        }
     json_t *red = json_object(), *eff = json_array(), *off = json_array();
-    char name[256], label[320];
     if (!as_json)
         printf("\nreduction over the group effects: %d models searched, %d effect%s switched off "
                "(dF = %.4f)\n%-40s %10s %12s\n", B.nmodels, B.nremoved, B.nremoved == 1 ? "" : "s",
@@ -168,8 +181,19 @@ static int group_reduction(const vl_peb_result *P, const design *D, const double
     for (int j = 0; j < nx; j++)
         for (int q = 0; q < P->np; q++) {
             int k = q + j * P->np;
-            io_pname_format(S, P->sel[q], name, sizeof name);
-            snprintf(label, sizeof label, "%s x %s", name, D->covariates[j]);
+            char *name = io_pname_name(S, P->sel[q]);
+            size_t ll = (name ? strlen(name) : 0) + strlen(D->covariates[j]) + 4;
+            char *label = malloc(ll);
+            if (!name || !label) {
+                free(name);
+                free(label);
+                json_decref(red);
+                json_decref(eff);
+                json_decref(off);
+                vl_bmr_search_result_free(&B);
+                return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+            }
+            snprintf(label, ll, "%s x %s", name, D->covariates[j]);
             json_t *e = json_object();
             json_object_set_new(e, "parameter", json_string(name));
             json_object_set_new(e, "covariate", json_string(D->covariates[j]));
@@ -181,6 +205,8 @@ static int group_reduction(const vl_peb_result *P, const design *D, const double
                 json_array_append_new(off, json_string(label));
             if (!as_json)
                 printf("%-40s %10.4f %12.4f%s\n", label, B.Ep_bma[k], B.Pp[k], B.keep[k] ? "" : "  (off)");
+            free(name);
+            free(label);
         }
     json_object_set_new(red, "dF", json_real(B.dF));
     json_object_set_new(red, "switched_off", off);
@@ -208,6 +234,7 @@ int cmd_peb(int argc, char **argv)
     vl_peb_result P;
     memset(&P, 0, sizeof P);
     json_t *o = NULL;
+    char *name = NULL;
     if (!sels)
         return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
     for (int i = 1; i < argc; i++) {
@@ -270,7 +297,10 @@ int cmd_peb(int argc, char **argv)
     }
     int mi = io_batchdir_model(&B, model);
     if (mi < 0) {
-        rc = cli_fail("peb", DCM_ERR_INPUT, "%s: no results for model '%s'", outdir, model);
+        char *list = io_batchdir_model_list(&B);
+        rc = cli_fail("peb", DCM_ERR_INPUT, "%s: no results for model '%s'; the models there are: %s",
+                      outdir, model, list ? list : "(out of memory)");
+        free(list);
         goto done;
     }
     /* the design's subjects and the subjects with results must agree */
@@ -297,7 +327,8 @@ int cmd_peb(int argc, char **argv)
         rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < nsub; i++, nR++) {
+    for (int i = 0; i < nsub; i++) {
+        nR = i + 1; /* R[i] is freed at the end, loaded or not */
         int s = io_batchdir_subject(&B, D.subjects[i]);
         if (s < 0 || !B.has[s * B.nmod + mi]) {
             rc = cli_fail("peb", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
@@ -311,9 +342,16 @@ int cmd_peb(int argc, char **argv)
             rc = cli_report("peb", &err);
             goto done;
         }
-        if (i && (R[i].np != R[0].np || R[i].n != R[0].n || R[i].m != R[0].m)) {
-            rc = cli_fail("peb", DCM_ERR_INPUT, "%s and %s have different parameter spaces", R[0].path,
-                          R[i].path);
+        if (i && !io_result_same_kind(&R[i], &R[0])) {
+            rc = cli_fail("peb", DCM_ERR_INPUT, "%s is a %s model but %s is %s: PEB needs the same model "
+                          "for every subject", R[i].path, io_result_kind(&R[i]), R[0].path,
+                          io_result_kind(&R[0]));
+            goto done;
+        }
+        /* parameters meet by name: a subject whose regions are listed in
+           another order is reordered, one with other regions refused */
+        if (i && io_result_align(&R[i], &R[0], &err)) {
+            rc = cli_report("peb", &err);
             goto done;
         }
         F[i] = R[i].F;
@@ -356,8 +394,37 @@ int cmd_peb(int argc, char **argv)
     memset(&opts, 0, sizeof opts);
     opts.Q = single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
     int vr = vl_peb(&in, &opts, &P);
+    if (vr == VL_PEB_ENOMEM) {
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
     if (vr) {
-        rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (code %d)", vr);
+        /* say which subject's numbers are to blame when one is */
+        int bad_i = -1;
+        for (int i = 0; i < nsub && bad_i < 0; i++)
+            for (int q = 0; q < nsel && bad_i < 0; q++) {
+                double e = R[i].Ep[sel[q]], c = R[i].Cp[(size_t)sel[q] * np + sel[q]];
+                if (!isfinite(e) || !isfinite(c) || fabs(e) > 1e100 || fabs(c) > 1e200)
+                    bad_i = i;
+            }
+        if (bad_i >= 0)
+            rc = cli_fail("peb", DCM_ERR_NUMERIC,
+                          "the group-level inversion failed: %s has posterior means or variances of the "
+                          "selected parameters too large to combine (e.g. |mean| > 1e100)", R[bad_i].path);
+        else
+            rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (%s)",
+                          vr == VL_PEB_ENONFINITE ? "a non-finite value arose in the group-level update"
+                                                  : "invalid design or sizes");
+        goto done;
+    }
+    int finite = isfinite(P.F);
+    for (int g = 0; g < P.ng; g++)
+        finite &= isfinite(P.Eh[g]);
+    if (!finite) {
+        rc = cli_fail("peb", DCM_ERR_NUMERIC,
+                      "the group-level inversion gave a non-finite %s: check the subjects' results "
+                      "and the design for extreme values", isfinite(P.F) ? "between-subject precision"
+                                                                          : "free energy");
         goto done;
     }
 
@@ -368,7 +435,6 @@ int cmd_peb(int argc, char **argv)
     json_object_set_new(o, "free_energy", json_real(P.F));
     json_object_set_new(o, "iterations", json_integer(P.iterations));
     json_t *effects = json_array();
-    char name[256];
     if (!as_json)
         printf("PEB over %d subjects, model %s: F = %.4f (%d iterations)\n\n%-28s %-12s %10s %10s %12s\n",
                nsub, model, P.F, P.iterations, "parameter", "covariate", "mean", "sd", "probability");
@@ -384,7 +450,20 @@ int cmd_peb(int argc, char **argv)
             double pv = xc * R[0].pV[P.sel[q]];
             double dF = 0.5 * log(pv / v) - 0.5 * m * m / v; /* F(without) - F(with) */
             double prob = 1.0 / (1.0 + exp(dF));
-            io_pname_format(&S, P.sel[q], name, sizeof name);
+            if (!isfinite(m) || !isfinite(v) || !isfinite(prob)) {
+                json_decref(effects);
+                rc = cli_fail("peb", DCM_ERR_NUMERIC,
+                              "the group-level inversion gave a non-finite %s for parameter %d x %s "
+                              "(F = %g): check the subjects' results for extreme values", !isfinite(m) ? "mean" : "variance",
+                              P.sel[q], D.covariates[j], P.F);
+                goto done;
+            }
+            free(name);
+            if (!(name = io_pname_name(&S, P.sel[q]))) {
+                json_decref(effects);
+                rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+                goto done;
+            }
             json_t *e = json_object();
             json_object_set_new(e, "parameter", json_string(name));
             json_object_set_new(e, "covariate", json_string(D.covariates[j]));
@@ -436,11 +515,20 @@ int cmd_peb(int argc, char **argv)
         double dF = 0.0;
         json_t *e = json_object();
         json_object_set_new(e, "subject", json_string(D.subjects[i]));
-        if (vl_bmr_reduce(np, R[i].Ep, R[i].Cp, R[i].pE, pC, rE, rC, &dF, sE, NULL) == VL_BMR_OK) {
+        int br = vl_bmr_reduce(np, R[i].Ep, R[i].Cp, R[i].pE, pC, rE, rC, &dF, sE, NULL);
+        for (int q = 0; br == VL_BMR_OK && q < P.np; q++)
+            if (!isfinite(sE[P.sel[q]]) || !isfinite(dF))
+                br = -1;
+        if (br != VL_BMR_OK)
+            fprintf(stderr, "dcm peb: warning: %s's posterior under the group prior could not be "
+                    "computed; it is left out of \"subjects\"\n", D.subjects[i]);
+        if (br == VL_BMR_OK) {
             json_t *mv = json_object();
             for (int q = 0; q < P.np; q++) {
-                io_pname_format(&S, P.sel[q], name, sizeof name);
-                json_object_set_new(mv, name, json_real(sE[P.sel[q]]));
+                free(name);
+                name = io_pname_name(&S, P.sel[q]);
+                if (name)
+                    json_object_set_new(mv, name, json_real(sE[P.sel[q]]));
             }
             json_object_set_new(e, "posterior_mean", mv);
             json_object_set_new(e, "dF", json_real(dF));
@@ -458,6 +546,7 @@ int cmd_peb(int argc, char **argv)
     json_object_set_new(o, "covariates", cov);
     rc = cli_emit_json("peb", o, as_json, out_path);
 done:
+    free(name);
     for (int i = 0; i < nR; i++)
         io_result_summary_free(&R[i]);
     free(R);

@@ -10,6 +10,7 @@
 #include "dcm/dcm_cli.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
+#include "models/model_dcm.h"
 #include "vl/vl_bmr.h"
 
 static const char *help =
@@ -47,11 +48,14 @@ static json_t *named_params(const io_pname_space *S, const io_result_summary *R,
                             const unsigned char *off, const double *Pp)
 {
     json_t *arr = json_array();
-    char name[256];
     for (int i = 0; i < R->np; i++) {
         if (R->pV[i] <= 0)
             continue;
-        io_pname_format(S, i, name, sizeof name);
+        char *name = io_pname_name(S, i);
+        if (!name) {
+            json_decref(arr);
+            return NULL;
+        }
         json_t *e = json_object();
         json_object_set_new(e, "name", json_string(name));
         json_object_set_new(e, "full_mean", json_real(R->Ep[i]));
@@ -62,6 +66,7 @@ static json_t *named_params(const io_pname_space *S, const io_result_summary *R,
         if (Pp)
             json_object_set_new(e, "probability_present", json_real(Pp[i]));
         json_array_append_new(arr, e);
+        free(name);
     }
     return arr;
 }
@@ -78,6 +83,7 @@ int cmd_reduce(int argc, char **argv)
     unsigned char *mask = NULL;
     double *pC = NULL, *rC = NULL, *sE = NULL, *sC = NULL, *var = NULL;
     json_t *o = NULL;
+    char *name = NULL; /* one parameter's name at a time, whole */
     if (!offs || !cands) {
         rc = cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
         goto done;
@@ -153,7 +159,7 @@ int cmd_reduce(int argc, char **argv)
     o = json_object();
     json_object_set_new(o, "input", json_string(input));
     json_object_set_new(o, "free_energy_full", json_real(R.F));
-    char name[256];
+#define NAME(i) (free(name), name = io_pname_name(&S, (i)), name ? name : "?")
     if (!search) {
         /* a named parameter must be free; a wildcard takes the free ones */
         unsigned char *one = calloc((size_t)np, 1);
@@ -176,10 +182,9 @@ int cmd_reduce(int argc, char **argv)
                     mask[i] = 1;
                     nfree++;
                 } else if (!wildcard) {
-                    io_pname_format(&S, i, name, sizeof name);
                     free(one);
                     rc = cli_fail("reduce", DCM_ERR_INPUT,
-                                  "%s is already switched off in %s (prior variance 0)", name, input);
+                                  "%s is already switched off in %s (prior variance 0)", NAME(i), input);
                     goto done;
                 }
             }
@@ -192,10 +197,8 @@ int cmd_reduce(int argc, char **argv)
         free(one);
         json_t *names = json_array();
         for (int i = 0; i < np; i++)
-            if (mask[i]) {
-                io_pname_format(&S, i, name, sizeof name);
-                json_array_append_new(names, json_string(name));
-            }
+            if (mask[i])
+                json_array_append_new(names, json_string(NAME(i)));
         memcpy(rC, pC, sizeof(double) * np * np);
         for (int i = 0; i < np; i++)
             if (mask[i])
@@ -220,10 +223,8 @@ int cmd_reduce(int argc, char **argv)
         if (!as_json) {
             printf("%s: switching off", input);
             for (int i = 0; i < np; i++)
-                if (mask[i]) {
-                    io_pname_format(&S, i, name, sizeof name);
-                    printf(" %s", name);
-                }
+                if (mask[i])
+                    printf(" %s", NAME(i));
             printf("\ndF = F(reduced) - F(full) = %.4f  (%s)\n\n", dF,
                    dF > 3 ? "strong evidence for the reduced model"
                    : dF < -3 ? "strong evidence that the parameters matter"
@@ -231,8 +232,7 @@ int cmd_reduce(int argc, char **argv)
             printf("%-28s %10s %10s %10s %10s\n", "parameter", "full", "sd", "reduced", "sd");
             for (int i = 0; i < np; i++)
                 if (R.pV[i] > 0) {
-                    io_pname_format(&S, i, name, sizeof name);
-                    printf("%-28s %10.4f %10.4f %10.4f %10.4f%s\n", name, R.Ep[i],
+                    printf("%-28s %10.4f %10.4f %10.4f %10.4f%s\n", NAME(i), R.Ep[i],
                            sqrt(fmax(R.Cp[i * np + i], 0)), sE[i], sqrt(fmax(var[i], 0)),
                            mask[i] ? "  (off)" : "");
                 }
@@ -253,15 +253,10 @@ int cmd_reduce(int argc, char **argv)
         } else {
             /* connectivity between regions, modulations, inputs, gating */
             const char *def[] = {"B:*", "C:*->*", "D:*"};
-            for (int i = 0; i < np; i++) {
-                io_pname_format(&S, i, name, sizeof name);
-                if (name[0] == 'A') {
-                    char *arrow = strstr(name, "->");
-                    if (strncmp(name + 2, arrow + 2, (size_t)(arrow - name - 2)) ||
-                        strlen(arrow + 2) != (size_t)(arrow - name - 2))
-                        cand[i] = 1;
-                }
-            }
+            model_dcm_layout L;
+            model_dcm_layout_init(&L, R.n, R.m, R.nd > 0);
+            for (int i = L.off_A; i < L.off_B; i++) /* A between regions: not the diagonal */
+                cand[i] = (i - L.off_A) % (R.n + 1) != 0;
             for (int k = 0; k < 3; k++) {
                 dcm_error ignore;
                 io_pname_select(&S, def[k], cand, &ignore); /* D may be absent */
@@ -283,10 +278,8 @@ int cmd_reduce(int argc, char **argv)
         for (int i = 0; i < np; i++) {
             mask[i] = R.pV[i] > 0 && !B.keep[i];
             var[i] = B.Cp_bma[i * np + i];
-            if (mask[i]) {
-                io_pname_format(&S, i, name, sizeof name);
-                json_array_append_new(names, json_string(name));
-            }
+            if (mask[i])
+                json_array_append_new(names, json_string(NAME(i)));
         }
         json_object_set_new(o, "switched_off", names);
         json_object_set_new(o, "dF", json_real(B.dF));
@@ -305,15 +298,16 @@ int cmd_reduce(int argc, char **argv)
             printf("%-28s %10s %10s %10s %12s\n", "parameter", "full", "BMA", "sd", "P(present)");
             for (int i = 0; i < np; i++)
                 if (R.pV[i] > 0) {
-                    io_pname_format(&S, i, name, sizeof name);
-                    printf("%-28s %10.4f %10.4f %10.4f %12.4f%s\n", name, R.Ep[i], B.Ep_bma[i],
+                    printf("%-28s %10.4f %10.4f %10.4f %12.4f%s\n", NAME(i), R.Ep[i], B.Ep_bma[i],
                            sqrt(fmax(var[i], 0)), B.Pp[i], mask[i] ? "  (off)" : "");
                 }
         }
         vl_bmr_search_result_free(&B);
     }
     rc = cli_emit_json("reduce", o, as_json, out_path);
+#undef NAME
 done:
+    free(name);
     json_decref(o);
     io_result_summary_free(&R);
     free(offs);

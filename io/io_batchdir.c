@@ -36,6 +36,15 @@ static int is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static char *join(const char *a, const char *b, const char *c)
+{
+    size_t l = strlen(a) + strlen(b) + strlen(c) + 2;
+    char *p = malloc(l);
+    if (p)
+        snprintf(p, l, "%s/%s%s", a, b, c);
+    return p;
+}
+
 /* append s to a growing list unless present; returns its index */
 static int add_unique(char ***list, int *n, int *cap, const char *s)
 {
@@ -62,14 +71,17 @@ int io_batchdir_scan(const char *outdir, io_batchdir *b, dcm_error *err)
     DIR *d = opendir(outdir);
     if (!d)
         return dcm_error_set(err, DCM_ERR_INPUT, "cannot open results folder %s: %s", outdir, strerror(errno));
-    b->dir = strdup(outdir);
     int capS = 0, capM = 0;
     struct dirent *e;
-    char path[4096];
+    char *path = NULL;
+    if (!(b->dir = strdup(outdir)))
+        goto nomem;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof path, "%s/%s", outdir, e->d_name);
+        free(path);
+        if (!(path = join(outdir, e->d_name, "")))
+            goto nomem;
         if (!is_dir(path))
             continue;
         if (add_unique(&b->subjects, &b->nsub, &capS, e->d_name) < 0)
@@ -80,7 +92,9 @@ int io_batchdir_scan(const char *outdir, io_batchdir *b, dcm_error *err)
     if (b->nsub)
         qsort(b->subjects, (size_t)b->nsub, sizeof(char *), cmp_str);
     /* models: the summary's order when there is one */
-    snprintf(path, sizeof path, "%s/summary.tsv", outdir);
+    free(path);
+    if (!(path = join(outdir, "summary.tsv", "")))
+        goto nomem;
     io_text_table t;
     dcm_error ignore;
     if (io_text_read(path, &t, &ignore) == 0) {
@@ -93,7 +107,9 @@ int io_batchdir_scan(const char *outdir, io_batchdir *b, dcm_error *err)
     }
     int first_extra = b->nmod;
     for (int i = 0; i < b->nsub; i++) {
-        snprintf(path, sizeof path, "%s/%s", outdir, b->subjects[i]);
+        free(path);
+        if (!(path = join(outdir, b->subjects[i], "")))
+            goto nomem;
         DIR *sd = opendir(path);
         if (!sd)
             continue;
@@ -101,15 +117,18 @@ int io_batchdir_scan(const char *outdir, io_batchdir *b, dcm_error *err)
             size_t l = strlen(e->d_name);
             if (e->d_name[0] == '.' || l <= 5 || strcmp(e->d_name + l - 5, ".json"))
                 continue;
-            char name[1024];
-            snprintf(name, sizeof name, "%.*s", (int)(l - 5), e->d_name);
-            if (add_unique(&b->models, &b->nmod, &capM, name) < 0) {
+            char *name = strndup(e->d_name, l - 5);
+            if (!name || add_unique(&b->models, &b->nmod, &capM, name) < 0) {
+                free(name);
                 closedir(sd);
                 goto nomem;
             }
+            free(name);
         }
         closedir(sd);
     }
+    free(path);
+    path = NULL;
     if (b->nmod > first_extra)
         qsort(b->models + first_extra, (size_t)(b->nmod - first_extra), sizeof(char *), cmp_str);
     b->has = calloc((size_t)(b->nsub ? b->nsub : 1) * (b->nmod ? b->nmod : 1), 1);
@@ -132,6 +151,7 @@ int io_batchdir_scan(const char *outdir, io_batchdir *b, dcm_error *err)
     }
     return DCM_OK;
 nomem:
+    free(path);
     if (d)
         closedir(d);
     io_batchdir_free(b);
@@ -153,6 +173,22 @@ int io_batchdir_model(const io_batchdir *b, const char *name)
         if (!strcmp(b->models[k], name))
             return k;
     return -1;
+}
+
+char *io_batchdir_model_list(const io_batchdir *b)
+{
+    size_t len = 8;
+    for (int k = 0; k < b->nmod; k++)
+        len += strlen(b->models[k]) + 2;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    *p = 0;
+    for (int k = 0; k < b->nmod; k++)
+        p += sprintf(p, "%s%s", k ? ", " : "", b->models[k]);
+    if (!b->nmod)
+        strcpy(s, "(none)");
+    return s;
 }
 
 int io_batchdir_subject(const io_batchdir *b, const char *name)

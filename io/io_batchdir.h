@@ -26,6 +26,8 @@ void io_batchdir_free(io_batchdir *b);
 char *io_batchdir_path(const io_batchdir *b, int subject, int model);
 /* Index of a model / subject by name, or -1. */
 int io_batchdir_model(const io_batchdir *b, const char *name);
+/* "m1, m2, ..." for messages (caller frees; NULL when out of memory). */
+char *io_batchdir_model_list(const io_batchdir *b);
 int io_batchdir_subject(const io_batchdir *b, const char *name);
 
 #endif

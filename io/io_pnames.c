@@ -14,7 +14,9 @@ int io_pname_count(const io_pname_space *S)
     return L.np;
 }
 
-int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len)
+/* Writes parameter `index`'s name with snprintf semantics (returns the
+ * full length, or -1 when out of range), so callers can size a buffer. */
+static int pname_print(const io_pname_space *S, int index, char *buf, size_t len)
 {
     model_dcm_layout L;
     model_dcm_layout_init(&L, S->n, S->m, S->nd > 0);
@@ -23,24 +25,134 @@ int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len)
         return -1;
     if (index < L.off_B) {
         int k = index - L.off_A;
-        snprintf(buf, len, "A:%s->%s", S->regions[k / n], S->regions[k % n]);
+        return snprintf(buf, len, "A:%s->%s", S->regions[k / n], S->regions[k % n]);
     } else if (index < L.off_C) {
         int k = index - L.off_B, j = k / nn, r = k % nn;
-        snprintf(buf, len, "B:%s:%s->%s", S->inputs[j], S->regions[r / n], S->regions[r % n]);
+        return snprintf(buf, len, "B:%s:%s->%s", S->inputs[j], S->regions[r / n], S->regions[r % n]);
     } else if (index < L.off_D) {
         int k = index - L.off_C;
-        snprintf(buf, len, "C:%s->%s", S->inputs[k / n], S->regions[k % n]);
+        return snprintf(buf, len, "C:%s->%s", S->inputs[k / n], S->regions[k % n]);
     } else if (index < L.off_transit) {
         int k = index - L.off_D, j = k / nn, r = k % nn;
-        snprintf(buf, len, "D:%s:%s->%s", S->regions[j], S->regions[r / n], S->regions[r % n]);
+        return snprintf(buf, len, "D:%s:%s->%s", S->regions[j], S->regions[r / n], S->regions[r % n]);
     } else if (index < L.off_decay) {
-        snprintf(buf, len, "transit:%s", S->regions[index - L.off_transit]);
+        return snprintf(buf, len, "transit:%s", S->regions[index - L.off_transit]);
     } else if (index == L.off_decay) {
-        snprintf(buf, len, "decay");
-    } else {
-        snprintf(buf, len, "epsilon");
+        return snprintf(buf, len, "decay");
     }
-    return 0;
+    return snprintf(buf, len, "epsilon");
+}
+
+int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len)
+{
+    return pname_print(S, index, buf, len) < 0 ? -1 : 0;
+}
+
+char *io_pname_name(const io_pname_space *S, int index)
+{
+    int l = pname_print(S, index, NULL, 0);
+    if (l < 0)
+        return NULL;
+    char *buf = malloc((size_t)l + 1);
+    if (buf)
+        pname_print(S, index, buf, (size_t)l + 1);
+    return buf;
+}
+
+static int name_pos(char *const *names, int k, const char *name)
+{
+    for (int i = 0; i < k; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return -1;
+}
+
+/* The names of `what` (regions or inputs) in `a` that `b` lacks, for a
+ * message: "'X', 'Y'" (malloc'd; NULL when none or out of memory). */
+static char *missing_names(char *const *a, int ka, char *const *b, int kb)
+{
+    size_t len = 1;
+    for (int i = 0; i < ka; i++)
+        if (name_pos(b, kb, a[i]) < 0)
+            len += strlen(a[i]) + 4;
+    if (len == 1)
+        return NULL;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    *p = 0;
+    for (int i = 0; i < ka; i++)
+        if (name_pos(b, kb, a[i]) < 0)
+            p += sprintf(p, "%s'%s'", p == s ? "" : ", ", a[i]);
+    return s;
+}
+
+static int set_difference(const char *what, const char *la, char *const *a, int ka, const char *lb,
+                          char *const *b, int kb, dcm_error *err)
+{
+    char *onlya = missing_names(a, ka, b, kb), *onlyb = missing_names(b, kb, a, ka);
+    int rc = dcm_error_set(err, DCM_ERR_INPUT,
+                           "%s and %s have different %ss (in the first only: %s; in the second only: "
+                           "%s): their parameters cannot be matched by name", la, lb, what,
+                           onlya ? onlya : "none", onlyb ? onlyb : "none");
+    free(onlya);
+    free(onlyb);
+    return rc;
+}
+
+int io_pname_map(const io_pname_space *from, const char *from_label, const io_pname_space *to,
+                 const char *to_label, int *map, dcm_error *err)
+{
+    const int n = from->n, m = from->m;
+    int ok = n == to->n;
+    for (int i = 0; ok && i < n; i++)
+        ok = name_pos(to->regions, to->n, from->regions[i]) >= 0;
+    if (!ok)
+        return set_difference("region", from_label, from->regions, n, to_label, to->regions, to->n, err);
+    ok = m == to->m;
+    for (int j = 0; ok && j < m; j++)
+        ok = name_pos(to->inputs, to->m, from->inputs[j]) >= 0;
+    if (!ok)
+        return set_difference("input", from_label, from->inputs, m, to_label, to->inputs, to->m, err);
+    if ((from->nd > 0) != (to->nd > 0))
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s is %s but %s is %s: one has D (gating) parameters the other lacks, "
+                             "so their parameters cannot be matched by name", from_label,
+                             from->nd ? "nonlinear" : "bilinear", to_label, to->nd ? "nonlinear" : "bilinear");
+    int *rp = malloc(sizeof(int) * (size_t)(n + m + 1)), *ip = rp + n;
+    if (!rp)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        rp[i] = name_pos(to->regions, n, from->regions[i]);
+    for (int j = 0; j < m; j++)
+        ip[j] = name_pos(to->inputs, m, from->inputs[j]);
+    model_dcm_layout L;
+    model_dcm_layout_init(&L, n, m, from->nd > 0);
+    const int nn = n * n;
+    /* every block is column-major in (target, source): index = target + n*source */
+    for (int p = 0; p < L.np; p++) {
+        int q;
+        if (p < L.off_B) {
+            int k = p - L.off_A;
+            q = L.off_A + rp[k % n] + n * rp[k / n];
+        } else if (p < L.off_C) {
+            int k = p - L.off_B, r = k % nn;
+            q = L.off_B + ip[k / nn] * nn + rp[r % n] + n * rp[r / n];
+        } else if (p < L.off_D) {
+            int k = p - L.off_C;
+            q = L.off_C + rp[k % n] + n * ip[k / n];
+        } else if (p < L.off_transit) {
+            int k = p - L.off_D, r = k % nn;
+            q = L.off_D + rp[k / nn] * nn + rp[r % n] + n * rp[r / n];
+        } else if (p < L.off_decay) {
+            q = L.off_transit + rp[p - L.off_transit];
+        } else {
+            q = p;
+        }
+        map[p] = q;
+    }
+    free(rp);
+    return DCM_OK;
 }
 
 /* Copy s without blanks. */
@@ -72,13 +184,19 @@ static int known(const char *pat, char *const *names, int k)
     return 0;
 }
 
-static void list_names(char *buf, size_t len, char *const *names, int k)
+/* "a, b, c" (malloc'd; NULL when out of memory) */
+static char *list_names(char *const *names, int k)
 {
-    buf[0] = 0;
-    for (int i = 0; i < k; i++) {
-        size_t l = strlen(buf);
-        snprintf(buf + l, len - l, "%s%s", i ? ", " : "", names[i]);
-    }
+    size_t len = 1;
+    for (int i = 0; i < k; i++)
+        len += strlen(names[i]) + 2;
+    char *buf = malloc(len), *p = buf;
+    if (!buf)
+        return NULL;
+    *p = 0;
+    for (int i = 0; i < k; i++)
+        p += sprintf(p, "%s%s", i ? ", " : "", names[i]);
+    return buf;
 }
 
 int io_pname_select(const io_pname_space *S, const char *selector,
@@ -87,9 +205,13 @@ int io_pname_select(const io_pname_space *S, const char *selector,
     char *sel = squeeze(selector);
     if (!sel)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-    char valid_r[1024], valid_i[1024];
-    list_names(valid_r, sizeof valid_r, S->regions, S->n);
-    list_names(valid_i, sizeof valid_i, S->inputs, S->m);
+    char *valid_r = list_names(S->regions, S->n), *valid_i = list_names(S->inputs, S->m);
+    if (!valid_r || !valid_i) {
+        free(sel);
+        free(valid_r);
+        free(valid_i);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
     /* split into block and up to two further parts at ':' */
     char *parts[4] = {sel, NULL, NULL, NULL};
     int np_ = 1;
@@ -224,5 +346,7 @@ int io_pname_select(const io_pname_space *S, const char *selector,
                            !strcmp(block, "D") ? " (it has no D block)" : "");
 done:
     free(sel);
+    free(valid_r);
+    free(valid_i);
     return rc;
 }

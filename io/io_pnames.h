@@ -16,6 +16,8 @@
  * - io_pname_select ORs the matches into mask[np]; a selector that names
  *   an unknown region, input or block, or matches nothing, is an error
  *   whose message lists what is valid.
+ * - Results meet by name, never by position: io_pname_map aligns two
+ *   spaces whose regions or inputs are listed in another order.
  */
 #ifndef IO_PNAMES_H
 #define IO_PNAMES_H
@@ -33,8 +35,22 @@ typedef struct {
 /* Number of parameters of the space (as model_dcm_layout). */
 int io_pname_count(const io_pname_space *S);
 
-/* Name of parameter `index` into buf; returns 0, or -1 if out of range. */
+/* Name of parameter `index` into buf, cut to fit (for labels in figures
+ * only: anything that matches or stores names uses io_pname_name);
+ * returns 0, or -1 if out of range. */
 int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len);
+
+/* Name of parameter `index`, whole (malloc'd, caller frees); NULL when
+ * out of range or out of memory. */
+char *io_pname_name(const io_pname_space *S, int index);
+
+/* Match the parameters of `from` to those of `to` by name: map[p] (np of
+ * `from`) is the index in `to` of the parameter named like `from`'s p.
+ * The two must have the same regions and inputs (in any order) and both
+ * or neither a D block; otherwise DCM_ERR_INPUT with a message naming the
+ * labels (e.g. file names) and the names only one of them has. */
+int io_pname_map(const io_pname_space *from, const char *from_label, const io_pname_space *to,
+                 const char *to_label, int *map, dcm_error *err);
 
 /* Add the parameters matched by `selector` to mask (np entries, 0/1).
  * Returns DCM_OK or DCM_ERR_INPUT with a message. */

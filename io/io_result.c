@@ -11,6 +11,7 @@
 #include "io/io_atomic.h"
 #include "io/io_params.h"
 #include "io/io_result_inputs.h"
+#include "io/io_pnames.h"
 
 #define VECTOR_ORDER \
     "A, B (per input), C, D (per region), transit, decay, epsilon; each matrix column-major"
@@ -479,6 +480,22 @@ void io_result_summary_free(io_result_summary *s)
     s->data_scale = NAN;
 }
 
+/* A name must be usable in a parameter name (io_pnames.h): not empty,
+ * no "->" or ':' (the syntax's separators), no blanks at either end. */
+static const char *name_fault(const char *s)
+{
+    size_t l = strlen(s);
+    if (!l)
+        return "is empty";
+    if (strstr(s, "->"))
+        return "contains \"->\", which parameter names use between regions";
+    if (strchr(s, ':'))
+        return "contains ':', which parameter names use between their parts";
+    if (s[0] == ' ' || s[0] == '\t' || s[l - 1] == ' ' || s[l - 1] == '\t')
+        return "begins or ends with a blank";
+    return NULL;
+}
+
 static int read_names(const char *path, const char *key, json_t *root, char ***out, int *k,
                       dcm_error *err)
 {
@@ -486,6 +503,9 @@ static int read_names(const char *path, const char *key, json_t *root, char ***o
     if (!json_is_array(j) || json_array_size(j) == 0)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\" must be a non-empty array of names; is "
                              "this a dcm result file?", path, key);
+    if (json_array_size(j) > IO_RESULT_MAX_NAMES)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\" lists %zu names; at most %d are supported",
+                             path, key, json_array_size(j), IO_RESULT_MAX_NAMES);
     *k = (int)json_array_size(j);
     *out = calloc((size_t)*k, sizeof(char *));
     if (!*out)
@@ -494,10 +514,132 @@ static int read_names(const char *path, const char *key, json_t *root, char ***o
         json_t *x = json_array_get(j, (size_t)i);
         if (!json_is_string(x))
             return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\"[%d] must be a string", path, key, i);
-        if (!((*out)[i] = strdup(json_string_value(x))))
+        const char *v = json_string_value(x), *why = name_fault(v);
+        if (why || strlen(v) != json_string_length(x))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\"[%d] \"%s\" %s; rename it in the spec",
+                                 path, key, i, v, why ? why : "contains a NUL character");
+        for (int q = 0; q < i; q++)
+            if (!strcmp((*out)[q], v))
+                return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"%s\" names \"%s\" twice", path, key, v);
+        if (!((*out)[i] = strdup(v)))
             return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
     return DCM_OK;
+}
+
+/* Count, sum and sum of squares of "observed_bold_scaled" (a fingerprint
+ * of the data, unchanged by the order of the regions). */
+static void observed_fingerprint(json_t *root, io_result_summary *s)
+{
+    json_t *obs = json_object_get(root, "observed_bold_scaled");
+    double n = 0, sum = 0, ss = 0;
+    size_t i, j;
+    json_t *row, *x;
+    json_array_foreach(obs, i, row) {
+        json_array_foreach(row, j, x) {
+            double y = json_number_value(x);
+            n += 1;
+            sum += y;
+            ss += y * y;
+        }
+    }
+    s->have_fingerprint = n > 0;
+    s->fingerprint[0] = n;
+    s->fingerprint[1] = sum;
+    s->fingerprint[2] = ss;
+}
+
+int io_result_same_data(const io_result_summary *a, const io_result_summary *b)
+{
+    if (!a->have_fingerprint || !b->have_fingerprint)
+        return -1;
+    const double *x = a->fingerprint, *y = b->fingerprint;
+    /* sums in another order differ by rounding only: compare on the
+       scale of the data (sqrt(n * sum of squares)) */
+    double scale = sqrt(fmax(x[0] * x[2], 0.0)) + fabs(x[1]);
+    return x[0] == y[0] && fabs(x[1] - y[1]) <= 1e-9 * scale && fabs(x[2] - y[2]) <= 1e-9 * fabs(x[2]);
+}
+
+int io_result_same_kind(const io_result_summary *a, const io_result_summary *b)
+{
+    return (a->nd > 0) == (b->nd > 0) && a->two_state == b->two_state;
+}
+
+const char *io_result_kind(const io_result_summary *s)
+{
+    if (s->two_state)
+        return s->nd ? "two-state nonlinear" : "two-state bilinear";
+    return s->nd ? "nonlinear" : "bilinear";
+}
+
+static void permute_rows(double *x, const int *map, int k, double *tmp)
+{
+    for (int p = 0; p < k; p++)
+        tmp[map[p]] = x[p];
+    memcpy(x, tmp, sizeof(double) * (size_t)k);
+}
+
+int io_result_align(io_result_summary *s, const io_result_summary *ref, dcm_error *err)
+{
+    io_pname_space from = {s->n, s->m, s->nd, s->regions, s->inputs};
+    io_pname_space to = {ref->n, ref->m, ref->nd, ref->regions, ref->inputs};
+    if ((from.nd > 0) == (to.nd > 0) && s->np != ref->np)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s and %s have different parameter counts", s->path,
+                             ref->path);
+    const int np = s->np;
+    int *map = malloc(sizeof(int) * (size_t)np);
+    double *tmp = malloc(sizeof(double) * (size_t)np * (size_t)np);
+    if (!map || !tmp) {
+        free(map);
+        free(tmp);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    int rc = io_pname_map(&from, s->path, &to, ref->path, map, err);
+    if (rc)
+        goto done;
+    int same = 1;
+    for (int p = 0; p < np; p++)
+        same &= map[p] == p;
+    if (same)
+        goto done;
+    permute_rows(s->pE, map, np, tmp);
+    permute_rows(s->pV, map, np, tmp);
+    permute_rows(s->Ep, map, np, tmp);
+    for (int p = 0; p < np; p++)
+        for (int q = 0; q < np; q++)
+            tmp[(size_t)map[p] * np + map[q]] = s->Cp[(size_t)p * np + q];
+    memcpy(s->Cp, tmp, sizeof(double) * (size_t)np * np);
+    /* per-region and per-input lists in the reference's order */
+    int *rmap = malloc(sizeof(int) * (size_t)(s->n + s->m));
+    char **names = malloc(sizeof(char *) * (size_t)(s->n > s->m ? s->n : s->m));
+    if (!rmap || !names) {
+        free(rmap);
+        free(names);
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < s->n; i++)
+        for (int q = 0; q < ref->n; q++)
+            if (!strcmp(s->regions[i], ref->regions[q]))
+                rmap[i] = q;
+    if (s->Eh)
+        permute_rows(s->Eh, rmap, s->n, tmp);
+    for (int i = 0; i < s->n; i++)
+        names[rmap[i]] = s->regions[i];
+    memcpy(s->regions, names, sizeof(char *) * (size_t)s->n);
+    for (int j = 0; j < s->m; j++)
+        for (int q = 0; q < ref->m; q++)
+            if (!strcmp(s->inputs[j], ref->inputs[q]))
+                rmap[j] = q;
+    for (int j = 0; j < s->m; j++)
+        names[rmap[j]] = s->inputs[j];
+    memcpy(s->inputs, names, sizeof(char *) * (size_t)s->m);
+    free(rmap);
+    free(names);
+done:
+    free(map);
+    free(tmp);
+    return rc;
 }
 
 int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
@@ -533,19 +675,28 @@ int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
         rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: missing \"vector\".\"posterior_mean\"", path);
         goto done;
     }
-    int np = (int)json_array_size(pm);
-    int base = n * n + n * n * m + n * m + n + 2;
-    if (np == base)
+    /* sizes in 64 bits: a count that does not fit an int (or whose
+       covariance could not be held) is refused, never wrapped */
+    const long long nl = n, ml = m;
+    const long long base = nl * nl + nl * nl * ml + nl * ml + nl + 2, full = base + nl * nl * nl;
+    const size_t npa = json_array_size(pm);
+    if ((long long)npa == base && base <= IO_RESULT_MAX_PARAMS)
         s->nd = 0;
-    else if (np == base + n * n * n)
+    else if ((long long)npa == full && full <= IO_RESULT_MAX_PARAMS)
         s->nd = n;
     else {
-        rc = dcm_error_set(err, DCM_ERR_INPUT,
-                           "%s: \"vector\".\"posterior_mean\" has %d entries; %d regions and %d inputs "
-                           "need %d (bilinear) or %d (nonlinear)", path, np, n, m, base,
-                           base + n * n * n);
+        if (base > IO_RESULT_MAX_PARAMS)
+            rc = dcm_error_set(err, DCM_ERR_INPUT,
+                               "%s: %d regions and %d inputs mean %lld parameters; at most %d are "
+                               "supported", path, n, m, base, IO_RESULT_MAX_PARAMS);
+        else
+            rc = dcm_error_set(err, DCM_ERR_INPUT,
+                               "%s: \"vector\".\"posterior_mean\" has %zu entries; %d regions and %d "
+                               "inputs need %lld (bilinear) or %lld (nonlinear)", path, npa, n, m, base,
+                               full);
         goto done;
     }
+    const int np = (int)npa;
     s->np = np;
     json_t *opt = json_object_get(json_object_get(root, "model"), "options");
     json_t *ts = json_object_get(opt, "two_state");
@@ -584,6 +735,7 @@ int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
     json_t *sc = json_object_get(root, "data_scale");
     if (json_is_number(sc))
         s->data_scale = json_number_value(sc);
+    observed_fingerprint(root, s);
 done:
     json_decref(root);
     if (rc)

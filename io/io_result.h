@@ -24,7 +24,9 @@
  *   with ':' selects this form); absent blocks and names are left alone.
  *   Shapes and names are checked.
  * - io_result_load() reads back what later tools need (dcm compare, BMR,
- *   PEB) into a caller-owned io_result_summary.
+ *   PEB) into a caller-owned io_result_summary. It refuses region/input
+ *   names a parameter name cannot carry ("->", ':', blanks at the ends,
+ *   repeats) and sizes past IO_RESULT_MAX_* (never an int overflow).
  * - Errors: DCM_ERR_INPUT naming the file (line:column for bad JSON) and
  *   field; DCM_ERR_SYSTEM when the output cannot be written (no file is
  *   left behind).
@@ -58,11 +60,30 @@ typedef struct {
     int iterations;         /* -1 when absent */
     int converged;          /* -1 when absent */
     double data_scale;      /* NaN when absent */
+    int have_fingerprint;   /* observed_bold_scaled present */
+    double fingerprint[3];  /* its count, sum, sum of squares */
 } io_result_summary;
+
+/* Limits checked at load: a result beyond them is refused, not wrapped. */
+#define IO_RESULT_MAX_NAMES 10000
+#define IO_RESULT_MAX_PARAMS 20000 /* the covariance alone is 3.2 GB */
 
 /* On failure *out is left empty (safe to pass to io_result_summary_free). */
 int io_result_load(const char *path, io_result_summary *out, dcm_error *err);
 /* Frees the arrays of s and zeroes it (the struct itself is the caller's). */
 void io_result_summary_free(io_result_summary *s);
+
+/* 1 when a and b were fitted to the same observed data (the fingerprint of
+ * observed_bold_scaled agrees up to rounding), 0 when not, -1 when either
+ * lacks the data (e.g. SPM's reference files). */
+int io_result_same_data(const io_result_summary *a, const io_result_summary *b);
+/* 1 when a and b are the same kind of model (bilinear or nonlinear, one-
+ * or two-state); io_result_kind names it for messages. */
+int io_result_same_kind(const io_result_summary *a, const io_result_summary *b);
+const char *io_result_kind(const io_result_summary *s);
+/* Reorders s's parameters, regions and inputs to ref's order, matching
+ * them by name (io_pname_map); DCM_ERR_INPUT naming the difference when
+ * the two have different regions, inputs or D blocks. */
+int io_result_align(io_result_summary *s, const io_result_summary *ref, dcm_error *err);
 
 #endif

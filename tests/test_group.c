@@ -486,6 +486,113 @@ static void test_peb_spm(void)
     json_decref(root);
 }
 
+
+/* The shared-node quadrature gives the values the per-model adaptive
+ * quadrature gave before it (printed by the previous code, commit 41106a8,
+ * to 15 digits): the change of method changed no answer. */
+static void test_exceedance_unchanged(void)
+{
+    static const double c1[] = {3.5, 1.2, 7.3}, c3[] = {12.4, 11.9, 2.2, 1.01, 5.5, 1.0, 30.2},
+                        c4[] = {0.3, 0.7, 2.5, 0.05},
+                        c5[] = {150.5, 149.0, 3.0, 1.0, 1.2, 80.0, 1.0, 1.0, 2.0, 1.5};
+    static const double x1[] = {0.110356992897207, 0.00663373157747115, 0.883009275525318},
+                        x3[] = {0.00251201838567279, 0.00181675646883907, 1.51989949176885e-08,
+                                5.74700849397417e-10, 4.50065519334016e-06, 5.55531296528558e-10,
+                                0.995666708161067},
+                        x4[] = {0.0339195123721802, 0.107743924574339, 0.853917729697885,
+                                0.00441883335559378},
+                        x5[] = {0.534583035602687, 0.465416948597178, 1.17569122811115e-50,
+                                1.27108967050516e-58, 7.22945548093894e-57, 1.58002490344087e-08,
+                                1.27108967050516e-58, 1.27108967050516e-58, 6.93283533378373e-53,
+                                6.03389167999387e-55};
+    const double *as[] = {c1, c3, c4, c5}, *xs[] = {x1, x3, x4, x5};
+    const int Ks[] = {3, 7, 4, 10};
+    double worst = 0.0;
+    for (int c = 0; c < 4; c++) {
+        double xp[10];
+        CU_ASSERT_EQUAL(vl_dirichlet_exceedance(as[c], Ks[c], xp), VL_BMS_OK);
+        worst = fmax(worst, max_abs_diff(xp, xs[c], Ks[c]));
+    }
+    printf("\n  max |new - previous| %.1e\n", worst);
+    CU_ASSERT(worst < 1e-11);
+}
+
+/* Hundreds of models: normalised, equal counts give equal xp, and the
+ * order of the models does not matter. */
+static void test_exceedance_many(void)
+{
+    enum { K = 300 };
+    double a[K], b[K], xa[K], xb[K];
+    for (int k = 0; k < K; k++)
+        a[k] = k % 7 == 0 ? 1.0 : 1.0 + 0.01 * (k % 13);
+    a[17] = 9.0;
+    a[211] = 8.5;
+    for (int k = 0; k < K; k++)
+        b[k] = a[K - 1 - k];
+    CU_ASSERT_EQUAL_FATAL(vl_dirichlet_exceedance(a, K, xa), VL_BMS_OK);
+    CU_ASSERT_EQUAL_FATAL(vl_dirichlet_exceedance(b, K, xb), VL_BMS_OK);
+    double d = 0.0, eq = 0.0;
+    for (int k = 0; k < K; k++) {
+        d = fmax(d, fabs(xa[k] - xb[K - 1 - k]));
+        if (a[k] == 1.0)
+            eq = fmax(eq, fabs(xa[k] - xa[0]));
+    }
+    printf("\n  K = %d: sum xp %.12f, xp of the two large counts %.4f %.4f\n", K, sum(xa, K), xa[17],
+           xa[211]);
+    CU_ASSERT(fabs(sum(xa, K) - 1.0) < 1e-9);
+    CU_ASSERT(d < 1e-14);
+    CU_ASSERT(eq == 0.0);
+    CU_ASSERT(xa[17] > xa[211] && xa[211] > xa[1]);
+    /* huge counts (rounding noise in the incomplete gamma functions must
+       not make the quadrature bisect forever) and tiny ones: r_2 - r_1 is
+       close to normal with mean 50 / 20050 and sd sqrt(2e4) / 20050 */
+    double big[4] = {1e4, 1e4 + 50, 0.05, 1.0}, xb4[4];
+    CU_ASSERT_EQUAL(vl_dirichlet_exceedance(big, 4, xb4), VL_BMS_OK);
+    printf("  alpha (1e4, 1e4+50, 0.05, 1): xp %.6f %.6f (normal approximation %.6f)\n", xb4[0], xb4[1],
+           0.5 * erfc(-50.0 / sqrt(2e4) / sqrt(2.0)));
+    CU_ASSERT(fabs(xb4[1] - 0.5 * erfc(-50.0 / sqrt(2e4) / sqrt(2.0))) < 2e-3);
+    CU_ASSERT(fabs(sum(xb4, 4) - 1.0) < 1e-9);
+    double tiny[3] = {0.01, 0.02, 0.015}, xt[3];
+    CU_ASSERT_EQUAL(vl_dirichlet_exceedance(tiny, 3, xt), VL_BMS_OK);
+    CU_ASSERT(fabs(sum(xt, 3) - 1.0) < 1e-9);
+    CU_ASSERT(xt[1] > xt[2] && xt[2] > xt[0]);
+}
+
+/* Freeing twice is harmless (the free functions reset what they free). */
+static void test_free_twice(void)
+{
+    vl_bms_rfx_result r;
+    CU_ASSERT_EQUAL_FATAL(vl_bms_rfx(lme3, 10, 3, NULL, &r), VL_BMS_OK);
+    vl_bms_rfx_result_free(&r);
+    CU_ASSERT_PTR_NULL(r.alpha);
+    CU_ASSERT_EQUAL(r.nmod, 0);
+    vl_bms_rfx_result_free(&r);
+    vl_bms_family_result f;
+    const int fam[3] = {0, 0, 1};
+    CU_ASSERT_EQUAL_FATAL(vl_bms_family(lme3, 10, 3, fam, 2, 1, NULL, &f), VL_BMS_OK);
+    vl_bms_family_result_free(&f);
+    vl_bms_family_result_free(&f);
+    vl_bmr_search_result B;
+    memset(&B, 0, sizeof B);
+    double qE[2] = {0.5, 0.01}, qC[4] = {0.01, 0, 0, 0.01}, pE[2] = {0, 0}, pC[4] = {1, 0, 0, 1};
+    CU_ASSERT_EQUAL_FATAL(vl_bmr_search(2, qE, qC, pE, pC, NULL, &B), VL_BMR_OK);
+    vl_bmr_search_result_free(&B);
+    CU_ASSERT_PTR_NULL(B.keep);
+    vl_bmr_search_result_free(&B);
+    vl_peb_result P;
+    memset(&P, 0, sizeof P);
+    vl_peb_result_free(&P);
+    vl_peb_result_free(&P);
+}
+
+/* An overflowing sum of log-evidences is an error, not an infinity. */
+static void test_ffx_overflow(void)
+{
+    const double lme[4] = {1e308, -10.0, 1e308, -12.0};
+    double slme[2], post[2], lbf[2];
+    CU_ASSERT_EQUAL(vl_bms_ffx(lme, 2, 2, NULL, slme, post, lbf), VL_BMS_ENONFINITE);
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -498,6 +605,10 @@ int main(void)
         {"BMR equals spm_log_evidence_reduce (fwd, no attention)", test_bmr_spm},
         {"BMR is exact for linear-Gaussian models", test_bmr_linear_gaussian},
         {"PEB equals spm_dcm_peb (12 subjects, field B)", test_peb_spm},
+        {"exceedance probabilities unchanged by the O(K) method", test_exceedance_unchanged},
+        {"exceedance probabilities for 300 models", test_exceedance_many},
+        {"results freed twice are harmless", test_free_twice},
+        {"FFX refuses an overflowing summed log-evidence", test_ffx_overflow},
         {NULL, NULL}};
     return test_run("group", cases);
 }

@@ -282,8 +282,7 @@ void vl_bmr_search_result_free(vl_bmr_search_result *r)
     free(r->Ep_bma);
     free(r->Cp_bma);
     free(r->Pp);
-    r->keep = NULL;
-    r->Ep = r->Cp = r->Ep_bma = r->Cp_bma = r->Pp = NULL;
+    memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
 typedef struct {

@@ -53,6 +53,10 @@ int vl_bms_ffx(const double *lme, int nsub, int nmod, const double *prior,
         for (int i = 0; i < nsub; i++)
             acc += lme[(long)i * nmod + k];
         s[k] = acc;
+        if (!isfinite(acc)) { /* the sum overflowed */
+            free(s);
+            return VL_BMS_ENONFINITE;
+        }
         if (acc > smax)
             smax = acc;
     }
@@ -79,13 +83,6 @@ int vl_bms_ffx(const double *lme, int nsub, int nmod, const double *prior,
 
 /* ------------------------------------------------- exceedance (Gamma) */
 
-typedef struct {
-    const double *alpha;
-    int K, k;
-    double la;  /* ln alpha_k */
-    double c0;  /* alpha_k ln alpha_k - alpha_k - ln Gamma(alpha_k) */
-} xp_ctx;
-
 /* log P(a, e^s): the regularised lower incomplete gamma function at e^s,
  * with its small-argument series when e^s is negligible next to 1. */
 static double log_gamma_cdf_exp(double a, double s)
@@ -106,27 +103,63 @@ static double log_gamma_cdf_exp(double a, double s)
     return log1p(-r.val);
 }
 
-/* density of s = log G_k, times the probability that all other G_j lie
-   below e^s */
-static double xp_integrand(double s, void *p)
+/* The integrand of xp_k is p_Gamma(log-scale; alpha_k) times the product
+ * of the other K-1 Gamma CDFs. That product is the same for every k but
+ * one factor: with L(s) = sum_j log P(alpha_j, e^s), model k's integrand
+ * is exp(log p_k(s) + L(s) - log P(alpha_k, e^s)). All K integrals are
+ * therefore done together on one set of nodes, computing L once per node:
+ * O(K) work per node instead of O(K^2) (the previous per-model adaptive
+ * quadrature evaluated the whole product for every model at its own
+ * nodes: 800 models took minutes). Equal counts (models no subject
+ * favours keep alpha0 exactly) are evaluated once. */
+typedef struct {
+    int nd;       /* distinct counts */
+    double *a;    /* nd, descending */
+    double *cnt;  /* nd: how many models share a[d] */
+    double *la;   /* ln a */
+    double *c0;   /* a ln a - a - ln Gamma(a) */
+    double *ell;  /* nd scratch: log P(a_d, e^s) */
+} xp_set;
+
+/* log p_d(s) + sum_{j != one copy of d} log P(a_j, e^s) for every d at
+   node s, exponentiated into val (nd). */
+static void xp_node(const xp_set *X, double s, double *val)
 {
-    const xp_ctx *c = p;
-    double a = c->alpha[c->k];
-    /* a s - e^s - ln Gamma(a), written around s = ln a so that large counts
-       do not cancel catastrophically: with u = s - ln a it is
-       c0 - a (e^u - 1 - u) */
-    double u = s - c->la;
-    double l = c->c0 - a * (expm1(u) - u);
-    for (int j = 0; j < c->K && l > -745.0; j++)
-        if (j != c->k)
-            l += log_gamma_cdf_exp(c->alpha[j], s);
-    return l > -745.0 ? exp(l) : 0.0;
+    double L = 0.0;
+    int d;
+    for (d = 0; d < X->nd; d++) {
+        X->ell[d] = log_gamma_cdf_exp(X->a[d], s);
+        L += X->cnt[d] * X->ell[d];
+        /* every term is <= 0: past e^-800 every integrand is negligible
+           (each is at most (a_k + e^s) e^L) */
+        if (!(L > -800.0))
+            break;
+    }
+    if (d < X->nd) {
+        memset(val, 0, sizeof(double) * (size_t)X->nd);
+        return;
+    }
+    for (d = 0; d < X->nd; d++) {
+        double a = X->a[d], u = s - X->la[d];
+        double lf = X->c0[d] - a * (expm1(u) - u);
+        double l = X->ell[d] == -INFINITY ? -INFINITY : lf + L - X->ell[d];
+        val[d] = l > -745.0 ? exp(l) : 0.0;
+    }
 }
 
-static int cmp_double(const void *a, const void *b)
+static int cmp_desc(const void *p, const void *q)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    double x = *(const double *)p, y = *(const double *)q;
+    return (x < y) - (x > y);
+}
+
+/* Gauss-Legendre nodes/weights on [-1, 1] for n points (n = 10, 20). */
+static void gl_rule(int n, double *x, double *w)
+{
+    gsl_integration_glfixed_table *t = gsl_integration_glfixed_table_alloc((size_t)n);
+    for (int i = 0; i < n; i++)
+        gsl_integration_glfixed_point(-1.0, 1.0, (size_t)i, &x[i], &w[i], t);
+    gsl_integration_glfixed_table_free(t);
 }
 
 int vl_dirichlet_exceedance(const double *alpha, int K, double *xp)
@@ -147,65 +180,177 @@ int vl_dirichlet_exceedance(const double *alpha, int K, double *xp)
         xp[1] = gsl_cdf_beta_P(0.5, alpha[0], alpha[1]);
         return VL_BMS_OK;
     }
-    gsl_integration_cquad_workspace *ws = gsl_integration_cquad_workspace_alloc(200);
-    double *pts = malloc(sizeof(double) * (size_t)(K + 16));
-    if (!ws || !pts) {
-        if (ws)
-            gsl_integration_cquad_workspace_free(ws);
-        free(pts);
-        return VL_BMS_ENOMEM;
-    }
+    enum { NG = 20, NL = 10, VL_XP_MAX_PANELS = 100000 };
+    xp_set X = {0};
+    double *buf = malloc(sizeof(double) * (size_t)K * 9);
+    int *stack_depth = NULL;
+    double *stack = NULL;
     int status = VL_BMS_OK;
+    if (!buf)
+        return VL_BMS_ENOMEM;
+    double *sorted = buf, *vg = buf + K, *vl = buf + 2 * K, *acc = buf + 3 * K, *node = buf + 4 * K;
+    X.a = buf + 5 * K;
+    X.cnt = buf + 6 * K;
+    X.la = buf + 7 * K;
+    X.c0 = buf + 8 * K;
+    memcpy(sorted, alpha, sizeof(double) * (size_t)K);
+    qsort(sorted, (size_t)K, sizeof(double), cmp_desc);
     for (int k = 0; k < K; k++) {
-        const double a = alpha[k];
-        /* log G_k has mean psi(a) and sd sqrt(psi'(a)); 40 sd below the
-           mean leaves out e^-40 of its mass in every regime (the lower
-           tail is exponential with rate a), and above e^s1 the Gamma
-           tail is below e^-40 too. */
-        const double mu = gsl_sf_psi(a), sd = sqrt(gsl_sf_psi_1(a));
-        const double s0 = mu - 40.0 * sd;
-        const double s1 = log(a + 40.0 * sqrt(a) + 40.0);
-        int np = 0;
-        pts[np++] = s0;
-        pts[np++] = s1;
-        static const double offs[] = {-8, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4};
-        for (size_t o = 0; o < sizeof offs / sizeof offs[0]; o++) {
-            double p = mu + offs[o] * sd;
-            if (p > s0 && p < s1)
-                pts[np++] = p;
+        if (X.nd && sorted[k] == X.a[X.nd - 1]) {
+            X.cnt[X.nd - 1] += 1.0;
+            continue;
         }
-        for (int j = 0; j < K; j++) {
-            if (j == k)
-                continue;
-            double p = gsl_sf_psi(alpha[j]);
-            if (p > s0 && p < s1)
-                pts[np++] = p;
-        }
-        qsort(pts, (size_t)np, sizeof(double), cmp_double);
-        int m = 1; /* drop duplicates */
-        for (int i = 1; i < np; i++)
-            if (pts[i] > pts[m - 1])
-                pts[m++] = pts[i];
-        xp_ctx ctx = {alpha, K, k, log(a), a * log(a) - a - gsl_sf_lngamma(a)};
-        gsl_function f = {xp_integrand, &ctx};
-        double val = 0.0, err = 0.0;
-        /* doubly-adaptive Clenshaw-Curtis on each piece (robust to the
-           rounding noise of the incomplete gamma functions) */
-        for (int i = 0; i + 1 < m; i++) {
-            double v = 0.0, e = 0.0;
-            int rc = gsl_integration_cquad(&f, pts[i], pts[i + 1], 1e-14, 1e-10, ws, &v, &e,
-                                           NULL);
-            val += v;
-            err += e;
-            if (rc != 0 && e > 1e-8)
-                status = VL_BMS_ENOCONV;
-        }
-        if (err > 1e-6)
-            status = VL_BMS_ENOCONV;
-        xp[k] = val;
+        X.a[X.nd] = sorted[k];
+        X.cnt[X.nd] = 1.0;
+        X.la[X.nd] = log(sorted[k]);
+        X.c0[X.nd] = sorted[k] * X.la[X.nd] - sorted[k] - gsl_sf_lngamma(sorted[k]);
+        X.nd++;
     }
-    gsl_integration_cquad_workspace_free(ws);
-    free(pts);
+    if (X.nd == 1) { /* all counts equal: by symmetry */
+        for (int k = 0; k < K; k++)
+            xp[k] = 1.0 / K;
+        free(buf);
+        return VL_BMS_OK;
+    }
+    X.ell = sorted; /* sorted is no longer needed */
+    const int nd = X.nd;
+    /* range: log G_k has mean psi(a) and sd sqrt(psi'(a)); 40 sd below the
+       lowest mean leaves out e^-40 of any model's mass (the lower tail is
+       exponential with rate a), above log(a + 40 sqrt(a) + 40) for the
+       largest count every Gamma tail is below e^-40 too. */
+    double lo = INFINITY, hi = -INFINITY, sdmin = INFINITY;
+    for (int d = 0; d < nd; d++) {
+        double mu = gsl_sf_psi(X.a[d]), sd = sqrt(gsl_sf_psi_1(X.a[d]));
+        lo = fmin(lo, mu - 40.0 * sd);
+        hi = fmax(hi, log(X.a[d] + 40.0 * sqrt(X.a[d]) + 40.0));
+        sdmin = fmin(sdmin, sd);
+    }
+    /* where the product of all CDFs is below e^-800 nothing contributes:
+       move lo up to there (L is increasing in s) */
+    {
+        double l0 = lo, l1 = hi;
+        xp_node(&X, l0, vg);
+        int any = 0;
+        for (int d = 0; d < nd; d++)
+            any |= vg[d] > 0;
+        if (!any) {
+            for (int it = 0; it < 60; it++) {
+                double mid = 0.5 * (l0 + l1);
+                double L = 0.0;
+                for (int d = 0; d < nd && L > -800.0; d++)
+                    L += X.cnt[d] * log_gamma_cdf_exp(X.a[d], mid);
+                if (L > -800.0)
+                    l1 = mid;
+                else
+                    l0 = mid;
+            }
+            lo = l0;
+        }
+    }
+    double xg[NG], wg[NG], xl[NL], wl[NL];
+    gl_rule(NG, xg, wg);
+    gl_rule(NL, xl, wl);
+    /* start from panels no wider than 2 sd of the narrowest density (so
+       no peak can fall between nodes), then bisect where a 20-point and a
+       10-point Gauss rule disagree by more than the panel's share of 1e-12 */
+    const double total = hi - lo;
+    int npan0 = (int)ceil(total / (2.0 * sdmin));
+    if (npan0 < 8)
+        npan0 = 8;
+    if (npan0 > 20000)
+        npan0 = 20000;
+    int cap = npan0 + 256, top = 0;
+    stack = malloc(sizeof(double) * 2 * (size_t)cap);
+    stack_depth = malloc(sizeof(int) * (size_t)cap);
+    if (!stack || !stack_depth) {
+        status = VL_BMS_ENOMEM;
+        goto done;
+    }
+    for (int i = npan0 - 1; i >= 0; i--) {
+        stack[2 * top] = lo + total * i / npan0;
+        stack[2 * top + 1] = i == npan0 - 1 ? hi : lo + total * (i + 1) / npan0;
+        stack_depth[top++] = 0;
+    }
+    memset(acc, 0, sizeof(double) * (size_t)nd);
+    double worst = 0.0;
+    long panels = 0;
+    int budget_spent = 0;
+    while (top > 0) {
+        top--;
+        double l = stack[2 * top], r = stack[2 * top + 1];
+        int depth = stack_depth[top];
+        double c = 0.5 * (l + r), h = 0.5 * (r - l);
+        memset(vg, 0, sizeof(double) * (size_t)nd);
+        memset(vl, 0, sizeof(double) * (size_t)nd);
+        for (int i = 0; i < NG; i++) {
+            xp_node(&X, c + h * xg[i], node);
+            for (int d = 0; d < nd; d++)
+                vg[d] += h * wg[i] * node[d];
+        }
+        for (int i = 0; i < NL; i++) {
+            xp_node(&X, c + h * xl[i], node);
+            for (int d = 0; d < nd; d++)
+                vl[d] += h * wl[i] * node[d];
+        }
+        /* accept when every model's two rules agree to the panel's share
+           of 1e-12 or to 1e-10 of its own value there (the incomplete
+           gamma functions of large counts carry rounding noise near 1e-12, so a
+           purely absolute test could bisect forever) */
+        int ok = 1;
+        double e = 0.0;
+        for (int d = 0; d < nd; d++) {
+            double diff = fabs(vg[d] - vl[d]);
+            if (diff > 1e-12 * (r - l) / total + 1e-10 * fabs(vg[d])) {
+                ok = 0;
+                e = fmax(e, diff);
+            }
+        }
+        if (++panels > VL_XP_MAX_PANELS)
+            budget_spent = 1;
+        if (ok || depth >= 40 || budget_spent) {
+            for (int d = 0; d < nd; d++)
+                acc[d] += vg[d];
+            worst = fmax(worst, e);
+            continue;
+        }
+        if (top + 2 > cap) {
+            int nc = 2 * cap;
+            double *ns = realloc(stack, sizeof(double) * 2 * (size_t)nc);
+            if (ns)
+                stack = ns;
+            int *nd2 = ns ? realloc(stack_depth, sizeof(int) * (size_t)nc) : NULL;
+            if (!ns || !nd2) {
+                status = VL_BMS_ENOMEM;
+                goto done;
+            }
+            stack_depth = nd2;
+            cap = nc;
+        }
+        stack[2 * top] = c;
+        stack[2 * top + 1] = r;
+        stack_depth[top++] = depth + 1;
+        stack[2 * top] = l;
+        stack[2 * top + 1] = c;
+        stack_depth[top++] = depth + 1;
+    }
+    if (worst > 1e-8 || budget_spent)
+        status = VL_BMS_ENOCONV;
+    /* each model takes the value of its count */
+    for (int k = 0; k < K; k++) {
+        int lo_i = 0, hi_i = nd - 1; /* a is descending */
+        while (lo_i < hi_i) {
+            int mid = (lo_i + hi_i) / 2;
+            if (X.a[mid] > alpha[k])
+                lo_i = mid + 1;
+            else
+                hi_i = mid;
+        }
+        xp[k] = acc[lo_i];
+    }
+done:
+    free(stack);
+    free(stack_depth);
+    free(buf);
     return status;
 }
 
@@ -364,7 +509,7 @@ void vl_bms_rfx_result_free(vl_bms_rfx_result *r)
     free(r->xp);
     free(r->pxp);
     free(r->g);
-    r->alpha = r->exp_r = r->xp = r->pxp = r->g = NULL;
+    memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
 static void opts_defaults(const vl_bms_opts *o, double *tol, int *maxit)
@@ -448,8 +593,7 @@ void vl_bms_family_result_free(vl_bms_family_result *r)
     free(r->model_alpha0);
     free(r->model_alpha);
     free(r->model_post);
-    r->alpha = r->exp_r = r->xp = r->pxp = NULL;
-    r->model_alpha0 = r->model_alpha = r->model_post = NULL;
+    memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
 int vl_bms_family(const double *lme, int nsub, int nmod, const int *fam,

@@ -18,14 +18,19 @@
  *   of the variational posterior, as spm_BMS_bor) and the protected
  *   exceedance probabilities pxp = (1 - bor) xp + bor / nmod.
  * - Exceedance probabilities are deterministic: exact (Beta CDF) for two
- *   models, and for more by adaptive quadrature of
+ *   models, and for more by quadrature of
  *       xp_k = int p_Gamma(x; alpha_k) prod_{j != k} P_Gamma(x; alpha_j) dx
  *   (a Dirichlet vector is a normalised vector of independent Gamma
- *   variates), carried out in s = log x over +-40 standard deviations of
- *   log G_k (doubly-adaptive Clenshaw-Curtis, GSL's cquad, between
- *   breakpoints at the modes); accurate to ~1e-9 and exactly reproducible.
- *   SPM samples 1e6 Dirichlet vectors instead (spm_dirichlet_exceedance),
- *   so its xp for > 2 models carry Monte Carlo noise of ~5e-4.
+ *   variates) in s = log x. All K integrals share one set of nodes: the
+ *   product over all models, L(s) = sum_j log P_j(s), is computed once per
+ *   node and each model's integrand divides its own factor out, so the
+ *   cost is O(K) per node, not O(K^2) (800 models: 0.1 s).
+ *   Panels start no wider than 2 sd of the narrowest log-Gamma density and
+ *   are bisected until a 20- and a 10-point Gauss rule agree (to 1e-12
+ *   absolute or 1e-10 of the panel's value; at most 1e5 panels);
+ *   accurate to ~1e-12 and exactly reproducible. SPM samples 1e6
+ *   Dirichlet vectors instead (spm_dirichlet_exceedance), so its xp for
+ *   > 2 models carry Monte Carlo noise of ~5e-4.
  * - Families (vl_bms_family): models are partitioned into families; see
  *   the function for the priors used.
  * - Errors are returned (VL_BMS_E*), never raised; NaN/Inf evidences are
@@ -83,7 +88,7 @@ void vl_bms_rfx_result_free(vl_bms_rfx_result *r);
 
 /* Exceedance probabilities of a Dirichlet(alpha) vector of length K:
  * xp[k] = P(r_k > r_j for all j != k). K = 1 gives 1; K = 2 uses the Beta
- * CDF; K > 2 adaptive quadrature (see above). Returns VL_BMS_OK,
+ * CDF; K > 2 shared-node quadrature (see above). Returns VL_BMS_OK,
  * VL_BMS_EINVAL (K < 1 or alpha not positive and finite) or
  * VL_BMS_ENOCONV if the quadrature missed its tolerance (xp still set). */
 int vl_dirichlet_exceedance(const double *alpha, int K, double *xp);

@@ -104,8 +104,7 @@ void vl_peb_result_free(vl_peb_result *r)
     free(r->Eh);
     free(r->Ch);
     free(r->Ce);
-    r->sel = NULL;
-    r->Ep = r->Cp = r->Eh = r->Ch = r->Ce = NULL;
+    memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
 /* ------------------------------------------------------------- main */
@@ -139,6 +138,7 @@ static void peb_model_free(peb_model *m)
     free(m->gE);
     free(m->gP);
     free(m->ipC);
+    memset(m, 0, sizeof *m); /* freed twice is then harmless */
 }
 
 /* state of one evaluation of F and its derivatives */
