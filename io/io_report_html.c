@@ -78,24 +78,21 @@ static void safe_name(char *buf, size_t len, const char *s)
     buf[i] = 0;
 }
 
-static int write_png(const char *dir, const figure *f, dcm_error *err)
+/* Writes the figure's PNG into an opened (not yet committed) temporary
+ * file DIR/FILE, so that the figures and the report go in place together. */
+static int write_png(const char *dir, const figure *f, io_atomic *a, dcm_error *err)
 {
     size_t l = strlen(dir) + strlen(f->file) + 2;
     char *path = malloc(l);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     snprintf(path, l, "%s/%s", dir, f->file);
-    io_atomic a;
-    int rc = io_atomic_open(&a, path, err);
-    if (!rc) {
-        if (fwrite(f->png, 1, f->len, a.fp) != f->len) {
-            int e = errno;
-            io_atomic_abort(&a);
-            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
-                               e ? strerror(e) : "write failed");
-        } else {
-            rc = io_atomic_commit(&a, err);
-        }
+    int rc = io_atomic_open(a, path, err);
+    if (!rc && fwrite(f->png, 1, f->len, a->fp) != f->len) {
+        int e = errno;
+        io_atomic_abort(a);
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
+                           e ? strerror(e) : "write failed");
     }
     free(path);
     return rc;
@@ -864,26 +861,33 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     }
     if (rc)
         goto done;
-    /* files: the PNGs, then the report */
-    if (opt->png_dir) {
-        if ((rc = make_dir(opt->png_dir, err)))
-            goto done;
+    /* files: the report and its PNGs are one result, put in place together
+       (io_atomic_commit_all): all of them or none, nothing lost on failure */
+    const int nfiles = 1 + (opt->png_dir ? nf : 0);
+    io_atomic *files = calloc((size_t)nfiles, sizeof *files);
+    if (!files) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    int nopen = 0;
+    if (opt->png_dir && !(rc = make_dir(opt->png_dir, err)))
         for (int i = 0; i < nf && !rc; i++)
-            rc = write_png(opt->png_dir, &figs[i], err);
-        if (rc)
-            goto done;
+            if (!(rc = write_png(opt->png_dir, &figs[i], &files[nopen], err)))
+                nopen++;
+    if (!rc && !(rc = io_atomic_open(&files[nopen], opt->html_path, err))) {
+        io_atomic *a = &files[nopen++];
+        if (write_html(a->fp, models, k, figs, nf, lbf, post, cmp_note, opt)) {
+            int e = errno;
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", opt->html_path,
+                               e ? strerror(e) : "write failed");
+        }
     }
-    io_atomic a;
-    if ((rc = io_atomic_open(&a, opt->html_path, err)))
-        goto done;
-    if (write_html(a.fp, models, k, figs, nf, lbf, post, cmp_note, opt)) {
-        int e = errno;
-        io_atomic_abort(&a);
-        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", opt->html_path,
-                           e ? strerror(e) : "write failed");
-        goto done;
-    }
-    rc = io_atomic_commit(&a, err);
+    if (!rc)
+        rc = io_atomic_commit_all(files, nopen, err);
+    else
+        for (int i = 0; i < nopen; i++)
+            io_atomic_abort(&files[i]);
+    free(files);
 done:
     if (figs)
         for (int i = 0; i < nf; i++) {

@@ -360,6 +360,33 @@ static void test_bad_inputs(void)
     write_file("a_file", "x");
     CU_ASSERT_EQUAL(run("report m1.json -o r.html --png a_file"), 4);
     CU_ASSERT_FALSE(exists("r.html"));
+    /* the report and its PNGs are one result: a figure that cannot be put
+       in place (its name is taken by a folder) leaves the earlier report and
+       figures exactly as they were */
+    CU_ASSERT_EQUAL_FATAL(run("report m1.json -o keep.html --png keepfigs"), 0);
+    size_t len0 = 0, plen0 = 0;
+    char *html0 = slurp("keep.html", &len0), *png0 = slurp("keepfigs/m1_parameters.png", &plen0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(html0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(png0);
+    char dirpath[512];
+    /* the last figure written; the parameters figure before it differs at
+       another threshold, so it would have been replaced one by one */
+    path_of(dirpath, sizeof dirpath, "keepfigs/m1_free_energy.png");
+    CU_ASSERT_EQUAL_FATAL(unlink(dirpath), 0);
+    CU_ASSERT_EQUAL_FATAL(mkdir(dirpath, 0700), 0);
+    CU_ASSERT_EQUAL(run("report m1.json --threshold 0.99 -o keep.html --png keepfigs"), 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "m1_free_energy.png"));
+    size_t len1 = 0, plen1 = 0;
+    char *html1 = slurp("keep.html", &len1), *png1 = slurp("keepfigs/m1_parameters.png", &plen1);
+    CU_ASSERT(html1 && len1 == len0 && memcmp(html0, html1, len0) == 0);
+    CU_ASSERT(png1 && plen1 == plen0 && memcmp(png0, png1, plen0) == 0);
+    CU_ASSERT(no_temp_files("keepfigs"));
+    CU_ASSERT(no_temp_files(""));
+    rmdir(dirpath);
+    free(html0);
+    free(html1);
+    free(png0);
+    free(png1);
 }
 
 /* ---- what was fitted (issue 8 item 8) ---- */
