@@ -547,6 +547,12 @@ static void test_results_refused(void)
     CU_ASSERT_EQUAL(run(args), 3);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not finite"));
     CU_ASSERT_PTR_NULL(strstr(out, "nan"));
+    /* reduce: the same, with the reason rather than a bare "code -2" */
+    snprintf(args, sizeof args, "reduce %s/hugemeans.json --off 'B:Motion:V1->V5' --json", tmpdir);
+    CU_ASSERT_EQUAL(run(args), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "model reduction failed for"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not finite (posterior means or covariances"));
+    CU_ASSERT_PTR_NULL(strstr(out, "code -"));
     {
         char cmd[2048];
         snprintf(cmd, sizeof cmd,
