@@ -226,9 +226,11 @@ int cmd_extract(int argc, char **argv)
         return cli_fail("extract", DCM_ERR_USAGE, "--label needs --atlas ATLAS.nii");
     if (!o.name || !o.name[0])
         return cli_fail("extract", DCM_ERR_USAGE, "no region name: add --name NAME");
-    if (strpbrk(o.name, "\t\n\r,") || strstr(o.name, "->"))
-        return cli_fail("extract", DCM_ERR_USAGE, "--name '%s' may not hold tabs, commas or '->'",
-                        o.name);
+    /* the name becomes a spec's region: the same rule as at load (':',
+       '->', white space at the ends, control characters), and no comma */
+    const char *why = strchr(o.name, ',') ? "names here may not hold commas" : dcm_name_problem(o.name);
+    if (why)
+        return cli_fail("extract", DCM_ERR_USAGE, "--name '%s': %s", o.name, why);
     if (!prefix)
         return cli_fail("extract", DCM_ERR_USAGE, "no output prefix: add -o PREFIX");
     if (no_hpf && have_hpf)
