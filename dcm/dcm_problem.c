@@ -247,6 +247,17 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: \"TE\" is %g; the echo time must be a positive number of seconds",
                              src, M->TE);
+    /* the echo comes before the next excitation: a TE not below the TR is a
+       unit slip (milliseconds), and it would change the BOLD model silently */
+    if (M->TE >= M->TR) {
+        char ms[80] = "";
+        if (M->TE >= 1.0)
+            snprintf(ms, sizeof ms, ": %g looks like milliseconds; write %g", M->TE, M->TE / 1000.0);
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: \"TE\" is %g s, not shorter than the TR (%g s); the echo time is in "
+                             "seconds (typically 0.02 to 0.05)%s",
+                             src, M->TE, M->TR, ms);
+    }
     for (int i = 0; i < n; i++) {
         double d = M->delays[i];
         /* a delay written with more digits than the TR (3.2200001 for

@@ -308,6 +308,13 @@ static void test_tr_refused(void)
     assert_refused("tr_big.json", "must lie in (0, 30]", NULL);
     write_spec("tr_zero.json", "0", "events.tsv", "timeseries.tsv", "", "");
     assert_refused("tr_zero.json", "positive number of seconds", NULL);
+    /* TE in milliseconds: the same unit slip, one key further */
+    write_spec("te_ms.json", "3.22", "events.tsv", "timeseries.tsv", "", "");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"TE\": 0.04/\"TE\": 40/' %s/te_ms.json", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    assert_refused("te_ms.json", "\"TE\" is 40 s, not shorter than the TR (3.22 s)",
+                   "40 looks like milliseconds; write 0.04");
 }
 
 static void test_constant_region_refused(void)
