@@ -78,24 +78,45 @@ static void safe_name(char *buf, size_t len, const char *s)
     buf[i] = 0;
 }
 
-static int write_png(const char *dir, const figure *f, dcm_error *err)
+/* 1 when paths a and b name the same file: the same inode when both
+ * exist, else the same name in the same folder */
+static int same_target(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    const char *ba = strrchr(a, '/'), *bb = strrchr(b, '/');
+    const char *na = ba ? ba + 1 : a, *nb = bb ? bb + 1 : b;
+    if (strcmp(na, nb))
+        return 0;
+    char da[4096], db[4096];
+    snprintf(da, sizeof da, "%.*s", ba ? (int)(ba - a) + 1 : 1, ba ? a : ".");
+    snprintf(db, sizeof db, "%.*s", bb ? (int)(bb - b) + 1 : 1, bb ? b : ".");
+    return stat(da, &sa) == 0 && stat(db, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Open DIR/FILE for figure f, refusing a name that is an input result or
+ * the report itself; the PNG is written, not yet committed. */
+static int open_png(const char *dir, const figure *f, const io_report_model *models, int k,
+                    const char *html, io_atomic *a, dcm_error *err)
 {
     size_t l = strlen(dir) + strlen(f->file) + 2;
     char *path = malloc(l);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     snprintf(path, l, "%s/%s", dir, f->file);
-    io_atomic a;
-    int rc = io_atomic_open(&a, path, err);
-    if (!rc) {
-        if (fwrite(f->png, 1, f->len, a.fp) != f->len) {
-            int e = errno;
-            io_atomic_abort(&a);
-            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
-                               e ? strerror(e) : "write failed");
-        } else {
-            rc = io_atomic_commit(&a, err);
-        }
+    int rc = DCM_OK;
+    for (int i = 0; i < k && !rc; i++)
+        if (models[i].s.path && same_target(path, models[i].s.path))
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "--png %s: the figure %s is the result file %s of "
+                               "this run: refusing to overwrite an input; choose another folder",
+                               dir, path, models[i].s.path);
+    if (!rc && same_target(path, html))
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "--png %s: the figure %s is the report -o %s: choose "
+                           "another folder or report name", dir, path, html);
+    if (!rc && !(rc = io_atomic_open(a, path, err)) && fwrite(f->png, 1, f->len, a->fp) != f->len) {
+        int e = errno;
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path, e ? strerror(e) : "write failed");
     }
     free(path);
     return rc;
@@ -758,7 +779,8 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     char **stems = calloc(nk, sizeof *stems);
     double *F = malloc(sizeof(double) * nk), *lbf = malloc(sizeof(double) * nk),
            *post = malloc(sizeof(double) * nk);
-    int nf = 0, rc = DCM_OK;
+    int nf = 0, rc = DCM_OK, nout = 0;
+    io_atomic *outs = NULL;
     char why[1024] = "";
     const char *cmp_note = NULL;
     if (!figs || !stems || !F || !lbf || !post) {
@@ -864,27 +886,40 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     }
     if (rc)
         goto done;
-    /* files: the PNGs, then the report */
+    /* files: the PNGs and the report form one result, all replaced or
+       none; a PNG name is known only now, so it is checked here against
+       the inputs and the report (MODEL_fit.png may name one of them) */
     if (opt->png_dir) {
         if ((rc = make_dir(opt->png_dir, err)))
             goto done;
+        if (!(outs = calloc((size_t)nf + 1, sizeof *outs))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
         for (int i = 0; i < nf && !rc; i++)
-            rc = write_png(opt->png_dir, &figs[i], err);
+            rc = open_png(opt->png_dir, &figs[i], models, k, opt->html_path, &outs[nout++], err);
         if (rc)
             goto done;
-    }
-    io_atomic a;
-    if ((rc = io_atomic_open(&a, opt->html_path, err)))
+    } else if (!(outs = calloc(1, sizeof *outs))) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
-    if (write_html(a.fp, models, k, figs, nf, lbf, post, cmp_note, opt)) {
+    }
+    io_atomic *a = &outs[nout];
+    if ((rc = io_atomic_open(a, opt->html_path, err)))
+        goto done;
+    nout++;
+    if (write_html(a->fp, models, k, figs, nf, lbf, post, cmp_note, opt)) {
         int e = errno;
-        io_atomic_abort(&a);
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", opt->html_path,
                            e ? strerror(e) : "write failed");
         goto done;
     }
-    rc = io_atomic_commit(&a, err);
+    rc = io_atomic_commit_all(outs, nout, err);
+    nout = 0; /* closed by commit_all */
 done:
+    for (int i = 0; i < nout; i++)
+        io_atomic_abort(&outs[i]);
+    free(outs);
     if (figs)
         for (int i = 0; i < nf; i++) {
             free(figs[i].file);
