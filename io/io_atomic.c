@@ -389,3 +389,11 @@ FILE *io_input_open(const char *path, const char *what, dcm_error *err)
     }
     return f;
 }
+
+void io_skip_bom(FILE *f)
+{
+    unsigned char b[3];
+    size_t k = fread(b, 1, 3, f);
+    if (!(k == 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF))
+        rewind(f);
+}
