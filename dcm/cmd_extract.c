@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dcm/dcm_cli.h"
+#include "io/io_atomic.h"
 #include "io/io_extract.h"
 
 static const char *help =
@@ -121,7 +122,22 @@ static int plan_outputs(const io_extract_opts *o, const char *prefix)
         sprintf(buf, "%s%s", prefix, out[k]);
         cli_plan_output(&plan, buf, "the output");
     }
-    int rc = cli_plan_check(&plan);
+    /* a sidecar not there yet: PREFIX.json would become it, and the next
+       extract of this BOLD would read our output as its BIDS metadata */
+    int rc = DCM_OK;
+    char *side = malloc(lb + 8);
+    if (!side)
+        rc = cli_fail("extract", DCM_ERR_SYSTEM, "out of memory");
+    else {
+        sprintf(side, "%.*s.json", (int)stem, o->bold);
+        sprintf(buf, "%s.json", prefix);
+        if (io_same_target(buf, side))
+            rc = cli_fail("extract", DCM_ERR_INPUT, "the output %s would be the BIDS sidecar of %s (read "
+                          "for its TR and slice timing): choose another -o PREFIX", buf, o->bold);
+        free(side);
+    }
+    if (!rc)
+        rc = cli_plan_check(&plan);
     cli_plan_free(&plan);
     free(buf);
     return rc;

@@ -78,23 +78,6 @@ static void safe_name(char *buf, size_t len, const char *s)
     buf[i] = 0;
 }
 
-/* 1 when paths a and b name the same file: the same inode when both
- * exist, else the same name in the same folder */
-static int same_target(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    const char *ba = strrchr(a, '/'), *bb = strrchr(b, '/');
-    const char *na = ba ? ba + 1 : a, *nb = bb ? bb + 1 : b;
-    if (strcmp(na, nb))
-        return 0;
-    char da[4096], db[4096];
-    snprintf(da, sizeof da, "%.*s", ba ? (int)(ba - a) + 1 : 1, ba ? a : ".");
-    snprintf(db, sizeof db, "%.*s", bb ? (int)(bb - b) + 1 : 1, bb ? b : ".");
-    return stat(da, &sa) == 0 && stat(db, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 /* Open DIR/FILE for figure f, refusing a name that is an input result or
  * the report itself; the PNG is written, not yet committed. */
 static int open_png(const char *dir, const figure *f, const io_report_model *models, int k,
@@ -107,11 +90,11 @@ static int open_png(const char *dir, const figure *f, const io_report_model *mod
     snprintf(path, l, "%s/%s", dir, f->file);
     int rc = DCM_OK;
     for (int i = 0; i < k && !rc; i++)
-        if (models[i].s.path && same_target(path, models[i].s.path))
+        if (models[i].s.path && io_same_target(path, models[i].s.path))
             rc = dcm_error_set(err, DCM_ERR_INPUT, "--png %s: the figure %s is the result file %s of "
                                "this run: refusing to overwrite an input; choose another folder",
                                dir, path, models[i].s.path);
-    if (!rc && same_target(path, html))
+    if (!rc && io_same_target(path, html))
         rc = dcm_error_set(err, DCM_ERR_INPUT, "--png %s: the figure %s is the report -o %s: choose "
                            "another folder or report name", dir, path, html);
     if (!rc && !(rc = io_atomic_open(a, path, err)) && fwrite(f->png, 1, f->len, a->fp) != f->len) {

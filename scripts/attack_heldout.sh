@@ -183,7 +183,7 @@ case_ simulate_o_spec refuse fwd.json '' '$DCM simulate fwd.json --params truth.
 case_ batch_o_study refuse grp/x '' '$DCM batch -q grp/manifest.tsv -o grp'
 case_ batch_o_file  refuse fwd.json '' '$DCM batch -q grp/manifest.tsv -o fwd.json'
 case_ extract_o_bold_sidecar refuse bold.tsv 'echo "{\"RepetitionTime\": 2}" > bold.json' '$DCM extract bold.nii --mask mask.nii --name R -o bold'
-case_ extract_o_bold clean bold.tsv '' '$DCM extract bold.nii --mask mask.nii --name R -o bold'
+case_ extract_o_bold refuse bold.tsv '' '$DCM extract bold.nii --mask mask.nii --name R -o bold'
 case_ peb_o_design  refuse design.tsv '' '$DCM peb gout --model fwd --design design.tsv --params "B:*" -o design.tsv'
 # --- issue 9: results that meet -------------------------------------------
 EXTRA='python3 - <<P

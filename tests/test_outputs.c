@@ -386,6 +386,12 @@ static void test_extract_sidecar_and_outputs(void)
     CU_ASSERT(has("sidecar"));
     CU_ASSERT(same("sub_bold.json", side) && same("sub_bold.nii", img));
     CU_ASSERT(!exists("sub_bold.tsv"));
+    /* no sidecar yet: PREFIX.json would become one (read by the next
+       extract of this BOLD), so the same prefix is refused */
+    CU_ASSERT_EQUAL_FATAL(write_bold(tp("nosc_bold.nii")), 0);
+    CU_ASSERT_EQUAL(run("extract nosc_bold.nii --sphere 4,4,4,20 --name R --tr 2 -o ./nosc_bold"), 2);
+    CU_ASSERT(has("would be the BIDS sidecar of nosc_bold.nii"));
+    CU_ASSERT(!exists("nosc_bold.json") && !exists("nosc_bold.tsv"));
     /* a good run, then one whose third output is a folder: refused before
        work, the first run's three files intact */
     CU_ASSERT_EQUAL(run("extract sub_bold.nii --sphere 4,4,4,20 --name R -o roi"), 0);
