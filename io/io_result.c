@@ -282,6 +282,7 @@ static json_t *load_json(const char *path, dcm_error *err)
     if (!f)
         return NULL;
     json_error_t je;
+    io_skip_bom(f);   /* a parameter file saved by a Windows editor */
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!root) {
