@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dcm/dcm_cli.h"
+#include "io/io_atomic.h"
 #include "io/io_extract.h"
 
 static const char *help =
@@ -121,7 +122,22 @@ static int plan_outputs(const io_extract_opts *o, const char *prefix)
         sprintf(buf, "%s%s", prefix, out[k]);
         cli_plan_output(&plan, buf, "the output");
     }
-    int rc = cli_plan_check(&plan);
+    /* a sidecar not there yet: PREFIX.json would become it, and the next
+       extract of this BOLD would read our output as its BIDS metadata */
+    int rc = DCM_OK;
+    char *side = malloc(lb + 8);
+    if (!side)
+        rc = cli_fail("extract", DCM_ERR_SYSTEM, "out of memory");
+    else {
+        sprintf(side, "%.*s.json", (int)stem, o->bold);
+        sprintf(buf, "%s.json", prefix);
+        if (io_same_target(buf, side))
+            rc = cli_fail("extract", DCM_ERR_INPUT, "the output %s would be the BIDS sidecar of %s (read "
+                          "for its TR and slice timing): choose another -o PREFIX", buf, o->bold);
+        free(side);
+    }
+    if (!rc)
+        rc = cli_plan_check(&plan);
     cli_plan_free(&plan);
     free(buf);
     return rc;
@@ -226,9 +242,11 @@ int cmd_extract(int argc, char **argv)
         return cli_fail("extract", DCM_ERR_USAGE, "--label needs --atlas ATLAS.nii");
     if (!o.name || !o.name[0])
         return cli_fail("extract", DCM_ERR_USAGE, "no region name: add --name NAME");
-    if (strpbrk(o.name, "\t\n\r,") || strstr(o.name, "->"))
-        return cli_fail("extract", DCM_ERR_USAGE, "--name '%s' may not hold tabs, commas or '->'",
-                        o.name);
+    /* the name becomes a spec's region: the same rule as at load (':',
+       '->', white space at the ends, control characters), and no comma */
+    const char *why = strchr(o.name, ',') ? "names here may not hold commas" : dcm_name_problem(o.name);
+    if (why)
+        return cli_fail("extract", DCM_ERR_USAGE, "--name '%s': %s", o.name, why);
     if (!prefix)
         return cli_fail("extract", DCM_ERR_USAGE, "no output prefix: add -o PREFIX");
     if (no_hpf && have_hpf)

@@ -43,6 +43,21 @@ static const char *help =
     "  dcm reduce fwd.json --off 'B:Attention:V1->V5'\n"
     "  dcm reduce fwd.json --search --json\n";
 
+/* exit code and reason for a vl_bmr error code (the numbers meant nothing
+ * to a user: "code -2" was a posterior too large to reduce) */
+static int bmr_fail(int vr, const char *what, const char *input)
+{
+    if (vr == VL_BMR_ENOMEM)
+        return cli_fail("reduce", DCM_ERR_SYSTEM, "%s failed for %s: out of memory", what, input);
+    if (vr == VL_BMR_ENONFINITE)
+        return cli_fail("reduce", DCM_ERR_NUMERIC,
+                        "%s failed for %s: the reduced free energy or posterior is not finite "
+                        "(posterior means or covariances in the result too large to combine)",
+                        what, input);
+    return cli_fail("reduce", DCM_ERR_NUMERIC, "%s failed for %s: invalid sizes or arguments", what,
+                    input);
+}
+
 static json_t *named_params(const io_pname_space *S, const io_result_summary *R,
                             const double *Ep_red, const double *var_red,
                             const unsigned char *off, const double *Pp)
@@ -207,7 +222,7 @@ int cmd_reduce(int argc, char **argv)
         int vr = vl_bmr_reduce(np, R.Ep, R.Cp, R.pE, pC, R.pE, rC, &dF, sE, sC);
         if (vr) {
             json_decref(names);
-            rc = cli_fail("reduce", DCM_ERR_NUMERIC, "model reduction failed for %s (code %d)", input, vr);
+            rc = bmr_fail(vr, "model reduction", input);
             goto done;
         }
         for (int i = 0; i < np; i++)
@@ -271,7 +286,7 @@ int cmd_reduce(int argc, char **argv)
         free(cand);
         if (vr) {
             vl_bmr_search_result_free(&B);
-            rc = cli_fail("reduce", DCM_ERR_NUMERIC, "model search failed for %s (code %d)", input, vr);
+            rc = bmr_fail(vr, "model search", input);
             goto done;
         }
         json_t *names = json_array();

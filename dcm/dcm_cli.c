@@ -206,6 +206,7 @@ static void plan_spec(cli_plan *p, const char *spec, int design_only)
     FILE *f = io_input_open(spec, "spec", &e);
     if (!f)
         return;   /* the check (or the reader) says why */
+    io_skip_bom(f);   /* as the spec reader does */
     json_t *root = json_loadf(f, 0, NULL);
     fclose(f);
     if (!json_is_object(root)) {

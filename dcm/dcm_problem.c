@@ -23,6 +23,18 @@ int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
 
 /* warnings live here (not in dcm_result.c) because the loaders, which the
  * fuzz harnesses link without the estimator, add them */
+/* Names that differ only in case ("V1", "v1") are one region or input
+ * typed twice: parameter names would tell them apart, a reader would not. */
+static int same_name(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return 0;
+    return *a == *b;
+}
+#define CASE_NOTE(a, b) strcmp(a, b) ? ", as \"" : "", strcmp(a, b) ? (a) : "", \
+                        strcmp(a, b) ? "\": names that differ only in case are the same name" : ""
+
 int dcm_warnings_add(dcm_warnings *w, const char *fmt, ...)
 {
     va_list ap;
@@ -208,10 +220,10 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
             return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d is called \"%s\": %s; rename it",
                                  src, i + 1, P->region_names[i], why);
         for (int k = 0; k < i; k++)
-            if (P->region_names[k] && strcmp(P->region_names[k], P->region_names[i]) == 0)
+            if (P->region_names[k] && same_name(P->region_names[k], P->region_names[i]))
                 return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: region name \"%s\" is used twice (regions %d and %d)",
-                                     src, P->region_names[i], k + 1, i + 1);
+                                     "%s: region name \"%s\" is used twice (regions %d and %d%s%s%s)",
+                                     src, P->region_names[i], k + 1, i + 1, CASE_NOTE(P->region_names[k], P->region_names[i]));
     }
     for (int j = 0; j < m; j++) {
         if (!P->input_names[j] || !P->input_names[j][0])
@@ -221,10 +233,10 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
             return dcm_error_set(err, DCM_ERR_INPUT, "%s: input %d is called \"%s\": %s; rename it",
                                  src, j + 1, P->input_names[j], why);
         for (int k = 0; k < j; k++)
-            if (P->input_names[k] && strcmp(P->input_names[k], P->input_names[j]) == 0)
+            if (P->input_names[k] && same_name(P->input_names[k], P->input_names[j]))
                 return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: input name \"%s\" is used twice (inputs %d and %d)",
-                                     src, P->input_names[j], k + 1, j + 1);
+                                     "%s: input name \"%s\" is used twice (inputs %d and %d%s%s%s)",
+                                     src, P->input_names[j], k + 1, j + 1, CASE_NOTE(P->input_names[k], P->input_names[j]));
     }
 
     /* scanner */
@@ -235,6 +247,17 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: \"TE\" is %g; the echo time must be a positive number of seconds",
                              src, M->TE);
+    /* the echo comes before the next excitation: a TE not below the TR is a
+       unit slip (milliseconds), and it would change the BOLD model silently */
+    if (M->TE >= M->TR) {
+        char ms[80] = "";
+        if (M->TE >= 1.0)
+            snprintf(ms, sizeof ms, ": %g looks like milliseconds; write %g", M->TE, M->TE / 1000.0);
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: \"TE\" is %g s, not shorter than the TR (%g s); the echo time is in "
+                             "seconds (typically 0.02 to 0.05)%s",
+                             src, M->TE, M->TR, ms);
+    }
     for (int i = 0; i < n; i++) {
         double d = M->delays[i];
         /* a delay written with more digits than the TR (3.2200001 for
@@ -354,6 +377,12 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
     return DCM_OK;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int dcm_problem_check_design(const dcm_problem *P, dcm_warnings *w, dcm_error *err)
 {
     const char *src = P->source ? P->source : "problem";
@@ -375,6 +404,32 @@ int dcm_problem_check_design(const dcm_problem *P, dcm_warnings *w, dcm_error *e
                                  "region's data, or leave the region out",
                                  src, rname(P, i), y[0], v);
     }
+    /* a region that holds one value at half the scans or more (constant
+       but for a spike, or zero-filled): the fit explains a few scans */
+    double *sorted = malloc(sizeof(double) * (size_t)(v > 0 ? v : 1));
+    if (!sorted)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        memcpy(sorted, P->Y + (size_t)i * v, sizeof(double) * (size_t)v);
+        qsort(sorted, (size_t)v, sizeof(double), cmp_double);
+        int best = 0;
+        double value = 0.0;
+        for (int t = 0, run = 0; t < v; t++) {
+            run = (t > 0 && sorted[t] == sorted[t - 1]) ? run + 1 : 1;
+            if (run > best) {
+                best = run;
+                value = sorted[t];
+            }
+        }
+        if (2 * best >= v &&
+            dcm_warnings_add(w, "region %s is %g at %d of its %d scans: its variance comes from the "
+                             "few other scans; check that its column holds the region's data",
+                             rname(P, i), value, best, v)) {
+            free(sorted);
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        }
+    }
+    free(sorted);
     /* an input that is on for less than one TR in total hardly changes the
        BOLD signal: its parameters stay at their priors */
     const model_dcm *M = P->M;

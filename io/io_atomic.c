@@ -389,3 +389,28 @@ FILE *io_input_open(const char *path, const char *what, dcm_error *err)
     }
     return f;
 }
+
+void io_skip_bom(FILE *f)
+{
+    unsigned char b[3];
+    size_t k = fread(b, 1, 3, f);
+    if (!(k == 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF))
+        rewind(f);
+}
+
+/* 1 when paths a and b name the same file: the same inode when both
+ * exist, else the same name in the same folder */
+int io_same_target(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    const char *ba = strrchr(a, '/'), *bb = strrchr(b, '/');
+    const char *na = ba ? ba + 1 : a, *nb = bb ? bb + 1 : b;
+    if (strcmp(na, nb))
+        return 0;
+    char da[4096], db[4096];
+    snprintf(da, sizeof da, "%.*s", ba ? (int)(ba - a) + 1 : 1, ba ? a : ".");
+    snprintf(db, sizeof db, "%.*s", bb ? (int)(bb - b) + 1 : 1, bb ? b : ".");
+    return stat(da, &sa) == 0 && stat(db, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}

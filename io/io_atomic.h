@@ -63,5 +63,12 @@ const char *io_file_kind(unsigned mode);
  * it in messages ("spec", "table"); may be NULL. */
 FILE *io_input_open(const char *path, const char *what, dcm_error *err);
 int io_input_check(const char *path, const char *what, dcm_error *err);
+/* Move f past a UTF-8 byte order mark (EF BB BF) at its start, if any
+ * (editors on Windows write one; JSON readers would stop at it). */
+void io_skip_bom(FILE *f);
+/* 1 when paths a and b name the same file: the same inode when both
+ * exist, else the same name in the same folder (a file about to be
+ * created); 0 otherwise. */
+int io_same_target(const char *a, const char *b);
 
 #endif

@@ -78,21 +78,28 @@ static void safe_name(char *buf, size_t len, const char *s)
     buf[i] = 0;
 }
 
-/* Writes the figure's PNG into an opened (not yet committed) temporary
- * file DIR/FILE, so that the figures and the report go in place together. */
-static int write_png(const char *dir, const figure *f, io_atomic *a, dcm_error *err)
+/* Open DIR/FILE for figure f, refusing a name that is an input result or
+ * the report itself; the PNG is written, not yet committed. */
+static int open_png(const char *dir, const figure *f, const io_report_model *models, int k,
+                    const char *html, io_atomic *a, dcm_error *err)
 {
     size_t l = strlen(dir) + strlen(f->file) + 2;
     char *path = malloc(l);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     snprintf(path, l, "%s/%s", dir, f->file);
-    int rc = io_atomic_open(a, path, err);
-    if (!rc && fwrite(f->png, 1, f->len, a->fp) != f->len) {
+    int rc = DCM_OK;
+    for (int i = 0; i < k && !rc; i++)
+        if (models[i].s.path && io_same_target(path, models[i].s.path))
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "--png %s: the figure %s is the result file %s of "
+                               "this run: refusing to overwrite an input; choose another folder",
+                               dir, path, models[i].s.path);
+    if (!rc && io_same_target(path, html))
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "--png %s: the figure %s is the report -o %s: choose "
+                           "another folder or report name", dir, path, html);
+    if (!rc && !(rc = io_atomic_open(a, path, err)) && fwrite(f->png, 1, f->len, a->fp) != f->len) {
         int e = errno;
-        io_atomic_abort(a);
-        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
-                           e ? strerror(e) : "write failed");
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path, e ? strerror(e) : "write failed");
     }
     free(path);
     return rc;
@@ -755,7 +762,8 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     char **stems = calloc(nk, sizeof *stems);
     double *F = malloc(sizeof(double) * nk), *lbf = malloc(sizeof(double) * nk),
            *post = malloc(sizeof(double) * nk);
-    int nf = 0, rc = DCM_OK;
+    int nf = 0, rc = DCM_OK, nout = 0;
+    io_atomic *outs = NULL;
     char why[1024] = "";
     const char *cmp_note = NULL;
     if (!figs || !stems || !F || !lbf || !post) {
@@ -861,34 +869,40 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     }
     if (rc)
         goto done;
-    /* files: the report and its PNGs are one result, put in place together
-       (io_atomic_commit_all): all of them or none, nothing lost on failure */
-    const int nfiles = 1 + (opt->png_dir ? nf : 0);
-    io_atomic *files = calloc((size_t)nfiles, sizeof *files);
-    if (!files) {
+    /* files: the PNGs and the report form one result, all replaced or
+       none; a PNG name is known only now, so it is checked here against
+       the inputs and the report (MODEL_fit.png may name one of them) */
+    if (opt->png_dir) {
+        if ((rc = make_dir(opt->png_dir, err)))
+            goto done;
+        if (!(outs = calloc((size_t)nf + 1, sizeof *outs))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        for (int i = 0; i < nf && !rc; i++)
+            rc = open_png(opt->png_dir, &figs[i], models, k, opt->html_path, &outs[nout++], err);
+        if (rc)
+            goto done;
+    } else if (!(outs = calloc(1, sizeof *outs))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    int nopen = 0;
-    if (opt->png_dir && !(rc = make_dir(opt->png_dir, err)))
-        for (int i = 0; i < nf && !rc; i++)
-            if (!(rc = write_png(opt->png_dir, &figs[i], &files[nopen], err)))
-                nopen++;
-    if (!rc && !(rc = io_atomic_open(&files[nopen], opt->html_path, err))) {
-        io_atomic *a = &files[nopen++];
-        if (write_html(a->fp, models, k, figs, nf, lbf, post, cmp_note, opt)) {
-            int e = errno;
-            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", opt->html_path,
-                               e ? strerror(e) : "write failed");
-        }
+    io_atomic *a = &outs[nout];
+    if ((rc = io_atomic_open(a, opt->html_path, err)))
+        goto done;
+    nout++;
+    if (write_html(a->fp, models, k, figs, nf, lbf, post, cmp_note, opt)) {
+        int e = errno;
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", opt->html_path,
+                           e ? strerror(e) : "write failed");
+        goto done;
     }
-    if (!rc)
-        rc = io_atomic_commit_all(files, nopen, err);
-    else
-        for (int i = 0; i < nopen; i++)
-            io_atomic_abort(&files[i]);
-    free(files);
+    rc = io_atomic_commit_all(outs, nout, err);
+    nout = 0; /* closed by commit_all */
 done:
+    for (int i = 0; i < nout; i++)
+        io_atomic_abort(&outs[i]);
+    free(outs);
     if (figs)
         for (int i = 0; i < nf; i++) {
             free(figs[i].file);

@@ -282,6 +282,7 @@ static json_t *load_json(const char *path, dcm_error *err)
     if (!f)
         return NULL;
     json_error_t je;
+    io_skip_bom(f);   /* a parameter file saved by a Windows editor */
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!root) {
@@ -716,6 +717,18 @@ int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
         (rc = read_vec(path, "\"vector\".\"posterior_mean\"", pm, np, s->Ep, 1, err)) ||
         (rc = read_mat(path, "\"vector\".\"posterior_cov\"", json_object_get(vec, "posterior_cov"),
                        np, np, s->Cp, np, 1, err)))
+        goto done;
+    /* a negative variance is a damaged file: its sd would print as NaN */
+    for (int p = 0; p < np && !rc; p++) {
+        double v = s->Cp[(size_t)p * np + p];
+        if (s->pV[p] < 0)
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"vector\".\"prior_var\"[%d] is %g: a variance "
+                               "cannot be negative (the file is damaged)", path, p, s->pV[p]);
+        else if (v < 0)
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"vector\".\"posterior_cov\"[%d][%d] is %g: a "
+                               "variance cannot be negative (the file is damaged)", path, p, p, v);
+    }
+    if (rc)
         goto done;
     json_t *eh = json_object_get(root, "noise_log_precision");
     if (eh && !json_is_null(eh)) {

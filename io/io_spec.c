@@ -745,6 +745,7 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     if (!f)
         return err && err->code ? err->code : DCM_ERR_INPUT;
     json_error_t je;
+    io_skip_bom(f);
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!root)

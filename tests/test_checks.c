@@ -308,6 +308,13 @@ static void test_tr_refused(void)
     assert_refused("tr_big.json", "must lie in (0, 30]", NULL);
     write_spec("tr_zero.json", "0", "events.tsv", "timeseries.tsv", "", "");
     assert_refused("tr_zero.json", "positive number of seconds", NULL);
+    /* TE in milliseconds: the same unit slip, one key further */
+    write_spec("te_ms.json", "3.22", "events.tsv", "timeseries.tsv", "", "");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"TE\": 0.04/\"TE\": 40/' %s/te_ms.json", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    assert_refused("te_ms.json", "\"TE\" is 40 s, not shorter than the TR (3.22 s)",
+                   "40 looks like milliseconds; write 0.04");
 }
 
 static void test_constant_region_refused(void)
@@ -346,6 +353,23 @@ static void test_duplicate_names_refused(void)
     test_write_file(tmpdir, "ts_dup.tsv", "V1\tV5\tV5\tSPC\n1\t2\t3\t4\n2\t3\t1\t5\n3\t1\t2\t6\n");
     write_spec("dup_cols.json", "3.22", "events.tsv", "ts_dup.tsv", "", "");
     assert_refused("dup_cols.json", "names column \"V5\" twice (columns 2 and 3)", NULL);
+    /* names that differ only in case are one name typed twice (the
+       structural check, so also for .mat and library callers) */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "sed '1s/SPC/v1/' %s/timeseries.tsv > %s/ts_case.tsv && "
+             "sed 's/Attention/photic/' %s/events.tsv > %s/events_case.tsv", tmpdir, tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    test_write_file(tmpdir, "case_regions.json",
+                    "{\"TR\": 3.22, \"TE\": 0.04, \"timeseries\": \"ts_case.tsv\",\n"
+                    " \"regions\": [\"V1\", \"V5\", \"v1\"], \"events\": \"events.tsv\",\n"
+                    " \"inputs\": [\"Photic\"], \"a\": [\"V1 -> V5\"], \"c\": {\"Photic\": [\"V1\"]}}\n");
+    assert_refused("case_regions.json", "region name \"v1\" is used twice (regions 1 and 3, as \"V1\": names "
+                   "that differ only in case are the same name)", NULL);
+    test_write_file(tmpdir, "case_inputs.json",
+                    "{\"TR\": 3.22, \"TE\": 0.04, \"timeseries\": \"timeseries.tsv\",\n"
+                    " \"regions\": [\"V1\", \"V5\", \"SPC\"], \"events\": \"events_case.tsv\",\n"
+                    " \"inputs\": [\"Photic\", \"photic\"], \"a\": [\"V1 -> V5\"], \"c\": {\"Photic\": [\"V1\"]}}\n");
+    assert_refused("case_inputs.json", "input name \"photic\" is used twice (inputs 1 and 2, as \"Photic\"", NULL);
     /* names that the parameter syntax cannot address */
     test_write_file(tmpdir, "colon.json",
                     "{\"TR\": 3.22, \"TE\": 0.04, \"timeseries\": \"timeseries.tsv\",\n"
@@ -455,6 +479,22 @@ static void test_short_and_late_inputs(void)
     json_decref(r);
 }
 
+/* A region constant but for one spike has variance, so it passes the
+ * zero-variance check; the fit then explains one scan: a warning. */
+static void test_spike_region_warned(void)
+{
+    if (!have_data)
+        return;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "awk -F'\\t' -v OFS='\\t' 'NR>1{$3=(NR==100)?5:0}1' %s/timeseries.tsv "
+             "> %s/ts_spike.tsv", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    write_spec("spike.json", "3.22", "events.tsv", "ts_spike.tsv", "", "");
+    json_t *r = fit_with_warnings("spike.json", "spike_r.json", "--maxit 3");
+    CU_ASSERT(has_warning(r, "region SPC is 0 at 359 of its 360 scans"));
+    json_decref(r);
+}
+
 /* ---- batch: warnings.tsv ---- */
 
 static void test_batch_warnings_tsv(void)
@@ -560,6 +600,7 @@ int main(void)
         {"TR in milliseconds, too large or zero: refused", test_tr_refused},
         {"a constant region: refused, named", test_constant_region_refused},
         {"repeated region, input or column names: refused", test_duplicate_names_refused},
+        {"a region constant but for one spike: warned", test_spike_region_warned},
         {"TR 3.0 instead of 3.22: events and fit flagged", test_wrong_tr_fit_flagged},
         {"TR 2: events after the run counted per trial type", test_short_tr_drops_events},
         {"onsets written in scans: asked about", test_onsets_in_scans},

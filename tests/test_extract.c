@@ -958,6 +958,17 @@ static void test_bad_other(void)
     expect_fail(a, 1, "--columns");
     snprintf(a, sizeof a, "%s --mask %s", tp("absent.nii"), tp("mask.nii"));
     expect_fail(a, 2, "absent.nii");
+    /* --name follows the spec's rule for region names (a trailing space
+       or ':' was written into the TSV header, then refused by estimate) */
+    const char *names[] = {"'R '", "' R'", "A:B", "'R->S'", "R,S"};
+    const char *why[] = {"white space", "white space", "may not contain ':'", "\"->\"", "commas"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(a, sizeof a, "extract %s --mask %s --name %s -o %s", tp("bold.nii"), tp("mask.nii"),
+                 names[k], tp("bad_out"));
+        CU_ASSERT_EQUAL(run(a), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, why[k]));
+        CU_ASSERT_EQUAL(count_with_prefix("bad_out"), 0);
+    }
 }
 
 static void test_bad_sidecar(void)

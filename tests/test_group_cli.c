@@ -493,6 +493,13 @@ static void edit_huge_means(json_t *r)
         json_array_set_new(pm, i, json_real(1e300 * (1.0 + json_number_value(json_array_get(pm, i)))));
 }
 
+/* a negative posterior variance: the sd would be NaN */
+static void edit_negative_variance(json_t *r)
+{
+    json_t *pc = json_object_get(json_object_get(r, "vector"), "posterior_cov");
+    json_array_set_new(json_array_get(pc, 1), 1, json_real(-1.0));
+}
+
 static void test_results_refused(void)
 {
     if (!fit_fwd_and_permuted())
@@ -547,6 +554,22 @@ static void test_results_refused(void)
     CU_ASSERT_EQUAL(run(args), 3);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not finite"));
     CU_ASSERT_PTR_NULL(strstr(out, "nan"));
+    /* a negative variance is refused at load by every command */
+    write_variant("negvar.json", edit_negative_variance);
+    const char *cmds[] = {"review %s/negvar.json", "average %s/fwd.json %s/negvar.json --json",
+                          "reduce %s/negvar.json --search --json"};
+    for (int c = 0; c < 3; c++) {
+        snprintf(args, sizeof args, cmds[c], tmpdir, tmpdir);
+        CU_ASSERT_EQUAL(run(args), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"vector\".\"posterior_cov\"[1][1] is -1: a variance cannot be negative"));
+        CU_ASSERT_PTR_NULL(strstr(out, "nan"));
+    }
+    /* reduce: the same, with the reason rather than a bare "code -2" */
+    snprintf(args, sizeof args, "reduce %s/hugemeans.json --off 'B:Motion:V1->V5' --json", tmpdir);
+    CU_ASSERT_EQUAL(run(args), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "model reduction failed for"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not finite (posterior means or covariances"));
+    CU_ASSERT_PTR_NULL(strstr(out, "code -"));
     {
         char cmd[2048];
         snprintf(cmd, sizeof cmd,

@@ -158,6 +158,16 @@ static void test_output_names_an_input(void)
     CU_ASSERT(same("fwd.json", spec) && same("timeseries.tsv", ts) && same("events.tsv", ev));
     CU_ASSERT(!exists("r2.json"));
     unlink(tp("link.json"));
+    /* a spec saved with a UTF-8 byte order mark: read, and its data files
+       still known as inputs (the plan reads the spec as the loader does) */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && { printf '\\357\\273\\277'; cat fwd.json; } > bom.json", tmpdir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    CU_ASSERT_EQUAL(run("estimate bom.json -o timeseries.tsv"), 2);
+    CU_ASSERT(has("-o timeseries.tsv is the spec's timeseries of this run"));
+    CU_ASSERT(same("timeseries.tsv", ts));
+    CU_ASSERT_EQUAL(run("estimate bom.json -o bom_r.json -q --maxit 2"), 0);
+    CU_ASSERT(exists("bom_r.json"));
     /* -o and --mat the same file */
     CU_ASSERT_EQUAL(run("estimate fwd.json -o r2.json --mat ./r2.json"), 1);
     CU_ASSERT(has("are the same file"));
@@ -376,6 +386,12 @@ static void test_extract_sidecar_and_outputs(void)
     CU_ASSERT(has("sidecar"));
     CU_ASSERT(same("sub_bold.json", side) && same("sub_bold.nii", img));
     CU_ASSERT(!exists("sub_bold.tsv"));
+    /* no sidecar yet: PREFIX.json would become one (read by the next
+       extract of this BOLD), so the same prefix is refused */
+    CU_ASSERT_EQUAL_FATAL(write_bold(tp("nosc_bold.nii")), 0);
+    CU_ASSERT_EQUAL(run("extract nosc_bold.nii --sphere 4,4,4,20 --name R --tr 2 -o ./nosc_bold"), 2);
+    CU_ASSERT(has("would be the BIDS sidecar of nosc_bold.nii"));
+    CU_ASSERT(!exists("nosc_bold.json") && !exists("nosc_bold.tsv"));
     /* a good run, then one whose third output is a folder: refused before
        work, the first run's three files intact */
     CU_ASSERT_EQUAL(run("extract sub_bold.nii --sphere 4,4,4,20 --name R -o roi"), 0);

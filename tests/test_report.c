@@ -387,6 +387,27 @@ static void test_bad_inputs(void)
     free(html1);
     free(png0);
     free(png1);
+    /* a figure's name (known only once the models are named) that is an
+       input result or the report: refused, the input kept, no figure
+       written (the PNGs and the report are one result: all or none) */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p pngin && cp m1.json pngin/r.json && cp m1.json pngin/r_fit.png",
+             tmpdir);
+    CU_ASSERT_EQUAL(sh(cmd), 0);
+    char *before = slurp("pngin/r_fit.png", NULL);
+    CU_ASSERT_EQUAL(run("report pngin/r.json pngin/r_fit.png -o pngin/rep.html --png pngin"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "the figure pngin/r_fit.png is the result file pngin/r_fit.png"));
+    char *after = slurp("pngin/r_fit.png", NULL);
+    CU_ASSERT(before && after && !strcmp(before, after));
+    free(before);
+    free(after);
+    CU_ASSERT_FALSE(exists("pngin/rep.html"));
+    CU_ASSERT_FALSE(exists("pngin/r_network.png"));
+    CU_ASSERT_EQUAL(run("report pngin/r.json -o pngin/r_inputs.png --png pngin"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "is the report -o pngin/r_inputs.png"));
+    CU_ASSERT_FALSE(exists("pngin/r_inputs.png"));
+    CU_ASSERT_FALSE(exists("pngin/r_network.png"));
+    CU_ASSERT(no_temp_files("pngin"));
 }
 
 /* ---- what was fitted (issue 8 item 8) ---- */

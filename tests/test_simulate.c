@@ -208,6 +208,11 @@ static void test_names_equal_blocks(void)
                               "\"C:Stim->R1\": 0.8, \"decay\": 0.05}\n");
     CU_ASSERT_EQUAL_FATAL(simulate("model.json", "names3.json", "--snr 3 --seed 9", "n3.tsv"), 0);
     CU_ASSERT_FALSE(same_file("b.tsv", "n3.tsv"));
+    /* a parameter file saved with a UTF-8 byte order mark reads the same */
+    write_file("names_bom.json", "\xef\xbb\xbf{\"A:R1->R2\": 0.4, \"A:R2->R3\": 0.3, \"B:Attn:R1->R2\": 0.3,\n"
+                                 " \"C:Stim->R1\": 0.8, \"decay\": 0.05}\n");
+    CU_ASSERT_EQUAL(simulate("model.json", "names_bom.json", "--snr 3 --seed 9", "nb.tsv"), 0);
+    CU_ASSERT(same_file("b.tsv", "nb.tsv"));
 }
 
 static void test_names_errors(void)
