@@ -8,7 +8,7 @@
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DCM=${DCM_BIN:-$REPO/build/san/bin/dcm}
 REL=${DCM_RELEASE_BIN:-$REPO/bin/dcm}
-SH=${DCM_SHARED:-/work/shared}
+SH=${DCM_SHARED:-$REPO/../shared}   # SPM reference files beside the repository
 W=${ATTACK_DIR:-/tmp/dcm_attack.$$}
 FILTER=${1:-}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
