@@ -92,16 +92,6 @@ static void rescaling_note(const double *y, int v, int n)
             hi - lo, k, k);
 }
 
-/* Do a and b name the same file (the same inode, or the same string when
- * either does not exist yet)? */
-static int same_path(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    return strcmp(a, b) == 0;
-}
-
 /* One --vary NAME=SD: set sd[i] for the switched-on parameters NAME
  * matches. */
 static int apply_vary(const dcm_problem *P, const char *arg, const double *pV, double *sd,
@@ -198,21 +188,14 @@ int cmd_simulate(int argc, char **argv)
         rc = cli_fail("simulate", DCM_ERR_USAGE, "no SPEC.json given (see dcm simulate --help)");
     if (!rc && !output)
         rc = cli_fail("simulate", DCM_ERR_USAGE, "no output file: add -o OUT.tsv");
-    if (!rc && params_out) {
-        const char *inputs[] = {spec, params, output};
-        const char *what[] = {"the spec", "the --params file", "the -o output"};
-        for (int k = 0; k < 3 && !rc; k++)
-            if (inputs[k] && same_path(params_out, inputs[k]))
-                rc = cli_fail("simulate", k < 2 ? DCM_ERR_INPUT : DCM_ERR_USAGE,
-                              "--params-out %s is %s; give it a file name of its own", params_out,
-                              what[k]);
-    }
-    if (!rc) {   /* the files checked before any work */
+    /* the files checked before any work: --params-out may be neither an
+       input nor the -o output */
+    if (!rc) {
         cli_plan plan;
         cli_plan_init(&plan, "simulate");
         cli_plan_spec_design(&plan, spec);
         if (params)
-            cli_plan_input(&plan, params, "--params");
+            cli_plan_input(&plan, params, "the --params file");
         cli_plan_output(&plan, output, "-o");
         if (params_out)
             cli_plan_output(&plan, params_out, "--params-out");

@@ -340,18 +340,19 @@ static int get_scalar(const mctx *c, matvar_t *s, const char *spath, const char 
 #define MAT5_INFLATE_MAX ((size_t)256 << 20)
 #define MAT5_DEPTH_MAX 32
 
-static uint32_t mat5_u32(const uint8_t *p, int swap)
+/* A 32-bit field of a v5 file written big-endian ("MI") or little-endian
+ * ("IM"), decoded whatever this machine's byte order. */
+static uint32_t mat5_u32(const uint8_t *p, int big)
 {
-    uint32_t x;
-    memcpy(&x, p, 4);
-    return swap ? __builtin_bswap32(x) : x;
+    return big ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+               : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
 /* 0: plausible; 1: an array declares more elements than it holds bytes;
  * -1: out of memory. */
-static int mat5_check(const uint8_t *p, size_t len, int swap, int depth, int top);
+static int mat5_check(const uint8_t *p, size_t len, int big, int depth, int top);
 
-static int mat5_inflate_check(const uint8_t *p, size_t len, int swap, int depth)
+static int mat5_inflate_check(const uint8_t *p, size_t len, int big, int depth)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -387,51 +388,51 @@ static int mat5_inflate_check(const uint8_t *p, size_t len, int swap, int depth)
     }
     inflateEnd(&z);
     /* a stream that does not end cleanly is what matio would read garbage from */
-    rc = zr == Z_STREAM_END ? mat5_check(buf, used, swap, depth + 1, 0) : 1;
+    rc = zr == Z_STREAM_END ? mat5_check(buf, used, big, depth + 1, 0) : 1;
     free(buf);
     return rc;
 }
 
-static int mat5_check(const uint8_t *p, size_t len, int swap, int depth, int top)
+static int mat5_check(const uint8_t *p, size_t len, int big, int depth, int top)
 {
     if (depth > MAT5_DEPTH_MAX)
         return 1;
     size_t off = 0;
     while (off + 8 <= len) {
-        uint32_t type = mat5_u32(p + off, swap), nbytes;
+        uint32_t type = mat5_u32(p + off, big), nbytes;
         if (type >> 16) { /* small data element: tag and data in 8 bytes */
             off += 8;
             continue;
         }
-        nbytes = mat5_u32(p + off + 4, swap);
+        nbytes = mat5_u32(p + off + 4, big);
         if (nbytes > len - off - 8)
             return 1; /* runs past its container: truncated or damaged */
         size_t n = nbytes;
         const uint8_t *body = p + off + 8;
         int rc = 0;
         if (type == 15 && top) {
-            rc = mat5_inflate_check(body, n, swap, depth);
+            rc = mat5_inflate_check(body, n, big, depth);
         } else if (type == 14 && n >= 16) {
             /* array flags (8-byte tag + 8 bytes), then the dimensions */
-            uint32_t cls = mat5_u32(body + 8, swap) & 0xff;
+            uint32_t cls = mat5_u32(body + 8, big) & 0xff;
             const uint8_t *d = body + 16;
             size_t rest = n - 16;
             double numel = 1.0;
             if (rest >= 8) {
-                uint32_t dt = mat5_u32(d, swap);
-                size_t dlen = dt >> 16 ? dt >> 16 : mat5_u32(d + 4, swap);
+                uint32_t dt = mat5_u32(d, big);
+                size_t dlen = dt >> 16 ? dt >> 16 : mat5_u32(d + 4, big);
                 const uint8_t *dv = dt >> 16 ? d + 4 : d + 8;
                 size_t avail = dt >> 16 ? 4 : rest - 8;
                 if (dlen > avail)
                     return 1; /* dimensions longer than the array */
                 for (size_t k = 0; k + 4 <= dlen; k += 4)
-                    numel *= (double)mat5_u32(dv + k, swap);
+                    numel *= (double)mat5_u32(dv + k, big);
             }
             /* sparse arrays (5) store only their non-zeros; function handles
                and opaque objects (16..18) have their own layout */
             if ((cls < 5 || (cls > 5 && cls < 16)) && numel > (double)n)
                 return 1;
-            rc = mat5_check(d, rest, swap, depth + 1, 0);
+            rc = mat5_check(d, rest, big, depth + 1, 0);
         }
         if (rc)
             return rc;
@@ -440,100 +441,76 @@ static int mat5_check(const uint8_t *p, size_t len, int swap, int depth, int top
     return 0;
 }
 
-/* Refuse a v5 file whose arrays declare more than it holds (see above). */
-static int mat5_plausible(const mctx *c, off_t size)
+/* One read of the file before matio sees it. A MATLAB v5 file is a
+ * 128-byte header and data elements, each a tag (type, byte count) and its
+ * bytes; matio reads a truncated one as a struct with empty fields, so a
+ * file whose elements run past its end is refused as truncated, naming
+ * where. Then the arrays are checked for declaring more than they hold
+ * (mat5_check above). Other formats (v4, v7.3/HDF5) are left to matio. */
+static int mat5_layout_check(const mctx *c)
 {
-    FILE *f = fopen(c->file, "rb");
+    FILE *f = io_input_open(c->file, "MATLAB file", c->err);
     if (!f)
-        return dcm_error_set(c->err, DCM_ERR_INPUT, "cannot open %s: %s", c->file, strerror(errno));
-    uint8_t *buf = size >= 128 ? malloc((size_t)size) : NULL;
-    if (size >= 128 && !buf) {
+        return c->err && c->err->code ? c->err->code : DCM_ERR_INPUT;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        int e = errno;
+        fclose(f);
+        return dcm_error_set(c->err, DCM_ERR_INPUT, "cannot read %s: %s", c->file, strerror(e));
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
         fclose(f);
         return nomem(c);
     }
-    size_t got = buf ? fread(buf, 1, (size_t)size, f) : 0;
+    size_t got = fread(buf, 1, size, f);
     fclose(f);
     int rc = DCM_OK;
-    /* v5: version 0x0100 at byte 124, "IM" (or "MI" when byte-swapped) at 126 */
-    if (got == (size_t)size && got >= 128 && (buf[126] == 'I' || buf[126] == 'M')) {
-        int swap = buf[126] == 'M';
-        uint16_t version = swap ? (uint16_t)(buf[124] << 8 | buf[125]) : (uint16_t)(buf[125] << 8 | buf[124]);
-        if (version == 0x0100) {
-            int r = mat5_check(buf + 128, got - 128, swap, 0, 1);
-            if (r < 0)
-                rc = nomem(c);
-            else if (r > 0)
-                rc = mfail(c, "an array or compressed variable declares more data than the file holds "
-                              "(a damaged or truncated .mat file)");
+    /* endian indicator "IM" (little-endian) or "MI" (big-endian) at 126,
+       version 0x0100 at 124 */
+    int v5 = got >= 128 && (buf[126] == 'I' || buf[126] == 'M'), big = v5 && buf[126] == 'M';
+    unsigned version = !v5 ? 0 : big ? (unsigned)buf[124] << 8 | buf[125]
+                                     : (unsigned)buf[125] << 8 | buf[124];
+    if (got < 128 && got >= 6 && !memcmp(buf, "MATLAB", 6))
+        rc = mfail(c, "the file is truncated (%zu bytes, shorter than the 128-byte MATLAB header); it "
+                   "cannot be read", got);
+    if (version == 0x0100) {
+        size_t off = 128;
+        int elements = 0;
+        while (!rc && off < got) {
+            if (got - off < 8) {
+                rc = mfail(c, "the file is truncated (it ends inside a data element header after "
+                           "%d complete variable%s); it cannot be read", elements, elements == 1 ? "" : "s");
+                break;
+            }
+            uint32_t type = mat5_u32(buf + off, big), nbytes = mat5_u32(buf + off + 4, big);
+            if (nbytes > got - off - 8) {
+                rc = mfail(c, "the file is truncated (%lld of %lld bytes of variable %d are "
+                           "present); it cannot be read", (long long)(got - off - 8),
+                           (long long)nbytes, elements + 1);
+                break;
+            }
+            elements++;
+            size_t next = off + 8 + (size_t)nbytes;
+            if (type == 14 && (next & 7))   /* miMATRIX is padded to 8 bytes */
+                next += 8 - (next & 7);
+            off = next;
         }
+        int r = rc ? 0 : mat5_check(buf + 128, got - 128, big, 0, 1);
+        if (r < 0)
+            rc = nomem(c);
+        else if (r > 0)
+            rc = mfail(c, "an array or compressed variable declares more data than the file holds "
+                          "(a damaged or truncated .mat file)");
     }
     free(buf);
     return rc;
 }
 
-static uint32_t get_u32(const unsigned char *b, int big)
-{
-    return big ? (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]
-               : (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
-}
-
-/* A MATLAB v5 file is a 128-byte header and data elements, each a tag
- * (type, byte count) and its bytes; matio reads a truncated one as a
- * struct with empty fields. Refuse one whose elements run past the end.
- * Other formats (v4, v7.3/HDF5) are left to matio. */
-static int check_mat5_complete(const mctx *c)
-{
-    FILE *f = io_input_open(c->file, "MATLAB file", c->err);
-    if (!f)
-        return c->err && c->err->code ? c->err->code : DCM_ERR_INPUT;
-    unsigned char h[128];
-    int rc = DCM_OK;
-    size_t got = fread(h, 1, sizeof h, f);
-    int big = got == 128 && h[126] == 'M' && h[127] == 'I';
-    int little = got == 128 && h[126] == 'I' && h[127] == 'M';
-    unsigned version = got == 128 ? (big ? (unsigned)h[124] << 8 | h[125] : (unsigned)h[125] << 8 | h[124]) : 0;
-    if (got < 128 && got >= 6 && !memcmp(h, "MATLAB", 6))
-        rc = mfail(c, "the file is truncated (%zu bytes, shorter than the 128-byte MATLAB header); it "
-                   "cannot be read", got);
-    if ((big || little) && version == 0x0100) {
-        struct stat st;
-        long long size = fstat(fileno(f), &st) == 0 ? (long long)st.st_size : -1;
-        long long off = 128;
-        int elements = 0;
-        while (size >= 0 && off < size) {
-            unsigned char tag[8];
-            if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(tag, 1, 8, f) != 8) {
-                rc = mfail(c, "the file is truncated (it ends inside a data element header after "
-                           "%d complete variable%s); it cannot be read", elements, elements == 1 ? "" : "s");
-                break;
-            }
-            uint32_t type = get_u32(tag, big), nbytes = get_u32(tag + 4, big);
-            long long next = off + 8 + (long long)nbytes;
-            if (type == 14 && (next & 7))   /* miMATRIX is padded to 8 bytes */
-                next += 8 - (next & 7);
-            if (off + 8 + (long long)nbytes > size) {
-                rc = mfail(c, "the file is truncated (%lld of %lld bytes of variable %d are "
-                           "present); it cannot be read", size - off - 8, (long long)nbytes,
-                           elements + 1);
-                break;
-            }
-            elements++;
-            off = next;
-        }
-    }
-    fclose(f);
-    return rc;
-}
-
 static int open_mat(const mctx *c, mat_t **mat)
 {
-    int rc = check_mat5_complete(c);
-    if (rc)
-        return rc;
-    struct stat st;
-    if (stat(c->file, &st) != 0)
-        return dcm_error_set(c->err, DCM_ERR_INPUT, "cannot open %s: %s", c->file, strerror(errno));
-    rc = mat5_plausible(c, st.st_size);
+    int rc = mat5_layout_check(c);
     if (rc)
         return rc;
     *mat = Mat_Open(c->file, MAT_ACC_RDONLY);
@@ -1307,7 +1284,7 @@ int io_mat_write_dcm_to(void *atomic, const dcm_problem *P, const dcm_result *R,
         dcm_error e2 = {0, ""};
         mctx c = {tmp, &e2};
         mat_t *rm = NULL;
-        if (check_mat5_complete(&c) != DCM_OK || !(rm = Mat_Open(tmp, MAT_ACC_RDONLY))) {
+        if (mat5_layout_check(&c) != DCM_OK || !(rm = Mat_Open(tmp, MAT_ACC_RDONLY))) {
             wrc = -1;
         } else {
             matvar_t *back = Mat_VarRead(rm, "DCM");
