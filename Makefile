@@ -14,11 +14,11 @@ B       ?= build
 OPT     ?= -O2
 WARN    = -Wall -Wextra -Werror
 STD     = -std=c11 -D_POSIX_C_SOURCE=200809L
-INCS    = -I. -I/usr/include/nifti -I/usr/include/cairo
+INCS    = -I. -Iinclude -I/usr/include/nifti -I/usr/include/cairo
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = $(STD) $(WARN) $(INCS) $(CFLAGS)
 # MPI=1: bin/dcm is built with mpicc and -DDCM_WITH_MPI so that `mpirun -np K
-# bin/dcm batch ...` spreads a batch over K ranks. Only dcm/cmd_batch.c
+# bin/dcm batch ...` spreads a batch over K ranks. Only dcm/cli/cmd_batch.c
 # differs between the two flavours; a stamp file recompiles it (and relinks)
 # when the flavour changes. bin/dcm-mpi is the MPI flavour whatever MPI= says.
 MPICC  ?= mpicc
@@ -37,13 +37,20 @@ endif
 # is named on the link line, so its cblas_* symbols come before libgslcblas's.
 LDLIBS  = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lcairo -lfontconfig -lm -lpthread
 
-LIB_SRC = $(wildcard models/*.c vl/*.c io/*.c) $(filter-out dcm/main.c,$(wildcard dcm/*.c))
+# The layers (docs/ARCHITECTURE.md): the library (core, engine, models,
+# files, API) is lib/libdcm.a; reporting (cairo) and the command line are
+# archives of their own that only bin/dcm and the tests link.
+LIB_SRC = $(wildcard dcm/core/*.c vl/*.c models/*.c io/*.c dcm/*.c)
+REPORT_SRC = $(wildcard dcm/report/*.c)
+CLI_SRC = $(filter-out dcm/cli/main.c,$(wildcard dcm/cli/*.c))
+ALL_SRC = $(LIB_SRC) $(REPORT_SRC) $(CLI_SRC)
 TEST_SRC = $(wildcard tests/test_*.c)
 # headers of the library (fuzz/fuzz_targets.h is the tests' and harnesses' only)
-LIB_HDR = $(filter-out fuzz/%,$(wildcard */*.h))
+LIB_HDR = $(filter-out fuzz/%,$(wildcard */*.h */*/*.h include/dcm/*.h))
 
 REL_OBJ = $(LIB_SRC:%.c=$(B)/rel/%.o)
-SAN_OBJ = $(LIB_SRC:%.c=$(B)/san/%.o)
+REL_CLI_OBJ = $(REPORT_SRC:%.c=$(B)/rel/%.o) $(CLI_SRC:%.c=$(B)/rel/%.o)
+SAN_OBJ = $(ALL_SRC:%.c=$(B)/san/%.o)
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_BINS = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
@@ -68,30 +75,35 @@ lib/libdcm.a: $(REL_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+$(B)/rel/libdcm_cli.a: $(REL_CLI_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+# the sanitized build: library, report and command line in one archive
 $(B)/san/libdcm.a: $(SAN_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(B)/rel/dcm/cmd_batch.o: $(B)/rel/.batch-$(BATCH_FLAVOUR)
+$(B)/rel/dcm/cli/cmd_batch.o: $(B)/rel/.batch-$(BATCH_FLAVOUR)
 $(B)/rel/.batch-$(BATCH_FLAVOUR):
 	@mkdir -p $(dir $@)
 	@rm -f $(B)/rel/.batch-*
 	@touch $@
 
-$(B)/mpi/dcm/cmd_batch.o: dcm/cmd_batch.c $(wildcard */*.h)
+$(B)/mpi/dcm/cli/cmd_batch.o: dcm/cli/cmd_batch.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  MPICC   $<"
 	@$(MPICC) $(STD) $(WARN) $(INCS) $(CFLAGS) -DDCM_WITH_MPI -c $< -o $@
 
-bin/dcm-mpi: $(B)/mpi/dcm/cmd_batch.o $(B)/rel/dcm/main.o $(filter-out $(B)/rel/dcm/cmd_batch.o,$(REL_OBJ))
+bin/dcm-mpi: $(B)/mpi/dcm/cli/cmd_batch.o $(B)/rel/dcm/cli/main.o $(filter-out $(B)/rel/dcm/cli/cmd_batch.o,$(REL_CLI_OBJ)) lib/libdcm.a
 	@mkdir -p bin
 	$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-bin/dcm: $(B)/rel/dcm/main.o lib/libdcm.a
+bin/dcm: $(B)/rel/dcm/cli/main.o $(B)/rel/libdcm_cli.a lib/libdcm.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/san/bin/dcm: $(B)/san/dcm/main.o $(B)/san/libdcm.a
+$(B)/san/bin/dcm: $(B)/san/dcm/cli/main.o $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
@@ -147,7 +159,7 @@ clean:
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
 FUZZ_SAN   = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_OBJ   = $(LIB_SRC:%.c=$(B)/fuzz/obj/%.o)
+FUZZ_OBJ   = $(ALL_SRC:%.c=$(B)/fuzz/obj/%.o)
 FUZZ_NAMES = nifti tsv spec extract result mat manifest design
 FUZZ_NEED  = make fuzz needs clang with libFuzzer: apt-get install -y clang libclang-rt-14-dev
 

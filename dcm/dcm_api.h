@@ -1,162 +1,37 @@
-/* dcm_api.h — the public library API behind the `dcm` command.
+/* dcm_api.h — the library API behind the `dcm` command: the public
+ * header (include/dcm/dcm.h) plus what the command and the tests use
+ * beyond it.
  *
  * Contract
- * - A dcm_problem is a fully checked, in-memory description of one DCM:
- *   the model (structure, inputs, scanner) plus the data and confounds.
- *   io/ builds it from files (io_spec_load); C users may fill it directly.
- * - dcm_estimate() inverts it with variational Laplace exactly as SPM12's
- *   spm_dcm_estimate does (detrending and scaling of Y, priors, noise
- *   hyperpriors, confounds) and returns a dcm_result. It touches no files
- *   and no global state: distinct problems may be estimated in parallel
- *   threads.
- * - Errors are reported through dcm_error: a code (DCM_ERR_*, which is
- *   also the command's exit status) and a message that says what to fix.
- * - Warnings are data, never printed by the library: suspicious-but-valid
- *   designs (found while loading, kept in dcm_problem.warnings) and fits
- *   that SPM's spm_dcm_fmri_check would flag end up in
- *   dcm_result.warnings, one sentence each; the numbers behind the fit
- *   checks are in dcm_result.diag. Design slips that make a fit
- *   meaningless (TR outside (0, 30] s, a constant region, repeated names)
- *   are errors before any fitting.
+ * - dcm_estimate() inverts a dcm_problem with variational Laplace exactly
+ *   as SPM12's spm_dcm_estimate does (detrending and scaling of Y, priors,
+ *   noise hyperpriors, confounds) and returns a dcm_result. It touches no
+ *   files and no global state: distinct problems may be estimated in
+ *   parallel threads.
+ * - Errors and warnings follow dcm/core/dcm_core.h.
  */
 #ifndef DCM_API_H
 #define DCM_API_H
 
 #include <stddef.h>
 
-#include "models/model_dcm.h"
+#include "dcm/core/dcm_core.h"
+#include "models/model_problem.h"
 
-/* Exit codes of the command, and error codes of the library */
-enum {
-    DCM_OK = 0,
-    DCM_ERR_USAGE = 1,    /* bad command line */
-    DCM_ERR_INPUT = 2,    /* unreadable or invalid input files */
-    DCM_ERR_NUMERIC = 3,  /* the model diverged / the inversion failed */
-    DCM_ERR_SYSTEM = 4    /* out of memory, cannot write output */
-};
+/* The version of the library and the command. */
+#define DCM_VERSION_STRING "0.1.0"
 
-typedef struct {
-    int code;
-    char msg[1024];
-} dcm_error;
+/* The process-wide set-up of include/dcm/dcm.h (GSL handler, one OpenBLAS
+ * thread), done once whoever calls first; the public entry points call it. */
+void dcm_library_init(void);
 
-/* printf-style: set err (if not NULL) and return code. */
-int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-/* A list of warnings (owned strings); zero-initialised = empty. */
-typedef struct {
-    int count;
-    char **items;
-} dcm_warnings;
-
-/* printf-style append; returns DCM_OK or DCM_ERR_SYSTEM (out of memory). */
-int dcm_warnings_add(dcm_warnings *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append copies of every warning of src. */
-int dcm_warnings_copy(dcm_warnings *dst, const dcm_warnings *src);
-void dcm_warnings_free(dcm_warnings *w);
-
-/* Largest repetition time accepted, in seconds: above it a TR is almost
- * certainly in milliseconds. */
-#define DCM_TR_MAX 30.0
-/* NULL when TR is a plausible repetition time in seconds, else a sentence
- * saying what is wrong (naming the likely unit slip), written into buf. */
-const char *dcm_check_tr(double TR, char *buf, size_t len);
-/* NULL when name can be used as a region or input name, else the reason:
- * names may not contain "->" or ':' (the parameter syntax "A:V1->V5"),
- * control characters, or start/end with white space. */
-const char *dcm_name_problem(const char *name);
-
-typedef struct {
-    int n, m;               /* regions, inputs */
-    char **region_names;    /* n */
-    char **input_names;     /* m */
-    model_dcm *M;           /* structure, inputs at micro-time, TR/TE/delays */
-    int v;                  /* scans */
-    double *Y;              /* v x n, column-major, as read (unscaled) */
-    int nx0;                /* confound columns (0: a constant, as SPM) */
-    double *X0;             /* v x nx0, column-major */
-    /* options */
-    int centre;             /* mean-centre the inputs */
-    int maxit;              /* maximum VL iterations (SPM: 128) */
-    int maxnodes;           /* above this many regions, the prior on A is
-                               confined to the data's principal modes (SPM: 8) */
-    double hE, hC;          /* noise log-precision prior mean/variance (6, 1/128) */
-    char *source;           /* where the problem came from (for messages) */
-    dcm_warnings warnings;  /* design warnings found by the loader; copied
-                               into the result by dcm_estimate */
-} dcm_problem;
-
-dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear);
-void dcm_problem_free(dcm_problem *P);
-/* Check a filled problem (names, sizes, finite values, TR, delays,
- * connectivity). Returns DCM_OK or DCM_ERR_INPUT with a message. */
-int dcm_problem_validate(const dcm_problem *P, dcm_error *err);
-/* Checks that need the data and the inputs, run by dcm_estimate before
- * fitting: a region whose time series is constant is an error naming it;
- * an input on for less than one TR in total is a warning appended to w. */
-int dcm_problem_check_design(const dcm_problem *P, dcm_warnings *w, dcm_error *err);
-
-/* SPM's spm_dcm_fmri_check diagnostics of one fit (NaN when unknown). */
-typedef struct {
-    double variance_explained;   /* percent, 100 PSS / (PSS + RSS) */
-    double max_abs_connection;   /* Hz, largest off-diagonal |A| */
-    double effective_parameters; /* KL(posterior || prior) / log(scans) */
-    int accepted_steps;          /* iterations after the first that raised F
-                                    (-1 when unknown) */
-} dcm_diagnostics;
-
-/* Thresholds below which a fit is flagged (SPM's). */
-#define DCM_CHECK_MIN_VARIANCE 10.0      /* percent */
-#define DCM_CHECK_MIN_CONNECTION 0.125   /* Hz */
-#define DCM_CHECK_MIN_EFFECTIVE 1.0      /* parameters */
-
-/* 100 sum(pred^2) / (sum(pred^2) + sum(res^2)), res = obs - pred - conf
- * (conf may be NULL); NaN when both sums are 0. */
-double dcm_variance_explained(const double *obs, const double *pred, const double *conf,
-                              size_t count);
-/* KL divergence of N(Ep, Cp) from the prior N(pE, C) in the prior's
- * support, C = diag(pV) when pC is NULL else pC (np x np row-major).
- * Cp is np x np row-major. NaN when it cannot be computed. */
-double dcm_kl_normal(int np, const double *Ep, const double *Cp, const double *pE,
-                     const double *pV, const double *pC);
-/* Steps after the first that raised F along a trajectory (F_trace); -1
- * when there is no step after the first (fewer than 2 iterations). */
-int dcm_accepted_steps(const double *F_trace, int ntrace);
-/* Append one warning per failed fit check. */
-int dcm_diagnostics_warn(const dcm_diagnostics *d, dcm_warnings *w);
-
-typedef struct {
-    int np;                 /* parameters, SPM's flat order (model_dcm.h) */
-    double *pE, *pV;        /* prior mean, prior variance */
-    double *Ep;             /* posterior mean */
-    double *Cp;             /* posterior covariance, np x np row-major */
-    double *Pp;             /* posterior probability (NaN where pV = 0) */
-    int n, v;
-    double *Eh;             /* noise log-precision per region */
-    double F;               /* negative free energy (log-evidence bound) */
-    double L[3];            /* accuracy, parameter and precision terms of F */
-    int iterations;
-    int converged;
-    int ntrace;
-    double *F_trace;        /* accepted F at every iteration */
-    double scale;           /* factor applied to the detrended data */
-    double *y_obs;          /* v x n column-major, detrended and scaled */
-    double *y_pred;         /* v x n column-major, predicted BOLD (scaled units) */
-    double *y_conf;         /* v x n, fitted confounds */
-    double seconds;
-    dcm_diagnostics diag;   /* fit checks (spm_dcm_fmri_check) */
-    dcm_warnings warnings;  /* design and fit warnings, empty when none */
-} dcm_result;
-
-void dcm_result_free(dcm_result *R);
-
-/* Progress report: called after every VL iteration (may be NULL). */
-typedef void (*dcm_progress_fn)(void *ctx, int iteration, double F,
-                                double dF_predicted, int accepted);
-
-int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
-                 void *progress_ctx, dcm_result **out, dcm_error *err);
+/* The one map from an engine status (vl/vl_status.h) to the library's
+ * error: VL_ERR_INPUT -> DCM_ERR_INPUT, VL_ERR_NOMEM -> DCM_ERR_SYSTEM, the
+ * numerical failures -> DCM_ERR_NUMERIC. The message is "CONTEXT: DETAIL"
+ * (DETAIL: the engine's message, or the status in words when empty).
+ * Returns the dcm code (DCM_OK for VL_OK and VL_WARN_NOCONV). */
+int dcm_error_from_vl(int vl_status, const char *context, const char *detail, dcm_error *err);
 
 /* Predicted BOLD (v x n column-major, unscaled, no confounds) for
  * parameters theta (np): used by `dcm simulate`. */

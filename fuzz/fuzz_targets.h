@@ -21,12 +21,12 @@
 
 #include "dcm/dcm_api.h"
 #include "dcm/dcm_batch.h"
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 #include "io/io_extract.h"
 #include "io/io_lme.h"
 #include "io/io_mat.h"
 #include "io/io_nifti.h"
-#include "io/io_report.h"
+#include "dcm/report/report.h"
 #include "io/io_result.h"
 #include "io/io_spec.h"
 #include "io/io_tsv.h"
@@ -394,9 +394,9 @@ static inline int fuzz_result(const uint8_t *data, size_t size)
     io_result_summary s;
     int rc = io_result_load(path, &s, &err);
     io_result_summary_free(&s);
-    io_report_model m;
-    if (io_report_load(path, &m, &err) == DCM_OK)
-        io_report_model_free(&m);
+    report_model m;
+    if (report_load(path, &m, &err) == DCM_OK)
+        report_model_free(&m);
     io_lme_table T;
     if (io_lme_read(path, &T, &err) == DCM_OK)
         io_lme_free(&T);

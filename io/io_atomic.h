@@ -36,7 +36,7 @@
 
 #include <stdio.h>
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 typedef struct {
     FILE *fp;      /* write here between open and commit/abort */

@@ -11,7 +11,7 @@
 #ifndef IO_BATCHDIR_H
 #define IO_BATCHDIR_H
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 typedef struct {
     char *dir;

@@ -19,7 +19,7 @@
 #ifndef IO_EVENTS_H
 #define IO_EVENTS_H
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 /* Fill u (nu*m, u[t*m + j], as model_dcm) from the events file.
  * DCM_OK or DCM_ERR_INPUT with "FILE, line L: ..." messages. */

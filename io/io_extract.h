@@ -41,7 +41,7 @@
 
 #include <stddef.h>
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 enum { IO_SUMMARY_EIGEN = 0, IO_SUMMARY_MEAN = 1 };
 

@@ -11,7 +11,7 @@
 #ifndef IO_LME_H
 #define IO_LME_H
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 typedef struct {
     int nsub, nmod;

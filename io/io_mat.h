@@ -36,7 +36,7 @@
 #ifndef IO_MAT_H
 #define IO_MAT_H
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 typedef struct {
     char *name;      /* xY.name (NULL when absent) */

@@ -36,7 +36,7 @@
 
 #include <stddef.h>
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 enum { IO_NIFTI_3D = 3, IO_NIFTI_4D = 4, IO_NIFTI_HEADER = 0 };
 

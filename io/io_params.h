@@ -33,7 +33,7 @@
 
 #include <jansson.h>
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 #include "io/io_atomic.h"
 
 int io_params_is_names(json_t *obj);

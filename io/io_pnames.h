@@ -24,7 +24,7 @@
 
 #include <stddef.h>
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 typedef struct {
     int n, m, nd;                 /* regions, inputs, D slices (0 or n) */

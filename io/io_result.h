@@ -34,7 +34,7 @@
 #ifndef IO_RESULT_H
 #define IO_RESULT_H
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
                          dcm_error *err);

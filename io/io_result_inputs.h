@@ -28,7 +28,7 @@
 
 #include <jansson.h>
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 json_t *io_result_design_json(const dcm_problem *P);
 

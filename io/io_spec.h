@@ -31,7 +31,7 @@
 #ifndef IO_SPEC_H
 #define IO_SPEC_H
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 enum {
     IO_SPEC_DEFAULT = 0,

@@ -17,7 +17,7 @@
 #ifndef IO_TSV_H
 #define IO_TSV_H
 
-#include "dcm/dcm_api.h"
+#include "models/model_problem.h"
 
 /* Cells as text. */
 typedef struct {

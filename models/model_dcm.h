@@ -33,7 +33,7 @@ typedef struct {
     int off_A, off_B, off_C, off_D, off_transit, off_decay, off_epsilon;
 } model_dcm_layout;
 
-typedef struct {
+typedef struct model_dcm {
     /* structure */
     int n, m;
     int two_state;   /* 0: one neural state per region, 1: excitatory+inhibitory */

@@ -23,7 +23,7 @@
 #include "io/io_extract.h"
 #include "io/io_lme.h"
 #include "io/io_mat.h"
-#include "io/io_report.h"
+#include "dcm/report/report.h"
 #include "io/io_result.h"
 #include "io/io_spec.h"
 #include "io/io_tsv.h"
@@ -159,10 +159,10 @@ static int op_result(dcm_error *err)
     io_result_summary_free(&s);
     if (rc)
         return rc;
-    io_report_model m;
-    rc = io_report_load("fuzz/seeds/result/sub-02.json", &m, err);
+    report_model m;
+    rc = report_load("fuzz/seeds/result/sub-02.json", &m, err);
     if (rc == DCM_OK)
-        io_report_model_free(&m);
+        report_model_free(&m);
     return rc;
 }
 

@@ -1396,7 +1396,7 @@ static void test_special_files(void)
     char a[2048];
     CU_ASSERT_EQUAL_FATAL(mkfifo(tp("fifo.nii"), 0600), 0);
     snprintf(a, sizeof a, "%s --mask %s", tp("fifo.nii"), tp("mask.nii"));
-    /* the command's file plan (dcm_cli.c) refuses them before the reader
+    /* the command's file plan (cli.c) refuses them before the reader
        is reached; io_nifti refuses them too for library callers */
     expect_fail_timed(a, 2, "fifo.nii is a FIFO (named pipe); inputs must be regular files", NULL);
     snprintf(a, sizeof a, "%s --atlas %s --label 1", tp("bold.nii"), tp("fifo.nii"));

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "io/io_report.h"
+#include "dcm/report/report.h"
 #include "tests/test_util.h"
 
 static char tmpdir[256];
@@ -519,27 +519,27 @@ static void test_inputs_figure(void)
     CU_ASSERT(png_size("ifigs/m1_inputs.png", &w1, &h1));
     CU_ASSERT_EQUAL(w1, 960);
     /* via the library: the design as loaded, input by input */
-    io_report_model m;
+    report_model m;
     dcm_error err = {0, ""};
-    CU_ASSERT_EQUAL_FATAL(io_report_load(path, &m, &err), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(report_load(path, &m, &err), DCM_OK);
     int times;
     double on;
-    CU_ASSERT_EQUAL(io_report_input_on(&m, 0, &times, &on), 0);
+    CU_ASSERT_EQUAL(report_input_on(&m, 0, &times, &on), 0);
     CU_ASSERT_EQUAL(times, 6);
     CU_ASSERT_DOUBLE_EQUAL(on, stim_on, 1e-9);
-    io_plot_figure f1, f2;
+    plot_figure f1, f2;
     memset(&f1, 0, sizeof f1);
     memset(&f2, 0, sizeof f2);
-    CU_ASSERT_EQUAL(io_report_fig_inputs(&m, &f1), 0);
+    CU_ASSERT_EQUAL(report_fig_inputs(&m, &f1), 0);
     /* one input fewer: one panel fewer */
     m.s.m = 1;
-    CU_ASSERT_EQUAL(io_report_fig_inputs(&m, &f2), 0);
+    CU_ASSERT_EQUAL(report_fig_inputs(&m, &f2), 0);
     m.s.m = 2;
     printf("  inputs figure: %.0f px high with 2 inputs, %.0f with 1\n", f1.h, f2.h);
     CU_ASSERT(f1.h > f2.h + 50);
-    io_plot_figure_free(&f1);
-    io_plot_figure_free(&f2);
-    io_report_model_free(&m);
+    plot_figure_free(&f1);
+    plot_figure_free(&f2);
+    report_model_free(&m);
     /* an older result (no "design"): a note instead of the figure */
     path_of(path, sizeof path, "m1.json");
     j = json_load_file(path, 0, &jerr);
@@ -738,27 +738,27 @@ static void test_forest_rule(void)
     free(html);
     /* the library: the figure's fill (Pp > P) is the interval lying beyond the prior mean,
        for every parameter and several thresholds */
-    io_report_model m;
+    report_model m;
     dcm_error err = {0, ""};
-    CU_ASSERT_EQUAL_FATAL(io_report_load(path, &m, &err), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(report_load(path, &m, &err), DCM_OK);
     const double thr[] = {0.5, 0.9, 0.95, 0.99};
     int checked = 0;
     for (int t = 0; t < 4; t++)
         for (int k = 0; k < m.s.np; k++) {
-            if (!io_report_param_free(&m, k))
+            if (!report_param_free(&m, k))
                 continue;
-            CU_ASSERT_EQUAL(io_report_param_beyond_prior(&m, k, io_report_interval_z(thr[t])), m.Pp[k] > thr[t]);
+            CU_ASSERT_EQUAL(report_param_beyond_prior(&m, k, report_interval_z(thr[t])), m.Pp[k] > thr[t]);
             checked++;
         }
     CU_ASSERT(checked > 40);
-    CU_ASSERT_DOUBLE_EQUAL(io_report_interval_z(0.95), z, 1e-9);
-    CU_ASSERT_FALSE(io_report_param_beyond_prior(&m, kA, z));
-    CU_ASSERT(io_report_param_beyond_prior(&m, kB, z));
-    io_plot_figure f;
+    CU_ASSERT_DOUBLE_EQUAL(report_interval_z(0.95), z, 1e-9);
+    CU_ASSERT_FALSE(report_param_beyond_prior(&m, kA, z));
+    CU_ASSERT(report_param_beyond_prior(&m, kB, z));
+    plot_figure f;
     memset(&f, 0, sizeof f);
-    CU_ASSERT_EQUAL(io_report_fig_params(&m, 0.95, &f), 0);
-    io_plot_figure_free(&f);
-    io_report_model_free(&m);
+    CU_ASSERT_EQUAL(report_fig_params(&m, 0.95, &f), 0);
+    plot_figure_free(&f);
+    report_model_free(&m);
     /* another threshold: the interval drawn follows it (Pp > 0.99 <=> 98 % interval) */
     CU_ASSERT_EQUAL_FATAL(run("report border.json -o border99.html --threshold 0.99"), 0);
     html = slurp("border99.html", NULL);

@@ -71,7 +71,7 @@ typedef struct {
     int predict_flag;      /* the predict return value at Ep */
 } vl_result;
 
-enum { VL_OK = 0, VL_ERR_INPUT = 1, VL_ERR_DIVERGED = 2, VL_ERR_NOMEM = 3 };
+#include "vl/vl_status.h"   /* VL_OK, VL_ERR_* */
 
 int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen);
 void vl_result_free(vl_result *R);

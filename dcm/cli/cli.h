@@ -1,4 +1,4 @@
-/* dcm_cli.h — what the subcommands of the `dcm` program share.
+/* cli.h — what the subcommands of the `dcm` program share.
  *
  * Contract
  * - Every subcommand is `int cmd_NAME(int argc, char **argv)` in its own

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 #include "io/io_batchdir.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"

@@ -1,4 +1,4 @@
-/* dcm_cli.c — helpers the subcommands share (messages, strict parsing,
+/* cli.c — helpers the subcommands share (messages, strict parsing,
  * the output plan). */
 #define _GNU_SOURCE /* O_TMPFILE, strndup */
 #include <errno.h>
@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 #include "io/io_atomic.h"
 #include "io/io_batchdir.h"
 
@@ -97,7 +97,7 @@ int cli_emit_json(const char *cmd, json_t *o, int print, const char *out_path)
     return rc;
 }
 
-/* ---- the output discipline (see dcm_cli.h) ---- */
+/* ---- the output discipline (see cli.h) ---- */
 
 enum { PLAN_IN = 0, PLAN_IN_DIR = 1, PLAN_OUT = 2, PLAN_OUT_DIR = 3, PLAN_OUT_DIR_OWN = 4 };
 

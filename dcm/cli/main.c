@@ -5,14 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dcm/dcm_cli.h"
-#include "vl/vl_linalg.h"
+#include "dcm/cli/cli.h"
 
-#define DCM_VERSION "0.1.0"
-
-/* OpenBLAS's own threads only add overhead on the small matrices of one
- * DCM; parallelism belongs to the caller (one estimate per thread). */
-extern void openblas_set_num_threads(int);
 
 typedef struct {
     const char *name;
@@ -91,8 +85,7 @@ static void install_signal_forwarding(void)
 int main(int argc, char **argv)
 {
     install_signal_forwarding();
-    vl_init();
-    openblas_set_num_threads(1);
+    dcm_library_init();   /* GSL handler off, one OpenBLAS thread */
     if (argc < 2) {
         usage(stderr);
         return DCM_ERR_USAGE;
@@ -109,7 +102,7 @@ int main(int argc, char **argv)
         return DCM_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("dcm %s\n", DCM_VERSION);
+        printf("dcm %s\n", dcm_version());
         return DCM_OK;
     }
     for (const command *c = commands; c->name; c++)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "dcm/dcm_batch.h"
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 
 #ifdef DCM_WITH_MPI
 #include <mpi.h>

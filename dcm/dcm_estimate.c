@@ -1,4 +1,4 @@
-/* dcm_estimate_core.c — estimation of a DCM for fMRI: the data preparation
+/* dcm_estimate.c — estimation of a DCM for fMRI: the data preparation
  * of SPM12's spm_dcm_estimate around the generic VL engine. */
 #include <math.h>
 #include <stdlib.h>
@@ -185,6 +185,9 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    dcm_library_init();
+    if (!out || !P)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_estimate: %s is NULL", P ? "out" : "the problem");
     *out = NULL;
     int rc = dcm_problem_validate(P, err);
     if (rc)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 
 static const char *help =
     "usage: dcm check RESULT.json... [--json]\n"

@@ -1,5 +1,5 @@
-/* io_report_html.c — the self-contained HTML report and its PNG figures
- * (see io_report.h). */
+/* report_html.c — the self-contained HTML report and its PNG figures
+ * (see report.h). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,8 +9,8 @@
 #include <sys/types.h>
 
 #include "io/io_atomic.h"
-#include "io/io_plot.h"
-#include "io/io_report.h"
+#include "dcm/report/plot.h"
+#include "dcm/report/report.h"
 #include "models/model_dcm.h"
 
 typedef struct {
@@ -80,7 +80,7 @@ static void safe_name(char *buf, size_t len, const char *s)
 
 /* Open DIR/FILE for figure f, refusing a name that is an input result or
  * the report itself; the PNG is written, not yet committed. */
-static int open_png(const char *dir, const figure *f, const io_report_model *models, int k,
+static int open_png(const char *dir, const figure *f, const report_model *models, int k,
                     const char *html, io_atomic *a, dcm_error *err)
 {
     size_t l = strlen(dir) + strlen(f->file) + 2;
@@ -118,7 +118,7 @@ static int make_dir(const char *dir, dcm_error *err)
     return DCM_OK;
 }
 
-static int region_index(const io_report_model *m, const char *name)
+static int region_index(const report_model *m, const char *name)
 {
     for (int j = 0; j < m->s.n; j++)
         if (!strcmp(m->s.regions[j], name))
@@ -129,7 +129,7 @@ static int region_index(const io_report_model *m, const char *name)
 /* Were the models fitted to the same data? Regions are matched by name (the
  * same model may list them in another order); when both carry time series,
  * each region's observed data must agree. */
-static int same_data(const io_report_model *a, const io_report_model *b, char *why, size_t len)
+static int same_data(const report_model *a, const report_model *b, char *why, size_t len)
 {
     for (int j = 0; j < a->s.n; j++)
         if (region_index(b, a->s.regions[j]) < 0) {
@@ -171,7 +171,7 @@ static int same_data(const io_report_model *a, const io_report_model *b, char *w
     return 1;
 }
 
-int io_report_comparable(const io_report_model *models, int k, char *why, size_t len)
+int report_comparable(const report_model *models, int k, char *why, size_t len)
 {
     for (int i = 1; i < k; i++)
         if (!same_data(&models[0], &models[i], why, len))
@@ -226,7 +226,7 @@ static void fmt_value(char *buf, size_t len, double x)
 /* The distinct values of prior variance (pE = 0) or mean (pE = 1) among the
  * free parameters k in [k0, k1) selected by `want` (A: 1 between regions,
  * 2 self-connections, 0 any), as "1/64" or "1/64, 1" ("" when none). */
-static void distinct_values(const io_report_model *m, int k0, int k1, int want, int mean, char *buf,
+static void distinct_values(const report_model *m, int k0, int k1, int want, int mean, char *buf,
                             size_t len)
 {
     double seen[8];
@@ -234,11 +234,11 @@ static void distinct_values(const io_report_model *m, int k0, int k1, int want, 
     size_t o = 0;
     buf[0] = 0;
     for (int k = k0; k < k1; k++) {
-        if (!io_report_param_free(m, k))
+        if (!report_param_free(m, k))
             continue;
         if (want) {
             int from, to;
-            io_report_param_ends(m, k, &from, &to);
+            report_param_ends(m, k, &from, &to);
             if ((want == 1) != (from != to))
                 continue;
         }
@@ -262,7 +262,7 @@ static void distinct_values(const io_report_model *m, int k0, int k1, int want, 
 }
 
 /* The warnings of dcm estimate, first thing in a model's section. */
-static void warnings_html(FILE *fp, const io_report_model *m)
+static void warnings_html(FILE *fp, const report_model *m)
 {
     if (m->nwarn < 0) {
         fputs("<p class=\"meta\">This result file predates the checks of <code>dcm estimate</code>: it "
@@ -294,7 +294,7 @@ static void row_text(FILE *fp, const char *th, const char *td)
 }
 
 /* What was fitted: scanner, data, options, priors. */
-static void settings_html(FILE *fp, const io_report_model *m)
+static void settings_html(FILE *fp, const report_model *m)
 {
     const io_result_summary *s = &m->s;
     char buf[1024], v1[64], v2[64];
@@ -394,7 +394,7 @@ static void settings_html(FILE *fp, const io_report_model *m)
 }
 
 /* dcm estimate's fit diagnostics (SPM's spm_dcm_fmri_check), when recorded */
-static void diagnostics_html(FILE *fp, const io_report_model *m)
+static void diagnostics_html(FILE *fp, const report_model *m)
 {
     if (!isfinite(m->diag_ve) && !isfinite(m->diag_max_a) && !isfinite(m->diag_neff) && m->diag_accepted < 0)
         return;
@@ -423,11 +423,11 @@ static const figure *find_fig(const figure *figs, int nf, int model, const char 
     return NULL;
 }
 
-static void model_section(FILE *fp, const io_report_model *m, int idx, const figure *figs, int nf,
+static void model_section(FILE *fp, const report_model *m, int idx, const figure *figs, int nf,
                           double thr)
 {
     const io_result_summary *s = &m->s;
-    const size_t name_len = io_report_name_cap(m);
+    const size_t name_len = report_name_cap(m);
     char *name = malloc(name_len);
     fprintf(fp, "<h2 id=\"model-%d\">Model %d: ", idx + 1, idx + 1);
     html_esc(fp, m->name);
@@ -501,8 +501,8 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
             int times;
             double on;
             char role[768];
-            io_report_input_on(m, u, &times, &on);
-            io_report_input_role(m, u, role, sizeof role);
+            report_input_on(m, u, &times, &on);
+            report_input_role(m, u, role, sizeof role);
             fputs("<li><b>", fp);
             html_esc(fp, s->inputs[u]);
             fprintf(fp, "</b>: on %d time%s, %.4g s in all; ", times, times == 1 ? "" : "s", on);
@@ -534,7 +534,7 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
                  thr);
         fig_html(fp, f, cap);
     }
-    const double z = io_report_interval_z(thr), level = 100.0 * (2.0 * thr - 1.0);
+    const double z = report_interval_z(thr), level = 100.0 * (2.0 * thr - 1.0);
     if ((f = find_fig(figs, nf, idx, "parameters"))) {
         char cap[4096];
         snprintf(cap, sizeof cap,
@@ -572,12 +572,12 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
     fprintf(fp, "</h3>\n<table>\n<tr><th>parameter</th><th>mean</th><th>sd</th>"
                 "<th>%.4g %% credible interval</th><th>prior mean</th><th>Pp</th></tr>\n", level);
     for (int k = 0; k < s->np; k++) {
-        if (!io_report_param_free(m, k))
+        if (!report_param_free(m, k))
             continue;
-        double e = s->Ep[k], sd = io_report_param_sd(m, k);
+        double e = s->Ep[k], sd = report_param_sd(m, k);
         int mark = isfinite(m->Pp[k]) && m->Pp[k] > thr;
         if (name)
-            io_report_param_name(m, k, IO_REPORT_NAME_FIGURE, name, name_len);
+            report_param_name(m, k, REPORT_NAME_FIGURE, name, name_len);
         fputs("<tr><td>", fp);
         html_esc(fp, name ? name : "(out of memory)");
         fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>[%.4f, %.4f]</td><td>%.4g</td><td>%.4f%s</td></tr>\n",
@@ -590,7 +590,7 @@ static void model_section(FILE *fp, const io_report_model *m, int idx, const fig
 }
 
 /* The random-effects comparison over a group: table, figure, caption. */
-static void group_section(FILE *fp, const io_report_group *g, const figure *figs, int nf)
+static void group_section(FILE *fp, const report_group *g, const figure *figs, int nf)
 {
     fputs("<h2 id=\"group-comparison\">Group model comparison (random effects)</h2>\n<p>", fp);
     fprintf(fp, "Random-effects Bayesian model selection over %d subjects and %d models, from the "
@@ -643,11 +643,11 @@ static void group_section(FILE *fp, const io_report_group *g, const figure *figs
     }
 }
 
-static int write_html(FILE *fp, const io_report_model *models, int k, const figure *figs, int nf,
+static int write_html(FILE *fp, const report_model *models, int k, const figure *figs, int nf,
                       const double *lbf, const double *post, const char *cmp_note,
-                      const io_report_options *opt)
+                      const report_options *opt)
 {
-    const io_report_group *g = opt->group;
+    const report_group *g = opt->group;
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>DCM report: ",
           fp);
@@ -724,7 +724,7 @@ static int write_html(FILE *fp, const io_report_model *models, int k, const figu
 /* ------------------------------------------------------------------ */
 
 static int add_fig(figure *figs, int *nf, int model, const char *kind, const char *title,
-                   const char *stem, io_plot_figure *pf, double scale, dcm_error *err)
+                   const char *stem, plot_figure *pf, double scale, dcm_error *err)
 {
     figure *f = &figs[*nf];
     memset(f, 0, sizeof *f);
@@ -742,18 +742,18 @@ static int add_fig(figure *figs, int *nf, int model, const char *kind, const cha
     else
         snprintf(f->file, l, "%s.png", kind);
     (*nf)++;
-    if (io_plot_figure_png(pf, scale, &f->png, &f->len))
+    if (plot_figure_png(pf, scale, &f->png, &f->len))
         return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the %s figure%s%s (out of memory?)", kind,
                              model >= 0 ? " of " : "", model >= 0 ? stem : "");
     return DCM_OK;
 }
 
-int io_report_write(const io_report_model *models, int k, const io_report_options *opt,
+int report_write(const report_model *models, int k, const report_options *opt,
                     dcm_error *err)
 {
     if (!opt || !opt->html_path || k < 0 || (k < 1 && !opt->group))
         return dcm_error_set(err, DCM_ERR_USAGE, "nothing to report");
-    const io_report_group *g = opt->group;
+    const report_group *g = opt->group;
     if (g && (g->nmod < 1 || g->nsub < 1 || !g->models || !g->alpha || !g->exp_r || !g->xp || !g->pxp))
         return dcm_error_set(err, DCM_ERR_USAGE, "incomplete group comparison");
     const double scale = opt->png_scale > 0 ? opt->png_scale : 2.0;
@@ -787,13 +787,13 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     }
     /* group comparison (random effects) */
     if (g) {
-        io_plot_figure pf;
+        plot_figure pf;
         memset(&pf, 0, sizeof pf);
-        int bad = io_report_fig_group(g, &pf);
+        int bad = report_fig_group(g, &pf);
         if (!bad)
             rc = add_fig(figs, &nf, -1, "group_comparison", "Group model comparison (random effects)", "",
                          &pf, scale, err);
-        io_plot_figure_free(&pf);
+        plot_figure_free(&pf);
         if (bad && !rc)
             rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the group comparison figure (out of memory?)");
         if (rc)
@@ -801,18 +801,18 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
     }
     /* comparison */
     if (k > 1) {
-        if (!io_report_comparable(models, k, why, sizeof why))
+        if (!report_comparable(models, k, why, sizeof why))
             cmp_note = why;
         if (!cmp_note) {
             for (int i = 0; i < k; i++)
                 F[i] = models[i].s.F;
             dcm_compare_ffx(F, k, lbf, post);
-            io_plot_figure pf;
+            plot_figure pf;
             memset(&pf, 0, sizeof pf);
-            int bad = io_report_fig_compare(models, k, lbf, post, &pf);
+            int bad = report_fig_compare(models, k, lbf, post, &pf);
             if (!bad)
                 rc = add_fig(figs, &nf, -1, "comparison", "Model comparison", "", &pf, scale, err);
-            io_plot_figure_free(&pf);
+            plot_figure_free(&pf);
             if (bad && !rc)
                 rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the comparison figure (out of memory?)");
             if (rc)
@@ -820,9 +820,9 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
         }
     }
     for (int i = 0; i < k && !rc; i++) {
-        const io_report_model *m = &models[i];
+        const report_model *m = &models[i];
         for (int kind = 0; kind < 5 && !rc; kind++) {
-            io_plot_figure pf;
+            plot_figure pf;
             memset(&pf, 0, sizeof pf);
             int bad = 0;
             const char *name = NULL, *title = NULL;
@@ -830,31 +830,31 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
             case 0:
                 if (m->v < 2)
                     continue;
-                bad = io_report_fig_fit(m, &pf);
+                bad = report_fig_fit(m, &pf);
                 name = "fit";
                 title = "Observed and predicted BOLD";
                 break;
             case 4:
                 if (m->design.nu < 1 || m->s.m < 1)
                     continue;
-                bad = io_report_fig_inputs(m, &pf);
+                bad = report_fig_inputs(m, &pf);
                 name = "inputs";
                 title = "Inputs over time";
                 break;
             case 1:
-                bad = io_report_fig_network(m, opt->threshold, &pf);
+                bad = report_fig_network(m, opt->threshold, &pf);
                 name = "network";
                 title = "Connectivity";
                 break;
             case 2:
-                bad = io_report_fig_params(m, opt->threshold, &pf);
+                bad = report_fig_params(m, opt->threshold, &pf);
                 name = "parameters";
                 title = "Parameters: posterior means and 90 % credible intervals";
                 break;
             case 3:
                 if (m->ntrace < 1)
                     continue;
-                bad = io_report_fig_free_energy(m, &pf);
+                bad = report_fig_free_energy(m, &pf);
                 name = "free_energy";
                 title = "Free energy over iterations";
                 break;
@@ -864,7 +864,7 @@ int io_report_write(const io_report_model *models, int k, const io_report_option
                                    name, m->name);
             else
                 rc = add_fig(figs, &nf, i, name, title, stems[i], &pf, scale, err);
-            io_plot_figure_free(&pf);
+            plot_figure_free(&pf);
         }
     }
     if (rc)

@@ -1,5 +1,5 @@
-/* io_plot.c — a tiny plotting layer on top of cairo (see io_plot.h). */
-#include "io/io_plot.h"
+/* plot.c — a tiny plotting layer on top of cairo (see plot.h). */
+#include "dcm/report/plot.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,13 +11,13 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-io_rgb io_plot_rgb(double r, double g, double b)
+io_rgb plot_rgb(double r, double g, double b)
 {
     io_rgb c = {r, g, b};
     return c;
 }
 
-io_rgb io_plot_palette(int i)
+io_rgb plot_palette(int i)
 {
     /* Okabe-Ito: blue, vermillion, bluish green, orange, reddish purple,
        sky blue, yellow-brown */
@@ -27,7 +27,7 @@ io_rgb io_plot_palette(int i)
                                   {0.600, 0.500, 0.100}};
     const int k = (int)(sizeof p / sizeof *p);
     i = ((i % k) + k) % k;
-    return io_plot_rgb(p[i][0], p[i][1], p[i][2]);
+    return plot_rgb(p[i][0], p[i][1], p[i][2]);
 }
 
 static void set_col(cairo_t *cr, io_rgb c)
@@ -37,11 +37,11 @@ static void set_col(cairo_t *cr, io_rgb c)
 
 static void set_dash(cairo_t *cr, int dash, double width)
 {
-    if (dash == IO_PLOT_DOTTED) {
+    if (dash == PLOT_DOTTED) {
         double d[2] = {0.01, 2.6 * width + 1.2};
         cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
         cairo_set_dash(cr, d, 2, 0);
-    } else if (dash == IO_PLOT_DASHED) {
+    } else if (dash == PLOT_DASHED) {
         double d[2] = {5.0, 3.5};
         cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
         cairo_set_dash(cr, d, 2, 0);
@@ -54,7 +54,7 @@ static void set_dash(cairo_t *cr, int dash, double width)
 /* ------------------------------------------------------------------ */
 /* figures                                                              */
 
-cairo_t *io_plot_figure_begin(io_plot_figure *f, double w, double h)
+cairo_t *plot_figure_begin(plot_figure *f, double w, double h)
 {
     memset(f, 0, sizeof *f);
     cairo_rectangle_t ext = {0, 0, w, h};
@@ -68,7 +68,7 @@ cairo_t *io_plot_figure_begin(io_plot_figure *f, double w, double h)
     }
     f->cr = cairo_create(f->rec);
     if (cairo_status(f->cr) != CAIRO_STATUS_SUCCESS) {
-        io_plot_figure_free(f);
+        plot_figure_free(f);
         return NULL;
     }
     cairo_set_source_rgb(f->cr, 1, 1, 1);
@@ -103,7 +103,7 @@ static cairo_status_t write_mem(void *closure, const unsigned char *data, unsign
     return CAIRO_STATUS_SUCCESS;
 }
 
-int io_plot_figure_png(io_plot_figure *f, double scale, unsigned char **png, size_t *len)
+int plot_figure_png(plot_figure *f, double scale, unsigned char **png, size_t *len)
 {
     *png = NULL;
     *len = 0;
@@ -137,7 +137,7 @@ int io_plot_figure_png(io_plot_figure *f, double scale, unsigned char **png, siz
     return 0;
 }
 
-void io_plot_figure_free(io_plot_figure *f)
+void plot_figure_free(plot_figure *f)
 {
     if (f->cr)
         cairo_destroy(f->cr);
@@ -152,12 +152,12 @@ void io_plot_figure_free(io_plot_figure *f)
 static void font(cairo_t *cr, double size, int style)
 {
     cairo_select_font_face(cr, FONT,
-                           (style & IO_PLOT_ITALIC) ? CAIRO_FONT_SLANT_ITALIC : CAIRO_FONT_SLANT_NORMAL,
-                           (style & IO_PLOT_BOLD) ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+                           (style & PLOT_ITALIC) ? CAIRO_FONT_SLANT_ITALIC : CAIRO_FONT_SLANT_NORMAL,
+                           (style & PLOT_BOLD) ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, size);
 }
 
-double io_plot_text_width(cairo_t *cr, const char *text, double size, int style)
+double plot_text_width(cairo_t *cr, const char *text, double size, int style)
 {
     cairo_text_extents_t te;
     font(cr, size, style);
@@ -165,17 +165,17 @@ double io_plot_text_width(cairo_t *cr, const char *text, double size, int style)
     return te.x_advance;
 }
 
-double io_plot_text(cairo_t *cr, double x, double y, const char *text, double size, int halign,
+double plot_text(cairo_t *cr, double x, double y, const char *text, double size, int halign,
                     int valign, double angle, int style, io_rgb col)
 {
     cairo_text_extents_t te;
     font(cr, size, style);
     cairo_text_extents(cr, text, &te);
-    double dx = halign == IO_PLOT_CENTRE ? -te.x_advance / 2 : halign == IO_PLOT_RIGHT ? -te.x_advance : 0;
+    double dx = halign == PLOT_CENTRE ? -te.x_advance / 2 : halign == PLOT_RIGHT ? -te.x_advance : 0;
     /* DejaVu Sans: cap height ~0.73 em, descent ~0.24 em */
-    double dy = valign == IO_PLOT_TOP ? 0.76 * size
-              : valign == IO_PLOT_MIDDLE ? 0.36 * size
-              : valign == IO_PLOT_BOTTOM ? -0.24 * size : 0.0;
+    double dy = valign == PLOT_TOP ? 0.76 * size
+              : valign == PLOT_MIDDLE ? 0.36 * size
+              : valign == PLOT_BOTTOM ? -0.24 * size : 0.0;
     cairo_save(cr);
     cairo_translate(cr, x, y);
     cairo_rotate(cr, angle);
@@ -186,10 +186,10 @@ double io_plot_text(cairo_t *cr, double x, double y, const char *text, double si
     return te.x_advance;
 }
 
-void io_plot_label_box(cairo_t *cr, double x, double y, const char *text, double size, int style,
+void plot_label_box(cairo_t *cr, double x, double y, const char *text, double size, int style,
                        io_rgb col)
 {
-    double w = io_plot_text_width(cr, text, size, style);
+    double w = plot_text_width(cr, text, size, style);
     double pw = 3.0, ph = 2.0, h = size * 1.05;
     double x0 = x - w / 2 - pw, y0 = y - h / 2 - ph, bw = w + 2 * pw, bh = h + 2 * ph, r = 3.0;
     cairo_save(cr);
@@ -203,24 +203,24 @@ void io_plot_label_box(cairo_t *cr, double x, double y, const char *text, double
     cairo_fill_preserve(cr);
     cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
     cairo_set_line_width(cr, 0.8);
-    set_dash(cr, IO_PLOT_SOLID, 0.8);
+    set_dash(cr, PLOT_SOLID, 0.8);
     cairo_stroke(cr);
     cairo_restore(cr);
-    io_plot_text(cr, x, y, text, size, IO_PLOT_CENTRE, IO_PLOT_MIDDLE, 0, style, col);
+    plot_text(cr, x, y, text, size, PLOT_CENTRE, PLOT_MIDDLE, 0, style, col);
 }
 
-void io_plot_title(cairo_t *cr, double w, double y, const char *title, const char *subtitle)
+void plot_title(cairo_t *cr, double w, double y, const char *title, const char *subtitle)
 {
-    io_plot_text(cr, w / 2, y, title, 15, IO_PLOT_CENTRE, IO_PLOT_TOP, 0, IO_PLOT_BOLD, IO_PLOT_BLACK);
+    plot_text(cr, w / 2, y, title, 15, PLOT_CENTRE, PLOT_TOP, 0, PLOT_BOLD, PLOT_BLACK);
     if (subtitle && *subtitle)
-        io_plot_text(cr, w / 2, y + 21, subtitle, 11.5, IO_PLOT_CENTRE, IO_PLOT_TOP, 0, IO_PLOT_NORMAL,
-                     IO_PLOT_GREY);
+        plot_text(cr, w / 2, y + 21, subtitle, 11.5, PLOT_CENTRE, PLOT_TOP, 0, PLOT_NORMAL,
+                     PLOT_GREY);
 }
 
 /* ------------------------------------------------------------------ */
 /* axes                                                                 */
 
-void io_plot_nice(double lo, double hi, int nticks, double *a, double *b, double *step)
+void plot_nice(double lo, double hi, int nticks, double *a, double *b, double *step)
 {
     if (!isfinite(lo) || !isfinite(hi)) {
         lo = 0.0;
@@ -247,7 +247,7 @@ void io_plot_nice(double lo, double hi, int nticks, double *a, double *b, double
     *b = ceil(hi / s - 1e-9) * s;
 }
 
-void io_plot_axes_init(io_plot_axes *ax, cairo_t *cr, double x, double y, double w, double h,
+void plot_axes_init(plot_axes *ax, cairo_t *cr, double x, double y, double w, double h,
                        double xmin, double xmax, double ymin, double ymax, int nice)
 {
     memset(ax, 0, sizeof *ax);
@@ -257,7 +257,7 @@ void io_plot_axes_init(io_plot_axes *ax, cairo_t *cr, double x, double y, double
     ax->w = w;
     ax->h = h;
     double a, b, s;
-    io_plot_nice(xmin, xmax, w > 500 ? 10 : 6, &a, &b, &s);
+    plot_nice(xmin, xmax, w > 500 ? 10 : 6, &a, &b, &s);
     ax->xstep = s;
     if (nice) {
         xmin = a;
@@ -266,7 +266,7 @@ void io_plot_axes_init(io_plot_axes *ax, cairo_t *cr, double x, double y, double
         xmin = a;
         xmax = b;
     }
-    io_plot_nice(ymin, ymax, h > 250 ? 6 : 4, &a, &b, &s);
+    plot_nice(ymin, ymax, h > 250 ? 6 : 4, &a, &b, &s);
     ax->ystep = s;
     if (nice) {
         ymin = a;
@@ -281,17 +281,17 @@ void io_plot_axes_init(io_plot_axes *ax, cairo_t *cr, double x, double y, double
     ax->ymax = ymax;
 }
 
-double io_plot_px(const io_plot_axes *ax, double x)
+double plot_px(const plot_axes *ax, double x)
 {
     return ax->x + (x - ax->xmin) / (ax->xmax - ax->xmin) * ax->w;
 }
 
-double io_plot_py(const io_plot_axes *ax, double y)
+double plot_py(const plot_axes *ax, double y)
 {
     return ax->y + ax->h - (y - ax->ymin) / (ax->ymax - ax->ymin) * ax->h;
 }
 
-void io_plot_format_tick(char *buf, size_t len, double v, double step)
+void plot_format_tick(char *buf, size_t len, double v, double step)
 {
     if (fabs(v) < 1e-9 * fmax(step, 1e-300))
         v = 0.0;
@@ -318,94 +318,94 @@ void io_plot_format_tick(char *buf, size_t len, double v, double step)
     }
 }
 
-void io_plot_axes_draw(const io_plot_axes *ax, const char *xlabel, const char *ylabel, int flags)
+void plot_axes_draw(const plot_axes *ax, const char *xlabel, const char *ylabel, int flags)
 {
     cairo_t *cr = ax->cr;
     char buf[64];
     const double tick = 5.0, fs = 11.0;
     cairo_save(cr);
-    set_dash(cr, IO_PLOT_SOLID, 1);
+    set_dash(cr, PLOT_SOLID, 1);
     /* grid */
     cairo_set_line_width(cr, 0.8);
-    set_col(cr, IO_PLOT_LIGHT);
-    if ((flags & IO_PLOT_XGRID) && ax->xstep > 0)
+    set_col(cr, PLOT_LIGHT);
+    if ((flags & PLOT_XGRID) && ax->xstep > 0)
         for (double t = ceil(ax->xmin / ax->xstep - 1e-9) * ax->xstep; t <= ax->xmax + 1e-9 * ax->xstep;
              t += ax->xstep) {
-            cairo_move_to(cr, io_plot_px(ax, t), ax->y);
-            cairo_line_to(cr, io_plot_px(ax, t), ax->y + ax->h);
+            cairo_move_to(cr, plot_px(ax, t), ax->y);
+            cairo_line_to(cr, plot_px(ax, t), ax->y + ax->h);
         }
-    if ((flags & IO_PLOT_YGRID) && ax->ystep > 0)
+    if ((flags & PLOT_YGRID) && ax->ystep > 0)
         for (double t = ceil(ax->ymin / ax->ystep - 1e-9) * ax->ystep; t <= ax->ymax + 1e-9 * ax->ystep;
              t += ax->ystep) {
-            cairo_move_to(cr, ax->x, io_plot_py(ax, t));
-            cairo_line_to(cr, ax->x + ax->w, io_plot_py(ax, t));
+            cairo_move_to(cr, ax->x, plot_py(ax, t));
+            cairo_line_to(cr, ax->x + ax->w, plot_py(ax, t));
         }
     cairo_stroke(cr);
     /* zero lines */
     cairo_set_line_width(cr, 1.0);
-    set_col(cr, IO_PLOT_GREY);
-    if ((flags & IO_PLOT_ZERO_X) && ax->xmin < 0 && ax->xmax > 0) {
-        cairo_move_to(cr, io_plot_px(ax, 0), ax->y);
-        cairo_line_to(cr, io_plot_px(ax, 0), ax->y + ax->h);
+    set_col(cr, PLOT_GREY);
+    if ((flags & PLOT_ZERO_X) && ax->xmin < 0 && ax->xmax > 0) {
+        cairo_move_to(cr, plot_px(ax, 0), ax->y);
+        cairo_line_to(cr, plot_px(ax, 0), ax->y + ax->h);
     }
-    if ((flags & IO_PLOT_ZERO_Y) && ax->ymin < 0 && ax->ymax > 0) {
-        cairo_move_to(cr, ax->x, io_plot_py(ax, 0));
-        cairo_line_to(cr, ax->x + ax->w, io_plot_py(ax, 0));
+    if ((flags & PLOT_ZERO_Y) && ax->ymin < 0 && ax->ymax > 0) {
+        cairo_move_to(cr, ax->x, plot_py(ax, 0));
+        cairo_line_to(cr, ax->x + ax->w, plot_py(ax, 0));
     }
     cairo_stroke(cr);
     /* frame */
-    set_col(cr, IO_PLOT_BLACK);
+    set_col(cr, PLOT_BLACK);
     cairo_set_line_width(cr, 1.0);
     cairo_rectangle(cr, ax->x, ax->y, ax->w, ax->h);
     cairo_stroke(cr);
     /* ticks and labels */
     double ywidth = 0.0;
-    if ((flags & IO_PLOT_XTICKS) && ax->xstep > 0) {
+    if ((flags & PLOT_XTICKS) && ax->xstep > 0) {
         for (double t = ceil(ax->xmin / ax->xstep - 1e-9) * ax->xstep; t <= ax->xmax + 1e-9 * ax->xstep;
              t += ax->xstep) {
-            double px = io_plot_px(ax, t);
+            double px = plot_px(ax, t);
             cairo_move_to(cr, px, ax->y + ax->h);
             cairo_line_to(cr, px, ax->y + ax->h + tick);
             cairo_stroke(cr);
-            io_plot_format_tick(buf, sizeof buf, t, ax->xstep);
-            io_plot_text(cr, px, ax->y + ax->h + tick + 3, buf, fs, IO_PLOT_CENTRE, IO_PLOT_TOP, 0,
-                         IO_PLOT_NORMAL, IO_PLOT_BLACK);
+            plot_format_tick(buf, sizeof buf, t, ax->xstep);
+            plot_text(cr, px, ax->y + ax->h + tick + 3, buf, fs, PLOT_CENTRE, PLOT_TOP, 0,
+                         PLOT_NORMAL, PLOT_BLACK);
         }
     }
-    if ((flags & IO_PLOT_YTICKS) && ax->ystep > 0) {
+    if ((flags & PLOT_YTICKS) && ax->ystep > 0) {
         for (double t = ceil(ax->ymin / ax->ystep - 1e-9) * ax->ystep; t <= ax->ymax + 1e-9 * ax->ystep;
              t += ax->ystep) {
-            double py = io_plot_py(ax, t);
+            double py = plot_py(ax, t);
             cairo_move_to(cr, ax->x, py);
             cairo_line_to(cr, ax->x - tick, py);
             cairo_stroke(cr);
-            io_plot_format_tick(buf, sizeof buf, t, ax->ystep);
-            double w = io_plot_text(cr, ax->x - tick - 3, py, buf, fs, IO_PLOT_RIGHT, IO_PLOT_MIDDLE, 0,
-                                    IO_PLOT_NORMAL, IO_PLOT_BLACK);
+            plot_format_tick(buf, sizeof buf, t, ax->ystep);
+            double w = plot_text(cr, ax->x - tick - 3, py, buf, fs, PLOT_RIGHT, PLOT_MIDDLE, 0,
+                                    PLOT_NORMAL, PLOT_BLACK);
             if (w > ywidth)
                 ywidth = w;
         }
     }
     if (xlabel && *xlabel)
-        io_plot_text(cr, ax->x + ax->w / 2, ax->y + ax->h + ((flags & IO_PLOT_XTICKS) ? 26 : 8), xlabel,
-                     12, IO_PLOT_CENTRE, IO_PLOT_TOP, 0, IO_PLOT_NORMAL, IO_PLOT_BLACK);
+        plot_text(cr, ax->x + ax->w / 2, ax->y + ax->h + ((flags & PLOT_XTICKS) ? 26 : 8), xlabel,
+                     12, PLOT_CENTRE, PLOT_TOP, 0, PLOT_NORMAL, PLOT_BLACK);
     if (ylabel && *ylabel)
-        io_plot_text(cr, ax->x - tick - ywidth - 10, ax->y + ax->h / 2, ylabel, 12, IO_PLOT_CENTRE,
-                     IO_PLOT_BOTTOM, -M_PI / 2, IO_PLOT_NORMAL, IO_PLOT_BLACK);
+        plot_text(cr, ax->x - tick - ywidth - 10, ax->y + ax->h / 2, ylabel, 12, PLOT_CENTRE,
+                     PLOT_BOTTOM, -M_PI / 2, PLOT_NORMAL, PLOT_BLACK);
     cairo_restore(cr);
 }
 
 /* ------------------------------------------------------------------ */
 /* marks                                                                */
 
-static void clip(const io_plot_axes *ax)
+static void clip(const plot_axes *ax)
 {
     cairo_save(ax->cr);
     cairo_rectangle(ax->cr, ax->x, ax->y, ax->w, ax->h);
     cairo_clip(ax->cr);
 }
 
-void io_plot_line(const io_plot_axes *ax, const double *x, double x0, double dx, const double *y,
+void plot_line(const plot_axes *ax, const double *x, double x0, double dx, const double *y,
                   int n, int stride, io_rgb col, double width, int dash)
 {
     cairo_t *cr = ax->cr;
@@ -421,9 +421,9 @@ void io_plot_line(const io_plot_axes *ax, const double *x, double x0, double dx,
             continue;
         }
         if (pen)
-            cairo_line_to(cr, io_plot_px(ax, xi), io_plot_py(ax, yi));
+            cairo_line_to(cr, plot_px(ax, xi), plot_py(ax, yi));
         else
-            cairo_move_to(cr, io_plot_px(ax, xi), io_plot_py(ax, yi));
+            cairo_move_to(cr, plot_px(ax, xi), plot_py(ax, yi));
         pen = 1;
     }
     cairo_stroke(cr);
@@ -442,50 +442,50 @@ static void disc(cairo_t *cr, double px, double py, double r, io_rgb col, int fi
         cairo_fill_preserve(cr);
         set_col(cr, col);
         cairo_set_line_width(cr, 1.5);
-        set_dash(cr, IO_PLOT_SOLID, 1.5);
+        set_dash(cr, PLOT_SOLID, 1.5);
         cairo_stroke(cr);
     }
 }
 
-void io_plot_point(const io_plot_axes *ax, double x, double y, double radius, io_rgb col, int filled)
+void plot_point(const plot_axes *ax, double x, double y, double radius, io_rgb col, int filled)
 {
     if (!isfinite(x) || !isfinite(y))
         return;
     clip(ax);
-    disc(ax->cr, io_plot_px(ax, x), io_plot_py(ax, y), radius, col, filled);
+    disc(ax->cr, plot_px(ax, x), plot_py(ax, y), radius, col, filled);
     cairo_restore(ax->cr);
 }
 
-void io_plot_vbar(const io_plot_axes *ax, double x, double width, double base, double value,
+void plot_vbar(const plot_axes *ax, double x, double width, double base, double value,
                   io_rgb col)
 {
     if (!isfinite(value))
         return;
     cairo_t *cr = ax->cr;
     clip(ax);
-    double x0 = io_plot_px(ax, x - width / 2), x1 = io_plot_px(ax, x + width / 2);
-    double y0 = io_plot_py(ax, base), y1 = io_plot_py(ax, value);
+    double x0 = plot_px(ax, x - width / 2), x1 = plot_px(ax, x + width / 2);
+    double y0 = plot_py(ax, base), y1 = plot_py(ax, value);
     cairo_rectangle(cr, x0, fmin(y0, y1), x1 - x0, fabs(y1 - y0));
     set_col(cr, col);
     cairo_fill_preserve(cr);
     cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
     cairo_set_line_width(cr, 0.8);
-    set_dash(cr, IO_PLOT_SOLID, 0.8);
+    set_dash(cr, PLOT_SOLID, 0.8);
     cairo_stroke(cr);
     cairo_restore(cr);
 }
 
-void io_plot_herror(const io_plot_axes *ax, double y, double xlo, double xhi, double cap,
+void plot_herror(const plot_axes *ax, double y, double xlo, double xhi, double cap,
                     io_rgb col, double width)
 {
     if (!isfinite(xlo) || !isfinite(xhi) || !isfinite(y))
         return;
     cairo_t *cr = ax->cr;
     clip(ax);
-    double py = io_plot_py(ax, y), a = io_plot_px(ax, xlo), b = io_plot_px(ax, xhi);
+    double py = plot_py(ax, y), a = plot_px(ax, xlo), b = plot_px(ax, xhi);
     set_col(cr, col);
     cairo_set_line_width(cr, width);
-    set_dash(cr, IO_PLOT_SOLID, width);
+    set_dash(cr, PLOT_SOLID, width);
     cairo_move_to(cr, a, py);
     cairo_line_to(cr, b, py);
     cairo_move_to(cr, a, py - cap / 2);
@@ -496,12 +496,12 @@ void io_plot_herror(const io_plot_axes *ax, double y, double xlo, double xhi, do
     cairo_restore(cr);
 }
 
-void io_plot_hline(const io_plot_axes *ax, double y, io_rgb col, int dash, const char *label)
+void plot_hline(const plot_axes *ax, double y, io_rgb col, int dash, const char *label)
 {
     if (!(y >= ax->ymin && y <= ax->ymax))
         return;
     cairo_t *cr = ax->cr;
-    double py = io_plot_py(ax, y);
+    double py = plot_py(ax, y);
     cairo_save(cr);
     set_col(cr, col);
     cairo_set_line_width(cr, 1.2);
@@ -511,17 +511,17 @@ void io_plot_hline(const io_plot_axes *ax, double y, io_rgb col, int dash, const
     cairo_stroke(cr);
     cairo_restore(cr);
     if (label && *label) {
-        double w = io_plot_text_width(cr, label, 10, IO_PLOT_ITALIC);
-        io_plot_label_box(cr, ax->x + 8 + w / 2, py - 10, label, 10, IO_PLOT_ITALIC, col);
+        double w = plot_text_width(cr, label, 10, PLOT_ITALIC);
+        plot_label_box(cr, ax->x + 8 + w / 2, py - 10, label, 10, PLOT_ITALIC, col);
     }
 }
 
-void io_plot_vline(const io_plot_axes *ax, double x, io_rgb col, int dash, const char *label)
+void plot_vline(const plot_axes *ax, double x, io_rgb col, int dash, const char *label)
 {
     if (!(x >= ax->xmin && x <= ax->xmax))
         return;
     cairo_t *cr = ax->cr;
-    double px = io_plot_px(ax, x);
+    double px = plot_px(ax, x);
     cairo_save(cr);
     set_col(cr, col);
     cairo_set_line_width(cr, 1.2);
@@ -531,7 +531,7 @@ void io_plot_vline(const io_plot_axes *ax, double x, io_rgb col, int dash, const
     cairo_stroke(cr);
     cairo_restore(cr);
     if (label && *label)
-        io_plot_text(cr, px + 4, ax->y + 4, label, 10, IO_PLOT_LEFT, IO_PLOT_TOP, 0, IO_PLOT_ITALIC, col);
+        plot_text(cr, px + 4, ax->y + 4, label, 10, PLOT_LEFT, PLOT_TOP, 0, PLOT_ITALIC, col);
 }
 
 /* ------------------------------------------------------------------ */
@@ -542,19 +542,19 @@ void io_plot_vline(const io_plot_axes *ax, double x, io_rgb col, int dash, const
 #define PAD 7.0
 #define LEG_FS 11.0
 
-static void entry_widths(cairo_t *cr, const io_plot_legend_entry *e, int n, int per_row,
+static void entry_widths(cairo_t *cr, const plot_legend_entry *e, int n, int per_row,
                          double *colw)
 {
     for (int c = 0; c < per_row; c++)
         colw[c] = 0.0;
     for (int i = 0; i < n; i++) {
-        double w = KEY_W + 6 + io_plot_text_width(cr, e[i].label, LEG_FS, IO_PLOT_NORMAL);
+        double w = KEY_W + 6 + plot_text_width(cr, e[i].label, LEG_FS, PLOT_NORMAL);
         if (w > colw[i % per_row])
             colw[i % per_row] = w;
     }
 }
 
-void io_plot_legend_size(cairo_t *cr, const io_plot_legend_entry *e, int n, int per_row, double *w,
+void plot_legend_size(cairo_t *cr, const plot_legend_entry *e, int n, int per_row, double *w,
                          double *h)
 {
     if (per_row < 1)
@@ -573,36 +573,36 @@ void io_plot_legend_size(cairo_t *cr, const io_plot_legend_entry *e, int n, int 
     *h = rows * ROW_H + 2 * PAD - 4;
 }
 
-static void draw_key(cairo_t *cr, double x, double y, const io_plot_legend_entry *e)
+static void draw_key(cairo_t *cr, double x, double y, const plot_legend_entry *e)
 {
     cairo_save(cr);
     set_col(cr, e->col);
     double cy = y;
     switch (e->key) {
-    case IO_PLOT_KEY_LINE:
-    case IO_PLOT_KEY_DOTTED:
-    case IO_PLOT_KEY_DASHED: {
-        double lw = e->key == IO_PLOT_KEY_DOTTED ? 2.2 : 2.0;
+    case PLOT_KEY_LINE:
+    case PLOT_KEY_DOTTED:
+    case PLOT_KEY_DASHED: {
+        double lw = e->key == PLOT_KEY_DOTTED ? 2.2 : 2.0;
         cairo_set_line_width(cr, lw);
-        set_dash(cr, e->key == IO_PLOT_KEY_LINE ? IO_PLOT_SOLID
-                    : e->key == IO_PLOT_KEY_DOTTED ? IO_PLOT_DOTTED : IO_PLOT_DASHED, lw);
+        set_dash(cr, e->key == PLOT_KEY_LINE ? PLOT_SOLID
+                    : e->key == PLOT_KEY_DOTTED ? PLOT_DOTTED : PLOT_DASHED, lw);
         cairo_move_to(cr, x + 1, cy);
         cairo_line_to(cr, x + KEY_W - 1, cy);
         cairo_stroke(cr);
         break;
     }
-    case IO_PLOT_KEY_POINT:
-    case IO_PLOT_KEY_HOLLOW:
-        disc(cr, x + KEY_W / 2, cy, 4.5, e->col, e->key == IO_PLOT_KEY_POINT);
+    case PLOT_KEY_POINT:
+    case PLOT_KEY_HOLLOW:
+        disc(cr, x + KEY_W / 2, cy, 4.5, e->col, e->key == PLOT_KEY_POINT);
         break;
-    case IO_PLOT_KEY_BOX:
+    case PLOT_KEY_BOX:
         cairo_rectangle(cr, x + 4, cy - 6, KEY_W - 8, 12);
         cairo_fill_preserve(cr);
         cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
         cairo_set_line_width(cr, 0.8);
         cairo_stroke(cr);
         break;
-    case IO_PLOT_KEY_ERRORBAR:
+    case PLOT_KEY_ERRORBAR:
         cairo_set_line_width(cr, 1.6);
         cairo_move_to(cr, x + 2, cy);
         cairo_line_to(cr, x + KEY_W - 2, cy);
@@ -612,15 +612,15 @@ static void draw_key(cairo_t *cr, double x, double y, const io_plot_legend_entry
         cairo_line_to(cr, x + KEY_W - 2, cy + 4);
         cairo_stroke(cr);
         break;
-    case IO_PLOT_KEY_ARROW:
+    case PLOT_KEY_ARROW:
     default:
-        io_plot_arrow(cr, x + 1, cy, x + KEY_W - 1, cy, 0, 2.0, 8.0, e->col, IO_PLOT_SOLID, NULL, NULL);
+        plot_arrow(cr, x + 1, cy, x + KEY_W - 1, cy, 0, 2.0, 8.0, e->col, PLOT_SOLID, NULL, NULL);
         break;
     }
     cairo_restore(cr);
 }
 
-double io_plot_legend(cairo_t *cr, double x, double y, const io_plot_legend_entry *e, int n,
+double plot_legend(cairo_t *cr, double x, double y, const plot_legend_entry *e, int n,
                       int per_row)
 {
     if (n <= 0)
@@ -632,7 +632,7 @@ double io_plot_legend(cairo_t *cr, double x, double y, const io_plot_legend_entr
     if (per_row > 64)
         per_row = 64;
     double w, h, colw[64];
-    io_plot_legend_size(cr, e, n, per_row, &w, &h);
+    plot_legend_size(cr, e, n, per_row, &w, &h);
     entry_widths(cr, e, n, per_row, colw);
     cairo_save(cr);
     cairo_rectangle(cr, x, y, w, h);
@@ -640,7 +640,7 @@ double io_plot_legend(cairo_t *cr, double x, double y, const io_plot_legend_entr
     cairo_fill_preserve(cr);
     cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
     cairo_set_line_width(cr, 0.8);
-    set_dash(cr, IO_PLOT_SOLID, 0.8);
+    set_dash(cr, PLOT_SOLID, 0.8);
     cairo_stroke(cr);
     cairo_restore(cr);
     for (int i = 0; i < n; i++) {
@@ -650,8 +650,8 @@ double io_plot_legend(cairo_t *cr, double x, double y, const io_plot_legend_entr
             cx += colw[k] + 14;
         double cy = y + PAD + r * ROW_H + ROW_H / 2 - 2;
         draw_key(cr, cx, cy, &e[i]);
-        io_plot_text(cr, cx + KEY_W + 6, cy, e[i].label, LEG_FS, IO_PLOT_LEFT, IO_PLOT_MIDDLE, 0,
-                     IO_PLOT_NORMAL, IO_PLOT_BLACK);
+        plot_text(cr, cx + KEY_W + 6, cy, e[i].label, LEG_FS, PLOT_LEFT, PLOT_MIDDLE, 0,
+                     PLOT_NORMAL, PLOT_BLACK);
     }
     return h;
 }
@@ -669,7 +669,7 @@ static void control(double x0, double y0, double x1, double y1, double bend, dou
     *cy = (y0 + y1) / 2 + 2 * bend * ny;
 }
 
-void io_plot_arrow_at(double x0, double y0, double x1, double y1, double bend, double t, double *x,
+void plot_arrow_at(double x0, double y0, double x1, double y1, double bend, double t, double *x,
                       double *y)
 {
     double cx, cy;
@@ -679,7 +679,7 @@ void io_plot_arrow_at(double x0, double y0, double x1, double y1, double bend, d
     *y = u * u * y0 + 2 * u * t * cy + t * t * y1;
 }
 
-void io_plot_arrow(cairo_t *cr, double x0, double y0, double x1, double y1, double bend,
+void plot_arrow(cairo_t *cr, double x0, double y0, double x1, double y1, double bend,
                    double width, double head, io_rgb col, int dash, double *mx, double *my)
 {
     double cx, cy;
@@ -701,7 +701,7 @@ void io_plot_arrow(cairo_t *cr, double x0, double y0, double x1, double y1, doub
     if (tend < 0.5)
         tend = 0.5;
     double ex, ey;
-    io_plot_arrow_at(x0, y0, x1, y1, bend, tend, &ex, &ey);
+    plot_arrow_at(x0, y0, x1, y1, bend, tend, &ex, &ey);
     /* the sub-curve [0, tend] of a quadratic Bezier has control point
        P0 + tend (C - P0) */
     double qx = x0 + tend * (cx - x0), qy = y0 + tend * (cy - y0);
@@ -713,7 +713,7 @@ void io_plot_arrow(cairo_t *cr, double x0, double y0, double x1, double y1, doub
     cairo_curve_to(cr, x0 + 2.0 / 3.0 * (qx - x0), y0 + 2.0 / 3.0 * (qy - y0),
                    ex + 2.0 / 3.0 * (qx - ex), ey + 2.0 / 3.0 * (qy - ey), ex, ey);
     cairo_stroke(cr);
-    set_dash(cr, IO_PLOT_SOLID, width);
+    set_dash(cr, PLOT_SOLID, width);
     double hw = head * 0.45;
     cairo_move_to(cr, x1, y1);
     cairo_line_to(cr, x1 - head * tx - hw * ty, y1 - head * ty + hw * tx);
@@ -723,5 +723,5 @@ void io_plot_arrow(cairo_t *cr, double x0, double y0, double x1, double y1, doub
     cairo_fill(cr);
     cairo_restore(cr);
     if (mx && my)
-        io_plot_arrow_at(x0, y0, x1, y1, bend, 0.5, mx, my);
+        plot_arrow_at(x0, y0, x1, y1, bend, 0.5, mx, my);
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 #include "io/io_atomic.h"
 #include "io/io_mat.h"
 #include "io/io_result.h"

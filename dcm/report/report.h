@@ -1,8 +1,8 @@
-/* io_report.h — what `dcm report` and `dcm review` read from a result
+/* report.h — what `dcm report` and `dcm review` read from a result
  * file, and the report they write.
  *
  * Contract
- * - io_report_load() reads one result JSON (as written by dcm estimate,
+ * - report_load() reads one result JSON (as written by dcm estimate,
  *   io_result.h): the summary of io_result_load() plus the time series
  *   ("observed_bold_scaled", "predicted_bold_scaled" and, when present,
  *   "fitted_confounds_scaled", each v rows of n), "model"."TR" and
@@ -18,8 +18,8 @@
  *   DCM_ERR_INPUT): what was fitted ("model": TE, delays, options), the
  *   input design ("design", io_result_inputs.h), and the checks of dcm
  *   estimate ("warnings": strings, "diagnostics": numbers).
- * - Regions are matched by name when models meet (io_report_comparable);
- *   parameter names are never cut (io_report_name_cap).
+ * - Regions are matched by name when models meet (report_comparable);
+ *   parameter names are never cut (report_name_cap).
  * - Parameters are named with the syntax of every other command
  *   (io_pnames.h): "A:V1->V5", "B:Attention:V1->V5", "transit:V1",
  *   "decay"; both styles (review, figure) use it.
@@ -28,8 +28,8 @@
  *   options, priors) and the diagnostics, then the figures: the fit and
  *   the inputs share one scan axis; the forest plot fills a dot exactly
  *   when Pp > threshold, i.e. when its drawn interval lies beyond the prior
- *   mean (io_report_interval_z); units as MANUAL 5.4.
- * - io_report_write() draws the figures with cairo (io_plot.h) and writes
+ *   mean (report_interval_z); units as MANUAL 5.4.
+ * - report_write() draws the figures with cairo (plot.h) and writes
  *   one self-contained HTML file (figures embedded as base64 PNG data
  *   URIs, no scripts, no external references) and, when png_dir is given,
  *   every figure as a PNG file there (the directory is created if
@@ -37,7 +37,7 @@
  *   written unless every figure could be drawn. With several models it
  *   adds a fixed-effects comparison (dcm_compare_ffx) when they were
  *   fitted to the same data, and says why not otherwise.
- * - A group comparison (io_report_group: a log-evidence table's models and
+ * - A group comparison (report_group: a log-evidence table's models and
  *   the results of vl_bms_rfx over it, as `dcm report --lme` computes
  *   them) adds a random-effects section before everything else: a figure
  *   of exp_r, xp and pxp per model, a table and a caption. With a group,
@@ -45,13 +45,13 @@
  * - No global state; errors through dcm_error (DCM_ERR_INPUT for bad
  *   files, DCM_ERR_SYSTEM for memory and writing).
  */
-#ifndef IO_REPORT_H
-#define IO_REPORT_H
+#ifndef REPORT_H
+#define REPORT_H
 
 #include <stddef.h>
 
 #include "dcm/dcm_api.h"
-#include "io/io_plot.h"
+#include "dcm/report/plot.h"
 #include "io/io_result.h"
 #include "io/io_result_inputs.h"
 
@@ -81,43 +81,43 @@ typedef struct {
     double diag_max_a;     /* largest off-diagonal |A| (Hz) */
     double diag_neff;      /* effective number of parameters */
     int diag_accepted;     /* accepted steps (-1: absent) */
-} io_report_model;
+} report_model;
 
-int io_report_load(const char *path, io_report_model *m, dcm_error *err);
-void io_report_model_free(io_report_model *m);
+int report_load(const char *path, report_model *m, dcm_error *err);
+void report_model_free(report_model *m);
 /* Make the k names distinct: models whose files share a name (sub-01/fwd.json,
  * sub-02/fwd.json) are named by the shortest path suffix that tells them
  * apart ("sub-01/fwd", "sub-02/fwd"); the same file twice gets " (2)".
  * Returns 0, or -1 when out of memory (names then unchanged). */
-int io_report_unique_names(io_report_model *models, int k);
+int report_unique_names(report_model *models, int k);
 
 /* Parameter blocks, in SPM's flat order. */
-enum { IO_REPORT_GROUP_A, IO_REPORT_GROUP_B, IO_REPORT_GROUP_C, IO_REPORT_GROUP_D,
-       IO_REPORT_GROUP_HAEMO };
+enum { REPORT_GROUP_A, REPORT_GROUP_B, REPORT_GROUP_C, REPORT_GROUP_D,
+       REPORT_GROUP_HAEMO };
 /* Block of parameter k; *sub receives the input (B), region (D) or 0. */
-int io_report_param_group(const io_report_model *m, int k, int *sub);
+int report_param_group(const report_model *m, int k, int *sub);
 /* Source and target of parameter k: regions for A/B/D, (input, region)
  * for C; -1 for haemodynamic parameters (transit: *to is the region). */
-void io_report_param_ends(const io_report_model *m, int k, int *from, int *to);
+void report_param_ends(const report_model *m, int k, int *from, int *to);
 
-enum { IO_REPORT_NAME_REVIEW = 0, IO_REPORT_NAME_FIGURE = 1 };
-void io_report_param_name(const io_report_model *m, int k, int style, char *buf, size_t len);
+enum { REPORT_NAME_REVIEW = 0, REPORT_NAME_FIGURE = 1 };
+void report_param_name(const report_model *m, int k, int style, char *buf, size_t len);
 /* A buffer length that holds every parameter name of m whole. */
-size_t io_report_name_cap(const io_report_model *m);
+size_t report_name_cap(const report_model *m);
 /* True for free parameters (prior variance > 0). */
-int io_report_param_free(const io_report_model *m, int k);
-double io_report_param_sd(const io_report_model *m, int k);
+int report_param_free(const report_model *m, int k);
+double report_param_sd(const report_model *m, int k);
 
 /* z for a two-sided 90 % credible interval: mean +- 1.645 sd */
-#define IO_REPORT_CI90_Z 1.6448536269514722
+#define REPORT_CI90_Z 1.6448536269514722
 /* The interval the report draws for a marking threshold P (Pp > P):
  * mean +- z sd with z = Phi^-1(P), a (2P - 1) credible interval (90 % for
  * P = 0.95). Pp > P exactly when that interval lies wholly beyond the
  * prior mean in size (beyond +-pE): for pE = 0, when it excludes zero. */
-double io_report_interval_z(double threshold);
+double report_interval_z(double threshold);
 /* 1 when the interval mean +- z sd of parameter k lies beyond +-pE (the
- * forest plot's filled dot); equals Pp > P for z = io_report_interval_z(P). */
-int io_report_param_beyond_prior(const io_report_model *m, int k, double z);
+ * forest plot's filled dot); equals Pp > P for z = report_interval_z(P). */
+int report_param_beyond_prior(const report_model *m, int k, double z);
 
 /* A random-effects comparison over a group of subjects (Stephan et al.
  * 2009, Rigoux et al. 2014): the models of a log-evidence table and what
@@ -132,7 +132,7 @@ typedef struct {
     const double *pxp;           /* nmod: protected exceedance probabilities */
     double bor;                  /* Bayesian omnibus risk */
     int converged;               /* 0: the VB iterations hit their limit */
-} io_report_group;
+} report_group;
 
 typedef struct {
     const char *html_path;   /* output file */
@@ -140,40 +140,40 @@ typedef struct {
     double png_scale;        /* resolution factor of the PNGs (2: sharp on high-DPI screens) */
     double threshold;        /* Pp above which a parameter is marked (0.95) */
     const char *generator;   /* e.g. the command line, shown in the report (may be NULL) */
-    const io_report_group *group; /* random-effects group comparison (NULL: none) */
-} io_report_options;
+    const report_group *group; /* random-effects group comparison (NULL: none) */
+} report_options;
 
 /* 1 when the k models were fitted to the same data (same regions and,
  * where both files carry them, the same observed time series), so that
  * their free energies can be compared; else 0 and the reason in why.
  * Files without time series (e.g. SPM's reference results) are compared
  * only with other such files. */
-int io_report_comparable(const io_report_model *models, int k, char *why, size_t len);
+int report_comparable(const report_model *models, int k, char *why, size_t len);
 
 /* models[k]: loaded results (k >= 1, or k >= 0 with opt->group). Returns
  * DCM_OK or an error code. */
-int io_report_write(const io_report_model *models, int k, const io_report_options *opt,
+int report_write(const report_model *models, int k, const report_options *opt,
                     dcm_error *err);
 
 /* Figures (exposed for tests and tools): each draws into f, returns 0 or
  * -1 when out of memory. */
-int io_report_fig_fit(const io_report_model *m, io_plot_figure *f);
+int report_fig_fit(const report_model *m, plot_figure *f);
 /* The inputs over time, one row per input, on the fit figure's x axis
  * (scans, same range, same plot width); -1 also when m->design.nu = 0. */
-int io_report_fig_inputs(const io_report_model *m, io_plot_figure *f);
+int report_fig_inputs(const report_model *m, plot_figure *f);
 /* Input k of m->design: how many times it switches on (from zero; abutting
  * events count once) and its total time on (s). -1 without a design. */
-int io_report_input_on(const io_report_model *m, int k, int *times, double *seconds);
+int report_input_on(const report_model *m, int k, int *times, double *seconds);
 /* "drives V1; modulates V1->V5" from the free C and B parameters of input k */
-void io_report_input_role(const io_report_model *m, int k, char *buf, size_t len);
-int io_report_fig_params(const io_report_model *m, double threshold, io_plot_figure *f);
-int io_report_fig_network(const io_report_model *m, double threshold, io_plot_figure *f);
-int io_report_fig_free_energy(const io_report_model *m, io_plot_figure *f);
-int io_report_fig_compare(const io_report_model *models, int k, const double *lbf,
-                          const double *post, io_plot_figure *f);
+void report_input_role(const report_model *m, int k, char *buf, size_t len);
+int report_fig_params(const report_model *m, double threshold, plot_figure *f);
+int report_fig_network(const report_model *m, double threshold, plot_figure *f);
+int report_fig_free_energy(const report_model *m, plot_figure *f);
+int report_fig_compare(const report_model *models, int k, const double *lbf,
+                          const double *post, plot_figure *f);
 /* Random effects over a group: expected frequency, exceedance and
  * protected exceedance probability per model (three panels, side by side
  * for up to 6 models, stacked beyond), with the omnibus risk. */
-int io_report_fig_group(const io_report_group *g, io_plot_figure *f);
+int report_fig_group(const report_group *g, plot_figure *f);
 
 #endif

@@ -1,7 +1,7 @@
 /* cmd_report.c — `dcm report [RESULT.json ...] [--lme LME.tsv] -o
  * report.html [--png DIR]`: one self-contained HTML report of fitted models
  * and, with --lme, of a random-effects comparison over a group, with
- * figures drawn by cairo (io/io_report.h). */
+ * figures drawn by cairo (dcm/report/report.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +9,9 @@
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
 
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 #include "io/io_lme.h"
-#include "io/io_report.h"
+#include "dcm/report/report.h"
 #include "vl/vl_bms.h"
 
 static const char *help =
@@ -91,7 +91,7 @@ static char *command_line(int argc, char **argv)
 
 /* Read the log-evidence table and run random-effects BMS over it, as dcm
  * compare --rfx --lme does; g points into T and R. */
-static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, io_report_group *g,
+static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, report_group *g,
                      dcm_error *err)
 {
     int rc = io_lme_read(path, T, err);
@@ -108,7 +108,7 @@ static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, io
     if (vr == VL_BMS_ENOCONV)
         fprintf(stderr, "dcm report: warning: %s: the variational iterations of the group comparison "
                         "did not converge\n", path);
-    *g = (io_report_group){path, T->nsub, T->nmod, T->models, R->alpha, R->exp_r, R->xp, R->pxp, R->bor,
+    *g = (report_group){path, T->nsub, T->nmod, T->models, R->alpha, R->exp_r, R->xp, R->pxp, R->bor,
                            vr != VL_BMS_ENOCONV};
     return DCM_OK;
 }
@@ -193,7 +193,7 @@ int cmd_report(int argc, char **argv)
             goto done;
     }
 
-    io_report_model *models = calloc((size_t)(k ? k : 1), sizeof *models);
+    report_model *models = calloc((size_t)(k ? k : 1), sizeof *models);
     char *generator = command_line(argc, argv);
     if (!models || !generator) {
         free(models);
@@ -205,7 +205,7 @@ int cmd_report(int argc, char **argv)
     /* the group comparison first: a bad table writes nothing */
     io_lme_table T;
     vl_bms_rfx_result R;
-    io_report_group group;
+    report_group group;
     memset(&T, 0, sizeof T);
     memset(&R, 0, sizeof R);
     memset(&group, 0, sizeof group);
@@ -213,29 +213,29 @@ int cmd_report(int argc, char **argv)
         rc = cli_report("report", &err);
     int loaded = 0;
     for (; !rc && loaded < k; loaded++)
-        if (io_report_load(files[loaded], &models[loaded], &err)) {
+        if (report_load(files[loaded], &models[loaded], &err)) {
             rc = cli_report("report", &err);
             break;
         }
     /* sub-01/fwd.json and sub-02/fwd.json: distinct titles, figures and PNG names */
-    if (!rc && io_report_unique_names(models, k))
+    if (!rc && report_unique_names(models, k))
         rc = cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
     if (!rc && k > 1) {
         char why[1024];
-        if (!io_report_comparable(models, k, why, sizeof why))
+        if (!report_comparable(models, k, why, sizeof why))
             fprintf(stderr, "dcm report: note: no model comparison: %s (free energies compare only "
                             "models fitted to the same data)\n", why);
     }
     if (!rc) {
-        io_report_options opt = {out, png_dir, scale, threshold, generator, lme_path ? &group : NULL};
-        if (io_report_write(models, k, &opt, &err))
+        report_options opt = {out, png_dir, scale, threshold, generator, lme_path ? &group : NULL};
+        if (report_write(models, k, &opt, &err))
             rc = cli_report("report", &err);
         else
             fprintf(stderr, "dcm report: wrote %s%s%s\n", out, png_dir ? " and figures in " : "",
                     png_dir ? png_dir : "");
     }
     for (int i = 0; i < loaded; i++)
-        io_report_model_free(&models[i]);
+        report_model_free(&models[i]);
     vl_bms_rfx_result_free(&R);
     io_lme_free(&T);
     free(models);

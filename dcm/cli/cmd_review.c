@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dcm/dcm_cli.h"
-#include "io/io_report.h"
+#include "dcm/cli/cli.h"
+#include "dcm/report/report.h"
 
 static const char *help =
     "usage: dcm review RESULT.json [--threshold P]\n"
@@ -80,9 +80,9 @@ int cmd_review(int argc, char **argv)
     if (!file)
         return cli_fail("review", DCM_ERR_USAGE, "give a result file (see dcm review --help)");
 
-    io_report_model m;
+    report_model m;
     dcm_error err = {0, ""};
-    if (io_report_load(file, &m, &err))
+    if (report_load(file, &m, &err))
         return cli_report("review", &err);
     const io_result_summary *s = &m.s;
     const int n = s->n;
@@ -129,24 +129,24 @@ int cmd_review(int argc, char **argv)
     size_t namelen = 3 * longest + 64;
     char *name = malloc(namelen);
     if (!name) {
-        io_report_model_free(&m);
+        report_model_free(&m);
         return cli_fail("review", DCM_ERR_SYSTEM, "out of memory");
     }
     for (int k = 0; k < s->np; k++)
-        if (io_report_param_free(&m, k)) {
-            io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, namelen);
+        if (report_param_free(&m, k)) {
+            report_param_name(&m, k, REPORT_NAME_REVIEW, name, namelen);
             if ((int)strlen(name) > width)
                 width = (int)strlen(name);
         }
     printf("\n%-*s %10s %10s %8s\n", width, "parameter", "mean", "sd", "Pp");
     for (int k = 0; k < s->np; k++) {
-        if (!io_report_param_free(&m, k))
+        if (!report_param_free(&m, k))
             continue;
         nfree++;
-        io_report_param_name(&m, k, IO_REPORT_NAME_REVIEW, name, namelen);
+        report_param_name(&m, k, REPORT_NAME_REVIEW, name, namelen);
         int mark = isfinite(m.Pp[k]) && m.Pp[k] > threshold;
         nmarked += mark;
-        printf("%-*s %10.4f %10.4f %8.4f%s\n", width, name, s->Ep[k], io_report_param_sd(&m, k), m.Pp[k],
+        printf("%-*s %10.4f %10.4f %8.4f%s\n", width, name, s->Ep[k], report_param_sd(&m, k), m.Pp[k],
                mark ? " *" : "");
     }
     printf("* posterior probability > %g: %d of %d free parameters\n", threshold, nmarked, nfree);
@@ -189,6 +189,6 @@ int cmd_review(int argc, char **argv)
             printf("  mean variance explained %.3f\n", mean / k);
     }
     free(name);
-    io_report_model_free(&m);
+    report_model_free(&m);
     return DCM_OK;
 }

@@ -1,5 +1,5 @@
-/* io_report_model.c — reading a result for `dcm report` / `dcm review`:
- * time series, parameter names and fit statistics (see io_report.h). */
+/* report_model.c — reading a result for `dcm report` / `dcm review`:
+ * time series, parameter names and fit statistics (see report.h). */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <gsl/gsl_cdf.h>
 #include <jansson.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/io_report.h"
+#include "dcm/report/report.h"
 #include "io/io_pnames.h"
 #include "models/model_dcm.h"
 
@@ -92,7 +92,7 @@ static double variance(const double *x, int v)
     return s / (k - 1);
 }
 
-static int fit_stats(io_report_model *m, dcm_error *err)
+static int fit_stats(report_model *m, dcm_error *err)
 {
     const int n = m->s.n, v = m->v;
     m->r2 = malloc(sizeof(double) * (size_t)(n ? n : 1));
@@ -133,7 +133,7 @@ static double json_num_or_nan(json_t *o, const char *key)
     return json_is_number(x) ? json_number_value(x) : NAN;
 }
 
-static void unknown_settings(io_report_model *m)
+static void unknown_settings(report_model *m)
 {
     m->TR = m->TE = m->hE = m->hC = NAN;
     m->nonlinear = m->centre = m->maxit = m->maxnodes = -1;
@@ -146,7 +146,7 @@ static void unknown_settings(io_report_model *m)
 /* What was fitted, and the checks of dcm estimate: all optional (older
  * results and SPM's reference files lack some), but malformed ones are
  * errors. */
-static int load_settings(const char *path, json_t *root, io_report_model *m, dcm_error *err)
+static int load_settings(const char *path, json_t *root, report_model *m, dcm_error *err)
 {
     json_t *model = json_object_get(root, "model");
     json_t *opt = json_object_get(model, "options");
@@ -197,7 +197,7 @@ static int load_settings(const char *path, json_t *root, io_report_model *m, dcm
     return io_result_design_load(path, root, m->s.inputs, m->s.m, &m->design, err);
 }
 
-int io_report_load(const char *path, io_report_model *m, dcm_error *err)
+int report_load(const char *path, report_model *m, dcm_error *err)
 {
     memset(m, 0, sizeof *m);
     unknown_settings(m);
@@ -270,7 +270,7 @@ int io_report_load(const char *path, io_report_model *m, dcm_error *err)
         goto fail;
     }
     for (int k = 0; k < np; k++) {
-        double sd = io_report_param_sd(m, k);
+        double sd = report_param_sd(m, k);
         m->Pp[k] = (m->s.pV[k] > 0.0 && sd > 0.0)
                        ? 0.5 * erfc((m->s.pE[k] - fabs(m->s.Ep[k])) / sd / sqrt(2.0))
                        : NAN;
@@ -281,11 +281,11 @@ int io_report_load(const char *path, io_report_model *m, dcm_error *err)
     return DCM_OK;
 fail:
     json_decref(root);
-    io_report_model_free(m);
+    report_model_free(m);
     return rc;
 }
 
-void io_report_model_free(io_report_model *m)
+void report_model_free(report_model *m)
 {
     io_result_summary_free(&m->s);
     free(m->name);
@@ -334,7 +334,7 @@ static char *path_suffix(const char *path, int depth, int *whole)
     return s;
 }
 
-int io_report_unique_names(io_report_model *models, int k)
+int report_unique_names(report_model *models, int k)
 {
     if (k < 2)
         return 0;
@@ -414,12 +414,12 @@ done:
 /* ------------------------------------------------------------------ */
 /* parameters                                                           */
 
-static void layout(const io_report_model *m, model_dcm_layout *L)
+static void layout(const report_model *m, model_dcm_layout *L)
 {
     model_dcm_layout_init(L, m->s.n, m->s.m, m->s.nd > 0);
 }
 
-int io_report_param_group(const io_report_model *m, int k, int *sub)
+int report_param_group(const report_model *m, int k, int *sub)
 {
     model_dcm_layout L;
     layout(m, &L);
@@ -429,21 +429,21 @@ int io_report_param_group(const io_report_model *m, int k, int *sub)
         sub = &dummy;
     *sub = 0;
     if (k < L.off_B)
-        return IO_REPORT_GROUP_A;
+        return REPORT_GROUP_A;
     if (k < L.off_C) {
         *sub = (k - L.off_B) / nn;
-        return IO_REPORT_GROUP_B;
+        return REPORT_GROUP_B;
     }
     if (k < L.off_D)
-        return IO_REPORT_GROUP_C;
+        return REPORT_GROUP_C;
     if (k < L.off_transit) {
         *sub = (k - L.off_D) / nn;
-        return IO_REPORT_GROUP_D;
+        return REPORT_GROUP_D;
     }
-    return IO_REPORT_GROUP_HAEMO;
+    return REPORT_GROUP_HAEMO;
 }
 
-void io_report_param_ends(const io_report_model *m, int k, int *from, int *to)
+void report_param_ends(const report_model *m, int k, int *from, int *to)
 {
     model_dcm_layout L;
     layout(m, &L);
@@ -470,7 +470,7 @@ void io_report_param_ends(const io_report_model *m, int k, int *from, int *to)
     *from = r / n; /* column = source */
 }
 
-void io_report_param_name(const io_report_model *m, int k, int style, char *buf, size_t len)
+void report_param_name(const report_model *m, int k, int style, char *buf, size_t len)
 {
     /* one naming syntax everywhere (io_pnames.h), in figures too */
     (void)style;
@@ -479,7 +479,7 @@ void io_report_param_name(const io_report_model *m, int k, int style, char *buf,
         snprintf(buf, len, "?");
 }
 
-size_t io_report_name_cap(const io_report_model *m)
+size_t report_name_cap(const report_model *m)
 {
     size_t r = 0, u = 0;
     for (int j = 0; j < m->s.n; j++)
@@ -490,12 +490,12 @@ size_t io_report_name_cap(const io_report_model *m)
     return 3 * r + u + 32;
 }
 
-int io_report_param_free(const io_report_model *m, int k)
+int report_param_free(const report_model *m, int k)
 {
     return m->s.pV[k] > 0.0;
 }
 
-int io_report_input_on(const io_report_model *m, int k, int *times, double *seconds)
+int report_input_on(const report_model *m, int k, int *times, double *seconds)
 {
     const io_result_design *d = &m->design;
     *times = 0;
@@ -511,21 +511,21 @@ int io_report_input_on(const io_report_model *m, int k, int *times, double *seco
     return 0;
 }
 
-double io_report_interval_z(double threshold)
+double report_interval_z(double threshold)
 {
     return gsl_cdf_ugaussian_Pinv(threshold);
 }
 
-int io_report_param_beyond_prior(const io_report_model *m, int k, double z)
+int report_param_beyond_prior(const report_model *m, int k, double z)
 {
-    double sd = io_report_param_sd(m, k), e = m->s.Ep[k];
-    if (!io_report_param_free(m, k) || !(sd > 0.0) || !isfinite(e))
+    double sd = report_param_sd(m, k), e = m->s.Ep[k];
+    if (!report_param_free(m, k) || !(sd > 0.0) || !isfinite(e))
         return 0;
     /* Pp = Phi((|Ep| - pE) / sd) > Phi(z)  <=>  |Ep| - z sd > pE */
     return fabs(e) - z * sd > m->s.pE[k];
 }
 
-double io_report_param_sd(const io_report_model *m, int k)
+double report_param_sd(const report_model *m, int k)
 {
     double c = m->s.Cp[(size_t)k * m->s.np + k];
     return c >= 0.0 ? sqrt(c) : NAN;

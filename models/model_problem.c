@@ -1,6 +1,7 @@
-/* dcm_problem.c — errors, allocation and validation of a dcm_problem
- * (see dcm_api.h). */
-#include "dcm/dcm_api.h"
+/* model_problem.c — allocation, validation and design checks of a
+ * dcm_problem: one fMRI DCM (models/model_dcm.h) with its data (see
+ * model_problem.h). */
+#include "models/model_problem.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -9,20 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
-
-/* warnings live here (not in dcm_result.c) because the loaders, which the
- * fuzz harnesses link without the estimator, add them */
 /* Names that differ only in case ("V1", "v1") are one region or input
  * typed twice: parameter names would tell them apart, a reader would not. */
 static int same_name(const char *a, const char *b)
@@ -34,47 +21,6 @@ static int same_name(const char *a, const char *b)
 }
 #define CASE_NOTE(a, b) strcmp(a, b) ? ", as \"" : "", strcmp(a, b) ? (a) : "", \
                         strcmp(a, b) ? "\": names that differ only in case are the same name" : ""
-
-int dcm_warnings_add(dcm_warnings *w, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (len < 0)
-        return DCM_ERR_SYSTEM;
-    char *s = malloc((size_t)len + 1);
-    char **items = s ? realloc(w->items, sizeof(char *) * (size_t)(w->count + 1)) : NULL;
-    if (!items) {
-        free(s);
-        return DCM_ERR_SYSTEM;
-    }
-    w->items = items;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)len + 1, fmt, ap);
-    va_end(ap);
-    w->items[w->count++] = s;
-    return DCM_OK;
-}
-
-int dcm_warnings_copy(dcm_warnings *dst, const dcm_warnings *src)
-{
-    for (int i = 0; src && i < src->count; i++)
-        if (dcm_warnings_add(dst, "%s", src->items[i]))
-            return DCM_ERR_SYSTEM;
-    return DCM_OK;
-}
-
-void dcm_warnings_free(dcm_warnings *w)
-{
-    if (!w)
-        return;
-    for (int i = 0; i < w->count; i++)
-        free(w->items[i]);
-    free(w->items);
-    w->items = NULL;
-    w->count = 0;
-}
 
 dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear)
 {
@@ -122,39 +68,6 @@ void dcm_problem_free(dcm_problem *P)
     free(P->source);
     dcm_warnings_free(&P->warnings);
     free(P);
-}
-
-const char *dcm_check_tr(double TR, char *buf, size_t len)
-{
-    if (!isfinite(TR) || TR <= 0.0)
-        snprintf(buf, len, "\"TR\" is %g; the repetition time must be a positive number of "
-                 "seconds (e.g. 3.22)", TR);
-    else if (TR >= 100.0 && TR / 1000.0 <= DCM_TR_MAX)   /* 100 ms .. 30 s in ms */
-        snprintf(buf, len, "\"TR\" is %g, but the repetition time is in seconds and must lie in "
-                 "(0, %g]: %g looks like milliseconds; write %g", TR, DCM_TR_MAX, TR, TR / 1000.0);
-    else if (TR > DCM_TR_MAX)
-        snprintf(buf, len, "\"TR\" is %g, but the repetition time is in seconds and must lie in "
-                 "(0, %g]", TR, DCM_TR_MAX);
-    else
-        return NULL;
-    return buf;
-}
-
-const char *dcm_name_problem(const char *name)
-{
-    if (!name || !name[0])
-        return "names may not be empty";
-    size_t len = strlen(name);
-    if (strstr(name, "->"))
-        return "names may not contain \"->\" (it separates source and target in \"A:V1->V5\")";
-    if (strchr(name, ':'))
-        return "names may not contain ':' (it separates the parts of \"B:Attention:V1->V5\")";
-    if (isspace((unsigned char)name[0]) || isspace((unsigned char)name[len - 1]))
-        return "names may not start or end with white space";
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-            return "names may not contain control characters (tabs, line breaks)";
-    return NULL;
 }
 
 /* Name of region i or input j for messages (never NULL). */

@@ -9,7 +9,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
-#include "dcm/dcm_cli.h"
+#include "dcm/cli/cli.h"
 #include "io/io_params.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
@@ -65,7 +65,7 @@ static const char *help =
     "  dcm simulate fwd.json --params truth.json --vary 'A:*=0.05' --vary 'B:*=0.1' \\\n"
     "      --snr 3 --seed 12 --params-out sub-12_truth.json -o sub-12.tsv\n";
 
-/* What SPM's scaling (dcm_estimate_core.c: each region's mean removed, then
+/* What SPM's scaling (dcm_estimate.c: each region's mean removed, then
  * everything times 4/range when the range exceeds 4) will do to these data. */
 static void rescaling_note(const double *y, int v, int n)
 {

@@ -1,6 +1,6 @@
-/* dcm_result.c — release a dcm_result; warnings; the fit diagnostics of
+/* core_result.c — release a dcm_result; warnings; the fit diagnostics of
  * SPM's spm_dcm_fmri_check (see dcm_api.h). */
-#include "dcm/dcm_api.h"
+#include "dcm/core/dcm_core.h"
 
 #include <math.h>
 #include <stdarg.h>

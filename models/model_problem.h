@@ -1,0 +1,25 @@
+/* model_problem.h — one fMRI DCM with its data: allocation, validation and
+ * the design checks that need both the model and the data.
+ *
+ * Contract
+ * - dcm_problem (dcm/core/dcm_core.h) holds a model_dcm (model_dcm.h), the
+ *   regional time series and the confounds; these functions own it. The
+ *   loaders in io/ build problems with them; C users may fill one directly.
+ */
+#ifndef MODEL_PROBLEM_H
+#define MODEL_PROBLEM_H
+
+#include "dcm/core/dcm_core.h"
+#include "models/model_dcm.h"
+
+dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear);
+void dcm_problem_free(dcm_problem *P);
+/* Check a filled problem (names, sizes, finite values, TR, delays,
+ * connectivity). Returns DCM_OK or DCM_ERR_INPUT with a message. */
+int dcm_problem_validate(const dcm_problem *P, dcm_error *err);
+/* Checks that need the data and the inputs, run by dcm_estimate before
+ * fitting: a region whose time series is constant is an error naming it;
+ * an input on for less than one TR in total is a warning appended to w. */
+int dcm_problem_check_design(const dcm_problem *P, dcm_warnings *w, dcm_error *err);
+
+#endif
