@@ -82,11 +82,11 @@ int vl_expm(const double *A, int n, double *E, vl_expm_work *w)
         double r = 0.0;
         for (int j = 0; j < n; j++)
             r += fabs(A[i * n + j]);
+        if (!isfinite(r)) /* NaN compares false below: test each row */
+            return VL_ERR_NONFINITE;
         if (r > norm)
             norm = r;
     }
-    if (!isfinite(norm))
-        return VL_ERR_NONFINITE;
     /* scale so that |A/2^s| < 1/2, where the (6,6) Pade approximant is
        accurate to double precision */
     int e = 0;
@@ -120,13 +120,16 @@ int vl_expm(const double *A, int n, double *E, vl_expm_work *w)
     }
     /* E = D \ N */
     gsl_matrix_view Dv = gsl_matrix_view_array(w->Dm, (size_t)n, (size_t)n);
+    /* a permutation of order n over the workspace's (GSL insists that the
+       sizes match, and n may be below the workspace's order) */
+    gsl_permutation perm = {(size_t)n, w->perm->data};
     int sig;
-    int rc = gsl_linalg_LU_decomp(&Dv.matrix, w->perm, &sig);
+    int rc = gsl_linalg_LU_decomp(&Dv.matrix, &perm, &sig);
     if (rc == 0) {
         gsl_matrix_view Nv = gsl_matrix_view_array(w->Nm, (size_t)n, (size_t)n);
         for (int j = 0; j < n; j++) {
             gsl_vector_view col = gsl_matrix_column(&Nv.matrix, (size_t)j);
-            rc = gsl_linalg_LU_svx(&Dv.matrix, w->perm, &col.vector);
+            rc = gsl_linalg_LU_svx(&Dv.matrix, &perm, &col.vector);
             if (rc)
                 break;
         }
