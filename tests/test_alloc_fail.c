@@ -28,6 +28,7 @@
 #include "io/io_spec.h"
 #include "io/io_tsv.h"
 #include "dcm/dcm_batch.h"
+#include "vl/vl_nlsi.h"
 #include "tests/test_util.h"
 
 void *__real_malloc(size_t n);
@@ -250,6 +251,91 @@ static int op_extract(dcm_error *err)
     return rc;
 }
 
+/* the VL engine on its own: a linear model y = X theta with confounds and
+ * a full prior covariance through the driver, then a complex-data model
+ * with an analytic Jacobian step by step */
+enum { ENG_NY = 16, ENG_NP = 3 };
+
+static int eng_predict(void *user, const double *theta, double *y)
+{
+    const double *X = user;
+    for (int r = 0; r < ENG_NY; r++)
+        y[r] = X[r * ENG_NP] * theta[0] + X[r * ENG_NP + 1] * theta[1] + X[r * ENG_NP + 2] * theta[2];
+    return 0;
+}
+
+static int eng_predict_complex(void *user, const double *theta, double *y)
+{
+    const double *X = user; /* 2 ENG_NY rows: (re, im) interleaved */
+    for (int r = 0; r < 2 * ENG_NY; r++)
+        y[r] = X[r * ENG_NP] * theta[0] + X[r * ENG_NP + 1] * theta[1] + X[r * ENG_NP + 2] * theta[2];
+    return 0;
+}
+
+static int eng_jacobian_complex(void *user, const double *theta, const double *f, double *J)
+{
+    (void)theta;
+    (void)f;
+    memcpy(J, user, sizeof(double) * 2 * ENG_NY * ENG_NP);
+    return 0;
+}
+
+static int op_engine(dcm_error *err)
+{
+    double X[2 * ENG_NY * ENG_NP], y[2 * ENG_NY], X0[ENG_NY / 2], Q[ENG_NY];
+    for (int r = 0; r < 2 * ENG_NY; r++) {
+        for (int k = 0; k < ENG_NP; k++)
+            X[r * ENG_NP + k] = sin(1.3 * r + 0.7 * k) + (k == r % ENG_NP);
+        y[r] = 0.5 * X[r * ENG_NP] - 0.3 * X[r * ENG_NP + 1] + 0.1 * cos(2.1 * r);
+    }
+    for (int r = 0; r < ENG_NY / 2; r++)
+        X0[r] = 1.0;
+    for (int r = 0; r < ENG_NY; r++)
+        Q[r] = 1.0;
+    const double pE[ENG_NP] = {0}, pC[ENG_NP * ENG_NP] = {1, 0.2, 0, 0.2, 1, 0, 0, 0, 0.5};
+    const double hE[1] = {0}, hC[1] = {1};
+    vl_problem P = {.model = {.np = ENG_NP, .pE = pE, .pC = pC, .ny = ENG_NY,
+                              .predict = eng_predict, .user = X, .nh = 1, .Q = Q, .hE = hE,
+                              .hC = hC, .nb = ENG_NY / 2, .nx0 = 1, .X0 = X0},
+                    .y = y, .maxit = 32};
+    vl_result *R = NULL;
+    char msg[256] = "";
+    int vrc = vl_nlsi(&P, &R, msg, sizeof msg);
+    if (vrc == VL_OK && !(R && isfinite(R->F) && R->ntrace == R->iterations)) {
+        printf("\n  engine: VL_OK without a usable result");
+        CU_FAIL("vl_nlsi result");
+    }
+    vl_result_free(R);
+    R = NULL;
+    if (vrc)
+        return dcm_error_from_vl(vrc, "engine (linear model)", msg, err);
+    /* step by step, complex data, analytic Jacobian */
+    const double pV[ENG_NP] = {1, 1, 1};
+    vl_model M = {.np = ENG_NP, .pE = pE, .pV = pV, .ny = ENG_NY, .complex_data = 1,
+                  .predict = eng_predict_complex, .jacobian = eng_jacobian_complex, .user = X,
+                  .nh = 1, .Q = Q, .hE = hE, .hC = hC};
+    vl_engine *E = NULL;
+    vrc = vl_engine_alloc(&M, &E, msg, sizeof msg);
+    if (vrc == VL_OK)
+        vrc = vl_engine_init(E, y, NULL, msg, sizeof msg);
+    for (int k = 0; k < 4 && vrc == VL_OK; k++)
+        vrc = vl_engine_iterate(E, msg, sizeof msg);
+    if (vrc == VL_OK)
+        vrc = vl_engine_result(E, &R, msg, sizeof msg);
+    vl_result_free(R);
+    vl_engine_free(E);
+    if (vrc)
+        return dcm_error_from_vl(vrc, "engine (complex model)", msg, err);
+    /* the linear algebra's own allocating forms */
+    double A[4] = {2, 1, 1, 2}, H[4] = {-2, 1, 1, -2}, g[2] = {1, -1}, dx[2];
+    vrc = vl_inv_reg(A, 2, -1.0);
+    if (vrc == VL_OK)
+        vrc = vl_dx(H, g, 2, 0.0, dx);
+    if (vrc)
+        return dcm_error_from_vl(vrc, "linear algebra", NULL, err);
+    return DCM_OK;
+}
+
 /* ---- setup: small inputs in a private folder ---- */
 
 static void write_inputs(void)
@@ -306,6 +392,7 @@ static void test_manifest(void) { CU_ASSERT(drive("batch manifest", op_manifest,
 static void test_mat(void) { CU_ASSERT(drive(".mat (DCM, VOI)", op_mat, 5000) > 0); }
 static void test_extract(void) { CU_ASSERT(drive("extract (eigenvariate)", op_extract, 5000) > 0); }
 static void test_estimate(void) { CU_ASSERT(drive("estimate + write", op_estimate, 20000) > 0); }
+static void test_engine(void) { CU_ASSERT(drive("VL engine (linear models)", op_engine, 5000) > 0); }
 
 int main(void)
 {
@@ -326,6 +413,7 @@ int main(void)
         {".mat readers", test_mat},
         {"extract (regression, eigenvariate)", test_extract},
         {"estimate (2 iterations), JSON and .mat writers", test_estimate},
+        {"VL engine: driver, step by step, complex data, linear algebra", test_engine},
         {NULL, NULL}};
     int rc = test_run("allocation failures", cases);
     test_remove_dir(dir);
