@@ -14,6 +14,8 @@
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
 
+#include "dcm/dcm_api.h"
+#include "models/model_dcm.h"
 #include "vl/vl_linalg.h"
 #include "vl/vl_nlsi.h"
 #include "tests/test_util.h"
@@ -515,6 +517,59 @@ static void test_stop(void)
     vl_result_free(R);
 }
 
+/* the public callback (dcm_progress_fn) reaches the engine: a simulated
+ * two-region DCM stopped after two iterations */
+static void test_stop_dcm_estimate(void)
+{
+    const int n = 2, v = 64;
+    dcm_problem *P = dcm_problem_alloc(n, 1, v, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(P);
+    model_dcm *M = P->M;
+    M->TR = 2.0;
+    for (int i = 0; i < n; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "R%d", i + 1);
+        P->region_names[i] = strdup(name);
+        M->delays[i] = 1.0;
+        M->a[i + i * n] = 1;
+    }
+    M->a[1] = 1; /* R1 -> R2 */
+    P->input_names[0] = strdup("U");
+    M->c[0] = 1;
+    for (int t = 0; t < M->nu; t++)
+        M->u[t] = (t / 128) % 2;
+    const int np = M->L.np;
+    double *theta = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
+    model_dcm_priors(M, theta, pV);
+    theta[model_dcm_idx_C(&M->L, 0, 0)] = 1.0;
+    theta[model_dcm_idx_A(&M->L, 1, 0)] = 0.5;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(dcm_predict(P, theta, P->Y, &err), DCM_OK);
+    for (int k = 0; k < v * n; k++)
+        P->Y[k] += 0.02 * pseudo(k);
+    stopper s = {2, 0, 0, 0.0};
+    dcm_result *R = NULL;
+    CU_ASSERT_EQUAL_FATAL(dcm_estimate(P, stop_at_k, &s, &R, &err), DCM_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(R);
+    printf("\n  dcm_estimate stopped: iterations %d, stopped %d, converged %d, F %.3f",
+           R->iterations, R->stopped, R->converged, R->F);
+    CU_ASSERT_EQUAL(s.calls, 2);
+    CU_ASSERT_EQUAL(R->stopped, 1);
+    CU_ASSERT_EQUAL(R->converged, 0);
+    CU_ASSERT_EQUAL(R->iterations, 2);
+    CU_ASSERT_EQUAL(R->F, s.last_F);
+    dcm_result_free(R);
+    /* without a callback the same problem runs on */
+    R = NULL;
+    CU_ASSERT_EQUAL_FATAL(dcm_estimate(P, NULL, NULL, &R, &err), DCM_OK);
+    CU_ASSERT_EQUAL(R->stopped, 0);
+    CU_ASSERT(R->iterations > 2);
+    dcm_result_free(R);
+    free(theta);
+    free(pV);
+    dcm_problem_free(P);
+}
+
 /* ---- the Jacobian hook ---- */
 
 /* y_t = a exp(-b s_t) + c s_t: nonlinear in b */
@@ -815,6 +870,7 @@ int main(void)
          test_linear_full_prior_confounds},
         {"complex data: zero imaginary parts, complex vs stacked", test_complex},
         {"progress callback stops the fit", test_stop},
+        {"dcm_estimate passes the stop through", test_stop_dcm_estimate},
         {"Jacobian hook vs finite differences", test_jacobian_hook},
         {"engine errors: failing model, bad options, order of calls", test_errors},
         {"vl_expm: diagonal, nilpotent, rotation", test_expm},
