@@ -172,6 +172,101 @@ static double *mode_constrained_prior(const double *y, int v, int n, const doubl
     return C;
 }
 
+/* The data as SPM fits them: each region's mean removed, then scaled so
+ * that the largest excursion is at most 4 (SPM: "a maximum change of 4%").
+ * y (v x n column-major) receives them; returns the scale. */
+static double detrend_and_scale(const dcm_problem *P, double *y)
+{
+    const int n = P->n, v = P->v;
+    double ymax = -INFINITY, ymin = INFINITY;
+    for (int j = 0; j < n; j++) {
+        double mu = 0.0;
+        for (int s = 0; s < v; s++)
+            mu += P->Y[s + j * v];
+        mu /= v;
+        for (int s = 0; s < v; s++) {
+            double x = P->Y[s + j * v] - mu;
+            y[s + j * v] = x;
+            ymax = fmax(ymax, x);
+            ymin = fmin(ymin, x);
+        }
+    }
+    double scale = 4.0 / fmax(ymax - ymin, 4.0);
+    for (int k = 0; k < n * v; k++)
+        y[k] *= scale;
+    return scale;
+}
+
+/* The engine's precision components: one per region (1 on its v scans of
+ * the n v data, Q zeroed by the caller), with the options' hyperprior. */
+static void region_noise(const dcm_problem *P, double *Q, double *hE, double *hC)
+{
+    const int n = P->n, v = P->v, ny = n * v;
+    for (int j = 0; j < n; j++) {
+        for (int s = 0; s < v; s++)
+            Q[(size_t)j * ny + s + j * v] = 1.0;
+        hE[j] = P->hE;
+        hC[j] = P->hC;
+    }
+}
+
+/* Move the engine's arrays into the result. */
+static void take_fit(dcm_result *R, vl_result *V)
+{
+    R->Ep = V->Ep; V->Ep = NULL;
+    R->Cp = V->Cp; V->Cp = NULL;
+    R->Eh = V->Eh; V->Eh = NULL;
+    R->F_trace = V->F_trace; V->F_trace = NULL;
+    R->y_pred = V->y_pred; V->y_pred = NULL;
+    R->y_conf = V->y_conf; V->y_conf = NULL;
+    R->ntrace = V->ntrace;
+    R->F = V->F;
+    memcpy(R->L, V->L, sizeof R->L);
+    R->iterations = V->iterations;
+    R->converged = V->converged;
+    R->stopped = V->stopped;
+}
+
+/* Probability that each effect exceeds its prior mean in size (NaN where
+ * the prior variance or the posterior sd is 0). Non-zero without memory. */
+static int posterior_probabilities(dcm_result *R)
+{
+    const int np = R->np;
+    R->Pp = malloc(sizeof(double) * np);
+    if (!R->Pp)
+        return -1;
+    for (int i = 0; i < np; i++) {
+        double sd = sqrt(fmax(R->Cp[i * np + i], 0.0));
+        R->Pp[i] = (R->pV[i] > 0.0 && sd > 0.0)
+                       ? 1.0 - std_normal_cdf((R->pE[i] - fabs(R->Ep[i])) / sd)
+                       : NAN;
+    }
+    return 0;
+}
+
+/* Fit checks (SPM's spm_dcm_fmri_check) and their warnings; a fit stopped
+ * by the caller says so. Non-zero without memory. */
+static int fit_checks(const dcm_problem *P, dcm_result *R, const double *pC_full,
+                      dcm_warnings *warn)
+{
+    const int n = P->n, v = P->v, np = R->np;
+    R->diag.variance_explained = dcm_variance_explained(R->y_obs, R->y_pred, R->y_conf, (size_t)n * v);
+    double amax = -1.0;   /* stays < 0 for a single region: no connection */
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++)
+            if (i != j)
+                amax = fmax(amax, fabs(R->Ep[P->M->L.off_A + i + j * n]));
+    R->diag.max_abs_connection = amax >= 0.0 ? amax : NAN;
+    R->diag.effective_parameters =
+        v > 1 ? dcm_kl_normal(np, R->Ep, R->Cp, R->pE, R->pV, pC_full) / log((double)v) : NAN;
+    R->diag.accepted_steps = dcm_accepted_steps(R->F_trace, R->ntrace);
+    if (R->stopped &&
+        dcm_warnings_add(warn, "the fit was stopped by the caller after %d iterations, before "
+                               "it converged", R->iterations))
+        return -1;
+    return dcm_diagnostics_warn(&R->diag, warn);
+}
+
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err)
 {
@@ -240,36 +335,12 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     if (!R->pE || !R->pV || !R->y_obs)
         goto fail;
 
-    /* data: remove each region's mean, then scale so that the largest
-       excursion is at most 4 (SPM: "a maximum change of 4%") */
-    double ymax = -INFINITY, ymin = INFINITY;
-    for (int j = 0; j < n; j++) {
-        double mu = 0.0;
-        for (int s = 0; s < v; s++)
-            mu += P->Y[s + j * v];
-        mu /= v;
-        for (int s = 0; s < v; s++) {
-            double x = P->Y[s + j * v] - mu;
-            R->y_obs[s + j * v] = x;
-            ymax = fmax(ymax, x);
-            ymin = fmin(ymin, x);
-        }
-    }
-    R->scale = 4.0 / fmax(ymax - ymin, 4.0);
-    for (int k = 0; k < ny; k++)
-        R->y_obs[k] *= R->scale;
-
+    R->scale = detrend_and_scale(P, R->y_obs);
     if (P->centre)
         centre_inputs(M);
 
     model_dcm_priors(M, R->pE, R->pV);
-    /* one noise precision per region */
-    for (int j = 0; j < n; j++) {
-        for (int s = 0; s < v; s++)
-            Q[(size_t)j * ny + s + j * v] = 1.0;
-        hE[j] = P->hE;
-        hC[j] = P->hC;
-    }
+    region_noise(P, Q, hE, hC);
     const double *X0 = P->X0;
     int nx0 = P->nx0;
     if (nx0 == 0 || !X0) {
@@ -314,41 +385,8 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
                            P->source ? P->source : "", P->source ? ": " : "");
         goto cleanup;
     }
-    /* take ownership of the engine's arrays */
-    R->Ep = V->Ep; V->Ep = NULL;
-    R->Cp = V->Cp; V->Cp = NULL;
-    R->Eh = V->Eh; V->Eh = NULL;
-    R->F_trace = V->F_trace; V->F_trace = NULL;
-    R->y_pred = V->y_pred; V->y_pred = NULL;
-    R->y_conf = V->y_conf; V->y_conf = NULL;
-    R->ntrace = V->ntrace;
-    R->F = V->F;
-    memcpy(R->L, V->L, sizeof R->L);
-    R->iterations = V->iterations;
-    R->converged = V->converged;
-    R->stopped = V->stopped;
-    /* probability that each effect exceeds its prior mean in size */
-    R->Pp = malloc(sizeof(double) * np);
-    if (!R->Pp)
-        goto fail;
-    for (int i = 0; i < np; i++) {
-        double sd = sqrt(fmax(R->Cp[i * np + i], 0.0));
-        R->Pp[i] = (R->pV[i] > 0.0 && sd > 0.0)
-                       ? 1.0 - std_normal_cdf((R->pE[i] - fabs(R->Ep[i])) / sd)
-                       : NAN;
-    }
-    /* fit checks (SPM's spm_dcm_fmri_check) */
-    R->diag.variance_explained = dcm_variance_explained(R->y_obs, R->y_pred, R->y_conf, (size_t)ny);
-    double amax = -1.0;   /* stays < 0 for a single region: no connection */
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < n; i++)
-            if (i != j)
-                amax = fmax(amax, fabs(R->Ep[P->M->L.off_A + i + j * n]));
-    R->diag.max_abs_connection = amax >= 0.0 ? amax : NAN;
-    R->diag.effective_parameters =
-        v > 1 ? dcm_kl_normal(np, R->Ep, R->Cp, R->pE, R->pV, pC_full) / log((double)v) : NAN;
-    R->diag.accepted_steps = dcm_accepted_steps(R->F_trace, R->ntrace);
-    if (dcm_diagnostics_warn(&R->diag, &warn))
+    take_fit(R, V);
+    if (posterior_probabilities(R) || fit_checks(P, R, pC_full, &warn))
         goto fail;
     R->warnings = warn;
     warn.count = 0;
