@@ -558,12 +558,19 @@ static void test_stop_dcm_estimate(void)
     CU_ASSERT_EQUAL(R->converged, 0);
     CU_ASSERT_EQUAL(R->iterations, 2);
     CU_ASSERT_EQUAL(R->F, s.last_F);
+    /* and the result's warnings say so (they reach the result JSON) */
+    int said = 0;
+    for (int i = 0; i < R->warnings.count; i++)
+        said += strstr(R->warnings.items[i], "stopped by the caller after 2 iterations") != NULL;
+    CU_ASSERT_EQUAL(said, 1);
     dcm_result_free(R);
     /* without a callback the same problem runs on */
     R = NULL;
     CU_ASSERT_EQUAL_FATAL(dcm_estimate(P, NULL, NULL, &R, &err), DCM_OK);
     CU_ASSERT_EQUAL(R->stopped, 0);
     CU_ASSERT(R->iterations > 2);
+    for (int i = 0; i < R->warnings.count; i++)
+        CU_ASSERT(strstr(R->warnings.items[i], "stopped") == NULL);
     dcm_result_free(R);
     free(theta);
     free(pV);
