@@ -8,9 +8,9 @@
  * of variance hC = 1e-16 pins h at hE (it moves by ~hC dF/dh ~ 1e-15), so
  * the precision is lambda = exp(-32) + exp(hE) and the closed forms hold
  * with that lambda; the hyperprior's own term of F is ~ hC ny. (With
- * hC = 1e-12 the jitter of h, ~1e-11 per iteration, moves F by ~1e-10 and
- * the accept/reject decisions then stall the mean at ~1e-7.) Achieved:
- * |F - log evidence| ~1e-13..1e-12, max|dEp| ~1e-11, max|dCp| ~1e-14. */
+ * hC = 1e-12 the jitter of h, ~1e-11 per iteration, moves F by ~1e-10.)
+ * Achieved: |F - log evidence| 1e-14..1e-12 (asserted < 1e-10), max|dCp|
+ * ~1e-14, posterior means to 1e-11..1e-7 (see f_cost). */
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
 
@@ -85,9 +85,10 @@ static void data(const double *X, int rows, int np, const double *theta, double 
 /* Posterior of theta ~ N(m, C0), y = X theta + e, e ~ N(0, I / lam):
  * Cp = (lam X'X + C0^-1)^-1, Ep = Cp (lam X'y + C0^-1 m); and the log
  * evidence log N(y; X m, S), S = I / lam + X C0 X'. X rows x np
- * row-major, C0 np x np row-major (symmetric positive definite), np <= 64. */
+ * row-major, C0 np x np row-major (symmetric positive definite), np <= 64.
+ * Pp receives the posterior precision Cp^-1. */
 static double closed_form(const double *X, const double *y, int rows, int np, const double *m,
-                          const double *C0, double lam, double *Ep, double *Cp)
+                          const double *C0, double lam, double *Ep, double *Cp, double *Pp)
 {
     gsl_matrix *iC0 = gsl_matrix_alloc(np, np), *A = gsl_matrix_alloc(np, np);
     gsl_vector *b = gsl_vector_alloc(np);
@@ -107,6 +108,7 @@ static double closed_form(const double *X, const double *y, int rows, int np, co
             s += lam * X[t * np + i] * y[t];
         gsl_vector_set(b, i, s);
     }
+    memcpy(Pp, A->data, sizeof(double) * np * np);
     gsl_linalg_cholesky_decomp1(A);
     gsl_vector_view E = gsl_vector_view_array(Ep, np);
     gsl_linalg_cholesky_solve(A, b, &E.vector);
@@ -220,6 +222,20 @@ static double max_abs_diff(const double *a, const double *b, int n)
     return d;
 }
 
+/* What a posterior-mean error d = a - b costs in F: d' Pp d / 2. The
+ * engine accepts a step only when F rises, and F rounds at ~1e-14 of its
+ * terms, so along a direction of curvature c the mean is resolved to
+ * ~sqrt(1e-14 / c), a few 1e-8 (how far depends on the CPU's BLAS kernels
+ * and libm); this cost is the measure that does not depend on c. */
+static double f_cost(const double *a, const double *b, const double *Pp, int n)
+{
+    double q = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            q += (a[i] - b[i]) * Pp[i * n + j] * (a[j] - b[j]);
+    return 0.5 * q;
+}
+
 /* one known precision component over all ny values */
 static double Q_ones[4 * NY], hE_known[1] = {2.0}, hC_known[1] = {1e-16};
 
@@ -239,22 +255,23 @@ static void test_linear_closed_form(void)
     linear_model lm = {NY, NP, 0, X, 0, 0};
     vl_model M = {.np = NP, .pE = pE, .pV = pV, .ny = NY, .predict = linear_predict, .user = &lm,
                   .nh = 1, .Q = Q_ones, .hE = hE_known, .hC = hC_known};
-    double C0[NP * NP] = {0}, Ep[NP], Cp[NP * NP];
+    double C0[NP * NP] = {0}, Ep[NP], Cp[NP * NP], Pp[NP * NP];
     for (int i = 0; i < NP; i++)
         C0[i * NP + i] = pV[i];
     const double lam = PREC_FLOOR + exp(hE_known[0]);
-    double logev = closed_form(X, y, NY, NP, pE, C0, lam, Ep, Cp);
+    double logev = closed_form(X, y, NY, NP, pE, C0, lam, Ep, Cp, Pp);
     CU_ASSERT(fabs(logev - direct_evidence(X, y, NY, NP, pE, C0, lam)) < 1e-10);
     int it = 0;
     vl_result *R = run_to_optimum(&M, y, &it, 400);
     CU_ASSERT_PTR_NOT_NULL_FATAL(R);
     double dEp = max_abs_diff(R->Ep, Ep, NP), dCp = max_abs_diff(R->Cp, Cp, NP * NP);
-    double dF = fabs(R->F - logev);
+    double dF = fabs(R->F - logev), cost = f_cost(R->Ep, Ep, Pp, NP);
     printf("\n  diagonal prior: %d iterations, F %.10f, log evidence %.10f, |dF| %.1e, "
-           "max|dEp| %.1e, max|dCp| %.1e, |dh| %.1e", it, R->F, logev, dF, dEp, dCp,
-           fabs(R->Eh[0] - hE_known[0]));
+           "max|dEp| %.1e (costing %.1e in F), max|dCp| %.1e, |dh| %.1e", it, R->F, logev, dF,
+           dEp, cost, dCp, fabs(R->Eh[0] - hE_known[0]));
     CU_ASSERT(dF < 1e-10);
-    CU_ASSERT(dEp < 1e-9);
+    CU_ASSERT(cost < 1e-11);
+    CU_ASSERT(dEp < 1e-6);
     CU_ASSERT(dCp < 1e-10);
     CU_ASSERT(fabs(R->Eh[0] - hE_known[0]) < 1e-12);
     /* the prediction at the posterior mean is returned */
@@ -324,9 +341,9 @@ static void test_linear_full_prior_confounds(void)
     }
     for (int u = 0; u < NU; u++)
         C0[(3 + u) * NF + 3 + u] = 1e8;
-    double Ep[NF], Cp[NF * NF];
+    double Ep[NF], Cp[NF * NF], Pp[NF * NF];
     const double lam = PREC_FLOOR + exp(hE_known[0]);
-    double logev = closed_form(Xa, ya, NY, NF, m, C0, lam, Ep, Cp);
+    double logev = closed_form(Xa, ya, NY, NF, m, C0, lam, Ep, Cp, Pp);
     int it = 0;
     vl_result *R = run_to_optimum(&M, y, &it, 2000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(R);
@@ -337,19 +354,25 @@ static void test_linear_full_prior_confounds(void)
         for (int b = 0; b < 3; b++)
             dCp = fmax(dCp, fabs(R->Cp[free_idx[a] * NP + free_idx[b]] - Cp[a * NF + b]));
     }
-    double dbeta = 0.0;
+    double dbeta = 0.0, est[NF];
     for (int u = 0; u < NU; u++)
         dbeta = fmax(dbeta, fabs(R->beta[u] - Ep[3 + u]));
+    for (int a = 0; a < 3; a++)
+        est[a] = R->Ep[free_idx[a]];
+    for (int u = 0; u < NU; u++)
+        est[3 + u] = R->beta[u];
+    double cost = f_cost(est, Ep, Pp, NF);
     /* the fixed parameter stays at its prior mean with zero variance */
     CU_ASSERT(fabs(R->Ep[2] - pE[2]) < 1e-15);
     CU_ASSERT(fabs(R->Cp[2 * NP + 2]) < 1e-15);
     double dF = fabs(R->F - logev);
-    printf("\n  full prior + confounds: %d iterations, |dF| %.1e, max|dEp| %.1e, max|dCp| %.1e, "
-           "max|dbeta| %.1e", it, dF, dEp, dCp, dbeta);
+    printf("\n  full prior + confounds: %d iterations, |dF| %.1e, max|dEp| %.1e, max|dbeta| %.1e "
+           "(costing %.1e in F), max|dCp| %.1e", it, dF, dEp, dbeta, cost, dCp);
     CU_ASSERT(dF < 1e-10);
-    CU_ASSERT(dEp < 1e-9);
+    CU_ASSERT(cost < 1e-11);
+    CU_ASSERT(dEp < 1e-6);
     CU_ASSERT(dCp < 1e-10);
-    CU_ASSERT(dbeta < 1e-9);
+    CU_ASSERT(dbeta < 1e-6);
     vl_result_free(R);
 }
 
@@ -375,27 +398,24 @@ static void test_complex(void)
         yc[2 * r + 1] = 0.0;
     }
     linear_model lr = {NY, NP, 0, X, 0, 0}, lc = {NY, NP, 1, Xc, 0, 0};
-    vl_problem Pr = {.model = {.np = NP, .pE = pE, .pV = pV, .ny = NY, .predict = linear_predict,
-                               .user = &lr, .nh = 1, .Q = Q_ones, .hE = hE, .hC = hC},
-                     .y = y, .maxit = 64};
-    vl_problem Pc = Pr;
-    Pc.model.complex_data = 1;
-    Pc.model.user = &lc;
-    Pc.y = yc;
-    vl_result *Rr = NULL, *Rc = NULL;
-    char msg[256] = "";
-    CU_ASSERT_EQUAL(vl_nlsi(&Pr, &Rr, msg, sizeof msg), VL_OK);
-    CU_ASSERT_EQUAL(vl_nlsi(&Pc, &Rc, msg, sizeof msg), VL_OK);
+    vl_model Mr = {.np = NP, .pE = pE, .pV = pV, .ny = NY, .predict = linear_predict,
+                   .user = &lr, .nh = 1, .Q = Q_ones, .hE = hE, .hC = hC};
+    vl_model Mz = Mr;
+    Mz.complex_data = 1;
+    Mz.user = &lc;
+    int itr = 0, itz = 0;
+    vl_result *Rr = run_to_optimum(&Mr, y, &itr, 400), *Rc = run_to_optimum(&Mz, yc, &itz, 400);
     CU_ASSERT_PTR_NOT_NULL_FATAL(Rr);
     CU_ASSERT_PTR_NOT_NULL_FATAL(Rc);
     double dF = fabs(Rr->F - Rc->F), dEp = max_abs_diff(Rr->Ep, Rc->Ep, NP);
     double dEh = fabs(Rr->Eh[0] - Rc->Eh[0]);
     printf("\n  complex, zero imaginary parts vs real: |dF| %.1e, max|dEp| %.1e, |dEh| %.1e, "
-           "iterations %d/%d", dF, dEp, dEh, Rr->iterations, Rc->iterations);
+           "iterations %d/%d", dF, dEp, dEh, itr, itz);
+    /* zero rows add exact zeros, so in practice the two agree to the bit;
+       the bounds allow a BLAS that sums in another order */
     CU_ASSERT(dF < 1e-10);
-    CU_ASSERT(dEp < 1e-10);
-    CU_ASSERT(dEh < 1e-10);
-    CU_ASSERT_EQUAL(Rr->iterations, Rc->iterations);
+    CU_ASSERT(dEp < 1e-6);
+    CU_ASSERT(dEh < 1e-6);
     vl_result_free(Rr);
     vl_result_free(Rc);
 
@@ -431,17 +451,25 @@ static void test_complex(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(Rc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(Rr);
     const double lam = PREC_FLOOR + exp(hE_known[0]);
+    double C0[NP * NP] = {0}, Ep[NP], Cp[NP * NP], Pp[NP * NP];
+    for (int i = 0; i < NP; i++)
+        C0[i * NP + i] = pV[i];
+    double logev = closed_form(Xs, ys, 2 * NY, NP, pE, C0, lam, Ep, Cp, Pp);
     /* stacked: 2 NY values; complex: NY values, each counted once in
        0.5 log|iS| - 0.5 ny log(2 pi) */
-    double expected = Rr->F - 0.5 * NY * log(lam) + 0.5 * NY * LOG2PI;
+    double expected = logev - 0.5 * NY * log(lam) + 0.5 * NY * LOG2PI;
     dF = fabs(Rc->F - expected);
-    dEp = max_abs_diff(Rc->Ep, Rr->Ep, NP);
-    double dCp = max_abs_diff(Rc->Cp, Rr->Cp, NP * NP);
-    printf("\n  complex vs stacked real/imaginary: max|dEp| %.1e, max|dCp| %.1e, "
-           "|F - (F_stacked - ny/2 log lambda + ny/2 log 2pi)| %.1e", dEp, dCp, dF);
-    CU_ASSERT(dEp < 1e-9);
-    CU_ASSERT(dCp < 1e-10);
+    double dFs = fabs(Rr->F - logev);
+    double cost_c = f_cost(Rc->Ep, Ep, Pp, NP), cost_s = f_cost(Rr->Ep, Ep, Pp, NP);
+    double dCp = fmax(max_abs_diff(Rc->Cp, Cp, NP * NP), max_abs_diff(Rr->Cp, Cp, NP * NP));
+    printf("\n  complex vs stacked real/imaginary (closed form of the stacked model): "
+           "|F_complex - (log ev - ny/2 log lambda + ny/2 log 2pi)| %.1e, |F_stacked - log ev| %.1e, "
+           "mean errors costing %.1e / %.1e in F, max|dCp| %.1e", dF, dFs, cost_c, cost_s, dCp);
     CU_ASSERT(dF < 1e-10);
+    CU_ASSERT(dFs < 1e-10);
+    CU_ASSERT(cost_c < 1e-11);
+    CU_ASSERT(cost_s < 1e-11);
+    CU_ASSERT(dCp < 1e-10);
     /* and the complex prediction comes back interleaved */
     double f[2 * NY];
     linear_predict(&lc, Rc->Ep, f);
@@ -450,6 +478,7 @@ static void test_complex(void)
     vl_result_free(Rc);
 
     /* confounds are real-only: refused with complex data */
+    char msg[256] = "";
     double X0[NY] = {0};
     vl_engine *E = NULL;
     vl_model Mbad = Mc;
@@ -620,31 +649,30 @@ static void test_jacobian_hook(void)
     const double pE[NP] = {0}, pV[NP] = {1.0, 1.0, 1.0, 1.0};
     double hE[1] = {0.0}, hC[1] = {1.0};
     linear_model lfd = {NY, NP, 0, X, 0, 0}, ljac = lfd;
-    vl_problem P = {.model = {.np = NP, .pE = pE, .pV = pV, .ny = NY, .predict = linear_predict,
-                              .user = &lfd, .nh = 1, .Q = Q_ones, .hE = hE, .hC = hC},
-                    .y = y, .maxit = 64};
-    vl_problem Pj = P;
-    Pj.model.jacobian = linear_jacobian;
-    Pj.model.user = &ljac;
-    vl_result *R = NULL, *Rj = NULL;
-    char msg[256] = "";
-    CU_ASSERT_EQUAL(vl_nlsi(&P, &R, msg, sizeof msg), VL_OK);
-    CU_ASSERT_EQUAL(vl_nlsi(&Pj, &Rj, msg, sizeof msg), VL_OK);
+    vl_model Mf = {.np = NP, .pE = pE, .pV = pV, .ny = NY, .predict = linear_predict,
+                   .user = &lfd, .nh = 1, .Q = Q_ones, .hE = hE, .hC = hC};
+    vl_model Mj = Mf;
+    Mj.jacobian = linear_jacobian;
+    Mj.user = &ljac;
+    int itf = 0, itj = 0;
+    vl_result *R = run_to_optimum(&Mf, y, &itf, 400), *Rj = run_to_optimum(&Mj, y, &itj, 400);
     CU_ASSERT_PTR_NOT_NULL_FATAL(R);
     CU_ASSERT_PTR_NOT_NULL_FATAL(Rj);
     double dF = fabs(R->F - Rj->F), dEp = max_abs_diff(R->Ep, Rj->Ep, NP);
     printf("\n  linear, analytic vs finite-difference Jacobian: |dF| %.1e, max|dEp| %.1e; "
            "predict calls %ld vs %ld, jacobian calls %ld", dF, dEp, ljac.predicts, lfd.predicts,
            ljac.jacobians);
-    CU_ASSERT(dF < 1e-8);
-    CU_ASSERT(dEp < 1e-8);
-    CU_ASSERT_EQUAL(R->iterations, Rj->iterations);
-    /* the hook replaces the NP extra predictions of every iteration */
-    CU_ASSERT_EQUAL(ljac.jacobians, Rj->iterations);
-    CU_ASSERT_EQUAL(ljac.predicts, Rj->iterations + 1);
-    CU_ASSERT_EQUAL(lfd.predicts, R->iterations * (NP + 1) + 1);
+    CU_ASSERT(dF < 1e-10);
+    CU_ASSERT(dEp < 1e-6);
+    /* the hook replaces the NP extra predictions of every iteration (one
+       more prediction at the posterior mean for the result) */
+    CU_ASSERT_EQUAL(ljac.jacobians, itj);
+    CU_ASSERT_EQUAL(ljac.predicts, itj + 1);
+    CU_ASSERT_EQUAL(lfd.predicts, itf * (NP + 1) + 1);
+    CU_ASSERT_EQUAL(lfd.jacobians, 0);
     vl_result_free(R);
     vl_result_free(Rj);
+    char msg[256] = "";
 
     /* a nonlinear model: the same optimum to the accuracy of the
        differences (step exp(-8)) */
