@@ -1,8 +1,7 @@
 /* dcm_library.c — the public entry points that are not the estimator:
  * version, loading a problem from a file, problem and result accessors,
- * saving a result, and the one
- * process-wide set-up a library caller should not have to know about
- * (see include/dcm/dcm.h). */
+ * saving a result, and the one process-wide set-up a library caller
+ * should not have to know about (see include/dcm/dcm.h). */
 #include "dcm/dcm_api.h"
 
 #include <limits.h>
