@@ -165,8 +165,9 @@ $(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/f
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit \
 	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
-# The install test runs `make install` on this tree and builds a program
-# against the installed library; it finds the tree from any directory.
+# The install test runs `make install` on this tree (with DCM_MAKE_ARGS, so
+# it installs the flavour this make built) and builds a program against the
+# installed library; it finds the tree from any directory.
 $(B)/san/tests/test_install: tests/test_install.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -DTEST_SOURCE_DIR='"$(CURDIR)"' -o $@ $< \
@@ -177,7 +178,7 @@ $(B)/san/tests/test_install: tests/test_install.c tests/test_util.h $(B)/san/lib
 # The layering check (scripts/layers.sh) runs first.
 test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm lib/libdcm.so $(if $(HAVE_MPICC),bin/dcm-mpi)
 	@sh scripts/layers.sh
-	@DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm DCM_MPI_BIN=$(CURDIR)/bin/dcm-mpi sh scripts/run_tests.sh $(TEST_BINS)
+	@DCM_MAKE_ARGS='B=$(B) $(if $(MPI),MPI=$(MPI))' DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm DCM_MPI_BIN=$(CURDIR)/bin/dcm-mpi sh scripts/run_tests.sh $(TEST_BINS)
 
 demo: setup all
 	@sh scripts/demo.sh

@@ -12,7 +12,7 @@
  *
  * The source tree is $DCM_SOURCE_DIR, else the one this test was built
  * from (TEST_SOURCE_DIR, set by the Makefile), so it runs from any
- * directory. Needs make, cc and pkg-config (scripts/setup.sh), and g++
+ * directory; $DCM_MAKE_ARGS (set by make test) is passed to its makes. Needs make, cc and pkg-config (scripts/setup.sh), and g++
  * for the C++ check (skipped with a message without it). */
 #include "tests/test_util.h"
 
@@ -36,6 +36,14 @@ static int file_exists(const char *dir, const char *rel)
     snprintf(p, sizeof p, "%s/%s", dir, rel);
     struct stat st;
     return lstat(p, &st) == 0;
+}
+
+/* Variables for the sub-makes (make test passes B and MPI: the install
+ * must not rebuild the command in another flavour). */
+static const char *make_args(void)
+{
+    const char *a = getenv("DCM_MAKE_ARGS");
+    return a ? a : "";
 }
 
 /* The pkg-config query against the installed tree, e.g. "--cflags --libs". */
@@ -69,7 +77,7 @@ static int installed(void)
     snprintf(prefix, sizeof prefix, "%s/prefix", tmp);
     snprintf(data, sizeof data, "%s/data", tmp);
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' install PREFIX='%s'", src, prefix);
+    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' install PREFIX='%s' %s", src, prefix, make_args());
     int rc = test_shell(cmd, out, sizeof out);
     if (rc != 0) {
         printf("\n  %s exited with %d:\n%s", cmd, rc, out);
@@ -516,7 +524,8 @@ static void test_destdir_and_uninstall(void)
     CU_ASSERT_FATAL(installed());
     char stage[4096], cmd[8192];
     snprintf(stage, sizeof stage, "%s/stage", tmp);
-    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' install DESTDIR='%s' PREFIX=/opt/dcm", src, stage);
+    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' install DESTDIR='%s' PREFIX=/opt/dcm %s", src, stage,
+             make_args());
     CU_ASSERT_EQUAL_FATAL(test_shell(cmd, out, sizeof out), 0);
     char root[4300];
     snprintf(root, sizeof root, "%s/opt/dcm", stage);
@@ -528,12 +537,13 @@ static void test_destdir_and_uninstall(void)
     CU_ASSERT_EQUAL(test_shell(cmd, out, sizeof out), 0);
     CU_ASSERT_STRING_EQUAL(out, "prefix=/opt/dcm\n");
     /* uninstall leaves no file behind */
-    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' uninstall DESTDIR='%s' PREFIX=/opt/dcm && "
-             "find '%s' \\( -type f -o -type l \\) | wc -l", src, stage, stage);
+    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' uninstall DESTDIR='%s' PREFIX=/opt/dcm %s && "
+             "find '%s' \\( -type f -o -type l \\) | wc -l", src, stage, make_args(), stage);
     CU_ASSERT_EQUAL(test_shell(cmd, out, sizeof out), 0);
     CU_ASSERT_EQUAL(atoi(out), 0);
     /* a relative PREFIX would write a .pc that points nowhere: refused */
-    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' install DESTDIR='%s' PREFIX=relative/dir", src, stage);
+    snprintf(cmd, sizeof cmd, MAKE_ENV " -s -C '%s' install DESTDIR='%s' PREFIX=relative/dir %s", src, stage,
+             make_args());
     CU_ASSERT_NOT_EQUAL(test_shell(cmd, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "PREFIX must be an absolute path"));
     CU_ASSERT_FALSE(file_exists(stage, "relative"));
