@@ -113,6 +113,7 @@ $(B)/rel/libdcm.map: $(PUBLIC_HDR)
 # --no-undefined: the library must not lean on the report or the command;
 # --as-needed: NEEDED lists only what it uses (not libmpi under MPI=1).
 lib/$(SO_FILE): $(REL_OBJ) $(B)/rel/libdcm.map
+	@test -n "$(VERSION)" || { echo "Makefile: no DCM_VERSION_STRING \"X.Y.Z\" in dcm/dcm_api.h" >&2; exit 1; }
 	@mkdir -p lib
 	$(CC) -shared $(CFLAGS) -Wl,-soname,$(SO_NAME) -Wl,--version-script=$(B)/rel/libdcm.map \
 	    -Wl,--no-undefined -Wl,--as-needed -o $@ $(REL_OBJ) $(LIB_LDLIBS)
