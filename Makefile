@@ -1,5 +1,7 @@
 # dcm — dynamic causal modelling for fMRI.
-#   make            build bin/dcm and lib/libdcm.a
+#   make            build bin/dcm, lib/libdcm.a and lib/libdcm.so (the library only)
+#   make install    bin/dcm, lib/libdcm.{so,a}, include/dcm/*.h, lib/pkgconfig/dcm.pc
+#                   under PREFIX (default /usr/local; DESTDIR is honoured); make uninstall
 #   make setup      install the Debian packages we need (prints the apt line when not root)
 #   make demo       set up, build, simulate the bundled attention-design data, fit, compare
 #   make test       build the tests with AddressSanitizer + UBSan and run them
@@ -35,7 +37,10 @@ BATCH_FLAVOUR = plain
 endif
 # GSL is linked against OpenBLAS rather than its reference CBLAS: -lopenblas
 # is named on the link line, so its cblas_* symbols come before libgslcblas's.
-LDLIBS  = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lcairo -lfontconfig -lm -lpthread
+# LIB_LDLIBS is what the library needs (libdcm.so's NEEDED, dcm.pc's
+# Libs.private); cairo and fontconfig are the report's, i.e. bin/dcm's only.
+LIB_LDLIBS = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread
+LDLIBS  = $(LIB_LDLIBS) -lcairo -lfontconfig
 
 # The layers (docs/ARCHITECTURE.md): the library (core, engine, models,
 # files, API) is lib/libdcm.a; reporting (cairo) and the command line are
@@ -54,16 +59,24 @@ SAN_OBJ = $(ALL_SRC:%.c=$(B)/san/%.o)
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_BINS = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all setup demo test bench bench-group valgrind clean check-deps
-all: bin/dcm lib/libdcm.a
+.PHONY: all setup demo test bench bench-group valgrind clean check-deps install uninstall
+all: bin/dcm lib/libdcm.a lib/libdcm.so
 
 setup:
 	@sh scripts/setup.sh
 
-$(B)/rel/%.o: %.c $(LIB_HDR)
+# -fPIC: the same objects make lib/libdcm.a, lib/libdcm.so and bin/dcm, so
+# the shared library computes exactly what the command does (and the
+# archive can go into a shared object of the caller's). The stamp rebuilds
+# objects of a tree built before -fPIC was used.
+$(B)/rel/.fpic:
+	@mkdir -p $(dir $@)
+	@touch $@
+
+$(B)/rel/%.o: %.c $(LIB_HDR) $(B)/rel/.fpic
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
 
 $(B)/san/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -74,6 +87,40 @@ lib/libdcm.a: $(REL_OBJ)
 	@mkdir -p lib
 	rm -f $@
 	ar rcs $@ $^
+
+# ---- the shared library ----
+# lib/libdcm.so.VERSION, soname libdcm.so.MAJOR, with the two usual links.
+# It exports exactly the functions the public headers declare: the version
+# script is generated from include/dcm/*.h (preprocessed, so comments do not
+# count), everything else (io_, vl_, model_, internal dcm_ helpers) is
+# local. The headers are the one list of what is public; a function added to
+# them is exported without a second list to keep in step.
+VERSION := $(shell sed -n 's/^\#define DCM_VERSION_STRING "\([0-9.]*\)".*/\1/p' dcm/dcm_api.h)
+SO_MAJOR = $(firstword $(subst ., ,$(VERSION)))
+SO_NAME = libdcm.so.$(SO_MAJOR)
+SO_FILE = libdcm.so.$(VERSION)
+PUBLIC_HDR = $(wildcard include/dcm/*.h)
+
+$(B)/rel/libdcm.map: $(PUBLIC_HDR)
+	@mkdir -p $(dir $@)
+	@{ echo '{'; echo '  global:'; \
+	   $(CC) -E -P -Iinclude include/dcm/dcm.h | grep -o '\bdcm_[a-z0-9_]*[[:space:]]*(' | \
+	       tr -d ' \t(' | sort -u | sed 's/^/    /; s/$$/;/'; \
+	   echo '  local: *;'; echo '};'; } > $@.tmp
+	@grep -q 'dcm_version;' $@.tmp || { echo "$@: no public function found in include/dcm/dcm.h" >&2; rm -f $@.tmp; exit 1; }
+	@mv $@.tmp $@
+
+# --no-undefined: the library must not lean on the report or the command;
+# --as-needed: NEEDED lists only what it uses (not libmpi under MPI=1).
+lib/$(SO_FILE): $(REL_OBJ) $(B)/rel/libdcm.map
+	@test -n "$(VERSION)" || { echo "Makefile: no DCM_VERSION_STRING \"X.Y.Z\" in dcm/dcm_api.h" >&2; exit 1; }
+	@mkdir -p lib
+	$(CC) -shared $(CFLAGS) -Wl,-soname,$(SO_NAME) -Wl,--version-script=$(B)/rel/libdcm.map \
+	    -Wl,--no-undefined -Wl,--as-needed -o $@ $(REL_OBJ) $(LIB_LDLIBS)
+
+lib/libdcm.so: lib/$(SO_FILE)
+	ln -sf $(SO_FILE) lib/$(SO_NAME)
+	ln -sf $(SO_NAME) $@
 
 $(B)/rel/libdcm_cli.a: $(REL_CLI_OBJ)
 	rm -f $@
@@ -119,10 +166,20 @@ $(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/f
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit \
 	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
+# The install test runs `make install` on this tree (with DCM_MAKE_ARGS, so
+# it installs the flavour this make built) and builds a program against the
+# installed library; it finds the tree from any directory.
+$(B)/san/tests/test_install: tests/test_install.c tests/test_util.h $(B)/san/libdcm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -DTEST_SOURCE_DIR='"$(CURDIR)"' -o $@ $< \
+	    $(B)/san/libdcm.a $(LDLIBS) -lcunit
+
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
-test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm $(if $(HAVE_MPICC),bin/dcm-mpi)
-	@DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm DCM_MPI_BIN=$(CURDIR)/bin/dcm-mpi sh scripts/run_tests.sh $(TEST_BINS)
+# The layering check (scripts/layers.sh) runs first.
+test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm lib/libdcm.so $(if $(HAVE_MPICC),bin/dcm-mpi)
+	@sh scripts/layers.sh
+	@DCM_MAKE_ARGS='B=$(B) $(if $(MPI),MPI=$(MPI))' DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm DCM_MPI_BIN=$(CURDIR)/bin/dcm-mpi sh scripts/run_tests.sh $(TEST_BINS)
 
 demo: setup all
 	@sh scripts/demo.sh
@@ -142,6 +199,43 @@ valgrind: all
 
 clean:
 	rm -rf $(B) bin lib demo_out
+
+# ---- make install PREFIX=DIR (default /usr/local), DESTDIR for staging ----
+# bin/dcm, the library (shared and static), the public headers and
+# dcm.pc, whose paths are PREFIX's (DESTDIR is only where files land).
+# After installing into a system directory run ldconfig; elsewhere set
+# LD_LIBRARY_PATH or link with -Wl,-rpath (MANUAL section 11).
+PREFIX ?= /usr/local
+bindir ?= $(PREFIX)/bin
+libdir ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+pkgconfigdir ?= $(libdir)/pkgconfig
+INSTALL ?= install
+D = $(DESTDIR)
+
+install: bin/dcm lib/libdcm.a lib/libdcm.so
+	@case "$(PREFIX)" in /*) ;; *) echo "make install: PREFIX must be an absolute path (got '$(PREFIX)')" >&2; exit 1 ;; esac
+	$(INSTALL) -d "$(D)$(bindir)" "$(D)$(libdir)" "$(D)$(includedir)/dcm" "$(D)$(pkgconfigdir)"
+	$(INSTALL) -m 755 bin/dcm "$(D)$(bindir)/dcm"
+	$(INSTALL) -m 755 lib/$(SO_FILE) "$(D)$(libdir)/$(SO_FILE)"
+	ln -sf $(SO_FILE) "$(D)$(libdir)/$(SO_NAME)"
+	ln -sf $(SO_NAME) "$(D)$(libdir)/libdcm.so"
+	$(INSTALL) -m 644 lib/libdcm.a "$(D)$(libdir)/libdcm.a"
+	$(INSTALL) -m 644 $(PUBLIC_HDR) "$(D)$(includedir)/dcm/"
+	@printf '%s\n' 'prefix=$(PREFIX)' 'exec_prefix=$${prefix}' \
+	    'libdir=$(patsubst $(PREFIX)/%,$${exec_prefix}/%,$(libdir))' \
+	    'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(includedir))' '' \
+	    'Name: dcm' 'Description: Dynamic causal modelling for fMRI (SPM12 DCM in C)' \
+	    'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -ldcm' \
+	    'Libs.private: $(LIB_LDLIBS)' > "$(D)$(pkgconfigdir)/dcm.pc.tmp"
+	mv "$(D)$(pkgconfigdir)/dcm.pc.tmp" "$(D)$(pkgconfigdir)/dcm.pc"
+	@echo "installed under $(D)$(PREFIX)"
+
+uninstall:
+	rm -f "$(D)$(bindir)/dcm" "$(D)$(libdir)/$(SO_FILE)" "$(D)$(libdir)/$(SO_NAME)" \
+	    "$(D)$(libdir)/libdcm.so" "$(D)$(libdir)/libdcm.a" "$(D)$(pkgconfigdir)/dcm.pc"
+	rm -f $(PUBLIC_HDR:include/dcm/%="$(D)$(includedir)/dcm/%")
+	-rmdir "$(D)$(includedir)/dcm" 2>/dev/null || true
 
 # ---- fuzzing: `make fuzz` (clang's libFuzzer; `make test` does not need clang) ----
 # Harnesses in fuzz/ run FUZZ_TIME seconds each, starting from

@@ -1,13 +1,18 @@
 /* dcm_library.c — the public entry points that are not the estimator:
- * version, loading a problem from a file, result accessors, and the one
- * process-wide set-up a library caller should not have to know about
- * (see include/dcm/dcm.h). */
+ * version, loading a problem from a file, problem and result accessors,
+ * saving a result, and the one process-wide set-up a library caller
+ * should not have to know about (see include/dcm/dcm.h). */
 #include "dcm/dcm_api.h"
 
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io/io_mat.h"
+#include "io/io_pnames.h"
+#include "io/io_result.h"
 #include "io/io_spec.h"
 #include "vl/vl_linalg.h"
 #include "vl/vl_status.h"
@@ -72,4 +77,125 @@ int dcm_error_from_vl(int vl_status, const char *context, const char *detail, dc
     if (context && context[0])
         return dcm_error_set(err, code, "%s: %s", context, what);
     return dcm_error_set(err, code, "%s", what);
+}
+
+/* ---- accessors of include/dcm/dcm.h ---- */
+
+int dcm_problem_regions(const dcm_problem *P) { return P ? P->n : -1; }
+int dcm_problem_inputs(const dcm_problem *P) { return P ? P->m : -1; }
+int dcm_problem_scans(const dcm_problem *P) { return P ? P->v : -1; }
+
+const char *dcm_problem_region_name(const dcm_problem *P, int i)
+{
+    return P && i >= 0 && i < P->n ? P->region_names[i] : NULL;
+}
+
+const char *dcm_problem_input_name(const dcm_problem *P, int j)
+{
+    return P && j >= 0 && j < P->m ? P->input_names[j] : NULL;
+}
+
+/* The one place the public API meets the parameter naming of io/io_pnames.h
+ * (its layout is the model's): the number of parameters of P, and with
+ * name != NULL, *name = the malloc'd name of parameter k (NULL when out of
+ * range or out of memory). */
+static int problem_pnames(const dcm_problem *P, int k, char **name)
+{
+    io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names};
+    if (name)
+        *name = io_pname_name(&S, k);
+    return io_pname_count(&S);
+}
+
+int dcm_problem_parameters(const dcm_problem *P)
+{
+    return P && P->M ? problem_pnames(P, 0, NULL) : -1;
+}
+
+int dcm_problem_parameter_name(const dcm_problem *P, int k, char *buf, size_t len)
+{
+    if (buf && len)
+        buf[0] = 0;
+    if (!P || !P->M || k < 0)
+        return -1;
+    char *name = NULL;
+    int np = problem_pnames(P, k, &name);
+    if (k >= np || !name) {
+        free(name);
+        return -1;
+    }
+    size_t whole = strlen(name);
+    if (buf && len) {
+        size_t cut = whole < len ? whole : len - 1;
+        memcpy(buf, name, cut);
+        buf[cut] = 0;
+    }
+    free(name);
+    return whole > INT_MAX ? INT_MAX : (int)whole;
+}
+
+static int in_params(const dcm_result *R, int k) { return R && k >= 0 && k < R->np; }
+
+int dcm_result_parameters(const dcm_result *R) { return R ? R->np : -1; }
+
+double dcm_result_prior_mean(const dcm_result *R, int k)
+{
+    return in_params(R, k) ? R->pE[k] : NAN;
+}
+
+double dcm_result_prior_sd(const dcm_result *R, int k)
+{
+    return in_params(R, k) ? sqrt(fmax(R->pV[k], 0.0)) : NAN;
+}
+
+double dcm_result_posterior_mean(const dcm_result *R, int k)
+{
+    return in_params(R, k) ? R->Ep[k] : NAN;
+}
+
+double dcm_result_posterior_sd(const dcm_result *R, int k)
+{
+    return in_params(R, k) ? sqrt(fmax(R->Cp[(size_t)k * R->np + k], 0.0)) : NAN;
+}
+
+double dcm_result_posterior_cov(const dcm_result *R, int i, int j)
+{
+    return in_params(R, i) && in_params(R, j) ? R->Cp[(size_t)i * R->np + j] : NAN;
+}
+
+double dcm_result_posterior_probability(const dcm_result *R, int k)
+{
+    return in_params(R, k) && R->Pp ? R->Pp[k] : NAN;
+}
+
+int dcm_result_regions(const dcm_result *R) { return R ? R->n : -1; }
+
+double dcm_result_noise_log_precision(const dcm_result *R, int i)
+{
+    return R && R->Eh && i >= 0 && i < R->n ? R->Eh[i] : NAN;
+}
+
+int dcm_result_iterations(const dcm_result *R) { return R ? R->iterations : -1; }
+int dcm_result_converged(const dcm_result *R) { return R ? R->converged : -1; }
+double dcm_result_seconds(const dcm_result *R) { return R ? R->seconds : NAN; }
+int dcm_result_warning_count(const dcm_result *R) { return R ? R->warnings.count : -1; }
+
+const char *dcm_result_warning(const dcm_result *R, int i)
+{
+    return R && i >= 0 && i < R->warnings.count ? R->warnings.items[i] : NULL;
+}
+
+int dcm_result_save(const dcm_result *R, const dcm_problem *P, const char *path, dcm_error *err)
+{
+    dcm_library_init();
+    if (!R || !P || !path)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_result_save: %s is NULL",
+                             !R ? "the result" : !P ? "the problem" : "the path");
+    if (!P->M || R->n != P->n || R->v != P->v || R->np != problem_pnames(P, 0, NULL))
+        return dcm_error_set(err, DCM_ERR_USAGE,
+                             "dcm_result_save: the result (%d regions, %d scans, %d parameters) is "
+                             "not a fit of the problem %s (%d regions, %d scans): pass the problem "
+                             "given to dcm_estimate",
+                             R->n, R->v, R->np, P->source ? P->source : "", P->n, P->v);
+    return io_result_write_json(path, P, R, err);
 }

@@ -13,13 +13,22 @@
  *   that says what to fix (file, line, field). The library never prints,
  *   never exits and keeps no global mutable state: distinct problems may be
  *   estimated from parallel threads.
- * - Process set-up is done once, on the first call (pthread_once): GSL's
- *   abort-on-error handler is switched off (the library checks every status
- *   itself) and OpenBLAS is told to use one thread (the matrices of one DCM
- *   are small; run estimates in parallel threads instead). A program that
- *   needs other settings may change them after its first call.
+ * - Process set-up is done once, on the first call (dcm_library_init,
+ *   pthread_once): GSL's abort-on-error handler is switched off (the library
+ *   checks every status itself) and OpenBLAS is told to use one thread (the
+ *   matrices of one DCM are small; run estimates in parallel threads
+ *   instead). Both settings are process-wide: a program that needs others
+ *   calls dcm_library_init() itself first and changes them afterwards.
+ * - Threads: no global mutable state; one problem may be estimated from
+ *   several threads at once (dcm_estimate only reads it), a result is read
+ *   by any number of threads. Freeing an object while another thread uses
+ *   it is the caller's error.
  * - Ownership: objects returned through an out-pointer belong to the caller,
- *   who releases them with the matching *_free (NULL is accepted).
+ *   who releases them with the matching *_free (NULL is accepted). Strings
+ *   returned by accessors belong to the object they came from and live as
+ *   long as it does.
+ * - Accessors never fail loudly: a NULL object or an index out of range
+ *   gives NaN (numbers), -1 (counts) or NULL (strings).
  */
 #ifndef DCM_DCM_H
 #define DCM_DCM_H
@@ -71,6 +80,56 @@ void dcm_result_free(dcm_result *R);
 
 /* The negative free energy (log-evidence bound) of a fit. */
 double dcm_result_free_energy(const dcm_result *R);
+
+/* The once-only process set-up described above; every entry point calls
+ * it, a program calls it first only to change the settings afterwards. */
+void dcm_library_init(void);
+
+/* ---- A problem: sizes and names (names belong to P) ---- */
+int dcm_problem_regions(const dcm_problem *P);   /* n */
+int dcm_problem_inputs(const dcm_problem *P);    /* m */
+int dcm_problem_scans(const dcm_problem *P);     /* v */
+const char *dcm_problem_region_name(const dcm_problem *P, int i);
+const char *dcm_problem_input_name(const dcm_problem *P, int j);
+/* Parameters of P's model, in SPM's flat order (A, B, C, D, transit,
+ * decay, epsilon); a fit of P has as many (dcm_result_parameters). */
+int dcm_problem_parameters(const dcm_problem *P);
+/* Name of parameter k as the command writes it ("A:V1->V5",
+ * "B:Attention:V1->V5", "C:Photic->V1", "D:SPC:V1->V5", "transit:V5",
+ * "decay", "epsilon") into buf (len bytes, always terminated). Returns the
+ * length of the whole name, like snprintf (a value >= len means buf was
+ * too small), or -1 when k is out of range or memory ran out. */
+int dcm_problem_parameter_name(const dcm_problem *P, int k, char *buf, size_t len);
+
+/* ---- A fit: parameter k in [0, dcm_result_parameters(R)) ---- */
+int dcm_result_parameters(const dcm_result *R);
+double dcm_result_prior_mean(const dcm_result *R, int k);
+double dcm_result_prior_sd(const dcm_result *R, int k);
+double dcm_result_posterior_mean(const dcm_result *R, int k);
+double dcm_result_posterior_sd(const dcm_result *R, int k);
+/* Posterior covariance of parameters i and j. */
+double dcm_result_posterior_cov(const dcm_result *R, int i, int j);
+/* SPM's Pp: posterior probability that parameter k exceeds its prior mean
+ * in size (for the connections, prior mean 0: that it is not zero); NaN for
+ * fixed parameters (prior SD 0). */
+double dcm_result_posterior_probability(const dcm_result *R, int k);
+/* Noise log-precision of region i (of dcm_result_regions(R)). */
+int dcm_result_regions(const dcm_result *R);
+double dcm_result_noise_log_precision(const dcm_result *R, int i);
+int dcm_result_iterations(const dcm_result *R);
+/* 1 when the inversion converged, 0 when it stopped at the iteration cap. */
+int dcm_result_converged(const dcm_result *R);
+/* Wall-clock seconds the fit took. */
+double dcm_result_seconds(const dcm_result *R);
+/* Design and fit warnings (suspicious but valid), one sentence each. */
+int dcm_result_warning_count(const dcm_result *R);
+const char *dcm_result_warning(const dcm_result *R, int i);
+
+/* Write R, the fit of P, to path as the command's result JSON (MANUAL
+ * section 5; `dcm estimate -o`), atomically: path is replaced whole or left
+ * as it was. DCM_ERR_USAGE when R is not a fit of P (other sizes),
+ * DCM_ERR_SYSTEM when the file cannot be written. */
+int dcm_result_save(const dcm_result *R, const dcm_problem *P, const char *path, dcm_error *err);
 
 #ifdef __cplusplus
 }
