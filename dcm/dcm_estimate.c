@@ -363,7 +363,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
         if (!pC_full)
             goto fail;
     }
-    /* the seam (docs/ENGINE-SEAM.md): the BOLD model as a vl_model */
+    /* the seam (docs/ARCHITECTURE.md, "The seam a new model implements"): the BOLD model as a vl_model */
     vl_problem VP = {
         .model = {.np = np, .pE = R->pE, .pV = pC_full ? NULL : R->pV, .pC = pC_full,
                   .ny = ny, .complex_data = 0,

@@ -1,5 +1,5 @@
 /* vl_nlsi.h — variational Laplace inversion of a nonlinear model: an
- * engine that models plug into (docs/ENGINE-SEAM.md).
+ * engine that models plug into (docs/ARCHITECTURE.md, "The seam a new model implements").
  *
  * Contract
  * - The engine knows nothing about brains. A model (vl_model) is: a
