@@ -57,16 +57,16 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
     vl_init();
     *r = 0;
     if (n <= 0)
-        return 0;
+        return VL_OK;
     if (!all_finite(C, (long)n * n))
-        return -1;
+        return VL_ERR_NONFINITE;
     memset(U, 0, sizeof(double) * (size_t)n * n);
     int *nz = malloc(sizeof(int) * (size_t)n);
     idx_val *s = malloc(sizeof(idx_val) * (size_t)n);
     if (!nz || !s) {
         free(nz);
         free(s);
-        return -1;
+        return VL_ERR_NOMEM;
     }
     int m = 0, diagonal = 1;
     for (int i = 0; i < n; i++) {
@@ -80,7 +80,7 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
         if (any)
             nz[m++] = i;
     }
-    int rc = 0;
+    int rc = VL_OK;
     if (m == 0) {
         /* nothing */
     } else if (diagonal) {
@@ -102,13 +102,13 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
         gsl_vector *ev = gsl_vector_alloc((size_t)m);
         gsl_eigen_symmv_workspace *w = gsl_eigen_symmv_alloc((size_t)m);
         if (!S || !V || !ev || !w) {
-            rc = -1;
+            rc = VL_ERR_NOMEM;
         } else {
             for (int a = 0; a < m; a++)
                 for (int b = 0; b < m; b++)
                     gsl_matrix_set(S, (size_t)a, (size_t)b, C[nz[a] * n + nz[b]]);
             if (gsl_eigen_symmv(S, ev, V, w) != 0) {
-                rc = -1;
+                rc = VL_ERR_NONFINITE;
             } else {
                 gsl_eigen_symmv_sort(ev, V, GSL_EIGEN_SORT_ABS_DESC);
                 double ss = 0.0;
@@ -138,7 +138,7 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
             gsl_eigen_symmv_free(w);
     }
     /* U is n x n storage used as n x r: compact the rows to stride r */
-    if (rc == 0 && *r < n) {
+    if (rc == VL_OK && *r < n) {
         int k = *r;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < k; j++)
@@ -178,24 +178,24 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
 {
     vl_init();
     if (n < 1 || !qE || !qC || !pE || !pC || !rE || !rC || !dF)
-        return VL_BMR_EINVAL;
+        return VL_ERR_INPUT;
     const long nn = (long)n * n;
     if (!all_finite(qE, n) || !all_finite(pE, n) || !all_finite(rE, n) ||
         !all_finite(qC, nn) || !all_finite(pC, nn) || !all_finite(rC, nn))
-        return VL_BMR_ENONFINITE;
+        return VL_ERR_NONFINITE;
     /* workspace: U (n*n), tmp (n*n), 6 r x r matrices, 8 vectors */
     double *mem = malloc(sizeof(double) * (size_t)(2 * nn + 6 * nn + 8 * n +
                                                    (long)vl_logdet_work(n)));
     if (!mem)
-        return VL_BMR_ENOMEM;
+        return VL_ERR_NOMEM;
     double *U = mem, *tmp = U + nn, *qP = tmp + nn, *pP = qP + nn, *rP = pP + nn;
     double *sCr = rP + nn, *pCr = sCr + nn, *prod = pCr + nn;
     double *q = prod + nn, *p = q + n, *r_ = p + n, *s = r_ + n, *t1 = s + n, *t2 = t1 + n;
     double *ldw = t2 + 2 * n;
-    int r = 0, rc = VL_BMR_OK;
-    if (vl_bmr_subspace(pC, n, BMR_SVD_THR, U, &r) != 0) {
+    int r = 0, rc = VL_OK;
+    if ((rc = vl_bmr_subspace(pC, n, BMR_SVD_THR, U, &r)) != VL_OK) {
         free(mem);
-        return VL_BMR_ENONFINITE;
+        return rc;
     }
     if (r > 0) {
         /* moments in the subspace */
@@ -207,7 +207,7 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
         project(rC, U, n, r, rP, tmp);
         if (vl_inv_reg(qP, r, BMR_TOL) || vl_inv_reg(pP, r, BMR_TOL) ||
             vl_inv_reg(rP, r, BMR_TOL)) {
-            rc = VL_BMR_ENONFINITE;
+            rc = VL_ERR_NONFINITE;
             goto done;
         }
         /* sP = qP + rP - pP; sC = sP^-1; the full prior covariance is
@@ -216,7 +216,7 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
             sCr[k] = qP[k] + rP[k] - pP[k];
         memcpy(pCr, pP, sizeof(double) * (size_t)r * r);
         if (vl_inv_reg(sCr, r, BMR_TOL) || vl_inv_reg(pCr, r, BMR_TOL)) {
-            rc = VL_BMR_ENONFINITE;
+            rc = VL_ERR_NONFINITE;
             goto done;
         }
         /* s = qP q + rP r - pP p (the reduced posterior's precision-weighted mean) */
@@ -241,7 +241,7 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
         mm(0, 0, r, r, r, tmp, pCr, prod);
         double ld = vl_logdet(prod, r, ldw);
         if (!isfinite(ld) || !isfinite(quad)) {
-            rc = VL_BMR_ENONFINITE;
+            rc = VL_ERR_NONFINITE;
             goto done;
         }
         *dF = 0.5 * (ld - quad);
@@ -332,10 +332,10 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
 {
     vl_init();
     if (!out)
-        return VL_BMR_EINVAL;
+        return VL_ERR_INPUT;
     memset(out, 0, sizeof *out);
     if (n < 1 || !qE || !qC || !pE || !pC)
-        return VL_BMR_EINVAL;
+        return VL_ERR_INPUT;
     const size_t nn = (size_t)n * n;
     out->n = n;
     out->keep = malloc((size_t)n);
@@ -350,10 +350,10 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
     search_ctx c = {n, qE, qC, pE, pC, malloc(sizeof(double) * nn),
                     malloc(sizeof(double) * (size_t)n), malloc(sizeof(double) * nn),
                     -INFINITY, 0.0, out->Ep_bma, out->Cp_bma, out->Pp};
-    int rc = VL_BMR_OK;
+    int rc = VL_OK;
     if (!out->keep || !out->Ep || !out->Cp || !out->Ep_bma || !out->Cp_bma || !out->Pp ||
         !off || !trial || !cand || !dfi || !c.rC || !c.sE || !c.sC) {
-        rc = VL_BMR_ENOMEM;
+        rc = VL_ERR_NOMEM;
         goto done;
     }
     for (int i = 0; i < n; i++)
@@ -389,7 +389,7 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
         if (nimp > 1) {
             unsigned char *joint = malloc((size_t)n);
             if (!joint) {
-                rc = VL_BMR_ENOMEM;
+                rc = VL_ERR_NOMEM;
                 goto done;
             }
             memcpy(joint, off, (size_t)n);

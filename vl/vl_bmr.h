@@ -23,20 +23,18 @@
  *   prior mean and its covariance is zero.
  * - Matrices are n x n, row-major (they are symmetric, so column-major
  *   callers need not transpose). No global state; thread-safe.
+ * - Status: vl_status (vl/vl_status.h): VL_OK, VL_ERR_INPUT (bad sizes or
+ *   arguments), VL_ERR_NONFINITE (NaN/Inf in the inputs or a failed
+ *   factorisation), VL_ERR_NOMEM.
  */
 #ifndef VL_BMR_H
 #define VL_BMR_H
 
-enum {
-    VL_BMR_OK = 0,
-    VL_BMR_EINVAL = -1,     /* bad sizes or arguments */
-    VL_BMR_ENONFINITE = -2, /* NaN/Inf in the inputs or a numerical failure */
-    VL_BMR_ENOMEM = -3,
-};
+#include "vl/vl_status.h"
 
 /* Log-evidence of the reduced model relative to the full one (*dF), and,
  * if sE (n) / sC (n x n) are not NULL, the reduced posterior. Returns
- * VL_BMR_OK or an error. */
+ * VL_OK or an error. */
 int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
                   const double *pC, const double *rE, const double *rC, double *dF,
                   double *sE, double *sC);
@@ -49,7 +47,8 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
  * a diagonal remainder gives unit vectors (in order of decreasing
  * variance), otherwise eigenvectors; axes with s^2 m / sum(s^2) > thr
  * are kept (s: singular values, m: rows kept). U must hold n*n doubles.
- * Returns 0 or -1 (NaN/Inf, no memory). */
+ * Returns VL_OK, VL_ERR_NONFINITE (NaN/Inf, failed eigen-
+ * decomposition) or VL_ERR_NOMEM. */
 int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r);
 
 /* Greedy automatic reduction (in the spirit of spm_dcm_bmr_all): starting

@@ -152,10 +152,10 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
     memset(&fr, 0, sizeof fr);
     int vr = vl_bms_family(lme, nsub, nmod, fam, nf, rfx, NULL, &fr);
     free(fam);
-    if (vr && vr != VL_BMS_ENOCONV) {
+    if (vr && vr != VL_WARN_NOCONV) {
         vl_bms_family_result_free(&fr);
         return cli_fail("compare", DCM_ERR_NUMERIC, "family comparison failed (%s)",
-                        vr == VL_BMS_ENONFINITE ? "a summed log-evidence overflows double precision"
+                        vr == VL_ERR_NONFINITE ? "a summed log-evidence overflows double precision"
                                                 : "numerical failure");
     }
     int bad = first_nonfinite(fr.exp_r, nf);
@@ -381,7 +381,7 @@ int cmd_compare(int argc, char **argv)
         vl_bms_rfx_result R;
         memset(&R, 0, sizeof R);
         int vr = vl_bms_rfx(T.lme, nsub, nmod, NULL, &R);
-        if (vr && vr != VL_BMS_ENOCONV) {
+        if (vr && vr != VL_WARN_NOCONV) {
             vl_bms_rfx_result_free(&R);
             rc = cli_fail("compare", DCM_ERR_NUMERIC, "random-effects BMS failed (code %d)", vr);
             goto done;
@@ -394,7 +394,7 @@ int cmd_compare(int argc, char **argv)
             vl_bms_rfx_result_free(&R);
             goto done;
         }
-        if (vr == VL_BMS_ENOCONV)
+        if (vr == VL_WARN_NOCONV)
             fprintf(stderr, "dcm compare: warning: the variational iterations did not converge\n");
         json_object_set_new(o, "method", json_string("random effects"));
         json_object_set_new(o, "alpha", cli_json_vec(R.alpha, nmod));
@@ -415,8 +415,8 @@ int cmd_compare(int argc, char **argv)
         double *slme = malloc(sizeof(double) * nmod), *post = malloc(sizeof(double) * nmod),
                *lbf = malloc(sizeof(double) * nmod);
         int fr = (slme && post && lbf) ? vl_bms_ffx(T.lme, nsub, nmod, NULL, slme, post, lbf)
-                                       : VL_BMS_ENOMEM;
-        if (fr == VL_BMS_OK &&
+                                       : VL_ERR_NOMEM;
+        if (fr == VL_OK &&
             ((rc = refuse_nonfinite(&T, "log Bayes factor", lbf, nmod, T.models)) ||
              (rc = refuse_nonfinite(&T, "posterior probability", post, nmod, T.models)))) {
             free(slme);
@@ -428,9 +428,9 @@ int cmd_compare(int argc, char **argv)
             free(slme);
             free(post);
             free(lbf);
-            if (fr == VL_BMS_ENOMEM)
+            if (fr == VL_ERR_NOMEM)
                 rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
-            else if (fr == VL_BMS_ENONFINITE)
+            else if (fr == VL_ERR_NONFINITE)
                 rc = cli_fail("compare", DCM_ERR_NUMERIC,
                               "the summed log-evidence of a model overflows double precision (log-"
                               "evidences up to %g in magnitude over %d subjects): check the table for "

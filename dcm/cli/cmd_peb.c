@@ -394,7 +394,7 @@ int cmd_peb(int argc, char **argv)
     memset(&opts, 0, sizeof opts);
     opts.Q = single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
     int vr = vl_peb(&in, &opts, &P);
-    if (vr == VL_PEB_ENOMEM) {
+    if (vr == VL_ERR_NOMEM) {
         rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
@@ -413,7 +413,7 @@ int cmd_peb(int argc, char **argv)
                           "selected parameters too large to combine (e.g. |mean| > 1e100)", R[bad_i].path);
         else
             rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (%s)",
-                          vr == VL_PEB_ENONFINITE ? "a non-finite value arose in the group-level update"
+                          vr == VL_ERR_NONFINITE ? "a non-finite value arose in the group-level update"
                                                   : "invalid design or sizes");
         goto done;
     }
@@ -516,13 +516,13 @@ int cmd_peb(int argc, char **argv)
         json_t *e = json_object();
         json_object_set_new(e, "subject", json_string(D.subjects[i]));
         int br = vl_bmr_reduce(np, R[i].Ep, R[i].Cp, R[i].pE, pC, rE, rC, &dF, sE, NULL);
-        for (int q = 0; br == VL_BMR_OK && q < P.np; q++)
+        for (int q = 0; br == VL_OK && q < P.np; q++)
             if (!isfinite(sE[P.sel[q]]) || !isfinite(dF))
                 br = -1;
-        if (br != VL_BMR_OK)
+        if (br != VL_OK)
             fprintf(stderr, "dcm peb: warning: %s's posterior under the group prior could not be "
                     "computed; it is left out of \"subjects\"\n", D.subjects[i]);
-        if (br == VL_BMR_OK) {
+        if (br == VL_OK) {
             json_t *mv = json_object();
             for (int q = 0; q < P.np; q++) {
                 free(name);

@@ -47,9 +47,9 @@ static const char *help =
  * to a user: "code -2" was a posterior too large to reduce) */
 static int bmr_fail(int vr, const char *what, const char *input)
 {
-    if (vr == VL_BMR_ENOMEM)
+    if (vr == VL_ERR_NOMEM)
         return cli_fail("reduce", DCM_ERR_SYSTEM, "%s failed for %s: out of memory", what, input);
-    if (vr == VL_BMR_ENONFINITE)
+    if (vr == VL_ERR_NONFINITE)
         return cli_fail("reduce", DCM_ERR_NUMERIC,
                         "%s failed for %s: the reduced free energy or posterior is not finite "
                         "(posterior means or covariances in the result too large to combine)",

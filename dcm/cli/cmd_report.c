@@ -102,14 +102,14 @@ static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, re
     if (T->nsub < 2)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: random effects need at least two subjects", path);
     int vr = vl_bms_rfx(T->lme, T->nsub, T->nmod, NULL, R);
-    if (vr && vr != VL_BMS_ENOCONV)
-        return dcm_error_set(err, vr == VL_BMS_ENOMEM ? DCM_ERR_SYSTEM : DCM_ERR_NUMERIC,
+    if (vr && vr != VL_WARN_NOCONV)
+        return dcm_error_set(err, vr == VL_ERR_NOMEM ? DCM_ERR_SYSTEM : DCM_ERR_NUMERIC,
                              "%s: random-effects BMS failed (code %d)", path, vr);
-    if (vr == VL_BMS_ENOCONV)
+    if (vr == VL_WARN_NOCONV)
         fprintf(stderr, "dcm report: warning: %s: the variational iterations of the group comparison "
                         "did not converge\n", path);
     *g = (report_group){path, T->nsub, T->nmod, T->models, R->alpha, R->exp_r, R->xp, R->pxp, R->bor,
-                           vr != VL_BMS_ENOCONV};
+                           vr != VL_WARN_NOCONV};
     return DCM_OK;
 }
 
