@@ -61,11 +61,6 @@ static void centre_inputs(model_dcm *M)
         }
 }
 
-static double std_normal_cdf(double z)
-{
-    return 0.5 * erfc(-z / sqrt(2.0));
-}
-
 /* SPM's eigenvector constraint for networks of more than `maxnodes`
  * regions: with V the first maxnodes principal modes of the data after
  * removing the confounds (left singular vectors of y'), the prior
@@ -314,12 +309,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     R->Pp = malloc(sizeof(double) * np);
     if (!R->Pp)
         goto fail;
-    for (int i = 0; i < np; i++) {
-        double sd = sqrt(fmax(R->Cp[i * np + i], 0.0));
-        R->Pp[i] = (R->pV[i] > 0.0 && sd > 0.0)
-                       ? 1.0 - std_normal_cdf((R->pE[i] - fabs(R->Ep[i])) / sd)
-                       : NAN;
-    }
+    dcm_posterior_probability(np, R->Ep, R->Cp, R->pE, R->pV, R->Pp);
     /* fit checks (SPM's spm_dcm_fmri_check) */
     R->diag.variance_explained = dcm_variance_explained(R->y_obs, R->y_pred, R->y_conf, (size_t)ny);
     double amax = -1.0;   /* stays < 0 for a single region: no connection */
@@ -356,18 +346,4 @@ cleanup:
     free(ones);
     free(pC_full);
     return rc;
-}
-
-void dcm_compare_ffx(const double *F, int k, double *logBF, double *post)
-{
-    double best = -INFINITY;
-    for (int i = 0; i < k; i++)
-        best = fmax(best, F[i]);
-    double z = 0.0;
-    for (int i = 0; i < k; i++) {
-        logBF[i] = F[i] - best;
-        z += exp(logBF[i]);
-    }
-    for (int i = 0; i < k; i++)
-        post[i] = exp(logBF[i]) / z;
 }

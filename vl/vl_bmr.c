@@ -285,12 +285,92 @@ void vl_bmr_search_result_free(vl_bmr_search_result *r)
     memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
+/* ---------------------------------------------------------------- BMA */
+
+int vl_bma_init(vl_bma *a, int n, int full)
+{
+    memset(a, 0, sizeof *a);
+    a->n = n;
+    a->full = full;
+    a->fmax = -INFINITY;
+    a->m1 = calloc((size_t)n, sizeof(double));
+    a->m2 = calloc(full ? (size_t)n * n : (size_t)n, sizeof(double));
+    a->pp = calloc((size_t)n, sizeof(double));
+    if (!a->m1 || !a->m2 || !a->pp) {
+        vl_bma_free(a);
+        return VL_ERR_NOMEM;
+    }
+    return VL_OK;
+}
+
+void vl_bma_free(vl_bma *a)
+{
+    free(a->m1);
+    free(a->m2);
+    free(a->pp);
+    a->m1 = a->m2 = a->pp = NULL;
+}
+
+void vl_bma_add(vl_bma *a, double F, const double *E, const double *C,
+                const unsigned char *present)
+{
+    const int n = a->n;
+    const long n2 = a->full ? (long)n * n : n;
+    if (F > a->fmax) {
+        double k = exp(a->fmax - F);
+        a->w *= k;
+        for (int i = 0; i < n; i++) {
+            a->m1[i] *= k;
+            a->pp[i] *= k;
+        }
+        for (long i = 0; i < n2; i++)
+            a->m2[i] *= k;
+        a->fmax = F;
+    }
+    double w = exp(F - a->fmax);
+    a->w += w;
+    for (int i = 0; i < n; i++) {
+        a->m1[i] += w * E[i];
+        if (present && present[i])
+            a->pp[i] += w;
+        if (a->full)
+            for (int j = 0; j < n; j++)
+                a->m2[i * n + j] += w * (C[i * n + j] + E[i] * E[j]);
+        else
+            a->m2[i] += w * (C[i] + E[i] * E[i]);
+    }
+}
+
+void vl_bma_finish(const vl_bma *a, double *mean, double *C, double *pp)
+{
+    const int n = a->n;
+    for (int i = 0; i < n; i++) {
+        double m = a->m1[i] / a->w;
+        if (mean)
+            mean[i] = m;
+        if (pp)
+            pp[i] = a->pp[i] / a->w;
+    }
+    if (!C)
+        return;
+    for (int i = 0; i < n; i++) {
+        double mi = a->m1[i] / a->w;
+        if (a->full)
+            for (int j = 0; j < n; j++)
+                C[i * n + j] = a->m2[i * n + j] / a->w - mi * (a->m1[j] / a->w);
+        else
+            C[i] = a->m2[i] / a->w - mi * mi;
+    }
+}
+
+/* ------------------------------------------------------------- search */
+
 typedef struct {
     int n;
     const double *qE, *qC, *pE, *pC;
     double *rC, *sE, *sC;
-    /* BMA accumulators, scaled by exp(-fmax) */
-    double fmax, w, *m1, *m2, *pp;
+    unsigned char *present;
+    vl_bma bma;
 } search_ctx;
 
 /* score the model with parameters `off` switched off; enter it in the BMA */
@@ -303,26 +383,9 @@ static int score(search_ctx *c, const unsigned char *off, double *dF)
     int rc = vl_bmr_reduce(n, c->qE, c->qC, c->pE, c->pC, c->pE, c->rC, dF, c->sE, c->sC);
     if (rc)
         return rc;
-    if (*dF > c->fmax) {
-        double k = exp(c->fmax - *dF);
-        c->w *= k;
-        for (int i = 0; i < n; i++) {
-            c->m1[i] *= k;
-            c->pp[i] *= k;
-        }
-        for (long i = 0; i < (long)n * n; i++)
-            c->m2[i] *= k;
-        c->fmax = *dF;
-    }
-    double w = exp(*dF - c->fmax);
-    c->w += w;
-    for (int i = 0; i < n; i++) {
-        c->m1[i] += w * c->sE[i];
-        if (!off[i] && c->pC[i * n + i] > 0)
-            c->pp[i] += w;
-        for (int j = 0; j < n; j++)
-            c->m2[i * n + j] += w * (c->sC[i * n + j] + c->sE[i] * c->sE[j]);
-    }
+    for (int i = 0; i < n; i++)
+        c->present[i] = !off[i] && c->pC[i * n + i] > 0;
+    vl_bma_add(&c->bma, *dF, c->sE, c->sC, c->present);
     return 0;
 }
 
@@ -349,10 +412,10 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
     double *dfi = malloc(sizeof(double) * (size_t)n);
     search_ctx c = {n, qE, qC, pE, pC, malloc(sizeof(double) * nn),
                     malloc(sizeof(double) * (size_t)n), malloc(sizeof(double) * nn),
-                    -INFINITY, 0.0, out->Ep_bma, out->Cp_bma, out->Pp};
-    int rc = VL_OK;
-    if (!out->keep || !out->Ep || !out->Cp || !out->Ep_bma || !out->Cp_bma || !out->Pp ||
-        !off || !trial || !cand || !dfi || !c.rC || !c.sE || !c.sC) {
+                    malloc((size_t)n), {0}};
+    int rc = vl_bma_init(&c.bma, n, 1);
+    if (rc || !out->keep || !out->Ep || !out->Cp || !out->Ep_bma || !out->Cp_bma || !out->Pp ||
+        !off || !trial || !cand || !dfi || !c.rC || !c.sE || !c.sC || !c.present) {
         rc = VL_ERR_NOMEM;
         goto done;
     }
@@ -421,15 +484,10 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
         out->keep[i] = !off[i] && pC[i * n + i] > 0;
         out->nremoved += off[i];
     }
-    /* normalise the BMA */
-    for (int i = 0; i < n; i++) {
-        out->Ep_bma[i] /= c.w;
-        out->Pp[i] /= c.w;
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++)
-            out->Cp_bma[i * n + j] = out->Cp_bma[i * n + j] / c.w - out->Ep_bma[i] * out->Ep_bma[j];
+    vl_bma_finish(&c.bma, out->Ep_bma, out->Cp_bma, out->Pp);
 done:
+    vl_bma_free(&c.bma);
+    free(c.present);
     free(off);
     free(trial);
     free(cand);

@@ -51,6 +51,28 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
  * decomposition) or VL_ERR_NOMEM. */
 int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r);
 
+/* Bayesian model averaging, the one BMA of the library: an accumulator
+ * that models enter one at a time with their log-evidence F (any offset),
+ * so that a search need not keep them. Weights are exp(F - Fmax), kept
+ * relative to the largest F so far (earlier sums are rescaled when a better
+ * model arrives), hence no overflow. full = 1: covariances are n x n and
+ * the average covariance is sum w (C + E E') / sum w - mean mean' (within
+ * and between models); full = 0: variances (n) likewise. present (n,
+ * optional) marks the parameters a model has free: their share of the
+ * weight is the posterior probability that each is present. */
+typedef struct {
+    int n, full;
+    double fmax, w;         /* largest F so far, sum of weights */
+    double *m1, *m2, *pp;   /* weighted sums of E, C + E E' and presence */
+} vl_bma;
+
+int vl_bma_init(vl_bma *a, int n, int full); /* VL_OK or VL_ERR_NOMEM */
+void vl_bma_add(vl_bma *a, double F, const double *E, const double *C,
+                const unsigned char *present);
+/* mean (n), C (n x n or n), pp (n); any may be NULL. */
+void vl_bma_finish(const vl_bma *a, double *mean, double *C, double *pp);
+void vl_bma_free(vl_bma *a);
+
 /* Greedy automatic reduction (in the spirit of spm_dcm_bmr_all): starting
  * from the full model, every candidate parameter still free is scored by
  * switching it off (its prior variance and covariances set to zero, its
@@ -58,8 +80,8 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r);
  * parameters are removed together when that is at least as good as the
  * best single removal, otherwise only the best one; repeat until no removal
  * increases the evidence. The model evidence therefore never decreases.
- * Every model scored is also entered in a Bayesian model average (weights
- * exp(dF), the full model included).
+ * Every model scored is also entered in a Bayesian model average (vl_bma,
+ * weights exp(dF), the full model included).
  *
  * candidates (n, optional): 1 = may be switched off; NULL = every parameter
  * with positive prior variance. */

@@ -73,4 +73,6 @@ double dcm_result_free_energy(const dcm_result *R);
 }
 #endif
 
+#include "dcm_group.h" /* group analysis: BMS, BMR, BMA, PEB */
+
 #endif
