@@ -204,16 +204,14 @@ int dcm_bma(int k, int np, const double *F, const double *const *Ep, const doubl
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
     for (int i = 0; i < k; i++) {
-        if (weights[i] == 0.0) /* outside Occam's window */
-            continue;
         for (int p = 0; p < np; p++)
             v[p] = fmax(Cp[i][(size_t)p * np + p], 0.0);
-        vl_bma_add(&a, F[i], Ep[i], v, NULL);
+        vl_bma_add_weighted(&a, weights[i], Ep[i], v, NULL);
     }
     vl_bma_finish(&a, mean, var, NULL);
     int rc = DCM_OK;
     for (int p = 0; p < np; p++) {
-        if (!isfinite(mean[p]) || !isfinite(a.m2[p] / a.w)) {
+        if (!isfinite(mean[p]) || !isfinite(a.m2[p])) { /* the mixture's second moment */
             if (bad_param)
                 *bad_param = p;
             rc = dcm_error_set(err, DCM_ERR_NUMERIC,

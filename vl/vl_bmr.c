@@ -311,6 +311,31 @@ void vl_bma_free(vl_bma *a)
     a->m1 = a->m2 = a->pp = NULL;
 }
 
+/* sum += w (E, C + E E', present) */
+static void bma_accumulate(vl_bma *a, double w, const double *E, const double *C,
+                           const unsigned char *present)
+{
+    const int n = a->n;
+    a->w += w;
+    for (int i = 0; i < n; i++) {
+        a->m1[i] += w * E[i];
+        if (present && present[i])
+            a->pp[i] += w;
+        if (a->full)
+            for (int j = 0; j < n; j++)
+                a->m2[i * n + j] += w * (C[i * n + j] + E[i] * E[j]);
+        else
+            a->m2[i] += w * (C[i] + E[i] * E[i]);
+    }
+}
+
+void vl_bma_add_weighted(vl_bma *a, double weight, const double *E, const double *C,
+                         const unsigned char *present)
+{
+    a->normalised = 1;
+    bma_accumulate(a, weight, E, C, present);
+}
+
 void vl_bma_add(vl_bma *a, double F, const double *E, const double *C,
                 const unsigned char *present)
 {
@@ -327,39 +352,29 @@ void vl_bma_add(vl_bma *a, double F, const double *E, const double *C,
             a->m2[i] *= k;
         a->fmax = F;
     }
-    double w = exp(F - a->fmax);
-    a->w += w;
-    for (int i = 0; i < n; i++) {
-        a->m1[i] += w * E[i];
-        if (present && present[i])
-            a->pp[i] += w;
-        if (a->full)
-            for (int j = 0; j < n; j++)
-                a->m2[i * n + j] += w * (C[i * n + j] + E[i] * E[j]);
-        else
-            a->m2[i] += w * (C[i] + E[i] * E[i]);
-    }
+    bma_accumulate(a, exp(F - a->fmax), E, C, present);
 }
 
 void vl_bma_finish(const vl_bma *a, double *mean, double *C, double *pp)
 {
     const int n = a->n;
+    const double w = a->normalised ? 1.0 : a->w; /* x / 1.0 is x exactly */
     for (int i = 0; i < n; i++) {
-        double m = a->m1[i] / a->w;
+        double m = a->m1[i] / w;
         if (mean)
             mean[i] = m;
         if (pp)
-            pp[i] = a->pp[i] / a->w;
+            pp[i] = a->pp[i] / w;
     }
     if (!C)
         return;
     for (int i = 0; i < n; i++) {
-        double mi = a->m1[i] / a->w;
+        double mi = a->m1[i] / w;
         if (a->full)
             for (int j = 0; j < n; j++)
-                C[i * n + j] = a->m2[i * n + j] / a->w - mi * (a->m1[j] / a->w);
+                C[i * n + j] = a->m2[i * n + j] / w - mi * (a->m1[j] / w);
         else
-            C[i] = a->m2[i] / a->w - mi * mi;
+            C[i] = a->m2[i] / w - mi * mi;
     }
 }
 

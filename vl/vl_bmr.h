@@ -64,11 +64,18 @@ typedef struct {
     int n, full;
     double fmax, w;         /* largest F so far, sum of weights */
     double *m1, *m2, *pp;   /* weighted sums of E, C + E E' and presence */
+    int normalised;         /* entered with vl_bma_add_weighted */
 } vl_bma;
 
 int vl_bma_init(vl_bma *a, int n, int full); /* VL_OK or VL_ERR_NOMEM */
 void vl_bma_add(vl_bma *a, double F, const double *E, const double *C,
                 const unsigned char *present);
+/* The same with the model's weight given, already normalised (a caller
+ * that has every evidence at hand computes the weights first, e.g. with
+ * Occam's window); the sums are then used as they are, not divided by the
+ * total weight. Do not mix with vl_bma_add in one average. */
+void vl_bma_add_weighted(vl_bma *a, double weight, const double *E, const double *C,
+                         const unsigned char *present);
 /* mean (n), C (n x n or n), pp (n); any may be NULL. */
 void vl_bma_finish(const vl_bma *a, double *mean, double *C, double *pp);
 void vl_bma_free(vl_bma *a);

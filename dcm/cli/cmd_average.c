@@ -61,45 +61,48 @@ static int join_first(io_result_summary *R, int i, const char *who)
     return DCM_OK;
 }
 
+/* not-finite message naming the parameter (the library gives its index) */
+static int not_finite(const io_result_summary *R0, int p, const char *fmt_who, const char *who,
+                      const char *why)
+{
+    io_pname_space S = {R0->n, R0->m, R0->nd, R0->regions, R0->inputs};
+    char *name = io_pname_name(&S, p);
+    int rc = cli_fail("average", DCM_ERR_NUMERIC, "%s: the %s of %s is not finite (%s)", who,
+                      fmt_who, name ? name : "a parameter", why);
+    free(name);
+    return rc;
+}
+
 /* BMA over k loaded results (aligned to R[0]); returns 0 or an exit code. */
 static int average(io_result_summary *R, int k, double occam, bma *out, const char *who)
 {
-    const int np = R[0].np;
-    double Fmax = -INFINITY;
+    const double **Ep = malloc(sizeof *Ep * k), **Cp = malloc(sizeof *Cp * k);
+    double *F = malloc(sizeof(double) * k);
+    if (!Ep || !Cp || !F) {
+        free(Ep);
+        free(Cp);
+        free(F);
+        return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+    }
     for (int i = 0; i < k; i++) {
-        if (!isfinite(R[i].F))
-            return cli_fail("average", DCM_ERR_NUMERIC, "%s: %s has a non-finite free energy", who,
-                            R[i].path);
-        Fmax = fmax(Fmax, R[i].F);
+        F[i] = R[i].F;
+        Ep[i] = R[i].Ep;
+        Cp[i] = R[i].Cp;
     }
-    double z = 0.0;
-    for (int i = 0; i < k; i++) {
-        out->weights[i] = (occam > 0 && R[i].F < Fmax - occam) ? 0.0 : exp(R[i].F - Fmax);
-        z += out->weights[i];
-    }
-    for (int i = 0; i < k; i++)
-        out->weights[i] /= z;
-    for (int p = 0; p < np; p++) {
-        double m = 0.0, s2 = 0.0;
-        for (int i = 0; i < k; i++) {
-            double e = R[i].Ep[p], v = fmax(R[i].Cp[(size_t)p * np + p], 0.0);
-            m += out->weights[i] * e;
-            s2 += out->weights[i] * (v + e * e);
-        }
-        out->mean[p] = m;
-        out->var[p] = fmax(s2 - m * m, 0.0);
-        if (!isfinite(m) || !isfinite(s2)) {
-            char *name = NULL;
-            io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
-            name = io_pname_name(&S, p);
-            int rc = cli_fail("average", DCM_ERR_NUMERIC,
-                              "%s: the average of %s is not finite (its posterior means or variances "
-                              "are too large to combine)", who, name ? name : "a parameter");
-            free(name);
-            return rc;
-        }
-    }
-    return DCM_OK;
+    dcm_error err = {0, ""};
+    int bad_model, bad_param;
+    int rc = dcm_bma(k, R[0].np, F, Ep, Cp, occam, out->weights, out->mean, out->var, &bad_model,
+                     &bad_param, &err);
+    free(Ep);
+    free(Cp);
+    free(F);
+    if (rc && bad_model >= 0)
+        return cli_fail("average", DCM_ERR_NUMERIC, "%s: %s has a non-finite free energy", who,
+                        R[bad_model].path);
+    if (rc && bad_param >= 0)
+        return not_finite(&R[0], bad_param, "average", who,
+                          "its posterior means or variances are too large to combine");
+    return rc ? cli_report("average", &err) : DCM_OK;
 }
 
 /* parameters free in at least one of the models, ORed into mask */
@@ -153,7 +156,7 @@ int cmd_average(int argc, char **argv)
     int nR = 0;
     json_t *o = NULL;
     bma avg = {0, NULL, NULL, NULL};
-    double *gsum = NULL, *gsq = NULL;
+    double *gX = NULL; /* subjects' BMA means, one row each */
     unsigned char *free_mask = NULL;
     int *use = NULL;
     io_result_summary first;
@@ -336,10 +339,9 @@ int cmd_average(int argc, char **argv)
                 np = R[0].np;
                 avg.mean = malloc(sizeof(double) * np);
                 avg.var = malloc(sizeof(double) * np);
-                gsum = calloc((size_t)np, sizeof(double));
-                gsq = calloc((size_t)np, sizeof(double));
+                gX = malloc(sizeof(double) * (size_t)B.nsub * np);
                 free_mask = calloc((size_t)np, 1);
-                if (!avg.mean || !avg.var || !gsum || !gsq || !free_mask) {
+                if (!avg.mean || !avg.var || !gX || !free_mask) {
                     rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
                     goto done;
                 }
@@ -372,11 +374,9 @@ int cmd_average(int argc, char **argv)
                 json_object_set_new(w, B.models[use[u]], json_real(avg.weights[u]));
             json_object_set_new(e, "weights", w);
             json_t *mv = json_array();
-            for (int p = 0; p < np; p++) {
+            for (int p = 0; p < np; p++)
                 json_array_append_new(mv, json_real(avg.mean[p]));
-                gsum[p] += avg.mean[p];
-                gsq[p] += avg.mean[p] * avg.mean[p];
-            }
+            memcpy(gX + (size_t)nsub_used * np, avg.mean, sizeof(double) * np);
             json_object_set_new(e, "bma_mean", mv);
             json_array_append_new(subs, e);
             nsub_used++;
@@ -388,23 +388,12 @@ int cmd_average(int argc, char **argv)
             rc = cli_fail("average", DCM_ERR_INPUT, "%s: no subject has all the models", batch);
             goto done;
         }
-        for (int p = 0; p < np; p++) {
-            double m = gsum[p] / nsub_used;
-            avg.mean[p] = m;
-            /* squared standard error of the group mean */
-            avg.var[p] = nsub_used > 1
-                             ? fmax(gsq[p] - nsub_used * m * m, 0.0) / (nsub_used - 1) / nsub_used
-                             : 0.0;
-            if (!isfinite(avg.mean[p]) || !isfinite(avg.var[p])) {
-                char *name = NULL;
-                io_pname_space S0 = {first.n, first.m, first.nd, first.regions, first.inputs};
-                name = io_pname_name(&S0, p);
-                rc = cli_fail("average", DCM_ERR_NUMERIC, "%s: the group average of %s is not finite "
-                              "(the subjects' averages are too large to combine)", batch,
-                              name ? name : "a parameter");
-                free(name);
-                goto done;
-            }
+        int bad_param;
+        if (dcm_group_mean(nsub_used, np, gX, avg.mean, avg.var, &bad_param, &err)) {
+            rc = bad_param >= 0 ? not_finite(&first, bad_param, "group average", batch,
+                                             "the subjects' averages are too large to combine")
+                                : cli_report("average", &err);
+            goto done;
         }
         /* which parameter each bma_mean entry is */
         io_pname_space S = {first.n, first.m, first.nd, first.regions, first.inputs};
@@ -439,8 +428,7 @@ done:
     free(avg.mean);
     free(avg.var);
     free(avg.weights);
-    free(gsum);
-    free(gsq);
+    free(gX);
     json_decref(o);
     io_batchdir_free(&B);
     free(files);

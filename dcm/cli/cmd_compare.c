@@ -10,7 +10,6 @@
 #include "dcm/cli/cli.h"
 #include "io/io_lme.h"
 #include "io/io_result.h"
-#include "vl/vl_bms.h"
 
 static const char *help =
     "usage: dcm compare RESULT1.json RESULT2.json ... [options]\n"
@@ -148,15 +147,14 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
         free(fam);
         return cli_report("compare", &err);
     }
-    vl_bms_family_result fr;
-    memset(&fr, 0, sizeof fr);
-    int vr = vl_bms_family(lme, nsub, nmod, fam, nf, rfx, NULL, &fr);
+    dcm_bms_family_result fr;
+    rc = dcm_bms_family(lme, nsub, nmod, fam, nf, rfx, &fr, &err);
     free(fam);
-    if (vr && vr != VL_WARN_NOCONV) {
-        vl_bms_family_result_free(&fr);
+    if (rc) {
+        dcm_bms_family_result_free(&fr);
         return cli_fail("compare", DCM_ERR_NUMERIC, "family comparison failed (%s)",
-                        vr == VL_ERR_NONFINITE ? "a summed log-evidence overflows double precision"
-                                                : "numerical failure");
+                        rc == DCM_ERR_NUMERIC ? "a summed log-evidence overflows double precision"
+                                              : "numerical failure");
     }
     int bad = first_nonfinite(fr.exp_r, nf);
     if (bad < 0 && rfx) {
@@ -167,7 +165,7 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
             bad = 0;
     }
     if (bad >= 0) {
-        vl_bms_family_result_free(&fr);
+        dcm_bms_family_result_free(&fr);
         return cli_fail("compare", DCM_ERR_NUMERIC,
                         "the comparison of family %s is not a finite number: the log-evidences "
                         "overflow double precision when combined", fa[bad].name);
@@ -205,7 +203,7 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
                 printf("%-20s %12.4f\n", fa[f].name, fr.exp_r[f]);
         }
     }
-    vl_bms_family_result_free(&fr);
+    dcm_bms_family_result_free(&fr);
     return DCM_OK;
 }
 
@@ -378,12 +376,10 @@ int cmd_compare(int argc, char **argv)
                           lme_path);
             goto done;
         }
-        vl_bms_rfx_result R;
-        memset(&R, 0, sizeof R);
-        int vr = vl_bms_rfx(T.lme, nsub, nmod, NULL, &R);
-        if (vr && vr != VL_WARN_NOCONV) {
-            vl_bms_rfx_result_free(&R);
-            rc = cli_fail("compare", DCM_ERR_NUMERIC, "random-effects BMS failed (code %d)", vr);
+        dcm_bms_rfx_result R;
+        if ((rc = dcm_bms_rfx(T.lme, nsub, nmod, &R, &err))) {
+            dcm_bms_rfx_result_free(&R);
+            rc = cli_report("compare", &err);
             goto done;
         }
         if ((rc = refuse_nonfinite(&T, "Dirichlet count", R.alpha, nmod, T.models)) ||
@@ -391,10 +387,10 @@ int cmd_compare(int argc, char **argv)
             (rc = refuse_nonfinite(&T, "exceedance probability", R.xp, nmod, T.models)) ||
             (rc = refuse_nonfinite(&T, "protected exceedance probability", R.pxp, nmod, T.models)) ||
             (rc = refuse_nonfinite(&T, "Bayesian omnibus risk", &R.bor, 1, NULL))) {
-            vl_bms_rfx_result_free(&R);
+            dcm_bms_rfx_result_free(&R);
             goto done;
         }
-        if (vr == VL_WARN_NOCONV)
+        if (!R.converged)
             fprintf(stderr, "dcm compare: warning: the variational iterations did not converge\n");
         json_object_set_new(o, "method", json_string("random effects"));
         json_object_set_new(o, "alpha", cli_json_vec(R.alpha, nmod));
@@ -410,15 +406,14 @@ int cmd_compare(int argc, char **argv)
                        R.xp[m], R.pxp[m]);
             printf("Bayesian omnibus risk (no model is more frequent): %.4f\n", R.bor);
         }
-        vl_bms_rfx_result_free(&R);
+        dcm_bms_rfx_result_free(&R);
     } else {
         double *slme = malloc(sizeof(double) * nmod), *post = malloc(sizeof(double) * nmod),
                *lbf = malloc(sizeof(double) * nmod);
-        int fr = (slme && post && lbf) ? vl_bms_ffx(T.lme, nsub, nmod, NULL, slme, post, lbf)
-                                       : VL_ERR_NOMEM;
-        if (fr == VL_OK &&
-            ((rc = refuse_nonfinite(&T, "log Bayes factor", lbf, nmod, T.models)) ||
-             (rc = refuse_nonfinite(&T, "posterior probability", post, nmod, T.models)))) {
+        int fr = (slme && post && lbf) ? dcm_bms_ffx(T.lme, nsub, nmod, NULL, slme, post, lbf, &err)
+                                       : DCM_ERR_SYSTEM;
+        if (!fr && ((rc = refuse_nonfinite(&T, "log Bayes factor", lbf, nmod, T.models)) ||
+                    (rc = refuse_nonfinite(&T, "posterior probability", post, nmod, T.models)))) {
             free(slme);
             free(post);
             free(lbf);
@@ -428,9 +423,9 @@ int cmd_compare(int argc, char **argv)
             free(slme);
             free(post);
             free(lbf);
-            if (fr == VL_ERR_NOMEM)
+            if (fr == DCM_ERR_SYSTEM)
                 rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
-            else if (fr == VL_ERR_NONFINITE)
+            else if (fr == DCM_ERR_NUMERIC)
                 rc = cli_fail("compare", DCM_ERR_NUMERIC,
                               "the summed log-evidence of a model overflows double precision (log-"
                               "evidences up to %g in magnitude over %d subjects): check the table for "

@@ -11,7 +11,6 @@
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "models/model_dcm.h"
-#include "vl/vl_bmr.h"
 
 static const char *help =
     "usage: dcm reduce RESULT.json --off PARAM [--off PARAM ...] [--json] [-o OUT.json]\n"
@@ -43,13 +42,12 @@ static const char *help =
     "  dcm reduce fwd.json --off 'B:Attention:V1->V5'\n"
     "  dcm reduce fwd.json --search --json\n";
 
-/* exit code and reason for a vl_bmr error code (the numbers meant nothing
- * to a user: "code -2" was a posterior too large to reduce) */
-static int bmr_fail(int vr, const char *what, const char *input)
+/* exit code and reason for a failed reduction (dcm_group.h) */
+static int bmr_fail(int code, const char *what, const char *input)
 {
-    if (vr == VL_ERR_NOMEM)
+    if (code == DCM_ERR_SYSTEM)
         return cli_fail("reduce", DCM_ERR_SYSTEM, "%s failed for %s: out of memory", what, input);
-    if (vr == VL_ERR_NONFINITE)
+    if (code == DCM_ERR_NUMERIC)
         return cli_fail("reduce", DCM_ERR_NUMERIC,
                         "%s failed for %s: the reduced free energy or posterior is not finite "
                         "(posterior means or covariances in the result too large to combine)",
@@ -96,7 +94,7 @@ int cmd_reduce(int argc, char **argv)
     io_result_summary R;
     memset(&R, 0, sizeof R);
     unsigned char *mask = NULL;
-    double *pC = NULL, *rC = NULL, *sE = NULL, *sC = NULL, *var = NULL;
+    double *pC = NULL, *sE = NULL, *sC = NULL, *var = NULL;
     json_t *o = NULL;
     char *name = NULL; /* one parameter's name at a time, whole */
     if (!offs || !cands) {
@@ -161,11 +159,10 @@ int cmd_reduce(int argc, char **argv)
     io_pname_space S = {R.n, R.m, R.nd, R.regions, R.inputs};
     mask = calloc((size_t)np, 1);
     pC = calloc((size_t)np * np, sizeof(double));
-    rC = calloc((size_t)np * np, sizeof(double));
     sE = calloc((size_t)np, sizeof(double));
     sC = malloc(sizeof(double) * np * np);
     var = calloc((size_t)np, sizeof(double));
-    if (!mask || !pC || !rC || !sE || !sC || !var) {
+    if (!mask || !pC || !sE || !sC || !var) {
         rc = cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
@@ -214,15 +211,11 @@ int cmd_reduce(int argc, char **argv)
         for (int i = 0; i < np; i++)
             if (mask[i])
                 json_array_append_new(names, json_string(NAME(i)));
-        memcpy(rC, pC, sizeof(double) * np * np);
-        for (int i = 0; i < np; i++)
-            if (mask[i])
-                rC[i * np + i] = 0.0;
         double dF = 0.0;
-        int vr = vl_bmr_reduce(np, R.Ep, R.Cp, R.pE, pC, R.pE, rC, &dF, sE, sC);
-        if (vr) {
+        int br = dcm_bmr_switch_off(np, R.Ep, R.Cp, R.pE, R.pV, mask, &dF, sE, sC, &err);
+        if (br) {
             json_decref(names);
-            rc = bmr_fail(vr, "model reduction", input);
+            rc = bmr_fail(br, "model reduction", input);
             goto done;
         }
         for (int i = 0; i < np; i++)
@@ -280,13 +273,12 @@ int cmd_reduce(int argc, char **argv)
         for (int i = 0; i < np; i++)
             if (R.pV[i] <= 0)
                 cand[i] = 0;
-        vl_bmr_search_result B;
-        memset(&B, 0, sizeof B);
-        int vr = vl_bmr_search(np, R.Ep, R.Cp, R.pE, pC, cand, &B);
+        dcm_bmr_search_result B;
+        int br = dcm_bmr_search(np, R.Ep, R.Cp, R.pE, pC, cand, &B, &err);
         free(cand);
-        if (vr) {
-            vl_bmr_search_result_free(&B);
-            rc = bmr_fail(vr, "model search", input);
+        if (br) {
+            dcm_bmr_search_result_free(&B);
+            rc = bmr_fail(br, "model search", input);
             goto done;
         }
         json_t *names = json_array();
@@ -317,7 +309,7 @@ int cmd_reduce(int argc, char **argv)
                            sqrt(fmax(var[i], 0)), B.Pp[i], mask[i] ? "  (off)" : "");
                 }
         }
-        vl_bmr_search_result_free(&B);
+        dcm_bmr_search_result_free(&B);
     }
     rc = cli_emit_json("reduce", o, as_json, out_path);
 #undef NAME
@@ -329,7 +321,6 @@ done:
     free(cands);
     free(mask);
     free(pC);
-    free(rC);
     free(sE);
     free(sC);
     free(var);
