@@ -11,8 +11,6 @@
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "io/io_tsv.h"
-#include "vl/vl_bmr.h"
-#include "vl/vl_peb.h"
 
 static const char *help =
     "usage: dcm peb OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
@@ -125,54 +123,17 @@ fail:
 }
 
 /* Bayesian model reduction over the group-level parameters (SPM's
- * spm_dcm_peb_bmc idea): a greedy search that switches off group effects
- * whose absence raises the evidence, with the effects averaged over the
- * models visited. The group prior is the one PEB uses: mean pE for the
- * intercept (0 for other covariates), variance pV scaled by
- * nsub / sum(X(:,j)^2) per covariate. */
-static int group_reduction(const vl_peb_result *P, const design *D, const double *pE,
+ * spm_dcm_peb_bmc idea), dcm_peb_reduce: a greedy search that switches off
+ * group effects whose absence raises the evidence, with the effects
+ * averaged over the models visited. */
+static int group_reduction(const dcm_peb_result *P, const design *D, const double *pE,
                            const double *pV, const io_pname_space *S, int as_json, json_t *o)
 {
-    const int nb = P->np * P->nx, nx = P->nx;
-    double *bE = malloc(sizeof(double) * nb), *bC = calloc((size_t)nb * nb, sizeof(double));
-    double *qE = malloc(sizeof(double) * nb);
-    if (!bE || !bC || !qE) {
-        free(bE);
-        free(bC);
-        free(qE);
-        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-    }
-    for (int j = 0; j < nx; j++) {
-        double sx = 0.0;
-        for (int i = 0; i < D->nsub; i++)
-            sx += D->X[i * nx + j] * D->X[i * nx + j];
-        int intercept = 1;
-        for (int i = 0; i < D->nsub; i++)
-            intercept &= D->X[i * nx + j] == D->X[j];
-        for (int q = 0; q < P->np; q++) {
-            int k = q + j * P->np; /* vec(Ep): parameters fastest */
-            bE[k] = (intercept && j == 0) ? pE[P->sel[q]] : 0.0;
-            bC[(size_t)k * nb + k] = (sx > 0 ? D->nsub / sx : 1.0) * pV[P->sel[q]];
-            qE[k] = P->Ep[q * nx + j];
-        }
-    }
-    vl_bmr_search_result B;
-    memset(&B, 0, sizeof B);
-    int vr = vl_bmr_search(nb, qE, P->Cp, bE, bC, NULL, &B);
-    free(bE);
-    free(bC);
-    free(qE);
-    if (vr) {
-        vl_bmr_search_result_free(&B);
-        return cli_fail("peb", DCM_ERR_NUMERIC, "model reduction over the group effects failed (code %d)", vr);
-    }
-    for (int k = 0; k < nb; k++)
-        if (!isfinite(B.Ep_bma[k]) || !isfinite(B.Pp[k]) || !isfinite(B.dF)) {
-            vl_bmr_search_result_free(&B);
-            return cli_fail("peb", DCM_ERR_NUMERIC, "model reduction over the group effects gave a "
-                            "non-finite value (group effect %d): check the subjects' results for "
-                            "extreme values", k + 1);
-        }
+    const int nx = P->nx;
+    dcm_bmr_search_result B;
+    dcm_error err = {0, ""};
+    if (dcm_peb_reduce(P, D->X, D->nsub, pE, pV, &B, &err))
+        return cli_report("peb", &err);
     json_t *red = json_object(), *eff = json_array(), *off = json_array();
     if (!as_json)
         printf("\nreduction over the group effects: %d models searched, %d effect%s switched off "
@@ -190,7 +151,7 @@ static int group_reduction(const vl_peb_result *P, const design *D, const double
                 json_decref(red);
                 json_decref(eff);
                 json_decref(off);
-                vl_bmr_search_result_free(&B);
+                dcm_bmr_search_result_free(&B);
                 return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
             }
             snprintf(label, ll, "%s x %s", name, D->covariates[j]);
@@ -212,7 +173,7 @@ static int group_reduction(const vl_peb_result *P, const design *D, const double
     json_object_set_new(red, "switched_off", off);
     json_object_set_new(red, "effects", eff);
     json_object_set_new(o, "reduction", red);
-    vl_bmr_search_result_free(&B);
+    dcm_bmr_search_result_free(&B);
     return DCM_OK;
 }
 
@@ -231,8 +192,9 @@ int cmd_peb(int argc, char **argv)
     double *qE = NULL, *qC = NULL, *pE = NULL, *pV = NULL, *F = NULL;
     int *sel = NULL;
     unsigned char *mask = NULL;
-    vl_peb_result P;
+    dcm_peb_result P;
     memset(&P, 0, sizeof P);
+    double *eff = NULL; /* 4 x (np nx): mean, var, dF, prob of each effect */
     json_t *o = NULL;
     char *name = NULL;
     if (!sels)
@@ -388,17 +350,13 @@ int cmd_peb(int argc, char **argv)
         memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
         memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
     }
-    vl_peb_input in = {.nsub = nsub, .np = np, .qE = qE, .qC = qC, .pE = pE, .pC = NULL, .pV = pV,
-                       .F = F, .sel = sel, .nsel = nsel, .X = D.X, .nx = nx};
-    vl_peb_opts opts;
-    memset(&opts, 0, sizeof opts);
-    opts.Q = single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
-    int vr = vl_peb(&in, &opts, &P);
-    if (vr == VL_ERR_NOMEM) {
-        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    if (vr) {
+    dcm_peb_input in = {.nsub = nsub, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
+                        .sel = sel, .nsel = nsel, .X = D.X, .nx = nx, .single = single};
+    if ((rc = dcm_peb(&in, &P, &err))) {
+        if (rc == DCM_ERR_SYSTEM) {
+            rc = cli_report("peb", &err);
+            goto done;
+        }
         /* say which subject's numbers are to blame when one is */
         int bad_i = -1;
         for (int i = 0; i < nsub && bad_i < 0; i++)
@@ -413,8 +371,8 @@ int cmd_peb(int argc, char **argv)
                           "selected parameters too large to combine (e.g. |mean| > 1e100)", R[bad_i].path);
         else
             rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (%s)",
-                          vr == VL_ERR_NONFINITE ? "a non-finite value arose in the group-level update"
-                                                  : "invalid design or sizes");
+                          rc == DCM_ERR_NUMERIC ? "a non-finite value arose in the group-level update"
+                                                : "invalid design or sizes");
         goto done;
     }
     int finite = isfinite(P.F);
@@ -438,18 +396,17 @@ int cmd_peb(int argc, char **argv)
     if (!as_json)
         printf("PEB over %d subjects, model %s: F = %.4f (%d iterations)\n\n%-28s %-12s %10s %10s %12s\n",
                nsub, model, P.F, P.iterations, "parameter", "covariate", "mean", "sd", "probability");
+    const int ne = P.np * nx;
+    if (!(eff = malloc(sizeof(double) * 4 * (size_t)ne))) {
+        json_decref(effects);
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    dcm_peb_effects(&P, D.X, nsub, R[0].pV, eff, eff + ne, eff + 2 * ne, eff + 3 * ne);
     for (int j = 0; j < nx; j++) {
-        double sx = 0.0;
-        for (int i = 0; i < nsub; i++)
-            sx += D.X[i * nx + j] * D.X[i * nx + j];
-        double xc = sx > 0 ? nsub / sx : 1.0; /* SPM's covariate prior scaling */
         for (int q = 0; q < P.np; q++) {
             int idx = q + j * P.np;
-            double m = P.Ep[q * nx + j];
-            double v = P.Cp[(size_t)idx * (P.np * nx) + idx];
-            double pv = xc * R[0].pV[P.sel[q]];
-            double dF = 0.5 * log(pv / v) - 0.5 * m * m / v; /* F(without) - F(with) */
-            double prob = 1.0 / (1.0 + exp(dF));
+            double m = eff[idx], v = eff[ne + idx], dF = eff[2 * ne + idx], prob = eff[3 * ne + idx];
             if (!isfinite(m) || !isfinite(v) || !isfinite(prob)) {
                 json_decref(effects);
                 rc = cli_fail("peb", DCM_ERR_NUMERIC,
@@ -482,47 +439,23 @@ int cmd_peb(int argc, char **argv)
     if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
         goto done;
     /* subjects' posteriors under the empirical (group) prior */
-    double *rE = malloc(sizeof(double) * np), *rC = calloc((size_t)np * np, sizeof(double));
-    double *pC = calloc((size_t)np * np, sizeof(double));
     double *sE = malloc(sizeof(double) * np);
     json_t *subs = json_array();
-    if (!rE || !rC || !pC || !sE) {
-        free(rE);
-        free(rC);
-        free(pC);
-        free(sE);
+    if (!sE) {
         json_decref(subs);
         rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
     for (int i = 0; i < nsub; i++) {
-        memset(pC, 0, sizeof(double) * np * np);
-        memset(rC, 0, sizeof(double) * np * np);
-        for (int p = 0; p < np; p++) {
-            pC[p * np + p] = R[i].pV[p];
-            rC[p * np + p] = R[i].pV[p];
-            rE[p] = R[i].pE[p];
-        }
-        for (int q = 0; q < P.np; q++) {
-            int a = P.sel[q];
-            double m = 0.0;
-            for (int j = 0; j < nx; j++)
-                m += D.X[i * nx + j] * P.Ep[q * nx + j];
-            rE[a] = m;
-            for (int q2 = 0; q2 < P.np; q2++)
-                rC[a * np + P.sel[q2]] = P.Ce[q * P.np + q2];
-        }
         double dF = 0.0;
         json_t *e = json_object();
         json_object_set_new(e, "subject", json_string(D.subjects[i]));
-        int br = vl_bmr_reduce(np, R[i].Ep, R[i].Cp, R[i].pE, pC, rE, rC, &dF, sE, NULL);
-        for (int q = 0; br == VL_OK && q < P.np; q++)
-            if (!isfinite(sE[P.sel[q]]) || !isfinite(dF))
-                br = -1;
-        if (br != VL_OK)
+        int br = dcm_peb_subject_posterior(&P, D.X + (size_t)i * nx, np, R[i].Ep, R[i].Cp, R[i].pE,
+                                           R[i].pV, sE, &dF, &err);
+        if (br != DCM_OK)
             fprintf(stderr, "dcm peb: warning: %s's posterior under the group prior could not be "
                     "computed; it is left out of \"subjects\"\n", D.subjects[i]);
-        if (br == VL_OK) {
+        if (br == DCM_OK) {
             json_t *mv = json_object();
             for (int q = 0; q < P.np; q++) {
                 free(name);
@@ -535,9 +468,6 @@ int cmd_peb(int argc, char **argv)
         }
         json_array_append_new(subs, e);
     }
-    free(rE);
-    free(rC);
-    free(pC);
     free(sE);
     json_object_set_new(o, "subjects", subs);
     json_t *cov = json_array();
@@ -557,7 +487,8 @@ done:
     free(pV);
     free(sel);
     free(mask);
-    vl_peb_result_free(&P);
+    dcm_peb_result_free(&P);
+    free(eff);
     json_decref(o);
     design_free(&D);
     io_batchdir_free(&B);
