@@ -22,6 +22,13 @@
 /* ------------------------------------------------------------ helpers */
 
 /* C = op(A) op(B), row-major; A is m x k after op, B k x n after op */
+/* vl_inv_reg's result as a vl_status: its out-of-memory (-2, or
+ * VL_ERR_NOMEM) kept apart from a singular or non-finite matrix */
+static int inv_status(int r)
+{
+    return r == 0 ? VL_OK : (r == -2 || r == VL_ERR_NOMEM) ? VL_ERR_NOMEM : VL_ERR_NONFINITE;
+}
+
 static void mm(int ta, int tb, int m, int n, int k, const double *A, const double *B,
                double *C)
 {
@@ -205,20 +212,18 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
         project(qC, U, n, r, qP, tmp);
         project(pC, U, n, r, pP, tmp);
         project(rC, U, n, r, rP, tmp);
-        if (vl_inv_reg(qP, r, BMR_TOL) || vl_inv_reg(pP, r, BMR_TOL) ||
-            vl_inv_reg(rP, r, BMR_TOL)) {
-            rc = VL_ERR_NONFINITE;
+        if ((rc = inv_status(vl_inv_reg(qP, r, BMR_TOL))) ||
+            (rc = inv_status(vl_inv_reg(pP, r, BMR_TOL))) ||
+            (rc = inv_status(vl_inv_reg(rP, r, BMR_TOL))))
             goto done;
-        }
         /* sP = qP + rP - pP; sC = sP^-1; the full prior covariance is
            recovered from its (regularised) precision, as SPM */
         for (long k = 0; k < (long)r * r; k++)
             sCr[k] = qP[k] + rP[k] - pP[k];
         memcpy(pCr, pP, sizeof(double) * (size_t)r * r);
-        if (vl_inv_reg(sCr, r, BMR_TOL) || vl_inv_reg(pCr, r, BMR_TOL)) {
-            rc = VL_ERR_NONFINITE;
+        if ((rc = inv_status(vl_inv_reg(sCr, r, BMR_TOL))) ||
+            (rc = inv_status(vl_inv_reg(pCr, r, BMR_TOL))))
             goto done;
-        }
         /* s = qP q + rP r - pP p (the reduced posterior's precision-weighted mean) */
         double quad = 0.0;
         mv(qP, q, r, t1);

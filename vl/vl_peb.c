@@ -18,6 +18,13 @@
 
 /* ------------------------------------------------------------ helpers */
 
+/* vl_inv_reg's result as a vl_status: its out-of-memory (-2, or
+ * VL_ERR_NOMEM) kept apart from a singular or non-finite matrix */
+static int inv_status(int r)
+{
+    return r == 0 ? VL_OK : (r == -2 || r == VL_ERR_NOMEM) ? VL_ERR_NOMEM : VL_ERR_NONFINITE;
+}
+
 static void mm(int ta, int tb, int m, int n, int k, const double *A, const double *B,
                double *C)
 {
@@ -54,13 +61,14 @@ static void project(const double *A, const double *U, int n, int r, double *P, d
 }
 
 /* dx = (expm(t J) - I) J^-1 f with t = exp(t0 - ln|J| / n), via the
- * augmented system [0 0; t f, t J] (SPM's spm_dx with a scalar {t}) */
+ * augmented system [0 0; t f, t J] (SPM's spm_dx with a scalar {t}).
+ * Returns a vl_status. */
 static int fisher_step(const double *J, const double *f, int n, double t0, double *dx)
 {
     const int N = n + 1;
     double *A = calloc((size_t)N * N * 2 + vl_logdet_work(n), sizeof(double));
     if (!A)
-        return -1;
+        return VL_ERR_NOMEM;
     double *E = A + (size_t)N * N, *ldw = E + (size_t)N * N;
     double ld = vl_logdet(J, n, ldw);
     double t = exp(t0 - ld / n);
@@ -69,8 +77,8 @@ static int fisher_step(const double *J, const double *f, int n, double t0, doubl
         /* Newton step: -J^-1 f (SPM uses the pseudo-inverse here) */
         double *Ji = E;
         memcpy(Ji, J, sizeof(double) * (size_t)n * n);
-        rc = vl_inv_reg(Ji, n, 0.0);
-        if (rc == 0) {
+        rc = inv_status(vl_inv_reg(Ji, n, 0.0));
+        if (rc == VL_OK) {
             mv(Ji, f, n, n, dx);
             for (int i = 0; i < n; i++)
                 dx[i] = -dx[i];
@@ -82,9 +90,9 @@ static int fisher_step(const double *J, const double *f, int n, double t0, doubl
                 A[(i + 1) * N + j + 1] = t * J[i * n + j];
         }
         vl_expm_work *w = vl_expm_alloc(N);
-        rc = w ? vl_expm(A, N, E, w) : -1;
+        rc = !w ? VL_ERR_NOMEM : vl_expm(A, N, E, w) ? VL_ERR_NONFINITE : VL_OK;
         vl_expm_free(w);
-        if (rc == 0)
+        if (rc == VL_OK)
             for (int i = 0; i < n; i++)
                 dx[i] = E[(i + 1) * N];
     }
@@ -293,16 +301,13 @@ static int peb_setup_subjects(peb_model *m, const vl_peb_input *in, const int *s
         double *a = tmp, *c = tmp2;
         memcpy(a, m->qC + s * rr, sizeof(double) * rr);
         memcpy(c, m->pC + s * rr, sizeof(double) * rr);
-        if (vl_inv_reg(a, r, -1.0) || vl_inv_reg(c, r, -1.0)) {
-            rc = VL_ERR_NONFINITE;
+        if ((rc = inv_status(vl_inv_reg(a, r, -1.0))) ||
+            (rc = inv_status(vl_inv_reg(c, r, -1.0))))
             goto done;
-        }
         for (size_t k = 0; k < rr; k++)
             a[k] += c[k] / PEB_SHRINK;
-        if (vl_inv_reg(a, r, -1.0)) {
-            rc = VL_ERR_NONFINITE;
+        if ((rc = inv_status(vl_inv_reg(a, r, -1.0))))
             goto done;
-        }
         memcpy(m->qC + s * rr, a, sizeof(double) * rr);
         m->iF[s] = in->F ? in->F[s] : 0.0;
     }
@@ -355,10 +360,9 @@ static int peb_setup_components(peb_model *m, const peb_options *o)
         tmp[k] = m->PC[k] / o->beta;
     project(tmp, m->U, Np, r, m->pQ, ptmp);
     memcpy(pq, tmp, sizeof(double) * pp);
-    if (vl_inv_reg(m->pQ, r, -1.0) || vl_inv_reg(pq, Np, -1.0)) {
-        rc = VL_ERR_NONFINITE;
+    if ((rc = inv_status(vl_inv_reg(m->pQ, r, -1.0))) ||
+        (rc = inv_status(vl_inv_reg(pq, Np, -1.0))))
         goto done;
-    }
     int Ng = 0, ncomp = 0;
     switch (o->qmode) {
     case VL_PEB_Q_SINGLE: ncomp = 1; break;
@@ -431,18 +435,14 @@ static int peb_setup_priors(peb_model *m, const peb_options *o)
         for (int a = 0; a < r; a++)
             for (int c = 0; c < r; c++)
                 m->bP[(j * r + a) * Nb + j * r + c] = m->Xc[j] * bC0[a * r + c];
-    if (vl_inv_reg(m->bP, Nb, -1.0)) {
-        rc = VL_ERR_NONFINITE;
+    if ((rc = inv_status(vl_inv_reg(m->bP, Nb, -1.0))))
         goto done;
-    }
     for (int j = 0; j < Ng; j++) {
         m->gE[j] = o->hE;
         m->gP[j * Ng + j] = o->hC;
     }
-    if (Ng && vl_inv_reg(m->gP, Ng, -1.0)) {
-        rc = VL_ERR_NONFINITE;
+    if (Ng && (rc = inv_status(vl_inv_reg(m->gP, Ng, -1.0))))
         goto done;
-    }
     for (int i = 0; i < Nb; i++)
         for (int j = 0; j < Nb; j++)
             m->ipC[i * Nt + j] = m->bP[i * Nb + j];
@@ -515,7 +515,7 @@ static int peb_random_precision(const peb_model *m, const double *g, peb_eval *e
             e->rP[k] += eg[j] * m->Q[j * rr + k];
     }
     memcpy(e->rC, e->rP, sizeof(double) * rr);
-    return vl_inv_reg(e->rC, r, -1.0) ? VL_ERR_NONFINITE : VL_OK;
+    return inv_status(vl_inv_reg(e->rC, r, -1.0));
 }
 
 /* gradients and curvatures of the second-level priors */
@@ -623,8 +623,9 @@ static int peb_evaluate(const peb_model *m, const double *b, const double *g, pe
     const int r = m->r, Nx = m->Nx;
     const size_t rr = (size_t)r * r;
     peb_scratch s = peb_scratch_carve(m, work);
-    if (peb_random_precision(m, g, e, s.eg))
-        return VL_ERR_NONFINITE;
+    int rc = peb_random_precision(m, g, e, s.eg);
+    if (rc)
+        return rc;
     peb_prior_terms(m, b, g, e);
     double F = 0.0;
     for (int i = 0; i < m->Ns; i++) {
@@ -636,9 +637,9 @@ static int peb_evaluate(const peb_model *m, const double *b, const double *g, pe
             s.rE[k] = a;
         }
         double Fi = 0.0;
-        if (vl_bmr_reduce(r, m->qE + (size_t)i * r, m->qC + i * rr, m->pE + (size_t)i * r,
-                          m->pC + i * rr, s.rE, e->rC, &Fi, s.sE, s.sC))
-            return VL_ERR_NONFINITE;
+        if ((rc = vl_bmr_reduce(r, m->qE + (size_t)i * r, m->qC + i * rr, m->pE + (size_t)i * r,
+                                m->pC + i * rr, s.rE, e->rC, &Fi, s.sE, s.sC)))
+            return rc == VL_ERR_NOMEM ? rc : VL_ERR_NONFINITE;
         F += Fi + m->iF[i];
         for (int k = 0; k < r; k++)
             s.dE[k] = s.sE[k] - s.rE[k];
@@ -756,9 +757,11 @@ static int peb_covariances(const peb_model *m, peb_work *w)
         w->Cb[k] = -w->cur.dFdbb[k];
     for (int k = 0; k < Ng * Ng; k++)
         w->Cg[k] = -w->cur.dFdgg[k];
-    if (vl_inv_reg(w->Cp, Nt, -1.0) || vl_inv_reg(w->Cb, Nb, -1.0) ||
-        (Ng && vl_inv_reg(w->Cg, Ng, -1.0)))
-        return VL_ERR_NONFINITE;
+    int rc;
+    if ((rc = inv_status(vl_inv_reg(w->Cp, Nt, -1.0))) ||
+        (rc = inv_status(vl_inv_reg(w->Cb, Nb, -1.0))) ||
+        (Ng && (rc = inv_status(vl_inv_reg(w->Cg, Ng, -1.0)))))
+        return rc;
     return VL_OK;
 }
 
@@ -822,8 +825,9 @@ static void peb_accept_or_reject(const peb_model *m, peb_work *w, double F, doub
 static int peb_step(const peb_model *m, peb_work *w, double t, int accepted)
 {
     const int Nb = m->Nb, Ng = m->Ng, Nt = m->Nt;
-    if (fisher_step(w->dFdpp, w->dFdp, Nt, t, w->dp))
-        return VL_ERR_NONFINITE;
+    int rc;
+    if ((rc = fisher_step(w->dFdpp, w->dFdp, Nt, t, w->dp)))
+        return rc;
     double n1 = 0.0;
     for (int i = 0; i < Nt; i++)
         n1 += fabs(w->dp[i]);
@@ -838,8 +842,8 @@ static int peb_step(const peb_model *m, peb_work *w, double t, int accepted)
                     v = src->dFdgg[(i - Nb) * Ng + (j - Nb)];
                 w->dFdpp[i * Nt + j] = v;
             }
-        if (fisher_step(w->dFdpp, w->dFdp, Nt, t, w->dp))
-            return VL_ERR_NONFINITE;
+        if ((rc = fisher_step(w->dFdpp, w->dFdp, Nt, t, w->dp)))
+            return rc;
     }
     for (int i = 0; i < Nb; i++)
         w->b[i] += w->dp[i];
