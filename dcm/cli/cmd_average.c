@@ -209,6 +209,42 @@ done:
     return rc;
 }
 
+/* The models of --models LIST (all when NULL) as indices of B into use
+ * (B->nmod entries); *nuse their number. Returns 0 or an exit code. */
+static int choose_models(const io_batchdir *B, const char *batch, const char *models, int *use,
+                         int *nuse)
+{
+    *nuse = 0;
+    if (!models) {
+        for (int m = 0; m < B->nmod; m++)
+            use[(*nuse)++] = m;
+        return DCM_OK;
+    }
+    char *list = strdup(models), *save = NULL;
+    if (!list)
+        return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+    int rc = DCM_OK;
+    for (char *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        int m = io_batchdir_model(B, t);
+        if (m < 0) {
+            char *known = io_batchdir_model_list(B);
+            rc = cli_fail("average", DCM_ERR_INPUT, "%s: no results for model '%s'; the models "
+                          "there are: %s", batch, t, known ? known : "(out of memory)");
+            free(known);
+            break;
+        }
+        int dup = 0;
+        for (int u = 0; u < *nuse; u++)
+            dup |= use[u] == m;
+        if (dup)
+            rc = cli_fail("average", DCM_ERR_USAGE, "--models names '%s' twice", t);
+        else
+            use[(*nuse)++] = m;
+    }
+    free(list);
+    return rc;
+}
+
 /* A batch: every subject's average with its own evidences, then the group
  * mean of the subjects' averages with its standard error. */
 static int average_batch(const char *batch, const char *models, double occam, int as_json,
@@ -236,37 +272,8 @@ static int average_batch(const char *batch, const char *models, double occam, in
         rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    if (models) {
-        char *list = strdup(models), *save = NULL;
-        if (!list) {
-            rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            int m = io_batchdir_model(&B, t);
-            if (m < 0) {
-                char *known = io_batchdir_model_list(&B);
-                rc = cli_fail("average", DCM_ERR_INPUT, "%s: no results for model '%s'; the models "
-                              "there are: %s", batch, t, known ? known : "(out of memory)");
-                free(known);
-                free(list);
-                goto done;
-            }
-            int dup = 0;
-            for (int u = 0; u < nuse; u++)
-                dup |= use[u] == m;
-            if (dup) {
-                rc = cli_fail("average", DCM_ERR_USAGE, "--models names '%s' twice", t);
-                free(list);
-                goto done;
-            }
-            use[nuse++] = m;
-        }
-        free(list);
-    } else {
-        for (int m = 0; m < B.nmod; m++)
-            use[nuse++] = m;
-    }
+    if ((rc = choose_models(&B, batch, models, use, &nuse)))
+        goto done;
     if (nuse < 1) {
         rc = cli_fail("average", DCM_ERR_INPUT, "%s: no model results found", batch);
         goto done;
