@@ -43,7 +43,12 @@ int dcm_bms_rfx(const double *lme, int nsub, int nmod, dcm_bms_rfx_result *out, 
     int vr = vl_bms_rfx(lme, nsub, nmod, NULL, &R);
     if (vr != VL_OK && vr != VL_WARN_NOCONV) {
         vl_bms_rfx_result_free(&R);
-        return dcm_error_from_vl(vr, "random-effects BMS", NULL, err);
+        return dcm_error_from_vl(vr, "random-effects BMS",
+                                 vr == VL_ERR_NONFINITE ? "a log-evidence is NaN or infinite"
+                                 : vr == VL_ERR_INPUT   ? "the table needs at least one subject and "
+                                                          "one model"
+                                                        : NULL,
+                                 err);
     }
     *out = (dcm_bms_rfx_result){R.nsub, R.nmod, R.alpha, R.exp_r, R.xp, R.pxp, R.g,
                                 R.bor, R.F0, R.F1, R.iterations, vr == VL_OK};
@@ -72,8 +77,10 @@ int dcm_bms_family(const double *lme, int nsub, int nmod, const int *fam, int nf
         vl_bms_family_result_free(&R);
         return dcm_error_from_vl(vr, "family comparison",
                                  vr == VL_ERR_NONFINITE
-                                     ? "a summed log-evidence overflows double precision"
-                                     : NULL,
+                                     ? "a log-evidence, or the sum of a model's, is not a finite number"
+                                 : vr == VL_ERR_INPUT ? "every model needs a family (0 to nfam - 1) "
+                                                        "and every family a member"
+                                                      : NULL,
                                  err);
     }
     *out = (dcm_bms_family_result){R.nfam, R.nmod, R.alpha, R.exp_r, R.xp, R.pxp,
