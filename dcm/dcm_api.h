@@ -38,8 +38,4 @@ int dcm_error_from_vl(int vl_status, const char *context, const char *detail, dc
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err);
 
-/* Fixed-effects comparison of k models from their free energies:
- * log Bayes factors against the best and posterior probabilities. */
-void dcm_compare_ffx(const double *F, int k, double *logBF, double *post);
-
 #endif

@@ -78,11 +78,6 @@ static void centre_inputs(model_dcm *M)
         }
 }
 
-static double std_normal_cdf(double z)
-{
-    return 0.5 * erfc(-z / sqrt(2.0));
-}
-
 /* SPM's eigenvector constraint for networks of more than `maxnodes`
  * regions: with V the first maxnodes principal modes of the data after
  * removing the confounds (left singular vectors of y'), the prior
@@ -235,12 +230,7 @@ static int posterior_probabilities(dcm_result *R)
     R->Pp = malloc(sizeof(double) * np);
     if (!R->Pp)
         return -1;
-    for (int i = 0; i < np; i++) {
-        double sd = sqrt(fmax(R->Cp[i * np + i], 0.0));
-        R->Pp[i] = (R->pV[i] > 0.0 && sd > 0.0)
-                       ? 1.0 - std_normal_cdf((R->pE[i] - fabs(R->Ep[i])) / sd)
-                       : NAN;
-    }
+    dcm_posterior_probability(np, R->Ep, R->Cp, R->pE, R->pV, R->Pp);   /* the one Pp */
     return 0;
 }
 
@@ -411,18 +401,4 @@ cleanup:
     free(ones);
     free(pC_full);
     return rc;
-}
-
-void dcm_compare_ffx(const double *F, int k, double *logBF, double *post)
-{
-    double best = -INFINITY;
-    for (int i = 0; i < k; i++)
-        best = fmax(best, F[i]);
-    double z = 0.0;
-    for (int i = 0; i < k; i++) {
-        logBF[i] = F[i] - best;
-        z += exp(logBF[i]);
-    }
-    for (int i = 0; i < k; i++)
-        post[i] = exp(logBF[i]) / z;
 }

@@ -22,6 +22,13 @@
 /* ------------------------------------------------------------ helpers */
 
 /* C = op(A) op(B), row-major; A is m x k after op, B k x n after op */
+/* vl_inv_reg's result as a vl_status: its out-of-memory (-2, or
+ * VL_ERR_NOMEM) kept apart from a singular or non-finite matrix */
+static int inv_status(int r)
+{
+    return r == 0 ? VL_OK : (r == -2 || r == VL_ERR_NOMEM) ? VL_ERR_NOMEM : VL_ERR_NONFINITE;
+}
+
 static void mm(int ta, int tb, int m, int n, int k, const double *A, const double *B,
                double *C)
 {
@@ -57,16 +64,16 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
     vl_init();
     *r = 0;
     if (n <= 0)
-        return 0;
+        return VL_OK;
     if (!all_finite(C, (long)n * n))
-        return -1;
+        return VL_ERR_NONFINITE;
     memset(U, 0, sizeof(double) * (size_t)n * n);
     int *nz = malloc(sizeof(int) * (size_t)n);
     idx_val *s = malloc(sizeof(idx_val) * (size_t)n);
     if (!nz || !s) {
         free(nz);
         free(s);
-        return -1;
+        return VL_ERR_NOMEM;
     }
     int m = 0, diagonal = 1;
     for (int i = 0; i < n; i++) {
@@ -80,7 +87,7 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
         if (any)
             nz[m++] = i;
     }
-    int rc = 0;
+    int rc = VL_OK;
     if (m == 0) {
         /* nothing */
     } else if (diagonal) {
@@ -102,13 +109,13 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
         gsl_vector *ev = gsl_vector_alloc((size_t)m);
         gsl_eigen_symmv_workspace *w = gsl_eigen_symmv_alloc((size_t)m);
         if (!S || !V || !ev || !w) {
-            rc = -1;
+            rc = VL_ERR_NOMEM;
         } else {
             for (int a = 0; a < m; a++)
                 for (int b = 0; b < m; b++)
                     gsl_matrix_set(S, (size_t)a, (size_t)b, C[nz[a] * n + nz[b]]);
             if (gsl_eigen_symmv(S, ev, V, w) != 0) {
-                rc = -1;
+                rc = VL_ERR_NONFINITE;
             } else {
                 gsl_eigen_symmv_sort(ev, V, GSL_EIGEN_SORT_ABS_DESC);
                 double ss = 0.0;
@@ -138,7 +145,7 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r)
             gsl_eigen_symmv_free(w);
     }
     /* U is n x n storage used as n x r: compact the rows to stride r */
-    if (rc == 0 && *r < n) {
+    if (rc == VL_OK && *r < n) {
         int k = *r;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < k; j++)
@@ -178,24 +185,24 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
 {
     vl_init();
     if (n < 1 || !qE || !qC || !pE || !pC || !rE || !rC || !dF)
-        return VL_BMR_EINVAL;
+        return VL_ERR_INPUT;
     const long nn = (long)n * n;
     if (!all_finite(qE, n) || !all_finite(pE, n) || !all_finite(rE, n) ||
         !all_finite(qC, nn) || !all_finite(pC, nn) || !all_finite(rC, nn))
-        return VL_BMR_ENONFINITE;
+        return VL_ERR_NONFINITE;
     /* workspace: U (n*n), tmp (n*n), 6 r x r matrices, 8 vectors */
     double *mem = malloc(sizeof(double) * (size_t)(2 * nn + 6 * nn + 8 * n +
                                                    (long)vl_logdet_work(n)));
     if (!mem)
-        return VL_BMR_ENOMEM;
+        return VL_ERR_NOMEM;
     double *U = mem, *tmp = U + nn, *qP = tmp + nn, *pP = qP + nn, *rP = pP + nn;
     double *sCr = rP + nn, *pCr = sCr + nn, *prod = pCr + nn;
     double *q = prod + nn, *p = q + n, *r_ = p + n, *s = r_ + n, *t1 = s + n, *t2 = t1 + n;
     double *ldw = t2 + 2 * n;
-    int r = 0, rc = VL_BMR_OK;
-    if (vl_bmr_subspace(pC, n, BMR_SVD_THR, U, &r) != 0) {
+    int r = 0, rc = VL_OK;
+    if ((rc = vl_bmr_subspace(pC, n, BMR_SVD_THR, U, &r)) != VL_OK) {
         free(mem);
-        return VL_BMR_ENONFINITE;
+        return rc;
     }
     if (r > 0) {
         /* moments in the subspace */
@@ -205,20 +212,18 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
         project(qC, U, n, r, qP, tmp);
         project(pC, U, n, r, pP, tmp);
         project(rC, U, n, r, rP, tmp);
-        if (vl_inv_reg(qP, r, BMR_TOL) || vl_inv_reg(pP, r, BMR_TOL) ||
-            vl_inv_reg(rP, r, BMR_TOL)) {
-            rc = VL_BMR_ENONFINITE;
+        if ((rc = inv_status(vl_inv_reg(qP, r, BMR_TOL))) ||
+            (rc = inv_status(vl_inv_reg(pP, r, BMR_TOL))) ||
+            (rc = inv_status(vl_inv_reg(rP, r, BMR_TOL))))
             goto done;
-        }
         /* sP = qP + rP - pP; sC = sP^-1; the full prior covariance is
            recovered from its (regularised) precision, as SPM */
         for (long k = 0; k < (long)r * r; k++)
             sCr[k] = qP[k] + rP[k] - pP[k];
         memcpy(pCr, pP, sizeof(double) * (size_t)r * r);
-        if (vl_inv_reg(sCr, r, BMR_TOL) || vl_inv_reg(pCr, r, BMR_TOL)) {
-            rc = VL_BMR_ENONFINITE;
+        if ((rc = inv_status(vl_inv_reg(sCr, r, BMR_TOL))) ||
+            (rc = inv_status(vl_inv_reg(pCr, r, BMR_TOL))))
             goto done;
-        }
         /* s = qP q + rP r - pP p (the reduced posterior's precision-weighted mean) */
         double quad = 0.0;
         mv(qP, q, r, t1);
@@ -241,7 +246,7 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
         mm(0, 0, r, r, r, tmp, pCr, prod);
         double ld = vl_logdet(prod, r, ldw);
         if (!isfinite(ld) || !isfinite(quad)) {
-            rc = VL_BMR_ENONFINITE;
+            rc = VL_ERR_NONFINITE;
             goto done;
         }
         *dF = 0.5 * (ld - quad);
@@ -285,12 +290,107 @@ void vl_bmr_search_result_free(vl_bmr_search_result *r)
     memset(r, 0, sizeof *r); /* counts too: a freed result reads as empty */
 }
 
+/* ---------------------------------------------------------------- BMA */
+
+int vl_bma_init(vl_bma *a, int n, int full)
+{
+    memset(a, 0, sizeof *a);
+    a->n = n;
+    a->full = full;
+    a->fmax = -INFINITY;
+    a->m1 = calloc((size_t)n, sizeof(double));
+    a->m2 = calloc(full ? (size_t)n * n : (size_t)n, sizeof(double));
+    a->pp = calloc((size_t)n, sizeof(double));
+    if (!a->m1 || !a->m2 || !a->pp) {
+        vl_bma_free(a);
+        return VL_ERR_NOMEM;
+    }
+    return VL_OK;
+}
+
+void vl_bma_free(vl_bma *a)
+{
+    free(a->m1);
+    free(a->m2);
+    free(a->pp);
+    a->m1 = a->m2 = a->pp = NULL;
+}
+
+/* sum += w (E, C + E E', present) */
+static void bma_accumulate(vl_bma *a, double w, const double *E, const double *C,
+                           const unsigned char *present)
+{
+    const int n = a->n;
+    a->w += w;
+    for (int i = 0; i < n; i++) {
+        a->m1[i] += w * E[i];
+        if (present && present[i])
+            a->pp[i] += w;
+        if (a->full)
+            for (int j = 0; j < n; j++)
+                a->m2[i * n + j] += w * (C[i * n + j] + E[i] * E[j]);
+        else
+            a->m2[i] += w * (C[i] + E[i] * E[i]);
+    }
+}
+
+void vl_bma_add_weighted(vl_bma *a, double weight, const double *E, const double *C,
+                         const unsigned char *present)
+{
+    a->normalised = 1;
+    bma_accumulate(a, weight, E, C, present);
+}
+
+void vl_bma_add(vl_bma *a, double F, const double *E, const double *C,
+                const unsigned char *present)
+{
+    const int n = a->n;
+    const long n2 = a->full ? (long)n * n : n;
+    if (F > a->fmax) {
+        double k = exp(a->fmax - F);
+        a->w *= k;
+        for (int i = 0; i < n; i++) {
+            a->m1[i] *= k;
+            a->pp[i] *= k;
+        }
+        for (long i = 0; i < n2; i++)
+            a->m2[i] *= k;
+        a->fmax = F;
+    }
+    bma_accumulate(a, exp(F - a->fmax), E, C, present);
+}
+
+void vl_bma_finish(const vl_bma *a, double *mean, double *C, double *pp)
+{
+    const int n = a->n;
+    const double w = a->normalised ? 1.0 : a->w; /* x / 1.0 is x exactly */
+    for (int i = 0; i < n; i++) {
+        double m = a->m1[i] / w;
+        if (mean)
+            mean[i] = m;
+        if (pp)
+            pp[i] = a->pp[i] / w;
+    }
+    if (!C)
+        return;
+    for (int i = 0; i < n; i++) {
+        double mi = a->m1[i] / w;
+        if (a->full)
+            for (int j = 0; j < n; j++)
+                C[i * n + j] = a->m2[i * n + j] / w - mi * (a->m1[j] / w);
+        else
+            C[i] = a->m2[i] / w - mi * mi;
+    }
+}
+
+/* ------------------------------------------------------------- search */
+
 typedef struct {
     int n;
     const double *qE, *qC, *pE, *pC;
     double *rC, *sE, *sC;
-    /* BMA accumulators, scaled by exp(-fmax) */
-    double fmax, w, *m1, *m2, *pp;
+    unsigned char *present;
+    vl_bma bma;
 } search_ctx;
 
 /* score the model with parameters `off` switched off; enter it in the BMA */
@@ -303,26 +403,9 @@ static int score(search_ctx *c, const unsigned char *off, double *dF)
     int rc = vl_bmr_reduce(n, c->qE, c->qC, c->pE, c->pC, c->pE, c->rC, dF, c->sE, c->sC);
     if (rc)
         return rc;
-    if (*dF > c->fmax) {
-        double k = exp(c->fmax - *dF);
-        c->w *= k;
-        for (int i = 0; i < n; i++) {
-            c->m1[i] *= k;
-            c->pp[i] *= k;
-        }
-        for (long i = 0; i < (long)n * n; i++)
-            c->m2[i] *= k;
-        c->fmax = *dF;
-    }
-    double w = exp(*dF - c->fmax);
-    c->w += w;
-    for (int i = 0; i < n; i++) {
-        c->m1[i] += w * c->sE[i];
-        if (!off[i] && c->pC[i * n + i] > 0)
-            c->pp[i] += w;
-        for (int j = 0; j < n; j++)
-            c->m2[i * n + j] += w * (c->sC[i * n + j] + c->sE[i] * c->sE[j]);
-    }
+    for (int i = 0; i < n; i++)
+        c->present[i] = !off[i] && c->pC[i * n + i] > 0;
+    vl_bma_add(&c->bma, *dF, c->sE, c->sC, c->present);
     return 0;
 }
 
@@ -332,10 +415,10 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
 {
     vl_init();
     if (!out)
-        return VL_BMR_EINVAL;
+        return VL_ERR_INPUT;
     memset(out, 0, sizeof *out);
     if (n < 1 || !qE || !qC || !pE || !pC)
-        return VL_BMR_EINVAL;
+        return VL_ERR_INPUT;
     const size_t nn = (size_t)n * n;
     out->n = n;
     out->keep = malloc((size_t)n);
@@ -349,11 +432,11 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
     double *dfi = malloc(sizeof(double) * (size_t)n);
     search_ctx c = {n, qE, qC, pE, pC, malloc(sizeof(double) * nn),
                     malloc(sizeof(double) * (size_t)n), malloc(sizeof(double) * nn),
-                    -INFINITY, 0.0, out->Ep_bma, out->Cp_bma, out->Pp};
-    int rc = VL_BMR_OK;
-    if (!out->keep || !out->Ep || !out->Cp || !out->Ep_bma || !out->Cp_bma || !out->Pp ||
-        !off || !trial || !cand || !dfi || !c.rC || !c.sE || !c.sC) {
-        rc = VL_BMR_ENOMEM;
+                    malloc((size_t)n), {0}};
+    int rc = vl_bma_init(&c.bma, n, 1);
+    if (rc || !out->keep || !out->Ep || !out->Cp || !out->Ep_bma || !out->Cp_bma || !out->Pp ||
+        !off || !trial || !cand || !dfi || !c.rC || !c.sE || !c.sC || !c.present) {
+        rc = VL_ERR_NOMEM;
         goto done;
     }
     for (int i = 0; i < n; i++)
@@ -389,7 +472,7 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
         if (nimp > 1) {
             unsigned char *joint = malloc((size_t)n);
             if (!joint) {
-                rc = VL_BMR_ENOMEM;
+                rc = VL_ERR_NOMEM;
                 goto done;
             }
             memcpy(joint, off, (size_t)n);
@@ -421,15 +504,10 @@ int vl_bmr_search(int n, const double *qE, const double *qC, const double *pE,
         out->keep[i] = !off[i] && pC[i * n + i] > 0;
         out->nremoved += off[i];
     }
-    /* normalise the BMA */
-    for (int i = 0; i < n; i++) {
-        out->Ep_bma[i] /= c.w;
-        out->Pp[i] /= c.w;
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++)
-            out->Cp_bma[i * n + j] = out->Cp_bma[i * n + j] / c.w - out->Ep_bma[i] * out->Ep_bma[j];
+    vl_bma_finish(&c.bma, out->Ep_bma, out->Cp_bma, out->Pp);
 done:
+    vl_bma_free(&c.bma);
+    free(c.present);
     free(off);
     free(trial);
     free(cand);

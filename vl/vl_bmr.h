@@ -23,20 +23,18 @@
  *   prior mean and its covariance is zero.
  * - Matrices are n x n, row-major (they are symmetric, so column-major
  *   callers need not transpose). No global state; thread-safe.
+ * - Status: vl_status (vl/vl_status.h): VL_OK, VL_ERR_INPUT (bad sizes or
+ *   arguments), VL_ERR_NONFINITE (NaN/Inf in the inputs or a failed
+ *   factorisation), VL_ERR_NOMEM.
  */
 #ifndef VL_BMR_H
 #define VL_BMR_H
 
-enum {
-    VL_BMR_OK = 0,
-    VL_BMR_EINVAL = -1,     /* bad sizes or arguments */
-    VL_BMR_ENONFINITE = -2, /* NaN/Inf in the inputs or a numerical failure */
-    VL_BMR_ENOMEM = -3,
-};
+#include "vl/vl_status.h"
 
 /* Log-evidence of the reduced model relative to the full one (*dF), and,
  * if sE (n) / sC (n x n) are not NULL, the reduced posterior. Returns
- * VL_BMR_OK or an error. */
+ * VL_OK or an error. */
 int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
                   const double *pC, const double *rE, const double *rC, double *dF,
                   double *sE, double *sC);
@@ -49,8 +47,38 @@ int vl_bmr_reduce(int n, const double *qE, const double *qC, const double *pE,
  * a diagonal remainder gives unit vectors (in order of decreasing
  * variance), otherwise eigenvectors; axes with s^2 m / sum(s^2) > thr
  * are kept (s: singular values, m: rows kept). U must hold n*n doubles.
- * Returns 0 or -1 (NaN/Inf, no memory). */
+ * Returns VL_OK, VL_ERR_NONFINITE (NaN/Inf, failed eigen-
+ * decomposition) or VL_ERR_NOMEM. */
 int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r);
+
+/* Bayesian model averaging, the one BMA of the library: an accumulator
+ * that models enter one at a time with their log-evidence F (any offset),
+ * so that a search need not keep them. Weights are exp(F - Fmax), kept
+ * relative to the largest F so far (earlier sums are rescaled when a better
+ * model arrives), hence no overflow. full = 1: covariances are n x n and
+ * the average covariance is sum w (C + E E') / sum w - mean mean' (within
+ * and between models); full = 0: variances (n) likewise. present (n,
+ * optional) marks the parameters a model has free: their share of the
+ * weight is the posterior probability that each is present. */
+typedef struct {
+    int n, full;
+    double fmax, w;         /* largest F so far, sum of weights */
+    double *m1, *m2, *pp;   /* weighted sums of E, C + E E' and presence */
+    int normalised;         /* entered with vl_bma_add_weighted */
+} vl_bma;
+
+int vl_bma_init(vl_bma *a, int n, int full); /* VL_OK or VL_ERR_NOMEM */
+void vl_bma_add(vl_bma *a, double F, const double *E, const double *C,
+                const unsigned char *present);
+/* The same with the model's weight given, already normalised (a caller
+ * that has every evidence at hand computes the weights first, e.g. with
+ * Occam's window); the sums are then used as they are, not divided by the
+ * total weight. Do not mix with vl_bma_add in one average. */
+void vl_bma_add_weighted(vl_bma *a, double weight, const double *E, const double *C,
+                         const unsigned char *present);
+/* mean (n), C (n x n or n), pp (n); any may be NULL. */
+void vl_bma_finish(const vl_bma *a, double *mean, double *C, double *pp);
+void vl_bma_free(vl_bma *a);
 
 /* Greedy automatic reduction (in the spirit of spm_dcm_bmr_all): starting
  * from the full model, every candidate parameter still free is scored by
@@ -59,8 +87,8 @@ int vl_bmr_subspace(const double *C, int n, double thr, double *U, int *r);
  * parameters are removed together when that is at least as good as the
  * best single removal, otherwise only the best one; repeat until no removal
  * increases the evidence. The model evidence therefore never decreases.
- * Every model scored is also entered in a Bayesian model average (weights
- * exp(dF), the full model included).
+ * Every model scored is also entered in a Bayesian model average (vl_bma,
+ * weights exp(dF), the full model included).
  *
  * candidates (n, optional): 1 = may be switched off; NULL = every parameter
  * with positive prior variance. */

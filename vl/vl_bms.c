@@ -19,11 +19,11 @@
 static int check_lme(const double *lme, int nsub, int nmod)
 {
     if (!lme || nsub < 1 || nmod < 1)
-        return VL_BMS_EINVAL;
+        return VL_ERR_INPUT;
     for (long i = 0; i < (long)nsub * nmod; i++)
         if (!isfinite(lme[i]))
-            return VL_BMS_ENONFINITE;
-    return VL_BMS_OK;
+            return VL_ERR_NONFINITE;
+    return VL_OK;
 }
 
 /* ---------------------------------------------------------------- FFX */
@@ -38,15 +38,15 @@ int vl_bms_ffx(const double *lme, int nsub, int nmod, const double *prior,
     if (prior) {
         for (int k = 0; k < nmod; k++) {
             if (!isfinite(prior[k]) || prior[k] < 0)
-                return VL_BMS_EINVAL;
+                return VL_ERR_INPUT;
             psum += prior[k];
         }
         if (!(psum > 0))
-            return VL_BMS_EINVAL;
+            return VL_ERR_INPUT;
     }
     double *s = malloc(sizeof(double) * (size_t)nmod);
     if (!s)
-        return VL_BMS_ENOMEM;
+        return VL_ERR_NOMEM;
     double smax = -INFINITY;
     for (int k = 0; k < nmod; k++) {
         double acc = 0.0;
@@ -55,7 +55,7 @@ int vl_bms_ffx(const double *lme, int nsub, int nmod, const double *prior,
         s[k] = acc;
         if (!isfinite(acc)) { /* the sum overflowed */
             free(s);
-            return VL_BMS_ENONFINITE;
+            return VL_ERR_NONFINITE;
         }
         if (acc > smax)
             smax = acc;
@@ -78,7 +78,7 @@ int vl_bms_ffx(const double *lme, int nsub, int nmod, const double *prior,
             post[k] /= z;
     }
     free(s);
-    return VL_BMS_OK;
+    return VL_OK;
 }
 
 /* ------------------------------------------------- exceedance (Gamma) */
@@ -166,28 +166,28 @@ int vl_dirichlet_exceedance(const double *alpha, int K, double *xp)
 {
     vl_init();
     if (!alpha || !xp || K < 1)
-        return VL_BMS_EINVAL;
+        return VL_ERR_INPUT;
     for (int k = 0; k < K; k++)
         if (!isfinite(alpha[k]) || !(alpha[k] > 0))
-            return VL_BMS_EINVAL;
+            return VL_ERR_INPUT;
     if (K == 1) {
         xp[0] = 1.0;
-        return VL_BMS_OK;
+        return VL_OK;
     }
     if (K == 2) {
         /* r_1 ~ Beta(alpha_1, alpha_2): P(r_1 > 1/2) = I_{1/2}(alpha_2, alpha_1) */
         xp[0] = gsl_cdf_beta_P(0.5, alpha[1], alpha[0]);
         xp[1] = gsl_cdf_beta_P(0.5, alpha[0], alpha[1]);
-        return VL_BMS_OK;
+        return VL_OK;
     }
     enum { NG = 20, NL = 10, VL_XP_MAX_PANELS = 100000 };
     xp_set X = {0};
     double *buf = malloc(sizeof(double) * (size_t)K * 9);
     int *stack_depth = NULL;
     double *stack = NULL;
-    int status = VL_BMS_OK;
+    int status = VL_OK;
     if (!buf)
-        return VL_BMS_ENOMEM;
+        return VL_ERR_NOMEM;
     double *sorted = buf, *vg = buf + K, *vl = buf + 2 * K, *acc = buf + 3 * K, *node = buf + 4 * K;
     X.a = buf + 5 * K;
     X.cnt = buf + 6 * K;
@@ -210,7 +210,7 @@ int vl_dirichlet_exceedance(const double *alpha, int K, double *xp)
         for (int k = 0; k < K; k++)
             xp[k] = 1.0 / K;
         free(buf);
-        return VL_BMS_OK;
+        return VL_OK;
     }
     X.ell = sorted; /* sorted is no longer needed */
     const int nd = X.nd;
@@ -263,7 +263,7 @@ int vl_dirichlet_exceedance(const double *alpha, int K, double *xp)
     stack = malloc(sizeof(double) * 2 * (size_t)cap);
     stack_depth = malloc(sizeof(int) * (size_t)cap);
     if (!stack || !stack_depth) {
-        status = VL_BMS_ENOMEM;
+        status = VL_ERR_NOMEM;
         goto done;
     }
     for (int i = npan0 - 1; i >= 0; i--) {
@@ -320,7 +320,7 @@ int vl_dirichlet_exceedance(const double *alpha, int K, double *xp)
                 stack = ns;
             int *nd2 = ns ? realloc(stack_depth, sizeof(int) * (size_t)nc) : NULL;
             if (!ns || !nd2) {
-                status = VL_BMS_ENOMEM;
+                status = VL_ERR_NOMEM;
                 goto done;
             }
             stack_depth = nd2;
@@ -334,7 +334,7 @@ int vl_dirichlet_exceedance(const double *alpha, int K, double *xp)
         stack_depth[top++] = depth + 1;
     }
     if (worst > 1e-8 || budget_spent)
-        status = VL_BMS_ENOCONV;
+        status = VL_WARN_NOCONV;
     /* each model takes the value of its count */
     for (int k = 0; k < K; k++) {
         int lo_i = 0, hi_i = nd - 1; /* a is descending */
@@ -422,20 +422,20 @@ int vl_bms_bor(const double *lme, int nsub, int nmod, const double *alpha,
     if (rc)
         return rc;
     if (!alpha || !g || !alpha0)
-        return VL_BMS_EINVAL;
+        return VL_ERR_INPUT;
     double *elog = malloc(sizeof(double) * (size_t)nmod * 3);
     if (!elog)
-        return VL_BMS_ENOMEM;
+        return VL_ERR_NOMEM;
     double *fprior = elog + nmod, *g0 = elog + 2 * nmod;
     if (fam) {
         if (nfam < 1) {
             free(elog);
-            return VL_BMS_EINVAL;
+            return VL_ERR_INPUT;
         }
         for (int k = 0; k < nmod; k++) {
             if (fam[k] < 0 || fam[k] >= nfam) {
                 free(elog);
-                return VL_BMS_EINVAL;
+                return VL_ERR_INPUT;
             }
         }
         for (int k = 0; k < nmod; k++) {
@@ -495,7 +495,7 @@ int vl_bms_bor(const double *lme, int nsub, int nmod, const double *alpha,
         *F1 = f1;
     if (bor)
         *bor = 1.0 / (1.0 + exp(f1 - f0v));
-    return VL_BMS_OK;
+    return VL_OK;
 }
 
 /* ------------------------------------------------------------- RFX */
@@ -523,7 +523,7 @@ int vl_bms_rfx(const double *lme, int nsub, int nmod, const vl_bms_opts *opts,
 {
     vl_init();
     if (!out)
-        return VL_BMS_EINVAL;
+        return VL_ERR_INPUT;
     memset(out, 0, sizeof *out);
     int rc = check_lme(lme, nsub, nmod);
     if (rc)
@@ -534,7 +534,7 @@ int vl_bms_rfx(const double *lme, int nsub, int nmod, const vl_bms_opts *opts,
     if (opts && opts->alpha0)
         for (int k = 0; k < nmod; k++)
             if (!isfinite(opts->alpha0[k]) || !(opts->alpha0[k] > 0))
-                return VL_BMS_EINVAL;
+                return VL_ERR_INPUT;
     out->nsub = nsub;
     out->nmod = nmod;
     size_t nk = (size_t)nmod;
@@ -547,22 +547,22 @@ int vl_bms_rfx(const double *lme, int nsub, int nmod, const vl_bms_opts *opts,
     if (!out->alpha || !out->exp_r || !out->xp || !out->pxp || !out->g || !work) {
         free(work);
         vl_bms_rfx_result_free(out);
-        return VL_BMS_ENOMEM;
+        return VL_ERR_NOMEM;
     }
     double *alpha0 = work + 2 * nmod;
     for (int k = 0; k < nmod; k++)
         alpha0[k] = (opts && opts->alpha0) ? opts->alpha0[k] : 1.0;
     int it = vb_dirichlet(lme, nsub, nmod, alpha0, tol, maxit, out->alpha, out->g, work);
     out->iterations = it < 0 ? -it : it;
-    int status = it < 0 ? VL_BMS_ENOCONV : VL_BMS_OK;
+    int status = it < 0 ? VL_WARN_NOCONV : VL_OK;
     double a0 = 0.0;
     for (int k = 0; k < nmod; k++)
         a0 += out->alpha[k];
     for (int k = 0; k < nmod; k++)
         out->exp_r[k] = out->alpha[k] / a0;
     rc = vl_dirichlet_exceedance(out->alpha, nmod, out->xp);
-    if (rc == VL_BMS_ENOCONV)
-        status = VL_BMS_ENOCONV;
+    if (rc == VL_WARN_NOCONV)
+        status = VL_WARN_NOCONV;
     else if (rc) {
         free(work);
         vl_bms_rfx_result_free(out);
@@ -602,27 +602,27 @@ int vl_bms_family(const double *lme, int nsub, int nmod, const int *fam,
 {
     vl_init();
     if (!out)
-        return VL_BMS_EINVAL;
+        return VL_ERR_INPUT;
     memset(out, 0, sizeof *out);
     int rc = check_lme(lme, nsub, nmod);
     if (rc)
         return rc;
     if (!fam || nfam < 1)
-        return VL_BMS_EINVAL;
+        return VL_ERR_INPUT;
     int *size = calloc((size_t)nfam, sizeof(int));
     if (!size)
-        return VL_BMS_ENOMEM;
+        return VL_ERR_NOMEM;
     for (int k = 0; k < nmod; k++) {
         if (fam[k] < 0 || fam[k] >= nfam) {
             free(size);
-            return VL_BMS_EINVAL;
+            return VL_ERR_INPUT;
         }
         size[fam[k]]++;
     }
     for (int f = 0; f < nfam; f++)
         if (size[f] == 0) {
             free(size);
-            return VL_BMS_EINVAL;
+            return VL_ERR_INPUT;
         }
     out->nfam = nfam;
     out->nmod = nmod;
@@ -638,9 +638,9 @@ int vl_bms_family(const double *lme, int nsub, int nmod, const int *fam,
         !out->model_alpha || !out->model_post) {
         free(size);
         vl_bms_family_result_free(out);
-        return VL_BMS_ENOMEM;
+        return VL_ERR_NOMEM;
     }
-    int status = VL_BMS_OK;
+    int status = VL_OK;
     if (!rfx) {
         double *prior = out->model_alpha0;
         for (int k = 0; k < nmod; k++)
@@ -661,7 +661,7 @@ int vl_bms_family(const double *lme, int nsub, int nmod, const int *fam,
         }
         out->bor = NAN;
         free(size);
-        return VL_BMS_OK;
+        return VL_OK;
     }
     double tol;
     int maxit;
@@ -673,14 +673,14 @@ int vl_bms_family(const double *lme, int nsub, int nmod, const int *fam,
         free(work);
         free(size);
         vl_bms_family_result_free(out);
-        return VL_BMS_ENOMEM;
+        return VL_ERR_NOMEM;
     }
     for (int k = 0; k < nmod; k++)
         out->model_alpha0[k] = 1.0 / size[fam[k]];
     int it = vb_dirichlet(lme, nsub, nmod, out->model_alpha0, tol, maxit, out->model_alpha, g,
                           work);
     if (it < 0)
-        status = VL_BMS_ENOCONV;
+        status = VL_WARN_NOCONV;
     double a0 = 0.0;
     for (int k = 0; k < nmod; k++)
         a0 += out->model_alpha[k];
@@ -693,9 +693,9 @@ int vl_bms_family(const double *lme, int nsub, int nmod, const int *fam,
     for (int f = 0; f < nfam; f++)
         out->exp_r[f] = out->alpha[f] / a0;
     rc = vl_dirichlet_exceedance(out->alpha, nfam, out->xp);
-    if (rc == VL_BMS_ENOCONV)
-        status = VL_BMS_ENOCONV;
-    if (rc == VL_BMS_OK || rc == VL_BMS_ENOCONV)
+    if (rc == VL_WARN_NOCONV)
+        status = VL_WARN_NOCONV;
+    if (rc == VL_OK || rc == VL_WARN_NOCONV)
         rc = vl_bms_bor(lme, nsub, nmod, out->model_alpha, g, out->model_alpha0, fam, nfam,
                         &out->bor, NULL, NULL);
     free(g);

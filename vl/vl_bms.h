@@ -33,26 +33,23 @@
  *   > 2 models carry Monte Carlo noise of ~5e-4.
  * - Families (vl_bms_family): models are partitioned into families; see
  *   the function for the priors used.
- * - Errors are returned (VL_BMS_E*), never raised; NaN/Inf evidences are
- *   rejected. No global state: every call is thread-safe.
+ * - Status: every function returns a vl_status (vl/vl_status.h): VL_OK,
+ *   VL_ERR_INPUT (bad sizes, partition, options or priors), VL_ERR_NONFINITE
+ *   (NaN or Inf in the log-evidences, or a sum that overflows),
+ *   VL_ERR_NOMEM, or VL_WARN_NOCONV (the VB iteration or the quadrature
+ *   stopped at its limit: results are filled in, but flagged). Never
+ *   raised; no global state: every call is thread-safe.
  */
 #ifndef VL_BMS_H
 #define VL_BMS_H
 
-enum {
-    VL_BMS_OK = 0,
-    VL_BMS_EINVAL = -1,     /* bad sizes, partition, options or priors */
-    VL_BMS_ENONFINITE = -2, /* NaN or Inf in the log-evidences */
-    VL_BMS_ENOMEM = -3,
-    VL_BMS_ENOCONV = -4,    /* VB or quadrature did not converge (results
-                               are filled in, but flagged) */
-};
+#include "vl/vl_status.h"
 
 /* Fixed effects. slme (nmod, optional): summed log-evidence per model;
  * post (nmod, optional): posterior model probabilities under the model
  * prior `prior` (nmod, non-negative, NULL = uniform; normalised here);
  * logbf (nmod, optional): slme[k] - max slme, i.e. the log Bayes factor of
- * each model against the best (<= 0). Returns VL_BMS_OK or an error. */
+ * each model against the best (<= 0). Returns VL_OK or an error. */
 int vl_bms_ffx(const double *lme, int nsub, int nmod, const double *prior,
                double *slme, double *post, double *logbf);
 
@@ -80,7 +77,7 @@ typedef struct {
 
 /* Random-effects BMS. `out` is filled with freshly allocated arrays (free
  * them with vl_bms_rfx_result_free, also after an error, which leaves them
- * NULL). Returns VL_BMS_OK, VL_BMS_ENOCONV (max_iter reached; results are
+ * NULL). Returns VL_OK, VL_WARN_NOCONV (max_iter reached; results are
  * those of the last iteration) or an error. */
 int vl_bms_rfx(const double *lme, int nsub, int nmod, const vl_bms_opts *opts,
                vl_bms_rfx_result *out);
@@ -88,9 +85,9 @@ void vl_bms_rfx_result_free(vl_bms_rfx_result *r);
 
 /* Exceedance probabilities of a Dirichlet(alpha) vector of length K:
  * xp[k] = P(r_k > r_j for all j != k). K = 1 gives 1; K = 2 uses the Beta
- * CDF; K > 2 shared-node quadrature (see above). Returns VL_BMS_OK,
- * VL_BMS_EINVAL (K < 1 or alpha not positive and finite) or
- * VL_BMS_ENOCONV if the quadrature missed its tolerance (xp still set). */
+ * CDF; K > 2 shared-node quadrature (see above). Returns VL_OK,
+ * VL_ERR_INPUT (K < 1 or alpha not positive and finite) or
+ * VL_WARN_NOCONV if the quadrature missed its tolerance (xp still set). */
 int vl_dirichlet_exceedance(const double *alpha, int K, double *xp);
 
 /* Bayesian omnibus risk and the two free energies for a given variational

@@ -36,18 +36,15 @@
  *   expected between-subject covariance Pi(h)^-1) come from the last
  *   evaluation.
  *
- * Matrices are row-major; covariances symmetric. Errors are returned
- * (VL_PEB_E*). No global state: thread-safe.
+ * Matrices are row-major; covariances symmetric. Status: vl_status
+ * (vl/vl_status.h): VL_OK, VL_ERR_INPUT (bad sizes, indices, design or
+ * options), VL_ERR_NONFINITE (NaN/Inf in the inputs or a numerical failure
+ * in the update), VL_ERR_NOMEM. No global state: thread-safe.
  */
 #ifndef VL_PEB_H
 #define VL_PEB_H
 
-enum {
-    VL_PEB_OK = 0,
-    VL_PEB_EINVAL = -1,     /* bad sizes, indices, design or options */
-    VL_PEB_ENONFINITE = -2, /* NaN/Inf in the inputs or a numerical failure */
-    VL_PEB_ENOMEM = -3,
-};
+#include "vl/vl_status.h"
 
 typedef enum {
     VL_PEB_Q_SINGLE = 0, /* one precision component for all (SPM default) */

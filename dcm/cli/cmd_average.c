@@ -61,45 +61,48 @@ static int join_first(io_result_summary *R, int i, const char *who)
     return DCM_OK;
 }
 
+/* not-finite message naming the parameter (the library gives its index) */
+static int not_finite(const io_result_summary *R0, int p, const char *fmt_who, const char *who,
+                      const char *why)
+{
+    io_pname_space S = {R0->n, R0->m, R0->nd, R0->regions, R0->inputs};
+    char *name = io_pname_name(&S, p);
+    int rc = cli_fail("average", DCM_ERR_NUMERIC, "%s: the %s of %s is not finite (%s)", who,
+                      fmt_who, name ? name : "a parameter", why);
+    free(name);
+    return rc;
+}
+
 /* BMA over k loaded results (aligned to R[0]); returns 0 or an exit code. */
 static int average(io_result_summary *R, int k, double occam, bma *out, const char *who)
 {
-    const int np = R[0].np;
-    double Fmax = -INFINITY;
+    const double **Ep = malloc(sizeof *Ep * k), **Cp = malloc(sizeof *Cp * k);
+    double *F = malloc(sizeof(double) * k);
+    if (!Ep || !Cp || !F) {
+        free(Ep);
+        free(Cp);
+        free(F);
+        return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+    }
     for (int i = 0; i < k; i++) {
-        if (!isfinite(R[i].F))
-            return cli_fail("average", DCM_ERR_NUMERIC, "%s: %s has a non-finite free energy", who,
-                            R[i].path);
-        Fmax = fmax(Fmax, R[i].F);
+        F[i] = R[i].F;
+        Ep[i] = R[i].Ep;
+        Cp[i] = R[i].Cp;
     }
-    double z = 0.0;
-    for (int i = 0; i < k; i++) {
-        out->weights[i] = (occam > 0 && R[i].F < Fmax - occam) ? 0.0 : exp(R[i].F - Fmax);
-        z += out->weights[i];
-    }
-    for (int i = 0; i < k; i++)
-        out->weights[i] /= z;
-    for (int p = 0; p < np; p++) {
-        double m = 0.0, s2 = 0.0;
-        for (int i = 0; i < k; i++) {
-            double e = R[i].Ep[p], v = fmax(R[i].Cp[(size_t)p * np + p], 0.0);
-            m += out->weights[i] * e;
-            s2 += out->weights[i] * (v + e * e);
-        }
-        out->mean[p] = m;
-        out->var[p] = fmax(s2 - m * m, 0.0);
-        if (!isfinite(m) || !isfinite(s2)) {
-            char *name = NULL;
-            io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
-            name = io_pname_name(&S, p);
-            int rc = cli_fail("average", DCM_ERR_NUMERIC,
-                              "%s: the average of %s is not finite (its posterior means or variances "
-                              "are too large to combine)", who, name ? name : "a parameter");
-            free(name);
-            return rc;
-        }
-    }
-    return DCM_OK;
+    dcm_error err = {0, ""};
+    int bad_model, bad_param;
+    int rc = dcm_bma(k, R[0].np, F, Ep, Cp, occam, out->weights, out->mean, out->var, &bad_model,
+                     &bad_param, &err);
+    free(Ep);
+    free(Cp);
+    free(F);
+    if (rc && bad_model >= 0)
+        return cli_fail("average", DCM_ERR_NUMERIC, "%s: %s has a non-finite free energy", who,
+                        R[bad_model].path);
+    if (rc && bad_param >= 0)
+        return not_finite(&R[0], bad_param, "average", who,
+                          "its posterior means or variances are too large to combine");
+    return rc ? cli_report("average", &err) : DCM_OK;
 }
 
 /* parameters free in at least one of the models, ORed into mask */
@@ -140,6 +143,267 @@ static int report(const io_pname_space *S, int np, const unsigned char *free_mas
     return DCM_OK;
 }
 
+/* Files of one subject: each model's weight, and the average. */
+static int average_files(const char **files, int k, double occam, int as_json, json_t *o)
+{
+    int rc = DCM_OK;
+    io_result_summary *R = NULL;
+    int nR = 0;
+    bma avg = {0, NULL, NULL, NULL};
+    unsigned char *free_mask = NULL;
+    dcm_error err = {0, ""};
+    R = calloc((size_t)k, sizeof *R);
+    avg.weights = malloc(sizeof(double) * k);
+    if (!R || !avg.weights) {
+        rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < k; i++) {
+        nR = i + 1; /* R[i] is freed at the end, loaded or not */
+        if (io_result_load(files[i], &R[i], &err)) {
+            rc = cli_report("average", &err);
+            goto done;
+        }
+        if (i && (rc = join_first(R, i, "average")))
+            goto done;
+    }
+    const int np = R[0].np;
+    avg.mean = malloc(sizeof(double) * np);
+    avg.var = malloc(sizeof(double) * np);
+    free_mask = calloc((size_t)np, 1);
+    if (!avg.mean || !avg.var || !free_mask) {
+        rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = average(R, k, occam, &avg, "average")))
+        goto done;
+    mark_free(R, k, free_mask);
+    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
+    json_t *w = json_array();
+    for (int i = 0; i < k; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "file", json_string(files[i]));
+        json_object_set_new(e, "free_energy", json_real(R[i].F));
+        json_object_set_new(e, "weight", json_real(avg.weights[i]));
+        json_array_append_new(w, e);
+    }
+    json_object_set_new(o, "models", w);
+    if (!as_json) {
+        printf("%-32s %12s %10s\n", "model", "F", "weight");
+        for (int i = 0; i < k; i++)
+            printf("%-32s %12.4f %10.4f\n", files[i], R[i].F, avg.weights[i]);
+        printf("\n");
+    }
+    json_t *params = NULL;
+    if ((rc = report(&S, np, free_mask, avg.mean, avg.var, "sd", "sd", as_json, &params)))
+        goto done;
+    json_object_set_new(o, "parameters", params);
+done:
+    for (int i = 0; i < nR; i++)
+        io_result_summary_free(&R[i]);
+    free(R);
+    free(free_mask);
+    free(avg.mean);
+    free(avg.var);
+    free(avg.weights);
+    return rc;
+}
+
+/* The models of --models LIST (all when NULL) as indices of B into use
+ * (B->nmod entries); *nuse their number. Returns 0 or an exit code. */
+static int choose_models(const io_batchdir *B, const char *batch, const char *models, int *use,
+                         int *nuse)
+{
+    *nuse = 0;
+    if (!models) {
+        for (int m = 0; m < B->nmod; m++)
+            use[(*nuse)++] = m;
+        return DCM_OK;
+    }
+    char *list = strdup(models), *save = NULL;
+    if (!list)
+        return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+    int rc = DCM_OK;
+    for (char *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        int m = io_batchdir_model(B, t);
+        if (m < 0) {
+            char *known = io_batchdir_model_list(B);
+            rc = cli_fail("average", DCM_ERR_INPUT, "%s: no results for model '%s'; the models "
+                          "there are: %s", batch, t, known ? known : "(out of memory)");
+            free(known);
+            break;
+        }
+        int dup = 0;
+        for (int u = 0; u < *nuse; u++)
+            dup |= use[u] == m;
+        if (dup)
+            rc = cli_fail("average", DCM_ERR_USAGE, "--models names '%s' twice", t);
+        else
+            use[(*nuse)++] = m;
+    }
+    free(list);
+    return rc;
+}
+
+/* A batch: every subject's average with its own evidences, then the group
+ * mean of the subjects' averages with its standard error. */
+static int average_batch(const char *batch, const char *models, double occam, int as_json,
+                         json_t *o)
+{
+    int rc = DCM_OK;
+    io_batchdir B;
+    memset(&B, 0, sizeof B);
+    io_result_summary *R = NULL;
+    int nR = 0;
+    bma avg = {0, NULL, NULL, NULL};
+    double *gX = NULL; /* subjects' BMA means, one row each */
+    unsigned char *free_mask = NULL;
+    int *use = NULL;
+    io_result_summary first;
+    memset(&first, 0, sizeof first);
+    dcm_error err = {0, ""};
+    if ((rc = io_batchdir_scan(batch, &B, &err))) {
+        rc = cli_report("average", &err);
+        goto done;
+    }
+    /* which models */
+    int nuse = 0;
+    if (!(use = malloc(sizeof(int) * (B.nmod ? B.nmod : 1)))) {
+        rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = choose_models(&B, batch, models, use, &nuse)))
+        goto done;
+    if (nuse < 1) {
+        rc = cli_fail("average", DCM_ERR_INPUT, "%s: no model results found", batch);
+        goto done;
+    }
+    R = calloc((size_t)nuse, sizeof *R);
+    avg.weights = malloc(sizeof(double) * nuse);
+    if (!R || !avg.weights) {
+        rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    json_t *subs = json_array();
+    json_object_set_new(o, "subjects", subs);
+    int nsub_used = 0, np = -1;
+    for (int s = 0; s < B.nsub; s++) {
+        int complete = 1;
+        for (int u = 0; u < nuse; u++)
+            complete &= B.has[s * B.nmod + use[u]];
+        if (!complete) {
+            fprintf(stderr, "dcm average: %s lacks some of the models; left out\n", B.subjects[s]);
+            continue;
+        }
+        for (int u = 0; u < nuse; u++) {
+            nR = u + 1;
+            char *p = io_batchdir_path(&B, s, use[u]);
+            int lr = p ? io_result_load(p, &R[u], &err)
+                       : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
+            free(p);
+            if (lr) {
+                rc = cli_report("average", &err);
+                goto done;
+            }
+            if (u && (rc = join_first(R, u, B.subjects[s])))
+                goto done;
+        }
+        if (np < 0) {
+            np = R[0].np;
+            avg.mean = malloc(sizeof(double) * np);
+            avg.var = malloc(sizeof(double) * np);
+            gX = malloc(sizeof(double) * (size_t)B.nsub * np);
+            free_mask = calloc((size_t)np, 1);
+            if (!avg.mean || !avg.var || !gX || !free_mask) {
+                rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+                goto done;
+            }
+            /* the first subject's first model gives the names and order */
+            if (io_result_load(R[0].path, &first, &err)) {
+                rc = cli_report("average", &err);
+                goto done;
+            }
+        } else {
+            /* every subject's models meet the first subject's by name */
+            if (!io_result_same_kind(&R[0], &first)) {
+                rc = cli_fail("average", DCM_ERR_INPUT, "%s is a %s model but %s is %s: models of "
+                              "different kinds are not averaged", R[0].path, io_result_kind(&R[0]),
+                              first.path, io_result_kind(&first));
+                goto done;
+            }
+            for (int u = 0; u < nuse; u++)
+                if (io_result_align(&R[u], &first, &err)) {
+                    rc = cli_report("average", &err);
+                    goto done;
+                }
+        }
+        if ((rc = average(R, nuse, occam, &avg, B.subjects[s])))
+            goto done;
+        mark_free(R, nuse, free_mask);
+        json_t *e = json_object();
+        json_object_set_new(e, "subject", json_string(B.subjects[s]));
+        json_t *w = json_object();
+        for (int u = 0; u < nuse; u++)
+            json_object_set_new(w, B.models[use[u]], json_real(avg.weights[u]));
+        json_object_set_new(e, "weights", w);
+        json_t *mv = json_array();
+        for (int p = 0; p < np; p++)
+            json_array_append_new(mv, json_real(avg.mean[p]));
+        memcpy(gX + (size_t)nsub_used * np, avg.mean, sizeof(double) * np);
+        json_object_set_new(e, "bma_mean", mv);
+        json_array_append_new(subs, e);
+        nsub_used++;
+        for (int u = 0; u < nuse; u++)
+            io_result_summary_free(&R[u]);
+        nR = 0;
+    }
+    if (nsub_used < 1) {
+        rc = cli_fail("average", DCM_ERR_INPUT, "%s: no subject has all the models", batch);
+        goto done;
+    }
+    int bad_param;
+    if (dcm_group_mean(nsub_used, np, gX, avg.mean, avg.var, &bad_param, &err)) {
+        rc = bad_param >= 0 ? not_finite(&first, bad_param, "group average", batch,
+                                         "the subjects' averages are too large to combine")
+                            : cli_report("average", &err);
+        goto done;
+    }
+    /* which parameter each bma_mean entry is */
+    io_pname_space S = {first.n, first.m, first.nd, first.regions, first.inputs};
+    json_t *order = json_array();
+    for (int p = 0; p < np; p++) {
+        char *name = io_pname_name(&S, p);
+        if (!name) {
+            json_decref(order);
+            rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        json_array_append_new(order, json_string(name));
+        free(name);
+    }
+    json_object_set_new(o, "bma_mean_order", order);
+    json_object_set_new(o, "n_subjects", json_integer(nsub_used));
+    if (!as_json)
+        printf("group BMA over %d subjects\n", nsub_used);
+    json_t *group = NULL;
+    if ((rc = report(&S, np, free_mask, avg.mean, avg.var, "standard_error", "s.e.", as_json, &group)))
+        goto done;
+    json_object_set_new(o, "group", group);
+done:
+    for (int i = 0; i < nR; i++)
+        io_result_summary_free(&R[i]);
+    io_result_summary_free(&first);
+    free(R);
+    free(use);
+    free(free_mask);
+    free(avg.mean);
+    free(avg.var);
+    free(avg.weights);
+    free(gX);
+    io_batchdir_free(&B);
+    return rc;
+}
+
 int cmd_average(int argc, char **argv)
 {
     const char *batch = NULL, *models = NULL, *out_path = NULL;
@@ -147,17 +411,7 @@ int cmd_average(int argc, char **argv)
     int as_json = 0, k = 0;
     const char **files = calloc((size_t)argc, sizeof *files);
     int rc = DCM_OK;
-    io_batchdir B;
-    memset(&B, 0, sizeof B);
-    io_result_summary *R = NULL;
-    int nR = 0;
     json_t *o = NULL;
-    bma avg = {0, NULL, NULL, NULL};
-    double *gsum = NULL, *gsq = NULL;
-    unsigned char *free_mask = NULL;
-    int *use = NULL;
-    io_result_summary first;
-    memset(&first, 0, sizeof first);
     if (!files)
         return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
     for (int i = 1; i < argc; i++) {
@@ -207,242 +461,14 @@ int cmd_average(int argc, char **argv)
         if (rc)
             goto done;
     }
-    dcm_error err = {0, ""};
     o = json_object();
-    if (!batch) {
-        R = calloc((size_t)k, sizeof *R);
-        avg.weights = malloc(sizeof(double) * k);
-        if (!R || !avg.weights) {
-            rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-        for (int i = 0; i < k; i++) {
-            nR = i + 1; /* R[i] is freed at the end, loaded or not */
-            if (io_result_load(files[i], &R[i], &err)) {
-                rc = cli_report("average", &err);
-                goto done;
-            }
-            if (i && (rc = join_first(R, i, "average")))
-                goto done;
-        }
-        const int np = R[0].np;
-        avg.mean = malloc(sizeof(double) * np);
-        avg.var = malloc(sizeof(double) * np);
-        free_mask = calloc((size_t)np, 1);
-        if (!avg.mean || !avg.var || !free_mask) {
-            rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-        if ((rc = average(R, k, occam, &avg, "average")))
-            goto done;
-        mark_free(R, k, free_mask);
-        io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
-        json_t *w = json_array();
-        for (int i = 0; i < k; i++) {
-            json_t *e = json_object();
-            json_object_set_new(e, "file", json_string(files[i]));
-            json_object_set_new(e, "free_energy", json_real(R[i].F));
-            json_object_set_new(e, "weight", json_real(avg.weights[i]));
-            json_array_append_new(w, e);
-        }
-        json_object_set_new(o, "models", w);
-        if (!as_json) {
-            printf("%-32s %12s %10s\n", "model", "F", "weight");
-            for (int i = 0; i < k; i++)
-                printf("%-32s %12.4f %10.4f\n", files[i], R[i].F, avg.weights[i]);
-            printf("\n");
-        }
-        json_t *params = NULL;
-        if ((rc = report(&S, np, free_mask, avg.mean, avg.var, "sd", "sd", as_json, &params)))
-            goto done;
-        json_object_set_new(o, "parameters", params);
-    } else {
-        if ((rc = io_batchdir_scan(batch, &B, &err))) {
-            rc = cli_report("average", &err);
-            goto done;
-        }
-        /* which models */
-        int nuse = 0;
-        if (!(use = malloc(sizeof(int) * (B.nmod ? B.nmod : 1)))) {
-            rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-        if (models) {
-            char *list = strdup(models), *save = NULL;
-            if (!list) {
-                rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-                goto done;
-            }
-            for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                int m = io_batchdir_model(&B, t);
-                if (m < 0) {
-                    char *known = io_batchdir_model_list(&B);
-                    rc = cli_fail("average", DCM_ERR_INPUT, "%s: no results for model '%s'; the models "
-                                  "there are: %s", batch, t, known ? known : "(out of memory)");
-                    free(known);
-                    free(list);
-                    goto done;
-                }
-                int dup = 0;
-                for (int u = 0; u < nuse; u++)
-                    dup |= use[u] == m;
-                if (dup) {
-                    rc = cli_fail("average", DCM_ERR_USAGE, "--models names '%s' twice", t);
-                    free(list);
-                    goto done;
-                }
-                use[nuse++] = m;
-            }
-            free(list);
-        } else {
-            for (int m = 0; m < B.nmod; m++)
-                use[nuse++] = m;
-        }
-        if (nuse < 1) {
-            rc = cli_fail("average", DCM_ERR_INPUT, "%s: no model results found", batch);
-            goto done;
-        }
-        R = calloc((size_t)nuse, sizeof *R);
-        avg.weights = malloc(sizeof(double) * nuse);
-        if (!R || !avg.weights) {
-            rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-        json_t *subs = json_array();
-        json_object_set_new(o, "subjects", subs);
-        int nsub_used = 0, np = -1;
-        for (int s = 0; s < B.nsub; s++) {
-            int complete = 1;
-            for (int u = 0; u < nuse; u++)
-                complete &= B.has[s * B.nmod + use[u]];
-            if (!complete) {
-                fprintf(stderr, "dcm average: %s lacks some of the models; left out\n", B.subjects[s]);
-                continue;
-            }
-            for (int u = 0; u < nuse; u++) {
-                nR = u + 1;
-                char *p = io_batchdir_path(&B, s, use[u]);
-                int lr = p ? io_result_load(p, &R[u], &err)
-                           : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
-                free(p);
-                if (lr) {
-                    rc = cli_report("average", &err);
-                    goto done;
-                }
-                if (u && (rc = join_first(R, u, B.subjects[s])))
-                    goto done;
-            }
-            if (np < 0) {
-                np = R[0].np;
-                avg.mean = malloc(sizeof(double) * np);
-                avg.var = malloc(sizeof(double) * np);
-                gsum = calloc((size_t)np, sizeof(double));
-                gsq = calloc((size_t)np, sizeof(double));
-                free_mask = calloc((size_t)np, 1);
-                if (!avg.mean || !avg.var || !gsum || !gsq || !free_mask) {
-                    rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-                    goto done;
-                }
-                /* the first subject's first model gives the names and order */
-                if (io_result_load(R[0].path, &first, &err)) {
-                    rc = cli_report("average", &err);
-                    goto done;
-                }
-            } else {
-                /* every subject's models meet the first subject's by name */
-                if (!io_result_same_kind(&R[0], &first)) {
-                    rc = cli_fail("average", DCM_ERR_INPUT, "%s is a %s model but %s is %s: models of "
-                                  "different kinds are not averaged", R[0].path, io_result_kind(&R[0]),
-                                  first.path, io_result_kind(&first));
-                    goto done;
-                }
-                for (int u = 0; u < nuse; u++)
-                    if (io_result_align(&R[u], &first, &err)) {
-                        rc = cli_report("average", &err);
-                        goto done;
-                    }
-            }
-            if ((rc = average(R, nuse, occam, &avg, B.subjects[s])))
-                goto done;
-            mark_free(R, nuse, free_mask);
-            json_t *e = json_object();
-            json_object_set_new(e, "subject", json_string(B.subjects[s]));
-            json_t *w = json_object();
-            for (int u = 0; u < nuse; u++)
-                json_object_set_new(w, B.models[use[u]], json_real(avg.weights[u]));
-            json_object_set_new(e, "weights", w);
-            json_t *mv = json_array();
-            for (int p = 0; p < np; p++) {
-                json_array_append_new(mv, json_real(avg.mean[p]));
-                gsum[p] += avg.mean[p];
-                gsq[p] += avg.mean[p] * avg.mean[p];
-            }
-            json_object_set_new(e, "bma_mean", mv);
-            json_array_append_new(subs, e);
-            nsub_used++;
-            for (int u = 0; u < nuse; u++)
-                io_result_summary_free(&R[u]);
-            nR = 0;
-        }
-        if (nsub_used < 1) {
-            rc = cli_fail("average", DCM_ERR_INPUT, "%s: no subject has all the models", batch);
-            goto done;
-        }
-        for (int p = 0; p < np; p++) {
-            double m = gsum[p] / nsub_used;
-            avg.mean[p] = m;
-            /* squared standard error of the group mean */
-            avg.var[p] = nsub_used > 1
-                             ? fmax(gsq[p] - nsub_used * m * m, 0.0) / (nsub_used - 1) / nsub_used
-                             : 0.0;
-            if (!isfinite(avg.mean[p]) || !isfinite(avg.var[p])) {
-                char *name = NULL;
-                io_pname_space S0 = {first.n, first.m, first.nd, first.regions, first.inputs};
-                name = io_pname_name(&S0, p);
-                rc = cli_fail("average", DCM_ERR_NUMERIC, "%s: the group average of %s is not finite "
-                              "(the subjects' averages are too large to combine)", batch,
-                              name ? name : "a parameter");
-                free(name);
-                goto done;
-            }
-        }
-        /* which parameter each bma_mean entry is */
-        io_pname_space S = {first.n, first.m, first.nd, first.regions, first.inputs};
-        json_t *order = json_array();
-        for (int p = 0; p < np; p++) {
-            char *name = io_pname_name(&S, p);
-            if (!name) {
-                json_decref(order);
-                rc = cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-                goto done;
-            }
-            json_array_append_new(order, json_string(name));
-            free(name);
-        }
-        json_object_set_new(o, "bma_mean_order", order);
-        json_object_set_new(o, "n_subjects", json_integer(nsub_used));
-        if (!as_json)
-            printf("group BMA over %d subjects\n", nsub_used);
-        json_t *group = NULL;
-        if ((rc = report(&S, np, free_mask, avg.mean, avg.var, "standard_error", "s.e.", as_json, &group)))
-            goto done;
-        json_object_set_new(o, "group", group);
-    }
+    rc = batch ? average_batch(batch, models, occam, as_json, o)
+               : average_files(files, k, occam, as_json, o);
+    if (rc)
+        goto done;
     rc = cli_emit_json("average", o, as_json, out_path);
 done:
-    for (int i = 0; i < nR; i++)
-        io_result_summary_free(&R[i]);
-    io_result_summary_free(&first);
-    free(R);
-    free(use);
-    free(free_mask);
-    free(avg.mean);
-    free(avg.var);
-    free(avg.weights);
-    free(gsum);
-    free(gsq);
     json_decref(o);
-    io_batchdir_free(&B);
     free(files);
     return rc;
 }

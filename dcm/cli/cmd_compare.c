@@ -10,7 +10,6 @@
 #include "dcm/cli/cli.h"
 #include "io/io_lme.h"
 #include "io/io_result.h"
-#include "vl/vl_bms.h"
 
 static const char *help =
     "usage: dcm compare RESULT1.json RESULT2.json ... [options]\n"
@@ -136,6 +135,171 @@ static int refuse_nonfinite(const io_lme_table *T, const char *what, const doubl
                     what, names ? names[i] : "the comparison", largest_lme(T));
 }
 
+/* One subject: a 1 x k table of the result files' free energies, after
+ * checking they were fitted to the same data. Returns 0 or an exit code. */
+static int load_results(const char **files, int k, io_lme_table *T)
+{
+    dcm_error err = {0, ""};
+    T->nsub = 1;
+    T->nmod = k;
+    T->subjects = calloc(1, sizeof(char *));
+    T->models = calloc((size_t)k, sizeof(char *));
+    T->lme = malloc(sizeof(double) * k);
+    if (!T->subjects || !T->models || !T->lme)
+        return cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+    T->subjects[0] = strdup("data");
+    io_result_summary s0;
+    memset(&s0, 0, sizeof s0);
+    for (int i = 0; i < k; i++) {
+        io_result_summary s;
+        if (io_result_load(files[i], &s, &err)) {
+            io_result_summary_free(&s0);
+            return cli_report("compare", &err);
+        }
+        T->lme[i] = s.F;
+        if (!(T->models[i] = model_name(files[i]))) {
+            io_result_summary_free(&s);
+            io_result_summary_free(&s0);
+            return cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+        }
+        if (i == 0) {
+            s0 = s; /* kept to compare the others with */
+            continue;
+        }
+        /* free energies are log-evidences of particular data: the
+           same regions (in any order) and the same observed BOLD */
+        int same = io_result_same_data(&s, &s0), nreg = s.n, n0 = s0.n;
+        int regions_agree = nreg == n0;
+        for (int r = 0; regions_agree && r < nreg; r++) {
+            int found = 0;
+            for (int q = 0; q < n0; q++)
+                found |= !strcmp(s.regions[r], s0.regions[q]);
+            regions_agree = found;
+        }
+        io_result_summary_free(&s);
+        if (same == 0) {
+            io_result_summary_free(&s0);
+            return cli_fail("compare", DCM_ERR_INPUT,
+                            "%s and %s were fitted to different data (their observed BOLD differs): "
+                            "free energies of different data cannot be compared", files[i], files[0]);
+        }
+        if (!regions_agree) {
+            io_result_summary_free(&s0);
+            return cli_fail("compare", DCM_ERR_INPUT,
+                            "%s and %s model different regions (%d and %d, or other names): models "
+                            "compared by their free energy must be fitted to the same data",
+                            files[i], files[0], nreg, n0);
+        }
+    }
+    io_result_summary_free(&s0);
+    return DCM_OK;
+}
+
+/* Random effects over the table: its numbers into o, and a table. */
+static int report_rfx(const io_lme_table *T, int as_json, json_t *o)
+{
+    const int nsub = T->nsub, nmod = T->nmod;
+    dcm_error err = {0, ""};
+    int rc;
+    dcm_bms_rfx_result R;
+    if (dcm_bms_rfx(T->lme, nsub, nmod, &R, &err)) {
+        dcm_bms_rfx_result_free(&R);
+        return cli_report("compare", &err);
+    }
+    if ((rc = refuse_nonfinite(T, "Dirichlet count", R.alpha, nmod, T->models)) ||
+        (rc = refuse_nonfinite(T, "expected frequency", R.exp_r, nmod, T->models)) ||
+        (rc = refuse_nonfinite(T, "exceedance probability", R.xp, nmod, T->models)) ||
+        (rc = refuse_nonfinite(T, "protected exceedance probability", R.pxp, nmod, T->models)) ||
+        (rc = refuse_nonfinite(T, "Bayesian omnibus risk", &R.bor, 1, NULL))) {
+        dcm_bms_rfx_result_free(&R);
+        return rc;
+    }
+    if (!R.converged)
+        fprintf(stderr, "dcm compare: warning: the variational iterations did not converge\n");
+    json_object_set_new(o, "method", json_string("random effects"));
+    json_object_set_new(o, "alpha", cli_json_vec(R.alpha, nmod));
+    json_object_set_new(o, "exp_r", cli_json_vec(R.exp_r, nmod));
+    json_object_set_new(o, "xp", cli_json_vec(R.xp, nmod));
+    json_object_set_new(o, "pxp", cli_json_vec(R.pxp, nmod));
+    json_object_set_new(o, "bor", json_real(R.bor));
+    if (!as_json) {
+        printf("random-effects BMS over %d subjects\n", nsub);
+        printf("%-20s %10s %10s %10s %10s\n", "model", "alpha", "exp_r", "xp", "pxp");
+        for (int m = 0; m < nmod; m++)
+            printf("%-20s %10.4f %10.4f %10.4f %10.4f\n", T->models[m], R.alpha[m], R.exp_r[m],
+                   R.xp[m], R.pxp[m]);
+        printf("Bayesian omnibus risk (no model is more frequent): %.4f\n", R.bor);
+    }
+    dcm_bms_rfx_result_free(&R);
+    return DCM_OK;
+}
+
+/* Fixed effects over the table (files: the result files of one subject,
+ * NULL for an --lme table): its numbers into o, and a table. */
+static int report_ffx(const io_lme_table *T, const char **files, int as_json, json_t *o)
+{
+    const int nsub = T->nsub, nmod = T->nmod;
+    dcm_error err = {0, ""};
+    double *slme = malloc(sizeof(double) * nmod), *post = malloc(sizeof(double) * nmod),
+           *lbf = malloc(sizeof(double) * nmod);
+    int fr = (slme && post && lbf) ? dcm_bms_ffx(T->lme, nsub, nmod, NULL, slme, post, lbf, &err)
+                                   : DCM_ERR_SYSTEM;
+    int rc = DCM_OK;
+    if (!fr && ((rc = refuse_nonfinite(T, "log Bayes factor", lbf, nmod, T->models)) ||
+                (rc = refuse_nonfinite(T, "posterior probability", post, nmod, T->models)))) {
+        free(slme);
+        free(post);
+        free(lbf);
+        return rc;
+    }
+    if (fr) {
+        free(slme);
+        free(post);
+        free(lbf);
+        if (fr == DCM_ERR_SYSTEM)
+            rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+        else if (fr == DCM_ERR_NUMERIC)
+            rc = cli_fail("compare", DCM_ERR_NUMERIC,
+                          "the summed log-evidence of a model overflows double precision (log-"
+                          "evidences up to %g in magnitude over %d subjects): check the table for "
+                          "misplaced values", largest_lme(T), nsub);
+        else
+            rc = cli_fail("compare", DCM_ERR_NUMERIC, "fixed-effects comparison failed");
+        return rc;
+    }
+    json_object_set_new(o, "method", json_string("fixed effects"));
+    json_object_set_new(o, "log_evidence", cli_json_vec(slme, nmod));
+    json_object_set_new(o, "log_bayes_factor", cli_json_vec(lbf, nmod));
+    json_object_set_new(o, "posterior_probability", cli_json_vec(post, nmod));
+    if (files) {
+        json_t *arr = json_array();
+        for (int m = 0; m < nmod; m++) {
+            json_t *e = json_object();
+            json_object_set_new(e, "model", json_string(T->models[m]));
+            json_object_set_new(e, "file", json_string(files[m]));
+            json_object_set_new(e, "free_energy", json_real(slme[m]));
+            json_object_set_new(e, "log_bayes_factor", json_real(lbf[m]));
+            json_object_set_new(e, "posterior_probability", json_real(post[m]));
+            json_array_append_new(arr, e);
+        }
+        json_object_set_new(o, "results", arr);
+    }
+    if (!as_json) {
+        if (nsub > 1)
+            printf("fixed-effects comparison over %d subjects (summed log-evidence)\n", nsub);
+        printf("%-24s %14s %14s %12s\n", "model", nsub > 1 ? "sum F" : "F", "log BF", "P(model)");
+        for (int m = 0; m < nmod; m++)
+            printf("%-24s %14.4f %14.4f %12.4f\n", T->models[m], slme[m], lbf[m], post[m]);
+        if (nmod == 2)
+            printf("\nlog Bayes factor %s vs %s: %.4f\n", T->models[0], T->models[1],
+                   slme[0] - slme[1]);
+    }
+    free(slme);
+    free(post);
+    free(lbf);
+    return DCM_OK;
+}
+
 static int report_families(const double *lme, int nsub, int nmod, const family_arg *fa, int nf,
                            char *const *models, int rfx, int as_json, json_t *o)
 {
@@ -148,15 +312,14 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
         free(fam);
         return cli_report("compare", &err);
     }
-    vl_bms_family_result fr;
-    memset(&fr, 0, sizeof fr);
-    int vr = vl_bms_family(lme, nsub, nmod, fam, nf, rfx, NULL, &fr);
+    dcm_bms_family_result fr;
+    rc = dcm_bms_family(lme, nsub, nmod, fam, nf, rfx, &fr, &err);
     free(fam);
-    if (vr && vr != VL_BMS_ENOCONV) {
-        vl_bms_family_result_free(&fr);
+    if (rc) {
+        dcm_bms_family_result_free(&fr);
         return cli_fail("compare", DCM_ERR_NUMERIC, "family comparison failed (%s)",
-                        vr == VL_BMS_ENONFINITE ? "a summed log-evidence overflows double precision"
-                                                : "numerical failure");
+                        rc == DCM_ERR_NUMERIC ? "a summed log-evidence overflows double precision"
+                                              : "numerical failure");
     }
     int bad = first_nonfinite(fr.exp_r, nf);
     if (bad < 0 && rfx) {
@@ -167,7 +330,7 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
             bad = 0;
     }
     if (bad >= 0) {
-        vl_bms_family_result_free(&fr);
+        dcm_bms_family_result_free(&fr);
         return cli_fail("compare", DCM_ERR_NUMERIC,
                         "the comparison of family %s is not a finite number: the log-evidences "
                         "overflow double precision when combined", fa[bad].name);
@@ -205,7 +368,7 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
                 printf("%-20s %12.4f\n", fa[f].name, fr.exp_r[f]);
         }
     }
-    vl_bms_family_result_free(&fr);
+    dcm_bms_family_result_free(&fr);
     return DCM_OK;
 }
 
@@ -290,65 +453,8 @@ int cmd_compare(int argc, char **argv)
                           "OUTDIR/summary.tsv)");
             goto done;
         }
-        /* one subject: a 1 x k table from the result files */
-        T.nsub = 1;
-        T.nmod = k;
-        T.subjects = calloc(1, sizeof(char *));
-        T.models = calloc((size_t)k, sizeof(char *));
-        T.lme = malloc(sizeof(double) * k);
-        if (!T.subjects || !T.models || !T.lme) {
-            rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+        if ((rc = load_results(files, k, &T)))
             goto done;
-        }
-        T.subjects[0] = strdup("data");
-        io_result_summary s0;
-        memset(&s0, 0, sizeof s0);
-        for (int i = 0; i < k; i++) {
-            io_result_summary s;
-            if (io_result_load(files[i], &s, &err)) {
-                io_result_summary_free(&s0);
-                rc = cli_report("compare", &err);
-                goto done;
-            }
-            T.lme[i] = s.F;
-            if (!(T.models[i] = model_name(files[i]))) {
-                io_result_summary_free(&s);
-                io_result_summary_free(&s0);
-                rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
-                goto done;
-            }
-            if (i == 0) {
-                s0 = s; /* kept to compare the others with */
-                continue;
-            }
-            /* free energies are log-evidences of particular data: the
-               same regions (in any order) and the same observed BOLD */
-            int same = io_result_same_data(&s, &s0), nreg = s.n, n0 = s0.n;
-            int regions_agree = nreg == n0;
-            for (int r = 0; regions_agree && r < nreg; r++) {
-                int found = 0;
-                for (int q = 0; q < n0; q++)
-                    found |= !strcmp(s.regions[r], s0.regions[q]);
-                regions_agree = found;
-            }
-            io_result_summary_free(&s);
-            if (same == 0) {
-                io_result_summary_free(&s0);
-                rc = cli_fail("compare", DCM_ERR_INPUT,
-                              "%s and %s were fitted to different data (their observed BOLD differs): "
-                              "free energies of different data cannot be compared", files[i], files[0]);
-                goto done;
-            }
-            if (!regions_agree) {
-                io_result_summary_free(&s0);
-                rc = cli_fail("compare", DCM_ERR_INPUT,
-                              "%s and %s model different regions (%d and %d, or other names): models "
-                              "compared by their free energy must be fitted to the same data",
-                              files[i], files[0], nreg, n0);
-                goto done;
-            }
-        }
-        io_result_summary_free(&s0);
     }
     const int nsub = T.nsub, nmod = T.nmod;
     if (nmod < 2) {
@@ -378,97 +484,11 @@ int cmd_compare(int argc, char **argv)
                           lme_path);
             goto done;
         }
-        vl_bms_rfx_result R;
-        memset(&R, 0, sizeof R);
-        int vr = vl_bms_rfx(T.lme, nsub, nmod, NULL, &R);
-        if (vr && vr != VL_BMS_ENOCONV) {
-            vl_bms_rfx_result_free(&R);
-            rc = cli_fail("compare", DCM_ERR_NUMERIC, "random-effects BMS failed (code %d)", vr);
+        if ((rc = report_rfx(&T, as_json, o)))
             goto done;
-        }
-        if ((rc = refuse_nonfinite(&T, "Dirichlet count", R.alpha, nmod, T.models)) ||
-            (rc = refuse_nonfinite(&T, "expected frequency", R.exp_r, nmod, T.models)) ||
-            (rc = refuse_nonfinite(&T, "exceedance probability", R.xp, nmod, T.models)) ||
-            (rc = refuse_nonfinite(&T, "protected exceedance probability", R.pxp, nmod, T.models)) ||
-            (rc = refuse_nonfinite(&T, "Bayesian omnibus risk", &R.bor, 1, NULL))) {
-            vl_bms_rfx_result_free(&R);
-            goto done;
-        }
-        if (vr == VL_BMS_ENOCONV)
-            fprintf(stderr, "dcm compare: warning: the variational iterations did not converge\n");
-        json_object_set_new(o, "method", json_string("random effects"));
-        json_object_set_new(o, "alpha", cli_json_vec(R.alpha, nmod));
-        json_object_set_new(o, "exp_r", cli_json_vec(R.exp_r, nmod));
-        json_object_set_new(o, "xp", cli_json_vec(R.xp, nmod));
-        json_object_set_new(o, "pxp", cli_json_vec(R.pxp, nmod));
-        json_object_set_new(o, "bor", json_real(R.bor));
-        if (!as_json) {
-            printf("random-effects BMS over %d subjects\n", nsub);
-            printf("%-20s %10s %10s %10s %10s\n", "model", "alpha", "exp_r", "xp", "pxp");
-            for (int m = 0; m < nmod; m++)
-                printf("%-20s %10.4f %10.4f %10.4f %10.4f\n", T.models[m], R.alpha[m], R.exp_r[m],
-                       R.xp[m], R.pxp[m]);
-            printf("Bayesian omnibus risk (no model is more frequent): %.4f\n", R.bor);
-        }
-        vl_bms_rfx_result_free(&R);
     } else {
-        double *slme = malloc(sizeof(double) * nmod), *post = malloc(sizeof(double) * nmod),
-               *lbf = malloc(sizeof(double) * nmod);
-        int fr = (slme && post && lbf) ? vl_bms_ffx(T.lme, nsub, nmod, NULL, slme, post, lbf)
-                                       : VL_BMS_ENOMEM;
-        if (fr == VL_BMS_OK &&
-            ((rc = refuse_nonfinite(&T, "log Bayes factor", lbf, nmod, T.models)) ||
-             (rc = refuse_nonfinite(&T, "posterior probability", post, nmod, T.models)))) {
-            free(slme);
-            free(post);
-            free(lbf);
+        if ((rc = report_ffx(&T, lme_path ? NULL : files, as_json, o)))
             goto done;
-        }
-        if (fr) {
-            free(slme);
-            free(post);
-            free(lbf);
-            if (fr == VL_BMS_ENOMEM)
-                rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
-            else if (fr == VL_BMS_ENONFINITE)
-                rc = cli_fail("compare", DCM_ERR_NUMERIC,
-                              "the summed log-evidence of a model overflows double precision (log-"
-                              "evidences up to %g in magnitude over %d subjects): check the table for "
-                              "misplaced values", largest_lme(&T), nsub);
-            else
-                rc = cli_fail("compare", DCM_ERR_NUMERIC, "fixed-effects comparison failed");
-            goto done;
-        }
-        json_object_set_new(o, "method", json_string("fixed effects"));
-        json_object_set_new(o, "log_evidence", cli_json_vec(slme, nmod));
-        json_object_set_new(o, "log_bayes_factor", cli_json_vec(lbf, nmod));
-        json_object_set_new(o, "posterior_probability", cli_json_vec(post, nmod));
-        if (!lme_path) {
-            json_t *arr = json_array();
-            for (int m = 0; m < nmod; m++) {
-                json_t *e = json_object();
-                json_object_set_new(e, "model", json_string(T.models[m]));
-                json_object_set_new(e, "file", json_string(files[m]));
-                json_object_set_new(e, "free_energy", json_real(slme[m]));
-                json_object_set_new(e, "log_bayes_factor", json_real(lbf[m]));
-                json_object_set_new(e, "posterior_probability", json_real(post[m]));
-                json_array_append_new(arr, e);
-            }
-            json_object_set_new(o, "results", arr);
-        }
-        if (!as_json) {
-            if (nsub > 1)
-                printf("fixed-effects comparison over %d subjects (summed log-evidence)\n", nsub);
-            printf("%-24s %14s %14s %12s\n", "model", nsub > 1 ? "sum F" : "F", "log BF", "P(model)");
-            for (int m = 0; m < nmod; m++)
-                printf("%-24s %14.4f %14.4f %12.4f\n", T.models[m], slme[m], lbf[m], post[m]);
-            if (nmod == 2)
-                printf("\nlog Bayes factor %s vs %s: %.4f\n", T.models[0], T.models[1],
-                       slme[0] - slme[1]);
-        }
-        free(slme);
-        free(post);
-        free(lbf);
     }
     if (nf && (rc = report_families(T.lme, nsub, nmod, fa, nf, T.models, rfx, as_json, o)))
         goto done;

@@ -11,8 +11,6 @@
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "io/io_tsv.h"
-#include "vl/vl_bmr.h"
-#include "vl/vl_peb.h"
 
 static const char *help =
     "usage: dcm peb OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
@@ -125,54 +123,17 @@ fail:
 }
 
 /* Bayesian model reduction over the group-level parameters (SPM's
- * spm_dcm_peb_bmc idea): a greedy search that switches off group effects
- * whose absence raises the evidence, with the effects averaged over the
- * models visited. The group prior is the one PEB uses: mean pE for the
- * intercept (0 for other covariates), variance pV scaled by
- * nsub / sum(X(:,j)^2) per covariate. */
-static int group_reduction(const vl_peb_result *P, const design *D, const double *pE,
+ * spm_dcm_peb_bmc idea), dcm_peb_reduce: a greedy search that switches off
+ * group effects whose absence raises the evidence, with the effects
+ * averaged over the models visited. */
+static int group_reduction(const dcm_peb_result *P, const design *D, const double *pE,
                            const double *pV, const io_pname_space *S, int as_json, json_t *o)
 {
-    const int nb = P->np * P->nx, nx = P->nx;
-    double *bE = malloc(sizeof(double) * nb), *bC = calloc((size_t)nb * nb, sizeof(double));
-    double *qE = malloc(sizeof(double) * nb);
-    if (!bE || !bC || !qE) {
-        free(bE);
-        free(bC);
-        free(qE);
-        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-    }
-    for (int j = 0; j < nx; j++) {
-        double sx = 0.0;
-        for (int i = 0; i < D->nsub; i++)
-            sx += D->X[i * nx + j] * D->X[i * nx + j];
-        int intercept = 1;
-        for (int i = 0; i < D->nsub; i++)
-            intercept &= D->X[i * nx + j] == D->X[j];
-        for (int q = 0; q < P->np; q++) {
-            int k = q + j * P->np; /* vec(Ep): parameters fastest */
-            bE[k] = (intercept && j == 0) ? pE[P->sel[q]] : 0.0;
-            bC[(size_t)k * nb + k] = (sx > 0 ? D->nsub / sx : 1.0) * pV[P->sel[q]];
-            qE[k] = P->Ep[q * nx + j];
-        }
-    }
-    vl_bmr_search_result B;
-    memset(&B, 0, sizeof B);
-    int vr = vl_bmr_search(nb, qE, P->Cp, bE, bC, NULL, &B);
-    free(bE);
-    free(bC);
-    free(qE);
-    if (vr) {
-        vl_bmr_search_result_free(&B);
-        return cli_fail("peb", DCM_ERR_NUMERIC, "model reduction over the group effects failed (code %d)", vr);
-    }
-    for (int k = 0; k < nb; k++)
-        if (!isfinite(B.Ep_bma[k]) || !isfinite(B.Pp[k]) || !isfinite(B.dF)) {
-            vl_bmr_search_result_free(&B);
-            return cli_fail("peb", DCM_ERR_NUMERIC, "model reduction over the group effects gave a "
-                            "non-finite value (group effect %d): check the subjects' results for "
-                            "extreme values", k + 1);
-        }
+    const int nx = P->nx;
+    dcm_bmr_search_result B;
+    dcm_error err = {0, ""};
+    if (dcm_peb_reduce(P, D->X, D->nsub, pE, pV, &B, &err))
+        return cli_report("peb", &err);
     json_t *red = json_object(), *eff = json_array(), *off = json_array();
     if (!as_json)
         printf("\nreduction over the group effects: %d models searched, %d effect%s switched off "
@@ -190,7 +151,7 @@ static int group_reduction(const vl_peb_result *P, const design *D, const double
                 json_decref(red);
                 json_decref(eff);
                 json_decref(off);
-                vl_bmr_search_result_free(&B);
+                dcm_bmr_search_result_free(&B);
                 return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
             }
             snprintf(label, ll, "%s x %s", name, D->covariates[j]);
@@ -212,7 +173,185 @@ static int group_reduction(const vl_peb_result *P, const design *D, const double
     json_object_set_new(red, "switched_off", off);
     json_object_set_new(red, "effects", eff);
     json_object_set_new(o, "reduction", red);
-    vl_bmr_search_result_free(&B);
+    dcm_bmr_search_result_free(&B);
+    return DCM_OK;
+}
+
+/* The design, and every subject's result for the model (parameters in
+ * the first subject's order); *F their free energies. */
+static int load_subjects(const char *outdir, const char *model, const char *design_path,
+                         io_batchdir *B, design *D, io_result_summary **Rp, int *nR, double **F)
+{
+    dcm_error err = {0, ""};
+    if (io_batchdir_scan(outdir, B, &err) || read_design(design_path, D, &err))
+        return cli_report("peb", &err);
+    int mi = io_batchdir_model(B, model);
+    if (mi < 0) {
+        char *list = io_batchdir_model_list(B);
+        int rc = cli_fail("peb", DCM_ERR_INPUT, "%s: no results for model '%s'; the models there are: %s",
+                          outdir, model, list ? list : "(out of memory)");
+        free(list);
+        return rc;
+    }
+    /* the design's subjects and the subjects with results must agree */
+    for (int s = 0; s < B->nsub; s++)
+        if (B->has[s * B->nmod + mi]) {
+            int found = 0;
+            for (int i = 0; i < D->nsub; i++)
+                found |= !strcmp(D->subjects[i], B->subjects[s]);
+            if (!found)
+                return cli_fail("peb", DCM_ERR_INPUT,
+                                "%s has no row for subject '%s', who has results for %s in %s; the design "
+                                "needs one row per subject", design_path, B->subjects[s], model, outdir);
+        }
+    const int nsub = D->nsub;
+    if (nsub < 2)
+        return cli_fail("peb", DCM_ERR_INPUT, "%s: PEB needs at least two subjects", design_path);
+    io_result_summary *R = *Rp = calloc((size_t)nsub, sizeof *R);
+    *F = malloc(sizeof(double) * nsub);
+    if (!R || !*F)
+        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    for (int i = 0; i < nsub; i++) {
+        *nR = i + 1; /* R[i] is freed by the caller, loaded or not */
+        int s = io_batchdir_subject(B, D->subjects[i]);
+        if (s < 0 || !B->has[s * B->nmod + mi])
+            return cli_fail("peb", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
+                            design_path, D->subjects[i], outdir, D->subjects[i], model);
+        char *p = io_batchdir_path(B, s, mi);
+        int lr = io_result_load(p, &R[i], &err);
+        free(p);
+        if (lr)
+            return cli_report("peb", &err);
+        if (i && !io_result_same_kind(&R[i], &R[0]))
+            return cli_fail("peb", DCM_ERR_INPUT, "%s is a %s model but %s is %s: PEB needs the same model "
+                            "for every subject", R[i].path, io_result_kind(&R[i]), R[0].path,
+                            io_result_kind(&R[0]));
+        /* parameters meet by name: a subject whose regions are listed in
+           another order is reordered, one with other regions refused */
+        if (i && io_result_align(&R[i], &R[0], &err))
+            return cli_report("peb", &err);
+        (*F)[i] = R[i].F;
+    }
+    return DCM_OK;
+}
+
+/* The group-level inversion failed: say which subject's numbers are to
+ * blame when one is. */
+static int peb_failed(int rc, const dcm_error *err, const io_result_summary *R, int nsub,
+                      const int *sel, int nsel, int np)
+{
+    if (rc == DCM_ERR_SYSTEM)
+        return cli_report("peb", err);
+    int bad_i = -1;
+    for (int i = 0; i < nsub && bad_i < 0; i++)
+        for (int q = 0; q < nsel && bad_i < 0; q++) {
+            double e = R[i].Ep[sel[q]], c = R[i].Cp[(size_t)sel[q] * np + sel[q]];
+            if (!isfinite(e) || !isfinite(c) || fabs(e) > 1e100 || fabs(c) > 1e200)
+                bad_i = i;
+        }
+    if (bad_i >= 0)
+        return cli_fail("peb", DCM_ERR_NUMERIC,
+                        "the group-level inversion failed: %s has posterior means or variances of the "
+                        "selected parameters too large to combine (e.g. |mean| > 1e100)", R[bad_i].path);
+    return cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (%s)",
+                    rc == DCM_ERR_NUMERIC ? "a non-finite value arose in the group-level update"
+                                          : "invalid design or sizes");
+}
+
+/* Each group effect with its probability from reducing it alone
+ * (Savage-Dickey: the marginal posterior vs the prior at zero). */
+static int report_effects(const dcm_peb_result *P, const design *D, const io_result_summary *R0,
+                          const io_pname_space *S, const char *model, int as_json, json_t *o)
+{
+    const int nsub = D->nsub, nx = D->nx;
+    json_t *effects = json_array();
+    if (!as_json)
+        printf("PEB over %d subjects, model %s: F = %.4f (%d iterations)\n\n%-28s %-12s %10s %10s %12s\n",
+               nsub, model, P->F, P->iterations, "parameter", "covariate", "mean", "sd", "probability");
+    const int ne = P->np * nx;
+    double *eff = malloc(sizeof(double) * 4 * (size_t)ne); /* mean, var, dF, prob */
+    char *name = NULL;
+    if (!eff) {
+        json_decref(effects);
+        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    }
+    dcm_peb_effects(P, D->X, nsub, R0->pV, eff, eff + ne, eff + 2 * ne, eff + 3 * ne);
+    for (int j = 0; j < nx; j++) {
+        for (int q = 0; q < P->np; q++) {
+            int idx = q + j * P->np;
+            double m = eff[idx], v = eff[ne + idx], dF = eff[2 * ne + idx], prob = eff[3 * ne + idx];
+            if (!isfinite(m) || !isfinite(v) || !isfinite(prob)) {
+                json_decref(effects);
+                free(eff);
+                free(name);
+                return cli_fail("peb", DCM_ERR_NUMERIC,
+                              "the group-level inversion gave a non-finite %s for parameter %d x %s "
+                              "(F = %g): check the subjects' results for extreme values", !isfinite(m) ? "mean" : "variance",
+                              P->sel[q], D->covariates[j], P->F);
+            }
+            free(name);
+            if (!(name = io_pname_name(S, P->sel[q]))) {
+                json_decref(effects);
+                free(eff);
+                return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+            }
+            json_t *e = json_object();
+            json_object_set_new(e, "parameter", json_string(name));
+            json_object_set_new(e, "covariate", json_string(D->covariates[j]));
+            json_object_set_new(e, "mean", json_real(m));
+            json_object_set_new(e, "sd", json_real(sqrt(v)));
+            json_object_set_new(e, "probability", json_real(prob));
+            json_object_set_new(e, "dF_without", json_real(dF));
+            json_array_append_new(effects, e);
+            if (!as_json)
+                printf("%-28s %-12s %10.4f %10.4f %12.4f%s\n", name, D->covariates[j], m, sqrt(v), prob,
+                       prob > 0.95 ? " *" : "");
+        }
+    }
+    json_object_set_new(o, "effects", effects);
+    free(eff);
+    free(name);
+    return DCM_OK;
+}
+
+/* Each subject's posterior under the empirical (group) prior. */
+static int report_subjects(const dcm_peb_result *P, const design *D, const io_result_summary *R,
+                           const io_pname_space *S, json_t *o)
+{
+    const int np = R[0].np, nx = D->nx;
+    double *sE = malloc(sizeof(double) * np);
+    char *name = NULL;
+    dcm_error err = {0, ""};
+    json_t *subs = json_array();
+    if (!sE) {
+        json_decref(subs);
+        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    }
+    for (int i = 0; i < D->nsub; i++) {
+        double dF = 0.0;
+        json_t *e = json_object();
+        json_object_set_new(e, "subject", json_string(D->subjects[i]));
+        int br = dcm_peb_subject_posterior(P, D->X + (size_t)i * nx, np, R[i].Ep, R[i].Cp, R[i].pE,
+                                           R[i].pV, sE, &dF, &err);
+        if (br != DCM_OK)
+            fprintf(stderr, "dcm peb: warning: %s's posterior under the group prior could not be "
+                    "computed; it is left out of \"subjects\"\n", D->subjects[i]);
+        if (br == DCM_OK) {
+            json_t *mv = json_object();
+            for (int q = 0; q < P->np; q++) {
+                free(name);
+                name = io_pname_name(S, P->sel[q]);
+                if (name)
+                    json_object_set_new(mv, name, json_real(sE[P->sel[q]]));
+            }
+            json_object_set_new(e, "posterior_mean", mv);
+            json_object_set_new(e, "dF", json_real(dF));
+        }
+        json_array_append_new(subs, e);
+    }
+    free(sE);
+    free(name);
+    json_object_set_new(o, "subjects", subs);
     return DCM_OK;
 }
 
@@ -231,10 +370,9 @@ int cmd_peb(int argc, char **argv)
     double *qE = NULL, *qC = NULL, *pE = NULL, *pV = NULL, *F = NULL;
     int *sel = NULL;
     unsigned char *mask = NULL;
-    vl_peb_result P;
+    dcm_peb_result P;
     memset(&P, 0, sizeof P);
     json_t *o = NULL;
-    char *name = NULL;
     if (!sels)
         return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
     for (int i = 1; i < argc; i++) {
@@ -291,71 +429,9 @@ int cmd_peb(int argc, char **argv)
             goto done;
     }
     dcm_error err = {0, ""};
-    if (io_batchdir_scan(outdir, &B, &err) || read_design(design_path, &D, &err)) {
-        rc = cli_report("peb", &err);
+    if ((rc = load_subjects(outdir, model, design_path, &B, &D, &R, &nR, &F)))
         goto done;
-    }
-    int mi = io_batchdir_model(&B, model);
-    if (mi < 0) {
-        char *list = io_batchdir_model_list(&B);
-        rc = cli_fail("peb", DCM_ERR_INPUT, "%s: no results for model '%s'; the models there are: %s",
-                      outdir, model, list ? list : "(out of memory)");
-        free(list);
-        goto done;
-    }
-    /* the design's subjects and the subjects with results must agree */
-    for (int s = 0; s < B.nsub; s++)
-        if (B.has[s * B.nmod + mi]) {
-            int found = 0;
-            for (int i = 0; i < D.nsub; i++)
-                found |= !strcmp(D.subjects[i], B.subjects[s]);
-            if (!found) {
-                rc = cli_fail("peb", DCM_ERR_INPUT,
-                              "%s has no row for subject '%s', who has results for %s in %s; the design "
-                              "needs one row per subject", design_path, B.subjects[s], model, outdir);
-                goto done;
-            }
-        }
     const int nsub = D.nsub, nx = D.nx;
-    if (nsub < 2) {
-        rc = cli_fail("peb", DCM_ERR_INPUT, "%s: PEB needs at least two subjects", design_path);
-        goto done;
-    }
-    R = calloc((size_t)nsub, sizeof *R);
-    F = malloc(sizeof(double) * nsub);
-    if (!R || !F) {
-        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < nsub; i++) {
-        nR = i + 1; /* R[i] is freed at the end, loaded or not */
-        int s = io_batchdir_subject(&B, D.subjects[i]);
-        if (s < 0 || !B.has[s * B.nmod + mi]) {
-            rc = cli_fail("peb", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
-                          design_path, D.subjects[i], outdir, D.subjects[i], model);
-            goto done;
-        }
-        char *p = io_batchdir_path(&B, s, mi);
-        int lr = io_result_load(p, &R[i], &err);
-        free(p);
-        if (lr) {
-            rc = cli_report("peb", &err);
-            goto done;
-        }
-        if (i && !io_result_same_kind(&R[i], &R[0])) {
-            rc = cli_fail("peb", DCM_ERR_INPUT, "%s is a %s model but %s is %s: PEB needs the same model "
-                          "for every subject", R[i].path, io_result_kind(&R[i]), R[0].path,
-                          io_result_kind(&R[0]));
-            goto done;
-        }
-        /* parameters meet by name: a subject whose regions are listed in
-           another order is reordered, one with other regions refused */
-        if (i && io_result_align(&R[i], &R[0], &err)) {
-            rc = cli_report("peb", &err);
-            goto done;
-        }
-        F[i] = R[i].F;
-    }
     const int np = R[0].np;
     io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
     mask = calloc((size_t)np, 1);
@@ -388,33 +464,10 @@ int cmd_peb(int argc, char **argv)
         memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
         memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
     }
-    vl_peb_input in = {.nsub = nsub, .np = np, .qE = qE, .qC = qC, .pE = pE, .pC = NULL, .pV = pV,
-                       .F = F, .sel = sel, .nsel = nsel, .X = D.X, .nx = nx};
-    vl_peb_opts opts;
-    memset(&opts, 0, sizeof opts);
-    opts.Q = single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
-    int vr = vl_peb(&in, &opts, &P);
-    if (vr == VL_PEB_ENOMEM) {
-        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    if (vr) {
-        /* say which subject's numbers are to blame when one is */
-        int bad_i = -1;
-        for (int i = 0; i < nsub && bad_i < 0; i++)
-            for (int q = 0; q < nsel && bad_i < 0; q++) {
-                double e = R[i].Ep[sel[q]], c = R[i].Cp[(size_t)sel[q] * np + sel[q]];
-                if (!isfinite(e) || !isfinite(c) || fabs(e) > 1e100 || fabs(c) > 1e200)
-                    bad_i = i;
-            }
-        if (bad_i >= 0)
-            rc = cli_fail("peb", DCM_ERR_NUMERIC,
-                          "the group-level inversion failed: %s has posterior means or variances of the "
-                          "selected parameters too large to combine (e.g. |mean| > 1e100)", R[bad_i].path);
-        else
-            rc = cli_fail("peb", DCM_ERR_NUMERIC, "the group-level inversion failed (%s)",
-                          vr == VL_PEB_ENONFINITE ? "a non-finite value arose in the group-level update"
-                                                  : "invalid design or sizes");
+    dcm_peb_input in = {.nsub = nsub, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
+                        .sel = sel, .nsel = nsel, .X = D.X, .nx = nx, .single = single};
+    if ((rc = dcm_peb(&in, &P, &err))) {
+        rc = peb_failed(rc, &err, R, nsub, sel, nsel, np);
         goto done;
     }
     int finite = isfinite(P.F);
@@ -434,119 +487,19 @@ int cmd_peb(int argc, char **argv)
     json_object_set_new(o, "model", json_string(model));
     json_object_set_new(o, "free_energy", json_real(P.F));
     json_object_set_new(o, "iterations", json_integer(P.iterations));
-    json_t *effects = json_array();
-    if (!as_json)
-        printf("PEB over %d subjects, model %s: F = %.4f (%d iterations)\n\n%-28s %-12s %10s %10s %12s\n",
-               nsub, model, P.F, P.iterations, "parameter", "covariate", "mean", "sd", "probability");
-    for (int j = 0; j < nx; j++) {
-        double sx = 0.0;
-        for (int i = 0; i < nsub; i++)
-            sx += D.X[i * nx + j] * D.X[i * nx + j];
-        double xc = sx > 0 ? nsub / sx : 1.0; /* SPM's covariate prior scaling */
-        for (int q = 0; q < P.np; q++) {
-            int idx = q + j * P.np;
-            double m = P.Ep[q * nx + j];
-            double v = P.Cp[(size_t)idx * (P.np * nx) + idx];
-            double pv = xc * R[0].pV[P.sel[q]];
-            double dF = 0.5 * log(pv / v) - 0.5 * m * m / v; /* F(without) - F(with) */
-            double prob = 1.0 / (1.0 + exp(dF));
-            if (!isfinite(m) || !isfinite(v) || !isfinite(prob)) {
-                json_decref(effects);
-                rc = cli_fail("peb", DCM_ERR_NUMERIC,
-                              "the group-level inversion gave a non-finite %s for parameter %d x %s "
-                              "(F = %g): check the subjects' results for extreme values", !isfinite(m) ? "mean" : "variance",
-                              P.sel[q], D.covariates[j], P.F);
-                goto done;
-            }
-            free(name);
-            if (!(name = io_pname_name(&S, P.sel[q]))) {
-                json_decref(effects);
-                rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-                goto done;
-            }
-            json_t *e = json_object();
-            json_object_set_new(e, "parameter", json_string(name));
-            json_object_set_new(e, "covariate", json_string(D.covariates[j]));
-            json_object_set_new(e, "mean", json_real(m));
-            json_object_set_new(e, "sd", json_real(sqrt(v)));
-            json_object_set_new(e, "probability", json_real(prob));
-            json_object_set_new(e, "dF_without", json_real(dF));
-            json_array_append_new(effects, e);
-            if (!as_json)
-                printf("%-28s %-12s %10.4f %10.4f %12.4f%s\n", name, D.covariates[j], m, sqrt(v), prob,
-                       prob > 0.95 ? " *" : "");
-        }
-    }
-    json_object_set_new(o, "effects", effects);
+    if ((rc = report_effects(&P, &D, &R[0], &S, model, as_json, o)))
+        goto done;
     json_object_set_new(o, "between_subject_log_precision", cli_json_vec(P.Eh, P.ng));
     if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
         goto done;
-    /* subjects' posteriors under the empirical (group) prior */
-    double *rE = malloc(sizeof(double) * np), *rC = calloc((size_t)np * np, sizeof(double));
-    double *pC = calloc((size_t)np * np, sizeof(double));
-    double *sE = malloc(sizeof(double) * np);
-    json_t *subs = json_array();
-    if (!rE || !rC || !pC || !sE) {
-        free(rE);
-        free(rC);
-        free(pC);
-        free(sE);
-        json_decref(subs);
-        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    if ((rc = report_subjects(&P, &D, R, &S, o)))
         goto done;
-    }
-    for (int i = 0; i < nsub; i++) {
-        memset(pC, 0, sizeof(double) * np * np);
-        memset(rC, 0, sizeof(double) * np * np);
-        for (int p = 0; p < np; p++) {
-            pC[p * np + p] = R[i].pV[p];
-            rC[p * np + p] = R[i].pV[p];
-            rE[p] = R[i].pE[p];
-        }
-        for (int q = 0; q < P.np; q++) {
-            int a = P.sel[q];
-            double m = 0.0;
-            for (int j = 0; j < nx; j++)
-                m += D.X[i * nx + j] * P.Ep[q * nx + j];
-            rE[a] = m;
-            for (int q2 = 0; q2 < P.np; q2++)
-                rC[a * np + P.sel[q2]] = P.Ce[q * P.np + q2];
-        }
-        double dF = 0.0;
-        json_t *e = json_object();
-        json_object_set_new(e, "subject", json_string(D.subjects[i]));
-        int br = vl_bmr_reduce(np, R[i].Ep, R[i].Cp, R[i].pE, pC, rE, rC, &dF, sE, NULL);
-        for (int q = 0; br == VL_BMR_OK && q < P.np; q++)
-            if (!isfinite(sE[P.sel[q]]) || !isfinite(dF))
-                br = -1;
-        if (br != VL_BMR_OK)
-            fprintf(stderr, "dcm peb: warning: %s's posterior under the group prior could not be "
-                    "computed; it is left out of \"subjects\"\n", D.subjects[i]);
-        if (br == VL_BMR_OK) {
-            json_t *mv = json_object();
-            for (int q = 0; q < P.np; q++) {
-                free(name);
-                name = io_pname_name(&S, P.sel[q]);
-                if (name)
-                    json_object_set_new(mv, name, json_real(sE[P.sel[q]]));
-            }
-            json_object_set_new(e, "posterior_mean", mv);
-            json_object_set_new(e, "dF", json_real(dF));
-        }
-        json_array_append_new(subs, e);
-    }
-    free(rE);
-    free(rC);
-    free(pC);
-    free(sE);
-    json_object_set_new(o, "subjects", subs);
     json_t *cov = json_array();
     for (int j = 0; j < nx; j++)
         json_array_append_new(cov, json_string(D.covariates[j]));
     json_object_set_new(o, "covariates", cov);
     rc = cli_emit_json("peb", o, as_json, out_path);
 done:
-    free(name);
     for (int i = 0; i < nR; i++)
         io_result_summary_free(&R[i]);
     free(R);
@@ -557,7 +510,7 @@ done:
     free(pV);
     free(sel);
     free(mask);
-    vl_peb_result_free(&P);
+    dcm_peb_result_free(&P);
     json_decref(o);
     design_free(&D);
     io_batchdir_free(&B);

@@ -11,7 +11,6 @@
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "models/model_dcm.h"
-#include "vl/vl_bmr.h"
 
 static const char *help =
     "usage: dcm reduce RESULT.json --off PARAM [--off PARAM ...] [--json] [-o OUT.json]\n"
@@ -43,13 +42,12 @@ static const char *help =
     "  dcm reduce fwd.json --off 'B:Attention:V1->V5'\n"
     "  dcm reduce fwd.json --search --json\n";
 
-/* exit code and reason for a vl_bmr error code (the numbers meant nothing
- * to a user: "code -2" was a posterior too large to reduce) */
-static int bmr_fail(int vr, const char *what, const char *input)
+/* exit code and reason for a failed reduction (dcm_group.h) */
+static int bmr_fail(int code, const char *what, const char *input)
 {
-    if (vr == VL_BMR_ENOMEM)
+    if (code == DCM_ERR_SYSTEM)
         return cli_fail("reduce", DCM_ERR_SYSTEM, "%s failed for %s: out of memory", what, input);
-    if (vr == VL_BMR_ENONFINITE)
+    if (code == DCM_ERR_NUMERIC)
         return cli_fail("reduce", DCM_ERR_NUMERIC,
                         "%s failed for %s: the reduced free energy or posterior is not finite "
                         "(posterior means or covariances in the result too large to combine)",
@@ -86,6 +84,182 @@ static json_t *named_params(const io_pname_space *S, const io_result_summary *R,
     return arr;
 }
 
+/* what reduce_off and reduce_search share: the loaded result and the
+ * buffers cmd_reduce owns */
+typedef struct {
+    const io_result_summary *R;
+    const io_pname_space *S;
+    const char *input;
+    int as_json;
+    unsigned char *mask; /* np: switched off */
+    double *pC, *sE, *sC, *var;
+    char **name;         /* one parameter's name at a time, whole */
+    json_t *o;
+} reduce_ctx;
+
+static const char *param_name(reduce_ctx *c, int i)
+{
+    free(*c->name);
+    *c->name = io_pname_name(c->S, i);
+    return *c->name ? *c->name : "?";
+}
+#define NAME(i) param_name(c, (i))
+
+/* --off: the model with the named parameters switched off */
+static int reduce_off(reduce_ctx *c, const char **offs, int noff)
+{
+    const io_result_summary *R = c->R;
+    const io_pname_space *S = c->S;
+    const char *input = c->input;
+    const int np = R->np, as_json = c->as_json;
+    unsigned char *mask = c->mask;
+    double *var = c->var;
+    dcm_error err = {0, ""};
+    double *sE = c->sE, *sC = c->sC;
+    /* a named parameter must be free; a wildcard takes the free ones */
+    unsigned char *one = calloc((size_t)np, 1);
+    if (!one)
+        return cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
+    for (int k = 0; k < noff; k++) {
+        memset(one, 0, (size_t)np);
+        if (io_pname_select(S, offs[k], one, &err)) {
+            free(one);
+            return cli_report("reduce", &err);
+        }
+        int wildcard = strchr(offs[k], '*') != NULL, nfree = 0;
+        for (int i = 0; i < np; i++) {
+            if (!one[i])
+                continue;
+            if (R->pV[i] > 0) {
+                mask[i] = 1;
+                nfree++;
+            } else if (!wildcard) {
+                free(one);
+                return cli_fail("reduce", DCM_ERR_INPUT,
+                                "%s is already switched off in %s (prior variance 0)", NAME(i), input);
+            }
+        }
+        if (!nfree) {
+            free(one);
+            return cli_fail("reduce", DCM_ERR_INPUT, "'%s' selects no free parameter of %s", offs[k], input);
+        }
+    }
+    free(one);
+    json_t *names = json_array();
+    for (int i = 0; i < np; i++)
+        if (mask[i])
+            json_array_append_new(names, json_string(NAME(i)));
+    double dF = 0.0;
+    int br = dcm_bmr_switch_off(np, R->Ep, R->Cp, R->pE, R->pV, mask, &dF, sE, sC, &err);
+    if (br) {
+        json_decref(names);
+        return bmr_fail(br, "model reduction", input);
+    }
+    for (int i = 0; i < np; i++)
+        var[i] = sC[i * np + i];
+    json_object_set_new(c->o, "switched_off", names);
+    json_object_set_new(c->o, "dF", json_real(dF));
+    json_object_set_new(c->o, "free_energy_reduced", json_real(R->F + dF));
+    json_object_set_new(c->o, "parameters", named_params(S, R, sE, var, mask, NULL));
+    json_t *v = json_object();
+    json_object_set_new(v, "posterior_mean", cli_json_vec(sE, np));
+    json_object_set_new(v, "posterior_var", cli_json_vec(var, np));
+    json_object_set_new(c->o, "vector", v);
+    if (!as_json) {
+        printf("%s: switching off", input);
+        for (int i = 0; i < np; i++)
+            if (mask[i])
+                printf(" %s", NAME(i));
+        printf("\ndF = F(reduced) - F(full) = %.4f  (%s)\n\n", dF,
+               dF > 3 ? "strong evidence for the reduced model"
+               : dF < -3 ? "strong evidence that the parameters matter"
+                         : "no strong evidence either way");
+        printf("%-28s %10s %10s %10s %10s\n", "parameter", "full", "sd", "reduced", "sd");
+        for (int i = 0; i < np; i++)
+            if (R->pV[i] > 0) {
+                printf("%-28s %10.4f %10.4f %10.4f %10.4f%s\n", NAME(i), R->Ep[i],
+                       sqrt(fmax(R->Cp[i * np + i], 0)), sE[i], sqrt(fmax(var[i], 0)),
+                       mask[i] ? "  (off)" : "");
+            }
+    }
+    return DCM_OK;
+}
+
+/* --search: the greedy search over reduced models, averaged */
+static int reduce_search(reduce_ctx *c, const char **cands, int ncand)
+{
+    const io_result_summary *R = c->R;
+    const io_pname_space *S = c->S;
+    const char *input = c->input;
+    const int np = R->np, as_json = c->as_json;
+    unsigned char *mask = c->mask;
+    double *var = c->var;
+    dcm_error err = {0, ""};
+    double *pC = c->pC;
+    unsigned char *cand = calloc((size_t)np, 1);
+    if (!cand)
+        return cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
+    if (ncand) {
+        for (int k = 0; k < ncand; k++)
+            if (io_pname_select(S, cands[k], cand, &err)) {
+                free(cand);
+                return cli_report("reduce", &err);
+            }
+    } else {
+        /* connectivity between regions, modulations, inputs, gating */
+        const char *def[] = {"B:*", "C:*->*", "D:*"};
+        model_dcm_layout L;
+        model_dcm_layout_init(&L, R->n, R->m, R->nd > 0);
+        for (int i = L.off_A; i < L.off_B; i++) /* A between regions: not the diagonal */
+            cand[i] = (i - L.off_A) % (R->n + 1) != 0;
+        for (int k = 0; k < 3; k++) {
+            dcm_error ignore;
+            io_pname_select(S, def[k], cand, &ignore); /* D may be absent */
+        }
+    }
+    for (int i = 0; i < np; i++)
+        if (R->pV[i] <= 0)
+            cand[i] = 0;
+    dcm_bmr_search_result B;
+    int br = dcm_bmr_search(np, R->Ep, R->Cp, R->pE, pC, cand, &B, &err);
+    free(cand);
+    if (br) {
+        dcm_bmr_search_result_free(&B);
+        return bmr_fail(br, "model search", input);
+    }
+    json_t *names = json_array();
+    for (int i = 0; i < np; i++) {
+        mask[i] = R->pV[i] > 0 && !B.keep[i];
+        var[i] = B.Cp_bma[i * np + i];
+        if (mask[i])
+            json_array_append_new(names, json_string(NAME(i)));
+    }
+    json_object_set_new(c->o, "switched_off", names);
+    json_object_set_new(c->o, "dF", json_real(B.dF));
+    json_object_set_new(c->o, "free_energy_reduced", json_real(R->F + B.dF));
+    json_object_set_new(c->o, "models_scored", json_integer(B.nmodels));
+    json_object_set_new(c->o, "parameters", named_params(S, R, B.Ep_bma, var, mask, B.Pp));
+    json_t *v = json_object();
+    json_object_set_new(v, "bma_mean", cli_json_vec(B.Ep_bma, np));
+    json_object_set_new(v, "bma_var", cli_json_vec(var, np));
+    json_object_set_new(v, "selected_mean", cli_json_vec(B.Ep, np));
+    json_object_set_new(c->o, "vector", v);
+    if (!as_json) {
+        printf("%s: searched %d reduced models; the best switches off %d parameter%s, "
+               "dF = %.4f\n\n", input, B.nmodels, B.nremoved, B.nremoved == 1 ? "" : "s",
+               fabs(B.dF) < 5e-5 ? 0.0 : B.dF); /* no "-0.0000" */
+        printf("%-28s %10s %10s %10s %12s\n", "parameter", "full", "BMA", "sd", "P(present)");
+        for (int i = 0; i < np; i++)
+            if (R->pV[i] > 0) {
+                printf("%-28s %10.4f %10.4f %10.4f %12.4f%s\n", NAME(i), R->Ep[i], B.Ep_bma[i],
+                       sqrt(fmax(var[i], 0)), B.Pp[i], mask[i] ? "  (off)" : "");
+            }
+    }
+    dcm_bmr_search_result_free(&B);
+    return DCM_OK;
+}
+#undef NAME
+
 int cmd_reduce(int argc, char **argv)
 {
     const char *input = NULL, *out_path = NULL;
@@ -96,7 +270,7 @@ int cmd_reduce(int argc, char **argv)
     io_result_summary R;
     memset(&R, 0, sizeof R);
     unsigned char *mask = NULL;
-    double *pC = NULL, *rC = NULL, *sE = NULL, *sC = NULL, *var = NULL;
+    double *pC = NULL, *sE = NULL, *sC = NULL, *var = NULL;
     json_t *o = NULL;
     char *name = NULL; /* one parameter's name at a time, whole */
     if (!offs || !cands) {
@@ -161,11 +335,10 @@ int cmd_reduce(int argc, char **argv)
     io_pname_space S = {R.n, R.m, R.nd, R.regions, R.inputs};
     mask = calloc((size_t)np, 1);
     pC = calloc((size_t)np * np, sizeof(double));
-    rC = calloc((size_t)np * np, sizeof(double));
     sE = calloc((size_t)np, sizeof(double));
     sC = malloc(sizeof(double) * np * np);
     var = calloc((size_t)np, sizeof(double));
-    if (!mask || !pC || !rC || !sE || !sC || !var) {
+    if (!mask || !pC || !sE || !sC || !var) {
         rc = cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
@@ -174,153 +347,10 @@ int cmd_reduce(int argc, char **argv)
     o = json_object();
     json_object_set_new(o, "input", json_string(input));
     json_object_set_new(o, "free_energy_full", json_real(R.F));
-#define NAME(i) (free(name), name = io_pname_name(&S, (i)), name ? name : "?")
-    if (!search) {
-        /* a named parameter must be free; a wildcard takes the free ones */
-        unsigned char *one = calloc((size_t)np, 1);
-        if (!one) {
-            rc = cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-        for (int k = 0; k < noff; k++) {
-            memset(one, 0, (size_t)np);
-            if ((rc = io_pname_select(&S, offs[k], one, &err))) {
-                free(one);
-                rc = cli_report("reduce", &err);
-                goto done;
-            }
-            int wildcard = strchr(offs[k], '*') != NULL, nfree = 0;
-            for (int i = 0; i < np; i++) {
-                if (!one[i])
-                    continue;
-                if (R.pV[i] > 0) {
-                    mask[i] = 1;
-                    nfree++;
-                } else if (!wildcard) {
-                    free(one);
-                    rc = cli_fail("reduce", DCM_ERR_INPUT,
-                                  "%s is already switched off in %s (prior variance 0)", NAME(i), input);
-                    goto done;
-                }
-            }
-            if (!nfree) {
-                free(one);
-                rc = cli_fail("reduce", DCM_ERR_INPUT, "'%s' selects no free parameter of %s", offs[k], input);
-                goto done;
-            }
-        }
-        free(one);
-        json_t *names = json_array();
-        for (int i = 0; i < np; i++)
-            if (mask[i])
-                json_array_append_new(names, json_string(NAME(i)));
-        memcpy(rC, pC, sizeof(double) * np * np);
-        for (int i = 0; i < np; i++)
-            if (mask[i])
-                rC[i * np + i] = 0.0;
-        double dF = 0.0;
-        int vr = vl_bmr_reduce(np, R.Ep, R.Cp, R.pE, pC, R.pE, rC, &dF, sE, sC);
-        if (vr) {
-            json_decref(names);
-            rc = bmr_fail(vr, "model reduction", input);
-            goto done;
-        }
-        for (int i = 0; i < np; i++)
-            var[i] = sC[i * np + i];
-        json_object_set_new(o, "switched_off", names);
-        json_object_set_new(o, "dF", json_real(dF));
-        json_object_set_new(o, "free_energy_reduced", json_real(R.F + dF));
-        json_object_set_new(o, "parameters", named_params(&S, &R, sE, var, mask, NULL));
-        json_t *v = json_object();
-        json_object_set_new(v, "posterior_mean", cli_json_vec(sE, np));
-        json_object_set_new(v, "posterior_var", cli_json_vec(var, np));
-        json_object_set_new(o, "vector", v);
-        if (!as_json) {
-            printf("%s: switching off", input);
-            for (int i = 0; i < np; i++)
-                if (mask[i])
-                    printf(" %s", NAME(i));
-            printf("\ndF = F(reduced) - F(full) = %.4f  (%s)\n\n", dF,
-                   dF > 3 ? "strong evidence for the reduced model"
-                   : dF < -3 ? "strong evidence that the parameters matter"
-                             : "no strong evidence either way");
-            printf("%-28s %10s %10s %10s %10s\n", "parameter", "full", "sd", "reduced", "sd");
-            for (int i = 0; i < np; i++)
-                if (R.pV[i] > 0) {
-                    printf("%-28s %10.4f %10.4f %10.4f %10.4f%s\n", NAME(i), R.Ep[i],
-                           sqrt(fmax(R.Cp[i * np + i], 0)), sE[i], sqrt(fmax(var[i], 0)),
-                           mask[i] ? "  (off)" : "");
-                }
-        }
-    } else {
-        unsigned char *cand = calloc((size_t)np, 1);
-        if (!cand) {
-            rc = cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-        if (ncand) {
-            for (int k = 0; k < ncand; k++)
-                if ((rc = io_pname_select(&S, cands[k], cand, &err))) {
-                    free(cand);
-                    rc = cli_report("reduce", &err);
-                    goto done;
-                }
-        } else {
-            /* connectivity between regions, modulations, inputs, gating */
-            const char *def[] = {"B:*", "C:*->*", "D:*"};
-            model_dcm_layout L;
-            model_dcm_layout_init(&L, R.n, R.m, R.nd > 0);
-            for (int i = L.off_A; i < L.off_B; i++) /* A between regions: not the diagonal */
-                cand[i] = (i - L.off_A) % (R.n + 1) != 0;
-            for (int k = 0; k < 3; k++) {
-                dcm_error ignore;
-                io_pname_select(&S, def[k], cand, &ignore); /* D may be absent */
-            }
-        }
-        for (int i = 0; i < np; i++)
-            if (R.pV[i] <= 0)
-                cand[i] = 0;
-        vl_bmr_search_result B;
-        memset(&B, 0, sizeof B);
-        int vr = vl_bmr_search(np, R.Ep, R.Cp, R.pE, pC, cand, &B);
-        free(cand);
-        if (vr) {
-            vl_bmr_search_result_free(&B);
-            rc = bmr_fail(vr, "model search", input);
-            goto done;
-        }
-        json_t *names = json_array();
-        for (int i = 0; i < np; i++) {
-            mask[i] = R.pV[i] > 0 && !B.keep[i];
-            var[i] = B.Cp_bma[i * np + i];
-            if (mask[i])
-                json_array_append_new(names, json_string(NAME(i)));
-        }
-        json_object_set_new(o, "switched_off", names);
-        json_object_set_new(o, "dF", json_real(B.dF));
-        json_object_set_new(o, "free_energy_reduced", json_real(R.F + B.dF));
-        json_object_set_new(o, "models_scored", json_integer(B.nmodels));
-        json_object_set_new(o, "parameters", named_params(&S, &R, B.Ep_bma, var, mask, B.Pp));
-        json_t *v = json_object();
-        json_object_set_new(v, "bma_mean", cli_json_vec(B.Ep_bma, np));
-        json_object_set_new(v, "bma_var", cli_json_vec(var, np));
-        json_object_set_new(v, "selected_mean", cli_json_vec(B.Ep, np));
-        json_object_set_new(o, "vector", v);
-        if (!as_json) {
-            printf("%s: searched %d reduced models; the best switches off %d parameter%s, "
-                   "dF = %.4f\n\n", input, B.nmodels, B.nremoved, B.nremoved == 1 ? "" : "s",
-                   fabs(B.dF) < 5e-5 ? 0.0 : B.dF); /* no "-0.0000" */
-            printf("%-28s %10s %10s %10s %12s\n", "parameter", "full", "BMA", "sd", "P(present)");
-            for (int i = 0; i < np; i++)
-                if (R.pV[i] > 0) {
-                    printf("%-28s %10.4f %10.4f %10.4f %12.4f%s\n", NAME(i), R.Ep[i], B.Ep_bma[i],
-                           sqrt(fmax(var[i], 0)), B.Pp[i], mask[i] ? "  (off)" : "");
-                }
-        }
-        vl_bmr_search_result_free(&B);
-    }
+    reduce_ctx c = {&R, &S, input, as_json, mask, pC, sE, sC, var, &name, o};
+    if ((rc = search ? reduce_search(&c, cands, ncand) : reduce_off(&c, offs, noff)))
+        goto done;
     rc = cli_emit_json("reduce", o, as_json, out_path);
-#undef NAME
 done:
     free(name);
     json_decref(o);
@@ -329,7 +359,6 @@ done:
     free(cands);
     free(mask);
     free(pC);
-    free(rC);
     free(sE);
     free(sC);
     free(var);

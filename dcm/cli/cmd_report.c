@@ -12,7 +12,6 @@
 #include "dcm/cli/cli.h"
 #include "io/io_lme.h"
 #include "dcm/report/report.h"
-#include "vl/vl_bms.h"
 
 static const char *help =
     "usage: dcm report RESULT.json [RESULT2.json ...] -o REPORT.html [--png DIR]\n"
@@ -91,7 +90,7 @@ static char *command_line(int argc, char **argv)
 
 /* Read the log-evidence table and run random-effects BMS over it, as dcm
  * compare --rfx --lme does; g points into T and R. */
-static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, report_group *g,
+static int group_rfx(const char *path, io_lme_table *T, dcm_bms_rfx_result *R, report_group *g,
                      dcm_error *err)
 {
     int rc = io_lme_read(path, T, err);
@@ -101,15 +100,14 @@ static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, re
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: a group comparison needs at least two models", path);
     if (T->nsub < 2)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: random effects need at least two subjects", path);
-    int vr = vl_bms_rfx(T->lme, T->nsub, T->nmod, NULL, R);
-    if (vr && vr != VL_BMS_ENOCONV)
-        return dcm_error_set(err, vr == VL_BMS_ENOMEM ? DCM_ERR_SYSTEM : DCM_ERR_NUMERIC,
-                             "%s: random-effects BMS failed (code %d)", path, vr);
-    if (vr == VL_BMS_ENOCONV)
+    dcm_error e2 = {0, ""};
+    if ((rc = dcm_bms_rfx(T->lme, T->nsub, T->nmod, R, &e2)))
+        return dcm_error_set(err, rc, "%s: %s", path, e2.msg);
+    if (!R->converged)
         fprintf(stderr, "dcm report: warning: %s: the variational iterations of the group comparison "
                         "did not converge\n", path);
     *g = (report_group){path, T->nsub, T->nmod, T->models, R->alpha, R->exp_r, R->xp, R->pxp, R->bor,
-                           vr != VL_BMS_ENOCONV};
+                           R->converged};
     return DCM_OK;
 }
 
@@ -204,7 +202,7 @@ int cmd_report(int argc, char **argv)
     dcm_error err = {0, ""};
     /* the group comparison first: a bad table writes nothing */
     io_lme_table T;
-    vl_bms_rfx_result R;
+    dcm_bms_rfx_result R;
     report_group group;
     memset(&T, 0, sizeof T);
     memset(&R, 0, sizeof R);
@@ -236,7 +234,7 @@ int cmd_report(int argc, char **argv)
     }
     for (int i = 0; i < loaded; i++)
         report_model_free(&models[i]);
-    vl_bms_rfx_result_free(&R);
+    dcm_bms_rfx_result_free(&R);
     io_lme_free(&T);
     free(models);
     free(generator);

@@ -35,10 +35,10 @@
  *   every figure as a PNG file there (the directory is created if
  *   missing). Every file is written atomically (io_atomic.h); nothing is
  *   written unless every figure could be drawn. With several models it
- *   adds a fixed-effects comparison (dcm_compare_ffx) when they were
+ *   adds a fixed-effects comparison (dcm_bms_ffx) when they were
  *   fitted to the same data, and says why not otherwise.
  * - A group comparison (report_group: a log-evidence table's models and
- *   the results of vl_bms_rfx over it, as `dcm report --lme` computes
+ *   the results of dcm_bms_rfx over it, as `dcm report --lme` computes
  *   them) adds a random-effects section before everything else: a figure
  *   of exp_r, xp and pxp per model, a table and a caption. With a group,
  *   models may be empty (k = 0): the report then holds only that section.
@@ -121,7 +121,7 @@ int report_param_beyond_prior(const report_model *m, int k, double z);
 
 /* A random-effects comparison over a group of subjects (Stephan et al.
  * 2009, Rigoux et al. 2014): the models of a log-evidence table and what
- * vl_bms_rfx returns for it. Everything is borrowed from the caller. */
+ * dcm_bms_rfx returns for it. Everything is borrowed from the caller. */
 typedef struct {
     const char *source;          /* the table's file, shown in the report */
     int nsub, nmod;              /* subjects (>= 2) and models (>= 2) */

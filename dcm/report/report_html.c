@@ -806,7 +806,12 @@ int report_write(const report_model *models, int k, const report_options *opt,
         if (!cmp_note) {
             for (int i = 0; i < k; i++)
                 F[i] = models[i].s.F;
-            dcm_compare_ffx(F, k, lbf, post);
+            /* one subject: free energies of the same data (the checks above) */
+            dcm_error ferr = {0, ""};
+            if (dcm_bms_ffx(F, 1, k, NULL, NULL, post, lbf, &ferr))
+                cmp_note = "the free energies are not finite numbers";
+        }
+        if (!cmp_note) {
             plot_figure pf;
             memset(&pf, 0, sizeof pf);
             int bad = report_fig_compare(models, k, lbf, post, &pf);

@@ -269,12 +269,7 @@ int report_load(const char *path, report_model *m, dcm_error *err)
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto fail;
     }
-    for (int k = 0; k < np; k++) {
-        double sd = report_param_sd(m, k);
-        m->Pp[k] = (m->s.pV[k] > 0.0 && sd > 0.0)
-                       ? 0.5 * erfc((m->s.pE[k] - fabs(m->s.Ep[k])) / sd / sqrt(2.0))
-                       : NAN;
-    }
+    dcm_posterior_probability(np, m->s.Ep, m->s.Cp, m->s.pE, m->s.pV, m->Pp);
     if ((rc = fit_stats(m, err)) || (rc = load_settings(path, root, m, err)))
         goto fail;
     json_decref(root);

@@ -135,4 +135,6 @@ int dcm_result_save(const dcm_result *R, const dcm_problem *P, const char *path,
 }
 #endif
 
+#include "dcm_group.h" /* group analysis: BMS, BMR, BMA, PEB */
+
 #endif
