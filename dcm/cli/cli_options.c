@@ -169,11 +169,13 @@ int cli_options_parse(const cli_command *c, int argc, char **argv, int *npos)
             continue;
         }
         if (cli_is_help(a)) {
-            cli_options_help(c, stdout);
+            if (!c->quiet)
+                cli_options_help(c, stdout);
             return CLI_OPTIONS_HELP;
         }
         if (!strcmp(a, "--list-options")) {
-            cli_options_list(c, stdout);
+            if (!c->quiet)
+                cli_options_list(c, stdout);
             return CLI_OPTIONS_HELP;
         }
         const cli_opt *o;

@@ -15,6 +15,7 @@
  *   `-h`/`--help` prints the help (on stdout) when it is reached; the
  *   hidden `--list-options` prints every option the command accepts, one a
  *   line (for shell completion and for the tests that check --help).
+ *   Both print nothing when cmd->quiet.
  * - Words are processed left to right, and the first error stops: its
  *   message is printed as "dcm CMD: ..." on stderr (nothing when
  *   cmd->quiet) and the parse returns DCM_ERR_USAGE. An unknown option is
@@ -108,7 +109,7 @@ typedef struct {
     const char *description;  /* printed as is, between usage and options */
     const char *footer;       /* printed as is after the options (notes, exit status, examples) */
     const cli_opt *options;   /* the table */
-    int quiet;                /* print no error (an MPI rank other than 0); help is still printed */
+    int quiet;                /* print nothing, neither errors nor help (an MPI rank other than 0) */
 } cli_command;
 
 /* What cli_options_parse returns besides DCM_OK / DCM_ERR_USAGE: the help
