@@ -206,7 +206,9 @@ int cmd_check(int argc, char **argv)
 {
     int as_json = 0, nfiles = 0;
     const cli_opt options[] = {
-        CLI_FLAG(0, "json", &as_json, "print {\"results\": [{\"result\", \"diagnostics\", \"warnings\"}]}"),
+        CLI_FLAG(0, "json", &as_json,
+                 "print {\"results\": [{\"result\", \"diagnostics\", \"warnings\"}], \"thresholds\": "
+                 "{...}} instead of the table"),
         CLI_END};
     const cli_command cmd = {"check", usage, description, footer, options, 0};
     int prc = cli_options_parse(&cmd, argc, argv, &nfiles);

@@ -90,10 +90,7 @@ static int group_rfx(const char *path, io_lme_table *T, vl_bms_rfx_result *R, re
     int vr = vl_bms_rfx(T->lme, T->nsub, T->nmod, NULL, R);
     if (vr && vr != VL_BMS_ENOCONV)
         return dcm_error_set(err, vr == VL_BMS_ENOMEM ? DCM_ERR_SYSTEM : DCM_ERR_NUMERIC,
-                             "%s: random-effects BMS failed: %s", path,
-                             vr == VL_BMS_ENOMEM        ? "out of memory"
-                             : vr == VL_BMS_ENONFINITE ? "NaN or Inf in the log-evidences"
-                                                       : "invalid sizes or priors");
+                             "%s: random-effects BMS failed (code %d)", path, vr);
     if (vr == VL_BMS_ENOCONV)
         fprintf(stderr, "dcm report: warning: %s: the variational iterations of the group comparison "
                         "did not converge\n", path);
@@ -108,14 +105,8 @@ int cmd_report(int argc, char **argv)
     double threshold = 0.95, scale = 2.0;
     int k = 0;
     const char **files = calloc((size_t)(argc > 0 ? argc : 1), sizeof *files);
-    /* the command as typed, for the report's header (before the parser
-       moves the positional words) */
-    char *generator = command_line(argc, argv);
-    if (!files || !generator) {
-        free(files);
-        free(generator);
+    if (!files)
         return cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
-    }
     int rc = DCM_OK;
     const char *needs = "%o needs a value (see dcm report --help)";
     const cli_opt options[] = {
@@ -142,15 +133,16 @@ int cmd_report(int argc, char **argv)
                    .invalid = "--scale must be a number from 1 to 4, not '%v'"),
         CLI_END};
     const cli_command cmd = {"report", usage, description, footer, options, 0};
-    rc = cli_options_parse(&cmd, argc, argv, &k);
-    if (rc == CLI_OPTIONS_HELP) {
-        rc = DCM_OK;
+    /* the parser moves the positional words within the array it is given:
+       it gets a copy, so that argv stays as typed for the report's header */
+    for (int i = 0; i < argc; i++)
+        files[i] = argv[i];
+    rc = cli_options_parse(&cmd, argc, (char **)files, &k);
+    if (rc) {
+        rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
         goto done;
     }
-    if (rc)
-        goto done;
-    for (int i = 0; i < k; i++)
-        files[i] = argv[1 + i];
+    memmove(files, files + 1, sizeof *files * (size_t)k);
     if (!k && !lme_path) {
         rc = cli_fail("report", DCM_ERR_USAGE,
                       "give at least one result file or --lme TABLE (see dcm report --help)");
@@ -186,7 +178,10 @@ int cmd_report(int argc, char **argv)
     }
 
     report_model *models = calloc((size_t)(k ? k : 1), sizeof *models);
-    if (!models) {
+    char *generator = command_line(argc, argv);
+    if (!models || !generator) {
+        free(models);
+        free(generator);
         rc = cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
@@ -228,12 +223,12 @@ int cmd_report(int argc, char **argv)
     vl_bms_rfx_result_free(&R);
     io_lme_free(&T);
     free(models);
+    free(generator);
     /* the process ends here: let cairo drop its font caches so that leak
        checkers see only our own allocations */
     cairo_debug_reset_static_data();
     FcFini();
 done:
-    free(generator);
     free(files);
     return rc;
 }
