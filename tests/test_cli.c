@@ -113,6 +113,72 @@ static void test_help(void)
     CU_ASSERT_EQUAL(run("estimate x.json --maxit zero -o y.json"), 1);
 }
 
+/* Every option a command accepts is in its --help: the commands come from
+ * `dcm --help`, their options from the command's own table (the hidden
+ * --list-options prints it), so neither list is a copy kept here. Each
+ * listed option is also accepted (not "unknown") by the command. */
+static void test_help_lists_every_option(void)
+{
+    CU_ASSERT_EQUAL_FATAL(run("--help"), 0);
+    char commands[32][32];
+    int ncmd = 0;
+    const char *p = strstr(out, "commands:\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p += strlen("commands:\n");
+    while (ncmd < 32 && sscanf(p, "  %31s", commands[ncmd]) == 1 && !strncmp(p, "  ", 2)) {
+        ncmd++;
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        p++;
+    }
+    CU_ASSERT_EQUAL(ncmd, 11);
+    int checked = 0;
+    for (int c = 0; c < ncmd; c++) {
+        char args[128], options[4096], help[16384];
+        snprintf(args, sizeof args, "%s --list-options", commands[c]);
+        CU_ASSERT_EQUAL(run(args), 0);
+        snprintf(options, sizeof options, "%s", out);
+        snprintf(args, sizeof args, "%s --help", commands[c]);
+        CU_ASSERT_EQUAL(run(args), 0);
+        snprintf(help, sizeof help, "%s", out);
+        int nlong = 0;
+        for (char *save = NULL, *o = strtok_r(options, "\n", &save); o; o = strtok_r(NULL, "\n", &save)) {
+            if (strncmp(o, "--", 2))
+                continue;
+            nlong++;
+            /* the whole name: "--params" is not found inside "--params-out" */
+            int found = 0;
+            size_t len = strlen(o);
+            for (const char *h = strstr(help, o); h && !found; h = strstr(h + 1, o))
+                found = (h == help || h[-1] == ' ' || h[-1] == '\n') &&
+                        (h[len] == ' ' || h[len] == '\n' || h[len] == ',' || h[len] == '=');
+            if (!found)
+                printf("\n  dcm %s --help does not show %s\n", commands[c], o);
+            CU_ASSERT(found);
+            checked++;
+            if (!strcmp(o, "--help"))
+                continue;
+            /* accepted: a usage error for what is missing, never "unknown" */
+            snprintf(args, sizeof args, "%s %s", commands[c], o);
+            int rc = run(args);
+            CU_ASSERT(rc == 1);
+            CU_ASSERT_PTR_NULL(strstr(out, "unknown option"));
+        }
+        CU_ASSERT(nlong >= 2); /* at least one option and --help */
+    }
+    printf("\n  %d long options of %d commands found in their --help\n", checked, ncmd);
+    /* the parser's syntax in a real command: --opt=value, -- */
+    CU_ASSERT_EQUAL(run("estimate x.json --maxit=zero -o y.json"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--maxit needs a whole number from 1 to 100000"));
+    CU_ASSERT_EQUAL(run("review --threshold=2 r.json"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--threshold must be a probability between 0 and 1 (exclusive), not '2'"));
+    CU_ASSERT_EQUAL(run("estimate --frobnicate x.json"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown option '--frobnicate' (see dcm estimate --help)"));
+    CU_ASSERT_EQUAL(run("review -- --not-an-option.json"), 2); /* a file name after -- */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--not-an-option.json"));
+}
+
 static void test_simulate_estimate_compare(void)
 {
     char args[1024];
@@ -425,6 +491,7 @@ int main(void)
     }
     static const test_case cases[] = {
         {"help, version and usage errors", test_help},
+        {"every command's --help shows every option it accepts", test_help_lists_every_option},
         {"simulate -> estimate -> compare", test_simulate_estimate_compare},
         {"--log-json: one JSON object per event", test_log_json},
         {"the spec route reproduces SPM12 on the attention data", test_spm_attention_via_spec},

@@ -7,6 +7,8 @@
  *   DCM_ERR_INPUT (bad input files), DCM_ERR_NUMERIC (the model diverged
  *   or the inversion failed), DCM_ERR_SYSTEM (cannot write, no memory).
  * - Messages go to stderr as "dcm NAME: ..."; results to stdout or files.
+ * - Options are declared in one table per command (dcm/cli/cli_options.h),
+ *   which drives both the parser and the command's --help.
  */
 #ifndef DCM_CLI_H
 #define DCM_CLI_H

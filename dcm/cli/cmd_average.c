@@ -7,14 +7,15 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_batchdir.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 
-static const char *help =
-    "usage: dcm average RESULT1.json RESULT2.json ... [options]\n"
-    "       dcm average --batch OUTDIR [--models M1,M2,...] [options]\n"
-    "\n"
+static const char *const usage[] = {"RESULT1.json RESULT2.json ... [options]",
+                                    "--batch OUTDIR [--models M1,M2,...] [options]", NULL};
+
+static const char *description =
     "Bayesian model averaging (BMA) of parameters. For one subject, each model\n"
     "k is weighted by its posterior probability exp(F_k) / sum exp(F); the\n"
     "average posterior has mean sum_k w_k Ep_k and variance sum_k w_k (Vp_k +\n"
@@ -23,20 +24,12 @@ static const char *help =
     "log-evidence are averaged (Occam's window).\n"
     "For a group (--batch, the layout dcm batch writes), every subject's BMA is\n"
     "computed with that subject's evidences, and the group average is the mean\n"
-    "of the subject averages, with its standard error over subjects.\n"
-    "\n"
-    "options:\n"
-    "  --batch OUTDIR    average over OUTDIR/<subject>/<model>.json\n"
-    "  --models LIST     which models (default: all found)\n"
-    "  --occam D         Occam's window in log-evidence units (e.g. 3)\n"
-    "  --json            print JSON instead of a table\n"
-    "  -o FILE           also write the JSON to FILE (atomically)\n"
-    "  -h, --help        this help\n"
-    "\n"
+    "of the subject averages, with its standard error over subjects.\n";
+
+static const char *footer =
     "examples:\n"
     "  dcm average fwd.json bwd.json\n"
     "  dcm average --batch out --occam 3 --json\n";
-
 typedef struct {
     int np;
     double *mean, *var;
@@ -414,36 +407,22 @@ int cmd_average(int argc, char **argv)
     json_t *o = NULL;
     if (!files)
         return cli_fail("average", DCM_ERR_SYSTEM, "out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            goto done;
-        } else if (!strcmp(a, "--batch") || !strcmp(a, "--models") || (!strcmp(a, "-o") || !strcmp(a, "--output")) ||
-                   !strcmp(a, "--occam")) {
-            if (++i >= argc) {
-                rc = cli_fail("average", DCM_ERR_USAGE, "%s needs a value", a);
-                goto done;
-            }
-            if (!strcmp(a, "--batch"))
-                batch = argv[i];
-            else if (!strcmp(a, "--models"))
-                models = argv[i];
-            else if ((!strcmp(a, "-o") || !strcmp(a, "--output")))
-                out_path = argv[i];
-            else if (cli_parse_double(argv[i], &occam) || occam <= 0) {
-                rc = cli_fail("average", DCM_ERR_USAGE, "--occam needs a positive number");
-                goto done;
-            }
-        } else if (!strcmp(a, "--json")) {
-            as_json = 1;
-        } else if (a[0] == '-' && a[1]) {
-            rc = cli_fail("average", DCM_ERR_USAGE, "unknown option '%s' (see dcm average --help)", a);
-            goto done;
-        } else {
-            files[k++] = a;
-        }
+    const cli_opt options[] = {
+        CLI_STRING(0, "batch", &batch, "OUTDIR", "average over OUTDIR/<subject>/<model>.json"),
+        CLI_STRING(0, "models", &models, "LIST", "which models (default: all found)"),
+        CLI_DOUBLE(0, "occam", &occam, "D", "Occam's window in log-evidence units (e.g. 3)", .min = 0.0,
+                   .max = INFINITY, .bounds = CLI_BOUNDS_OPEN, .invalid = "--occam needs a positive number"),
+        CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
+        CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_END};
+    const cli_command cmd = {"average", usage, description, footer, options, 0};
+    rc = cli_options_parse(&cmd, argc, argv, &k);
+    if (rc) {
+        rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
+        goto done;
     }
+    for (int i = 0; i < k; i++)
+        files[i] = argv[1 + i];
     if ((batch && k) || (!batch && k < 2)) {
         rc = cli_fail("average", DCM_ERR_USAGE, "give two or more result files, or --batch OUTDIR");
         goto done;

@@ -13,14 +13,15 @@
 
 #include "dcm/dcm_batch.h"
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 
 #ifdef DCM_WITH_MPI
 #include <mpi.h>
 #endif
 
-static const char *help =
-    "usage: dcm batch MANIFEST.tsv -o OUTDIR [-j N] [--force] [-q]\n"
-    "\n"
+static const char *const usage[] = {"MANIFEST.tsv -o OUTDIR [-j N] [--force] [-q]", NULL};
+
+static const char *description =
     "Estimate every subject x model listed in MANIFEST.tsv, in parallel, into\n"
     "OUTDIR/<subject>/<model>.json, and write OUTDIR/summary.tsv: the free\n"
     "energy of each model (columns, manifest order) for each subject (rows),\n"
@@ -36,15 +37,9 @@ static const char *help =
     "not estimated again (rerun an interrupted batch to finish it); one that\n"
     "cannot be read is redone. A failing estimate is reported on stderr and\n"
     "in OUTDIR/failures.tsv, the others go on, its subject is left out of\n"
-    "summary.tsv, and the exit status is that of the worst failure.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output DIR   output folder (required; created if needed)\n"
-    "  -j, --jobs N       estimates at once (default: the cores available)\n"
-    "  --force            estimate again even what is already done\n"
-    "  -q, --quiet        no progress, only failures\n"
-    "  -h, --help         this help\n"
-    "\n"
+    "summary.tsv, and the exit status is that of the worst failure.\n";
+
+static const char *footer =
     "MPI: a binary built with 'make MPI=1' (or bin/dcm-mpi) and started by\n"
     "mpirun spreads the estimates over the ranks, each using -j threads\n"
     "(default: its share of the node's cores); OUTDIR and the specs must be\n"
@@ -338,34 +333,23 @@ typedef struct {
 static int parse_args(const ranks *r, int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            if (r->rank == 0)
-                fputs(help, stdout);
-            return -1;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (++i >= argc || !argv[i][0])
-                return fail0(r, DCM_ERR_USAGE, "%s needs a folder name", a);
-            o->outdir = argv[i];
-        } else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
-            if (++i >= argc || cli_parse_int(argv[i], 1, 4096, &o->jobs))
-                return fail0(r, DCM_ERR_USAGE, "%s needs a whole number from 1 to 4096", a);
-        } else if (!strncmp(a, "-j", 2) && a[2]) {
-            if (cli_parse_int(a + 2, 1, 4096, &o->jobs))
-                return fail0(r, DCM_ERR_USAGE, "-j needs a whole number from 1 to 4096");
-        } else if (!strcmp(a, "--force")) {
-            o->force = 1;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            o->quiet = 1;
-        } else if (a[0] == '-' && a[1]) {
-            return fail0(r, DCM_ERR_USAGE, "unknown option '%s' (see dcm batch --help)", a);
-        } else if (!o->manifest) {
-            o->manifest = a;
-        } else {
-            return fail0(r, DCM_ERR_USAGE, "one MANIFEST.tsv at a time ('%s' is extra)", a);
-        }
-    }
+    const cli_opt table[] = {
+        CLI_STRING('o', "output", &o->outdir, "DIR", "output folder (required; created if needed)",
+                   .flags = CLI_OPT_NONEMPTY, .missing = "%o needs a folder name"),
+        CLI_INT('j', "jobs", &o->jobs, "N", 1, 4096, "estimates at once (default: the cores available)",
+                .missing = "%o needs a whole number from 1 to 4096"),
+        CLI_FLAG(0, "force", &o->force, "estimate again even what is already done"),
+        CLI_FLAG('q', "quiet", &o->quiet, "no progress, only failures"),
+        CLI_END};
+    const cli_command cmd = {"batch", usage, description, footer, table, r->rank != 0};
+    int npos;
+    int rc = cli_options_parse(&cmd, argc, argv, &npos);
+    if (rc)
+        return rc;
+    if (npos > 1)
+        return fail0(r, DCM_ERR_USAGE, "one MANIFEST.tsv at a time ('%s' is extra)", argv[2]);
+    if (npos)
+        o->manifest = argv[1];
     if (!o->manifest)
         return fail0(r, DCM_ERR_USAGE, "no MANIFEST.tsv given (see dcm batch --help)");
     if (!o->outdir)

@@ -10,10 +10,11 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 
-static const char *help =
-    "usage: dcm check RESULT.json... [--json]\n"
-    "\n"
+static const char *const usage[] = {"RESULT.json... [--json]", NULL};
+
+static const char *description =
     "Print the fit diagnostics of each result (one row per result), with the\n"
     "thresholds of SPM's spm_dcm_fmri_check; a value past its threshold is\n"
     "marked '!' and the result's warnings (design and fit) are listed below\n"
@@ -26,12 +27,9 @@ static const char *help =
     "              KL(posterior || prior) / log(scans); below 1\n"
     "  steps       iterations after the first that raised F; 0 means the\n"
     "              inversion never left its starting point\n"
-    "MANUAL \"Checks and warnings\" says what each one means and what to do.\n"
-    "\n"
-    "options:\n"
-    "  --json      print {\"results\": [{\"result\", \"diagnostics\", \"warnings\"}]}\n"
-    "  -h, --help  this help\n"
-    "\n"
+    "MANUAL \"Checks and warnings\" says what each one means and what to do.\n";
+
+static const char *footer =
     "exit status: 0 (also when there are warnings: read the table or the\n"
     "JSON), 1 usage error, 2 unreadable or invalid result file\n"
     "\n"
@@ -207,18 +205,15 @@ static json_t *jnum(double x)
 int cmd_check(int argc, char **argv)
 {
     int as_json = 0, nfiles = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(help, stdout);
-            return DCM_OK;
-        } else if (!strcmp(argv[i], "--json")) {
-            as_json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_fail("check", DCM_ERR_USAGE, "unknown option '%s' (see dcm check --help)", argv[i]);
-        } else {
-            nfiles++;
-        }
-    }
+    const cli_opt options[] = {
+        CLI_FLAG(0, "json", &as_json,
+                 "print {\"results\": [{\"result\", \"diagnostics\", \"warnings\"}], \"thresholds\": "
+                 "{...}} instead of the table"),
+        CLI_END};
+    const cli_command cmd = {"check", usage, description, footer, options, 0};
+    int prc = cli_options_parse(&cmd, argc, argv, &nfiles);
+    if (prc)
+        return prc == CLI_OPTIONS_HELP ? DCM_OK : prc;
     if (!nfiles)
         return cli_fail("check", DCM_ERR_USAGE, "give one or more result files (see dcm check --help)");
     checked *res = calloc((size_t)nfiles, sizeof *res);
@@ -230,9 +225,8 @@ int cmd_check(int argc, char **argv)
     }
     int k = 0, rc = DCM_OK, width = 6;
     dcm_error err = {0, ""};
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] != '-' || !argv[i][1])
-            files[k++] = argv[i];
+    for (int i = 1; i <= nfiles; i++)
+        files[k++] = argv[i];
     for (k = 0; k < nfiles && rc == DCM_OK; k++) {
         rc = check_one(files[k], &res[k], &err);
         if ((int)strlen(files[k]) > width)

@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_lme.h"
 #include "io/io_result.h"
 
-static const char *help =
-    "usage: dcm compare RESULT1.json RESULT2.json ... [options]\n"
-    "       dcm compare --lme LME.tsv [--rfx] [options]\n"
-    "\n"
+static const char *const usage[] = {"RESULT1.json RESULT2.json ... [options]",
+                                    "--lme LME.tsv [--rfx] [options]", NULL};
+
+static const char *description =
     "Bayesian model comparison.\n"
     "  Result files: models fitted to the same data (one subject) are compared\n"
     "  by their free energies F: log Bayes factor against the best (F - F_best)\n"
@@ -24,21 +25,13 @@ static const char *help =
     "    fixed effects (default): summed log-evidence, posterior probabilities;\n"
     "    --rfx: random effects (Stephan et al. 2009, Rigoux et al. 2014): Dirichlet\n"
     "    counts alpha, expected frequencies exp_r, exceedance probabilities xp,\n"
-    "    protected exceedance probabilities pxp and Bayesian omnibus risk bor.\n"
-    "\n"
-    "options:\n"
-    "  --lme FILE            log-evidence table (subjects x models)\n"
-    "  --rfx                 random-effects BMS (needs --lme)\n"
-    "  --ffx                 fixed effects (default)\n"
-    "  --family NAME=M1,M2   a family of models (repeat; every model in exactly one)\n"
-    "  --json                print a JSON object instead of a table\n"
-    "  -h, --help            this help\n"
-    "\n"
+    "    protected exceedance probabilities pxp and Bayesian omnibus risk bor.\n";
+
+static const char *footer =
     "examples:\n"
     "  dcm compare fwd.json bwd.json\n"
     "  dcm compare --rfx --lme out/summary.tsv --json\n"
     "  dcm compare --rfx --lme out/summary.tsv --family forward=fwd,fwd2 --family backward=bwd\n";
-
 typedef struct {
     char *name;
     char *members; /* comma-separated, as given */
@@ -372,6 +365,19 @@ static int report_families(const double *lme, int nsub, int nmod, const family_a
     return DCM_OK;
 }
 
+/* --family NAME=M1,M2 (value: the family_arg array, count: how many) */
+static int take_family(const cli_opt *opt, char *arg)
+{
+    family_arg *fa = opt->value;
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1])
+        return -1;
+    *eq = 0;
+    fa[*opt->count].name = arg;
+    fa[(*opt->count)++].members = eq + 1;
+    return 0;
+}
+
 int cmd_compare(int argc, char **argv)
 {
     int as_json = 0, rfx = 0, k = 0, nf = 0;
@@ -386,39 +392,24 @@ int cmd_compare(int argc, char **argv)
         rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            goto done;
-        } else if (!strcmp(a, "--json")) {
-            as_json = 1;
-        } else if (!strcmp(a, "--rfx")) {
-            rfx = 1;
-        } else if (!strcmp(a, "--ffx")) {
-            rfx = 0;
-        } else if (!strcmp(a, "--lme")) {
-            if (++i >= argc) {
-                rc = cli_fail("compare", DCM_ERR_USAGE, "--lme needs a file");
-                goto done;
-            }
-            lme_path = argv[i];
-        } else if (!strcmp(a, "--family")) {
-            char *eq = ++i < argc ? strchr(argv[i], '=') : NULL;
-            if (!eq || eq == argv[i] || !eq[1]) {
-                rc = cli_fail("compare", DCM_ERR_USAGE, "--family takes NAME=MODEL1,MODEL2,...");
-                goto done;
-            }
-            *eq = 0;
-            fa[nf].name = argv[i];
-            fa[nf++].members = eq + 1;
-        } else if (a[0] == '-' && a[1]) {
-            rc = cli_fail("compare", DCM_ERR_USAGE, "unknown option '%s' (see dcm compare --help)", a);
-            goto done;
-        } else {
-            files[k++] = a;
-        }
+    const cli_opt options[] = {
+        CLI_STRING(0, "lme", &lme_path, "FILE", "log-evidence table (subjects x models)",
+                   .missing = "--lme needs a file"),
+        CLI_SET_INT(0, "rfx", &rfx, 1, "random-effects BMS (needs --lme)"),
+        CLI_SET_INT(0, "ffx", &rfx, 0, "fixed effects (default)"),
+        CLI_CALLBACK(0, "family", fa, "NAME=M1,M2", take_family,
+                     "a family of models (repeat; every model in exactly one)", .count = &nf,
+                     .missing = "--family takes NAME=MODEL1,MODEL2,..."),
+        CLI_FLAG(0, "json", &as_json, "print a JSON object instead of a table"),
+        CLI_END};
+    const cli_command cmd = {"compare", usage, description, footer, options, 0};
+    rc = cli_options_parse(&cmd, argc, argv, &k);
+    if (rc) {
+        rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
+        goto done;
     }
+    for (int i = 0; i < k; i++)
+        files[i] = argv[1 + i];
     if (lme_path && k) {
         rc = cli_fail("compare", DCM_ERR_USAGE, "give result files or --lme, not both");
         goto done;

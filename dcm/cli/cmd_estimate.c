@@ -5,14 +5,15 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_atomic.h"
 #include "io/io_mat.h"
 #include "io/io_result.h"
 #include "io/io_spec.h"
 
-static const char *help =
-    "usage: dcm estimate SPEC.json|DCM_NAME.mat -o RESULT.json [options]\n"
-    "\n"
+static const char *const usage[] = {"SPEC.json|DCM_NAME.mat -o RESULT.json [options]", NULL};
+
+static const char *description =
     "Fit the DCM described by SPEC.json to its data with variational Laplace,\n"
     "exactly as SPM12's spm_dcm_estimate, and write the posterior, the free\n"
     "energy and the fitted BOLD to RESULT.json (written atomically).\n"
@@ -21,23 +22,20 @@ static const char *help =
     "SPM's spm_dcm_fmri_check would flag are warnings, printed on stderr and\n"
     "kept in the result's \"warnings\" (see dcm check, MANUAL \"Checks and\n"
     "warnings\").\n"
-    "A DCM_NAME.mat that SPM specified (the struct DCM) may stand for SPEC.json.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE   result file (required)\n"
-    "  --mat FILE.mat      also write the estimated model as SPM's DCM struct\n"
-    "  --maxit N           maximum iterations (default: the spec's, else 128)\n"
-    "  --integrator NAME   bilinear (SPM's, default) or ode (accurate nonlinear)\n"
-    "  -q, --quiet         do not print the iterations on stderr (warnings\n"
-    "                      are printed all the same)\n"
-    "  --log-json          print one JSON object per event on stderr instead\n"
-    "                      (start, iteration, warning, done, error), for pipelines;\n"
-    "                      -q does not silence these\n"
-    "  -h, --help          this help\n"
-    "\n"
+    "A DCM_NAME.mat that SPM specified (the struct DCM) may stand for SPEC.json.\n";
+
+static const char *footer =
     "example:\n"
     "  dcm estimate attention_fwd.json -o fwd.json\n"
     "  dcm estimate DCM_fwd.mat -o fwd.json --mat DCM_fwd_estimated.mat\n";
+
+static int check_integrator(const cli_opt *opt, char *arg)
+{
+    if (strcmp(arg, "bilinear") && strcmp(arg, "ode"))
+        return -1;
+    *(const char **)opt->value = arg;
+    return 0;
+}
 
 typedef struct {
     int quiet;
@@ -80,38 +78,29 @@ int cmd_estimate(int argc, char **argv)
     const char *spec = NULL, *output = NULL, *integrator = NULL, *mat_out = NULL;
     long maxit = -1;
     progress_state ps = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return DCM_OK;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (++i >= argc)
-                return cli_fail("estimate", DCM_ERR_USAGE, "%s needs a file name", a);
-            output = argv[i];
-        } else if (!strcmp(a, "--mat")) {
-            if (++i >= argc)
-                return cli_fail("estimate", DCM_ERR_USAGE, "--mat needs a file name (OUT.mat)");
-            mat_out = argv[i];
-        } else if (!strcmp(a, "--maxit")) {
-            if (++i >= argc || cli_parse_int(argv[i], 1, 100000, &maxit))
-                return cli_fail("estimate", DCM_ERR_USAGE, "--maxit needs a whole number from 1 to 100000");
-        } else if (!strcmp(a, "--integrator")) {
-            if (++i >= argc || (strcmp(argv[i], "bilinear") && strcmp(argv[i], "ode")))
-                return cli_fail("estimate", DCM_ERR_USAGE, "--integrator takes 'bilinear' or 'ode'");
-            integrator = argv[i];
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            ps.quiet = 1;
-        } else if (!strcmp(a, "--log-json")) {
-            ps.log_json = 1;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_fail("estimate", DCM_ERR_USAGE, "unknown option '%s' (see dcm estimate --help)", a);
-        } else if (!spec) {
-            spec = a;
-        } else {
-            return cli_fail("estimate", DCM_ERR_USAGE, "one SPEC.json at a time ('%s' is extra)", a);
-        }
-    }
+    const cli_opt options[] = {
+        CLI_STRING('o', "output", &output, "FILE", "result file (required)", .missing = "%o needs a file name"),
+        CLI_STRING(0, "mat", &mat_out, "FILE.mat", "also write the estimated model as SPM's DCM struct",
+                   .missing = "--mat needs a file name (OUT.mat)"),
+        CLI_INT(0, "maxit", &maxit, "N", 1, 100000, "maximum iterations (default: the spec's, else 128)",
+                .missing = "--maxit needs a whole number from 1 to 100000"),
+        CLI_CALLBACK(0, "integrator", &integrator, "NAME", check_integrator,
+                     "bilinear (SPM's, default) or ode (accurate nonlinear)",
+                     .missing = "--integrator takes 'bilinear' or 'ode'"),
+        CLI_FLAG('q', "quiet", &ps.quiet,
+                 "do not print the iterations on stderr (warnings are printed all the same)"),
+        CLI_FLAG(0, "log-json", &ps.log_json,
+                 "print one JSON object per event on stderr instead (start, iteration, warning, done, "
+                 "error), for pipelines; -q does not silence these"),
+        CLI_END};
+    const cli_command cmd = {"estimate", usage, description, footer, options, 0};
+    int npos;
+    int prc0 = cli_options_parse(&cmd, argc, argv, &npos);
+    if (prc0)
+        return prc0 == CLI_OPTIONS_HELP ? DCM_OK : prc0;
+    if (npos > 1)
+        return cli_fail("estimate", DCM_ERR_USAGE, "one SPEC.json at a time ('%s' is extra)", argv[2]);
+    spec = npos ? argv[1] : NULL;
     if (!spec)
         return cli_fail("estimate", DCM_ERR_USAGE, "no SPEC.json given (see dcm estimate --help)");
     if (!output)

@@ -6,39 +6,22 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_atomic.h"
 #include "io/io_extract.h"
 
-static const char *help =
-    "usage: dcm extract BOLD.nii[.gz] REGION --name NAME -o PREFIX [options]\n"
-    "\n"
+static const char *const usage[] = {"BOLD.nii[.gz] REGION --name NAME -o PREFIX [options]", NULL};
+
+static const char *description =
     "Extract one region's time series from a 4D BOLD image (NIfTI-1, NIfTI-2,\n"
     ".nii.gz or ANALYZE .hdr/.img) as SPM does for a VOI: regress the confounds\n"
     "(constant, DCT high-pass, chosen columns) out of every voxel, then take the\n"
     "principal eigenvariate (or the mean). Writes, atomically:\n"
     "  PREFIX.tsv            the region's time series, one column named NAME\n"
     "  PREFIX_confounds.tsv  the confound matrix X0 used (for the spec's \"confounds\")\n"
-    "  PREFIX.json           voxels, centre (mm), variance explained, TR, delay\n"
-    "\n"
-    "region (one of, or a mask/atlas combined with a sphere = their intersection):\n"
-    "  --mask MASK.nii       the non-zero voxels of a mask on the BOLD grid\n"
-    "  --atlas ATLAS.nii --label K   the voxels of an atlas equal to label K\n"
-    "  --sphere X,Y,Z,R      voxels within R mm of (X, Y, Z) mm (world coordinates\n"
-    "                        through the sform, else the qform)\n"
-    "\n"
-    "options:\n"
-    "  --name NAME           region name (required)\n"
-    "  -o, --output PREFIX   output prefix (required)\n"
-    "  --confounds FILE.tsv  a table with a header (e.g. fMRIPrep's *_desc-confounds_timeseries.tsv)\n"
-    "  --columns a,b,...     its columns to regress out (required with --confounds)\n"
-    "  --hpf SECONDS         high-pass cutoff (default 128, as SPM)\n"
-    "  --no-hpf              no high-pass basis (constant and chosen columns only)\n"
-    "  --summary eigen|mean  principal eigenvariate (default, as SPM) or mean\n"
-    "  --tr SECONDS          repetition time (default: the BIDS sidecar BOLD.json's\n"
-    "                        RepetitionTime, else the header's pixdim[4])\n"
-    "  --slice-timing        delay = the sidecar's SliceTiming of the region's centre slice\n"
-    "  -h, --help            this help\n"
-    "\n"
+    "  PREFIX.json           voxels, centre (mm), variance explained, TR, delay\n";
+
+static const char *footer =
     "example:\n"
     "  dcm extract sub-01_task-att_bold.nii.gz --sphere 44,-72,0,8 --name V5 \\\n"
     "      --confounds sub-01_task-att_desc-confounds_timeseries.tsv \\\n"
@@ -90,6 +73,32 @@ static int parse_sphere(const char *s, double c[4])
 /* The outputs PREFIX.tsv, PREFIX_confounds.tsv, PREFIX.json checked
  * against every input, the BOLD's BIDS sidecar and ANALYZE pair included
  * (-o PREFIX equal to the BOLD's name would replace its sidecar). */
+/* --sphere X,Y,Z,R into the options (value: io_extract_opts) */
+static int take_sphere(const cli_opt *opt, char *arg)
+{
+    io_extract_opts *o = opt->value;
+    double c[4];
+    if (parse_sphere(arg, c) || !(c[3] > 0))
+        return -1;
+    o->sphere = 1;
+    memcpy(o->centre, c, sizeof o->centre);
+    o->radius = c[3];
+    return 0;
+}
+
+/* --summary eigen|mean (value: int, IO_SUMMARY_*) */
+static int take_summary(const cli_opt *opt, char *arg)
+{
+    int *summary = opt->value;
+    if (!strcmp(arg, "eigen") || !strcmp(arg, "eigenvariate"))
+        *summary = IO_SUMMARY_EIGEN;
+    else if (!strcmp(arg, "mean"))
+        *summary = IO_SUMMARY_MEAN;
+    else
+        return -1;
+    return 0;
+}
+
 static int plan_outputs(const io_extract_opts *o, const char *prefix)
 {
     static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", NULL};
@@ -150,85 +159,56 @@ int cmd_extract(int argc, char **argv)
     o.hpf = 128.0;
     o.summary = IO_SUMMARY_EIGEN;
     const char *prefix = NULL;
-    char *columns = NULL;
+    const char *columns = NULL;
     int no_hpf = 0, have_hpf = 0, have_label = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const int more = i + 1 < argc;
-#define NEED_ARG(what)                                                                   \
-    do {                                                                                 \
-        if (!more)                                                                       \
-            return cli_fail("extract", DCM_ERR_USAGE, "%s needs %s", a, what);           \
-        i++;                                                                             \
-    } while (0)
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return DCM_OK;
-        } else if (!strcmp(a, "--mask")) {
-            NEED_ARG("a mask image");
-            o.mask = argv[i];
-        } else if (!strcmp(a, "--atlas")) {
-            NEED_ARG("an atlas image");
-            o.atlas = argv[i];
-        } else if (!strcmp(a, "--label")) {
-            NEED_ARG("a whole number");
-            long k;
-            if (cli_parse_int(argv[i], -2147483647L, 2147483647L, &k))
-                return cli_fail("extract", DCM_ERR_USAGE, "--label needs a whole number, not '%s'",
-                                argv[i]);
-            o.label = k;
-            have_label = 1;
-        } else if (!strcmp(a, "--sphere")) {
-            NEED_ARG("X,Y,Z,R in mm");
-            double c[4];
-            if (parse_sphere(argv[i], c) || !(c[3] > 0))
-                return cli_fail("extract", DCM_ERR_USAGE, "--sphere needs X,Y,Z,R in mm with R > 0 "
-                                "(e.g. 44,-72,0,8), not '%s'", argv[i]);
-            o.sphere = 1;
-            memcpy(o.centre, c, sizeof o.centre);
-            o.radius = c[3];
-        } else if (!strcmp(a, "--name")) {
-            NEED_ARG("a region name");
-            o.name = argv[i];
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            NEED_ARG("an output prefix");
-            prefix = argv[i];
-        } else if (!strcmp(a, "--confounds")) {
-            NEED_ARG("a TSV file");
-            o.confounds = argv[i];
-        } else if (!strcmp(a, "--columns")) {
-            NEED_ARG("a comma-separated list of column names");
-            columns = argv[i];
-        } else if (!strcmp(a, "--hpf")) {
-            NEED_ARG("a cutoff in seconds");
-            if (cli_parse_double(argv[i], &o.hpf) || !(o.hpf > 0))
-                return cli_fail("extract", DCM_ERR_USAGE, "--hpf needs a positive number of seconds");
-            have_hpf = 1;
-        } else if (!strcmp(a, "--no-hpf")) {
-            no_hpf = 1;
-        } else if (!strcmp(a, "--summary")) {
-            NEED_ARG("eigen or mean");
-            if (!strcmp(argv[i], "eigen") || !strcmp(argv[i], "eigenvariate"))
-                o.summary = IO_SUMMARY_EIGEN;
-            else if (!strcmp(argv[i], "mean"))
-                o.summary = IO_SUMMARY_MEAN;
-            else
-                return cli_fail("extract", DCM_ERR_USAGE, "--summary takes 'eigen' or 'mean'");
-        } else if (!strcmp(a, "--tr")) {
-            NEED_ARG("seconds");
-            if (cli_parse_double(argv[i], &o.tr) || !(o.tr > 0))
-                return cli_fail("extract", DCM_ERR_USAGE, "--tr needs a positive number of seconds");
-        } else if (!strcmp(a, "--slice-timing")) {
-            o.slice_timing = 1;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_fail("extract", DCM_ERR_USAGE, "unknown option '%s' (see dcm extract --help)", a);
-        } else if (!o.bold) {
-            o.bold = a;
-        } else {
-            return cli_fail("extract", DCM_ERR_USAGE, "one BOLD image at a time ('%s' is extra)", a);
-        }
-#undef NEED_ARG
-    }
+    const cli_opt options[] = {
+        CLI_GROUP("region (one of, or a mask/atlas combined with a sphere = their intersection):"),
+        CLI_STRING(0, "mask", &o.mask, "MASK.nii", "the non-zero voxels of a mask on the BOLD grid",
+                   .missing = "%o needs a mask image"),
+        CLI_STRING(0, "atlas", &o.atlas, "ATLAS.nii", "the voxels of an atlas equal to --label K",
+                   .missing = "%o needs an atlas image"),
+        CLI_INT(0, "label", &o.label, "K", -2147483647.0, 2147483647.0, "the atlas label (a whole number)",
+                .seen = &have_label, .missing = "%o needs a whole number",
+                .invalid = "--label needs a whole number, not '%v'"),
+        CLI_CALLBACK(0, "sphere", &o, "X,Y,Z,R", take_sphere,
+                     "voxels within R mm of (X, Y, Z) mm (world coordinates through the sform, else the "
+                     "qform)",
+                     .missing = "%o needs X,Y,Z,R in mm",
+                     .invalid = "--sphere needs X,Y,Z,R in mm with R > 0 (e.g. 44,-72,0,8), not '%v'"),
+        CLI_GROUP("options:"),
+        CLI_STRING(0, "name", &o.name, "NAME", "region name (required)", .missing = "%o needs a region name"),
+        CLI_STRING('o', "output", &prefix, "PREFIX", "output prefix (required)",
+                   .missing = "%o needs an output prefix"),
+        CLI_STRING(0, "confounds", &o.confounds, "FILE.tsv",
+                   "a table with a header (e.g. fMRIPrep's *_desc-confounds_timeseries.tsv)",
+                   .missing = "%o needs a TSV file"),
+        CLI_STRING(0, "columns", &columns, "a,b,...", "its columns to regress out (required with --confounds)",
+                   .missing = "%o needs a comma-separated list of column names"),
+        CLI_DOUBLE(0, "hpf", &o.hpf, "SECONDS", "high-pass cutoff (default 128, as SPM)", .min = 0.0,
+                   .max = INFINITY, .bounds = CLI_BOUNDS_OPEN, .seen = &have_hpf,
+                   .missing = "%o needs a cutoff in seconds",
+                   .invalid = "--hpf needs a positive number of seconds"),
+        CLI_FLAG(0, "no-hpf", &no_hpf, "no high-pass basis (constant and chosen columns only)"),
+        CLI_CALLBACK(0, "summary", &o.summary, "eigen|mean", take_summary,
+                     "principal eigenvariate (default, as SPM) or mean", .missing = "%o needs eigen or mean",
+                     .invalid = "--summary takes 'eigen' or 'mean'"),
+        CLI_DOUBLE(0, "tr", &o.tr, "SECONDS",
+                   "repetition time (default: the BIDS sidecar BOLD.json's RepetitionTime, else the "
+                   "header's pixdim[4])",
+                   .min = 0.0, .max = INFINITY, .bounds = CLI_BOUNDS_OPEN, .missing = "%o needs seconds",
+                   .invalid = "--tr needs a positive number of seconds"),
+        CLI_FLAG(0, "slice-timing", &o.slice_timing,
+                 "delay = the sidecar's SliceTiming of the region's centre slice"),
+        CLI_END};
+    const cli_command cmd = {"extract", usage, description, footer, options, 0};
+    int npos;
+    int prc0 = cli_options_parse(&cmd, argc, argv, &npos);
+    if (prc0)
+        return prc0 == CLI_OPTIONS_HELP ? DCM_OK : prc0;
+    if (npos > 1)
+        return cli_fail("extract", DCM_ERR_USAGE, "one BOLD image at a time ('%s' is extra)", argv[2]);
+    if (npos)
+        o.bold = argv[1];
     if (!o.bold)
         return cli_fail("extract", DCM_ERR_USAGE, "no BOLD image given (see dcm extract --help)");
     if (!o.mask && !o.atlas && !o.sphere)

@@ -7,15 +7,18 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_batchdir.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "io/io_tsv.h"
 
-static const char *help =
-    "usage: dcm peb OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
-    "               [--components all|single] [--json] [-o PEB.json]\n"
-    "\n"
+static const char *const usage[] = {
+    "OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
+    "               [--components all|single] [--json] [-o PEB.json]",
+    NULL};
+
+static const char *description =
     "Parametric Empirical Bayes (SPM's spm_dcm_peb): the selected parameters of\n"
     "every subject's estimate of model NAME (OUTDIR/<subject>/NAME.json, the\n"
     "layout dcm batch writes) are explained by a between-subject design:\n"
@@ -31,21 +34,11 @@ static const char *help =
     "alone: P = 1 / (1 + exp(F_without - F_with))); the group free energy;\n"
     "the between-subject precisions; each subject's posterior under the group\n"
     "(empirical) prior; and a search over reduced group models (Bayesian model\n"
-    "reduction) with the effects averaged over the models visited.\n"
-    "\n"
-    "options:\n"
-    "  --model NAME          which model's results\n"
-    "  --design FILE         between-subject design matrix\n"
-    "  --params SEL          parameters treated as random effects, e.g. 'B:*'\n"
-    "  --components all      one between-subject precision per parameter (default;\n"
-    "                        SPM's M.Q = 'all') or 'single' (one for all)\n"
-    "  --json                print JSON instead of a table\n"
-    "  -o FILE               also write the JSON to FILE (atomically)\n"
-    "  -h, --help            this help\n"
-    "\n"
+    "reduction) with the effects averaged over the models visited.\n";
+
+static const char *footer =
     "example:\n"
     "  dcm peb out --model fwd --design design.tsv --params 'B:*' -o peb.json\n";
-
 typedef struct {
     int nsub, nx;
     char **subjects;
@@ -355,6 +348,15 @@ static int report_subjects(const dcm_peb_result *P, const design *D, const io_re
     return DCM_OK;
 }
 
+/* --components all|single (value: int, 1 for single) */
+static int take_components(const cli_opt *opt, char *arg)
+{
+    if (strcmp(arg, "single") && strcmp(arg, "all"))
+        return -1;
+    *(int *)opt->value = !strcmp(arg, "single");
+    return 0;
+}
+
 int cmd_peb(int argc, char **argv)
 {
     const char *outdir = NULL, *model = NULL, *design_path = NULL, *out_path = NULL;
@@ -375,43 +377,30 @@ int cmd_peb(int argc, char **argv)
     json_t *o = NULL;
     if (!sels)
         return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            goto done;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--design") || !strcmp(a, "--params") ||
-                   (!strcmp(a, "-o") || !strcmp(a, "--output")) || !strcmp(a, "--components")) {
-            if (++i >= argc) {
-                rc = cli_fail("peb", DCM_ERR_USAGE, "%s needs a value", a);
-                goto done;
-            }
-            if (!strcmp(a, "--model"))
-                model = argv[i];
-            else if (!strcmp(a, "--design"))
-                design_path = argv[i];
-            else if (!strcmp(a, "--params"))
-                sels[nsel_args++] = argv[i];
-            else if ((!strcmp(a, "-o") || !strcmp(a, "--output")))
-                out_path = argv[i];
-            else if (!strcmp(argv[i], "single") || !strcmp(argv[i], "all"))
-                single = !strcmp(argv[i], "single");
-            else {
-                rc = cli_fail("peb", DCM_ERR_USAGE, "--components takes 'all' or 'single'");
-                goto done;
-            }
-        } else if (!strcmp(a, "--json")) {
-            as_json = 1;
-        } else if (a[0] == '-' && a[1]) {
-            rc = cli_fail("peb", DCM_ERR_USAGE, "unknown option '%s' (see dcm peb --help)", a);
-            goto done;
-        } else if (!outdir) {
-            outdir = a;
-        } else {
-            rc = cli_fail("peb", DCM_ERR_USAGE, "one OUTDIR at a time ('%s' is extra)", a);
-            goto done;
-        }
+    const cli_opt options[] = {
+        CLI_STRING(0, "model", &model, "NAME", "which model's results"),
+        CLI_STRING(0, "design", &design_path, "FILE", "between-subject design matrix"),
+        CLI_LIST(0, "params", sels, &nsel_args, "SEL", "parameters treated as random effects, e.g. 'B:*'"),
+        CLI_CALLBACK(0, "components", &single, "all|single", take_components,
+                     "one between-subject precision per parameter (all, the default; SPM's M.Q = 'all') "
+                     "or one for all (single)",
+                     .invalid = "--components takes 'all' or 'single'"),
+        CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
+        CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_END};
+    const cli_command cmd = {"peb", usage, description, footer, options, 0};
+    int npos;
+    rc = cli_options_parse(&cmd, argc, argv, &npos);
+    if (rc) {
+        rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
+        goto done;
     }
+    if (npos > 1) {
+        rc = cli_fail("peb", DCM_ERR_USAGE, "one OUTDIR at a time ('%s' is extra)", argv[2]);
+        goto done;
+    }
+    if (npos)
+        outdir = argv[1];
     if (!outdir || !model || !design_path || !nsel_args) {
         rc = cli_fail("peb", DCM_ERR_USAGE,
                       "give OUTDIR, --model NAME, --design DESIGN.tsv and --params SEL (see dcm peb --help)");

@@ -8,14 +8,15 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "models/model_dcm.h"
 
-static const char *help =
-    "usage: dcm reduce RESULT.json --off PARAM [--off PARAM ...] [--json] [-o OUT.json]\n"
-    "       dcm reduce RESULT.json --search [--params PARAM ...] [--json] [-o OUT.json]\n"
-    "\n"
+static const char *const usage[] = {"RESULT.json --off PARAM [--off PARAM ...] [--json] [-o OUT.json]",
+                                    "RESULT.json --search [--params PARAM ...] [--json] [-o OUT.json]", NULL};
+
+static const char *description =
     "Bayesian model reduction (SPM's spm_log_evidence_reduce): the free energy\n"
     "and posterior of the model with some parameters switched off (prior\n"
     "variance 0), computed from the full model's prior and posterior without\n"
@@ -27,17 +28,9 @@ static const char *help =
     "\n"
     "Parameters are named A:V1->V5, B:Attention:V1->V5, C:Photic->V1,\n"
     "D:SPC:V1->V5, transit:V5, decay, epsilon; '*' selects a block: 'B:*',\n"
-    "'A:*->V5'.\n"
-    "\n"
-    "options:\n"
-    "  --off PARAM     switch PARAM off (repeat)\n"
-    "  --search        automatic search over reduced models\n"
-    "  --params PARAM  candidates for --search (repeat; default: A between\n"
-    "                  regions, B, C and D)\n"
-    "  --json          print JSON instead of a table\n"
-    "  -o FILE         also write the JSON to FILE (atomically)\n"
-    "  -h, --help      this help\n"
-    "\n"
+    "'A:*->V5'.\n";
+
+static const char *footer =
     "examples:\n"
     "  dcm reduce fwd.json --off 'B:Attention:V1->V5'\n"
     "  dcm reduce fwd.json --search --json\n";
@@ -277,40 +270,30 @@ int cmd_reduce(int argc, char **argv)
         rc = cli_fail("reduce", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            goto done;
-        } else if (!strcmp(a, "--off") || !strcmp(a, "--params")) {
-            if (++i >= argc) {
-                rc = cli_fail("reduce", DCM_ERR_USAGE, "%s needs a parameter name", a);
-                goto done;
-            }
-            if (a[2] == 'o')
-                offs[noff++] = argv[i];
-            else
-                cands[ncand++] = argv[i];
-        } else if (!strcmp(a, "--search")) {
-            search = 1;
-        } else if (!strcmp(a, "--json")) {
-            as_json = 1;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output"))) {
-            if (++i >= argc) {
-                rc = cli_fail("reduce", DCM_ERR_USAGE, "-o needs a file name");
-                goto done;
-            }
-            out_path = argv[i];
-        } else if (a[0] == '-' && a[1]) {
-            rc = cli_fail("reduce", DCM_ERR_USAGE, "unknown option '%s' (see dcm reduce --help)", a);
-            goto done;
-        } else if (!input) {
-            input = a;
-        } else {
-            rc = cli_fail("reduce", DCM_ERR_USAGE, "one RESULT.json at a time ('%s' is extra)", a);
-            goto done;
-        }
+    const cli_opt options[] = {
+        CLI_LIST(0, "off", offs, &noff, "PARAM", "switch PARAM off (repeat)",
+                 .missing = "%o needs a parameter name"),
+        CLI_FLAG(0, "search", &search, "automatic search over reduced models"),
+        CLI_LIST(0, "params", cands, &ncand, "PARAM",
+                 "candidates for --search (repeat; default: A between regions, B, C and D)",
+                 .missing = "%o needs a parameter name"),
+        CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
+        CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)",
+                   .missing = "-o needs a file name"),
+        CLI_END};
+    const cli_command cmd = {"reduce", usage, description, footer, options, 0};
+    int npos;
+    rc = cli_options_parse(&cmd, argc, argv, &npos);
+    if (rc) {
+        rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
+        goto done;
     }
+    if (npos > 1) {
+        rc = cli_fail("reduce", DCM_ERR_USAGE, "one RESULT.json at a time ('%s' is extra)", argv[2]);
+        goto done;
+    }
+    if (npos)
+        input = argv[1];
     if (!input || (!search && !noff) || (search && noff)) {
         rc = cli_fail("reduce", DCM_ERR_USAGE,
                       "give RESULT.json and either --off PARAM (repeatable) or --search (see dcm reduce --help)");

@@ -10,14 +10,16 @@
 #include <fontconfig/fontconfig.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_lme.h"
 #include "dcm/report/report.h"
 
-static const char *help =
-    "usage: dcm report RESULT.json [RESULT2.json ...] -o REPORT.html [--png DIR]\n"
-    "                  [--lme LME.tsv] [--threshold P] [--scale S]\n"
-    "       dcm report --lme LME.tsv -o REPORT.html [--png DIR]\n"
-    "\n"
+static const char *const usage[] = {
+    "RESULT.json [RESULT2.json ...] -o REPORT.html [--png DIR]\n"
+    "                  [--lme LME.tsv] [--threshold P] [--scale S]",
+    "--lme LME.tsv -o REPORT.html [--png DIR]", NULL};
+
+static const char *description =
     "Write one self-contained HTML file (figures embedded as PNG data URIs, no\n"
     "scripts, nothing fetched from the network) describing fitted models\n"
     "(results of dcm estimate). For each model:\n"
@@ -41,25 +43,9 @@ static const char *help =
     "subjects (as dcm compare --rfx --lme): per model the expected frequency\n"
     "exp_r, exceedance probability xp and protected exceedance probability pxp\n"
     "(figure and table), and the Bayesian omnibus risk. Result files are then\n"
-    "optional: a report of the group comparison alone is fine.\n"
-    "\n"
-    "options:\n"
-    "  -o FILE        the HTML report to write (required)\n"
-    "  --lme FILE     log-evidence table of a group: header 'subject' then the\n"
-    "                 model names, one row per subject, at least 2 of each (dcm\n"
-    "                 batch writes it as OUTDIR/summary.tsv)\n"
-    "  --png DIR      also write every figure as a PNG file in DIR (created if\n"
-    "                 missing): MODEL_fit.png, MODEL_inputs.png, MODEL_network.png,\n"
-    "                 MODEL_parameters.png, MODEL_free_energy.png, comparison.png,\n"
-    "                 group_comparison.png\n"
-    "  --threshold P  mark parameters whose posterior probability exceeds P\n"
-    "                 (0 < P < 1; default 0.95); the intervals drawn are then\n"
-    "                 (2P-1) credible intervals, so that a filled dot is one whose\n"
-    "                 interval lies beyond the prior mean\n"
-    "  --scale S      resolution of the figures: pixels per CSS pixel (1 to 4;\n"
-    "                 default 2, sharp on high-resolution screens)\n"
-    "  -h, --help     this help\n"
-    "\n"
+    "optional: a report of the group comparison alone is fine.\n";
+
+static const char *footer =
     "exit status: 0 written, 1 usage error, 2 unreadable or invalid result file\n"
     "or log-evidence table (nothing is written), 3 the group comparison failed,\n"
     "4 cannot write the report or the PNG files\n"
@@ -120,43 +106,41 @@ int cmd_report(int argc, char **argv)
     if (!files)
         return cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
     int rc = DCM_OK;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            free(files);
-            return DCM_OK;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) || !strcmp(a, "--png") || !strcmp(a, "--threshold") ||
-                   !strcmp(a, "--scale") || !strcmp(a, "--lme")) {
-            if (i + 1 >= argc) {
-                rc = cli_fail("report", DCM_ERR_USAGE, "%s needs a value (see dcm report --help)", a);
-                goto done;
-            }
-            const char *val = argv[++i];
-            if ((!strcmp(a, "-o") || !strcmp(a, "--output")))
-                out = val;
-            else if (!strcmp(a, "--png"))
-                png_dir = val;
-            else if (!strcmp(a, "--lme"))
-                lme_path = val;
-            else if (!strcmp(a, "--threshold")) {
-                if (cli_parse_double(val, &threshold) || !(threshold > 0.0 && threshold < 1.0)) {
-                    rc = cli_fail("report", DCM_ERR_USAGE,
-                                  "--threshold must be a probability between 0 and 1 (exclusive), not '%s'",
-                                  val);
-                    goto done;
-                }
-            } else if (cli_parse_double(val, &scale) || !(scale >= 1.0 && scale <= 4.0)) {
-                rc = cli_fail("report", DCM_ERR_USAGE, "--scale must be a number from 1 to 4, not '%s'", val);
-                goto done;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            rc = cli_fail("report", DCM_ERR_USAGE, "unknown option '%s' (see dcm report --help)", a);
-            goto done;
-        } else {
-            files[k++] = a;
-        }
+    const char *needs = "%o needs a value (see dcm report --help)";
+    const cli_opt options[] = {
+        CLI_STRING('o', "output", &out, "FILE", "the HTML report to write (required)", .missing = needs),
+        CLI_STRING(0, "lme", &lme_path, "FILE",
+                   "log-evidence table of a group: header 'subject' then the model names, one row per "
+                   "subject, at least 2 of each (dcm batch writes it as OUTDIR/summary.tsv)",
+                   .missing = needs),
+        CLI_STRING(0, "png", &png_dir, "DIR",
+                   "also write every figure as a PNG file in DIR (created if missing): MODEL_fit.png, "
+                   "MODEL_inputs.png, MODEL_network.png, MODEL_parameters.png, MODEL_free_energy.png, "
+                   "comparison.png, group_comparison.png",
+                   .missing = needs),
+        CLI_DOUBLE(0, "threshold", &threshold, "P",
+                   "mark parameters whose posterior probability exceeds P (0 < P < 1; default 0.95); the "
+                   "intervals drawn are then (2P-1) credible intervals, so that a filled dot is one whose "
+                   "interval lies beyond the prior mean",
+                   .min = 0.0, .max = 1.0, .bounds = CLI_BOUNDS_OPEN, .missing = needs,
+                   .invalid = "--threshold must be a probability between 0 and 1 (exclusive), not '%v'"),
+        CLI_DOUBLE(0, "scale", &scale, "S",
+                   "resolution of the figures: pixels per CSS pixel (1 to 4; default 2, sharp on "
+                   "high-resolution screens)",
+                   .min = 1.0, .max = 4.0, .bounds = CLI_BOUNDS_CLOSED, .missing = needs,
+                   .invalid = "--scale must be a number from 1 to 4, not '%v'"),
+        CLI_END};
+    const cli_command cmd = {"report", usage, description, footer, options, 0};
+    /* the parser moves the positional words within the array it is given:
+       it gets a copy, so that argv stays as typed for the report's header */
+    for (int i = 0; i < argc; i++)
+        files[i] = argv[i];
+    rc = cli_options_parse(&cmd, argc, (char **)files, &k);
+    if (rc) {
+        rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
+        goto done;
     }
+    memmove(files, files + 1, sizeof *files * (size_t)k);
     if (!k && !lme_path) {
         rc = cli_fail("report", DCM_ERR_USAGE,
                       "give at least one result file or --lme TABLE (see dcm report --help)");

@@ -9,11 +9,12 @@
 #include <string.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "dcm/report/report.h"
 
-static const char *help =
-    "usage: dcm review RESULT.json [--threshold P]\n"
-    "\n"
+static const char *const usage[] = {"RESULT.json [--threshold P]", NULL};
+
+static const char *description =
     "Summarise one fitted model (a result of dcm estimate) in the terminal:\n"
     "  - every free parameter (prior variance > 0) with its posterior mean, sd\n"
     "    and posterior probability Pp (the probability that the effect exceeds\n"
@@ -28,13 +29,9 @@ static const char *help =
     "  - fit: variance explained per region, 1 - var(residual)/var(observed),\n"
     "    the residual taking off the prediction and the fitted confounds;\n"
     "  - free energy, iterations, convergence, noise log-precision per region.\n"
-    "The result's warnings (design and fit checks, see dcm check) come first.\n"
-    "\n"
-    "options:\n"
-    "  --threshold P  mark parameters whose posterior probability exceeds P\n"
-    "                 (0 < P < 1; default 0.95)\n"
-    "  -h, --help     this help\n"
-    "\n"
+    "The result's warnings (design and fit checks, see dcm check) come first.\n";
+
+static const char *footer =
     "exit status: 0 success, 1 usage error, 2 unreadable or invalid result file\n"
     "\n"
     "example:\n"
@@ -56,27 +53,23 @@ int cmd_review(int argc, char **argv)
 {
     const char *file = NULL;
     double threshold = 0.95;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(help, stdout);
-            return DCM_OK;
-        } else if (!strcmp(argv[i], "--threshold")) {
-            if (i + 1 >= argc)
-                return cli_fail("review", DCM_ERR_USAGE, "--threshold needs a probability, e.g. --threshold 0.95");
-            if (cli_parse_double(argv[++i], &threshold) || !(threshold > 0.0 && threshold < 1.0))
-                return cli_fail("review", DCM_ERR_USAGE,
-                                "--threshold must be a probability between 0 and 1 (exclusive), not '%s'",
-                                argv[i]);
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_fail("review", DCM_ERR_USAGE, "unknown option '%s' (see dcm review --help)", argv[i]);
-        } else if (file) {
-            return cli_fail("review", DCM_ERR_USAGE,
-                            "review takes one result file ('%s' and '%s' given); "
-                            "use dcm report or dcm compare for several", file, argv[i]);
-        } else {
-            file = argv[i];
-        }
-    }
+    const cli_opt options[] = {
+        CLI_DOUBLE(0, "threshold", &threshold, "P",
+                   "mark parameters whose posterior probability exceeds P (0 < P < 1; default 0.95)",
+                   .min = 0.0, .max = 1.0, .bounds = CLI_BOUNDS_OPEN,
+                   .missing = "--threshold needs a probability, e.g. --threshold 0.95",
+                   .invalid = "--threshold must be a probability between 0 and 1 (exclusive), not '%v'"),
+        CLI_END};
+    const cli_command cmd = {"review", usage, description, footer, options, 0};
+    int npos;
+    int prc = cli_options_parse(&cmd, argc, argv, &npos);
+    if (prc)
+        return prc == CLI_OPTIONS_HELP ? DCM_OK : prc;
+    if (npos > 1)
+        return cli_fail("review", DCM_ERR_USAGE,
+                        "review takes one result file ('%s' and '%s' given); "
+                        "use dcm report or dcm compare for several", argv[1], argv[2]);
+    file = npos ? argv[1] : NULL;
     if (!file)
         return cli_fail("review", DCM_ERR_USAGE, "give a result file (see dcm review --help)");
 

@@ -10,6 +10,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
 #include "io/io_params.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
@@ -20,10 +21,12 @@
  * the parameter draws never repeat the numbers of the same seed's noise. */
 #define SIMULATE_VARY_SEED_MIX 0x9E3779B9UL
 
-static const char *help =
-    "usage: dcm simulate SPEC.json [--params P.json] [--vary NAME=SD ...] [--snr S]\n"
-    "                    [--seed N] [--params-out FILE] -o OUT.tsv\n"
-    "\n"
+static const char *const usage[] = {
+    "SPEC.json [--params P.json] [--vary NAME=SD ...] [--snr S] [--seed N]\n"
+    "                    [--params-out FILE] -o OUT.tsv",
+    NULL};
+
+static const char *description =
     "Generate regional BOLD time series from the model in SPEC.json (its TR,\n"
     "inputs, connectivity and delays; the spec's time series need not exist:\n"
     "give \"scans\" instead) with parameters from P.json, one of:\n"
@@ -36,23 +39,9 @@ static const char *help =
     "parameter the spec switches off (a, b, c, d) is an error, as is a network\n"
     "with no driving input (every C zero): it would be silent. Gaussian noise\n"
     "is added to each region with standard deviation sd(signal)/S. The output\n"
-    "has the spec's region names as header and is written atomically.\n"
-    "\n"
-    "options:\n"
-    "  --params FILE      parameter values (see above)\n"
-    "  --vary NAME=SD     draw the parameters NAME names from a normal with their\n"
-    "                     value as mean and standard deviation SD (repeatable;\n"
-    "                     wildcards as in reduce --off: 'B:*=0.1', 'A:*->V5=0.05';\n"
-    "                     only parameters the spec switches on; a later --vary\n"
-    "                     overrides an earlier one)\n"
-    "  --snr S            signal-to-noise ratio per region (default: no noise)\n"
-    "  --seed N           random seed, 0 to 4294967295 (default 1): the same seed\n"
-    "                     and inputs give the same output, byte for byte\n"
-    "  --params-out FILE  write the parameters simulated from (after --vary) by\n"
-    "                     name, to compare with estimates or to reuse as --params\n"
-    "  -o FILE            output TSV (required)\n"
-    "  -h, --help         this help\n"
-    "\n"
+    "has the spec's region names as header and is written atomically.\n";
+
+static const char *footer =
     "Random numbers: GSL's MT19937 in two streams. The noise: seeded with N,\n"
     "region by region, scan by scan. --vary: seeded with N XOR 0x9E3779B9, one\n"
     "normal draw per varied parameter with SD > 0 in the parameters' flat order\n"
@@ -144,46 +133,38 @@ int cmd_simulate(int argc, char **argv)
     if (!vary)
         return cli_fail("simulate", DCM_ERR_SYSTEM, "out of memory");
     int rc = DCM_OK;
-    for (int i = 1; i < argc && !rc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            free(vary);
-            return DCM_OK;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (++i >= argc)
-                rc = cli_fail("simulate", DCM_ERR_USAGE, "%s needs a file name", a);
-            else
-                output = argv[i];
-        } else if (!strcmp(a, "--params")) {
-            if (++i >= argc)
-                rc = cli_fail("simulate", DCM_ERR_USAGE, "--params needs a file name");
-            else
-                params = argv[i];
-        } else if (!strcmp(a, "--params-out")) {
-            if (++i >= argc)
-                rc = cli_fail("simulate", DCM_ERR_USAGE, "--params-out needs a file name");
-            else
-                params_out = argv[i];
-        } else if (!strcmp(a, "--vary")) {
-            if (++i >= argc)
-                rc = cli_fail("simulate", DCM_ERR_USAGE, "--vary needs NAME=SD (e.g. --vary 'B:*=0.1')");
-            else
-                vary[nvary++] = argv[i];
-        } else if (!strcmp(a, "--snr")) {
-            if (++i >= argc || cli_parse_double(argv[i], &snr) || snr <= 0)
-                rc = cli_fail("simulate", DCM_ERR_USAGE, "--snr needs a positive number");
-        } else if (!strcmp(a, "--seed")) {
-            if (++i >= argc || cli_parse_int(argv[i], 0, 4294967295L, &seed))
-                rc = cli_fail("simulate", DCM_ERR_USAGE, "--seed needs a whole number from 0 to 4294967295");
-        } else if (a[0] == '-' && a[1]) {
-            rc = cli_fail("simulate", DCM_ERR_USAGE, "unknown option '%s' (see dcm simulate --help)", a);
-        } else if (!spec) {
-            spec = a;
-        } else {
-            rc = cli_fail("simulate", DCM_ERR_USAGE, "one SPEC.json at a time ('%s' is extra)", a);
-        }
+    const cli_opt options[] = {
+        CLI_STRING(0, "params", &params, "FILE", "parameter values (see above)",
+                   .missing = "--params needs a file name"),
+        CLI_LIST(0, "vary", vary, &nvary, "NAME=SD",
+                 "draw the parameters NAME names from a normal with their value as mean and standard "
+                 "deviation SD (repeatable; wildcards as in reduce --off: 'B:*=0.1', 'A:*->V5=0.05'; only "
+                 "parameters the spec switches on; a later --vary overrides an earlier one)",
+                 .missing = "--vary needs NAME=SD (e.g. --vary 'B:*=0.1')"),
+        CLI_DOUBLE(0, "snr", &snr, "S", "signal-to-noise ratio per region (default: no noise)",
+                   .min = 0.0, .max = INFINITY, .bounds = CLI_BOUNDS_OPEN,
+                   .missing = "--snr needs a positive number"),
+        CLI_INT(0, "seed", &seed, "N", 0, 4294967295.0,
+                "random seed, 0 to 4294967295 (default 1): the same seed and inputs give the same output, "
+                "byte for byte",
+                .missing = "--seed needs a whole number from 0 to 4294967295"),
+        CLI_STRING(0, "params-out", &params_out, "FILE",
+                   "write the parameters simulated from (after --vary) by name, to compare with estimates "
+                   "or to reuse as --params",
+                   .missing = "--params-out needs a file name"),
+        CLI_STRING('o', "output", &output, "FILE", "output TSV (required)", .missing = "%o needs a file name"),
+        CLI_END};
+    const cli_command cmd = {"simulate", usage, description, footer, options, 0};
+    int npos;
+    rc = cli_options_parse(&cmd, argc, argv, &npos);
+    if (rc == CLI_OPTIONS_HELP) {
+        free(vary);
+        return DCM_OK;
     }
+    if (!rc && npos > 1)
+        rc = cli_fail("simulate", DCM_ERR_USAGE, "one SPEC.json at a time ('%s' is extra)", argv[2]);
+    if (!rc && npos)
+        spec = argv[1];
     if (!rc && !spec)
         rc = cli_fail("simulate", DCM_ERR_USAGE, "no SPEC.json given (see dcm simulate --help)");
     if (!rc && !output)
