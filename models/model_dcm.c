@@ -39,6 +39,22 @@ void model_dcm_table(const model_dcm *M, model_layout *T)
     model_layout_init(T, M->n, M->m, M->nonlinear, M->two_state);
 }
 
+const double *model_dcm_switches(const model_dcm *M, int block)
+{
+    switch (block) {
+    case MODEL_BLOCK_A:
+        return M->a;
+    case MODEL_BLOCK_B:
+        return M->b;
+    case MODEL_BLOCK_C:
+        return M->c;
+    case MODEL_BLOCK_D:
+        return M->d;
+    default:
+        return NULL;
+    }
+}
+
 /* The arrays a model owns, with their lengths in doubles: the one list
  * that alloc, copy and free share. Fields that are not pointers are
  * copied as they are (model_dcm_copy). */

@@ -66,6 +66,10 @@ void model_dcm_free(model_dcm *M);
 void model_dcm_layout_init(model_dcm_layout *L, int n, int m, int nonlinear);
 /* The block table of M (model_layout.h). */
 void model_dcm_table(const model_dcm *M, model_layout *T);
+/* The switches of block `block` (MODEL_BLOCK_*), stored like the
+ * block's parameters (a for A, ..., d for D, whose slices are filled only
+ * when nonlinear); NULL for blocks no switch turns on (haemodynamics). */
+const double *model_dcm_switches(const model_dcm *M, int block);
 /* A deep copy of S (every field; the arrays it owns copied), NULL when
  * out of memory. The owned arrays are listed once in model_dcm.c, shared
  * by alloc, copy and free; a field added to model_dcm trips a size check
