@@ -220,8 +220,7 @@ done:
 int io_params_check_off(const char *path, const dcm_problem *P, const double *theta,
                         dcm_error *err)
 {
-    const model_dcm_layout *L = &P->M->L;
-    const int np = L->np;
+    const int np = P->M->L.np;
     double *pE = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
     size_t cap = name_cap(P);
     char *buf = malloc(cap);
@@ -252,7 +251,11 @@ int io_params_check_off(const char *path, const dcm_problem *P, const double *th
     }
     int rc = DCM_OK;
     if (bad) {
-        const char *field = first < L->off_B ? "a" : first < L->off_C ? "b" : first < L->off_D ? "c" : "d";
+        /* the spec's switch of first's block; haemodynamic parameters are always on */
+        model_layout T;
+        model_dcm_table(P->M, &T);
+        int b = model_layout_locate(&T, first, NULL, NULL, NULL);
+        const char *field = T.block[b].spec ? T.block[b].spec : "d";
         rc = dcm_error_set(err, DCM_ERR_INPUT,
                            "%s: %d value%s on parameter%s the spec switches off: %s. Switched-off "
                            "parameters stay at %g (their prior mean) in every block; switch %s on in "
