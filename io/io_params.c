@@ -10,21 +10,17 @@
 #include "io/io_atomic.h"
 #include "io/io_pnames.h"
 
-/* Longest name io_pname_format writes for P (four names and the syntax). */
-static size_t name_cap(const dcm_problem *P)
-{
-    size_t longest = 8;
-    for (int i = 0; i < P->n; i++)
-        longest = strlen(P->region_names[i]) > longest ? strlen(P->region_names[i]) : longest;
-    for (int j = 0; j < P->m; j++)
-        longest = strlen(P->input_names[j]) > longest ? strlen(P->input_names[j]) : longest;
-    return 3 * longest + 32;
-}
-
 static io_pname_space space_of(const dcm_problem *P)
 {
     io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names};
     return S;
+}
+
+/* A buffer length for any name of P, whole (io_pname_cap). */
+static size_t name_cap(const dcm_problem *P)
+{
+    io_pname_space S = space_of(P);
+    return io_pname_cap(&S);
 }
 
 /* Copy of s without blanks, with "C:IN:REGION" turned into "C:IN->REGION"

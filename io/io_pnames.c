@@ -26,6 +26,35 @@ static const char *axis_name(const io_pname_space *S, model_layout_axis a, int q
     return a == MODEL_AXIS_INPUT ? S->inputs[q] : S->regions[q];
 }
 
+static size_t longest(char *const *names, int k)
+{
+    size_t l = 0;
+    for (int i = 0; i < k; i++)
+        l = strlen(names[i]) > l ? strlen(names[i]) : l;
+    return l;
+}
+
+size_t io_pname_cap(const io_pname_space *S)
+{
+    model_layout T;
+    table_of(S, &T);
+    const size_t r = longest(S->regions, S->n), u = longest(S->inputs, S->m);
+#define AXIS_LEN(a) ((a) == MODEL_AXIS_INPUT ? u : r)
+    size_t cap = 0;
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        const model_layout_block *B = &T.block[b];
+        if (!B->count)
+            continue;   /* no names (D of a bilinear model, B and C without inputs) */
+        /* BLOCK[:SLICE][:FROM->TO | :ROW] */
+        size_t l = strlen(B->name) + (B->slice_axis ? 1 + AXIS_LEN(B->slice_axis) : 0) +
+                   (B->col_axis ? 1 + AXIS_LEN(B->col_axis) + 2 + AXIS_LEN(B->row_axis)
+                    : B->row_axis ? 1 + AXIS_LEN(B->row_axis) : 0);
+        cap = l > cap ? l : cap;
+    }
+#undef AXIS_LEN
+    return cap + 1;
+}
+
 /* Writes parameter `index`'s name with snprintf semantics (returns the
  * full length, or -1 when out of range), so callers can size a buffer:
  * BLOCK[:SLICE][:FROM->TO | :ROW], FROM being the column (the source). */

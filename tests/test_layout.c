@@ -167,9 +167,11 @@ static void test_names_order_and_roundtrip(void)
                 char **want = oracle_names(n, m, nl, &count);
                 CU_ASSERT_EQUAL_FATAL(io_pname_count(&S), count);
                 unsigned char *mask = malloc((size_t)count);
+                size_t longest = 0;
                 for (int p = 0; p < count; p++) {
                     char *name = io_pname_name(&S, p);
                     CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+                    longest = strlen(name) > longest ? strlen(name) : longest;
                     if (strcmp(name, want[p]))
                         printf("\n  n=%d m=%d nl=%d p=%d: '%s', expected '%s'\n", n, m, nl, p, name, want[p]);
                     CU_ASSERT_STRING_EQUAL(name, want[p]);
@@ -185,6 +187,8 @@ static void test_names_order_and_roundtrip(void)
                     free(want[p]);
                 }
                 CU_ASSERT_PTR_NULL(io_pname_name(&S, count));
+                /* the buffer length that holds every name whole, and no more */
+                CU_ASSERT_EQUAL(io_pname_cap(&S), longest + 1);
                 /* a block wildcard selects exactly the block */
                 model_layout T;
                 model_layout_init(&T, n, m, nl, 0);

@@ -466,13 +466,8 @@ void report_param_name(const report_model *m, int k, int style, char *buf, size_
 
 size_t report_name_cap(const report_model *m)
 {
-    size_t r = 0, u = 0;
-    for (int j = 0; j < m->s.n; j++)
-        r = strlen(m->s.regions[j]) > r ? strlen(m->s.regions[j]) : r;
-    for (int j = 0; j < m->s.m; j++)
-        u = strlen(m->s.inputs[j]) > u ? strlen(m->s.inputs[j]) : u;
-    /* "D:REGION:REGION->REGION" or "B:INPUT:REGION->REGION" */
-    return 3 * r + u + 32;
+    io_pname_space S = {m->s.n, m->s.m, m->s.nd, m->s.regions, m->s.inputs};
+    return io_pname_cap(&S);
 }
 
 int report_param_free(const report_model *m, int k)
