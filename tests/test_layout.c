@@ -550,6 +550,50 @@ static void test_loader_fields(void)
     test_remove_dir(tmpdir);
 }
 
+/* Every command that reads a result file reads it through the one loader:
+ * a FIFO is refused at once (dcm check used to wait on it), a BOM is
+ * skipped (dcm check, review and report used to refuse it), a key given
+ * twice is refused, each with the loader's message and exit 2. */
+static void test_commands_share_loader(void)
+{
+    CU_ASSERT_FATAL(make_tmpdir());
+    dcm_problem *P = write_good();
+    dcm_problem_free(P);
+    size_t len;
+    char *good = slurp("good.json", &len), *bom = malloc(len + 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+    memcpy(bom, "\xEF\xBB\xBF", 3);
+    memcpy(bom + 3, good, len);
+    put("bom.json", bom, len + 3);
+    put("dup.json", "{\"free_energy\": 1, \"free_energy\": 2}", 36);
+    char fifo[512];
+    path_in(fifo, sizeof fifo, "pipe.json");
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    static const char *const cmds[] = {"check %s/%s", "review %s/%s", "report %s/%s -o %s/out.html",
+                                       "compare %s/%s %s/good.json", "reduce %s/%s --off decay"};
+    char args[2048], out[65536];
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        snprintf(args, sizeof args, cmds[c], tmpdir, "bom.json", tmpdir);
+        int rc = test_dcm(args, out, sizeof out);
+        if (rc)
+            printf("\n  dcm %s: %d %s\n", args, rc, out);
+        CU_ASSERT_EQUAL(rc, 0);
+        snprintf(args, sizeof args, cmds[c], tmpdir, "dup.json", tmpdir);
+        CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "dup.json:1:"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "duplicate object key"));
+        /* a FIFO nobody writes to: refused, not waited on (timeout: 124) */
+        char cmd[4096];
+        snprintf(args, sizeof args, cmds[c], tmpdir, "pipe.json", tmpdir);
+        snprintf(cmd, sizeof cmd, "timeout 20 %s %s", test_dcm_bin(), args);
+        CU_ASSERT_EQUAL(test_shell(cmd, out, sizeof out), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "FIFO"));
+    }
+    free(good);
+    free(bom);
+    test_remove_dir(tmpdir);
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -561,6 +605,7 @@ int main(void)
         {"model_dcm_copy: every field, owned arrays deep", test_model_copy},
         {"loader: one parse, one strictness for the three readers", test_one_loader},
         {"loader: each reader's own checks on top", test_loader_fields},
+        {"loader: every command reads results through it", test_commands_share_loader},
         {NULL, NULL}};
     return test_run("layout", cases);
 }
