@@ -855,7 +855,8 @@ int dcm_batch_write_warnings(const dcm_batch_manifest *m, const char *outdir,
             if (out[j].state != DCM_BATCH_DONE && out[j].state != DCM_BATCH_SKIPPED)
                 continue;
             char *rpath = dcm_batch_result_path(outdir, &m->jobs[j]);
-            json_t *root = rpath ? json_load_file(rpath, 0, NULL) : NULL;
+            dcm_error ignored = {0, ""};   /* an unreadable result has no warnings to list */
+            json_t *root = rpath ? io_result_json_load(rpath, &ignored) : NULL;
             json_t *w = json_object_get(root, "warnings");
             size_t i;
             json_t *x;

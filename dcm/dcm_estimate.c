@@ -45,26 +45,6 @@ static int engine_error(const dcm_problem *P, int vrc, const char *msg, dcm_erro
     return dcm_error_from_vl(vrc, context, detail, err);
 }
 
-/* A private copy of the model whose inputs may be mean-centred. */
-static model_dcm *model_copy(const model_dcm *S)
-{
-    model_dcm *M = model_dcm_alloc(S->n, S->m, S->v, S->nonlinear);
-    if (!M)
-        return NULL;
-    const int n = S->n, m = S->m;
-    M->two_state = S->two_state;
-    M->TR = S->TR;
-    M->TE = S->TE;
-    M->integrator = S->integrator;
-    memcpy(M->a, S->a, sizeof(double) * n * n);
-    memcpy(M->b, S->b, sizeof(double) * n * n * m);
-    memcpy(M->c, S->c, sizeof(double) * n * m);
-    memcpy(M->d, S->d, sizeof(double) * n * n * n);
-    memcpy(M->delays, S->delays, sizeof(double) * n);
-    memcpy(M->u, S->u, sizeof(double) * (size_t)S->nu * m);
-    return M;
-}
-
 /* SPM's options.centre: remove each input's mean over the session */
 static void centre_inputs(model_dcm *M)
 {
@@ -260,7 +240,7 @@ static int fit_checks(const dcm_problem *P, dcm_result *R, const double *pC_full
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err)
 {
-    model_dcm *M = model_copy(P->M);
+    model_dcm *M = model_dcm_copy(P->M); /* private: its inputs may be mean-centred */
     if (M && P->centre)
         centre_inputs(M);
     /* the integrator's schedule copies the inputs: build it after centring */
@@ -307,7 +287,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     const int n = P->n, v = P->v, ny = n * v;
     const int np = P->M->L.np;
     rc = DCM_ERR_SYSTEM;
-    model_dcm *M = model_copy(P->M);
+    model_dcm *M = model_dcm_copy(P->M); /* private: its inputs may be mean-centred */
     model_int_work *W = NULL;
     dcm_result *R = calloc(1, sizeof *R);
     double *Q = calloc((size_t)n * ny, sizeof(double));

@@ -1087,20 +1087,23 @@ static void set_field(matvar_t *s, const char *fname, matvar_t *f, int *ok)
 }
 
 /* SPM's parameter struct (Ep, Pp, Vp, pE) from a flat vector in SPM's
- * order: A n x n, B n x n x m, C n x m, D n x n x nd, transit n x 1,
- * decay 1 x 1, epsilon 1 x 1. */
-static matvar_t *mk_params(const char *name, const model_dcm_layout *L, const double *p, int *ok)
+ * order: one field per block of the table (model_layout.h), shaped as
+ * SPM keeps it: A n x n, B n x n x m, C n x m, D n x n x nd, transit
+ * n x 1, decay 1 x 1, epsilon 1 x 1 (per-slice blocks are 3-D). */
+static matvar_t *mk_params(const char *name, const model_layout *T, const double *p, int *ok)
 {
-    static const char *const fields[] = {"A", "B", "C", "D", "transit", "decay", "epsilon", NULL};
-    const size_t n = (size_t)L->n, m = (size_t)L->m, nd = (size_t)L->nd;
+    const char *fields[MODEL_BLOCK_COUNT + 1];
+    for (int k = 0; k < MODEL_BLOCK_COUNT; k++)
+        fields[k] = T->block[k].name;
+    fields[MODEL_BLOCK_COUNT] = NULL;
     matvar_t *s = mk_struct(name, fields);
-    set_field(s, "A", mk_num(NULL, 2, n, n, 0, p + L->off_A), ok);
-    set_field(s, "B", mk_num(NULL, 3, n, n, m, p + L->off_B), ok);
-    set_field(s, "C", mk_num(NULL, 2, n, m, 0, p + L->off_C), ok);
-    set_field(s, "D", mk_num(NULL, 3, n, n, nd, p + L->off_D), ok);
-    set_field(s, "transit", mk_num(NULL, 2, n, 1, 0, p + L->off_transit), ok);
-    set_field(s, "decay", mk_num(NULL, 2, 1, 1, 0, p + L->off_decay), ok);
-    set_field(s, "epsilon", mk_num(NULL, 2, 1, 1, 0, p + L->off_epsilon), ok);
+    for (int k = 0; k < MODEL_BLOCK_COUNT; k++) {
+        const model_layout_block *B = &T->block[k];
+        set_field(s, B->name,
+                  mk_num(NULL, B->slice_axis ? 3 : 2, (size_t)B->rows, (size_t)B->cols,
+                         B->slice_axis ? (size_t)B->slices : 0, p + B->offset),
+                  ok);
+    }
     if (!s)
         *ok = 0;
     return s;
@@ -1109,8 +1112,9 @@ static matvar_t *mk_params(const char *name, const model_dcm_layout *L, const do
 static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
 {
     const model_dcm *M = P->M;
-    const model_dcm_layout *L = &M->L;
-    const int n = P->n, m = P->m, v = P->v, np = L->np, nu = M->nu;
+    model_layout T;
+    model_dcm_table(M, &T);
+    const int n = P->n, m = P->m, v = P->v, np = T.np, nu = M->nu;
     const size_t ny = (size_t)n * v;
     static const char *const top[] = {
         "a", "b", "c", "d", "U", "Y", "xY", "v", "n", "TE", "delays", "options", "M", "Ep", "Cp",
@@ -1120,10 +1124,15 @@ static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
         *ok = 0;
         return NULL;
     }
-    set_field(D, "a", mk_num(NULL, 2, n, n, 0, M->a), ok);
-    set_field(D, "b", mk_num(NULL, 3, n, n, m, M->b), ok);
-    set_field(D, "c", mk_num(NULL, 2, n, m, 0, M->c), ok);
-    set_field(D, "d", mk_num(NULL, 3, n, n, M->nonlinear ? n : 0, M->d), ok);
+    /* the switches a..d, shaped like the blocks they switch on */
+    for (int k = 0; k < MODEL_BLOCK_COUNT; k++) {
+        const model_layout_block *B = &T.block[k];
+        if (B->spec)
+            set_field(D, B->spec,
+                      mk_num(NULL, B->slice_axis ? 3 : 2, (size_t)B->rows, (size_t)B->cols,
+                             B->slice_axis ? (size_t)B->slices : 0, model_dcm_switches(M, k)),
+                      ok);
+    }
 
     /* inputs at micro-time, nu x m column-major; centred when SPM would */
     double *u = malloc(sizeof(double) * (size_t)nu * (m ? m : 1));
@@ -1209,7 +1218,7 @@ static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
     const int nxs = M->two_state ? 6 : 5;
     memset(buf, 0, sizeof(double) * (size_t)n * nxs);
     set_field(Mm, "x", mk_num(NULL, 2, (size_t)n, (size_t)nxs, 0, buf), ok);
-    set_field(Mm, "pE", mk_params(NULL, L, R->pE, ok), ok);
+    set_field(Mm, "pE", mk_params(NULL, &T, R->pE, ok), ok);
     memset(buf, 0, sizeof(double) * (size_t)np * np);
     for (int i = 0; i < np; i++)
         buf[i + (size_t)i * np] = R->pV[i];
@@ -1228,16 +1237,16 @@ static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
     set_field(D, "M", Mm, ok);
 
     /* posterior */
-    set_field(D, "Ep", mk_params(NULL, L, R->Ep, ok), ok);
+    set_field(D, "Ep", mk_params(NULL, &T, R->Ep, ok), ok);
     /* Cp is row-major in dcm_result; it is symmetric, but transpose anyway */
     for (int i = 0; i < np; i++)
         for (int j = 0; j < np; j++)
             buf[i + (size_t)j * np] = R->Cp[(size_t)i * np + j];
     set_field(D, "Cp", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
-    set_field(D, "Pp", mk_params(NULL, L, R->Pp, ok), ok);
+    set_field(D, "Pp", mk_params(NULL, &T, R->Pp, ok), ok);
     for (int i = 0; i < np; i++)
         buf[i] = R->Cp[(size_t)i * np + i];
-    set_field(D, "Vp", mk_params(NULL, L, buf, ok), ok);
+    set_field(D, "Vp", mk_params(NULL, &T, buf, ok), ok);
     for (int i = 0; i < n; i++)
         buf[i] = exp(-R->Eh[i]);
     set_field(D, "Ce", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);

@@ -10,21 +10,17 @@
 #include "io/io_atomic.h"
 #include "io/io_pnames.h"
 
-/* Longest name io_pname_format writes for P (four names and the syntax). */
-static size_t name_cap(const dcm_problem *P)
-{
-    size_t longest = 8;
-    for (int i = 0; i < P->n; i++)
-        longest = strlen(P->region_names[i]) > longest ? strlen(P->region_names[i]) : longest;
-    for (int j = 0; j < P->m; j++)
-        longest = strlen(P->input_names[j]) > longest ? strlen(P->input_names[j]) : longest;
-    return 3 * longest + 32;
-}
-
 static io_pname_space space_of(const dcm_problem *P)
 {
     io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names};
     return S;
+}
+
+/* A buffer length for any name of P, whole (io_pname_cap). */
+static size_t name_cap(const dcm_problem *P)
+{
+    io_pname_space S = space_of(P);
+    return io_pname_cap(&S);
 }
 
 /* Copy of s without blanks, with "C:IN:REGION" turned into "C:IN->REGION"
@@ -220,8 +216,7 @@ done:
 int io_params_check_off(const char *path, const dcm_problem *P, const double *theta,
                         dcm_error *err)
 {
-    const model_dcm_layout *L = &P->M->L;
-    const int np = L->np;
+    const int np = P->M->L.np;
     double *pE = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
     size_t cap = name_cap(P);
     char *buf = malloc(cap);
@@ -252,7 +247,11 @@ int io_params_check_off(const char *path, const dcm_problem *P, const double *th
     }
     int rc = DCM_OK;
     if (bad) {
-        const char *field = first < L->off_B ? "a" : first < L->off_C ? "b" : first < L->off_D ? "c" : "d";
+        /* the spec's switch of first's block; haemodynamic parameters are always on */
+        model_layout T;
+        model_dcm_table(P->M, &T);
+        int b = model_layout_locate(&T, first, NULL, NULL, NULL);
+        const char *field = T.block[b].spec ? T.block[b].spec : "d";
         rc = dcm_error_set(err, DCM_ERR_INPUT,
                            "%s: %d value%s on parameter%s the spec switches off: %s. Switched-off "
                            "parameters stay at %g (their prior mean) in every block; switch %s on in "

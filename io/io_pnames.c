@@ -5,42 +5,75 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/model_dcm.h"
+#include "models/model_layout.h"
+
+/* The block table of a space (two-state does not change the blocks). */
+static void table_of(const io_pname_space *S, model_layout *T)
+{
+    model_layout_init(T, S->n, S->m, S->nd > 0, 0);
+}
 
 int io_pname_count(const io_pname_space *S)
 {
-    model_dcm_layout L;
-    model_dcm_layout_init(&L, S->n, S->m, S->nd > 0);
-    return L.np;
+    model_layout T;
+    table_of(S, &T);
+    return T.np;
+}
+
+/* The name of index q along axis a: a region or an input. */
+static const char *axis_name(const io_pname_space *S, model_layout_axis a, int q)
+{
+    return a == MODEL_AXIS_INPUT ? S->inputs[q] : S->regions[q];
+}
+
+static size_t longest(char *const *names, int k)
+{
+    size_t l = 0;
+    for (int i = 0; i < k; i++)
+        l = strlen(names[i]) > l ? strlen(names[i]) : l;
+    return l;
+}
+
+size_t io_pname_cap(const io_pname_space *S)
+{
+    model_layout T;
+    table_of(S, &T);
+    const size_t r = longest(S->regions, S->n), u = longest(S->inputs, S->m);
+#define AXIS_LEN(a) ((a) == MODEL_AXIS_INPUT ? u : r)
+    size_t cap = 0;
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        const model_layout_block *B = &T.block[b];
+        if (!B->count)
+            continue;   /* no names (D of a bilinear model, B and C without inputs) */
+        /* BLOCK[:SLICE][:FROM->TO | :ROW] */
+        size_t l = strlen(B->name) + (B->slice_axis ? 1 + AXIS_LEN(B->slice_axis) : 0) +
+                   (B->col_axis ? 1 + AXIS_LEN(B->col_axis) + 2 + AXIS_LEN(B->row_axis)
+                    : B->row_axis ? 1 + AXIS_LEN(B->row_axis) : 0);
+        cap = l > cap ? l : cap;
+    }
+#undef AXIS_LEN
+    return cap + 1;
 }
 
 /* Writes parameter `index`'s name with snprintf semantics (returns the
- * full length, or -1 when out of range), so callers can size a buffer. */
+ * full length, or -1 when out of range), so callers can size a buffer:
+ * BLOCK[:SLICE][:FROM->TO | :ROW], FROM being the column (the source). */
 static int pname_print(const io_pname_space *S, int index, char *buf, size_t len)
 {
-    model_dcm_layout L;
-    model_dcm_layout_init(&L, S->n, S->m, S->nd > 0);
-    const int n = S->n, nn = n * n;
-    if (index < 0 || index >= L.np)
+    model_layout T;
+    table_of(S, &T);
+    int i, j, k, b = model_layout_locate(&T, index, &i, &j, &k);
+    if (b < 0)
         return -1;
-    if (index < L.off_B) {
-        int k = index - L.off_A;
-        return snprintf(buf, len, "A:%s->%s", S->regions[k / n], S->regions[k % n]);
-    } else if (index < L.off_C) {
-        int k = index - L.off_B, j = k / nn, r = k % nn;
-        return snprintf(buf, len, "B:%s:%s->%s", S->inputs[j], S->regions[r / n], S->regions[r % n]);
-    } else if (index < L.off_D) {
-        int k = index - L.off_C;
-        return snprintf(buf, len, "C:%s->%s", S->inputs[k / n], S->regions[k % n]);
-    } else if (index < L.off_transit) {
-        int k = index - L.off_D, j = k / nn, r = k % nn;
-        return snprintf(buf, len, "D:%s:%s->%s", S->regions[j], S->regions[r / n], S->regions[r % n]);
-    } else if (index < L.off_decay) {
-        return snprintf(buf, len, "transit:%s", S->regions[index - L.off_transit]);
-    } else if (index == L.off_decay) {
-        return snprintf(buf, len, "decay");
-    }
-    return snprintf(buf, len, "epsilon");
+    const model_layout_block *B = &T.block[b];
+    const char *slice = B->slice_axis ? axis_name(S, B->slice_axis, k) : NULL;
+    if (B->col_axis)
+        return snprintf(buf, len, "%s:%s%s%s->%s", B->name, slice ? slice : "", slice ? ":" : "",
+                        axis_name(S, B->col_axis, j), axis_name(S, B->row_axis, i));
+    if (B->row_axis)
+        return snprintf(buf, len, "%s:%s%s%s", B->name, slice ? slice : "", slice ? ":" : "",
+                        axis_name(S, B->row_axis, i));
+    return snprintf(buf, len, "%s", B->name);
 }
 
 int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len)
@@ -126,30 +159,16 @@ int io_pname_map(const io_pname_space *from, const char *from_label, const io_pn
         rp[i] = name_pos(to->regions, n, from->regions[i]);
     for (int j = 0; j < m; j++)
         ip[j] = name_pos(to->inputs, m, from->inputs[j]);
-    model_dcm_layout L;
-    model_dcm_layout_init(&L, n, m, from->nd > 0);
-    const int nn = n * n;
-    /* every block is column-major in (target, source): index = target + n*source */
-    for (int p = 0; p < L.np; p++) {
-        int q;
-        if (p < L.off_B) {
-            int k = p - L.off_A;
-            q = L.off_A + rp[k % n] + n * rp[k / n];
-        } else if (p < L.off_C) {
-            int k = p - L.off_B, r = k % nn;
-            q = L.off_B + ip[k / nn] * nn + rp[r % n] + n * rp[r / n];
-        } else if (p < L.off_D) {
-            int k = p - L.off_C;
-            q = L.off_C + rp[k % n] + n * ip[k / n];
-        } else if (p < L.off_transit) {
-            int k = p - L.off_D, r = k % nn;
-            q = L.off_D + rp[k / nn] * nn + rp[r % n] + n * rp[r / n];
-        } else if (p < L.off_decay) {
-            q = L.off_transit + rp[p - L.off_transit];
-        } else {
-            q = p;
-        }
-        map[p] = q;
+    model_layout T;
+    table_of(from, &T);
+    /* element (i, j, k) of a block goes to (i, j, k) with each index moved
+       along its axis: regions by rp, inputs by ip */
+    for (int p = 0; p < T.np; p++) {
+        int i, j, k, b = model_layout_locate(&T, p, &i, &j, &k);
+        const model_layout_block *B = &T.block[b];
+#define MOVE(axis, q) ((axis) == MODEL_AXIS_REGION ? rp[q] : (axis) == MODEL_AXIS_INPUT ? ip[q] : (q))
+        map[p] = model_layout_index(B, MOVE(B->row_axis, i), MOVE(B->col_axis, j), MOVE(B->slice_axis, k));
+#undef MOVE
     }
     free(rp);
     return DCM_OK;
@@ -222,17 +241,27 @@ int io_pname_select(const io_pname_space *S, const char *selector,
         }
     const char *block = parts[0];
     int rc = DCM_OK;
-    /* which source/target pattern and which modulator */
+    model_layout T;
+    table_of(S, &T);
+    const model_layout_block *B = NULL;
+#define AXIS_WORD(a) ((a) == MODEL_AXIS_INPUT ? "input" : "region")
+#define AXIS_VALID(a) ((a) == MODEL_AXIS_INPUT ? valid_i : valid_r)
+#define AXIS_KNOWN(a, pat) ((a) == MODEL_AXIS_INPUT ? known(pat, S->inputs, S->m) : known(pat, S->regions, S->n))
+    /* the slice pattern (B's input, D's region) and the FROM->TO or ROW part */
     const char *mod = NULL, *edge = NULL;
     if (!strcmp(block, "*") && np_ == 1) {
         edge = NULL;
-    } else if (!strcmp(block, "A") || !strcmp(block, "C")) {
-        if (np_ != 2) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': write %s:FROM->TO", selector, block);
-            goto done;
-        }
-        edge = parts[1];
-    } else if (!strcmp(block, "B") || !strcmp(block, "D")) {
+    } else if (!(B = model_layout_find(&T, block))) {
+        char names[160];
+        size_t o = 0;
+        for (int b = 0; b < MODEL_BLOCK_COUNT && o < sizeof names; b++)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", b == 0 ? "" : b == MODEL_BLOCK_COUNT - 1 ? " or " : ", ",
+                                  T.block[b].name);
+        rc = dcm_error_set(err, DCM_ERR_INPUT,
+                           "parameter '%s': unknown block '%s'; use %s "
+                           "(e.g. 'B:Attention:V1->V5', 'A:*->V5', 'C:Photic->V1')", selector, block, names);
+        goto done;
+    } else if (B->slice_axis) {
         if (np_ == 2 && !strcmp(parts[1], "*")) {
             mod = "*";
             edge = "*";
@@ -241,47 +270,44 @@ int io_pname_select(const io_pname_space *S, const char *selector,
             edge = parts[2];
         } else {
             rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': write %s:%s:FROM->TO (or %s:*)",
-                               selector, block, block[0] == 'B' ? "INPUT" : "REGION", block);
+                               selector, block, B->slice_axis == MODEL_AXIS_INPUT ? "INPUT" : "REGION", block);
             goto done;
         }
-        if (block[0] == 'B' && !known(mod, S->inputs, S->m)) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown input '%s'; the inputs are: %s",
-                               selector, mod, valid_i);
+        if (!AXIS_KNOWN(B->slice_axis, mod)) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown %s '%s'; the %ss are: %s",
+                               selector, AXIS_WORD(B->slice_axis), mod, AXIS_WORD(B->slice_axis),
+                               AXIS_VALID(B->slice_axis));
             goto done;
         }
-        if (block[0] == 'D' && !known(mod, S->regions, S->n)) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown region '%s'; the regions are: %s",
-                               selector, mod, valid_r);
+    } else if (B->col_axis) {
+        if (np_ != 2) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': write %s:FROM->TO", selector, block);
             goto done;
         }
-    } else if (!strcmp(block, "transit")) {
+        edge = parts[1];
+    } else if (B->row_axis) {
         if (np_ == 1) {
             edge = "*";
         } else if (np_ == 2) {
             edge = parts[1];
-            if (!known(edge, S->regions, S->n)) {
-                rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown region '%s'; the regions are: %s",
-                                   selector, edge, valid_r);
+            if (!AXIS_KNOWN(B->row_axis, edge)) {
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown %s '%s'; the %ss are: %s",
+                                   selector, AXIS_WORD(B->row_axis), edge, AXIS_WORD(B->row_axis),
+                                   AXIS_VALID(B->row_axis));
                 goto done;
             }
         } else {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': write transit:REGION", selector);
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': write %s:%s", selector, block,
+                               B->row_axis == MODEL_AXIS_INPUT ? "INPUT" : "REGION");
             goto done;
         }
-    } else if (!strcmp(block, "decay") || !strcmp(block, "epsilon")) {
-        if (np_ != 1) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': %s has no parts", selector, block);
-            goto done;
-        }
-    } else {
-        rc = dcm_error_set(err, DCM_ERR_INPUT,
-                           "parameter '%s': unknown block '%s'; use A, B, C, D, transit, decay or epsilon "
-                           "(e.g. 'B:Attention:V1->V5', 'A:*->V5', 'C:Photic->V1')", selector, block);
+    } else if (np_ != 1) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': %s has no parts", selector, block);
         goto done;
     }
-    /* FROM->TO */
+    /* FROM->TO: FROM runs along the columns (sources), TO along the rows */
     char *from = NULL, *to = NULL;
-    if (edge && strcmp(block, "transit")) {
+    if (B && B->col_axis) {
         char *arrow = strstr(edge, "->");
         if (arrow) {
             *arrow = 0;
@@ -293,57 +319,45 @@ int io_pname_select(const io_pname_space *S, const char *selector,
             rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': '%s' is not FROM->TO", selector, edge);
             goto done;
         }
-        int from_is_input = !strcmp(block, "C");
-        if (!(from_is_input ? known(from, S->inputs, S->m) : known(from, S->regions, S->n))) {
+        if (!AXIS_KNOWN(B->col_axis, from)) {
             rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown %s '%s'; the %ss are: %s",
-                               selector, from_is_input ? "input" : "region", from,
-                               from_is_input ? "input" : "region", from_is_input ? valid_i : valid_r);
+                               selector, AXIS_WORD(B->col_axis), from, AXIS_WORD(B->col_axis),
+                               AXIS_VALID(B->col_axis));
             goto done;
         }
-        if (!known(to, S->regions, S->n)) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown region '%s'; the regions are: %s",
-                               selector, to, valid_r);
+        if (!AXIS_KNOWN(B->row_axis, to)) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': unknown %s '%s'; the %ss are: %s",
+                               selector, AXIS_WORD(B->row_axis), to, AXIS_WORD(B->row_axis),
+                               AXIS_VALID(B->row_axis));
             goto done;
         }
     }
-    /* match every parameter by its name's parts */
-    int np = io_pname_count(S), hits = 0;
-    model_dcm_layout L;
-    model_dcm_layout_init(&L, S->n, S->m, S->nd > 0);
-    const int n = S->n, nn = n * n;
-    for (int i = 0; i < np; i++) {
-        int hit = 0;
-        if (!strcmp(block, "*")) {
-            hit = 1;
-        } else if (!strcmp(block, "A") && i < L.off_B) {
-            int k = i - L.off_A;
-            hit = part_match(from, S->regions[k / n]) && part_match(to, S->regions[k % n]);
-        } else if (!strcmp(block, "B") && i >= L.off_B && i < L.off_C) {
-            int k = i - L.off_B, r = k % nn;
-            hit = part_match(mod, S->inputs[k / nn]) && part_match(from, S->regions[r / n]) &&
-                  part_match(to, S->regions[r % n]);
-        } else if (!strcmp(block, "C") && i >= L.off_C && i < L.off_D) {
-            int k = i - L.off_C;
-            hit = part_match(from, S->inputs[k / n]) && part_match(to, S->regions[k % n]);
-        } else if (!strcmp(block, "D") && i >= L.off_D && i < L.off_transit) {
-            int k = i - L.off_D, r = k % nn;
-            hit = part_match(mod, S->regions[k / nn]) && part_match(from, S->regions[r / n]) &&
-                  part_match(to, S->regions[r % n]);
-        } else if (!strcmp(block, "transit") && i >= L.off_transit && i < L.off_decay) {
-            hit = part_match(edge, S->regions[i - L.off_transit]);
-        } else if (!strcmp(block, "decay")) {
-            hit = i == L.off_decay;
-        } else if (!strcmp(block, "epsilon")) {
-            hit = i == L.off_epsilon;
+#undef AXIS_WORD
+#undef AXIS_VALID
+#undef AXIS_KNOWN
+    /* match every parameter of the block by its name's parts */
+    int hits = 0;
+    const int want = B ? (int)(B - T.block) : -1;
+    for (int p = 0; p < T.np; p++) {
+        int i, j, k, b = model_layout_locate(&T, p, &i, &j, &k);
+        int hit = !B;
+        if (b == want) {
+            const char *row_pat = B->col_axis ? to : edge;
+            hit = (!B->slice_axis || part_match(mod, axis_name(S, B->slice_axis, k))) &&
+                  (!B->col_axis || part_match(from, axis_name(S, B->col_axis, j))) &&
+                  (!B->row_axis || part_match(row_pat, axis_name(S, B->row_axis, i)));
         }
         if (hit) {
-            mask[i] = 1;
+            mask[p] = 1;
             hits++;
         }
     }
-    if (!hits)
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s' matches nothing in this model%s", selector,
-                           !strcmp(block, "D") ? " (it has no D block)" : "");
+    if (!hits) {
+        char why[64] = "";
+        if (B && B->optional && B->count == 0)
+            snprintf(why, sizeof why, " (it has no %s block)", B->name);
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s' matches nothing in this model%s", selector, why);
+    }
 done:
     free(sel);
     free(valid_r);

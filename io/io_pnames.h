@@ -35,6 +35,11 @@ typedef struct {
 /* Number of parameters of the space (as model_dcm_layout). */
 int io_pname_count(const io_pname_space *S);
 
+/* A buffer length (NUL included) that holds every name of S whole: the
+ * longest block name with the longest region and input names its parts
+ * can carry (model_layout.h). */
+size_t io_pname_cap(const io_pname_space *S);
+
 /* Name of parameter `index` into buf, cut to fit (for labels in figures
  * only: anything that matches or stores names uses io_pname_name);
  * returns 0, or -1 if out of range. */

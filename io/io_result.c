@@ -13,9 +13,6 @@
 #include "io/io_result_inputs.h"
 #include "io/io_pnames.h"
 
-#define VECTOR_ORDER \
-    "A, B (per input), C, D (per region), transit, decay, epsilon; each matrix column-major"
-
 /* ------------------------------------------------------------------ */
 /* building                                                             */
 
@@ -96,44 +93,77 @@ static json_t *jmat(jb *b, const double *x, const double *mask, int rows, int co
     return a;
 }
 
-/* Parameter blocks of the flat vector x (np) in SPM's layout; entries
- * where mask (np, may be NULL) is 0 are written as null. */
+/* The name of index q along axis a of the table (model_layout.h). */
+static const char *axis_name(const dcm_problem *P, model_layout_axis a, int q)
+{
+    return a == MODEL_AXIS_INPUT ? P->input_names[q] : P->region_names[q];
+}
+
+/* Slice k of block B, x and mask (may be NULL) pointing at the block's
+ * first element: a matrix (nested rows) when the block has columns, a
+ * vector when it has rows only, else a number; null where mask == 0. */
+static json_t *jslice(jb *b, const model_layout_block *B, const double *x, const double *mask, int k,
+                      int asswitch)
+{
+    const size_t off = (size_t)k * B->rows * B->cols;
+    if (B->col_axis)
+        return jmat(b, x + off, mask ? mask + off : NULL, B->rows, B->cols, 1, B->rows, asswitch);
+    if (mask && !B->row_axis && mask[off] == 0.0)
+        return chk(b, json_null());
+    if (!B->row_axis)
+        return asswitch ? jswitch(b, x[off]) : jnum(b, x[off]);
+    json_t *a = chk(b, json_array());
+    for (int i = 0; i < B->rows; i++)
+        push(b, a, mask && mask[off + i] == 0.0 ? chk(b, json_null())
+                   : asswitch ? jswitch(b, x[off + i]) : jnum(b, x[off + i]));
+    return a;
+}
+
+/* Block B as JSON: per-slice blocks (B, D) as an object keyed by input or
+ * region name ({} when there are none), the others as jslice. */
+static json_t *jblock(jb *b, const dcm_problem *P, const model_layout_block *B, const double *x,
+                      const double *mask, int asswitch)
+{
+    if (!B->slice_axis)
+        return jslice(b, B, x, mask, 0, asswitch);
+    json_t *o = chk(b, json_object());
+    for (int k = 0; k < B->slices; k++)
+        set(b, o, axis_name(P, B->slice_axis, k), jslice(b, B, x, mask, k, asswitch));
+    return o;
+}
+
+/* Parameter blocks of the flat vector x (np) in SPM's layout, one key per
+ * block of the table; entries where mask (np, may be NULL) is 0 are
+ * written as null. */
 static json_t *jblocks(jb *b, const dcm_problem *P, const double *x, const double *mask)
 {
-    const model_dcm_layout *L = &P->M->L;
-    const int n = P->n, m = P->m;
-    json_t *o = chk(b, json_object());
-    if (!x) {
-        json_decref(o);
+    if (!x)
         return chk(b, json_null());
+    model_layout T;
+    model_dcm_table(P->M, &T);
+    json_t *o = chk(b, json_object());
+    for (int k = 0; k < MODEL_BLOCK_COUNT; k++) {
+        const model_layout_block *B = &T.block[k];
+        set(b, o, B->name, jblock(b, P, B, x + B->offset, mask ? mask + B->offset : NULL, 0));
     }
-#define MASK(off) (mask ? mask + (off) : NULL)
-    set(b, o, "A", jmat(b, x + L->off_A, MASK(L->off_A), n, n, 1, n, 0));
-    json_t *B = chk(b, json_object());
-    for (int k = 0; k < m; k++) {
-        int off = L->off_B + k * n * n;
-        set(b, B, P->input_names[k], jmat(b, x + off, MASK(off), n, n, 1, n, 0));
-    }
-    set(b, o, "B", B);
-    set(b, o, "C", jmat(b, x + L->off_C, MASK(L->off_C), n, m, 1, n, 0));
-    json_t *D = chk(b, json_object());
-    for (int k = 0; k < L->nd; k++) {
-        int off = L->off_D + k * n * n;
-        set(b, D, P->region_names[k], jmat(b, x + off, MASK(off), n, n, 1, n, 0));
-    }
-    set(b, o, "D", D);
-    json_t *tr = chk(b, json_array());
-    for (int i = 0; i < n; i++) {
-        int k = L->off_transit + i;
-        push(b, tr, mask && mask[k] == 0.0 ? chk(b, json_null()) : jnum(b, x[k]));
-    }
-    set(b, o, "transit", tr);
-    set(b, o, "decay", mask && mask[L->off_decay] == 0.0 ? chk(b, json_null())
-                                                          : jnum(b, x[L->off_decay]));
-    set(b, o, "epsilon", mask && mask[L->off_epsilon] == 0.0 ? chk(b, json_null())
-                                                              : jnum(b, x[L->off_epsilon]));
-#undef MASK
     return o;
+}
+
+/* "A, B (per input), C, D (per region), transit, decay, epsilon; each
+ * matrix column-major" from the table. */
+static json_t *jorder(jb *b, const model_layout *T)
+{
+    char buf[256];
+    size_t o = 0;
+    for (int k = 0; k < MODEL_BLOCK_COUNT && o < sizeof buf; k++) {
+        const model_layout_block *B = &T->block[k];
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s%s", k ? ", " : "", B->name,
+                              B->slice_axis == MODEL_AXIS_INPUT ? " (per input)"
+                              : B->slice_axis ? " (per region)" : "");
+    }
+    if (o < sizeof buf)
+        snprintf(buf + o, sizeof buf - o, "; each matrix column-major");
+    return chk(b, json_string(buf));
 }
 
 static json_t *jmodel(jb *b, const dcm_problem *P)
@@ -146,17 +176,12 @@ static json_t *jmodel(jb *b, const dcm_problem *P)
     set(b, o, "TR", jnum(b, M->TR));
     set(b, o, "TE", jnum(b, M->TE));
     set(b, o, "delays", jvec(b, M->delays, n));
-    set(b, o, "a", jmat(b, M->a, NULL, n, n, 1, n, 1));
-    json_t *B = chk(b, json_object());
-    for (int k = 0; k < m; k++)
-        set(b, B, P->input_names[k], jmat(b, M->b + (size_t)k * n * n, NULL, n, n, 1, n, 1));
-    set(b, o, "b", B);
-    set(b, o, "c", jmat(b, M->c, NULL, n, m, 1, n, 1));
-    json_t *D = chk(b, json_object());
-    if (M->nonlinear)
-        for (int k = 0; k < n; k++)
-            set(b, D, P->region_names[k], jmat(b, M->d + (size_t)k * n * n, NULL, n, n, 1, n, 1));
-    set(b, o, "d", D);
+    /* the switches, shaped like the blocks they switch on */
+    model_layout T;
+    model_dcm_table(M, &T);
+    for (int k = 0; k < MODEL_BLOCK_COUNT; k++)
+        if (T.block[k].spec)
+            set(b, o, T.block[k].spec, jblock(b, P, &T.block[k], model_dcm_switches(M, k), NULL, 1));
     json_t *opt = chk(b, json_object());
     set(b, opt, "nonlinear", chk(b, json_integer(M->nonlinear)));
     set(b, opt, "two_state", chk(b, json_integer(M->two_state)));
@@ -232,7 +257,9 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
     set(&b, root, "regions", jstrings(&b, P->region_names, n));
     set(&b, root, "inputs", jstrings(&b, P->input_names, P->m));
     json_t *vec = chk(&b, json_object());
-    set(&b, vec, "order", chk(&b, json_string(VECTOR_ORDER)));
+    model_layout T;
+    model_dcm_table(P->M, &T);
+    set(&b, vec, "order", jorder(&b, &T));
     set(&b, vec, "prior_mean", jvec(&b, R->pE, np));
     set(&b, vec, "prior_var", jvec(&b, R->pV, np));
     set(&b, vec, "posterior_mean", jvec(&b, R->Ep, np));
@@ -276,7 +303,7 @@ int io_result_write_json_to(void *atomic, const char *path, const dcm_problem *P
 /* ------------------------------------------------------------------ */
 /* reading                                                              */
 
-static json_t *load_json(const char *path, dcm_error *err)
+json_t *io_result_json_load(const char *path, dcm_error *err)
 {
     FILE *f = io_input_open(path, "result", err);   /* a FIFO must not hang */
     if (!f)
@@ -362,12 +389,74 @@ static int name_index(char *const *names, int k, const char *name)
     return -1;
 }
 
+/* "a, b, c" into buf (cut to fit) */
+static void join_names(char *buf, size_t len, char *const *names, int k)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < k && o < len - 64; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", names[i]);
+}
+
+/* Slice k of block B from JSON val into theta (B's shape: jslice). */
+static int read_slice(const char *path, const char *field, json_t *val, const model_layout_block *B,
+                      int k, double *theta, dcm_error *err)
+{
+    double *x = theta + model_layout_index(B, 0, 0, k);
+    if (B->col_axis)
+        return read_mat(path, field, val, B->rows, B->cols, x, 1, B->rows, err);
+    if (B->row_axis)
+        return read_vec(path, field, val, B->rows, x, 1, err);
+    if (!json_is_number(val))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be a number", path, field);
+    *x = json_number_value(val);
+    return DCM_OK;
+}
+
+/* Block B from JSON val: per-slice blocks as an object keyed by input or
+ * region name (any subset), the others as read_slice. */
+static int read_block(const char *path, const char *field, json_t *val, const model_layout_block *B,
+                      const dcm_problem *P, double *theta, dcm_error *err)
+{
+    if (!B->slice_axis)
+        return read_slice(path, field, val, B, 0, theta, err);
+    const int isin = B->slice_axis == MODEL_AXIS_INPUT;
+    const char *what = isin ? "input" : "region";
+    char *const *names = isin ? P->input_names : P->region_names;
+    const int count = isin ? P->m : P->n;
+    if (!json_is_object(val))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be an object keyed by %s name", path,
+                             field, what);
+    const char *k2;
+    json_t *v2;
+    json_object_foreach(val, k2, v2) {
+        int idx = name_index(names, count, k2);
+        if (idx < 0) {
+            char list[512];
+            join_names(list, sizeof list, names, count);
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s: unknown %s \"%s\"; the %ss are: %s", path,
+                                 field, what, k2, what, list);
+        }
+        if (B->optional && B->slices == 0)
+            return dcm_error_set(err, DCM_ERR_INPUT,
+                                 "%s: %s.\"%s\": the model is bilinear (no \"%s\"), so it has no "
+                                 "%s parameters", path, field, k2, B->spec, B->name);
+        char f2[500];
+        snprintf(f2, sizeof f2, "%s.\"%s\"", field, k2);
+        int rc = read_slice(path, f2, v2, B, idx, theta, err);
+        if (rc)
+            return rc;
+    }
+    return DCM_OK;
+}
+
 int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_error *err)
 {
-    json_t *root = load_json(path, err);
+    json_t *root = io_result_json_load(path, err);
     if (!root)
         return DCM_ERR_INPUT;
-    const model_dcm_layout *L = &P->M->L;
+    model_layout T;
+    model_dcm_table(P->M, &T);
     const int n = P->n, m = P->m;
     int rc = DCM_OK;
     json_t *blocks = json_object_get(root, "posterior_mean");
@@ -393,62 +482,22 @@ int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_er
     json_t *val;
     json_object_foreach(blocks, key, val) {
         snprintf(field, sizeof field, "%s\"%s\"", pre, key);
-        if (strcmp(key, "A") == 0) {
-            rc = read_mat(path, field, val, n, n, theta + L->off_A, 1, n, err);
-        } else if (strcmp(key, "C") == 0) {
-            rc = read_mat(path, field, val, n, m, theta + L->off_C, 1, n, err);
-        } else if (strcmp(key, "transit") == 0) {
-            rc = read_vec(path, field, val, n, theta + L->off_transit, 1, err);
-        } else if (strcmp(key, "decay") == 0 || strcmp(key, "epsilon") == 0) {
-            if (!json_is_number(val))
-                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be a number", path, field);
-            else
-                theta[key[0] == 'd' ? L->off_decay : L->off_epsilon] = json_number_value(val);
-        } else if (strcmp(key, "B") == 0 || strcmp(key, "D") == 0) {
-            int isB = key[0] == 'B';
-            if (!json_is_object(val)) {
-                rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %s must be an object keyed by %s name",
-                                   path, field, isB ? "input" : "region");
-                break;
-            }
-            const char *k2;
-            json_t *v2;
-            json_object_foreach(val, k2, v2) {
-                int idx = isB ? name_index(P->input_names, m, k2) : name_index(P->region_names, n, k2);
-                if (idx < 0) {
-                    char list[512];
-                    size_t len = 0;
-                    list[0] = '\0';
-                    char *const *nm = isB ? P->input_names : P->region_names;
-                    for (int i = 0; i < (isB ? m : n) && len < sizeof list - 64; i++)
-                        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                                                nm[i]);
-                    rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %s: unknown %s \"%s\"; the %ss are: %s",
-                                       path, field, isB ? "input" : "region", k2,
-                                       isB ? "input" : "region", list);
-                    break;
-                }
-                if (!isB && L->nd == 0) {
-                    rc = dcm_error_set(err, DCM_ERR_INPUT,
-                                       "%s: %s.\"%s\": the model is bilinear (no \"d\"), so it has no "
-                                       "D parameters", path, field, k2);
-                    break;
-                }
-                char f2[500];
-                snprintf(f2, sizeof f2, "%s.\"%s\"", field, k2);
-                int off = (isB ? L->off_B : L->off_D) + idx * n * n;
-                if ((rc = read_mat(path, f2, v2, n, n, theta + off, 1, n, err)))
-                    break;
-            }
+        const model_layout_block *B = model_layout_find(&T, key);
+        if (B) {
+            rc = read_block(path, field, val, B, P, theta, err);
         } else if (blocks == root && (strcmp(key, "regions") == 0 || strcmp(key, "inputs") == 0)) {
             rc = check_names(path, key, val, strcmp(key, "regions") == 0 ? P->region_names
                                                                          : P->input_names,
                              strcmp(key, "regions") == 0 ? n : m, err);
         } else {
+            char names[160];
+            size_t o = 0;
+            for (int k = 0; k < MODEL_BLOCK_COUNT && o < sizeof names; k++)
+                o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", k ? ", " : "", T.block[k].name);
             rc = dcm_error_set(err, DCM_ERR_INPUT,
-                               "%s: unknown key %s; parameter blocks are A, B, C, D, transit, decay, "
-                               "epsilon (or give a result file with \"posterior_mean\", or "
-                               "parameter names such as \"A:V1->V5\")", path, field);
+                               "%s: unknown key %s; parameter blocks are %s (or give a result file "
+                               "with \"posterior_mean\", or parameter names such as \"A:V1->V5\")",
+                               path, field, names);
         }
         if (rc)
             break;
@@ -645,10 +694,17 @@ done:
 
 int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
 {
+    return io_result_load_doc(path, out, NULL, err);
+}
+
+int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, dcm_error *err)
+{
     memset(out, 0, sizeof *out);
     out->iterations = out->converged = -1;
     out->data_scale = NAN;
-    json_t *root = load_json(path, err);
+    if (doc)
+        *doc = NULL;
+    json_t *root = io_result_json_load(path, err);
     if (!root)
         return DCM_ERR_INPUT;
     int rc = DCM_OK;
@@ -678,8 +734,7 @@ int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
     }
     /* sizes in 64 bits: a count that does not fit an int (or whose
        covariance could not be held) is refused, never wrapped */
-    const long long nl = n, ml = m;
-    const long long base = nl * nl + nl * nl * ml + nl * ml + nl + 2, full = base + nl * nl * nl;
+    const long long base = model_layout_count(n, m, 0), full = model_layout_count(n, m, 1);
     const size_t npa = json_array_size(pm);
     if ((long long)npa == base && base <= IO_RESULT_MAX_PARAMS)
         s->nd = 0;
@@ -750,8 +805,11 @@ int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
         s->data_scale = json_number_value(sc);
     observed_fingerprint(root, s);
 done:
-    json_decref(root);
     if (rc)
         io_result_summary_free(out);
+    if (doc && !rc)
+        *doc = root;   /* the caller reads further fields, then json_decref */
+    else
+        json_decref(root);
     return rc;
 }

@@ -27,12 +27,22 @@
  *   PEB) into a caller-owned io_result_summary. It refuses region/input
  *   names a parameter name cannot carry ("->", ':', blanks at the ends,
  *   repeats) and sizes past IO_RESULT_MAX_* (never an int overflow).
+ * - io_result_json_load() is the one reader of result and parameter
+ *   files: io_result_load(), io_params_load() and report_load()
+ *   (dcm/report) all parse through it, with one strictness: a FIFO or
+ *   directory is refused (never hangs), a UTF-8 BOM is skipped, invalid
+ *   JSON is "FILE:LINE:COL: invalid JSON: ...", a key given twice and a
+ *   top level other than an object are refused. io_result_load_doc()
+ *   hands the parsed document to a caller that reads more fields, so a
+ *   file is parsed once.
  * - Errors: DCM_ERR_INPUT naming the file (line:column for bad JSON) and
  *   field; DCM_ERR_SYSTEM when the output cannot be written (no file is
  *   left behind).
  */
 #ifndef IO_RESULT_H
 #define IO_RESULT_H
+
+#include <jansson.h>
 
 #include "models/model_problem.h"
 
@@ -70,6 +80,12 @@ typedef struct {
 
 /* On failure *out is left empty (safe to pass to io_result_summary_free). */
 int io_result_load(const char *path, io_result_summary *out, dcm_error *err);
+/* The same, and on success *doc = the parsed file (the caller
+ * json_decref's it; NULL on failure). */
+int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, dcm_error *err);
+/* The parsed JSON object of a result or parameter file (new reference),
+ * or NULL with DCM_ERR_INPUT in err (see the contract above). */
+json_t *io_result_json_load(const char *path, dcm_error *err);
 /* Frees the arrays of s and zeroes it (the struct itself is the caller's). */
 void io_result_summary_free(io_result_summary *s);
 

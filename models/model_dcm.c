@@ -19,18 +19,63 @@
 
 void model_dcm_layout_init(model_dcm_layout *L, int n, int m, int nonlinear)
 {
+    model_layout T;
+    model_layout_init(&T, n, m, nonlinear, 0);
     L->n = n;
     L->m = m;
-    L->nd = nonlinear ? n : 0;
-    L->off_A = 0;
-    L->off_B = n * n;
-    L->off_C = L->off_B + n * n * m;
-    L->off_D = L->off_C + n * m;
-    L->off_transit = L->off_D + n * n * L->nd;
-    L->off_decay = L->off_transit + n;
-    L->off_epsilon = L->off_decay + 1;
-    L->np = L->off_epsilon + 1;
+    L->nd = T.nd;
+    L->off_A = T.block[MODEL_BLOCK_A].offset;
+    L->off_B = T.block[MODEL_BLOCK_B].offset;
+    L->off_C = T.block[MODEL_BLOCK_C].offset;
+    L->off_D = T.block[MODEL_BLOCK_D].offset;
+    L->off_transit = T.block[MODEL_BLOCK_TRANSIT].offset;
+    L->off_decay = T.block[MODEL_BLOCK_DECAY].offset;
+    L->off_epsilon = T.block[MODEL_BLOCK_EPSILON].offset;
+    L->np = T.np;
 }
+
+void model_dcm_table(const model_dcm *M, model_layout *T)
+{
+    model_layout_init(T, M->n, M->m, M->nonlinear, M->two_state);
+}
+
+const double *model_dcm_switches(const model_dcm *M, int block)
+{
+    switch (block) {
+    case MODEL_BLOCK_A:
+        return M->a;
+    case MODEL_BLOCK_B:
+        return M->b;
+    case MODEL_BLOCK_C:
+        return M->c;
+    case MODEL_BLOCK_D:
+        return M->d;
+    default:
+        return NULL;
+    }
+}
+
+/* The arrays a model owns, with their lengths in doubles: the one list
+ * that alloc, copy and free share. Fields that are not pointers are
+ * copied as they are (model_dcm_copy). */
+#define OWNED_ARRAYS 6
+static void owned_arrays(model_dcm *M, double **arr[OWNED_ARRAYS], size_t len[OWNED_ARRAYS])
+{
+    const size_t n = (size_t)M->n, m1 = (size_t)(M->m ? M->m : 1);
+    arr[0] = &M->a;      len[0] = n * n;
+    arr[1] = &M->b;      len[1] = n * n * m1;
+    arr[2] = &M->c;      len[2] = n * m1;
+    arr[3] = &M->d;      len[3] = n * n * n;
+    arr[4] = &M->delays; len[4] = n;
+    arr[5] = &M->u;      len[5] = (size_t)M->nu * m1;
+}
+
+/* A new field must be added to owned_arrays (when the model owns it) or
+ * be a plain value; either way update this size (LP64). */
+#if defined(__LP64__) || defined(_LP64)
+_Static_assert(sizeof(model_dcm) == 4 * 4 + 4 * 8 + 2 * 8 + 8 + 2 * 4 + 8 + 4 + sizeof(model_dcm_layout),
+               "model_dcm changed: list its owned arrays in owned_arrays(), then update this size");
+#endif
 
 model_dcm *model_dcm_alloc(int n, int m, int v, int nonlinear)
 {
@@ -46,15 +91,36 @@ model_dcm *model_dcm_alloc(int n, int m, int v, int nonlinear)
     M->nonlinear = nonlinear ? 1 : 0;
     M->TE = 0.04;
     model_dcm_layout_init(&M->L, n, m, M->nonlinear);
-    M->a = calloc((size_t)n * n, sizeof(double));
-    M->b = calloc((size_t)n * n * (m ? m : 1), sizeof(double));
-    M->c = calloc((size_t)n * (m ? m : 1), sizeof(double));
-    M->d = calloc((size_t)n * n * n, sizeof(double));
-    M->delays = calloc((size_t)n, sizeof(double));
-    M->u = calloc((size_t)M->nu * (m ? m : 1), sizeof(double));
-    if (!M->a || !M->b || !M->c || !M->d || !M->delays || !M->u) {
-        model_dcm_free(M);
+    double **arr[OWNED_ARRAYS];
+    size_t len[OWNED_ARRAYS];
+    owned_arrays(M, arr, len);
+    for (int i = 0; i < OWNED_ARRAYS; i++)
+        if (!(*arr[i] = calloc(len[i], sizeof(double)))) {
+            model_dcm_free(M);
+            return NULL;
+        }
+    return M;
+}
+
+model_dcm *model_dcm_copy(const model_dcm *S)
+{
+    model_dcm *M = malloc(sizeof *M);
+    if (!M)
         return NULL;
+    memcpy(M, S, sizeof *M);   /* every plain field, whatever is added later */
+    double **arr[OWNED_ARRAYS], **src[OWNED_ARRAYS];
+    size_t len[OWNED_ARRAYS];
+    owned_arrays((model_dcm *)S, src, len);
+    owned_arrays(M, arr, len);
+    for (int i = 0; i < OWNED_ARRAYS; i++)
+        *arr[i] = NULL;   /* nothing shared with S, so free on failure is safe */
+    for (int i = 0; i < OWNED_ARRAYS; i++) {
+        if (!(*arr[i] = malloc(sizeof(double) * (len[i] ? len[i] : 1)))) {
+            model_dcm_free(M);
+            return NULL;
+        }
+        if (len[i])
+            memcpy(*arr[i], *src[i], sizeof(double) * len[i]);
     }
     return M;
 }
@@ -63,12 +129,11 @@ void model_dcm_free(model_dcm *M)
 {
     if (!M)
         return;
-    free(M->a);
-    free(M->b);
-    free(M->c);
-    free(M->d);
-    free(M->delays);
-    free(M->u);
+    double **arr[OWNED_ARRAYS];
+    size_t len[OWNED_ARRAYS];
+    owned_arrays(M, arr, len);
+    for (int i = 0; i < OWNED_ARRAYS; i++)
+        free(*arr[i]);
     free(M);
 }
 

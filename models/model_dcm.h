@@ -8,7 +8,8 @@
  * - Parameters live in one flat vector in SPM's order (spm_vec):
  *   A(:), B(:,:,1..m)(:), C(:), D(:,:,1..nd)(:), transit(n), decay, epsilon,
  *   every matrix column-major with row = target, column = source. The
- *   model_dcm_layout offsets name each block; model_dcm_idx_* give indices.
+ *   blocks are owned by models/model_layout.h; model_dcm_layout caches
+ *   their offsets for the equations; model_dcm_idx_* give indices.
  * - Hidden states per region: neural x, vasodilatory signal s, log flow f,
  *   log volume v, log deoxyhaemoglobin q (and, two-state, inhibitory xI).
  *   The state vector is column-major over an n x 5 (n x 6) array: all x,
@@ -21,6 +22,8 @@
 #define MODEL_DCM_H
 
 #include <stddef.h>
+
+#include "models/model_layout.h"
 
 /* micro-time bins per scan, as SPM's fMRI_T */
 #define MODEL_DCM_MICROTIME 16
@@ -58,8 +61,20 @@ enum { MODEL_INT_BILINEAR = 0, MODEL_INT_ODE = 1 };
  * Returns NULL on allocation failure. */
 model_dcm *model_dcm_alloc(int n, int m, int v, int nonlinear);
 void model_dcm_free(model_dcm *M);
-/* Recompute the layout after changing n, m or nonlinear. */
+/* Recompute the layout after changing n, m or nonlinear (the offsets of
+ * model_layout_init's table). */
 void model_dcm_layout_init(model_dcm_layout *L, int n, int m, int nonlinear);
+/* The block table of M (model_layout.h). */
+void model_dcm_table(const model_dcm *M, model_layout *T);
+/* The switches of block `block` (MODEL_BLOCK_*), stored like the
+ * block's parameters (a for A, ..., d for D, whose slices are filled only
+ * when nonlinear); NULL for blocks no switch turns on (haemodynamics). */
+const double *model_dcm_switches(const model_dcm *M, int block);
+/* A deep copy of S (every field; the arrays it owns copied), NULL when
+ * out of memory. The owned arrays are listed once in model_dcm.c, shared
+ * by alloc, copy and free; a field added to model_dcm trips a size check
+ * there until it is accounted for. */
+model_dcm *model_dcm_copy(const model_dcm *S);
 
 static inline int model_dcm_idx_A(const model_dcm_layout *L, int to, int from) { return L->off_A + to + from * L->n; }
 static inline int model_dcm_idx_B(const model_dcm_layout *L, int input, int to, int from) { return L->off_B + input * L->n * L->n + to + from * L->n; }

@@ -11,6 +11,7 @@
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
+#include "io/io_result.h"
 
 static const char *const usage[] = {"RESULT.json... [--json]", NULL};
 
@@ -150,12 +151,11 @@ static void compute(json_t *root, dcm_diagnostics *d)
 static int check_one(const char *path, checked *c, dcm_error *err)
 {
     c->d = (dcm_diagnostics){NAN, NAN, NAN, -1};
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    /* the one reader of result files: a FIFO is refused, not waited on */
+    json_t *root = io_result_json_load(path, err);
     if (!root)
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: cannot read the result: %s", path, je.line,
-                             je.column, je.text);
-    if (!json_is_object(root) || !json_object_get(root, "posterior_mean")) {
+        return DCM_ERR_INPUT;
+    if (!json_object_get(root, "posterior_mean")) {
         json_decref(root);
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: not a result of dcm estimate (no \"posterior_mean\")", path);

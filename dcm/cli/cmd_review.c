@@ -2,7 +2,6 @@
  * summary of one fitted model, as SPM's review: every free parameter with
  * its posterior mean, sd and posterior probability, the fit per region,
  * free energy, iterations and convergence, noise precision. */
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,18 +80,12 @@ int cmd_review(int argc, char **argv)
     const int n = s->n;
 
     /* warnings first: they say whether the rest can be trusted */
-    json_t *root = json_load_file(file, 0, NULL);
-    json_t *warnings = json_object_get(root, "warnings");
-    if (json_array_size(warnings)) {
-        size_t i;
-        json_t *x;
-        printf("WARNINGS     %d (see dcm check %s)\n", (int)json_array_size(warnings), file);
-        json_array_foreach(warnings, i, x)
-            if (json_is_string(x))
-                printf("  ! %s\n", json_string_value(x));
+    if (m.nwarn > 0) {   /* as report_load read them: no second parse of the file */
+        printf("WARNINGS     %d (see dcm check %s)\n", m.nwarn, file);
+        for (int i = 0; i < m.nwarn; i++)
+            printf("  ! %s\n", m.warnings[i]);
         printf("\n");
     }
-    json_decref(root);
 
     printf("result       %s\n", file);
     printf("model        %d region%s (", n, n == 1 ? "" : "s");

@@ -8,7 +8,8 @@
  *   "fitted_confounds_scaled", each v rows of n), "model"."TR" and
  *   "free_energy_trajectory". A file without time series still loads
  *   (v = 0: the fit is then not shown); malformed ones are DCM_ERR_INPUT
- *   naming the file and the field.
+ *   naming the file and the field. The file is parsed once, by the one
+ *   loader of result files (io_result_load_doc), with its strictness.
  * - Derived on load: the posterior probability Pp of every free parameter
  *   (prior variance > 0) as dcm estimate computes it (probability that the
  *   effect exceeds its prior mean in size; NaN for fixed parameters), and
@@ -91,7 +92,8 @@ void report_model_free(report_model *m);
  * Returns 0, or -1 when out of memory (names then unchanged). */
 int report_unique_names(report_model *models, int k);
 
-/* Parameter blocks, in SPM's flat order. */
+/* Parameter blocks, in SPM's flat order (the table of models/model_layout.h;
+ * transit, decay and epsilon form one group). */
 enum { REPORT_GROUP_A, REPORT_GROUP_B, REPORT_GROUP_C, REPORT_GROUP_D,
        REPORT_GROUP_HAEMO };
 /* Block of parameter k; *sub receives the input (B), region (D) or 0. */

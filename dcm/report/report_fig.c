@@ -7,7 +7,7 @@
 
 #include "dcm/report/plot.h"
 #include "dcm/report/report.h"
-#include "models/model_dcm.h"
+#include "models/model_layout.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -131,17 +131,18 @@ int report_fig_fit(const report_model *m, plot_figure *f)
 /* "drives V1, V5; modulates V1->V5" from the free C and B parameters of input u */
 void report_input_role(const report_model *m, int u, char *buf, size_t len)
 {
-    model_dcm_layout L;
-    model_dcm_layout_init(&L, m->s.n, m->s.m, m->s.nd > 0);
+    model_layout T;
+    model_layout_init(&T, m->s.n, m->s.m, m->s.nd > 0, m->s.two_state);
+    const model_layout_block *BB = &T.block[MODEL_BLOCK_B], *BC = &T.block[MODEL_BLOCK_C];
     size_t o = 0;
     int nc = 0, nb = 0;
     buf[0] = 0;
     for (int i = 0; i < m->s.n && o < len; i++)
-        if (report_param_free(m, model_dcm_idx_C(&L, i, u)))
+        if (report_param_free(m, model_layout_index(BC, i, u, 0)))
             o += (size_t)snprintf(buf + o, len - o, "%s%s", nc++ ? ", " : "drives ", m->s.regions[i]);
     for (int t = 0; t < m->s.n && o < len; t++)
         for (int f = 0; f < m->s.n && o < len; f++)
-            if (report_param_free(m, model_dcm_idx_B(&L, u, t, f)))
+            if (report_param_free(m, model_layout_index(BB, t, f, u)))
                 o += (size_t)snprintf(buf + o, len - o, "%s%s->%s", nb++ ? ", " : nc ? "; modulates " : "modulates ",
                                       m->s.regions[f], m->s.regions[t]);
     if (!nc && !nb && len > 0)
@@ -426,8 +427,10 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
     int rc = -1, nd_free = 0, na_between = 0;
     const int two = m->s.two_state;
     const io_rgb dcol = plot_rgb(0.45, 0.25, 0.55);
-    model_dcm_layout L;
-    model_dcm_layout_init(&L, n, nin, m->s.nd > 0);
+    model_layout T;
+    model_layout_init(&T, n, nin, m->s.nd > 0, two);
+    const model_layout_block *BA = &T.block[MODEL_BLOCK_A], *BB = &T.block[MODEL_BLOCK_B],
+                             *BC = &T.block[MODEL_BLOCK_C], *BD = &T.block[MODEL_BLOCK_D];
     if (!usesB || !usesC || !px || !py || !midx || !midy || !leg || !labels)
         goto done;
     for (int i = 0; i < n * n; i++)
@@ -490,7 +493,7 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
         /* extent of the node and of its driving inputs (drawn outwards) */
         int hasC = 0;
         for (int u = 0; u < nin; u++)
-            hasC |= report_param_free(m, model_dcm_idx_C(&L, i, u));
+            hasC |= report_param_free(m, model_layout_index(BC, i, u, 0));
         double uy = n > 1 ? sin(ang) : -1.0, reach = hasC ? rn + 92 : rn + 24;
         umin = fmin(umin, fmin(py[i] - rn - 24, py[i] + reach * uy));
         umax = fmax(umax, fmax(py[i] + rn + 24, py[i] + reach * uy));
@@ -516,13 +519,13 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
         for (int from = 0; from < n; from++) {
             if (from == to)
                 continue;
-            int ka = model_dcm_idx_A(&L, to, from);
+            int ka = model_layout_index(BA, to, from, 0);
             int anyB = 0;
             for (int u = 0; u < nin; u++)
-                anyB |= report_param_free(m, model_dcm_idx_B(&L, u, to, from));
+                anyB |= report_param_free(m, model_layout_index(BB, to, from, u));
             if (!report_param_free(m, ka) && !anyB)
                 continue;
-            int back = report_param_free(m, model_dcm_idx_A(&L, from, to));
+            int back = report_param_free(m, model_layout_index(BA, from, to, 0));
             double bend = back ? 26 : 0;
             /* end points on the node circles, towards the bent curve */
             double mx, my;
@@ -546,7 +549,7 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
             /* modulations: coloured dots along the arrow, the value beside */
             int q = 0;
             for (int u = 0; u < nin; u++) {
-                int kb = model_dcm_idx_B(&L, u, to, from);
+                int kb = model_layout_index(BB, to, from, u);
                 if (!report_param_free(m, kb))
                     continue;
                 double bx, by, ox, oy;
@@ -578,10 +581,10 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
         }
     /* nonlinear modulation: a dashed arrow from the modulating region to
        the middle of the connection it gates */
-    for (int k = 0; k < L.nd; k++)
+    for (int k = 0; k < BD->slices; k++)
         for (int to = 0; to < n; to++)
             for (int from = 0; from < n; from++) {
-                int kd = model_dcm_idx_D(&L, k, to, from);
+                int kd = model_layout_index(BD, to, from, k);
                 double tx = midx[to + from * n], ty = midy[to + from * n];
                 if (!report_param_free(m, kd) || !isfinite(tx))
                     continue;
@@ -600,9 +603,9 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
     for (int i = 0; i < n; i++) {
         int nc = 0, q = 0;
         for (int u = 0; u < nin; u++)
-            nc += report_param_free(m, model_dcm_idx_C(&L, i, u));
+            nc += report_param_free(m, model_layout_index(BC, i, u, 0));
         for (int u = 0; u < nin; u++) {
-            int kc = model_dcm_idx_C(&L, i, u);
+            int kc = model_layout_index(BC, i, u, 0);
             if (!report_param_free(m, kc))
                 continue;
             double base = n > 1 ? atan2(py[i] - cy, px[i] - cx) : -M_PI / 2;
@@ -635,7 +638,7 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
             fs -= 0.5;
         plot_text(cr, px[i], py[i] - 6, m->s.regions[i], fs, PLOT_CENTRE, PLOT_MIDDLE, 0,
                      PLOT_BOLD, PLOT_BLACK);
-        int ks = model_dcm_idx_A(&L, i, i);
+        int ks = model_layout_index(BA, i, i, 0);
         if (report_param_free(m, ks)) {
             if (m->s.two_state)
                 snprintf(buf, sizeof buf, "self %.2f", m->s.Ep[ks]);
@@ -646,7 +649,7 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
         }
         /* modulation of the self-connection: a coloured ring segment */
         for (int u = 0, q = 0; u < nin; u++) {
-            int kb = model_dcm_idx_B(&L, u, i, i);
+            int kb = model_layout_index(BB, i, i, u);
             if (!report_param_free(m, kb))
                 continue;
             io_rgb c = input_col(u);

@@ -366,29 +366,24 @@ static void settings_html(FILE *fp, const report_model *m)
     }
     fputs("</table>\n", fp);
     /* prior means and variances, block by block, as the model used them */
-    model_dcm_layout L;
-    model_dcm_layout_init(&L, s->n, s->m, s->nd > 0);
-    if (L.np != s->np)
+    model_layout T;
+    model_layout_init(&T, s->n, s->m, s->nd > 0, s->two_state);
+    if (T.np != s->np)
         return;
-    struct {
-        const char *name;
-        int k0, k1, want;
-    } blocks[] = {{"A between regions", L.off_A, L.off_B, 1},
-                  {"A self-connections", L.off_A, L.off_B, 2},
-                  {"B", L.off_B, L.off_C, 0},
-                  {"C", L.off_C, L.off_D, 0},
-                  {"D", L.off_D, L.off_transit, 0},
-                  {"transit", L.off_transit, L.off_decay, 0},
-                  {"decay", L.off_decay, L.off_epsilon, 0},
-                  {"epsilon", L.off_epsilon, L.np, 0}};
     fputs("<table class=\"priors\">\n<tr><th>prior of the free parameters</th><th>mean</th><th>variance</th>"
           "</tr>\n", fp);
-    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
-        distinct_values(m, blocks[b].k0, blocks[b].k1, blocks[b].want, 1, v1, sizeof v1);
-        distinct_values(m, blocks[b].k0, blocks[b].k1, blocks[b].want, 0, v2, sizeof v2);
-        if (!v2[0])
-            continue; /* no free parameter in this block */
-        fprintf(fp, "<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n", blocks[b].name, v1, v2);
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        const model_layout_block *B = &T.block[b];
+        /* A's two kinds of prior: between regions (1) and self-connections (2) */
+        for (int part = b == MODEL_BLOCK_A ? 1 : 0; part <= (b == MODEL_BLOCK_A ? 2 : 0); part++) {
+            const int k0 = B->offset, k1 = B->offset + B->count;
+            distinct_values(m, k0, k1, part, 1, v1, sizeof v1);
+            distinct_values(m, k0, k1, part, 0, v2, sizeof v2);
+            if (!v2[0])
+                continue; /* no free parameter in this block */
+            fprintf(fp, "<tr><td>%s%s</td><td>%s</td><td>%s</td></tr>\n", B->name,
+                    part == 1 ? " between regions" : part == 2 ? " self-connections" : "", v1, v2);
+        }
     }
     fputs("</table>\n", fp);
 }

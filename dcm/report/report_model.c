@@ -11,7 +11,7 @@
 
 #include "dcm/report/report.h"
 #include "io/io_pnames.h"
-#include "models/model_dcm.h"
+#include "models/model_layout.h"
 
 static char *model_name(const char *path)
 {
@@ -201,15 +201,11 @@ int report_load(const char *path, report_model *m, dcm_error *err)
 {
     memset(m, 0, sizeof *m);
     unknown_settings(m);
-    int rc = io_result_load(path, &m->s, err);
+    /* one parse, by the one loader of result files (io_result.h) */
+    json_t *root = NULL;
+    int rc = io_result_load_doc(path, &m->s, &root, err);
     if (rc)
         return rc;
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-        goto fail;
-    }
     const int n = m->s.n, np = m->s.np;
     if (!(m->name = model_name(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
@@ -409,60 +405,49 @@ done:
 /* ------------------------------------------------------------------ */
 /* parameters                                                           */
 
-static void layout(const report_model *m, model_dcm_layout *L)
+/* The block table of a loaded result (model_layout.h). */
+static void table_of(const report_model *m, model_layout *T)
 {
-    model_dcm_layout_init(L, m->s.n, m->s.m, m->s.nd > 0);
+    model_layout_init(T, m->s.n, m->s.m, m->s.nd > 0, m->s.two_state);
 }
 
 int report_param_group(const report_model *m, int k, int *sub)
 {
-    model_dcm_layout L;
-    layout(m, &L);
-    const int n = m->s.n, nn = n * n;
-    int dummy;
+    model_layout T;
+    table_of(m, &T);
+    int dummy, slice = 0;
     if (!sub)
         sub = &dummy;
-    *sub = 0;
-    if (k < L.off_B)
+    int b = model_layout_locate(&T, k, NULL, NULL, &slice);
+    /* the slice names the input (B) or region (D) */
+    *sub = b >= 0 && T.block[b].slice_axis ? slice : 0;
+    switch (b) {
+    case MODEL_BLOCK_A:
         return REPORT_GROUP_A;
-    if (k < L.off_C) {
-        *sub = (k - L.off_B) / nn;
+    case MODEL_BLOCK_B:
         return REPORT_GROUP_B;
-    }
-    if (k < L.off_D)
+    case MODEL_BLOCK_C:
         return REPORT_GROUP_C;
-    if (k < L.off_transit) {
-        *sub = (k - L.off_D) / nn;
+    case MODEL_BLOCK_D:
         return REPORT_GROUP_D;
+    default:
+        return REPORT_GROUP_HAEMO;
     }
-    return REPORT_GROUP_HAEMO;
 }
 
 void report_param_ends(const report_model *m, int k, int *from, int *to)
 {
-    model_dcm_layout L;
-    layout(m, &L);
-    const int n = m->s.n, nn = n * n;
+    model_layout T;
+    table_of(m, &T);
+    int i, j, b = model_layout_locate(&T, k, &i, &j, NULL);
     *from = *to = -1;
-    int r;
-    if (k < L.off_B)
-        r = k - L.off_A;
-    else if (k < L.off_C)
-        r = (k - L.off_B) % nn;
-    else if (k < L.off_D) {
-        r = k - L.off_C;    /* column-major n x m: row = region, column = input */
-        *to = r % n;
-        *from = r / n;
+    if (b < 0)
         return;
-    } else if (k < L.off_transit)
-        r = (k - L.off_D) % nn;
-    else {
-        if (k < L.off_decay)
-            *to = k - L.off_transit;
-        return;
-    }
-    *to = r % n;   /* row = target */
-    *from = r / n; /* column = source */
+    /* row = target (a region), column = source (a region, or C's input) */
+    if (T.block[b].row_axis)
+        *to = i;
+    if (T.block[b].col_axis)
+        *from = j;
 }
 
 void report_param_name(const report_model *m, int k, int style, char *buf, size_t len)
@@ -476,13 +461,8 @@ void report_param_name(const report_model *m, int k, int style, char *buf, size_
 
 size_t report_name_cap(const report_model *m)
 {
-    size_t r = 0, u = 0;
-    for (int j = 0; j < m->s.n; j++)
-        r = strlen(m->s.regions[j]) > r ? strlen(m->s.regions[j]) : r;
-    for (int j = 0; j < m->s.m; j++)
-        u = strlen(m->s.inputs[j]) > u ? strlen(m->s.inputs[j]) : u;
-    /* "D:REGION:REGION->REGION" or "B:INPUT:REGION->REGION" */
-    return 3 * r + u + 32;
+    io_pname_space S = {m->s.n, m->s.m, m->s.nd, m->s.regions, m->s.inputs};
+    return io_pname_cap(&S);
 }
 
 int report_param_free(const report_model *m, int k)

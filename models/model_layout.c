@@ -1,0 +1,134 @@
+/* model_layout.c — the table of parameter blocks (see model_layout.h). */
+#include "models/model_layout.h"
+
+#include <limits.h>
+#include <string.h>
+
+/* The one description of the blocks: name, spec switch, whether only some
+ * models have it, and what indexes rows, columns and slices. Shapes follow
+ * from the axes (a region axis runs over n, an input axis over m, the D
+ * slices over nd). Units for one- and two-state neurons (MANUAL 5.4). */
+static const struct {
+    const char *name, *spec;
+    int optional;
+    model_layout_axis row, col, slice;
+    const char *unit1, *unit2;
+} BLOCKS[MODEL_BLOCK_COUNT] = {
+    [MODEL_BLOCK_A] = {"A", "a", 0, MODEL_AXIS_REGION, MODEL_AXIS_REGION, MODEL_AXIS_NONE,
+                       "Hz (self-connections: log-scale)", "log-scale"},
+    [MODEL_BLOCK_B] = {"B", "b", 0, MODEL_AXIS_REGION, MODEL_AXIS_REGION, MODEL_AXIS_INPUT,
+                       "Hz per unit input (diagonal: log-scale)", "log-scale"},
+    [MODEL_BLOCK_C] = {"C", "c", 0, MODEL_AXIS_REGION, MODEL_AXIS_INPUT, MODEL_AXIS_NONE,
+                       "Hz x 16 per unit input", "Hz x 16 per unit input"},
+    [MODEL_BLOCK_D] = {"D", "d", 1, MODEL_AXIS_REGION, MODEL_AXIS_REGION, MODEL_AXIS_REGION,
+                       "Hz per unit activity (diagonal: log-scale)", "log-scale"},
+    [MODEL_BLOCK_TRANSIT] = {"transit", NULL, 0, MODEL_AXIS_REGION, MODEL_AXIS_NONE, MODEL_AXIS_NONE,
+                             "log-scale", "log-scale"},
+    [MODEL_BLOCK_DECAY] = {"decay", NULL, 0, MODEL_AXIS_NONE, MODEL_AXIS_NONE, MODEL_AXIS_NONE,
+                           "log-scale", "log-scale"},
+    [MODEL_BLOCK_EPSILON] = {"epsilon", NULL, 0, MODEL_AXIS_NONE, MODEL_AXIS_NONE, MODEL_AXIS_NONE,
+                             "log-scale", "log-scale"},
+};
+
+static long long axis_len(model_layout_axis a, long long n, long long m)
+{
+    return a == MODEL_AXIS_REGION ? n : a == MODEL_AXIS_INPUT ? m : 1;
+}
+
+/* Shape of block b; the slices of an optional block are 0 when absent. */
+static void shape(int b, long long n, long long m, int nonlinear, long long s[3])
+{
+    s[0] = axis_len(BLOCKS[b].row, n, m);
+    s[1] = axis_len(BLOCKS[b].col, n, m);
+    s[2] = axis_len(BLOCKS[b].slice, n, m);
+    if (BLOCKS[b].optional && !nonlinear)
+        s[2] = 0;
+}
+
+long long model_layout_count(int n, int m, int nonlinear)
+{
+    if (n < 0 || m < 0)
+        return -1;
+    long long total = 0;
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        long long s[3];
+        shape(b, n, m, nonlinear, s);
+        /* n, m < 2^31: rows*cols < 2^62, then one more factor may overflow */
+        long long rc = s[0] * s[1];
+        if (s[2] && rc > LLONG_MAX / s[2])
+            return -1;
+        rc *= s[2];
+        if (rc > LLONG_MAX - total)
+            return -1;
+        total += rc;
+    }
+    return total;
+}
+
+int model_layout_init(model_layout *T, int n, int m, int nonlinear, int two_state)
+{
+    memset(T, 0, sizeof *T);
+    long long total = model_layout_count(n, m, nonlinear);
+    T->n = n;
+    T->m = m;
+    T->nd = nonlinear ? n : 0;
+    T->two_state = two_state ? 1 : 0;
+    if (total < 0 || total > INT_MAX) {
+        T->np = -1;
+        return -1;
+    }
+    int off = 0;
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        long long s[3];
+        shape(b, n, m, nonlinear, s);
+        model_layout_block *B = &T->block[b];
+        B->name = BLOCKS[b].name;
+        B->unit = two_state ? BLOCKS[b].unit2 : BLOCKS[b].unit1;
+        B->spec = BLOCKS[b].spec;
+        B->optional = BLOCKS[b].optional;
+        B->rows = (int)s[0];
+        B->cols = (int)s[1];
+        B->slices = (int)s[2];
+        B->row_axis = BLOCKS[b].row;
+        B->col_axis = BLOCKS[b].col;
+        B->slice_axis = BLOCKS[b].slice;
+        B->offset = off;
+        B->count = (int)(s[0] * s[1] * s[2]);
+        off += B->count;
+    }
+    T->np = off;
+    return 0;
+}
+
+const model_layout_block *model_layout_find(const model_layout *T, const char *name)
+{
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++)
+        if (T->block[b].name && !strcmp(T->block[b].name, name))
+            return &T->block[b];
+    return NULL;
+}
+
+int model_layout_locate(const model_layout *T, int p, int *i, int *j, int *k)
+{
+    if (p < 0 || p >= T->np)
+        return -1;
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        const model_layout_block *B = &T->block[b];
+        if (p >= B->offset + B->count)
+            continue;
+        int r = p - B->offset;
+        if (i)
+            *i = r % B->rows;
+        if (j)
+            *j = (r / B->rows) % B->cols;
+        if (k)
+            *k = r / (B->rows * B->cols);
+        return b;
+    }
+    return -1;
+}
+
+int model_layout_axis_size(const model_layout *T, model_layout_axis a)
+{
+    return a == MODEL_AXIS_REGION ? T->n : a == MODEL_AXIS_INPUT ? T->m : 1;
+}
