@@ -8,6 +8,7 @@
 
 #include "io/io_tsv.h"
 #include "models/model_csd.h"
+#include "dcm/dcm_csd.h"
 
 #define NMAX 8
 
@@ -280,6 +281,72 @@ static void test_priors(void)
     json_decref(r);
 }
 
+/* The whole inversion, full and reduced model, against SPM's estimates. */
+static void check_inversion(const char *file)
+{
+    char path[4096], rel[256];
+    snprintf(rel, sizeof rel, "reference/spectral/%s", file);
+    if (!test_shared_path(rel, path, sizeof path))
+        return;
+    json_t *r = test_load_json(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    int T, n;
+    double scale;
+    double *Y0 = scaled_data(&T, &n, &scale);   /* for the sizes; the fit scales raw data */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(Y0);
+    free(Y0);
+    char tsv[4096];
+    test_shared_path("datasets/spectral/spectral_4/timeseries.tsv", tsv, sizeof tsv);
+    io_table t;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(tsv, &t, &err), 0);
+    double a[NMAX * NMAX];
+    CU_ASSERT_EQUAL_FATAL(test_json_mat_colmajor(json_object_get(json_object_get(r, "model"), "a"), a, n, n), 0);
+    dcm_csd_options opt = DCM_CSD_OPTIONS_DEFAULT;
+    dcm_csd_result *R = NULL;
+    int rc = dcm_csd_estimate(t.data, t.rows, t.cols, 2.0, a, &opt, NULL, NULL, &R, &err);
+    if (rc)
+        printf("\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    json_t *v = json_object_get(r, "vector");
+    double Ep[NMAX * NMAX + 3 * NMAX + 6], Vp[NMAX * NMAX + 3 * NMAX + 6], Eh[NMAX * NMAX];
+    CU_ASSERT_EQUAL(test_json_vec(json_object_get(v, "posterior_mean"), Ep, R->np), R->np);
+    CU_ASSERT_EQUAL(test_json_vec(json_object_get(v, "posterior_var"), Vp, R->np), R->np);
+    CU_ASSERT_EQUAL(test_json_vec(json_object_get(json_object_get(r, "hyper"), "Eh"), Eh, n * n), n * n);
+    double Fref = json_number_value(json_object_get(r, "free_energy"));
+    int itref = (int)json_integer_value(json_object_get(json_object_get(r, "optimiser"), "iterations"));
+    double dEp = 0.0, dsd = 0.0, dEh = 0.0;
+    for (int k = 0; k < R->np; k++) {
+        dEp = fmax(dEp, fabs(R->Ep[k] - Ep[k]));
+        if (Vp[k] > 0)
+            dsd = fmax(dsd, fabs(sqrt(R->Cp[(size_t)k * R->np + k]) - sqrt(Vp[k])) / sqrt(Vp[k]));
+    }
+    for (int k = 0; k < n * n; k++)
+        dEh = fmax(dEh, fabs(R->Eh[k] - Eh[k]));
+    printf("\n  %s: F %.6f (SPM %.6f, |dF| %.1e), iterations %d (SPM %d), max |dEp| %.1e, "
+           "sd %.1e relative, max |dEh| %.1e, %.2f s\n", file, R->F, Fref, fabs(R->F - Fref),
+           R->iterations, itref, dEp, dsd, dEh, R->seconds);
+    CU_ASSERT_EQUAL(R->iterations, itref);
+    CU_ASSERT(fabs(R->F - Fref) < 1e-3);
+    CU_ASSERT(dEp < 1e-5);
+    CU_ASSERT(dsd < 1e-4);
+    CU_ASSERT(dEh < 1e-4);
+    CU_ASSERT(fabs(R->scale - scale) < 1e-15);
+    dcm_csd_result_free(R);
+    io_table_free(&t);
+    json_decref(r);
+}
+
+static void test_inversion_full(void)
+{
+    check_inversion("spm_spectral_4_full.json");
+}
+
+static void test_inversion_reduced(void)
+{
+    check_inversion("spm_spectral_4_reduced.json");
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -287,6 +354,8 @@ int main(void)
         {"CSD priors equal SPM's (reduced model)", test_priors},
         {"MAR(8) data feature and empirical CSD equal SPM's", test_mar_feature},
         {"predicted CSD and its pieces equal SPM's", test_predicted_csd},
+        {"spectral DCM inversion equals SPM's (full model)", test_inversion_full},
+        {"spectral DCM inversion equals SPM's (reduced model)", test_inversion_reduced},
         {NULL, NULL}};
     return test_run("csd", cases);
 }
