@@ -1,6 +1,7 @@
 /* dcm_estimate.c — estimation of a DCM for fMRI: the data preparation
  * of SPM12's spm_dcm_estimate around the generic VL engine. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,12 +21,28 @@ typedef struct {
     int last_flag;
 } predict_ctx;
 
-static int predict_bold(void *ctx, const double *theta, double *y)
+/* vl_predict_fn: the BOLD prediction of the model in user at theta */
+static int predict_bold(void *user, const double *theta, double *y)
 {
-    predict_ctx *c = ctx;
+    predict_ctx *c = user;
     int rc = model_int_predict(c->M, theta, y, c->W);
     c->last_flag = rc;
     return rc == MODEL_INT_FAILED ? -1 : rc;
+}
+
+/* The engine's status as a dcm_error (dcm_error_from_vl), with the advice
+ * that only the brain model can give: the engine speaks of predictions and
+ * sensitivities, the user of connections, inputs and TR. */
+static int engine_error(const dcm_problem *P, int vrc, const char *msg, dcm_error *err)
+{
+    char context[600], detail[700];
+    snprintf(context, sizeof context, "%s%sestimation failed", P->source ? P->source : "",
+             P->source ? ": " : "");
+    if (vrc == VL_ERR_MODEL)
+        snprintf(detail, sizeof detail, "%s; check the connectivity switches, inputs and TR", msg);
+    else
+        snprintf(detail, sizeof detail, "%s", msg);
+    return dcm_error_from_vl(vrc, context, detail, err);
 }
 
 /* A private copy of the model whose inputs may be mean-centred. */
@@ -275,20 +292,19 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
         if (!pC_full)
             goto fail;
     }
+    /* the seam (docs/ENGINE-SEAM.md): the BOLD model as a vl_model */
     vl_problem VP = {
-        .np = np, .pE = R->pE, .pV = pC_full ? NULL : R->pV, .pC = pC_full, .P0 = NULL,
-        .ny = ny, .y = R->y_obs, .nh = n, .Q = Q, .hE = hE, .hC = hC,
-        .nb = v, .nx0 = nx0, .X0 = X0, .maxit = P->maxit,
-        .predict = predict_bold, .ctx = &pc,
+        .model = {.np = np, .pE = R->pE, .pV = pC_full ? NULL : R->pV, .pC = pC_full,
+                  .ny = ny, .complex_data = 0,
+                  .predict = predict_bold, .jacobian = NULL, .user = &pc,
+                  .nh = n, .Q = Q, .hE = hE, .hC = hC,
+                  .nb = v, .nx0 = nx0, .X0 = X0},
+        .y = R->y_obs, .P0 = NULL, .maxit = P->maxit,
         .progress = progress, .progress_ctx = progress_ctx};
     char msg[512] = "";
     int vrc = vl_nlsi(&VP, &V, msg, sizeof msg);
-    if (vrc == VL_ERR_NOMEM)
-        goto fail;
     if (vrc) {
-        rc = dcm_error_set(err, vrc == VL_ERR_DIVERGED ? DCM_ERR_NUMERIC : DCM_ERR_INPUT,
-                           "%s%sestimation failed: %s", P->source ? P->source : "",
-                           P->source ? ": " : "", msg);
+        rc = engine_error(P, vrc, msg, err);
         goto cleanup;
     }
     if (V->predict_flag != MODEL_INT_OK) {
@@ -310,6 +326,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     memcpy(R->L, V->L, sizeof R->L);
     R->iterations = V->iterations;
     R->converged = V->converged;
+    R->stopped = V->stopped;
     /* probability that each effect exceeds its prior mean in size */
     R->Pp = malloc(sizeof(double) * np);
     if (!R->Pp)

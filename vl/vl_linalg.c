@@ -86,7 +86,7 @@ int vl_expm(const double *A, int n, double *E, vl_expm_work *w)
             norm = r;
     }
     if (!isfinite(norm))
-        return -1;
+        return VL_ERR_NONFINITE;
     /* scale so that |A/2^s| < 1/2, where the (6,6) Pade approximant is
        accurate to double precision */
     int e = 0;
@@ -132,13 +132,13 @@ int vl_expm(const double *A, int n, double *E, vl_expm_work *w)
         }
     }
     if (rc)
-        return -1;
+        return VL_ERR_NONFINITE;
     memcpy(E, w->Nm, nn * sizeof(double));
     for (int k = 0; k < s; k++) {
         matmul(E, E, w->X, n);
         memcpy(E, w->X, nn * sizeof(double));
     }
-    return 0;
+    return VL_OK;
 }
 
 size_t vl_logdet_work(int n)
@@ -246,36 +246,72 @@ static int finite_all(const double *x, size_t n)
     return 1;
 }
 
-int vl_inv_reg(double *A, int n, double tol)
+struct vl_inv_work {
+    int n;
+    double *B;             /* n x n copy for the LU fallback */
+    gsl_permutation *perm;
+};
+
+vl_inv_work *vl_inv_alloc(int n)
+{
+    vl_inv_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->n = n;
+    w->B = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1) * (size_t)(n > 0 ? n : 1));
+    w->perm = gsl_permutation_alloc((size_t)(n > 0 ? n : 1));
+    if (!w->B || !w->perm) {
+        vl_inv_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void vl_inv_free(vl_inv_work *w)
+{
+    if (!w)
+        return;
+    free(w->B);
+    if (w->perm)
+        gsl_permutation_free(w->perm);
+    free(w);
+}
+
+/* spm_inv's default regularisation: max(eps(|A|_inf) n, exp(-32)) */
+static double inv_default_tol(const double *A, int n)
+{
+    double norm = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r = 0.0;
+        for (int j = 0; j < n; j++)
+            r += fabs(A[i * n + j]);
+        if (r > norm)
+            norm = r;
+    }
+    int e = 0;
+    double spacing = 0.0;
+    if (norm > 0) {
+        (void)frexp(norm, &e); /* norm = f 2^e, f in [1/2, 1) */
+        spacing = ldexp(1.0, e - 53);
+    } else {
+        spacing = DBL_TRUE_MIN;
+    }
+    return fmax(spacing * n, exp(-32.0));
+}
+
+int vl_inv_reg_ws(double *A, int n, double tol, vl_inv_work *w)
 {
     vl_init();
     if (n <= 0)
-        return 0;
+        return VL_OK;
+    if (!w || w->n != n)
+        return VL_ERR_INPUT;
     const size_t nn = (size_t)n * n;
     if (!finite_all(A, nn))
-        return -1;
-    if (tol < 0) {
-        double norm = 0.0;
-        for (int i = 0; i < n; i++) {
-            double r = 0.0;
-            for (int j = 0; j < n; j++)
-                r += fabs(A[i * n + j]);
-            if (r > norm)
-                norm = r;
-        }
-        int e = 0;
-        double spacing = 0.0;
-        if (norm > 0) {
-            (void)frexp(norm, &e); /* norm = f 2^e, f in [1/2, 1) */
-            spacing = ldexp(1.0, e - 53);
-        } else {
-            spacing = DBL_TRUE_MIN;
-        }
-        tol = fmax(spacing * n, exp(-32.0));
-    }
-    double *B = malloc(sizeof(double) * nn);
-    if (!B)
-        return -2;
+        return VL_ERR_NONFINITE;
+    if (tol < 0)
+        tol = inv_default_tol(A, n);
+    double *B = w->B;
     for (int i = 0; i < n; i++)
         A[i * n + i] += tol;
     memcpy(B, A, sizeof(double) * nn);
@@ -287,26 +323,35 @@ int vl_inv_reg(double *A, int n, double tol)
         /* not positive definite: LU with partial pivoting, as inv() */
         memcpy(A, B, sizeof(double) * nn);
         gsl_matrix_view Bv = gsl_matrix_view_array(B, (size_t)n, (size_t)n);
-        gsl_permutation *p = gsl_permutation_alloc((size_t)n);
         int sig = 0;
-        rc = p ? gsl_linalg_LU_decomp(&Bv.matrix, p, &sig) : -2;
+        rc = gsl_linalg_LU_decomp(&Bv.matrix, w->perm, &sig);
         if (rc == 0)
-            rc = gsl_linalg_LU_invert(&Bv.matrix, p, &Av.matrix);
-        if (p)
-            gsl_permutation_free(p);
+            rc = gsl_linalg_LU_invert(&Bv.matrix, w->perm, &Av.matrix);
     }
-    free(B);
-    if (rc == -2)
-        return -2;
     if (rc != 0 || !finite_all(A, nn))
-        return -1;
+        return VL_ERR_NONFINITE;
     /* symmetrise away rounding */
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++) {
             double v = 0.5 * (A[i * n + j] + A[j * n + i]);
             A[i * n + j] = A[j * n + i] = v;
         }
-    return 0;
+    return VL_OK;
+}
+
+int vl_inv_reg(double *A, int n, double tol)
+{
+    vl_init();
+    if (n <= 0)
+        return VL_OK;
+    if (!finite_all(A, (size_t)n * n))
+        return VL_ERR_NONFINITE;
+    vl_inv_work *w = vl_inv_alloc(n);
+    if (!w)
+        return VL_ERR_NOMEM;
+    int rc = vl_inv_reg_ws(A, n, tol, w);
+    vl_inv_free(w);
+    return rc;
 }
 
 double vl_logdet_spd(const double *A, int n, double *work)
@@ -320,4 +365,118 @@ double vl_logdet_spd(const double *A, int n, double *work)
     for (int i = 0; i < n; i++)
         H += 2.0 * log(work[i * n + i]);
     return H;
+}
+
+/* ---- SPM's spm_dx ---- */
+
+struct vl_dx_work {
+    int n;
+    double *ldwork;        /* vl_logdet_work(n) */
+    double *Aug, *E;       /* (n+1) x (n+1) */
+    vl_expm_work *expm;    /* order n + 1 */
+    gsl_matrix *A, *V;     /* Newton branch: eigensystem of H */
+    gsl_vector *ev;
+    gsl_eigen_symmv_workspace *ew;
+};
+
+vl_dx_work *vl_dx_alloc(int n)
+{
+    if (n < 1)
+        return NULL;
+    vl_dx_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    const size_t N = (size_t)n + 1;
+    w->n = n;
+    w->ldwork = malloc(sizeof(double) * vl_logdet_work(n));
+    w->Aug = malloc(sizeof(double) * N * N);
+    w->E = malloc(sizeof(double) * N * N);
+    w->expm = vl_expm_alloc(n + 1);
+    w->A = gsl_matrix_alloc((size_t)n, (size_t)n);
+    w->V = gsl_matrix_alloc((size_t)n, (size_t)n);
+    w->ev = gsl_vector_alloc((size_t)n);
+    w->ew = gsl_eigen_symmv_alloc((size_t)n);
+    if (!w->ldwork || !w->Aug || !w->E || !w->expm || !w->A || !w->V || !w->ev || !w->ew) {
+        vl_dx_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void vl_dx_free(vl_dx_work *w)
+{
+    if (!w)
+        return;
+    free(w->ldwork);
+    free(w->Aug);
+    free(w->E);
+    vl_expm_free(w->expm);
+    if (w->A) gsl_matrix_free(w->A);
+    if (w->V) gsl_matrix_free(w->V);
+    if (w->ev) gsl_vector_free(w->ev);
+    if (w->ew) gsl_eigen_symmv_free(w->ew);
+    free(w);
+}
+
+/* dx = -H^+ g via the symmetric eigensystem */
+static int dx_newton(const double *H, const double *g, int n, double *dx, vl_dx_work *w)
+{
+    memcpy(w->A->data, H, sizeof(double) * (size_t)n * n);
+    gsl_eigen_symmv(w->A, w->ev, w->V, w->ew);
+    double emax = 0.0;
+    for (int i = 0; i < n; i++)
+        emax = fmax(emax, fabs(gsl_vector_get(w->ev, (size_t)i)));
+    double tol = n * emax * DBL_EPSILON;
+    for (int i = 0; i < n; i++)
+        dx[i] = 0.0;
+    for (int k = 0; k < n; k++) {
+        double lam = gsl_vector_get(w->ev, (size_t)k);
+        if (fabs(lam) <= tol)
+            continue;
+        double proj = 0.0;
+        for (int i = 0; i < n; i++)
+            proj += gsl_matrix_get(w->V, (size_t)i, (size_t)k) * g[i];
+        for (int i = 0; i < n; i++)
+            dx[i] -= gsl_matrix_get(w->V, (size_t)i, (size_t)k) * proj / lam;
+    }
+    return VL_OK;
+}
+
+int vl_dx_ws(const double *H, const double *g, int n, double lograte,
+             double *dx, vl_dx_work *w)
+{
+    if (!w || w->n != n)
+        return VL_ERR_INPUT;
+    double ld = vl_logdet(H, n, w->ldwork);
+    if (isnan(ld))
+        return VL_ERR_NONFINITE;
+    double t = exp(lograte - ld / n);
+    if (t > exp(16.0))
+        return dx_newton(H, g, n, dx, w);
+    /* expm([0 0; t g, t H]) carries (expm(tH) - I) H^-1 g in its first
+       column: a step that moves from gradient ascent (small t) to a full
+       Newton step (large t) without ever inverting H. */
+    const int N = n + 1;
+    memset(w->Aug, 0, sizeof(double) * (size_t)N * N);
+    for (int i = 0; i < n; i++) {
+        w->Aug[(i + 1) * N] = t * g[i];
+        for (int j = 0; j < n; j++)
+            w->Aug[(i + 1) * N + j + 1] = t * H[i * n + j];
+    }
+    if (vl_expm(w->Aug, N, w->E, w->expm) != VL_OK)
+        return VL_ERR_NONFINITE;
+    for (int i = 0; i < n; i++)
+        dx[i] = w->E[(i + 1) * N];
+    return VL_OK;
+}
+
+int vl_dx(const double *H, const double *g, int n, double lograte, double *dx)
+{
+    vl_init();
+    vl_dx_work *w = vl_dx_alloc(n);
+    if (!w)
+        return n < 1 ? VL_ERR_INPUT : VL_ERR_NOMEM;
+    int rc = vl_dx_ws(H, g, n, lograte, dx, w);
+    vl_dx_free(w);
+    return rc;
 }

@@ -1,6 +1,12 @@
 /* vl_nlsi.c — variational Laplace (Gauss–Newton / Levenberg–Marquardt
  * ascent of the free energy), following the scheme of SPM12's spm_nlsi_GN.
- * See vl_nlsi.h for the model it inverts. */
+ * See vl_nlsi.h for the model it inverts and the engine's interface.
+ *
+ * One iteration (vl_engine_iterate) is: predict_and_jacobian (with
+ * back_off when the model fails), prediction_error, mstep (Fisher scoring
+ * of the noise log-precisions), free_energy, accept_or_reject (the
+ * Levenberg–Marquardt bookkeeping: keep or restore, grow or shrink the
+ * log-rate v) and lm_step (SPM's spm_dx). */
 #include "vl/vl_nlsi.h"
 
 #include <float.h>
@@ -16,8 +22,6 @@
 #include <gsl/gsl_matrix.h>
 #include <gsl/gsl_vector.h>
 
-#include "vl/vl_linalg.h"
-
 #define FD_STEP 3.3546262790251185e-04  /* exp(-8), SPM's spm_diff step */
 #define EXP32 7.896296018268069e+13     /* exp(32): Jacobian blow-up bound */
 #define PREC_FLOOR 1.2664165549094176e-14 /* exp(-32) added to precisions */
@@ -26,6 +30,8 @@
 #define REVERT_TRIES 4
 
 static void set_err(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *buf, size_t len, const char *fmt, ...)
 {
     if (!buf || !len)
         return;
@@ -33,79 +39,6 @@ static void set_err(char *buf, size_t len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
-}
-
-int vl_dx(const double *H, const double *g, int n, double lograte, double *dx)
-{
-    double *work = malloc(sizeof(double) * vl_logdet_work(n));
-    if (!work)
-        return -2;
-    double ld = vl_logdet(H, n, work);
-    free(work);
-    if (isnan(ld))
-        return -1;
-    double t = exp(lograte - ld / n);
-    if (t > exp(16.0)) {
-        /* Newton step: dx = -H^+ g, via the symmetric eigensystem */
-        gsl_matrix *A = gsl_matrix_alloc((size_t)n, (size_t)n);
-        gsl_matrix *V = gsl_matrix_alloc((size_t)n, (size_t)n);
-        gsl_vector *ev = gsl_vector_alloc((size_t)n);
-        gsl_eigen_symmv_workspace *ew = gsl_eigen_symmv_alloc((size_t)n);
-        if (!A || !V || !ev || !ew) {
-            if (A) gsl_matrix_free(A);
-            if (V) gsl_matrix_free(V);
-            if (ev) gsl_vector_free(ev);
-            if (ew) gsl_eigen_symmv_free(ew);
-            return -2;
-        }
-        memcpy(A->data, H, sizeof(double) * (size_t)n * n);
-        gsl_eigen_symmv(A, ev, V, ew);
-        double emax = 0.0;
-        for (int i = 0; i < n; i++)
-            emax = fmax(emax, fabs(gsl_vector_get(ev, (size_t)i)));
-        double tol = n * emax * DBL_EPSILON;
-        for (int i = 0; i < n; i++)
-            dx[i] = 0.0;
-        for (int k = 0; k < n; k++) {
-            double lam = gsl_vector_get(ev, (size_t)k);
-            if (fabs(lam) <= tol)
-                continue;
-            double proj = 0.0;
-            for (int i = 0; i < n; i++)
-                proj += gsl_matrix_get(V, (size_t)i, (size_t)k) * g[i];
-            for (int i = 0; i < n; i++)
-                dx[i] -= gsl_matrix_get(V, (size_t)i, (size_t)k) * proj / lam;
-        }
-        gsl_matrix_free(A);
-        gsl_matrix_free(V);
-        gsl_vector_free(ev);
-        gsl_eigen_symmv_free(ew);
-        return 0;
-    }
-    /* expm([0 0; t g, t H]) carries (expm(tH) - I) H^-1 g in its first
-       column: a step that moves from gradient ascent (small t) to a full
-       Newton step (large t) without ever inverting H. */
-    const int N = n + 1;
-    double *Aug = calloc((size_t)N * N, sizeof(double));
-    double *E = malloc(sizeof(double) * (size_t)N * N);
-    vl_expm_work *w = vl_expm_alloc(N);
-    int rc = Aug && E && w ? -1 : -2;
-    if (Aug && E && w) {
-        for (int i = 0; i < n; i++) {
-            Aug[(i + 1) * N] = t * g[i];
-            for (int j = 0; j < n; j++)
-                Aug[(i + 1) * N + j + 1] = t * H[i * n + j];
-        }
-        if (vl_expm(Aug, N, E, w) == 0) {
-            for (int i = 0; i < n; i++)
-                dx[i] = E[(i + 1) * N];
-            rc = 0;
-        }
-    }
-    free(Aug);
-    free(E);
-    vl_expm_free(w);
-    return rc;
 }
 
 void vl_result_free(vl_result *R)
@@ -122,120 +55,352 @@ void vl_result_free(vl_result *R)
     free(R);
 }
 
-/* Everything one inversion needs, allocated once. */
-typedef struct {
-    const vl_problem *P;
-    int np, nP, nu, npp, ny, nh, nblk;
+/* Everything one inversion needs, allocated once in vl_engine_alloc.
+ * Sizes: np parameters, nP prior eigen-directions kept, nu confound
+ * coefficients, npp = nP + nu unknowns, ny data values, nobs = ny real rows
+ * (2 ny for complex data; row r belongs to value r >> cs), nh precision
+ * components. */
+struct vl_engine {
+    vl_model M;
+    int np, nP, nu, npp, ny, nobs, cs, nh, nb, nblk;
     double *V;          /* np x nP, row-major: prior eigenvectors kept */
     double *ipc;        /* npp prior precisions in the reduced space */
     double *theta, *theta2, *f0, *f1;
-    double *J;          /* ny x npp row-major, J = -[dfdp, dfdu] */
-    double *e, *w;      /* prediction error, precision diagonal */
+    double *dfdt;       /* nobs x np: the model's own Jacobian, if it has one */
+    double *J;          /* nobs x npp row-major, J = -[dfdp, dfdu] */
+    double *e;          /* nobs: prediction error */
+    double *w;          /* ny: precision diagonal */
     double *Pp, *Cp;    /* npp x npp */
-    double *JC;         /* ny x npp */
-    double *djcj;       /* ny: diag(J Cp J') */
+    double *JC;         /* nobs x npp */
+    double *djcj;       /* nobs: diag(J Cp J') */
     double *PS;         /* nh x ny */
     double *dFdh, *dFdhh, *Ch, *dh, *d;
-    double *work;
-} vl_ws;
+    double *ldwork;     /* log-determinants of Cp and Ch */
+    vl_dx_work *dxp, *dxh;   /* steps in p (npp) and h (nh) */
+    vl_inv_work *invp, *invh;
+    /* the iteration's state */
+    const double *y;
+    double *p, *p_keep, *Cp_keep, *h, *h_keep, *dFdp, *dFdpp, *dp;
+    double F_keep, L_keep[3], v;
+    int criterion[4], have_keep, ready;
+    vl_state st;
+};
 
-static void ws_free(vl_ws *W)
+void vl_engine_free(vl_engine *E)
 {
-    free(W->V);
-    free(W->ipc);
-    free(W->theta);
-    free(W->theta2);
-    free(W->f0);
-    free(W->f1);
-    free(W->J);
-    free(W->e);
-    free(W->w);
-    free(W->Pp);
-    free(W->Cp);
-    free(W->JC);
-    free(W->djcj);
-    free(W->PS);
-    free(W->dFdh);
-    free(W->dFdhh);
-    free(W->Ch);
-    free(W->dh);
-    free(W->d);
-    free(W->work);
+    if (!E)
+        return;
+    double *bufs[] = {E->V, E->ipc, E->theta, E->theta2, E->f0, E->f1, E->dfdt, E->J,
+                      E->e, E->w, E->Pp, E->Cp, E->JC, E->djcj, E->PS, E->dFdh,
+                      E->dFdhh, E->Ch, E->dh, E->d, E->ldwork, E->p, E->p_keep,
+                      E->Cp_keep, E->h, E->h_keep, E->dFdp, E->dFdpp, E->dp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    vl_dx_free(E->dxp);
+    vl_dx_free(E->dxh);
+    vl_inv_free(E->invp);
+    vl_inv_free(E->invh);
+    free(E);
+}
+
+/* ------------------------------------------------------------ set-up */
+
+/* The prior's eigen-subspace from a full covariance: directions kept as
+ * SPM's spm_svd(pC, 0) keeps them. */
+static int prior_subspace_full(vl_engine *E, double *pvar)
+{
+    const int np = E->np;
+    const double *pC = E->M.pC;
+    gsl_matrix *A = gsl_matrix_alloc((size_t)np, (size_t)np);
+    gsl_matrix *Ev = gsl_matrix_alloc((size_t)np, (size_t)np);
+    gsl_vector *ev = gsl_vector_alloc((size_t)np);
+    gsl_eigen_symmv_workspace *ew = gsl_eigen_symmv_alloc((size_t)np);
+    int ok = A && Ev && ev && ew;
+    if (ok) {
+        memcpy(A->data, pC, sizeof(double) * (size_t)np * np);
+        gsl_eigen_symmv(A, ev, Ev, ew);
+        gsl_eigen_symmv_sort(ev, Ev, GSL_EIGEN_SORT_VAL_DESC);
+        /* normalised squared eigenvalues above 64 eps, over the rows that
+           are not all zero */
+        int rows = 0;
+        for (int i = 0; i < np; i++) {
+            int any = 0;
+            for (int j = 0; j < np && !any; j++)
+                any = pC[i * np + j] != 0.0;
+            rows += any;
+        }
+        double ss = 0.0;
+        for (int i = 0; i < np; i++)
+            ss += gsl_vector_get(ev, (size_t)i) * gsl_vector_get(ev, (size_t)i);
+        int k = 0;
+        for (int i = 0; i < np; i++) {
+            double l = gsl_vector_get(ev, (size_t)i);
+            if (l > 0 && ss > 0 && l * l * rows / ss > 64 * DBL_EPSILON)
+                k++;
+        }
+        E->nP = k;
+        E->V = calloc((size_t)np * (k ? k : 1), sizeof(double));
+        ok = E->V != NULL;
+        for (int i = 0; i < np && ok; i++)
+            for (int j = 0; j < k; j++)
+                E->V[i * k + j] = gsl_matrix_get(Ev, (size_t)i, (size_t)j);
+        for (int j = 0; j < k && ok; j++)
+            pvar[j] = gsl_vector_get(ev, (size_t)j);
+    }
+    if (A) gsl_matrix_free(A);
+    if (Ev) gsl_matrix_free(Ev);
+    if (ev) gsl_vector_free(ev);
+    if (ew) gsl_eigen_symmv_free(ew);
+    return ok ? VL_OK : VL_ERR_NOMEM;
 }
 
 /* The prior's eigen-subspace: directions with non-zero prior variance.
  * For a diagonal prior these are simply the free parameters. */
-static int prior_subspace(const vl_problem *P, vl_ws *W, double *pvar)
+static int prior_subspace(vl_engine *E, double *pvar)
 {
-    const int np = P->np;
-    if (P->pV) {
-        int k = 0;
-        for (int i = 0; i < np; i++)
-            if (P->pV[i] > 0.0)
-                k++;
-        W->nP = k;
-        W->V = calloc((size_t)np * (k ? k : 1), sizeof(double));
-        if (!W->V)
-            return -1;
-        k = 0;
-        for (int i = 0; i < np; i++)
-            if (P->pV[i] > 0.0) {
-                W->V[i * W->nP + k] = 1.0;
-                pvar[k++] = P->pV[i];
-            }
-        return 0;
-    }
-    gsl_matrix *A = gsl_matrix_alloc((size_t)np, (size_t)np);
-    gsl_matrix *E = gsl_matrix_alloc((size_t)np, (size_t)np);
-    gsl_vector *ev = gsl_vector_alloc((size_t)np);
-    gsl_eigen_symmv_workspace *ew = gsl_eigen_symmv_alloc((size_t)np);
-    if (!A || !E || !ev || !ew)
-        return -1;
-    memcpy(A->data, P->pC, sizeof(double) * (size_t)np * np);
-    gsl_eigen_symmv(A, ev, E, ew);
-    gsl_eigen_symmv_sort(ev, E, GSL_EIGEN_SORT_VAL_DESC);
-    /* keep directions as SPM's spm_svd(pC, 0) does: normalised squared
-       eigenvalues above 64 eps, over the rows that are not all zero */
-    int rows = 0;
-    for (int i = 0; i < np; i++) {
-        int any = 0;
-        for (int j = 0; j < np && !any; j++)
-            any = P->pC[i * np + j] != 0.0;
-        rows += any;
-    }
-    double ss = 0.0;
-    for (int i = 0; i < np; i++)
-        ss += gsl_vector_get(ev, (size_t)i) * gsl_vector_get(ev, (size_t)i);
+    const int np = E->np;
+    const double *pV = E->M.pV;
+    if (!pV)
+        return prior_subspace_full(E, pvar);
     int k = 0;
-    for (int i = 0; i < np; i++) {
-        double l = gsl_vector_get(ev, (size_t)i);
-        if (l > 0 && ss > 0 && l * l * rows / ss > 64 * DBL_EPSILON)
+    for (int i = 0; i < np; i++)
+        if (pV[i] > 0.0)
             k++;
-    }
-    W->nP = k;
-    W->V = calloc((size_t)np * (k ? k : 1), sizeof(double));
-    if (W->V) {
-        for (int i = 0; i < np; i++)
-            for (int j = 0; j < k; j++)
-                W->V[i * k + j] = gsl_matrix_get(E, (size_t)i, (size_t)j);
-        for (int j = 0; j < k; j++)
-            pvar[j] = gsl_vector_get(ev, (size_t)j);
-    }
-    gsl_matrix_free(A);
-    gsl_matrix_free(E);
-    gsl_vector_free(ev);
-    gsl_eigen_symmv_free(ew);
-    return W->V ? 0 : -1;
+    E->nP = k;
+    E->V = calloc((size_t)np * (k ? k : 1), sizeof(double));
+    if (!E->V)
+        return VL_ERR_NOMEM;
+    k = 0;
+    for (int i = 0; i < np; i++)
+        if (pV[i] > 0.0) {
+            E->V[i * E->nP + k] = 1.0;
+            pvar[k++] = pV[i];
+        }
+    return VL_OK;
 }
 
-/* theta = pE + V p */
-static void to_theta(const vl_ws *W, const double *p, double *theta)
+static int model_check(const vl_model *M, char *errbuf, size_t errlen)
 {
-    const vl_problem *P = W->P;
-    for (int i = 0; i < W->np; i++) {
-        double s = P->pE[i];
-        for (int j = 0; j < W->nP; j++)
-            s += W->V[i * W->nP + j] * p[j];
+    if (M->np < 1 || M->ny < 1 || M->nh < 1 || !M->pE || !M->Q || !M->hE || !M->hC ||
+        !M->predict || (!M->pV && !M->pC)) {
+        set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
+        return VL_ERR_INPUT;
+    }
+    int confounds = M->X0 && M->nx0 > 0;
+    if (confounds && (M->nb < 1 || M->ny % M->nb)) {
+        set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
+        return VL_ERR_INPUT;
+    }
+    if (confounds && M->complex_data) {
+        set_err(errbuf, errlen, "confounds are not supported with complex data");
+        return VL_ERR_INPUT;
+    }
+    if (confounds && M->nb < M->nx0) {
+        set_err(errbuf, errlen, "more confound columns (%d) than samples (%d)", M->nx0, M->nb);
+        return VL_ERR_INPUT;
+    }
+    for (int i = 0; i < M->nh; i++)
+        if (!(M->hC[i] > 0.0) || !isfinite(M->hE[i])) {
+            set_err(errbuf, errlen, "hyperprior %d: variance must be positive and mean finite", i + 1);
+            return VL_ERR_INPUT;
+        }
+    return VL_OK;
+}
+
+/* all buffers of the engine; 0 when one could not be had */
+static int alloc_buffers(vl_engine *E)
+{
+    const size_t np = (size_t)E->np, npp = (size_t)E->npp, nobs = (size_t)E->nobs;
+    const size_t ny = (size_t)E->ny, nh = (size_t)E->nh, NPP = npp * npp;
+    const size_t nmax = npp > nh ? npp : nh;
+    E->ipc = malloc(sizeof(double) * npp);
+    E->theta = malloc(sizeof(double) * np);
+    E->theta2 = malloc(sizeof(double) * np);
+    E->f0 = malloc(sizeof(double) * nobs);
+    E->f1 = malloc(sizeof(double) * nobs);
+    if (E->M.jacobian)
+        E->dfdt = malloc(sizeof(double) * nobs * np);
+    E->J = calloc(nobs * npp, sizeof(double));
+    E->e = malloc(sizeof(double) * nobs);
+    E->w = malloc(sizeof(double) * ny);
+    E->Pp = malloc(sizeof(double) * NPP);
+    E->Cp = malloc(sizeof(double) * NPP);
+    E->JC = malloc(sizeof(double) * nobs * npp);
+    E->djcj = malloc(sizeof(double) * nobs);
+    E->PS = malloc(sizeof(double) * nh * ny);
+    E->dFdh = malloc(sizeof(double) * nh);
+    E->dFdhh = malloc(sizeof(double) * nh * nh);
+    E->Ch = malloc(sizeof(double) * nh * nh);
+    E->dh = malloc(sizeof(double) * nh);
+    E->d = malloc(sizeof(double) * nh);
+    E->ldwork = malloc(sizeof(double) * (vl_logdet_work((int)nmax) + nmax * nmax));
+    E->p = calloc(npp, sizeof(double));
+    E->p_keep = calloc(npp, sizeof(double));
+    E->Cp_keep = calloc(NPP, sizeof(double));
+    E->h = malloc(sizeof(double) * nh);
+    E->h_keep = malloc(sizeof(double) * nh);
+    E->dFdp = calloc(npp, sizeof(double));
+    E->dFdpp = calloc(NPP, sizeof(double));
+    E->dp = calloc(npp, sizeof(double));
+    E->dxp = vl_dx_alloc(E->npp);
+    E->dxh = vl_dx_alloc(E->nh);
+    E->invp = vl_inv_alloc(E->npp);
+    E->invh = vl_inv_alloc(E->nh);
+    return E->ipc && E->theta && E->theta2 && E->f0 && E->f1 && (E->dfdt || !E->M.jacobian) &&
+           E->J && E->e && E->w && E->Pp && E->Cp && E->JC && E->djcj && E->PS && E->dFdh &&
+           E->dFdhh && E->Ch && E->dh && E->d && E->ldwork && E->p && E->p_keep &&
+           E->Cp_keep && E->h && E->h_keep && E->dFdp && E->dFdpp && E->dp && E->dxp &&
+           E->dxh && E->invp && E->invh;
+}
+
+int vl_engine_alloc(const vl_model *model, vl_engine **out, char *errbuf, size_t errlen)
+{
+    vl_init();
+    if (!out || !model) {
+        set_err(errbuf, errlen, "vl_engine_alloc: no model or no output");
+        return VL_ERR_INPUT;
+    }
+    *out = NULL;
+    int rc = model_check(model, errbuf, errlen);
+    if (rc)
+        return rc;
+    vl_engine *E = calloc(1, sizeof *E);
+    double *pvar = malloc(sizeof(double) * (size_t)model->np);
+    if (!E || !pvar) {
+        free(E);
+        free(pvar);
+        set_err(errbuf, errlen, "out of memory");
+        return VL_ERR_NOMEM;
+    }
+    E->M = *model;
+    E->np = model->np;
+    E->ny = model->ny;
+    E->cs = model->complex_data ? 1 : 0;
+    E->nobs = model->ny << E->cs;
+    E->nh = model->nh;
+    int confounds = model->X0 && model->nx0 > 0;
+    E->nb = confounds ? model->nb : model->ny;
+    E->nblk = model->ny / E->nb;
+    E->nu = confounds ? E->nblk * model->nx0 : 0;
+    rc = prior_subspace(E, pvar);
+    E->npp = E->nP + E->nu;
+    if (rc == VL_OK && E->npp < 1) {
+        set_err(errbuf, errlen, "nothing to estimate: every prior variance is zero");
+        rc = VL_ERR_INPUT;
+    } else if (rc == VL_OK && !alloc_buffers(E)) {
+        rc = VL_ERR_NOMEM;
+    }
+    if (rc) {
+        if (rc == VL_ERR_NOMEM)
+            set_err(errbuf, errlen, "out of memory");
+        free(pvar);
+        vl_engine_free(E);
+        return rc;
+    }
+    /* prior precisions in the reduced space; confounds nearly flat */
+    for (int i = 0; i < E->nP; i++)
+        E->ipc[i] = 1.0 / pvar[i];
+    for (int i = E->nP; i < E->npp; i++)
+        E->ipc[i] = CONFOUND_PRECISION;
+    free(pvar);
+    /* confound columns of the Jacobian are constant: J = -kron(I, X0) */
+    for (int r = 0; r < E->ny && E->nu; r++) {
+        int blk = r / E->nb, row = r % E->nb;
+        for (int j = 0; j < model->nx0; j++)
+            E->J[r * E->npp + E->nP + blk * model->nx0 + j] = -model->X0[row + j * E->nb];
+    }
+    *out = E;
+    return VL_OK;
+}
+
+/* beta: the least-squares fit of each block of the data on X0 (by SVD,
+ * dropping singular values below nb s_max eps) */
+static int confound_start(vl_engine *E)
+{
+    const int nb = E->nb, nx0 = E->M.nx0, nP = E->nP;
+    const double *X0 = E->M.X0;
+    gsl_matrix *X = gsl_matrix_alloc((size_t)nb, (size_t)nx0);
+    gsl_matrix *Vs = gsl_matrix_alloc((size_t)nx0, (size_t)nx0);
+    gsl_vector *S = gsl_vector_alloc((size_t)nx0);
+    gsl_vector *wk = gsl_vector_alloc((size_t)nx0);
+    int ok = X && Vs && S && wk;
+    if (ok) {
+        for (int r = 0; r < nb; r++)
+            for (int j = 0; j < nx0; j++)
+                gsl_matrix_set(X, (size_t)r, (size_t)j, X0[r + j * nb]);
+        gsl_linalg_SV_decomp(X, Vs, S, wk); /* X <- U */
+        double tol = nb * gsl_vector_get(S, 0) * DBL_EPSILON;
+        for (int b = 0; b < E->nblk; b++) {
+            const double *yb = E->y + (size_t)b * nb;
+            for (int k = 0; k < nx0; k++) {
+                double s = gsl_vector_get(S, (size_t)k);
+                if (s <= tol)
+                    continue;
+                double uy = 0.0;
+                for (int r = 0; r < nb; r++)
+                    uy += gsl_matrix_get(X, (size_t)r, (size_t)k) * yb[r];
+                for (int j = 0; j < nx0; j++)
+                    E->p[nP + b * nx0 + j] += gsl_matrix_get(Vs, (size_t)j, (size_t)k) * uy / s;
+            }
+        }
+    }
+    if (X) gsl_matrix_free(X);
+    if (Vs) gsl_matrix_free(Vs);
+    if (S) gsl_vector_free(S);
+    if (wk) gsl_vector_free(wk);
+    return ok ? VL_OK : VL_ERR_NOMEM;
+}
+
+int vl_engine_init(vl_engine *E, const double *y, const double *P0, char *errbuf, size_t errlen)
+{
+    if (!E || !y) {
+        set_err(errbuf, errlen, "vl_engine_init: no engine or no data");
+        return VL_ERR_INPUT;
+    }
+    const int nP = E->nP, npp = E->npp;
+    E->y = y;
+    E->ready = 0;
+    memset(E->p, 0, sizeof(double) * npp);
+    /* start: p = V'(P0 - pE), beta = least-squares fit of the data */
+    if (P0) {
+        for (int j = 0; j < nP; j++) {
+            double s = 0.0;
+            for (int i = 0; i < E->np; i++)
+                s += E->V[i * nP + j] * (P0[i] - E->M.pE[i]);
+            E->p[j] = s;
+        }
+    }
+    if (E->nu && confound_start(E)) {
+        set_err(errbuf, errlen, "out of memory");
+        return VL_ERR_NOMEM;
+    }
+    for (int i = 0; i < E->nh; i++)
+        E->h[i] = E->M.hE[i];
+    memset(E->p_keep, 0, sizeof(double) * npp);
+    memset(E->Cp_keep, 0, sizeof(double) * npp * npp);
+    memset(E->dFdp, 0, sizeof(double) * npp);
+    memset(E->dFdpp, 0, sizeof(double) * npp * npp);
+    memset(E->dp, 0, sizeof(double) * npp);
+    E->F_keep = -INFINITY;
+    memset(E->L_keep, 0, sizeof E->L_keep);
+    E->v = -4.0;
+    memset(E->criterion, 0, sizeof E->criterion);
+    E->have_keep = 0;
+    memset(&E->st, 0, sizeof E->st);
+    E->st.F = -INFINITY;
+    E->ready = 1;
+    return VL_OK;
+}
+
+/* ------------------------------------------------------------ the steps */
+
+/* theta = pE + V p */
+static void to_theta(const vl_engine *E, const double *p, double *theta)
+{
+    for (int i = 0; i < E->np; i++) {
+        double s = E->M.pE[i];
+        for (int j = 0; j < E->nP; j++)
+            s += E->V[i * E->nP + j] * p[j];
         theta[i] = s;
     }
 }
@@ -248,30 +413,54 @@ static int finite_vec(const double *x, int n)
     return 1;
 }
 
-/* Prediction and finite-difference Jacobian along the prior subspace.
- * Returns 0 when usable, -1 when the model could not be evaluated or its
- * sensitivity exploded (SPM's "revert" condition). */
-static int predict_and_jacobian(vl_ws *W, const double *p)
+/* J's parameter columns from the model's own Jacobian: -dfdtheta V */
+static int jacobian_from_model(vl_engine *E)
 {
-    const vl_problem *P = W->P;
-    const int ny = W->ny, npp = W->npp;
-    to_theta(W, p, W->theta);
-    if (P->predict(P->ctx, W->theta, W->f0) < 0 || !finite_vec(W->f0, ny))
+    const int np = E->np, nP = E->nP, npp = E->npp;
+    if (E->M.jacobian(E->M.user, E->theta, E->f0, E->dfdt) < 0)
         return -1;
-    for (int i = 0; i < W->nP; i++) {
-        for (int k = 0; k < W->np; k++)
-            W->theta2[k] = W->theta[k] + W->V[k * W->nP + i] * FD_STEP;
-        if (P->predict(P->ctx, W->theta2, W->f1) < 0)
+    for (int r = 0; r < E->nobs; r++)
+        for (int i = 0; i < nP; i++) {
+            double s = 0.0;
+            for (int k = 0; k < np; k++)
+                s += E->dfdt[(size_t)r * np + k] * E->V[k * nP + i];
+            E->J[r * npp + i] = -s;
+        }
+    return 0;
+}
+
+/* J's parameter columns by SPM's forward differences along the prior's
+ * eigen-directions */
+static int jacobian_fd(vl_engine *E)
+{
+    const int nobs = E->nobs, npp = E->npp;
+    for (int i = 0; i < E->nP; i++) {
+        for (int k = 0; k < E->np; k++)
+            E->theta2[k] = E->theta[k] + E->V[k * E->nP + i] * FD_STEP;
+        if (E->M.predict(E->M.user, E->theta2, E->f1) < 0)
             return -1;
-        for (int r = 0; r < ny; r++)
-            W->J[r * npp + i] = -(W->f1[r] - W->f0[r]) / FD_STEP;
+        for (int r = 0; r < nobs; r++)
+            E->J[r * npp + i] = -(E->f1[r] - E->f0[r]) / FD_STEP;
     }
+    return 0;
+}
+
+/* Prediction and Jacobian at p. Returns 0 when usable, -1 when the model
+ * could not be evaluated or its sensitivity exploded (SPM's "revert"). */
+static int predict_and_jacobian(vl_engine *E, const double *p)
+{
+    const int nobs = E->nobs, npp = E->npp;
+    to_theta(E, p, E->theta);
+    if (E->M.predict(E->M.user, E->theta, E->f0) < 0 || !finite_vec(E->f0, nobs))
+        return -1;
+    if ((E->M.jacobian ? jacobian_from_model(E) : jacobian_fd(E)) < 0)
+        return -1;
     /* inf-norm of df/dp: the largest absolute row sum */
     double nrm = 0.0;
-    for (int r = 0; r < ny; r++) {
+    for (int r = 0; r < nobs; r++) {
         double s = 0.0;
-        for (int i = 0; i < W->nP; i++)
-            s += fabs(W->J[r * npp + i]);
+        for (int i = 0; i < E->nP; i++)
+            s += fabs(E->J[r * npp + i]);
         if (!(s == s))
             return -1;
         nrm = fmax(nrm, s);
@@ -281,414 +470,419 @@ static int predict_and_jacobian(vl_ws *W, const double *p)
     return 0;
 }
 
-/* e = y - f - X0 beta (block-wise) */
-static void prediction_error(vl_ws *W, const double *p)
+/* SPM's spm_dx on the kept gradient and curvature with log-rate v */
+static int lm_dx(vl_engine *E)
 {
-    const vl_problem *P = W->P;
-    const double *beta = p + W->nP;
-    for (int r = 0; r < W->ny; r++) {
-        int blk = r / P->nb, row = r % P->nb;
+    return vl_dx_ws(E->dFdpp, E->dFdp, E->npp, E->v, E->dp, E->dxp);
+}
+
+/* The model failed at p: back off towards the last good estimate with
+ * heavier regularisation, up to REVERT_TRIES times. */
+static int back_off(vl_engine *E)
+{
+    int revert = 1;
+    for (int tr = 0; tr < REVERT_TRIES && revert; tr++) {
+        E->v = fmin(E->v - 2.0, -4.0);
+        if (lm_dx(E))
+            break;
+        for (int i = 0; i < E->npp; i++)
+            E->p[i] = E->p_keep[i] + E->dp[i];
+        revert = predict_and_jacobian(E, E->p);
+    }
+    return revert;
+}
+
+/* e = y - f - X0 beta (block-wise; no confounds with complex data) */
+static void prediction_error(vl_engine *E)
+{
+    const double *beta = E->p + E->nP;
+    const int nb = E->nb, nx0 = E->nu ? E->M.nx0 : 0;
+    for (int r = 0; r < E->nobs; r++) {
+        int blk = r / nb, row = r % nb;
         double c = 0.0;
-        for (int j = 0; j < P->nx0; j++)
-            c += P->X0[row + j * P->nb] * beta[blk * P->nx0 + j];
-        W->e[r] = P->y[r] - W->f0[r] - c;
+        for (int j = 0; j < nx0; j++)
+            c += E->M.X0[row + j * nb] * beta[blk * nx0 + j];
+        E->e[r] = E->y[r] - E->f0[r] - c;
     }
 }
+
+/* The posterior covariance Cp = inv(J' iS J + ipc) at the current
+ * precisions w, with Pp = J' iS J and djcj = diag(J Cp J'). */
+static int posterior_covariance(vl_engine *E)
+{
+    const int npp = E->npp, nobs = E->nobs, cs = E->cs;
+    const size_t NPP = (size_t)npp * npp;
+    /* Pp = J' diag(w) J, via JW = diag(sqrt w) J */
+    for (int r = 0; r < nobs; r++) {
+        double sw = sqrt(E->w[r >> cs]);
+        for (int c = 0; c < npp; c++)
+            E->JC[r * npp + c] = sw * E->J[r * npp + c];
+    }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, npp, nobs, 1.0, E->JC, npp, 0.0,
+                E->Pp, npp);
+    for (int a = 0; a < npp; a++)
+        for (int b = 0; b < a; b++)
+            E->Pp[a * npp + b] = E->Pp[b * npp + a];
+    memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
+    for (int a = 0; a < npp; a++)
+        E->Cp[a * npp + a] += E->ipc[a];
+    int ir = vl_inv_reg_ws(E->Cp, npp, -1.0, E->invp);
+    if (ir)
+        return ir;
+    /* diag(J Cp J') for the trace terms */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nobs, npp, npp, 1.0, E->J, npp,
+                E->Cp, npp, 0.0, E->JC, npp);
+    for (int r = 0; r < nobs; r++) {
+        double s = 0.0;
+        for (int c = 0; c < npp; c++)
+            s += E->JC[r * npp + c] * E->J[r * npp + c];
+        E->djcj[r] = s;
+    }
+    return VL_OK;
+}
+
+/* Gradient dFdh and curvature dFdhh of F in the log-precisions h. Trace
+ * terms count each data value once; quadratic forms run over all rows
+ * (real and imaginary parts). */
+static void precision_gradient(vl_engine *E)
+{
+    const int ny = E->ny, nobs = E->nobs, nh = E->nh, cs = E->cs;
+    const double *Q = E->M.Q;
+    for (int i = 0; i < nh; i++) {
+        double eh = exp(E->h[i]), tr = 0.0, ee = 0.0, tc = 0.0;
+        const double *Qi = Q + (size_t)i * ny;
+        double *PSi = E->PS + (size_t)i * ny;
+        for (int r = 0; r < ny; r++) {
+            PSi[r] = Qi[r] * eh / E->w[r];
+            tr += PSi[r];
+        }
+        for (int r = 0; r < nobs; r++) {
+            double q = Qi[r >> cs] * eh;
+            ee += q * E->e[r] * E->e[r];
+            tc += q * E->djcj[r];
+        }
+        E->dFdh[i] = tr / 2.0 - ee / 2.0 - tc / 2.0;
+    }
+    for (int i = 0; i < nh; i++)
+        for (int j = i; j < nh; j++) {
+            double s = 0.0;
+            const double *a = E->PS + (size_t)i * ny, *b = E->PS + (size_t)j * ny;
+            for (int r = 0; r < ny; r++)
+                s += a[r] * b[r];
+            E->dFdhh[i * nh + j] = E->dFdhh[j * nh + i] = -s / 2.0;
+        }
+    for (int i = 0; i < nh; i++) {
+        E->d[i] = E->h[i] - E->M.hE[i];
+        E->dFdh[i] -= E->d[i] / E->M.hC[i];
+        E->dFdhh[i * nh + i] -= 1.0 / E->M.hC[i];
+    }
+}
+
+/* M-step: Fisher scoring of the noise log-precisions h (up to MSTEP_MAX
+ * passes, until the predicted increase dFdh'dh < 0.01). Leaves w, Cp, Ch
+ * and d of the last pass, before its h update, for free_energy. */
+static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
+{
+    const int ny = E->ny, nh = E->nh;
+    for (int it = 0; it < MSTEP_MAX; it++) {
+        for (int r = 0; r < ny; r++) {
+            double s = 0.0;
+            for (int i = 0; i < nh; i++)
+                s += E->M.Q[(size_t)i * ny + r] * (PREC_FLOOR + exp(E->h[i]));
+            E->w[r] = s;
+        }
+        int ir = posterior_covariance(E);
+        if (ir) {
+            set_err(errbuf, errlen, "posterior precision is not positive definite at iteration %d", k);
+            return ir == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
+        }
+        precision_gradient(E);
+        for (int i = 0; i < nh * nh; i++)
+            E->Ch[i] = -E->dFdhh[i];
+        ir = vl_inv_reg_ws(E->Ch, nh, -1.0, E->invh);
+        if (ir) {
+            set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
+            return ir == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
+        }
+        int dr = vl_dx_ws(E->dFdhh, E->dFdh, nh, 4.0, E->dh, E->dxh);
+        if (dr) {
+            set_err(errbuf, errlen, "noise precision update failed at iteration %d", k);
+            return dr == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
+        }
+        double dFh = 0.0;
+        for (int i = 0; i < nh; i++) {
+            E->dh[i] = fmin(fmax(E->dh[i], -1.0), 1.0);
+            E->h[i] += E->dh[i];
+            dFh += E->dFdh[i] * E->dh[i];
+        }
+        if (dFh < 1e-2)
+            break;
+    }
+    return VL_OK;
+}
+
+/* F = accuracy + parameter and precision complexity, evaluated (as SPM
+ * does) with the precisions of the last M-step pass. */
+static double free_energy(vl_engine *E, double L[3])
+{
+    const int ny = E->ny, nobs = E->nobs, npp = E->npp, nh = E->nh, cs = E->cs;
+    const double log2pi = log(8.0 * atan(1.0));
+    double ldw = 0.0, ewe = 0.0;
+    for (int r = 0; r < ny; r++)
+        if (E->w[r] > 1e-16 && E->w[r] < 1e16)
+            ldw += log(E->w[r]);
+    for (int r = 0; r < nobs; r++)
+        ewe += E->w[r >> cs] * E->e[r] * E->e[r];
+    L[0] = ldw / 2.0 - ewe / 2.0 - ny * log2pi / 2.0;
+    double ldipc = 0.0, pip = 0.0;
+    for (int i = 0; i < npp; i++) {
+        ldipc += log(E->ipc[i]);
+        pip += E->p[i] * E->ipc[i] * E->p[i];
+    }
+    double ldCp = vl_logdet_spd(E->Cp, npp, E->ldwork);
+    L[1] = (ldipc + ldCp) / 2.0 - pip / 2.0;
+    double ldihc = 0.0, dihd = 0.0;
+    for (int i = 0; i < nh; i++) {
+        ldihc += -log(E->M.hC[i]);
+        dihd += E->d[i] * E->d[i] / E->M.hC[i];
+    }
+    double ldCh = vl_logdet_spd(E->Ch, nh, E->ldwork);
+    L[2] = (ldihc + ldCh) / 2.0 - dihd / 2.0;
+    return L[0] + L[1] + L[2];
+}
+
+/* Levenberg–Marquardt bookkeeping: keep an improved F (always in the first
+ * two iterations) with the gradient and curvature there and a longer step
+ * next time; otherwise restore the kept estimate and shorten the step. */
+static int accept_or_reject(vl_engine *E, int k, double F, const double L[3])
+{
+    const int npp = E->npp, nobs = E->nobs, nh = E->nh, cs = E->cs;
+    const size_t NPP = (size_t)npp * npp;
+    int accepted = (F > E->F_keep) || k < 3;
+    if (!accepted) {
+        memcpy(E->p, E->p_keep, sizeof(double) * npp);
+        memcpy(E->h, E->h_keep, sizeof(double) * nh);
+        E->v = fmin(E->v - 2.0, -4.0);
+        return 0;
+    }
+    memcpy(E->p_keep, E->p, sizeof(double) * npp);
+    memcpy(E->h_keep, E->h, sizeof(double) * nh);
+    memcpy(E->Cp_keep, E->Cp, sizeof(double) * NPP);
+    E->F_keep = F;
+    memcpy(E->L_keep, L, sizeof E->L_keep);
+    E->have_keep = 1;
+    /* gradient and curvature of F at the accepted point */
+    for (int a = 0; a < npp; a++) {
+        double s = 0.0;
+        for (int r = 0; r < nobs; r++)
+            s += E->J[r * npp + a] * E->w[r >> cs] * E->e[r];
+        E->dFdp[a] = -s - E->ipc[a] * E->p[a];
+    }
+    for (size_t l = 0; l < NPP; l++)
+        E->dFdpp[l] = -E->Pp[l];
+    for (int a = 0; a < npp; a++)
+        E->dFdpp[a * npp + a] -= E->ipc[a];
+    E->v = fmin(E->v + 0.5, 4.0);
+    return 1;
+}
+
+/* The Levenberg–Marquardt step from the kept point: p += dp; returns the
+ * predicted increase dFdp'dp in *dF. */
+static int lm_step(vl_engine *E, double *dF)
+{
+    int dr = lm_dx(E);
+    if (dr)
+        return dr;
+    double s = 0.0;
+    for (int i = 0; i < E->npp; i++) {
+        E->p[i] += E->dp[i];
+        s += E->dFdp[i] * E->dp[i];
+    }
+    *dF = s;
+    return VL_OK;
+}
+
+int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen)
+{
+    if (!E || !E->ready) {
+        set_err(errbuf, errlen, "vl_engine_iterate: the engine is not initialised");
+        return VL_ERR_INPUT;
+    }
+    const int k = ++E->st.iteration;
+    /* E-step: prediction and its sensitivity to the parameters */
+    int revert = predict_and_jacobian(E, E->p);
+    if (revert && k > 1)
+        revert = back_off(E);
+    if (revert) {
+        set_err(errbuf, errlen,
+                "the model diverged: its prediction is not finite (or its "
+                "sensitivity exceeds exp(32)) at iteration %d", k);
+        E->ready = 0;
+        return VL_ERR_MODEL;
+    }
+    prediction_error(E);
+    int rc = mstep(E, k, errbuf, errlen);
+    if (rc) {
+        E->ready = 0;
+        return rc;
+    }
+    double L[3];
+    double F = free_energy(E, L);
+    if (!isfinite(F)) {
+        set_err(errbuf, errlen, "free energy is not finite at iteration %d", k);
+        E->ready = 0;
+        return VL_ERR_DIVERGED;
+    }
+    int accepted = accept_or_reject(E, k, F, L);
+    double dF = 0.0;
+    rc = lm_step(E, &dF);
+    if (rc) {
+        set_err(errbuf, errlen, "parameter update failed at iteration %d", k);
+        E->ready = 0;
+        return rc == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
+    }
+    E->criterion[3] = E->criterion[2];
+    E->criterion[2] = E->criterion[1];
+    E->criterion[1] = E->criterion[0];
+    E->criterion[0] = dF < 1e-1;
+    E->st.F = E->F_keep;
+    E->st.F_current = F;
+    E->st.dF_predicted = dF;
+    E->st.accepted = accepted;
+    E->st.converged = E->criterion[0] && E->criterion[1] && E->criterion[2] && E->criterion[3];
+    return VL_OK;
+}
+
+const vl_state *vl_engine_state(const vl_engine *E)
+{
+    return E ? &E->st : NULL;
+}
+
+/* ------------------------------------------------------------ results */
+
+/* Cp = V C V' over the prior subspace of the kept covariance */
+static void full_covariance(const vl_engine *E, double *VC, double *Cp)
+{
+    const int np = E->np, nP = E->nP, npp = E->npp;
+    for (int i = 0; i < np; i++)
+        for (int b = 0; b < nP; b++) {
+            double s = 0.0;
+            for (int a = 0; a < nP; a++)
+                s += E->V[i * nP + a] * E->Cp_keep[a * npp + b];
+            VC[i * nP + b] = s;
+        }
+    for (int i = 0; i < np; i++)
+        for (int j = 0; j < np; j++) {
+            double s = 0.0;
+            for (int b = 0; b < nP; b++)
+                s += VC[i * nP + b] * E->V[j * nP + b];
+            Cp[i * np + j] = s;
+        }
+}
+
+int vl_engine_result(vl_engine *E, vl_result **out, char *errbuf, size_t errlen)
+{
+    if (!E || !out || !E->have_keep) {
+        set_err(errbuf, errlen, "no iterations were run");
+        if (out)
+            *out = NULL;
+        return VL_ERR_INPUT;
+    }
+    *out = NULL;
+    const int np = E->np, nP = E->nP, nh = E->nh, nobs = E->nobs;
+    vl_result *R = calloc(1, sizeof *R);
+    double *VC = malloc(sizeof(double) * (size_t)np * (nP ? nP : 1));
+    if (R) {
+        R->Ep = malloc(sizeof(double) * np);
+        R->Cp = calloc((size_t)np * np, sizeof(double));
+        R->Eh = malloc(sizeof(double) * nh);
+        R->beta = malloc(sizeof(double) * (E->nu ? E->nu : 1));
+        R->y_pred = malloc(sizeof(double) * nobs);
+        R->y_conf = calloc(nobs, sizeof(double));
+    }
+    if (!R || !VC || !R->Ep || !R->Cp || !R->Eh || !R->beta || !R->y_pred || !R->y_conf) {
+        vl_result_free(R);
+        free(VC);
+        set_err(errbuf, errlen, "out of memory");
+        return VL_ERR_NOMEM;
+    }
+    R->np = np;
+    R->nh = nh;
+    R->ny = E->ny;
+    R->nbeta = E->nu;
+    to_theta(E, E->p_keep, R->Ep);
+    full_covariance(E, VC, R->Cp);
+    free(VC);
+    memcpy(R->Eh, E->h_keep, sizeof(double) * nh);
+    memcpy(R->beta, E->p_keep + nP, sizeof(double) * E->nu);
+    R->F = E->F_keep;
+    memcpy(R->L, E->L_keep, sizeof E->L_keep);
+    R->iterations = E->st.iteration;
+    R->converged = E->st.converged;
+    R->predict_flag = E->M.predict(E->M.user, R->Ep, R->y_pred);
+    const int nb = E->nb, nx0 = E->nu ? E->M.nx0 : 0;
+    for (int r = 0; r < E->ny && E->nu; r++) {
+        int blk = r / nb, row = r % nb;
+        double c = 0.0;
+        for (int j = 0; j < nx0; j++)
+            c += E->M.X0[row + j * nb] * R->beta[blk * nx0 + j];
+        R->y_conf[r] = c;
+    }
+    *out = R;
+    return VL_OK;
+}
+
+/* ------------------------------------------------------------ driver */
 
 int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
 {
     vl_init();
-    *out = NULL;
-    if (P->np < 1 || P->ny < 1 || P->nh < 1 || !P->pE || !P->y || !P->Q ||
-        !P->predict || (!P->pV && !P->pC) || P->nb < 1 || P->ny % P->nb) {
+    if (!out || !P || !P->y) {
         set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
         return VL_ERR_INPUT;
     }
-    vl_ws W;
-    memset(&W, 0, sizeof W);
-    W.P = P;
-    W.np = P->np;
-    W.ny = P->ny;
-    W.nh = P->nh;
-    W.nblk = P->ny / P->nb;
-    W.nu = P->X0 ? W.nblk * P->nx0 : 0;
-    int rc = VL_ERR_NOMEM;
-    vl_result *R = calloc(1, sizeof *R);
-    double *pvar = malloc(sizeof(double) * (size_t)P->np);
-    double *p = NULL, *Cp_keep = NULL, *p_keep = NULL, *h = NULL, *h_keep = NULL;
-    double *dFdp = NULL, *dFdpp = NULL, *dp = NULL;
-    if (!R || !pvar || prior_subspace(P, &W, pvar))
-        goto done;
-    const int nP = W.nP, npp = nP + W.nu, ny = W.ny, nh = W.nh;
-    W.npp = npp;
-    size_t NPP = (size_t)npp * npp;
-    W.ipc = malloc(sizeof(double) * npp);
-    W.theta = malloc(sizeof(double) * W.np);
-    W.theta2 = malloc(sizeof(double) * W.np);
-    W.f0 = malloc(sizeof(double) * ny);
-    W.f1 = malloc(sizeof(double) * ny);
-    W.J = calloc((size_t)ny * npp, sizeof(double));
-    W.e = malloc(sizeof(double) * ny);
-    W.w = malloc(sizeof(double) * ny);
-    W.Pp = malloc(sizeof(double) * NPP);
-    W.Cp = malloc(sizeof(double) * NPP);
-    W.JC = malloc(sizeof(double) * (size_t)ny * npp);
-    W.djcj = malloc(sizeof(double) * ny);
-    W.PS = malloc(sizeof(double) * (size_t)nh * ny);
-    W.dFdh = malloc(sizeof(double) * nh);
-    W.dFdhh = malloc(sizeof(double) * nh * nh);
-    W.Ch = malloc(sizeof(double) * nh * nh);
-    W.dh = malloc(sizeof(double) * nh);
-    W.d = malloc(sizeof(double) * nh);
-    W.work = malloc(sizeof(double) * (vl_logdet_work(npp) + NPP));
-    p = calloc(npp, sizeof(double));
-    p_keep = calloc(npp, sizeof(double));
-    Cp_keep = calloc(NPP, sizeof(double));
-    h = malloc(sizeof(double) * nh);
-    h_keep = malloc(sizeof(double) * nh);
-    dFdp = calloc(npp, sizeof(double));
-    dFdpp = calloc(NPP, sizeof(double));
-    dp = calloc(npp, sizeof(double));
-    R->F_trace = malloc(sizeof(double) * (size_t)(P->maxit > 0 ? P->maxit : 1));
-    if (!W.ipc || !W.theta || !W.theta2 || !W.f0 || !W.f1 || !W.J || !W.e ||
-        !W.w || !W.Pp || !W.Cp || !W.JC || !W.djcj || !W.PS || !W.dFdh ||
-        !W.dFdhh || !W.Ch || !W.dh || !W.d || !W.work || !p || !p_keep ||
-        !Cp_keep || !h || !h_keep || !dFdp || !dFdpp || !dp || !R->F_trace)
-        goto done;
-
-    /* prior precisions in the reduced space; confounds nearly flat */
-    for (int i = 0; i < nP; i++)
-        W.ipc[i] = 1.0 / pvar[i];
-    for (int i = nP; i < npp; i++)
-        W.ipc[i] = CONFOUND_PRECISION;
-    /* confound columns of the Jacobian are constant: J = -kron(I, X0) */
-    for (int r = 0; r < ny; r++) {
-        int blk = r / P->nb, row = r % P->nb;
-        for (int j = 0; j < P->nx0 && W.nu; j++)
-            W.J[r * npp + nP + blk * P->nx0 + j] = -P->X0[row + j * P->nb];
+    *out = NULL;
+    if (P->maxit < 1) {
+        set_err(errbuf, errlen, "no iterations were run (maxit = %d)", P->maxit);
+        return VL_ERR_INPUT;
     }
-    /* start: p = V'(P0 - pE), beta = least-squares fit of the data */
-    if (P->P0) {
-        for (int j = 0; j < nP; j++) {
-            double s = 0.0;
-            for (int i = 0; i < W.np; i++)
-                s += W.V[i * nP + j] * (P->P0[i] - P->pE[i]);
-            p[j] = s;
-        }
+    vl_engine *E = NULL;
+    int rc = vl_engine_alloc(&P->model, &E, errbuf, errlen);
+    if (rc)
+        return rc;
+    double *trace = malloc(sizeof(double) * (size_t)P->maxit);
+    if (!trace) {
+        vl_engine_free(E);
+        set_err(errbuf, errlen, "out of memory");
+        return VL_ERR_NOMEM;
     }
-    if (W.nu) {
-        gsl_matrix *X = gsl_matrix_alloc((size_t)P->nb, (size_t)P->nx0);
-        gsl_matrix *Vs = gsl_matrix_alloc((size_t)P->nx0, (size_t)P->nx0);
-        gsl_vector *S = gsl_vector_alloc((size_t)P->nx0);
-        gsl_vector *wk = gsl_vector_alloc((size_t)P->nx0);
-        if (!X || !Vs || !S || !wk || P->nb < P->nx0) {
-            if (X) gsl_matrix_free(X);
-            if (Vs) gsl_matrix_free(Vs);
-            if (S) gsl_vector_free(S);
-            if (wk) gsl_vector_free(wk);
-            if (P->nb < P->nx0) {
-                set_err(errbuf, errlen, "more confound columns (%d) than samples (%d)", P->nx0, P->nb);
-                rc = VL_ERR_INPUT;
-            }
-            goto done;
-        }
-        for (int r = 0; r < P->nb; r++)
-            for (int j = 0; j < P->nx0; j++)
-                gsl_matrix_set(X, (size_t)r, (size_t)j, P->X0[r + j * P->nb]);
-        gsl_linalg_SV_decomp(X, Vs, S, wk); /* X <- U */
-        double tol = P->nb * gsl_vector_get(S, 0) * DBL_EPSILON;
-        for (int b = 0; b < W.nblk; b++) {
-            const double *yb = P->y + (size_t)b * P->nb;
-            for (int k = 0; k < P->nx0; k++) {
-                double s = gsl_vector_get(S, (size_t)k);
-                if (s <= tol)
-                    continue;
-                double uy = 0.0;
-                for (int r = 0; r < P->nb; r++)
-                    uy += gsl_matrix_get(X, (size_t)r, (size_t)k) * yb[r];
-                for (int j = 0; j < P->nx0; j++)
-                    p[nP + b * P->nx0 + j] += gsl_matrix_get(Vs, (size_t)j, (size_t)k) * uy / s;
-            }
-        }
-        gsl_matrix_free(X);
-        gsl_matrix_free(Vs);
-        gsl_vector_free(S);
-        gsl_vector_free(wk);
-    }
-    for (int i = 0; i < nh; i++)
-        h[i] = P->hE[i];
-
-    double F_keep = -INFINITY, L_keep[3] = {0, 0, 0};
-    double v = -4.0;
-    int criterion[4] = {0, 0, 0, 0};
-    int k;
-    int have_keep = 0;
-    const double log2pi = log(8.0 * atan(1.0));
-    for (k = 1; k <= P->maxit; k++) {
-        /* E-step: prediction and its sensitivity to the parameters */
-        int revert = predict_and_jacobian(&W, p);
-        if (revert && k > 1) {
-            /* back off towards the last good estimate with heavier
-               regularisation */
-            for (int tr = 0; tr < REVERT_TRIES && revert; tr++) {
-                v = fmin(v - 2.0, -4.0);
-                int dr = vl_dx(dFdpp, dFdp, npp, v, dp);
-                if (dr == -2) {
-                    rc = VL_ERR_NOMEM;
-                    goto done;
-                }
-                if (dr)
-                    break;
-                for (int i = 0; i < npp; i++)
-                    p[i] = p_keep[i] + dp[i];
-                revert = predict_and_jacobian(&W, p);
-            }
-        }
-        if (revert) {
-            set_err(errbuf, errlen,
-                    "the model diverged: its prediction is not finite (or its "
-                    "sensitivity exceeds exp(32)) at iteration %d; check the "
-                    "connectivity switches, inputs and TR", k);
-            rc = VL_ERR_DIVERGED;
-            goto done;
-        }
-        prediction_error(&W, p);
-
-        /* M-step: Fisher scoring of the noise log-precisions */
-        double dFh = 0.0;
-        for (int it = 0; it < MSTEP_MAX; it++) {
-            for (int r = 0; r < ny; r++) {
-                double s = 0.0;
-                for (int i = 0; i < nh; i++)
-                    s += P->Q[(size_t)i * ny + r] * (PREC_FLOOR + exp(h[i]));
-                W.w[r] = s;
-            }
-            /* Pp = J' diag(w) J, via JW = diag(sqrt w) J */
-            for (int r = 0; r < ny; r++) {
-                double sw = sqrt(W.w[r]);
-                for (int c = 0; c < npp; c++)
-                    W.JC[r * npp + c] = sw * W.J[r * npp + c];
-            }
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, npp, ny, 1.0,
-                        W.JC, npp, 0.0, W.Pp, npp);
-            for (int a = 0; a < npp; a++)
-                for (int b = 0; b < a; b++)
-                    W.Pp[a * npp + b] = W.Pp[b * npp + a];
-            memcpy(W.Cp, W.Pp, sizeof(double) * NPP);
-            for (int a = 0; a < npp; a++)
-                W.Cp[a * npp + a] += W.ipc[a];
-            int ir = vl_inv_reg(W.Cp, npp, -1.0);
-            if (ir) {
-                set_err(errbuf, errlen, "posterior precision is not positive definite at iteration %d", k);
-                rc = ir == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
-                goto done;
-            }
-            /* diag(J Cp J') for the trace terms */
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ny, npp, npp,
-                        1.0, W.J, npp, W.Cp, npp, 0.0, W.JC, npp);
-            for (int r = 0; r < ny; r++) {
-                double s = 0.0;
-                for (int c = 0; c < npp; c++)
-                    s += W.JC[r * npp + c] * W.J[r * npp + c];
-                W.djcj[r] = s;
-            }
-            for (int i = 0; i < nh; i++) {
-                double eh = exp(h[i]), tr = 0.0, ee = 0.0, tc = 0.0;
-                const double *Qi = P->Q + (size_t)i * ny;
-                double *PSi = W.PS + (size_t)i * ny;
-                for (int r = 0; r < ny; r++) {
-                    PSi[r] = Qi[r] * eh / W.w[r];
-                    tr += PSi[r];
-                    ee += Qi[r] * eh * W.e[r] * W.e[r];
-                    tc += Qi[r] * eh * W.djcj[r];
-                }
-                W.dFdh[i] = tr / 2.0 - ee / 2.0 - tc / 2.0;
-            }
-            for (int i = 0; i < nh; i++)
-                for (int j = i; j < nh; j++) {
-                    double s = 0.0;
-                    const double *a = W.PS + (size_t)i * ny, *b = W.PS + (size_t)j * ny;
-                    for (int r = 0; r < ny; r++)
-                        s += a[r] * b[r];
-                    W.dFdhh[i * nh + j] = W.dFdhh[j * nh + i] = -s / 2.0;
-                }
-            for (int i = 0; i < nh; i++) {
-                W.d[i] = h[i] - P->hE[i];
-                W.dFdh[i] -= W.d[i] / P->hC[i];
-                W.dFdhh[i * nh + i] -= 1.0 / P->hC[i];
-            }
-            for (int i = 0; i < nh * nh; i++)
-                W.Ch[i] = -W.dFdhh[i];
-            int irh = vl_inv_reg(W.Ch, nh, -1.0);
-            if (irh) {
-                set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
-                rc = irh == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
-                goto done;
-            }
-            int dr = vl_dx(W.dFdhh, W.dFdh, nh, 4.0, W.dh);
-            if (dr) {
-                set_err(errbuf, errlen, "noise precision update failed at iteration %d", k);
-                rc = dr == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
-                goto done;
-            }
-            dFh = 0.0;
-            for (int i = 0; i < nh; i++) {
-                W.dh[i] = fmin(fmax(W.dh[i], -1.0), 1.0);
-                h[i] += W.dh[i];
-                dFh += W.dFdh[i] * W.dh[i];
-            }
-            if (dFh < 1e-2)
-                break;
-        }
-
-        /* free energy: accuracy + parameter and precision complexity,
-           evaluated (as SPM does) with the precisions of the last M-step
-           evaluation */
-        double L[3];
-        double ldw = 0.0, ewe = 0.0;
-        for (int r = 0; r < ny; r++) {
-            if (W.w[r] > 1e-16 && W.w[r] < 1e16)
-                ldw += log(W.w[r]);
-            ewe += W.w[r] * W.e[r] * W.e[r];
-        }
-        L[0] = ldw / 2.0 - ewe / 2.0 - ny * log2pi / 2.0;
-        double ldipc = 0.0, pip = 0.0;
-        for (int i = 0; i < npp; i++) {
-            ldipc += log(W.ipc[i]);
-            pip += p[i] * W.ipc[i] * p[i];
-        }
-        double ldCp = vl_logdet_spd(W.Cp, npp, W.work);
-        L[1] = (ldipc + ldCp) / 2.0 - pip / 2.0;
-        double ldihc = 0.0, dihd = 0.0;
-        for (int i = 0; i < nh; i++) {
-            ldihc += -log(P->hC[i]);
-            dihd += W.d[i] * W.d[i] / P->hC[i];
-        }
-        double ldCh = vl_logdet_spd(W.Ch, nh, W.work);
-        L[2] = (ldihc + ldCh) / 2.0 - dihd / 2.0;
-        double F = L[0] + L[1] + L[2];
-        if (!isfinite(F)) {
-            set_err(errbuf, errlen, "free energy is not finite at iteration %d", k);
-            rc = VL_ERR_DIVERGED;
-            goto done;
-        }
-
-        int accepted = (F > F_keep) || k < 3;
-        if (accepted) {
-            memcpy(p_keep, p, sizeof(double) * npp);
-            memcpy(h_keep, h, sizeof(double) * nh);
-            memcpy(Cp_keep, W.Cp, sizeof(double) * NPP);
-            F_keep = F;
-            memcpy(L_keep, L, sizeof L);
-            have_keep = 1;
-            /* gradient and curvature of F at the accepted point */
-            for (int a = 0; a < npp; a++) {
-                double s = 0.0;
-                for (int r = 0; r < ny; r++)
-                    s += W.J[r * npp + a] * W.w[r] * W.e[r];
-                dFdp[a] = -s - W.ipc[a] * p[a];
-            }
-            for (size_t l = 0; l < NPP; l++)
-                dFdpp[l] = -W.Pp[l];
-            for (int a = 0; a < npp; a++)
-                dFdpp[a * npp + a] -= W.ipc[a];
-            v = fmin(v + 0.5, 4.0);
-        } else {
-            memcpy(p, p_keep, sizeof(double) * npp);
-            memcpy(h, h_keep, sizeof(double) * nh);
-            v = fmin(v - 2.0, -4.0);
-        }
-        int dr = vl_dx(dFdpp, dFdp, npp, v, dp);
-        if (dr) {
-            set_err(errbuf, errlen, "parameter update failed at iteration %d", k);
-            rc = dr == -2 ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
-            goto done;
-        }
-        double dF = 0.0;
-        for (int i = 0; i < npp; i++) {
-            p[i] += dp[i];
-            dF += dFdp[i] * dp[i];
-        }
-        R->F_trace[R->ntrace++] = F_keep;
-        if (P->progress)
-            P->progress(P->progress_ctx, k, F_keep, dF, accepted);
-        criterion[3] = criterion[2];
-        criterion[2] = criterion[1];
-        criterion[1] = criterion[0];
-        criterion[0] = dF < 1e-1;
-        if (criterion[0] && criterion[1] && criterion[2] && criterion[3]) {
-            R->converged = 1;
+    rc = vl_engine_init(E, P->y, P->P0, errbuf, errlen);
+    int ntrace = 0, stopped = 0;
+    for (int k = 1; rc == VL_OK && k <= P->maxit; k++) {
+        rc = vl_engine_iterate(E, errbuf, errlen);
+        if (rc)
+            break;
+        const vl_state *st = vl_engine_state(E);
+        trace[ntrace++] = st->F;
+        if (P->progress &&
+            P->progress(P->progress_ctx, k, st->F, st->dF_predicted, st->accepted)) {
+            stopped = 1;
             break;
         }
+        if (st->converged)
+            break;
     }
-    if (!have_keep) {
-        set_err(errbuf, errlen, "no iterations were run (maxit = %d)", P->maxit);
-        rc = VL_ERR_INPUT;
-        goto done;
+    vl_result *R = NULL;
+    if (rc == VL_OK)
+        rc = vl_engine_result(E, &R, errbuf, errlen);
+    if (rc == VL_OK) {
+        R->F_trace = trace;
+        R->ntrace = ntrace;
+        R->stopped = stopped;
+        trace = NULL;
+        *out = R;
     }
-    R->iterations = k > P->maxit ? P->maxit : k;
-
-    /* outputs: the kept estimate mapped back to the full parameter space */
-    R->np = W.np;
-    R->nh = nh;
-    R->ny = ny;
-    R->nbeta = W.nu;
-    R->Ep = malloc(sizeof(double) * W.np);
-    R->Cp = calloc((size_t)W.np * W.np, sizeof(double));
-    R->Eh = malloc(sizeof(double) * nh);
-    R->beta = malloc(sizeof(double) * (W.nu ? W.nu : 1));
-    R->y_pred = malloc(sizeof(double) * ny);
-    R->y_conf = calloc(ny, sizeof(double));
-    if (!R->Ep || !R->Cp || !R->Eh || !R->beta || !R->y_pred || !R->y_conf)
-        goto done;
-    to_theta(&W, p_keep, R->Ep);
-    /* Cp = V C V' */
-    double *VC = malloc(sizeof(double) * (size_t)W.np * (nP ? nP : 1));
-    if (!VC)
-        goto done;
-    for (int i = 0; i < W.np; i++)
-        for (int b = 0; b < nP; b++) {
-            double s = 0.0;
-            for (int a = 0; a < nP; a++)
-                s += W.V[i * nP + a] * Cp_keep[a * npp + b];
-            VC[i * nP + b] = s;
-        }
-    for (int i = 0; i < W.np; i++)
-        for (int j = 0; j < W.np; j++) {
-            double s = 0.0;
-            for (int b = 0; b < nP; b++)
-                s += VC[i * nP + b] * W.V[j * nP + b];
-            R->Cp[i * W.np + j] = s;
-        }
-    free(VC);
-    memcpy(R->Eh, h_keep, sizeof(double) * nh);
-    memcpy(R->beta, p_keep + nP, sizeof(double) * W.nu);
-    R->F = F_keep;
-    memcpy(R->L, L_keep, sizeof L_keep);
-    R->predict_flag = P->predict(P->ctx, R->Ep, R->y_pred);
-    for (int r = 0; r < ny && W.nu; r++) {
-        int blk = r / P->nb, row = r % P->nb;
-        double c = 0.0;
-        for (int j = 0; j < P->nx0; j++)
-            c += P->X0[row + j * P->nb] * R->beta[blk * P->nx0 + j];
-        R->y_conf[r] = c;
-    }
-    *out = R;
-    R = NULL;
-    rc = VL_OK;
-done:
-    if (rc == VL_ERR_NOMEM)
-        set_err(errbuf, errlen, "out of memory");
-    vl_result_free(R);
-    ws_free(&W);
-    free(pvar);
-    free(p);
-    free(p_keep);
-    free(Cp_keep);
-    free(h);
-    free(h_keep);
-    free(dFdp);
-    free(dFdpp);
-    free(dp);
+    free(trace);
+    vl_engine_free(E);
     return rc;
 }

@@ -1,55 +1,101 @@
-/* vl_nlsi.h — variational Laplace inversion of a nonlinear model.
+/* vl_nlsi.h — variational Laplace inversion of a nonlinear model: an
+ * engine that models plug into (docs/ENGINE-SEAM.md).
  *
  * Contract
- * - The engine knows nothing about brains. A model is: a Gaussian prior
- *   over np parameters, and a function from a parameter vector to a
- *   predicted data vector of length ny. Data are modelled as
+ * - The engine knows nothing about brains. A model (vl_model) is: a
+ *   Gaussian prior over np parameters, a function from a parameter vector
+ *   to a predicted data vector of ny values (real, or complex), optionally
+ *   its Jacobian, and the precision components of its noise. Data are
+ *   modelled as
  *       y = g(theta) + X0 beta + e,   e ~ N(0, Sigma(h)),
- *   Sigma(h)^-1 = sum_i exp(h_i) Q_i with diagonal precision components
- *   Q_i, log-normal hyperpriors on h, and confound coefficients beta with a
- *   flat prior (precision 1e-8), X0 acting on each block of nb samples.
+ *   Sigma(h)^-1 = sum_i (exp(-32) + exp(h_i)) Q_i with diagonal precision
+ *   components Q_i, log-normal hyperpriors on h, and confound coefficients
+ *   beta with a flat prior (precision 1e-8), X0 acting on each block of nb
+ *   samples.
  * - The scheme is SPM12's (spm_nlsi_GN): Gauss–Newton ascent of the
  *   negative free energy F in the eigen-subspace of the prior covariance,
  *   regularised Levenberg–Marquardt style by a matrix-exponential step
  *   whose log-rate grows on success and shrinks on failure; Fisher scoring
  *   of h in an inner loop; convergence when the predicted increase of F
  *   stays below 0.1 for four iterations.
- * - vl_nlsi() allocates its own workspace, calls `predict` (which must be
- *   thread-compatible through its ctx) and returns a vl_result that the
- *   caller frees. No global state.
+ * - Complex data (complex_data = 1): y, the prediction and the Jacobian's
+ *   rows hold (re, im) pairs, interleaved as C99's double complex arrays.
+ *   As SPM does, every quadratic form takes its real part (e^H iS e,
+ *   J^H iS J, J^H iS e), so real and imaginary parts act as two
+ *   observations with the same precision, while log|iS|, tr(P_i S) and the
+ *   ny log(2 pi) of the Gaussian normalisation count each complex value
+ *   once. Q and w are per value (ny). Confounds are real-only: with complex
+ *   data nx0 must be 0.
+ * - Two ways in: the driver vl_nlsi() runs a whole inversion; or
+ *   vl_engine_alloc / vl_engine_init / vl_engine_iterate / vl_engine_result
+ *   / vl_engine_free for a caller that wants to own the loop (GSL's
+ *   multifit_nlinear and SUNDIALS CVODE are the model). The engine
+ *   allocates all its workspaces in vl_engine_alloc; an iteration does not
+ *   allocate (GSL's eigen/SVD routines aside).
+ * - Threads: no global state. One engine per thread; callbacks receive the
+ *   model's user pointer and must be safe to call from the thread that
+ *   runs the engine (distinct engines may run concurrently if their user
+ *   data are distinct).
+ * - Status: every function that can fail returns a vl_status
+ *   (vl/vl_status.h) and, given an errbuf, a message in the engine's own
+ *   terms (the model's owner adds what its user should check).
  */
 #ifndef VL_NLSI_H
 #define VL_NLSI_H
 
 #include <stddef.h>
 
-/* Predict ny data from theta (np). Return 0 on success, > 0 for a
- * prediction that is usable but flagged (e.g. an integrator that stopped
- * early), < 0 when no prediction could be made. */
-typedef int (*vl_predict_fn)(void *ctx, const double *theta, double *y);
+#include "vl/vl_linalg.h"   /* vl_dx, vl_expm, vl_logdet, vl_inv_reg */
+#include "vl/vl_status.h"   /* VL_OK, VL_ERR_* */
 
-/* Called after every iteration: F of the kept estimate, predicted
- * increase of the next step, whether this iteration's F was accepted. */
-typedef void (*vl_progress_fn)(void *ctx, int iteration, double F,
-                               double dF_predicted, int accepted);
+/* Predict the data (ny doubles, or 2 ny interleaved re/im for complex
+ * data) at theta (np). Return 0 on success, > 0 for a prediction that is
+ * usable but flagged (e.g. an integrator that stopped early), < 0 when no
+ * prediction could be made. */
+typedef int (*vl_predict_fn)(void *user, const double *theta, double *y);
 
+/* Optional analytic Jacobian: dfdtheta (rows x np, row-major, rows = ny
+ * or 2 ny for complex data; row r is d y_r / d theta) at theta, where f is
+ * the prediction at theta just computed by predict. Return 0, or < 0 when
+ * it cannot be evaluated (treated like a failed prediction). Without it
+ * the engine takes SPM's forward differences (step exp(-8)) along the
+ * prior's eigen-directions. */
+typedef int (*vl_jacobian_fn)(void *user, const double *theta, const double *f,
+                              double *dfdtheta);
+
+/* Called by the driver after every iteration: F of the kept estimate,
+ * predicted increase of the next step, whether this iteration's F was
+ * accepted. Return 0 to go on; non-zero stops the fit: vl_nlsi then
+ * returns VL_OK with the kept estimate and result->stopped = 1. */
+typedef int (*vl_progress_fn)(void *ctx, int iteration, double F,
+                              double dF_predicted, int accepted);
+
+/* The model: everything that does not change from one data set to the
+ * next. Pointers are borrowed and must outlive the engine. */
 typedef struct {
     int np;
     const double *pE;      /* np prior mean */
     const double *pV;      /* np prior variances (diagonal prior), or NULL */
     const double *pC;      /* np x np prior covariance (row-major), if pV NULL */
-    const double *P0;      /* starting parameters, NULL for pE */
-    int ny;
-    const double *y;       /* ny data */
+    int ny;                /* data values (complex values count once) */
+    int complex_data;      /* 0: real data; 1: interleaved (re, im) pairs */
+    vl_predict_fn predict; /* required */
+    vl_jacobian_fn jacobian; /* optional, NULL: finite differences */
+    void *user;            /* passed to predict and jacobian */
     int nh;
     const double *Q;       /* nh x ny diagonals of the precision components */
-    const double *hE;      /* nh hyperprior means */
+    const double *hE;      /* nh hyperprior means (h starts here) */
     const double *hC;      /* nh hyperprior variances */
     int nb, nx0;           /* confounds X0: nb x nx0, column-major, applied */
     const double *X0;      /*   block-wise to each of the ny/nb blocks */
+} vl_model;
+
+/* One inversion for the driver: the model, the data and the options. */
+typedef struct {
+    vl_model model;
+    const double *y;       /* ny data (2 ny for complex data) */
+    const double *P0;      /* starting parameters, NULL for pE */
     int maxit;
-    vl_predict_fn predict;
-    void *ctx;
     vl_progress_fn progress;
     void *progress_ctx;
 } vl_problem;
@@ -64,23 +110,47 @@ typedef struct {
     double L[3];           /* accuracy, parameter complexity, precision terms */
     int iterations;
     int converged;
+    int stopped;           /* the progress callback asked to stop */
     int ntrace;
-    double *F_trace;       /* kept F after each iteration */
-    double *y_pred;        /* g(Ep), ny */
-    double *y_conf;        /* X0 beta, ny */
+    double *F_trace;       /* kept F after each iteration (driver only) */
+    double *y_pred;        /* g(Ep), ny (2 ny complex) */
+    double *y_conf;        /* X0 beta, ny (2 ny complex, zero) */
     int predict_flag;      /* the predict return value at Ep */
 } vl_result;
 
-#include "vl/vl_status.h"   /* VL_OK, VL_ERR_* */
-
+/* The driver: alloc, init, iterate until convergence, maxit or a stop
+ * from the progress callback, result, free. */
 int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen);
 void vl_result_free(vl_result *R);
 
-/* SPM's regularised Gauss-Newton step (spm_dx): for gradient g and
- * curvature H (n x n row-major), dx = (expm(tH) - I) H^-1 g with
- * t = exp(lograte - logdet(H)/n); a Newton step when t > exp(16).
- * Returns 0, -1 on numerical failure, -2 when out of memory. */
-int vl_dx(const double *H, const double *g, int n, double lograte,
-          double *dx);
+/* ---- the engine, step by step ---- */
+
+typedef struct vl_engine vl_engine;
+
+/* After each vl_engine_iterate. */
+typedef struct {
+    int iteration;         /* iterations done */
+    double F;              /* F of the kept (best accepted) estimate */
+    double F_current;      /* F at this iteration's parameters */
+    double dF_predicted;   /* predicted increase of the step just taken */
+    int accepted;          /* this iteration's F was accepted */
+    int converged;         /* dF_predicted < 0.1 four times in a row */
+} vl_state;
+
+/* Check the model, find the prior's eigen-subspace and allocate every
+ * workspace. On failure *out is NULL. */
+int vl_engine_alloc(const vl_model *model, vl_engine **out, char *errbuf, size_t errlen);
+/* Start (or restart) at P0 (NULL: the prior mean) with h = hE and the
+ * confounds' least-squares fit to y (borrowed until the next init). */
+int vl_engine_init(vl_engine *E, const double *y, const double *P0,
+                   char *errbuf, size_t errlen);
+/* One iteration: prediction and Jacobian (backing off on failure), M-step,
+ * F, accept or reject, Levenberg–Marquardt step. */
+int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen);
+const vl_state *vl_engine_state(const vl_engine *E);
+/* The kept estimate as a result (F_trace empty, stopped 0: the driver's);
+ * VL_ERR_INPUT before the first iteration. */
+int vl_engine_result(vl_engine *E, vl_result **out, char *errbuf, size_t errlen);
+void vl_engine_free(vl_engine *E);
 
 #endif

@@ -19,8 +19,13 @@ typedef enum {
     VL_ERR_DIVERGED = 2,   /* the ascent could not find a finite F */
     VL_ERR_NOMEM = 3,      /* out of memory */
     VL_ERR_NONFINITE = 4,  /* NaN/Inf in the inputs, or a factorisation failed */
-    VL_ERR_STOPPED = 5,    /* the caller's progress callback asked to stop */
-    VL_WARN_NOCONV = 6     /* results set, but an iteration hit its limit */
+    VL_ERR_STOPPED = 5,    /* the caller's callback asked to stop, for loops that
+                              have no result to give; vl_nlsi instead returns
+                              VL_OK with result->stopped = 1 */
+    VL_WARN_NOCONV = 6,    /* results set, but an iteration hit its limit */
+    VL_ERR_MODEL = 7       /* the model's predict/jacobian callback failed or gave
+                              non-finite values (or a sensitivity above exp(32)),
+                              even after backing off */
 } vl_status;
 
 /* A short English phrase for a status ("out of memory"); never NULL. */
@@ -34,6 +39,7 @@ static inline const char *vl_status_str(int status)
     case VL_ERR_NONFINITE: return "non-finite values or a failed factorisation";
     case VL_ERR_STOPPED: return "stopped by the caller";
     case VL_WARN_NOCONV: return "did not converge within its iteration limit";
+    case VL_ERR_MODEL: return "the model could not be evaluated";
     default: return "unknown engine status";
     }
 }

@@ -54,7 +54,7 @@ static void log_event(json_t *o)
     json_decref(o);
 }
 
-static void print_progress(void *ctx, int it, double F, double dF, int accepted)
+static int print_progress(void *ctx, int it, double F, double dF, int accepted)
 {
     progress_state *s = ctx;
     if (s->log_json)
@@ -63,6 +63,7 @@ static void print_progress(void *ctx, int it, double F, double dF, int accepted)
     else if (!s->quiet)
         fprintf(stderr, "  iteration %3d  F = %.4f  predicted dF = %.3e  %s\n", it, F,
                 dF, accepted ? "(accepted)" : "(rejected: smaller step)");
+    return 0; /* the command never stops a fit early */
 }
 
 static int fail_event(const progress_state *ps, const dcm_error *err)

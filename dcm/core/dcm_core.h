@@ -111,6 +111,7 @@ struct dcm_result {
     double L[3];            /* accuracy, parameter and precision terms of F */
     int iterations;
     int converged;
+    int stopped;            /* the progress callback stopped the fit */
     int ntrace;
     double *F_trace;        /* accepted F at every iteration */
     double scale;           /* factor applied to the detrended data */

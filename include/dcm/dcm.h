@@ -57,9 +57,12 @@ const char *dcm_version(void);
 int dcm_problem_load(const char *spec_path, dcm_problem **P, dcm_error *err);
 void dcm_problem_free(dcm_problem *P);
 
-/* Progress report: called after every VL iteration (may be NULL). */
-typedef void (*dcm_progress_fn)(void *ctx, int iteration, double F,
-                                double dF_predicted, int accepted);
+/* Progress report: called after every VL iteration (may be NULL). Return
+ * 0 to go on; non-zero stops the fit after this iteration: dcm_estimate
+ * then succeeds with the best estimate so far, marked stopped (and not
+ * converged) in the result. */
+typedef int (*dcm_progress_fn)(void *ctx, int iteration, double F,
+                               double dF_predicted, int accepted);
 
 /* Fit P. On success *out owns the result. */
 int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
