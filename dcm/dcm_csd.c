@@ -3,6 +3,7 @@
 #include "dcm/dcm_csd.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

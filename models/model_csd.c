@@ -301,8 +301,10 @@ done:
     return rc;
 }
 
-/* Complex n x n inverse through LU (GSL); 0 or -1 when singular. M is
- * overwritten; out receives the inverse. */
+/* Complex n x n inverse through LU (GSL), column by column with the
+ * triangular solves (GSL's LU_invert goes through a zdotu that OpenBLAS
+ * over-reads on small matrices); 0 or -1 when singular. M is overwritten;
+ * out receives the inverse. */
 static int complex_inverse(gsl_matrix_complex *M, gsl_matrix_complex *out, gsl_permutation *perm)
 {
     int sign;
@@ -311,7 +313,13 @@ static int complex_inverse(gsl_matrix_complex *M, gsl_matrix_complex *out, gsl_p
     for (size_t i = 0; i < M->size1; i++)
         if (gsl_complex_abs(gsl_matrix_complex_get(M, i, i)) == 0.0)
             return -1;
-    return gsl_linalg_complex_LU_invert(M, perm, out) ? -1 : 0;
+    gsl_matrix_complex_set_identity(out);
+    for (size_t j = 0; j < M->size2; j++) {
+        gsl_vector_complex_view col = gsl_matrix_complex_column(out, j);
+        if (gsl_linalg_complex_LU_svx(M, perm, &col.vector))
+            return -1;
+    }
+    return 0;
 }
 
 int model_csd_mar_spectra(const model_csd_mar *mar, const double *Hz, int nw, double dt,
@@ -515,8 +523,8 @@ static int transfer_functions(model_csd_work *W)
         /* S(w) = dgdx V diag(1/(2 pi i w - s)) V^-1 dfdu, s conditioned */
         int sign;
         gsl_matrix_complex_memcpy(W->evec_lu, W->evec);
-        if (gsl_linalg_complex_LU_decomp(W->evec_lu, W->perm_e, &sign) ||
-            gsl_linalg_complex_LU_invert(W->evec_lu, W->perm_e, W->evec_inv))
+        (void)sign;
+        if (complex_inverse(W->evec_lu, W->evec_inv, W->perm_e))
             return -1;
         for (int w = 0; w < nw; w++)
             for (int i = 0; i < n; i++)
