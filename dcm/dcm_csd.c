@@ -1,0 +1,204 @@
+/* dcm_csd.c — spectral DCM: data feature, priors and the inversion through
+ * the engine (see dcm_csd.h). */
+#include "dcm/dcm_csd.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dcm/dcm_api.h"
+#include "vl/vl_nlsi.h"
+
+void dcm_csd_result_free(dcm_csd_result *R)
+{
+    if (!R)
+        return;
+    free(R->pE);
+    free(R->pV);
+    free(R->Ep);
+    free(R->Cp);
+    free(R->Pp);
+    free(R->Eh);
+    free(R->F_trace);
+    free(R->Hz);
+    free(R->csd_obs);
+    free(R->csd_pred);
+    free(R);
+}
+
+/* the engine's prediction: the CSD as interleaved (re, im) doubles */
+static int predict_csd(void *user, const double *theta, double *y)
+{
+    return model_csd_predict(user, theta, (double complex *)y, NULL) ? -1 : 0;
+}
+
+typedef struct {
+    dcm_progress_fn fn;
+    void *ctx;
+} progress_relay;
+
+static int relay_progress(void *ctx, int iteration, double F, double dF, int accepted)
+{
+    progress_relay *r = ctx;
+    return r->fn ? r->fn(r->ctx, iteration, F, dF, accepted) : 0;
+}
+
+static double std_normal_cdf(double z)
+{
+    return 0.5 * erfc(-z / sqrt(2.0));
+}
+
+int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
+                     const dcm_csd_options *opt, dcm_progress_fn progress, void *progress_ctx,
+                     dcm_csd_result **out, dcm_error *err)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    dcm_library_init();
+    dcm_csd_options o = DCM_CSD_OPTIONS_DEFAULT;
+    if (opt)
+        o = *opt;
+    if (!out || !Y || !a)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_csd_estimate: missing argument");
+    *out = NULL;
+    if (n < 1 || T < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "spectral DCM needs at least one region and one scan");
+    char buf[256];
+    if (dcm_check_tr(TR, buf, sizeof buf))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s", buf);
+    if (o.order < 2 || o.maxit < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "spectral DCM: \"order\" must be at least 2 and "
+                             "\"maxit\" at least 1 (got %d and %d)", o.order, o.maxit);
+    const int nw = MODEL_CSD_NW;
+    const size_t nT = (size_t)T * n, ncsd = (size_t)nw * n * n;
+    int rc = DCM_ERR_SYSTEM;
+    dcm_csd_result *R = calloc(1, sizeof *R);
+    double *Ys = malloc(sizeof(double) * nT);
+    double *Q = NULL, *hE = NULL, *hC = NULL;
+    model_csd_work *W = NULL;
+    model_csd_mar mar = {0};
+    vl_result *V = NULL;
+    if (!R || !Ys)
+        goto nomem;
+    R->n = n;
+    R->nw = nw;
+    model_csd_layout_init(&R->L, n);
+    const int np = R->np = R->L.np;
+    /* detrend (remove each region's mean) and scale to 1/(4 std) */
+    memcpy(Ys, Y, sizeof(double) * nT);
+    for (int j = 0; j < n; j++) {
+        double mu = 0.0;
+        for (int t = 0; t < T; t++)
+            mu += Ys[t + (size_t)T * j];
+        mu /= T;
+        for (int t = 0; t < T; t++)
+            Ys[t + (size_t)T * j] -= mu;
+    }
+    double mu = 0.0, ss = 0.0;
+    for (size_t k = 0; k < nT; k++)
+        mu += Ys[k];
+    mu /= (double)nT;
+    for (size_t k = 0; k < nT; k++)
+        ss += (Ys[k] - mu) * (Ys[k] - mu);
+    double sd = nT > 1 ? sqrt(ss / (double)(nT - 1)) : 0.0;
+    if (!(sd > 0.0) || !isfinite(sd)) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "the time series are constant (or not finite): "
+                           "there is no spectrum to fit");
+        goto fail;
+    }
+    R->scale = 1.0 / (4.0 * sd);
+    for (size_t k = 0; k < nT; k++)
+        Ys[k] *= R->scale;
+    /* the data feature */
+    R->Hz = malloc(sizeof(double) * nw);
+    R->csd_obs = malloc(sizeof(double complex) * ncsd);
+    R->csd_pred = malloc(sizeof(double complex) * ncsd);
+    if (!R->Hz || !R->csd_obs || !R->csd_pred)
+        goto nomem;
+    model_csd_frequencies(T, TR, nw, R->Hz);
+    if (model_csd_mar_fit(Ys, T, n, o.order, &mar, buf, sizeof buf)) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "spectral DCM: %s (%d scans, %d regions, order %d)",
+                           buf, T, n, o.order);
+        goto fail;
+    }
+    R->mar_iterations = mar.iterations;
+    if (model_csd_mar_spectra(&mar, R->Hz, nw, TR, R->csd_obs)) {
+        rc = dcm_error_set(err, DCM_ERR_NUMERIC, "spectral DCM: the MAR model of the data has no "
+                           "spectrum (its lag polynomial is singular at some frequency)");
+        goto fail;
+    }
+    /* priors, noise components (one per channel), hyperpriors */
+    R->nh = n * n;
+    R->pE = malloc(sizeof(double) * np);
+    R->pV = malloc(sizeof(double) * np);
+    Q = calloc((size_t)R->nh * ncsd, sizeof(double));
+    hE = malloc(sizeof(double) * R->nh);
+    hC = malloc(sizeof(double) * R->nh);
+    W = model_csd_work_alloc(n, nw, R->Hz, o.order - 1, o.TE);
+    if (!R->pE || !R->pV || !Q || !hE || !hC || !W)
+        goto nomem;
+    model_csd_priors(n, a, R->pE, R->pV);
+    for (int k = 0; k < R->nh; k++) {
+        hE[k] = 8.0;
+        hC[k] = 1.0 / 128.0;
+        for (int w = 0; w < nw; w++)
+            Q[(size_t)k * ncsd + (size_t)k * nw + w] = 1.0;
+    }
+    progress_relay relay = {progress, progress_ctx};
+    vl_problem VP = {
+        .model = {.np = np, .pE = R->pE, .pV = R->pV, .ny = (int)ncsd, .complex_data = 1,
+                  .predict = predict_csd, .user = W, .nh = R->nh, .Q = Q, .hE = hE, .hC = hC},
+        .y = (const double *)R->csd_obs,
+        .maxit = o.maxit,
+        .progress = relay_progress,
+        .progress_ctx = &relay};
+    char ebuf[512] = "";
+    int vrc = vl_nlsi(&VP, &V, ebuf, sizeof ebuf);
+    if (vrc) {
+        rc = dcm_error_from_vl(vrc, "spectral DCM", ebuf, err);
+        if (vrc == VL_ERR_DIVERGED || vrc == VL_ERR_NONFINITE)
+            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                     "; check the connection switches and that the time series are in the "
+                     "regions' columns");
+        goto fail;
+    }
+    R->Ep = V->Ep;
+    R->Cp = V->Cp;
+    R->Eh = V->Eh;
+    R->F_trace = V->F_trace;
+    V->Ep = V->Cp = V->Eh = V->F_trace = NULL;
+    R->ntrace = V->ntrace;
+    R->F = V->F;
+    memcpy(R->L3, V->L, sizeof R->L3);
+    R->iterations = V->iterations;
+    R->converged = V->converged;
+    R->stopped = V->stopped;
+    memcpy(R->csd_pred, V->y_pred, sizeof(double complex) * ncsd);
+    R->Pp = malloc(sizeof(double) * np);
+    if (!R->Pp)
+        goto nomem;
+    for (int k = 0; k < np; k++) {
+        double v = R->Cp[(size_t)k * np + k];
+        R->Pp[k] = v > 0.0 ? std_normal_cdf(fabs(R->Ep[k] - R->pE[k]) / sqrt(v)) : NAN;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    R->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    *out = R;
+    R = NULL;
+    rc = DCM_OK;
+    goto fail;
+nomem:
+    rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory for spectral DCM (%d regions)", n);
+fail:
+    vl_result_free(V);
+    model_csd_mar_free(&mar);
+    model_csd_work_free(W);
+    free(Ys);
+    free(Q);
+    free(hE);
+    free(hC);
+    dcm_csd_result_free(R);
+    return rc;
+}
