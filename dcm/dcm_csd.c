@@ -157,11 +157,13 @@ int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
     char ebuf[512] = "";
     int vrc = vl_nlsi(&VP, &V, ebuf, sizeof ebuf);
     if (vrc) {
-        rc = dcm_error_from_vl(vrc, "spectral DCM", ebuf, err);
-        if (vrc == VL_ERR_DIVERGED || vrc == VL_ERR_NONFINITE)
-            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
-                     "; check the connection switches and that the time series are in the "
-                     "regions' columns");
+        /* the advice only the spectral model can give (the engine's message
+         * speaks of predictions) */
+        char detail[700];
+        snprintf(detail, sizeof detail, "%s%s", ebuf,
+                 vrc == VL_ERR_MODEL ? "; check the connection switches and that each column "
+                                       "of the time series is one region" : "");
+        rc = dcm_error_from_vl(vrc, "spectral DCM", detail, err);
         goto fail;
     }
     R->Ep = V->Ep;
@@ -179,6 +181,9 @@ int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
     R->Pp = malloc(sizeof(double) * np);
     if (!R->Pp)
         goto nomem;
+    /* spm_dcm_fmri_csd's Pp: the probability that a parameter differs from
+     * its prior mean, Phi(|Ep - pE| / sd) — not the task DCM's "exceeds its
+     * prior mean in size" (dcm_posterior_probability) */
     for (int k = 0; k < np; k++) {
         double v = R->Cp[(size_t)k * np + k];
         R->Pp[k] = v > 0.0 ? std_normal_cdf(fabs(R->Ep[k] - R->pE[k]) / sqrt(v)) : NAN;

@@ -315,6 +315,16 @@ static void check_inversion(const char *file, double tolF, double tolEp, double 
     CU_ASSERT_EQUAL(test_json_vec(json_object_get(json_object_get(r, "hyper"), "Eh"), Eh, n * n), n * n);
     double Fref = json_number_value(json_object_get(r, "free_energy"));
     int itref = (int)json_integer_value(json_object_get(json_object_get(r, "optimiser"), "iterations"));
+    double Pp[NMAX * NMAX + 3 * NMAX + 6];
+    CU_ASSERT_EQUAL(test_json_vec(json_object_get(v, "posterior_probability"), Pp, R->np), R->np);
+    double dPp = 0.0;
+    for (int k = 0; k < R->np; k++)
+        if (!isnan(Pp[k]))
+            dPp = fmax(dPp, fabs(R->Pp[k] - Pp[k]));
+        else
+            CU_ASSERT(isnan(R->Pp[k]));
+    printf("\n  posterior probabilities: max |dPp| %.1e", dPp);
+    CU_ASSERT(dPp < tolEp * 100);
     double dEp = 0.0, dsd = 0.0, dEh = 0.0;
     for (int k = 0; k < R->np; k++) {
         dEp = fmax(dEp, fabs(R->Ep[k] - Ep[k]));
