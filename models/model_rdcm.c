@@ -1,0 +1,701 @@
+/* model_rdcm.c — regression DCM: HRF, spectra, filter, regression in real
+ * form, priors, VB for rDCM and sparse rDCM (see model_rdcm.h). */
+#include "models/model_rdcm.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fftw3.h>
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_sf_gamma.h>
+#include <gsl/gsl_sf_psi.h>
+
+#include "vl/vl_linalg.h"
+
+#define TWO_PI (2.0 * M_PI)
+#define LN_2PI 1.8378770664093454836
+
+/* FFTW's planner is process-global and not thread-safe; plans are made and
+ * destroyed only while holding this lock (executing them needs none). */
+static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- the fixed HRF ---------------------------------------------------- */
+
+void model_rdcm_hrf(double dt, int Nu, double *h)
+{
+    /* haemodynamics at SPM's prior (transit = decay = 0): TAPAS's constants */
+    const double kappa = 0.64, gamma = 0.32, tau = 2.0, alpha = 0.32, rho = 0.32;
+    /* BOLD: V0 = 4, nu0 = 40.3, E0 = 0.4 (0.32 in the dynamics), TE = 0.04,
+     * r0 = 25, epsilon = 1 (so the (1 - v) term vanishes) */
+    const double k1 = 4.3 * 40.3 * 0.4 * 0.04, k2 = 25.0 * 0.4 * 0.04, k3 = 0.0;
+    double x = 0, s = 0, f = 1, v = 1, q = 1, lf = 0, lv = 0, lq = 0;
+    for (int i = 0; i < Nu; i++) {
+        h[i] = 4.0 * (k1 * (1 - q) + k2 * (1 - q / v) + k3 * (1 - v));
+        double u = i == 0 ? 1.0 : 0.0;
+        double va = pow(v, 1.0 / alpha);
+        double x1 = x + dt * (-x + u);
+        double s1 = s + dt * (x - kappa * s - gamma * (f - 1));
+        double lf1 = lf + dt * (s / f);
+        double lv1 = lv + dt * (f - va) / (tau * v);
+        double lq1 = lq + dt * (f * (1 - pow(1 - rho, 1.0 / f)) / rho - va * q / v) / (tau * q);
+        x = x1, s = s1, lf = lf1, lv = lv1, lq = lq1;
+        f = exp(lf), v = exp(lv), q = exp(lq);
+    }
+}
+
+/* ---- spectra and filter ----------------------------------------------- */
+
+void model_rdcm_spectra_free(model_rdcm_spectra *S)
+{
+    if (!S)
+        return;
+    free(S->h);
+    free(S->uconv);
+    free(S->Y);
+    free(S->Yf);
+    free(S->U);
+    free(S->H);
+    free(S->mask);
+    free(S->bins);
+    free(S->kept);
+    free(S->sd_re);
+    free(S->sd_im);
+    memset(S, 0, sizeof *S);
+}
+
+/* The real FFTs one build needs, planned once under the lock. */
+typedef struct {
+    int N, Nu;
+    double *tu, *tn;             /* time-domain buffers, Nu and N */
+    fftw_complex *fu, *fn;       /* half spectra, Nu/2+1 and N/2+1 */
+    fftw_plan fwd_u, inv_u, fwd_n;
+} rdcm_ffts;
+
+static void ffts_free(rdcm_ffts *F)
+{
+    pthread_mutex_lock(&fftw_planner_lock);
+    if (F->fwd_u)
+        fftw_destroy_plan(F->fwd_u);
+    if (F->inv_u)
+        fftw_destroy_plan(F->inv_u);
+    if (F->fwd_n)
+        fftw_destroy_plan(F->fwd_n);
+    pthread_mutex_unlock(&fftw_planner_lock);
+    fftw_free(F->tu);
+    fftw_free(F->tn);
+    fftw_free(F->fu);
+    fftw_free(F->fn);
+}
+
+static int ffts_init(rdcm_ffts *F, int N, int Nu, int need_u)
+{
+    memset(F, 0, sizeof *F);
+    F->N = N, F->Nu = Nu;
+    F->tu = fftw_malloc(sizeof(double) * (size_t)Nu);
+    F->tn = fftw_malloc(sizeof(double) * (size_t)N);
+    F->fu = fftw_malloc(sizeof(fftw_complex) * (size_t)(Nu / 2 + 1));
+    F->fn = fftw_malloc(sizeof(fftw_complex) * (size_t)(N / 2 + 1));
+    if (!F->tu || !F->tn || !F->fu || !F->fn)
+        return -1;
+    pthread_mutex_lock(&fftw_planner_lock);
+    if (need_u) {
+        F->fwd_u = fftw_plan_dft_r2c_1d(Nu, F->tu, F->fu, FFTW_ESTIMATE);
+        F->inv_u = fftw_plan_dft_c2r_1d(Nu, F->fu, F->tu, FFTW_ESTIMATE);
+    }
+    F->fwd_n = fftw_plan_dft_r2c_1d(N, F->tn, F->fn, FFTW_ESTIMATE);
+    pthread_mutex_unlock(&fftw_planner_lock);
+    return (need_u && (!F->fwd_u || !F->inv_u)) || !F->fwd_n ? -1 : 0;
+}
+
+/* Full N-bin DFT of x (N samples) into out, by conjugate symmetry. */
+static void dft_full(rdcm_ffts *F, const double *x, size_t stride, double complex *out)
+{
+    int N = F->N;
+    for (int t = 0; t < N; t++)
+        F->tn[t] = x[(size_t)t * stride];
+    fftw_execute(F->fwd_n);
+    for (int f = 0; f <= N / 2; f++)
+        out[f] = F->fn[f];
+    for (int f = N / 2 + 1; f < N; f++)
+        out[f] = conj(F->fn[N - f]);
+}
+
+/* Sample SD (N-1) of a list. */
+static double sd(const double *x, int k)
+{
+    if (k < 2)
+        return 0.0;
+    double mean = 0, ss = 0;
+    for (int i = 0; i < k; i++)
+        mean += x[i];
+    mean /= k;
+    for (int i = 0; i < k; i++)
+        ss += (x[i] - mean) * (x[i] - mean);
+    return sqrt(ss / (k - 1));
+}
+
+/* TAPAS's filter for region k: which bins are kept, then the rows. */
+static void filter_region(model_rdcm_spectra *S, int k, const unsigned char *uninformative,
+                          double *scratch_re, double *scratch_im)
+{
+    int N = S->N;
+    const double complex *Y = S->Y + (size_t)k * N;
+    unsigned char *mask = S->mask + (size_t)k * N;
+    int ne = 0;
+    for (int f = 0; f < N; f++)
+        if (uninformative[f]) {
+            scratch_re[ne] = creal(Y[f]);
+            scratch_im[ne] = cimag(Y[f]);
+            ne++;
+        }
+    double sr = ne > 1 ? sd(scratch_re, ne) : 0.0, si = ne > 1 ? sd(scratch_im, ne) : 0.0;
+    S->sd_re[k] = sr, S->sd_im[k] = si;
+    /* the informative band: task designs up to 7/16 of the sampling rate */
+    double hpf = fmax(16.0 + 4.0 * (S->thr - 1.0), 16.0);
+    int band = (int)round(7.0 * N / (S->resting ? hpf : 16.0));
+    unsigned char *keep = (unsigned char *)scratch_re;  /* reuse: N bytes */
+    for (int f = 0; f < N; f++)
+        keep[f] = (fabs(creal(Y[f])) > S->thr * sr || fabs(cimag(Y[f])) > S->thr * si) &&
+                  !uninformative[f] && (f <= band || f >= N - band);
+    keep[0] = 1;
+    for (int f = 1; f < N; f++)      /* symmetric: f kept when N - f is */
+        if (keep[N - f])
+            keep[f] = 1;
+    int half = (int)round(N / 2.0), f1 = 0, f2 = N, nk = 0;
+    for (int f = 0; f <= half && f < N; f++)
+        if (keep[f])
+            f1 = f;
+    for (int f = half; f < N; f++)
+        if (keep[f]) {
+            f2 = f;
+            break;
+        }
+    int bins = 0;
+    for (int f = 0; f < N; f++) {
+        int row = f <= f1 || f >= f2;
+        mask[f] = row ? (keep[f] ? 2 : 1) : 0;
+        bins += row;
+        nk += keep[f];
+        S->Yf[(size_t)k * N + f] = keep[f] ? Y[f] : 0.0;
+    }
+    S->bins[k] = bins;
+    S->kept[k] = nk;
+}
+
+/* Convolve every input circularly with the HRF at micro-time and sample
+ * the result at the scans (TAPAS: real(ifft(fft(u) .* fft(h)))). */
+static void convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const double *u)
+{
+    int N = S->N, Nu = N * S->r, nh = Nu / 2 + 1;
+    double complex *Hu = malloc(sizeof(double complex) * (size_t)nh);
+    if (!Hu)
+        return;
+    memcpy(F->tu, S->h, sizeof(double) * (size_t)Nu);
+    fftw_execute(F->fwd_u);
+    memcpy(Hu, F->fu, sizeof(double complex) * (size_t)nh);
+    for (int i = 0; i < S->m; i++) {
+        memcpy(F->tu, u + (size_t)i * Nu, sizeof(double) * (size_t)Nu);
+        fftw_execute(F->fwd_u);
+        for (int f = 0; f < nh; f++)
+            F->fu[f] *= Hu[f];
+        fftw_execute(F->inv_u);     /* unnormalised: divide by Nu */
+        for (int t = 0; t < N; t++)
+            S->uconv[(size_t)i * N + t] = F->tu[(size_t)t * S->r] / Nu;
+    }
+    free(Hu);
+}
+
+static int spectra_alloc(model_rdcm_spectra *S)
+{
+    size_t N = (size_t)S->N, n = (size_t)S->n, mc = (size_t)S->m + 1;
+    S->h = malloc(sizeof(double) * N * (size_t)S->r);
+    S->uconv = calloc(N * mc, sizeof(double));
+    S->Y = malloc(sizeof(double complex) * N * n);
+    S->Yf = malloc(sizeof(double complex) * N * n);
+    S->U = malloc(sizeof(double complex) * N * mc);
+    S->H = malloc(sizeof(double complex) * N);
+    S->mask = malloc(N * n);
+    S->bins = calloc(n, sizeof(int));
+    S->kept = calloc(n, sizeof(int));
+    S->sd_re = calloc(n, sizeof(double));
+    S->sd_im = calloc(n, sizeof(double));
+    return S->h && S->uconv && S->Y && S->Yf && S->U && S->H && S->mask && S->bins && S->kept &&
+                   S->sd_re && S->sd_im
+               ? 0
+               : -1;
+}
+
+int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
+                             const double *u, int m, int r, double thr, dcm_error *err)
+{
+    memset(S, 0, sizeof *S);
+    if (n < 1 || m < 0 || r < 1 || !(TR > 0) || !(thr >= 0) || (m > 0 && !u))
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "rDCM needs at least one region, a positive TR, micro-time bins per "
+                             "scan >= 1 and a filter strength >= 0 (got n = %d, TR = %g, r = %d, "
+                             "filter = %g)", n, TR, r, thr);
+    if (N < 4 || N * TR < MODEL_RDCM_HRF_SUPPORT_S)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "the time series has %d scans (%.4g s at TR %g s), shorter than the "
+                             "%g s the haemodynamic response lasts; rDCM needs a longer series",
+                             N, N * TR, TR, MODEL_RDCM_HRF_SUPPORT_S);
+    if ((double)N * r > 1e9)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%d scans x %d micro-time bins is too many samples",
+                             N, r);
+    vl_init();
+    S->N = N, S->n = n, S->m = m, S->r = r, S->TR = TR, S->thr = thr, S->resting = m == 0;
+    rdcm_ffts F = {0};
+    unsigned char *unin = malloc((size_t)N);
+    double *scratch = malloc(sizeof(double) * 2 * (size_t)N);
+    int rc = DCM_OK;
+    if (spectra_alloc(S) || !unin || !scratch || ffts_init(&F, N, N * r, m > 0)) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d scans x %d regions", N, n);
+        goto done;
+    }
+    int Nu = N * r;
+    model_rdcm_hrf(TR / r, Nu, S->h);
+    if (m > 0)
+        convolve_inputs(S, &F, u);
+    for (int t = 0; t < N; t++)
+        S->uconv[(size_t)m * N + t] = 1.0;
+    dft_full(&F, S->h, (size_t)r, S->H);
+    for (int k = 0; k < n; k++)
+        dft_full(&F, Y + (size_t)k * N, 1, S->Y + (size_t)k * N);
+    for (int i = 0; i < m; i++)
+        dft_full(&F, S->uconv + (size_t)i * N, 1, S->U + (size_t)i * N);
+    /* the constant's DFT, exactly */
+    for (int f = 0; f < N; f++)
+        S->U[(size_t)m * N + f] = f == 0 ? (double)N : 0.0;
+    S->n_uninformative = 0;
+    for (int f = 0; f < N; f++) {
+        double su = 0;
+        for (int i = 0; i <= m; i++)
+            su += cabs(S->U[(size_t)i * N + f]);
+        unin[f] = cabs(S->H[f]) <= MODEL_RDCM_UNINFORMATIVE ||
+                  (!S->resting && su <= MODEL_RDCM_UNINFORMATIVE);
+        S->n_uninformative += unin[f];
+    }
+    for (int k = 0; k < n; k++) {
+        filter_region(S, k, unin, scratch, scratch + N);
+        if (S->kept[k] <= 1) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT,
+                               "region %d keeps no informative frequency after filtering (filter "
+                               "strength %g): its spectrum does not rise above %g x the noise SD "
+                               "outside the band; check that the series is not constant, or lower "
+                               "the filter strength", k + 1, thr, thr);
+            goto done;
+        }
+    }
+done:
+    ffts_free(&F);
+    free(unin);
+    free(scratch);
+    if (rc != DCM_OK)
+        model_rdcm_spectra_free(S);
+    return rc;
+}
+
+/* ---- the regression of one region ------------------------------------ */
+
+/* Regressor column c at bin f. */
+static double complex regressor(const model_rdcm_spectra *S, int c, int f, double input_scale)
+{
+    if (c < S->n)
+        return S->Yf[(size_t)c * S->N + f];
+    return S->U[(size_t)(c - S->n) * S->N + f] * input_scale;
+}
+
+int model_rdcm_design(const model_rdcm_spectra *S, int k, const int *cols, int D,
+                      double input_scale, double *X, double *y)
+{
+    int N = S->N, rows = 0;
+    const unsigned char *mask = S->mask + (size_t)k * N;
+    const double complex *Yk = S->Yf + (size_t)k * N;
+    for (int f = 0; f < N; f++) {
+        if (!mask[f])
+            continue;
+        int g = (N - f) % N;
+        /* forward difference in time = (e^{2 pi i f/N} - 1) in frequency */
+        double complex yd = (cexp(I * TWO_PI * f / N) - 1.0) * Yk[f] / S->TR;
+        if (f == g) {                       /* bins 0 and N/2: real */
+            for (int j = 0; j < D; j++)
+                X[rows + (size_t)N * j] = creal(regressor(S, cols[j], f, input_scale));
+            y[rows++] = creal(yd);
+            continue;
+        }
+        if (mask[g] && f > g)              /* the conjugate of a row already written */
+            continue;
+        double w = mask[g] ? M_SQRT2 : 1.0; /* an unpaired row gives the real part of XᴴX */
+        for (int j = 0; j < D; j++) {
+            double complex x = regressor(S, cols[j], f, input_scale);
+            X[rows + (size_t)N * j] = w * creal(x);
+            X[rows + 1 + (size_t)N * j] = w * cimag(x);
+        }
+        y[rows] = w * creal(yd);
+        y[rows + 1] = w * cimag(yd);
+        rows += 2;
+    }
+    return rows;
+}
+
+void model_rdcm_normal(const model_rdcm_spectra *S, int k, const int *cols, int D,
+                       double input_scale, double *W, double *v, double *yy, int *bins,
+                       double *work)
+{
+    int N = S->N;
+    double *X = work, *y = work + (size_t)N * D;
+    int rows = model_rdcm_design(S, k, cols, D, input_scale, X, y);
+    cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, D, rows, 1.0, X, N, 0.0, W, D);
+    for (int j = 0; j < D; j++)
+        for (int i = 0; i < j; i++)
+            W[i + (size_t)D * j] = W[j + (size_t)D * i];
+    cblas_dgemv(CblasColMajor, CblasTrans, rows, D, 1.0, X, N, y, 1, 0.0, v, 1);
+    *yy = cblas_ddot(rows, y, 1, y, 1);
+    *bins = S->bins[k];
+}
+
+void model_rdcm_priors(int n, int m, int k, const int *cols, int D, double baseline_precision,
+                       double *m0, double *l0)
+{
+    for (int j = 0; j < D; j++) {
+        int c = cols[j];
+        if (c == k) {
+            m0[j] = -0.5, l0[j] = 8.0 * n;
+        } else if (c < n) {
+            m0[j] = 0.0, l0[j] = n / 8.0;
+        } else if (c < n + m) {
+            m0[j] = 0.0, l0[j] = 1.0;
+        } else {
+            m0[j] = 0.0, l0[j] = baseline_precision;
+        }
+    }
+}
+
+/* ---- variational Bayes ------------------------------------------------ */
+
+struct model_rdcm_ws {
+    int Dmax;
+    double *P, *Q, *G, *g, *zG, *rhs, *tmp;
+    int *order;
+};
+
+model_rdcm_ws *model_rdcm_ws_alloc(int Dmax)
+{
+    model_rdcm_ws *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    size_t D = (size_t)Dmax;
+    w->Dmax = Dmax;
+    w->P = malloc(sizeof(double) * D * D);
+    w->Q = malloc(sizeof(double) * D * D);
+    w->G = malloc(sizeof(double) * D * D);
+    w->g = malloc(sizeof(double) * D);
+    w->zG = malloc(sizeof(double) * D);
+    w->rhs = malloc(sizeof(double) * D);
+    w->tmp = malloc(sizeof(double) * D);
+    w->order = malloc(sizeof(int) * D);
+    if (!w->P || !w->Q || !w->G || !w->g || !w->zG || !w->rhs || !w->tmp || !w->order) {
+        model_rdcm_ws_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void model_rdcm_ws_free(model_rdcm_ws *w)
+{
+    if (!w)
+        return;
+    free(w->P);
+    free(w->Q);
+    free(w->G);
+    free(w->g);
+    free(w->zG);
+    free(w->rhs);
+    free(w->tmp);
+    free(w->order);
+    free(w);
+}
+
+int model_rdcm_fit_alloc(model_rdcm_fit *fit, int D)
+{
+    memset(fit, 0, sizeof *fit);
+    fit->D = D;
+    fit->mu = calloc((size_t)D, sizeof(double));
+    fit->z = calloc((size_t)D, sizeof(double));
+    fit->Sigma = calloc((size_t)D * D, sizeof(double));
+    if (!fit->mu || !fit->z || !fit->Sigma) {
+        model_rdcm_fit_free(fit);
+        return -1;
+    }
+    return 0;
+}
+
+void model_rdcm_fit_free(model_rdcm_fit *fit)
+{
+    free(fit->mu);
+    free(fit->z);
+    free(fit->Sigma);
+    memset(fit, 0, sizeof *fit);
+}
+
+void model_rdcm_fit_copy(model_rdcm_fit *dst, const model_rdcm_fit *src)
+{
+    size_t D = (size_t)src->D;
+    memcpy(dst->mu, src->mu, sizeof(double) * D);
+    memcpy(dst->z, src->z, sizeof(double) * D);
+    memcpy(dst->Sigma, src->Sigma, sizeof(double) * D * D);
+    dst->aN = src->aN, dst->bN = src->bN, dst->F = src->F, dst->iterations = src->iterations;
+    memcpy(dst->terms, src->terms, sizeof dst->terms);
+}
+
+/* Sigma = inv(P) (P overwritten by its Cholesky factor); returns ln|P|, or
+ * NAN when P is not positive definite. */
+static double chol_inverse(double *P, double *Sigma, int D)
+{
+    gsl_matrix_view Pv = gsl_matrix_view_array(P, (size_t)D, (size_t)D);
+    if (gsl_linalg_cholesky_decomp1(&Pv.matrix) != 0)
+        return NAN;
+    double ld = 0;
+    for (int i = 0; i < D; i++)
+        ld += 2.0 * log(P[i + (size_t)D * i]);
+    memcpy(Sigma, P, sizeof(double) * (size_t)D * D);
+    gsl_matrix_view Sv = gsl_matrix_view_array(Sigma, (size_t)D, (size_t)D);
+    if (gsl_linalg_cholesky_invert(&Sv.matrix) != 0)
+        return NAN;
+    return ld;
+}
+
+/* The F terms shared by rDCM and sparse rDCM (the weight prior is diagonal). */
+static void free_energy_terms(model_rdcm_fit *fit, const double *m0, const double *l0, int bins,
+                              double QF, double tau, double logdetP)
+{
+    int D = fit->D;
+    double a0 = MODEL_RDCM_A0, b0 = MODEL_RDCM_B0, aN = fit->aN, bN = fit->bN;
+    double elog_tau = gsl_sf_psi(aN) - log(bN);
+    double ldl0 = 0, quad = 0, tr = 0;
+    for (int i = 0; i < D; i++) {
+        double d = fit->mu[i] - m0[i];
+        ldl0 += log(l0[i]);
+        quad += l0[i] * d * d;
+        tr += l0[i] * fit->Sigma[i + (size_t)D * i];
+    }
+    double *t = fit->terms;
+    t[MODEL_RDCM_LOG_LIK] = bins / 2.0 * elog_tau - bins / 2.0 * LN_2PI - tau * QF;
+    t[MODEL_RDCM_LOG_P_WEIGHT] = 0.5 * ldl0 - D / 2.0 * LN_2PI - 0.5 * quad - 0.5 * tr;
+    t[MODEL_RDCM_LOG_P_PREC] = a0 * log(b0) - gsl_sf_lngamma(a0) + (a0 - 1) * elog_tau - b0 * tau;
+    t[MODEL_RDCM_LOG_Q_WEIGHT] = -0.5 * logdetP + D / 2.0 * (1.0 + LN_2PI);
+    t[MODEL_RDCM_LOG_Q_PREC] = aN - log(bN) + gsl_sf_lngamma(aN) + (1 - aN) * gsl_sf_psi(aN);
+}
+
+static double sum_terms(const double *t, int k)
+{
+    double s = 0;
+    for (int i = 0; i < k; i++)
+        s += t[i];
+    return s;
+}
+
+static void trace_add(model_rdcm_trace *tr, double F, double tau)
+{
+    if (tr && tr->len < tr->cap) {
+        tr->F[tr->len] = F;
+        tr->tau[tr->len] = tau;
+        tr->len++;
+    }
+}
+
+/* sum_ij A_ij B_ij of two symmetric D x D matrices */
+static double frobenius(const double *A, const double *B, int D)
+{
+    double s = 0;
+    for (size_t i = 0; i < (size_t)D * D; i++)
+        s += A[i] * B[i];
+    return s;
+}
+
+int model_rdcm_ridge(const double *W, const double *v, double yy, int bins, const double *m0,
+                     const double *l0, int D, model_rdcm_ws *ws, model_rdcm_fit *fit,
+                     model_rdcm_trace *trace)
+{
+    size_t DD = (size_t)D * D;
+    double tau = MODEL_RDCM_A0 / MODEL_RDCM_B0, F_old = -INFINITY;
+    fit->aN = MODEL_RDCM_A0 + bins / 2.0;
+    for (int it = 1; it <= MODEL_RDCM_MAXIT; it++) {
+        for (size_t i = 0; i < DD; i++)
+            ws->P[i] = tau * W[i];
+        for (int i = 0; i < D; i++) {
+            ws->P[i + (size_t)D * i] += l0[i];
+            ws->rhs[i] = tau * v[i] + l0[i] * m0[i];
+        }
+        double logdetP = chol_inverse(ws->P, fit->Sigma, D);
+        if (isnan(logdetP))
+            return DCM_ERR_NUMERIC;
+        cblas_dsymv(CblasColMajor, CblasLower, D, 1.0, fit->Sigma, D, ws->rhs, 1, 0.0, fit->mu, 1);
+        cblas_dsymv(CblasColMajor, CblasLower, D, 1.0, W, D, fit->mu, 1, 0.0, ws->tmp, 1);
+        double QF = 0.5 * (yy - 2.0 * cblas_ddot(D, fit->mu, 1, v, 1) +
+                           cblas_ddot(D, fit->mu, 1, ws->tmp, 1)) +
+                    0.5 * frobenius(W, fit->Sigma, D);
+        fit->bN = MODEL_RDCM_B0 + QF;
+        tau = fit->aN / fit->bN;
+        free_energy_terms(fit, m0, l0, bins, QF, tau, logdetP);
+        fit->terms[MODEL_RDCM_LOG_P_Z] = fit->terms[MODEL_RDCM_LOG_Q_Z] = 0.0;
+        fit->F = sum_terms(fit->terms, 5);
+        fit->iterations = it;
+        trace_add(trace, fit->F, tau);
+        if ((F_old - fit->F) * (F_old - fit->F) < MODEL_RDCM_TOL)
+            break;
+        F_old = fit->F;
+    }
+    for (int i = 0; i < D; i++)
+        fit->z[i] = 1.0;
+    return DCM_OK;
+}
+
+/* ---- sparse rDCM ------------------------------------------------------ */
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+void model_rdcm_rng_seed(model_rdcm_rng *g, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ splitmix64(&stream);
+    for (int i = 0; i < 4; i++)
+        g->s[i] = splitmix64(&x);
+}
+
+uint64_t model_rdcm_rng_next(model_rdcm_rng *g)
+{
+    uint64_t *s = g->s, result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* a uniformly random permutation of 0..D-1 (Fisher-Yates, unbiased) */
+static void permutation(model_rdcm_rng *g, int *order, int D)
+{
+    for (int i = 0; i < D; i++)
+        order[i] = i;
+    for (int i = D - 1; i > 0; i--) {
+        uint64_t bound = (uint64_t)i + 1, lim = UINT64_MAX - UINT64_MAX % bound, x;
+        do
+            x = model_rdcm_rng_next(g);
+        while (x >= lim);
+        int j = (int)(x % bound), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static double logit(double p)
+{
+    if (p <= 0)
+        return -INFINITY;
+    if (p >= 1)
+        return INFINITY;
+    return log(p / (1 - p));
+}
+
+/* G = E[Z W Z] under q(z): z_i z_j W_ij off the diagonal, z_i W_ii on it */
+static void expected_gram(const double *W, const double *z, int D, double *G)
+{
+    for (int j = 0; j < D; j++)
+        for (int i = 0; i < D; i++)
+            G[i + (size_t)D * j] = i == j ? z[i] * W[i + (size_t)D * i]
+                                          : z[i] * z[j] * W[i + (size_t)D * j];
+}
+
+int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, const double *m0,
+                      const double *l0, const double *p0, int D, model_rdcm_rng *rng,
+                      model_rdcm_ws *ws, model_rdcm_fit *fit, model_rdcm_trace *trace)
+{
+    size_t DD = (size_t)D * D;
+    double tau = MODEL_RDCM_A0 / MODEL_RDCM_B0, F_old = -INFINITY;
+    double *z = fit->z, *zG = ws->zG, *G = ws->G, *Q = ws->Q, *g = ws->g, *mu = fit->mu;
+    fit->aN = MODEL_RDCM_A0 + bins / 2.0;
+    for (int i = 0; i < D; i++) {
+        z[i] = zG[i] = p0[i];
+        ws->order[i] = i;
+    }
+    expected_gram(W, zG, D, G);
+    for (int it = 1; it <= MODEL_RDCM_MAXIT; it++) {
+        /* q(theta) given the z of the last update (before any zeroing) */
+        for (size_t i = 0; i < DD; i++)
+            ws->P[i] = tau * G[i];
+        for (int i = 0; i < D; i++) {
+            ws->P[i + (size_t)D * i] += l0[i];
+            ws->rhs[i] = tau * zG[i] * v[i] + l0[i] * m0[i];
+        }
+        double logdetP = chol_inverse(ws->P, fit->Sigma, D);
+        if (isnan(logdetP))
+            return DCM_ERR_NUMERIC;
+        cblas_dsymv(CblasColMajor, CblasLower, D, 1.0, fit->Sigma, D, ws->rhs, 1, 0.0, mu, 1);
+        /* q(z): coordinate updates, each using the z updated before it */
+        for (int j = 0; j < D; j++)
+            for (int i = 0; i < D; i++)
+                Q[i + (size_t)D * j] = W[i + (size_t)D * j] * (mu[i] * mu[j] + fit->Sigma[i + (size_t)D * j]);
+        for (int i = 0; i < D; i++)
+            g[i] = logit(p0[i]) + tau * mu[i] * v[i] + tau * Q[i + (size_t)D * i] / 2.0;
+        if (rng)
+            permutation(rng, ws->order, D);
+        for (int t = 0; t < D; t++) {
+            int i = ws->order[t];
+            z[i] = 1.0;
+            double s = cblas_ddot(D, z, 1, Q + (size_t)D * i, 1);
+            g[i] -= tau * s;
+            z[i] = 1.0 / (1.0 + exp(-g[i]));
+        }
+        memcpy(zG, z, sizeof(double) * (size_t)D);
+        expected_gram(W, zG, D, G);
+        /* q(tau) */
+        cblas_dsymv(CblasColMajor, CblasLower, D, 1.0, G, D, mu, 1, 0.0, ws->tmp, 1);
+        double muZv = 0;
+        for (int i = 0; i < D; i++)
+            muZv += mu[i] * zG[i] * v[i];
+        double QF = 0.5 * yy - muZv + 0.5 * cblas_ddot(D, mu, 1, ws->tmp, 1) +
+                    0.5 * frobenius(G, fit->Sigma, D);
+        fit->bN = MODEL_RDCM_B0 + QF;
+        tau = fit->aN / fit->bN;
+        /* prune: tiny means out, and their inclusion with them */
+        for (int i = 0; i < D; i++) {
+            if (fabs(mu[i]) < MODEL_RDCM_MU_ZERO)
+                mu[i] = 0.0;
+            if (mu[i] == 0.0)
+                z[i] = 0.0;
+        }
+        free_energy_terms(fit, m0, l0, bins, QF, tau, logdetP);
+        double lpz = 0, lqz = 0;
+        for (int i = 0; i < D; i++)
+            if (z[i] > MODEL_RDCM_Z_MIN && z[i] < 1.0) {
+                lpz += log(1 - p0[i]) + z[i] * log(p0[i] / (1 - p0[i]));
+                lqz += -(1 - z[i]) * log(1 - z[i]) - z[i] * log(z[i]);
+            }
+        fit->terms[MODEL_RDCM_LOG_P_Z] = lpz;
+        fit->terms[MODEL_RDCM_LOG_Q_Z] = lqz;
+        fit->F = sum_terms(fit->terms, MODEL_RDCM_NTERMS);
+        fit->iterations = it;
+        trace_add(trace, fit->F, tau);
+        if ((F_old - fit->F) * (F_old - fit->F) < MODEL_RDCM_TOL)
+            break;
+        F_old = fit->F;
+    }
+    return DCM_OK;
+}
