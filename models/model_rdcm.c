@@ -309,18 +309,22 @@ static double complex regressor(const model_rdcm_spectra *S, int c, int f, doubl
     return S->U[(size_t)(c - S->n) * S->N + f] * input_scale;
 }
 
+double complex model_rdcm_response(const model_rdcm_spectra *S, int k, int f)
+{
+    /* forward difference in time = (e^{2 pi i f/N} - 1) in frequency */
+    return (cexp(I * TWO_PI * f / S->N) - 1.0) * S->Yf[(size_t)k * S->N + f] / S->TR;
+}
+
 int model_rdcm_design(const model_rdcm_spectra *S, int k, const int *cols, int D,
                       double input_scale, double *X, double *y)
 {
     int N = S->N, rows = 0;
     const unsigned char *mask = S->mask + (size_t)k * N;
-    const double complex *Yk = S->Yf + (size_t)k * N;
     for (int f = 0; f < N; f++) {
         if (!mask[f])
             continue;
         int g = (N - f) % N;
-        /* forward difference in time = (e^{2 pi i f/N} - 1) in frequency */
-        double complex yd = (cexp(I * TWO_PI * f / N) - 1.0) * Yk[f] / S->TR;
+        double complex yd = model_rdcm_response(S, k, f);
         if (f == g) {                       /* bins 0 and N/2: real */
             for (int j = 0; j < D; j++)
                 X[rows + (size_t)N * j] = creal(regressor(S, cols[j], f, input_scale));

@@ -84,6 +84,10 @@ int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int 
                              const double *u, int m, int r, double thr, dcm_error *err);
 void model_rdcm_spectra_free(model_rdcm_spectra *S);
 
+/* The response of region k at bin f: the DFT of its forward difference,
+ * (e^{2 pi i f/N} - 1) Yf_k(f) / TR. */
+double complex model_rdcm_response(const model_rdcm_spectra *S, int k, int f);
+
 /* One region's regression in real form. cols[0..D-1] are regressor columns
  * (numbering above); input columns (and the constant) are multiplied by
  * input_scale (TAPAS: 1/r for simulated data, 1 for empirical). W is D x D,
