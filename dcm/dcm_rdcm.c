@@ -169,7 +169,7 @@ static int fit_region(rdcm_job *J, int k, worker_buf *b)
         model_rdcm_rng_seed(&rng, o->seed, (uint64_t)k * (uint64_t)J->np0 + (uint64_t)p);
         for (int s = 0; s < restarts; s++) {
             int rc = model_rdcm_sparse(b->W, b->v, yy, R->bins, b->m0, b->l0, b->p0, D,
-                                       o->order == DCM_RDCM_ORDER_FIXED ? NULL : &rng, b->ws,
+                                       o->order == DCM_RDCM_ORDER_FIXED ? NULL : &rng, s > 0, b->ws,
                                        &b->fit, NULL);
             if (rc != DCM_OK)
                 return rc;

@@ -383,8 +383,14 @@ void model_rdcm_priors(int n, int m, int k, const int *cols, int D, double basel
 
 struct model_rdcm_ws {
     int Dmax;
-    double *P, *Q, *G, *g, *zG, *rhs, *tmp;
-    int *order;
+    double *P, *SA, *g, *zG, *rhs, *tmp, *sdiag;
+    int *order, *order2;
+    /* sparse rDCM: the active set (zG != 0) of the current q(theta) */
+    int na, *act, *pos;
+    double logdetP;
+    /* the first q(theta) of a restart, shared by restarts (same_start) */
+    int c_valid, c_na, *c_act, *c_pos;
+    double *c_SA, *c_mu, c_logdetP;
 };
 
 model_rdcm_ws *model_rdcm_ws_alloc(int Dmax)
@@ -395,14 +401,22 @@ model_rdcm_ws *model_rdcm_ws_alloc(int Dmax)
     size_t D = (size_t)Dmax;
     w->Dmax = Dmax;
     w->P = malloc(sizeof(double) * D * D);
-    w->Q = malloc(sizeof(double) * D * D);
-    w->G = malloc(sizeof(double) * D * D);
+    w->SA = malloc(sizeof(double) * D * D);
+    w->c_SA = malloc(sizeof(double) * D * D);
     w->g = malloc(sizeof(double) * D);
     w->zG = malloc(sizeof(double) * D);
     w->rhs = malloc(sizeof(double) * D);
     w->tmp = malloc(sizeof(double) * D);
+    w->sdiag = malloc(sizeof(double) * D);
+    w->c_mu = malloc(sizeof(double) * D);
     w->order = malloc(sizeof(int) * D);
-    if (!w->P || !w->Q || !w->G || !w->g || !w->zG || !w->rhs || !w->tmp || !w->order) {
+    w->order2 = malloc(sizeof(int) * D);
+    w->act = malloc(sizeof(int) * D);
+    w->pos = malloc(sizeof(int) * D);
+    w->c_act = malloc(sizeof(int) * D);
+    w->c_pos = malloc(sizeof(int) * D);
+    if (!w->P || !w->SA || !w->c_SA || !w->g || !w->zG || !w->rhs || !w->tmp || !w->sdiag ||
+        !w->c_mu || !w->order || !w->order2 || !w->act || !w->pos || !w->c_act || !w->c_pos) {
         model_rdcm_ws_free(w);
         return NULL;
     }
@@ -414,13 +428,20 @@ void model_rdcm_ws_free(model_rdcm_ws *w)
     if (!w)
         return;
     free(w->P);
-    free(w->Q);
-    free(w->G);
+    free(w->SA);
+    free(w->c_SA);
     free(w->g);
     free(w->zG);
     free(w->rhs);
     free(w->tmp);
+    free(w->sdiag);
+    free(w->c_mu);
     free(w->order);
+    free(w->order2);
+    free(w->act);
+    free(w->pos);
+    free(w->c_act);
+    free(w->c_pos);
     free(w);
 }
 
@@ -474,20 +495,19 @@ static double chol_inverse(double *P, double *Sigma, int D)
 }
 
 /* The F terms shared by rDCM and sparse rDCM (the weight prior is diagonal). */
-static void free_energy_terms(model_rdcm_fit *fit, const double *m0, const double *l0, int bins,
-                              double QF, double tau, double logdetP)
+static void free_energy_terms(double *t, const double *mu, const double *sdiag, const double *m0,
+                              const double *l0, int D, int bins, double aN, double bN, double QF,
+                              double tau, double logdetP)
 {
-    int D = fit->D;
-    double a0 = MODEL_RDCM_A0, b0 = MODEL_RDCM_B0, aN = fit->aN, bN = fit->bN;
+    double a0 = MODEL_RDCM_A0, b0 = MODEL_RDCM_B0;
     double elog_tau = gsl_sf_psi(aN) - log(bN);
     double ldl0 = 0, quad = 0, tr = 0;
     for (int i = 0; i < D; i++) {
-        double d = fit->mu[i] - m0[i];
+        double d = mu[i] - m0[i];
         ldl0 += log(l0[i]);
         quad += l0[i] * d * d;
-        tr += l0[i] * fit->Sigma[i + (size_t)D * i];
+        tr += l0[i] * sdiag[i];
     }
-    double *t = fit->terms;
     t[MODEL_RDCM_LOG_LIK] = bins / 2.0 * elog_tau - bins / 2.0 * LN_2PI - tau * QF;
     t[MODEL_RDCM_LOG_P_WEIGHT] = 0.5 * ldl0 - D / 2.0 * LN_2PI - 0.5 * quad - 0.5 * tr;
     t[MODEL_RDCM_LOG_P_PREC] = a0 * log(b0) - gsl_sf_lngamma(a0) + (a0 - 1) * elog_tau - b0 * tau;
@@ -545,7 +565,10 @@ int model_rdcm_ridge(const double *W, const double *v, double yy, int bins, cons
                     0.5 * frobenius(W, fit->Sigma, D);
         fit->bN = MODEL_RDCM_B0 + QF;
         tau = fit->aN / fit->bN;
-        free_energy_terms(fit, m0, l0, bins, QF, tau, logdetP);
+        for (int i = 0; i < D; i++)
+            ws->sdiag[i] = fit->Sigma[i + (size_t)D * i];
+        free_energy_terms(fit->terms, fit->mu, ws->sdiag, m0, l0, D, bins, fit->aN, fit->bN, QF,
+                          tau, logdetP);
         fit->terms[MODEL_RDCM_LOG_P_Z] = fit->terms[MODEL_RDCM_LOG_Q_Z] = 0.0;
         fit->F = sum_terms(fit->terms, 5);
         fit->iterations = it;
@@ -618,64 +641,156 @@ static double logit(double p)
     return log(p / (1 - p));
 }
 
-/* G = E[Z W Z] under q(z): z_i z_j W_ij off the diagonal, z_i W_ii on it */
-static void expected_gram(const double *W, const double *z, int D, double *G)
+/* q(theta) of sparse rDCM given the inclusion probabilities zG of the last
+ * update. Regressors with zG_i = 0 exactly have no row in E[Z W Z]: their
+ * precision is the prior's (Sigma_ii = 1/l0_i, mu_i = m0_i, uncoupled), so
+ * only the block of the others (the active set) is factorised. The numbers
+ * are those of the full D x D inverse (zero terms add nothing). */
+static int sparse_theta(const double *W, const double *v, const double *m0, const double *l0,
+                        const double *zG, double tau, int D, model_rdcm_ws *ws, double *mu)
 {
-    for (int j = 0; j < D; j++)
+    int na = 0;
+    double ld = 0;
+    for (int i = 0; i < D; i++) {
+        ws->pos[i] = -1;
+        mu[i] = m0[i];
+        if (zG[i] != 0.0) {
+            ws->pos[i] = na;
+            ws->act[na++] = i;
+        } else {
+            ld += log(l0[i]);
+        }
+    }
+    ws->na = na;
+    double *P = ws->P, *SA = ws->SA;
+    for (int b = 0; b < na; b++) {
+        int j = ws->act[b];
+        for (int a = 0; a < na; a++) {
+            int i = ws->act[a];
+            P[a + (size_t)na * b] = a == b ? tau * zG[i] * W[i + (size_t)D * i] + l0[i]
+                                           : tau * zG[i] * zG[j] * W[i + (size_t)D * j];
+        }
+        ws->rhs[b] = tau * zG[j] * v[j] + l0[j] * m0[j];
+    }
+    if (na > 0) {
+        double ldA = chol_inverse(P, SA, na);
+        if (isnan(ldA))
+            return DCM_ERR_NUMERIC;
+        ld += ldA;
+        for (int a = 0; a < na; a++) {
+            double x = 0;
+            for (int b = 0; b < na; b++)
+                x += SA[a + (size_t)na * b] * ws->rhs[b];
+            mu[ws->act[a]] = x;
+        }
+    }
+    ws->logdetP = ld;
+    return DCM_OK;
+}
+
+/* Sigma_ij of the current q(theta) */
+static double sigma_at(const model_rdcm_ws *ws, const double *l0, int i, int j)
+{
+    int a = ws->pos[i], b = ws->pos[j];
+    if (a >= 0 && b >= 0)
+        return ws->SA[a + (size_t)ws->na * b];
+    return i == j ? 1.0 / l0[i] : 0.0;
+}
+
+/* E[Z W Z]_ij under q(z): z_i z_j W_ij off the diagonal, z_i W_ii on it */
+static double gram_at(const double *W, const double *z, int D, int i, int j)
+{
+    return i == j ? z[i] * W[i + (size_t)D * i] : z[i] * z[j] * W[i + (size_t)D * j];
+}
+
+static void sparse_theta_save(model_rdcm_ws *ws, const double *mu, int D)
+{
+    size_t na = (size_t)ws->na;
+    memcpy(ws->c_SA, ws->SA, sizeof(double) * na * na);
+    memcpy(ws->c_act, ws->act, sizeof(int) * na);
+    memcpy(ws->c_pos, ws->pos, sizeof(int) * (size_t)D);
+    memcpy(ws->c_mu, mu, sizeof(double) * (size_t)D);
+    ws->c_na = ws->na, ws->c_logdetP = ws->logdetP, ws->c_valid = 1;
+}
+
+static void sparse_theta_load(model_rdcm_ws *ws, double *mu, int D)
+{
+    size_t na = (size_t)ws->c_na;
+    memcpy(ws->SA, ws->c_SA, sizeof(double) * na * na);
+    memcpy(ws->act, ws->c_act, sizeof(int) * na);
+    memcpy(ws->pos, ws->c_pos, sizeof(int) * (size_t)D);
+    memcpy(mu, ws->c_mu, sizeof(double) * (size_t)D);
+    ws->na = ws->c_na, ws->logdetP = ws->c_logdetP;
+}
+
+/* One sweep of coordinate updates of q(z), each using those before it. */
+static void sparse_z_sweep(const double *W, const double *v, const double *l0, const double *p0,
+                           const double *mu, double tau, int D, model_rdcm_rng *rng,
+                           model_rdcm_ws *ws, double *z)
+{
+    double *g = ws->g;
+    for (int i = 0; i < D; i++)
+        g[i] = logit(p0[i]) + tau * mu[i] * v[i] +
+               tau * W[i + (size_t)D * i] * (mu[i] * mu[i] + sigma_at(ws, l0, i, i)) / 2.0;
+    if (rng)
+        permutation(rng, ws->order, D);
+    else
         for (int i = 0; i < D; i++)
-            G[i + (size_t)D * j] = i == j ? z[i] * W[i + (size_t)D * i]
-                                          : z[i] * z[j] * W[i + (size_t)D * j];
+            ws->order[i] = i;
+    for (int t = 0; t < D; t++) {
+        int i = ws->order[t];
+        z[i] = 1.0;
+        double s = 0;
+        for (int j = 0; j < D; j++)   /* sum_j z_j Q_ji, Q = W o (mu mu' + Sigma) */
+            if (z[j] != 0.0)
+                s += z[j] * (W[j + (size_t)D * i] * (mu[j] * mu[i] + sigma_at(ws, l0, j, i)));
+        g[i] -= tau * s;
+        z[i] = 1.0 / (1.0 + exp(-g[i]));
+    }
 }
 
 int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, const double *m0,
                       const double *l0, const double *p0, int D, model_rdcm_rng *rng,
-                      model_rdcm_ws *ws, model_rdcm_fit *fit, model_rdcm_trace *trace)
+                      int same_start, model_rdcm_ws *ws, model_rdcm_fit *fit,
+                      model_rdcm_trace *trace)
 {
-    size_t DD = (size_t)D * D;
     double tau = MODEL_RDCM_A0 / MODEL_RDCM_B0, F_old = -INFINITY;
-    double *z = fit->z, *zG = ws->zG, *G = ws->G, *Q = ws->Q, *g = ws->g, *mu = fit->mu;
+    double *z = fit->z, *zG = ws->zG, *mu = fit->mu;
+    int *nz = ws->order2, nnz;
     fit->aN = MODEL_RDCM_A0 + bins / 2.0;
-    for (int i = 0; i < D; i++) {
+    for (int i = 0; i < D; i++)
         z[i] = zG[i] = p0[i];
-        ws->order[i] = i;
-    }
-    expected_gram(W, zG, D, G);
     for (int it = 1; it <= MODEL_RDCM_MAXIT; it++) {
-        /* q(theta) given the z of the last update (before any zeroing) */
-        for (size_t i = 0; i < DD; i++)
-            ws->P[i] = tau * G[i];
-        for (int i = 0; i < D; i++) {
-            ws->P[i + (size_t)D * i] += l0[i];
-            ws->rhs[i] = tau * zG[i] * v[i] + l0[i] * m0[i];
+        /* q(theta) given the z of the last update (before any pruning); the
+         * first depends only on p0, so restarts share it */
+        if (it == 1 && same_start && ws->c_valid) {
+            sparse_theta_load(ws, mu, D);
+        } else {
+            int rc = sparse_theta(W, v, m0, l0, zG, tau, D, ws, mu);
+            if (rc != DCM_OK)
+                return rc;
+            if (it == 1)
+                sparse_theta_save(ws, mu, D);
         }
-        double logdetP = chol_inverse(ws->P, fit->Sigma, D);
-        if (isnan(logdetP))
-            return DCM_ERR_NUMERIC;
-        cblas_dsymv(CblasColMajor, CblasLower, D, 1.0, fit->Sigma, D, ws->rhs, 1, 0.0, mu, 1);
-        /* q(z): coordinate updates, each using the z updated before it */
-        for (int j = 0; j < D; j++)
-            for (int i = 0; i < D; i++)
-                Q[i + (size_t)D * j] = W[i + (size_t)D * j] * (mu[i] * mu[j] + fit->Sigma[i + (size_t)D * j]);
-        for (int i = 0; i < D; i++)
-            g[i] = logit(p0[i]) + tau * mu[i] * v[i] + tau * Q[i + (size_t)D * i] / 2.0;
-        if (rng)
-            permutation(rng, ws->order, D);
-        for (int t = 0; t < D; t++) {
-            int i = ws->order[t];
-            z[i] = 1.0;
-            double s = cblas_ddot(D, z, 1, Q + (size_t)D * i, 1);
-            g[i] -= tau * s;
-            z[i] = 1.0 / (1.0 + exp(-g[i]));
-        }
+        sparse_z_sweep(W, v, l0, p0, mu, tau, D, rng, ws, z);
         memcpy(zG, z, sizeof(double) * (size_t)D);
-        expected_gram(W, zG, D, G);
-        /* q(tau) */
-        cblas_dsymv(CblasColMajor, CblasLower, D, 1.0, G, D, mu, 1, 0.0, ws->tmp, 1);
-        double muZv = 0;
+        /* q(tau): E||Yd - X Z theta||^2 / 2 with this mu, Sigma and the new z */
+        nnz = 0;
         for (int i = 0; i < D; i++)
+            if (zG[i] != 0.0)
+                nz[nnz++] = i;
+        double muZv = 0, muGmu = 0, trGS = 0;
+        for (int a = 0; a < nnz; a++) {
+            int i = nz[a];
             muZv += mu[i] * zG[i] * v[i];
-        double QF = 0.5 * yy - muZv + 0.5 * cblas_ddot(D, mu, 1, ws->tmp, 1) +
-                    0.5 * frobenius(G, fit->Sigma, D);
+            for (int b = 0; b < nnz; b++) {
+                int j = nz[b];
+                double Gij = gram_at(W, zG, D, i, j);
+                muGmu += mu[i] * Gij * mu[j];
+                trGS += Gij * sigma_at(ws, l0, i, j);
+            }
+        }
+        double QF = 0.5 * yy - muZv + 0.5 * muGmu + 0.5 * trGS;
         fit->bN = MODEL_RDCM_B0 + QF;
         tau = fit->aN / fit->bN;
         /* prune: tiny means out, and their inclusion with them */
@@ -684,8 +799,10 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
                 mu[i] = 0.0;
             if (mu[i] == 0.0)
                 z[i] = 0.0;
+            ws->sdiag[i] = sigma_at(ws, l0, i, i);
         }
-        free_energy_terms(fit, m0, l0, bins, QF, tau, logdetP);
+        free_energy_terms(fit->terms, mu, ws->sdiag, m0, l0, D, bins, fit->aN, fit->bN, QF, tau,
+                          ws->logdetP);
         double lpz = 0, lqz = 0;
         for (int i = 0; i < D; i++)
             if (z[i] > MODEL_RDCM_Z_MIN && z[i] < 1.0) {
@@ -701,5 +818,9 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
             break;
         F_old = fit->F;
     }
+    /* the posterior covariance of the last q(theta) */
+    for (int j = 0; j < D; j++)
+        for (int i = 0; i < D; i++)
+            fit->Sigma[i + (size_t)D * j] = sigma_at(ws, l0, i, j);
     return DCM_OK;
 }

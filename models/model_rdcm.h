@@ -158,9 +158,15 @@ uint64_t model_rdcm_rng_next(model_rdcm_rng *g);
 /* Sparse rDCM, one restart for one region: prior inclusion probabilities
  * p0 (D; 0 and 1 fix a regressor out or in), z updated in the order
  * 0..D-1 every iteration when rng is NULL (TAPAS made deterministic), else
- * in a fresh random permutation every iteration (TAPAS's randperm). */
+ * in a fresh random permutation every iteration (TAPAS's randperm).
+ * The first q(theta) of a restart depends only on (W, v, priors, p0): with
+ * same_start = 1 it is taken from the previous call on this ws (which must
+ * have had the same arguments), else computed and kept there. Only the
+ * block of regressors with a non-zero inclusion probability is factorised
+ * (the others keep their prior), which is what makes 100 restarts cheap. */
 int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, const double *m0,
                       const double *l0, const double *p0, int D, model_rdcm_rng *rng,
-                      model_rdcm_ws *ws, model_rdcm_fit *fit, model_rdcm_trace *trace);
+                      int same_start, model_rdcm_ws *ws, model_rdcm_fit *fit,
+                      model_rdcm_trace *trace);
 
 #endif

@@ -386,7 +386,7 @@ static void test_region1_sparse_ordered(void)
     model_rdcm_fit_alloc(&fit, D);
     double tf[MODEL_RDCM_MAXIT], tt[MODEL_RDCM_MAXIT];
     model_rdcm_trace tr = {MODEL_RDCM_MAXIT, 0, tf, tt};
-    CU_ASSERT_EQUAL(model_rdcm_sparse(W, v, yy, bins, m0, l0, p0, D, NULL, ws, &fit, &tr), DCM_OK);
+    CU_ASSERT_EQUAL(model_rdcm_sparse(W, v, yy, bins, m0, l0, p0, D, NULL, 0, ws, &fit, &tr), DCM_OK);
     int it = (int)json_integer_value(json_object_get(R, "iterations"));
     CU_ASSERT_EQUAL(fit.iterations, it);
     int nt = tr.len < it ? tr.len : it;
