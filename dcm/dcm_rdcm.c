@@ -2,6 +2,8 @@
  * dcm_rdcm.h). */
 #include "dcm/dcm_rdcm.h"
 
+#include "dcm/dcm_api.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -415,6 +417,7 @@ int dcm_rdcm_estimate(const double *Y, int N, int n, double TR, const double *u,
                       dcm_rdcm_result **out, dcm_error *err)
 {
     *out = NULL;
+    dcm_library_init();   /* GSL error codes, OpenBLAS single-threaded */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = check_input(Y, N, n, TR, u, m, r, a, c, opt, err);
