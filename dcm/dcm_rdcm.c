@@ -167,8 +167,12 @@ static int fit_region(rdcm_job *J, int k, worker_buf *b)
     int restarts = o->order == DCM_RDCM_ORDER_FIXED ? 1 : o->restarts;
     for (int p = 0; p < J->np0; p++) {
         inclusion_prior(J, k, J->grid[p], b->p0);
+        /* one stream per region and p0 value (not grid position): a p0's
+         * result does not depend on the rest of the grid or on threads */
+        uint64_t bits;
+        memcpy(&bits, &J->grid[p], sizeof bits);
         model_rdcm_rng rng;
-        model_rdcm_rng_seed(&rng, o->seed, (uint64_t)k * (uint64_t)J->np0 + (uint64_t)p);
+        model_rdcm_rng_seed(&rng, o->seed, ((uint64_t)k << 40) ^ bits);
         for (int s = 0; s < restarts; s++) {
             int rc = model_rdcm_sparse(b->W, b->v, yy, R->bins, b->m0, b->l0, b->p0, D,
                                        o->order == DCM_RDCM_ORDER_FIXED ? NULL : &rng, s > 0, b->ws,

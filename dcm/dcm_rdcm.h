@@ -11,7 +11,11 @@
  *   own lock; several estimates may run in parallel threads.
  * - Regions are independent regressions and run in opts->threads threads.
  *   Results do not depend on the number of threads (random update orders
- *   are drawn from a stream per region and p0, seeded by opts->seed).
+ *   are drawn from a stream per region and p0 value, seeded by opts->seed,
+ *   so the result at one p0 is also the same whatever the rest of the grid).
+ *   TAPAS's orders come from Octave/MATLAB's randperm and are not
+ *   reproduced: random-restart results match TAPAS's only as one random
+ *   run matches another (in F, and in the chosen p0).
  * - rDCM fits the pattern a, c. Sparse rDCM considers every connection
  *   (prior inclusion probability p0; self-connections always in), the
  *   inputs fixed by c (TAPAS's restrictInputs), for each p0 of a grid,

@@ -477,20 +477,91 @@ void model_rdcm_fit_copy(model_rdcm_fit *dst, const model_rdcm_fit *src)
     memcpy(dst->terms, src->terms, sizeof dst->terms);
 }
 
-/* Sigma = inv(P) (P overwritten by its Cholesky factor); returns ln|P|, or
- * NAN when P is not positive definite. */
+/* Below this size the Cholesky factor and inverse are computed by the loops
+ * here: GSL's blocked routines call OpenBLAS, whose per-call overhead
+ * dominates for the few active regressors of a sparse rDCM region. */
+#define SMALL_CHOL 12
+
+/* Sigma = inv(P) for a small SPD P (D x D, column-major; P overwritten by
+ * its lower Cholesky factor L). Column-oriented loops (contiguous axpy and
+ * dot products). Returns ln|P| or NAN. */
+static double chol_inverse_small(double *P, double *Sigma, int D)
+{
+    double ld = 0;
+    for (int j = 0; j < D; j++) {          /* left-looking: column j of L */
+        double *Lj = P + (size_t)D * j;
+        for (int k = 0; k < j; k++) {
+            const double *Lk = P + (size_t)D * k;
+            double ljk = Lk[j];
+            for (int i = j; i < D; i++)
+                Lj[i] -= ljk * Lk[i];
+        }
+        if (!(Lj[j] > 0))
+            return NAN;
+        double ljj = sqrt(Lj[j]), r = 1.0 / ljj;
+        Lj[j] = ljj;
+        ld += 2.0 * log(ljj);
+        for (int i = j + 1; i < D; i++)
+            Lj[i] *= r;
+    }
+    /* M = L^-1, column j by forward substitution, into Sigma (lower part) */
+    for (int j = 0; j < D; j++) {
+        double *m = Sigma + (size_t)D * j;
+        for (int i = 0; i < D; i++)
+            m[i] = i == j ? 1.0 : 0.0;
+        for (int k = j; k < D; k++) {
+            const double *Lk = P + (size_t)D * k;
+            m[k] /= Lk[k];
+            double mk = m[k];
+            for (int i = k + 1; i < D; i++)
+                m[i] -= mk * Lk[i];
+        }
+    }
+    /* Sigma = M' M: (i, j) = column i . column j of M over rows >= max(i, j);
+     * the upper triangle of P (free: L lives below) holds it meanwhile */
+    for (int j = 0; j < D; j++) {
+        const double *mj = Sigma + (size_t)D * j;
+        for (int i = 0; i <= j; i++) {
+            const double *mi = Sigma + (size_t)D * i;
+            double x = 0;
+            for (int k = j; k < D; k++)
+                x += mi[k] * mj[k];
+            if (i < j)
+                P[i + (size_t)D * j] = x;
+            else
+                P[j + (size_t)D * j] = x;   /* L's diagonal is no longer needed */
+        }
+    }
+    for (int j = 0; j < D; j++)
+        for (int i = 0; i <= j; i++)
+            Sigma[i + (size_t)D * j] = Sigma[j + (size_t)D * i] = P[i + (size_t)D * j];
+    return ld;
+}
+
+/* LAPACK (OpenBLAS's optimised dpotrf/dpotri) */
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+
+/* Sigma = inv(P) (P overwritten); returns ln|P|, or NAN when P is not
+ * positive definite. */
 static double chol_inverse(double *P, double *Sigma, int D)
 {
-    gsl_matrix_view Pv = gsl_matrix_view_array(P, (size_t)D, (size_t)D);
-    if (gsl_linalg_cholesky_decomp1(&Pv.matrix) != 0)
+    if (D <= SMALL_CHOL)
+        return chol_inverse_small(P, Sigma, D);
+    int info = 0;
+    dpotrf_("L", &D, P, &D, &info);
+    if (info != 0)
         return NAN;
     double ld = 0;
     for (int i = 0; i < D; i++)
         ld += 2.0 * log(P[i + (size_t)D * i]);
     memcpy(Sigma, P, sizeof(double) * (size_t)D * D);
-    gsl_matrix_view Sv = gsl_matrix_view_array(Sigma, (size_t)D, (size_t)D);
-    if (gsl_linalg_cholesky_invert(&Sv.matrix) != 0)
+    dpotri_("L", &D, Sigma, &D, &info);
+    if (info != 0)
         return NAN;
+    for (int j = 0; j < D; j++)
+        for (int i = 0; i < j; i++)
+            Sigma[i + (size_t)D * j] = Sigma[j + (size_t)D * i];
     return ld;
 }
 
@@ -723,29 +794,60 @@ static void sparse_theta_load(model_rdcm_ws *ws, double *mu, int D)
     ws->na = ws->c_na, ws->logdetP = ws->c_logdetP;
 }
 
-/* One sweep of coordinate updates of q(z), each using those before it. */
+/* Insert i into the sorted list (length *len) if absent; remove it when
+ * out. Keeping the list sorted keeps the sums below in index order, the
+ * order of the dense sum over all regressors (zero terms add nothing). */
+static void list_set(int *list, int *len, int i, int in)
+{
+    int a = 0;
+    while (a < *len && list[a] < i)
+        a++;
+    int present = a < *len && list[a] == i;
+    if (in && !present) {
+        memmove(list + a + 1, list + a, sizeof(int) * (size_t)(*len - a));
+        list[a] = i;
+        (*len)++;
+    } else if (!in && present) {
+        memmove(list + a, list + a + 1, sizeof(int) * (size_t)(*len - a - 1));
+        (*len)--;
+    }
+}
+
+/* One sweep of coordinate updates of q(z), each using those before it:
+ * g_i -= tau sum_j z_j Q_ji with z_i = 1, Q = W o (mu mu' + Sigma). Only
+ * the non-zero z_j (a sorted list) enter the sum. */
 static void sparse_z_sweep(const double *W, const double *v, const double *l0, const double *p0,
                            const double *mu, double tau, int D, model_rdcm_rng *rng,
                            model_rdcm_ws *ws, double *z)
 {
     double *g = ws->g;
-    for (int i = 0; i < D; i++)
+    int *nzl = ws->order2, nnz = 0, na = ws->na;
+    for (int i = 0; i < D; i++) {
         g[i] = logit(p0[i]) + tau * mu[i] * v[i] +
                tau * W[i + (size_t)D * i] * (mu[i] * mu[i] + sigma_at(ws, l0, i, i)) / 2.0;
+        if (z[i] != 0.0)
+            nzl[nnz++] = i;
+    }
     if (rng)
         permutation(rng, ws->order, D);
     else
         for (int i = 0; i < D; i++)
             ws->order[i] = i;
     for (int t = 0; t < D; t++) {
-        int i = ws->order[t];
+        int i = ws->order[t], pi = ws->pos[i];
         z[i] = 1.0;
+        list_set(nzl, &nnz, i, 1);
+        const double *Wi = W + (size_t)D * i, *Si = pi >= 0 ? ws->SA + (size_t)na * pi : NULL;
         double s = 0;
-        for (int j = 0; j < D; j++)   /* sum_j z_j Q_ji, Q = W o (mu mu' + Sigma) */
-            if (z[j] != 0.0)
-                s += z[j] * (W[j + (size_t)D * i] * (mu[j] * mu[i] + sigma_at(ws, l0, j, i)));
+        for (int a = 0; a < nnz; a++) {
+            int j = nzl[a], pj = ws->pos[j];
+            double sji = Si && pj >= 0 ? Si[pj] : (j == i ? 1.0 / l0[i] : 0.0);
+            s += z[j] * (Wi[j] * (mu[j] * mu[i] + sji));
+        }
         g[i] -= tau * s;
         z[i] = 1.0 / (1.0 + exp(-g[i]));
+        if (z[i] == 0.0)
+            list_set(nzl, &nnz, i, 0);
     }
 }
 
@@ -756,7 +858,7 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
 {
     double tau = MODEL_RDCM_A0 / MODEL_RDCM_B0, F_old = -INFINITY;
     double *z = fit->z, *zG = ws->zG, *mu = fit->mu;
-    int *nz = ws->order2, nnz;
+    int *nz = ws->order2, nnz;   /* free again after the sweep */
     fit->aN = MODEL_RDCM_A0 + bins / 2.0;
     for (int i = 0; i < D; i++)
         z[i] = zG[i] = p0[i];
