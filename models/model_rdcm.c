@@ -736,12 +736,14 @@ static int sparse_theta(const double *W, const double *v, const double *m0, cons
     double *P = ws->P, *SA = ws->SA;
     for (int b = 0; b < na; b++) {
         int j = ws->act[b];
+        const double *Wj = W + (size_t)D * j;
+        double *Pb = P + (size_t)na * b, tzj = tau * zG[j];
         for (int a = 0; a < na; a++) {
             int i = ws->act[a];
-            P[a + (size_t)na * b] = a == b ? tau * zG[i] * W[i + (size_t)D * i] + l0[i]
-                                           : tau * zG[i] * zG[j] * W[i + (size_t)D * j];
+            Pb[a] = tau * zG[i] * zG[j] * Wj[i];
         }
-        ws->rhs[b] = tau * zG[j] * v[j] + l0[j] * m0[j];
+        Pb[b] = tzj * Wj[j] + l0[j];
+        ws->rhs[b] = tzj * v[j] + l0[j] * m0[j];
     }
     if (na > 0) {
         double ldA = chol_inverse(P, SA, na);
@@ -766,12 +768,6 @@ static double sigma_at(const model_rdcm_ws *ws, const double *l0, int i, int j)
     if (a >= 0 && b >= 0)
         return ws->SA[a + (size_t)ws->na * b];
     return i == j ? 1.0 / l0[i] : 0.0;
-}
-
-/* E[Z W Z]_ij under q(z): z_i z_j W_ij off the diagonal, z_i W_ii on it */
-static double gram_at(const double *W, const double *z, int D, int i, int j)
-{
-    return i == j ? z[i] * W[i + (size_t)D * i] : z[i] * z[j] * W[i + (size_t)D * j];
 }
 
 static void sparse_theta_save(model_rdcm_ws *ws, const double *mu, int D)
@@ -883,13 +879,17 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
                 nz[nnz++] = i;
         double muZv = 0, muGmu = 0, trGS = 0;
         for (int a = 0; a < nnz; a++) {
-            int i = nz[a];
-            muZv += mu[i] * zG[i] * v[i];
+            int i = nz[a], pi = ws->pos[i];
+            const double *Wi = W + (size_t)D * i;
+            const double *Si = pi >= 0 ? ws->SA + (size_t)ws->na * pi : NULL;
+            double zi = zG[i], mi = mu[i];
+            muZv += mi * zi * v[i];
             for (int b = 0; b < nnz; b++) {
-                int j = nz[b];
-                double Gij = gram_at(W, zG, D, i, j);
-                muGmu += mu[i] * Gij * mu[j];
-                trGS += Gij * sigma_at(ws, l0, i, j);
+                int j = nz[b], pj = ws->pos[j];
+                double Gij = i == j ? zi * Wi[i] : zi * zG[j] * Wi[j];   /* E[Z W Z] */
+                double Sij = Si && pj >= 0 ? Si[pj] : (i == j ? 1.0 / l0[i] : 0.0);
+                muGmu += mi * Gij * mu[j];
+                trGS += Gij * Sij;
             }
         }
         double QF = 0.5 * yy - muZv + 0.5 * muGmu + 0.5 * trGS;

@@ -30,6 +30,9 @@
  * - Randomness (sparse rDCM's update order) comes from a model_rdcm_rng the
  *   caller seeds; there is no hidden generator. TAPAS draws Octave/MATLAB
  *   randperm, which is not reproduced (its ordered variant is).
+ * - Linear algebra: Cholesky factor and inverse by the loops in
+ *   model_rdcm.c for small blocks (<= 12), OpenBLAS's LAPACK dpotrf/dpotri
+ *   above (the library sets OpenBLAS to one thread: dcm_library_init).
  * - Errors: dcm_error codes (DCM_ERR_INPUT for data that cannot be fitted,
  *   DCM_ERR_SYSTEM for memory), with a sentence saying what to fix.
  */
