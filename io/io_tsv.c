@@ -55,8 +55,13 @@ static FILE *open_gz(const char *path, FILE *f, char **mem, dcm_error *err)
             break;
         len += (size_t)got;
     }
-    int zerr = 0;
-    const char *zmsg = got < 0 ? gzerror(g, &zerr) : NULL;
+    /* a stream cut short ends with Z_BUF_ERROR, not a read error */
+    int zerr = Z_OK;
+    const char *zmsg = gzerror(g, &zerr);
+    if (got >= 0 && zerr == Z_OK)
+        zmsg = NULL;
+    else if (zerr == Z_BUF_ERROR)
+        zmsg = "the compressed data end early: the file is truncated";
     gzclose(g);
     if (!buf) {
         dcm_error_set(err, DCM_ERR_INPUT, "%s: decompressed table too large (more than %zu bytes) "

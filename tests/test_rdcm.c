@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include <complex.h>
+#include <zlib.h>
 
 #include "dcm/dcm_rdcm.h"
 #include "io/io_tsv.h"
@@ -649,6 +650,39 @@ static void test_bad_input(void)
     CU_ASSERT(strstr(err.msg, "region 1, scan 6") != NULL);
 }
 
+/* .tsv.gz tables (io_tsv): read as the plain table; a truncated gzip is an
+ * error that names the file (no ../shared needed). */
+static void test_tsv_gz(void)
+{
+    char dir[] = "/tmp/test_rdcm_gzXXXXXX", path[256];
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/y.tsv.gz", dir);
+    const char text[] = "R1\tR2\n1.5\t-2\n3\t4e-3\n";
+    gzFile g = gzopen(path, "wb");
+    CU_ASSERT_FATAL(g != NULL);
+    gzwrite(g, text, (unsigned)strlen(text));
+    gzclose(g);
+    io_table t;
+    dcm_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(path, &t, &err), DCM_OK);
+    CU_ASSERT(t.rows == 2 && t.cols == 2 && t.data[0] == 1.5 && t.data[3] == 4e-3);
+    CU_ASSERT(t.names && !strcmp(t.names[1], "R2"));
+    io_table_free(&t);
+    /* cut the compressed file in half */
+    FILE *f = fopen(path, "rb");
+    unsigned char buf[256];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    f = fopen(path, "wb");
+    fwrite(buf, 1, len / 2, f);
+    fclose(f);
+    int rc = io_tsv_read(path, &t, &err);
+    printf("\n  truncated: %s ", err.msg);
+    CU_ASSERT_EQUAL(rc, DCM_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "y.tsv.gz") && strstr(err.msg, "gzip"));
+    test_remove_dir(dir);
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -659,6 +693,7 @@ int main(void)
         {"smith50 rDCM equals TAPAS's", test_smith50_ridge},
         {"smith50 ordered sparse rDCM equals TAPAS's over the p0 grid", test_smith50_sparse_ordered},
         {"smith50 sparse rDCM with random restarts: F within 0.1 % of TAPAS's", test_smith50_sparse_random},
+        {"gzip-compressed TSV tables are read, a truncated one refused", test_tsv_gz},
         {"rDCM refuses input it cannot fit, with what to fix", test_bad_input},
         {NULL, NULL}};
     int rc = test_run("rdcm", cases);
