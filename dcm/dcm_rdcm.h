@@ -23,7 +23,8 @@
  *   with the largest total F (first maximum).
  * - data = simulated reproduces TAPAS's type 's' (input regressors / r, no
  *   constant regressor); empirical its type 'r' (the constant is a
- *   regressor of every region, Ep.C reported x 16 as TAPAS does).
+ *   regressor of every region, Ep.C reported x 16 as TAPAS does; Var_C
+ *   is left in the units of the regression, as TAPAS leaves its sN).
  * - Errors: dcm_error with what to fix (DCM_ERR_INPUT for bad input,
  *   DCM_ERR_NUMERIC, DCM_ERR_SYSTEM).
  */
