@@ -384,7 +384,7 @@ void model_rdcm_priors(int n, int m, int k, const int *cols, int D, double basel
 struct model_rdcm_ws {
     int Dmax;
     double *P, *SA, *g, *zG, *rhs, *tmp, *sdiag;
-    int *order, *order2;
+    int *order, *nzlist;   /* update order; indices of the non-zero z */
     /* sparse rDCM: the active set (zG != 0) of the current q(theta) */
     int na, *act, *pos;
     double logdetP;
@@ -410,13 +410,13 @@ model_rdcm_ws *model_rdcm_ws_alloc(int Dmax)
     w->sdiag = malloc(sizeof(double) * D);
     w->c_mu = malloc(sizeof(double) * D);
     w->order = malloc(sizeof(int) * D);
-    w->order2 = malloc(sizeof(int) * D);
+    w->nzlist = malloc(sizeof(int) * D);
     w->act = malloc(sizeof(int) * D);
     w->pos = malloc(sizeof(int) * D);
     w->c_act = malloc(sizeof(int) * D);
     w->c_pos = malloc(sizeof(int) * D);
     if (!w->P || !w->SA || !w->c_SA || !w->g || !w->zG || !w->rhs || !w->tmp || !w->sdiag ||
-        !w->c_mu || !w->order || !w->order2 || !w->act || !w->pos || !w->c_act || !w->c_pos) {
+        !w->c_mu || !w->order || !w->nzlist || !w->act || !w->pos || !w->c_act || !w->c_pos) {
         model_rdcm_ws_free(w);
         return NULL;
     }
@@ -437,7 +437,7 @@ void model_rdcm_ws_free(model_rdcm_ws *w)
     free(w->sdiag);
     free(w->c_mu);
     free(w->order);
-    free(w->order2);
+    free(w->nzlist);
     free(w->act);
     free(w->pos);
     free(w->c_act);
@@ -817,7 +817,7 @@ static void sparse_z_sweep(const double *W, const double *v, const double *l0, c
                            model_rdcm_ws *ws, double *z)
 {
     double *g = ws->g;
-    int *nzl = ws->order2, nnz = 0, na = ws->na;
+    int *nzl = ws->nzlist, nnz = 0, na = ws->na;
     for (int i = 0; i < D; i++) {
         g[i] = logit(p0[i]) + tau * mu[i] * v[i] +
                tau * W[i + (size_t)D * i] * (mu[i] * mu[i] + sigma_at(ws, l0, i, i)) / 2.0;
@@ -854,7 +854,7 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
 {
     double tau = MODEL_RDCM_A0 / MODEL_RDCM_B0, F_old = -INFINITY;
     double *z = fit->z, *zG = ws->zG, *mu = fit->mu;
-    int *nz = ws->order2, nnz;   /* free again after the sweep */
+    int *nz = ws->nzlist, nnz;   /* free again after the sweep */
     fit->aN = MODEL_RDCM_A0 + bins / 2.0;
     for (int i = 0; i < D; i++)
         z[i] = zG[i] = p0[i];
