@@ -136,6 +136,13 @@ typedef struct model_rdcm_ws model_rdcm_ws;
 model_rdcm_ws *model_rdcm_ws_alloc(int Dmax);
 void model_rdcm_ws_free(model_rdcm_ws *ws);
 
+/* rDCM regressions with at least this many regressors use one
+ * eigendecomposition for all VB iterations instead of a Cholesky factor per
+ * iteration (the same numbers to rounding; much faster for whole-brain
+ * patterns). model_rdcm_ws_set_eig_from changes it (tests compare both). */
+#define MODEL_RDCM_EIG_FROM 24
+void model_rdcm_ws_set_eig_from(model_rdcm_ws *ws, int D);
+
 /* Optional per-iteration record (F and tau after each VB iteration). */
 typedef struct {
     int cap, len;

@@ -425,6 +425,55 @@ static void test_region1_sparse_ordered(void)
     json_decref(J);
 }
 
+/* rDCM with every connection of region 1 (D = n + 1): the
+ * eigendecomposition path (used for whole-brain patterns) against the
+ * Cholesky path, iteration by iteration. */
+static void test_ridge_eig_path(void)
+{
+    const smith50 *s = load_smith50();
+    if (!s)
+        return;
+    model_rdcm_spectra S;
+    dcm_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(model_rdcm_spectra_build(&S, s->Y, s->N, s->n, s->TR, s->u, s->m, s->r, 5.0, &err),
+                          DCM_OK);
+    int D = s->n + 1, bins, cols[64];
+    for (int j = 0; j < s->n; j++)
+        cols[j] = j;
+    cols[s->n] = s->n + 1;   /* input u_2 */
+    double *W = malloc(sizeof(double) * D * D), *v = malloc(sizeof(double) * D), yy;
+    double *m0 = malloc(sizeof(double) * D), *l0 = malloc(sizeof(double) * D);
+    double *work = malloc(sizeof(double) * (size_t)s->N * (D + 1));
+    model_rdcm_normal(&S, 0, cols, D, 1.0 / s->r, W, v, &yy, &bins, work);
+    model_rdcm_priors(s->n, s->m, 0, cols, D, 1e-8, m0, l0);
+    model_rdcm_ws *ws = model_rdcm_ws_alloc(D);
+    model_rdcm_fit fc, fe;
+    model_rdcm_fit_alloc(&fc, D);
+    model_rdcm_fit_alloc(&fe, D);
+    double tfc[MODEL_RDCM_MAXIT], ttc[MODEL_RDCM_MAXIT], tfe[MODEL_RDCM_MAXIT], tte[MODEL_RDCM_MAXIT];
+    model_rdcm_trace trc = {MODEL_RDCM_MAXIT, 0, tfc, ttc}, tre = {MODEL_RDCM_MAXIT, 0, tfe, tte};
+    model_rdcm_ws_set_eig_from(ws, D + 1);
+    CU_ASSERT_EQUAL_FATAL(model_rdcm_ridge(W, v, yy, bins, m0, l0, D, ws, &fc, &trc), DCM_OK);
+    model_rdcm_ws_set_eig_from(ws, 1);
+    CU_ASSERT_EQUAL_FATAL(model_rdcm_ridge(W, v, yy, bins, m0, l0, D, ws, &fe, &tre), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(trc.len, tre.len);
+    double eF = rel_err(tfe, tfc, (size_t)trc.len), et = rel_err(tte, ttc, (size_t)trc.len);
+    double em = max_abs_diff(fe.mu, fc.mu, (size_t)D);
+    double eS = rel_err(fe.Sigma, fc.Sigma, (size_t)D * D);
+    printf("\n  region 1, all %d connections: %d iterations; eigen vs Cholesky path: F trace %.3g, tau "
+           "%.3g relative, mu %.3g, Sigma %.3g relative ", s->n, fc.iterations, eF, et, em, eS);
+    CU_ASSERT(fc.iterations == fe.iterations && eF < 1e-10 && et < 1e-9 && em < 1e-9 && eS < 1e-9);
+    model_rdcm_fit_free(&fc);
+    model_rdcm_fit_free(&fe);
+    model_rdcm_ws_free(ws);
+    free(W);
+    free(v);
+    free(m0);
+    free(l0);
+    free(work);
+    model_rdcm_spectra_free(&S);
+}
+
 /* ---- the whole smith50 case ------------------------------------------- */
 
 /* Compare a result matrix (n x cols) with a reference block. */
@@ -690,6 +739,7 @@ int main(void)
         {"rDCM spectra, regressors and filter masks equal TAPAS's", test_spectra_and_masks},
         {"rDCM region 1: normal equations, priors, VB trajectory", test_region1_ridge},
         {"sparse rDCM region 1 (ordered): normal equations, VB trajectory", test_region1_sparse_ordered},
+        {"rDCM's eigendecomposition path equals its Cholesky path", test_ridge_eig_path},
         {"smith50 rDCM equals TAPAS's", test_smith50_ridge},
         {"smith50 ordered sparse rDCM equals TAPAS's over the p0 grid", test_smith50_sparse_ordered},
         {"smith50 sparse rDCM with random restarts: F within 0.1 % of TAPAS's", test_smith50_sparse_random},
