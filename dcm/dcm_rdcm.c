@@ -210,7 +210,9 @@ static void *worker(void *arg)
         int rc = fit_region(J, k, &b);
         if (rc != DCM_OK) {
             pthread_mutex_lock(&J->lock);
-            if (J->rc == DCM_OK)
+            if (J->rc == DCM_OK && rc == DCM_ERR_SYSTEM)
+                J->rc = dcm_error_set(&J->err, rc, "rDCM: out of memory fitting region %d", k + 1);
+            else if (J->rc == DCM_OK)
                 J->rc = dcm_error_set(&J->err, rc,
                                       "rDCM: the posterior precision of region %d is not positive "
                                       "definite; check the region's series for extreme values",
