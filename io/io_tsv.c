@@ -8,8 +8,84 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
 
 #include "io/io_atomic.h"
+
+/* Largest decompressed .gz table accepted (a guard against gzip bombs). */
+#define IO_GZ_MAX ((size_t)1 << 31)
+
+static int is_gz_path(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+/* A gzip-compressed table, decompressed into memory (*mem, freed by the
+ * caller after fclose) and opened as a stream. */
+static FILE *open_gz(const char *path, FILE *f, char **mem, dcm_error *err)
+{
+    *mem = NULL;
+    int fd = dup(fileno(f));
+    fclose(f);
+    gzFile g = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (!g) {
+        if (fd >= 0)
+            close(fd);
+        dcm_error_set(err, DCM_ERR_SYSTEM, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    int got = 0;
+    while (buf) {
+        if (len == cap) {
+            char *nb = cap < IO_GZ_MAX ? realloc(buf, 2 * cap) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb, cap *= 2;
+        }
+        got = gzread(g, buf + len, (unsigned)(cap - len > (1u << 30) ? (1u << 30) : cap - len));
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    /* a stream cut short ends with Z_BUF_ERROR, not a read error */
+    int zerr = Z_OK;
+    const char *zmsg = gzerror(g, &zerr);
+    if (got >= 0 && zerr == Z_OK)
+        zmsg = NULL;
+    else if (zerr == Z_BUF_ERROR)
+        zmsg = "the compressed data end early: the file is truncated";
+    gzclose(g);
+    if (!buf) {
+        dcm_error_set(err, DCM_ERR_INPUT, "%s: decompressed table too large (more than %zu bytes) "
+                      "or out of memory", path, IO_GZ_MAX);
+        return NULL;
+    }
+    if (zmsg) {
+        free(buf);
+        dcm_error_set(err, DCM_ERR_INPUT, "%s: not a valid gzip file (%s); decompress it or write "
+                      "it again with gzip", path, zmsg);
+        return NULL;
+    }
+    FILE *m = len ? fmemopen(buf, len, "r") : NULL;
+    if (!m) {
+        free(buf);
+        if (len)
+            dcm_error_set(err, DCM_ERR_SYSTEM, "%s: cannot open the decompressed table", path);
+        else
+            dcm_error_set(err, DCM_ERR_INPUT, "%s: file is empty (no rows)", path);
+        return NULL;
+    }
+    *mem = buf;
+    return m;
+}
 
 void io_text_free(io_text_table *t)
 {
@@ -107,6 +183,9 @@ int io_text_read(const char *path, io_text_table *t, dcm_error *err)
     memset(t, 0, sizeof *t);
     /* only regular files: a FIFO would hang and /dev/zero never end */
     FILE *f = io_input_open(path, "table", err);
+    char *gz_mem = NULL;   /* a .gz table is read from memory */
+    if (f && is_gz_path(path))
+        f = open_gz(path, f, &gz_mem, err);
     if (!f)
         return err && err->code ? err->code : DCM_ERR_INPUT;
     int ws_first = 0, ws_same = 1;   /* blank-separated fields: first row, all rows alike */
@@ -184,6 +263,7 @@ int io_text_read(const char *path, io_text_table *t, dcm_error *err)
         rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: read error: %s", path, strerror(errno));
     free(buf);
     fclose(f);
+    free(gz_mem);
     if (rc == DCM_OK && t->rows == 0)
         rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: file is empty (no rows)", path);
     /* one column whose every row splits alike at blanks: a table written

@@ -12,6 +12,8 @@
  *   "inf", empty cells and overflow are rejected.
  * - Every error is DCM_ERR_INPUT (DCM_ERR_SYSTEM for out of memory) with a
  *   message "FILE, line L, column C (\"name\"): what is wrong".
+ * - A path ending in ".gz" is read through zlib (gzip-compressed TSV, as
+ *   BIDS allows); decompressed size is limited to 2 GiB.
  * - io_tsv_write writes atomically (io_atomic.h) with full precision.
  */
 #ifndef IO_TSV_H
