@@ -12,6 +12,7 @@
 #include <gsl/gsl_vector.h>
 
 #include "dcm/dcm_api.h"
+#include "dcm/dcm_csd.h"
 #include "models/model_integrate.h"
 #include "vl/vl_nlsi.h"
 
@@ -271,6 +272,8 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     if (!out || !P)
         return dcm_error_set(err, DCM_ERR_USAGE, "dcm_estimate: %s is NULL", P ? "out" : "the problem");
     *out = NULL;
+    if (P->analysis == DCM_ANALYSIS_CSD)   /* resting state: the spectra, not the series */
+        return dcm_csd_estimate_problem(P, progress, progress_ctx, out, err);
     int rc = dcm_problem_validate(P, err);
     if (rc)
         return rc;

@@ -454,14 +454,14 @@ void report_param_name(const report_model *m, int k, int style, char *buf, size_
 {
     /* one naming syntax everywhere (io_pnames.h), in figures too */
     (void)style;
-    io_pname_space S = {m->s.n, m->s.m, m->s.nd, m->s.regions, m->s.inputs};
+    io_pname_space S = io_result_space(&m->s);
     if (io_pname_format(&S, k, buf, len))
         snprintf(buf, len, "?");
 }
 
 size_t report_name_cap(const report_model *m)
 {
-    io_pname_space S = {m->s.n, m->s.m, m->s.nd, m->s.regions, m->s.inputs};
+    io_pname_space S = io_result_space(&m->s);
     return io_pname_cap(&S);
 }
 
