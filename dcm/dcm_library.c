@@ -173,7 +173,10 @@ int dcm_result_regions(const dcm_result *R) { return R ? R->n : -1; }
 
 double dcm_result_noise_log_precision(const dcm_result *R, int i)
 {
-    return R && R->Eh && i >= 0 && i < R->n ? R->Eh[i] : NAN;
+    if (!R || !R->Eh || i < 0 || i >= R->n)
+        return NAN;
+    /* spectral DCM: one precision per channel (i, j); region i's own is (i, i) */
+    return R->analysis == DCM_ANALYSIS_CSD ? R->Eh[i + (size_t)R->n * i] : R->Eh[i];
 }
 
 int dcm_result_iterations(const dcm_result *R) { return R ? R->iterations : -1; }

@@ -207,6 +207,11 @@ int report_load(const char *path, report_model *m, dcm_error *err)
     if (rc)
         return rc;
     const int n = m->s.n, np = m->s.np;
+    if (m->s.csd) {   /* its figures (the cross-spectra) are not drawn yet */
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s is a spectral DCM result: the report does not draw "
+                           "spectral DCMs yet; use dcm review %s", path, path);
+        goto fail;
+    }
     if (!(m->name = model_name(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto fail;
