@@ -241,6 +241,9 @@ static int fit_checks(const dcm_problem *P, dcm_result *R, const double *pC_full
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err)
 {
+    if (P->analysis == DCM_ANALYSIS_CSD)   /* its prediction is a spectrum (model_csd_predict) */
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: a spectral DCM predicts cross-spectra, not BOLD "
+                             "time series", P->source ? P->source : "problem");
     model_dcm *M = model_dcm_copy(P->M); /* private: its inputs may be mean-centred */
     if (M && P->centre)
         centre_inputs(M);

@@ -17,6 +17,14 @@
  *   array of sentences, [] when nothing is wrong) and "diagnostics"
  *   {"variance_explained" (percent), "max_abs_connection" (Hz),
  *   "effective_parameters", "accepted_steps"} (see dcm_api.h).
+ * - A spectral DCM (problem analysis DCM_ANALYSIS_CSD) is written in the
+ *   same schema plus "analysis": "csd": the blocks of model_layout_init_csd
+ *   (A, B {}, C [n], D {}, transit, decay, epsilon, a [2], b [2], c [n]),
+ *   "noise_log_precision" n^2 (channel i + n j), "spectra" {"frequencies",
+ *   "empirical", "predicted" ({"real", "imag"} [w][i][j]), "layout",
+ *   "mar_order", "mar_iterations"}, "predicted_bold_scaled" null, no
+ *   "design"; a task result's bytes do not change. io_result_load reads
+ *   the kind into io_result_summary.csd.
  * - io_params_load() overwrites entries of theta (np, pre-filled by the
  *   caller, normally with the prior mean) from a result file (its
  *   "posterior_mean"), from an object holding those blocks directly, or
