@@ -324,6 +324,36 @@ static void test_review_check(void)
     CU_ASSERT(!exists("rep.html"));
 }
 
+/* A manifest may list spectral specs beside task ones: dcm batch fits
+ * them to the same numbers as dcm estimate. */
+static void test_batch(void)
+{
+    if (!exists("full_r.json") || !exists("reduced_r.json")) {
+        test_skip("[batch csd] no fitted models (needs ../shared)");
+        return;
+    }
+    test_write_file(tmpdir, "manifest.tsv",
+                    "subject\tmodel\tspec\nrest\tfull\tfull.json\nrest\treduced\treduced.json\n");
+    char args[2048];
+    snprintf(args, sizeof args, "batch -q %s/manifest.tsv -o %s/bout -j 2", tmpdir, tmpdir);
+    int rc = test_dcm(args, out, sizeof out);
+    if (rc)
+        printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    static const char *const pairs[][2] = {{"bout/rest/full.json", "full_r.json"},
+                                           {"bout/rest/reduced.json", "reduced_r.json"}};
+    for (int k = 0; k < 2; k++) {
+        json_t *b = load_tmp(pairs[k][0]), *e = load_tmp(pairs[k][1]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(b, "analysis")), "csd");
+        CU_ASSERT_EQUAL(json_number_value(json_object_get(b, "free_energy")),
+                        json_number_value(json_object_get(e, "free_energy")));
+        json_decref(b);
+        json_decref(e);
+    }
+    CU_ASSERT(test_no_temp_files(tmpdir));
+}
+
 /* ------------------------------------------------------------------ */
 /* bad input                                                            */
 
@@ -562,6 +592,7 @@ int main(void)
         {"dcm compare on spectral results: log BF as SPM's", test_compare},
         {"dcm reduce --off 'A:R4->R1' on a spectral result", test_reduce},
         {"dcm review / check / report on a spectral result", test_review_check},
+        {"dcm batch with spectral specs in the manifest", test_batch},
         {"spectral spec bad input: exit 2, the reason, no output", test_bad_input},
         {"spectral options (maxnodes warning) and confounds", test_options_and_confounds},
         {NULL, NULL}};
