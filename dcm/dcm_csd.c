@@ -207,3 +207,169 @@ fail:
     dcm_csd_result_free(R);
     return rc;
 }
+
+/* Regress the confounds X0 (v x nx0, with a constant added) out of each
+ * region's series Y (v x n, in place): Gram–Schmidt on [1, X0], columns
+ * that add nothing new (collinear) dropped. Non-zero without memory. */
+static int regress_out(double *Y, int v, int n, const double *X0, int nx0)
+{
+    double *Q = malloc(sizeof(double) * (size_t)v * (size_t)(nx0 + 1));
+    if (!Q)
+        return -1;
+    int k = 0;
+    for (int c = 0; c <= nx0; c++) {
+        double *q = Q + (size_t)k * v, norm0 = 0.0, norm = 0.0;
+        for (int t = 0; t < v; t++) {
+            q[t] = c == 0 ? 1.0 : X0[t + (size_t)(c - 1) * v];
+            norm0 += q[t] * q[t];
+        }
+        for (int r = 0; r < k; r++) {
+            const double *p = Q + (size_t)r * v;
+            double d = 0.0;
+            for (int t = 0; t < v; t++)
+                d += p[t] * q[t];
+            for (int t = 0; t < v; t++)
+                q[t] -= d * p[t];
+        }
+        for (int t = 0; t < v; t++)
+            norm += q[t] * q[t];
+        if (!(norm > 1e-20 * norm0) || !(norm > 0.0))
+            continue;   /* collinear with the columns before it */
+        norm = sqrt(norm);
+        for (int t = 0; t < v; t++)
+            q[t] /= norm;
+        k++;
+    }
+    for (int j = 0; j < n; j++) {
+        double *y = Y + (size_t)j * v;
+        for (int r = 0; r < k; r++) {
+            const double *p = Q + (size_t)r * v;
+            double d = 0.0;
+            for (int t = 0; t < v; t++)
+                d += p[t] * y[t];
+            for (int t = 0; t < v; t++)
+                y[t] -= d * p[t];
+        }
+    }
+    free(Q);
+    return 0;
+}
+
+/* SPM's spm_dcm_fmri_check on the spectra: variance explained by the
+ * predicted CSD (|.|^2 summed over frequencies and channels), the largest
+ * connection, the effective number of parameters, the accepted steps. */
+static int csd_fit_checks(const dcm_problem *P, dcm_result *R, dcm_warnings *warn)
+{
+    const int n = P->n, np = R->np;
+    const size_t ncsd = (size_t)R->nw * n * n;
+    R->diag.variance_explained = dcm_variance_explained(R->csd_obs, R->csd_pred, NULL, 2 * ncsd);
+    double amax = -1.0;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++)
+            if (i != j)
+                amax = fmax(amax, fabs(R->Ep[i + j * n]));   /* A is the first block */
+    R->diag.max_abs_connection = amax >= 0.0 ? amax : NAN;
+    R->diag.effective_parameters =
+        P->v > 1 ? dcm_kl_normal(np, R->Ep, R->Cp, R->pE, R->pV, NULL) / log((double)P->v) : NAN;
+    R->diag.accepted_steps = dcm_accepted_steps(R->F_trace, R->ntrace);
+    if (R->stopped &&
+        dcm_warnings_add(warn, "the fit was stopped by the caller after %d iterations, before "
+                               "it converged", R->iterations))
+        return -1;
+    return dcm_diagnostics_warn(&R->diag, warn);
+}
+
+int dcm_csd_estimate_problem(const dcm_problem *P, dcm_progress_fn progress, void *progress_ctx,
+                             dcm_result **out, dcm_error *err)
+{
+    if (!out || !P)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_estimate: %s is NULL", P ? "out" : "the problem");
+    *out = NULL;
+    int rc = dcm_problem_validate(P, err);
+    if (rc)
+        return rc;
+    if (P->analysis != DCM_ANALYSIS_CSD)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_csd_estimate_problem: not a spectral DCM");
+    dcm_warnings warn = {0, NULL};
+    if (dcm_warnings_copy(&warn, &P->warnings)) {
+        dcm_warnings_free(&warn);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    if ((rc = dcm_problem_check_design(P, &warn, err))) {   /* a constant region */
+        dcm_warnings_free(&warn);
+        return rc;
+    }
+    const int n = P->n, v = P->v;
+    const size_t nT = (size_t)v * n;
+    dcm_csd_result *C = NULL;
+    dcm_result *R = calloc(1, sizeof *R);
+    double *Y = malloc(sizeof(double) * nT);
+    if (!R || !Y)
+        goto nomem;
+    memcpy(Y, P->Y, sizeof(double) * nT);
+    if (P->nx0 > 0 && regress_out(Y, v, n, P->X0, P->nx0))
+        goto nomem;
+    dcm_csd_options o = {P->csd_order, P->maxit, P->M->TE};
+    if ((rc = dcm_csd_estimate(Y, v, n, P->M->TR, P->M->a, &o, progress, progress_ctx, &C, err))) {
+        if (P->source && err && strncmp(err->msg, P->source, strlen(P->source))) {
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            dcm_error_set(err, rc, "%s: %.900s", P->source, msg);
+        }
+        goto fail;
+    }
+    /* move the spectral fit into the library's result */
+    R->analysis = DCM_ANALYSIS_CSD;
+    R->np = C->np;
+    R->n = n;
+    R->v = v;
+    R->pE = C->pE; C->pE = NULL;
+    R->pV = C->pV; C->pV = NULL;
+    R->Ep = C->Ep; C->Ep = NULL;
+    R->Cp = C->Cp; C->Cp = NULL;
+    R->Pp = C->Pp; C->Pp = NULL;
+    R->Eh = C->Eh; C->Eh = NULL;
+    R->F_trace = C->F_trace; C->F_trace = NULL;
+    R->Hz = C->Hz; C->Hz = NULL;
+    R->csd_obs = (double *)C->csd_obs; C->csd_obs = NULL;
+    R->csd_pred = (double *)C->csd_pred; C->csd_pred = NULL;
+    R->nh = C->nh;
+    R->nw = C->nw;
+    R->ntrace = C->ntrace;
+    R->F = C->F;
+    memcpy(R->L, C->L3, sizeof R->L);
+    R->iterations = C->iterations;
+    R->converged = C->converged;
+    R->stopped = C->stopped;
+    R->scale = C->scale;
+    R->mar_iterations = C->mar_iterations;
+    R->seconds = C->seconds;
+    /* the series the spectra were taken of: confounds out, detrended, scaled */
+    if (!(R->y_obs = malloc(sizeof(double) * nT)))
+        goto nomem;
+    for (int j = 0; j < n; j++) {
+        double mu = 0.0;
+        for (int t = 0; t < v; t++)
+            mu += Y[t + (size_t)j * v];
+        mu /= v;
+        for (int t = 0; t < v; t++)
+            R->y_obs[t + (size_t)j * v] = (Y[t + (size_t)j * v] - mu) * R->scale;
+    }
+    if (csd_fit_checks(P, R, &warn))
+        goto nomem;
+    R->warnings = warn;
+    warn.count = 0;
+    warn.items = NULL;
+    *out = R;
+    R = NULL;
+    rc = DCM_OK;
+    goto fail;
+nomem:
+    rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory for spectral DCM (%d regions)", n);
+fail:
+    dcm_warnings_free(&warn);
+    dcm_csd_result_free(C);
+    dcm_result_free(R);
+    free(Y);
+    return rc;
+}

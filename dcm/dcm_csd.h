@@ -22,6 +22,7 @@
 
 #include "dcm/core/dcm_core.h"
 #include "models/model_csd.h"
+#include "models/model_problem.h"
 
 typedef struct {
     int order;      /* MAR order of the data feature (SPM: 8) */
@@ -53,5 +54,17 @@ int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
                      const dcm_csd_options *opt, dcm_progress_fn progress, void *progress_ctx,
                      dcm_csd_result **out, dcm_error *err);
 void dcm_csd_result_free(dcm_csd_result *R);
+
+/* dcm_estimate's path for a problem with analysis DCM_ANALYSIS_CSD (from
+ * a spec with "analysis": "csd"): validates it, refuses a constant region
+ * (dcm_problem_check_design), regresses the confounds (P->X0, with a
+ * constant) out of every region, runs dcm_csd_estimate with the problem's
+ * order, maxit and TE, and returns a dcm_result holding the parameters in
+ * the order of model_layout_init_csd, the n^2 noise log-precisions, the
+ * frequencies, the empirical and predicted CSD, y_obs (the series the
+ * spectra were taken of, scaled) and SPM's fit checks on the spectra
+ * (variance explained by the predicted CSD) as warnings. */
+int dcm_csd_estimate_problem(const dcm_problem *P, dcm_progress_fn progress, void *progress_ctx,
+                             dcm_result **out, dcm_error *err);
 
 #endif

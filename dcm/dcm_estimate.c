@@ -12,6 +12,7 @@
 #include <gsl/gsl_vector.h>
 
 #include "dcm/dcm_api.h"
+#include "dcm/dcm_csd.h"
 #include "models/model_integrate.h"
 #include "vl/vl_nlsi.h"
 
@@ -240,6 +241,9 @@ static int fit_checks(const dcm_problem *P, dcm_result *R, const double *pC_full
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err)
 {
+    if (P->analysis == DCM_ANALYSIS_CSD)   /* its prediction is a spectrum (model_csd_predict) */
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: a spectral DCM predicts cross-spectra, not BOLD "
+                             "time series", P->source ? P->source : "problem");
     model_dcm *M = model_dcm_copy(P->M); /* private: its inputs may be mean-centred */
     if (M && P->centre)
         centre_inputs(M);
@@ -271,6 +275,8 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     if (!out || !P)
         return dcm_error_set(err, DCM_ERR_USAGE, "dcm_estimate: %s is NULL", P ? "out" : "the problem");
     *out = NULL;
+    if (P->analysis == DCM_ANALYSIS_CSD)   /* resting state: the spectra, not the series */
+        return dcm_csd_estimate_problem(P, progress, progress_ctx, out, err);
     int rc = dcm_problem_validate(P, err);
     if (rc)
         return rc;

@@ -101,7 +101,8 @@ const char *dcm_problem_input_name(const dcm_problem *P, int j)
  * range or out of memory). */
 static int problem_pnames(const dcm_problem *P, int k, char **name)
 {
-    io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names};
+    io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names,
+                        P->analysis == DCM_ANALYSIS_CSD};
     if (name)
         *name = io_pname_name(&S, k);
     return io_pname_count(&S);
@@ -172,7 +173,10 @@ int dcm_result_regions(const dcm_result *R) { return R ? R->n : -1; }
 
 double dcm_result_noise_log_precision(const dcm_result *R, int i)
 {
-    return R && R->Eh && i >= 0 && i < R->n ? R->Eh[i] : NAN;
+    if (!R || !R->Eh || i < 0 || i >= R->n)
+        return NAN;
+    /* spectral DCM: one precision per channel (i, j); region i's own is (i, i) */
+    return R->analysis == DCM_ANALYSIS_CSD ? R->Eh[i + (size_t)R->n * i] : R->Eh[i];
 }
 
 int dcm_result_iterations(const dcm_result *R) { return R ? R->iterations : -1; }

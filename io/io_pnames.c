@@ -10,7 +10,10 @@
 /* The block table of a space (two-state does not change the blocks). */
 static void table_of(const io_pname_space *S, model_layout *T)
 {
-    model_layout_init(T, S->n, S->m, S->nd > 0, 0);
+    if (S->csd)
+        model_layout_init_csd(T, S->n);
+    else
+        model_layout_init(T, S->n, S->m, S->nd > 0, 0);
 }
 
 int io_pname_count(const io_pname_space *S)
@@ -39,9 +42,9 @@ size_t io_pname_cap(const io_pname_space *S)
     model_layout T;
     table_of(S, &T);
     const size_t r = longest(S->regions, S->n), u = longest(S->inputs, S->m);
-#define AXIS_LEN(a) ((a) == MODEL_AXIS_INPUT ? u : r)
+#define AXIS_LEN(a) ((a) == MODEL_AXIS_INPUT ? u : (a) == MODEL_AXIS_INDEX ? 12 : r)
     size_t cap = 0;
-    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+    for (int b = 0; b < T.nblocks; b++) {
         const model_layout_block *B = &T.block[b];
         if (!B->count)
             continue;   /* no names (D of a bilinear model, B and C without inputs) */
@@ -70,6 +73,8 @@ static int pname_print(const io_pname_space *S, int index, char *buf, size_t len
     if (B->col_axis)
         return snprintf(buf, len, "%s:%s%s%s->%s", B->name, slice ? slice : "", slice ? ":" : "",
                         axis_name(S, B->col_axis, j), axis_name(S, B->row_axis, i));
+    if (B->row_axis == MODEL_AXIS_INDEX)   /* spectral a(1), b(2): SPM's own names */
+        return snprintf(buf, len, "%s(%d)", B->name, i + 1);
     if (B->row_axis)
         return snprintf(buf, len, "%s:%s%s%s", B->name, slice ? slice : "", slice ? ":" : "",
                         axis_name(S, B->row_axis, i));
@@ -137,6 +142,10 @@ int io_pname_map(const io_pname_space *from, const char *from_label, const io_pn
                  const char *to_label, int *map, dcm_error *err)
 {
     const int n = from->n, m = from->m;
+    if (from->csd != to->csd)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s is a %s DCM but %s is a %s DCM: their parameters "
+                             "cannot be matched by name", from_label, from->csd ? "spectral" : "task",
+                             to_label, to->csd ? "spectral" : "task");
     int ok = n == to->n;
     for (int i = 0; ok && i < n; i++)
         ok = name_pos(to->regions, to->n, from->regions[i]) >= 0;
@@ -241,6 +250,20 @@ int io_pname_select(const io_pname_space *S, const char *selector,
         }
     const char *block = parts[0];
     int rc = DCM_OK;
+    /* "a(2)": element 2 of a block indexed by position (spectral a, b) */
+    int isel = -1;
+    char *paren = strchr(parts[0], '(');
+    if (paren) {
+        char *end = NULL;
+        long q = strtol(paren + 1, &end, 10);
+        if (end == paren + 1 || strcmp(end, ")") || q < 1 || q > 1000000) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': write BLOCK(K) with K a whole number "
+                               "from 1 (e.g. 'a(1)')", selector);
+            goto done;
+        }
+        *paren = 0;
+        isel = (int)q - 1;
+    }
     model_layout T;
     table_of(S, &T);
     const model_layout_block *B = NULL;
@@ -254,13 +277,23 @@ int io_pname_select(const io_pname_space *S, const char *selector,
     } else if (!(B = model_layout_find(&T, block))) {
         char names[160];
         size_t o = 0;
-        for (int b = 0; b < MODEL_BLOCK_COUNT && o < sizeof names; b++)
-            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", b == 0 ? "" : b == MODEL_BLOCK_COUNT - 1 ? " or " : ", ",
+        for (int b = 0; b < T.nblocks && o < sizeof names; b++)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", b == 0 ? "" : b == T.nblocks - 1 ? " or " : ", ",
                                   T.block[b].name);
         rc = dcm_error_set(err, DCM_ERR_INPUT,
                            "parameter '%s': unknown block '%s'; use %s "
                            "(e.g. 'B:Attention:V1->V5', 'A:*->V5', 'C:Photic->V1')", selector, block, names);
         goto done;
+    } else if ((isel >= 0) != (B->row_axis == MODEL_AXIS_INDEX && isel >= 0)) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': %s has no numbered elements (K) in "
+                           "'%s(K)'", selector, block, block);
+        goto done;
+    } else if (B->row_axis == MODEL_AXIS_INDEX) {
+        if (np_ != 1 || isel >= B->rows) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': write %s(1) to %s(%d), or %s for all",
+                               selector, block, block, B->rows, block);
+            goto done;
+        }
     } else if (B->slice_axis) {
         if (np_ == 2 && !strcmp(parts[1], "*")) {
             mod = "*";
@@ -345,7 +378,9 @@ int io_pname_select(const io_pname_space *S, const char *selector,
             const char *row_pat = B->col_axis ? to : edge;
             hit = (!B->slice_axis || part_match(mod, axis_name(S, B->slice_axis, k))) &&
                   (!B->col_axis || part_match(from, axis_name(S, B->col_axis, j))) &&
-                  (!B->row_axis || part_match(row_pat, axis_name(S, B->row_axis, i)));
+                  (!B->row_axis ||
+                   (B->row_axis == MODEL_AXIS_INDEX ? isel < 0 || i == isel
+                                                    : part_match(row_pat, axis_name(S, B->row_axis, i))));
         }
         if (hit) {
             mask[p] = 1;

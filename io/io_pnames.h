@@ -8,7 +8,10 @@
  *       C:Photic->V1        driving input Photic into V1
  *       D:SPC:V1->V5        gating of V1 -> V5 by activity in SPC
  *       transit:V5, decay, epsilon   haemodynamic parameters
- *   A self-connection is written A:V1->V1.
+ *   A self-connection is written A:V1->V1. Spectral DCM (space csd = 1)
+ *   adds a(1), a(2) (neuronal fluctuations), b(1), b(2) (global noise)
+ *   and c:V1 (regional noise); its C:V1 are fixed at 0. Selectors: a(1),
+ *   a (both), c:V1, c:*.
  * - A selector names one parameter or, with `*` in place of any part, a
  *   block: `B:*` (every B), `A:*->V5` (all connections into V5),
  *   `B:Attention:*`, `B:*:V1->V5`, `transit:*`, `*` (everything).
@@ -30,6 +33,7 @@ typedef struct {
     int n, m, nd;                 /* regions, inputs, D slices (0 or n) */
     char *const *regions;         /* n */
     char *const *inputs;          /* m */
+    int csd;                      /* 1: spectral DCM (model_layout_init_csd; m = 0) */
 } io_pname_space;
 
 /* Number of parameters of the space (as model_dcm_layout). */

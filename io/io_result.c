@@ -140,9 +140,9 @@ static json_t *jblocks(jb *b, const dcm_problem *P, const double *x, const doubl
     if (!x)
         return chk(b, json_null());
     model_layout T;
-    model_dcm_table(P->M, &T);
+    dcm_problem_table(P, &T);
     json_t *o = chk(b, json_object());
-    for (int k = 0; k < MODEL_BLOCK_COUNT; k++) {
+    for (int k = 0; k < T.nblocks; k++) {
         const model_layout_block *B = &T.block[k];
         set(b, o, B->name, jblock(b, P, B, x + B->offset, mask ? mask + B->offset : NULL, 0));
     }
@@ -155,7 +155,7 @@ static json_t *jorder(jb *b, const model_layout *T)
 {
     char buf[256];
     size_t o = 0;
-    for (int k = 0; k < MODEL_BLOCK_COUNT && o < sizeof buf; k++) {
+    for (int k = 0; k < T->nblocks && o < sizeof buf; k++) {
         const model_layout_block *B = &T->block[k];
         o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s%s", k ? ", " : "", B->name,
                               B->slice_axis == MODEL_AXIS_INPUT ? " (per input)"
@@ -166,8 +166,73 @@ static json_t *jorder(jb *b, const model_layout *T)
     return chk(b, json_string(buf));
 }
 
+/* A complex array in the model_csd layout (w + nw (i + n j), (re, im)
+ * pairs) as {"real": [w][i][j], "imag": [w][i][j]}. */
+static json_t *jcsd(jb *b, const double *z, int nw, int n)
+{
+    if (!z)
+        return chk(b, json_null());
+    json_t *o = chk(b, json_object());
+    for (int part = 0; part < 2; part++) {
+        json_t *W = chk(b, json_array());
+        for (int w = 0; w < nw; w++) {
+            json_t *rows = chk(b, json_array());
+            for (int i = 0; i < n; i++) {
+                json_t *row = chk(b, json_array());
+                for (int j = 0; j < n; j++)
+                    push(b, row, jnum(b, z[2 * ((size_t)w + (size_t)nw * (i + (size_t)n * j)) + part]));
+                push(b, rows, row);
+            }
+            push(b, W, rows);
+        }
+        set(b, o, part ? "imag" : "real", W);
+    }
+    return o;
+}
+
+/* The model of a spectral DCM: regions, TR, TE, its "a" switches and
+ * options (no inputs, b, c, d or delays). */
+static json_t *jmodel_csd(jb *b, const dcm_problem *P)
+{
+    const model_dcm *M = P->M;
+    json_t *o = chk(b, json_object());
+    set(b, o, "analysis", chk(b, json_string("csd")));
+    set(b, o, "regions", jstrings(b, P->region_names, P->n));
+    set(b, o, "inputs", chk(b, json_array()));
+    set(b, o, "TR", jnum(b, M->TR));
+    set(b, o, "TE", jnum(b, M->TE));
+    set(b, o, "a", jmat(b, M->a, NULL, P->n, P->n, 1, P->n, 1));
+    json_t *opt = chk(b, json_object());
+    set(b, opt, "order", chk(b, json_integer(P->csd_order)));
+    set(b, opt, "maxit", chk(b, json_integer(P->maxit)));
+    set(b, opt, "maxnodes", chk(b, json_integer(P->maxnodes)));
+    set(b, opt, "nonlinear", chk(b, json_integer(0)));
+    set(b, opt, "two_state", chk(b, json_integer(0)));
+    set(b, opt, "hE", jnum(b, 8.0));
+    set(b, opt, "hC", jnum(b, 1.0 / 128.0));
+    set(b, o, "options", opt);
+    return o;
+}
+
+/* What only a spectral fit has: frequencies, the empirical and predicted
+ * cross-spectra, the MAR order and iterations, the noise channels. */
+static json_t *jspectra(jb *b, const dcm_problem *P, const dcm_result *R)
+{
+    json_t *o = chk(b, json_object());
+    set(b, o, "frequencies", jvec(b, R->Hz, R->Hz ? R->nw : 0));
+    set(b, o, "empirical", jcsd(b, R->csd_obs, R->nw, P->n));
+    set(b, o, "predicted", jcsd(b, R->csd_pred, R->nw, P->n));
+    set(b, o, "layout", chk(b, json_string("[frequency][target region i][source region j]; "
+                                           "noise_log_precision[i + n j] is channel (i, j)")));
+    set(b, o, "mar_order", chk(b, json_integer(P->csd_order)));
+    set(b, o, "mar_iterations", chk(b, json_integer(R->mar_iterations)));
+    return o;
+}
+
 static json_t *jmodel(jb *b, const dcm_problem *P)
 {
+    if (P->analysis == DCM_ANALYSIS_CSD)
+        return jmodel_csd(b, P);
     const model_dcm *M = P->M;
     const int n = P->n, m = P->m;
     json_t *o = chk(b, json_object());
@@ -203,8 +268,10 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
 {
     if (!P || !P->M || !R)
         return dcm_error_set(err, DCM_ERR_USAGE, "%s: nothing to write (no problem or result)", path);
-    const int n = P->n, v = P->v, np = P->M->L.np;
-    if (R->np != np)
+    model_layout T;
+    dcm_problem_table(P, &T);
+    const int n = P->n, v = P->v, np = T.np, csd = P->analysis == DCM_ANALYSIS_CSD;
+    if (R->np != np || (csd && (R->analysis != DCM_ANALYSIS_CSD || R->nh != n * n)))
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: the result has %d parameters but the model has %d; was it "
                              "estimated from this problem?", path, R->np, np);
@@ -212,6 +279,8 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
     json_t *root = chk(&b, json_object());
     set(&b, root, "source", chk(&b, json_string("dcm (C11 reimplementation of SPM12 DCM for fMRI)")));
     set(&b, root, "spec", chk(&b, P->source ? json_string(P->source) : json_null()));
+    if (csd)   /* task results keep their keys as they were */
+        set(&b, root, "analysis", chk(&b, json_string("csd")));
     set(&b, root, "model", jmodel(&b, P));
     set(&b, root, "free_energy", jnum(&b, R->F));
     json_t *terms = chk(&b, json_object());
@@ -235,7 +304,7 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
     set(&b, root, "prior_var", jblocks(&b, P, R->pV, NULL));
     free(sd);
 
-    set(&b, root, "noise_log_precision", jvec(&b, R->Eh, n));
+    set(&b, root, "noise_log_precision", jvec(&b, R->Eh, csd ? R->nh : n));
     set(&b, root, "iterations", chk(&b, json_integer(R->iterations)));
     set(&b, root, "converged", chk(&b, json_boolean(R->converged)));
     set(&b, root, "free_energy_trajectory", jvec(&b, R->F_trace, R->F_trace ? R->ntrace : 0));
@@ -244,6 +313,8 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
     set(&b, root, "predicted_bold_scaled", jmat(&b, R->y_pred, NULL, v, n, 1, v, 0));
     if (R->y_conf)
         set(&b, root, "fitted_confounds_scaled", jmat(&b, R->y_conf, NULL, v, n, 1, v, 0));
+    if (csd)
+        set(&b, root, "spectra", jspectra(&b, P, R));
     set(&b, root, "seconds", jnum(&b, R->seconds));
     set(&b, root, "warnings", jstrings(&b, R->warnings.items, R->warnings.count));
     json_t *dg = chk(&b, json_object());
@@ -253,12 +324,11 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
     set(&b, dg, "accepted_steps",
         chk(&b, R->diag.accepted_steps >= 0 ? json_integer(R->diag.accepted_steps) : json_null()));
     set(&b, root, "diagnostics", dg);
-    set(&b, root, "design", chk(&b, io_result_design_json(P))); /* io_result_inputs.h */
+    if (!csd)
+        set(&b, root, "design", chk(&b, io_result_design_json(P))); /* io_result_inputs.h */
     set(&b, root, "regions", jstrings(&b, P->region_names, n));
     set(&b, root, "inputs", jstrings(&b, P->input_names, P->m));
     json_t *vec = chk(&b, json_object());
-    model_layout T;
-    model_dcm_table(P->M, &T);
     set(&b, vec, "order", jorder(&b, &T));
     set(&b, vec, "prior_mean", jvec(&b, R->pE, np));
     set(&b, vec, "prior_var", jvec(&b, R->pV, np));
@@ -612,11 +682,13 @@ int io_result_same_data(const io_result_summary *a, const io_result_summary *b)
 
 int io_result_same_kind(const io_result_summary *a, const io_result_summary *b)
 {
-    return (a->nd > 0) == (b->nd > 0) && a->two_state == b->two_state;
+    return (a->nd > 0) == (b->nd > 0) && a->two_state == b->two_state && a->csd == b->csd;
 }
 
 const char *io_result_kind(const io_result_summary *s)
 {
+    if (s->csd)
+        return "spectral (resting-state CSD)";
     if (s->two_state)
         return s->nd ? "two-state nonlinear" : "two-state bilinear";
     return s->nd ? "nonlinear" : "bilinear";
@@ -631,8 +703,10 @@ static void permute_rows(double *x, const int *map, int k, double *tmp)
 
 int io_result_align(io_result_summary *s, const io_result_summary *ref, dcm_error *err)
 {
-    io_pname_space from = {s->n, s->m, s->nd, s->regions, s->inputs};
-    io_pname_space to = {ref->n, ref->m, ref->nd, ref->regions, ref->inputs};
+    io_pname_space from = io_result_space(s), to = io_result_space(ref);
+    if (s->csd != ref->csd)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s is %s but %s is %s: their parameters cannot be "
+                             "matched", s->path, io_result_kind(s), ref->path, io_result_kind(ref));
     if ((from.nd > 0) == (to.nd > 0) && s->np != ref->np)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s and %s have different parameter counts", s->path,
                              ref->path);
@@ -672,8 +746,14 @@ int io_result_align(io_result_summary *s, const io_result_summary *ref, dcm_erro
         for (int q = 0; q < ref->n; q++)
             if (!strcmp(s->regions[i], ref->regions[q]))
                 rmap[i] = q;
-    if (s->Eh)
+    if (s->Eh && !s->csd)
         permute_rows(s->Eh, rmap, s->n, tmp);
+    if (s->Eh && s->csd) {   /* channel (i, j) at i + n j: both indices move */
+        for (int j = 0; j < s->n; j++)
+            for (int i = 0; i < s->n; i++)
+                tmp[rmap[i] + (size_t)s->n * rmap[j]] = s->Eh[i + (size_t)s->n * j];
+        memcpy(s->Eh, tmp, sizeof(double) * (size_t)s->n * s->n);
+    }
     for (int i = 0; i < s->n; i++)
         names[rmap[i]] = s->regions[i];
     memcpy(s->regions, names, sizeof(char *) * (size_t)s->n);
@@ -690,6 +770,12 @@ done:
     free(map);
     free(tmp);
     return rc;
+}
+
+io_pname_space io_result_space(const io_result_summary *s)
+{
+    io_pname_space S = {s->n, s->m, s->nd, s->regions, s->inputs, s->csd};
+    return S;
 }
 
 int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
@@ -720,11 +806,25 @@ int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, d
         goto done;
     }
     s->F = json_number_value(F);
+    json_t *an = json_object_get(root, "analysis");
+    if (an && !(json_is_string(an) && (!strcmp(json_string_value(an), "csd") ||
+                                       !strcmp(json_string_value(an), "task")))) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"analysis\" must be \"task\" or \"csd\"", path);
+        goto done;
+    }
+    s->csd = an && !strcmp(json_string_value(an), "csd");
     /* names at the top level (dcm) or in "model" (SPM's reference files) */
     json_t *names = json_object_get(root, "regions") ? root : json_object_get(root, "model");
-    if ((rc = read_names(path, "regions", names, &s->regions, &s->n, err)) ||
-        (rc = read_names(path, "inputs", names, &s->inputs, &s->m, err)))
+    if ((rc = read_names(path, "regions", names, &s->regions, &s->n, err)))
         goto done;
+    if (s->csd) {   /* spectral DCM: no inputs */
+        if (!(s->inputs = calloc(1, sizeof(char *)))) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+    } else if ((rc = read_names(path, "inputs", names, &s->inputs, &s->m, err))) {
+        goto done;
+    }
     const int n = s->n, m = s->m;
     json_t *vec = json_object_get(root, "vector");
     json_t *pm = json_object_get(vec, "posterior_mean");
@@ -735,8 +835,17 @@ int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, d
     /* sizes in 64 bits: a count that does not fit an int (or whose
        covariance could not be held) is refused, never wrapped */
     const long long base = model_layout_count(n, m, 0), full = model_layout_count(n, m, 1);
+    const long long ncsd = model_layout_count_csd(n);
     const size_t npa = json_array_size(pm);
-    if ((long long)npa == base && base <= IO_RESULT_MAX_PARAMS)
+    if (s->csd) {
+        if ((long long)npa != ncsd || ncsd > IO_RESULT_MAX_PARAMS) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"vector\".\"posterior_mean\" has %zu entries; "
+                               "a spectral DCM of %d regions has %lld (at most %d are supported)",
+                               path, npa, n, ncsd, IO_RESULT_MAX_PARAMS);
+            goto done;
+        }
+        s->nd = 0;
+    } else if ((long long)npa == base && base <= IO_RESULT_MAX_PARAMS)
         s->nd = 0;
     else if ((long long)npa == full && full <= IO_RESULT_MAX_PARAMS)
         s->nd = n;
@@ -786,12 +895,13 @@ int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, d
     if (rc)
         goto done;
     json_t *eh = json_object_get(root, "noise_log_precision");
+    s->nh = s->csd ? n * n : n;   /* spectral DCM: one per channel (i, j), at i + n j */
     if (eh && !json_is_null(eh)) {
-        if (!(s->Eh = malloc(sizeof(double) * (size_t)n))) {
+        if (!(s->Eh = malloc(sizeof(double) * (size_t)s->nh))) {
             rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }
-        if ((rc = read_vec(path, "\"noise_log_precision\"", eh, n, s->Eh, 1, err)))
+        if ((rc = read_vec(path, "\"noise_log_precision\"", eh, s->nh, s->Eh, 1, err)))
             goto done;
     }
     json_t *it = json_object_get(root, "iterations");

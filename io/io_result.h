@@ -17,6 +17,14 @@
  *   array of sentences, [] when nothing is wrong) and "diagnostics"
  *   {"variance_explained" (percent), "max_abs_connection" (Hz),
  *   "effective_parameters", "accepted_steps"} (see dcm_api.h).
+ * - A spectral DCM (problem analysis DCM_ANALYSIS_CSD) is written in the
+ *   same schema plus "analysis": "csd": the blocks of model_layout_init_csd
+ *   (A, B {}, C [n], D {}, transit, decay, epsilon, a [2], b [2], c [n]),
+ *   "noise_log_precision" n^2 (channel i + n j), "spectra" {"frequencies",
+ *   "empirical", "predicted" ({"real", "imag"} [w][i][j]), "layout",
+ *   "mar_order", "mar_iterations"}, "predicted_bold_scaled" null, no
+ *   "design"; a task result's bytes do not change. io_result_load reads
+ *   the kind into io_result_summary.csd.
  * - io_params_load() overwrites entries of theta (np, pre-filled by the
  *   caller, normally with the prior mean) from a result file (its
  *   "posterior_mean"), from an object holding those blocks directly, or
@@ -44,6 +52,7 @@
 
 #include <jansson.h>
 
+#include "io/io_pnames.h"
 #include "models/model_problem.h"
 
 int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
@@ -66,7 +75,10 @@ typedef struct {
     double *pE, *pV;        /* prior mean and variance (np) */
     double *Ep;             /* posterior mean (np) */
     double *Cp;             /* posterior covariance (np x np, row-major) */
-    double *Eh;             /* noise log-precision (n), NULL when absent */
+    int csd;                /* 1: a spectral DCM ("analysis": "csd"; m = 0, np =
+                               model_layout_count_csd(n)) */
+    int nh;                 /* noise components: n (task) or n^2 (spectral) */
+    double *Eh;             /* noise log-precision (nh), NULL when absent */
     int iterations;         /* -1 when absent */
     int converged;          /* -1 when absent */
     double data_scale;      /* NaN when absent */
@@ -89,12 +101,15 @@ json_t *io_result_json_load(const char *path, dcm_error *err);
 /* Frees the arrays of s and zeroes it (the struct itself is the caller's). */
 void io_result_summary_free(io_result_summary *s);
 
+/* The parameter-name space of a loaded result (io_pnames.h). */
+io_pname_space io_result_space(const io_result_summary *s);
+
 /* 1 when a and b were fitted to the same observed data (the fingerprint of
  * observed_bold_scaled agrees up to rounding), 0 when not, -1 when either
  * lacks the data (e.g. SPM's reference files). */
 int io_result_same_data(const io_result_summary *a, const io_result_summary *b);
 /* 1 when a and b are the same kind of model (bilinear or nonlinear, one-
- * or two-state); io_result_kind names it for messages. */
+ * or two-state, task or spectral); io_result_kind names it for messages. */
 int io_result_same_kind(const io_result_summary *a, const io_result_summary *b);
 const char *io_result_kind(const io_result_summary *s);
 /* Reorders s's parameters, regions and inputs to ref's order, matching

@@ -28,7 +28,7 @@ typedef struct {
 
 static const char *const top_keys[] = {
     "TR", "TE", "scans", "timeseries", "regions", "confounds", "events", "inputs_microtime",
-    "inputs", "a", "b", "c", "d", "delays", "options", NULL
+    "inputs", "a", "b", "c", "d", "delays", "options", "analysis", NULL
 };
 static const char *const option_keys[] = {
     "two_state", "centre", "maxit", "maxnodes", "integrator", "hE", "hC", "nonlinear", NULL
@@ -732,6 +732,159 @@ static int load_delays(const spec_ctx *s, json_t *root, dcm_problem *P)
     return DCM_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* spectral DCM ("analysis": "csd")                                     */
+
+static const char *const csd_top_keys[] = {
+    "analysis", "TR", "TE", "scans", "timeseries", "regions", "confounds", "a", "options", NULL
+};
+static const char *const csd_option_keys[] = {"order", "maxit", "maxnodes", NULL};
+
+/* A whole number in [lo, hi] from "options".key into *out (kept when absent). */
+static int csd_option_int(const spec_ctx *s, json_t *opt, const char *key, int lo, int hi,
+                          const char *what, int *out)
+{
+    json_t *j = json_object_get(opt, key);
+    if (!j)
+        return DCM_OK;
+    if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > hi)
+        return fail(s, "\"options\".\"%s\" is %s; it must be a whole number of %s from %d to %d", key,
+                    json_is_integer(j) ? "out of range" : type_name(j), what, lo, hi);
+    *out = (int)json_integer_value(j);
+    return DCM_OK;
+}
+
+/* The keys of a task spec a resting-state model has no use for: refused
+ * with the reason, not ignored (a half-converted task spec would be fitted
+ * as something else than its author meant). */
+static int csd_refuse_task_keys(const spec_ctx *s, json_t *root)
+{
+    static const char *const task_only[] = {"inputs", "events", "inputs_microtime", "b", "c", "d",
+                                            "delays", NULL};
+    for (int i = 0; task_only[i]; i++)
+        if (json_object_get(root, task_only[i]))
+            return fail(s, "\"%s\" is given, but spectral DCM (\"analysis\": \"csd\") has no "
+                        "experimental inputs: it fits the cross-spectra of resting-state data with "
+                        "a model driven by endogenous fluctuations, so \"inputs\", \"events\", "
+                        "\"inputs_microtime\", \"b\", \"c\", \"d\" and \"delays\" do not apply; remove "
+                        "\"%s\" or drop \"analysis\": \"csd\" to fit a task DCM", task_only[i],
+                        task_only[i]);
+    return check_keys(s, root, csd_top_keys, " of a spectral DCM spec");
+}
+
+/* A spectral DCM spec: TR, timeseries, regions, a; optional TE (0.04),
+ * scans, confounds, options {order, maxit, maxnodes}. */
+static int load_csd(spec_ctx *s, json_t *root, int flags, dcm_problem **out)
+{
+    *out = NULL;
+    if (flags & IO_SPEC_DESIGN_ONLY)
+        return fail(s, "simulating spectral DCM (\"analysis\": \"csd\") is not supported yet");
+    int rc = csd_refuse_task_keys(s, root);
+    if (rc)
+        return rc;
+    double TR, TE = 0.04;
+    if ((rc = get_number(s, root, "TR", "repetition time in seconds", &TR)) ||
+        (json_object_get(root, "TE") && (rc = get_number(s, root, "TE", "echo time in seconds", &TE))))
+        return rc;
+    char trmsg[300];
+    if (dcm_check_tr(TR, trmsg, sizeof trmsg))
+        return fail(s, "%s", trmsg);
+    if ((rc = get_regions(s, root)))
+        return rc;
+    if (s->voi)
+        return fail(s, "spectral DCM takes the regions' series from \"timeseries\"; VOI files in "
+                    "\"regions\" are not supported for \"analysis\": \"csd\" yet");
+    const int n = s->n;
+    double *a = calloc((size_t)n * n, sizeof(double));
+    if (!a)
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    io_table ts = {0};
+    char *tpath = NULL;
+    dcm_problem *P = NULL;
+    int edges;
+    json_t *ja = json_object_get(root, "a");
+    if (!ja) {
+        rc = fail(s, "missing \"a\" (the connections: an %dx%d matrix, row = target, column = "
+                  "source, or a list of edges \"FROM -> TO\")", n, n);
+        goto done;
+    }
+    if ((rc = parse_conn(s, ja, "\"a\"", a, &edges)) || (rc = load_timeseries(s, root, &ts, &tpath)))
+        goto done;
+    json_t *js = json_object_get(root, "scans");
+    if (js && (!json_is_integer(js) || json_integer_value(js) != ts.rows)) {
+        rc = fail(s, "\"scans\" must be the number of rows of the time series %s (%d)", tpath, ts.rows);
+        goto done;
+    }
+    if (!(P = dcm_problem_alloc_csd(n, ts.rows)) || !(P->source = strdup(s->path))) {
+        rc = dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!(P->region_names[i] = strdup(s->regions[i]))) {
+            rc = dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+            goto done;
+        }
+        int c = io_table_find(&ts, s->regions[i]);
+        memcpy(P->Y + (size_t)i * P->v, ts.data + (size_t)c * ts.rows, sizeof(double) * (size_t)P->v);
+    }
+    P->M->TR = TR;
+    P->M->TE = TE;
+    /* SPM's spectral priors always free the self-connections */
+    for (int k = 0; k < n * n; k++)
+        P->M->a[k] = (k % (n + 1) == 0) ? 1.0 : a[k];
+    json_t *opt = json_object_get(root, "options");
+    if (opt) {
+        if (!json_is_object(opt)) {
+            rc = fail(s, "\"options\" must be an object, not %s", type_name(opt));
+            goto done;
+        }
+        if ((rc = check_keys(s, opt, csd_option_keys, " in \"options\" of a spectral DCM spec")) ||
+            (rc = csd_option_int(s, opt, "order", 2, 64, "lags (the MAR order of the spectra)",
+                                 &P->csd_order)) ||
+            (rc = csd_option_int(s, opt, "maxit", 1, 1000000, "iterations", &P->maxit)) ||
+            (rc = csd_option_int(s, opt, "maxnodes", 1, 1000, "regions", &P->maxnodes)))
+            goto done;
+    }
+    if (n > P->maxnodes &&
+        dcm_warnings_add(&P->warnings, "%d regions exceed \"maxnodes\" (%d): SPM would confine the "
+                         "prior on A to the data's principal modes; that constraint is not "
+                         "implemented for spectral DCM yet, so the full prior was used", n,
+                         P->maxnodes)) {
+        rc = dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = load_confounds(s, root, P, tpath)))
+        goto done;
+    rc = dcm_problem_validate(P, s->err);
+done:
+    if (rc) {
+        dcm_problem_free(P);
+        P = NULL;
+    }
+    *out = P;
+    free(a);
+    io_table_free(&ts);
+    free(tpath);
+    return rc;
+}
+
+/* "analysis": absent or "task" (0), "csd" (1); an input error otherwise. */
+static int spec_analysis(const spec_ctx *s, json_t *root, int *csd)
+{
+    json_t *j = json_object_get(root, "analysis");
+    *csd = 0;
+    if (!j)
+        return DCM_OK;
+    const char *v = json_is_string(j) ? json_string_value(j) : NULL;
+    if (v && !strcmp(v, "csd"))
+        *csd = 1;
+    else if (!v || strcmp(v, "task"))
+        return fail(s, "\"analysis\" must be \"task\" (fit the BOLD time series, the default) or "
+                    "\"csd\" (spectral DCM of resting-state data), not %s%s%s",
+                    v ? "\"" : "", v ? v : type_name(j), v ? "\"" : "");
+    return DCM_OK;
+}
+
 int io_spec_load(const char *path, dcm_problem **out, dcm_error *err)
 {
     return io_spec_load_ex(path, IO_SPEC_DEFAULT, out, err);
@@ -772,6 +925,13 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     if (!json_is_object(root)) {
         rc = fail(&s, "the spec must be a JSON object {\"TR\": ..., \"regions\": [...], ...}, not %s",
                   type_name(root));
+        goto done;
+    }
+    int csd;
+    if ((rc = spec_analysis(&s, root, &csd)))
+        goto done;
+    if (csd) {
+        rc = load_csd(&s, root, flags, &P);
         goto done;
     }
     if ((rc = check_keys(&s, root, top_keys, "")))

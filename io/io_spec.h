@@ -27,6 +27,13 @@
  *   ("a" edge lists switch self-connections on). "b" is keyed by input,
  *   "d" by modulating region (any non-zero d makes the model nonlinear);
  *   "c" is an n x m matrix or {input: [regions it drives]}.
+ * - "analysis": "csd" (default "task") is spectral DCM of resting-state
+ *   data (load_csd, MANUAL 16): TR, timeseries, regions, a (required);
+ *   TE (0.04), scans, confounds (regressed out before the spectra),
+ *   options {order, maxit, maxnodes} (optional). inputs, events,
+ *   inputs_microtime, b, c, d and delays are refused with the reason; the
+ *   problem has analysis DCM_ANALYSIS_CSD, m = 0 and only the a switches.
+ *   IO_SPEC_DESIGN_ONLY (simulation) refuses it.
  */
 #ifndef IO_SPEC_H
 #define IO_SPEC_H

@@ -96,13 +96,73 @@ int model_layout_init(model_layout *T, int n, int m, int nonlinear, int two_stat
         B->count = (int)(s[0] * s[1] * s[2]);
         off += B->count;
     }
+    T->nblocks = MODEL_BLOCK_COUNT;
+    T->np = off;
+    return 0;
+}
+
+/* The spectral blocks after the task ones: name, unit, what indexes the
+ * rows, and how many there are (0: one per region). */
+static const struct {
+    const char *name, *unit;
+    model_layout_axis row;
+    int rows;
+} CSD_BLOCKS[MODEL_BLOCK_MAX - MODEL_BLOCK_COUNT] = {
+    {"a", "log-scale (amplitude, exponent)", MODEL_AXIS_INDEX, 2},
+    {"b", "log-scale (amplitude, exponent)", MODEL_AXIS_INDEX, 2},
+    {"c", "log-scale (amplitude)", MODEL_AXIS_REGION, 0},
+};
+
+long long model_layout_count_csd(int n)
+{
+    if (n < 1 || n > 46000)   /* n^2 stays well inside an int */
+        return -1;
+    return (long long)n * n + 3LL * n + 6;
+}
+
+int model_layout_init_csd(model_layout *T, int n)
+{
+    /* SPM's spm_dcm_fmri_csd: one dummy input whose C column is fixed at
+       0, no B (n x n x 0) and no D; C is kept as n values */
+    if (model_layout_count_csd(n) < 0 || model_layout_init(T, n, 1, 0, 0)) {
+        memset(T, 0, sizeof *T);
+        T->np = -1;
+        return -1;
+    }
+    T->m = 0;
+    T->csd = 1;
+    model_layout_block *B = &T->block[MODEL_BLOCK_B];
+    B->slices = 0;
+    B->count = 0;
+    model_layout_block *C = &T->block[MODEL_BLOCK_C];
+    C->col_axis = MODEL_AXIS_NONE;
+    C->unit = "fixed at 0 (no inputs)";
+    int off = 0;
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        T->block[b].offset = off;
+        off += T->block[b].count;
+    }
+    for (int b = MODEL_BLOCK_COUNT; b < MODEL_BLOCK_MAX; b++) {
+        const int q = b - MODEL_BLOCK_COUNT;
+        model_layout_block *X = &T->block[b];
+        memset(X, 0, sizeof *X);
+        X->name = CSD_BLOCKS[q].name;
+        X->unit = CSD_BLOCKS[q].unit;
+        X->row_axis = CSD_BLOCKS[q].row;
+        X->rows = CSD_BLOCKS[q].rows ? CSD_BLOCKS[q].rows : n;
+        X->cols = X->slices = 1;
+        X->offset = off;
+        X->count = X->rows;
+        off += X->count;
+    }
+    T->nblocks = MODEL_BLOCK_MAX;
     T->np = off;
     return 0;
 }
 
 const model_layout_block *model_layout_find(const model_layout *T, const char *name)
 {
-    for (int b = 0; b < MODEL_BLOCK_COUNT; b++)
+    for (int b = 0; b < T->nblocks; b++)
         if (T->block[b].name && !strcmp(T->block[b].name, name))
             return &T->block[b];
     return NULL;
@@ -112,7 +172,7 @@ int model_layout_locate(const model_layout *T, int p, int *i, int *j, int *k)
 {
     if (p < 0 || p >= T->np)
         return -1;
-    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+    for (int b = 0; b < T->nblocks; b++) {
         const model_layout_block *B = &T->block[b];
         if (p >= B->offset + B->count)
             continue;

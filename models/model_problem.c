@@ -50,6 +50,22 @@ dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear)
     return P;
 }
 
+dcm_problem *dcm_problem_alloc_csd(int n, int v)
+{
+    dcm_problem *P = dcm_problem_alloc(n, 0, v, 0);
+    if (!P)
+        return NULL;
+    P->analysis = DCM_ANALYSIS_CSD;
+    P->csd_order = 8;   /* SPM's spm_dcm_fmri_csd defaults */
+    P->maxit = 128;
+    P->maxnodes = 8;
+    P->hE = 8.0;        /* the spectral noise hyperprior (fixed, model_csd) */
+    P->hC = 1.0 / 128.0;
+    for (int i = 0; i < n; i++)
+        P->M->a[i + i * n] = 1.0;   /* self-connections are always free */
+    return P;
+}
+
 void dcm_problem_free(dcm_problem *P)
 {
     if (!P)
@@ -93,6 +109,89 @@ static int check_switch(const char *src, double x,
     return DCM_OK;
 }
 
+/* Spectral DCM (resting state): no inputs, no b, c or d; the a switches,
+ * names, TR, finite data and enough scans for the MAR order of the data
+ * feature. What task checks need (inputs, driving input, delays) does not
+ * apply. */
+static int validate_csd(const dcm_problem *P, const char *src, dcm_error *err)
+{
+    const model_dcm *M = P->M;
+    const int n = P->n, v = P->v;
+    char what[256];
+    if (P->m != 0 || M->m != 0 || M->nonlinear)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: spectral DCM (\"analysis\": \"csd\") has no experimental inputs and "
+                             "no \"b\", \"c\" or \"d\" (the model is driven by endogenous "
+                             "fluctuations); the problem has %d input%s%s",
+                             src, P->m, P->m == 1 ? "" : "s", M->nonlinear ? " and is nonlinear" : "");
+    if (M->n != n || M->v != v || !M->a || !P->Y || !P->region_names)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: model and problem sizes differ, or arrays are "
+                             "unallocated", src);
+    for (int i = 0; i < n; i++) {
+        if (!P->region_names[i] || !P->region_names[i][0])
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d has no name", src, i + 1);
+        const char *why = dcm_name_problem(P->region_names[i]);
+        if (why)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d is called \"%s\": %s; rename it",
+                                 src, i + 1, P->region_names[i], why);
+        for (int k = 0; k < i; k++)
+            if (P->region_names[k] && same_name(P->region_names[k], P->region_names[i]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: region name \"%s\" is used twice (regions %d and %d%s%s%s)",
+                                     src, P->region_names[i], k + 1, i + 1,
+                                     CASE_NOTE(P->region_names[k], P->region_names[i]));
+    }
+    char trmsg[300];
+    if (dcm_check_tr(M->TR, trmsg, sizeof trmsg))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s", src, trmsg);
+    if (!isfinite(M->TE) || M->TE <= 0.0 || M->TE >= M->TR)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"TE\" is %g; the echo time must be a positive "
+                             "number of seconds below the TR (%g s)", src, M->TE, M->TR);
+    if (P->maxit < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: option \"maxit\" is %d; it must be a whole "
+                             "number of iterations of at least 1", src, P->maxit);
+    const int p = P->csd_order;
+    if (p < 2 || p > 64)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: option \"order\" is %d; the order of the "
+                             "autoregressive model of the spectra must be from 2 to 64 (SPM: 8)",
+                             src, p);
+    /* the MAR(p) design has v - p rows and p n columns: it needs more rows */
+    if ((long long)v - p <= (long long)p * n)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: too few scans for spectral DCM: %d scans, but a MAR(%d) model of "
+                             "%d regions needs more than %d (order x (regions + 1)); use more scans "
+                             "or a lower \"order\"", src, v, p, n, p * (n + 1));
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < v; t++)
+            if (!isfinite(P->Y[t + (size_t)i * v]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: data for region %s at scan %d is not finite (%g)",
+                                     src, rname(P, i), t + 1, P->Y[t + (size_t)i * v]);
+    if (P->nx0 < 0 || (P->nx0 > 0 && !P->X0))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: confounds: nx0 = %d but X0 is %s",
+                             src, P->nx0, P->X0 ? "set" : "NULL");
+    for (int k = 0; k < P->nx0; k++)
+        for (int t = 0; t < v; t++)
+            if (!isfinite(P->X0[t + (size_t)k * v]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: confound column %d at scan %d is not finite", src, k + 1, t + 1);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) {
+            snprintf(what, sizeof what, " (%s -> %s)", rname(P, j), rname(P, i));
+            if (check_switch(src, M->a[i + j * n], "a", what, err))
+                return DCM_ERR_INPUT;
+        }
+    return DCM_OK;
+}
+
+void dcm_problem_table(const dcm_problem *P, model_layout *T)
+{
+    if (P->analysis == DCM_ANALYSIS_CSD)
+        model_layout_init_csd(T, P->n);
+    else
+        model_dcm_table(P->M, T);
+}
+
 int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
 {
     const char *src = P && P->source ? P->source : "problem";
@@ -104,6 +203,10 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
 
     if (n < 1)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: need at least one region (n = %d)", src, n);
+    if (P->analysis == DCM_ANALYSIS_CSD)
+        return validate_csd(P, src, err);
+    if (P->analysis != DCM_ANALYSIS_TASK)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: unknown analysis %d", src, (int)P->analysis);
     if (m < 1)
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: need at least one input (m = %d); list them in \"inputs\"", src, m);

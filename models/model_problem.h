@@ -13,6 +13,13 @@
 #include "models/model_dcm.h"
 
 dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear);
+/* A spectral DCM problem (resting state): n regions, v scans, no inputs,
+ * analysis DCM_ANALYSIS_CSD, SPM's options (order 8, maxit 128, maxnodes
+ * 8); the caller fills names, Y, M->TR and the a switches of M. */
+dcm_problem *dcm_problem_alloc_csd(int n, int v);
+/* The parameter table of P's model (model_layout.h): the task table of
+ * P->M, or the spectral one. */
+void dcm_problem_table(const dcm_problem *P, model_layout *T);
 void dcm_problem_free(dcm_problem *P);
 /* Check a filled problem (names, sizes, finite values, TR, delays,
  * connectivity). Returns DCM_OK or DCM_ERR_INPUT with a message. */

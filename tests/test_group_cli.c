@@ -310,7 +310,7 @@ static double ep_by_name(const char *path, const char *name)
     double v = NAN;
     if (io_result_load(path, &s, &err))
         return NAN;
-    io_pname_space S = {s.n, s.m, s.nd, s.regions, s.inputs};
+    io_pname_space S = io_result_space(&s);
     for (int p = 0; p < s.np; p++) {
         char *nm = io_pname_name(&S, p);
         if (nm && !strcmp(nm, name))

@@ -70,7 +70,7 @@ static void test_table_properties(void)
                     CU_ASSERT_EQUAL(L.off_transit, T.block[MODEL_BLOCK_TRANSIT].offset);
                     CU_ASSERT_EQUAL(L.off_decay, T.block[MODEL_BLOCK_DECAY].offset);
                     CU_ASSERT_EQUAL(L.off_epsilon, T.block[MODEL_BLOCK_EPSILON].offset);
-                    io_pname_space S = {n, m, nl ? n : 0, REGIONS, INPUTS};
+                    io_pname_space S = {n, m, nl ? n : 0, REGIONS, INPUTS, 0};
                     CU_ASSERT_EQUAL(io_pname_count(&S), T.np);
                     for (int p = 0; p < T.np; p++) {
                         int i, j, k, b = model_layout_locate(&T, p, &i, &j, &k);
@@ -162,7 +162,7 @@ static void test_names_order_and_roundtrip(void)
     for (int n = 1; n <= 5; n++)
         for (int m = 0; m <= 3; m++)
             for (int nl = 0; nl <= 1; nl++) {
-                io_pname_space S = {n, m, nl ? n : 0, REGIONS, INPUTS};
+                io_pname_space S = {n, m, nl ? n : 0, REGIONS, INPUTS, 0};
                 int count;
                 char **want = oracle_names(n, m, nl, &count);
                 CU_ASSERT_EQUAL_FATAL(io_pname_count(&S), count);
@@ -219,7 +219,7 @@ static void test_map_by_name(void)
     char *const r2[] = {"SPC", "IFG", "V1", "V5"};
     char *const i2[] = {"Attention", "Photic", "Motion"};
     for (int nl = 0; nl <= 1; nl++) {
-        io_pname_space from = {4, 3, nl ? 4 : 0, REGIONS, INPUTS}, to = {4, 3, nl ? 4 : 0, r2, i2};
+        io_pname_space from = {4, 3, nl ? 4 : 0, REGIONS, INPUTS, 0}, to = {4, 3, nl ? 4 : 0, r2, i2, 0};
         const int np = io_pname_count(&from);
         int *map = malloc(sizeof(int) * np), *seen = calloc(np, sizeof(int));
         dcm_error e = {0};
@@ -237,7 +237,7 @@ static void test_map_by_name(void)
         free(seen);
     }
     /* different kinds do not meet */
-    io_pname_space a = {3, 2, 0, REGIONS, INPUTS}, b = {3, 2, 3, REGIONS, INPUTS};
+    io_pname_space a = {3, 2, 0, REGIONS, INPUTS, 0}, b = {3, 2, 3, REGIONS, INPUTS, 0};
     int map[64];
     dcm_error e = {0};
     int rc = io_pname_map(&a, "x.json", &b, "y.json", map, &e);
@@ -248,7 +248,7 @@ static void test_map_by_name(void)
  * bilinear model lacks). */
 static void test_selector_messages(void)
 {
-    io_pname_space S = {3, 2, 0, REGIONS, INPUTS};
+    io_pname_space S = {3, 2, 0, REGIONS, INPUTS, 0};
     unsigned char mask[64] = {0};
     dcm_error e = {0};
     int rc = io_pname_select(&S, "Q:x", mask, &e);

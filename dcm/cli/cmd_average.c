@@ -58,7 +58,7 @@ static int join_first(io_result_summary *R, int i, const char *who)
 static int not_finite(const io_result_summary *R0, int p, const char *fmt_who, const char *who,
                       const char *why)
 {
-    io_pname_space S = {R0->n, R0->m, R0->nd, R0->regions, R0->inputs};
+    io_pname_space S = io_result_space(R0);
     char *name = io_pname_name(&S, p);
     int rc = cli_fail("average", DCM_ERR_NUMERIC, "%s: the %s of %s is not finite (%s)", who,
                       fmt_who, name ? name : "a parameter", why);
@@ -171,7 +171,7 @@ static int average_files(const char **files, int k, double occam, int as_json, j
     if ((rc = average(R, k, occam, &avg, "average")))
         goto done;
     mark_free(R, k, free_mask);
-    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs};
+    io_pname_space S = io_result_space(&R[0]);
     json_t *w = json_array();
     for (int i = 0; i < k; i++) {
         json_t *e = json_object();
@@ -362,7 +362,7 @@ static int average_batch(const char *batch, const char *models, double occam, in
         goto done;
     }
     /* which parameter each bma_mean entry is */
-    io_pname_space S = {first.n, first.m, first.nd, first.regions, first.inputs};
+    io_pname_space S = io_result_space(&first);
     json_t *order = json_array();
     for (int p = 0; p < np; p++) {
         char *name = io_pname_name(&S, p);

@@ -28,6 +28,10 @@ static const char *description =
     "              KL(posterior || prior) / log(scans); below 1\n"
     "  steps       iterations after the first that raised F; 0 means the\n"
     "              inversion never left its starting point\n"
+    "Spectral DCM results (\"analysis\": \"csd\") are checked as SPM checks them:\n"
+    "variance is that of the cross-spectra (|predicted|^2 against |empirical -\n"
+    "predicted|^2 over frequencies and region pairs), not of the time series;\n"
+    "max|A|, eff.params and steps are the same checks on the spectral posterior.\n"
     "MANUAL \"Checks and warnings\" says what each one means and what to do.\n";
 
 static const char *footer =
@@ -42,7 +46,52 @@ static const char *footer =
 typedef struct {
     dcm_diagnostics d;
     dcm_warnings w;
+    int csd;   /* a spectral DCM result */
 } checked;
+
+/* Every number of a nested JSON array, in order, appended to x (cap
+ * entries); returns the new count. */
+static size_t flatten(json_t *j, double *x, size_t k, size_t cap)
+{
+    if (json_is_number(j)) {
+        if (k < cap)
+            x[k] = json_number_value(j);
+        return k + 1;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(j, i, e)
+        k = flatten(e, x, k, cap);
+    return k;
+}
+
+/* SPM's variance explained of a spectral fit: of the cross-spectra, real
+ * and imaginary parts alike (NaN when the file lacks them). */
+static double csd_variance(json_t *root)
+{
+    json_t *sp = json_object_get(root, "spectra");
+    json_t *parts[4] = {json_object_get(json_object_get(sp, "empirical"), "real"),
+                        json_object_get(json_object_get(sp, "empirical"), "imag"),
+                        json_object_get(json_object_get(sp, "predicted"), "real"),
+                        json_object_get(json_object_get(sp, "predicted"), "imag")};
+    size_t cnt[4];
+    for (int q = 0; q < 4; q++)
+        cnt[q] = flatten(parts[q], NULL, 0, 0);
+    if (!cnt[0] || cnt[1] != cnt[0] || cnt[2] != cnt[0] || cnt[3] != cnt[0])
+        return NAN;
+    double *obs = malloc(sizeof(double) * 2 * cnt[0]), *pred = malloc(sizeof(double) * 2 * cnt[0]);
+    double r = NAN;
+    if (obs && pred) {
+        flatten(parts[0], obs, 0, cnt[0]);
+        flatten(parts[1], obs + cnt[0], 0, cnt[0]);
+        flatten(parts[2], pred, 0, cnt[0]);
+        flatten(parts[3], pred + cnt[0], 0, cnt[0]);
+        r = dcm_variance_explained(obs, pred, NULL, 2 * cnt[0]);
+    }
+    free(obs);
+    free(pred);
+    return r;
+}
 
 /* rows x cols numbers of a JSON array of rows, column-major into a new
  * array; NULL when absent or malformed. */
@@ -170,6 +219,10 @@ static int check_one(const char *path, checked *c, dcm_error *err)
     } else {
         compute(root, &c->d);
     }
+    json_t *an = json_object_get(root, "analysis");
+    c->csd = json_is_string(an) && !strcmp(json_string_value(an), "csd");
+    if (c->csd && !json_is_object(dg))   /* not the time series: the spectra */
+        c->d.variance_explained = csd_variance(root);
     int rc = DCM_OK;
     json_t *w = json_object_get(root, "warnings");
     if (json_is_array(w)) {
@@ -241,13 +294,15 @@ int cmd_check(int argc, char **argv)
             json_t *w = json_array();
             for (int i = 0; i < res[k].w.count; i++)
                 json_array_append_new(w, json_string(res[k].w.items[i]));
-            json_array_append_new(
-                arr, json_pack("{s:s, s:{s:o, s:o, s:o, s:o}, s:o}", "result", files[k], "diagnostics",
+            json_t *one = json_pack("{s:s, s:{s:o, s:o, s:o, s:o}, s:o}", "result", files[k], "diagnostics",
                                "variance_explained", jnum(d->variance_explained), "max_abs_connection",
                                jnum(d->max_abs_connection), "effective_parameters",
                                jnum(d->effective_parameters), "accepted_steps",
                                d->accepted_steps >= 0 ? json_integer(d->accepted_steps) : json_null(),
-                               "warnings", w));
+                               "warnings", w);
+            if (one && res[k].csd)   /* task rows keep their keys */
+                json_object_set_new(one, "analysis", json_string("csd"));
+            json_array_append_new(arr, one);
         }
         json_t *o = json_pack("{s:o, s:{s:f, s:f, s:f}}", "results", arr, "thresholds",
                               "variance_explained", DCM_CHECK_MIN_VARIANCE, "max_abs_connection",
@@ -273,6 +328,12 @@ int cmd_check(int argc, char **argv)
         printf("thresholds (SPM's spm_dcm_fmri_check): variance >= %g %%, max|A| >= 1/8 Hz, "
                "eff.params >= %g, steps >= 1; '!' marks a value past its threshold\n",
                DCM_CHECK_MIN_VARIANCE, DCM_CHECK_MIN_EFFECTIVE);
+        for (k = 0; k < nfiles; k++)
+            if (res[k].csd) {
+                printf("spectral DCM (csd) results: variance is that of the cross-spectra, as SPM "
+                       "checks them\n");
+                break;
+            }
         for (k = 0; k < nfiles; k++)
             for (int i = 0; i < res[k].w.count; i++)
                 printf("warning: %s: %s\n", files[k], res[k].w.items[i]);

@@ -162,6 +162,16 @@ static int load_results(const char **files, int k, io_lme_table *T)
         /* free energies are log-evidences of particular data: the
            same regions (in any order) and the same observed BOLD */
         int same = io_result_same_data(&s, &s0), nreg = s.n, n0 = s0.n;
+        if (s.csd != s0.csd) {   /* cross-spectra and time series are different data */
+            int csd = s.csd;
+            io_result_summary_free(&s);
+            io_result_summary_free(&s0);
+            return cli_fail("compare", DCM_ERR_INPUT,
+                            "%s is a %s DCM but %s is a %s DCM: one fits the cross-spectra, the other "
+                            "the time series, so their free energies are of different data and cannot "
+                            "be compared", files[i], csd ? "spectral" : "task", files[0],
+                            csd ? "task" : "spectral");
+        }
         int regions_agree = nreg == n0;
         for (int r = 0; regions_agree && r < nreg; r++) {
             int found = 0;

@@ -127,16 +127,22 @@ int cmd_estimate(int argc, char **argv)
     int is_mat = ls > 4 && !strcmp(spec + ls - 4, ".mat");
     if (is_mat ? io_mat_load_dcm(spec, &P, &err) : io_spec_load(spec, &P, &err))
         return fail_event(&ps, &err);
+    if (P->analysis == DCM_ANALYSIS_CSD && (mat_out || integrator)) {
+        dcm_error_set(&err, DCM_ERR_USAGE, "%s is a spectral DCM (\"analysis\": \"csd\"): %s does not "
+                      "apply to it yet", spec, mat_out ? "--mat" : "--integrator");
+        dcm_problem_free(P);
+        return fail_event(&ps, &err);
+    }
     if (maxit > 0)
         P->maxit = (int)maxit;
     if (integrator)
         P->M->integrator = strcmp(integrator, "ode") ? MODEL_INT_BILINEAR : MODEL_INT_ODE;
     if (ps.log_json)
         log_event(json_pack("{s:s, s:s, s:i, s:i, s:i, s:i}", "event", "start", "spec", spec,
-                            "regions", P->n, "inputs", P->m, "scans", P->v, "parameters", P->M->L.np));
+                            "regions", P->n, "inputs", P->m, "scans", P->v, "parameters", dcm_problem_parameters(P)));
     else if (!ps.quiet)
         fprintf(stderr, "dcm estimate: %s — %d regions, %d inputs, %d scans, %d parameters\n",
-                spec, P->n, P->m, P->v, P->M->L.np);
+                spec, P->n, P->m, P->v, dcm_problem_parameters(P));
     dcm_result *R = NULL;
     int rc = dcm_estimate(P, print_progress, &ps, &R, &err);
     /* both outputs or neither: written, then committed together */

@@ -98,6 +98,36 @@ static const char *param_name(reduce_ctx *c, int i)
 }
 #define NAME(i) param_name(c, (i))
 
+/* BMR of R with the parameters in mask switched off. A spectral DCM's
+ * reduced model has its own prior: an absent connection has prior mean 0
+ * where a present one has 1/128 (spm_dcm_fmri_priors, used so by
+ * spm_dcm_bmr), so its switched-off parameters go to 0, not to the full
+ * model's prior mean. A task DCM's reduced prior mean is the full one's. */
+static int switch_off(const io_result_summary *R, const unsigned char *mask, double *dF, double *sE,
+                      double *sC, dcm_error *err)
+{
+    const int np = R->np;
+    if (!R->csd)
+        return dcm_bmr_switch_off(np, R->Ep, R->Cp, R->pE, R->pV, mask, dF, sE, sC, err);
+    double *rE = malloc(sizeof(double) * (size_t)np);
+    double *pC = calloc((size_t)np * np, sizeof(double)), *rC = calloc((size_t)np * np, sizeof(double));
+    int rc = DCM_ERR_SYSTEM;
+    if (rE && pC && rC) {
+        for (int i = 0; i < np; i++) {
+            rE[i] = mask[i] ? 0.0 : R->pE[i];
+            pC[(size_t)i * np + i] = R->pV[i];
+            rC[(size_t)i * np + i] = mask[i] ? 0.0 : R->pV[i];
+        }
+        rc = dcm_bmr_reduce(np, R->Ep, R->Cp, R->pE, pC, rE, rC, dF, sE, sC, err);
+    } else {
+        dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    free(rE);
+    free(pC);
+    free(rC);
+    return rc;
+}
+
 /* --off: the model with the named parameters switched off */
 static int reduce_off(reduce_ctx *c, const char **offs, int noff)
 {
@@ -143,7 +173,7 @@ static int reduce_off(reduce_ctx *c, const char **offs, int noff)
         if (mask[i])
             json_array_append_new(names, json_string(NAME(i)));
     double dF = 0.0;
-    int br = dcm_bmr_switch_off(np, R->Ep, R->Cp, R->pE, R->pV, mask, &dF, sE, sC, &err);
+    int br = switch_off(R, mask, &dF, sE, sC, &err);
     if (br) {
         json_decref(names);
         return bmr_fail(br, "model reduction", input);
@@ -315,7 +345,7 @@ int cmd_reduce(int argc, char **argv)
         goto done;
     }
     const int np = R.np;
-    io_pname_space S = {R.n, R.m, R.nd, R.regions, R.inputs};
+    io_pname_space S = io_result_space(&R);
     mask = calloc((size_t)np, 1);
     pC = calloc((size_t)np * np, sizeof(double));
     sE = calloc((size_t)np, sizeof(double));

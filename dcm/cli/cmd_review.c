@@ -2,6 +2,7 @@
  * summary of one fitted model, as SPM's review: every free parameter with
  * its posterior mean, sd and posterior probability, the fit per region,
  * free energy, iterations and convergence, noise precision. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,13 @@ static const char *description =
     "  - fit: variance explained per region, 1 - var(residual)/var(observed),\n"
     "    the residual taking off the prediction and the fitted confounds;\n"
     "  - free energy, iterations, convergence, noise log-precision per region.\n"
-    "The result's warnings (design and fit checks, see dcm check) come first.\n";
+    "The result's warnings (design and fit checks, see dcm check) come first.\n"
+    "A spectral DCM (\"analysis\": \"csd\") is reviewed in its own terms: the\n"
+    "parameters with a(1), a(2) (neuronal fluctuations), b(1), b(2) (global\n"
+    "noise) and c:R (regional noise); Pp is SPM's for spectral DCM, the\n"
+    "probability that the parameter differs from its prior mean; the fit is the\n"
+    "variance of the cross-spectra explained, over all region pairs and per\n"
+    "region (its auto-spectrum), with each region's noise log-precision.\n";
 
 static const char *footer =
     "exit status: 0 success, 1 usage error, 2 unreadable or invalid result file\n"
@@ -46,6 +53,131 @@ static void print_names(char *const *names, int k)
 {
     for (int i = 0; i < k; i++)
         printf("%s%s", i ? ", " : "", names[i]);
+}
+
+/* The cross-spectra of a spectral result as 2 nw n n doubles, (re, im)
+ * pairs at w + nw (i + n j) (models/model_csd.h); NULL when absent or
+ * misshapen. */
+static double *read_csd(json_t *c, int nw, int n)
+{
+    json_t *re = json_object_get(c, "real"), *im = json_object_get(c, "imag");
+    if (!json_is_array(re) || !json_is_array(im) || (int)json_array_size(re) != nw ||
+        (int)json_array_size(im) != nw)
+        return NULL;
+    double *z = malloc(sizeof(double) * 2 * (size_t)nw * n * n);
+    for (int w = 0; z && w < nw; w++)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                for (int part = 0; part < 2; part++) {
+                    json_t *x = json_array_get(json_array_get(json_array_get(part ? im : re, (size_t)w),
+                                                              (size_t)i), (size_t)j);
+                    if (!json_is_number(x)) {
+                        free(z);
+                        return NULL;
+                    }
+                    z[2 * ((size_t)w + (size_t)nw * (i + (size_t)n * j)) + part] = json_number_value(x);
+                }
+    return z;
+}
+
+/* dcm review of a spectral DCM result (s, doc: io_result_load_doc's). */
+static int review_csd(const char *file, const io_result_summary *s, json_t *doc, double threshold)
+{
+    const int n = s->n, np = s->np;
+    json_t *w = json_object_get(doc, "warnings");
+    if (json_is_array(w) && json_array_size(w) > 0) {
+        printf("WARNINGS     %zu (see dcm check %s)\n", json_array_size(w), file);
+        size_t i;
+        json_t *x;
+        json_array_foreach(w, i, x)
+            printf("  ! %s\n", json_is_string(x) ? json_string_value(x) : "?");
+        printf("\n");
+    }
+    json_t *model = json_object_get(doc, "model"), *sp = json_object_get(doc, "spectra");
+    json_t *Hz = json_object_get(sp, "frequencies"), *obs = json_object_get(doc, "observed_bold_scaled");
+    const int nw = json_is_array(Hz) ? (int)json_array_size(Hz) : 0;
+    printf("result       %s\n", file);
+    printf("model        spectral DCM (resting state), %d region%s (", n, n == 1 ? "" : "s");
+    print_names(s->regions, n);
+    printf(")");
+    if (json_is_array(obs))
+        printf(", %zu scans", json_array_size(obs));
+    if (json_is_number(json_object_get(model, "TR")))
+        printf(", TR %g s", json_number_value(json_object_get(model, "TR")));
+    printf("\n");
+    if (nw > 0)
+        printf("spectra      %d frequencies, %.4g to %.4g Hz; MAR(%d) of the data\n", nw,
+               json_number_value(json_array_get(Hz, 0)), json_number_value(json_array_get(Hz, (size_t)nw - 1)),
+               (int)json_integer_value(json_object_get(sp, "mar_order")));
+    printf("free energy  F = %.4f\n", s->F);
+    if (s->iterations >= 0)
+        printf("iterations   %d\n", s->iterations);
+    printf("converged    %s\n", yes_no(s->converged));
+
+    io_pname_space S = io_result_space(s);
+    int width = 9, nfree = 0, nmarked = 0;
+    for (int k = 0; k < np; k++)
+        if (s->pV[k] > 0) {
+            char *nm = io_pname_name(&S, k);
+            if (nm && (int)strlen(nm) > width)
+                width = (int)strlen(nm);
+            free(nm);
+        }
+    printf("\n%-*s %10s %10s %8s\n", width, "parameter", "mean", "sd", "Pp");
+    for (int k = 0; k < np; k++) {
+        if (!(s->pV[k] > 0))
+            continue;
+        char *nm = io_pname_name(&S, k);
+        double sd = sqrt(fmax(s->Cp[(size_t)k * np + k], 0.0));
+        /* spm_dcm_fmri_csd: the probability of a difference from the prior mean */
+        double Pp = sd > 0 ? 0.5 * erfc(-fabs(s->Ep[k] - s->pE[k]) / sd / sqrt(2.0)) : NAN;
+        int mark = isfinite(Pp) && Pp > threshold;
+        nfree++;
+        nmarked += mark;
+        printf("%-*s %10.4f %10.4f %8.4f%s\n", width, nm ? nm : "?", s->Ep[k], sd, Pp, mark ? " *" : "");
+        free(nm);
+    }
+    printf("* posterior probability > %g: %d of %d free parameters\n", threshold, nmarked, nfree);
+    printf("  units: A between regions in Hz; self-connections A:Ri->Ri are log scaling factors\n"
+           "  (self-inhibition -exp(A)/2 Hz); transit, decay, epsilon log scaling factors;\n"
+           "  a(1), a(2) log amplitude and log exponent of the neuronal fluctuations' spectrum,\n"
+           "  b(1), b(2) the same of the observation noise common to all regions, c:Ri the log\n"
+           "  amplitude of region Ri's own noise (0 = prior)\n");
+
+    double *zo = nw ? read_csd(json_object_get(sp, "empirical"), nw, n) : NULL;
+    double *zp = nw ? read_csd(json_object_get(sp, "predicted"), nw, n) : NULL;
+    json_t *dg = json_object_get(json_object_get(doc, "diagnostics"), "variance_explained");
+    printf("\nfit          variance of the cross-spectra explained = 100 |pred|^2 / (|pred|^2 +\n"
+           "             |empirical - pred|^2), summed over frequencies%s\n",
+           json_is_number(dg) ? "" : " (not in the file)");
+    if (json_is_number(dg))
+        printf("  all region pairs %.3f\n", json_number_value(dg));
+    int rw = 6;
+    for (int j = 0; j < n; j++)
+        if ((int)strlen(s->regions[j]) > rw)
+            rw = (int)strlen(s->regions[j]);
+    printf("  %-*s %18s %20s\n", rw, "region", "auto-spectrum %", "noise log-precision");
+    for (int i = 0; i < n; i++) {
+        double ps = 0.0, rs = 0.0;
+        for (int f = 0; zo && zp && f < nw; f++)
+            for (int part = 0; part < 2; part++) {
+                size_t q = 2 * ((size_t)f + (size_t)nw * (i + (size_t)n * i)) + part;
+                ps += zp[q] * zp[q];
+                rs += (zo[q] - zp[q]) * (zo[q] - zp[q]);
+            }
+        printf("  %-*s", rw, s->regions[i]);
+        if (zo && zp && ps + rs > 0)
+            printf(" %18.3f", 100.0 * ps / (ps + rs));
+        else
+            printf(" %18s", "n/a");
+        if (s->Eh)   /* channel (i, i) */
+            printf(" %20.3f\n", s->Eh[i + (size_t)n * i]);
+        else
+            printf(" %20s\n", "n/a");
+    }
+    free(zo);
+    free(zp);
+    return DCM_OK;
 }
 
 int cmd_review(int argc, char **argv)
@@ -72,8 +204,20 @@ int cmd_review(int argc, char **argv)
     if (!file)
         return cli_fail("review", DCM_ERR_USAGE, "give a result file (see dcm review --help)");
 
-    report_model m;
     dcm_error err = {0, ""};
+    {   /* a spectral DCM has no time series to review: its own summary */
+        io_result_summary cs;
+        json_t *doc = NULL;
+        if (io_result_load_doc(file, &cs, &doc, &err))
+            return cli_report("review", &err);
+        int csd = cs.csd;
+        int rc = csd ? review_csd(file, &cs, doc, threshold) : DCM_OK;
+        json_decref(doc);
+        io_result_summary_free(&cs);
+        if (csd)
+            return rc;
+    }
+    report_model m;
     if (report_load(file, &m, &err))
         return cli_report("review", &err);
     const io_result_summary *s = &m.s;

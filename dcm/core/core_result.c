@@ -26,6 +26,9 @@ void dcm_result_free(dcm_result *R)
     free(R->y_obs);
     free(R->y_pred);
     free(R->y_conf);
+    free(R->Hz);
+    free(R->csd_obs);
+    free(R->csd_pred);
     dcm_warnings_free(&R->warnings);
     free(R);
 }

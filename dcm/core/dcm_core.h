@@ -50,7 +50,16 @@ const char *dcm_check_tr(double TR, char *buf, size_t len);
  * control characters, or start/end with white space. */
 const char *dcm_name_problem(const char *name);
 
+/* What a problem fits (dcm_problem.analysis). */
+typedef enum {
+    DCM_ANALYSIS_TASK = 0,  /* the BOLD time series, driven by inputs (spm_dcm_estimate) */
+    DCM_ANALYSIS_CSD = 1    /* their cross-spectra, resting state (spm_dcm_fmri_csd):
+                               no inputs (m = 0), only the "a" switches of M */
+} dcm_analysis;
+
 struct dcm_problem {
+    dcm_analysis analysis;  /* DCM_ANALYSIS_TASK unless the spec says "csd" */
+    int csd_order;          /* spectral DCM: MAR order of the data feature (SPM: 8) */
     int n, m;               /* regions, inputs */
     char **region_names;    /* n */
     char **input_names;     /* m */
@@ -100,13 +109,15 @@ int dcm_accepted_steps(const double *F_trace, int ntrace);
 int dcm_diagnostics_warn(const dcm_diagnostics *d, dcm_warnings *w);
 
 struct dcm_result {
-    int np;                 /* parameters, SPM's flat order (model_dcm.h) */
+    dcm_analysis analysis;  /* what was fitted (the problem's) */
+    int np;                 /* parameters, SPM's flat order (model_dcm.h; spectral
+                               DCM: model_layout_init_csd) */
     double *pE, *pV;        /* prior mean, prior variance */
     double *Ep;             /* posterior mean */
     double *Cp;             /* posterior covariance, np x np row-major */
     double *Pp;             /* posterior probability (NaN where pV = 0) */
     int n, v;
-    double *Eh;             /* noise log-precision per region */
+    double *Eh;             /* noise log-precision per region (spectral DCM: nh) */
     double F;               /* negative free energy (log-evidence bound) */
     double L[3];            /* accuracy, parameter and precision terms of F */
     int iterations;
@@ -121,6 +132,15 @@ struct dcm_result {
     double seconds;
     dcm_diagnostics diag;   /* fit checks (spm_dcm_fmri_check) */
     dcm_warnings warnings;  /* design and fit warnings, empty when none */
+    /* spectral DCM only (NULL / 0 for a task fit): y_pred and y_conf are
+       NULL there, y_obs the detrended series scaled to 1/(4 std) */
+    int nh;                 /* noise components: n^2, channel (i, j) at i + n j */
+    int nw;                 /* frequencies */
+    double *Hz;             /* nw */
+    double *csd_obs;        /* empirical CSD: 2 nw n n doubles, (re, im) pairs
+                               at w + nw (i + n j) (models/model_csd.h) */
+    double *csd_pred;       /* predicted CSD at Ep, the same layout */
+    int mar_iterations;     /* variational iterations of the MAR(order) fit */
 };
 
 void dcm_result_free(dcm_result *R);

@@ -207,6 +207,11 @@ int report_load(const char *path, report_model *m, dcm_error *err)
     if (rc)
         return rc;
     const int n = m->s.n, np = m->s.np;
+    if (m->s.csd) {   /* its figures (the cross-spectra) are not drawn yet */
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s is a spectral DCM result: the report does not draw "
+                           "spectral DCMs yet; use dcm review %s", path, path);
+        goto fail;
+    }
     if (!(m->name = model_name(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto fail;
@@ -454,14 +459,14 @@ void report_param_name(const report_model *m, int k, int style, char *buf, size_
 {
     /* one naming syntax everywhere (io_pnames.h), in figures too */
     (void)style;
-    io_pname_space S = {m->s.n, m->s.m, m->s.nd, m->s.regions, m->s.inputs};
+    io_pname_space S = io_result_space(&m->s);
     if (io_pname_format(&S, k, buf, len))
         snprintf(buf, len, "?");
 }
 
 size_t report_name_cap(const report_model *m)
 {
-    io_pname_space S = {m->s.n, m->s.m, m->s.nd, m->s.regions, m->s.inputs};
+    io_pname_space S = io_result_space(&m->s);
     return io_pname_cap(&S);
 }
 

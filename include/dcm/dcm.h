@@ -113,7 +113,8 @@ double dcm_result_posterior_cov(const dcm_result *R, int i, int j);
  * in size (for the connections, prior mean 0: that it is not zero); NaN for
  * fixed parameters (prior SD 0). */
 double dcm_result_posterior_probability(const dcm_result *R, int k);
-/* Noise log-precision of region i (of dcm_result_regions(R)). */
+/* Noise log-precision of region i (of dcm_result_regions(R)); of a spectral
+ * DCM, that of region i's own channel (i, i) of its n x n. */
 int dcm_result_regions(const dcm_result *R);
 double dcm_result_noise_log_precision(const dcm_result *R, int i);
 int dcm_result_iterations(const dcm_result *R);
