@@ -286,7 +286,30 @@ int dcm_peb(const dcm_peb_input *in, dcm_peb_result *out, dcm_error *err)
                         .X = in->X, .nx = in->nx};
     vl_peb_opts opts;
     memset(&opts, 0, sizeof opts);
-    opts.Q = in->single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
+    switch (in->q) {
+    case DCM_PEB_Q_FROM_SINGLE: opts.Q = in->single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL; break;
+    case DCM_PEB_Q_SINGLE: opts.Q = VL_PEB_Q_SINGLE; break;
+    case DCM_PEB_Q_ALL: opts.Q = VL_PEB_Q_ALL; break;
+    case DCM_PEB_Q_FIELDS:
+        if (!in->field || in->nfield < 1)
+            return dcm_error_set(err, DCM_ERR_INPUT, "PEB: M.Q = 'fields' needs the field of each "
+                                 "selected parameter");
+        for (int k = 0; k < in->nsel; k++)
+            if (in->field[k] < 0 || in->field[k] >= in->nfield)
+                return dcm_error_set(err, DCM_ERR_INPUT, "PEB: field %d of selected parameter %d "
+                                     "is not in 0..%d", in->field[k], k, in->nfield - 1);
+        opts.Q = VL_PEB_Q_CUSTOM;
+        opts.comp = in->field;
+        opts.ncomp = in->nfield;
+        break;
+    default:
+        return dcm_error_set(err, DCM_ERR_INPUT, "PEB: unknown precision components (q = %d)", in->q);
+    }
+    opts.maxit = in->maxit;
+    opts.alpha = in->alpha;
+    opts.beta = in->beta;
+    opts.hE = in->hE;
+    opts.hC = in->hC;
     vl_peb_result P;
     int vr = vl_peb(&vin, &opts, &P);
     if (vr) {
@@ -299,7 +322,7 @@ int dcm_peb(const dcm_peb_input *in, dcm_peb_result *out, dcm_error *err)
                                  err);
     }
     *out = (dcm_peb_result){P.np, P.nx, P.ng, P.sel, P.Ep, P.Cp, P.Eh, P.Ch, P.Ce, P.F,
-                            P.iterations};
+                            P.iterations, P.converged};
     return DCM_OK;
 }
 

@@ -854,7 +854,8 @@ static int peb_step(const peb_model *m, peb_work *w, double t, int accepted)
 
 /* The iteration driver: variational Laplace over (b, g) from the prior
  * means; *F is the free energy of the last evaluation. */
-static int peb_iterate(const peb_model *m, peb_work *w, int maxit, double *F, int *iterations)
+static int peb_iterate(const peb_model *m, peb_work *w, int maxit, double *F, int *iterations,
+                       int *converged)
 {
     memcpy(w->b, m->bE, sizeof(double) * m->Nb);
     for (int j = 0; j < m->Ng; j++)
@@ -874,6 +875,7 @@ static int peb_iterate(const peb_model *m, peb_work *w, int maxit, double *F, in
         if (it > 4 && (t <= -4.0 || dF < 1e-4))
             break;
     }
+    *converged = it <= maxit;
     *iterations = it > maxit ? maxit : it;
     return VL_OK;
 }
@@ -952,13 +954,14 @@ int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out)
     m.Ns = in->nsub;
     m.Nx = in->X ? in->nx : 1;
     double F = 0.0;
-    int it = 0;
+    int it = 0, converged = 0;
     if ((rc = peb_select(in, &o, sel, &m.Np)) || (rc = peb_setup_subjects(&m, in, sel)) ||
         (rc = peb_setup_design(&m, in)) || (rc = peb_setup_components(&m, &o)) ||
         (rc = peb_setup_priors(&m, &o)) || (rc = peb_work_alloc(&w, &m)) ||
-        (rc = peb_iterate(&m, &w, o.maxit, &F, &it)))
+        (rc = peb_iterate(&m, &w, o.maxit, &F, &it, &converged)))
         goto done;
     out->iterations = it;
+    out->converged = converged;
     out->F = F;
     rc = peb_outputs(&m, &w, sel, out);
 done:

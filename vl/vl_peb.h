@@ -98,6 +98,8 @@ typedef struct {
                           iteration's step was rejected this is slightly
                           below the best value reached) */
     int iterations;
+    int converged;     /* 1: SPM's stopping rule ended the iterations; 0:
+                          they stopped at maxit */
 } vl_peb_result;
 
 /* Opts may be NULL (SPM defaults). `out` gets freshly allocated arrays:
