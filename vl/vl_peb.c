@@ -972,3 +972,239 @@ done:
         vl_peb_result_free(out);
     return rc;
 }
+
+/* ------------------------------------------------------------ spm_dcm_bmr_all */
+
+#define BMR_ALL_NMAX 8
+
+typedef struct {
+    int n;
+    const double *qE, *qC, *pE, *pC;
+    double *rE, *rC, *sE, *sC; /* work: reduced prior, reduced posterior */
+} bmr_all_ctx;
+
+/* log-evidence of the model with the parameters where on[i] == 0 switched
+ * off (reduced prior mean and variance 0); the reduced posterior in
+ * x->sE, x->sC when want_post */
+static int bmr_all_score(bmr_all_ctx *x, const unsigned char *on, int want_post, double *F)
+{
+    const int n = x->n;
+    for (int i = 0; i < n; i++) {
+        x->rE[i] = on[i] ? x->pE[i] : 0.0;
+        for (int j = 0; j < n; j++)
+            x->rC[(size_t)i * n + j] = on[i] && on[j] ? x->pC[(size_t)i * n + j] : 0.0;
+    }
+    int rc = vl_bmr_reduce(n, x->qE, x->qC, x->pE, x->pC, x->rE, x->rC, F, want_post ? x->sE : NULL,
+                           want_post ? x->sC : NULL);
+    if (rc == VL_OK && !isfinite(*F))
+        rc = VL_ERR_NONFINITE;
+    return rc;
+}
+
+/* the k candidates whose removal alone costs least (largest dF first; ties
+ * keep the earlier parameter, as MATLAB's sort) */
+static int bmr_all_shortlist(bmr_all_ctx *x, unsigned char *on, int *k, int nk, int *nmodels)
+{
+    double *Z = malloc(sizeof(double) * nk);
+    if (!Z)
+        return VL_ERR_NOMEM;
+    int rc = VL_OK;
+    for (int i = 0; i < nk && rc == VL_OK; i++) {
+        on[k[i]] = 0;
+        rc = bmr_all_score(x, on, 0, &Z[i]);
+        on[k[i]] = 1;
+        ++*nmodels;
+    }
+    /* stable insertion sort of (Z, k) by Z, largest first */
+    for (int a = 1; a < nk && rc == VL_OK; a++) {
+        double z = Z[a];
+        int ka = k[a], b = a;
+        for (; b > 0 && Z[b - 1] < z; b--) {
+            Z[b] = Z[b - 1];
+            k[b] = k[b - 1];
+        }
+        Z[b] = z;
+        k[b] = ka;
+    }
+    free(Z);
+    return rc;
+}
+
+/* whether model m of the pass over k[0..nk) switches k[j] off, in
+   spm_perm_mtx's order: model 0 switches every candidate off, the last
+   none (column j alternates in blocks of 2^(nk-1-j) models, starting with
+   "off"). The order matters: among models of equal evidence the first
+   wins, as MATLAB's max. */
+static int bmr_all_off(int m, int nk, int j)
+{
+    return !((m >> (nk - 1 - j)) & 1);
+}
+
+/* one pass over all 2^nk models of the candidates k: G (log-evidences),
+   p (posteriors); the best model's parameters are switched off in on[];
+   returns how many */
+static int bmr_all_pass(bmr_all_ctx *x, unsigned char *on, const int *k, int nk, double *G, double *p,
+                        int *nelim, int *nmodels)
+{
+    const int nm = 1 << nk;
+    unsigned char *r = malloc((size_t)x->n);
+    if (!r)
+        return VL_ERR_NOMEM;
+    int rc = VL_OK;
+    for (int m = 0; m < nm && rc == VL_OK; m++) {
+        memcpy(r, on, (size_t)x->n);
+        for (int j = 0; j < nk; j++)
+            if (bmr_all_off(m, nk, j))
+                r[k[j]] = 0;
+        rc = bmr_all_score(x, r, 0, &G[m]);
+        ++*nmodels;
+    }
+    free(r);
+    if (rc)
+        return rc;
+    int best = 0;   /* the first of equals, as MATLAB's max */
+    for (int m = 1; m < nm; m++)
+        if (G[m] > G[best])
+            best = m;
+    double sum = 0.0;
+    for (int m = 0; m < nm; m++)
+        sum += p[m] = exp(G[m] - G[best]);
+    for (int m = 0; m < nm; m++)
+        p[m] /= sum;
+    *nelim = 0;
+    for (int j = 0; j < nk; j++)
+        if (bmr_all_off(best, nk, j)) {
+            on[k[j]] = 0;
+            ++*nelim;
+        }
+    return VL_OK;
+}
+
+/* Pp and the BMA of the last pass (see vl_peb_bmr_all) */
+static int bmr_all_average(bmr_all_ctx *x, const unsigned char *on, const int *k, int nk, const double *G,
+                           const double *p, double *Ep, double *Vp, double *Pp)
+{
+    const int n = x->n, nm = 1 << nk;
+    for (int i = 0; i < n; i++)
+        Pp[i] = on[i] ? 1.0 : 0.0;
+    for (int j = 0; j < nk; j++) {
+        double s0 = 0.0, s1 = 0.0;
+        int n0 = 0, n1 = 0;
+        for (int m = 0; m < nm; m++) {
+            if (bmr_all_off(m, nk, j)) {
+                s1 += p[m];
+                n1++;
+            } else {
+                s0 += p[m];
+                n0++;
+            }
+        }
+        double m0 = n0 ? s0 / n0 : 0.0, m1 = n1 ? s1 / n1 : 0.0;
+        Pp[k[j]] = m0 + m1 > 0 ? m0 / (m0 + m1) : 0.0;
+    }
+    double Gmax = G[0];
+    for (int m = 1; m < nm; m++)
+        Gmax = fmax(Gmax, G[m]);
+    vl_bma a;
+    unsigned char *r = malloc((size_t)n);
+    double *var = malloc(sizeof(double) * n);
+    if (!r || !var || vl_bma_init(&a, n, 0)) {
+        free(r);
+        free(var);
+        return VL_ERR_NOMEM;
+    }
+    int rc = VL_OK;
+    for (int m = 0; m < nm && rc == VL_OK; m++) {
+        if (!(G[m] > Gmax - 8.0))
+            continue;
+        memcpy(r, on, (size_t)n);
+        for (int j = 0; j < nk; j++)
+            if (bmr_all_off(m, nk, j))
+                r[k[j]] = 0;
+        double F;
+        if ((rc = bmr_all_score(x, r, 1, &F)))
+            break;
+        for (int i = 0; i < n; i++)
+            var[i] = x->sC[(size_t)i * n + i];
+        vl_bma_add(&a, F, x->sE, var, NULL);
+    }
+    if (rc == VL_OK)
+        vl_bma_finish(&a, Ep, Vp, NULL);
+    vl_bma_free(&a);
+    free(r);
+    free(var);
+    return rc;
+}
+
+int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, const double *pC,
+                   double *Ep, double *Vp, double *Pp, int *nmodels)
+{
+    int dummy = 0;
+    if (!nmodels)
+        nmodels = &dummy;
+    *nmodels = 0;
+    if (n < 1 || !qE || !qC || !pE || !pC || !Ep || !Vp || !Pp)
+        return VL_ERR_INPUT;
+    const size_t nn = (size_t)n * n;
+    bmr_all_ctx x = {n, qE, qC, pE, pC, malloc(sizeof(double) * n), malloc(sizeof(double) * nn),
+                     malloc(sizeof(double) * n), malloc(sizeof(double) * nn)};
+    unsigned char *on = malloc((size_t)n);
+    int *k = malloc(sizeof(int) * n);
+    double *G = malloc(sizeof(double) * (1 << BMR_ALL_NMAX)), *p = malloc(sizeof(double) * (1 << BMR_ALL_NMAX));
+    int rc = (x.rE && x.rC && x.sE && x.sC && on && k && G && p) ? VL_OK : VL_ERR_NOMEM;
+    /* the candidates: prior variance above mean(variances < 1024) / 1024 */
+    double sum = 0.0;
+    int cnt = 0;
+    for (int i = 0; i < n && rc == VL_OK; i++) {
+        double q = pC[(size_t)i * n + i];
+        if (!isfinite(q))
+            rc = VL_ERR_NONFINITE;
+        else if (q < 1024) {
+            sum += q;
+            cnt++;
+        }
+    }
+    for (int i = 0; i < n && rc == VL_OK; i++) {
+        double q = pC[(size_t)i * n + i];
+        on[i] = cnt ? q > sum / cnt / 1024.0 : q > 0;
+    }
+    int nk = 0, greedy = 1;
+    while (rc == VL_OK && greedy) {
+        nk = 0;
+        for (int i = 0; i < n; i++)
+            if (on[i])
+                k[nk++] = i;
+        if (nk > BMR_ALL_NMAX) {
+            if ((rc = bmr_all_shortlist(&x, on, k, nk, nmodels)))
+                break;
+            nk = BMR_ALL_NMAX;
+        } else {
+            greedy = 0;
+        }
+        if (nk == 0)
+            break;
+        int nelim = 0;
+        if ((rc = bmr_all_pass(&x, on, k, nk, G, p, &nelim, nmodels)))
+            break;
+        greedy = greedy && nelim;
+    }
+    if (rc == VL_OK && nk == 0) {
+        /* nothing free: the full model */
+        for (int i = 0; i < n; i++) {
+            Ep[i] = qE[i];
+            Vp[i] = qC[(size_t)i * n + i];
+            Pp[i] = 0.0;
+        }
+    } else if (rc == VL_OK) {
+        rc = bmr_all_average(&x, on, k, nk, G, p, Ep, Vp, Pp);
+    }
+    free(x.rE);
+    free(x.rC);
+    free(x.sE);
+    free(x.sC);
+    free(on);
+    free(k);
+    free(G);
+    free(p);
+    return rc;
+}

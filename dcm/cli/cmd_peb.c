@@ -17,7 +17,7 @@
 static const char *const usage[] = {
     "OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
     "               [--q single|fields|all] [--maxit N] [--subjects S1,S2,...]\n"
-    "               [--alpha A] [--beta B] [--hE H] [--hC V] [--json] [-o PEB.json]",
+    "               [--alpha A] [--beta B] [--hE H] [--hC V] [--search] [--json] [-o PEB.json]",
     NULL};
 
 static const char *description =
@@ -270,11 +270,18 @@ static int peb_failed(int rc, const dcm_error *err, const io_result_summary *R, 
 /* Each group effect with its probability from reducing it alone
  * (Savage-Dickey: the marginal posterior vs the prior at zero). */
 static int report_effects(const dcm_peb_result *P, const design *D, const io_result_summary *R0,
-                          const io_pname_space *S, const char *model, int as_json, json_t *o)
+                          const io_pname_space *S, const char *model, const dcm_peb_search_result *bma,
+                          int as_json, json_t *o)
 {
     const int nsub = D->nsub, nx = D->nx;
     json_t *effects = json_array();
-    if (!as_json)
+    if (!as_json && bma)
+        printf("PEB over %d subjects, model %s: F = %.4f (%d iterations%s)\n"
+               "search over reduced group models (spm_dcm_peb_bmc): %d models scored; Bayesian model "
+               "average\n\n%-28s %-12s %10s %10s %12s\n", nsub, model, P->F, P->iterations,
+               P->converged ? "" : ", NOT converged", bma->nmodels, "parameter", "covariate", "BMA mean",
+               "sd", "Pp");
+    else if (!as_json)
         printf("PEB over %d subjects, model %s: F = %.4f (%d iterations)\n\n%-28s %-12s %10s %10s %12s\n",
                nsub, model, P->F, P->iterations, "parameter", "covariate", "mean", "sd", "probability");
     const int ne = P->np * nx;
@@ -289,6 +296,11 @@ static int report_effects(const dcm_peb_result *P, const design *D, const io_res
         for (int q = 0; q < P->np; q++) {
             int idx = q + j * P->np;
             double m = eff[idx], v = eff[ne + idx], dF = eff[2 * ne + idx], prob = eff[3 * ne + idx];
+            if (bma) {   /* the BMA of the search, and Pp */
+                m = bma->Ep[idx];
+                v = bma->Vp[idx];
+                prob = bma->Pp[idx];
+            }
             if (!isfinite(m) || !isfinite(v) || !isfinite(prob)) {
                 json_decref(effects);
                 free(eff);
@@ -310,7 +322,8 @@ static int report_effects(const dcm_peb_result *P, const design *D, const io_res
             json_object_set_new(e, "mean", json_real(m));
             json_object_set_new(e, "sd", json_real(sqrt(v)));
             json_object_set_new(e, "probability", json_real(prob));
-            json_object_set_new(e, "dF_without", json_real(dF));
+            if (!bma)
+                json_object_set_new(e, "dF_without", json_real(dF));
             json_array_append_new(effects, e);
             if (!as_json)
                 printf("%-28s %-12s %10.4f %10.4f %12.4f%s\n", name, D->covariates[j], m, sqrt(v), prob,
@@ -516,7 +529,9 @@ int cmd_peb(int argc, char **argv)
     double alpha = 1.0, beta = 16.0, hE = 0.0, hC = 1.0 / 16.0;
     const char **sels = calloc((size_t)argc, sizeof *sels);
     const char **subj_args = calloc((size_t)argc, sizeof *subj_args);
-    int *field = NULL, nfield = 0;
+    int *field = NULL, nfield = 0, search = 0;
+    dcm_peb_search_result bma;
+    memset(&bma, 0, sizeof bma);
     int rc = DCM_OK;
     io_batchdir B;
     memset(&B, 0, sizeof B);
@@ -560,6 +575,10 @@ int cmd_peb(int argc, char **argv)
         CLI_DOUBLE(0, "hE", &hE, "H", "prior mean of the between-subject log-precisions (M.hE, 0)"),
         CLI_DOUBLE(0, "hC", &hC, "V", "their prior variance (M.hC, 1/16)",
                    .min = 0, .max = INFINITY, .bounds = CLI_BOUNDS_OPEN),
+        CLI_FLAG(0, "search", &search,
+                 "search over reduced group models as spm_dcm_peb_bmc (spm_dcm_bmr_all over every group "
+                 "effect): the effects become Bayesian model averages with Pp, the probability that each "
+                 "is present (0 for one switched off)"),
         CLI_GROUP("output:"),
         CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
         CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
@@ -666,10 +685,19 @@ int cmd_peb(int argc, char **argv)
                 "rule not met); the PEB tutorial uses --maxit 256\n", maxit);
     if ((rc = group_json(&P, &D, &S, q, (int)maxit, alpha, beta, hE, hC, o)))
         goto done;
-    if ((rc = report_effects(&P, &D, &R[0], &S, model, as_json, o)))
+    if (search && dcm_peb_search(&P, D.X, nsub, R[0].pE, R[0].pV, alpha, &bma, &err)) {
+        rc = cli_report("peb", &err);
+        goto done;
+    }
+    if ((rc = report_effects(&P, &D, &R[0], &S, model, search ? &bma : NULL, as_json, o)))
         goto done;
     json_object_set_new(o, "between_subject_log_precision", cli_json_vec(P.Eh, P.ng));
-    if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
+    if (search) {
+        json_t *so = json_object();
+        json_object_set_new(so, "method", json_string("spm_dcm_bmr_all over the group effects (spm_dcm_peb_bmc)"));
+        json_object_set_new(so, "models_scored", json_integer(bma.nmodels));
+        json_object_set_new(o, "search", so);
+    } else if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
         goto done;
     if ((rc = report_subjects(&P, &D, R, &S, o)))
         goto done;
@@ -690,6 +718,7 @@ done:
     free(sel);
     free(mask);
     dcm_peb_result_free(&P);
+    dcm_peb_search_result_free(&bma);
     json_decref(o);
     design_free(&D);
     io_batchdir_free(&B);

@@ -203,6 +203,23 @@ void dcm_peb_effects(const dcm_peb_result *P, const double *X, int nsub, const d
 int dcm_peb_reduce(const dcm_peb_result *P, const double *X, int nsub, const double *pE,
                    const double *pV, dcm_bmr_search_result *out, dcm_error *err);
 
+/* The search spm_dcm_peb_bmc runs on a PEB with no model space
+ * (spm_dcm_bmr_all over every group effect; see vl_peb_bmr_all): the
+ * group prior is SPM's PEB.M (mean pE for the first covariate, 0 for the
+ * others; variance pV / alpha scaled by nsub / sum(X(:,j)^2); alpha <= 0:
+ * 1). Per group effect k = q + j*np: the Bayesian model average's mean
+ * (Ep), variance (Vp) and the posterior probability that it is present
+ * (Pp; 0 for an effect switched off, whose mean is then 0). */
+typedef struct {
+    int n;                 /* np * nx */
+    double *Ep, *Vp, *Pp;  /* n each */
+    int nmodels;           /* reduced models scored */
+} dcm_peb_search_result;
+
+int dcm_peb_search(const dcm_peb_result *P, const double *X, int nsub, const double *pE,
+                   const double *pV, double alpha, dcm_peb_search_result *out, dcm_error *err);
+void dcm_peb_search_result_free(dcm_peb_search_result *r);
+
 /* Subject i's posterior (sE, np) and its evidence change (*dF) under the
  * empirical prior of the group: mean X(i,:) Ep, covariance Ce on the
  * selected parameters, its own prior elsewhere. Ep, Cp, pE, pV: that
