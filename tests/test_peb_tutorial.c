@@ -247,6 +247,44 @@ static void test_peb_vs_spm(void)
     CU_ASSERT(dCp < 1e-3);
     CU_ASSERT(dEh < 5e-3);
     json_decref(o);
+
+    /* --search against spm_dcm_peb_bmc on that PEB. SPM's BMA mean is the
+       average of 1000 samples of the model mixture: its own error is
+       sd / sqrt(1000), so means are held to 4 of those (+0.01); Pp is
+       exact in SPM */
+    json_t *bma = json_object_get(r, "bma");
+    snprintf(args, sizeof args, "peb %s/out81 --model full --design %s/design.tsv --params B --q all "
+             "--maxit 256 --search --json", tmpdir, data);
+    o = run_json(args);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    json_t *eff = json_object_get(o, "effects");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(eff), 40);
+    double dE = 0.0, dP = 0.0, zmax = 0.0;
+    int off_ok = 1;
+    for (int j = 0; j < 5; j++)
+        for (int q = 0; q < 8; q++) {
+            json_t *e = json_array_get(eff, (size_t)(q + 8 * j));
+            double m = num(e, "mean"), pp = num(e, "probability");
+            double sm = json_number_value(json_array_get(json_array_get(json_object_get(bma, "Ep"), q), j));
+            double sv = json_number_value(json_array_get(json_array_get(json_object_get(bma, "Cp_diag"), q), j));
+            double sp = json_number_value(json_array_get(json_array_get(json_object_get(bma, "Pp"), q), j));
+            double mc = sqrt(fmax(sv, 0.0) / 1000.0);
+            dE = fmax(dE, fabs(m - sm));
+            dP = fmax(dP, fabs(pp - sp));
+            zmax = fmax(zmax, mc > 0 ? fabs(m - sm) / mc : 0.0);
+            CU_ASSERT(fabs(m - sm) < 4 * mc + 0.01);
+            /* an effect switched off is reported with Pp 0 and mean 0 (to the
+               1e-8 prior variance SPM's reduction leaves, as SPM) */
+            if (pp == 0.0 && fabs(m) > 1e-6)
+                off_ok = 0;
+        }
+    printf("  --search vs spm_dcm_peb_bmc: max |dBMA mean| %.4f (at most %.2f of SPM's sampling errors), "
+           "max |dPp| %.2g\n", dE, zmax, dP);
+    CU_ASSERT(dP < 0.02);
+    CU_ASSERT(off_ok);
+    CU_ASSERT_PTR_NOT_NULL(json_object_get(o, "search"));
+    CU_ASSERT_PTR_NULL(json_object_get(o, "reduction"));
+    json_decref(o);
     json_decref(r);
 }
 
@@ -348,7 +386,8 @@ int main(void)
         {"batch of SPM's DCM files with --spm12-te: first-level F vs SPM12", test_batch_spm_files},
         {"a DCM file's TE other than 0.04 is used and named", test_te_note},
         {"spm12_te in a JSON spec", test_spec_spm12_te},
-        {"peb --q all --maxit 256 vs spm_dcm_peb on the tutorial subset", test_peb_vs_spm},
+        {"peb --q all --maxit 256 (and --search) vs spm_dcm_peb (and spm_dcm_peb_bmc) on the tutorial subset",
+         test_peb_vs_spm},
         {"peb options: maxit/converged, --q fields/single, --subjects", test_peb_options},
         {NULL, NULL}};
     int rc = test_run("PEB tutorial", cases);

@@ -981,7 +981,139 @@ typedef struct {
     int n;
     const double *qE, *qC, *pE, *pC;
     double *rE, *rC, *sE, *sC; /* work: reduced prior, reduced posterior */
+    /* the search scores models in the principal subspace of pC (SPM's
+       U = spm_svd(pC)): u axes, U n x u row-major, and the moments there */
+    int u;
+    double *U, *uqE, *uqC, *upE, *upC;
+    double *ws;                /* scratch for spm_log_evidence */
 } bmr_all_ctx;
+
+#define SPM_LOG_EVIDENCE_TOL 1.1253517471925912e-07 /* exp(-16) */
+
+/* SPM's spm_log_evidence(qE,qC,pE,pC,rE,rC) with one output (the form
+ * spm_dcm_bmr_all scores models with): only the parameters whose prior
+ * the reduction changes, those with prior variance above TOL = exp(-16),
+ * and every inverse spm_inv(A, TOL) = (A + TOL I)^-1. ws holds
+ * 9 n^2 + 6 n + vl_logdet_work(n) doubles; idx n ints. */
+static int spm_log_evidence(int n, const double *qE, const double *qC, const double *pE,
+                            const double *pC, const double *rE, const double *rC, double *ws, int *idx,
+                            double *F)
+{
+    const double tol = SPM_LOG_EVIDENCE_TOL;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int changed = pE[i] != rE[i];
+        for (int j = 0; j < n && !changed; j++)
+            changed = pC[(size_t)i * n + j] != rC[(size_t)i * n + j];
+        idx[m] = i;
+        m += changed;
+    }
+    if (m == 0)   /* nothing changed: SPM keeps every parameter */
+        for (int i = 0; i < n; i++)
+            idx[m++] = i;
+    int mm = 0;
+    for (int a = 0; a < m; a++)
+        if (pC[(size_t)idx[a] * n + idx[a]] > tol)
+            idx[mm++] = idx[a];
+    m = mm;
+    *F = 0.0;
+    if (m == 0)
+        return VL_OK;
+    const size_t q = (size_t)m * m;
+    double *qP = ws, *pP = qP + q, *rP = pP + q, *sC = rP + q, *pC2 = sC + q, *T1 = pC2 + q, *T2 = T1 + q;
+    double *e = T2 + q, *qe = e + m, *pe = qe + m, *re = pe + m, *se = re + m, *tmp = se + m,
+           *lw = tmp + m;
+    for (int a = 0; a < m; a++) {
+        qe[a] = qE[idx[a]];
+        pe[a] = pE[idx[a]];
+        re[a] = rE[idx[a]];
+        for (int b = 0; b < m; b++) {
+            size_t ab = (size_t)a * m + b, src = (size_t)idx[a] * n + idx[b];
+            qP[ab] = qC[src];
+            pP[ab] = pC[src];
+            rP[ab] = rC[src];
+        }
+    }
+    int rc;
+    if ((rc = vl_inv_reg(qP, m, tol)) || (rc = vl_inv_reg(pP, m, tol)) || (rc = vl_inv_reg(rP, m, tol)))
+        return rc;
+    for (size_t k = 0; k < q; k++) {
+        sC[k] = qP[k] + rP[k] - pP[k];
+        pC2[k] = pP[k];
+    }
+    if ((rc = vl_inv_reg(sC, m, tol)) || (rc = vl_inv_reg(pC2, m, tol)))
+        return rc;
+    /* sE = qP qE + rP rE - pP pE (the precision-weighted mean, as SPM) */
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, 1.0, qP, m, qe, 1, 0.0, se, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, 1.0, rP, m, re, 1, 1.0, se, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, -1.0, pP, m, pe, 1, 1.0, se, 1);
+    double quad = 0.0;
+    const double *vec[4] = {qe, re, pe, se};
+    const double *mat[4] = {qP, rP, pP, sC};
+    const double sign[4] = {1.0, 1.0, -1.0, -1.0};
+    for (int t = 0; t < 4; t++) {
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, 1.0, mat[t], m, vec[t], 1, 0.0, tmp, 1);
+        quad += sign[t] * cblas_ddot(m, vec[t], 1, tmp, 1);
+    }
+    /* logdet(rP qP sC pC) */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, rP, m, qP, m, 0.0, T1, m);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, T1, m, sC, m, 0.0, T2, m);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, T2, m, pC2, m, 0.0, T1, m);
+    (void)e;
+    double ld = vl_logdet(T1, m, lw);
+    *F = 0.5 * (ld - quad);
+    return isfinite(*F) ? VL_OK : VL_ERR_NONFINITE;
+}
+
+/* the search's score of the model with on[i] == 0 switched off: SPM's
+ * reduced prior in the subspace, R = U' diag(on) U, rC = R pC R,
+ * rE = R pE, then spm_log_evidence */
+static int bmr_all_G(bmr_all_ctx *x, const unsigned char *on, double *F)
+{
+    const int n = x->n, u = x->u;
+    const size_t uu = (size_t)u * u;
+    double *R = x->rC, *T = x->sC, *rC = T + uu, *rE = x->rE; /* rC/sC hold n*n >= 2 u*u */
+    for (int a = 0; a < u; a++)
+        for (int b = 0; b < u; b++) {
+            double v = 0.0;
+            for (int i = 0; i < n; i++)
+                if (on[i])
+                    v += x->U[(size_t)i * u + a] * x->U[(size_t)i * u + b];
+            R[(size_t)a * u + b] = v;
+        }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, u, u, u, 1.0, R, u, x->upC, u, 0.0, T, u);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, u, u, u, 1.0, T, u, R, u, 0.0, rC, u);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, u, u, 1.0, R, u, x->upE, 1, 0.0, rE, 1);
+    int *idx = (int *)(x->sE);   /* n doubles hold n ints */
+    return spm_log_evidence(u, x->uqE, x->uqC, x->upE, x->upC, rE, rC, x->ws, idx, F);
+}
+
+/* U = spm_svd(pC) and the moments in its subspace */
+static int bmr_all_subspace(bmr_all_ctx *x)
+{
+    const int n = x->n;
+    const size_t nn = (size_t)n * n;
+    x->U = malloc(sizeof(double) * nn);
+    x->uqE = malloc(sizeof(double) * n);
+    x->upE = malloc(sizeof(double) * n);
+    x->uqC = malloc(sizeof(double) * nn);
+    x->upC = malloc(sizeof(double) * nn);
+    x->ws = malloc(sizeof(double) * (9 * nn + 6 * (size_t)n + vl_logdet_work(n)));
+    if (!x->U || !x->uqE || !x->upE || !x->uqC || !x->upC || !x->ws)
+        return VL_ERR_NOMEM;
+    int rc = vl_bmr_subspace(x->pC, n, 1e-6, x->U, &x->u);
+    if (rc)
+        return rc;
+    const int u = x->u;
+    double *T = x->rC; /* n x u scratch */
+    cblas_dgemv(CblasRowMajor, CblasTrans, n, u, 1.0, x->U, u, x->qE, 1, 0.0, x->uqE, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, n, u, 1.0, x->U, u, x->pE, 1, 0.0, x->upE, 1);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, u, n, 1.0, x->qC, n, x->U, u, 0.0, T, u);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, u, u, n, 1.0, x->U, u, T, u, 0.0, x->uqC, u);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, u, n, 1.0, x->pC, n, x->U, u, 0.0, T, u);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, u, u, n, 1.0, x->U, u, T, u, 0.0, x->upC, u);
+    return VL_OK;
+}
 
 /* log-evidence of the model with the parameters where on[i] == 0 switched
  * off (reduced prior mean and variance 0); the reduced posterior in
@@ -1011,7 +1143,7 @@ static int bmr_all_shortlist(bmr_all_ctx *x, unsigned char *on, int *k, int nk, 
     int rc = VL_OK;
     for (int i = 0; i < nk && rc == VL_OK; i++) {
         on[k[i]] = 0;
-        rc = bmr_all_score(x, on, 0, &Z[i]);
+        rc = bmr_all_G(x, on, &Z[i]);
         on[k[i]] = 1;
         ++*nmodels;
     }
@@ -1056,7 +1188,7 @@ static int bmr_all_pass(bmr_all_ctx *x, unsigned char *on, const int *k, int nk,
         for (int j = 0; j < nk; j++)
             if (bmr_all_off(m, nk, j))
                 r[k[j]] = 0;
-        rc = bmr_all_score(x, r, 0, &G[m]);
+        rc = bmr_all_G(x, r, &G[m]);
         ++*nmodels;
     }
     free(r);
@@ -1147,11 +1279,14 @@ int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, 
         return VL_ERR_INPUT;
     const size_t nn = (size_t)n * n;
     bmr_all_ctx x = {n, qE, qC, pE, pC, malloc(sizeof(double) * n), malloc(sizeof(double) * nn),
-                     malloc(sizeof(double) * n), malloc(sizeof(double) * nn)};
+                     malloc(sizeof(double) * n), malloc(sizeof(double) * nn), 0, NULL, NULL, NULL, NULL,
+                     NULL, NULL};
     unsigned char *on = malloc((size_t)n);
     int *k = malloc(sizeof(int) * n);
     double *G = malloc(sizeof(double) * (1 << BMR_ALL_NMAX)), *p = malloc(sizeof(double) * (1 << BMR_ALL_NMAX));
     int rc = (x.rE && x.rC && x.sE && x.sC && on && k && G && p) ? VL_OK : VL_ERR_NOMEM;
+    if (rc == VL_OK)
+        rc = bmr_all_subspace(&x);
     /* the candidates: prior variance above mean(variances < 1024) / 1024 */
     double sum = 0.0;
     int cnt = 0;
@@ -1202,6 +1337,12 @@ int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, 
     free(x.rC);
     free(x.sE);
     free(x.sC);
+    free(x.U);
+    free(x.uqE);
+    free(x.upE);
+    free(x.uqC);
+    free(x.upC);
+    free(x.ws);
     free(on);
     free(k);
     free(G);
