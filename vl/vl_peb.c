@@ -986,6 +986,8 @@ typedef struct {
     int u;
     double *U, *uqE, *uqC, *upE, *upC;
     double *ws;                /* scratch for spm_log_evidence */
+    double *scr;               /* 3 n^2: R, R pC and rC of bmr_all_G */
+    int *idx;                  /* n */
 } bmr_all_ctx;
 
 #define SPM_LOG_EVIDENCE_TOL 1.1253517471925912e-07 /* exp(-16) */
@@ -1072,7 +1074,7 @@ static int bmr_all_G(bmr_all_ctx *x, const unsigned char *on, double *F)
 {
     const int n = x->n, u = x->u;
     const size_t uu = (size_t)u * u;
-    double *R = x->rC, *T = x->sC, *rC = T + uu, *rE = x->rE; /* rC/sC hold n*n >= 2 u*u */
+    double *R = x->scr, *T = R + uu, *rC = T + uu, *rE = x->rE;
     for (int a = 0; a < u; a++)
         for (int b = 0; b < u; b++) {
             double v = 0.0;
@@ -1084,8 +1086,7 @@ static int bmr_all_G(bmr_all_ctx *x, const unsigned char *on, double *F)
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, u, u, u, 1.0, R, u, x->upC, u, 0.0, T, u);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, u, u, u, 1.0, T, u, R, u, 0.0, rC, u);
     cblas_dgemv(CblasRowMajor, CblasNoTrans, u, u, 1.0, R, u, x->upE, 1, 0.0, rE, 1);
-    int *idx = (int *)(x->sE);   /* n doubles hold n ints */
-    return spm_log_evidence(u, x->uqE, x->uqC, x->upE, x->upC, rE, rC, x->ws, idx, F);
+    return spm_log_evidence(u, x->uqE, x->uqC, x->upE, x->upC, rE, rC, x->ws, x->idx, F);
 }
 
 /* U = spm_svd(pC) and the moments in its subspace */
@@ -1099,13 +1100,15 @@ static int bmr_all_subspace(bmr_all_ctx *x)
     x->uqC = malloc(sizeof(double) * nn);
     x->upC = malloc(sizeof(double) * nn);
     x->ws = malloc(sizeof(double) * (9 * nn + 6 * (size_t)n + vl_logdet_work(n)));
-    if (!x->U || !x->uqE || !x->upE || !x->uqC || !x->upC || !x->ws)
+    x->scr = malloc(sizeof(double) * 3 * nn);
+    x->idx = malloc(sizeof(int) * n);
+    if (!x->U || !x->uqE || !x->upE || !x->uqC || !x->upC || !x->ws || !x->scr || !x->idx)
         return VL_ERR_NOMEM;
     int rc = vl_bmr_subspace(x->pC, n, 1e-6, x->U, &x->u);
     if (rc)
         return rc;
     const int u = x->u;
-    double *T = x->rC; /* n x u scratch */
+    double *T = x->scr; /* n x u */
     cblas_dgemv(CblasRowMajor, CblasTrans, n, u, 1.0, x->U, u, x->qE, 1, 0.0, x->uqE, 1);
     cblas_dgemv(CblasRowMajor, CblasTrans, n, u, 1.0, x->U, u, x->pE, 1, 0.0, x->upE, 1);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, u, n, 1.0, x->qC, n, x->U, u, 0.0, T, u);
@@ -1280,7 +1283,7 @@ int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, 
     const size_t nn = (size_t)n * n;
     bmr_all_ctx x = {n, qE, qC, pE, pC, malloc(sizeof(double) * n), malloc(sizeof(double) * nn),
                      malloc(sizeof(double) * n), malloc(sizeof(double) * nn), 0, NULL, NULL, NULL, NULL,
-                     NULL, NULL};
+                     NULL, NULL, NULL, NULL};
     unsigned char *on = malloc((size_t)n);
     int *k = malloc(sizeof(int) * n);
     double *G = malloc(sizeof(double) * (1 << BMR_ALL_NMAX)), *p = malloc(sizeof(double) * (1 << BMR_ALL_NMAX));
@@ -1303,28 +1306,35 @@ int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, 
         double q = pC[(size_t)i * n + i];
         on[i] = cnt ? q > sum / cnt / 1024.0 : q > 0;
     }
+    /* k: the candidates of the last pass run (nk of them; 0: none ran) */
     int nk = 0, greedy = 1;
+    int *cand = malloc(sizeof(int) * n);
+    if (!cand && rc == VL_OK)
+        rc = VL_ERR_NOMEM;
     while (rc == VL_OK && greedy) {
-        nk = 0;
+        int nc = 0;
         for (int i = 0; i < n; i++)
             if (on[i])
-                k[nk++] = i;
-        if (nk > BMR_ALL_NMAX) {
-            if ((rc = bmr_all_shortlist(&x, on, k, nk, nmodels)))
+                cand[nc++] = i;
+        if (nc > BMR_ALL_NMAX) {
+            if ((rc = bmr_all_shortlist(&x, on, cand, nc, nmodels)))
                 break;
-            nk = BMR_ALL_NMAX;
+            nc = BMR_ALL_NMAX;
         } else {
             greedy = 0;
         }
-        if (nk == 0)
+        if (nc == 0)   /* all switched off by earlier passes: keep the last */
             break;
+        memcpy(k, cand, sizeof(int) * nc);
+        nk = nc;
         int nelim = 0;
         if ((rc = bmr_all_pass(&x, on, k, nk, G, p, &nelim, nmodels)))
             break;
         greedy = greedy && nelim;
     }
+    free(cand);
     if (rc == VL_OK && nk == 0) {
-        /* nothing free: the full model */
+        /* nothing free from the start: the full model */
         for (int i = 0; i < n; i++) {
             Ep[i] = qE[i];
             Vp[i] = qC[(size_t)i * n + i];
@@ -1343,6 +1353,8 @@ int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, 
     free(x.uqC);
     free(x.upC);
     free(x.ws);
+    free(x.scr);
+    free(x.idx);
     free(on);
     free(k);
     free(G);
