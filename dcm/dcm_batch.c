@@ -22,6 +22,7 @@
 
 #include "io/io_atomic.h"
 #include "io/io_result.h"
+#include "io/io_mat.h"
 #include "io/io_spec.h"
 #include "io/io_tsv.h"
 
@@ -534,6 +535,15 @@ typedef struct {
     pthread_rwlock_t gate;
 } pool;
 
+/* a spec naming an SPM DCM file (*.mat) is read as `dcm estimate` reads it */
+static int load_spec(const char *path, dcm_problem **P, dcm_error *err)
+{
+    size_t len = strlen(path);
+    if (len > 4 && !strcmp(path + len - 4, ".mat"))
+        return io_mat_load_dcm(path, P, err);
+    return io_spec_load(path, P, err);
+}
+
 static void run_job(pool *p, int j)
 {
     const dcm_batch_job *J = &p->m->jobs[j];
@@ -543,8 +553,10 @@ static void run_job(pool *p, int j)
     dcm_problem *P = NULL;
     dcm_result *R = NULL;
     char *path = dcm_batch_result_path(p->outdir, J);
-    int rc = path ? io_spec_load(J->spec_path, &P, &err)
+    int rc = path ? load_spec(J->spec_path, &P, &err)
                   : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
+    if (!rc && p->m->spm12_te && io_mat_use_spm12_te(P))
+        rc = dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
     if (!rc)
         rc = dcm_estimate(P, NULL, NULL, &R, &err);
     io_atomic a;

@@ -22,7 +22,9 @@
  *   free energy), unless force. A result that exists but cannot be read
  *   (a partial or corrupt file) stays TODO with `redo` set.
  * - dcm_batch_run estimates the TODO jobs listed in `todo` on `threads`
- *   POSIX threads: io_spec_load -> dcm_estimate -> io_result_write_json
+ *   POSIX threads: io_spec_load (io_mat_load_dcm for a spec ending in
+ *   .mat: a DCM that SPM specified; then io_mat_use_spm12_te when
+ *   m->spm12_te) -> dcm_estimate -> io_result_write_json
  *   (atomic: a temporary file renamed into place). A failing job is
  *   recorded in its outcome (FAILED, code, message) and the others go on.
  *   The event callback runs on the calling thread only, once per finished
@@ -65,6 +67,8 @@ typedef struct {
     char **subjects;         /* nsub, order of first appearance */
     char **models;           /* nmod, order of first appearance */
     int *cell;               /* nsub x nmod: job index or -1 */
+    int spm12_te;            /* set by the caller: fit with SPM12's TE (io_mat.h);
+                                0 after dcm_batch_manifest_load */
 } dcm_batch_manifest;
 
 int dcm_batch_manifest_load(const char *path, dcm_batch_manifest *m, dcm_error *err);

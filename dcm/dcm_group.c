@@ -286,7 +286,30 @@ int dcm_peb(const dcm_peb_input *in, dcm_peb_result *out, dcm_error *err)
                         .X = in->X, .nx = in->nx};
     vl_peb_opts opts;
     memset(&opts, 0, sizeof opts);
-    opts.Q = in->single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL;
+    switch (in->q) {
+    case DCM_PEB_Q_FROM_SINGLE: opts.Q = in->single ? VL_PEB_Q_SINGLE : VL_PEB_Q_ALL; break;
+    case DCM_PEB_Q_SINGLE: opts.Q = VL_PEB_Q_SINGLE; break;
+    case DCM_PEB_Q_ALL: opts.Q = VL_PEB_Q_ALL; break;
+    case DCM_PEB_Q_FIELDS:
+        if (!in->field || in->nfield < 1)
+            return dcm_error_set(err, DCM_ERR_INPUT, "PEB: M.Q = 'fields' needs the field of each "
+                                 "selected parameter");
+        for (int k = 0; k < in->nsel; k++)
+            if (in->field[k] < 0 || in->field[k] >= in->nfield)
+                return dcm_error_set(err, DCM_ERR_INPUT, "PEB: field %d of selected parameter %d "
+                                     "is not in 0..%d", in->field[k], k, in->nfield - 1);
+        opts.Q = VL_PEB_Q_CUSTOM;
+        opts.comp = in->field;
+        opts.ncomp = in->nfield;
+        break;
+    default:
+        return dcm_error_set(err, DCM_ERR_INPUT, "PEB: unknown precision components (q = %d)", in->q);
+    }
+    opts.maxit = in->maxit;
+    opts.alpha = in->alpha;
+    opts.beta = in->beta;
+    opts.hE = in->hE;
+    opts.hC = in->hC;
     vl_peb_result P;
     int vr = vl_peb(&vin, &opts, &P);
     if (vr) {
@@ -299,7 +322,7 @@ int dcm_peb(const dcm_peb_input *in, dcm_peb_result *out, dcm_error *err)
                                  err);
     }
     *out = (dcm_peb_result){P.np, P.nx, P.ng, P.sel, P.Ep, P.Cp, P.Eh, P.Ch, P.Ce, P.F,
-                            P.iterations};
+                            P.iterations, P.converged};
     return DCM_OK;
 }
 
@@ -423,4 +446,60 @@ int dcm_peb_subject_posterior(const dcm_peb_result *P, const double *Xi, int np,
     free(rC);
     free(pC);
     return rc;
+}
+
+int dcm_peb_search(const dcm_peb_result *P, const double *X, int nsub, const double *pE,
+                   const double *pV, double alpha, dcm_peb_search_result *out, dcm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!P || !P->Ep || !P->Cp || !pE || !pV || nsub < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "PEB search: no PEB result or priors");
+    const int nb = P->np * P->nx, nx = P->nx;
+    if (!(alpha > 0))
+        alpha = 1.0;
+    double *bE = malloc(sizeof(double) * nb), *bC = calloc((size_t)nb * nb, sizeof(double));
+    double *qE = malloc(sizeof(double) * nb);
+    out->Ep = malloc(sizeof(double) * nb);
+    out->Vp = malloc(sizeof(double) * nb);
+    out->Pp = malloc(sizeof(double) * nb);
+    int rc = DCM_OK;
+    if (!bE || !bC || !qE || !out->Ep || !out->Vp || !out->Pp)
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    for (int j = 0; j < nx && !rc; j++) {
+        double xc = covariate_scale(X, nsub, nx, j);
+        for (int q = 0; q < P->np; q++) {
+            int k = q + j * P->np; /* vec(Ep): parameters fastest */
+            bE[k] = j == 0 ? pE[P->sel[q]] : 0.0; /* SPM: kron(Xe, bE), Xe = e1 */
+            bC[(size_t)k * nb + k] = xc * pV[P->sel[q]] / alpha;
+            qE[k] = P->Ep[q * nx + j];
+        }
+    }
+    if (!rc) {
+        int vr = vl_peb_bmr_all(nb, qE, P->Cp, bE, bC, out->Ep, out->Vp, out->Pp, &out->nmodels);
+        if (vr)
+            rc = dcm_error_from_vl(vr, "the search over reduced group models",
+                                   vr == VL_ERR_NONFINITE ? "a non-finite log-evidence" : NULL, err);
+    }
+    for (int k = 0; k < nb && !rc; k++)
+        if (!isfinite(out->Ep[k]) || !isfinite(out->Vp[k]) || !isfinite(out->Pp[k]))
+            rc = dcm_error_set(err, DCM_ERR_NUMERIC, "the search over reduced group models gave a "
+                               "non-finite value (group effect %d)", k + 1);
+    free(bE);
+    free(bC);
+    free(qE);
+    if (rc)
+        dcm_peb_search_result_free(out);
+    else
+        out->n = nb;
+    return rc;
+}
+
+void dcm_peb_search_result_free(dcm_peb_search_result *r)
+{
+    if (!r)
+        return;
+    free(r->Ep);
+    free(r->Vp);
+    free(r->Pp);
+    memset(r, 0, sizeof *r);
 }

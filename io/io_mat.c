@@ -707,6 +707,28 @@ static int read_names(const mctx *c, matvar_t *s, const char *spath, const char 
     return to_cellstr(c, what, f, count, out);
 }
 
+/* the start of io_mat_load_dcm's TE warning, found again by io_mat_use_spm12_te */
+#define TE_NOTE "DCM.TE is "
+
+int io_mat_use_spm12_te(dcm_problem *P)
+{
+    double was = P->M->TE;
+    P->M->TE = IO_SPM12_TE;
+    for (int i = 0; i < P->warnings.count; i++) {
+        if (strncmp(P->warnings.items[i], TE_NOTE, strlen(TE_NOTE)))
+            continue;
+        char buf[160];
+        snprintf(buf, sizeof buf, TE_NOTE "%g s; fitted with TE = %g s as SPM12 r7771 does "
+                 "(--spm12-te)", was, IO_SPM12_TE);
+        char *note = strdup(buf);
+        if (!note)
+            return DCM_ERR_SYSTEM;
+        free(P->warnings.items[i]);
+        P->warnings.items[i] = note;
+    }
+    return DCM_OK;
+}
+
 int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
 {
     *out = NULL;
@@ -973,6 +995,13 @@ int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
     memcpy(P->Y, y.x, sizeof(double) * (size_t)v * n);
     M->TR = TR;
     M->TE = TE;
+    if (TE != IO_SPM12_TE &&
+        dcm_warnings_add(&P->warnings, TE_NOTE "%g s, used here; SPM12 r7771 would have used "
+                         "TE = %g s (its spm_gx_fmri ignores DCM.TE): --spm12-te reproduces SPM12",
+                         TE, IO_SPM12_TE)) {
+        rc = nomem(&c);
+        goto done;
+    }
     M->two_state = two_state != 0;
     P->centre = centre != 0;
     P->maxit = (int)maxit;

@@ -55,6 +55,16 @@ void io_voi_free(io_voi *v);
 
 int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err);
 
+/* SPM12 r7771's echo time: spm_gx_fmri sets TE = 0.04 s and never reads
+ * M.TE, so SPM12 fits every DCM with it whatever DCM.TE says. When a DCM
+ * file's TE differs, io_mat_load_dcm keeps the file's TE and adds a
+ * warning saying what SPM12 would have used. */
+#define IO_SPM12_TE 0.04
+/* Fit P as SPM12 r7771 does: TE = IO_SPM12_TE; the TE warning of
+ * io_mat_load_dcm (if any) is reworded to say so. DCM_OK or
+ * DCM_ERR_SYSTEM (out of memory). */
+int io_mat_use_spm12_te(dcm_problem *P);
+
 int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R,
                      dcm_error *err);
 /* a: opened with io_atomic_open(a, path); left open (commit or abort it). */

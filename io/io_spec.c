@@ -31,7 +31,7 @@ static const char *const top_keys[] = {
     "inputs", "a", "b", "c", "d", "delays", "options", "analysis", NULL
 };
 static const char *const option_keys[] = {
-    "two_state", "centre", "maxit", "maxnodes", "integrator", "hE", "hC", "nonlinear", NULL
+    "two_state", "centre", "maxit", "maxnodes", "integrator", "hE", "hC", "nonlinear", "spm12_te", NULL
 };
 
 static int fail(const spec_ctx *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -489,6 +489,18 @@ static int parse_structure(const spec_ctx *s, json_t *root, structure *st)
     return DCM_OK;
 }
 
+/* "spm12_te": true fits as SPM12 r7771, whose spm_gx_fmri uses TE = 0.04 s
+   whatever the spec says (io_mat.h) */
+static int parse_spm12_te(const spec_ctx *s, json_t *opt, dcm_problem *P)
+{
+    int on = 0;
+    if (get_bool(s, opt, "spm12_te", &on))
+        return DCM_ERR_INPUT;
+    if (on)
+        P->M->TE = IO_SPM12_TE;
+    return DCM_OK;
+}
+
 static int parse_options(const spec_ctx *s, json_t *root, dcm_problem *P, int *nonlinear)
 {
     json_t *opt = json_object_get(root, "options");
@@ -499,7 +511,7 @@ static int parse_options(const spec_ctx *s, json_t *root, dcm_problem *P, int *n
     if (check_keys(s, opt, option_keys, " in \"options\""))
         return DCM_ERR_INPUT;
     if (get_bool(s, opt, "two_state", &P->M->two_state) || get_bool(s, opt, "centre", &P->centre) ||
-        get_bool(s, opt, "nonlinear", nonlinear))
+        get_bool(s, opt, "nonlinear", nonlinear) || parse_spm12_te(s, opt, P))
         return DCM_ERR_INPUT;
     json_t *j = json_object_get(opt, "maxit");
     if (j) {

@@ -593,9 +593,49 @@ static void test_ffx_overflow(void)
     CU_ASSERT_EQUAL(vl_bms_ffx(lme, 2, 2, NULL, slme, post, lbf), VL_ERR_NONFINITE);
 }
 
+/* vl_peb_bmr_all (spm_dcm_bmr_all): one effect the data support among
+ * nulls, with and without the greedy shortlist (n > 8) */
+static void test_bmr_all(void)
+{
+    for (int n = 3; n <= 12; n += 9) {
+        double *qE = calloc((size_t)n, sizeof(double)), *qC = calloc((size_t)n * n, sizeof(double));
+        double *pE = calloc((size_t)n, sizeof(double)), *pC = calloc((size_t)n * n, sizeof(double));
+        double *Ep = malloc(sizeof(double) * n), *Vp = malloc(sizeof(double) * n), *Pp = malloc(sizeof(double) * n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(Pp);
+        for (int i = 0; i < n; i++) {
+            pC[(size_t)i * n + i] = 1.0;
+            qC[(size_t)i * n + i] = 0.01;
+            qE[i] = i == 0 ? 2.0 : 0.01 * (i % 3 - 1);
+        }
+        /* a parameter the data do not inform (posterior = prior): the
+           models with and without it tie, so Pp = 1/2 */
+        qC[(size_t)(n - 1) * n + n - 1] = 1.0;
+        qE[n - 1] = 0.0;
+        int nm = 0;
+        CU_ASSERT_EQUAL_FATAL(vl_peb_bmr_all(n, qE, qC, pE, pC, Ep, Vp, Pp, &nm), VL_OK);
+        printf("\n  n = %d: %d models; Pp %.4f (present) %.4f (null) %.4f (uninformed); BMA %.4f\n", n, nm,
+               Pp[0], Pp[1], Pp[n - 1], Ep[0]);
+        CU_ASSERT(Pp[0] > 0.999);
+        CU_ASSERT(fabs(Ep[0] - 2.0) < 1e-6); /* kept in every model: its posterior unchanged */
+        CU_ASSERT(Vp[0] > 0.0099 && Vp[0] < 0.0101);
+        for (int i = 1; i < n - 1; i++) {
+            CU_ASSERT(Pp[i] < 0.1);
+            CU_ASSERT(fabs(Ep[i]) < 0.02);
+        }
+        CU_ASSERT(fabs(Pp[n - 1] - 0.5) < 1e-4); /* to the exp(-16) regularisation */
+        CU_ASSERT(fabs(Ep[n - 1]) < 1e-9);
+        CU_ASSERT_EQUAL(nm, n <= 8 ? 1 << n : nm); /* one pass over 2^n models when n <= 8 */
+        CU_ASSERT(n <= 8 || nm > 256);
+        /* bad input */
+        CU_ASSERT_EQUAL(vl_peb_bmr_all(0, qE, qC, pE, pC, Ep, Vp, Pp, NULL), VL_ERR_INPUT);
+        free(qE), free(qC), free(pE), free(pC), free(Ep), free(Vp), free(Pp);
+    }
+}
+
 int main(void)
 {
     static const test_case cases[] = {
+        {"spm_dcm_bmr_all over group effects (vl_peb_bmr_all)", test_bmr_all},
         {"RFX BMS equals spm_BMS (2 models)", test_bms_rfx_spm},
         {"RFX BMS, 3 models: exceedance vs Monte Carlo", test_bms_rfx_3models},
         {"Dirichlet exceedance in awkward regimes", test_dirichlet_exceedance},

@@ -256,7 +256,7 @@ static void test_peb_equal_subjects(void)
     group g;
     make_group(&g, 8, mu, NULL);
     const int sel[2] = {0, 1};
-    dcm_peb_input in = {8, 2, g.Ep, g.Cp, g.pE, g.pV, g.F, sel, 2, NULL, 1, 1};
+    dcm_peb_input in = {8, 2, g.Ep, g.Cp, g.pE, g.pV, g.F, sel, 2, NULL, 1, 1, .q = DCM_PEB_Q_FROM_SINGLE};
     dcm_peb_result P;
     dcm_error err = {0, ""};
     CU_ASSERT_EQUAL_FATAL(dcm_peb(&in, &P, &err), DCM_OK);
@@ -297,7 +297,7 @@ static void test_peb_two_groups(void)
         X[i * 2 + 1] = i >= 6 ? 0.5 : -0.5;
     }
     const int sel[2] = {0, 1};
-    dcm_peb_input in = {12, 2, g.Ep, g.Cp, g.pE, g.pV, g.F, sel, 2, X, 2, 0};
+    dcm_peb_input in = {12, 2, g.Ep, g.Cp, g.pE, g.pV, g.F, sel, 2, X, 2, 0, .q = DCM_PEB_Q_FROM_SINGLE};
     dcm_peb_result P;
     dcm_error err = {0, ""};
     CU_ASSERT_EQUAL_FATAL(dcm_peb(&in, &P, &err), DCM_OK);

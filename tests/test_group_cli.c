@@ -166,7 +166,7 @@ static void test_peb_vs_spm(void)
     test_shared_path("reference/group/spm_peb_group.json", ref, sizeof ref);
     json_t *r = test_load_json(ref), *peb = json_object_get(r, "peb");
     char args[2048];
-    snprintf(args, sizeof args, "peb %s/peb --model fwd --design %s/design.tsv --params 'B:*' --json",
+    snprintf(args, sizeof args, "peb %s/peb --model fwd --design %s/design.tsv --params 'B:*' --q all --json",
              tmpdir, tmpdir);
     json_t *o = run_json(args);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);

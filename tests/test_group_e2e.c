@@ -91,7 +91,7 @@ static void test_group_sim_vs_spm(void)
     snprintf(args, sizeof args, "batch %s/sim_manifest.tsv -o %s/sim_out -j 2 -q", tmpdir, tmpdir);
     int rc = run(args);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    snprintf(args, sizeof args, "peb %s/sim_out --model fwd --design %s --params 'B:*' --json", tmpdir, data);
+    snprintf(args, sizeof args, "peb %s/sim_out --model fwd --design %s --params 'B:*' --q all --json", tmpdir, data);
     json_t *o = run_json(args);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     json_t *r = test_load_json(ref);
@@ -218,7 +218,7 @@ static void test_recovery_group(void)
     json_decref(o);
 
     /* PEB: the group difference is on B:Attention:V1->V5 only */
-    snprintf(args, sizeof args, "peb %s/out --model m1 --design %s/design.tsv --params 'B:*' --params 'A:*' --json",
+    snprintf(args, sizeof args, "peb %s/out --model m1 --design %s/design.tsv --params 'B:*' --params 'A:*' --q all --json",
              tmpdir, tmpdir);
     o = run_json(args);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);

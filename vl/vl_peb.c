@@ -854,7 +854,8 @@ static int peb_step(const peb_model *m, peb_work *w, double t, int accepted)
 
 /* The iteration driver: variational Laplace over (b, g) from the prior
  * means; *F is the free energy of the last evaluation. */
-static int peb_iterate(const peb_model *m, peb_work *w, int maxit, double *F, int *iterations)
+static int peb_iterate(const peb_model *m, peb_work *w, int maxit, double *F, int *iterations,
+                       int *converged)
 {
     memcpy(w->b, m->bE, sizeof(double) * m->Nb);
     for (int j = 0; j < m->Ng; j++)
@@ -874,6 +875,7 @@ static int peb_iterate(const peb_model *m, peb_work *w, int maxit, double *F, in
         if (it > 4 && (t <= -4.0 || dF < 1e-4))
             break;
     }
+    *converged = it <= maxit;
     *iterations = it > maxit ? maxit : it;
     return VL_OK;
 }
@@ -952,13 +954,14 @@ int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out)
     m.Ns = in->nsub;
     m.Nx = in->X ? in->nx : 1;
     double F = 0.0;
-    int it = 0;
+    int it = 0, converged = 0;
     if ((rc = peb_select(in, &o, sel, &m.Np)) || (rc = peb_setup_subjects(&m, in, sel)) ||
         (rc = peb_setup_design(&m, in)) || (rc = peb_setup_components(&m, &o)) ||
         (rc = peb_setup_priors(&m, &o)) || (rc = peb_work_alloc(&w, &m)) ||
-        (rc = peb_iterate(&m, &w, o.maxit, &F, &it)))
+        (rc = peb_iterate(&m, &w, o.maxit, &F, &it, &converged)))
         goto done;
     out->iterations = it;
+    out->converged = converged;
     out->F = F;
     rc = peb_outputs(&m, &w, sel, out);
 done:
@@ -967,5 +970,394 @@ done:
     peb_work_free(&w);
     if (rc)
         vl_peb_result_free(out);
+    return rc;
+}
+
+/* ------------------------------------------------------------ spm_dcm_bmr_all */
+
+#define BMR_ALL_NMAX 8
+
+typedef struct {
+    int n;
+    const double *qE, *qC, *pE, *pC;
+    double *rE, *rC, *sE, *sC; /* work: reduced prior, reduced posterior */
+    /* the search scores models in the principal subspace of pC (SPM's
+       U = spm_svd(pC)): u axes, U n x u row-major, and the moments there */
+    int u;
+    double *U, *uqE, *uqC, *upE, *upC;
+    double *ws;                /* scratch for spm_log_evidence */
+    double *scr;               /* 3 n^2: R, R pC and rC of bmr_all_G */
+    int *idx;                  /* n */
+} bmr_all_ctx;
+
+#define SPM_LOG_EVIDENCE_TOL 1.1253517471925912e-07 /* exp(-16) */
+
+/* SPM's spm_log_evidence(qE,qC,pE,pC,rE,rC) with one output (the form
+ * spm_dcm_bmr_all scores models with): only the parameters whose prior
+ * the reduction changes, those with prior variance above TOL = exp(-16),
+ * and every inverse spm_inv(A, TOL) = (A + TOL I)^-1. ws holds
+ * 9 n^2 + 6 n + vl_logdet_work(n) doubles; idx n ints. */
+static int spm_log_evidence(int n, const double *qE, const double *qC, const double *pE,
+                            const double *pC, const double *rE, const double *rC, double *ws, int *idx,
+                            double *F)
+{
+    const double tol = SPM_LOG_EVIDENCE_TOL;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int changed = pE[i] != rE[i];
+        for (int j = 0; j < n && !changed; j++)
+            changed = pC[(size_t)i * n + j] != rC[(size_t)i * n + j];
+        idx[m] = i;
+        m += changed;
+    }
+    if (m == 0)   /* nothing changed: SPM keeps every parameter */
+        for (int i = 0; i < n; i++)
+            idx[m++] = i;
+    int mm = 0;
+    for (int a = 0; a < m; a++)
+        if (pC[(size_t)idx[a] * n + idx[a]] > tol)
+            idx[mm++] = idx[a];
+    m = mm;
+    *F = 0.0;
+    if (m == 0)
+        return VL_OK;
+    const size_t q = (size_t)m * m;
+    double *qP = ws, *pP = qP + q, *rP = pP + q, *sC = rP + q, *pC2 = sC + q, *T1 = pC2 + q, *T2 = T1 + q;
+    double *e = T2 + q, *qe = e + m, *pe = qe + m, *re = pe + m, *se = re + m, *tmp = se + m,
+           *lw = tmp + m;
+    for (int a = 0; a < m; a++) {
+        qe[a] = qE[idx[a]];
+        pe[a] = pE[idx[a]];
+        re[a] = rE[idx[a]];
+        for (int b = 0; b < m; b++) {
+            size_t ab = (size_t)a * m + b, src = (size_t)idx[a] * n + idx[b];
+            qP[ab] = qC[src];
+            pP[ab] = pC[src];
+            rP[ab] = rC[src];
+        }
+    }
+    int rc;
+    if ((rc = vl_inv_reg(qP, m, tol)) || (rc = vl_inv_reg(pP, m, tol)) || (rc = vl_inv_reg(rP, m, tol)))
+        return rc;
+    for (size_t k = 0; k < q; k++) {
+        sC[k] = qP[k] + rP[k] - pP[k];
+        pC2[k] = pP[k];
+    }
+    if ((rc = vl_inv_reg(sC, m, tol)) || (rc = vl_inv_reg(pC2, m, tol)))
+        return rc;
+    /* sE = qP qE + rP rE - pP pE (the precision-weighted mean, as SPM) */
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, 1.0, qP, m, qe, 1, 0.0, se, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, 1.0, rP, m, re, 1, 1.0, se, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, -1.0, pP, m, pe, 1, 1.0, se, 1);
+    double quad = 0.0;
+    const double *vec[4] = {qe, re, pe, se};
+    const double *mat[4] = {qP, rP, pP, sC};
+    const double sign[4] = {1.0, 1.0, -1.0, -1.0};
+    for (int t = 0; t < 4; t++) {
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, m, m, 1.0, mat[t], m, vec[t], 1, 0.0, tmp, 1);
+        quad += sign[t] * cblas_ddot(m, vec[t], 1, tmp, 1);
+    }
+    /* logdet(rP qP sC pC) */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, rP, m, qP, m, 0.0, T1, m);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, T1, m, sC, m, 0.0, T2, m);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, T2, m, pC2, m, 0.0, T1, m);
+    (void)e;
+    double ld = vl_logdet(T1, m, lw);
+    *F = 0.5 * (ld - quad);
+    return isfinite(*F) ? VL_OK : VL_ERR_NONFINITE;
+}
+
+/* the search's score of the model with on[i] == 0 switched off: SPM's
+ * reduced prior in the subspace, R = U' diag(on) U, rC = R pC R,
+ * rE = R pE, then spm_log_evidence */
+static int bmr_all_G(bmr_all_ctx *x, const unsigned char *on, double *F)
+{
+    const int n = x->n, u = x->u;
+    const size_t uu = (size_t)u * u;
+    double *R = x->scr, *T = R + uu, *rC = T + uu, *rE = x->rE;
+    for (int a = 0; a < u; a++)
+        for (int b = 0; b < u; b++) {
+            double v = 0.0;
+            for (int i = 0; i < n; i++)
+                if (on[i])
+                    v += x->U[(size_t)i * u + a] * x->U[(size_t)i * u + b];
+            R[(size_t)a * u + b] = v;
+        }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, u, u, u, 1.0, R, u, x->upC, u, 0.0, T, u);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, u, u, u, 1.0, T, u, R, u, 0.0, rC, u);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, u, u, 1.0, R, u, x->upE, 1, 0.0, rE, 1);
+    return spm_log_evidence(u, x->uqE, x->uqC, x->upE, x->upC, rE, rC, x->ws, x->idx, F);
+}
+
+/* U = spm_svd(pC) and the moments in its subspace */
+static int bmr_all_subspace(bmr_all_ctx *x)
+{
+    const int n = x->n;
+    const size_t nn = (size_t)n * n;
+    x->U = malloc(sizeof(double) * nn);
+    x->uqE = malloc(sizeof(double) * n);
+    x->upE = malloc(sizeof(double) * n);
+    x->uqC = malloc(sizeof(double) * nn);
+    x->upC = malloc(sizeof(double) * nn);
+    x->ws = malloc(sizeof(double) * (9 * nn + 6 * (size_t)n + vl_logdet_work(n)));
+    x->scr = malloc(sizeof(double) * 3 * nn);
+    x->idx = malloc(sizeof(int) * n);
+    if (!x->U || !x->uqE || !x->upE || !x->uqC || !x->upC || !x->ws || !x->scr || !x->idx)
+        return VL_ERR_NOMEM;
+    int rc = vl_bmr_subspace(x->pC, n, 1e-6, x->U, &x->u);
+    if (rc)
+        return rc;
+    const int u = x->u;
+    double *T = x->scr; /* n x u */
+    cblas_dgemv(CblasRowMajor, CblasTrans, n, u, 1.0, x->U, u, x->qE, 1, 0.0, x->uqE, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, n, u, 1.0, x->U, u, x->pE, 1, 0.0, x->upE, 1);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, u, n, 1.0, x->qC, n, x->U, u, 0.0, T, u);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, u, u, n, 1.0, x->U, u, T, u, 0.0, x->uqC, u);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, u, n, 1.0, x->pC, n, x->U, u, 0.0, T, u);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, u, u, n, 1.0, x->U, u, T, u, 0.0, x->upC, u);
+    return VL_OK;
+}
+
+/* log-evidence of the model with the parameters where on[i] == 0 switched
+ * off (reduced prior mean and variance 0); the reduced posterior in
+ * x->sE, x->sC when want_post */
+static int bmr_all_score(bmr_all_ctx *x, const unsigned char *on, int want_post, double *F)
+{
+    const int n = x->n;
+    for (int i = 0; i < n; i++) {
+        x->rE[i] = on[i] ? x->pE[i] : 0.0;
+        for (int j = 0; j < n; j++)
+            x->rC[(size_t)i * n + j] = on[i] && on[j] ? x->pC[(size_t)i * n + j] : 0.0;
+    }
+    int rc = vl_bmr_reduce(n, x->qE, x->qC, x->pE, x->pC, x->rE, x->rC, F, want_post ? x->sE : NULL,
+                           want_post ? x->sC : NULL);
+    if (rc == VL_OK && !isfinite(*F))
+        rc = VL_ERR_NONFINITE;
+    return rc;
+}
+
+/* the k candidates whose removal alone costs least (largest dF first; ties
+ * keep the earlier parameter, as MATLAB's sort) */
+static int bmr_all_shortlist(bmr_all_ctx *x, unsigned char *on, int *k, int nk, int *nmodels)
+{
+    double *Z = malloc(sizeof(double) * nk);
+    if (!Z)
+        return VL_ERR_NOMEM;
+    int rc = VL_OK;
+    for (int i = 0; i < nk && rc == VL_OK; i++) {
+        on[k[i]] = 0;
+        rc = bmr_all_G(x, on, &Z[i]);
+        on[k[i]] = 1;
+        ++*nmodels;
+    }
+    /* stable insertion sort of (Z, k) by Z, largest first */
+    for (int a = 1; a < nk && rc == VL_OK; a++) {
+        double z = Z[a];
+        int ka = k[a], b = a;
+        for (; b > 0 && Z[b - 1] < z; b--) {
+            Z[b] = Z[b - 1];
+            k[b] = k[b - 1];
+        }
+        Z[b] = z;
+        k[b] = ka;
+    }
+    free(Z);
+    return rc;
+}
+
+/* whether model m of the pass over k[0..nk) switches k[j] off, in
+   spm_perm_mtx's order: model 0 switches every candidate off, the last
+   none (column j alternates in blocks of 2^(nk-1-j) models, starting with
+   "off"). The order matters: among models of equal evidence the first
+   wins, as MATLAB's max. */
+static int bmr_all_off(int m, int nk, int j)
+{
+    return !((m >> (nk - 1 - j)) & 1);
+}
+
+/* one pass over all 2^nk models of the candidates k: G (log-evidences),
+   p (posteriors); the best model's parameters are switched off in on[];
+   returns how many */
+static int bmr_all_pass(bmr_all_ctx *x, unsigned char *on, const int *k, int nk, double *G, double *p,
+                        int *nelim, int *nmodels)
+{
+    const int nm = 1 << nk;
+    unsigned char *r = malloc((size_t)x->n);
+    if (!r)
+        return VL_ERR_NOMEM;
+    int rc = VL_OK;
+    for (int m = 0; m < nm && rc == VL_OK; m++) {
+        memcpy(r, on, (size_t)x->n);
+        for (int j = 0; j < nk; j++)
+            if (bmr_all_off(m, nk, j))
+                r[k[j]] = 0;
+        rc = bmr_all_G(x, r, &G[m]);
+        ++*nmodels;
+    }
+    free(r);
+    if (rc)
+        return rc;
+    int best = 0;   /* the first of equals, as MATLAB's max */
+    for (int m = 1; m < nm; m++)
+        if (G[m] > G[best])
+            best = m;
+    double sum = 0.0;
+    for (int m = 0; m < nm; m++)
+        sum += p[m] = exp(G[m] - G[best]);
+    for (int m = 0; m < nm; m++)
+        p[m] /= sum;
+    *nelim = 0;
+    for (int j = 0; j < nk; j++)
+        if (bmr_all_off(best, nk, j)) {
+            on[k[j]] = 0;
+            ++*nelim;
+        }
+    return VL_OK;
+}
+
+/* Pp and the BMA of the last pass (see vl_peb_bmr_all) */
+static int bmr_all_average(bmr_all_ctx *x, const unsigned char *on, const int *k, int nk, const double *G,
+                           const double *p, double *Ep, double *Vp, double *Pp)
+{
+    const int n = x->n, nm = 1 << nk;
+    for (int i = 0; i < n; i++)
+        Pp[i] = on[i] ? 1.0 : 0.0;
+    for (int j = 0; j < nk; j++) {
+        double s0 = 0.0, s1 = 0.0;
+        int n0 = 0, n1 = 0;
+        for (int m = 0; m < nm; m++) {
+            if (bmr_all_off(m, nk, j)) {
+                s1 += p[m];
+                n1++;
+            } else {
+                s0 += p[m];
+                n0++;
+            }
+        }
+        double m0 = n0 ? s0 / n0 : 0.0, m1 = n1 ? s1 / n1 : 0.0;
+        Pp[k[j]] = m0 + m1 > 0 ? m0 / (m0 + m1) : 0.0;
+    }
+    double Gmax = G[0];
+    for (int m = 1; m < nm; m++)
+        Gmax = fmax(Gmax, G[m]);
+    vl_bma a;
+    unsigned char *r = malloc((size_t)n);
+    double *var = malloc(sizeof(double) * n);
+    if (!r || !var || vl_bma_init(&a, n, 0)) {
+        free(r);
+        free(var);
+        return VL_ERR_NOMEM;
+    }
+    int rc = VL_OK;
+    for (int m = 0; m < nm && rc == VL_OK; m++) {
+        if (!(G[m] > Gmax - 8.0))
+            continue;
+        memcpy(r, on, (size_t)n);
+        for (int j = 0; j < nk; j++)
+            if (bmr_all_off(m, nk, j))
+                r[k[j]] = 0;
+        double F;
+        if ((rc = bmr_all_score(x, r, 1, &F)))
+            break;
+        for (int i = 0; i < n; i++)
+            var[i] = x->sC[(size_t)i * n + i];
+        vl_bma_add(&a, F, x->sE, var, NULL);
+    }
+    if (rc == VL_OK)
+        vl_bma_finish(&a, Ep, Vp, NULL);
+    vl_bma_free(&a);
+    free(r);
+    free(var);
+    return rc;
+}
+
+int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, const double *pC,
+                   double *Ep, double *Vp, double *Pp, int *nmodels)
+{
+    int dummy = 0;
+    if (!nmodels)
+        nmodels = &dummy;
+    *nmodels = 0;
+    if (n < 1 || !qE || !qC || !pE || !pC || !Ep || !Vp || !Pp)
+        return VL_ERR_INPUT;
+    const size_t nn = (size_t)n * n;
+    bmr_all_ctx x = {n, qE, qC, pE, pC, malloc(sizeof(double) * n), malloc(sizeof(double) * nn),
+                     malloc(sizeof(double) * n), malloc(sizeof(double) * nn), 0, NULL, NULL, NULL, NULL,
+                     NULL, NULL, NULL, NULL};
+    unsigned char *on = malloc((size_t)n);
+    int *k = malloc(sizeof(int) * n);
+    double *G = malloc(sizeof(double) * (1 << BMR_ALL_NMAX)), *p = malloc(sizeof(double) * (1 << BMR_ALL_NMAX));
+    int rc = (x.rE && x.rC && x.sE && x.sC && on && k && G && p) ? VL_OK : VL_ERR_NOMEM;
+    if (rc == VL_OK)
+        rc = bmr_all_subspace(&x);
+    /* the candidates: prior variance above mean(variances < 1024) / 1024 */
+    double sum = 0.0;
+    int cnt = 0;
+    for (int i = 0; i < n && rc == VL_OK; i++) {
+        double q = pC[(size_t)i * n + i];
+        if (!isfinite(q))
+            rc = VL_ERR_NONFINITE;
+        else if (q < 1024) {
+            sum += q;
+            cnt++;
+        }
+    }
+    for (int i = 0; i < n && rc == VL_OK; i++) {
+        double q = pC[(size_t)i * n + i];
+        on[i] = cnt ? q > sum / cnt / 1024.0 : q > 0;
+    }
+    /* k: the candidates of the last pass run (nk of them; 0: none ran) */
+    int nk = 0, greedy = 1;
+    int *cand = malloc(sizeof(int) * n);
+    if (!cand && rc == VL_OK)
+        rc = VL_ERR_NOMEM;
+    while (rc == VL_OK && greedy) {
+        int nc = 0;
+        for (int i = 0; i < n; i++)
+            if (on[i])
+                cand[nc++] = i;
+        if (nc > BMR_ALL_NMAX) {
+            if ((rc = bmr_all_shortlist(&x, on, cand, nc, nmodels)))
+                break;
+            nc = BMR_ALL_NMAX;
+        } else {
+            greedy = 0;
+        }
+        if (nc == 0)   /* all switched off by earlier passes: keep the last */
+            break;
+        memcpy(k, cand, sizeof(int) * nc);
+        nk = nc;
+        int nelim = 0;
+        if ((rc = bmr_all_pass(&x, on, k, nk, G, p, &nelim, nmodels)))
+            break;
+        greedy = greedy && nelim;
+    }
+    free(cand);
+    if (rc == VL_OK && nk == 0) {
+        /* nothing free from the start: the full model */
+        for (int i = 0; i < n; i++) {
+            Ep[i] = qE[i];
+            Vp[i] = qC[(size_t)i * n + i];
+            Pp[i] = 0.0;
+        }
+    } else if (rc == VL_OK) {
+        rc = bmr_all_average(&x, on, k, nk, G, p, Ep, Vp, Pp);
+    }
+    free(x.rE);
+    free(x.rC);
+    free(x.sE);
+    free(x.sC);
+    free(x.U);
+    free(x.uqE);
+    free(x.upE);
+    free(x.uqC);
+    free(x.upC);
+    free(x.ws);
+    free(x.scr);
+    free(x.idx);
+    free(on);
+    free(k);
+    free(G);
+    free(p);
     return rc;
 }

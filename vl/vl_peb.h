@@ -98,7 +98,31 @@ typedef struct {
                           iteration's step was rejected this is slightly
                           below the best value reached) */
     int iterations;
+    int converged;     /* 1: SPM's stopping rule ended the iterations; 0:
+                          they stopped at maxit */
 } vl_peb_result;
+
+/* spm_dcm_bmr_all over n parameters of a full model with prior N(pE, pC)
+ * and posterior N(qE, qC) (n x n row-major), as spm_dcm_peb_bmc runs it
+ * on a PEB with no model space (every parameter a candidate, reduced
+ * priors: mean and variance 0):
+ * - candidates start as the parameters whose prior variance exceeds
+ *   mean(prior variances below 1024) / 1024 (the others are off from the
+ *   start, Pp 0);
+ * - with more than 8 candidates, the 8 whose removal alone costs least
+ *   are taken; all 2^k combinations of switching them off are scored
+ *   (vl_bmr_reduce) and the best model's are switched off; repeated while
+ *   that removes something; with 8 or fewer, one pass;
+ * - Pp of a candidate of the last pass: mean posterior of the models with
+ *   it on / (that + the mean with it off); others: 1 when on, 0 when off;
+ * - BMA over the last pass's models within 8 of the best log-evidence
+ *   (each reduced from the final switched-off set plus its own), weighted
+ *   by exp(F): mean (Ep) and variance (Vp) of the mixture. SPM averages
+ *   1000 samples of that mixture; this is its expectation.
+ * out: Ep, Vp, Pp (n each, caller's); *nmodels (may be NULL): models
+ * scored in all. VL_OK, VL_ERR_INPUT, VL_ERR_NONFINITE or VL_ERR_NOMEM. */
+int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, const double *pC,
+                   double *Ep, double *Vp, double *Pp, int *nmodels);
 
 /* Opts may be NULL (SPM defaults). `out` gets freshly allocated arrays:
  * free with vl_peb_result_free (also safe after an error). */

@@ -28,7 +28,8 @@ static const char *description =
     "ready for 'dcm compare --rfx --lme OUTDIR/summary.tsv'.\n"
     "\n"
     "MANIFEST.tsv has a header naming the columns subject, model and spec\n"
-    "(spec paths relative to the manifest's folder), one row per estimate.\n"
+    "(spec paths relative to the manifest's folder), one row per estimate;\n"
+    "a spec may be a DCM_NAME.mat that SPM specified, as for dcm estimate.\n"
     "It is checked before anything runs: missing spec files, repeated\n"
     "subject x model rows and names that are not safe file names stop the\n"
     "batch (exit 2) before OUTDIR is created.\n"
@@ -325,7 +326,7 @@ static double wall_seconds(void)
 typedef struct {
     const char *manifest, *outdir;
     long jobs;     /* 0: default */
-    int force, quiet;
+    int force, quiet, spm12_te;
     char outdir_buf[4096];
 } options;
 
@@ -339,6 +340,9 @@ static int parse_args(const ranks *r, int argc, char **argv, options *o)
         CLI_INT('j', "jobs", &o->jobs, "N", 1, 4096, "estimates at once (default: the cores available)",
                 .missing = "%o needs a whole number from 1 to 4096"),
         CLI_FLAG(0, "force", &o->force, "estimate again even what is already done"),
+        CLI_FLAG(0, "spm12-te", &o->spm12_te,
+                 "compute BOLD with TE = 0.04 s as SPM12 r7771 does whatever a spec or DCM.TE says "
+                 "(default: each spec's TE)"),
         CLI_FLAG('q', "quiet", &o->quiet, "no progress, only failures"),
         CLI_END};
     const cli_command cmd = {"batch", usage, description, footer, table, r->rank != 0};
@@ -388,6 +392,8 @@ static int batch_main(const ranks *r, int argc, char **argv)
     dcm_batch_manifest m;
     dcm_error err = {0, ""};
     int lrc = dcm_batch_manifest_load(o.manifest, &m, &err);
+    if (!lrc)
+        m.spm12_te = o.spm12_te;
     rc = share_int(r, lrc);
     if (rc) {
         if (r->rank == 0)

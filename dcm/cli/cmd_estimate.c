@@ -77,6 +77,7 @@ int cmd_estimate(int argc, char **argv)
 {
     const char *spec = NULL, *output = NULL, *integrator = NULL, *mat_out = NULL;
     long maxit = -1;
+    int spm12_te = 0;
     progress_state ps = {0};
     const cli_opt options[] = {
         CLI_STRING('o', "output", &output, "FILE", "result file (required)", .missing = "%o needs a file name"),
@@ -87,6 +88,9 @@ int cmd_estimate(int argc, char **argv)
         CLI_CALLBACK(0, "integrator", &integrator, "NAME", check_integrator,
                      "bilinear (SPM's, default) or ode (accurate nonlinear)",
                      .missing = "--integrator takes 'bilinear' or 'ode'"),
+        CLI_FLAG(0, "spm12-te", &spm12_te,
+                 "compute BOLD with TE = 0.04 s as SPM12 r7771 does whatever the spec or DCM.TE says "
+                 "(default: the spec's TE)"),
         CLI_FLAG('q', "quiet", &ps.quiet,
                  "do not print the iterations on stderr (warnings are printed all the same)"),
         CLI_FLAG(0, "log-json", &ps.log_json,
@@ -135,6 +139,11 @@ int cmd_estimate(int argc, char **argv)
     }
     if (maxit > 0)
         P->maxit = (int)maxit;
+    if (spm12_te && io_mat_use_spm12_te(P)) {
+        dcm_problem_free(P);
+        dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
+        return fail_event(&ps, &err);
+    }
     if (integrator)
         P->M->integrator = strcmp(integrator, "ode") ? MODEL_INT_BILINEAR : MODEL_INT_ODE;
     if (ps.log_json)

@@ -9,13 +9,15 @@
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
 #include "io/io_batchdir.h"
+#include "models/model_layout.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "io/io_tsv.h"
 
 static const char *const usage[] = {
     "OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
-    "               [--components all|single] [--json] [-o PEB.json]",
+    "               [--q single|fields|all] [--maxit N] [--subjects S1,S2,...]\n"
+    "               [--alpha A] [--beta B] [--hE H] [--hC V] [--search] [--json] [-o PEB.json]",
     NULL};
 
 static const char *description =
@@ -27,7 +29,13 @@ static const char *description =
     "posterior to the group level.\n"
     "\n"
     "DESIGN.tsv: a 'subject' column, then one column per covariate with a\n"
-    "header (e.g. intercept, group, age); one row per subject with results.\n"
+    "header (e.g. intercept, group, age) naming it; one row per subject with\n"
+    "results (with --subjects: a row for each subject listed, others ignored).\n"
+    "\n"
+    "SPM's M fields: --q (M.Q; default single, as spm_dcm_peb; the PEB tutorial\n"
+    "uses all), --maxit (M.maxit, 64; the tutorial uses 256), --alpha, --beta,\n"
+    "--hE, --hC. A fit stopped at --maxit before SPM's stopping rule is\n"
+    "reported as not converged (a warning on stderr, \"converged\": false).\n"
     "\n"
     "Reported per parameter x covariate: the group effect's mean, sd and the\n"
     "probability that it is present (Bayesian model reduction of that effect\n"
@@ -38,7 +46,8 @@ static const char *description =
 
 static const char *footer =
     "example:\n"
-    "  dcm peb out --model fwd --design design.tsv --params 'B:*' -o peb.json\n";
+    "  dcm peb out --model fwd --design design.tsv --params 'B:*' -o peb.json\n"
+    "  dcm peb out --model full --design design.tsv --params B --q all --maxit 256\n";
 typedef struct {
     int nsub, nx;
     char **subjects;
@@ -170,14 +179,20 @@ static int group_reduction(const dcm_peb_result *P, const design *D, const doubl
     return DCM_OK;
 }
 
+static int keep_subjects(design *D, const char *design_path, const char **lists, int nlists);
+
 /* The design, and every subject's result for the model (parameters in
  * the first subject's order); *F their free energies. */
 static int load_subjects(const char *outdir, const char *model, const char *design_path,
-                         io_batchdir *B, design *D, io_result_summary **Rp, int *nR, double **F)
+                         const char **subjects, int nsubjects, io_batchdir *B, design *D,
+                         io_result_summary **Rp, int *nR, double **F)
 {
     dcm_error err = {0, ""};
     if (io_batchdir_scan(outdir, B, &err) || read_design(design_path, D, &err))
         return cli_report("peb", &err);
+    int krc = keep_subjects(D, design_path, subjects, nsubjects);
+    if (krc)
+        return krc;
     int mi = io_batchdir_model(B, model);
     if (mi < 0) {
         char *list = io_batchdir_model_list(B);
@@ -186,8 +201,9 @@ static int load_subjects(const char *outdir, const char *model, const char *desi
         free(list);
         return rc;
     }
-    /* the design's subjects and the subjects with results must agree */
-    for (int s = 0; s < B->nsub; s++)
+    /* the design's subjects and the subjects with results must agree
+       (unless --subjects chose some) */
+    for (int s = 0; s < B->nsub && !nsubjects; s++)
         if (B->has[s * B->nmod + mi]) {
             int found = 0;
             for (int i = 0; i < D->nsub; i++)
@@ -254,11 +270,18 @@ static int peb_failed(int rc, const dcm_error *err, const io_result_summary *R, 
 /* Each group effect with its probability from reducing it alone
  * (Savage-Dickey: the marginal posterior vs the prior at zero). */
 static int report_effects(const dcm_peb_result *P, const design *D, const io_result_summary *R0,
-                          const io_pname_space *S, const char *model, int as_json, json_t *o)
+                          const io_pname_space *S, const char *model, const dcm_peb_search_result *bma,
+                          int as_json, json_t *o)
 {
     const int nsub = D->nsub, nx = D->nx;
     json_t *effects = json_array();
-    if (!as_json)
+    if (!as_json && bma)
+        printf("PEB over %d subjects, model %s: F = %.4f (%d iterations%s)\n"
+               "search over reduced group models (spm_dcm_peb_bmc): %d models scored; Bayesian model "
+               "average\n\n%-28s %-12s %10s %10s %12s\n", nsub, model, P->F, P->iterations,
+               P->converged ? "" : ", NOT converged", bma->nmodels, "parameter", "covariate", "BMA mean",
+               "sd", "Pp");
+    else if (!as_json)
         printf("PEB over %d subjects, model %s: F = %.4f (%d iterations)\n\n%-28s %-12s %10s %10s %12s\n",
                nsub, model, P->F, P->iterations, "parameter", "covariate", "mean", "sd", "probability");
     const int ne = P->np * nx;
@@ -273,6 +296,11 @@ static int report_effects(const dcm_peb_result *P, const design *D, const io_res
         for (int q = 0; q < P->np; q++) {
             int idx = q + j * P->np;
             double m = eff[idx], v = eff[ne + idx], dF = eff[2 * ne + idx], prob = eff[3 * ne + idx];
+            if (bma) {   /* the BMA of the search, and Pp */
+                m = bma->Ep[idx];
+                v = bma->Vp[idx];
+                prob = bma->Pp[idx];
+            }
             if (!isfinite(m) || !isfinite(v) || !isfinite(prob)) {
                 json_decref(effects);
                 free(eff);
@@ -294,7 +322,8 @@ static int report_effects(const dcm_peb_result *P, const design *D, const io_res
             json_object_set_new(e, "mean", json_real(m));
             json_object_set_new(e, "sd", json_real(sqrt(v)));
             json_object_set_new(e, "probability", json_real(prob));
-            json_object_set_new(e, "dF_without", json_real(dF));
+            if (!bma)
+                json_object_set_new(e, "dF_without", json_real(dF));
             json_array_append_new(effects, e);
             if (!as_json)
                 printf("%-28s %-12s %10.4f %10.4f %12.4f%s\n", name, D->covariates[j], m, sqrt(v), prob,
@@ -348,20 +377,161 @@ static int report_subjects(const dcm_peb_result *P, const design *D, const io_re
     return DCM_OK;
 }
 
-/* --components all|single (value: int, 1 for single) */
+/* --q single|fields|all (and its older name --components): DCM_PEB_Q_* */
 static int take_components(const cli_opt *opt, char *arg)
 {
-    if (strcmp(arg, "single") && strcmp(arg, "all"))
-        return -1;
-    *(int *)opt->value = !strcmp(arg, "single");
-    return 0;
+    static const char *const names[] = {"single", "fields", "all"};
+    static const int codes[] = {DCM_PEB_Q_SINGLE, DCM_PEB_Q_FIELDS, DCM_PEB_Q_ALL};
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(arg, names[k])) {
+            *(int *)opt->value = codes[k];
+            return 0;
+        }
+    return -1;
+}
+
+static const char *q_name(int q)
+{
+    return q == DCM_PEB_Q_ALL ? "all" : q == DCM_PEB_Q_FIELDS ? "fields" : "single";
+}
+
+/* A bare block name ("A", "B", "C", "D", "transit") selects the whole
+ * block, as SPM's field names do: tried as given first, then as NAME:*. */
+static int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err)
+{
+    if (!io_pname_select(S, sel, mask, err))
+        return DCM_OK;
+    if (strchr(sel, ':') || strchr(sel, '*') || strlen(sel) > 32)
+        return DCM_ERR_INPUT;
+    char block[40];
+    snprintf(block, sizeof block, "%s:*", sel);
+    dcm_error e2 = {0, ""};
+    if (io_pname_select(S, block, mask, &e2))
+        return DCM_ERR_INPUT;   /* the first message says what is valid */
+    return DCM_OK;
+}
+
+/* SPM's 'fields': one component per parameter block among the selected */
+static int field_components(const io_result_summary *R0, const int *sel, int nsel, int *field,
+                            int *nfield)
+{
+    model_layout T;
+    if (model_layout_init(&T, R0->n, R0->m, R0->nd > 0, R0->two_state))
+        return DCM_ERR_INPUT;
+    int seen[MODEL_BLOCK_COUNT];
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++)
+        seen[b] = -1;
+    *nfield = 0;
+    for (int k = 0; k < nsel; k++) {
+        int b = model_layout_locate(&T, sel[k], NULL, NULL, NULL);
+        if (b < 0)
+            return DCM_ERR_INPUT;
+        if (seen[b] < 0)
+            seen[b] = (*nfield)++;
+        field[k] = seen[b];
+    }
+    return DCM_OK;
+}
+
+/* --subjects: comma-separated names, the option repeatable; keep only the
+ * design rows listed (each must be in the design). */
+static int keep_subjects(design *D, const char *design_path, const char **lists, int nlists)
+{
+    if (!nlists)
+        return DCM_OK;
+    int *keep = calloc((size_t)D->nsub, sizeof(int));
+    if (!keep)
+        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    int rc = DCM_OK;
+    for (int l = 0; l < nlists && !rc; l++) {
+        const char *p = lists[l];
+        while (*p && !rc) {
+            size_t len = strcspn(p, ",");
+            int found = 0;
+            for (int i = 0; i < D->nsub; i++)
+                if (strlen(D->subjects[i]) == len && !strncmp(D->subjects[i], p, len))
+                    keep[i] = found = 1;
+            if (len && !found)
+                rc = cli_fail("peb", DCM_ERR_INPUT, "--subjects names '%.*s', who has no row in %s",
+                              (int)len, p, design_path);
+            p += len + (p[len] == ',');
+        }
+    }
+    int n = 0;
+    for (int i = 0; i < D->nsub && !rc; i++) {
+        if (!keep[i]) {
+            free(D->subjects[i]);
+            continue;
+        }
+        D->subjects[n] = D->subjects[i];
+        memmove(D->X + (size_t)n * D->nx, D->X + (size_t)i * D->nx, sizeof(double) * D->nx);
+        n++;
+    }
+    if (!rc)
+        D->nsub = n;
+    free(keep);
+    return rc;
+}
+
+/* "group": the second level as spm_dcm_peb returns it (PEB.F, Ep
+ * parameters x covariates, Cp of vec(Ep) parameters fastest, Eh, Pnames,
+ * Xnames, M) */
+static int group_json(const dcm_peb_result *P, const design *D, const io_pname_space *S, int q,
+                      int maxit, double alpha, double beta, double hE, double hC, json_t *o)
+{
+    json_t *g = json_object(), *names = json_array(), *xn = json_array(), *Ep = json_array(),
+           *Cp = json_array();
+    for (int k = 0; k < P->np; k++) {
+        char *name = io_pname_name(S, P->sel[k]);
+        if (!name) {
+            json_decref(g);
+            json_decref(names);
+            json_decref(xn);
+            json_decref(Ep);
+            json_decref(Cp);
+            return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        }
+        json_array_append_new(names, json_string(name));
+        free(name);
+        json_array_append_new(Ep, cli_json_vec(P->Ep + (size_t)k * P->nx, P->nx));
+    }
+    for (int j = 0; j < P->nx; j++)
+        json_array_append_new(xn, json_string(D->covariates[j]));
+    const int nb = P->np * P->nx;
+    for (int k = 0; k < nb; k++)
+        json_array_append_new(Cp, cli_json_vec(P->Cp + (size_t)k * nb, nb));
+    json_object_set_new(g, "F", json_real(P->F));
+    json_object_set_new(g, "Pnames", names);
+    json_object_set_new(g, "Xnames", xn);
+    json_object_set_new(g, "Ep", Ep);
+    json_object_set_new(g, "Cp", Cp);
+    json_object_set_new(g, "Eh", cli_json_vec(P->Eh, P->ng));
+    json_object_set_new(g, "Ch", cli_json_vec(P->Ch, P->ng * P->ng));
+    json_object_set_new(g, "iterations", json_integer(P->iterations));
+    json_object_set_new(g, "converged", json_boolean(P->converged));
+    json_t *M = json_object();
+    json_object_set_new(M, "Q", json_string(q_name(q)));
+    json_object_set_new(M, "maxit", json_integer(maxit));
+    json_object_set_new(M, "alpha", json_real(alpha));
+    json_object_set_new(M, "beta", json_real(beta));
+    json_object_set_new(M, "hE", json_real(hE));
+    json_object_set_new(M, "hC", json_real(hC));
+    json_object_set_new(g, "M", M);
+    json_object_set_new(o, "group", g);
+    return DCM_OK;
 }
 
 int cmd_peb(int argc, char **argv)
 {
     const char *outdir = NULL, *model = NULL, *design_path = NULL, *out_path = NULL;
-    int as_json = 0, nsel_args = 0, single = 0;
+    int as_json = 0, nsel_args = 0, q = DCM_PEB_Q_SINGLE, nsubj_args = 0;
+    long maxit = 64;
+    double alpha = 1.0, beta = 16.0, hE = 0.0, hC = 1.0 / 16.0;
     const char **sels = calloc((size_t)argc, sizeof *sels);
+    const char **subj_args = calloc((size_t)argc, sizeof *subj_args);
+    int *field = NULL, nfield = 0, search = 0;
+    dcm_peb_search_result bma;
+    memset(&bma, 0, sizeof bma);
     int rc = DCM_OK;
     io_batchdir B;
     memset(&B, 0, sizeof B);
@@ -375,16 +545,41 @@ int cmd_peb(int argc, char **argv)
     dcm_peb_result P;
     memset(&P, 0, sizeof P);
     json_t *o = NULL;
-    if (!sels)
+    if (!sels || !subj_args) {
+        free(sels);
+        free(subj_args);
         return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+    }
     const cli_opt options[] = {
         CLI_STRING(0, "model", &model, "NAME", "which model's results"),
         CLI_STRING(0, "design", &design_path, "FILE", "between-subject design matrix"),
-        CLI_LIST(0, "params", sels, &nsel_args, "SEL", "parameters treated as random effects, e.g. 'B:*'"),
-        CLI_CALLBACK(0, "components", &single, "all|single", take_components,
-                     "one between-subject precision per parameter (all, the default; SPM's M.Q = 'all') "
-                     "or one for all (single)",
-                     .invalid = "--components takes 'all' or 'single'"),
+        CLI_LIST(0, "params", sels, &nsel_args, "SEL",
+                 "parameters treated as random effects: a name ('B:Words:rdF->rdF'), a pattern with * "
+                 "('B:*', 'A:*->V5') or a block as SPM's field names ('A', 'B', 'C'); repeat to add"),
+        CLI_LIST(0, "subjects", subj_args, &nsubj_args, "S1,S2,...",
+                 "only these subjects (names as in the design; repeatable): a subset without copying "
+                 "folders", .flags = CLI_OPT_NONEMPTY),
+        CLI_GROUP("SPM's M fields (spm_dcm_peb):"),
+        CLI_CALLBACK(0, "q", &q, "single|fields|all", take_components,
+                     "between-subject precision components (M.Q): one for all (single, SPM's default), "
+                     "one per parameter block (fields) or one per parameter (all, as the PEB tutorial)",
+                     .invalid = "--q takes 'single', 'fields' or 'all'"),
+        CLI_CALLBACK(0, "components", &q, "single|fields|all", take_components, "the same as --q",
+                     .invalid = "--components takes 'single', 'fields' or 'all'"),
+        CLI_INT(0, "maxit", &maxit, "N", 1, 100000,
+                "most iterations (M.maxit; default 64 as SPM; the tutorial uses 256)"),
+        CLI_DOUBLE(0, "alpha", &alpha, "A", "group-mean prior covariance = first-level prior / A (M.alpha, 1)",
+                   .min = 0, .max = INFINITY, .bounds = CLI_BOUNDS_OPEN),
+        CLI_DOUBLE(0, "beta", &beta, "B", "random-effect prior covariance = first-level prior / B (M.beta, 16)",
+                   .min = 0, .max = INFINITY, .bounds = CLI_BOUNDS_OPEN),
+        CLI_DOUBLE(0, "hE", &hE, "H", "prior mean of the between-subject log-precisions (M.hE, 0)"),
+        CLI_DOUBLE(0, "hC", &hC, "V", "their prior variance (M.hC, 1/16)",
+                   .min = 0, .max = INFINITY, .bounds = CLI_BOUNDS_OPEN),
+        CLI_FLAG(0, "search", &search,
+                 "search over reduced group models as spm_dcm_peb_bmc (spm_dcm_bmr_all over every group "
+                 "effect): the effects become Bayesian model averages with Pp, the probability that each "
+                 "is present (0 for one switched off)"),
+        CLI_GROUP("output:"),
         CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
         CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
         CLI_END};
@@ -418,7 +613,7 @@ int cmd_peb(int argc, char **argv)
             goto done;
     }
     dcm_error err = {0, ""};
-    if ((rc = load_subjects(outdir, model, design_path, &B, &D, &R, &nR, &F)))
+    if ((rc = load_subjects(outdir, model, design_path, subj_args, nsubj_args, &B, &D, &R, &nR, &F)))
         goto done;
     const int nsub = D.nsub, nx = D.nx;
     const int np = R[0].np;
@@ -434,7 +629,7 @@ int cmd_peb(int argc, char **argv)
         goto done;
     }
     for (int k = 0; k < nsel_args; k++)
-        if (io_pname_select(&S, sels[k], mask, &err)) {
+        if (select_params(&S, sels[k], mask, &err)) {
             rc = cli_report("peb", &err);
             goto done;
         }
@@ -453,8 +648,16 @@ int cmd_peb(int argc, char **argv)
         memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
         memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
     }
+    if (q == DCM_PEB_Q_FIELDS &&
+        (!(field = malloc(sizeof(int) * nsel)) || field_components(&R[0], sel, nsel, field, &nfield))) {
+        rc = cli_fail("peb", field ? DCM_ERR_INPUT : DCM_ERR_SYSTEM,
+                      field ? "cannot tell the fields of the parameters of %s" : "out of memory", R[0].path);
+        goto done;
+    }
     dcm_peb_input in = {.nsub = nsub, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
-                        .sel = sel, .nsel = nsel, .X = D.X, .nx = nx, .single = single};
+                        .sel = sel, .nsel = nsel, .X = D.X, .nx = nx, .q = q, .field = field,
+                        .nfield = nfield, .maxit = (int)maxit, .alpha = alpha, .beta = beta,
+                        .hE = hE, .hC = hC};
     if ((rc = dcm_peb(&in, &P, &err))) {
         rc = peb_failed(rc, &err, R, nsub, sel, nsel, np);
         goto done;
@@ -476,10 +679,25 @@ int cmd_peb(int argc, char **argv)
     json_object_set_new(o, "model", json_string(model));
     json_object_set_new(o, "free_energy", json_real(P.F));
     json_object_set_new(o, "iterations", json_integer(P.iterations));
-    if ((rc = report_effects(&P, &D, &R[0], &S, model, as_json, o)))
+    json_object_set_new(o, "converged", json_boolean(P.converged));
+    if (!P.converged)
+        fprintf(stderr, "dcm peb: warning: stopped at --maxit %ld before converging (SPM's stopping "
+                "rule not met); the PEB tutorial uses --maxit 256\n", maxit);
+    if ((rc = group_json(&P, &D, &S, q, (int)maxit, alpha, beta, hE, hC, o)))
+        goto done;
+    if (search && dcm_peb_search(&P, D.X, nsub, R[0].pE, R[0].pV, alpha, &bma, &err)) {
+        rc = cli_report("peb", &err);
+        goto done;
+    }
+    if ((rc = report_effects(&P, &D, &R[0], &S, model, search ? &bma : NULL, as_json, o)))
         goto done;
     json_object_set_new(o, "between_subject_log_precision", cli_json_vec(P.Eh, P.ng));
-    if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
+    if (search) {
+        json_t *so = json_object();
+        json_object_set_new(so, "method", json_string("spm_dcm_bmr_all over the group effects (spm_dcm_peb_bmc)"));
+        json_object_set_new(so, "models_scored", json_integer(bma.nmodels));
+        json_object_set_new(o, "search", so);
+    } else if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
         goto done;
     if ((rc = report_subjects(&P, &D, R, &S, o)))
         goto done;
@@ -500,9 +718,12 @@ done:
     free(sel);
     free(mask);
     dcm_peb_result_free(&P);
+    dcm_peb_search_result_free(&bma);
     json_decref(o);
     design_free(&D);
     io_batchdir_free(&B);
     free(sels);
+    free(subj_args);
+    free(field);
     return rc;
 }

@@ -150,8 +150,27 @@ typedef struct {
     const double *X;   /* nsub x nx design (row-major); NULL: a constant */
     int nx;
     int single;        /* 1: one between-subject precision (SPM's default);
-                          0: one per parameter (SPM's M.Q = 'all') */
+                          0: one per parameter (SPM's M.Q = 'all');
+                          used when q is DCM_PEB_Q_FROM_SINGLE (0) */
+    /* SPM's other M fields; 0 (as zero-initialised) means SPM's default */
+    int q;             /* DCM_PEB_Q_*: precision components (SPM's M.Q) */
+    const int *field;  /* q = DCM_PEB_Q_FIELDS: field[k] in 0..nfield-1 is the
+                          component of selected parameter k (nsel values) */
+    int nfield;
+    int maxit;         /* <= 0: 64 (SPM's M.maxit; the PEB tutorial uses 256) */
+    double alpha;      /* <= 0: 1 (group-mean prior covariance pC / alpha) */
+    double beta;       /* <= 0: 16 (random-effect prior covariance pC / beta) */
+    double hE;         /* prior mean of the log-precisions (SPM: 0) */
+    double hC;         /* <= 0: 1/16, their prior variance */
 } dcm_peb_input;
+
+/* dcm_peb_input.q */
+enum {
+    DCM_PEB_Q_FROM_SINGLE = 0, /* as the `single` field says */
+    DCM_PEB_Q_SINGLE = 1,      /* one component for all (SPM's default 'single') */
+    DCM_PEB_Q_FIELDS = 2,      /* one per field ('fields'; see field, nfield) */
+    DCM_PEB_Q_ALL = 3          /* one per parameter ('all') */
+};
 
 typedef struct {
     int np, nx, ng;    /* selected parameters, covariates, precision components */
@@ -162,6 +181,7 @@ typedef struct {
     double *Ce;        /* np x np: expected between-subject covariance */
     double F;          /* free energy of the group model */
     int iterations;
+    int converged;     /* 0: stopped at maxit before SPM's stopping rule */
 } dcm_peb_result;
 
 /* Parametric Empirical Bayes as spm_dcm_peb (no subject is refitted). */
@@ -182,6 +202,23 @@ void dcm_peb_effects(const dcm_peb_result *P, const double *X, int nsub, const d
  * the other covariates), variance pV scaled by nsub / sum(X(:,j)^2). */
 int dcm_peb_reduce(const dcm_peb_result *P, const double *X, int nsub, const double *pE,
                    const double *pV, dcm_bmr_search_result *out, dcm_error *err);
+
+/* The search spm_dcm_peb_bmc runs on a PEB with no model space
+ * (spm_dcm_bmr_all over every group effect; see vl_peb_bmr_all): the
+ * group prior is SPM's PEB.M (mean pE for the first covariate, 0 for the
+ * others; variance pV / alpha scaled by nsub / sum(X(:,j)^2); alpha <= 0:
+ * 1). Per group effect k = q + j*np: the Bayesian model average's mean
+ * (Ep), variance (Vp) and the posterior probability that it is present
+ * (Pp; 0 for an effect switched off, whose mean is then 0). */
+typedef struct {
+    int n;                 /* np * nx */
+    double *Ep, *Vp, *Pp;  /* n each */
+    int nmodels;           /* reduced models scored */
+} dcm_peb_search_result;
+
+int dcm_peb_search(const dcm_peb_result *P, const double *X, int nsub, const double *pE,
+                   const double *pV, double alpha, dcm_peb_search_result *out, dcm_error *err);
+void dcm_peb_search_result_free(dcm_peb_search_result *r);
 
 /* Subject i's posterior (sE, np) and its evidence change (*dF) under the
  * empirical prior of the group: mean X(i,:) Ep, covariance Ce on the
