@@ -23,5 +23,20 @@ for model in fwd bwd; do
  "delays": [1.61, 1.61, 1.61]}
 JSON
 done
-echo "SPM12 under Octave on this kind of machine: about 27.6 s per model (reference files)"
-cd "$tmp" && "$OLDPWD/bin/dcm-bench" attention_fwd.json attention_bwd.json
+# spectral DCM (resting state) on spectral_4, when ../shared has it
+specs="attention_fwd.json attention_bwd.json"
+sdata="$shared/datasets/spectral/spectral_4"
+if [ -f "$sdata/timeseries.tsv" ]; then
+    sdata=$(cd "$sdata" && pwd)
+    for model in full reduced; do
+        if [ $model = full ]; then a='[[1,1,1,1],[1,1,1,1],[1,1,1,1],[1,1,1,1]]'; else a='[[1,1,1,0],[1,1,1,1],[1,1,1,1],[1,1,1,1]]'; fi
+        cat > "$tmp/spectral_$model.json" <<JSON
+{"analysis": "csd", "TR": 2, "timeseries": "$sdata/timeseries.tsv",
+ "regions": ["R1", "R2", "R3", "R4"], "a": $a}
+JSON
+        specs="$specs spectral_$model.json"
+    done
+fi
+echo "SPM12 under Octave on this kind of machine (reference files): about 27.6 s per attention model;"
+echo "spectral_4: 36.7 s (full), 28.3 s (reduced)"
+cd "$tmp" && "$OLDPWD/bin/dcm-bench" $specs
