@@ -897,6 +897,90 @@ static void test_dx(void)
     vl_dx_free(w);
 }
 
+/* SPM's M-step, by hand, on iteration 1 of a linear model whose noise
+ * hyperprior (hE 6, hC 1/128, SPM's DCM default) is far above the data's
+ * log-precision: up to 8 Fisher-scoring passes with t = e^4 (SPM's
+ * spm_logdet of a negative diagonal is 0), steps clipped to +-1, stop when
+ * dFdh dh < 1e-2; F uses the precision of the last pass (before its update)
+ * while the kept h is the updated one. The clipped steps overshoot where
+ * the Fisher curvature -ny/2 - 1/hC understates the true one, so h can
+ * oscillate by +-1 across the passes: on the PEB tutorial's sub-08 that
+ * oscillation decides which steps SPM accepts (see vl_nlsi.c). */
+static void test_mstep_as_spm(void)
+{
+    enum { R = 200, K = 3 };
+    double X[R * K], y[R], theta[K] = {0.6, -0.4, 0.9}, Q[R];
+    design(X, R, K, 11);
+    data(X, R, K, theta, y, 11);
+    for (int r = 0; r < R; r++)
+        Q[r] = 1.0;
+    const double pE[K] = {0.0, 0.0, 0.0}, pV[K] = {1.0, 0.5, 2.0};
+    const double hE[1] = {6.0}, hC[1] = {1.0 / 128.0};
+    linear_model lm = {R, K, 0, X, 0, 0};
+    vl_model M = {.np = K, .pE = pE, .pV = pV, .ny = R, .predict = linear_predict,
+                  .jacobian = linear_jacobian, .user = &lm, .nh = 1, .Q = Q, .hE = hE,
+                  .hC = hC};
+    /* the hand computation at p = 0: e = y, J = -X */
+    double XtX[K * K] = {0}, ee = 0.0;
+    for (int r = 0; r < R; r++) {
+        ee += y[r] * y[r];
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++)
+                XtX[a * K + b] += X[r * K + a] * X[r * K + b];
+    }
+    double h = hE[0], w = 0.0, ldCp = 0.0, H = 0.0, d = 0.0;
+    int passes = 0, clipped = 0;
+    for (int m = 0; m < 8; m++) {
+        w = PREC_FLOOR + exp(h);
+        gsl_matrix *C = gsl_matrix_alloc(K, K);
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++)
+                gsl_matrix_set(C, a, b, w * XtX[a * K + b] + (a == b ? 1.0 / pV[a] : 0.0));
+        gsl_linalg_cholesky_decomp1(C);
+        ldCp = 0.0;
+        for (int a = 0; a < K; a++)
+            ldCp -= 2.0 * log(gsl_matrix_get(C, a, a));
+        gsl_linalg_cholesky_invert(C);
+        double trc = 0.0;  /* tr(Cp J' P J) = e^h tr(Cp X'X) */
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++)
+                trc += gsl_matrix_get(C, a, b) * XtX[b * K + a];
+        gsl_matrix_free(C);
+        const double eh = exp(h);
+        d = h - hE[0];
+        double g = R * (eh / w) / 2.0 - eh * ee / 2.0 - eh * trc / 2.0 - d / hC[0];
+        H = -R * (eh / w) * (eh / w) / 2.0 - 1.0 / hC[0];
+        double t = exp(4.0), dh = (exp(t * H) - 1.0) / H * g;
+        clipped += fabs(dh) > 1.0;
+        dh = fmin(fmax(dh, -1.0), 1.0);
+        h += dh;
+        passes++;
+        if (g * dh < 1e-2)
+            break;
+    }
+    const double Fhand = R * log(w) / 2.0 - w * ee / 2.0 - R * LOG2PI / 2.0 +
+                         (-log(pV[0]) - log(pV[1]) - log(pV[2]) + ldCp) / 2.0 +
+                         (log(1.0 / hC[0]) - log(-H)) / 2.0 - d * d / hC[0] / 2.0;
+    vl_engine *E = NULL;
+    vl_result *Res = NULL;
+    char msg[256] = "";
+    CU_ASSERT_EQUAL_FATAL(vl_engine_alloc(&M, &E, msg, sizeof msg), VL_OK);
+    CU_ASSERT_EQUAL(vl_engine_init(E, y, NULL, msg, sizeof msg), VL_OK);
+    CU_ASSERT_EQUAL(vl_engine_iterate(E, msg, sizeof msg), VL_OK);
+    const vl_state *st = vl_engine_state(E);
+    CU_ASSERT_EQUAL(vl_engine_result(E, &Res, msg, sizeof msg), VL_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(Res);
+    printf("\n  iteration 1: %d M-step passes (%d clipped), h %.12f (hand %.12f), "
+           "F %.10f (hand %.10f)", passes, clipped, Res->Eh[0], h, st->F, Fhand);
+    /* the case exercises the clip and more than one pass */
+    CU_ASSERT(clipped >= 2);
+    CU_ASSERT(passes >= 4);
+    CU_ASSERT(fabs(Res->Eh[0] - h) < 1e-12);
+    CU_ASSERT(fabs(st->F - Fhand) < 1e-8 * fabs(Fhand));
+    vl_result_free(Res);
+    vl_engine_free(E);
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -908,6 +992,8 @@ int main(void)
         {"dcm_estimate passes the stop through", test_stop_dcm_estimate},
         {"Jacobian hook vs finite differences", test_jacobian_hook},
         {"engine errors: failing model, bad options, order of calls", test_errors},
+        {"noise M-step as SPM: clipped passes, F at the last pass's precision",
+         test_mstep_as_spm},
         {"vl_expm: diagonal, nilpotent, rotation", test_expm},
         {"vl_logdet: diagonal, 2x2 by hand, indefinite, general", test_logdet},
         {"vl_inv_reg: Cholesky, LU, regularised, singular", test_inv_reg},
