@@ -181,6 +181,7 @@ double dcm_result_noise_log_precision(const dcm_result *R, int i)
 
 int dcm_result_iterations(const dcm_result *R) { return R ? R->iterations : -1; }
 int dcm_result_converged(const dcm_result *R) { return R ? R->converged : -1; }
+int dcm_result_stopped(const dcm_result *R) { return R ? R->stopped : -1; }
 double dcm_result_seconds(const dcm_result *R) { return R ? R->seconds : NAN; }
 int dcm_result_warning_count(const dcm_result *R) { return R ? R->warnings.count : -1; }
 

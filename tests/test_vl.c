@@ -584,6 +584,7 @@ static void test_stop_dcm_estimate(void)
            R->iterations, R->stopped, R->converged, R->F);
     CU_ASSERT_EQUAL(s.calls, 2);
     CU_ASSERT_EQUAL(R->stopped, 1);
+    CU_ASSERT_EQUAL(dcm_result_stopped(R), 1);   /* the public accessor */
     CU_ASSERT_EQUAL(R->converged, 0);
     CU_ASSERT_EQUAL(R->iterations, 2);
     CU_ASSERT_EQUAL(R->F, s.last_F);

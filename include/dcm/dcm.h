@@ -120,6 +120,9 @@ double dcm_result_noise_log_precision(const dcm_result *R, int i);
 int dcm_result_iterations(const dcm_result *R);
 /* 1 when the inversion converged, 0 when it stopped at the iteration cap. */
 int dcm_result_converged(const dcm_result *R);
+/* 1 when the progress callback stopped the fit (the kept estimate is returned
+ * and a warning says so), else 0. */
+int dcm_result_stopped(const dcm_result *R);
 /* Wall-clock seconds the fit took. */
 double dcm_result_seconds(const dcm_result *R);
 /* Design and fit warnings (suspicious but valid), one sentence each. */
