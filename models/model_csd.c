@@ -330,14 +330,18 @@ int model_csd_mar_spectra(const model_csd_mar *mar, const double *Hz, int nw, do
     gsl_matrix_complex *M = gsl_matrix_complex_alloc((size_t)n, (size_t)n);
     gsl_matrix_complex *H = gsl_matrix_complex_alloc((size_t)n, (size_t)n);
     gsl_permutation *perm = gsl_permutation_alloc((size_t)n);
-    if (!M || !H || !perm)
+    double complex *phase = malloc(sizeof(double complex) * (size_t)p);
+    if (!M || !H || !perm || !phase)
         goto done;
     for (int w = 0; w < nw; w++) {
+        /* exp(-2 pi i f k dt), once per frequency and lag (not per element) */
+        for (int l = 0; l < p; l++)
+            phase[l] = cexp(-I * TWO_PI * Hz[w] * (l + 1) * dt);
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++) {
                 double complex z = i == j ? 1.0 : 0.0;
                 for (int l = 0; l < p; l++)
-                    z += mar->lag[(size_t)l * n * n + i + j * n] * cexp(-I * TWO_PI * Hz[w] * (l + 1) * dt);
+                    z += mar->lag[(size_t)l * n * n + i + j * n] * phase[l];
                 gsl_matrix_complex_set(M, (size_t)i, (size_t)j, gsl_complex_rect(creal(z), cimag(z)));
             }
         if (complex_inverse(M, H, perm))
@@ -361,6 +365,7 @@ done:
     gsl_matrix_complex_free(M);
     gsl_matrix_complex_free(H);
     gsl_permutation_free(perm);
+    free(phase);
     return rc;
 }
 
@@ -377,6 +382,7 @@ struct model_csd_work {
     double complex *S, *Gu, *Gn, *G;
     double *ccf;
     int N, L2;             /* csd2ccf bins and 2N+1 lags */
+    double complex *twiddle;   /* nw x L2: exp(2 pi i bin lag / L2), made once */
     gsl_matrix_complex *K, *KZ;     /* nx x nx, nx x n */
     gsl_permutation *perm_x;
     gsl_matrix *Byw, *Ayw;          /* Yule-Walker: (p n) x (p n), (p n) x n */
@@ -409,6 +415,7 @@ void model_csd_work_free(model_csd_work *W)
     free(W->Gn);
     free(W->G);
     free(W->ccf);
+    free(W->twiddle);
     gsl_matrix_complex_free(W->K);
     gsl_matrix_complex_free(W->KZ);
     gsl_permutation_free(W->perm_x);
@@ -475,6 +482,12 @@ model_csd_work *model_csd_work_alloc(int n, int nw, const double *Hz, int ar_ord
     W->Gn = calloc(nnw, sizeof(double complex));
     W->G = calloc(nnw, sizeof(double complex));
     W->ccf = calloc((size_t)W->L2 * n * n, sizeof(double));
+    W->twiddle = malloc(sizeof(double complex) * (size_t)nw * W->L2);
+    if (W->twiddle)
+        for (int w = 0; w < nw; w++)
+            for (int t = 0; t < W->L2; t++)
+                W->twiddle[(size_t)w * W->L2 + t] =
+                    cexp(I * TWO_PI * (double)(w + first) * (t - W->N) / W->L2);
     W->K = gsl_matrix_complex_alloc((size_t)nx, (size_t)nx);
     W->KZ = gsl_matrix_complex_alloc((size_t)nx, (size_t)n);
     W->perm_x = gsl_permutation_alloc((size_t)nx);
@@ -493,7 +506,7 @@ model_csd_work *model_csd_work_alloc(int n, int nw, const double *Hz, int ar_ord
     W->ar.lag = calloc((size_t)ar_order * n * n, sizeof(double));
     W->ar.noise_cov = calloc((size_t)n * n, sizeof(double));
     if (!W->Pd || !W->x0 || !W->u0 || !W->f || !W->fwork || !W->dfdx || !W->dfdu || !W->dgdx ||
-        !W->g || !W->S || !W->Gu || !W->Gn || !W->G || !W->ccf || !W->K || !W->KZ || !W->perm_x ||
+        !W->g || !W->S || !W->Gu || !W->Gn || !W->G || !W->ccf || !W->twiddle || !W->K || !W->KZ || !W->perm_x ||
         !W->Byw || !W->Ayw || !W->perm_yw || !W->eig || !W->Jcopy || !W->eval || !W->evec ||
         !W->evec_inv || !W->evec_lu || !W->perm_e || !W->ar.lag || !W->ar.noise_cov)
         goto fail;
@@ -604,16 +617,14 @@ static void csd_to_ccf(model_csd_work *W, const double complex *G)
 {
     const int n = W->n, nw = W->nw, N = W->N, L = W->L2;
     const double dw = W->Hz[1] - W->Hz[0];
-    const int first = (int)ceil(W->Hz[0] / dw - 1e-9);   /* bin of Hz[0], 1-based */
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++)
-            for (int t = 0; t < L; t++) {
-                int lag = t - N;
+            for (int t = 0; t < L; t++) {   /* lag t - N */
                 double acc = 0.0;
-                for (int w = 0; w < nw; w++) {
-                    int bin = w + first;          /* index in [0; g; flip(conj g)] */
-                    acc += creal(CSD(G, nw, n, w, i, j) * cexp(I * TWO_PI * (double)bin * lag / L));
-                }
+                /* Hz[w] sits in bin w + first of [0; g; flip(conj g)] (the
+                 * workspace's twiddles, made once) */
+                for (int w = 0; w < nw; w++)
+                    acc += creal(CSD(G, nw, n, w, i, j) * W->twiddle[(size_t)w * L + t]);
                 W->ccf[t + (size_t)L * (i + (size_t)n * j)] = 2.0 * acc / L * N * dw;
             }
 }
