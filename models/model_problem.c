@@ -113,11 +113,67 @@ static int check_switch(const char *src, double x,
  * names, TR, finite data and enough scans for the MAR order of the data
  * feature. What task checks need (inputs, driving input, delays) does not
  * apply. */
+/* Names of regions or inputs ("region"/"input"): present, usable (see
+ * dcm_name_problem), and not repeated (ignoring case). */
+static int check_names(char *const *names, int count, const char *kind, const char *src,
+                       dcm_error *err)
+{
+    for (int i = 0; i < count; i++) {
+        if (!names[i] || !names[i][0])
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s %d has no name", src, kind, i + 1);
+        const char *why = dcm_name_problem(names[i]);
+        if (why)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s %d is called \"%s\": %s; rename it",
+                                 src, kind, i + 1, names[i], why);
+        for (int k = 0; k < i; k++)
+            if (names[k] && same_name(names[k], names[i]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: %s name \"%s\" is used twice (%ss %d and %d%s%s%s)",
+                                     src, kind, names[i], kind, k + 1, i + 1,
+                                     CASE_NOTE(names[k], names[i]));
+    }
+    return DCM_OK;
+}
+
+/* The data and the confounds are finite, and X0 is there when nx0 says so. */
+static int check_data(const dcm_problem *P, const char *src, dcm_error *err)
+{
+    const int n = P->n, v = P->v;
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < v; t++)
+            if (!isfinite(P->Y[t + (size_t)i * v]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: data for region %s at scan %d is not finite (%g)",
+                                     src, rname(P, i), t + 1, P->Y[t + (size_t)i * v]);
+    if (P->nx0 < 0 || (P->nx0 > 0 && !P->X0))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: confounds: nx0 = %d but X0 is %s",
+                             src, P->nx0, P->X0 ? "set" : "NULL");
+    for (int k = 0; k < P->nx0; k++)
+        for (int t = 0; t < v; t++)
+            if (!isfinite(P->X0[t + (size_t)k * v]))
+                return dcm_error_set(err, DCM_ERR_INPUT,
+                                     "%s: confound column %d at scan %d is not finite", src, k + 1, t + 1);
+    return DCM_OK;
+}
+
+/* Every "a" switch is 0 or 1 (check_switch). */
+static int check_a_switches(const dcm_problem *P, const char *src, dcm_error *err)
+{
+    const int n = P->n;
+    char what[256];
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) {
+            snprintf(what, sizeof what, " (%s -> %s)", rname(P, j), rname(P, i));
+            if (check_switch(src, P->M->a[i + j * n], "a", what, err))
+                return DCM_ERR_INPUT;
+        }
+    return DCM_OK;
+}
+
 static int validate_csd(const dcm_problem *P, const char *src, dcm_error *err)
 {
     const model_dcm *M = P->M;
     const int n = P->n, v = P->v;
-    char what[256];
     if (P->m != 0 || M->m != 0 || M->nonlinear)
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: spectral DCM (\"analysis\": \"csd\") has no experimental inputs and "
@@ -127,20 +183,8 @@ static int validate_csd(const dcm_problem *P, const char *src, dcm_error *err)
     if (M->n != n || M->v != v || !M->a || !P->Y || !P->region_names)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: model and problem sizes differ, or arrays are "
                              "unallocated", src);
-    for (int i = 0; i < n; i++) {
-        if (!P->region_names[i] || !P->region_names[i][0])
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d has no name", src, i + 1);
-        const char *why = dcm_name_problem(P->region_names[i]);
-        if (why)
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d is called \"%s\": %s; rename it",
-                                 src, i + 1, P->region_names[i], why);
-        for (int k = 0; k < i; k++)
-            if (P->region_names[k] && same_name(P->region_names[k], P->region_names[i]))
-                return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: region name \"%s\" is used twice (regions %d and %d%s%s%s)",
-                                     src, P->region_names[i], k + 1, i + 1,
-                                     CASE_NOTE(P->region_names[k], P->region_names[i]));
-    }
+    if (check_names(P->region_names, n, "region", src, err))
+        return DCM_ERR_INPUT;
     char trmsg[300];
     if (dcm_check_tr(M->TR, trmsg, sizeof trmsg))
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s", src, trmsg);
@@ -161,26 +205,10 @@ static int validate_csd(const dcm_problem *P, const char *src, dcm_error *err)
                              "%s: too few scans for spectral DCM: %d scans, but a MAR(%d) model of "
                              "%d regions needs more than %d (order x (regions + 1)); use more scans "
                              "or a lower \"order\"", src, v, p, n, p * (n + 1));
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < v; t++)
-            if (!isfinite(P->Y[t + (size_t)i * v]))
-                return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: data for region %s at scan %d is not finite (%g)",
-                                     src, rname(P, i), t + 1, P->Y[t + (size_t)i * v]);
-    if (P->nx0 < 0 || (P->nx0 > 0 && !P->X0))
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s: confounds: nx0 = %d but X0 is %s",
-                             src, P->nx0, P->X0 ? "set" : "NULL");
-    for (int k = 0; k < P->nx0; k++)
-        for (int t = 0; t < v; t++)
-            if (!isfinite(P->X0[t + (size_t)k * v]))
-                return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: confound column %d at scan %d is not finite", src, k + 1, t + 1);
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < n; i++) {
-            snprintf(what, sizeof what, " (%s -> %s)", rname(P, j), rname(P, i));
-            if (check_switch(src, M->a[i + j * n], "a", what, err))
-                return DCM_ERR_INPUT;
-        }
+    if (check_data(P, src, err))
+        return DCM_ERR_INPUT;
+    if (check_a_switches(P, src, err))
+        return DCM_ERR_INPUT;
     return DCM_OK;
 }
 
@@ -228,32 +256,10 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: problem has unallocated arrays", src);
 
     /* names: present, non-empty, unique */
-    for (int i = 0; i < n; i++) {
-        if (!P->region_names[i] || !P->region_names[i][0])
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d has no name", src, i + 1);
-        const char *why = dcm_name_problem(P->region_names[i]);
-        if (why)
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s: region %d is called \"%s\": %s; rename it",
-                                 src, i + 1, P->region_names[i], why);
-        for (int k = 0; k < i; k++)
-            if (P->region_names[k] && same_name(P->region_names[k], P->region_names[i]))
-                return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: region name \"%s\" is used twice (regions %d and %d%s%s%s)",
-                                     src, P->region_names[i], k + 1, i + 1, CASE_NOTE(P->region_names[k], P->region_names[i]));
-    }
-    for (int j = 0; j < m; j++) {
-        if (!P->input_names[j] || !P->input_names[j][0])
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s: input %d has no name", src, j + 1);
-        const char *why = dcm_name_problem(P->input_names[j]);
-        if (why)
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s: input %d is called \"%s\": %s; rename it",
-                                 src, j + 1, P->input_names[j], why);
-        for (int k = 0; k < j; k++)
-            if (P->input_names[k] && same_name(P->input_names[k], P->input_names[j]))
-                return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: input name \"%s\" is used twice (inputs %d and %d%s%s%s)",
-                                     src, P->input_names[j], k + 1, j + 1, CASE_NOTE(P->input_names[k], P->input_names[j]));
-    }
+    if (check_names(P->region_names, n, "region", src, err))
+        return DCM_ERR_INPUT;
+    if (check_names(P->input_names, m, "input", src, err))
+        return DCM_ERR_INPUT;
 
     /* scanner */
     char trmsg[300];
@@ -302,20 +308,8 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
                              src, P->hC);
 
     /* data */
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < v; t++)
-            if (!isfinite(P->Y[t + (size_t)i * v]))
-                return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: data for region %s at scan %d is not finite (%g)",
-                                     src, rname(P, i), t + 1, P->Y[t + (size_t)i * v]);
-    if (P->nx0 < 0 || (P->nx0 > 0 && !P->X0))
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s: confounds: nx0 = %d but X0 is %s",
-                             src, P->nx0, P->X0 ? "set" : "NULL");
-    for (int k = 0; k < P->nx0; k++)
-        for (int t = 0; t < v; t++)
-            if (!isfinite(P->X0[t + (size_t)k * v]))
-                return dcm_error_set(err, DCM_ERR_INPUT,
-                                     "%s: confound column %d at scan %d is not finite", src, k + 1, t + 1);
+    if (check_data(P, src, err))
+        return DCM_ERR_INPUT;
     for (int t = 0; t < M->nu; t++)
         for (int j = 0; j < m; j++)
             if (!isfinite(M->u[(size_t)t * m + j]))
@@ -324,12 +318,8 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
                                      src, iname(P, j), t + 1);
 
     /* switches */
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < n; i++) {
-            snprintf(what, sizeof what, " (%s -> %s)", rname(P, j), rname(P, i));
-            if (check_switch(src, M->a[i + j * n], "a", what, err))
-                return DCM_ERR_INPUT;
-        }
+    if (check_a_switches(P, src, err))
+        return DCM_ERR_INPUT;
     int any_c = 0;
     for (int j = 0; j < m; j++)
         for (int i = 0; i < n; i++) {
