@@ -15,6 +15,15 @@
  *   effect exceeds its prior mean in size; NaN for fixed parameters), and
  *   the variance explained per region, 1 - var(residual) / var(observed)
  *   with residual = observed - predicted - fitted confounds.
+ * - A spectral DCM result ("analysis": "csd") loads its "spectra"
+ *   (frequencies, empirical and predicted CSD; required, checked in shape)
+ *   and its observed series (no predicted one: the fit figure is the
+ *   spectra's); Pp is then spm_dcm_fmri_csd's, Phi(|Ep - pE| / sd), the
+ *   probability that a parameter differs from its prior mean, and the
+ *   variance explained per region is that of its auto-spectrum,
+ *   |pred|^2 / (|pred|^2 + |obs - pred|^2) summed over frequencies (as dcm
+ *   review). Its section draws the cross-spectra (report_fig_spectra), the
+ *   connectivity, the parameters and the free energy.
  * - Also read when present (older results lack them; malformed ones are
  *   DCM_ERR_INPUT): what was fitted ("model": TE, delays, options), the
  *   input design ("design", io_result_inputs.h), and the checks of dcm
@@ -54,6 +63,7 @@
 #include "dcm/dcm_api.h"
 #include "dcm/report/plot.h"
 #include "io/io_result.h"
+#include "models/model_layout.h"
 #include "io/io_result_inputs.h"
 
 typedef struct {
@@ -82,6 +92,11 @@ typedef struct {
     double diag_max_a;     /* largest off-diagonal |A| (Hz) */
     double diag_neff;      /* effective number of parameters */
     int diag_accepted;     /* accepted steps (-1: absent) */
+    /* spectral DCM (s.csd): the "spectra" of the result */
+    int nw;                /* frequencies (0: not in the file) */
+    double *Hz;            /* nw */
+    double *csd_obs;       /* empirical CSD: 2 nw n n doubles, (re, im) at w + nw (i + n j) */
+    double *csd_pred;      /* predicted CSD at the posterior mean, the same layout */
 } report_model;
 
 int report_load(const char *path, report_model *m, dcm_error *err);
@@ -95,7 +110,10 @@ int report_unique_names(report_model *models, int k);
 /* Parameter blocks, in SPM's flat order (the table of models/model_layout.h;
  * transit, decay and epsilon form one group). */
 enum { REPORT_GROUP_A, REPORT_GROUP_B, REPORT_GROUP_C, REPORT_GROUP_D,
-       REPORT_GROUP_HAEMO };
+       REPORT_GROUP_HAEMO, REPORT_GROUP_SPECTRA /* spectral DCM's a, b, c */ };
+/* The block table of a loaded result: the task one, or model_layout_init_csd
+ * for a spectral DCM. */
+void report_layout(const report_model *m, model_layout *T);
 /* Block of parameter k; *sub receives the input (B), region (D) or 0. */
 int report_param_group(const report_model *m, int k, int *sub);
 /* Source and target of parameter k: regions for A/B/D, (input, region)
@@ -169,6 +187,12 @@ int report_input_on(const report_model *m, int k, int *times, double *seconds);
 /* "drives V1; modulates V1->V5" from the free C and B parameters of input k */
 void report_input_role(const report_model *m, int k, char *buf, size_t len);
 int report_fig_params(const report_model *m, double threshold, plot_figure *f);
+/* Spectral DCM: |CSD| observed (solid) and predicted (dashed) against
+ * frequency, one small panel per region pair (i, j) in an n x n grid (row
+ * i, column j; the diagonal holds the auto-spectra); -1 also without
+ * spectra. The panel rectangles (figure coordinates, row-major, n^2 of
+ * 4 doubles x, y, w, h) go to rects when not NULL (for tests). */
+int report_fig_spectra(const report_model *m, plot_figure *f, double *rects);
 int report_fig_network(const report_model *m, double threshold, plot_figure *f);
 int report_fig_free_energy(const report_model *m, plot_figure *f);
 int report_fig_compare(const report_model *models, int k, const double *lbf,

@@ -65,7 +65,7 @@ static void scan_label(const report_model *m, char *buf, size_t len)
 int report_fig_fit(const report_model *m, plot_figure *f)
 {
     const int n = m->s.n, v = m->v;
-    if (v < 2 || n < 1)
+    if (v < 2 || n < 1 || !m->y_pred)
         return -1;
     const double right = SCAN_RIGHT, ph = 150, gap = 64, bottom = 56;
     plot_legend_entry leg[2] = {
@@ -243,6 +243,10 @@ static void group_title(const report_model *m, int g, int sub, char *buf, size_t
         snprintf(buf, len, "D(%s): nonlinear modulation by activity in %s (%s)", m->s.regions[sub],
                  m->s.regions[sub], two ? "log scale, added to A" : "Hz per unit activity; self-connections log scale");
         break;
+    case REPORT_GROUP_SPECTRA:
+        snprintf(buf, len, "spectra: a fluctuations, b global noise, c regional noise (log amplitude / "
+                           "log exponent)");
+        break;
     default:
         snprintf(buf, len, "haemodynamic: transit, decay, epsilon (log scaling of the prior value)");
         break;
@@ -260,6 +264,8 @@ static io_rgb group_col(int g, int sub)
         return PLOT_BLACK;
     case REPORT_GROUP_D:
         return plot_rgb(0.45, 0.25, 0.55);
+    case REPORT_GROUP_SPECTRA:
+        return plot_palette(5);
     default:
         return PLOT_GREY;
     }
@@ -291,7 +297,7 @@ int report_fig_params(const report_model *m, double threshold, plot_figure *f)
             lo = fmin(lo, e - z * sd);
             hi = fmax(hi, e + z * sd);
         }
-        any_pe |= m->s.pE[k] != 0.0;
+        any_pe |= m->s.pE[k] != 0.0 && !m->s.csd;
     }
     /* names are whole, however long (report_name_cap) */
     const size_t bufsz = report_name_cap(m) + 256;
@@ -374,7 +380,8 @@ int report_fig_params(const report_model *m, double threshold, plot_figure *f)
         report_param_name(m, k, REPORT_NAME_FIGURE, buf, bufsz);
         plot_text(cr, left - 12, py, buf, 12, PLOT_RIGHT, PLOT_MIDDLE, 0, PLOT_NORMAL,
                      PLOT_BLACK);
-        const double pe = m->s.pE[k];
+        /* spectral DCM's Pp is about |Ep - pE|: no band of +-pE */
+        const double pe = m->s.csd ? 0.0 : m->s.pE[k];
         if (pe != 0.0) { /* the prior mean the rule compares with: a band from -pE to +pE */
             double x0 = plot_px(&ax, -fabs(pe)), x1 = plot_px(&ax, fabs(pe));
             cairo_save(cr);
@@ -428,7 +435,7 @@ int report_fig_network(const report_model *m, double threshold, plot_figure *f)
     const int two = m->s.two_state;
     const io_rgb dcol = plot_rgb(0.45, 0.25, 0.55);
     model_layout T;
-    model_layout_init(&T, n, nin, m->s.nd > 0, two);
+    report_layout(m, &T);
     const model_layout_block *BA = &T.block[MODEL_BLOCK_A], *BB = &T.block[MODEL_BLOCK_B],
                              *BC = &T.block[MODEL_BLOCK_C], *BD = &T.block[MODEL_BLOCK_D];
     if (!usesB || !usesC || !px || !py || !midx || !midy || !leg || !labels)
@@ -687,6 +694,100 @@ done:
     free(midx);
     free(midy);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* spectral DCM: observed and predicted cross-spectra                   */
+
+int report_fig_spectra(const report_model *m, plot_figure *f, double *rects)
+{
+    const int n = m->s.n, nw = m->nw;
+    if (n < 1 || nw < 2 || !m->Hz || !m->csd_obs || !m->csd_pred)
+        return -1;
+    /* small panels: y ticks on each only while they are wide enough */
+    const int yticks = n <= 4;
+    const double W = fmax(FIG_W, 90 + n * (yticks ? 190.0 : 96.0)), left = yticks ? 96 : 56, right = 20;
+    const double gx = yticks ? 52 : 10, gy = n <= 4 ? 34 : 14, bottom = 64;
+    const double pw = (W - left - right - (n - 1) * gx) / n, ph = fmin(pw * 0.72, 190);
+    plot_legend_entry leg[2] = {{"observed |CSD| (MAR estimate of the data)", PLOT_BLACK, PLOT_KEY_LINE},
+                                {"predicted |CSD| (model at the posterior mean)", a_col(), PLOT_KEY_DASHED}};
+    plot_figure tmp;
+    cairo_t *mcr = plot_figure_begin(&tmp, 10, 10);
+    if (!mcr)
+        return -1;
+    double lw, lh;
+    plot_legend_size(mcr, leg, 2, 2, &lw, &lh);
+    plot_figure_free(&tmp);
+    const double top = 52 + lh + 44;
+    const double H = top + n * ph + (n - 1) * gy + bottom;
+    cairo_t *cr = plot_figure_begin(f, W, H);
+    if (!cr)
+        return -1;
+    double *mag = malloc(sizeof(double) * 2 * (size_t)nw);
+    if (!mag)
+        return -1;
+    char buf[512];
+    snprintf(buf, sizeof buf, "Cross-spectra, observed and predicted: %s", m->name);
+    plot_title(cr, W, 10, buf,
+               "panel (row i, column j): magnitude of the cross-spectral density of regions i and j "
+               "against frequency (Hz); diagonal: auto-spectra");
+    plot_legend(cr, (W - lw) / 2, 52, leg, 2, 2);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double hi = 0.0;
+            for (int w = 0; w < nw; w++) {
+                size_t q = 2 * ((size_t)w + (size_t)nw * (i + (size_t)n * j));
+                mag[w] = hypot(m->csd_obs[q], m->csd_obs[q + 1]);
+                mag[nw + w] = hypot(m->csd_pred[q], m->csd_pred[q + 1]);
+                if (isfinite(mag[w]))
+                    hi = fmax(hi, mag[w]);
+                if (isfinite(mag[nw + w]))
+                    hi = fmax(hi, mag[nw + w]);
+            }
+            const double x = left + j * (pw + gx), y = top + i * (ph + gy);
+            plot_axes ax;
+            plot_axes_init(&ax, cr, x, y, pw, ph, m->Hz[0], m->Hz[nw - 1], 0.0, hi > 0 ? hi : 1.0, 0);
+            double a, b, step;
+            plot_nice(0.0, hi > 0 ? hi : 1.0, 3, &a, &b, &step);
+            ax.ymin = 0.0;
+            ax.ymax = b;
+            ax.ystep = yticks ? step : 0.0;
+            plot_nice(m->Hz[0], m->Hz[nw - 1], n <= 4 ? 3 : 2, &a, &b, &step);
+            ax.xstep = i == n - 1 ? step : 0.0;
+            plot_axes_draw(&ax, i == n - 1 && j == (n - 1) / 2 ? "frequency (Hz)" : NULL,
+                           yticks && j == 0 ? "|CSD|" : NULL,
+                           (i == n - 1 ? PLOT_XTICKS : 0) | (yticks ? PLOT_YTICKS | PLOT_YGRID : 0));
+            if (i == j) { /* the auto-spectra: a tinted frame */
+                cairo_save(cr);
+                cairo_rectangle(cr, x, y, pw, ph);
+                cairo_set_source_rgba(cr, 0.0, 0.45, 0.7, 0.06);
+                cairo_fill(cr);
+                cairo_restore(cr);
+            }
+            plot_line(&ax, m->Hz, 0, 0, mag, nw, 1, PLOT_BLACK, 1.4, PLOT_SOLID);
+            plot_line(&ax, m->Hz, 0, 0, mag + nw, nw, 1, a_col(), 1.6, PLOT_DASHED);
+            if (!yticks) { /* no y axis: the panel's peak instead */
+                snprintf(buf, sizeof buf, "%.2g", hi);
+                plot_text(cr, x + pw - 3, y + 3, buf, 8.5, PLOT_RIGHT, PLOT_TOP, 0, PLOT_NORMAL, PLOT_GREY);
+            }
+            if (rects) {
+                double *r = rects + 4 * ((size_t)i * n + j);
+                r[0] = x;
+                r[1] = y;
+                r[2] = pw;
+                r[3] = ph;
+            }
+        }
+    /* region names: columns on top, rows on the left */
+    const double fs = n <= 6 ? 12 : 9.5;
+    for (int j = 0; j < n; j++)
+        plot_text(cr, left + j * (pw + gx) + pw / 2, top - 8, m->s.regions[j], fs, PLOT_CENTRE, PLOT_BOTTOM,
+                  0, PLOT_BOLD, PLOT_BLACK);
+    for (int i = 0; i < n; i++)
+        plot_text(cr, yticks ? 16 : left - 8, top + i * (ph + gy) + ph / 2, m->s.regions[i], fs,
+                  yticks ? PLOT_LEFT : PLOT_RIGHT, PLOT_MIDDLE, 0, PLOT_BOLD, PLOT_BLACK);
+    free(mag);
+    return finish(f);
 }
 
 /* ------------------------------------------------------------------ */

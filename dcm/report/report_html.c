@@ -345,9 +345,14 @@ static void settings_html(FILE *fp, const report_model *m)
                  "BOLD figures are in these scaled units)", s->data_scale);
         row_text(fp, "data scale", buf);
     }
-    snprintf(buf, sizeof buf, "%s, %s%s%s", m->nonlinear == 1 || s->nd ? "nonlinear (D)" : "bilinear",
-             s->two_state ? "two-state" : "one-state", m->integrator ? ", integrator " : "",
-             m->integrator ? m->integrator : "");
+    if (s->csd)
+        snprintf(buf, sizeof buf, "spectral DCM (resting state, SPM's spm_dcm_fmri_csd): fitted to the "
+                 "cross-spectra of the regions at %d frequencies, %.4g to %.4g Hz", m->nw,
+                 m->nw ? m->Hz[0] : NAN, m->nw ? m->Hz[m->nw - 1] : NAN);
+    else
+        snprintf(buf, sizeof buf, "%s, %s%s%s", m->nonlinear == 1 || s->nd ? "nonlinear (D)" : "bilinear",
+                 s->two_state ? "two-state" : "one-state", m->integrator ? ", integrator " : "",
+                 m->integrator ? m->integrator : "");
     row_text(fp, "model", buf);
     if (m->maxit >= 0) {
         snprintf(buf, sizeof buf, "%d", m->maxit);
@@ -367,12 +372,12 @@ static void settings_html(FILE *fp, const report_model *m)
     fputs("</table>\n", fp);
     /* prior means and variances, block by block, as the model used them */
     model_layout T;
-    model_layout_init(&T, s->n, s->m, s->nd > 0, s->two_state);
+    report_layout(m, &T);
     if (T.np != s->np)
         return;
     fputs("<table class=\"priors\">\n<tr><th>prior of the free parameters</th><th>mean</th><th>variance</th>"
           "</tr>\n", fp);
-    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+    for (int b = 0; b < T.nblocks; b++) {
         const model_layout_block *B = &T.block[b];
         /* A's two kinds of prior: between regions (1) and self-connections (2) */
         for (int part = b == MODEL_BLOCK_A ? 1 : 0; part <= (b == MODEL_BLOCK_A ? 2 : 0); part++) {
@@ -422,6 +427,7 @@ static void model_section(FILE *fp, const report_model *m, int idx, const figure
                           double thr)
 {
     const io_result_summary *s = &m->s;
+    char cap_scans[128];
     const size_t name_len = report_name_cap(m);
     char *name = malloc(name_len);
     fprintf(fp, "<h2 id=\"model-%d\">Model %d: ", idx + 1, idx + 1);
@@ -451,7 +457,20 @@ static void model_section(FILE *fp, const report_model *m, int idx, const figure
     diagnostics_html(fp, m);
 
     /* fit table */
-    if (m->v || s->Eh) {
+    if (s->csd && m->nw) {   /* the spectra's fit, region by region (channel (i, i)) */
+        fputs("<table>\n<tr><th>region</th><th>auto-spectrum explained</th><th>noise log-precision of its "
+              "auto-spectrum</th></tr>\n", fp);
+        for (int j = 0; j < s->n; j++) {
+            fputs("<tr><td>", fp);
+            html_esc(fp, s->regions[j]);
+            fprintf(fp, "</td><td>%.3f</td><td>", m->r2[j]);
+            if (s->Eh)
+                fprintf(fp, "%.3f</td></tr>\n", s->Eh[j + (size_t)s->n * j]);
+            else
+                fputs("n/a</td></tr>\n", fp);
+        }
+        fputs("</table>\n", fp);
+    } else if (m->v || s->Eh) {
         fputs("<table>\n<tr><th>region</th><th>variance explained</th><th>noise log-precision</th></tr>\n", fp);
         for (int j = 0; j < s->n; j++) {
             fputs("<tr><td>", fp);
@@ -469,7 +488,26 @@ static void model_section(FILE *fp, const report_model *m, int idx, const figure
     }
 
     const figure *f;
-    if ((f = find_fig(figs, nf, idx, "fit")))
+    if ((f = find_fig(figs, nf, idx, "spectra"))) {
+        fig_html(fp, f,
+                 "Spectral DCM fits the cross-spectral densities (CSD) of the regions' BOLD signals, not "
+                 "the signals themselves. Panel (row i, column j) shows, against frequency in Hz, the "
+                 "magnitude |CSD| of regions i and j: the observed one (black line, from a Bayesian "
+                 "MAR model of the detrended, scaled data, as SPM) and the model's prediction at the "
+                 "posterior mean (blue dashed line). The diagonal (tinted) holds each region's "
+                 "auto-spectrum, its power at each frequency; off the diagonal, a large |CSD| means the "
+                 "two regions fluctuate together at that frequency. The matrix is Hermitian, so panel "
+                 "(j, i) has the same magnitude as (i, j). Each panel has its own y scale. A good fit "
+                 "follows the shape of every panel, above all the diagonal and the low frequencies where "
+                 "BOLD power lies; a prediction far from the data in some pairs, or flat where the data "
+                 "have a peak, says the model cannot explain how those regions covary. Legend: black "
+                 "line = observed, blue dashed line = predicted.");
+        if (m->v >= 2) {
+            snprintf(cap_scans, sizeof cap_scans, "%d scans, TR %g s", m->v, m->TR);
+            fprintf(fp, "<p class=\"meta\">The spectra were estimated from %s; the time series are in the "
+                        "result file (observed_bold_scaled).</p>\n", cap_scans);
+        }
+    } else if ((f = find_fig(figs, nf, idx, "fit")))
         fig_html(fp, f,
                  "Each panel is one region: the observed BOLD signal (black dots, joined) and the model's "
                  "prediction (blue line) over time in scans (scan s is acquired at s &times; TR; the x axis is "
@@ -481,6 +519,9 @@ static void model_section(FILE *fp, const report_model *m, int idx, const figure
                  "var(observed). Legend: dotted black = observed, blue line = predicted.");
     else
         fputs("<p class=\"note\">This result file holds no time series: the fit cannot be shown.</p>\n", fp);
+    if (s->csd) {
+        /* no inputs: the neuronal fluctuations are endogenous */
+    } else
     if ((f = find_fig(figs, nf, idx, "inputs"))) {
         fig_html(fp, f,
                  "The inputs (the experimental design) as the model integrated them: one row per input, at "
@@ -509,7 +550,18 @@ static void model_section(FILE *fp, const report_model *m, int idx, const figure
     else
         fputs("<p class=\"meta\">This result file does not record the input design (it predates the "
               "\"design\" block): the inputs cannot be shown.</p>\n", fp);
-    if ((f = find_fig(figs, nf, idx, "network"))) {
+    if ((f = find_fig(figs, nf, idx, "network")) && s->csd) {
+        char cap[2048];
+        snprintf(cap, sizeof cap,
+                 "Regions are the circles. Each black arrow is an effective connection (A) from source to "
+                 "target, with its posterior mean written on it in Hz (positive: excitatory, negative: "
+                 "inhibitory; thicker arrows are stronger). There are no inputs: the regions are driven "
+                 "by endogenous fluctuations (parameters a in the figure below). Inside each node is its "
+                 "self-inhibition &minus;0.5&middot;exp(A) in Hz. A star marks a posterior probability "
+                 "above %g that the connection differs from its prior mean (spectral DCM's Pp, as SPM's "
+                 "spm_dcm_fmri_csd). Legend: black arrow = effective connection (A).", thr);
+        fig_html(fp, f, cap);
+    } else if (f) {
         char cap[2048];
         snprintf(cap, sizeof cap,
                  "Regions are the circles. Each black arrow is an endogenous connection (A) from source to "
@@ -530,7 +582,24 @@ static void model_section(FILE *fp, const report_model *m, int idx, const figure
         fig_html(fp, f, cap);
     }
     const double z = report_interval_z(thr), level = 100.0 * (2.0 * thr - 1.0);
-    if ((f = find_fig(figs, nf, idx, "parameters"))) {
+    if ((f = find_fig(figs, nf, idx, "parameters")) && s->csd) {
+        char cap[4096];
+        snprintf(cap, sizeof cap,
+                 "Every free parameter (prior variance &gt; 0) of the spectral DCM, grouped by block: A "
+                 "(effective connectivity: between regions in Hz, self-connections log scaling factors of "
+                 "the self-inhibition 0.5 Hz), the haemodynamic parameters (transit, decay, epsilon: log "
+                 "scaling factors) and the spectra: a(1), a(2) the log amplitude and log exponent of the "
+                 "neuronal fluctuations' power law, b(1), b(2) the same for the observation noise common "
+                 "to all regions, c the log amplitude of each region's own noise. The dot is the "
+                 "posterior mean, the bar its %.4g %% credible interval (mean &plusmn; %.3f sd); the "
+                 "numbers on the right are the mean, that interval and Pp. <b>A dot is filled exactly "
+                 "when Pp &gt; %g</b>, where Pp is spm_dcm_fmri_csd's posterior probability that the "
+                 "parameter differs from its prior mean, i.e. when the interval excludes the prior mean. "
+                 "Legend: filled dot = Pp &gt; %g, hollow dot = Pp &le; %g, bar = %.4g %% credible "
+                 "interval; colours are the blocks.",
+                 level, z, thr, thr, thr, level);
+        fig_html(fp, f, cap);
+    } else if (f) {
         char cap[4096];
         snprintf(cap, sizeof cap,
                  "Every free parameter (prior variance &gt; 0), grouped by block: A (endogenous), B (one "
@@ -753,7 +822,7 @@ int report_write(const report_model *models, int k, const report_options *opt,
         return dcm_error_set(err, DCM_ERR_USAGE, "incomplete group comparison");
     const double scale = opt->png_scale > 0 ? opt->png_scale : 2.0;
     const size_t nk = (size_t)(k > 0 ? k : 1);
-    figure *figs = calloc(5 * nk + 2, sizeof *figs);
+    figure *figs = calloc(6 * nk + 2, sizeof *figs);
     char **stems = calloc(nk, sizeof *stems);
     double *F = malloc(sizeof(double) * nk), *lbf = malloc(sizeof(double) * nk),
            *post = malloc(sizeof(double) * nk);
@@ -821,14 +890,14 @@ int report_write(const report_model *models, int k, const report_options *opt,
     }
     for (int i = 0; i < k && !rc; i++) {
         const report_model *m = &models[i];
-        for (int kind = 0; kind < 5 && !rc; kind++) {
+        for (int kind = 0; kind < 6 && !rc; kind++) {
             plot_figure pf;
             memset(&pf, 0, sizeof pf);
             int bad = 0;
             const char *name = NULL, *title = NULL;
             switch (kind) {
             case 0:
-                if (m->v < 2)
+                if (m->v < 2 || !m->y_pred)
                     continue;
                 bad = report_fig_fit(m, &pf);
                 name = "fit";
@@ -857,6 +926,13 @@ int report_write(const report_model *models, int k, const report_options *opt,
                 bad = report_fig_free_energy(m, &pf);
                 name = "free_energy";
                 title = "Free energy over iterations";
+                break;
+            case 5:
+                if (!m->s.csd)
+                    continue;
+                bad = report_fig_spectra(m, &pf, NULL);
+                name = "spectra";
+                title = "Cross-spectra: observed and predicted";
                 break;
             }
             if (bad)

@@ -197,6 +197,106 @@ static int load_settings(const char *path, json_t *root, report_model *m, dcm_er
     return io_result_design_load(path, root, m->s.inputs, m->s.m, &m->design, err);
 }
 
+/* ------------------------------------------------------------------ */
+/* spectral DCM                                                         */
+
+/* One complex [w][i][j] array ({"real", "imag"}) into the model_csd layout
+ * (re, im) at w + nw (i + n j); every element must be a finite number. */
+static int read_csd(const char *path, const char *name, json_t *c, int nw, int n, double **out,
+                    dcm_error *err)
+{
+    json_t *part[2] = {json_object_get(c, "real"), json_object_get(c, "imag")};
+    if (!json_is_object(c) || !json_is_array(part[0]) || !json_is_array(part[1]))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\" must be an object with "
+                             "\"real\" and \"imag\" arrays", path, name);
+    if (!(*out = malloc(sizeof(double) * 2 * (size_t)nw * n * n)))
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    for (int p = 0; p < 2; p++) {
+        if ((int)json_array_size(part[p]) != nw)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\" has %zu "
+                                 "frequencies but \"frequencies\" has %d", path, name,
+                                 p ? "imag" : "real", json_array_size(part[p]), nw);
+        for (int w = 0; w < nw; w++) {
+            json_t *rows = json_array_get(part[p], (size_t)w);
+            for (int i = 0; i < n; i++) {
+                json_t *row = json_array_get(rows, (size_t)i);
+                if (!json_is_array(rows) || (int)json_array_size(rows) != n || !json_is_array(row) ||
+                    (int)json_array_size(row) != n)
+                    return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\" "
+                                         "frequency %d must be %d x %d (one row per region)", path, name,
+                                         p ? "imag" : "real", w + 1, n, n);
+                for (int j = 0; j < n; j++) {
+                    json_t *x = json_array_get(row, (size_t)j);
+                    if (!json_is_number(x))
+                        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\""
+                                             "[%d][%d][%d] is not a number", path, name,
+                                             p ? "imag" : "real", w, i, j);
+                    (*out)[2 * ((size_t)w + (size_t)nw * (i + (size_t)n * j)) + p] = json_number_value(x);
+                }
+            }
+        }
+    }
+    return DCM_OK;
+}
+
+/* The "spectra" of a spectral result: required (the report draws them). */
+static int read_spectra(const char *path, json_t *root, report_model *m, dcm_error *err)
+{
+    const int n = m->s.n;
+    json_t *sp = json_object_get(root, "spectra");
+    json_t *hz = json_object_get(sp, "frequencies");
+    if (!json_is_object(sp) || !json_is_array(hz) || json_array_size(hz) < 2 ||
+        json_array_size(hz) > 100000)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: a spectral DCM result needs \"spectra\" with "
+                             "\"frequencies\" (at least 2), \"empirical\" and \"predicted\" (as dcm "
+                             "estimate writes them)", path);
+    m->nw = (int)json_array_size(hz);
+    if (!(m->Hz = malloc(sizeof(double) * (size_t)m->nw)))
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    for (int w = 0; w < m->nw; w++) {
+        json_t *x = json_array_get(hz, (size_t)w);
+        m->Hz[w] = json_is_number(x) ? json_number_value(x) : NAN;
+        if (!(m->Hz[w] > 0) || !isfinite(m->Hz[w]) || (w && !(m->Hz[w] > m->Hz[w - 1])))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"frequencies\"[%d] must be a "
+                                 "positive number above the one before it", path, w);
+    }
+    int rc = read_csd(path, "empirical", json_object_get(sp, "empirical"), m->nw, n, &m->csd_obs, err);
+    if (!rc)
+        rc = read_csd(path, "predicted", json_object_get(sp, "predicted"), m->nw, n, &m->csd_pred, err);
+    return rc;
+}
+
+/* spm_dcm_fmri_csd's Pp: Phi(|Ep - pE| / sd), NaN for fixed parameters */
+static void csd_probability(report_model *m)
+{
+    const int np = m->s.np;
+    for (int k = 0; k < np; k++) {
+        double v = m->s.Cp[(size_t)k * np + k];
+        m->Pp[k] = m->s.pV[k] > 0.0 && v > 0.0
+                       ? 0.5 * erfc(-fabs(m->s.Ep[k] - m->s.pE[k]) / sqrt(v) / sqrt(2.0))
+                       : NAN;
+    }
+}
+
+/* Variance of region i's auto-spectrum explained, as dcm review gives it. */
+static int csd_fit_stats(report_model *m, dcm_error *err)
+{
+    const int n = m->s.n, nw = m->nw;
+    if (!(m->r2 = malloc(sizeof(double) * (size_t)(n ? n : 1))))
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        double ps = 0.0, rs = 0.0;
+        for (int w = 0; w < nw; w++)
+            for (int p = 0; p < 2; p++) {
+                size_t q = 2 * ((size_t)w + (size_t)nw * (i + (size_t)n * i)) + p;
+                ps += m->csd_pred[q] * m->csd_pred[q];
+                rs += (m->csd_obs[q] - m->csd_pred[q]) * (m->csd_obs[q] - m->csd_pred[q]);
+            }
+        m->r2[i] = ps + rs > 0 ? ps / (ps + rs) : NAN;
+    }
+    return DCM_OK;
+}
+
 int report_load(const char *path, report_model *m, dcm_error *err)
 {
     memset(m, 0, sizeof *m);
@@ -207,11 +307,6 @@ int report_load(const char *path, report_model *m, dcm_error *err)
     if (rc)
         return rc;
     const int n = m->s.n, np = m->s.np;
-    if (m->s.csd) {   /* its figures (the cross-spectra) are not drawn yet */
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s is a spectral DCM result: the report does not draw "
-                           "spectral DCMs yet; use dcm review %s", path, path);
-        goto fail;
-    }
     if (!(m->name = model_name(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto fail;
@@ -228,6 +323,13 @@ int report_load(const char *path, report_model *m, dcm_error *err)
         int v = -1;
         if ((rc = read_rows(path, "observed_bold_scaled", obs, n, &v, &m->y_obs, err)))
             goto fail;
+        m->v = v;
+    }
+    if (m->s.csd) {   /* the fit is that of the spectra: no predicted series */
+        if ((rc = read_spectra(path, root, m, err)))
+            goto fail;
+    } else if (obs && !json_is_null(obs)) {
+        int v = m->v;
         if (!pred || json_is_null(pred)) {
             rc = dcm_error_set(err, DCM_ERR_INPUT,
                                "%s: has \"observed_bold_scaled\" but no \"predicted_bold_scaled\"", path);
@@ -270,8 +372,11 @@ int report_load(const char *path, report_model *m, dcm_error *err)
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto fail;
     }
-    dcm_posterior_probability(np, m->s.Ep, m->s.Cp, m->s.pE, m->s.pV, m->Pp);
-    if ((rc = fit_stats(m, err)) || (rc = load_settings(path, root, m, err)))
+    if (m->s.csd)
+        csd_probability(m);
+    else
+        dcm_posterior_probability(np, m->s.Ep, m->s.Cp, m->s.pE, m->s.pV, m->Pp);
+    if ((rc = m->s.csd ? csd_fit_stats(m, err) : fit_stats(m, err)) || (rc = load_settings(path, root, m, err)))
         goto fail;
     json_decref(root);
     return DCM_OK;
@@ -293,6 +398,9 @@ void report_model_free(report_model *m)
     free(m->r2);
     free(m->delays);
     free(m->integrator);
+    free(m->Hz);
+    free(m->csd_obs);
+    free(m->csd_pred);
     if (m->warnings)
         for (int i = 0; i < m->nwarn; i++)
             free(m->warnings[i]);
@@ -413,7 +521,15 @@ done:
 /* The block table of a loaded result (model_layout.h). */
 static void table_of(const report_model *m, model_layout *T)
 {
-    model_layout_init(T, m->s.n, m->s.m, m->s.nd > 0, m->s.two_state);
+    if (m->s.csd)
+        model_layout_init_csd(T, m->s.n);
+    else
+        model_layout_init(T, m->s.n, m->s.m, m->s.nd > 0, m->s.two_state);
+}
+
+void report_layout(const report_model *m, model_layout *T)
+{
+    table_of(m, T);
 }
 
 int report_param_group(const report_model *m, int k, int *sub)
@@ -435,6 +551,10 @@ int report_param_group(const report_model *m, int k, int *sub)
         return REPORT_GROUP_C;
     case MODEL_BLOCK_D:
         return REPORT_GROUP_D;
+    case MODEL_BLOCK_CSD_A:
+    case MODEL_BLOCK_CSD_B:
+    case MODEL_BLOCK_CSD_C:
+        return REPORT_GROUP_SPECTRA;
     default:
         return REPORT_GROUP_HAEMO;
     }
