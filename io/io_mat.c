@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -760,6 +761,25 @@ int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
                    U ? "malformed" : "missing field");
         goto done;
     }
+    /* a spectral DCM (SPM's options.analysis = 'CSD', as io_mat_write_dcm
+       writes it for one): not read from a .mat yet; say so before its dummy
+       input is taken for a task design */
+    {
+        matvar_t *o = field(D, "options"), *an = o && o->class_type == MAT_C_STRUCT ? field(o, "analysis") : NULL;
+        int oom = 0;
+        char *kind = an ? to_string(an, &oom) : NULL;
+        int csd = kind && !strcasecmp(kind, "CSD");
+        free(kind);
+        if (oom) {
+            rc = nomem(&c);
+            goto done;
+        }
+        if (csd) {
+            rc = mfail(&c, "DCM.options.analysis is 'CSD' (spectral DCM): spectral DCMs are not read "
+                       "from .mat files; write a JSON spec with \"analysis\": \"csd\" (MANUAL 16)");
+            goto done;
+        }
+    }
     /* data */
     if ((rc = get_num(&c, Y, "DCM.Y", "y", 1, &y, NULL)))
         goto done;
@@ -1121,16 +1141,19 @@ static void set_field(matvar_t *s, const char *fname, matvar_t *f, int *ok)
  * n x 1, decay 1 x 1, epsilon 1 x 1 (per-slice blocks are 3-D). */
 static matvar_t *mk_params(const char *name, const model_layout *T, const double *p, int *ok)
 {
-    const char *fields[MODEL_BLOCK_COUNT + 1];
-    for (int k = 0; k < MODEL_BLOCK_COUNT; k++)
+    const char *fields[MODEL_BLOCK_MAX + 1];
+    for (int k = 0; k < T->nblocks; k++)
         fields[k] = T->block[k].name;
-    fields[MODEL_BLOCK_COUNT] = NULL;
+    fields[T->nblocks] = NULL;
     matvar_t *s = mk_struct(name, fields);
-    for (int k = 0; k < MODEL_BLOCK_COUNT; k++) {
+    for (int k = 0; k < T->nblocks; k++) {
         const model_layout_block *B = &T->block[k];
+        /* spectral DCM: spm_dcm_fmri_priors keeps c as 1 x n (a, b as 2 x 1) */
+        const int row = k == MODEL_BLOCK_CSD_C;
         set_field(s, B->name,
-                  mk_num(NULL, B->slice_axis ? 3 : 2, (size_t)B->rows, (size_t)B->cols,
-                         B->slice_axis ? (size_t)B->slices : 0, p + B->offset),
+                  mk_num(NULL, B->slice_axis ? 3 : 2, row ? 1 : (size_t)B->rows,
+                         row ? (size_t)B->rows : (size_t)B->cols, B->slice_axis ? (size_t)B->slices : 0,
+                         p + B->offset),
                   ok);
     }
     if (!s)
@@ -1296,12 +1319,189 @@ static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
     return D;
 }
 
+/* A complex array (re, im pairs, interleaved) of rank 2..3 as MATLAB's
+ * complex double. */
+static matvar_t *mk_complex(const char *name, int rank, size_t d0, size_t d1, size_t d2,
+                            const double *z)
+{
+    size_t dims[3] = {d0, d1, d2};
+    size_t n = d0 * d1 * (rank == 3 ? d2 : 1);
+    double *re = malloc(sizeof(double) * (n ? n : 1)), *im = malloc(sizeof(double) * (n ? n : 1));
+    matvar_t *v = NULL;
+    if (re && im) {
+        for (size_t k = 0; k < n; k++) {
+            re[k] = z[2 * k];
+            im[k] = z[2 * k + 1];
+        }
+        mat_complex_split_t split = {re, im};
+        v = Mat_VarCreate(name, MAT_C_DOUBLE, MAT_T_DOUBLE, rank, dims, &split, MAT_F_COMPLEX);
+    }
+    free(re);
+    free(im);
+    return v;
+}
+
+/* The DCM struct of a spectral fit, as SPM12's spm_dcm_fmri_csd leaves it
+ * (the fields a reader of its results uses): a b c d U Y (y detrended and
+ * scaled, csd, Hz, p) xY v n TE delays options (analysis 'CSD', induced 1,
+ * order, maxnodes) M (IS spm_csd_fmri_mtf, FS, pE, pC, hE, hC, Hz, ...),
+ * Ep Cp Pp Vp Hc Rc Ce F Hz. Not written: the neuronal quantities SPM adds
+ * after the fit (Hs, dtf, ccf, coh, fsd, pst, H1, K1). */
+static matvar_t *build_dcm_csd(const dcm_problem *P, const dcm_result *R, int *ok)
+{
+    const model_dcm *M = P->M;
+    model_layout T;
+    model_layout_init_csd(&T, P->n);
+    const int n = P->n, v = P->v, np = T.np, nw = R->nw;
+    const size_t ncsd = (size_t)nw * n * n;
+    static const char *const top[] = {
+        "a", "b", "c", "d", "U", "Y", "xY", "v", "n", "TE", "delays", "options", "M", "Ep", "Cp",
+        "Pp", "Vp", "Hc", "Rc", "Ce", "F", "Hz", "version", NULL};
+    matvar_t *D = mk_struct("DCM", top);
+    size_t nbuf = (size_t)np * np;
+    if (nbuf < (size_t)v * n)
+        nbuf = (size_t)v * n;
+    if (nbuf < 2 * ncsd)
+        nbuf = 2 * ncsd;
+    double *buf = malloc(sizeof(double) * (nbuf ? nbuf : 1));
+    if (!D || !buf || !R->csd_obs || !R->csd_pred || !R->Hz || !R->Eh || R->nh != n * n) {
+        free(buf);
+        *ok = 0;
+        return D;
+    }
+    /* switches: a as given; no b or d (n x n x 0); c on the dummy input, off */
+    set_field(D, "a", mk_num(NULL, 2, (size_t)n, (size_t)n, 0, M->a), ok);
+    set_field(D, "b", mk_num(NULL, 3, (size_t)n, (size_t)n, 0, NULL), ok);
+    memset(buf, 0, sizeof(double) * (size_t)(v > n ? v : n));
+    set_field(D, "c", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);
+    set_field(D, "d", mk_num(NULL, 3, (size_t)n, (size_t)n, 0, NULL), ok);
+    /* the dummy input of SPM's resting-state DCM: zeros, one column */
+    static const char *const ufields[] = {"name", "u", "dt", NULL};
+    matvar_t *U = mk_struct(NULL, ufields);
+    char *null_name[] = {"null"};
+    set_field(U, "name", mk_cellstr(NULL, null_name, 1), ok);
+    set_field(U, "u", mk_num(NULL, 2, (size_t)v, 1, 0, buf), ok);
+    set_field(U, "dt", mk_scalar(NULL, M->TR), ok);
+    set_field(D, "U", U, ok);
+
+    /* data: the scaled series and the data feature, the empirical CSD */
+    for (int w = 0; w < nw; w++)
+        buf[w] = R->Hz[w];
+    static const char *const yfields[] = {"y", "dt", "name", "scale", "X0", "csd", "Hz", "p", NULL};
+    matvar_t *Y = mk_struct(NULL, yfields);
+    set_field(Y, "y", mk_num(NULL, 2, (size_t)v, (size_t)n, 0, R->y_obs), ok);
+    set_field(Y, "dt", mk_scalar(NULL, M->TR), ok);
+    set_field(Y, "name", mk_cellstr(NULL, P->region_names, n), ok);
+    set_field(Y, "scale", mk_scalar(NULL, R->scale), ok);
+    if (P->nx0 > 0 && P->X0)
+        set_field(Y, "X0", mk_num(NULL, 2, (size_t)v, (size_t)P->nx0, 0, P->X0), ok);
+    else
+        set_field(Y, "X0", mk_num(NULL, 2, (size_t)v, 0, 0, NULL), ok);
+    set_field(Y, "csd", mk_complex(NULL, 3, (size_t)nw, (size_t)n, (size_t)n, R->csd_obs), ok);
+    set_field(Y, "Hz", mk_num(NULL, 2, 1, (size_t)nw, 0, R->Hz), ok);
+    set_field(Y, "p", mk_scalar(NULL, P->csd_order), ok);
+    set_field(D, "Y", Y, ok);
+    {
+        size_t dims[2] = {1, (size_t)n};
+        static const char *const xfields[] = {"name", "u", NULL};
+        matvar_t *xY = Mat_VarCreateStruct2(NULL, 2, dims, xfields);
+        if (!xY)
+            *ok = 0;
+        for (int i = 0; xY && i < n; i++) {
+            Mat_VarFree(Mat_VarSetStructFieldByName(xY, "name", (size_t)i,
+                                                    mk_str(NULL, P->region_names[i])));
+            Mat_VarFree(Mat_VarSetStructFieldByName(
+                xY, "u", (size_t)i, mk_num(NULL, 2, (size_t)v, 1, 0, P->Y + (size_t)i * v)));
+        }
+        set_field(D, "xY", xY, ok);
+    }
+    set_field(D, "v", mk_scalar(NULL, v), ok);
+    set_field(D, "n", mk_scalar(NULL, n), ok);
+    set_field(D, "TE", mk_scalar(NULL, M->TE), ok);
+    set_field(D, "delays", mk_num(NULL, 2, (size_t)n, 1, 0, M->delays), ok);
+
+    static const char *const ofields[] = {"analysis", "nonlinear", "two_state", "stochastic", "centre",
+                                          "induced", "order", "maxit", "maxnodes", "nograph", NULL};
+    matvar_t *O = mk_struct(NULL, ofields);
+    set_field(O, "analysis", mk_str(NULL, "CSD"), ok);
+    set_field(O, "nonlinear", mk_scalar(NULL, 0), ok);
+    set_field(O, "two_state", mk_scalar(NULL, 0), ok);
+    set_field(O, "stochastic", mk_scalar(NULL, 0), ok);
+    set_field(O, "centre", mk_scalar(NULL, 0), ok);
+    set_field(O, "induced", mk_scalar(NULL, 1), ok);
+    set_field(O, "order", mk_scalar(NULL, P->csd_order), ok);
+    set_field(O, "maxit", mk_scalar(NULL, P->maxit), ok);
+    set_field(O, "maxnodes", mk_scalar(NULL, P->maxnodes), ok);
+    set_field(O, "nograph", mk_scalar(NULL, 1), ok);
+    set_field(D, "options", O, ok);
+
+    /* model: spm_dcm_fmri_csd's M */
+    static const char *const mfields[] = {"IS", "FS", "f", "g", "x", "pE", "pC", "hE", "hC", "n", "m",
+                                          "l", "u", "Hz", "dt", "N", "ns", "TE", "Nmax", NULL};
+    matvar_t *Mm = mk_struct(NULL, mfields);
+    set_field(Mm, "IS", mk_str(NULL, "spm_csd_fmri_mtf"), ok);
+    set_field(Mm, "FS", mk_str(NULL, "spm_fs_fmri_csd"), ok);
+    set_field(Mm, "f", mk_str(NULL, "spm_fx_fmri"), ok);
+    set_field(Mm, "g", mk_str(NULL, "spm_gx_fmri"), ok);
+    memset(buf, 0, sizeof(double) * (size_t)n * 5);
+    set_field(Mm, "x", mk_num(NULL, 2, (size_t)n, 5, 0, buf), ok);
+    set_field(Mm, "pE", mk_params(NULL, &T, R->pE, ok), ok);
+    /* the prior covariance: diag(pV), as the result holds it */
+    memset(buf, 0, sizeof(double) * (size_t)np * np);
+    for (int i = 0; i < np; i++)
+        buf[i + (size_t)i * np] = R->pV[i];
+    set_field(Mm, "pC", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
+    set_field(Mm, "hE", mk_scalar(NULL, 8.0), ok);
+    set_field(Mm, "hC", mk_scalar(NULL, 1.0 / 128.0), ok);
+    set_field(Mm, "n", mk_scalar(NULL, 5.0 * n), ok);
+    set_field(Mm, "m", mk_scalar(NULL, 1), ok);
+    set_field(Mm, "l", mk_scalar(NULL, n), ok);
+    memset(buf, 0, sizeof(double) * (size_t)n);
+    set_field(Mm, "u", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);
+    set_field(Mm, "Hz", mk_num(NULL, 2, 1, (size_t)nw, 0, R->Hz), ok);
+    set_field(Mm, "dt", mk_scalar(NULL, 0.5), ok);
+    set_field(Mm, "N", mk_scalar(NULL, 32), ok);
+    set_field(Mm, "ns", mk_scalar(NULL, 1.0 / M->TR), ok);
+    set_field(Mm, "TE", mk_scalar(NULL, M->TE), ok);
+    set_field(Mm, "Nmax", mk_scalar(NULL, P->maxit), ok);
+    set_field(D, "M", Mm, ok);
+
+    /* posterior */
+    set_field(D, "Ep", mk_params(NULL, &T, R->Ep, ok), ok);
+    for (int i = 0; i < np; i++)
+        for (int j = 0; j < np; j++)
+            buf[i + (size_t)j * np] = R->Cp[(size_t)i * np + j];
+    set_field(D, "Cp", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
+    set_field(D, "Pp", mk_params(NULL, &T, R->Pp, ok), ok);
+    for (int i = 0; i < np; i++)
+        buf[i] = R->Cp[(size_t)i * np + i];
+    set_field(D, "Vp", mk_params(NULL, &T, buf, ok), ok);
+    /* predicted CSD and its residual, nw x n x n as SPM's Hc, Rc */
+    set_field(D, "Hc", mk_complex(NULL, 3, (size_t)nw, (size_t)n, (size_t)n, R->csd_pred), ok);
+    for (size_t k = 0; k < 2 * ncsd; k++)
+        buf[k] = R->csd_obs[k] - R->csd_pred[k];
+    set_field(D, "Rc", mk_complex(NULL, 3, (size_t)nw, (size_t)n, (size_t)n, buf), ok);
+    /* Ce = exp(-Eh): one per channel (i, j), k = i + n j as SPM's */
+    for (int k = 0; k < n * n; k++)
+        buf[k] = exp(-R->Eh[k]);
+    set_field(D, "Ce", mk_num(NULL, 2, (size_t)n * n, 1, 0, buf), ok);
+    set_field(D, "F", mk_scalar(NULL, R->F), ok);
+    set_field(D, "Hz", mk_num(NULL, 2, 1, (size_t)nw, 0, R->Hz), ok);
+    static const char *const vfields[] = {"SPM", "dcm", NULL};
+    matvar_t *ver = mk_struct(NULL, vfields);
+    set_field(ver, "SPM", mk_str(NULL, "SPM12 (r7771)"), ok);
+    set_field(ver, "dcm", mk_str(NULL, "dcm (C), spectral DCM"), ok);
+    set_field(D, "version", ver, ok);
+    free(buf);
+    return D;
+}
+
 int io_mat_write_dcm_to(void *atomic, const dcm_problem *P, const dcm_result *R, dcm_error *err)
 {
     io_atomic *a = atomic;
     const char *path = a->path;
     int ok = 1;
-    matvar_t *D = build_dcm(P, R, &ok);
+    matvar_t *D = P->analysis == DCM_ANALYSIS_CSD ? build_dcm_csd(P, R, &ok) : build_dcm(P, R, &ok);
     if (!D || !ok) {
         Mat_VarFree(D);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory building the DCM struct", path);

@@ -20,6 +20,18 @@
  *   SPM12's field names and shapes (see docs/imaging.md): a b c d U Y
  *   (Y.y detrended and scaled, as SPM stores it after estimation, Y.scale)
  *   xY v n TE delays options Ep Cp Pp Vp Ce F y R M (pE pC hE hC ...).
+ *   A spectral DCM (DCM_ANALYSIS_CSD) is written as spm_dcm_fmri_csd
+ *   leaves it: a, b (n x n x 0), c (n x 1 zeros, the dummy input), d,
+ *   U (u zeros, name {'null'}), Y (y, dt, name, scale, X0, csd: complex
+ *   nw x n x n, Hz 1 x nw, p: MAR order), xY, v, n, TE, delays, options
+ *   (analysis 'CSD', induced 1, order, maxit, maxnodes), M (IS
+ *   'spm_csd_fmri_mtf', FS, pE, pC, hE 8, hC 1/128, Hz, dt, N, ns), Ep /
+ *   Pp / Vp with the blocks A B C D transit decay epsilon a (2 x 1) b
+ *   (2 x 1) c (1 x n), Cp, Hc (predicted CSD) and Rc (Y.csd - Hc), complex
+ *   nw x n x n, Ce = exp(-Eh) (n^2 x 1, channel i + n j), F, Hz. SPM's
+ *   neuronal-level extras (Hs, dtf, ccf, coh, H1, K1) are not written.
+ *   io_mat_load_dcm refuses such a file (options.analysis 'CSD') with a
+ *   message pointing to the JSON spec.
  *   Written atomically (io_atomic.h), MATLAB v5 with zlib compression;
  *   matio's write and close results are checked and the file is read
  *   back before it is put in place, so a full disk is DCM_ERR_SYSTEM and

@@ -131,9 +131,9 @@ int cmd_estimate(int argc, char **argv)
     int is_mat = ls > 4 && !strcmp(spec + ls - 4, ".mat");
     if (is_mat ? io_mat_load_dcm(spec, &P, &err) : io_spec_load(spec, &P, &err))
         return fail_event(&ps, &err);
-    if (P->analysis == DCM_ANALYSIS_CSD && (mat_out || integrator)) {
-        dcm_error_set(&err, DCM_ERR_USAGE, "%s is a spectral DCM (\"analysis\": \"csd\"): %s does not "
-                      "apply to it yet", spec, mat_out ? "--mat" : "--integrator");
+    if (P->analysis == DCM_ANALYSIS_CSD && integrator) {
+        dcm_error_set(&err, DCM_ERR_USAGE, "%s is a spectral DCM (\"analysis\": \"csd\"): --integrator "
+                      "does not apply to it (its model is linearised, not integrated)", spec);
         dcm_problem_free(P);
         return fail_event(&ps, &err);
     }
