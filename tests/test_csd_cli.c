@@ -14,6 +14,8 @@
 
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
 #include <matio.h>
 #include <stdint.h>
 
@@ -502,6 +504,323 @@ static void test_batch(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* average and peb over spectral results                                */
+
+/* dcm average of spectral models of the same data: the BMA recomputed
+ * from the result files (weights exp(F) normalised; mean sum w Ep;
+ * variance sum w (Vp + Ep^2) - mean^2), and task + spectral refused. */
+static void test_average(void)
+{
+    if (!exists("full_r.json") || !exists("reduced_r.json")) {
+        test_skip("[average csd] no fitted models (needs ../shared)");
+        return;
+    }
+    /* a real average needs evidences within a few nats: the reduced model
+       again with its free energy set 0.7 below the full model's, and the
+       full model again 1.5 below (copies; the data are the same) */
+    json_t *full = load_tmp("full_r.json"), *red = load_tmp("reduced_r.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(red);
+    double F0 = json_number_value(json_object_get(full, "free_energy"));
+    json_object_set_new(red, "free_energy", json_real(F0 - 0.7));
+    json_object_set_new(full, "free_energy", json_real(F0 - 1.5));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/reduced_near.json", tmpdir);
+    CU_ASSERT_EQUAL(json_dump_file(red, path, JSON_REAL_PRECISION(17)), 0);
+    snprintf(path, sizeof path, "%s/full_low.json", tmpdir);
+    CU_ASSERT_EQUAL(json_dump_file(full, path, JSON_REAL_PRECISION(17)), 0);
+    json_decref(full);
+    json_decref(red);
+    char args[4096];
+    static const char *const files[3] = {"full_r.json", "reduced_near.json", "full_low.json"};
+    snprintf(args, sizeof args, "average --json %s/%s %s/%s %s/%s", tmpdir, files[0], tmpdir, files[1], tmpdir,
+             files[2]);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+    json_t *o = json_loads(out, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    double F[3], Ep[3][34], V[3][34], w[3], Fmax = -INFINITY, sum = 0.0;
+    for (int k = 0; k < 3; k++) {
+        json_t *r = load_tmp(files[k]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        F[k] = json_number_value(json_object_get(r, "free_energy"));
+        Fmax = fmax(Fmax, F[k]);
+        json_t *vec = json_object_get(r, "vector");
+        test_json_vec(json_object_get(vec, "posterior_mean"), Ep[k], 34);
+        json_t *cov = json_object_get(vec, "posterior_cov");
+        for (int p = 0; p < 34; p++)
+            V[k][p] = json_number_value(json_array_get(json_array_get(cov, (size_t)p), (size_t)p));
+        json_decref(r);
+    }
+    for (int k = 0; k < 3; k++)
+        sum += w[k] = exp(F[k] - Fmax);
+    for (int k = 0; k < 3; k++)
+        w[k] /= sum;
+    double dw = 0.0, dm = 0.0, ds = 0.0;
+    json_t *models = json_object_get(o, "models");
+    for (int k = 0; k < 3; k++)
+        dw = fmax(dw, fabs(json_number_value(json_object_get(json_array_get(models, (size_t)k), "weight")) - w[k]));
+    json_t *pars = json_object_get(o, "parameters");
+    /* the listed parameters are the free ones, in the flat order: match by name */
+    char *regions[] = {"R1", "R2", "R3", "R4"};
+    io_pname_space S = {4, 0, 0, regions, NULL, 1};
+    int matched = 0;
+    for (size_t q = 0; q < json_array_size(pars); q++) {
+        json_t *e = json_array_get(pars, q);
+        const char *nm = json_string_value(json_object_get(e, "name"));
+        for (int p = 0; nm && p < 34; p++) {
+            char *pn = io_pname_name(&S, p);
+            int same = pn && !strcmp(pn, nm);
+            free(pn);
+            if (!same)
+                continue;
+            double mean = 0.0, m2 = 0.0;
+            for (int k = 0; k < 3; k++) {
+                mean += w[k] * Ep[k][p];
+                m2 += w[k] * (V[k][p] + Ep[k][p] * Ep[k][p]);
+            }
+            double sd = sqrt(fmax(m2 - mean * mean, 0.0));
+            dm = fmax(dm, fabs(json_number_value(json_object_get(e, "mean")) - mean));
+            ds = fmax(ds, fabs(json_number_value(json_object_get(e, "sd")) - sd));
+            matched++;
+        }
+    }
+    printf("\n  BMA weights %.4f %.4f %.4f (F %.3f %.3f %.3f): |dw| %.1e, %d parameters, max |dmean| %.1e, "
+           "|dsd| %.1e", w[0], w[1], w[2], F[0], F[1], F[2], dw, matched, dm, ds);
+    CU_ASSERT(matched >= 30);
+    CU_ASSERT(dw < 1e-12 && dm < 1e-10 && ds < 1e-8);
+    CU_ASSERT(w[1] > 0.1 && w[2] > 0.1);   /* a real average, not one model */
+    json_decref(o);
+    /* task and spectral results are not averaged */
+    char ref[4096];
+    if (test_shared_path("reference/attention/spm_attention_fwd.json", ref, sizeof ref)) {
+        snprintf(args, sizeof args, "average %s/full_r.json %s", tmpdir, ref);
+        CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "spectral"));
+    }
+}
+
+/* Parameters k of a result's flat vector and their covariance (k x k,
+ * row-major); returns 0 on success. */
+static int read_block(json_t *r, int k, double *E, double *C, double *pE, double *pV)
+{
+    json_t *vec = json_object_get(r, "vector"), *cov = json_object_get(vec, "posterior_cov");
+    double e[34], pe[34], pv[34];
+    if (test_json_vec(json_object_get(vec, "posterior_mean"), e, 34) != 34 ||
+        test_json_vec(json_object_get(vec, "prior_mean"), pe, 34) != 34 ||
+        test_json_vec(json_object_get(vec, "prior_var"), pv, 34) != 34)
+        return -1;
+    for (int i = 0; i < k; i++) {
+        E[i] = e[i];
+        pE[i] = pe[i];
+        pV[i] = pv[i];
+        for (int j = 0; j < k; j++)
+            C[i * k + j] = json_number_value(json_array_get(json_array_get(cov, (size_t)i), (size_t)j));
+    }
+    return 0;
+}
+
+/* In-place inverse of a k x k symmetric positive definite matrix. */
+static int spd_inverse(double *M, int k)
+{
+    gsl_matrix_view v = gsl_matrix_view_array(M, (size_t)k, (size_t)k);
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    int rc = gsl_linalg_cholesky_decomp1(&v.matrix) || gsl_linalg_cholesky_invert(&v.matrix);
+    gsl_set_error_handler(old);
+    return rc;
+}
+
+enum { GROUP_NS = 4, GROUP_K = 16 };   /* subjects; parameters (A of 4 regions) */
+
+typedef struct {
+    double E[GROUP_NS][GROUP_K], C[GROUP_NS][GROUP_K * GROUP_K], pE[GROUP_K], pV[GROUP_K];
+    double mean[GROUP_K], lo[GROUP_K], hi[GROUP_K];   /* over subjects */
+    double bpa[GROUP_K], bpa_sd[GROUP_K];
+} group_est;
+
+/* The subjects' A (DIR/sub-XX/full.json), their mean and range, and
+ * Bayesian parameter averaging as SPM's spm_dcm_bpa: precisions add, the
+ * prior counted once. 0 on success. */
+static int group_load(const char *dir, group_est *g)
+{
+    enum { NS = GROUP_NS, K = GROUP_K };
+    char name[512];
+    for (int i = 0; i < K; i++) {
+        g->mean[i] = 0.0;
+        g->lo[i] = INFINITY;
+        g->hi[i] = -INFINITY;
+    }
+    for (int s = 0; s < NS; s++) {
+        snprintf(name, sizeof name, "%s/sub-%02d/full.json", dir, s + 1);
+        json_t *r = load_tmp(name);
+        int bad = !r || read_block(r, K, g->E[s], g->C[s], g->pE, g->pV);
+        json_decref(r);
+        if (bad)
+            return -1;
+        for (int i = 0; i < K; i++) {
+            g->mean[i] += g->E[s][i] / NS;
+            g->lo[i] = fmin(g->lo[i], g->E[s][i]);
+            g->hi[i] = fmax(g->hi[i], g->E[s][i]);
+        }
+    }
+    double P[K * K] = {0}, b[K] = {0};
+    for (int s = 0; s < NS; s++) {
+        double iC[K * K];
+        memcpy(iC, g->C[s], sizeof iC);
+        if (spd_inverse(iC, K))
+            return -1;
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) {
+                P[i * K + j] += iC[i * K + j];
+                b[i] += iC[i * K + j] * g->E[s][j];
+            }
+    }
+    for (int i = 0; i < K; i++) {
+        P[i * K + i] -= (NS - 1) / g->pV[i];
+        b[i] -= (NS - 1) * g->pE[i] / g->pV[i];
+    }
+    if (spd_inverse(P, K))
+        return -1;
+    for (int i = 0; i < K; i++) {
+        g->bpa[i] = 0.0;
+        for (int j = 0; j < K; j++)
+            g->bpa[i] += P[i * K + j] * b[j];
+        g->bpa_sd[i] = sqrt(P[i * K + i]);
+    }
+    return 0;
+}
+
+/* dcm peb DIR over A with a design of ones: the group means and sds (K
+ * each); returns 0 when it ran and converged. */
+static int group_peb(const char *dir, double *Ep, double *sd)
+{
+    char args[4096];
+    snprintf(args, sizeof args, "peb %s/%s --model full --design %s/design.tsv --params A --maxit 256 --json",
+             tmpdir, dir, tmpdir);
+    int rc = test_dcm(args, out, sizeof out);
+    const char *brace = strchr(out, '{');
+    json_t *o = rc == 0 && brace ? json_loads(brace, 0, NULL) : NULL;
+    json_t *g = json_object_get(o, "group"), *gEp = json_object_get(g, "Ep"), *gCp = json_object_get(g, "Cp");
+    if (!o || json_array_size(gEp) != GROUP_K || !json_is_true(json_object_get(o, "converged"))) {
+        printf("\n  dcm %s: exit %d: %.1000s", args, rc, out);
+        json_decref(o);
+        return -1;
+    }
+    for (int i = 0; i < GROUP_K; i++) {
+        Ep[i] = json_number_value(json_array_get(json_array_get(gEp, (size_t)i), 0));
+        sd[i] = sqrt(json_number_value(json_array_get(json_array_get(gCp, (size_t)i), (size_t)i)));
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* The resting-state group analysis over A (design of ones):
+ * - four subjects that agree exactly (copies of the spectral_4 fit): PEB's
+ *   group mean is the BPA (SPM's spm_dcm_bpa) within a fraction of its sd;
+ * - four overlapping windows of spectral_4, fitted by dcm batch: dcm
+ *   average --batch gives the mean of the estimates, PEB's group mean lies
+ *   within the subjects' range (BPA counts the windows, which share most of
+ *   their scans, as independent data and is overconfident: printed);
+ * - a task result among them is refused by peb and average. */
+static void test_group(void)
+{
+    if (!tsv[0] || !exists("full_r.json")) {
+        test_skip("[peb csd] no ../shared spectral data");
+        return;
+    }
+    enum { NS = GROUP_NS, K = GROUP_K, LEN = 384 };
+    char manifest[4096], design[512], name[256], args[4096];
+    size_t om = (size_t)snprintf(manifest, sizeof manifest, "subject\tmodel\tspec\n");
+    size_t od = (size_t)snprintf(design, sizeof design, "subject\tmean\n");
+    io_table t;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(tsv, &t, &err), 0);
+    static char text[1 << 16];
+    for (int s = 0; s < NS; s++) {
+        int start = s * (t.rows - LEN) / (NS - 1);
+        size_t o = (size_t)snprintf(text, sizeof text, "R1\tR2\tR3\tR4\n");
+        for (int r = start; r < start + LEN; r++)
+            o += (size_t)snprintf(text + o, sizeof text - o, "%.17g\t%.17g\t%.17g\t%.17g\n",
+                                  t.data[r + (size_t)t.rows * 0], t.data[r + (size_t)t.rows * 1],
+                                  t.data[r + (size_t)t.rows * 2], t.data[r + (size_t)t.rows * 3]);
+        snprintf(name, sizeof name, "win%d.tsv", s + 1);
+        test_write_file(tmpdir, name, text);
+        char spec[256];
+        snprintf(spec, sizeof spec, "win%d.json", s + 1);
+        write_spec(spec, name, A_FULL, "");
+        om += (size_t)snprintf(manifest + om, sizeof manifest - om, "sub-%02d\tfull\t%s\n", s + 1, spec);
+        od += (size_t)snprintf(design + od, sizeof design - od, "sub-%02d\t1\n", s + 1);
+        /* the agreeing group: the same fit four times */
+        snprintf(args, sizeof args, "mkdir -p '%s/gsame/sub-%02d' && cp '%s/full_r.json' '%s/gsame/sub-%02d/full.json'",
+                 tmpdir, s + 1, tmpdir, tmpdir, s + 1);
+        CU_ASSERT_EQUAL(system(args), 0);
+    }
+    io_table_free(&t);
+    test_write_file(tmpdir, "group.tsv", manifest);
+    test_write_file(tmpdir, "design.tsv", design);
+    static group_est g;
+    double Ep[K], sd[K];
+    /* subjects that agree: PEB = BPA */
+    CU_ASSERT_EQUAL_FATAL(group_load("gsame", &g), 0);
+    CU_ASSERT_EQUAL_FATAL(group_peb("gsame", Ep, sd), 0);
+    double dz = 0.0, dE = 0.0;
+    for (int i = 0; i < K; i++) {
+        dz = fmax(dz, fabs(Ep[i] - g.bpa[i]) / sd[i]);
+        dE = fmax(dE, fabs(Ep[i] - g.E[0][i]) / sd[i]);
+    }
+    printf("\n  agreeing subjects: A:R1->R1 PEB %.4f (sd %.4f), BPA %.4f (sd %.4f), subject %.4f; "
+           "max |PEB - BPA| %.3f PEB sd, |PEB - subject| %.3f sd", Ep[0], sd[0], g.bpa[0], g.bpa_sd[0], g.E[0][0],
+           dz, dE);
+    /* measured 0.27: PEB's random effects are small but not zero. A single
+       subject's posterior differs more (4.6 sd): BPA and PEB count the
+       likelihood four times and the prior once, so they move away from it */
+    CU_ASSERT(dz < 0.5);
+    CU_ASSERT(dE > dz);
+    /* overlapping windows fitted by dcm batch */
+    snprintf(args, sizeof args, "batch -q %s/group.tsv -o %s/gout -j 2", tmpdir, tmpdir);
+    int rc = test_dcm(args, out, sizeof out);
+    if (rc)
+        printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(group_load("gout", &g), 0);
+    snprintf(args, sizeof args, "average --batch %s/gout --json", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+    json_t *o = json_loads(out, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "n_subjects")), NS);
+    double davg = 0.0;
+    json_t *ga = json_object_get(o, "group");
+    for (int i = 0; i < K; i++)
+        davg = fmax(davg, fabs(json_number_value(json_object_get(json_array_get(ga, (size_t)i), "mean")) - g.mean[i]));
+    json_decref(o);
+    CU_ASSERT_EQUAL_FATAL(group_peb("gout", Ep, sd), 0);
+    int outside = 0;
+    double dbpa = 0.0, dmean = 0.0;
+    for (int i = 0; i < K; i++) {
+        outside += Ep[i] < g.lo[i] - sd[i] || Ep[i] > g.hi[i] + sd[i];
+        dbpa = fmax(dbpa, fabs(Ep[i] - g.bpa[i]) / sd[i]);
+        dmean = fmax(dmean, fabs(Ep[i] - g.mean[i]) / sd[i]);
+    }
+    printf("\n  windows: average --batch vs mean of estimates %.1e; A:R1->R1 PEB %.4f, subjects %.4f..%.4f, "
+           "BPA %.4f; PEB off the subjects' range (by > 1 sd) for %d of %d; max |PEB - mean| %.2f sd, "
+           "|PEB - BPA| %.2f sd", davg, Ep[0], g.lo[0], g.hi[0], g.bpa[0], outside, K, dmean, dbpa);
+    CU_ASSERT(davg < 1e-12);
+    CU_ASSERT_EQUAL(outside, 0);
+    /* a task result in one subject's folder: refused, naming both kinds */
+    char ref[4096];
+    if (test_shared_path("reference/attention/spm_attention_fwd.json", ref, sizeof ref)) {
+        snprintf(args, sizeof args, "cp '%s' '%s/gout/sub-04/full.json'", ref, tmpdir);
+        CU_ASSERT_EQUAL(system(args), 0);
+        snprintf(args, sizeof args, "peb %s/gout --model full --design %s/design.tsv --params A", tmpdir, tmpdir);
+        CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "spectral"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "sub-04"));
+        snprintf(args, sizeof args, "average --batch %s/gout", tmpdir);
+        CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "spectral"));
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* bad input                                                            */
 
 /* estimate SPEC must fail with exit 2, a message holding needle, and no output. */
@@ -958,6 +1277,8 @@ int main(void)
         {"dcm review / check on a spectral result", test_review_check},
         {"dcm report on a spectral result: n x n spectra panels, PNG, Pp", test_report_spectra},
         {"dcm batch with spectral specs in the manifest", test_batch},
+        {"dcm average of spectral models: the BMA recomputed; task + spectral refused", test_average},
+        {"dcm average --batch and dcm peb over A of spectral models (BPA check)", test_group},
         {"spectral spec bad input: exit 2, the reason, no output", test_bad_input},
         {"spectral options (maxnodes warning) and confounds", test_options_and_confounds},
         {"dcm estimate --mat on a spectral spec: SPM's struct equals the JSON", test_mat},
