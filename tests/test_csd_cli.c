@@ -1,9 +1,12 @@
 /* test_csd_cli.c — spectral DCM from the spec and the command: "analysis":
  * "csd" specs, dcm estimate / compare / reduce / review / check on their
- * results against SPM12's spectral_4 references, the bad inputs a
- * resting-state spec can have, and the spectral parameter table
- * (models/model_layout.h) with its names. The fits need ../shared (they
- * SKIP without it); the table tests do not. */
+ * results against SPM12's spectral_4 references, dcm report (the n x n
+ * cross-spectra figure), estimate --mat (SPM's spm_dcm_fmri_csd struct read
+ * back with matio), dcm average and dcm peb over spectral fits (against the
+ * BMA and BPA recomputed here), the bad inputs a resting-state spec can
+ * have, and the spectral parameter table (models/model_layout.h) with its
+ * names. The fits need ../shared (they SKIP without it); the table, --mat
+ * and bad-input tests do not. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <math.h>
 #include <stdio.h>
