@@ -36,6 +36,10 @@ static const char *description =
     "    filled when Pp > 0.95 (the interval lies beyond the prior mean);\n"
     "  - the free energy over iterations;\n"
     "  - tables of the fit and of the parameters.\n"
+    "A spectral DCM result (resting state) shows, instead of the BOLD and the\n"
+    "inputs, its cross-spectra: an n x n grid of panels, |CSD| of each region\n"
+    "pair against frequency, observed (solid) and predicted (dashed), the\n"
+    "auto-spectra on the diagonal (MODEL_spectra.png; MANUAL 16.4).\n"
     "With several results fitted to the same data it adds a fixed-effects model\n"
     "comparison (log Bayes factors and posterior model probabilities, as dcm\n"
     "compare); results fitted to different data are reported without it.\n"
@@ -116,6 +120,7 @@ int cmd_report(int argc, char **argv)
         CLI_STRING(0, "png", &png_dir, "DIR",
                    "also write every figure as a PNG file in DIR (created if missing): MODEL_fit.png, "
                    "MODEL_inputs.png, MODEL_network.png, MODEL_parameters.png, MODEL_free_energy.png, "
+                   "MODEL_spectra.png (spectral DCM), "
                    "comparison.png, group_comparison.png",
                    .missing = needs),
         CLI_DOUBLE(0, "threshold", &threshold, "P",

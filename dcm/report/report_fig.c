@@ -706,18 +706,23 @@ int report_fig_spectra(const report_model *m, plot_figure *f, double *rects)
         return -1;
     /* small panels: y ticks on each only while they are wide enough */
     const int yticks = n <= 4;
-    const double W = fmax(FIG_W, 90 + n * (yticks ? 190.0 : 96.0)), left = yticks ? 96 : 56, right = 20;
-    const double gx = yticks ? 52 : 10, gy = n <= 4 ? 34 : 14, bottom = 64;
-    const double pw = (W - left - right - (n - 1) * gx) / n, ph = fmin(pw * 0.72, 190);
+    const double fs = n <= 6 ? 12 : 9.5;   /* region names */
     plot_legend_entry leg[2] = {{"observed |CSD| (MAR estimate of the data)", PLOT_BLACK, PLOT_KEY_LINE},
                                 {"predicted |CSD| (model at the posterior mean)", a_col(), PLOT_KEY_DASHED}};
     plot_figure tmp;
     cairo_t *mcr = plot_figure_begin(&tmp, 10, 10);
     if (!mcr)
         return -1;
-    double lw, lh;
+    double lw, lh, labw = 20;
     plot_legend_size(mcr, leg, 2, 2, &lw, &lh);
+    for (int i = 0; i < n; i++)   /* row names whole (up to a cap; long ones run into the margin) */
+        labw = fmax(labw, fmin(plot_text_width(mcr, m->s.regions[i], fs, PLOT_BOLD), 200));
     plot_figure_free(&tmp);
+    /* left: the row names, then (with y ticks) the tick labels and "|CSD|" */
+    const double left = 16 + labw + (yticks ? 84 : 8), right = 20;
+    const double W = fmax(FIG_W, left + right + n * (yticks ? 190.0 : 96.0));
+    const double gx = yticks ? 52 : 10, gy = n <= 4 ? 34 : 14, bottom = 64;
+    const double pw = (W - left - right - (n - 1) * gx) / n, ph = fmin(pw * 0.72, 190);
     const double top = 52 + lh + 44;
     const double H = top + n * ph + (n - 1) * gy + bottom;
     cairo_t *cr = plot_figure_begin(f, W, H);
@@ -779,13 +784,12 @@ int report_fig_spectra(const report_model *m, plot_figure *f, double *rects)
             }
         }
     /* region names: columns on top, rows on the left */
-    const double fs = n <= 6 ? 12 : 9.5;
     for (int j = 0; j < n; j++)
         plot_text(cr, left + j * (pw + gx) + pw / 2, top - 8, m->s.regions[j], fs, PLOT_CENTRE, PLOT_BOTTOM,
                   0, PLOT_BOLD, PLOT_BLACK);
     for (int i = 0; i < n; i++)
-        plot_text(cr, yticks ? 16 : left - 8, top + i * (ph + gy) + ph / 2, m->s.regions[i], fs,
-                  yticks ? PLOT_LEFT : PLOT_RIGHT, PLOT_MIDDLE, 0, PLOT_BOLD, PLOT_BLACK);
+        plot_text(cr, 16 + labw, top + i * (ph + gy) + ph / 2, m->s.regions[i], fs, PLOT_RIGHT, PLOT_MIDDLE, 0,
+                  PLOT_BOLD, PLOT_BLACK);
     free(mag);
     return finish(f);
 }

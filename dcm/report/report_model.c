@@ -201,7 +201,8 @@ static int load_settings(const char *path, json_t *root, report_model *m, dcm_er
 /* spectral DCM                                                         */
 
 /* One complex [w][i][j] array ({"real", "imag"}) into the model_csd layout
- * (re, im) at w + nw (i + n j); every element must be a finite number. */
+ * (re, im) at w + nw (i + n j); every element must be a number. Shapes are
+ * checked in a first pass, so the allocation is never larger than the file. */
 static int read_csd(const char *path, const char *name, json_t *c, int nw, int n, double **out,
                     dcm_error *err)
 {
@@ -209,29 +210,33 @@ static int read_csd(const char *path, const char *name, json_t *c, int nw, int n
     if (!json_is_object(c) || !json_is_array(part[0]) || !json_is_array(part[1]))
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\" must be an object with "
                              "\"real\" and \"imag\" arrays", path, name);
-    if (!(*out = malloc(sizeof(double) * 2 * (size_t)nw * n * n)))
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-    for (int p = 0; p < 2; p++) {
-        if ((int)json_array_size(part[p]) != nw)
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\" has %zu "
-                                 "frequencies but \"frequencies\" has %d", path, name,
-                                 p ? "imag" : "real", json_array_size(part[p]), nw);
-        for (int w = 0; w < nw; w++) {
-            json_t *rows = json_array_get(part[p], (size_t)w);
-            for (int i = 0; i < n; i++) {
-                json_t *row = json_array_get(rows, (size_t)i);
-                if (!json_is_array(rows) || (int)json_array_size(rows) != n || !json_is_array(row) ||
-                    (int)json_array_size(row) != n)
-                    return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\" "
-                                         "frequency %d must be %d x %d (one row per region)", path, name,
-                                         p ? "imag" : "real", w + 1, n, n);
-                for (int j = 0; j < n; j++) {
-                    json_t *x = json_array_get(row, (size_t)j);
-                    if (!json_is_number(x))
-                        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\""
-                                             "[%d][%d][%d] is not a number", path, name,
-                                             p ? "imag" : "real", w, i, j);
-                    (*out)[2 * ((size_t)w + (size_t)nw * (i + (size_t)n * j)) + p] = json_number_value(x);
+    double *z = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass && !(z = *out = malloc(sizeof(double) * 2 * (size_t)nw * n * n)))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        for (int p = 0; p < 2; p++) {
+            if ((int)json_array_size(part[p]) != nw)
+                return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\" has %zu "
+                                     "frequencies but \"frequencies\" has %d", path, name,
+                                     p ? "imag" : "real", json_array_size(part[p]), nw);
+            for (int w = 0; w < nw; w++) {
+                json_t *rows = json_array_get(part[p], (size_t)w);
+                for (int i = 0; i < n; i++) {
+                    json_t *row = json_array_get(rows, (size_t)i);
+                    if (!json_is_array(rows) || (int)json_array_size(rows) != n || !json_is_array(row) ||
+                        (int)json_array_size(row) != n)
+                        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\" "
+                                             "frequency %d must be %d x %d (one row per region)", path,
+                                             name, p ? "imag" : "real", w + 1, n, n);
+                    for (int j = 0; j < n; j++) {
+                        json_t *x = json_array_get(row, (size_t)j);
+                        if (!json_is_number(x))
+                            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"spectra\".\"%s\".\"%s\""
+                                                 "[%d][%d][%d] is not a number", path, name,
+                                                 p ? "imag" : "real", w, i, j);
+                        if (z)
+                            z[2 * ((size_t)w + (size_t)nw * (i + (size_t)n * j)) + p] = json_number_value(x);
+                    }
                 }
             }
         }
