@@ -464,6 +464,29 @@ static void test_report_spectra(void)
     CU_ASSERT_EQUAL(report_fig_spectra(&none, &pf, NULL), -1);
     plot_figure_free(&pf);
     report_model_free(&m);
+    /* two spectral models of the same data: the fixed-effects comparison, log BF as the files' F */
+    if (exists("reduced_r.json")) {
+        snprintf(args, sizeof args, "report %s/full_r.json %s/reduced_r.json -o %s/two.html", tmpdir, tmpdir, tmpdir);
+        CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 0);
+        json_t *f1 = load_tmp("full_r.json"), *f2 = load_tmp("reduced_r.json");
+        char want[128];
+        snprintf(want, sizeof want, "<td>reduced_r</td><td>%.4f</td><td>%.4f</td>",
+                 json_number_value(json_object_get(f2, "free_energy")),
+                 json_number_value(json_object_get(f2, "free_energy")) -
+                     json_number_value(json_object_get(f1, "free_energy")));
+        json_decref(f1);
+        json_decref(f2);
+        snprintf(path, sizeof path, "%s/two.html", tmpdir);
+        fp = fopen(path, "rb");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+        len = fread(html, 1, sizeof html - 1, fp);
+        html[len] = 0;
+        fclose(fp);
+        if (!strstr(html, want))
+            printf("\n  two.html lacks %s", want);
+        CU_ASSERT_PTR_NOT_NULL(strstr(html, want));
+        CU_ASSERT_PTR_NOT_NULL(strstr(html, "id=\"fig-comparison.png\""));
+    }
     /* a spectral result without its spectra is a bad input: exit 2, nothing written */
     r = load_tmp("full_r.json");
     json_object_del(r, "spectra");
