@@ -199,12 +199,12 @@ static int check_csd_c(const char *params, const dcm_problem *P, const double *t
  * else absolute. NULL when out of memory or the folder cannot be resolved. */
 static char *path_from_spec(const char *spec, const char *target)
 {
-    if (target[0] == '/')
-        return strdup(target);
     const char *ss = strrchr(spec, '/'), *ts = strrchr(target, '/');
     size_t ls = ss ? (size_t)(ss - spec) : 0, lt = ts ? (size_t)(ts - target) : 0;
     if (ls == lt && strncmp(spec, target, ls) == 0)
         return strdup(ts ? ts + 1 : target);
+    if (target[0] == '/')
+        return strdup(target);
     char *dir = ts ? strndup(target, lt ? lt : 1) : strdup(".");
     char *real = dir ? realpath(dir, NULL) : NULL;
     char *out = NULL;
