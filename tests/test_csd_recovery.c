@@ -42,6 +42,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "models/model_csd.h"
+#include "models/model_csd_sim.h"
 #include "tests/test_util.h"
 
 #define NSETS 20
@@ -243,12 +245,78 @@ static void test_recovery(void)
     CU_ASSERT(spurious_abs < 0.5 * true_abs / n_true_abs);
 }
 
+/* The generator itself (models/model_csd_sim.h): seeded and deterministic,
+ * AR(1) noise of the documented size and correlation, the fluctuations
+ * reaching the BOLD signal, an unstable network refused. */
+static void test_generator(void)
+{
+    const int n = 2, v = 4096;
+    model_csd_layout L;
+    model_csd_layout_init(&L, n);
+    double theta[64] = {0};
+    theta[L.off_A + 1] = 0.3;   /* R1 -> R2 */
+    model_csd_sim_opts o;
+    model_csd_sim_defaults(&o, 2.0, 0.04, v);
+    CU_ASSERT_EQUAL(o.burnin, 64);
+    o.seed = 7;
+    double *y = malloc(sizeof(double) * v * n), *y2 = malloc(sizeof(double) * v * n);
+    double *sig = malloc(sizeof(double) * v * n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y && y2 && sig);
+    double re;
+    CU_ASSERT_EQUAL_FATAL(model_csd_simulate(n, theta, &o, y, sig, &re), MODEL_CSD_SIM_OK);
+    CU_ASSERT(re < 0.0);
+    CU_ASSERT_EQUAL(model_csd_simulate(n, theta, &o, y2, NULL, NULL), MODEL_CSD_SIM_OK);
+    CU_ASSERT_EQUAL(memcmp(y, y2, sizeof(double) * v * n), 0);
+    o.seed = 8;
+    CU_ASSERT_EQUAL(model_csd_simulate(n, theta, &o, y2, NULL, NULL), MODEL_CSD_SIM_OK);
+    CU_ASSERT_NOT_EQUAL(memcmp(y, y2, sizeof(double) * v * n), 0);
+    for (int k = 0; k < n; k++) {
+        const double *e = y + k * v, *g = sig + k * v;
+        double m = 0, ss = 0, lag = 0, sg = 0, mg = 0;
+        for (int t = 0; t < v; t++) {
+            m += (e[t] - g[t]) / v;
+            mg += g[t] / v;
+        }
+        for (int t = 0; t < v; t++) {
+            ss += (e[t] - g[t] - m) * (e[t] - g[t] - m);
+            sg += (g[t] - mg) * (g[t] - mg);
+            if (t)
+                lag += (e[t] - g[t] - m) * (e[t - 1] - g[t - 1] - m);
+        }
+        const double sd = sqrt(ss / (v - 1)), r1 = lag / ss, sdg = sqrt(sg / (v - 1));
+        printf("\n  region %d: noise sd %.4f (1/8), lag-1 correlation %.3f (1/2); signal sd %.4f", k + 1, sd,
+               r1, sdg);
+        CU_ASSERT(fabs(sd - 0.125) < 0.01);
+        CU_ASSERT(fabs(r1 - 0.5) < 0.05);
+        CU_ASSERT(sdg > 0.02);   /* the fluctuations reach the BOLD signal */
+    }
+    /* --snr: the noise scaled to the signal */
+    o.seed = 7;
+    o.snr = 2.0;
+    CU_ASSERT_EQUAL(model_csd_simulate(n, theta, &o, y2, NULL, NULL), MODEL_CSD_SIM_OK);
+    /* an unstable network: strong mutual excitation, weak self-inhibition */
+    o.snr = 0.0;
+    theta[L.off_A + 1] = theta[L.off_A + 2] = 1.0;
+    theta[L.off_A] = theta[L.off_A + 3] = -2.0;
+    CU_ASSERT_EQUAL(model_csd_simulate(n, theta, &o, y2, NULL, &re), MODEL_CSD_SIM_UNSTABLE);
+    CU_ASSERT(re >= 0.0);
+    /* out-of-range options */
+    theta[L.off_A + 1] = theta[L.off_A + 2] = theta[L.off_A] = theta[L.off_A + 3] = 0.0;
+    o.fluct_ar = 1.0;
+    CU_ASSERT_EQUAL(model_csd_simulate(n, theta, &o, y2, NULL, NULL), MODEL_CSD_SIM_BADARG);
+    free(y);
+    free(y2);
+    free(sig);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm_csd_recovery_XXXXXX");
     if (!mkdtemp(tmpdir))
         return 1;
     static const test_case cases[] = {
+        {"the generator: seeded, AR(1) noise of SD 1/8 and correlation 1/2, unstable refused",
+         test_generator},
         {"recovery over 20 simulated resting-state data sets", test_recovery},
         {NULL, NULL}};
     int rc = test_run("csd_recovery", cases);

@@ -19,7 +19,6 @@
 #include "io/io_spec.h"
 #include "io/io_tsv.h"
 #include "models/model_csd.h"
-#include "models/model_csd_sim.h"
 
 /* The --vary stream's seed is the --seed XOR this (32-bit golden ratio), so
  * the parameter draws never repeat the numbers of the same seed's noise. */
@@ -252,48 +251,16 @@ done:
     return rc;
 }
 
-/* Map a model_csd_simulate status to the command's message and exit. */
-static int csd_sim_fail(int status, const dcm_problem *P, double max_re)
-{
-    switch (status) {
-    case MODEL_CSD_SIM_UNSTABLE:
-        return cli_fail("simulate", DCM_ERR_INPUT,
-                        "the network is unstable with these parameters: the Jacobian at rest has an "
-                        "eigenvalue with real part %.4g >= 0 (1/s), so its activity would grow without "
-                        "bound; weaken the connections (or make the self-connections more negative)",
-                        max_re);
-    case MODEL_CSD_SIM_DIVERGED:
-        return cli_fail("simulate", DCM_ERR_NUMERIC,
-                        "the simulation diverged (hidden states beyond 1e6 or not finite); check the "
-                        "haemodynamic parameters and the connections");
-    case MODEL_CSD_SIM_FLAT:
-        return cli_fail("simulate", DCM_ERR_INPUT,
-                        "a region has no signal with these parameters, so an SNR cannot be set");
-    case MODEL_CSD_SIM_NOMEM:
-        return cli_fail("simulate", DCM_ERR_SYSTEM, "out of memory");
-    default:
-        return cli_fail("simulate", DCM_ERR_INPUT, "%s: the design cannot be simulated (TR %g s, TE %g s, "
-                        "%d scans)", P->source ? P->source : "spec", P->M->TR, P->M->TE, P->v);
-    }
-}
-
-/* Resting-state data for a spectral spec (models/model_csd_sim.h), then
+/* Resting-state data for a spectral spec (dcm_simulate_csd), then
  * the outputs: --params-out and --spec-out held until the series is in
  * place, so either all appear or none. */
 static int simulate_csd(const dcm_problem *P, const char *spec, const double *theta,
                         const unsigned char *usable, double snr, long seed, const char *params,
                         const char *params_out, const char *spec_out, const char *output, double *y)
 {
-    model_csd_sim_opts o;
-    model_csd_sim_defaults(&o, P->M->TR, P->M->TE, P->v);
-    o.seed = (unsigned long)seed;
-    if (isfinite(snr))
-        o.snr = snr;
-    double max_re;
-    int status = model_csd_simulate(P->n, theta, &o, y, NULL, &max_re);
-    if (status)
-        return csd_sim_fail(status, P, max_re);
     dcm_error err = {0, ""};
+    if (dcm_simulate_csd(P, theta, (unsigned long)seed, snr, y, &err))
+        return cli_report("simulate", &err);
     io_atomic held[2];
     memset(held, 0, sizeof held);
     int nheld = 0, rc;
