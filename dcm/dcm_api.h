@@ -38,4 +38,14 @@ int dcm_error_from_vl(int vl_status, const char *context, const char *detail, dc
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err);
 
+/* Resting-state BOLD (v x n column-major) for a spectral problem at
+ * parameters theta (its layout, model_csd.h), generated as SPM's
+ * DEM_demo_connectivity_fMRI does (models/model_csd_sim.h: AR(1)
+ * fluctuations through the task model's equations, AR(1) noise of SD 1/8,
+ * or sd(signal)/snr when snr > 0), seeded: used by `dcm simulate`.
+ * DCM_ERR_INPUT for an unstable network or a problem that is not
+ * spectral, DCM_ERR_NUMERIC when the integration diverges. */
+int dcm_simulate_csd(const dcm_problem *P, const double *theta, unsigned long seed, double snr,
+                     double *y, dcm_error *err);
+
 #endif

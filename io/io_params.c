@@ -9,12 +9,30 @@
 
 #include "io/io_atomic.h"
 #include "io/io_pnames.h"
+#include "models/model_csd.h"
 
 static io_pname_space space_of(const dcm_problem *P)
 {
     io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names,
                         P->analysis == DCM_ANALYSIS_CSD};
     return S;
+}
+
+/* P's parameter count and priors: the task model's, or spectral DCM's
+ * (model_layout_init_csd, model_csd_priors). */
+static int param_count(const dcm_problem *P)
+{
+    model_layout T;
+    dcm_problem_table(P, &T);
+    return T.np;
+}
+
+static void problem_priors(const dcm_problem *P, double *pE, double *pV)
+{
+    if (P->analysis == DCM_ANALYSIS_CSD)
+        model_csd_priors(P->n, P->M->a, pE, pV);
+    else
+        model_dcm_priors(P->M, pE, pV);
 }
 
 /* A buffer length for any name of P, whole (io_pname_cap). */
@@ -52,7 +70,8 @@ int io_params_index(const dcm_problem *P, const char *name)
     size_t cap = name_cap(P);
     char *key = normalise(name), *buf = malloc(cap), *canon = NULL;
     int found = -1;
-    for (int i = 0; key && buf && i < P->M->L.np && found < 0; i++) {
+    const int np = param_count(P);
+    for (int i = 0; key && buf && i < np && found < 0; i++) {
         io_pname_format(&S, i, buf, cap);
         canon = normalise(buf);
         if (canon && strcmp(canon, key) == 0)
@@ -110,7 +129,7 @@ static size_t distance(const char *a, const char *b)
  * the parameters the spec switches on. */
 static int unknown_name(const char *path, const char *key, const dcm_problem *P, dcm_error *err)
 {
-    const int np = P->M->L.np;
+    const int np = param_count(P);
     if (key[0] == 'D' && key[1] == ':' && P->M->L.nd == 0)
         return dcm_error_set(err, DCM_ERR_INPUT,
                              "%s: \"%s\": the model is bilinear (no \"d\" in the spec), so it has no "
@@ -126,7 +145,7 @@ static int unknown_name(const char *path, const char *key, const dcm_problem *P,
         free(pV);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
-    model_dcm_priors(P->M, pE, pV);
+    problem_priors(P, pE, pV);
     /* the closest names, if within about one slip in five characters
        (at least two) */
     size_t limit = strlen(k) / 5 > 2 ? strlen(k) / 5 : 2, best = (size_t)-1;
@@ -173,7 +192,7 @@ static int unknown_name(const char *path, const char *key, const dcm_problem *P,
 int io_params_apply_names(const char *path, json_t *obj, const dcm_problem *P, double *theta,
                           dcm_error *err)
 {
-    const int np = P->M->L.np;
+    const int np = param_count(P);
     /* which key set each parameter, to refuse one given twice */
     const char **by = calloc((size_t)np, sizeof *by);
     if (!by)
@@ -217,7 +236,7 @@ done:
 int io_params_check_off(const char *path, const dcm_problem *P, const double *theta,
                         dcm_error *err)
 {
-    const int np = P->M->L.np;
+    const int np = param_count(P);
     double *pE = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
     size_t cap = name_cap(P);
     char *buf = malloc(cap);
@@ -227,7 +246,7 @@ int io_params_check_off(const char *path, const dcm_problem *P, const double *th
         free(buf);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
-    model_dcm_priors(P->M, pE, pV);
+    problem_priors(P, pE, pV);
     io_pname_space S = space_of(P);
     char list[600];
     size_t len = 0;
@@ -250,7 +269,7 @@ int io_params_check_off(const char *path, const dcm_problem *P, const double *th
     if (bad) {
         /* the spec's switch of first's block; haemodynamic parameters are always on */
         model_layout T;
-        model_dcm_table(P->M, &T);
+        dcm_problem_table(P, &T);
         int b = model_layout_locate(&T, first, NULL, NULL, NULL);
         const char *field = T.block[b].spec ? T.block[b].spec : "d";
         rc = dcm_error_set(err, DCM_ERR_INPUT,
@@ -277,9 +296,9 @@ static void shortest(char *buf, size_t len, double x)
 }
 
 int io_params_write_names(const char *path, const dcm_problem *P, const double *theta,
-                          io_atomic *hold, dcm_error *err)
+                          const unsigned char *only, io_atomic *hold, dcm_error *err)
 {
-    const int np = P->M->L.np;
+    const int np = param_count(P);
     double *pE = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
     size_t cap = name_cap(P);
     char *buf = malloc(cap);
@@ -289,13 +308,13 @@ int io_params_write_names(const char *path, const dcm_problem *P, const double *
         free(buf);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     }
-    model_dcm_priors(P->M, pE, pV);
+    problem_priors(P, pE, pV);
     io_pname_space S = space_of(P);
     io_atomic a;
     int rc = io_atomic_open(&a, path, err);
     int ok = rc == DCM_OK && fputs("{", a.fp) != EOF;
     for (int i = 0, k = 0; ok && i < np; i++) {
-        if (pV[i] == 0.0)
+        if (pV[i] == 0.0 || (only && !only[i]))
             continue;
         io_pname_format(&S, i, buf, cap);
         /* jansson quotes the name (JSON escapes included) */

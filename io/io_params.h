@@ -13,12 +13,15 @@
  *   distance, ignoring case) or else the parameters the spec switches on;
  *   a parameter given twice, a block key mixed in, or a non-number value
  *   is an error naming the key.
+ * - Spectral DCM problems (P->analysis DCM_ANALYSIS_CSD) use its table
+ *   and priors (model_layout_init_csd, model_csd_priors) throughout.
  * - io_params_check_off() refuses a theta that gives a parameter the spec
  *   switches off (prior variance 0) any value other than its prior mean
  *   (0, or -32 for a two-state model's absent A), in every block alike;
  *   the message names the parameters and the spec field to change.
  * - io_params_write_names() writes every parameter with a non-zero prior
- *   variance as a names object (each number in the fewest digits, up to
+ *   variance (and, when `only` (np) is not NULL, only[i] != 0) as a names
+ *   object (each number in the fewest digits, up to
  *   17, that read back exactly; atomically), so
  *   the file read back by --params gives the same theta. With `hold`
  *   not NULL the written temporary file is handed over uncommitted, for
@@ -43,6 +46,6 @@ int io_params_index(const dcm_problem *P, const char *name);
 int io_params_check_off(const char *path, const dcm_problem *P, const double *theta,
                         dcm_error *err);
 int io_params_write_names(const char *path, const dcm_problem *P, const double *theta,
-                          io_atomic *hold, dcm_error *err);
+                          const unsigned char *only, io_atomic *hold, dcm_error *err);
 
 #endif

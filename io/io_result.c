@@ -526,7 +526,7 @@ int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_er
     if (!root)
         return DCM_ERR_INPUT;
     model_layout T;
-    model_dcm_table(P->M, &T);
+    dcm_problem_table(P, &T);
     const int n = P->n, m = P->m;
     int rc = DCM_OK;
     json_t *blocks = json_object_get(root, "posterior_mean");
@@ -562,7 +562,7 @@ int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_er
         } else {
             char names[160];
             size_t o = 0;
-            for (int k = 0; k < MODEL_BLOCK_COUNT && o < sizeof names; k++)
+            for (int k = 0; k < T.nblocks && o < sizeof names; k++)
                 o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", k ? ", " : "", T.block[k].name);
             rc = dcm_error_set(err, DCM_ERR_INPUT,
                                "%s: unknown key %s; parameter blocks are %s (or give a result file "

@@ -789,8 +789,6 @@ static int csd_refuse_task_keys(const spec_ctx *s, json_t *root)
 static int load_csd(spec_ctx *s, json_t *root, int flags, dcm_problem **out)
 {
     *out = NULL;
-    if (flags & IO_SPEC_DESIGN_ONLY)
-        return fail(s, "simulating spectral DCM (\"analysis\": \"csd\") is not supported yet");
     int rc = csd_refuse_task_keys(s, root);
     if (rc)
         return rc;
@@ -820,14 +818,26 @@ static int load_csd(spec_ctx *s, json_t *root, int flags, dcm_problem **out)
                   "source, or a list of edges \"FROM -> TO\")", n, n);
         goto done;
     }
-    if ((rc = parse_conn(s, ja, "\"a\"", a, &edges)) || (rc = load_timeseries(s, root, &ts, &tpath)))
+    if ((rc = parse_conn(s, ja, "\"a\"", a, &edges)))
         goto done;
     json_t *js = json_object_get(root, "scans");
-    if (js && (!json_is_integer(js) || json_integer_value(js) != ts.rows)) {
+    if (js && (!json_is_integer(js) || json_integer_value(js) < 1 || json_integer_value(js) > 10000000)) {
+        rc = json_is_integer(js)
+                 ? fail(s, "\"scans\" is %lld; it must be a whole number of scans from 1 to 10000000",
+                        (long long)json_integer_value(js))
+                 : fail(s, "\"scans\" must be a whole number of scans >= 1, not %s", type_name(js));
+        goto done;
+    }
+    /* simulation (dcm simulate) with "scans": the series need not exist */
+    const int design_only = (flags & IO_SPEC_DESIGN_ONLY) && js;
+    if (!design_only && (rc = load_timeseries(s, root, &ts, &tpath)))
+        goto done;
+    if (!design_only && js && json_integer_value(js) != ts.rows) {
         rc = fail(s, "\"scans\" must be the number of rows of the time series %s (%d)", tpath, ts.rows);
         goto done;
     }
-    if (!(P = dcm_problem_alloc_csd(n, ts.rows)) || !(P->source = strdup(s->path))) {
+    const int scans = design_only ? (int)json_integer_value(js) : ts.rows;
+    if (!(P = dcm_problem_alloc_csd(n, scans)) || !(P->source = strdup(s->path))) {
         rc = dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
@@ -836,6 +846,8 @@ static int load_csd(spec_ctx *s, json_t *root, int flags, dcm_problem **out)
             rc = dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
             goto done;
         }
+        if (design_only)
+            continue;
         int c = io_table_find(&ts, s->regions[i]);
         memcpy(P->Y + (size_t)i * P->v, ts.data + (size_t)c * ts.rows, sizeof(double) * (size_t)P->v);
     }
@@ -865,7 +877,7 @@ static int load_csd(spec_ctx *s, json_t *root, int flags, dcm_problem **out)
         rc = dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    if ((rc = load_confounds(s, root, P, tpath)))
+    if (!design_only && (rc = load_confounds(s, root, P, tpath)))
         goto done;
     rc = dcm_problem_validate(P, s->err);
 done:

@@ -33,7 +33,8 @@
  *   options {order, maxit, maxnodes} (optional). inputs, events,
  *   inputs_microtime, b, c, d and delays are refused with the reason; the
  *   problem has analysis DCM_ANALYSIS_CSD, m = 0 and only the a switches.
- *   IO_SPEC_DESIGN_ONLY (simulation) refuses it.
+ *   IO_SPEC_DESIGN_ONLY (simulation) works as for task specs: with
+ *   "scans" the time series and confounds are not read.
  */
 #ifndef IO_SPEC_H
 #define IO_SPEC_H

@@ -1,7 +1,9 @@
 /* test_simulate.c — `dcm simulate` at the command line: values on
  * switched-off parameters refused in every block, parameters by name,
  * --vary (reproducible, SD 0 = none, spread as asked), --params-out, no
- * driving input refused, and the bundled demo inside SPM's 4 % range.
+ * driving input refused, the bundled demo inside SPM's 4 % range, and
+ * resting-state data from spectral specs (seeded, truth, --spec-out, bad
+ * input).
  * Runs the binary named by $DCM_BIN (the sanitized build under make test). */
 #include <stdlib.h>
 
@@ -465,6 +467,140 @@ static void test_bundled_demo(void)
     CU_ASSERT(nf < 3.0);
 }
 
+/* ---- spectral specs (resting state) ---- */
+
+static const char *REST =
+    "{\"analysis\": \"csd\", \"TR\": 2, \"scans\": 256, \"timeseries\": \"rest.tsv\",\n"
+    " \"regions\": [\"R1\", \"R2\", \"R3\"], \"a\": [\"R1 -> R2\", \"R2 -> R1\", \"R2 -> R3\"]%s}\n";
+
+static void write_rest(const char *name, const char *extra)
+{
+    char text[2048];
+    snprintf(text, sizeof text, REST, extra);
+    write_file(name, text);
+}
+
+/* Rows and columns of a TSV (header not counted), -1 rows when unreadable. */
+static int tsv_shape(const char *name, int *cols)
+{
+    char *t = slurp(name);
+    if (!t)
+        return -1;
+    int rows = -1;
+    *cols = 1;
+    for (char *p = t; *p && *p != '\n'; p++)
+        *cols += *p == '\t';
+    for (char *p = t; *p; p++)
+        rows += *p == '\n';
+    free(t);
+    return rows;
+}
+
+static void test_csd_simulate(void)
+{
+    write_rest("rest.json", "");
+    /* the default network, seeded: same seed same bytes, other seed other data */
+    char extra[1024];
+    snprintf(extra, sizeof extra, "--seed 5 --params-out %s/rest_truth.json", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(simulate("rest.json", NULL, extra, "rest.tsv"), 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_EQUAL(simulate("rest.json", NULL, "--seed 5", "rest_b.tsv"), 0);
+    CU_ASSERT(same_file("rest.tsv", "rest_b.tsv"));
+    CU_ASSERT_EQUAL(simulate("rest.json", NULL, "--seed 6", "rest_c.tsv"), 0);
+    CU_ASSERT(!same_file("rest.tsv", "rest_c.tsv"));
+    int cols = 0;
+    CU_ASSERT_EQUAL(tsv_shape("rest.tsv", &cols), 256);
+    CU_ASSERT_EQUAL(cols, 3);
+    /* the truth: the default values on the switched-on connections, only
+       what the generator uses (no a, b, c, C) */
+    char *truth = slurp("rest_truth.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(truth);
+    CU_ASSERT_PTR_NOT_NULL(strstr(truth, "\"A:R1->R2\": 0.3"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(truth, "\"A:R2->R1\": -0.2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(truth, "\"A:R2->R3\": 0.3"));
+    CU_ASSERT_PTR_NULL(strstr(truth, "A:R3->R2"));
+    CU_ASSERT_PTR_NULL(strstr(truth, "a(1)"));
+    CU_ASSERT_PTR_NULL(strstr(truth, "c:R1"));
+    free(truth);
+    /* the truth given back reproduces the data */
+    CU_ASSERT_EQUAL(simulate("rest.json", "rest_truth.json", "--seed 5", "rest_d.tsv"), 0);
+    CU_ASSERT(same_file("rest.tsv", "rest_d.tsv"));
+    /* --vary draws only what is simulated; --snr changes the noise only */
+    CU_ASSERT_EQUAL(simulate("rest.json", NULL, "--seed 5 --vary 'A:*=0.05'", "rest_v.tsv"), 0);
+    CU_ASSERT(!same_file("rest.tsv", "rest_v.tsv"));
+    CU_ASSERT_EQUAL(simulate("rest.json", NULL, "--seed 5 --vary 'a(1)=0.1'", "x.tsv"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "not simulated"));
+    CU_ASSERT(!exists("x.tsv"));
+    CU_ASSERT_EQUAL(simulate("rest.json", NULL, "--seed 5 --snr 4", "rest_s.tsv"), 0);
+    CU_ASSERT(!same_file("rest.tsv", "rest_s.tsv"));
+    /* --spec-out: a spec that estimates the output */
+    char args[2048];
+    snprintf(args, sizeof args, "simulate %s/rest.json --seed 5 --spec-out %s/fit.json -o %s/other.tsv", tmpdir,
+             tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(run(args), 0);
+    char *fit = slurp("fit.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fit);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fit, "\"timeseries\": \"other.tsv\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fit, "\"analysis\": \"csd\""));
+    free(fit);
+    snprintf(args, sizeof args, "estimate %s/fit.json -q -o %s/fit_result.json", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 0);
+    CU_ASSERT(exists("fit_result.json"));
+    /* --spec-out on a task spec is a usage error */
+    snprintf(args, sizeof args, "simulate %s/model.json --spec-out %s/t.json -o %s/t.tsv", tmpdir, tmpdir,
+             tmpdir);
+    CU_ASSERT_EQUAL(run(args), 1);
+    CU_ASSERT(!exists("t.json") && !exists("t.tsv"));
+}
+
+/* Bad input on spectral specs: exit 2, no output of any kind. */
+static void test_csd_simulate_errors(void)
+{
+    static const struct {
+        const char *extra, *params, *expect;
+    } cases[] = {
+        {", \"b\": {}", NULL, "\"b\" is given"},
+        {", \"c\": [[1],[0],[0]]", NULL, "\"c\" is given"},
+        {", \"d\": {}", NULL, "\"d\" is given"},
+        {", \"inputs\": [\"Stim\"]", NULL, "\"inputs\" is given"},
+        {", \"scans\": 0", NULL, "\"scans\""},
+        {"", "bad_c.json", "C:R1"},
+        {"", "bad_off.json", "switches off"},
+        {"", "unstable.json", "unstable"},
+        {"", "unknown.json", "unknown parameter"},
+    };
+    write_file("bad_c.json", "{\"C:R1\": 1}\n");
+    write_file("bad_off.json", "{\"A:R3->R2\": 0.2}\n");
+    write_file("unstable.json", "{\"A:R1->R2\": 2, \"A:R2->R1\": 2, \"A:R1->R1\": -3, \"A:R2->R2\": -3}\n");
+    write_file("unknown.json", "{\"A:R1->R9\": 0.2}\n");
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char extra[256];
+        /* "scans" given twice would be invalid JSON: the scans case replaces it */
+        if (strstr(cases[k].extra, "scans")) {
+            write_file("bad.json", "{\"analysis\": \"csd\", \"TR\": 2, \"scans\": 0, \"timeseries\": "
+                                   "\"rest.tsv\", \"regions\": [\"R1\", \"R2\"], \"a\": [\"R1 -> R2\"]}\n");
+        } else {
+            snprintf(extra, sizeof extra, "%s", cases[k].extra);
+            write_rest("bad.json", extra);
+        }
+        char po[512];
+        snprintf(po, sizeof po, "--params-out %s/bad_truth.json", tmpdir);
+        int rc = simulate("bad.json", cases[k].params, po, "bad.tsv");
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, cases[k].expect));
+        if (rc != 2 || !strstr(out, cases[k].expect))
+            printf("\n  case %zu: exit %d, '%s'", k, rc, out);
+        CU_ASSERT(!exists("bad.tsv"));
+        CU_ASSERT(!exists("bad_truth.json"));
+    }
+    /* too few scans for the MAR order: the simulated data could not be fitted */
+    write_file("short.json", "{\"analysis\": \"csd\", \"TR\": 2, \"scans\": 20, \"timeseries\": "
+                             "\"rest.tsv\", \"regions\": [\"R1\", \"R2\", \"R3\"], \"a\": [\"R1 -> R2\"]}\n");
+    CU_ASSERT_EQUAL(simulate("short.json", NULL, "", "bad.tsv"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "too few scans"));
+    CU_ASSERT(!exists("bad.tsv"));
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm-simulate-XXXXXX");
@@ -486,6 +622,10 @@ int main(void)
         {"no driving input: exit 2, no output", test_no_driving_input},
         {"the rescaling note: once, says what is rescaled", test_rescaling_note},
         {"the bundled demo stays within SPM's 4 % range", test_bundled_demo},
+        {"spectral specs: seeded resting-state data, truth, --vary, --snr, --spec-out",
+         test_csd_simulate},
+        {"spectral specs: b/c/d/inputs, zero scans, C, switched-off, unstable: exit 2, no output",
+         test_csd_simulate_errors},
         {NULL, NULL}};
     int rc = test_run("simulate", cases);
     test_remove_dir(tmpdir);

@@ -1,5 +1,6 @@
 /* cmd_simulate.c — `dcm simulate SPEC.json --params P.json [--vary NAME=SD]
  * --snr S --seed N -o timeseries.tsv`: BOLD data from known parameters. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +12,13 @@
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
+#include "io/io_atomic.h"
 #include "io/io_params.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "io/io_spec.h"
 #include "io/io_tsv.h"
+#include "models/model_csd.h"
 
 /* The --vary stream's seed is the --seed XOR this (32-bit golden ratio), so
  * the parameter draws never repeat the numbers of the same seed's noise. */
@@ -23,7 +26,7 @@
 
 static const char *const usage[] = {
     "SPEC.json [--params P.json] [--vary NAME=SD ...] [--snr S] [--seed N]\n"
-    "                    [--params-out FILE] -o OUT.tsv",
+    "                    [--params-out FILE] [--spec-out FILE] -o OUT.tsv",
     NULL};
 
 static const char *description =
@@ -39,7 +42,16 @@ static const char *description =
     "parameter the spec switches off (a, b, c, d) is an error, as is a network\n"
     "with no driving input (every C zero): it would be silent. Gaussian noise\n"
     "is added to each region with standard deviation sd(signal)/S. The output\n"
-    "has the spec's region names as header and is written atomically.\n";
+    "has the spec's region names as header and is written atomically.\n"
+    "\n"
+    "A spectral spec (\"analysis\": \"csd\") simulates resting state as SPM's\n"
+    "DEM_demo_connectivity_fMRI: AR(1) fluctuations (coefficient 1/2, SD 1/4)\n"
+    "drive every region through the task model's equations, after a burn-in of\n"
+    "128 s; AR(1) observation noise (1/2, SD 1/8, or sd(signal)/S with --snr)\n"
+    "is added. Only A, transit, decay and epsilon are simulated; without\n"
+    "--params every connection the spec's \"a\" switches on is 0.3 Hz from an\n"
+    "earlier-listed region to a later one and -0.2 Hz back. --spec-out FILE\n"
+    "writes a spectral spec that estimates the output.\n";
 
 static const char *footer =
     "Random numbers: GSL's MT19937 in two streams. The noise: seeded with N,\n"
@@ -52,7 +64,11 @@ static const char *footer =
     "examples:\n"
     "  dcm simulate fwd.json --params truth.json --snr 2 --seed 7 -o timeseries.tsv\n"
     "  dcm simulate fwd.json --params truth.json --vary 'A:*=0.05' --vary 'B:*=0.1' \\\n"
-    "      --snr 3 --seed 12 --params-out sub-12_truth.json -o sub-12.tsv\n";
+    "      --snr 3 --seed 12 --params-out sub-12_truth.json -o sub-12.tsv\n"
+    "  dcm simulate rest.json --seed 3 --params-out truth.json --spec-out fit.json -o rest.tsv\n"
+    "\n"
+    "Spectral specs: one MT19937 stream seeded with N draws the fluctuations\n"
+    "(region by region, scan by scan, burn-in included), then the noise.\n";
 
 /* What SPM's scaling (dcm_estimate.c: each region's mean removed, then
  * everything times 4/range when the range exceeds 4) will do to these data. */
@@ -81,17 +97,17 @@ static void rescaling_note(const double *y, int v, int n)
             hi - lo, k, k);
 }
 
-/* One --vary NAME=SD: set sd[i] for the switched-on parameters NAME
- * matches. */
-static int apply_vary(const dcm_problem *P, const char *arg, const double *pV, double *sd,
-                      unsigned char *mask)
+/* One --vary NAME=SD: set sd[i] for the parameters NAME matches that the
+ * simulation uses (usable[i]: switched on, and for spectral specs one of
+ * A, transit, decay, epsilon). */
+static int apply_vary(const dcm_problem *P, const char *arg, const unsigned char *usable, int np,
+                      double *sd, unsigned char *mask)
 {
     const char *eq = strrchr(arg, '=');
     double s;
     if (!eq || eq == arg || cli_parse_double(eq + 1, &s) || s < 0)
         return cli_fail("simulate", DCM_ERR_USAGE,
                         "--vary '%s': write NAME=SD with SD a number >= 0 (e.g. --vary 'B:*=0.1')", arg);
-    const int np = P->M->L.np;
     char *name = strndup(arg, (size_t)(eq - arg));
     if (!name)
         return cli_fail("simulate", DCM_ERR_SYSTEM, "out of memory");
@@ -106,27 +122,185 @@ static int apply_vary(const dcm_problem *P, const char *arg, const double *pV, d
     }
     int on = 0, off = 0;
     for (int i = 0; i < np; i++) {
-        on += mask[i] && pV[i] > 0;
-        off += mask[i] && pV[i] == 0;
+        on += mask[i] && usable[i];
+        off += mask[i] && !usable[i];
     }
     if (!on || (off && !strchr(name, '*'))) {
-        rc = cli_fail("simulate", DCM_ERR_INPUT,
-                      "--vary '%s': %s the spec switches off; it cannot vary (switch it on in the "
-                      "spec, or name a parameter that is on)",
-                      name, strchr(name, '*') ? "every parameter this matches is one" : "this is a parameter");
+        rc = P->analysis == DCM_ANALYSIS_CSD
+                 ? cli_fail("simulate", DCM_ERR_INPUT,
+                            "--vary '%s': %s not simulated: a resting-state simulation uses A (the "
+                            "connections the spec's \"a\" switches on), transit, decay and epsilon; "
+                            "a, b, c and C describe the fitted spectra, not the simulated "
+                            "fluctuations and noise",
+                            name, strchr(name, '*') ? "every parameter this matches is" : "this parameter is")
+                 : cli_fail("simulate", DCM_ERR_INPUT,
+                            "--vary '%s': %s the spec switches off; it cannot vary (switch it on in the "
+                            "spec, or name a parameter that is on)",
+                            name, strchr(name, '*') ? "every parameter this matches is one" : "this is a parameter");
         goto done;
     }
     for (int i = 0; i < np; i++)
-        if (mask[i] && pV[i] > 0)
+        if (mask[i] && usable[i])
             sd[i] = s;
 done:
     free(name);
     return rc;
 }
 
+/* ---- resting state (spectral specs) ---- */
+
+/* Which parameters a simulation uses: switched on (prior variance > 0)
+ * and, for a spectral spec, in A, transit, decay or epsilon (C is I by
+ * construction; a, b, c describe the fitted spectra). */
+static void usable_params(const dcm_problem *P, const double *pV, int np, unsigned char *usable)
+{
+    model_layout T;
+    dcm_problem_table(P, &T);
+    for (int i = 0; i < np; i++) {
+        int b = model_layout_locate(&T, i, NULL, NULL, NULL);
+        usable[i] = pV[i] > 0 &&
+                    (P->analysis != DCM_ANALYSIS_CSD ||
+                     b == MODEL_BLOCK_A || b == MODEL_BLOCK_TRANSIT || b == MODEL_BLOCK_DECAY ||
+                     b == MODEL_BLOCK_EPSILON);
+    }
+}
+
+/* Without --params: every switched-on connection 0.3 Hz forward (from an
+ * earlier-listed region to a later one) and -0.2 Hz backward, the two
+ * values of SPM's DEM_demo_induced_fMRI chain. */
+static void default_network(const dcm_problem *P, const double *pV, double *theta)
+{
+    const int n = P->n;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++)
+            if (i != j && pV[i + j * n] > 0)
+                theta[i + j * n] = i > j ? 0.3 : -0.2;
+}
+
+/* The spectral C (the dummy input's weights) is fixed at 0: a value on it
+ * is refused with the reason, before io_params_check_off's generic one. */
+static int check_csd_c(const char *params, const dcm_problem *P, const double *theta)
+{
+    model_csd_layout L;
+    model_csd_layout_init(&L, P->n);
+    for (int i = 0; i < P->n; i++)
+        if (theta[L.off_C + i] != 0.0)
+            return cli_fail("simulate", DCM_ERR_INPUT,
+                            "%s: C:%s is %g, but a spectral DCM has no C to set: the simulated "
+                            "fluctuations enter every region with weight 1 (SPM's C = I); remove "
+                            "the C values",
+                            params, P->region_names[i], theta[L.off_C + i]);
+    return DCM_OK;
+}
+
+/* The path of `target` as a spec written at `spec` should name it:
+ * relative (its base name) when both are in the same folder as written,
+ * else absolute. NULL when out of memory or the folder cannot be resolved. */
+static char *path_from_spec(const char *spec, const char *target)
+{
+    const char *ss = strrchr(spec, '/'), *ts = strrchr(target, '/');
+    size_t ls = ss ? (size_t)(ss - spec) : 0, lt = ts ? (size_t)(ts - target) : 0;
+    if (ls == lt && strncmp(spec, target, ls) == 0)
+        return strdup(ts ? ts + 1 : target);
+    if (target[0] == '/')
+        return strdup(target);
+    char *dir = ts ? strndup(target, lt ? lt : 1) : strdup(".");
+    char *real = dir ? realpath(dir, NULL) : NULL;
+    char *out = NULL;
+    const char *base = ts ? ts + 1 : target;
+    if (real && (out = malloc(strlen(real) + strlen(base) + 2)))
+        sprintf(out, "%s/%s", real, base);
+    free(dir);
+    free(real);
+    return out;
+}
+
+/* --spec-out: the input spec with "timeseries" naming the output, "scans"
+ * its length and no "confounds" (the simulated series have none), written
+ * into *held (not yet in place). */
+static int write_spec_out(const char *spec, const char *spec_out, const char *output, int scans,
+                          io_atomic *held)
+{
+    json_error_t je;
+    json_t *root = json_load_file(spec, JSON_REJECT_DUPLICATES, &je);
+    char *ts = path_from_spec(spec_out, output);
+    dcm_error err = {0, ""};
+    int rc = DCM_OK;
+    if (!root || !ts) {
+        rc = cli_fail("simulate", DCM_ERR_SYSTEM, "cannot build the --spec-out spec from %s%s", spec,
+                      root ? " (out of memory, or the output's folder cannot be resolved)" : "");
+        goto done;
+    }
+    json_object_del(root, "confounds");
+    if (json_object_set_new(root, "timeseries", json_string(ts)) ||
+        json_object_set_new(root, "scans", json_integer(scans))) {
+        rc = cli_fail("simulate", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = io_atomic_open(held, spec_out, &err))) {
+        rc = cli_report("simulate", &err);
+        goto done;
+    }
+    if (json_dumpf(root, held->fp, JSON_INDENT(2)) || fputc('\n', held->fp) == EOF) {
+        io_atomic_abort(held);
+        rc = cli_fail("simulate", DCM_ERR_SYSTEM, "cannot write %s", spec_out);
+    }
+done:
+    json_decref(root);
+    free(ts);
+    return rc;
+}
+
+/* Resting-state data for a spectral spec (dcm_simulate_csd), then
+ * the outputs: --params-out and --spec-out held until the series is in
+ * place, so either all appear or none. */
+static int simulate_csd(const dcm_problem *P, const char *spec, const double *theta,
+                        const unsigned char *usable, double snr, long seed, const char *params,
+                        const char *params_out, const char *spec_out, const char *output, double *y)
+{
+    dcm_error err = {0, ""};
+    if (dcm_simulate_csd(P, theta, (unsigned long)seed, snr, y, &err))
+        return cli_report("simulate", &err);
+    io_atomic held[2];
+    memset(held, 0, sizeof held);
+    int nheld = 0, rc;
+    if (params_out) {
+        if ((rc = io_params_write_names(params_out, P, theta, usable, &held[nheld], &err)))
+            return cli_report("simulate", &err);
+        nheld++;
+    }
+    if (spec_out) {
+        if ((rc = write_spec_out(spec, spec_out, output, P->v, &held[nheld]))) {
+            io_atomic_abort(&held[0]);
+            return rc;
+        }
+        nheld++;
+    }
+    if ((rc = io_tsv_write(output, P->v, P->n, y, (const char *const *)P->region_names, &err))) {
+        for (int k = 0; k < nheld; k++)
+            io_atomic_abort(&held[k]);
+        return cli_report("simulate", &err);
+    }
+    if (nheld && (rc = io_atomic_commit_all(held, nheld, &err)))
+        return cli_report("simulate", &err);
+    /* a result file as --params brings the fitted spectra along: say that
+       they did not shape these data */
+    model_csd_layout L;
+    model_csd_layout_init(&L, P->n);
+    int spectral = 0;
+    for (int i = L.off_a; i < L.np; i++)
+        spectral |= theta[i] != 0.0;
+    if (params && spectral)
+        fprintf(stderr, "dcm simulate: note: the values of a, b and c in %s (the fitted model's "
+                "fluctuation and noise spectra) were not used: the simulated fluctuations and noise "
+                "are AR(1) processes (MANUAL 16.4)%s\n", params,
+                params_out ? "; they are not in the --params-out file" : "");
+    return DCM_OK;
+}
+
 int cmd_simulate(int argc, char **argv)
 {
-    const char *spec = NULL, *params = NULL, *output = NULL, *params_out = NULL;
+    const char *spec = NULL, *params = NULL, *output = NULL, *params_out = NULL, *spec_out = NULL;
     const char **vary = calloc((size_t)argc, sizeof *vary);
     int nvary = 0;
     double snr = INFINITY;
@@ -153,6 +327,10 @@ int cmd_simulate(int argc, char **argv)
                    "write the parameters simulated from (after --vary) by name, to compare with estimates "
                    "or to reuse as --params",
                    .missing = "--params-out needs a file name"),
+        CLI_STRING(0, "spec-out", &spec_out, "FILE",
+                   "spectral specs: also write a spec that estimates the output (the input spec with "
+                   "\"timeseries\" naming it, \"scans\" its length, no \"confounds\")",
+                   .missing = "--spec-out needs a file name"),
         CLI_STRING('o', "output", &output, "FILE", "output TSV (required)", .missing = "%o needs a file name"),
         CLI_END};
     const cli_command cmd = {"simulate", usage, description, footer, options, 0};
@@ -181,6 +359,8 @@ int cmd_simulate(int argc, char **argv)
         cli_plan_output(&plan, output, "-o");
         if (params_out)
             cli_plan_output(&plan, params_out, "--params-out");
+        if (spec_out)
+            cli_plan_output(&plan, spec_out, "--spec-out");
         rc = cli_plan_check(&plan);
         cli_plan_free(&plan);
     }
@@ -195,35 +375,60 @@ int cmd_simulate(int argc, char **argv)
         free(vary);
         return cli_report("simulate", &err);
     }
+    const int csd = P->analysis == DCM_ANALYSIS_CSD;
+    if (spec_out && !csd) {
+        dcm_problem_free(P);
+        free(vary);
+        return cli_fail("simulate", DCM_ERR_USAGE,
+                        "--spec-out is for spectral specs (\"analysis\": \"csd\"); a task spec "
+                        "estimates the output when its \"timeseries\" names it");
+    }
     const model_dcm_layout *L = &P->M->L;
-    const int np = L->np, n = P->n, v = P->v;
+    model_layout T;
+    dcm_problem_table(P, &T);
+    const int np = T.np, n = P->n, v = P->v;
     double *theta = malloc(sizeof(double) * np), *pV = malloc(sizeof(double) * np);
     double *sd = calloc((size_t)np, sizeof(double));
-    unsigned char *mask = malloc((size_t)np);
+    unsigned char *mask = malloc((size_t)np), *usable = malloc((size_t)np);
     double *y = malloc(sizeof(double) * (size_t)v * n);
     /* two streams: the noise's is the one `simulate` always used, so data
        without --vary are unchanged, and adding --vary (or reusing a
        --params-out file) leaves the noise as it was */
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937), *rng_vary = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!theta || !pV || !sd || !mask || !y || !rng || !rng_vary) {
+    if (!theta || !pV || !sd || !mask || !usable || !y || !rng || !rng_vary) {
         rc = cli_fail("simulate", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
     gsl_rng_set(rng, (unsigned long)seed);
     gsl_rng_set(rng_vary, (unsigned long)seed ^ SIMULATE_VARY_SEED_MIX);
-    model_dcm_priors(P->M, theta, pV);
-    if (params && ((rc = io_params_load(params, P, theta, &err)) ||
-                   (rc = io_params_check_off(params, P, theta, &err)))) {
+    if (csd)
+        model_csd_priors(n, P->M->a, theta, pV);
+    else
+        model_dcm_priors(P->M, theta, pV);
+    usable_params(P, pV, np, usable);
+    if (csd && !params)
+        default_network(P, pV, theta);
+    if (params && (rc = io_params_load(params, P, theta, &err))) {
+        rc = cli_report("simulate", &err);
+        goto done;
+    }
+    if (params && csd && (rc = check_csd_c(params, P, theta)))
+        goto done;
+    if (params && (rc = io_params_check_off(params, P, theta, &err))) {
         rc = cli_report("simulate", &err);
         goto done;
     }
     for (int k = 0; k < nvary; k++)
-        if ((rc = apply_vary(P, vary[k], pV, sd, mask)))
+        if ((rc = apply_vary(P, vary[k], usable, np, sd, mask)))
             goto done;
     /* in flat order; SD 0 draws nothing (the same as no --vary) */
     for (int i = 0; i < np; i++)
         if (sd[i] > 0)
             theta[i] += gsl_ran_gaussian(rng_vary, sd[i]);
+    if (csd) {
+        rc = simulate_csd(P, spec, theta, usable, snr, seed, params, params_out, spec_out, output, y);
+        goto done;
+    }
     int driven = 0, any_c = 0;
     for (int k = L->off_C; k < L->off_D; k++) {
         driven |= theta[k] != 0.0;
@@ -278,7 +483,7 @@ int cmd_simulate(int argc, char **argv)
     /* both outputs or neither: the parameters wait, written but not
        renamed into place, until the time series is */
     io_atomic held = {0};
-    if (params_out && (rc = io_params_write_names(params_out, P, theta, &held, &err))) {
+    if (params_out && (rc = io_params_write_names(params_out, P, theta, NULL, &held, &err))) {
         rc = cli_report("simulate", &err);
         goto done;
     }
@@ -302,6 +507,7 @@ done:
     free(pV);
     free(sd);
     free(mask);
+    free(usable);
     free(y);
     dcm_problem_free(P);
     return rc;
