@@ -490,6 +490,166 @@ static int read_sidecar(const io_extract_opts *o, io_extract_result *r, double *
     return DCM_OK;
 }
 
+/* TR: --tr, else the BIDS sidecar, else the header (r->tr, tr_source,
+ * sidecar, a warning when the header disagrees). *st: the sidecar's
+ * SliceTiming (owned by *side, which the caller releases). */
+static int extract_tr(const io_extract_opts *o, const io_nifti *bold, io_extract_result *r,
+                      json_t **st, json_t **side, dcm_error *err)
+{
+    double tr_side;
+    int rc;
+    if ((rc = read_sidecar(o, r, &tr_side, st, side, err)))
+        return rc;
+    if (o->tr > 0) {
+        r->tr = o->tr;
+        snprintf(r->tr_source, sizeof r->tr_source, "--tr");
+    } else if (tr_side > 0) {
+        r->tr = tr_side;
+        snprintf(r->tr_source, sizeof r->tr_source, "sidecar RepetitionTime");
+    } else if (bold->tr > 0) {
+        r->tr = bold->tr;
+        snprintf(r->tr_source, sizeof r->tr_source, "%s", bold->tr_units_known
+                 ? "header pixdim[4]" : "header pixdim[4] (units unset: seconds assumed)");
+    } else {
+        char why[96];
+        if (isnan(bold->tr_header))
+            snprintf(why, sizeof why, "is not a number");
+        else if (bold->tr_header < 0 || isinf(bold->tr_header))
+            snprintf(why, sizeof why, "is %g (%s: not a repetition time),", bold->tr_header,
+                     bold->tr_header < 0 ? "negative" : "infinite");
+        else
+            snprintf(why, sizeof why, "is unset (0)");
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: no repetition time: the header's pixdim[4] %s "
+                           "and there is no BIDS sidecar with RepetitionTime; give --tr SECONDS",
+                           o->bold, why);
+        return rc;
+    }
+    if (bold->tr > 0 && bold->tr_units_known && fabs(bold->tr - r->tr) > 1e-3 * r->tr)
+        add_warning(r, "the TR of the header (%g s) differs from the one used (%g s, %s)", bold->tr,
+                    r->tr, r->tr_source);
+    return DCM_OK;
+}
+
+/* The confound matrix X0 = [constant, DCT high-pass, chosen columns]
+ * for r->v scans at r->tr (r->X0, x0_names, nx0, ndct; r->y allocated). */
+static int extract_confounds(const io_extract_opts *o, io_extract_result *r, dcm_error *err)
+{
+    int rc = DCM_OK;
+    int K = o->hpf > 0 ? io_dct_ncols(r->v, r->tr, o->hpf) : 1;
+    r->ndct = K - 1;
+    r->nx0 = K + o->ncolumns;
+    if (r->nx0 >= r->v) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%d confound columns (constant, %d high-pass, %d "
+                           "chosen) for %d scans: use a longer --hpf or fewer columns", r->nx0,
+                           r->ndct, o->ncolumns, r->v);
+        return rc;
+    }
+    if ((double)r->v * r->nx0 * r->nx0 > IO_EXTRACT_MAX_SVD_WORK) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %d confound columns (constant, %d high-pass "
+                           "for %d scans of %g s at a %g s cutoff, %d chosen) are too many to "
+                           "regress out in reasonable time; use a longer --hpf (or --no-hpf), or "
+                           "split the run", o->bold, r->nx0, r->ndct, r->v, r->tr, o->hpf,
+                           o->ncolumns);
+        return rc;
+    }
+    r->X0 = malloc(sizeof(double) * (size_t)r->v * r->nx0);
+    r->x0_names = calloc((size_t)r->nx0, sizeof(char *));
+    r->y = malloc(sizeof(double) * (size_t)r->v);
+    if (!r->X0 || !r->x0_names || !r->y) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        return rc;
+    }
+    if ((rc = io_dct_basis(r->v, K, r->X0, err)))
+        return rc;
+    if (o->ncolumns && (rc = read_confounds(o, r->v, r->X0 + (size_t)K * r->v, err)))
+        return rc;
+    for (int j = 0; j < r->nx0; j++) {
+        char nm[64];
+        if (j == 0)
+            snprintf(nm, sizeof nm, "constant");
+        else if (j < K)
+            snprintf(nm, sizeof nm, "cosine%02d", j);
+        r->x0_names[j] = strdup(j < K ? nm : o->columns[j - K]);
+        if (!r->x0_names[j]) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            return rc;
+        }
+    }
+    return DCM_OK;
+}
+
+/* Y (r->v x nvox voxel series, overwritten) adjusted for r->X0 and
+ * summarised into y (r->v) with *explained; *nflat: voxels left constant
+ * by the adjustment. what: whose series, for messages ("the region's"). */
+static int summarise(const io_extract_opts *o, io_extract_result *r, double *Y, int nvox,
+                     const char *what, double *y, double *explained, int *nflat, dcm_error *err)
+{
+    /* Scale the data by a power of two (exact) so that squares and sums
+       of squares neither overflow nor underflow; the summaries are
+       linear in the data, so the scale is put back at the end. */
+    double ymax = 0.0;
+    const int v = r->v;
+    int rc;
+    for (size_t q = 0; q < (size_t)v * nvox; q++)
+        ymax = fmax(ymax, fabs(Y[q]));
+    const double scale = ymax > 0 ? ldexp(1.0, ilogb(ymax)) : 1.0;
+    double *ss_raw = malloc(sizeof(double) * (size_t)nvox);
+    if (!ss_raw) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        return rc;
+    }
+    for (int c = 0; c < nvox; c++) {
+        double *col = Y + (size_t)c * v, ss = 0.0;
+        for (int t = 0; t < v; t++) {
+            col[t] /= scale;
+            ss += col[t] * col[t];
+        }
+        ss_raw[c] = ss;
+    }
+    if ((rc = io_regress_out(Y, v, nvox, r->X0, r->nx0, &r->x0_rank, err))) {
+        free(ss_raw);
+        return rc;
+    }
+    /* A voxel whose residuals are rounding noise of its values (a
+       constant voxel, or one the confounds explain entirely) carries no
+       signal; a region of only such voxels has nothing to summarise, and
+       its "variance explained" would be that of the noise. */
+    int flat = 0;
+    double worst = 0.0;
+    for (int c = 0; c < nvox; c++) {
+        const double *col = Y + (size_t)c * v;
+        double ss = 0.0;
+        for (int t = 0; t < v; t++)
+            ss += col[t] * col[t];
+        double rel = ss_raw[c] > 0 ? sqrt(ss / ss_raw[c]) : 0.0;
+        worst = fmax(worst, rel);
+        flat += rel <= IO_FLAT_RTOL;
+    }
+    free(ss_raw);
+    if (flat == nvox) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %s time series %s constant: after "
+                           "removing the %s only rounding noise is left (at most %.2g of the "
+                           "values); there is no signal to extract", o->bold, what,
+                           nvox == 1 ? "is" : "are all", r->nx0 == 1 ? "constant"
+                           : "confounds (constant, high-pass, chosen columns)", worst);
+        return rc;
+    }
+    *nflat = flat;
+    if (o->summary == IO_SUMMARY_MEAN)
+        io_mean_series(Y, v, nvox, y, explained);
+    else if ((rc = io_eigenvariate(Y, v, nvox, r->y, NULL, &r->explained, err)))
+        return rc;
+    for (int t = 0; t < v; t++) {
+        y[t] *= scale;
+        if (!isfinite(y[t])) {
+            rc = dcm_error_set(err, DCM_ERR_NUMERIC, "%s: %s summary overflows (values near "
+                               "%g)", o->bold, what, ymax);
+            return rc;
+        }
+    }
+    return DCM_OK;
+}
+
 int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -665,38 +825,9 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
     else
         io_nifti_vox2mm(&bold, cen[0], cen[1], cen[2], r->centre_mm);
 
-    /* TR: --tr, else the sidecar, else the header */
-    double tr_side;
     json_t *st;
-    if ((rc = read_sidecar(o, r, &tr_side, &st, &side, err)))
+    if ((rc = extract_tr(o, &bold, r, &st, &side, err)))
         goto done;
-    if (o->tr > 0) {
-        r->tr = o->tr;
-        snprintf(r->tr_source, sizeof r->tr_source, "--tr");
-    } else if (tr_side > 0) {
-        r->tr = tr_side;
-        snprintf(r->tr_source, sizeof r->tr_source, "sidecar RepetitionTime");
-    } else if (bold.tr > 0) {
-        r->tr = bold.tr;
-        snprintf(r->tr_source, sizeof r->tr_source, "%s", bold.tr_units_known
-                 ? "header pixdim[4]" : "header pixdim[4] (units unset: seconds assumed)");
-    } else {
-        char why[96];
-        if (isnan(bold.tr_header))
-            snprintf(why, sizeof why, "is not a number");
-        else if (bold.tr_header < 0 || isinf(bold.tr_header))
-            snprintf(why, sizeof why, "is %g (%s: not a repetition time),", bold.tr_header,
-                     bold.tr_header < 0 ? "negative" : "infinite");
-        else
-            snprintf(why, sizeof why, "is unset (0)");
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: no repetition time: the header's pixdim[4] %s "
-                           "and there is no BIDS sidecar with RepetitionTime; give --tr SECONDS",
-                           o->bold, why);
-        goto done;
-    }
-    if (bold.tr > 0 && bold.tr_units_known && fabs(bold.tr - r->tr) > 1e-3 * r->tr)
-        add_warning(r, "the TR of the header (%g s) differs from the one used (%g s, %s)", bold.tr,
-                    r->tr, r->tr_source);
 
     /* slice timing */
     if (o->slice_timing) {
@@ -726,110 +857,14 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
         r->have_delay = 1;
     }
 
-    /* confounds: constant, high-pass, chosen columns */
-    int K = o->hpf > 0 ? io_dct_ncols(v, r->tr, o->hpf) : 1;
-    r->ndct = K - 1;
-    r->nx0 = K + o->ncolumns;
-    if (r->nx0 >= v) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%d confound columns (constant, %d high-pass, %d "
-                           "chosen) for %d scans: use a longer --hpf or fewer columns", r->nx0,
-                           r->ndct, o->ncolumns, v);
+    if ((rc = extract_confounds(o, r, err)))
         goto done;
-    }
-    if ((double)v * r->nx0 * r->nx0 > IO_EXTRACT_MAX_SVD_WORK) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: %d confound columns (constant, %d high-pass "
-                           "for %d scans of %g s at a %g s cutoff, %d chosen) are too many to "
-                           "regress out in reasonable time; use a longer --hpf (or --no-hpf), or "
-                           "split the run", o->bold, r->nx0, r->ndct, v, r->tr, o->hpf,
-                           o->ncolumns);
-        goto done;
-    }
-    r->X0 = malloc(sizeof(double) * (size_t)v * r->nx0);
-    r->x0_names = calloc((size_t)r->nx0, sizeof(char *));
-    r->y = malloc(sizeof(double) * (size_t)v);
-    if (!r->X0 || !r->x0_names || !r->y) {
-        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    if ((rc = io_dct_basis(v, K, r->X0, err)))
-        goto done;
-    if (o->ncolumns && (rc = read_confounds(o, v, r->X0 + (size_t)K * v, err)))
-        goto done;
-    for (int j = 0; j < r->nx0; j++) {
-        char nm[64];
-        if (j == 0)
-            snprintf(nm, sizeof nm, "constant");
-        else if (j < K)
-            snprintf(nm, sizeof nm, "cosine%02d", j);
-        r->x0_names[j] = strdup(j < K ? nm : o->columns[j - K]);
-        if (!r->x0_names[j]) {
-            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-            goto done;
-        }
-    }
-    /* Scale the data by a power of two (exact) so that squares and sums
-       of squares neither overflow nor underflow; the summaries are
-       linear in the data, so the scale is put back at the end. */
-    double ymax = 0.0;
-    for (size_t q = 0; q < (size_t)v * nvox; q++)
-        ymax = fmax(ymax, fabs(Y[q]));
-    const double scale = ymax > 0 ? ldexp(1.0, ilogb(ymax)) : 1.0;
-    double *ss_raw = malloc(sizeof(double) * (size_t)nvox);
-    if (!ss_raw) {
-        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    for (int c = 0; c < nvox; c++) {
-        double *col = Y + (size_t)c * v, ss = 0.0;
-        for (int t = 0; t < v; t++) {
-            col[t] /= scale;
-            ss += col[t] * col[t];
-        }
-        ss_raw[c] = ss;
-    }
-    if ((rc = io_regress_out(Y, v, nvox, r->X0, r->nx0, &r->x0_rank, err))) {
-        free(ss_raw);
-        goto done;
-    }
-    /* A voxel whose residuals are rounding noise of its values (a
-       constant voxel, or one the confounds explain entirely) carries no
-       signal; a region of only such voxels has nothing to summarise, and
-       its "variance explained" would be that of the noise. */
     int flat = 0;
-    double worst = 0.0;
-    for (int c = 0; c < nvox; c++) {
-        const double *col = Y + (size_t)c * v;
-        double ss = 0.0;
-        for (int t = 0; t < v; t++)
-            ss += col[t] * col[t];
-        double rel = ss_raw[c] > 0 ? sqrt(ss / ss_raw[c]) : 0.0;
-        worst = fmax(worst, rel);
-        flat += rel <= IO_FLAT_RTOL;
-    }
-    free(ss_raw);
-    if (flat == nvox) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the region's time series %s constant: after "
-                           "removing the %s only rounding noise is left (at most %.2g of the "
-                           "values); there is no signal to extract", o->bold,
-                           nvox == 1 ? "is" : "are all", r->nx0 == 1 ? "constant"
-                           : "confounds (constant, high-pass, chosen columns)", worst);
+    if ((rc = summarise(o, r, Y, nvox, "the region's", r->y, &r->explained, &flat, err)))
         goto done;
-    }
     if (flat)
         add_warning(r, "%d of the region's %d voxels are constant over time (after removing the "
                     "confounds)", flat, nvox);
-    if (o->summary == IO_SUMMARY_MEAN)
-        io_mean_series(Y, v, nvox, r->y, &r->explained);
-    else if ((rc = io_eigenvariate(Y, v, nvox, r->y, NULL, &r->explained, err)))
-        goto done;
-    for (int t = 0; t < v; t++) {
-        r->y[t] *= scale;
-        if (!isfinite(r->y[t])) {
-            rc = dcm_error_set(err, DCM_ERR_NUMERIC, "%s: the region's summary overflows (values "
-                               "near %g)", o->bold, ymax);
-            goto done;
-        }
-    }
 done:
     json_decref(side);
     free(sel);
