@@ -348,6 +348,151 @@ static void test_recovery(void)
     free(y);
 }
 
+
+/* ---- dcm simulate with an rDCM spec ------------------------------------ */
+
+/* A 3-region spec with one input, in dir. */
+static void write_small_spec(const char *dir)
+{
+    test_write_file(dir, "events.tsv", "onset\tduration\ttrial_type\n10\t20\tstim\n60\t15\tstim\n"
+                                       "100\t25\tstim\n150\t10\tstim\n");
+    test_write_file(dir, "spec.json",
+                    "{\"method\": \"rdcm\", \"TR\": 1.0, \"scans\": 200,\n"
+                    " \"regions\": [\"V1\", \"V5\", \"PFC\"], \"inputs\": [\"stim\"],\n"
+                    " \"events\": \"events.tsv\",\n"
+                    " \"a\": [[1, 0, 0], [1, 1, 0], [0, 1, 1]], \"c\": [[1], [0], [0]],\n"
+                    " \"rdcm\": {\"data\": \"simulated\"}}\n");
+    test_write_file(dir, "truth.json", "{\"A\": [[-0.5, 0, 0], [0.4, -0.5, 0], [0, 0.3, -0.5]],\n"
+                                       " \"C\": [[2], [0], [0]]}\n");
+    test_write_file(dir, "off.json", "{\"A\": [[-0.5, 0, 0.2], [0.4, -0.5, 0], [0, 0.3, -0.5]],\n"
+                                     " \"C\": [[2], [0], [0]]}\n");
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = calloc((size_t)n + 1, 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n)
+        b[0] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void test_cli(void)
+{
+    char dir[] = "/tmp/test_rdcm_simXXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    write_small_spec(dir);
+    char args[4096], out[8192];
+    snprintf(args, sizeof args, "simulate %s/spec.json --params %s/truth.json --snr 3 --seed 5 -o %s/y1.tsv",
+             dir, dir, dir);
+    int rc = test_dcm(args, out, sizeof out);
+    printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    snprintf(args, sizeof args, "simulate %s/spec.json --params %s/truth.json --snr 3 --seed 5 -o %s/y2.tsv",
+             dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "simulate %s/spec.json --params %s/truth.json --snr 3 --seed 6 -o %s/y3.tsv",
+             dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 0);
+    char p1[512], p2[512], p3[512];
+    snprintf(p1, sizeof p1, "%s/y1.tsv", dir);
+    snprintf(p2, sizeof p2, "%s/y2.tsv", dir);
+    snprintf(p3, sizeof p3, "%s/y3.tsv", dir);
+    char *a = slurp(p1), *b = slurp(p2), *c = slurp(p3);
+    CU_ASSERT_FATAL(a && b && c);
+    CU_ASSERT(strncmp(a, "V1\tV5\tPFC\n", 10) == 0);
+    CU_ASSERT(strcmp(a, b) == 0);
+    CU_ASSERT(strcmp(a, c) != 0);
+    free(a);
+    free(b);
+    free(c);
+    io_table t;
+    dcm_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(p1, &t, &err), DCM_OK);
+    CU_ASSERT_EQUAL(t.rows, 200);
+    CU_ASSERT_EQUAL(t.cols, 3);
+    io_table_free(&t);
+    /* bad input: exit 2 (1 for usage), the reason, no output */
+    static const struct {
+        const char *tail;
+        int code;
+        const char *needle;
+    } bad[] = {{"--params DIR/off.json", 2, "switches that connection off"},
+               {"", 1, "needs --params"},
+               {"--params DIR/truth.json --vary A:*=0.1", 1, "not available for rDCM"},
+               {"--params DIR/spec.json", 2, "\"A\" must be a 3 x 3 matrix"}};
+    for (size_t q = 0; q < sizeof bad / sizeof bad[0]; q++) {
+        char tail[1024];
+        const char *at = strstr(bad[q].tail, "DIR");
+        if (at)
+            snprintf(tail, sizeof tail, "%.*s%s%s", (int)(at - bad[q].tail), bad[q].tail, dir, at + 3);
+        else
+            snprintf(tail, sizeof tail, "%s", bad[q].tail);
+        snprintf(args, sizeof args, "simulate %s/spec.json %s -o %s/bad.tsv", dir, tail, dir);
+        rc = test_dcm(args, out, sizeof out);
+        printf("\n  exit %d: %s", rc, out);
+        CU_ASSERT_EQUAL(rc, bad[q].code);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[q].needle));
+        char bp[512];
+        snprintf(bp, sizeof bp, "%s/bad.tsv", dir);
+        CU_ASSERT(access(bp, F_OK) != 0);
+    }
+    test_remove_dir(dir);
+}
+
+/* The command on smith50's design and truth gives TAPAS's noise-free data. */
+static void test_cli_smith50(void)
+{
+    char ref[4096];
+    if (!test_shared_path(REF "y_clean.tsv.gz", ref, sizeof ref))
+        return;
+    char mpath[4096];
+    snprintf(mpath, sizeof mpath, "%s/" DATA "model.json", test_shared_dir());
+    json_t *m = test_load_json(mpath);
+    CU_ASSERT_FATAL(m != NULL);
+    char dir[] = "/tmp/test_rdcm_simXXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    json_t *spec = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O}", "method", "rdcm", "TR",
+                             json_object_get(m, "TR"), "regions", json_object_get(m, "regions"),
+                             "inputs", json_object_get(m, "inputs"), "a", json_object_get(m, "a"),
+                             "c", json_object_get(m, "c"), "scans", json_object_get(m, "n_scans"));
+    char ev[4200];
+    snprintf(ev, sizeof ev, "%s/" DATA "events.tsv", test_shared_dir());
+    json_object_set_new(spec, "events", json_string(ev));
+    char sp[512], yp[512], args[8192], out[8192];
+    snprintf(sp, sizeof sp, "%s/spec.json", dir);
+    snprintf(yp, sizeof yp, "%s/y.tsv", dir);
+    json_dump_file(spec, sp, 0);
+    json_decref(spec);
+    json_decref(m);
+    snprintf(args, sizeof args, "simulate %s --params %s/" DATA "truth.json -o %s", sp,
+             test_shared_dir(), yp);
+    int rc = test_dcm(args, out, sizeof out);
+    printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    io_table a, b;
+    dcm_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(yp, &a, &err), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(ref, &b, &err), DCM_OK);
+    CU_ASSERT_FATAL(a.rows == b.rows && a.cols == b.cols);
+    double d = 0, big = 0;
+    for (size_t q = 0; q < (size_t)a.rows * a.cols; q++) {
+        d = fmax(d, fabs(a.data[q] - b.data[q]));
+        big = fmax(big, fabs(b.data[q]));
+    }
+    printf("\n  dcm simulate on smith50: max |diff| from TAPAS's y_clean %.2g (largest %.3g)", d, big);
+    CU_ASSERT(d <= 1e-10 * big);
+    io_table_free(&a);
+    io_table_free(&b);
+    test_remove_dir(dir);
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -355,6 +500,8 @@ int main(void)
         {"rDCM generator: noise at the asked SNR, reproducible by seed", test_noise_and_seed},
         {"rDCM generator: unstable A, silent region, bad SNR refused", test_bad_input},
         {"rDCM and sparse rDCM recover a simulated 10-region network", test_recovery},
+        {"dcm simulate with an rDCM spec: seeded output, bad input refused", test_cli},
+        {"dcm simulate on smith50's spec and truth gives TAPAS's noise-free data", test_cli_smith50},
         {NULL, NULL}};
     return test_run("rdcm_sim", cases);
 }
