@@ -127,18 +127,32 @@ int io_regress_out(double *Y, int v, int nvox, const double *X0, int k, int *ran
             r++;
     if (rank)
         *rank = r;
+    /* the kept columns of U, contiguous (the same arithmetic in the same
+       order as reading U in place, without GSL's per-element accessor:
+       this loop runs over every voxel of every region) */
+    double *Uc = malloc(sizeof(double) * (size_t)v * (r ? (size_t)r : 1));
+    if (!Uc) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int j = 0, q = 0; j < k; j++)
+        if (gsl_vector_get(S, (size_t)j) > tol) {
+            for (int t = 0; t < v; t++)
+                Uc[t + (size_t)q * v] = gsl_matrix_get(U, (size_t)t, (size_t)j);
+            q++;
+        }
     for (int c = 0; c < nvox; c++) {
         double *y = Y + (size_t)c * v;
-        for (int j = 0; j < k; j++) {
-            if (!(gsl_vector_get(S, (size_t)j) > tol))
-                continue;
+        for (int j = 0; j < r; j++) {
+            const double *u = Uc + (size_t)j * v;
             double b = 0.0;
             for (int t = 0; t < v; t++)
-                b += gsl_matrix_get(U, (size_t)t, (size_t)j) * y[t];
+                b += u[t] * y[t];
             for (int t = 0; t < v; t++)
-                y[t] -= b * gsl_matrix_get(U, (size_t)t, (size_t)j);
+                y[t] -= b * u[t];
         }
     }
+    free(Uc);
 done:
     gsl_matrix_free(U);
     gsl_matrix_free(V);
