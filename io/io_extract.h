@@ -83,6 +83,8 @@ typedef struct {
     int summary;               /* IO_SUMMARY_* */
     double tr;                 /* > 0: overrides the sidecar and header */
     int slice_timing;          /* compute the delay from SliceTiming */
+    int all_labels;            /* every label of the atlas (io_extract_atlas_run) */
+    const char *labels;        /* with all_labels: BIDS labels table (index, name), or NULL */
 } io_extract_opts;
 
 typedef struct {
@@ -114,5 +116,43 @@ void io_extract_result_free(io_extract_result *r);
 /* Write PREFIX.tsv, PREFIX_confounds.tsv and PREFIX.json. */
 int io_extract_write(const char *prefix, const io_extract_opts *o, const io_extract_result *r,
                      dcm_error *err);
+
+/* Every label of an atlas in one pass (`dcm extract --all-labels`).
+ * - The atlas is put on the BOLD grid (io_atlas_sample: nearest neighbour
+ *   through the affines when the grids differ), intersected with the mask
+ *   when there is one; the voxels are sorted into labels in one pass, then
+ *   each label's series is summarised as io_extract_run does a region's
+ *   (same confounds, same summary, same TR rules).
+ * - Regions: the labels of the atlas and of the table (when given), in
+ *   ascending label order, named from the table, else "label_N". A label
+ *   without a usable voxel (in the table but not the atlas, lost in the
+ *   resampling, outside the mask, only NaN/Inf voxels, constant series)
+ *   gets no column and is listed in `missing` with the reason, and in the
+ *   warning. Atlas labels the table does not name are warned about.
+ * - Errors (DCM_ERR_INPUT): an atlas that is not a label image, or no
+ *   label with a usable voxel (saying why), a label name clash. */
+typedef struct {
+    io_extract_result common;  /* v, TR, X0 and its names, sidecar, TR warnings */
+    int nregions;
+    long *label;               /* nregions */
+    char **name;               /* nregions */
+    int *nvox, *excluded;      /* voxels used / left out for NaN or Inf */
+    double *explained;         /* nregions */
+    double *centre_mm;         /* 3 x nregions: the voxels' centroid */
+    double *Y;                 /* v x nregions, column-major */
+    int resampled;             /* the atlas was not on the BOLD grid */
+    int atlas_labels;          /* distinct labels in the atlas (own grid) */
+    int nmissing;
+    long *missing;             /* labels without a column */
+    char **missing_name, **missing_why;
+    int unnamed;               /* atlas labels the table does not name */
+    char *warning;             /* every warning, "; " between them ("" if none) */
+} io_extract_atlas_result;
+
+int io_extract_atlas_run(const io_extract_opts *o, io_extract_atlas_result *r, dcm_error *err);
+void io_extract_atlas_result_free(io_extract_atlas_result *r);
+/* PREFIX.tsv (a column per region), PREFIX_confounds.tsv, PREFIX.json. */
+int io_extract_atlas_write(const char *prefix, const io_extract_opts *o,
+                           const io_extract_atlas_result *r, dcm_error *err);
 
 #endif

@@ -23,6 +23,16 @@
  * destroyed only while holding this lock (executing them needs none). */
 static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void model_rdcm_planner_lock(void)
+{
+    pthread_mutex_lock(&fftw_planner_lock);
+}
+
+void model_rdcm_planner_unlock(void)
+{
+    pthread_mutex_unlock(&fftw_planner_lock);
+}
+
 /* ---- the fixed HRF ---------------------------------------------------- */
 
 void model_rdcm_hrf(double dt, int Nu, double *h)

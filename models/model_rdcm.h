@@ -61,6 +61,12 @@
  * forward Euler with step dt over Nu steps; h[i] is the BOLD at step i. */
 void model_rdcm_hrf(double dt, int Nu, double *h);
 
+/* FFTW's planner lock of this module, for the other rDCM files that plan
+ * FFTs (model_rdcm_sim.c): take it around fftw_plan_* and
+ * fftw_destroy_plan, never around fftw_execute. */
+void model_rdcm_planner_lock(void);
+void model_rdcm_planner_unlock(void);
+
 /* The frequency-domain data of one problem. */
 typedef struct {
     int N, n, m, r;

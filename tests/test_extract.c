@@ -1542,6 +1542,339 @@ static void teardown(void)
         printf("cannot remove %s\n", tmpdir);
 }
 
+
+/* ---- every label of an atlas (--all-labels) ---- */
+
+/* An atlas image of any size with an sform only (qform unset). */
+static void write_atlas_grid(const char *path, int nx, int ny, int nz, const double *x, double A[4][4])
+{
+    int64_t dims[8] = {3, nx, ny, nz, 1, 1, 1, 1};
+    nifti_image *nim = nifti_make_new_nim(dims, DT_INT16, 1);
+    for (size_t q = 0; q < (size_t)nx * ny * nz; q++)
+        ((int16_t *)nim->data)[q] = (int16_t)lround(x[q]);
+    nim->dx = nim->pixdim[1] = 4.0;
+    nim->dy = nim->pixdim[2] = 5.0;
+    nim->dz = nim->pixdim[3] = 6.0;
+    nim->xyz_units = NIFTI_UNITS_MM;
+    nim->qform_code = 0;
+    nim->sform_code = NIFTI_XFORM_MNI_152;
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            nim->sto_xyz.m[r][c] = A[r][c];
+    nifti_set_filenames(nim, path, 0, 1);
+    nifti_image_write(nim);
+    nifti_image_free(nim);
+}
+
+/* The coarse atlas: 2x the BOLD voxels, origin at BOLD voxel SHIFT (no
+ * BOLD centre falls half-way between two atlas voxels), 8 x 6 x 5 voxels
+ * (the BOLD is 12 x 10 x 8: some atlas voxels lie outside it). Labels
+ * 1..5 in a pattern; label 9 only in atlas column I = 7 (BOLD i >= 14:
+ * outside); label 40 nowhere near the BOLD (I = 7 too). */
+#define CA_NX 8
+#define CA_NY 6
+#define CA_NZ 5
+static const double SHIFT[3] = {0.25, -0.3, 0.6};
+
+static long coarse_label(int I, int J, int K)
+{
+    if (I == 7)
+        return J == 0 ? 40 : 9;
+    return 1 + (I + 2 * J + 3 * K) % 5;
+}
+
+/* the label the BOLD voxel (i, j, k) should get: atlas voxel
+   round((ijk - SHIFT) / 2), 0 outside */
+static long expected_label(int i, int j, int k)
+{
+    int ijk[3] = {i, j, k}, IJK[3], dim[3] = {CA_NX, CA_NY, CA_NZ};
+    for (int a = 0; a < 3; a++) {
+        IJK[a] = (int)floor((ijk[a] - SHIFT[a]) / 2.0 + 0.5);
+        if (IJK[a] < 0 || IJK[a] >= dim[a])
+            return 0;
+    }
+    return coarse_label(IJK[0], IJK[1], IJK[2]);
+}
+
+static void setup_coarse_atlas(void)
+{
+    double A[4][4], C[4][4];
+    make_sform(A);
+    for (int r = 0; r < 4; r++) {
+        for (int c = 0; c < 3; c++)
+            C[r][c] = 2.0 * A[r][c];
+        C[r][3] = A[r][0] * SHIFT[0] + A[r][1] * SHIFT[1] + A[r][2] * SHIFT[2] + A[r][3];
+    }
+    double *x = calloc(CA_NX * CA_NY * CA_NZ, sizeof(double));
+    for (int K = 0; K < CA_NZ; K++)
+        for (int J = 0; J < CA_NY; J++)
+            for (int I = 0; I < CA_NX; I++)
+                x[I + CA_NX * (J + CA_NY * K)] = (double)coarse_label(I, J, K);
+    write_atlas_grid(tp("atlas_coarse.nii"), CA_NX, CA_NY, CA_NZ, x, C);
+    /* the same labels already on the BOLD grid, for per-label extraction */
+    double *y = calloc(NVOX3, sizeof(double));
+    for (int k = 0; k < NZ; k++)
+        for (int j = 0; j < NY; j++)
+            for (int i = 0; i < NX; i++)
+                y[VOX(i, j, k)] = (double)expected_label(i, j, k);
+    img_opts o = DEFAULT_IMG;
+    write_img(tp("atlas_resampled.nii"), 1, y, &o);
+    free(x);
+    free(y);
+    write_file("labels.tsv", "index\tname\tcolor\n1\tVis\t#ff0000\n2\tSomMot\t#00ff00\n"
+               "3\tDorsAttn\t#0000ff\n4\tLimbic\t#ffff00\n5\tDefault\t#00ffff\n12\tGhost\t#000000\n");
+}
+
+/* Same grid: one column per label, each equal to the single-label path. */
+static void test_all_labels_same_grid(void)
+{
+    io_extract_opts o;
+    io_extract_atlas_result r;
+    dcm_error err;
+    opts_init(&o, tp("bold.nii"));
+    o.name = NULL;
+    o.atlas = tp("atlas.nii");
+    o.all_labels = 1;
+    o.hpf = 128;
+    int rc = io_extract_atlas_run(&o, &r, &err);
+    if (rc)
+        printf("\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(r.resampled, 0);
+    CU_ASSERT_EQUAL_FATAL(r.nregions, 2);
+    CU_ASSERT_EQUAL(r.nmissing, 0);
+    CU_ASSERT_STRING_EQUAL(r.name[0], "label_1");
+    CU_ASSERT_STRING_EQUAL(r.name[1], "label_2");
+    CU_ASSERT_EQUAL(r.nvox[0], 18);
+    CU_ASSERT_EQUAL(r.nvox[1], 36);
+    CU_ASSERT_STRING_EQUAL(r.warning, "");
+    for (int k = 0; k < 2; k++) {
+        io_extract_opts o1 = o;
+        o1.all_labels = 0;
+        o1.name = "R";
+        o1.label = k + 1;
+        io_extract_result r1;
+        CU_ASSERT_EQUAL_FATAL(io_extract_run(&o1, &r1, &err), 0);
+        double d = 0;
+        for (int t = 0; t < NV; t++)
+            d = fmax(d, fabs(r1.y[t] - r.Y[t + (size_t)NV * k]));
+        printf("\n  label %d: all-labels vs --label: max |diff| %.2e, explained %.4f vs %.4f", k + 1, d,
+               r.explained[k], r1.explained);
+        CU_ASSERT(d == 0.0);
+        CU_ASSERT(r.explained[k] == r1.explained);
+        for (int a = 0; a < 3; a++)
+            CU_ASSERT_DOUBLE_EQUAL(r.centre_mm[3 * k + a], r1.centre_mm[a], 1e-9);
+        io_extract_result_free(&r1);
+    }
+    CU_ASSERT_EQUAL(r.common.nx0, 3);
+    io_extract_atlas_result_free(&r);
+}
+
+/* A coarser, shifted atlas: the voxels each label gets, names from the
+ * table, the labels without a column and why, and the columns equal to
+ * per-label extraction with the atlas already on the BOLD grid. */
+static void test_all_labels_resampled(void)
+{
+    setup_coarse_atlas();
+    io_extract_opts o;
+    io_extract_atlas_result r;
+    dcm_error err;
+    /* own copies: tp() recycles its buffers */
+    char bold_p[1024], atlas_p[1024], labels_p[1024], mask_p[1024], res_p[1024];
+    snprintf(bold_p, sizeof bold_p, "%s", tp("bold.nii"));
+    snprintf(atlas_p, sizeof atlas_p, "%s", tp("atlas_coarse.nii"));
+    snprintf(labels_p, sizeof labels_p, "%s", tp("labels.tsv"));
+    snprintf(mask_p, sizeof mask_p, "%s", tp("mask.nii"));
+    snprintf(res_p, sizeof res_p, "%s", tp("atlas_resampled.nii"));
+    opts_init(&o, bold_p);
+    o.name = NULL;
+    o.atlas = atlas_p;
+    o.labels = labels_p;
+    o.all_labels = 1;
+    o.summary = IO_SUMMARY_MEAN;
+    int rc = io_extract_atlas_run(&o, &r, &err);
+    if (rc)
+        printf("\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    printf("\n  warning: %s", r.warning);
+    CU_ASSERT_EQUAL(r.resampled, 1);
+    CU_ASSERT_EQUAL(r.atlas_labels, 7);
+    CU_ASSERT_EQUAL_FATAL(r.nregions, 5);
+    static const char *const names[] = {"Vis", "SomMot", "DorsAttn", "Limbic", "Default"};
+    int count[6] = {0};
+    for (int k = 0; k < NZ; k++)
+        for (int j = 0; j < NY; j++)
+            for (int i = 0; i < NX; i++) {
+                long l = expected_label(i, j, k);
+                CU_ASSERT(l <= 5);   /* 9 and 40 lie outside the BOLD */
+                count[l]++;
+            }
+    for (int k = 0; k < 5; k++) {
+        CU_ASSERT_EQUAL(r.label[k], k + 1);
+        CU_ASSERT_STRING_EQUAL(r.name[k], names[k]);
+        CU_ASSERT_EQUAL(r.nvox[k], count[k + 1]);
+        printf("\n  %s: %d voxels (expected %d)", r.name[k], r.nvox[k], count[k + 1]);
+    }
+    /* 9 and 40: in the atlas, not on the BOLD grid; 12: named, not in the atlas */
+    CU_ASSERT_EQUAL_FATAL(r.nmissing, 3);
+    CU_ASSERT_EQUAL(r.missing[0], 9);
+    CU_ASSERT_STRING_EQUAL(r.missing_name[0], "label_9");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.missing_why[0], "no voxel on the BOLD grid"));
+    CU_ASSERT_EQUAL(r.missing[1], 12);
+    CU_ASSERT_STRING_EQUAL(r.missing_name[1], "Ghost");
+    CU_ASSERT_STRING_EQUAL(r.missing_why[1], "not in the atlas");
+    CU_ASSERT_EQUAL(r.missing[2], 40);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.warning, "3 labels of"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.warning, "Ghost (12): not in the atlas"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.warning, "2 labels of the atlas are not in"));
+    /* the columns: per-label extraction on the resampled atlas, and the
+       mean of the demeaned voxel series computed here */
+    double *bold = make_bold(0, 0);
+    for (int k = 0; k < 5; k++) {
+        io_extract_opts o1 = o;
+        o1.all_labels = 0;
+        o1.labels = NULL;
+        o1.name = "R";
+        o1.atlas = res_p;
+        o1.label = k + 1;
+        io_extract_result r1;
+        CU_ASSERT_EQUAL_FATAL(io_extract_run(&o1, &r1, &err), 0);
+        double d = 0, dm = 0;
+        for (int t = 0; t < NV; t++) {
+            double m = 0;
+            int n = 0;
+            for (size_t v = 0; v < NVOX3; v++) {
+                size_t i = v % NX, j = (v / NX) % NY, kk = v / (NX * NY);
+                if (expected_label((int)i, (int)j, (int)kk) != k + 1)
+                    continue;
+                double mu = 0;
+                for (int q = 0; q < NV; q++)
+                    mu += bold[v + (size_t)NVOX3 * q] / NV;
+                m += bold[v + (size_t)NVOX3 * t] - mu;
+                n++;
+            }
+            d = fmax(d, fabs(r1.y[t] - r.Y[t + (size_t)NV * k]));
+            dm = fmax(dm, fabs(m / n - r.Y[t + (size_t)NV * k]));
+        }
+        printf("\n  %s: vs --label on the resampled atlas %.1e, vs direct mean %.1e", names[k], d, dm);
+        CU_ASSERT(d == 0.0);
+        CU_ASSERT(dm < 1e-9);
+        io_extract_result_free(&r1);
+    }
+    free(bold);
+    io_extract_atlas_result_free(&r);
+    /* with a mask (region A's box): labels outside it are reported */
+    o.mask = mask_p;
+    rc = io_extract_atlas_run(&o, &r, &err);
+    if (rc)
+        printf("\n  %s", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    int inmask = 0;
+    for (int k = 0; k < r.nregions; k++)
+        inmask += r.nvox[k];
+    CU_ASSERT_EQUAL(inmask, 18);
+    int outside = 0;
+    for (int k = 0; k < r.nmissing; k++)
+        outside += !strcmp(r.missing_why[k], "no voxel inside the mask");
+    printf("\n  with the mask: %d regions, %d labels outside it", r.nregions, outside);
+    CU_ASSERT_EQUAL(r.nregions + outside, 5);
+    io_extract_atlas_result_free(&r);
+}
+
+static void test_all_labels_cli(void)
+{
+    char args[4096];
+    snprintf(args, sizeof args, "extract %s --atlas %s --all-labels --labels %s --hpf 128 -o %s",
+             tp("bold.nii"), tp("atlas_coarse.nii"), tp("labels.tsv"), tp("out_all"));
+    int rc = run(args);
+    printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "5 regions"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "warning: 3 labels of"));
+    io_table t;
+    dcm_error err;
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(tp("out_all.tsv"), &t, &err), 0);
+    CU_ASSERT_EQUAL(t.rows, NV);
+    CU_ASSERT_EQUAL(t.cols, 5);
+    CU_ASSERT(t.names && !strcmp(t.names[0], "Vis") && !strcmp(t.names[4], "Default"));
+    io_table_free(&t);
+    CU_ASSERT_EQUAL_FATAL(io_tsv_read(tp("out_all_confounds.tsv"), &t, &err), 0);
+    CU_ASSERT_EQUAL(t.cols, 3);
+    io_table_free(&t);
+    json_t *j = test_load_json(tp("out_all.json"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT(json_is_true(json_object_get(j, "atlas_resampled")));
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "regions")), 5);
+    json_t *m = json_object_get(j, "missing_labels");
+    CU_ASSERT_EQUAL(json_array_size(m), 3);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_array_get(m, 1), "name")), "Ghost");
+    json_decref(j);
+    /* usage errors: exit 1, nothing written */
+    static const struct {
+        const char *tail, *needle;
+    } usage[] = {{"--all-labels", "--all-labels needs --atlas"},
+                 {"--atlas ATLAS --all-labels --label 2", "--all-labels takes no --label"},
+                 {"--atlas ATLAS --all-labels --name X", "--all-labels takes no --name"},
+                 {"--atlas ATLAS --all-labels --sphere 0,0,0,5", "--all-labels takes no --sphere"},
+                 {"--atlas ATLAS --label 1 --name X --labels L.tsv", "--labels needs --all-labels"}};
+    for (size_t q = 0; q < sizeof usage / sizeof usage[0]; q++) {
+        char tail[1024];
+        const char *at = strstr(usage[q].tail, "ATLAS");
+        if (at)
+            snprintf(tail, sizeof tail, "%.*s%s%s", (int)(at - usage[q].tail), usage[q].tail,
+                     tp("atlas.nii"), at + 5);
+        else
+            snprintf(tail, sizeof tail, "%s", usage[q].tail);
+        snprintf(args, sizeof args, "extract %s %s -o %s", tp("bold.nii"), tail, tp("bad_all"));
+        rc = run(args);
+        printf("\n  exit %d: %s", rc, out);
+        CU_ASSERT_EQUAL(rc, 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, usage[q].needle));
+    }
+    CU_ASSERT_EQUAL(count_with_prefix("bad_all"), 0);
+}
+
+/* bad atlases and tables: exit 2 with the reason, nothing written */
+static void test_all_labels_bad(void)
+{
+    double *x = calloc(NVOX3, sizeof(double));
+    img_opts o = DEFAULT_IMG;
+    write_img(tp("atlas_zero.nii"), 1, x, &o);
+    x[VOX(3, 4, 2)] = 2.5;
+    write_img(tp("atlas_frac.nii"), 1, x, &o);
+    /* an atlas far from the BOLD: every label lost */
+    double A[4][4];
+    make_sform(A);
+    A[0][3] += 1000.0;
+    for (size_t q = 0; q < NVOX3; q++)
+        x[q] = 1 + (double)(q % 3);
+    write_atlas_grid(tp("atlas_far.nii"), NX, NY, NZ, x, A);
+    free(x);
+    write_file("labels_dup.tsv", "index\tname\n1\tA\n2\tB\n1\tC\n");
+    write_file("labels_noname.tsv", "index\tlabel\n1\tA\n");
+    write_file("labels_clash.tsv", "index\tname\n1\tlabel_2\n");
+    static const struct {
+        const char *atlas, *labels, *needle;
+    } bad[] = {{"atlas_zero.nii", NULL, "the atlas has no labelled voxel"},
+               {"atlas_frac.nii", NULL, "holds 2.5, not a whole-number label"},
+               {"atlas_far.nii", NULL, "no label of the atlas has a usable voxel"},
+               {"atlas.nii", "labels_dup.tsv", "index 1 is listed twice"},
+               {"atlas.nii", "labels_noname.tsv", "\"index\" and \"name\""},
+               {"atlas.nii", "labels_clash.tsv", "would be called"}};
+    for (size_t q = 0; q < sizeof bad / sizeof bad[0]; q++) {
+        char args[4096], lab[1100] = "";
+        if (bad[q].labels)
+            snprintf(lab, sizeof lab, "--labels %s", tp(bad[q].labels));
+        snprintf(args, sizeof args, "extract %s --atlas %s --all-labels %s -o %s", tp("bold.nii"),
+                 tp(bad[q].atlas), lab, tp("bad_all"));
+        int rc = run(args);
+        printf("\n  exit %d: %s", rc, out);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[q].needle));
+    }
+    CU_ASSERT_EQUAL(count_with_prefix("bad_all"), 0);
+}
+
 extern void openblas_set_num_threads(int);
 
 int main(void)
@@ -1580,6 +1913,11 @@ int main(void)
          test_special_files},
         {"an unreadable atlas says it cannot be read, and why", test_unreadable_atlas},
         {"too many volumes or high-pass columns refused; sidecars beside long paths", test_limits_and_long_paths},
+        {"--all-labels on the BOLD grid: each column equals --label's", test_all_labels_same_grid},
+        {"--all-labels with a coarser shifted atlas: voxels, names, missing labels, --label equality",
+         test_all_labels_resampled},
+        {"dcm extract --all-labels: outputs, warning, usage errors", test_all_labels_cli},
+        {"--all-labels: empty, fractional or distant atlas, bad labels tables: exit 2", test_all_labels_bad},
         {NULL, NULL}};
     int rc = test_run("extract", cases);
     teardown();

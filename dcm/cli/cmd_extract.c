@@ -10,7 +10,9 @@
 #include "io/io_atomic.h"
 #include "io/io_extract.h"
 
-static const char *const usage[] = {"BOLD.nii[.gz] REGION --name NAME -o PREFIX [options]", NULL};
+static const char *const usage[] = {"BOLD.nii[.gz] REGION --name NAME -o PREFIX [options]",
+                                    "BOLD.nii[.gz] --atlas ATLAS.nii --all-labels [--labels LABELS.tsv] -o PREFIX [options]",
+                                    NULL};
 
 static const char *description =
     "Extract one region's time series from a 4D BOLD image (NIfTI-1, NIfTI-2,\n"
@@ -19,13 +21,20 @@ static const char *description =
     "principal eigenvariate (or the mean). Writes, atomically:\n"
     "  PREFIX.tsv            the region's time series, one column named NAME\n"
     "  PREFIX_confounds.tsv  the confound matrix X0 used (for the spec's \"confounds\")\n"
-    "  PREFIX.json           voxels, centre (mm), variance explained, TR, delay\n";
+    "  PREFIX.json           voxels, centre (mm), variance explained, TR, delay\n"
+    "With --all-labels, every label of the atlas in one pass: PREFIX.tsv has a\n"
+    "column per label (names from --labels, else label_N), the atlas is\n"
+    "resampled to the BOLD grid (nearest neighbour through the affines) when\n"
+    "the grids differ, and labels without a usable voxel are listed (warning\n"
+    "and PREFIX.json's missing_labels).\n";
 
 static const char *footer =
     "example:\n"
     "  dcm extract sub-01_task-att_bold.nii.gz --sphere 44,-72,0,8 --name V5 \\\n"
     "      --confounds sub-01_task-att_desc-confounds_timeseries.tsv \\\n"
-    "      --columns trans_x,trans_y,trans_z,rot_x,rot_y,rot_z -o V5\n";
+    "      --columns trans_x,trans_y,trans_z,rot_x,rot_y,rot_z -o V5\n"
+    "  dcm extract sub-01_task-rest_bold.nii.gz --atlas Schaefer2018_200Parcels_2mm.nii.gz \\\n"
+    "      --all-labels --labels Schaefer2018_200Parcels_dseg.tsv -o sub-01_schaefer200\n";
 
 /* "a,b,c" -> array of strings (the copy holds them) */
 static int split_columns(char *s, char ***out, int *count)
@@ -126,6 +135,7 @@ static int plan_outputs(const io_extract_opts *o, const char *prefix)
     cli_plan_input(&plan, o->mask, "--mask");
     cli_plan_input(&plan, o->atlas, "--atlas");
     cli_plan_input(&plan, o->confounds, "--confounds");
+    cli_plan_input(&plan, o->labels, "--labels");
     static const char *const out[] = {".tsv", "_confounds.tsv", ".json"};
     for (int k = 0; k < 3; k++) {
         sprintf(buf, "%s%s", prefix, out[k]);
@@ -152,6 +162,30 @@ static int plan_outputs(const io_extract_opts *o, const char *prefix)
     return rc;
 }
 
+/* --all-labels: every label of the atlas into PREFIX.tsv */
+static int run_all_labels(const io_extract_opts *o, const char *prefix, dcm_error *err)
+{
+    io_extract_atlas_result r;
+    int rc = io_extract_atlas_run(o, &r, err);
+    if (rc)
+        return rc;
+    if (r.warning[0])
+        fprintf(stderr, "dcm extract: warning: %s\n", r.warning);
+    if (!(rc = io_extract_atlas_write(prefix, o, &r, err))) {
+        long vox = 0;
+        for (int k = 0; k < r.nregions; k++)
+            vox += r.nvox[k];
+        printf("%s: %d region%s from %s (%d label%s in the atlas%s, %d without a column), %ld voxels, "
+               "%s, TR %g s, %d confound column%s -> %s.tsv\n",
+               o->bold, r.nregions, r.nregions == 1 ? "" : "s", o->atlas, r.atlas_labels,
+               r.atlas_labels == 1 ? "" : "s", r.resampled ? ", resampled to the BOLD grid" : "",
+               r.nmissing, vox, o->summary == IO_SUMMARY_MEAN ? "means" : "eigenvariates",
+               r.common.tr, r.common.nx0, r.common.nx0 == 1 ? "" : "s", prefix);
+    }
+    io_extract_atlas_result_free(&r);
+    return rc;
+}
+
 int cmd_extract(int argc, char **argv)
 {
     io_extract_opts o;
@@ -170,13 +204,18 @@ int cmd_extract(int argc, char **argv)
         CLI_INT(0, "label", &o.label, "K", -2147483647.0, 2147483647.0, "the atlas label (a whole number)",
                 .seen = &have_label, .missing = "%o needs a whole number",
                 .invalid = "--label needs a whole number, not '%v'"),
+        CLI_FLAG(0, "all-labels", &o.all_labels,
+                 "every label of --atlas, a column each (resampled to the BOLD grid when needed)"),
+        CLI_STRING(0, "labels", &o.labels, "LABELS.tsv",
+                   "with --all-labels: names of the labels (BIDS dseg.tsv: columns index, name)",
+                   .missing = "%o needs a labels table"),
         CLI_CALLBACK(0, "sphere", &o, "X,Y,Z,R", take_sphere,
                      "voxels within R mm of (X, Y, Z) mm (world coordinates through the sform, else the "
                      "qform)",
                      .missing = "%o needs X,Y,Z,R in mm",
                      .invalid = "--sphere needs X,Y,Z,R in mm with R > 0 (e.g. 44,-72,0,8), not '%v'"),
         CLI_GROUP("options:"),
-        CLI_STRING(0, "name", &o.name, "NAME", "region name (required)", .missing = "%o needs a region name"),
+        CLI_STRING(0, "name", &o.name, "NAME", "region name (required, except with --all-labels)", .missing = "%o needs a region name"),
         CLI_STRING('o', "output", &prefix, "PREFIX", "output prefix (required)",
                    .missing = "%o needs an output prefix"),
         CLI_STRING(0, "confounds", &o.confounds, "FILE.tsv",
@@ -211,22 +250,36 @@ int cmd_extract(int argc, char **argv)
         o.bold = argv[1];
     if (!o.bold)
         return cli_fail("extract", DCM_ERR_USAGE, "no BOLD image given (see dcm extract --help)");
+    if (o.all_labels && !o.atlas)
+        return cli_fail("extract", DCM_ERR_USAGE, "--all-labels needs --atlas ATLAS.nii");
     if (!o.mask && !o.atlas && !o.sphere)
         return cli_fail("extract", DCM_ERR_USAGE, "no region: give --mask, --atlas with --label, "
                         "or --sphere X,Y,Z,R");
-    if (o.mask && o.atlas)
+    if (o.mask && o.atlas && !o.all_labels)
         return cli_fail("extract", DCM_ERR_USAGE, "give --mask or --atlas, not both");
-    if (o.atlas && !have_label)
-        return cli_fail("extract", DCM_ERR_USAGE, "--atlas needs --label K");
-    if (have_label && !o.atlas)
-        return cli_fail("extract", DCM_ERR_USAGE, "--label needs --atlas ATLAS.nii");
-    if (!o.name || !o.name[0])
-        return cli_fail("extract", DCM_ERR_USAGE, "no region name: add --name NAME");
-    /* the name becomes a spec's region: the same rule as at load (':',
-       '->', white space at the ends, control characters), and no comma */
-    const char *why = strchr(o.name, ',') ? "names here may not hold commas" : dcm_name_problem(o.name);
-    if (why)
-        return cli_fail("extract", DCM_ERR_USAGE, "--name '%s': %s", o.name, why);
+    if (o.labels && !o.all_labels)
+        return cli_fail("extract", DCM_ERR_USAGE, "--labels needs --all-labels");
+    if (o.all_labels) {
+        const char *bad = have_label ? "--label" : o.sphere ? "--sphere"
+                        : o.name ? "--name" : o.slice_timing ? "--slice-timing" : NULL;
+        if (bad)
+            return cli_fail("extract", DCM_ERR_USAGE, "--all-labels takes no %s (%s)", bad,
+                            !strcmp(bad, "--name") ? "the columns are named from --labels, else label_N"
+                            : !strcmp(bad, "--slice-timing") ? "one delay per region: run extract per "
+                              "region for slice timing" : "every label of the atlas is extracted");
+    } else {
+        if (o.atlas && !have_label)
+            return cli_fail("extract", DCM_ERR_USAGE, "--atlas needs --label K");
+        if (have_label && !o.atlas)
+            return cli_fail("extract", DCM_ERR_USAGE, "--label needs --atlas ATLAS.nii");
+        if (!o.name || !o.name[0])
+            return cli_fail("extract", DCM_ERR_USAGE, "no region name: add --name NAME");
+        /* the name becomes a spec's region: the same rule as at load (':',
+           '->', white space at the ends, control characters), and no comma */
+        const char *why = strchr(o.name, ',') ? "names here may not hold commas" : dcm_name_problem(o.name);
+        if (why)
+            return cli_fail("extract", DCM_ERR_USAGE, "--name '%s': %s", o.name, why);
+    }
     if (!prefix)
         return cli_fail("extract", DCM_ERR_USAGE, "no output prefix: add -o PREFIX");
     if (no_hpf && have_hpf)
@@ -254,6 +307,12 @@ int cmd_extract(int argc, char **argv)
         }
     }
     dcm_error err = {0, ""};
+    if (o.all_labels) {
+        int arc = run_all_labels(&o, prefix, &err);
+        free(o.columns);
+        free(colbuf);
+        return arc ? cli_report("extract", &err) : DCM_OK;
+    }
     io_extract_result r;
     int rc = io_extract_run(&o, &r, &err);
     if (rc == DCM_OK) {

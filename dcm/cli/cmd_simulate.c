@@ -13,6 +13,7 @@
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
 #include "io/io_atomic.h"
+#include "dcm/cli/cmd_simulate_rdcm.h"
 #include "io/io_params.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
@@ -60,6 +61,11 @@ static const char *footer =
     "(A, B, C, D, transit, decay, epsilon; matrices column by column). So the\n"
     "noise does not depend on --vary, and --params-out FILE given back as\n"
     "--params with the same seed reproduces the data.\n"
+    "\n"
+    "rDCM specs (\"method\": \"rdcm\" or \"sparse_rdcm\"): TAPAS's generator (Euler\n"
+    "neuronal states at TR/16, the fixed HRF, noise SD std(signal)/S per region,\n"
+    "GSL MT19937 seeded with N); --params holds \"A\" (Hz) and \"C\" (TAPAS units)\n"
+    "as lists of rows; the spec needs \"scans\".\n"
     "\n"
     "examples:\n"
     "  dcm simulate fwd.json --params truth.json --snr 2 --seed 7 -o timeseries.tsv\n"
@@ -367,6 +373,14 @@ int cmd_simulate(int argc, char **argv)
     if (rc) {
         free(vary);
         return rc;
+    }
+    /* regression DCM: TAPAS's generator (cmd_simulate_rdcm.c) */
+    if (simulate_rdcm_method(spec)) {
+        free(vary);
+        if (nvary || params_out)
+            return cli_fail("simulate", DCM_ERR_USAGE, "--vary and --params-out are not available "
+                            "for rDCM specs");
+        return simulate_rdcm(spec, params, snr, (unsigned long)seed, output);
     }
 
     dcm_error err = {0, ""};
