@@ -34,6 +34,7 @@ typedef struct {
     char *const *regions;         /* n */
     char *const *inputs;          /* m */
     int csd;                      /* 1: spectral DCM (model_layout_init_csd; m = 0) */
+    int rdcm;                     /* 1: regression DCM (model_layout_init_rdcm: A, C) */
 } io_pname_space;
 
 /* Number of parameters of the space (as model_dcm_layout). */
