@@ -987,6 +987,10 @@ static int rdcm_load(const char *path, json_t *root, io_result_summary *s, dcm_e
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"method\" must be \"rdcm\" or "
                              "\"sparse_rdcm\" in a regression DCM result", path);
     s->rdcm = strcmp(mv, "rdcm") ? 2 : 1;
+    json_t *ro = json_object_get(json_object_get(root, "model"), "rdcm");
+    json_t *fl = json_object_get(ro, "filter"), *da = json_object_get(ro, "data");
+    s->rdcm_filter = json_is_number(fl) ? json_number_value(fl) : NAN;
+    s->rdcm_empirical = json_is_string(da) && !strcmp(json_string_value(da), "empirical");
     int rc = read_names(path, "regions", root, &s->regions, &s->n, err);
     if (rc)
         return rc;

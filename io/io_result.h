@@ -96,6 +96,8 @@ typedef struct {
                                n^2 + n m over A then C; Cp NULL, Vp the posterior
                                variances: rDCM keeps per-region diagonals only) */
     double *Vp;             /* posterior variances (np), regression DCM only */
+    double rdcm_filter;     /* its "model"."rdcm" filter strength and data (1 empirical, */
+    int rdcm_empirical;     /* 0 simulated): the regression rows depend on them */
     int nh;                 /* noise components: n (task) or n^2 (spectral) */
     double *Eh;             /* noise log-precision (nh), NULL when absent */
     int iterations;         /* -1 when absent */
