@@ -51,7 +51,10 @@ typedef struct {
 void dcm_rdcm_default_grid(double *p0)
 {
     for (int k = 0; k < DCM_RDCM_GRID_DEFAULT; k++)
-        p0[k] = 0.05 + k * 0.05;   /* as TAPAS computes it: 0.15000000000000002 */
+        /* as Octave's range 0.05:0.05:0.95 (TAPAS): base + k inc, so the
+           third is 0.15000000000000002, with the last clamped to the
+           limit (0.95, not 0.9500000000000001) */
+        p0[k] = fmin(0.05 + k * 0.05, 0.95);
 }
 
 int dcm_rdcm_events_to_inputs(int nev, const double *onset, const double *duration,

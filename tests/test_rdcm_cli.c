@@ -321,12 +321,12 @@ static void test_resting_state(void)
     char *text = malloc(64 * (size_t)N * n + 64);
     size_t o = (size_t)sprintf(text, "V1\tV2\tV3\tV4\n");
     double x[4] = {0, 0, 0, 0};
-    unsigned s = 7;
+    unsigned seed = 7;
     for (int t = 0; t < N; t++) {
         double e[4];
         for (int k = 0; k < 4; k++) {
-            s = s * 1103515245u + 12345u;
-            e[k] = ((s >> 8) & 0xffff) / 65536.0 - 0.5;
+            seed = seed * 1103515245u + 12345u;
+            e[k] = ((seed >> 8) & 0xffff) / 65536.0 - 0.5;
         }
         x[0] = 0.8 * x[0] + e[0];
         x[1] = 0.7 * x[1] + 0.3 * x[0] + e[1];
@@ -455,7 +455,7 @@ static void test_table(void)
     io_pname_format(&S, 1, nm, sizeof nm);
     CU_ASSERT_STRING_EQUAL(nm, "A:V1->V2");
     io_pname_format(&S, 9 + 3, nm, sizeof nm);
-    CU_ASSERT_STRING_EQUAL(nm, "C:V1:w");
+    CU_ASSERT_STRING_EQUAL(nm, "C:w->V1");
     io_pname_space task = {3, 2, 0, regions, inputs, 0, 0};
     int map[64];
     dcm_error err = {0, ""};
