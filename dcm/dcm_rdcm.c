@@ -505,9 +505,11 @@ int dcm_rdcm_estimate_problem(const dcm_problem *P, dcm_result **out, dcm_error 
     double *u = m > 0 ? malloc(sizeof(double) * (size_t)Nu * m) : NULL;
     if (m > 0 && !u)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory for the inputs");
-    for (int j = 0; j < m; j++)
-        for (int t = 0; t < Nu; t++)
-            u[t + (size_t)Nu * j] = P->M->u[(size_t)t * m + j];
+    for (int t = 0; t < Nu; t++) {   /* read in order: m write streams */
+        const double *ut = P->M->u + (size_t)t * m;
+        for (int j = 0; j < m; j++)
+            u[t + (size_t)Nu * j] = ut[j];
+    }
     dcm_rdcm_result *X = NULL;
     rc = dcm_rdcm_estimate(P->Y, v, n, P->M->TR, u, m, r, P->M->a, m > 0 ? P->M->c : NULL, &o, &X,
                            err);
