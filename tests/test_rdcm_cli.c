@@ -370,6 +370,81 @@ static void test_resting_state(void)
     io_result_summary_free(&s);
 }
 
+/* Write a 4-region resting-state series (coupled AR(1), V1 -> V2 weight
+ * w) of N scans to NAME. */
+static void rest_series(const char *name, int N, double w, unsigned seed)
+{
+    char *text = malloc(64 * (size_t)N * 4 + 64);
+    size_t o = (size_t)sprintf(text, "V1\tV2\tV3\tV4\n");
+    double x[4] = {0, 0, 0, 0};
+    for (int t = 0; t < N; t++) {
+        double e[4];
+        for (int k = 0; k < 4; k++) {
+            seed = seed * 1103515245u + 12345u;
+            e[k] = ((seed >> 8) & 0xffff) / 65536.0 - 0.5;
+        }
+        x[1] = 0.6 * x[1] + w * x[0] + e[1];
+        x[0] = 0.8 * x[0] + e[0];
+        x[2] = 0.7 * x[2] + 0.3 * x[1] + e[2];
+        x[3] = 0.6 * x[3] + e[3];
+        o += (size_t)sprintf(text + o, "%.6f\t%.6f\t%.6f\t%.6f\n", x[0], x[1], x[2], x[3]);
+    }
+    test_write_file(tmpdir, name, text);
+    free(text);
+}
+
+/* dcm batch with rDCM specs in the manifest, then dcm peb over A of the
+ * subjects' results (a group difference in V1 -> V2). */
+static void test_batch_peb(void)
+{
+    char manifest[4096] = "subject\tmodel\tspec\n", design[1024] = "subject\tintercept\tgroup\n";
+    for (int i = 0; i < 6; i++) {
+        char ts[64], spec[64], text[1024];
+        snprintf(ts, sizeof ts, "s%d.tsv", i);
+        snprintf(spec, sizeof spec, "s%d.json", i);
+        rest_series(ts, 500, i < 3 ? 0.1 : 0.5, 11u + 7u * (unsigned)i);
+        snprintf(text, sizeof text,
+                 "{\"method\": \"rdcm\", \"TR\": 2, \"timeseries\": \"%s\", "
+                 "\"regions\": [\"V1\", \"V2\", \"V3\", \"V4\"], "
+                 "\"a\": [\"V1 -> V2\", \"V2 -> V3\", \"V3 -> V4\"]}", ts);
+        test_write_file(tmpdir, spec, text);
+        size_t l = strlen(manifest);
+        snprintf(manifest + l, sizeof manifest - l, "sub%d\tchain\t%s\n", i, spec);
+        l = strlen(design);
+        snprintf(design + l, sizeof design - l, "sub%d\t1\t%d\n", i, i < 3 ? -1 : 1);
+    }
+    test_write_file(tmpdir, "manifest.tsv", manifest);
+    test_write_file(tmpdir, "design.tsv", design);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "batch %s/manifest.tsv -o %s/group -j 2 -q", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT(exists("group/sub5/chain.json"));
+    CU_ASSERT(exists("group/summary.tsv"));
+    snprintf(cmd, sizeof cmd, "peb %s/group --model chain --design %s/design.tsv --params 'A:*' --json",
+             tmpdir, tmpdir);
+    int rc = test_dcm(cmd, out, sizeof out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    json_error_t je;
+    json_t *o = json_loads(strchr(out, '{'), JSON_DISABLE_EOF_CHECK, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    /* the group effect of V1 -> V2 is positive (0.5 vs 0.1 in the data) */
+    json_t *eff = json_object_get(o, "effects");
+    int seen = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(eff, i, e) {
+        const char *p = json_string_value(json_object_get(e, "parameter"));
+        const char *c = json_string_value(json_object_get(e, "covariate"));
+        if (p && c && !strcmp(p, "A:V1->V2") && !strcmp(c, "group")) {
+            seen = 1;
+            printf("\n  PEB group effect on A:V1->V2: %g ", json_number_value(json_object_get(e, "mean")));
+            CU_ASSERT(json_number_value(json_object_get(e, "mean")) > 0);
+        }
+    }
+    CU_ASSERT(seen);
+    json_decref(o);
+}
+
 /* Bad input: exit 2, a message naming the fault, no output file. */
 static void expect_refusal(const char *spec_name, const char *text, const char *needle)
 {
@@ -479,6 +554,7 @@ int main(void)
         {"dcm estimate smith50 ordered sparse rDCM: F per p0, chosen p0, Ep, Ip", test_smith50_sparse_ordered},
         {"compare / review / check / reduce on rDCM results", test_downstream},
         {"resting-state rDCM (no inputs), threads do not change it", test_resting_state},
+        {"dcm batch with rDCM specs, dcm peb over A of their results", test_batch_peb},
         {"rDCM spec bad input: exit 2, the reason, no output", test_bad_input},
         {NULL, NULL}};
     int rc = test_run("rdcm_cli", cases);
