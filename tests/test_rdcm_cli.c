@@ -306,6 +306,17 @@ static void test_downstream(void)
     snprintf(cmd, sizeof cmd, "check %s/ridge_fit.json", tmpdir);
     CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
 
+    snprintf(cmd, sizeof cmd, "report %s/ridge_fit.json -o %s/ridge.html --png %s/png", tmpdir, tmpdir,
+             tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT(exists("ridge.html"));
+    CU_ASSERT(exists("png/connectivity.png"));
+    CU_ASSERT_FALSE(exists("png/inclusion.png"));   /* rDCM: no inclusion probabilities */
+    snprintf(cmd, sizeof cmd, "report %s/ridge_fit.json %s/ridge2_fit.json -o %s/two.html", tmpdir,
+             tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 1);
+    CU_ASSERT_FALSE(exists("two.html"));
+
     snprintf(cmd, sizeof cmd, "reduce %s/ridge_fit.json --off 'A:R02->R01' -o %s/red.json", tmpdir,
              tmpdir);
     CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 2);
