@@ -102,7 +102,7 @@ const char *dcm_problem_input_name(const dcm_problem *P, int j)
 static int problem_pnames(const dcm_problem *P, int k, char **name)
 {
     io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names,
-                        P->analysis == DCM_ANALYSIS_CSD, P->analysis == DCM_ANALYSIS_RDCM};
+                        P->analysis == DCM_ANALYSIS_RDCM ? IO_PNAME_RDCM : P->analysis == DCM_ANALYSIS_CSD};
     if (name)
         *name = io_pname_name(&S, k);
     return io_pname_count(&S);

@@ -10,7 +10,7 @@
 /* The block table of a space (two-state does not change the blocks). */
 static void table_of(const io_pname_space *S, model_layout *T)
 {
-    if (S->rdcm)
+    if (S->csd == IO_PNAME_RDCM)
         model_layout_init_rdcm(T, S->n, S->m);
     else if (S->csd)
         model_layout_init_csd(T, S->n);
@@ -144,10 +144,11 @@ int io_pname_map(const io_pname_space *from, const char *from_label, const io_pn
                  const char *to_label, int *map, dcm_error *err)
 {
     const int n = from->n, m = from->m;
-    if (from->rdcm != to->rdcm)
+    if ((from->csd == IO_PNAME_RDCM) != (to->csd == IO_PNAME_RDCM))
         return dcm_error_set(err, DCM_ERR_INPUT, "%s is a %s DCM but %s is a %s DCM: their parameters "
-                             "cannot be matched by name", from_label, from->rdcm ? "regression" : "classical",
-                             to_label, to->rdcm ? "regression" : "classical");
+                             "cannot be matched by name", from_label,
+                             from->csd == IO_PNAME_RDCM ? "regression" : "classical", to_label,
+                             to->csd == IO_PNAME_RDCM ? "regression" : "classical");
     if (from->csd != to->csd)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s is a %s DCM but %s is a %s DCM: their parameters "
                              "cannot be matched by name", from_label, from->csd ? "spectral" : "task",

@@ -972,7 +972,7 @@ done:
 
 io_pname_space io_result_space(const io_result_summary *s)
 {
-    io_pname_space S = {s->n, s->m, s->nd, s->regions, s->inputs, s->csd, s->rdcm != 0};
+    io_pname_space S = {s->n, s->m, s->nd, s->regions, s->inputs, s->rdcm ? IO_PNAME_RDCM : s->csd};
     return S;
 }
 

@@ -535,14 +535,14 @@ static void test_table(void)
     CU_ASSERT_EQUAL(T.block[MODEL_BLOCK_B].count, 0);
     CU_ASSERT_EQUAL(T.block[MODEL_BLOCK_TRANSIT].count, 0);
     char *regions[] = {"V1", "V2", "V3"}, *inputs[] = {"u", "w"};
-    io_pname_space S = {3, 2, 0, regions, inputs, 0, 1};
+    io_pname_space S = {3, 2, 0, regions, inputs, IO_PNAME_RDCM};
     CU_ASSERT_EQUAL(io_pname_count(&S), 15);
     char nm[64];
     io_pname_format(&S, 1, nm, sizeof nm);
     CU_ASSERT_STRING_EQUAL(nm, "A:V1->V2");
     io_pname_format(&S, 9 + 3, nm, sizeof nm);
     CU_ASSERT_STRING_EQUAL(nm, "C:w->V1");
-    io_pname_space task = {3, 2, 0, regions, inputs, 0, 0};
+    io_pname_space task = {3, 2, 0, regions, inputs, 0};
     int map[64];
     dcm_error err = {0, ""};
     CU_ASSERT_EQUAL(io_pname_map(&S, "r.json", &task, "t.json", map, &err), DCM_ERR_INPUT);

@@ -623,7 +623,8 @@ int cmd_peb(int argc, char **argv)
         goto done;
     const int nsub = D.nsub, nx = D.nx;
     const int np = R[0].np;
-    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs, R[0].csd, R[0].rdcm != 0};
+    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs,
+                        R[0].rdcm ? IO_PNAME_RDCM : R[0].csd};
     mask = calloc((size_t)np, 1);
     sel = malloc(sizeof(int) * np);
     if (!mask || !sel) {

@@ -97,7 +97,7 @@ static int apply_vary(const dcm_problem *P, const char *arg, const double *pV, d
         return cli_fail("simulate", DCM_ERR_SYSTEM, "out of memory");
     memset(mask, 0, (size_t)np);
     io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names,
-                        P->analysis == DCM_ANALYSIS_CSD, P->analysis == DCM_ANALYSIS_RDCM};
+                        P->analysis == DCM_ANALYSIS_CSD};
     dcm_error err = {0, ""};
     int rc = DCM_OK;
     if (io_pname_select(&S, name, mask, &err)) {
