@@ -4,7 +4,8 @@
 # the result) for regression DCM:
 #   smith50 rDCM (TAPAS's 50-region case; target <= 0.25 s)
 #   smith50 ordered sparse rDCM over TAPAS's 19-value p0 grid (<= 2 s)
-#   smith50 sparse rDCM, 100 random restarts per region and p0 (<= 30 s; run once)
+#   smith50 sparse rDCM, 100 random restarts per region: at TAPAS's tutorial p0 0.15, and
+#   over the 19-value grid (<= 30 s; run once)
 #   200 regions x 1200 scans resting state, every connection (<= 5 s; data generated here)
 #   400 regions x 1200 scans resting state: peak memory (<= 1 GB)
 # Needs ../shared (or DCM_SHARED) for smith50, jq to write its spec, and
@@ -43,11 +44,12 @@ run() {
 echo "regression DCM (whole command: read, fit, write; -j $jobs):"
 if [ -f "$data/bold.tsv.gz" ] && command -v jq > /dev/null; then
     data=$(cd "$data" && pwd)
-    for variant in ridge ordered random; do
+    for variant in ridge ordered random tutorial; do
         case $variant in
             ridge) method=rdcm; opts='{"data": "simulated"}' ;;
             ordered) method=sparse_rdcm; opts='{"data": "simulated", "order": "fixed"}' ;;
             random) method=sparse_rdcm; opts='{"data": "simulated", "restarts": 100}' ;;
+            tutorial) method=sparse_rdcm; opts='{"data": "simulated", "restarts": 100, "p0": 0.15}' ;;
         esac
         jq --arg m $method --argjson o "$opts" --arg d "$data" \
             '{method: $m, TR: .TR, timeseries: ($d + "/bold.tsv.gz"), events: ($d + "/events.tsv"),
@@ -66,6 +68,7 @@ if [ -f "$data/bold.tsv.gz" ] && command -v jq > /dev/null; then
     }
     best "smith50 rDCM (TAPAS: 73.6 s whole call)" "$tmp/smith50_ridge.json" || exit 1
     best "smith50 sparse rDCM, ordered, 19 p0 (TAPAS: 61 s)" "$tmp/smith50_ordered.json" || exit 1
+    run "smith50 sparse rDCM, 100 restarts, p0 0.15 (TAPAS: 425 s)" "$tmp/smith50_tutorial.json" || exit 1
     run "smith50 sparse rDCM, 100 restarts, 19 p0 (TAPAS: 3914 s)" "$tmp/smith50_random.json" || exit 1
 else
     echo "  smith50 skipped: needs $data (../shared or DCM_SHARED) and jq"
