@@ -13,6 +13,7 @@
 
 #include "dcm/dcm_api.h"
 #include "dcm/dcm_csd.h"
+#include "dcm/dcm_rdcm.h"
 #include "models/model_integrate.h"
 #include "vl/vl_nlsi.h"
 
@@ -241,6 +242,10 @@ static int fit_checks(const dcm_problem *P, dcm_result *R, const double *pC_full
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err)
 {
+    if (P->analysis == DCM_ANALYSIS_RDCM)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: a regression DCM is fitted in the frequency "
+                             "domain; predicting BOLD from it is not supported", P->source ? P->source
+                                                                                       : "problem");
     if (P->analysis == DCM_ANALYSIS_CSD)   /* its prediction is a spectrum (model_csd_predict) */
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: a spectral DCM predicts cross-spectra, not BOLD "
                              "time series", P->source ? P->source : "problem");
@@ -277,6 +282,14 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     *out = NULL;
     if (P->analysis == DCM_ANALYSIS_CSD)   /* resting state: the spectra, not the series */
         return dcm_csd_estimate_problem(P, progress, progress_ctx, out, err);
+    if (P->analysis == DCM_ANALYSIS_RDCM) {   /* one regression per region, no VL engine */
+        int rrc = dcm_rdcm_estimate_problem(P, out, err);
+        if (rrc == DCM_OK) {   /* the whole command's time, as the other paths */
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            (*out)->seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+        }
+        return rrc;
+    }
     int rc = dcm_problem_validate(P, err);
     if (rc)
         return rc;

@@ -102,7 +102,7 @@ const char *dcm_problem_input_name(const dcm_problem *P, int j)
 static int problem_pnames(const dcm_problem *P, int k, char **name)
 {
     io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names,
-                        P->analysis == DCM_ANALYSIS_CSD};
+                        P->analysis == DCM_ANALYSIS_RDCM ? IO_PNAME_RDCM : P->analysis == DCM_ANALYSIS_CSD};
     if (name)
         *name = io_pname_name(&S, k);
     return io_pname_count(&S);
@@ -154,14 +154,28 @@ double dcm_result_posterior_mean(const dcm_result *R, int k)
     return in_params(R, k) ? R->Ep[k] : NAN;
 }
 
+/* A regression DCM keeps no Cp: parameter k's variance from its region's
+ * diagonal (C in reported units: x 16 for empirical data). */
+static double rdcm_var(const dcm_result *R, int k)
+{
+    const dcm_rdcm_result *X = R->rdcm;
+    const int nn = X->n * X->n;
+    const double s = X->has_baseline ? 16.0 : 1.0;
+    return k < nn ? X->Var_A[k] : X->Var_C[k - nn] * s * s;
+}
+
 double dcm_result_posterior_sd(const dcm_result *R, int k)
 {
-    return in_params(R, k) ? sqrt(fmax(R->Cp[(size_t)k * R->np + k], 0.0)) : NAN;
+    if (in_params(R, k) && !R->Cp && R->rdcm)
+        return sqrt(fmax(rdcm_var(R, k), 0.0));
+    return in_params(R, k) && R->Cp ? sqrt(fmax(R->Cp[(size_t)k * R->np + k], 0.0)) : NAN;
 }
 
 double dcm_result_posterior_cov(const dcm_result *R, int i, int j)
 {
-    return in_params(R, i) && in_params(R, j) ? R->Cp[(size_t)i * R->np + j] : NAN;
+    if (in_params(R, i) && in_params(R, j) && !R->Cp && R->rdcm)   /* only the diagonal is kept */
+        return i == j ? rdcm_var(R, i) : NAN;
+    return in_params(R, i) && in_params(R, j) && R->Cp ? R->Cp[(size_t)i * R->np + j] : NAN;
 }
 
 double dcm_result_posterior_probability(const dcm_result *R, int k)

@@ -5,11 +5,14 @@
 #include "dcm/dcm_api.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+_Static_assert(MODEL_RDCM_NTERMS == 7, "dcm_rdcm_result.F_terms holds 7 terms per region");
 
 /* TAPAS scales the reported C of empirical data by 16 (its micro-time
  * resolution, hard-coded there). */
@@ -48,7 +51,10 @@ typedef struct {
 void dcm_rdcm_default_grid(double *p0)
 {
     for (int k = 0; k < DCM_RDCM_GRID_DEFAULT; k++)
-        p0[k] = 0.05 + k * 0.05;   /* as TAPAS computes it: 0.15000000000000002 */
+        /* as Octave's range 0.05:0.05:0.95 (TAPAS): base + k inc, so the
+           third is 0.15000000000000002, with the last clamped to the
+           limit (0.95, not 0.9500000000000001) */
+        p0[k] = fmin(0.05 + k * 0.05, 0.95);
 }
 
 int dcm_rdcm_events_to_inputs(int nev, const double *onset, const double *duration,
@@ -223,30 +229,6 @@ static void *worker(void *arg)
     }
     worker_free(&b);
     return NULL;
-}
-
-void dcm_rdcm_result_free(dcm_rdcm_result *R)
-{
-    if (!R)
-        return;
-    free(R->Ep_A);
-    free(R->Ep_C);
-    free(R->Ep_baseline);
-    free(R->Var_A);
-    free(R->Var_C);
-    free(R->Var_baseline);
-    free(R->F_regions);
-    free(R->F_terms);
-    free(R->aN);
-    free(R->bN);
-    free(R->iterations);
-    free(R->bins);
-    free(R->Ip_A);
-    free(R->Ip_C);
-    free(R->Ip_baseline);
-    free(R->p0_grid);
-    free(R->F_per_p0);
-    free(R);
 }
 
 static int check_input(const double *Y, int N, int n, double TR, const double *u, int m, int r,
@@ -485,4 +467,109 @@ done:
     dcm_rdcm_result_free(R);
     model_rdcm_spectra_free(&S);
     return rc;
+}
+
+/* The prior of every parameter (A then C, model_layout_init_rdcm) as the
+ * regression uses it (model_rdcm_priors), with C in reported units. */
+static void problem_priors(const dcm_problem *P, int sparse, double c_scale, double *pE, double *pV)
+{
+    const int n = P->n, m = P->m;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) {
+            size_t k = i + (size_t)n * j;
+            int on = sparse || i == j || P->M->a[k] != 0;
+            pE[k] = i == j ? -0.5 : 0.0;
+            pV[k] = !on ? 0.0 : i == j ? 1.0 / (8.0 * n) : 8.0 / n;
+        }
+    for (size_t k = 0; k < (size_t)n * m; k++) {
+        pE[(size_t)n * n + k] = 0.0;
+        pV[(size_t)n * n + k] = P->M->c[k] != 0 ? c_scale * c_scale : 0.0;
+    }
+}
+
+int dcm_rdcm_estimate_problem(const dcm_problem *P, dcm_result **out, dcm_error *err)
+{
+    *out = NULL;
+    int rc = dcm_problem_validate(P, err);
+    if (rc)
+        return rc;
+    const int n = P->n, m = P->m, v = P->v, r = MODEL_DCM_MICROTIME, Nu = P->M->nu;
+    const dcm_rdcm_spec *sp = &P->rdcm;
+    dcm_rdcm_options o = DCM_RDCM_OPTIONS_DEFAULT;
+    o.method = sp->method ? DCM_RDCM_SPARSE : DCM_RDCM_RIDGE;
+    o.data = sp->data ? DCM_RDCM_EMPIRICAL : DCM_RDCM_SIMULATED;
+    o.order = sp->order ? DCM_RDCM_ORDER_FIXED : DCM_RDCM_ORDER_RANDOM;
+    o.filter = sp->filter, o.np0 = sp->np0, o.p0 = sp->p0, o.restarts = sp->restarts;
+    o.seed = sp->seed, o.threads = sp->threads > 0 ? sp->threads : 1;
+    /* model_dcm keeps u[t*m + j]; the regression wants each input's column */
+    double *u = m > 0 ? malloc(sizeof(double) * (size_t)Nu * m) : NULL;
+    if (m > 0 && !u)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory for the inputs");
+    for (int t = 0; t < Nu; t++) {   /* read in order: m write streams */
+        const double *ut = P->M->u + (size_t)t * m;
+        for (int j = 0; j < m; j++)
+            u[t + (size_t)Nu * j] = ut[j];
+    }
+    dcm_rdcm_result *X = NULL;
+    rc = dcm_rdcm_estimate(P->Y, v, n, P->M->TR, u, m, r, P->M->a, m > 0 ? P->M->c : NULL, &o, &X,
+                           err);
+    free(u);
+    if (rc) {
+        if (err && P->source && !strstr(err->msg, P->source)) {   /* name the spec */
+            char msg[2 * sizeof err->msg + 8];
+            snprintf(msg, sizeof msg, "%s: %s", P->source, err->msg);
+            memcpy(err->msg, msg, sizeof err->msg);
+            err->msg[sizeof err->msg - 1] = '\0';
+        }
+        return rc;
+    }
+    const int np = n * n + n * m, sparse = o.method == DCM_RDCM_SPARSE;
+    const double c_scale = o.data == DCM_RDCM_EMPIRICAL ? TAPAS_EMPIRICAL_C_SCALE : 1.0;
+    dcm_result *R = calloc(1, sizeof *R);
+    if (!R || !(R->pE = malloc(sizeof(double) * np)) || !(R->pV = malloc(sizeof(double) * np)) ||
+        !(R->Ep = malloc(sizeof(double) * np)) || !(R->Eh = malloc(sizeof(double) * n))) {
+        dcm_result_free(R);
+        dcm_rdcm_result_free(X);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory for the result of %d regions", n);
+    }
+    R->analysis = DCM_ANALYSIS_RDCM;
+    R->rdcm = X;
+    R->np = np, R->n = n, R->v = v;
+    R->F = X->F;
+    problem_priors(P, sparse, c_scale, R->pE, R->pV);
+    memcpy(R->Ep, X->Ep_A, sizeof(double) * (size_t)n * n);
+    if (m > 0)
+        memcpy(R->Ep + (size_t)n * n, X->Ep_C, sizeof(double) * (size_t)n * m);
+    int maxit_regions = 0;
+    for (int k = 0; k < n; k++) {
+        R->Eh[k] = log(X->aN[k] / X->bN[k]);
+        if (X->iterations[k] > R->iterations)
+            R->iterations = X->iterations[k];
+        maxit_regions += X->iterations[k] >= MODEL_RDCM_MAXIT;
+    }
+    R->converged = maxit_regions == 0;
+    R->scale = 1.0;
+    R->seconds = X->seconds;
+    R->diag = (dcm_diagnostics){NAN, NAN, NAN, -1};
+    double amax = 0;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++)
+            if (i != j)
+                amax = fmax(amax, fabs(X->Ep_A[i + (size_t)n * j]));
+    R->diag.max_abs_connection = amax;
+    int wrc = dcm_warnings_copy(&R->warnings, &P->warnings);
+    if (maxit_regions)
+        wrc |= dcm_warnings_add(&R->warnings, "%d region%s stopped at %d VB iterations before the "
+                                "free energy settled (TAPAS's limit)", maxit_regions,
+                                maxit_regions == 1 ? "" : "s", MODEL_RDCM_MAXIT);
+    if (sparse && X->np0 > 1 && (X->p0_index == 0 || X->p0_index == X->np0 - 1))
+        wrc |= dcm_warnings_add(&R->warnings, "the chosen p0 (%g) is at the %s end of the grid: the "
+                                "best prior inclusion probability may lie beyond it", X->p0,
+                                X->p0_index == 0 ? "lower" : "upper");
+    if (wrc) {
+        dcm_result_free(R);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    *out = R;
+    return DCM_OK;
 }

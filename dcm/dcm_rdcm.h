@@ -55,23 +55,7 @@ typedef struct {
 #define DCM_RDCM_OPTIONS_DEFAULT \
     {DCM_RDCM_RIDGE, DCM_RDCM_EMPIRICAL, 5.0, 0, NULL, 100, DCM_RDCM_ORDER_RANDOM, 2406ULL, 1}
 
-typedef struct {
-    int n, m, method, has_baseline;
-    /* posterior means and variances, column-major (row = target region) */
-    double *Ep_A, *Ep_C, *Ep_baseline;     /* n x n, n x m, n */
-    double *Var_A, *Var_C, *Var_baseline;  /* diag of each region's Sigma; 0 where no parameter */
-    double F;                              /* negative free energy, sum over regions */
-    double *F_regions;                     /* n */
-    double *F_terms;                       /* n x MODEL_RDCM_NTERMS (row-major per region) */
-    double *aN, *bN;                       /* n: Gamma posterior of the noise precision */
-    int *iterations;                       /* n: VB iterations (of the kept restart) */
-    int *bins;                             /* n: frequency bins in each regression */
-    /* sparse rDCM */
-    double *Ip_A, *Ip_C, *Ip_baseline;     /* inclusion probabilities */
-    int np0, p0_index;
-    double *p0_grid, *F_per_p0, p0;
-    double seconds;
-} dcm_rdcm_result;
+/* dcm_rdcm_result: defined in dcm/core/dcm_core.h (a dcm_result carries one). */
 
 /* TAPAS's default p0 grid: 0.05 + k 0.05, k = 0..18 (19 values). */
 #define DCM_RDCM_GRID_DEFAULT 19
@@ -86,6 +70,15 @@ int dcm_rdcm_events_to_inputs(int nev, const double *onset, const double *durati
 int dcm_rdcm_estimate(const double *Y, int N, int n, double TR, const double *u, int m, int r,
                       const double *a, const double *c, const dcm_rdcm_options *opt,
                       dcm_rdcm_result **out, dcm_error *err);
-void dcm_rdcm_result_free(dcm_rdcm_result *R);
+
+/* dcm_estimate's path for a problem with analysis DCM_ANALYSIS_RDCM (a
+ * spec with "method": "rdcm" or "sparse_rdcm"): inputs from P->M->u, the
+ * switches from P->M->a and c, options from P->rdcm. The dcm_result holds
+ * Ep, pE, pV over A then C (np = n^2 + n m; model_layout_init_rdcm), no
+ * Cp, Eh = log of each region's noise precision mean, iterations = the
+ * largest over regions, and the whole per-region result in R->rdcm.
+ * A region stopped by MODEL_RDCM_MAXIT, or a chosen p0 at an end of the
+ * grid, is a warning. */
+int dcm_rdcm_estimate_problem(const dcm_problem *P, dcm_result **out, dcm_error *err);
 
 #endif

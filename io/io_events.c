@@ -74,6 +74,14 @@ int io_events_to_microtime(const char *path, double TR, int v, int m,
                            char *const *input_names, double *u, dcm_warnings *warnings,
                            dcm_error *err)
 {
+    return io_events_to_microtime_rule(path, TR, v, m, input_names, u, warnings,
+                                       IO_EVENTS_SPM, err);
+}
+
+int io_events_to_microtime_rule(const char *path, double TR, int v, int m,
+                                char *const *input_names, double *u, dcm_warnings *warnings,
+                                int rule, dcm_error *err)
+{
     if (!isfinite(TR) || TR <= 0.0)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: TR must be positive to place events (TR = %g)",
                              path, TR);
@@ -131,6 +139,12 @@ int io_events_to_microtime(const char *path, double TR, int v, int m,
         }
         if (onset + dur > v * TR + TR)
             over[j]++;
+        if (rule == IO_EVENTS_TAPAS) {   /* [k0, k1), set to 1 (tapas_rdcm's DCM.U.u) */
+            for (int k = (int)k0; k < (int)k1 && k < nu; k++)
+                u[(size_t)k * m + j] = 1.0;
+            count[j]++;
+            continue;
+        }
         if (k1 > nu - 1)
             k1 = nu - 1;
         for (int k = (int)k0; k <= (int)k1; k++)

@@ -27,4 +27,12 @@ int io_events_to_microtime(const char *path, double TR, int v, int m,
                            char *const *input_names, double *u, dcm_warnings *warnings,
                            dcm_error *err);
 
+/* The same with a choice of rule: IO_EVENTS_SPM (above) or IO_EVENTS_TAPAS
+ * (regression DCM: bins round(onset/dt) <= k < round((onset+duration)/dt)
+ * are 1, overlapping events do not add; TAPAS's DCM.U.u). */
+enum { IO_EVENTS_SPM = 0, IO_EVENTS_TAPAS = 1 };
+int io_events_to_microtime_rule(const char *path, double TR, int v, int m,
+                                char *const *input_names, double *u, dcm_warnings *warnings,
+                                int rule, dcm_error *err);
+
 #endif

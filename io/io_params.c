@@ -14,7 +14,7 @@
 static io_pname_space space_of(const dcm_problem *P)
 {
     io_pname_space S = {P->n, P->m, P->M->L.nd, P->region_names, P->input_names,
-                        P->analysis == DCM_ANALYSIS_CSD};
+                        P->analysis == DCM_ANALYSIS_RDCM ? IO_PNAME_RDCM : P->analysis == DCM_ANALYSIS_CSD};
     return S;
 }
 

@@ -10,7 +10,9 @@
 /* The block table of a space (two-state does not change the blocks). */
 static void table_of(const io_pname_space *S, model_layout *T)
 {
-    if (S->csd)
+    if (S->csd == IO_PNAME_RDCM)
+        model_layout_init_rdcm(T, S->n, S->m);
+    else if (S->csd)
         model_layout_init_csd(T, S->n);
     else
         model_layout_init(T, S->n, S->m, S->nd > 0, 0);
@@ -142,6 +144,11 @@ int io_pname_map(const io_pname_space *from, const char *from_label, const io_pn
                  const char *to_label, int *map, dcm_error *err)
 {
     const int n = from->n, m = from->m;
+    if ((from->csd == IO_PNAME_RDCM) != (to->csd == IO_PNAME_RDCM))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s is a %s DCM but %s is a %s DCM: their parameters "
+                             "cannot be matched by name", from_label,
+                             from->csd == IO_PNAME_RDCM ? "regression" : "classical", to_label,
+                             to->csd == IO_PNAME_RDCM ? "regression" : "classical");
     if (from->csd != to->csd)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s is a %s DCM but %s is a %s DCM: their parameters "
                              "cannot be matched by name", from_label, from->csd ? "spectral" : "task",

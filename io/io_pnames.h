@@ -29,11 +29,15 @@
 
 #include "models/model_problem.h"
 
+#define IO_PNAME_RDCM 2   /* io_pname_space.csd of a regression DCM */
+
 typedef struct {
     int n, m, nd;                 /* regions, inputs, D slices (0 or n) */
     char *const *regions;         /* n */
     char *const *inputs;          /* m */
-    int csd;                      /* 1: spectral DCM (model_layout_init_csd; m = 0) */
+    int csd;                      /* the kind of table: 0 task DCM, 1 spectral DCM
+                                     (model_layout_init_csd; m = 0), IO_PNAME_RDCM
+                                     regression DCM (model_layout_init_rdcm: A, C) */
 } io_pname_space;
 
 /* Number of parameters of the space (as model_dcm_layout). */

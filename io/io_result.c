@@ -261,6 +261,194 @@ static json_t *jmodel(jb *b, const dcm_problem *P)
     return o;
 }
 
+/* ------------------------------------------------------------------ */
+/* regression DCM (analysis DCM_ANALYSIS_RDCM)                          */
+
+/* An n x cols column-major matrix as nested rows, x scaled by s (NULL:
+ * null). */
+static json_t *jrows(jb *b, const double *x, int n, int cols, double s)
+{
+    if (!x)
+        return chk(b, json_null());
+    json_t *a = chk(b, json_array());
+    for (int i = 0; i < n; i++) {
+        json_t *r = chk(b, json_array());
+        for (int j = 0; j < cols; j++)
+            push(b, r, jnum(b, s * x[i + (size_t)n * j]));
+        push(b, a, r);
+    }
+    return a;
+}
+
+static json_t *jsqrt_rows(jb *b, const double *var, int n, int cols, double s)
+{
+    json_t *a = chk(b, json_array());
+    for (int i = 0; i < n; i++) {
+        json_t *r = chk(b, json_array());
+        for (int j = 0; j < cols; j++) {
+            double v = var[i + (size_t)n * j];
+            push(b, r, jnum(b, v >= 0 ? s * sqrt(v) : NAN));
+        }
+        push(b, a, r);
+    }
+    return a;
+}
+
+static json_t *jints(jb *b, const int *x, int k)
+{
+    json_t *a = chk(b, json_array());
+    for (int i = 0; i < k; i++)
+        push(b, a, chk(b, json_integer(x[i])));
+    return a;
+}
+
+/* {"A": ..., "C": ..., "baseline": [n] when a regressor} */
+static json_t *jrdcm_blocks(jb *b, const dcm_rdcm_result *X, const double *A, const double *C,
+                            const double *base, double c_scale, int sd)
+{
+    const int n = X->n, m = X->m;
+    json_t *o = chk(b, json_object());
+    set(b, o, "A", sd ? jsqrt_rows(b, A, n, n, 1.0) : jrows(b, A, n, n, 1.0));
+    set(b, o, "C", sd ? jsqrt_rows(b, C, n, m, c_scale) : jrows(b, C, n, m, 1.0));
+    if (X->has_baseline && base)
+        set(b, o, "baseline", sd ? jsqrt_rows(b, base, n, 1, 1.0) : jvec(b, base, n));
+    return o;
+}
+
+static json_t *jmodel_rdcm(jb *b, const dcm_problem *P)
+{
+    const model_dcm *M = P->M;
+    const int n = P->n, m = P->m;
+    const dcm_rdcm_spec *o = &P->rdcm;
+    json_t *j = chk(b, json_object());
+    set(b, j, "regions", jstrings(b, P->region_names, n));
+    set(b, j, "inputs", jstrings(b, P->input_names, m));
+    set(b, j, "TR", jnum(b, M->TR));
+    set(b, j, "a", jrows(b, M->a, n, n, 1.0));
+    set(b, j, "c", jrows(b, M->c, n, m, 1.0));
+    json_t *r = chk(b, json_object());
+    set(b, r, "data", chk(b, json_string(o->data ? "empirical" : "simulated")));
+    set(b, r, "filter", jnum(b, o->filter));
+    if (o->method) {
+        set(b, r, "p0", o->np0 ? jvec(b, o->p0, o->np0) : chk(b, json_null()));
+        set(b, r, "restarts", chk(b, json_integer(o->order ? 1 : o->restarts)));
+        set(b, r, "order", chk(b, json_string(o->order ? "fixed" : "random")));
+        set(b, r, "seed", chk(b, json_integer((json_int_t)o->seed)));
+    }
+    set(b, j, "rdcm", r);
+    return j;
+}
+
+static int rdcm_write(const char *path, const dcm_problem *P, const dcm_result *R,
+                      io_atomic *keep, dcm_error *err)
+{
+    const dcm_rdcm_result *X = R->rdcm;
+    const int n = P->n, m = P->m, np = n * n + n * m;
+    if (!X || R->analysis != DCM_ANALYSIS_RDCM || X->n != n || X->m != m || R->np != np)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: the result is not a regression DCM of this "
+                             "problem (%d regions, %d inputs)", path, n, m);
+    const int sparse = X->method == 1;
+    const double c_scale = P->rdcm.data ? 16.0 : 1.0;   /* Var_C is in regression units */
+    jb b = {1};
+    json_t *root = chk(&b, json_object());
+    set(&b, root, "source", chk(&b, json_string("dcm (C11 reimplementation of TAPAS rDCM)")));
+    set(&b, root, "spec", chk(&b, P->source ? json_string(P->source) : json_null()));
+    set(&b, root, "analysis", chk(&b, json_string("rdcm")));
+    set(&b, root, "method", chk(&b, json_string(sparse ? "sparse_rdcm" : "rdcm")));
+    set(&b, root, "model", jmodel_rdcm(&b, P));
+    set(&b, root, "free_energy", jnum(&b, X->F));
+    set(&b, root, "free_energy_regions", jvec(&b, X->F_regions, n));
+    static const char *const terms[] = {"log_lik", "log_p_weight", "log_p_prec", "log_q_weight",
+                                        "log_q_prec", "log_p_z", "log_q_z"};
+    json_t *ft = chk(&b, json_object());
+    for (int t = 0; t < (sparse ? 7 : 5); t++) {
+        json_t *a = chk(&b, json_array());
+        for (int k = 0; k < n; k++)
+            push(&b, a, jnum(&b, X->F_terms[(size_t)k * 7 + t]));
+        set(&b, ft, terms[t], a);
+    }
+    set(&b, root, "free_energy_terms_regions", ft);
+    set(&b, root, "posterior_mean", jrdcm_blocks(&b, X, X->Ep_A, X->Ep_C, X->Ep_baseline, c_scale, 0));
+    set(&b, root, "posterior_sd", jrdcm_blocks(&b, X, X->Var_A, X->Var_C, X->Var_baseline, c_scale, 1));
+    json_t *pm = chk(&b, json_object()), *pv = chk(&b, json_object());
+    set(&b, pm, "A", jrows(&b, R->pE, n, n, 1.0));
+    set(&b, pm, "C", jrows(&b, R->pE + (size_t)n * n, n, m, 1.0));
+    set(&b, pv, "A", jrows(&b, R->pV, n, n, 1.0));
+    set(&b, pv, "C", jrows(&b, R->pV + (size_t)n * n, n, m, 1.0));
+    set(&b, root, "prior_mean", pm);
+    set(&b, root, "prior_var", pv);
+    if (sparse) {
+        set(&b, root, "inclusion_probability",
+            jrdcm_blocks(&b, X, X->Ip_A, X->Ip_C, X->Ip_baseline, 1.0, 0));
+        set(&b, root, "p0_grid", jvec(&b, X->p0_grid, X->np0));
+        set(&b, root, "free_energy_per_p0", jvec(&b, X->F_per_p0, X->np0));
+        set(&b, root, "p0", jnum(&b, X->p0));
+    }
+    json_t *noise = chk(&b, json_object());
+    set(&b, noise, "shape", jvec(&b, X->aN, n));
+    set(&b, noise, "rate", jvec(&b, X->bN, n));
+    double *tau = malloc(sizeof(double) * (size_t)n);
+    if (!tau)
+        b.ok = 0;
+    for (int k = 0; tau && k < n; k++)
+        tau[k] = X->aN[k] / X->bN[k];
+    set(&b, noise, "precision_mean", jvec(&b, tau, tau ? n : 0));
+    free(tau);
+    set(&b, root, "noise", noise);
+    set(&b, root, "noise_log_precision", jvec(&b, R->Eh, n));
+    set(&b, root, "iterations", chk(&b, json_integer(R->iterations)));
+    set(&b, root, "iterations_regions", jints(&b, X->iterations, n));
+    set(&b, root, "frequency_bins_regions", jints(&b, X->bins, n));
+    set(&b, root, "converged", chk(&b, json_boolean(R->converged)));
+    /* what compare needs to tell that two fits saw the same data */
+    double fp[3] = {0, 0, 0};
+    for (size_t k = 0; k < (size_t)P->v * n; k++)
+        fp[0] += 1, fp[1] += P->Y[k], fp[2] += P->Y[k] * P->Y[k];
+    set(&b, root, "data_fingerprint", jvec(&b, fp, 3));
+    set(&b, root, "seconds", jnum(&b, R->seconds));
+    set(&b, root, "warnings", jstrings(&b, R->warnings.items, R->warnings.count));
+    json_t *dg = chk(&b, json_object());
+    set(&b, dg, "max_abs_connection", jnum(&b, R->diag.max_abs_connection));
+    set(&b, root, "diagnostics", dg);
+    set(&b, root, "regions", jstrings(&b, P->region_names, n));
+    set(&b, root, "inputs", jstrings(&b, P->input_names, m));
+    json_t *vec = chk(&b, json_object());
+    set(&b, vec, "order", chk(&b, json_string("A, C; each matrix column-major")));
+    set(&b, vec, "prior_mean", jvec(&b, R->pE, np));
+    set(&b, vec, "prior_var", jvec(&b, R->pV, np));
+    set(&b, vec, "posterior_mean", jvec(&b, R->Ep, np));
+    double *var = malloc(sizeof(double) * (size_t)(np ? np : 1));
+    if (!var)
+        b.ok = 0;
+    for (int k = 0; var && k < n * n; k++)
+        var[k] = X->Var_A[k];
+    for (int k = 0; var && k < n * m; k++)
+        var[n * n + k] = X->Var_C[k] * c_scale * c_scale;
+    set(&b, vec, "posterior_var", jvec(&b, var, var ? np : 0));
+    free(var);
+    set(&b, root, "vector", vec);
+    if (!b.ok) {
+        json_decref(root);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while building the result", path);
+    }
+    io_atomic a, *ap = keep ? keep : &a;
+    int rc = io_atomic_open(ap, path, err);
+    if (rc) {
+        json_decref(root);
+        return rc;
+    }
+    if (json_dumpf(root, ap->fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
+        fputc('\n', ap->fp) == EOF) {
+        int e = errno;
+        io_atomic_abort(ap);
+        json_decref(root);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
+                             e ? strerror(e) : "write failed");
+    }
+    json_decref(root);
+    return keep ? DCM_OK : io_atomic_commit(ap, err);
+}
+
 /* keep: NULL to write and commit PATH; else opened on PATH, filled and
  * left uncommitted for the caller's io_atomic_commit_all. */
 static int result_write(const char *path, const dcm_problem *P, const dcm_result *R,
@@ -268,6 +456,8 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
 {
     if (!P || !P->M || !R)
         return dcm_error_set(err, DCM_ERR_USAGE, "%s: nothing to write (no problem or result)", path);
+    if (P->analysis == DCM_ANALYSIS_RDCM)
+        return rdcm_write(path, P, R, keep, err);
     model_layout T;
     dcm_problem_table(P, &T);
     const int n = P->n, v = P->v, np = T.np, csd = P->analysis == DCM_ANALYSIS_CSD;
@@ -594,6 +784,7 @@ void io_result_summary_free(io_result_summary *s)
     free(s->pV);
     free(s->Ep);
     free(s->Cp);
+    free(s->Vp);
     free(s->Eh);
     memset(s, 0, sizeof *s);
     s->iterations = s->converged = -1;
@@ -682,11 +873,14 @@ int io_result_same_data(const io_result_summary *a, const io_result_summary *b)
 
 int io_result_same_kind(const io_result_summary *a, const io_result_summary *b)
 {
-    return (a->nd > 0) == (b->nd > 0) && a->two_state == b->two_state && a->csd == b->csd;
+    return (a->nd > 0) == (b->nd > 0) && a->two_state == b->two_state && a->csd == b->csd &&
+           a->rdcm == b->rdcm;
 }
 
 const char *io_result_kind(const io_result_summary *s)
 {
+    if (s->rdcm)
+        return s->rdcm == 2 ? "sparse regression DCM" : "regression DCM";
     if (s->csd)
         return "spectral (resting-state CSD)";
     if (s->two_state)
@@ -712,7 +906,8 @@ int io_result_align(io_result_summary *s, const io_result_summary *ref, dcm_erro
                              ref->path);
     const int np = s->np;
     int *map = malloc(sizeof(int) * (size_t)np);
-    double *tmp = malloc(sizeof(double) * (size_t)np * (size_t)np);
+    /* a regression DCM has no dense covariance: vectors only */
+    double *tmp = malloc(sizeof(double) * (s->Cp ? (size_t)np * (size_t)np : (size_t)np + s->n * s->n));
     if (!map || !tmp) {
         free(map);
         free(tmp);
@@ -729,10 +924,13 @@ int io_result_align(io_result_summary *s, const io_result_summary *ref, dcm_erro
     permute_rows(s->pE, map, np, tmp);
     permute_rows(s->pV, map, np, tmp);
     permute_rows(s->Ep, map, np, tmp);
-    for (int p = 0; p < np; p++)
+    if (s->Vp)
+        permute_rows(s->Vp, map, np, tmp);
+    for (int p = 0; s->Cp && p < np; p++)
         for (int q = 0; q < np; q++)
             tmp[(size_t)map[p] * np + map[q]] = s->Cp[(size_t)p * np + q];
-    memcpy(s->Cp, tmp, sizeof(double) * (size_t)np * np);
+    if (s->Cp)
+        memcpy(s->Cp, tmp, sizeof(double) * (size_t)np * np);
     /* per-region and per-input lists in the reference's order */
     int *rmap = malloc(sizeof(int) * (size_t)(s->n + s->m));
     char **names = malloc(sizeof(char *) * (size_t)(s->n > s->m ? s->n : s->m));
@@ -774,8 +972,80 @@ done:
 
 io_pname_space io_result_space(const io_result_summary *s)
 {
-    io_pname_space S = {s->n, s->m, s->nd, s->regions, s->inputs, s->csd};
+    io_pname_space S = {s->n, s->m, s->nd, s->regions, s->inputs, s->rdcm ? IO_PNAME_RDCM : s->csd};
     return S;
+}
+
+/* A regression DCM result (rdcm_write): names (inputs may be none), the
+ * flat A, C vectors with the posterior variances (Vp; no Cp), F, noise,
+ * and the data fingerprint. */
+static int rdcm_load(const char *path, json_t *root, io_result_summary *s, dcm_error *err)
+{
+    json_t *me = json_object_get(root, "method");
+    const char *mv = json_is_string(me) ? json_string_value(me) : "";
+    if (strcmp(mv, "rdcm") && strcmp(mv, "sparse_rdcm"))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"method\" must be \"rdcm\" or "
+                             "\"sparse_rdcm\" in a regression DCM result", path);
+    s->rdcm = strcmp(mv, "rdcm") ? 2 : 1;
+    json_t *ro = json_object_get(json_object_get(root, "model"), "rdcm");
+    json_t *fl = json_object_get(ro, "filter"), *da = json_object_get(ro, "data");
+    s->rdcm_filter = json_is_number(fl) ? json_number_value(fl) : NAN;
+    s->rdcm_empirical = json_is_string(da) && !strcmp(json_string_value(da), "empirical");
+    int rc = read_names(path, "regions", root, &s->regions, &s->n, err);
+    if (rc)
+        return rc;
+    json_t *in = json_object_get(root, "inputs");
+    if (json_is_array(in) && json_array_size(in) == 0) {   /* resting state */
+        if (!(s->inputs = calloc(1, sizeof(char *))))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    } else if ((rc = read_names(path, "inputs", root, &s->inputs, &s->m, err))) {
+        return rc;
+    }
+    const long long npl = (long long)s->n * s->n + (long long)s->n * s->m;
+    if (npl > 4LL * IO_RESULT_MAX_NAMES * IO_RESULT_MAX_NAMES)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: too many parameters", path);
+    const int np = (int)npl;
+    s->np = np;
+    s->nh = s->n;
+    json_t *vec = json_object_get(root, "vector");
+    if (!json_is_object(vec))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: missing \"vector\"", path);
+    s->pE = malloc(sizeof(double) * (size_t)np);
+    s->pV = malloc(sizeof(double) * (size_t)np);
+    s->Ep = malloc(sizeof(double) * (size_t)np);
+    s->Vp = malloc(sizeof(double) * (size_t)np);
+    s->Eh = malloc(sizeof(double) * (size_t)s->n);
+    if (!s->pE || !s->pV || !s->Ep || !s->Vp || !s->Eh)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    if ((rc = read_vec(path, "\"vector\".\"prior_mean\"", json_object_get(vec, "prior_mean"), np,
+                       s->pE, 1, err)) ||
+        (rc = read_vec(path, "\"vector\".\"prior_var\"", json_object_get(vec, "prior_var"), np,
+                       s->pV, 1, err)) ||
+        (rc = read_vec(path, "\"vector\".\"posterior_mean\"", json_object_get(vec, "posterior_mean"),
+                       np, s->Ep, 1, err)) ||
+        (rc = read_vec(path, "\"vector\".\"posterior_var\"", json_object_get(vec, "posterior_var"),
+                       np, s->Vp, 1, err)) ||
+        (rc = read_vec(path, "\"noise_log_precision\"", json_object_get(root, "noise_log_precision"),
+                       s->n, s->Eh, 1, err)))
+        return rc;
+    for (int p = 0; p < np; p++)
+        if (s->pV[p] < 0 || s->Vp[p] < 0)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: a %s variance at \"vector\" entry %d is "
+                                 "negative (the file is damaged)", path, s->pV[p] < 0 ? "prior" :
+                                 "posterior", p);
+    json_t *it = json_object_get(root, "iterations");
+    if (json_is_integer(it))
+        s->iterations = (int)json_integer_value(it);
+    json_t *cv = json_object_get(root, "converged");
+    if (json_is_boolean(cv))
+        s->converged = json_is_true(cv);
+    json_t *fp = json_object_get(root, "data_fingerprint");
+    if (json_is_array(fp) && json_array_size(fp) == 3) {
+        s->have_fingerprint = 1;
+        for (int k = 0; k < 3; k++)
+            s->fingerprint[k] = json_number_value(json_array_get(fp, (size_t)k));
+    }
+    return DCM_OK;
 }
 
 int io_result_load(const char *path, io_result_summary *out, dcm_error *err)
@@ -808,11 +1078,17 @@ int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, d
     s->F = json_number_value(F);
     json_t *an = json_object_get(root, "analysis");
     if (an && !(json_is_string(an) && (!strcmp(json_string_value(an), "csd") ||
-                                       !strcmp(json_string_value(an), "task")))) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"analysis\" must be \"task\" or \"csd\"", path);
+                                       !strcmp(json_string_value(an), "task") ||
+                                       !strcmp(json_string_value(an), "rdcm")))) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"analysis\" must be \"task\", \"csd\" or "
+                           "\"rdcm\"", path);
         goto done;
     }
     s->csd = an && !strcmp(json_string_value(an), "csd");
+    if (an && !strcmp(json_string_value(an), "rdcm")) {
+        rc = rdcm_load(path, root, s, err);
+        goto done;
+    }
     /* names at the top level (dcm) or in "model" (SPM's reference files) */
     json_t *names = json_object_get(root, "regions") ? root : json_object_get(root, "model");
     if ((rc = read_names(path, "regions", names, &s->regions, &s->n, err)))

@@ -25,6 +25,21 @@
  *   "mar_order", "mar_iterations"}, "predicted_bold_scaled" null, no
  *   "design"; a task result's bytes do not change. io_result_load reads
  *   the kind into io_result_summary.csd.
+ * - A regression DCM (problem analysis DCM_ANALYSIS_RDCM) is written with
+ *   "analysis": "rdcm", "method" ("rdcm" | "sparse_rdcm"), "model" {regions,
+ *   inputs, TR, a, c, rdcm {options}}, "free_energy" (sum over regions),
+ *   "free_energy_regions", "free_energy_terms_regions" {term: [n]},
+ *   "posterior_mean" / "posterior_sd" {"A" n x n, "C" n x m, "baseline" [n]
+ *   when the constant is a regressor (empirical data)}, "prior_mean" /
+ *   "prior_var" {A, C}, "noise" {"shape", "rate", "precision_mean"} (the
+ *   Gamma posterior of each region's noise precision), "iterations" (the
+ *   largest), "iterations_regions", "frequency_bins_regions", sparse adds
+ *   "inclusion_probability" {A, C, baseline}, "p0_grid",
+ *   "free_energy_per_p0", "p0"; "data_fingerprint" [count, sum, sum of
+ *   squares of the series]; "vector" {prior_mean, prior_var,
+ *   posterior_mean, posterior_var} over A then C. No dense covariance:
+ *   rDCM's posterior is per region, and only its diagonal is kept.
+ *   io_result_load reads it with rdcm = 1 or 2, Cp NULL and Vp.
  * - io_params_load() overwrites entries of theta (np, pre-filled by the
  *   caller, normally with the prior mean) from a result file (its
  *   "posterior_mean"), from an object holding those blocks directly, or
@@ -77,6 +92,12 @@ typedef struct {
     double *Cp;             /* posterior covariance (np x np, row-major) */
     int csd;                /* 1: a spectral DCM ("analysis": "csd"; m = 0, np =
                                model_layout_count_csd(n)) */
+    int rdcm;               /* 1: regression DCM, 2: sparse ("analysis": "rdcm"; np =
+                               n^2 + n m over A then C; Cp NULL, Vp the posterior
+                               variances: rDCM keeps per-region diagonals only) */
+    double *Vp;             /* posterior variances (np), regression DCM only */
+    double rdcm_filter;     /* its "model"."rdcm" filter strength and data (1 empirical, */
+    int rdcm_empirical;     /* 0 simulated): the regression rows depend on them */
     int nh;                 /* noise components: n (task) or n^2 (spectral) */
     double *Eh;             /* noise log-precision (nh), NULL when absent */
     int iterations;         /* -1 when absent */

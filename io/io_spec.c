@@ -28,7 +28,7 @@ typedef struct {
 
 static const char *const top_keys[] = {
     "TR", "TE", "scans", "timeseries", "regions", "confounds", "events", "inputs_microtime",
-    "inputs", "a", "b", "c", "d", "delays", "options", "analysis", NULL
+    "inputs", "a", "b", "c", "d", "delays", "options", "analysis", "method", "rdcm", NULL
 };
 static const char *const option_keys[] = {
     "two_state", "centre", "maxit", "maxnodes", "integrator", "hE", "hC", "nonlinear", "spm12_te", NULL
@@ -431,6 +431,8 @@ static int parse_structure(const spec_ctx *s, json_t *root, structure *st)
     }
 
     j = json_object_get(root, "c");
+    if (!j && m == 0)
+        goto no_c;   /* a resting-state rDCM: no inputs (checked by the caller) */
     if (!j)
         return fail(s, "missing \"c\" (the driving inputs: an %dx%d matrix, row = region, column = "
                     "input, or {\"%s\": [\"%s\"]})", n, m, s->inputs[0], s->regions[0]);
@@ -467,6 +469,7 @@ static int parse_structure(const spec_ctx *s, json_t *root, structure *st)
                     type_name(j));
     }
 
+no_c:
     j = json_object_get(root, "d");
     if (j) {
         if (!json_is_object(j))
@@ -658,7 +661,7 @@ static int load_vois(const spec_ctx *s, io_voi *vois, int *scans, const char **f
     return DCM_OK;
 }
 
-static int load_inputs(const spec_ctx *s, json_t *root, dcm_problem *P)
+static int load_inputs(const spec_ctx *s, json_t *root, dcm_problem *P, int rule)
 {
     json_t *ev = json_object_get(root, "events"), *mt = json_object_get(root, "inputs_microtime");
     if (ev && mt)
@@ -674,8 +677,8 @@ static int load_inputs(const spec_ctx *s, json_t *root, dcm_problem *P)
         char *epath = resolve(s, rel);
         if (!epath)
             return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
-        rc = io_events_to_microtime(epath, P->M->TR, P->v, P->m, P->input_names, P->M->u,
-                                    &P->warnings, s->err);
+        rc = io_events_to_microtime_rule(epath, P->M->TR, P->v, P->m, P->input_names, P->M->u,
+                                         &P->warnings, rule, s->err);
         free(epath);
         return rc;
     }
@@ -892,6 +895,146 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* regression DCM ("method": "rdcm" | "sparse_rdcm")                     */
+
+static const char *const rdcm_keys[] = {"data", "filter", "p0", "restarts", "order", "seed", NULL};
+
+/* "method": absent (0: classical DCM), "rdcm" (1), "sparse_rdcm" (2). */
+static int spec_method(const spec_ctx *s, json_t *root, int *method)
+{
+    json_t *j = json_object_get(root, "method");
+    *method = 0;
+    if (!j)
+        return DCM_OK;
+    const char *v = json_is_string(j) ? json_string_value(j) : NULL;
+    if (v && !strcmp(v, "rdcm"))
+        *method = 1;
+    else if (v && !strcmp(v, "sparse_rdcm"))
+        *method = 2;
+    else if (!v || strcmp(v, "dcm"))
+        return fail(s, "\"method\" must be \"dcm\" (classical DCM, the default), \"rdcm\" "
+                    "(regression DCM) or \"sparse_rdcm\" (sparse regression DCM), not %s%s%s",
+                    v ? "\"" : "", v ? v : type_name(j), v ? "\"" : "");
+    return DCM_OK;
+}
+
+/* Keys of a task spec that regression DCM has no use for: a clear refusal
+ * rather than a silent drop. */
+static int rdcm_refuse_keys(const spec_ctx *s, json_t *root)
+{
+    if (json_object_get(root, "b"))
+        return fail(s, "\"b\" is given, but regression DCM (\"method\": \"rdcm\" or "
+                    "\"sparse_rdcm\") is linear and has no B (modulatory) matrix; drop \"b\" or "
+                    "use \"method\": \"dcm\"");
+    if (json_object_get(root, "d"))
+        return fail(s, "\"d\" is given, but regression DCM (\"method\": \"rdcm\" or "
+                    "\"sparse_rdcm\") is linear and has no D (nonlinear gating) matrix; drop \"d\" "
+                    "or use \"method\": \"dcm\"");
+    static const char *const unused[] = {"delays", "options", "confounds", "analysis", NULL};
+    static const char *const why[] = {
+        "rDCM's fixed haemodynamic response has no slice-timing delays",
+        "rDCM's options go in \"rdcm\": {\"data\", \"filter\", \"p0\", \"restarts\", "
+        "\"order\", \"seed\"}",
+        "rDCM models only a constant confound (TAPAS); regress other confounds out first",
+        "regression DCM fits the time series in the frequency domain (task or resting state "
+        "without \"analysis\")"};
+    for (int i = 0; unused[i]; i++)
+        if (json_object_get(root, unused[i]))
+            return fail(s, "\"%s\" is not used by regression DCM: %s", unused[i], why[i]);
+    if (json_object_get(root, "inputs") && !json_object_get(root, "c"))
+        return fail(s, "missing \"c\" (the driving inputs of the rDCM: an n x m matrix, row = "
+                    "region, column = input, or {input: [regions]})");
+    if (!json_object_get(root, "inputs") &&
+        (json_object_get(root, "c") || json_object_get(root, "events") ||
+         json_object_get(root, "inputs_microtime")))
+        return fail(s, "\"c\", \"events\" or \"inputs_microtime\" is given without \"inputs\"; "
+                    "list the inputs (a resting-state rDCM has none of the four)");
+    return DCM_OK;
+}
+
+/* "rdcm": {"data", "filter", "p0", "restarts", "order", "seed"}. */
+static int parse_rdcm(const spec_ctx *s, json_t *root, int method, dcm_rdcm_spec *o)
+{
+    o->method = method == 2;
+    json_t *r = json_object_get(root, "rdcm");
+    if (!r)
+        return DCM_OK;
+    if (!json_is_object(r))
+        return fail(s, "\"rdcm\" must be an object {\"data\": \"empirical\", \"filter\": 5, ...}, "
+                    "not %s", type_name(r));
+    if (check_keys(s, r, rdcm_keys, " in \"rdcm\""))
+        return DCM_ERR_INPUT;
+    json_t *j;
+    if ((j = json_object_get(r, "data"))) {
+        const char *v = json_is_string(j) ? json_string_value(j) : "";
+        if (!strcmp(v, "empirical"))
+            o->data = 1;
+        else if (!strcmp(v, "simulated"))
+            o->data = 0;
+        else
+            return fail(s, "\"rdcm\".\"data\" must be \"empirical\" (measured data, TAPAS type "
+                        "'r') or \"simulated\" (TAPAS type 's')");
+    }
+    if ((j = json_object_get(r, "filter"))) {
+        if (!json_is_number(j) || !(json_number_value(j) >= 0))
+            return fail(s, "\"rdcm\".\"filter\" must be a number >= 0 (the filter strength, "
+                        "TAPAS's filter_str: 5)");
+        o->filter = json_number_value(j);
+    }
+    if ((j = json_object_get(r, "order"))) {
+        const char *v = json_is_string(j) ? json_string_value(j) : "";
+        if (!strcmp(v, "random"))
+            o->order = 0;
+        else if (!strcmp(v, "fixed"))
+            o->order = 1;
+        else
+            return fail(s, "\"rdcm\".\"order\" must be \"random\" (TAPAS: a random update order "
+                        "per restart) or \"fixed\" (deterministic, one restart)");
+    }
+    if ((j = json_object_get(r, "restarts"))) {
+        if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 1000000)
+            return fail(s, "\"rdcm\".\"restarts\" must be a whole number from 1 to 1000000 "
+                        "(TAPAS: 100), not %s", json_is_integer(j) ? "out of range" : type_name(j));
+        o->restarts = (int)json_integer_value(j);
+    }
+    if ((j = json_object_get(r, "seed"))) {
+        if (!json_is_integer(j) || json_integer_value(j) < 0)
+            return fail(s, "\"rdcm\".\"seed\" must be a whole number >= 0");
+        o->seed = (unsigned long long)json_integer_value(j);
+    }
+    if ((j = json_object_get(r, "p0"))) {
+        int one = json_is_number(j);
+        if (!one && (!json_is_array(j) || json_array_size(j) == 0 ||
+                     json_array_size(j) > 1000))
+            return fail(s, "\"rdcm\".\"p0\" must be a number or a list of 1 to 1000 numbers in "
+                        "(0, 1) (TAPAS's grid: 0.05, 0.10, ..., 0.95)");
+        int k = one ? 1 : (int)json_array_size(j);
+        if (!(o->p0 = malloc(sizeof(double) * (size_t)k)))
+            return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        o->np0 = k;
+        for (int i = 0; i < k; i++) {
+            json_t *x = one ? j : json_array_get(j, (size_t)i);
+            if (!json_is_number(x))
+                return fail(s, "\"rdcm\".\"p0\"[%d] must be a number in (0, 1), not %s", i,
+                            type_name(x));
+            double p = json_number_value(x);
+            if (!(p > 0 && p < 1) && one)
+                return fail(s, "\"rdcm\".\"p0\" is %g; a prior inclusion probability must lie "
+                            "strictly between 0 and 1", p);
+            if (!(p > 0 && p < 1))
+                return fail(s, "\"rdcm\".\"p0\"[%d] is %g; a prior inclusion probability must "
+                            "lie strictly between 0 and 1", i, p);
+            o->p0[i] = p;
+        }
+    }
+    if (!o->method && (json_object_get(r, "p0") || json_object_get(r, "restarts") ||
+                       json_object_get(r, "order")))
+        return fail(s, "\"rdcm\": \"p0\", \"restarts\" and \"order\" belong to sparse rDCM; "
+                    "use \"method\": \"sparse_rdcm\" or drop them");
+    return DCM_OK;
+}
+
 /* "analysis": absent or "task" (0), "csd" (1); an input error otherwise. */
 static int spec_analysis(const spec_ctx *s, json_t *root, int *csd)
 {
@@ -952,17 +1095,33 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
         goto done;
     }
     int csd;
+    if (json_object_get(root, "method") && json_object_get(root, "analysis")) {
+        rc = fail(&s, "give \"method\" (regression DCM) or \"analysis\" (spectral DCM), not both: "
+                  "rDCM fits task or resting-state series without \"analysis\"");
+        goto done;
+    }
     if ((rc = spec_analysis(&s, root, &csd)))
         goto done;
     if (csd) {
         rc = load_csd(&s, root, flags, &P);
         goto done;
     }
+    int method;
+    if ((rc = spec_method(&s, root, &method)))
+        goto done;
     if ((rc = check_keys(&s, root, top_keys, "")))
         goto done;
-    double TR, TE;
+    if (!method && json_object_get(root, "rdcm")) {
+        rc = fail(&s, "\"rdcm\" options are given but \"method\" is not \"rdcm\" or "
+                  "\"sparse_rdcm\"; add \"method\": \"rdcm\"");
+        goto done;
+    }
+    if (method && (rc = rdcm_refuse_keys(&s, root)))
+        goto done;
+    double TR, TE = 0.04;   /* rDCM's fixed HRF does not use TE: optional there */
     if ((rc = get_number(&s, root, "TR", "repetition time in seconds", &TR)) ||
-        (rc = get_number(&s, root, "TE", "echo time in seconds", &TE)))
+        ((!method || json_object_get(root, "TE")) &&
+         (rc = get_number(&s, root, "TE", "echo time in seconds", &TE))))
         goto done;
     char trmsg[300];
     if (dcm_check_tr(TR, trmsg, sizeof trmsg)) {
@@ -974,12 +1133,13 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
         goto done;
     }
     if ((rc = get_regions(&s, root)) ||
-        (rc = get_names(&s, root, "inputs", &s.inputs, &s.m)))
+        ((!method || json_object_get(root, "inputs")) &&
+         (rc = get_names(&s, root, "inputs", &s.inputs, &s.m))))
         goto done;
     const int n = s.n, m = s.m;
     st.a = calloc((size_t)n * n, sizeof(double));
-    st.b = calloc((size_t)n * n * m, sizeof(double));
-    st.c = calloc((size_t)n * m, sizeof(double));
+    st.b = calloc((size_t)n * n * m + 1, sizeof(double));
+    st.c = calloc((size_t)n * m + 1, sizeof(double));
     st.d = calloc((size_t)n * n * n, sizeof(double));
     if (!st.a || !st.b || !st.c || !st.d) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
@@ -1021,7 +1181,7 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
             goto done;
     }
 
-    P = dcm_problem_alloc(n, m, scans, st.any_d);
+    P = method ? dcm_problem_alloc_rdcm(n, m, scans) : dcm_problem_alloc(n, m, scans, st.any_d);
     if (!P || !(P->source = strdup(path))) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
@@ -1049,6 +1209,17 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     model_dcm *M = P->M;
     M->TR = TR;
     M->TE = TE;
+    if (method) {   /* regression DCM: the switches, the inputs by TAPAS's rule, options */
+        memcpy(M->a, st.a, sizeof(double) * (size_t)n * n);
+        for (int i = 0; i < n; i++)
+            M->a[i + (size_t)i * n] = 1.0;   /* TAPAS estimates every self-connection */
+        memcpy(M->c, st.c, sizeof(double) * (size_t)n * m);
+        if ((rc = parse_rdcm(&s, root, method, &P->rdcm)) ||
+            (m > 0 && (rc = load_inputs(&s, root, P, IO_EVENTS_TAPAS))))
+            goto done;
+        rc = dcm_problem_validate(P, err);
+        goto done;
+    }
     int nonlinear = st.any_d;
     if ((rc = parse_options(&s, root, P, &nonlinear)))
         goto done;
@@ -1066,7 +1237,7 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     memcpy(M->d, st.d, sizeof(double) * (size_t)n * n * n);
     if ((rc = load_delays(&s, root, P)) ||
         (!design_only && (rc = load_confounds(&s, root, P, scans_from))) ||
-        (rc = load_inputs(&s, root, P)))
+        (rc = load_inputs(&s, root, P, IO_EVENTS_SPM)))
         goto done;
     /* as SPM: without "confounds", the first VOI's xY.X0 */
     for (int i = 0; vois && !P->X0 && !json_object_get(root, "confounds") && i < n; i++)

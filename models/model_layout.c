@@ -160,6 +160,28 @@ int model_layout_init_csd(model_layout *T, int n)
     return 0;
 }
 
+int model_layout_init_rdcm(model_layout *T, int n, int m)
+{
+    if (n < 1 || m < 0 || model_layout_init(T, n, m, 0, 0)) {
+        memset(T, 0, sizeof *T);
+        T->np = -1;
+        return -1;
+    }
+    T->rdcm = 1;
+    int off = 0;
+    for (int b = 0; b < MODEL_BLOCK_COUNT; b++) {
+        model_layout_block *B = &T->block[b];
+        if (b != MODEL_BLOCK_A && b != MODEL_BLOCK_C)
+            B->count = 0, B->slices = 0;   /* no B, D, haemodynamics: empty */
+        B->offset = off;
+        off += B->count;
+    }
+    T->block[MODEL_BLOCK_A].unit = "Hz";
+    T->block[MODEL_BLOCK_C].unit = "TAPAS units (x 16 for empirical data)";
+    T->np = off;
+    return 0;
+}
+
 const model_layout_block *model_layout_find(const model_layout *T, const char *name)
 {
     for (int b = 0; b < T->nblocks; b++)

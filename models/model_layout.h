@@ -75,6 +75,7 @@ typedef struct {
 typedef struct {
     int n, m, nd, two_state; /* regions, inputs, D slices (0 or n), two-state neurons */
     int csd;                 /* 1: spectral DCM (model_layout_init_csd) */
+    int rdcm;                /* 1: regression DCM (model_layout_init_rdcm) */
     int nblocks;             /* blocks in the table: MODEL_BLOCK_COUNT, or
                                 MODEL_BLOCK_MAX for spectral DCM */
     int np;                  /* parameters in all */
@@ -89,6 +90,11 @@ int model_layout_init(model_layout *T, int n, int m, int nonlinear, int two_stat
 int model_layout_init_csd(model_layout *T, int n);
 /* Its parameter count, n^2 + 3n + 6 (-1 when n < 1 or it overflows). */
 long long model_layout_count_csd(int n);
+
+/* The table of regression DCM (TAPAS rDCM) for n regions (>= 1), m inputs
+ * (>= 0): A n x n, then C n x m; every other block empty (count 0), so
+ * np = n^2 + n m and names are those of a task DCM (A:V1->V2, C:V1:u). */
+int model_layout_init_rdcm(model_layout *T, int n, int m);
 
 /* The exact parameter count in 64 bits (for loaders checking a file's
  * claims before allocating); -1 when a size is negative or it overflows. */

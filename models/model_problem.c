@@ -3,6 +3,8 @@
  * model_problem.h). */
 #include "models/model_problem.h"
 
+#include "models/model_rdcm.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -50,6 +52,19 @@ dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear)
     return P;
 }
 
+dcm_problem *dcm_problem_alloc_rdcm(int n, int m, int v)
+{
+    dcm_problem *P = dcm_problem_alloc(n, m, v, 0);
+    if (!P)
+        return NULL;
+    P->analysis = DCM_ANALYSIS_RDCM;
+    P->rdcm = (dcm_rdcm_spec){.method = 0, .data = 1, .order = 0, .filter = 5.0, .np0 = 0,
+                              .p0 = NULL, .restarts = 100, .seed = 2406ULL};   /* TAPAS's */
+    for (int i = 0; i < n; i++)
+        P->M->a[i + i * n] = 1.0;   /* self-connections are always estimated */
+    return P;
+}
+
 dcm_problem *dcm_problem_alloc_csd(int n, int v)
 {
     dcm_problem *P = dcm_problem_alloc(n, 0, v, 0);
@@ -82,6 +97,7 @@ void dcm_problem_free(dcm_problem *P)
     free(P->Y);
     free(P->X0);
     free(P->source);
+    free(P->rdcm.p0);
     dcm_warnings_free(&P->warnings);
     free(P);
 }
@@ -212,9 +228,71 @@ static int validate_csd(const dcm_problem *P, const char *src, dcm_error *err)
     return DCM_OK;
 }
 
+/* Regression DCM: the a and c switches, inputs at micro-time (m may be 0),
+ * no b and no d (a linear model), series long enough to hold the fixed
+ * HRF, and options TAPAS accepts. */
+static int validate_rdcm(const dcm_problem *P, const char *src, dcm_error *err)
+{
+    const model_dcm *M = P->M;
+    const int n = P->n, m = P->m, v = P->v;
+    if (M->n != n || M->m != m || M->v != v || !M->a || !M->c || !P->Y || !P->region_names ||
+        (m > 0 && (!M->u || !P->input_names)) || M->nu != v * MODEL_DCM_MICROTIME)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: model and problem sizes differ, or arrays are "
+                             "unallocated", src);
+    if (M->nonlinear)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: regression DCM is linear: it has no \"d\" "
+                             "(gating) switches", src);
+    for (size_t k = 0; M->b && k < (size_t)n * n * m; k++)
+        if (M->b[k] != 0)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: regression DCM is linear: it has no "
+                                 "\"b\" (modulation) switches", src);
+    if (check_names(P->region_names, n, "region", src, err) ||
+        check_names(P->input_names, m, "input", src, err))
+        return DCM_ERR_INPUT;
+    char trmsg[300];
+    if (dcm_check_tr(M->TR, trmsg, sizeof trmsg))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: %s", src, trmsg);
+    if (v * M->TR < MODEL_RDCM_HRF_SUPPORT_S)
+        return dcm_error_set(err, DCM_ERR_INPUT,
+                             "%s: the time series has %d scans x TR %g s = %g s, shorter than the "
+                             "%g s the fixed haemodynamic response of rDCM spans; rDCM needs longer "
+                             "series (typically hundreds of scans)", src, v, M->TR, v * M->TR,
+                             MODEL_RDCM_HRF_SUPPORT_S);
+    if (check_data(P, src, err) || check_a_switches(P, src, err))
+        return DCM_ERR_INPUT;
+    for (int j = 0; j < m; j++)
+        for (int i = 0; i < n; i++) {
+            char what[256];
+            snprintf(what, sizeof what, " (%s -> %s)", iname(P, j), rname(P, i));
+            if (check_switch(src, M->c[i + j * n], "c", what, err))
+                return DCM_ERR_INPUT;
+        }
+    for (size_t k = 0; m > 0 && k < (size_t)M->nu * m; k++)
+        if (!isfinite(M->u[k]))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: input %s is not finite at micro-time bin "
+                                 "%zu", src, iname(P, (int)(k % m)), k / m + 1);
+    const dcm_rdcm_spec *o = &P->rdcm;
+    if (o->method != 0 && o->method != 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: unknown rDCM method %d", src, o->method);
+    if (!(o->filter >= 0) || !isfinite(o->filter))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"rdcm\".\"filter\" is %g; the filter "
+                             "strength must be a number >= 0 (TAPAS: 5)", src, o->filter);
+    for (int i = 0; i < o->np0; i++)
+        if (!(o->p0[i] > 0 && o->p0[i] < 1))
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"rdcm\".\"p0\" value %d is %g; a prior "
+                                 "inclusion probability must lie strictly between 0 and 1", src,
+                                 i + 1, o->p0[i]);
+    if (o->restarts < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"rdcm\".\"restarts\" is %d; it must be at "
+                             "least 1 (TAPAS: 100)", src, o->restarts);
+    return DCM_OK;
+}
+
 void dcm_problem_table(const dcm_problem *P, model_layout *T)
 {
-    if (P->analysis == DCM_ANALYSIS_CSD)
+    if (P->analysis == DCM_ANALYSIS_RDCM)
+        model_layout_init_rdcm(T, P->n, P->m);
+    else if (P->analysis == DCM_ANALYSIS_CSD)
         model_layout_init_csd(T, P->n);
     else
         model_dcm_table(P->M, T);
@@ -233,6 +311,8 @@ int dcm_problem_validate(const dcm_problem *P, dcm_error *err)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: need at least one region (n = %d)", src, n);
     if (P->analysis == DCM_ANALYSIS_CSD)
         return validate_csd(P, src, err);
+    if (P->analysis == DCM_ANALYSIS_RDCM)
+        return validate_rdcm(P, src, err);
     if (P->analysis != DCM_ANALYSIS_TASK)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s: unknown analysis %d", src, (int)P->analysis);
     if (m < 1)

@@ -17,6 +17,12 @@ dcm_problem *dcm_problem_alloc(int n, int m, int v, int nonlinear);
  * analysis DCM_ANALYSIS_CSD, SPM's options (order 8, maxit 128, maxnodes
  * 8); the caller fills names, Y, M->TR and the a switches of M. */
 dcm_problem *dcm_problem_alloc_csd(int n, int v);
+/* A regression DCM problem (dcm/dcm_rdcm.h): n regions, m inputs (0 for
+ * resting state), v scans, analysis DCM_ANALYSIS_RDCM, TAPAS's options
+ * (rdcm, empirical, filter 5, default p0 grid, 100 random restarts, seed
+ * 2406), self-connections on; the caller fills names, Y, M->TR, the a
+ * and c switches and the inputs M->u (model_dcm.h's layout). */
+dcm_problem *dcm_problem_alloc_rdcm(int n, int m, int v);
 /* The parameter table of P's model (model_layout.h): the task table of
  * P->M, or the spectral one. */
 void dcm_problem_table(const dcm_problem *P, model_layout *T);

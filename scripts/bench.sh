@@ -40,3 +40,4 @@ fi
 echo "SPM12 under Octave on this kind of machine (reference files): about 27.6 s per attention model;"
 echo "spectral_4: 36.7 s (full), 28.3 s (reduced)"
 cd "$tmp" && "$OLDPWD/bin/dcm-bench" $specs
+cd "$OLDPWD" && sh scripts/bench_rdcm.sh

@@ -172,6 +172,23 @@ static int load_results(const char **files, int k, io_lme_table *T)
                             "be compared", files[i], csd ? "spectral" : "task", files[0],
                             csd ? "task" : "spectral");
         }
+        if ((s.rdcm != 0) != (s0.rdcm != 0) ||
+            (s.rdcm && (s.rdcm_empirical != s0.rdcm_empirical ||
+                        !(s.rdcm_filter == s0.rdcm_filter)))) {
+            int r = s.rdcm != 0, r0 = s0.rdcm != 0;
+            io_result_summary_free(&s);
+            io_result_summary_free(&s0);
+            if (r != r0)
+                return cli_fail("compare", DCM_ERR_INPUT,
+                                "%s is a %s DCM but %s is a %s DCM: regression DCM's free energy is "
+                                "that of a frequency-domain regression, not of the time series, so "
+                                "the two cannot be compared", files[i], r ? "regression" : "classical",
+                                files[0], r0 ? "regression" : "classical");
+            return cli_fail("compare", DCM_ERR_INPUT,
+                            "%s and %s are regression DCMs with different \"rdcm\" \"data\" or "
+                            "\"filter\" settings: their regressions have different rows, so their "
+                            "free energies cannot be compared", files[i], files[0]);
+        }
         int regions_agree = nreg == n0;
         for (int r = 0; regions_agree && r < nreg; r++) {
             int found = 0;

@@ -76,7 +76,7 @@ static int fail_event(const progress_state *ps, const dcm_error *err)
 int cmd_estimate(int argc, char **argv)
 {
     const char *spec = NULL, *output = NULL, *integrator = NULL, *mat_out = NULL;
-    long maxit = -1;
+    long maxit = -1, threads = 1;
     int spm12_te = 0;
     progress_state ps = {0};
     const cli_opt options[] = {
@@ -91,6 +91,10 @@ int cmd_estimate(int argc, char **argv)
         CLI_FLAG(0, "spm12-te", &spm12_te,
                  "compute BOLD with TE = 0.04 s as SPM12 r7771 does whatever the spec or DCM.TE says "
                  "(default: the spec's TE)"),
+        CLI_INT('j', "jobs", &threads, "N", 1, 1024,
+                "regression DCM (\"method\": \"rdcm\"/\"sparse_rdcm\"): fit the regions in N "
+                "threads (default 1; the result does not depend on N)",
+                .missing = "-j needs a whole number of threads from 1 to 1024"),
         CLI_FLAG('q', "quiet", &ps.quiet,
                  "do not print the iterations on stderr (warnings are printed all the same)"),
         CLI_FLAG(0, "log-json", &ps.log_json,
@@ -137,6 +141,15 @@ int cmd_estimate(int argc, char **argv)
         dcm_problem_free(P);
         return fail_event(&ps, &err);
     }
+    if (P->analysis == DCM_ANALYSIS_RDCM && (mat_out || integrator || spm12_te || maxit > 0)) {
+        dcm_error_set(&err, DCM_ERR_USAGE, "%s is a regression DCM (\"method\": \"%s\"): %s does not "
+                      "apply to it", spec, P->rdcm.method ? "sparse_rdcm" : "rdcm",
+                      mat_out ? "--mat" : integrator ? "--integrator" : spm12_te ? "--spm12-te"
+                                                                        : "--maxit (TAPAS's 501 VB iterations)");
+        dcm_problem_free(P);
+        return fail_event(&ps, &err);
+    }
+    P->rdcm.threads = (int)threads;
     if (maxit > 0)
         P->maxit = (int)maxit;
     if (spm12_te && io_mat_use_spm12_te(P)) {
@@ -183,9 +196,16 @@ int cmd_estimate(int argc, char **argv)
         log_event(json_pack("{s:s, s:f, s:i, s:b, s:f, s:s, s:i}", "event", "done", "F", R->F,
                             "iterations", R->iterations, "converged", R->converged, "seconds",
                             R->seconds, "output", output, "warnings", R->warnings.count));
-    printf("%s: F = %.4f, %d iterations, %s, %.3f s -> %s", spec, R->F,
-           R->iterations, R->converged ? "converged" : "NOT converged (maxit reached)",
-           R->seconds, output);
+    if (R->rdcm && R->rdcm->method == 1)
+        printf("%s: F = %.4f (sparse rDCM, p0 = %g), at most %d VB iterations per region, %.3f s -> %s",
+               spec, R->F, R->rdcm->p0, R->iterations, R->seconds, output);
+    else if (R->rdcm)
+        printf("%s: F = %.4f (rDCM), at most %d VB iterations per region, %.3f s -> %s", spec, R->F,
+               R->iterations, R->seconds, output);
+    else
+        printf("%s: F = %.4f, %d iterations, %s, %.3f s -> %s", spec, R->F,
+               R->iterations, R->converged ? "converged" : "NOT converged (maxit reached)",
+               R->seconds, output);
     if (R->warnings.count)
         printf(" (%d warning%s: see dcm check)", R->warnings.count, R->warnings.count == 1 ? "" : "s");
     printf("\n");

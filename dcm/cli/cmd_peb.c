@@ -254,7 +254,8 @@ static int peb_failed(int rc, const dcm_error *err, const io_result_summary *R, 
     int bad_i = -1;
     for (int i = 0; i < nsub && bad_i < 0; i++)
         for (int q = 0; q < nsel && bad_i < 0; q++) {
-            double e = R[i].Ep[sel[q]], c = R[i].Cp[(size_t)sel[q] * np + sel[q]];
+            double e = R[i].Ep[sel[q]];
+            double c = R[i].Cp ? R[i].Cp[(size_t)sel[q] * np + sel[q]] : R[i].Vp[sel[q]];
             if (!isfinite(e) || !isfinite(c) || fabs(e) > 1e100 || fabs(c) > 1e200)
                 bad_i = i;
         }
@@ -341,6 +342,10 @@ static int report_subjects(const dcm_peb_result *P, const design *D, const io_re
                            const io_pname_space *S, json_t *o)
 {
     const int np = R[0].np, nx = D->nx;
+    if (R[0].rdcm) {   /* no joint covariance to condition on (per-region diagonals only) */
+        json_object_set_new(o, "subjects", json_null());
+        return DCM_OK;
+    }
     double *sE = malloc(sizeof(double) * np);
     char *name = NULL;
     dcm_error err = {0, ""};
@@ -416,7 +421,8 @@ static int field_components(const io_result_summary *R0, const int *sel, int nse
                             int *nfield)
 {
     model_layout T;
-    if (model_layout_init(&T, R0->n, R0->m, R0->nd > 0, R0->two_state))
+    if (R0->rdcm ? model_layout_init_rdcm(&T, R0->n, R0->m)
+                 : model_layout_init(&T, R0->n, R0->m, R0->nd > 0, R0->two_state))
         return DCM_ERR_INPUT;
     int seen[MODEL_BLOCK_COUNT];
     for (int b = 0; b < MODEL_BLOCK_COUNT; b++)
@@ -529,7 +535,7 @@ int cmd_peb(int argc, char **argv)
     double alpha = 1.0, beta = 16.0, hE = 0.0, hC = 1.0 / 16.0;
     const char **sels = calloc((size_t)argc, sizeof *sels);
     const char **subj_args = calloc((size_t)argc, sizeof *subj_args);
-    int *field = NULL, nfield = 0, search = 0;
+    int *field = NULL, *ksel = NULL, nfield = 0, search = 0;
     dcm_peb_search_result bma;
     memset(&bma, 0, sizeof bma);
     int rc = DCM_OK;
@@ -617,14 +623,11 @@ int cmd_peb(int argc, char **argv)
         goto done;
     const int nsub = D.nsub, nx = D.nx;
     const int np = R[0].np;
-    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs, R[0].csd};
+    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs,
+                        R[0].rdcm ? IO_PNAME_RDCM : R[0].csd};
     mask = calloc((size_t)np, 1);
     sel = malloc(sizeof(int) * np);
-    qE = malloc(sizeof(double) * nsub * np);
-    qC = malloc(sizeof(double) * nsub * np * np);
-    pE = malloc(sizeof(double) * nsub * np);
-    pV = malloc(sizeof(double) * nsub * np);
-    if (!mask || !sel || !qE || !qC || !pE || !pV) {
+    if (!mask || !sel) {
         rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
@@ -642,26 +645,52 @@ int cmd_peb(int argc, char **argv)
                       R[0].path);
         goto done;
     }
-    for (int i = 0; i < nsub; i++) {
+    /* regression DCM: the first level is the selected parameters only,
+       with the per-region posterior variances as a diagonal covariance
+       (rDCM keeps no covariances between parameters) */
+    const int rd = R[0].rdcm != 0, npk = rd ? nsel : np;
+    qE = malloc(sizeof(double) * nsub * npk);
+    qC = calloc((size_t)nsub * npk * npk, sizeof(double));
+    pE = malloc(sizeof(double) * nsub * npk);
+    pV = malloc(sizeof(double) * nsub * npk);
+    if (!qE || !qC || !pE || !pV || (rd && !(ksel = malloc(sizeof(int) * nsel)))) {
+        rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nsub && !rd; i++) {
         memcpy(qE + (size_t)i * np, R[i].Ep, sizeof(double) * np);
         memcpy(qC + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
         memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
         memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
     }
+    for (int i = 0; i < nsub && rd; i++)
+        for (int q = 0; q < nsel; q++) {
+            size_t at = (size_t)i * nsel + q;
+            qE[at] = R[i].Ep[sel[q]];
+            pE[at] = R[i].pE[sel[q]];
+            pV[at] = R[i].pV[sel[q]];
+            qC[(size_t)i * nsel * nsel + (size_t)q * nsel + q] = R[i].Vp[sel[q]];
+            ksel[q] = q;
+        }
     if (q == DCM_PEB_Q_FIELDS &&
         (!(field = malloc(sizeof(int) * nsel)) || field_components(&R[0], sel, nsel, field, &nfield))) {
         rc = cli_fail("peb", field ? DCM_ERR_INPUT : DCM_ERR_SYSTEM,
                       field ? "cannot tell the fields of the parameters of %s" : "out of memory", R[0].path);
         goto done;
     }
-    dcm_peb_input in = {.nsub = nsub, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
-                        .sel = sel, .nsel = nsel, .X = D.X, .nx = nx, .q = q, .field = field,
+    dcm_peb_input in = {.nsub = nsub, .np = npk, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
+                        .sel = rd ? ksel : sel, .nsel = nsel, .X = D.X, .nx = nx, .q = q, .field = field,
                         .nfield = nfield, .maxit = (int)maxit, .alpha = alpha, .beta = beta,
                         .hE = hE, .hC = hC};
     if ((rc = dcm_peb(&in, &P, &err))) {
         rc = peb_failed(rc, &err, R, nsub, sel, nsel, np);
         goto done;
     }
+    for (int q = 0; rd && q < P.np; q++)   /* back to the result's parameter indices */
+        P.sel[q] = sel[P.sel[q]];
+    if (rd && !as_json)
+        printf("regression DCM: the first level uses each parameter's posterior variance (rDCM keeps "
+               "per-region diagonals, no covariances)\n");
     int finite = isfinite(P.F);
     for (int g = 0; g < P.ng; g++)
         finite &= isfinite(P.Eh[g]);
@@ -716,6 +745,7 @@ done:
     free(pE);
     free(pV);
     free(sel);
+    free(ksel);
     free(mask);
     dcm_peb_result_free(&P);
     dcm_peb_search_result_free(&bma);

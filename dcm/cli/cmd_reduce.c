@@ -344,6 +344,14 @@ int cmd_reduce(int argc, char **argv)
         rc = cli_report("reduce", &err);
         goto done;
     }
+    if (R.rdcm) {   /* BMR needs the joint posterior covariance; rDCM keeps diagonals */
+        rc = cli_fail("reduce", DCM_ERR_INPUT,
+                      "%s is a regression DCM: it keeps only each region's posterior variances, not "
+                      "the covariance Bayesian model reduction needs. Estimate the reduced pattern "
+                      "directly (rDCM is fast) and compare the two with dcm compare, or let "
+                      "\"method\": \"sparse_rdcm\" prune connections", input);
+        goto done;
+    }
     const int np = R.np;
     io_pname_space S = io_result_space(&R);
     mask = calloc((size_t)np, 1);

@@ -180,6 +180,31 @@ int cmd_report(int argc, char **argv)
             goto done;
     }
 
+    {   /* a regression DCM has its own report (one result at a time) */
+        int nr = 0;
+        for (int i = 0; i < k; i++) {
+            io_result_summary rs;
+            dcm_error e0 = {0, ""};
+            if (io_result_load(files[i], &rs, &e0) == DCM_OK && rs.rdcm)
+                nr++;
+            io_result_summary_free(&rs);
+        }
+        if (nr && (k > 1 || lme_path)) {
+            rc = cli_fail("report", DCM_ERR_USAGE, "a regression DCM result is reported on its own: "
+                          "give one result file (compare rDCM models with dcm compare)");
+            goto done;
+        }
+        if (nr) {
+            dcm_error e1 = {0, ""};
+            rc = report_rdcm_write(files[0], out, png_dir, scale, &e1) ? cli_report("report", &e1) : 0;
+            if (!rc)
+                fprintf(stderr, "dcm report: wrote %s%s%s\n", out, png_dir ? " and figures in " : "",
+                        png_dir ? png_dir : "");
+            cairo_debug_reset_static_data();
+            FcFini();
+            goto done;
+        }
+    }
     report_model *models = calloc((size_t)(k ? k : 1), sizeof *models);
     char *generator = command_line(argc, argv);
     if (!models || !generator) {

@@ -35,7 +35,11 @@ static const char *description =
     "noise) and c:R (regional noise); Pp is SPM's for spectral DCM, the\n"
     "probability that the parameter differs from its prior mean; the fit is the\n"
     "variance of the cross-spectra explained, over all region pairs and per\n"
-    "region (its auto-spectrum), with each region's noise log-precision.\n";
+    "region (its auto-spectrum), with each region's noise log-precision.\n"
+    "A regression DCM (\"method\": \"rdcm\" or \"sparse_rdcm\") is reviewed as\n"
+    "TAPAS reports it: F (and per region), the chosen p0 of sparse rDCM, and\n"
+    "the strongest connections with their posterior sd (Pp from the per-region\n"
+    "posterior variance) and, for sparse rDCM, inclusion probability.\n";
 
 static const char *footer =
     "exit status: 0 success, 1 usage error, 2 unreadable or invalid result file\n"
@@ -78,6 +82,77 @@ static double *read_csd(json_t *c, int nw, int n)
                     z[2 * ((size_t)w + (size_t)nw * (i + (size_t)n * j)) + part] = json_number_value(x);
                 }
     return z;
+}
+
+/* dcm review of a regression DCM result: F, per-region summaries, and the
+ * largest connections (at most 40, by |Ep|; all free ones with Pp above
+ * the threshold are counted). */
+static int review_rdcm(const char *file, const io_result_summary *s, json_t *doc, double threshold)
+{
+    const int n = s->n;
+    json_t *w = json_object_get(doc, "warnings");
+    if (json_is_array(w) && json_array_size(w) > 0) {
+        printf("WARNINGS     %zu (see dcm check %s)\n", json_array_size(w), file);
+        size_t i;
+        json_t *x;
+        json_array_foreach(w, i, x)
+            printf("  ! %s\n", json_is_string(x) ? json_string_value(x) : "?");
+        printf("\n");
+    }
+    printf("result       %s\n", file);
+    printf("model        %s, %d regions, %d input%s\n",
+           s->rdcm == 2 ? "sparse regression DCM (sparse rDCM)" : "regression DCM (rDCM)", n, s->m,
+           s->m == 1 ? "" : "s");
+    printf("free energy  %.4f (sum over regions)\n", s->F);
+    if (s->rdcm == 2)
+        printf("p0           %g (the grid value with the largest F)\n",
+               json_number_value(json_object_get(doc, "p0")));
+    json_t *Fr = json_object_get(doc, "free_energy_regions"), *it = json_object_get(doc, "iterations_regions");
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t k = 0; k < json_array_size(Fr); k++) {
+        lo = fmin(lo, json_number_value(json_array_get(Fr, k)));
+        hi = fmax(hi, json_number_value(json_array_get(Fr, k)));
+    }
+    long itmax = 0;
+    for (size_t k = 0; k < json_array_size(it); k++)
+        itmax = json_integer_value(json_array_get(it, k)) > itmax ? json_integer_value(json_array_get(it, k)) : itmax;
+    printf("per region   F from %.4f to %.4f; at most %ld VB iterations\n", lo, hi, itmax);
+    json_t *ip = json_object_get(json_object_get(doc, "inclusion_probability"), "A");
+    /* free connections (prior variance > 0, off the diagonal) by |Ep| */
+    int *idx = malloc(sizeof(int) * (size_t)n * n);
+    if (!idx)
+        return cli_fail("review", DCM_ERR_SYSTEM, "out of memory");
+    int k = 0, above = 0;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) {
+            int p = i + n * j;
+            if (i == j || !(s->pV[p] > 0))
+                continue;
+            double sd = sqrt(s->Vp[p]), z = sd > 0 ? fabs(s->Ep[p] - s->pE[p]) / sd : INFINITY;
+            above += 0.5 * erfc(-z / sqrt(2.0)) > threshold;
+            idx[k++] = p;
+        }
+    for (int a = 1; a < k; a++)   /* insertion sort by |Ep|, largest first */
+        for (int b = a; b > 0 && fabs(s->Ep[idx[b]]) > fabs(s->Ep[idx[b - 1]]); b--) {
+            int t = idx[b];
+            idx[b] = idx[b - 1];
+            idx[b - 1] = t;
+        }
+    printf("connections  %d free between regions; %d with Pp > %g\n\n", k, above, threshold);
+    printf("%-28s %12s %10s %8s%s\n", "strongest connections", "mean (Hz)", "sd", "Pp",
+           ip ? "  inclusion" : "");
+    for (int q = 0; q < k && q < 40; q++) {
+        int p = idx[q], i = p % n, j = p / n;
+        char name[256];
+        snprintf(name, sizeof name, "%s -> %s", s->regions[j], s->regions[i]);
+        double sd = sqrt(s->Vp[p]), z = sd > 0 ? fabs(s->Ep[p] - s->pE[p]) / sd : INFINITY;
+        printf("%-28s %12.5f %10.5f %8.3f", name, s->Ep[p], sd, 0.5 * erfc(-z / sqrt(2.0)));
+        if (ip)
+            printf("  %9.3f", json_number_value(json_array_get(json_array_get(ip, (size_t)i), (size_t)j)));
+        printf("\n");
+    }
+    free(idx);
+    return DCM_OK;
 }
 
 /* dcm review of a spectral DCM result (s, doc: io_result_load_doc's). */
@@ -210,8 +285,9 @@ int cmd_review(int argc, char **argv)
         json_t *doc = NULL;
         if (io_result_load_doc(file, &cs, &doc, &err))
             return cli_report("review", &err);
-        int csd = cs.csd;
-        int rc = csd ? review_csd(file, &cs, doc, threshold) : DCM_OK;
+        int csd = cs.csd || cs.rdcm;
+        int rc = cs.rdcm ? review_rdcm(file, &cs, doc, threshold)
+                 : csd ? review_csd(file, &cs, doc, threshold) : DCM_OK;
         json_decref(doc);
         io_result_summary_free(&cs);
         if (csd)

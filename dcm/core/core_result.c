@@ -29,7 +29,32 @@ void dcm_result_free(dcm_result *R)
     free(R->Hz);
     free(R->csd_obs);
     free(R->csd_pred);
+    dcm_rdcm_result_free(R->rdcm);
     dcm_warnings_free(&R->warnings);
+    free(R);
+}
+
+void dcm_rdcm_result_free(dcm_rdcm_result *R)
+{
+    if (!R)
+        return;
+    free(R->Ep_A);
+    free(R->Ep_C);
+    free(R->Ep_baseline);
+    free(R->Var_A);
+    free(R->Var_C);
+    free(R->Var_baseline);
+    free(R->F_regions);
+    free(R->F_terms);
+    free(R->aN);
+    free(R->bN);
+    free(R->iterations);
+    free(R->bins);
+    free(R->Ip_A);
+    free(R->Ip_C);
+    free(R->Ip_baseline);
+    free(R->p0_grid);
+    free(R->F_per_p0);
     free(R);
 }
 

@@ -53,9 +53,45 @@ const char *dcm_name_problem(const char *name);
 /* What a problem fits (dcm_problem.analysis). */
 typedef enum {
     DCM_ANALYSIS_TASK = 0,  /* the BOLD time series, driven by inputs (spm_dcm_estimate) */
-    DCM_ANALYSIS_CSD = 1    /* their cross-spectra, resting state (spm_dcm_fmri_csd):
+    DCM_ANALYSIS_CSD = 1,   /* their cross-spectra, resting state (spm_dcm_fmri_csd):
                                no inputs (m = 0), only the "a" switches of M */
+    DCM_ANALYSIS_RDCM = 2   /* regression DCM (TAPAS rDCM / sparse rDCM, dcm/dcm_rdcm.h):
+                               the a and c switches of M, inputs at micro-time in M->u
+                               (m may be 0: resting state), no b, no d */
 } dcm_analysis;
+
+/* The options of a regression DCM (spec "rdcm": {...}); values as the
+ * enums of dcm/dcm_rdcm.h (method 0 rdcm, 1 sparse_rdcm; data 0
+ * simulated, 1 empirical; order 0 random, 1 fixed). */
+typedef struct {
+    int method, data, order;
+    double filter;          /* TAPAS filter_str (5) */
+    int np0;                /* p0 values (0: TAPAS's 19-value grid) */
+    double *p0;             /* np0, owned */
+    int restarts;           /* sparse: restarts per region and p0 (100) */
+    unsigned long long seed;
+    int threads;            /* not from the spec: worker threads (dcm estimate -j; 0 = 1) */
+} dcm_rdcm_spec;
+
+/* A regression DCM's result (filled by dcm/dcm_rdcm.c; column-major,
+ * row = target region; see dcm/dcm_rdcm.h). */
+typedef struct dcm_rdcm_result {
+    int n, m, method, has_baseline;
+    double *Ep_A, *Ep_C, *Ep_baseline;     /* n x n, n x m, n */
+    double *Var_A, *Var_C, *Var_baseline;  /* diag of each region's Sigma; 0 where no parameter */
+    double F;                              /* negative free energy, sum over regions */
+    double *F_regions;                     /* n */
+    double *F_terms;                       /* n x 7 F terms (row-major per region) */
+    double *aN, *bN;                       /* n: Gamma posterior of the noise precision */
+    int *iterations;                       /* n: VB iterations (of the kept restart) */
+    int *bins;                             /* n: frequency bins in each regression */
+    /* sparse rDCM */
+    double *Ip_A, *Ip_C, *Ip_baseline;     /* inclusion probabilities */
+    int np0, p0_index;
+    double *p0_grid, *F_per_p0, p0;
+    double seconds;
+} dcm_rdcm_result;
+void dcm_rdcm_result_free(dcm_rdcm_result *R);
 
 struct dcm_problem {
     dcm_analysis analysis;  /* DCM_ANALYSIS_TASK unless the spec says "csd" */
@@ -77,6 +113,7 @@ struct dcm_problem {
     char *source;           /* where the problem came from (for messages) */
     dcm_warnings warnings;  /* design warnings found by the loader; copied
                                into the result by dcm_estimate */
+    dcm_rdcm_spec rdcm;     /* analysis DCM_ANALYSIS_RDCM only */
 };
 
 /* SPM's spm_dcm_fmri_check diagnostics of one fit (NaN when unknown). */
@@ -141,6 +178,10 @@ struct dcm_result {
                                at w + nw (i + n j) (models/model_csd.h) */
     double *csd_pred;       /* predicted CSD at Ep, the same layout */
     int mar_iterations;     /* variational iterations of the MAR(order) fit */
+    /* regression DCM only (NULL otherwise): the per-region posteriors;
+       Ep, pE, pV hold A then C (np = n^2 + n m), Cp is NULL (no dense
+       covariance: the per-region diagonals are in rdcm->Var_*) */
+    dcm_rdcm_result *rdcm;
 };
 
 void dcm_result_free(dcm_result *R);

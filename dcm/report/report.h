@@ -202,4 +202,12 @@ int report_fig_compare(const report_model *models, int k, const double *lbf,
  * for up to 6 models, stacked beyond), with the omnibus risk. */
 int report_fig_group(const report_group *g, plot_figure *f);
 
+/* The report of one regression DCM result ("analysis": "rdcm",
+ * report_rdcm.c): a heatmap of A with the regions in the spec's order,
+ * the inclusion probabilities of sparse rDCM, F and p0, and a table per
+ * region (F, VB iterations, noise precision); out written atomically, and
+ * png_dir/connectivity.png (inclusion.png) when png_dir is given. */
+int report_rdcm_write(const char *result, const char *out, const char *png_dir, double scale,
+                      dcm_error *err);
+
 #endif

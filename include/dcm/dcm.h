@@ -107,7 +107,8 @@ double dcm_result_prior_mean(const dcm_result *R, int k);
 double dcm_result_prior_sd(const dcm_result *R, int k);
 double dcm_result_posterior_mean(const dcm_result *R, int k);
 double dcm_result_posterior_sd(const dcm_result *R, int k);
-/* Posterior covariance of parameters i and j. */
+/* Posterior covariance of parameters i and j. A regression DCM ("method":
+ * "rdcm") keeps only each region's variances: NaN off the diagonal. */
 double dcm_result_posterior_cov(const dcm_result *R, int i, int j);
 /* SPM's Pp: posterior probability that parameter k exceeds its prior mean
  * in size (for the connections, prior mean 0: that it is not zero); NaN for

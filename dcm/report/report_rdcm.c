@@ -1,0 +1,250 @@
+/* report_rdcm.c — the report of one regression DCM result (see report.h):
+ * the connectivity matrix A as a heatmap with the regions in the spec's
+ * order, the inclusion probabilities of sparse rDCM, and a table of F, p0
+ * and the noise per region. One self-contained HTML file, written
+ * atomically; figures also as PNG files when png_dir is given. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dcm/report/report.h"
+#include "io/io_atomic.h"
+
+#define HALF_PI 1.57079632679489661923
+
+static void b64(FILE *fp, const unsigned char *d, size_t n)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)d[i] << 16 | (i + 1 < n ? (unsigned)d[i + 1] << 8 : 0) |
+                     (i + 2 < n ? d[i + 2] : 0);
+        fputc(t[v >> 18 & 63], fp);
+        fputc(t[v >> 12 & 63], fp);
+        fputc(i + 1 < n ? t[v >> 6 & 63] : '=', fp);
+        fputc(i + 2 < n ? t[v & 63] : '=', fp);
+    }
+}
+
+static void esc(FILE *fp, const char *s)
+{
+    for (; *s; s++)
+        if (*s == '<')
+            fputs("&lt;", fp);
+        else if (*s == '>')
+            fputs("&gt;", fp);
+        else if (*s == '&')
+            fputs("&amp;", fp);
+        else
+            fputc(*s, fp);
+}
+
+/* value in [lo, hi] to a colour: diverging blue - white - red around 0
+ * (signed) or white - black (probabilities). */
+static io_rgb cell_colour(double x, double lim, int signed_scale)
+{
+    if (!isfinite(x))
+        return PLOT_LIGHT;
+    if (!signed_scale) {
+        double g = 1.0 - fmin(fmax(x, 0.0), 1.0);
+        return plot_rgb(g, g, g);
+    }
+    double t = lim > 0 ? fmin(fabs(x) / lim, 1.0) : 0.0;
+    return x >= 0 ? plot_rgb(1.0, 1.0 - t, 1.0 - t) : plot_rgb(1.0 - t, 1.0 - t, 1.0);
+}
+
+/* An n x n heatmap of M (row = target i, column = source j, element at
+ * i + n j), regions labelled (all when n <= 60, else every k-th). */
+static int heatmap(plot_figure *f, const char *title, const char *subtitle, const double *M, int n,
+                   char *const *names, int signed_scale, const double *mask)
+{
+    const double cell = n <= 30 ? 16.0 : n <= 100 ? 6.0 : n <= 250 ? 3.0 : 1.6;
+    const double left = 70, top = 60, side = cell * n;
+    cairo_t *cr = plot_figure_begin(f, left + side + 110, top + side + 60);
+    if (!cr)
+        return -1;
+    plot_title(cr, left + side + 110, 8, title, subtitle);
+    double lim = 0;
+    for (int k = 0; k < n * n; k++)
+        if (isfinite(M[k]) && (k % (n + 1)) != 0)   /* the scale of the connections between regions */
+            lim = fmax(lim, fabs(M[k]));
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) {
+            double x = M[i + (size_t)n * j];
+            io_rgb c = mask && mask[i + (size_t)n * j] == 0 ? PLOT_LIGHT
+                       : i == j && signed_scale ? plot_rgb(0.55, 0.55, 0.55)
+                                                : cell_colour(x, lim, signed_scale);
+            cairo_set_source_rgb(cr, c.r, c.g, c.b);
+            cairo_rectangle(cr, left + j * cell, top + i * cell, cell, cell);
+            cairo_fill(cr);
+        }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 0.8);
+    cairo_rectangle(cr, left, top, side, side);
+    cairo_stroke(cr);
+    int every = n <= 60 ? 1 : (int)ceil(n / 40.0);
+    double fs = fmin(9.0, fmax(cell * every * 0.8, 5.0));
+    for (int i = 0; i < n; i += every) {
+        plot_text(cr, left - 4, top + (i + 0.5) * cell, names[i], fs, PLOT_RIGHT, PLOT_MIDDLE, 0,
+                  PLOT_NORMAL, PLOT_BLACK);
+        plot_text(cr, left + (i + 0.5) * cell, top + side + 4, names[i], fs, PLOT_RIGHT, PLOT_MIDDLE,
+                  HALF_PI, PLOT_NORMAL, PLOT_BLACK);
+    }
+    plot_text(cr, left - 50, top + side / 2, "to (target)", 9, PLOT_CENTRE, PLOT_MIDDLE, HALF_PI,
+              PLOT_ITALIC, PLOT_BLACK);
+    plot_text(cr, left + side / 2, top - 6, "from (source)", 9, PLOT_CENTRE, PLOT_BOTTOM, 0, PLOT_ITALIC, PLOT_BLACK);
+    /* colour bar */
+    double bx = left + side + 30, bh = fmin(side, 200);
+    for (int q = 0; q < 100; q++) {
+        double v = signed_scale ? lim * (1 - 2 * q / 99.0) : 1 - q / 99.0;
+        io_rgb c = cell_colour(v, lim, signed_scale);
+        cairo_set_source_rgb(cr, c.r, c.g, c.b);
+        cairo_rectangle(cr, bx, top + q * bh / 100, 14, bh / 100 + 0.5);
+        cairo_fill(cr);
+    }
+    char lab[64];
+    snprintf(lab, sizeof lab, signed_scale ? "%+.3g Hz" : "%.0f", signed_scale ? lim : 1.0);
+    plot_text(cr, bx + 18, top, lab, 8, PLOT_LEFT, PLOT_TOP, 0, PLOT_NORMAL, PLOT_BLACK);
+    snprintf(lab, sizeof lab, signed_scale ? "%+.3g Hz" : "%.0f", signed_scale ? -lim : 0.0);
+    plot_text(cr, bx + 18, top + bh, lab, 8, PLOT_LEFT, PLOT_BOTTOM, 0, PLOT_NORMAL, PLOT_BLACK);
+    return 0;
+}
+
+/* n x n matrix (nested rows) of the document into column-major M. */
+static int read_rows(json_t *j, int n, double *M)
+{
+    if (!json_is_array(j) || (int)json_array_size(j) != n)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        json_t *r = json_array_get(j, (size_t)i);
+        if (!json_is_array(r) || (int)json_array_size(r) != n)
+            return -1;
+        for (int q = 0; q < n; q++) {
+            json_t *x = json_array_get(r, (size_t)q);
+            M[i + (size_t)n * q] = json_is_number(x) ? json_number_value(x) : NAN;
+        }
+    }
+    return 0;
+}
+
+int report_rdcm_write(const char *result, const char *out, const char *png_dir, double scale,
+                      dcm_error *err)
+{
+    io_result_summary s;
+    json_t *doc = NULL;
+    int rc = io_result_load_doc(result, &s, &doc, err);
+    if (rc)
+        return rc;
+    const int n = s.n, sparse = s.rdcm == 2;
+    double *A = malloc(sizeof(double) * (size_t)n * n), *Ip = malloc(sizeof(double) * (size_t)n * n);
+    plot_figure figs[2];
+    memset(figs, 0, sizeof figs);
+    unsigned char *png[2] = {NULL, NULL};
+    size_t len[2] = {0, 0};
+    int nf = 0;
+    if (!A || !Ip) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if (read_rows(json_object_get(json_object_get(doc, "posterior_mean"), "A"), n, A) ||
+        (sparse && read_rows(json_object_get(json_object_get(doc, "inclusion_probability"), "A"), n, Ip))) {
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"posterior_mean\".\"A\"%s must be %dx%d matrices",
+                           result, sparse ? " and \"inclusion_probability\".\"A\"" : "", n, n);
+        goto done;
+    }
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s, %d regions in the spec's order; F = %.2f",
+             sparse ? "sparse rDCM" : "rDCM", n, s.F);
+    if (heatmap(&figs[nf++], "Effective connectivity A (posterior mean)", sub, A, n, s.regions, 1,
+                sparse ? NULL : s.pV))
+        rc = DCM_ERR_SYSTEM;
+    if (!rc && sparse &&
+        heatmap(&figs[nf++], "Inclusion probability of each connection", "sparse rDCM: q(z = 1)", Ip,
+                n, s.regions, 0, NULL))
+        rc = DCM_ERR_SYSTEM;
+    for (int q = 0; !rc && q < nf; q++)
+        if (plot_figure_png(&figs[q], scale, &png[q], &len[q]))
+            rc = DCM_ERR_SYSTEM;
+    if (rc) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: could not draw the figures (out of memory?)", out);
+        goto done;
+    }
+    io_atomic outs[3];
+    memset(outs, 0, sizeof outs);
+    int no = 0;
+    if (png_dir && mkdir(png_dir, 0777) && errno != EEXIST) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot create %s: %s", png_dir, strerror(errno));
+        goto done;
+    }
+    for (int q = 0; png_dir && q < nf; q++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.png", png_dir, q ? "inclusion" : "connectivity");
+        if ((rc = io_atomic_open(&outs[no], path, err)))
+            break;
+        fwrite(png[q], 1, len[q], outs[no++].fp);
+    }
+    if (!rc && !(rc = io_atomic_open(&outs[no], out, err))) {
+        FILE *fp = outs[no++].fp;
+        fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>dcm report: ", fp);
+        esc(fp, result);
+        fputs("</title><style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;"
+              "text-align:right}</style></head><body>\n<h1>Regression DCM: ", fp);
+        esc(fp, result);
+        fprintf(fp, "</h1>\n<p>%s, %d regions, %d inputs. Free energy F = %.4f (the sum over "
+                "regions).", sparse ? "Sparse rDCM" : "rDCM", n, s.m, s.F);
+        if (sparse)
+            fprintf(fp, " Chosen p0 = %g.", json_number_value(json_object_get(doc, "p0")));
+        fputs("</p>\n", fp);
+        json_t *w = json_object_get(doc, "warnings");
+        size_t i;
+        json_t *x;
+        fputs(json_array_size(w) ? "<ul>\n" : "<p>No warnings.</p>\n", fp);
+        json_array_foreach(w, i, x) {
+            fputs("<li>", fp);
+            esc(fp, json_is_string(x) ? json_string_value(x) : "?");
+            fputs("</li>\n", fp);
+        }
+        if (json_array_size(w))
+            fputs("</ul>\n", fp);
+        static const char *const cap[] = {
+            "Posterior mean of A (Hz), row = target, column = source, regions in the spec's order; "
+            "red excitatory, blue inhibitory, grey the self-connections (their scale differs), "
+            "light grey connections not in the model.",
+            "Posterior inclusion probability of each connection (black = 1)."};
+        for (int q = 0; q < nf; q++) {
+            fprintf(fp, "<figure><img alt=\"%s\" width=\"%d\" height=\"%d\" src=\"data:image/png;base64,",
+                    q ? "inclusion probabilities" : "connectivity", (int)figs[q].w, (int)figs[q].h);
+            b64(fp, png[q], len[q]);
+            fprintf(fp, "\"><figcaption>%s</figcaption></figure>\n", cap[q]);
+        }
+        json_t *Fr = json_object_get(doc, "free_energy_regions"), *it = json_object_get(doc, "iterations_regions");
+        json_t *tau = json_object_get(json_object_get(doc, "noise"), "precision_mean");
+        fputs("<table><tr><th>region</th><th>F</th><th>VB iterations</th><th>noise precision</th></tr>\n", fp);
+        for (int k = 0; k < n; k++) {
+            fputs("<tr><td>", fp);
+            esc(fp, s.regions[k]);
+            fprintf(fp, "</td><td>%.4f</td><td>%lld</td><td>%.4g</td></tr>\n",
+                    json_number_value(json_array_get(Fr, (size_t)k)),
+                    (long long)json_integer_value(json_array_get(it, (size_t)k)),
+                    json_number_value(json_array_get(tau, (size_t)k)));
+        }
+        fputs("</table>\n</body></html>\n", fp);
+    }
+    if (!rc)
+        rc = io_atomic_commit_all(outs, no, err);
+    else
+        for (int q = 0; q < no; q++)
+            io_atomic_abort(&outs[q]);
+done:
+    for (int q = 0; q < 2; q++) {
+        free(png[q]);
+        plot_figure_free(&figs[q]);
+    }
+    free(A);
+    free(Ip);
+    json_decref(doc);
+    io_result_summary_free(&s);
+    return rc;
+}

@@ -1,0 +1,575 @@
+/* test_rdcm_cli.c — regression DCM from the spec and the command:
+ * "method": "rdcm" / "sparse_rdcm" specs fitted by `dcm estimate` on
+ * smith50 against TAPAS's numbers (../shared/reference/rdcm; SKIP without
+ * it), the result read back by io_result_load, compare / review / check /
+ * reduce / peb / batch on rDCM results, resting state (no inputs), and the
+ * bad input an rDCM spec can have (exit 2, the reason, no output). */
+#define _XOPEN_SOURCE 700
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dcm/dcm_api.h"
+#include "io/io_pnames.h"
+#include "io/io_result.h"
+#include "io/io_spec.h"
+#include "models/model_layout.h"
+#include "tests/test_util.h"
+
+static char tmpdir[256];
+static char out[65536];
+
+#define DATA "datasets/rdcm/smith50/"
+#define REF "reference/rdcm/smith50/"
+
+static int exists(const char *name)
+{
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    return stat(path, &st) == 0;
+}
+
+static json_t *load_tmp(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    return test_load_json(path);
+}
+
+static json_t *shared_json(const char *rel)
+{
+    char path[4096];
+    if (!test_shared_path(rel, path, sizeof path))
+        return NULL;
+    return test_load_json(path);
+}
+
+/* Write NAME: the smith50 spec with the given method and "rdcm" options
+ * (extra: more top-level keys, "" for none). 0 when ../shared is absent. */
+static int smith50_spec(const char *name, const char *method, const char *rdcm, const char *extra)
+{
+    char bold[4096], events[4096];
+    if (!test_shared_path(DATA "bold.tsv.gz", bold, sizeof bold) ||
+        !test_shared_path(DATA "events.tsv", events, sizeof events))
+        return 0;
+    json_t *model = shared_json(DATA "model.json");
+    if (!model)
+        return 0;
+    json_t *spec = json_object();
+    json_object_set_new(spec, "method", json_string(method));
+    json_object_set(spec, "TR", json_object_get(model, "TR"));
+    json_object_set_new(spec, "timeseries", json_string(bold));
+    json_object_set_new(spec, "events", json_string(events));
+    json_object_set(spec, "regions", json_object_get(model, "regions"));
+    json_object_set(spec, "inputs", json_object_get(model, "inputs"));
+    /* the reference's a is boolean: the spec takes 0/1 */
+    json_t *a = json_array(), *ra;
+    size_t i, j;
+    json_t *x;
+    json_array_foreach(json_object_get(model, "a"), i, ra) {
+        json_t *row = json_array();
+        json_array_foreach(ra, j, x)
+            json_array_append_new(row, json_integer(json_is_true(x) || json_number_value(x) != 0));
+        json_array_append_new(a, row);
+    }
+    json_object_set_new(spec, "a", a);
+    json_object_set(spec, "c", json_object_get(model, "c"));
+    json_error_t je;
+    json_object_set_new(spec, "rdcm", json_loads(rdcm, 0, &je));
+    if (extra && *extra) {
+        json_t *e = json_loads(extra, 0, &je);
+        json_object_update(spec, e);
+        json_decref(e);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    int ok = json_dump_file(spec, path, 0) == 0;
+    json_decref(spec);
+    json_decref(model);
+    return ok;
+}
+
+/* Largest |x - y| (rel = 1: relative to |y|) over nested arrays of the
+ * same shape; INFINITY when the shapes differ. */
+static double max_diff(json_t *x, json_t *y, int rel)
+{
+    if (json_is_number(x) && json_is_number(y)) {
+        double a = json_number_value(x), b = json_number_value(y), d = fabs(a - b);
+        return rel ? (b != 0 ? d / fabs(b) : d) : d;
+    }
+    if (!json_is_array(x) || !json_is_array(y) || json_array_size(x) != json_array_size(y))
+        return INFINITY;
+    double d = 0.0;
+    for (size_t i = 0; i < json_array_size(x); i++)
+        d = fmax(d, max_diff(json_array_get(x, i), json_array_get(y, i), rel));
+    return d;
+}
+
+/* Largest relative difference between sd^2 (ours) and variances (ref). */
+static double var_diff(json_t *sd, json_t *var)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < json_array_size(sd); i++)
+        for (size_t j = 0; j < json_array_size(json_array_get(sd, i)); j++) {
+            double s = json_number_value(json_array_get(json_array_get(sd, i), j));
+            double v = json_number_value(json_array_get(json_array_get(var, i), j));
+            d = fmax(d, v > 0 ? fabs(s * s - v) / v : fabs(s * s));
+        }
+    return d;
+}
+
+static json_t *ridge_result;   /* the smith50 rDCM fit (shared by later tests) */
+
+/* dcm estimate on smith50 (rDCM, TAPAS type 's') equals TAPAS's output:
+ * F per region 1e-6 relative, Ep 1e-8, posterior variances 1e-8
+ * relative, aN exactly, bN 1e-9 relative; fitted in 2 threads. */
+static void test_smith50_ridge(void)
+{
+    if (!smith50_spec("ridge.json", "rdcm", "{\"data\": \"simulated\"}", "")) {
+        test_skip("../shared rdcm smith50 data are absent");
+        return;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "estimate %s/ridge.json -o %s/ridge_fit.json -q -j 2", tmpdir, tmpdir);
+    int rc = test_dcm(cmd, out, sizeof out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "(rDCM)"));
+    json_t *r = load_tmp("ridge_fit.json"), *ref = shared_json(REF "rdcm_ridge.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "analysis")), "rdcm");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "method")), "rdcm");
+    double F = json_number_value(json_object_get(r, "free_energy"));
+    double Fref = json_number_value(json_object_get(ref, "logF"));
+    CU_ASSERT(fabs(F - Fref) <= 1e-6 * fabs(Fref));
+    double dFr = max_diff(json_object_get(r, "free_energy_regions"),
+                          json_object_get(ref, "logF_regions"), 1);
+    double dA = max_diff(json_object_get(json_object_get(r, "posterior_mean"), "A"),
+                         json_object_get(json_object_get(ref, "Ep"), "A"), 0);
+    double dC = max_diff(json_object_get(json_object_get(r, "posterior_mean"), "C"),
+                         json_object_get(json_object_get(ref, "Ep"), "C"), 0);
+    double dVA = var_diff(json_object_get(json_object_get(r, "posterior_sd"), "A"),
+                          json_object_get(json_object_get(ref, "posterior_var"), "A"));
+    double dVC = var_diff(json_object_get(json_object_get(r, "posterior_sd"), "C"),
+                          json_object_get(json_object_get(ref, "posterior_var"), "C"));
+    json_t *noise = json_object_get(r, "noise"), *rn = json_object_get(ref, "noise");
+    double daN = max_diff(json_object_get(noise, "shape"), json_object_get(rn, "aN"), 0);
+    double dbN = max_diff(json_object_get(noise, "rate"), json_object_get(rn, "bN"), 1);
+    printf("\n  smith50 rDCM: F %.6f (TAPAS %.6f); max rel F_k %.1e, |dA| %.1e, |dC| %.1e, "
+           "rel var A %.1e C %.1e, aN %.1e, rel bN %.1e ", F, Fref, dFr, dA, dC, dVA, dVC, daN, dbN);
+    CU_ASSERT(dFr <= 1e-6);
+    CU_ASSERT(dA <= 1e-8);
+    CU_ASSERT(dC <= 1e-8);
+    CU_ASSERT(dVA <= 1e-8);
+    CU_ASSERT(dVC <= 1e-8);
+    CU_ASSERT(daN == 0.0);
+    CU_ASSERT(dbN <= 1e-9);
+    CU_ASSERT(max_diff(json_object_get(r, "iterations_regions"),
+                       json_object_get(ref, "vb_iterations_regions"), 0) == 0.0);
+    CU_ASSERT(max_diff(json_object_get(r, "frequency_bins_regions"),
+                       json_object_get(ref, "n_eff_regions"), 0) == 0.0);
+    /* no B, no dense covariance; simulated data: no baseline regressor */
+    CU_ASSERT_PTR_NULL(json_object_get(json_object_get(r, "posterior_mean"), "B"));
+    CU_ASSERT_PTR_NULL(json_object_get(json_object_get(r, "posterior_mean"), "baseline"));
+    CU_ASSERT_PTR_NULL(json_object_get(json_object_get(r, "vector"), "posterior_cov"));
+
+    /* the one loader reads it back */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ridge_fit.json", tmpdir);
+    io_result_summary s;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_result_load(path, &s, &err), DCM_OK);
+    CU_ASSERT_EQUAL(s.rdcm, 1);
+    CU_ASSERT_EQUAL(s.n, 50);
+    CU_ASSERT_EQUAL(s.m, 25);
+    CU_ASSERT_EQUAL(s.np, 50 * 50 + 50 * 25);
+    CU_ASSERT_PTR_NULL(s.Cp);
+    CU_ASSERT_EQUAL(s.F, F);
+    /* A:R02->R01 is A[0][1] in the file (row = target) */
+    io_pname_space S = io_result_space(&s);
+    int idx = -1;
+    for (int p = 0; p < s.np; p++) {
+        char nm[64];
+        io_pname_format(&S, p, nm, sizeof nm);
+        if (!strcmp(nm, "A:R02->R01"))
+            idx = p;
+    }
+    CU_ASSERT_EQUAL(idx, 0 + 50 * 1);
+    if (idx >= 0)
+        CU_ASSERT_EQUAL(s.Ep[idx], json_number_value(json_array_get(json_array_get(
+                                       json_object_get(json_object_get(r, "posterior_mean"), "A"), 0), 1)));
+    io_result_summary_free(&s);
+    json_decref(ref);
+    ridge_result = r;
+}
+
+/* Ordered (deterministic) sparse rDCM over TAPAS's default 19-value grid:
+ * F per p0 (1e-6 relative) and the chosen p0 identical, Ep to 1e-6,
+ * inclusion probabilities rounded at 0.5 identical. */
+static void test_smith50_sparse_ordered(void)
+{
+    if (!smith50_spec("sparse.json", "sparse_rdcm", "{\"data\": \"simulated\", \"order\": \"fixed\"}",
+                      "")) {
+        test_skip("../shared rdcm smith50 data are absent");
+        return;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "estimate %s/sparse.json -o %s/sparse_fit.json -q -j 2", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "p0 = 0.05"));
+    json_t *r = load_tmp("sparse_fit.json"), *ref = shared_json(REF "rdcm_sparse_ordered.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "method")), "sparse_rdcm");
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(r, "p0_grid")), 19);
+    CU_ASSERT(max_diff(json_object_get(r, "p0_grid"), json_object_get(ref, "p0_grid"), 0) == 0.0);
+    double dF = max_diff(json_object_get(r, "free_energy_per_p0"), json_object_get(ref, "logF_per_p0"), 1);
+    CU_ASSERT(dF <= 1e-6);
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(r, "p0")),
+                    json_number_value(json_object_get(ref, "chosen_p0")));
+    double dA = max_diff(json_object_get(json_object_get(r, "posterior_mean"), "A"),
+                         json_object_get(json_object_get(ref, "Ep"), "A"), 0);
+    CU_ASSERT(dA <= 1e-6);
+    json_t *ip = json_object_get(json_object_get(r, "inclusion_probability"), "A");
+    json_t *iref = json_object_get(json_object_get(ref, "Ip"), "A");
+    int flips = 0;
+    for (size_t i = 0; i < json_array_size(iref); i++)
+        for (size_t j = 0; j < json_array_size(json_array_get(iref, i)); j++)
+            flips += (json_number_value(json_array_get(json_array_get(ip, i), j)) > 0.5) !=
+                     (json_number_value(json_array_get(json_array_get(iref, i), j)) > 0.5);
+    printf("\n  ordered sparse: max rel F per p0 %.1e, chosen p0 %g, |dA| %.1e, Ip flips %d ", dF,
+           json_number_value(json_object_get(r, "p0")), dA, flips);
+    CU_ASSERT_EQUAL(flips, 0);
+    json_decref(r);
+    json_decref(ref);
+}
+
+/* compare, review, check, reduce (refused) and peb on rDCM results */
+static void test_downstream(void)
+{
+    if (!ridge_result) {
+        test_skip("needs the smith50 rDCM fit (../shared)");
+        return;
+    }
+    /* a second model: R02 -> R01 switched on in addition */
+    if (!smith50_spec("ridge2.json", "rdcm", "{\"data\": \"simulated\"}", ""))
+        return;
+    json_t *sp = load_tmp("ridge2.json");
+    json_t *row0 = json_array_get(json_object_get(sp, "a"), 0);
+    int extra = -1;
+    for (size_t j = 1; j < json_array_size(row0) && extra < 0; j++)
+        if (json_integer_value(json_array_get(row0, j)) == 0)
+            extra = (int)j;
+    CU_ASSERT_FATAL(extra > 0);
+    json_array_set_new(row0, (size_t)extra, json_integer(1));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ridge2.json", tmpdir);
+    json_dump_file(sp, path, 0);
+    json_decref(sp);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "estimate %s/ridge2.json -o %s/ridge2_fit.json -q", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+    json_t *r2 = load_tmp("ridge2_fit.json");
+    double F1 = json_number_value(json_object_get(ridge_result, "free_energy"));
+    double F2 = json_number_value(json_object_get(r2, "free_energy"));
+    /* only region 1's regression changed */
+    json_t *f1 = json_object_get(ridge_result, "free_energy_regions"),
+           *f2 = json_object_get(r2, "free_energy_regions");
+    CU_ASSERT(json_number_value(json_array_get(f1, 0)) != json_number_value(json_array_get(f2, 0)));
+    CU_ASSERT_EQUAL(json_number_value(json_array_get(f1, 7)), json_number_value(json_array_get(f2, 7)));
+    json_decref(r2);
+
+    snprintf(cmd, sizeof cmd, "compare %s/ridge_fit.json %s/ridge2_fit.json --json", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    json_error_t je;
+    json_t *c = json_loads(out, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL(c);
+    if (c) {
+        char *txt = json_dumps(c, 0);
+        char f1s[64];
+        snprintf(f1s, sizeof f1s, "%.4f", F1);
+        (void)F2;
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "ridge2_fit.json"));
+        free(txt);
+        json_decref(c);
+    }
+
+    snprintf(cmd, sizeof cmd, "review %s/ridge_fit.json", tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "regression DCM"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "R02 -> R01") || strstr(out, "A:"));
+
+    snprintf(cmd, sizeof cmd, "check %s/ridge_fit.json", tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+
+    snprintf(cmd, sizeof cmd, "report %s/ridge_fit.json -o %s/ridge.html --png %s/png", tmpdir, tmpdir,
+             tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT(exists("ridge.html"));
+    CU_ASSERT(exists("png/connectivity.png"));
+    CU_ASSERT_FALSE(exists("png/inclusion.png"));   /* rDCM: no inclusion probabilities */
+    snprintf(cmd, sizeof cmd, "report %s/ridge_fit.json %s/ridge2_fit.json -o %s/two.html", tmpdir,
+             tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 1);
+    CU_ASSERT_FALSE(exists("two.html"));
+
+    snprintf(cmd, sizeof cmd, "reduce %s/ridge_fit.json --off 'A:R02->R01' -o %s/red.json", tmpdir,
+             tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "regression DCM"));
+    CU_ASSERT_FALSE(exists("red.json"));
+}
+
+/* Resting state: no inputs, empirical data (the constant is a regressor):
+ * the result has C with no columns and a baseline; -j does not change it. */
+static void test_resting_state(void)
+{
+    const int n = 4, N = 400;
+    char *text = malloc(64 * (size_t)N * n + 64);
+    size_t o = (size_t)sprintf(text, "V1\tV2\tV3\tV4\n");
+    double x[4] = {0, 0, 0, 0};
+    unsigned seed = 7;
+    for (int t = 0; t < N; t++) {
+        double e[4];
+        for (int k = 0; k < 4; k++) {
+            seed = seed * 1103515245u + 12345u;
+            e[k] = ((seed >> 8) & 0xffff) / 65536.0 - 0.5;
+        }
+        x[0] = 0.8 * x[0] + e[0];
+        x[1] = 0.7 * x[1] + 0.3 * x[0] + e[1];
+        x[2] = 0.7 * x[2] + 0.3 * x[1] + e[2];
+        x[3] = 0.6 * x[3] + e[3];
+        o += (size_t)sprintf(text + o, "%.6f\t%.6f\t%.6f\t%.6f\n", x[0], x[1], x[2], x[3]);
+    }
+    test_write_file(tmpdir, "rest.tsv", text);
+    free(text);
+    test_write_file(tmpdir, "rest.json",
+                    "{\"method\": \"rdcm\", \"TR\": 2, \"timeseries\": \"rest.tsv\",\n"
+                    " \"regions\": [\"V1\", \"V2\", \"V3\", \"V4\"],\n"
+                    " \"a\": [\"V1 -> V2\", \"V2 -> V3\", \"V3 -> V4\"]}\n");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "estimate %s/rest.json -o %s/rest1.json -q", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "estimate %s/rest.json -o %s/rest3.json -q -j 3", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+    json_t *a = load_tmp("rest1.json"), *b = load_tmp("rest3.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(a, "free_energy")),
+                    json_number_value(json_object_get(b, "free_energy")));
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(a, "inputs")), 0);
+    json_t *pm = json_object_get(a, "posterior_mean");
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(pm, "baseline")), 4);
+    /* switched-off connection: exactly the prior (0), present ones move */
+    json_t *A = json_object_get(pm, "A");
+    CU_ASSERT_EQUAL(json_number_value(json_array_get(json_array_get(A, 0), 3)), 0.0);
+    CU_ASSERT(json_number_value(json_array_get(json_array_get(A, 1), 0)) != 0.0);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(a, "free_energy_regions")), 4);
+    json_decref(a);
+    json_decref(b);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/rest1.json", tmpdir);
+    io_result_summary s;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL(io_result_load(path, &s, &err), DCM_OK);
+    CU_ASSERT_EQUAL(s.m, 0);
+    CU_ASSERT_EQUAL(s.np, 16);
+    io_result_summary_free(&s);
+}
+
+/* Write a 4-region resting-state series (coupled AR(1), V1 -> V2 weight
+ * w) of N scans to NAME. */
+static void rest_series(const char *name, int N, double w, unsigned seed)
+{
+    char *text = malloc(64 * (size_t)N * 4 + 64);
+    size_t o = (size_t)sprintf(text, "V1\tV2\tV3\tV4\n");
+    double x[4] = {0, 0, 0, 0};
+    for (int t = 0; t < N; t++) {
+        double e[4];
+        for (int k = 0; k < 4; k++) {
+            seed = seed * 1103515245u + 12345u;
+            e[k] = ((seed >> 8) & 0xffff) / 65536.0 - 0.5;
+        }
+        x[1] = 0.6 * x[1] + w * x[0] + e[1];
+        x[0] = 0.8 * x[0] + e[0];
+        x[2] = 0.7 * x[2] + 0.3 * x[1] + e[2];
+        x[3] = 0.6 * x[3] + e[3];
+        o += (size_t)sprintf(text + o, "%.6f\t%.6f\t%.6f\t%.6f\n", x[0], x[1], x[2], x[3]);
+    }
+    test_write_file(tmpdir, name, text);
+    free(text);
+}
+
+/* dcm batch with rDCM specs in the manifest, then dcm peb over A of the
+ * subjects' results (a group difference in V1 -> V2). */
+static void test_batch_peb(void)
+{
+    char manifest[4096] = "subject\tmodel\tspec\n", design[1024] = "subject\tintercept\tgroup\n";
+    for (int i = 0; i < 6; i++) {
+        char ts[64], spec[64], text[1024];
+        snprintf(ts, sizeof ts, "s%d.tsv", i);
+        snprintf(spec, sizeof spec, "s%d.json", i);
+        rest_series(ts, 500, i < 3 ? 0.1 : 0.5, 11u + 7u * (unsigned)i);
+        snprintf(text, sizeof text,
+                 "{\"method\": \"rdcm\", \"TR\": 2, \"timeseries\": \"%s\", "
+                 "\"regions\": [\"V1\", \"V2\", \"V3\", \"V4\"], "
+                 "\"a\": [\"V1 -> V2\", \"V2 -> V3\", \"V3 -> V4\"]}", ts);
+        test_write_file(tmpdir, spec, text);
+        size_t l = strlen(manifest);
+        snprintf(manifest + l, sizeof manifest - l, "sub%d\tchain\t%s\n", i, spec);
+        l = strlen(design);
+        snprintf(design + l, sizeof design - l, "sub%d\t1\t%d\n", i, i < 3 ? -1 : 1);
+    }
+    test_write_file(tmpdir, "manifest.tsv", manifest);
+    test_write_file(tmpdir, "design.tsv", design);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "batch %s/manifest.tsv -o %s/group -j 2 -q", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT(exists("group/sub5/chain.json"));
+    CU_ASSERT(exists("group/summary.tsv"));
+    snprintf(cmd, sizeof cmd, "peb %s/group --model chain --design %s/design.tsv --params 'A:*' --json",
+             tmpdir, tmpdir);
+    int rc = test_dcm(cmd, out, sizeof out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    json_error_t je;
+    json_t *o = json_loads(strchr(out, '{'), JSON_DISABLE_EOF_CHECK, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    /* the group effect of V1 -> V2 is positive (0.5 vs 0.1 in the data) */
+    json_t *eff = json_object_get(o, "effects");
+    int seen = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(eff, i, e) {
+        const char *p = json_string_value(json_object_get(e, "parameter"));
+        const char *c = json_string_value(json_object_get(e, "covariate"));
+        if (p && c && !strcmp(p, "A:V1->V2") && !strcmp(c, "group")) {
+            seen = 1;
+            printf("\n  PEB group effect on A:V1->V2: %g ", json_number_value(json_object_get(e, "mean")));
+            CU_ASSERT(json_number_value(json_object_get(e, "mean")) > 0);
+        }
+    }
+    CU_ASSERT(seen);
+    json_decref(o);
+}
+
+/* Bad input: exit 2, a message naming the fault, no output file. */
+static void expect_refusal(const char *spec_name, const char *text, const char *needle)
+{
+    test_write_file(tmpdir, spec_name, text);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "estimate %s/%s -o %s/bad_out.json -q", tmpdir, spec_name, tmpdir);
+    int rc = test_dcm(cmd, out, sizeof out);
+    CU_ASSERT_EQUAL(rc, 2);
+    if (!strstr(out, needle))
+        printf("\n  %s: expected \"%s\" in: %s", spec_name, needle, out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, needle));
+    CU_ASSERT_FALSE(exists("bad_out.json"));
+}
+
+static void test_bad_input(void)
+{
+    /* 40 scans x TR 0.5 s = 20 s: shorter than the HRF's 32 s */
+    char text[8192];
+    size_t o = (size_t)snprintf(text, sizeof text, "A\tB\n");
+    for (int t = 0; t < 40; t++)
+        o += (size_t)snprintf(text + o, sizeof text - o, "%g\t%g\n", sin(t * 0.7), cos(t * 0.3));
+    test_write_file(tmpdir, "short.tsv", text);
+    o = (size_t)snprintf(text, sizeof text, "A\tB\n");
+    for (int t = 0; t < 200; t++)
+        o += (size_t)snprintf(text + o, sizeof text - o, "%g\t%g\n", sin(t * 0.7), cos(t * 0.3));
+    test_write_file(tmpdir, "ok.tsv", text);
+    test_write_file(tmpdir, "events.tsv", "onset\tduration\ttrial_type\n10\t20\tu\n60\t20\tu\n");
+#define HEAD "{\"method\": \"rdcm\", \"TR\": 0.5, \"regions\": [\"A\", \"B\"], \"a\": [\"A -> B\"], "
+    expect_refusal("short.json", HEAD "\"timeseries\": \"short.tsv\"}", "shorter than");
+    expect_refusal("p0.json",
+                   "{\"method\": \"sparse_rdcm\", \"TR\": 0.5, \"regions\": [\"A\", \"B\"], "
+                   "\"a\": [\"A -> B\"], \"timeseries\": \"ok.tsv\", \"rdcm\": {\"p0\": 1.5}}",
+                   "strictly between 0 and 1");
+    expect_refusal("p0grid.json",
+                   "{\"method\": \"sparse_rdcm\", \"TR\": 0.5, \"regions\": [\"A\", \"B\"], "
+                   "\"a\": [\"A -> B\"], \"timeseries\": \"ok.tsv\", \"rdcm\": {\"p0\": [0.1, 0]}}",
+                   "\"p0\"[1] is 0");
+    expect_refusal("b.json",
+                   HEAD "\"timeseries\": \"ok.tsv\", \"inputs\": [\"u\"], \"events\": \"events.tsv\", "
+                   "\"c\": {\"u\": [\"A\"]}, \"b\": {\"u\": [\"A -> B\"]}}",
+                   "has no B");
+    expect_refusal("d.json", HEAD "\"timeseries\": \"ok.tsv\", \"d\": {\"A\": [\"A -> B\"]}}", "has no D");
+    expect_refusal("restarts.json",
+                   "{\"method\": \"sparse_rdcm\", \"TR\": 0.5, \"regions\": [\"A\", \"B\"], "
+                   "\"a\": [\"A -> B\"], \"timeseries\": \"ok.tsv\", \"rdcm\": {\"restarts\": 0}}",
+                   "\"restarts\" must be a whole number from 1");
+    expect_refusal("key.json", HEAD "\"timeseries\": \"ok.tsv\", \"rdcm\": {\"filtr\": 5}}",
+                   "unknown key \"filtr\"");
+    expect_refusal("method.json",
+                   "{\"method\": \"rdcn\", \"TR\": 0.5, \"regions\": [\"A\", \"B\"], \"a\": [\"A -> B\"], "
+                   "\"timeseries\": \"ok.tsv\"}", "\"method\" must be");
+    expect_refusal("data.json", HEAD "\"timeseries\": \"ok.tsv\", \"rdcm\": {\"data\": \"real\"}}",
+                   "\"data\" must be \"empirical\"");
+    expect_refusal("ridge_p0.json", HEAD "\"timeseries\": \"ok.tsv\", \"rdcm\": {\"p0\": 0.5}}",
+                   "belong to sparse rDCM");
+    expect_refusal("opts.json", HEAD "\"timeseries\": \"ok.tsv\", \"options\": {\"maxit\": 3}}",
+                   "not used by regression DCM");
+    expect_refusal("noc.json", HEAD "\"timeseries\": \"ok.tsv\", \"inputs\": [\"u\"], "
+                   "\"events\": \"events.tsv\"}", "missing \"c\"");
+    /* --maxit / --mat make no sense for rDCM: a usage error */
+    test_write_file(tmpdir, "good.json", HEAD "\"timeseries\": \"ok.tsv\"}");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "estimate %s/good.json -o %s/bad_out.json --maxit 3", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 1);
+    CU_ASSERT_FALSE(exists("bad_out.json"));
+#undef HEAD
+}
+
+/* The rDCM parameter table: A then C, nothing else; names as a task DCM's. */
+static void test_table(void)
+{
+    model_layout T;
+    CU_ASSERT_EQUAL(model_layout_init_rdcm(&T, 3, 2), 0);
+    CU_ASSERT_EQUAL(T.np, 9 + 6);
+    CU_ASSERT_EQUAL(T.block[MODEL_BLOCK_A].offset, 0);
+    CU_ASSERT_EQUAL(T.block[MODEL_BLOCK_C].offset, 9);
+    CU_ASSERT_EQUAL(T.block[MODEL_BLOCK_B].count, 0);
+    CU_ASSERT_EQUAL(T.block[MODEL_BLOCK_TRANSIT].count, 0);
+    char *regions[] = {"V1", "V2", "V3"}, *inputs[] = {"u", "w"};
+    io_pname_space S = {3, 2, 0, regions, inputs, IO_PNAME_RDCM};
+    CU_ASSERT_EQUAL(io_pname_count(&S), 15);
+    char nm[64];
+    io_pname_format(&S, 1, nm, sizeof nm);
+    CU_ASSERT_STRING_EQUAL(nm, "A:V1->V2");
+    io_pname_format(&S, 9 + 3, nm, sizeof nm);
+    CU_ASSERT_STRING_EQUAL(nm, "C:w->V1");
+    io_pname_space task = {3, 2, 0, regions, inputs, 0};
+    int map[64];
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL(io_pname_map(&S, "r.json", &task, "t.json", map, &err), DCM_ERR_INPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "regression"));
+}
+
+static int setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_rdcm_cli.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : 1;
+}
+
+int main(void)
+{
+    if (setup())
+        return 1;
+    static const test_case cases[] = {
+        {"rDCM table: A then C, task names, no match with a task DCM", test_table},
+        {"dcm estimate smith50 rDCM equals TAPAS (F_k 1e-6, Ep 1e-8, var 1e-8)", test_smith50_ridge},
+        {"dcm estimate smith50 ordered sparse rDCM: F per p0, chosen p0, Ep, Ip", test_smith50_sparse_ordered},
+        {"compare / review / check / reduce on rDCM results", test_downstream},
+        {"resting-state rDCM (no inputs), threads do not change it", test_resting_state},
+        {"dcm batch with rDCM specs, dcm peb over A of their results", test_batch_peb},
+        {"rDCM spec bad input: exit 2, the reason, no output", test_bad_input},
+        {NULL, NULL}};
+    int rc = test_run("rdcm_cli", cases);
+    json_decref(ridge_result);
+    test_remove_dir(tmpdir);
+    return rc;
+}
