@@ -301,6 +301,65 @@ done:
     return rc;
 }
 
+/* Complex LU with partial pivoting (largest modulus) of the n x n
+ * column-major A, in place; 0, or -1 when a pivot is 0. For the small
+ * per-frequency systems: GSL's element accessors cost more than the
+ * arithmetic at these sizes. */
+static int clu_decomp(double complex *A, int n, int *piv)
+{
+    for (int k = 0; k < n; k++) {
+        int p = k;
+        double best = cabs(A[k + (size_t)k * n]);
+        for (int i = k + 1; i < n; i++) {
+            double m = cabs(A[i + (size_t)k * n]);
+            if (m > best) {
+                best = m;
+                p = i;
+            }
+        }
+        piv[k] = p;
+        if (!(best > 0.0))
+            return -1;
+        if (p != k)
+            for (int j = 0; j < n; j++) {
+                double complex t = A[k + (size_t)j * n];
+                A[k + (size_t)j * n] = A[p + (size_t)j * n];
+                A[p + (size_t)j * n] = t;
+            }
+        double complex d = A[k + (size_t)k * n];
+        for (int i = k + 1; i < n; i++)
+            A[i + (size_t)k * n] /= d;
+        for (int j = k + 1; j < n; j++) {
+            double complex akj = A[k + (size_t)j * n];
+            if (akj == 0.0)
+                continue;
+            double complex *cj = A + (size_t)j * n, *ck = A + (size_t)k * n;
+            for (int i = k + 1; i < n; i++)
+                cj[i] -= ck[i] * akj;
+        }
+    }
+    return 0;
+}
+
+/* Solve LU x = b in place (b: n values), the factors of clu_decomp. */
+static void clu_solve(const double complex *LU, int n, const int *piv, double complex *b)
+{
+    for (int k = 0; k < n; k++) {
+        if (piv[k] != k) {
+            double complex t = b[k];
+            b[k] = b[piv[k]];
+            b[piv[k]] = t;
+        }
+        for (int i = k + 1; i < n; i++)
+            b[i] -= LU[i + (size_t)k * n] * b[k];
+    }
+    for (int k = n - 1; k >= 0; k--) {
+        b[k] /= LU[k + (size_t)k * n];
+        for (int i = 0; i < k; i++)
+            b[i] -= LU[i + (size_t)k * n] * b[k];
+    }
+}
+
 /* Complex n x n inverse through LU (GSL), column by column with the
  * triangular solves (GSL's LU_invert goes through a zdotu that OpenBLAS
  * over-reads on small matrices); 0 or -1 when singular. M is overwritten;
@@ -326,46 +385,58 @@ int model_csd_mar_spectra(const model_csd_mar *mar, const double *Hz, int nw, do
                           double complex *csd)
 {
     const int n = mar->n, p = mar->p;
+    const size_t nn = (size_t)n * n;
     int rc = -1;
-    gsl_matrix_complex *M = gsl_matrix_complex_alloc((size_t)n, (size_t)n);
-    gsl_matrix_complex *H = gsl_matrix_complex_alloc((size_t)n, (size_t)n);
-    gsl_permutation *perm = gsl_permutation_alloc((size_t)n);
-    double complex *phase = malloc(sizeof(double complex) * (size_t)p);
-    if (!M || !H || !perm || !phase)
+    double complex *M = malloc(sizeof(double complex) * nn);
+    double complex *H = malloc(sizeof(double complex) * nn);
+    double complex *HS = malloc(sizeof(double complex) * nn);
+    double complex *phase = malloc(sizeof(double complex) * (size_t)(p > 0 ? p : 1));
+    int *piv = malloc(sizeof(int) * (size_t)n);
+    if (!M || !H || !HS || !phase || !piv)
         goto done;
     for (int w = 0; w < nw; w++) {
         /* exp(-2 pi i f k dt), once per frequency and lag (not per element) */
         for (int l = 0; l < p; l++)
             phase[l] = cexp(-I * TWO_PI * Hz[w] * (l + 1) * dt);
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++) {
                 double complex z = i == j ? 1.0 : 0.0;
                 for (int l = 0; l < p; l++)
-                    z += mar->lag[(size_t)l * n * n + i + j * n] * phase[l];
-                gsl_matrix_complex_set(M, (size_t)i, (size_t)j, gsl_complex_rect(creal(z), cimag(z)));
+                    z += mar->lag[(size_t)l * nn + i + (size_t)j * n] * phase[l];
+                M[i + (size_t)j * n] = z;
             }
-        if (complex_inverse(M, H, perm))
+        /* H = inv(I + sum_k a_k e^{-2 pi i f k dt}) */
+        if (clu_decomp(M, n, piv))
             goto done;
-        /* csd = 2 dt H S H^H */
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
+        for (int j = 0; j < n; j++) {
+            double complex *hj = H + (size_t)j * n;
+            for (int i = 0; i < n; i++)
+                hj[i] = i == j ? 1.0 : 0.0;
+            clu_solve(M, n, piv, hj);
+        }
+        /* csd = 2 dt (H S) H^H: n^3, not n^4 */
+        for (int c = 0; c < n; c++)
+            for (int i = 0; i < n; i++) {
                 double complex acc = 0.0;
-                for (int a = 0; a < n; a++) {
-                    double complex hia = mget(H, i, a);
-                    for (int c = 0; c < n; c++) {
-                        double complex hjc = mget(H, j, c);
-                        acc += hia * mar->noise_cov[a + c * n] * conj(hjc);
-                    }
-                }
+                for (int a2 = 0; a2 < n; a2++)
+                    acc += H[i + (size_t)a2 * n] * mar->noise_cov[a2 + c * n];
+                HS[i + (size_t)c * n] = acc;
+            }
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++) {
+                double complex acc = 0.0;
+                for (int c = 0; c < n; c++)
+                    acc += HS[i + (size_t)c * n] * conj(H[j + (size_t)c * n]);
                 CSD(csd, nw, n, w, i, j) = 2.0 * dt * acc;
             }
     }
     rc = 0;
 done:
-    gsl_matrix_complex_free(M);
-    gsl_matrix_complex_free(H);
-    gsl_permutation_free(perm);
+    free(M);
+    free(H);
+    free(HS);
     free(phase);
+    free(piv);
     return rc;
 }
 
@@ -392,6 +463,12 @@ struct model_csd_work {
     gsl_vector_complex *eval;
     gsl_matrix_complex *evec, *evec_inv, *evec_lu;
     gsl_permutation *perm_e;
+    /* the block path of transfer_blocks: neuronal n x n, haemodynamic 4 x 4 */
+    double complex *Kx, *Xx, *k4;
+    int *piv_x, piv4[4];
+    gsl_matrix *Jx, *J4;
+    gsl_vector_complex *evx, *ev4;
+    gsl_eigen_nonsymm_workspace *eigx, *eig4;
     model_csd_mar ar;
 };
 
@@ -430,6 +507,18 @@ void model_csd_work_free(model_csd_work *W)
     gsl_matrix_complex_free(W->evec_inv);
     gsl_matrix_complex_free(W->evec_lu);
     gsl_permutation_free(W->perm_e);
+    free(W->Kx);
+    free(W->Xx);
+    free(W->k4);
+    free(W->piv_x);
+    gsl_matrix_free(W->Jx);
+    gsl_matrix_free(W->J4);
+    gsl_vector_complex_free(W->evx);
+    gsl_vector_complex_free(W->ev4);
+    if (W->eigx)
+        gsl_eigen_nonsymm_free(W->eigx);
+    if (W->eig4)
+        gsl_eigen_nonsymm_free(W->eig4);
     model_csd_mar_free(&W->ar);
     free(W);
 }
@@ -501,6 +590,19 @@ model_csd_work *model_csd_work_alloc(int n, int nw, const double *Hz, int ar_ord
     W->evec_inv = gsl_matrix_complex_alloc((size_t)nx, (size_t)nx);
     W->evec_lu = gsl_matrix_complex_alloc((size_t)nx, (size_t)nx);
     W->perm_e = gsl_permutation_alloc((size_t)nx);
+    W->Kx = malloc(sizeof(double complex) * (size_t)n * n);
+    W->Xx = malloc(sizeof(double complex) * (size_t)n * n);
+    W->k4 = malloc(sizeof(double complex) * 20);
+    W->piv_x = malloc(sizeof(int) * (size_t)n);
+    W->Jx = gsl_matrix_alloc((size_t)n, (size_t)n);
+    W->J4 = gsl_matrix_alloc(4, 4);
+    W->evx = gsl_vector_complex_alloc((size_t)n);
+    W->ev4 = gsl_vector_complex_alloc(4);
+    W->eigx = gsl_eigen_nonsymm_alloc((size_t)n);
+    W->eig4 = gsl_eigen_nonsymm_alloc(4);
+    if (!W->Kx || !W->Xx || !W->k4 || !W->piv_x || !W->Jx || !W->J4 || !W->evx || !W->ev4 ||
+        !W->eigx || !W->eig4)
+        goto fail;
     W->ar.n = n;
     W->ar.p = ar_order;
     W->ar.lag = calloc((size_t)ar_order * n * n, sizeof(double));
@@ -516,12 +618,107 @@ fail:
     return NULL;
 }
 
+/* Any eigenvalue of the real m x m matrix A (gsl, destroyed) with real part
+ * above -1/32? 1 yes, 0 no, -1 when the QR iteration failed. */
+static int eig_above(gsl_matrix *A, gsl_vector_complex *ev, gsl_eigen_nonsymm_workspace *ws)
+{
+    if (gsl_eigen_nonsymm(A, ev, ws))
+        return -1;
+    for (size_t k = 0; k < ev->size; k++)
+        if (creal(to_c99(gsl_vector_complex_get(ev, k))) > -1.0 / 32.0)
+            return 1;
+    return 0;
+}
+
+/* S(w) by blocks. The linearised one-state DCM is block-triangular: the
+ * neuronal states (first n) do not depend on the haemodynamic ones, and
+ * region r's four haemodynamic states (n + r, 2n + r, 3n + r, 4n + r)
+ * depend only on each other and on neuronal state r, which is also all its
+ * BOLD signal sees. So (2 pi i w - dfdx)^-1 eliminates into an n x n
+ * neuronal system and n 4 x 4 ones: S(w)_ij = t_i(w) X(w)_ij with
+ * X = (2 pi i w - Jxx)^-1 dfdu_x and t_i region i's haemodynamic transfer
+ * function — the same solution as the 5n x 5n system for a fraction of
+ * the work (the eigenvalues of dfdx are those of the blocks). Returns 1
+ * when done, 0 when dfdx lacks this structure or an eigenvalue must be
+ * conditioned (the caller then takes the general path), -1 when singular. */
+static int transfer_blocks(model_csd_work *W)
+{
+    const int n = W->n, nx = W->nx, nw = W->nw;
+    const double *J = W->dfdx;
+    for (int j = 0; j < nx; j++)
+        for (int i = 0; i < nx; i++) {
+            if (J[i + (size_t)j * nx] == 0.0)
+                continue;
+            int ti = i / n, tj = j / n;
+            if ((ti == 0 && tj > 0) || (ti > 0 && i % n != j % n))
+                return 0;
+        }
+    for (int j = 0; j < n; j++)
+        for (int i = n; i < nx; i++)
+            if (W->dfdu[i + (size_t)j * nx] != 0.0)
+                return 0;
+    for (int c = 0; c < nx; c++)
+        for (int i = 0; i < n; i++)
+            if (W->dgdx[i + (size_t)c * n] != 0.0 && (c < n || c % n != i))
+                return 0;
+    /* eigenvalues: SPM conditions those with real part above -1/32 */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            gsl_matrix_set(W->Jx, (size_t)i, (size_t)j, J[i + (size_t)j * nx]);
+    if (eig_above(W->Jx, W->evx, W->eigx))
+        return 0;
+    for (int r = 0; r < n; r++) {
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                gsl_matrix_set(W->J4, (size_t)a, (size_t)b,
+                               J[(size_t)(a + 1) * n + r + (size_t)((b + 1) * n + r) * nx]);
+        if (eig_above(W->J4, W->ev4, W->eig4))
+            return 0;
+    }
+    double complex *K = W->Kx, *X = W->Xx, *k4 = W->k4, *z = W->k4 + 16;
+    for (int w = 0; w < nw; w++) {
+        const double complex iw = I * TWO_PI * W->Hz[w];
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++)
+                K[i + (size_t)j * n] = (i == j ? iw : 0.0) - J[i + (size_t)j * nx];
+        if (clu_decomp(K, n, W->piv_x))
+            return -1;
+        for (int j = 0; j < n; j++) {
+            double complex *xj = X + (size_t)j * n;
+            for (int i = 0; i < n; i++)
+                xj[i] = W->dfdu[i + (size_t)j * nx];
+            clu_solve(K, n, W->piv_x, xj);
+        }
+        for (int r = 0; r < n; r++) {
+            /* region r: z = (2 pi i w - H_r)^-1 dH_r/dx_r, t = dg_r/dH_r . z */
+            for (int a = 0; a < 4; a++) {
+                const size_t row = (size_t)(a + 1) * n + r;
+                for (int b = 0; b < 4; b++)
+                    k4[a + 4 * b] = (a == b ? iw : 0.0) - J[row + ((size_t)(b + 1) * n + r) * nx];
+                z[a] = J[row + (size_t)r * nx];
+            }
+            if (clu_decomp(k4, 4, W->piv4))
+                return -1;
+            clu_solve(k4, 4, W->piv4, z);
+            double complex t = 0.0;
+            for (int a = 0; a < 4; a++)
+                t += W->dgdx[r + ((size_t)(a + 1) * n + r) * n] * z[a];
+            for (int j = 0; j < n; j++)
+                CSD(W->S, nw, n, w, r, j) = t * X[r + (size_t)j * n];
+        }
+    }
+    return 1;
+}
+
 /* Transfer functions S(w) = dgdx (2 pi i w I - dfdx)^-1 dfdu, through the
  * eigen-decomposition when an eigenvalue must be moved left (SPM caps the
  * real parts at -1/32). Returns the number moved, or -1. */
 static int transfer_functions(model_csd_work *W)
 {
     const int n = W->n, nx = W->nx, nw = W->nw;
+    int fast = transfer_blocks(W);
+    if (fast)
+        return fast > 0 ? 0 : -1;
     /* eigenvalues of the Jacobian */
     for (int i = 0; i < nx; i++)
         for (int j = 0; j < nx; j++)
