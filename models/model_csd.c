@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <gsl/gsl_blas.h>
+#include <gsl/gsl_cblas.h>
 #include <gsl/gsl_complex.h>
 #include <gsl/gsl_complex_math.h>
 #include <gsl/gsl_eigen.h>
@@ -301,6 +302,19 @@ done:
     return rc;
 }
 
+/* |z|^2 (orders like |z|, without hypot) and 1/z (without the C99
+ * division's special-case handling: z is a non-zero pivot) */
+static inline double cabs2(double complex z)
+{
+    return creal(z) * creal(z) + cimag(z) * cimag(z);
+}
+
+static inline double complex crecip(double complex z)
+{
+    double s = 1.0 / cabs2(z);
+    return creal(z) * s - I * (cimag(z) * s);
+}
+
 /* Complex LU with partial pivoting (largest modulus) of the n x n
  * column-major A, in place; 0, or -1 when a pivot is 0. For the small
  * per-frequency systems: GSL's element accessors cost more than the
@@ -309,9 +323,9 @@ static int clu_decomp(double complex *A, int n, int *piv)
 {
     for (int k = 0; k < n; k++) {
         int p = k;
-        double best = cabs(A[k + (size_t)k * n]);
+        double best = cabs2(A[k + (size_t)k * n]);
         for (int i = k + 1; i < n; i++) {
-            double m = cabs(A[i + (size_t)k * n]);
+            double m = cabs2(A[i + (size_t)k * n]);
             if (m > best) {
                 best = m;
                 p = i;
@@ -326,9 +340,9 @@ static int clu_decomp(double complex *A, int n, int *piv)
                 A[k + (size_t)j * n] = A[p + (size_t)j * n];
                 A[p + (size_t)j * n] = t;
             }
-        double complex d = A[k + (size_t)k * n];
+        double complex rd = crecip(A[k + (size_t)k * n]);
         for (int i = k + 1; i < n; i++)
-            A[i + (size_t)k * n] /= d;
+            A[i + (size_t)k * n] *= rd;
         for (int j = k + 1; j < n; j++) {
             double complex akj = A[k + (size_t)j * n];
             if (akj == 0.0)
@@ -354,7 +368,7 @@ static void clu_solve(const double complex *LU, int n, const int *piv, double co
             b[i] -= LU[i + (size_t)k * n] * b[k];
     }
     for (int k = n - 1; k >= 0; k--) {
-        b[k] /= LU[k + (size_t)k * n];
+        b[k] *= crecip(LU[k + (size_t)k * n]);
         for (int i = 0; i < k; i++)
             b[i] -= LU[i + (size_t)k * n] * b[k];
     }
@@ -453,7 +467,8 @@ struct model_csd_work {
     double complex *S, *Gu, *Gn, *G;
     double *ccf;
     int N, L2;             /* csd2ccf bins and 2N+1 lags */
-    double complex *twiddle;   /* nw x L2: exp(2 pi i bin lag / L2), made once */
+    double *twiddle;       /* 2nw x L2: rows 2w, 2w+1 = Re, -Im of exp(2 pi i bin
+                              lag / L2), made once (csd_to_ccf's matrix product) */
     gsl_matrix_complex *K, *KZ;     /* nx x nx, nx x n */
     gsl_permutation *perm_x;
     gsl_matrix *Byw, *Ayw;          /* Yule-Walker: (p n) x (p n), (p n) x n */
@@ -571,12 +586,14 @@ model_csd_work *model_csd_work_alloc(int n, int nw, const double *Hz, int ar_ord
     W->Gn = calloc(nnw, sizeof(double complex));
     W->G = calloc(nnw, sizeof(double complex));
     W->ccf = calloc((size_t)W->L2 * n * n, sizeof(double));
-    W->twiddle = malloc(sizeof(double complex) * (size_t)nw * W->L2);
+    W->twiddle = malloc(sizeof(double) * 2 * (size_t)nw * W->L2);
     if (W->twiddle)
         for (int w = 0; w < nw; w++)
-            for (int t = 0; t < W->L2; t++)
-                W->twiddle[(size_t)w * W->L2 + t] =
-                    cexp(I * TWO_PI * (double)(w + first) * (t - W->N) / W->L2);
+            for (int t = 0; t < W->L2; t++) {
+                double complex z = cexp(I * TWO_PI * (double)(w + first) * (t - W->N) / W->L2);
+                W->twiddle[(size_t)(2 * w) * W->L2 + t] = creal(z);
+                W->twiddle[(size_t)(2 * w + 1) * W->L2 + t] = -cimag(z);
+            }
     W->K = gsl_matrix_complex_alloc((size_t)nx, (size_t)nx);
     W->KZ = gsl_matrix_complex_alloc((size_t)nx, (size_t)n);
     W->perm_x = gsl_permutation_alloc((size_t)nx);
@@ -795,14 +812,17 @@ static void fluctuation_spectra(model_csd_work *W, const double *P)
         su += pow(W->Hz[w], -ea);
         sn += pow(W->Hz[w], -eb / 2.0);
     }
+    const double eab = exp(P[L->off_a]), ebb = exp(P[L->off_b]);
     for (int w = 0; w < nw; w++) {
-        double gu = exp(P[L->off_a]) * pow(W->Hz[w], -ea) / su;
+        double gu = eab * pow(W->Hz[w], -ea) / su;
         double gn = pow(W->Hz[w], -eb / 2.0) / sn;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            const double eci = exp(P[L->off_c + i]);
             for (int j = 0; j < n; j++) {
                 CSD(W->Gu, nw, n, w, i, j) = i == j ? gu : 0.0;
-                CSD(W->Gn, nw, n, w, i, j) = exp(P[L->off_b]) * gn + (i == j ? exp(P[L->off_c + i]) * gn : 0.0);
+                CSD(W->Gn, nw, n, w, i, j) = ebb * gn + (i == j ? eci * gn : 0.0);
             }
+        }
     }
 }
 
@@ -814,16 +834,12 @@ static void csd_to_ccf(model_csd_work *W, const double complex *G)
 {
     const int n = W->n, nw = W->nw, N = W->N, L = W->L2;
     const double dw = W->Hz[1] - W->Hz[0];
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++)
-            for (int t = 0; t < L; t++) {   /* lag t - N */
-                double acc = 0.0;
-                /* Hz[w] sits in bin w + first of [0; g; flip(conj g)] (the
-                 * workspace's twiddles, made once) */
-                for (int w = 0; w < nw; w++)
-                    acc += creal(CSD(G, nw, n, w, i, j) * W->twiddle[(size_t)w * L + t]);
-                W->ccf[t + (size_t)L * (i + (size_t)n * j)] = 2.0 * acc / L * N * dw;
-            }
+    /* ccf[t + L ch] = 2 N dw / L sum_w Re(G[w, ch] e^{2 pi i (w + first)(t - N) / L}):
+       Hz[w] sits in bin w + first of [0; g; flip(conj g)]. All channels at
+       once as one product: (n^2 x 2nw, the CSD's interleaved re/im) times
+       (2nw x L, the twiddles) */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n * n, L, 2 * nw, 2.0 * N * dw / L,
+                (const double *)G, 2 * nw, W->twiddle, L, 0.0, W->ccf, L);
 }
 
 /* Yule-Walker AR(p) fit of the cross-correlations at lags 0..p (SPM's

@@ -656,6 +656,29 @@ static void precision_gradient(vl_engine *E)
     }
 }
 
+/* spm_dx for a diagonal curvature H (n components on disjoint rows):
+ * (expm(tH) - I) H^-1 g is then elementwise, t = exp(lograte - log|det H|/n)
+ * as vl_dx_ws; a full Newton step past t = e^16. Returns 0, or -1 when H
+ * is not diagonal or has a zero (the general vl_dx_ws then decides). */
+static int dx_diagonal(const double *H, const double *g, int n, double lograte, double *dx)
+{
+    double ld = 0.0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++)
+            if (j != i && H[i * n + j] != 0.0)
+                return -1;
+        if (!(H[i * n + i] != 0.0) || !isfinite(H[i * n + i]))
+            return -1;
+        ld += log(fabs(H[i * n + i]));
+    }
+    double t = exp(lograte - ld / n);
+    for (int i = 0; i < n; i++) {
+        double hi = H[i * n + i];
+        dx[i] = t > exp(16.0) ? -g[i] / hi : expm1(t * hi) / hi * g[i];
+    }
+    return 0;
+}
+
 /* M-step: Fisher scoring of the noise log-precisions h (up to MSTEP_MAX
  * passes, until the predicted increase dFdh'dh < 0.01). Leaves w, Cp, Ch
  * and d of the last pass, before its h update, for free_energy.
@@ -697,7 +720,12 @@ static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
             set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
             return ir == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
         }
-        int dr = vl_dx_ws(E->dFdhh, E->dFdh, nh, 4.0, E->dh, E->dxh);
+        /* many components on disjoint rows (spectral DCM's channels): dFdhh
+           is diagonal and the matrix exponential of an nh + 1 square
+           matrix per pass reduces to nh scalars */
+        int dr = E->use_gram && !dx_diagonal(E->dFdhh, E->dFdh, nh, 4.0, E->dh)
+                     ? VL_OK
+                     : vl_dx_ws(E->dFdhh, E->dFdh, nh, 4.0, E->dh, E->dxh);
         if (dr) {
             set_err(errbuf, errlen, "noise precision update failed at iteration %d", k);
             return dr == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
