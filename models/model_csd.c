@@ -217,11 +217,12 @@ int model_csd_mar_fit(const double *Y, int T, int n, int p, model_csd_mar *mar,
         gsl_blas_dgemm(CblasTrans, CblasNoTrans, 1.0, res, res, 0.0, E);
         for (int bi = 0; bi < n; bi++)
             for (int bj = 0; bj < n; bj++) {
-                double tr = 0.0;   /* tr(Sw[bi,bj] X'X) */
-                for (int q = 0; q < k; q++)
+                double tr = 0.0;   /* tr(Sw[bi,bj] X'X) (raw rows: same sums, no accessors) */
+                for (int q = 0; q < k; q++) {
+                    const double *sw = Sw->data + (size_t)(bi * k + q) * Sw->tda + (size_t)bj * k;
                     for (int r = 0; r < k; r++)
-                        tr += gsl_matrix_get(Sw, (size_t)(bi * k + q), (size_t)(bj * k + r)) *
-                              gsl_matrix_get(XX, (size_t)r, (size_t)q);
+                        tr += sw[r] * XX->data[(size_t)r * XX->tda + (size_t)q];
+                }
                 *gsl_matrix_ptr(E, (size_t)bi, (size_t)bj) += tr;
             }
         gsl_matrix_memcpy(Lam, E);
@@ -243,19 +244,20 @@ int model_csd_mar_fit(const double *Y, int T, int n, int p, model_csd_mar *mar,
         gsl_matrix_memcpy(Wprev, W);
         /* Sw = inv(kron(Lam, X'X) + alpha I); vec(w) = Sw kron(Lam, X'X) vec(W_ml) */
         for (int bi = 0; bi < n; bi++)
-            for (int bj = 0; bj < n; bj++)
-                for (int q = 0; q < k; q++)
+            for (int bj = 0; bj < n; bj++) {
+                const double lij = gsl_matrix_get(Lam, (size_t)bi, (size_t)bj);
+                for (int q = 0; q < k; q++) {
+                    double *kl = KL->data + (size_t)(bi * k + q) * KL->tda + (size_t)bj * k;
+                    const double *xx = XX->data + (size_t)q * XX->tda;
                     for (int r = 0; r < k; r++)
-                        gsl_matrix_set(KL, (size_t)(bi * k + q), (size_t)(bj * k + r),
-                                       gsl_matrix_get(Lam, (size_t)bi, (size_t)bj) *
-                                       gsl_matrix_get(XX, (size_t)q, (size_t)r));
-        for (int q = 0; q < nw; q++)
-            gsl_vector_set(b, (size_t)q, 0.0);
+                        kl[r] = lij * xx[r];
+                }
+            }
         for (int q = 0; q < nw; q++) {
             double acc = 0.0;
+            const double *kl = KL->data + (size_t)q * KL->tda;
             for (int r = 0; r < nw; r++)
-                acc += gsl_matrix_get(KL, (size_t)q, (size_t)r) *
-                       gsl_matrix_get(Wml, (size_t)(r % k), (size_t)(r / k));
+                acc += kl[r] * Wml->data[(size_t)(r % k) * Wml->tda + (size_t)(r / k)];
             gsl_vector_set(b, (size_t)q, acc);
         }
         gsl_matrix_memcpy(Sw, KL);
@@ -267,8 +269,9 @@ int model_csd_mar_fit(const double *Y, int T, int n, int p, model_csd_mar *mar,
         }
         for (int q = 0; q < nw; q++) {
             double acc = 0.0;
+            const double *sw = Sw->data + (size_t)q * Sw->tda;
             for (int r = 0; r < nw; r++)
-                acc += gsl_matrix_get(Sw, (size_t)q, (size_t)r) * gsl_vector_get(b, (size_t)r);
+                acc += sw[r] * b->data[(size_t)r * b->stride];
             gsl_matrix_set(W, (size_t)(q % k), (size_t)(q / k), acc);
         }
     }
