@@ -398,6 +398,30 @@ static int complex_inverse(gsl_matrix_complex *M, gsl_matrix_complex *out, gsl_p
     return 0;
 }
 
+/* Lower Cholesky factor of the symmetric n x n column-major C into Lc
+ * (column-major, upper part zero); 0, or -1 when C is not positive
+ * definite. */
+static int real_cholesky(const double *C, int n, double *Lc)
+{
+    memset(Lc, 0, sizeof(double) * (size_t)n * n);
+    for (int j = 0; j < n; j++) {
+        double d = C[j + (size_t)j * n];
+        for (int k = 0; k < j; k++)
+            d -= Lc[j + (size_t)k * n] * Lc[j + (size_t)k * n];
+        if (!(d > 0.0))
+            return -1;
+        d = sqrt(d);
+        Lc[j + (size_t)j * n] = d;
+        for (int i = j + 1; i < n; i++) {
+            double s = C[i + (size_t)j * n];
+            for (int k = 0; k < j; k++)
+                s -= Lc[i + (size_t)k * n] * Lc[j + (size_t)k * n];
+            Lc[i + (size_t)j * n] = s / d;
+        }
+    }
+    return 0;
+}
+
 int model_csd_mar_spectra(const model_csd_mar *mar, const double *Hz, int nw, double dt,
                           double complex *csd)
 {
@@ -408,9 +432,14 @@ int model_csd_mar_spectra(const model_csd_mar *mar, const double *Hz, int nw, do
     double complex *H = malloc(sizeof(double complex) * nn);
     double complex *HS = malloc(sizeof(double complex) * nn);
     double complex *phase = malloc(sizeof(double complex) * (size_t)(p > 0 ? p : 1));
+    double *Lc = malloc(sizeof(double) * nn);
     int *piv = malloc(sizeof(int) * (size_t)n);
-    if (!M || !H || !HS || !phase || !piv)
+    if (!M || !H || !HS || !phase || !Lc || !piv)
         goto done;
+    /* noise_cov = L L' (when positive definite): csd = 2 dt Z Z^H with
+       Z = H L = (I + sum_k a_k e^{-2 pi i f k dt})^-1 L, half the work of
+       forming H and H S H^H */
+    const int chol = real_cholesky(mar->noise_cov, n, Lc) == 0;
     for (int w = 0; w < nw; w++) {
         /* exp(-2 pi i f k dt), once per frequency and lag (not per element) */
         for (int l = 0; l < p; l++)
@@ -422,9 +451,26 @@ int model_csd_mar_spectra(const model_csd_mar *mar, const double *Hz, int nw, do
                     z += mar->lag[(size_t)l * nn + i + (size_t)j * n] * phase[l];
                 M[i + (size_t)j * n] = z;
             }
-        /* H = inv(I + sum_k a_k e^{-2 pi i f k dt}) */
         if (clu_decomp(M, n, piv))
             goto done;
+        if (chol) {
+            for (int j = 0; j < n; j++) {
+                double complex *zj = H + (size_t)j * n;
+                for (int i = 0; i < n; i++)
+                    zj[i] = Lc[i + (size_t)j * n];
+                clu_solve(M, n, piv, zj);
+            }
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i <= j; i++) {
+                    double complex acc = 0.0;
+                    for (int c = 0; c < n; c++)
+                        acc += H[i + (size_t)c * n] * conj(H[j + (size_t)c * n]);
+                    CSD(csd, nw, n, w, i, j) = 2.0 * dt * acc;
+                    CSD(csd, nw, n, w, j, i) = conj(2.0 * dt * acc);
+                }
+            continue;
+        }
+        /* H = inv(I + sum_k a_k e^{-2 pi i f k dt}) */
         for (int j = 0; j < n; j++) {
             double complex *hj = H + (size_t)j * n;
             for (int i = 0; i < n; i++)
@@ -453,6 +499,7 @@ done:
     free(H);
     free(HS);
     free(phase);
+    free(Lc);
     free(piv);
     return rc;
 }
