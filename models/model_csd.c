@@ -350,9 +350,16 @@ static int clu_decomp(double complex *A, int n, int *piv)
             double complex akj = A[k + (size_t)j * n];
             if (akj == 0.0)
                 continue;
-            double complex *cj = A + (size_t)j * n, *ck = A + (size_t)k * n;
-            for (int i = k + 1; i < n; i++)
-                cj[i] -= ck[i] * akj;
+            /* cj -= ck akj in real arithmetic (the product's formula, no
+               C99 NaN-recovery branch: the loop vectorises) */
+            const double ar = creal(akj), ai = cimag(akj);
+            double *cj = (double *)(A + (size_t)j * n);
+            const double *ck = (const double *)(A + (size_t)k * n);
+            for (int i = k + 1; i < n; i++) {
+                const double xr = ck[2 * i], xi = ck[2 * i + 1];
+                cj[2 * i] -= xr * ar - xi * ai;
+                cj[2 * i + 1] -= xr * ai + xi * ar;
+            }
         }
     }
     return 0;
@@ -367,13 +374,23 @@ static void clu_solve(const double complex *LU, int n, const int *piv, double co
             b[k] = b[piv[k]];
             b[piv[k]] = t;
         }
-        for (int i = k + 1; i < n; i++)
-            b[i] -= LU[i + (size_t)k * n] * b[k];
+        const double br = creal(b[k]), bi = cimag(b[k]);
+        const double *l = (const double *)(LU + (size_t)k * n);
+        double *bb = (double *)b;
+        for (int i = k + 1; i < n; i++) {
+            bb[2 * i] -= l[2 * i] * br - l[2 * i + 1] * bi;
+            bb[2 * i + 1] -= l[2 * i] * bi + l[2 * i + 1] * br;
+        }
     }
     for (int k = n - 1; k >= 0; k--) {
         b[k] *= crecip(LU[k + (size_t)k * n]);
-        for (int i = 0; i < k; i++)
-            b[i] -= LU[i + (size_t)k * n] * b[k];
+        const double br = creal(b[k]), bi = cimag(b[k]);
+        const double *u = (const double *)(LU + (size_t)k * n);
+        double *bb = (double *)b;
+        for (int i = 0; i < k; i++) {
+            bb[2 * i] -= u[2 * i] * br - u[2 * i + 1] * bi;
+            bb[2 * i + 1] -= u[2 * i] * bi + u[2 * i + 1] * br;
+        }
     }
 }
 

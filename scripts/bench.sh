@@ -7,6 +7,8 @@
 #    regions (512 scans, TR 2 s; bench/bench_csd_sim.h), which need nothing.
 #    maxnodes is SPM's 8, so 12 and 16 regions fit under the eigenmode
 #    constraint. Fewer repetitions for the big ones (the column says how many).
+# "cpu s" (median processor time per fit) is the figure to compare on a
+# shared machine; "median s" is wall time.
 shared=${DCM_SHARED:-../shared}
 bench="$PWD/bin/dcm-bench"
 tmp=$(mktemp -d)
@@ -57,7 +59,7 @@ JSON
 done
 echo "SPM12 under Octave on this kind of machine (reference files): about 27.6 s per attention model;"
 echo "spectral_4: 36.7 s (full), 28.3 s (reduced)"
-printf "%-28s %8s %10s %10s %10s %14s %9s\n" model runs "median s" "min s" iterations F "peak MB"
+printf "%-26s %5s %9s %9s %9s %10s %14s %8s\n" model runs "median s" "min s" "cpu s" iterations F "peak MB"
 cd "$tmp" || exit 4
 for s in $specs; do
     "$bench" --reps "${s%%:*}" "${s#*:}" || exit $?
