@@ -547,6 +547,7 @@ struct model_csd_work {
     gsl_permutation *perm_e;
     /* the block path of transfer_blocks: neuronal n x n, haemodynamic 4 x 4 */
     double complex *Kx, *Xx, *k4;
+    double complex *Sf, *SGf;   /* one frequency's S and S Gu, row-major n x n */
     int *piv_x, piv4[4];
     gsl_matrix *Jx, *J4;
     gsl_vector_complex *evx, *ev4;
@@ -591,6 +592,8 @@ void model_csd_work_free(model_csd_work *W)
     gsl_permutation_free(W->perm_e);
     free(W->Kx);
     free(W->Xx);
+    free(W->Sf);
+    free(W->SGf);
     free(W->k4);
     free(W->piv_x);
     gsl_matrix_free(W->Jx);
@@ -675,6 +678,8 @@ model_csd_work *model_csd_work_alloc(int n, int nw, const double *Hz, int ar_ord
     W->evec_lu = gsl_matrix_complex_alloc((size_t)nx, (size_t)nx);
     W->perm_e = gsl_permutation_alloc((size_t)nx);
     W->Kx = malloc(sizeof(double complex) * (size_t)n * n);
+    W->Sf = malloc(sizeof(double complex) * (size_t)n * n);
+    W->SGf = malloc(sizeof(double complex) * (size_t)n * n);
     W->Xx = malloc(sizeof(double complex) * (size_t)n * n);
     W->k4 = malloc(sizeof(double complex) * 20);
     W->piv_x = malloc(sizeof(int) * (size_t)n);
@@ -684,7 +689,7 @@ model_csd_work *model_csd_work_alloc(int n, int nw, const double *Hz, int ar_ord
     W->ev4 = gsl_vector_complex_alloc(4);
     W->eigx = gsl_eigen_nonsymm_alloc((size_t)n);
     W->eig4 = gsl_eigen_nonsymm_alloc(4);
-    if (!W->Kx || !W->Xx || !W->k4 || !W->piv_x || !W->Jx || !W->J4 || !W->evx || !W->ev4 ||
+    if (!W->Kx || !W->Sf || !W->SGf || !W->Xx || !W->k4 || !W->piv_x || !W->Jx || !W->J4 || !W->evx || !W->ev4 ||
         !W->eigx || !W->eig4)
         goto fail;
     W->ar.n = n;
@@ -978,16 +983,28 @@ int model_csd_predict(model_csd_work *W, const double *P, double complex *csd,
     if (moved < 0)
         return -1;
     fluctuation_spectra(W, P);
-    /* G = S Gu S^H + Gn */
-    for (int w = 0; w < nw; w++)
+    /* G = S Gu S^H + Gn, one frequency at a time from contiguous copies
+       (the products in the same order, in real arithmetic) */
+    for (int w = 0; w < nw; w++) {
+        for (int i = 0; i < n; i++)
+            for (int a = 0; a < n; a++) {
+                W->Sf[i * n + a] = CSD(W->S, nw, n, w, i, a);
+                W->SGf[i * n + a] = CSD(W->S, nw, n, w, i, a) * CSD(W->Gu, nw, n, w, a, a);
+            }
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++) {
-                double complex acc = CSD(W->Gn, nw, n, w, i, j);
-                for (int a = 0; a < n; a++)
-                    acc += CSD(W->S, nw, n, w, i, a) * CSD(W->Gu, nw, n, w, a, a) *
-                           conj(CSD(W->S, nw, n, w, j, a));
-                CSD(W->G, nw, n, w, i, j) = acc;
+                const double *sg = (const double *)(W->SGf + (size_t)i * n);
+                const double *sj = (const double *)(W->Sf + (size_t)j * n);
+                double complex g0 = CSD(W->Gn, nw, n, w, i, j);
+                double re = creal(g0), im = cimag(g0);
+                for (int a = 0; a < n; a++) {
+                    /* sg_a * conj(sj_a) */
+                    re += sg[2 * a] * sj[2 * a] + sg[2 * a + 1] * sj[2 * a + 1];
+                    im += sg[2 * a + 1] * sj[2 * a] - sg[2 * a] * sj[2 * a + 1];
+                }
+                CSD(W->G, nw, n, w, i, j) = re + I * im;
             }
+    }
     /* re-parameterised through an AR(p-1) model, as SPM */
     csd_to_ccf(W, W->G);
     if (ccf_to_mar(W))
