@@ -424,8 +424,8 @@ static void test_bad_input(void)
     CU_ASSERT(!exists("m.json") && !exists("m.mat"));
 }
 
-/* A spec with more regions than "maxnodes" is fitted, with a warning that
- * SPM's eigenmode constraint is not applied; "confounds" are regressed out
+/* A spec with more regions than "maxnodes" is fitted under SPM's eigenmode
+ * constraint, which the result's warnings say; "confounds" are regressed out
  * (a confound equal to a region's own series leaves nothing to fit). */
 static void test_options_and_confounds(void)
 {
