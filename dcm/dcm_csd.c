@@ -8,6 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_vector.h>
+
 #include "dcm/dcm_api.h"
 #include "vl/vl_nlsi.h"
 
@@ -25,7 +30,95 @@ void dcm_csd_result_free(dcm_csd_result *R)
     free(R->Hz);
     free(R->csd_obs);
     free(R->csd_pred);
+    free(R->pC);
     free(R);
+}
+
+/* (dcm_csd.h) one implementation for task and spectral DCM */
+double *dcm_mode_constrained_prior(const double *y, int v, int n, const double *X0, int nx0,
+                                   const double *pV, int np, int maxnodes, int *modes_kept)
+{
+    double *C = calloc((size_t)np * np, sizeof(double));
+    double *r = malloc(sizeof(double) * (size_t)v * n);
+    gsl_matrix *X = gsl_matrix_alloc((size_t)v, (size_t)nx0);
+    gsl_vector *tau = gsl_vector_alloc((size_t)(nx0 < v ? nx0 : v));
+    gsl_vector *b = gsl_vector_alloc((size_t)nx0), *res = gsl_vector_alloc((size_t)v);
+    gsl_matrix *G = gsl_matrix_alloc((size_t)n, (size_t)n), *E = gsl_matrix_alloc((size_t)n, (size_t)n);
+    gsl_vector *ev = gsl_vector_alloc((size_t)n);
+    gsl_eigen_symmv_workspace *ew = gsl_eigen_symmv_alloc((size_t)n);
+    double *K = malloc(sizeof(double) * (size_t)n * n);
+    int ok = C && r && X && tau && b && res && G && E && ev && ew && K;
+    if (ok) {
+        for (int i = 0; i < np; i++)
+            C[(size_t)i * np + i] = pV[i];
+        /* residuals of each region after least squares on the confounds */
+        for (int t = 0; t < v; t++)
+            for (int j = 0; j < nx0; j++)
+                gsl_matrix_set(X, (size_t)t, (size_t)j, X0[t + j * v]);
+        gsl_linalg_QR_decomp(X, tau);
+        for (int i = 0; i < n; i++) {
+            gsl_vector_const_view yi = gsl_vector_const_view_array(y + (size_t)i * v, (size_t)v);
+            gsl_linalg_QR_lssolve(X, tau, &yi.vector, b, res);
+            memcpy(r + (size_t)i * v, res->data, sizeof(double) * v);
+        }
+        /* modes: eigenvectors of y'y, largest first (spm_svd(y')) */
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0.0;
+                for (int t = 0; t < v; t++)
+                    s += r[(size_t)i * v + t] * r[(size_t)j * v + t];
+                gsl_matrix_set(G, (size_t)i, (size_t)j, s);
+            }
+        gsl_eigen_symmv(G, ev, E, ew);
+        gsl_eigen_symmv_sort(ev, E, GSL_EIGEN_SORT_VAL_DESC);
+        double sum = 0.0;
+        for (int i = 0; i < n; i++)
+            sum += gsl_vector_get(ev, (size_t)i);
+        int keep = 0;
+        for (int i = 0; i < n && keep < maxnodes; i++)
+            if (sum > 0 && gsl_vector_get(ev, (size_t)i) * n / sum > 1e-6)
+                keep++;
+        if (modes_kept)
+            *modes_kept = keep;
+        /* K = V V' */
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0.0;
+                for (int c = 0; c < keep; c++)
+                    s += gsl_matrix_get(E, (size_t)i, (size_t)c) * gsl_matrix_get(E, (size_t)j, (size_t)c);
+                K[i * n + j] = s;
+            }
+        /* A block (column-major vec(A)): kron(K, K) diag(pV_A) kron(K, K)' */
+        const int nn = n * n;
+        for (int a = 0; a < nn; a++)
+            for (int c = 0; c < nn; c++) {
+                double s = 0.0;
+                for (int e = 0; e < nn; e++) {
+                    if (pV[e] == 0.0)
+                        continue;
+                    /* kron(K,K)[x][e] for x = i + j n, e = k + l n is K[j][l] K[i][k] */
+                    double ka = K[(a / n) * n + e / n] * K[(a % n) * n + e % n];
+                    double kc = K[(c / n) * n + e / n] * K[(c % n) * n + e % n];
+                    s += ka * pV[e] * kc;
+                }
+                C[(size_t)a * np + c] = s;
+            }
+    }
+    free(r);
+    free(K);
+    if (X) gsl_matrix_free(X);
+    if (tau) gsl_vector_free(tau);
+    if (b) gsl_vector_free(b);
+    if (res) gsl_vector_free(res);
+    if (G) gsl_matrix_free(G);
+    if (E) gsl_matrix_free(E);
+    if (ev) gsl_vector_free(ev);
+    if (ew) gsl_eigen_symmv_free(ew);
+    if (!ok) {
+        free(C);
+        return NULL;
+    }
+    return C;
 }
 
 /* the engine's prediction: the CSD as interleaved (re, im) doubles */
@@ -76,7 +169,7 @@ int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
     int rc = DCM_ERR_SYSTEM;
     dcm_csd_result *R = calloc(1, sizeof *R);
     double *Ys = malloc(sizeof(double) * nT);
-    double *Q = NULL, *hE = NULL, *hC = NULL;
+    double *Q = NULL, *hE = NULL, *hC = NULL, *ones = NULL;
     model_csd_work *W = NULL;
     model_csd_mar mar = {0};
     vl_result *V = NULL;
@@ -140,6 +233,17 @@ int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
     if (!R->pE || !R->pV || !Q || !hE || !hC || !W)
         goto nomem;
     model_csd_priors(n, a, R->pE, R->pV);
+    /* large networks: SPM confines the prior on A to the data's principal
+       modes (after the detrending above: the constant is the confound) */
+    if (o.maxnodes > 0 && n > o.maxnodes) {
+        if (!(ones = malloc(sizeof(double) * (size_t)T)))
+            goto nomem;
+        for (int t = 0; t < T; t++)
+            ones[t] = 1.0;
+        R->pC = dcm_mode_constrained_prior(Ys, T, n, ones, 1, R->pV, np, o.maxnodes, &R->modes);
+        if (!R->pC)
+            goto nomem;
+    }
     for (int k = 0; k < R->nh; k++) {
         hE[k] = 8.0;
         hC[k] = 1.0 / 128.0;
@@ -148,7 +252,8 @@ int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
     }
     progress_relay relay = {progress, progress_ctx};
     vl_problem VP = {
-        .model = {.np = np, .pE = R->pE, .pV = R->pV, .ny = (int)ncsd, .complex_data = 1,
+        .model = {.np = np, .pE = R->pE, .pV = R->pC ? NULL : R->pV, .pC = R->pC,
+                  .ny = (int)ncsd, .complex_data = 1,
                   .predict = predict_csd, .user = W, .nh = R->nh, .Q = Q, .hE = hE, .hC = hC},
         .y = (const double *)R->csd_obs,
         .maxit = o.maxit,
@@ -201,6 +306,7 @@ fail:
     model_csd_mar_free(&mar);
     model_csd_work_free(W);
     free(Ys);
+    free(ones);
     free(Q);
     free(hE);
     free(hC);
@@ -258,7 +364,7 @@ static int regress_out(double *Y, int v, int n, const double *X0, int nx0)
 /* SPM's spm_dcm_fmri_check on the spectra: variance explained by the
  * predicted CSD (|.|^2 summed over frequencies and channels), the largest
  * connection, the effective number of parameters, the accepted steps. */
-static int csd_fit_checks(const dcm_problem *P, dcm_result *R, dcm_warnings *warn)
+static int csd_fit_checks(const dcm_problem *P, dcm_result *R, const double *pC, dcm_warnings *warn)
 {
     const int n = P->n, np = R->np;
     const size_t ncsd = (size_t)R->nw * n * n;
@@ -270,7 +376,7 @@ static int csd_fit_checks(const dcm_problem *P, dcm_result *R, dcm_warnings *war
                 amax = fmax(amax, fabs(R->Ep[i + j * n]));   /* A is the first block */
     R->diag.max_abs_connection = amax >= 0.0 ? amax : NAN;
     R->diag.effective_parameters =
-        P->v > 1 ? dcm_kl_normal(np, R->Ep, R->Cp, R->pE, R->pV, NULL) / log((double)P->v) : NAN;
+        P->v > 1 ? dcm_kl_normal(np, R->Ep, R->Cp, R->pE, R->pV, pC) / log((double)P->v) : NAN;
     R->diag.accepted_steps = dcm_accepted_steps(R->F_trace, R->ntrace);
     if (R->stopped &&
         dcm_warnings_add(warn, "the fit was stopped by the caller after %d iterations, before "
@@ -309,7 +415,7 @@ int dcm_csd_estimate_problem(const dcm_problem *P, dcm_progress_fn progress, voi
     memcpy(Y, P->Y, sizeof(double) * nT);
     if (P->nx0 > 0 && regress_out(Y, v, n, P->X0, P->nx0))
         goto nomem;
-    dcm_csd_options o = {P->csd_order, P->maxit, P->M->TE};
+    dcm_csd_options o = {P->csd_order, P->maxit, P->M->TE, P->maxnodes};
     if ((rc = dcm_csd_estimate(Y, v, n, P->M->TR, P->M->a, &o, progress, progress_ctx, &C, err))) {
         if (P->source && err && strncmp(err->msg, P->source, strlen(P->source))) {
             char msg[sizeof err->msg];
@@ -355,7 +461,13 @@ int dcm_csd_estimate_problem(const dcm_problem *P, dcm_progress_fn progress, voi
         for (int t = 0; t < v; t++)
             R->y_obs[t + (size_t)j * v] = (Y[t + (size_t)j * v] - mu) * R->scale;
     }
-    if (csd_fit_checks(P, R, &warn))
+    if (C->modes &&
+        dcm_warnings_add(&warn, "%d regions exceed \"maxnodes\" (%d): as SPM does, the prior "
+                         "covariance of A was confined to the data's %d principal modes "
+                         "(eigenmode constraint); reduce and average use the unconstrained "
+                         "prior variances", n, P->maxnodes, C->modes))
+        goto nomem;
+    if (csd_fit_checks(P, R, C->pC, &warn))
         goto nomem;
     R->warnings = warn;
     warn.count = 0;

@@ -14,6 +14,9 @@
  *   n^2 noise components (one per channel, hyperprior 8, 1/128) and the
  *   predicted CSD re-parameterised through AR(order - 1).
  * - Parameters are in SPM's flat order (model_csd_layout).
+ * - More regions than options.maxnodes: SPM's eigenmode constraint on the
+ *   prior covariance of A (dcm_mode_constrained_prior on the detrended,
+ *   scaled series), R->modes says how many modes were kept.
  */
 #ifndef DCM_CSD_H
 #define DCM_CSD_H
@@ -28,9 +31,11 @@ typedef struct {
     int order;      /* MAR order of the data feature (SPM: 8) */
     int maxit;      /* VL iterations (SPM: 128) */
     double TE;      /* echo time, s (SPM: 0.04) */
+    int maxnodes;   /* above this many regions the prior on A is confined to
+                       the data's maxnodes principal modes (SPM: 8; 0 = never) */
 } dcm_csd_options;
 
-#define DCM_CSD_OPTIONS_DEFAULT {MODEL_CSD_ORDER, 128, 0.04}
+#define DCM_CSD_OPTIONS_DEFAULT {MODEL_CSD_ORDER, 128, 0.04, 8}
 
 typedef struct {
     int n, np, nw, nh;
@@ -47,8 +52,25 @@ typedef struct {
     double complex *csd_obs;  /* nw*n*n, empirical (model_csd.h layout) */
     double complex *csd_pred; /* nw*n*n, predicted at Ep */
     int mar_iterations;
+    int modes;                /* principal modes the prior on A was confined to
+                                 (n > maxnodes), 0 when unconstrained */
+    double *pC;               /* that prior covariance (np x np row-major), NULL
+                                 when unconstrained (diag(pV) then) */
     double seconds;
 } dcm_csd_result;
+
+/* SPM's eigenvector (functional-connectivity mode) constraint for networks
+ * of more than maxnodes regions, shared by task and spectral DCM: with V
+ * the first maxnodes principal modes of y (v x n, column-major) after
+ * least squares on the confounds X0 (v x nx0, nx0 >= 1; SPM:
+ * spm_svd(y')), the prior covariance of the A block (the first n^2
+ * parameters, column-major vec(A)) becomes K diag(pV_A) K' with
+ * K = kron(VV', VV'); the other parameters keep diag(pV). Modes whose
+ * normalised eigenvalue is below 1e-6 are dropped (spm_svd), so fewer than
+ * maxnodes may be kept (*modes_kept, when not NULL). Returns a full np x np
+ * prior covariance (row-major, the caller frees it), NULL without memory. */
+double *dcm_mode_constrained_prior(const double *y, int v, int n, const double *X0, int nx0,
+                                   const double *pV, int np, int maxnodes, int *modes_kept);
 
 int dcm_csd_estimate(const double *Y, int T, int n, double TR, const double *a,
                      const dcm_csd_options *opt, dcm_progress_fn progress, void *progress_ctx,

@@ -6,11 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <gsl/gsl_eigen.h>
-#include <gsl/gsl_linalg.h>
-#include <gsl/gsl_matrix.h>
-#include <gsl/gsl_vector.h>
-
 #include "dcm/dcm_api.h"
 #include "dcm/dcm_csd.h"
 #include "dcm/dcm_rdcm.h"
@@ -58,95 +53,6 @@ static void centre_inputs(model_dcm *M)
             for (int t = 0; t < M->nu; t++)
                 M->u[t * M->m + j] -= s;
         }
-}
-
-/* SPM's eigenvector constraint for networks of more than `maxnodes`
- * regions: with V the first maxnodes principal modes of the data after
- * removing the confounds (left singular vectors of y'), the prior
- * covariance of A becomes K pC_A K' with K = kron(VV', VV'). Returns a
- * full np x np prior covariance (row-major), or NULL without memory. */
-static double *mode_constrained_prior(const double *y, int v, int n, const double *X0, int nx0,
-                                      const double *pV, int np, int maxnodes)
-{
-    double *C = calloc((size_t)np * np, sizeof(double));
-    double *r = malloc(sizeof(double) * (size_t)v * n);
-    gsl_matrix *X = gsl_matrix_alloc((size_t)v, (size_t)nx0);
-    gsl_vector *tau = gsl_vector_alloc((size_t)(nx0 < v ? nx0 : v));
-    gsl_vector *b = gsl_vector_alloc((size_t)nx0), *res = gsl_vector_alloc((size_t)v);
-    gsl_matrix *G = gsl_matrix_alloc((size_t)n, (size_t)n), *E = gsl_matrix_alloc((size_t)n, (size_t)n);
-    gsl_vector *ev = gsl_vector_alloc((size_t)n);
-    gsl_eigen_symmv_workspace *ew = gsl_eigen_symmv_alloc((size_t)n);
-    double *K = malloc(sizeof(double) * (size_t)n * n);
-    int ok = C && r && X && tau && b && res && G && E && ev && ew && K;
-    if (ok) {
-        for (int i = 0; i < np; i++)
-            C[(size_t)i * np + i] = pV[i];
-        /* residuals of each region after least squares on the confounds */
-        for (int t = 0; t < v; t++)
-            for (int j = 0; j < nx0; j++)
-                gsl_matrix_set(X, (size_t)t, (size_t)j, X0[t + j * v]);
-        gsl_linalg_QR_decomp(X, tau);
-        for (int i = 0; i < n; i++) {
-            gsl_vector_const_view yi = gsl_vector_const_view_array(y + (size_t)i * v, (size_t)v);
-            gsl_linalg_QR_lssolve(X, tau, &yi.vector, b, res);
-            memcpy(r + (size_t)i * v, res->data, sizeof(double) * v);
-        }
-        /* modes: eigenvectors of y'y, largest first (spm_svd(y')) */
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
-                double s = 0.0;
-                for (int t = 0; t < v; t++)
-                    s += r[(size_t)i * v + t] * r[(size_t)j * v + t];
-                gsl_matrix_set(G, (size_t)i, (size_t)j, s);
-            }
-        gsl_eigen_symmv(G, ev, E, ew);
-        gsl_eigen_symmv_sort(ev, E, GSL_EIGEN_SORT_VAL_DESC);
-        double sum = 0.0;
-        for (int i = 0; i < n; i++)
-            sum += gsl_vector_get(ev, (size_t)i);
-        int keep = 0;
-        for (int i = 0; i < n && keep < maxnodes; i++)
-            if (sum > 0 && gsl_vector_get(ev, (size_t)i) * n / sum > 1e-6)
-                keep++;
-        /* K = V V' */
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
-                double s = 0.0;
-                for (int c = 0; c < keep; c++)
-                    s += gsl_matrix_get(E, (size_t)i, (size_t)c) * gsl_matrix_get(E, (size_t)j, (size_t)c);
-                K[i * n + j] = s;
-            }
-        /* A block (column-major vec(A)): kron(K, K) diag(pV_A) kron(K, K)' */
-        const int nn = n * n;
-        for (int a = 0; a < nn; a++)
-            for (int c = 0; c < nn; c++) {
-                double s = 0.0;
-                for (int e = 0; e < nn; e++) {
-                    if (pV[e] == 0.0)
-                        continue;
-                    /* kron(K,K)[x][e] for x = i + j n, e = k + l n is K[j][l] K[i][k] */
-                    double ka = K[(a / n) * n + e / n] * K[(a % n) * n + e % n];
-                    double kc = K[(c / n) * n + e / n] * K[(c % n) * n + e % n];
-                    s += ka * pV[e] * kc;
-                }
-                C[(size_t)a * np + c] = s;
-            }
-    }
-    free(r);
-    free(K);
-    if (X) gsl_matrix_free(X);
-    if (tau) gsl_vector_free(tau);
-    if (b) gsl_vector_free(b);
-    if (res) gsl_vector_free(res);
-    if (G) gsl_matrix_free(G);
-    if (E) gsl_matrix_free(E);
-    if (ev) gsl_vector_free(ev);
-    if (ew) gsl_eigen_symmv_free(ew);
-    if (!ok) {
-        free(C);
-        return NULL;
-    }
-    return C;
 }
 
 /* The data as SPM fits them: each region's mean removed, then scaled so
@@ -348,7 +254,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     /* large networks: SPM confines the prior on A to the data's principal
        modes (options.maxnodes) */
     if (P->maxnodes > 0 && n > P->maxnodes) {
-        pC_full = mode_constrained_prior(R->y_obs, v, n, X0, nx0, R->pV, np, P->maxnodes);
+        pC_full = dcm_mode_constrained_prior(R->y_obs, v, n, X0, nx0, R->pV, np, P->maxnodes, NULL);
         if (!pC_full)
             goto fail;
     }

@@ -872,14 +872,6 @@ static int load_csd(spec_ctx *s, json_t *root, int flags, dcm_problem **out)
             (rc = csd_option_int(s, opt, "maxnodes", 1, 1000, "regions", &P->maxnodes)))
             goto done;
     }
-    if (n > P->maxnodes &&
-        dcm_warnings_add(&P->warnings, "%d regions exceed \"maxnodes\" (%d): SPM would confine the "
-                         "prior on A to the data's principal modes; that constraint is not "
-                         "implemented for spectral DCM yet, so the full prior was used", n,
-                         P->maxnodes)) {
-        rc = dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
     if (!design_only && (rc = load_confounds(s, root, P, tpath)))
         goto done;
     rc = dcm_problem_validate(P, s->err);

@@ -1133,8 +1133,8 @@ static void test_mat(void)
     CU_ASSERT(!exists("mat_again.json"));
 }
 
-/* A spec with more regions than "maxnodes" is fitted, with a warning that
- * SPM's eigenmode constraint is not applied; "confounds" are regressed out
+/* A spec with more regions than "maxnodes" is fitted under SPM's eigenmode
+ * constraint, which the result's warnings say; "confounds" are regressed out
  * (a confound equal to a region's own series leaves nothing to fit). */
 static void test_options_and_confounds(void)
 {

@@ -74,6 +74,12 @@ struct vl_engine {
     double *JC;         /* nobs x npp */
     double *djcj;       /* nobs: diag(J Cp J') */
     double *PS;         /* nh x ny */
+    double *G;          /* nh x npp x npp: J' diag(Q_i) J, when use_gram */
+    double *ch;         /* nh: PREC_FLOOR + exp(h_i) */
+    int use_gram, gram_ok;
+    int *qlo, *qhi;     /* nh: component i's Q is zero outside rows [qlo, qhi) of
+                           the ny values (n^2 disjoint channels for spectral DCM:
+                           the M-step's sums then skip the zeros) */
     double *dFdh, *dFdhh, *Ch, *dh, *d;
     double *ldwork;     /* log-determinants of Cp and Ch */
     vl_dx_work *dxp, *dxh;   /* steps in p (npp) and h (nh) */
@@ -96,6 +102,10 @@ void vl_engine_free(vl_engine *E)
                       E->Cp_keep, E->h, E->h_keep, E->dFdp, E->dFdpp, E->dp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    free(E->qlo);
+    free(E->qhi);
+    free(E->G);
+    free(E->ch);
     vl_dx_free(E->dxp);
     vl_dx_free(E->dxh);
     vl_inv_free(E->invp);
@@ -227,7 +237,32 @@ static int alloc_buffers(vl_engine *E)
     E->Cp = malloc(sizeof(double) * NPP);
     E->JC = malloc(sizeof(double) * nobs * npp);
     E->djcj = malloc(sizeof(double) * nobs);
-    E->PS = malloc(sizeof(double) * nh * ny);
+    E->PS = calloc(nh * ny, sizeof(double));
+    E->ch = malloc(sizeof(double) * nh);
+    /* many precision components (spectral DCM: one per channel, n^2): the
+       M-step's passes work on per-component Gram matrices J' diag(Q_i) J,
+       made once per Jacobian, instead of redoing J' diag(w) J and
+       diag(J Cp J') over all rows in every pass (the same sums, regrouped;
+       with a few components the rows are cheap and the old order stays) */
+    E->use_gram = nh > 16 && nh * NPP <= ((size_t)24 << 20);
+    for (size_t k = 0; E->use_gram && k < nh * ny; k++)
+        if (E->M.Q[k] < 0.0)
+            E->use_gram = 0;   /* sqrt(Q) below */
+    if (E->use_gram && !(E->G = malloc(sizeof(double) * nh * NPP)))
+        E->use_gram = 0;       /* the row-wise path needs no more memory */
+    E->qlo = malloc(sizeof(int) * nh);
+    E->qhi = malloc(sizeof(int) * nh);
+    if (E->qlo && E->qhi)
+        for (size_t i = 0; i < nh; i++) {
+            const double *Qi = E->M.Q + i * ny;
+            int lo = 0, hi = (int)ny;
+            while (lo < hi && Qi[lo] == 0.0)
+                lo++;
+            while (hi > lo && Qi[hi - 1] == 0.0)
+                hi--;
+            E->qlo[i] = lo;
+            E->qhi[i] = hi;
+        }
     E->dFdh = malloc(sizeof(double) * nh);
     E->dFdhh = malloc(sizeof(double) * nh * nh);
     E->Ch = malloc(sizeof(double) * nh * nh);
@@ -247,7 +282,8 @@ static int alloc_buffers(vl_engine *E)
     E->invp = vl_inv_alloc(E->npp);
     E->invh = vl_inv_alloc(E->nh);
     return E->ipc && E->theta && E->theta2 && E->f0 && E->f1 && (E->dfdt || !E->M.jacobian) &&
-           E->J && E->e && E->w && E->Pp && E->Cp && E->JC && E->djcj && E->PS && E->dFdh &&
+           E->J && E->e && E->w && E->Pp && E->Cp && E->JC && E->djcj && E->PS && E->ch && E->qlo &&
+           E->qhi && E->dFdh &&
            E->dFdhh && E->Ch && E->dh && E->d && E->ldwork && E->p && E->p_keep &&
            E->Cp_keep && E->h && E->h_keep && E->dFdp && E->dFdpp && E->dp && E->dxp &&
            E->dxh && E->invp && E->invh;
@@ -451,6 +487,7 @@ static int predict_and_jacobian(vl_engine *E, const double *p)
 {
     const int nobs = E->nobs, npp = E->npp;
     to_theta(E, p, E->theta);
+    E->gram_ok = 0;   /* a new Jacobian */
     if (E->M.predict(E->M.user, E->theta, E->f0) < 0 || !finite_vec(E->f0, nobs))
         return -1;
     if ((E->M.jacobian ? jacobian_from_model(E) : jacobian_fd(E)) < 0)
@@ -508,10 +545,43 @@ static void prediction_error(vl_engine *E)
 
 /* The posterior covariance Cp = inv(J' iS J + ipc) at the current
  * precisions w, with Pp = J' iS J and djcj = diag(J Cp J'). */
+static int posterior_covariance_gram(vl_engine *E)
+{
+    const int npp = E->npp, nh = E->nh, ny = E->ny, cs = E->cs;
+    const size_t NPP = (size_t)npp * npp;
+    if (!E->gram_ok) {
+        for (int i = 0; i < nh; i++) {
+            const double *Qi = E->M.Q + (size_t)i * ny;
+            const int r0 = E->qlo[i] << cs, r1 = E->qhi[i] << cs;
+            double *Gi = E->G + (size_t)i * NPP;
+            for (int r = r0; r < r1; r++) {
+                double sq = sqrt(Qi[r >> cs]);
+                for (int c = 0; c < npp; c++)
+                    E->JC[(size_t)(r - r0) * npp + c] = sq * E->J[(size_t)r * npp + c];
+            }
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, npp, r1 - r0, 1.0, E->JC, npp,
+                        0.0, Gi, npp);
+            for (int a = 0; a < npp; a++)
+                for (int b = 0; b < a; b++)
+                    Gi[a * npp + b] = Gi[b * npp + a];
+        }
+        E->gram_ok = 1;
+    }
+    memset(E->Pp, 0, sizeof(double) * NPP);
+    for (int i = 0; i < nh; i++)
+        cblas_daxpy((int)NPP, E->ch[i], E->G + (size_t)i * NPP, 1, E->Pp, 1);
+    memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
+    for (int a = 0; a < npp; a++)
+        E->Cp[a * npp + a] += E->ipc[a];
+    return vl_inv_reg_ws(E->Cp, npp, -1.0, E->invp);
+}
+
 static int posterior_covariance(vl_engine *E)
 {
     const int npp = E->npp, nobs = E->nobs, cs = E->cs;
     const size_t NPP = (size_t)npp * npp;
+    if (E->use_gram)
+        return posterior_covariance_gram(E);
     /* Pp = J' diag(w) J, via JW = diag(sqrt w) J */
     for (int r = 0; r < nobs; r++) {
         double sw = sqrt(E->w[r >> cs]);
@@ -546,28 +616,36 @@ static int posterior_covariance(vl_engine *E)
  * (real and imaginary parts). */
 static void precision_gradient(vl_engine *E)
 {
-    const int ny = E->ny, nobs = E->nobs, nh = E->nh, cs = E->cs;
+    const int ny = E->ny, nh = E->nh, cs = E->cs;
     const double *Q = E->M.Q;
+    /* the sums run over each component's non-zero rows only: the terms
+       left out are exact zeros */
     for (int i = 0; i < nh; i++) {
         double eh = exp(E->h[i]), tr = 0.0, ee = 0.0, tc = 0.0;
         const double *Qi = Q + (size_t)i * ny;
         double *PSi = E->PS + (size_t)i * ny;
-        for (int r = 0; r < ny; r++) {
+        const int lo = E->qlo[i], hi = E->qhi[i];
+        for (int r = lo; r < hi; r++) {
             PSi[r] = Qi[r] * eh / E->w[r];
             tr += PSi[r];
         }
-        for (int r = 0; r < nobs; r++) {
+        for (int r = lo << cs; r < hi << cs; r++) {
             double q = Qi[r >> cs] * eh;
             ee += q * E->e[r] * E->e[r];
-            tc += q * E->djcj[r];
+            if (!E->use_gram)
+                tc += q * E->djcj[r];
         }
+        if (E->use_gram)   /* sum_r Q_ir (J Cp J')_rr = tr(Cp G_i) */
+            tc = eh * cblas_ddot(E->npp * E->npp, E->Cp, 1, E->G + (size_t)i * E->npp * E->npp, 1);
         E->dFdh[i] = tr / 2.0 - ee / 2.0 - tc / 2.0;
     }
     for (int i = 0; i < nh; i++)
         for (int j = i; j < nh; j++) {
             double s = 0.0;
             const double *a = E->PS + (size_t)i * ny, *b = E->PS + (size_t)j * ny;
-            for (int r = 0; r < ny; r++)
+            const int lo = E->qlo[i] > E->qlo[j] ? E->qlo[i] : E->qlo[j];
+            const int hi = E->qhi[i] < E->qhi[j] ? E->qhi[i] : E->qhi[j];
+            for (int r = lo; r < hi; r++)
                 s += a[r] * b[r];
             E->dFdhh[i * nh + j] = E->dFdhh[j * nh + i] = -s / 2.0;
         }
@@ -576,6 +654,29 @@ static void precision_gradient(vl_engine *E)
         E->dFdh[i] -= E->d[i] / E->M.hC[i];
         E->dFdhh[i * nh + i] -= 1.0 / E->M.hC[i];
     }
+}
+
+/* spm_dx for a diagonal curvature H (n components on disjoint rows):
+ * (expm(tH) - I) H^-1 g is then elementwise, t = exp(lograte - log|det H|/n)
+ * as vl_dx_ws; a full Newton step past t = e^16. Returns 0, or -1 when H
+ * is not diagonal or has a zero (the general vl_dx_ws then decides). */
+static int dx_diagonal(const double *H, const double *g, int n, double lograte, double *dx)
+{
+    double ld = 0.0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++)
+            if (j != i && H[i * n + j] != 0.0)
+                return -1;
+        if (!(H[i * n + i] != 0.0) || !isfinite(H[i * n + i]))
+            return -1;
+        ld += log(fabs(H[i * n + i]));
+    }
+    double t = exp(lograte - ld / n);
+    for (int i = 0; i < n; i++) {
+        double hi = H[i * n + i];
+        dx[i] = t > exp(16.0) ? -g[i] / hi : expm1(t * hi) / hi * g[i];
+    }
+    return 0;
 }
 
 /* M-step: Fisher scoring of the noise log-precisions h (up to MSTEP_MAX
@@ -596,11 +697,15 @@ static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
 {
     const int ny = E->ny, nh = E->nh;
     for (int it = 0; it < MSTEP_MAX; it++) {
-        for (int r = 0; r < ny; r++) {
-            double s = 0.0;
-            for (int i = 0; i < nh; i++)
-                s += E->M.Q[(size_t)i * ny + r] * (PREC_FLOOR + exp(E->h[i]));
-            E->w[r] = s;
+        /* w = sum_i Q_i (floor + e^h_i), each row summed in component order
+           over the components that reach it (the others add exact zeros) */
+        for (int i = 0; i < nh; i++)
+            E->ch[i] = PREC_FLOOR + exp(E->h[i]);
+        memset(E->w, 0, sizeof(double) * (size_t)ny);
+        for (int i = 0; i < nh; i++) {
+            const double *Qi = E->M.Q + (size_t)i * ny;
+            for (int r = E->qlo[i]; r < E->qhi[i]; r++)
+                E->w[r] += Qi[r] * E->ch[i];
         }
         int ir = posterior_covariance(E);
         if (ir) {
@@ -615,7 +720,12 @@ static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
             set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
             return ir == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
         }
-        int dr = vl_dx_ws(E->dFdhh, E->dFdh, nh, 4.0, E->dh, E->dxh);
+        /* many components on disjoint rows (spectral DCM's channels): dFdhh
+           is diagonal and the matrix exponential of an nh + 1 square
+           matrix per pass reduces to nh scalars */
+        int dr = E->use_gram && !dx_diagonal(E->dFdhh, E->dFdh, nh, 4.0, E->dh)
+                     ? VL_OK
+                     : vl_dx_ws(E->dFdhh, E->dFdh, nh, 4.0, E->dh, E->dxh);
         if (dr) {
             set_err(errbuf, errlen, "noise precision update failed at iteration %d", k);
             return dr == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
