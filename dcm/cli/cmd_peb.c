@@ -672,6 +672,8 @@ int cmd_peb(int argc, char **argv)
         memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
         memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
     }
+    if (models_path && (rc = peb_space_check(models_path, families_path, &S, sel, nsel)))
+        goto done;
     if (q == DCM_PEB_Q_FIELDS &&
         (!(field = malloc(sizeof(int) * nsel)) || field_components(&R[0], sel, nsel, field, &nfield))) {
         rc = cli_fail("peb", field ? DCM_ERR_INPUT : DCM_ERR_SYSTEM,

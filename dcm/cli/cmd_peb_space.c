@@ -277,6 +277,22 @@ static json_t *parameter_probs(const peb_space_input *in, const double *Pw, cons
 
 /* ---------------------------------------------------------------- families */
 
+/* every family of a factor has a model (after repeated models are
+ * dropped) */
+static int families_nonempty(const char *path, const char *factor, const int *fam, int nkept,
+                             char *const *fam_names, int nfam)
+{
+    for (int f = 0; f < nfam; f++) {
+        int n = 0;
+        for (int m = 0; m < nkept; m++)
+            n += fam[m] == f;
+        if (!n)
+            return cli_fail("peb", DCM_ERR_INPUT, "%s, factor '%s': family '%s' has no model", path, factor,
+                            fam_names[f]);
+    }
+    return DCM_OK;
+}
+
 /* fam[m] for each kept model from one factor's "families": a list of
  * {"name", "models": [names or patterns]} or an object name -> models, or
  * "membership": SPM's vector (1-based, one per model listed in SPACE). */
@@ -313,7 +329,7 @@ static int factor_membership(const char *path, const char *factor, json_t *fams,
             if (!((*fam_names)[f] = strdup(buf)))
                 return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         }
-        return DCM_OK;
+        return families_nonempty(path, factor, fam, nkept, *fam_names, *nfam);
     }
     int obj = json_is_object(fams);
     size_t n = obj ? json_object_size(fams) : json_array_size(fams);
@@ -392,7 +408,7 @@ static int factor_membership(const char *path, const char *factor, json_t *fams,
         if (keep[m] && fam[kept_index[m]] < 0)
             return cli_fail("peb", DCM_ERR_INPUT, "%s, factor '%s': model '%s' is in no family; every model "
                             "of the space belongs to one", path, factor, d->names[m]);
-    return DCM_OK;
+    return families_nonempty(path, factor, fam, nkept, *fam_names, *nfam);
 }
 
 static void free_names(char **names, int n)
@@ -417,8 +433,9 @@ static int parse_bma_option(const char *path, const char *factor, json_t *v, int
 
 /* One factor of FAMILIES.json: compute and report. */
 static int family_factor(const peb_space_input *in, json_t *fj, int index, const space_def *d,
-                         const unsigned char *keep, const int *kept_index, const dcm_peb_space_result *R,
-                         const char *const *kept_names, int as_json, json_t *out)
+                         const unsigned char *keep, const int *kept_index, int nkept,
+                         const dcm_peb_space_result *R, const char *const *kept_names, int as_json,
+                         json_t *out)
 {
     const char *path = in->families_path;
     char defname[32];
@@ -439,31 +456,18 @@ static int family_factor(const peb_space_input *in, json_t *fj, int index, const
     int bma = 0;
     if (parse_bma_option(path, factor, json_object_get(fj, "bma"), &bma))
         return DCM_ERR_INPUT;
-    int *fam = malloc(sizeof(int) * R->nm), nfam = 0;
+    int *fam = malloc(sizeof(int) * nkept), nfam = 0;
     char **fnames = NULL;
     if (!fam)
         return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
     int rc = factor_membership(path, factor, json_object_get(fj, "families"), json_object_get(fj, "membership"),
-                               d, keep, kept_index, R->nm, fam, &fnames, &nfam);
+                               d, keep, kept_index, nkept, fam, &fnames, &nfam);
     dcm_peb_family_result F;
     memset(&F, 0, sizeof F);
     dcm_error err = {0, ""};
-    if (!rc && dcm_peb_families(R, fam, nfam, bma, &F, &err)) {
-        /* a family with no model is the one input error left: name it */
-        for (int f = 0; f < nfam; f++) {
-            int n = 0;
-            for (int m = 0; m < R->nm; m++)
-                n += fam[m] == f;
-            if (!n) {
-                rc = cli_fail("peb", DCM_ERR_INPUT, "%s, factor '%s': family '%s' has no model", path, factor,
-                              fnames[f]);
-                break;
-            }
-        }
-        if (!rc)
-            rc = cli_report("peb", &err);
-    }
-    if (rc) {
+    if (!rc && R && dcm_peb_families(R, fam, nfam, bma, &F, &err))
+        rc = cli_report("peb", &err);
+    if (rc || !R) { /* !R: only checked */
         free(fam);
         free_names(fnames, nfam);
         dcm_peb_family_result_free(&F);
@@ -538,7 +542,7 @@ static int family_factor(const peb_space_input *in, json_t *fj, int index, const
 }
 
 static int report_families(const peb_space_input *in, const space_def *d, const unsigned char *keep,
-                           const int *kept_index, const dcm_peb_space_result *R,
+                           const int *kept_index, int nkept, const dcm_peb_space_result *R,
                            const char *const *kept_names, int as_json, json_t *o)
 {
     const char *path = in->families_path;
@@ -560,9 +564,9 @@ static int report_families(const peb_space_input *in, const space_def *d, const 
                       "\"families\": [{\"name\": ..., \"models\": [...]}, ...]}, ...]}", path);
     json_t *out = json_array();
     for (size_t f = 0; f < json_array_size(factors) && !rc; f++)
-        rc = family_factor(in, json_array_get(factors, f), (int)f, d, keep, kept_index, R, kept_names, as_json,
-                           out);
-    if (!rc)
+        rc = family_factor(in, json_array_get(factors, f), (int)f, d, keep, kept_index, nkept, R, kept_names,
+                           as_json, out);
+    if (!rc && o)
         json_object_set_new(o, "families", out);
     else
         json_decref(out);
@@ -604,7 +608,9 @@ static void print_space(const peb_space_input *in, const dcm_peb_space_result *R
     printf("\nper parameter: probability that it is on, over the models (SPM's BMA.Pw, BMA.Px)\n");
 }
 
-int peb_space_report(const peb_space_input *in, int as_json, json_t *o)
+/* check_only: read and check both files against the PEB's parameters
+ * (in->P holds np and sel only), print nothing */
+static int space_run(const peb_space_input *in, int as_json, json_t *o, int check_only)
 {
     space_def d;
     int rc = read_space(in, &d);
@@ -628,7 +634,8 @@ int peb_space_report(const peb_space_input *in, int as_json, json_t *o)
             char msg[1024];
             snprintf(msg, sizeof msg, "model '%s' switches the same parameters as '%s': compared once, as "
                      "'%s' (SPM's unique rows)", d.names[m], d.names[dup_of[m]], d.names[dup_of[m]]);
-            fprintf(stderr, "dcm peb: warning: %s: %s\n", in->models_path, msg);
+            if (!check_only)
+                fprintf(stderr, "dcm peb: warning: %s: %s\n", in->models_path, msg);
             json_array_append_new(warn, json_string(msg));
             continue;
         }
@@ -641,6 +648,11 @@ int peb_space_report(const peb_space_input *in, int as_json, json_t *o)
     if (!any_off) {
         rc = cli_fail("peb", DCM_ERR_INPUT, "%s: the model space is empty: no model switches off any of the "
                       "PEB's parameters (SPM: 'your model space is empty')", in->models_path);
+        goto done;
+    }
+    if (check_only) {
+        if (in->families_path)
+            rc = report_families(in, &d, keep, kept_index, nm, NULL, names, 1, NULL);
         goto done;
     }
     dcm_error err = {0, ""};
@@ -692,7 +704,7 @@ int peb_space_report(const peb_space_input *in, int as_json, json_t *o)
     json_object_set_new(ms, "warnings", warn);
     warn = NULL;
     if (in->families_path &&
-        (rc = report_families(in, &d, keep, kept_index, &R, names, as_json, o)))
+        (rc = report_families(in, &d, keep, kept_index, nm, &R, names, as_json, o)))
         goto done;
     json_object_set_new(o, "model_space", ms);
     ms = NULL;
@@ -707,4 +719,20 @@ done:
     free(names);
     space_def_free(&d);
     return rc;
+}
+
+int peb_space_report(const peb_space_input *in, int as_json, json_t *o)
+{
+    return space_run(in, as_json, o, 0);
+}
+
+int peb_space_check(const char *models_path, const char *families_path, const io_pname_space *S,
+                    const int *sel, int nsel)
+{
+    dcm_peb_result P;
+    memset(&P, 0, sizeof P);
+    P.np = nsel;
+    P.sel = (int *)sel; /* read only */
+    peb_space_input in = {.models_path = models_path, .families_path = families_path, .P = &P, .S = S};
+    return space_run(&in, 1, NULL, 1);
 }

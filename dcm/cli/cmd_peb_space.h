@@ -34,4 +34,10 @@ typedef struct {
 
 int peb_space_report(const peb_space_input *in, int as_json, json_t *o);
 
+/* The same files read and checked against the PEB's parameters (sel,
+ * nsel: their indices in the first level) before the PEB is fitted, so
+ * that a bad file fails at once; prints nothing but the error. */
+int peb_space_check(const char *models_path, const char *families_path, const io_pname_space *S,
+                    const int *sel, int nsel);
+
 #endif
