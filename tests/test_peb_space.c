@@ -15,7 +15,9 @@
  *   a {full, empty} space against single reductions;
  * - bad input: a parameter not in the PEB, an empty space, duplicate names,
  *   a design whose rows do not match the subjects, families that do not
- *   partition the models. */
+ *   partition the models;
+ * - a simulated DCM group (dcm simulate + batch + peb, fixed seeds): the
+ *   generating pattern of modulations wins in both factors. */
 #define _XOPEN_SOURCE 700
 #include <limits.h>
 #include <math.h>
@@ -692,6 +694,106 @@ static void test_bad_input(void)
     CU_ASSERT(test_no_temp_files(tmpdir));
 }
 
+/* ------------------------------------------------ a simulated DCM group */
+
+/* 16 subjects simulated (dcm simulate) from a network where Motion and
+ * Attention modulate V1 -> V5 in everyone, the second half has a stronger
+ * attentional modulation (+0.4) and Attention does not modulate SPC -> V5;
+ * each fitted with all three modulations (dcm batch). The space of all 8
+ * on/off patterns of the three B parameters: the generating pattern wins
+ * in both factors. */
+static void test_simulated_group(void)
+{
+    if (access("datasets/attention_design/events.tsv", R_OK)) {
+        test_skip("datasets/attention_design/events.tsv not found (run the tests from the repository)");
+        return;
+    }
+    enum { NS = 16 };
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 4242);
+    char manifest[8192], *m = manifest, design[4096], *d = design, args[8192];
+    m += sprintf(m, "subject\tmodel\tspec\n");
+    d += sprintf(d, "subject\tmean\tgroup\n");
+    for (int s = 0; s < NS; s++) {
+        int grp = s >= NS / 2;
+        char truth[2048], name[64], spec[4096];
+        snprintf(truth, sizeof truth,
+                 "{\"A\": [[0, %.4f, 0], [%.4f, 0, %.4f], [0, %.4f, 0]],\n"
+                 " \"B\": {\"Motion\": [[0,0,0],[%.4f,0,0],[0,0,0]], \"Attention\": [[0,0,0],[%.4f,0,0],[0,0,0]]},\n"
+                 " \"C\": [[%.4f,0,0],[0,0,0],[0,0,0]]}\n",
+                 -0.1 + gsl_ran_gaussian(rng, 0.05), 0.4 + gsl_ran_gaussian(rng, 0.05),
+                 -0.1 + gsl_ran_gaussian(rng, 0.05), 0.3 + gsl_ran_gaussian(rng, 0.05),
+                 0.3 + gsl_ran_gaussian(rng, 0.05), 0.2 + 0.4 * grp + gsl_ran_gaussian(rng, 0.05),
+                 0.8 + gsl_ran_gaussian(rng, 0.05));
+        snprintf(name, sizeof name, "truth_%02d.json", s);
+        test_write_file(tmpdir, name, truth);
+        snprintf(spec, sizeof spec,
+                 "{\"TR\": 3.22, \"TE\": 0.04, \"scans\": 360, \"timeseries\": \"ts_%02d.tsv\",\n"
+                 " \"regions\": [\"V1\", \"V5\", \"SPC\"],\n"
+                 " \"events\": \"%s/datasets/attention_design/events.tsv\",\n"
+                 " \"inputs\": [\"Photic\", \"Motion\", \"Attention\"],\n"
+                 " \"a\": [\"V1 -> V5\", \"V5 -> V1\", \"V5 -> SPC\", \"SPC -> V5\"],\n"
+                 " \"b\": {\"Motion\": [\"V1 -> V5\"], \"Attention\": [\"V1 -> V5\", \"SPC -> V5\"]},\n"
+                 " \"c\": {\"Photic\": [\"V1\"]}}\n", s, repo);
+        snprintf(name, sizeof name, "full_%02d.json", s);
+        test_write_file(tmpdir, name, spec);
+        snprintf(args, sizeof args, "simulate %s/%s --params %s/truth_%02d.json --snr 5 --seed %d -o %s/ts_%02d.tsv",
+                 tmpdir, name, tmpdir, s, 500 + s, tmpdir, s);
+        CU_ASSERT_EQUAL_FATAL(run(args), 0);
+        m += sprintf(m, "s%02d\tfull\t%s\n", s, name);
+        d += sprintf(d, "s%02d\t1\t%s\n", s, grp ? "0.5" : "-0.5");
+    }
+    gsl_rng_free(rng);
+    test_write_file(tmpdir, "sim_manifest.tsv", manifest);
+    test_write_file(tmpdir, "sim_design.tsv", design);
+    const char *rel = getenv("DCM_RELEASE_BIN");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s batch %s/sim_manifest.tsv -o %s/sim_out -j 2 -q",
+             rel && *rel && !access(rel, X_OK) ? rel : test_dcm_bin(), tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_shell(cmd, out, sizeof out), 0);
+    /* all 8 patterns over B:Motion:V1->V5, B:Attention:V1->V5, B:Attention:SPC->V5 */
+    static const char *const pn[3] = {"B:Motion:V1->V5", "B:Attention:V1->V5", "B:Attention:SPC->V5"};
+    char space[4096], *sp = space;
+    sp += sprintf(sp, "{\"models\": [");
+    for (int k = 0; k < 8; k++) {
+        sp += sprintf(sp, "%s{\"name\": \"m%d\", \"on\": [", k ? ", " : "", k);
+        int first = 1;
+        for (int q = 0; q < 3; q++)
+            if ((k >> q) & 1) {
+                sp += sprintf(sp, "%s\"%s\"", first ? "" : ", ", pn[q]);
+                first = 0;
+            }
+        sp += sprintf(sp, "]}");
+    }
+    sprintf(sp, "]}");
+    test_write_file(tmpdir, "sim_space.json", space);
+    test_write_file(tmpdir, "sim_fam.json", "{\"name\": \"attention on SPC->V5\", \"bma\": \"WINNING\", \"families\": "
+                                            "{\"with\": [\"m4\", \"m5\", \"m6\", \"m7\"], \"without\": [\"m0\", \"m1\", \"m2\", \"m3\"]}}");
+    snprintf(args, sizeof args, "peb %s/sim_out --model full --design %s/sim_design.tsv --params B --q all "
+             "--maxit 256 --models %s/sim_space.json --families %s/sim_fam.json --json", tmpdir, tmpdir, tmpdir, tmpdir);
+    json_t *o = run_json(args);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    json_t *ms = json_object_get(o, "model_space"), *best = json_object_get(ms, "best");
+    const char *bc = json_string_value(json_object_get(best, "commonalities"));
+    const char *bd = json_string_value(json_object_get(best, "differences"));
+    /* truth: commonalities Motion + Attention on V1->V5 (m3), difference on
+       Attention V1->V5 only (m2) */
+    double pc = num(json_array_get(json_object_get(ms, "models"), 3), "posterior_commonalities");
+    double pd = num(json_array_get(json_object_get(ms, "models"), 2), "posterior_differences");
+    json_t *fam = json_array_get(json_object_get(o, "families"), 0);
+    double pwithout = num(json_array_get(json_object_get(fam, "families"), 1), "posterior_commonalities");
+    printf("\n  simulated group of %d: best commonalities %s (true m3, P %.3f), differences %s (true m2, P %.3f); "
+           "P(no attention on SPC->V5 in common) %.3f\n", NS, bc, pc, bd, pd, pwithout);
+    CU_ASSERT_STRING_EQUAL(bc, "m3");
+    CU_ASSERT_STRING_EQUAL(bd, "m2");
+    CU_ASSERT(pc > 0.5);
+    CU_ASSERT(pd > 0.5);
+    CU_ASSERT(pwithout > 0.5);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(fam, "winning"), "commonalities")), "without");
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(fam, "effects")), 6);
+    json_decref(o);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm-peb-space-XXXXXX");
@@ -701,6 +803,7 @@ int main(void)
         {"model space and families on a synthetic group: the true model wins, F = BMR, sums", test_synthetic_space},
         {"the tutorial's 28 templates and 3 family factors on the public subset", test_tutorial_space},
         {"bad model spaces, families and designs: clear errors", test_bad_input},
+        {"a simulated DCM group (simulate, batch, peb): the generating pattern wins", test_simulated_group},
         {NULL, NULL}};
     int rc = test_run("PEB model space", cases);
     if (test_remove_dir(tmpdir))
