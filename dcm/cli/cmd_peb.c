@@ -8,6 +8,7 @@
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
+#include "dcm/cli/cmd_peb_space.h"
 #include "io/io_batchdir.h"
 #include "models/model_layout.h"
 #include "io/io_pnames.h"
@@ -17,7 +18,8 @@
 static const char *const usage[] = {
     "OUTDIR --model NAME --design DESIGN.tsv --params SEL [--params SEL ...]\n"
     "               [--q single|fields|all] [--maxit N] [--subjects S1,S2,...]\n"
-    "               [--alpha A] [--beta B] [--hE H] [--hC V] [--search] [--json] [-o PEB.json]",
+    "               [--alpha A] [--beta B] [--hE H] [--hC V] [--search]\n"
+    "               [--models SPACE.json [--families FAMILIES.json]] [--json] [-o PEB.json]",
     NULL};
 
 static const char *description =
@@ -47,7 +49,9 @@ static const char *description =
 static const char *footer =
     "example:\n"
     "  dcm peb out --model fwd --design design.tsv --params 'B:*' -o peb.json\n"
-    "  dcm peb out --model full --design design.tsv --params B --q all --maxit 256\n";
+    "  dcm peb out --model full --design design.tsv --params B --q all --maxit 256\n"
+    "  dcm peb out --model full --design design.tsv --params B --q all --maxit 256 \\\n"
+    "      --models space.json --families families.json\n";
 typedef struct {
     int nsub, nx;
     char **subjects;
@@ -536,6 +540,7 @@ int cmd_peb(int argc, char **argv)
     const char **sels = calloc((size_t)argc, sizeof *sels);
     const char **subj_args = calloc((size_t)argc, sizeof *subj_args);
     int *field = NULL, *ksel = NULL, nfield = 0, search = 0;
+    const char *models_path = NULL, *families_path = NULL;
     dcm_peb_search_result bma;
     memset(&bma, 0, sizeof bma);
     int rc = DCM_OK;
@@ -585,6 +590,16 @@ int cmd_peb(int argc, char **argv)
                  "search over reduced group models as spm_dcm_peb_bmc (spm_dcm_bmr_all over every group "
                  "effect): the effects become Bayesian model averages with Pp, the probability that each "
                  "is present (0 for one switched off)"),
+        CLI_GROUP("hypotheses (spm_dcm_peb_bmc with a model space, spm_dcm_peb_bmc_fam):"),
+        CLI_STRING(0, "models", &models_path, "SPACE.json",
+                   "compare a space of reduced group models: each model switches the PEB's parameters on "
+                   "or off ({\"models\": [{\"name\": ..., \"on\": [...]} or {..., \"off\": [...]}]}); "
+                   "scored jointly on the first covariate (commonalities) x the second (differences), with "
+                   "the posterior over models and each factor and the BMA (MANUAL 12.6)"),
+        CLI_STRING(0, "families", &families_path, "FAMILIES.json",
+                   "families of the --models space, one or more factors ({\"factors\": [{\"name\": ..., "
+                   "\"bma\": \"ALL\"|\"WINNING\"|\"NONE\", \"families\": [{\"name\": ..., \"models\": "
+                   "[names or patterns]}]}]}): family posteriors per factor under equal family priors"),
         CLI_GROUP("output:"),
         CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
         CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
@@ -602,6 +617,11 @@ int cmd_peb(int argc, char **argv)
     }
     if (npos)
         outdir = argv[1];
+    if (families_path && !models_path) {
+        rc = cli_fail("peb", DCM_ERR_USAGE, "--families needs --models SPACE.json (the models the families "
+                      "group)");
+        goto done;
+    }
     if (!outdir || !model || !design_path || !nsel_args) {
         rc = cli_fail("peb", DCM_ERR_USAGE,
                       "give OUTDIR, --model NAME, --design DESIGN.tsv and --params SEL (see dcm peb --help)");
@@ -612,6 +632,10 @@ int cmd_peb(int argc, char **argv)
         cli_plan_init(&plan, "peb");
         cli_plan_batchdir(&plan, outdir);
         cli_plan_input(&plan, design_path, "--design");
+        if (models_path)
+            cli_plan_input(&plan, models_path, "--models");
+        if (families_path)
+            cli_plan_input(&plan, families_path, "--families");
         cli_plan_output(&plan, out_path, "-o");
         rc = cli_plan_check(&plan);
         cli_plan_free(&plan);
@@ -672,6 +696,8 @@ int cmd_peb(int argc, char **argv)
             qC[(size_t)i * nsel * nsel + (size_t)q * nsel + q] = R[i].Vp[sel[q]];
             ksel[q] = q;
         }
+    if (models_path && (rc = peb_space_check(models_path, families_path, &S, sel, nsel)))
+        goto done;
     if (q == DCM_PEB_Q_FIELDS &&
         (!(field = malloc(sizeof(int) * nsel)) || field_components(&R[0], sel, nsel, field, &nfield))) {
         rc = cli_fail("peb", field ? DCM_ERR_INPUT : DCM_ERR_SYSTEM,
@@ -728,6 +754,13 @@ int cmd_peb(int argc, char **argv)
         json_object_set_new(o, "search", so);
     } else if ((rc = group_reduction(&P, &D, R[0].pE, R[0].pV, &S, as_json, o)))
         goto done;
+    if (models_path) {
+        peb_space_input sp = {.models_path = models_path, .families_path = families_path, .P = &P,
+                              .X = D.X, .nsub = nsub, .covariates = D.covariates, .pE = R[0].pE,
+                              .pV = R[0].pV, .alpha = alpha, .S = &S};
+        if ((rc = peb_space_report(&sp, as_json, o)))
+            goto done;
+    }
     if ((rc = report_subjects(&P, &D, R, &S, o)))
         goto done;
     json_t *cov = json_array();
