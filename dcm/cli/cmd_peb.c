@@ -8,6 +8,7 @@
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
+#include "dcm/cli/cli_peb.h"
 #include "io/io_batchdir.h"
 #include "models/model_layout.h"
 #include "io/io_pnames.h"
@@ -48,14 +49,7 @@ static const char *footer =
     "example:\n"
     "  dcm peb out --model fwd --design design.tsv --params 'B:*' -o peb.json\n"
     "  dcm peb out --model full --design design.tsv --params B --q all --maxit 256\n";
-typedef struct {
-    int nsub, nx;
-    char **subjects;
-    char **covariates;
-    double *X; /* nsub x nx row-major */
-} design;
-
-static void design_free(design *d)
+void design_free(design *d)
 {
     for (int i = 0; i < d->nsub && d->subjects; i++)
         free(d->subjects[i]);
@@ -67,7 +61,7 @@ static void design_free(design *d)
     memset(d, 0, sizeof *d); /* freed twice is then harmless */
 }
 
-static int read_design(const char *path, design *d, dcm_error *err)
+int read_design(const char *path, design *d, dcm_error *err)
 {
     memset(d, 0, sizeof *d);
     io_text_table t;
@@ -397,7 +391,7 @@ static const char *q_name(int q)
 
 /* A bare block name ("A", "B", "C", "D", "transit") selects the whole
  * block, as SPM's field names do: tried as given first, then as NAME:*. */
-static int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err)
+int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err)
 {
     if (!io_pname_select(S, sel, mask, err))
         return DCM_OK;

@@ -1,0 +1,36 @@
+/* cli_peb.h — what `dcm peb` shares with `dcm loo` and the PEB-of-PEBs
+ * path (cmd_peb.c, cmd_loo.c, cmd_peb_pebs.c): the design table and the
+ * parameter selection.
+ *
+ * Contract: as cli.h (messages "dcm NAME: ...", exit codes DCM_ERR_*).
+ */
+#ifndef DCM_CLI_PEB_H
+#define DCM_CLI_PEB_H
+
+#include "dcm/dcm_api.h"
+#include "io/io_pnames.h"
+
+/* a between-subject design: header "subject<TAB>COVARIATE...", one row
+ * per subject */
+typedef struct {
+    int nsub, nx;
+    char **subjects;
+    char **covariates;
+    double *X; /* nsub x nx row-major */
+} design;
+
+int read_design(const char *path, design *d, dcm_error *err);
+void design_free(design *d);
+
+/* Add the parameters `sel` names to mask: a name or pattern
+ * (io_pname_select, SPM's B(4,4,3) included) or a bare block name as
+ * SPM's fields ("A", "B"). */
+int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err);
+
+/* `dcm peb` over PEB results (PEB of PEBs): argv as cmd_peb's. */
+int cmd_peb_pebs(int argc, char **argv);
+/* Whether `dcm peb`'s first argument names PEB results rather than a
+ * batch folder (a regular file). */
+int peb_inputs_are_results(int argc, char **argv);
+
+#endif
