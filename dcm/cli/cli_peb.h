@@ -33,4 +33,21 @@ int cmd_peb_pebs(int argc, char **argv);
  * batch folder (a regular file). */
 int peb_inputs_are_results(int argc, char **argv);
 
+/* Add to o's "group" what PEB of PEBs and SPM need: Snames, Pind
+ * (1-based) and the group prior M.pE, M.pC (spm_dcm_peb's PEB.M). pE0,
+ * pV: the first-level prior of every parameter. */
+struct json_t;
+int peb_group_extras(struct json_t *o, const dcm_peb_result *P, const design *D, const double *pE0,
+                     const double *pV, double alpha);
+
+typedef struct {
+    const char *Q;
+    int maxit;
+    double alpha, beta, hE, hC;
+} peb_mat_opts;
+
+/* --mat: the PEB as SPM's struct (io_mat_write_peb), atomically. */
+int peb_write_mat(const char *path, const dcm_peb_result *P, const design *D, const io_pname_space *S,
+                  const double *pE0, const double *pV, const peb_mat_opts *mo);
+
 #endif

@@ -517,7 +517,9 @@ static int group_json(const dcm_peb_result *P, const design *D, const io_pname_s
 
 int cmd_peb(int argc, char **argv)
 {
-    const char *outdir = NULL, *model = NULL, *design_path = NULL, *out_path = NULL;
+    if (peb_inputs_are_results(argc, argv))
+        return cmd_peb_pebs(argc, argv);
+    const char *outdir = NULL, *model = NULL, *design_path = NULL, *out_path = NULL, *mat_path = NULL;
     int as_json = 0, nsel_args = 0, q = DCM_PEB_Q_SINGLE, nsubj_args = 0;
     long maxit = 64;
     double alpha = 1.0, beta = 16.0, hE = 0.0, hC = 1.0 / 16.0;
@@ -576,6 +578,8 @@ int cmd_peb(int argc, char **argv)
         CLI_GROUP("output:"),
         CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
         CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_STRING(0, "mat", &mat_path, "FILE", "also write the PEB as SPM's struct (PEB.Snames, Pnames, Pind, "
+                   "Xnames, M, Ep, Cp, Eh, Ch, Ce, F) to a .mat FILE"),
         CLI_END};
     const cli_command cmd = {"peb", usage, description, footer, options, 0};
     int npos;
@@ -601,6 +605,7 @@ int cmd_peb(int argc, char **argv)
         cli_plan_batchdir(&plan, outdir);
         cli_plan_input(&plan, design_path, "--design");
         cli_plan_output(&plan, out_path, "-o");
+        cli_plan_output(&plan, mat_path, "--mat");
         rc = cli_plan_check(&plan);
         cli_plan_free(&plan);
         if (rc)
@@ -677,8 +682,14 @@ int cmd_peb(int argc, char **argv)
     if (!P.converged)
         fprintf(stderr, "dcm peb: warning: stopped at --maxit %ld before converging (SPM's stopping "
                 "rule not met); the PEB tutorial uses --maxit 256\n", maxit);
-    if ((rc = group_json(&P, &D, &S, q, (int)maxit, alpha, beta, hE, hC, o)))
+    if ((rc = group_json(&P, &D, &S, q, (int)maxit, alpha, beta, hE, hC, o)) ||
+        (rc = peb_group_extras(o, &P, &D, R[0].pE, R[0].pV, alpha)))
         goto done;
+    if (mat_path) {
+        peb_mat_opts mo = {q_name(q), (int)maxit, alpha, beta, hE, hC};
+        if ((rc = peb_write_mat(mat_path, &P, &D, &S, R[0].pE, R[0].pV, &mo)))
+            goto done;
+    }
     if (search && dcm_peb_search(&P, D.X, nsub, R[0].pE, R[0].pV, alpha, &bma, &err)) {
         rc = cli_report("peb", &err);
         goto done;
