@@ -50,4 +50,13 @@ typedef struct {
 int peb_write_mat(const char *path, const dcm_peb_result *P, const design *D, const io_pname_space *S,
                   const double *pE0, const double *pV, const peb_mat_opts *mo);
 
+/* What a JSON file holds: PEB_KIND_PEB (a dcm peb result: "group" and
+ * "effects"), PEB_KIND_LOO (dcm loo: "kind": "loo") or PEB_KIND_NONE
+ * (anything else, unreadable included). */
+enum { PEB_KIND_NONE = 0, PEB_KIND_PEB = 1, PEB_KIND_LOO = 2 };
+int peb_json_kind(const char *path);
+
+/* `dcm review` of a PEB or LOO result: the table on stdout. */
+int review_peb(const char *path, double threshold);
+
 #endif
