@@ -233,7 +233,8 @@ static char *list_names(char *const *names, int k)
  * MATLAB's linear index). Returns 1 when `sel` (squeezed) has that form
  * and names a parameter (set in mask), 0 when it is not of that form, or
  * a DCM_ERR_* code (negated) with a message when the indices are out of
- * range. Spectral a(1)/b(2) keep their meaning (the same as this one). */
+ * range. BLOCK(k) only for a vector block (transit(3)): a matrix needs
+ * every index (A(2,1)). Spectral a(1)/b(2) keep their own reading. */
 static int spm_index_select(const model_layout *T, const char *sel, const char *selector,
                             unsigned char *mask, dcm_error *err)
 {
@@ -267,8 +268,8 @@ static int spm_index_select(const model_layout *T, const char *sel, const char *
             break;
         return 0;
     }
-    if (nix == 1 && B->row_axis == MODEL_AXIS_INDEX)
-        return 0; /* a(1): the caller's spectral form */
+    if (nix == 1 && (B->row_axis == MODEL_AXIS_INDEX || B->cols != 1 || B->slices != 1))
+        return 0; /* a(1): the caller's spectral form; A(1) of a matrix: give every index */
     int k;
     if (nix == 1) {
         if (ix[0] < 1 || ix[0] > B->count)

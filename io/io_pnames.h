@@ -17,8 +17,8 @@
  *   `B:Attention:*`, `B:*:V1->V5`, `transit:*`, `*` (everything).
  *   Whitespace around "->" and ":" is ignored; names are case-sensitive.
  * - SPM's own names (spm_fieldindices) select too: B(4,4,3) is B's row
- *   (target) 4, column (source) 4, input 3; A(2,1), C(1,2), transit(3);
- *   BLOCK(k) is the block's k-th element in MATLAB's column-major order.
+ *   (target) 4, column (source) 4, input 3; A(2,1), C(1,2), transit(3)
+ *   (a single index only for a vector block).
  * - io_pname_select ORs the matches into mask[np]; a selector that names
  *   an unknown region, input or block, or matches nothing, is an error
  *   whose message lists what is valid.

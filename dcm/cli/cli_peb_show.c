@@ -6,14 +6,20 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_peb.h"
 
 int peb_json_kind(const char *path)
 {
+    /* only a regular file is looked into: a FIFO or a device is left to
+       the result loader, which refuses it (it would wait here) */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return PEB_KIND_NONE;
     json_error_t e;
-    json_t *o = json_load_file(path, 0, &e);
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
     int kind = PEB_KIND_NONE;
     if (o) {
         const char *k = json_string_value(json_object_get(o, "kind"));
@@ -96,7 +102,7 @@ static int review_group(const char *path, json_t *o, double threshold)
 int review_peb(const char *path, double threshold)
 {
     json_error_t e;
-    json_t *o = json_load_file(path, 0, &e);
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
     if (!o)
         return cli_fail("review", DCM_ERR_INPUT, "%s, line %d: not JSON (%s)", path, e.line, e.text);
     const char *k = json_string_value(json_object_get(o, "kind"));

@@ -39,12 +39,12 @@ static const char *footer =
     "  dcm loo out --model full --design design.tsv --param 'B(4,4,3)' --covariate LI -o loo.json\n"
     "  dcm report loo.json -o loo.html\n";
 
-/* --q single|fields|all */
+/* --q single|all */
 static int take_q(const cli_opt *opt, char *arg)
 {
-    static const char *const names[] = {"single", "fields", "all"};
-    static const int codes[] = {DCM_PEB_Q_SINGLE, DCM_PEB_Q_FIELDS, DCM_PEB_Q_ALL};
-    for (int k = 0; k < 3; k++)
+    static const char *const names[] = {"single", "all"};
+    static const int codes[] = {DCM_PEB_Q_SINGLE, DCM_PEB_Q_ALL};
+    for (int k = 0; k < 2; k++)
         if (!strcmp(arg, names[k])) {
             *(int *)opt->value = codes[k];
             return 0;
@@ -174,7 +174,7 @@ static json_t *loo_json(const dcm_loo_result *L, const design *D, const char *mo
     json_object_set_new(o, "t", isfinite(L->t) ? json_real(L->t) : json_null());
     json_object_set_new(o, "df", json_integer(L->df));
     json_t *M = json_object();
-    json_object_set_new(M, "Q", json_string(q == DCM_PEB_Q_ALL ? "all" : q == DCM_PEB_Q_FIELDS ? "fields" : "single"));
+    json_object_set_new(M, "Q", json_string(q == DCM_PEB_Q_ALL ? "all" : "single"));
     json_object_set_new(M, "maxit", json_integer(maxit));
     json_object_set_new(o, "M", M);
     return o;
@@ -226,9 +226,9 @@ int cmd_loo(int argc, char **argv)
         CLI_LIST(0, "subjects", subj_args, &nsubj_args, "S1,S2,...", "only these subjects (repeatable)",
                  .flags = CLI_OPT_NONEMPTY),
         CLI_GROUP("the training PEB (spm_dcm_peb):"),
-        CLI_CALLBACK(0, "q", &q, "single|fields|all", take_q,
+        CLI_CALLBACK(0, "q", &q, "single|all", take_q,
                      "between-subject precision components (default single, as spm_dcm_ppd)",
-                     .invalid = "--q takes 'single', 'fields' or 'all'"),
+                     .invalid = "--q takes 'single' or 'all'"),
         CLI_INT(0, "maxit", &maxit, "N", 1, 100000, "most iterations of each PEB (default 64, as SPM)"),
         CLI_GROUP("output:"),
         CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
@@ -320,8 +320,6 @@ int cmd_loo(int argc, char **argv)
         memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
         F[i] = R[i].F;
     }
-    if (q == DCM_PEB_Q_FIELDS)
-        q = DCM_PEB_Q_SINGLE; /* one field per selection here: as single */
     dcm_peb_input in = {.nsub = N, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F, .sel = sel,
                         .nsel = nsel, .X = D.X, .nx = D.nx, .q = q, .maxit = (int)maxit};
     if ((rc = dcm_loo(&in, col, &L, &err))) {
@@ -332,8 +330,8 @@ int cmd_loo(int argc, char **argv)
     for (int i = 0; i < N; i++)
         nconv += L.converged[i];
     if (nconv < N)
-        fprintf(stderr, "dcm loo: warning: %d of %d training PEBs stopped at --maxit %ld before SPM's "
-                "stopping rule\n", N - nconv, N, maxit);
+        fprintf(stderr, "dcm loo: note: %d of %d training PEBs stopped at --maxit %ld before SPM's "
+                "stopping rule (as SPM's spm_dcm_ppd, which uses 64; --maxit raises it)\n", N - nconv, N, maxit);
     if (!isfinite(L.r))
         fprintf(stderr, "dcm loo: warning: the predictions (or %s) do not vary: no correlation\n", covariate);
     o = loo_json(&L, &D, model, covariate, params, q, (int)maxit);

@@ -63,7 +63,7 @@ static int peb_in_load(const char *path, peb_in *p)
 {
     memset(p, 0, sizeof *p);
     json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root)
         return cli_fail("peb", DCM_ERR_INPUT, "%s, line %d: not JSON (%s)", path, je.line, je.text);
     json_t *g = json_object_get(root, "group"), *M = json_object_get(g, "M");

@@ -141,7 +141,7 @@ int report_second_load(const char *path, report_second *s, dcm_error *err)
 {
     memset(s, 0, sizeof *s);
     json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!o)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s, line %d: not JSON (%s)", path, je.line, je.text);
     s->path = strdup(path);
