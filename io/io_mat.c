@@ -1552,3 +1552,131 @@ int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R
     }
     return io_atomic_commit(&a, err);
 }
+
+/* ------------------------------------------------------------ PEB */
+
+/* k x 1 cell array of strings (SPM's Snames and Pnames are columns) */
+static matvar_t *mk_cellstr_column(const char *name, char *const *names, int k)
+{
+    matvar_t *c = mk_cellstr(name, names, k);
+    if (c) {
+        c->dims[0] = (size_t)k;
+        c->dims[1] = 1;
+    }
+    return c;
+}
+
+/* rows x cols column-major from a row-major matrix */
+static matvar_t *mk_rowmajor(const char *name, int rows, int cols, const double *x, int *ok)
+{
+    double *t = malloc(sizeof(double) * (size_t)(rows * cols > 0 ? rows * cols : 1));
+    if (!t) {
+        *ok = 0;
+        return NULL;
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            t[(size_t)j * rows + i] = x[(size_t)i * cols + j];
+    matvar_t *v = mk_num(name, 2, (size_t)rows, (size_t)cols, 0, t);
+    free(t);
+    return v;
+}
+
+static matvar_t *build_peb(const io_mat_peb *P, int *ok)
+{
+    static const char *const top[] = {"Snames", "Pnames", "Pind", "Pind0", "Xnames", "M", "Ep", "Eh",
+                                      "Cp", "Ch", "Ce", "F", NULL};
+    static const char *const mf[] = {"X", "Q", "pE", "pC", "hE", "hC", "alpha", "beta", "maxit",
+                                     "Xnames", NULL};
+    const int np = P->np, nx = P->nx, ng = P->ng, nb = np * nx;
+    matvar_t *S = mk_struct("PEB", top), *M = mk_struct(NULL, mf);
+    double *ind = malloc(sizeof(double) * (size_t)(np ? np : 1));
+    double *hE = malloc(sizeof(double) * (size_t)(ng ? ng : 1));
+    double *hC = calloc((size_t)(ng ? ng * ng : 1), sizeof(double));
+    if (!S || !M || !ind || !hE || !hC) {
+        *ok = 0;
+        Mat_VarFree(S);
+        Mat_VarFree(M);
+        free(ind);
+        free(hE);
+        free(hC);
+        return NULL;
+    }
+    for (int k = 0; k < np; k++)
+        ind[k] = P->Pind[k] + 1;
+    for (int g = 0; g < ng; g++) {
+        hE[g] = P->hE;
+        hC[g * ng + g] = P->hC;
+    }
+    set_field(S, "Snames", mk_cellstr_column(NULL, P->Snames, P->nsub), ok);
+    set_field(S, "Pnames", mk_cellstr_column(NULL, P->Pnames, np), ok);
+    set_field(S, "Pind", mk_num(NULL, 2, (size_t)np, 1, 0, ind), ok);
+    set_field(S, "Pind0", mk_num(NULL, 2, (size_t)np, 1, 0, ind), ok);
+    set_field(S, "Xnames", mk_cellstr(NULL, P->Xnames, nx), ok);
+    set_field(M, "X", mk_rowmajor(NULL, P->nsub, nx, P->X, ok), ok);
+    set_field(M, "Q", mk_str(NULL, P->Q ? P->Q : "single"), ok);
+    if (P->pE)
+        set_field(M, "pE", mk_num(NULL, 2, (size_t)nb, 1, 0, P->pE), ok);
+    if (P->pC)
+        set_field(M, "pC", mk_num(NULL, 2, (size_t)nb, (size_t)nb, 0, P->pC), ok);
+    set_field(M, "hE", mk_num(NULL, 2, (size_t)ng, 1, 0, hE), ok);
+    set_field(M, "hC", mk_num(NULL, 2, (size_t)ng, (size_t)ng, 0, hC), ok);
+    set_field(M, "alpha", mk_scalar(NULL, P->alpha), ok);
+    set_field(M, "beta", mk_scalar(NULL, P->beta), ok);
+    set_field(M, "maxit", mk_scalar(NULL, P->maxit), ok);
+    set_field(M, "Xnames", mk_cellstr(NULL, P->Xnames, nx), ok);
+    set_field(S, "M", M, ok);
+    set_field(S, "Ep", mk_rowmajor(NULL, np, nx, P->Ep, ok), ok);
+    set_field(S, "Eh", mk_num(NULL, 2, (size_t)ng, 1, 0, P->Eh), ok);
+    set_field(S, "Cp", mk_num(NULL, 2, (size_t)nb, (size_t)nb, 0, P->Cp), ok);
+    set_field(S, "Ch", mk_num(NULL, 2, (size_t)ng, (size_t)ng, 0, P->Ch), ok);
+    set_field(S, "Ce", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, P->Ce), ok);
+    set_field(S, "F", mk_scalar(NULL, P->F), ok);
+    free(ind);
+    free(hE);
+    free(hC);
+    return S;
+}
+
+int io_mat_write_peb(const char *path, const io_mat_peb *peb, dcm_error *err)
+{
+    int ok = 1;
+    matvar_t *S = build_peb(peb, &ok);
+    if (!S || !ok) {
+        Mat_VarFree(S);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory building the PEB struct", path);
+    }
+    io_atomic a;
+    int rc = io_atomic_open(&a, path, err);
+    if (rc) {
+        Mat_VarFree(S);
+        return rc;
+    }
+    const char *tmp = io_atomic_reopen_path(&a);
+    mat_t *mat = Mat_CreateVer(tmp, "MATLAB 5.0 MAT-file, written by dcm (SPM12 PEB struct)", MAT_FT_MAT5);
+    int wrc = mat ? Mat_VarWrite(mat, S, MAT_COMPRESSION_ZLIB) : -1;
+    if (mat && Mat_Close(mat) != 0)
+        wrc = -1;
+    Mat_VarFree(S);
+    if (wrc == 0) { /* read it back: matio does not report every failed write */
+        dcm_error e2 = {0, ""};
+        mctx c = {tmp, &e2};
+        mat_t *rm = NULL;
+        if (mat5_layout_check(&c) != DCM_OK || !(rm = Mat_Open(tmp, MAT_ACC_RDONLY))) {
+            wrc = -1;
+        } else {
+            matvar_t *back = Mat_VarRead(rm, "PEB");
+            if (!back)
+                wrc = -1;
+            Mat_VarFree(back);
+        }
+        if (rm)
+            Mat_Close(rm);
+    }
+    if (wrc != 0) {
+        io_atomic_abort(&a);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: matio could not write the whole file "
+                             "(disk full or file size limit?)", path);
+    }
+    return io_atomic_commit(&a, err);
+}

@@ -82,6 +82,35 @@ int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R
 /* a: opened with io_atomic_open(a, path); left open (commit or abort it). */
 int io_mat_write_dcm_to(void *a, const dcm_problem *P, const dcm_result *R, dcm_error *err);
 
+/* A second-level (PEB) result as spm_dcm_peb returns it, for
+ * io_mat_write_peb. Matrices row-major; names borrowed. */
+typedef struct {
+    int nsub, np, nx, ng;
+    char *const *Snames;   /* nsub: first-level model names (PEB.Snames) */
+    char *const *Pnames;   /* np: parameter names (SPM's, e.g. "B(4,4,3)") */
+    const int *Pind;       /* np: 0-based flat indices (written 1-based) */
+    char *const *Xnames;   /* nx: covariate names */
+    const double *X;       /* nsub x nx: the design (PEB.M.X) */
+    const double *Ep;      /* np x nx: group effects */
+    const double *Cp;      /* (np nx)^2: covariance of vec(Ep), parameters fastest */
+    const double *Eh;      /* ng: log-precisions */
+    const double *Ch;      /* ng x ng */
+    const double *Ce;      /* np x np: expected between-subject covariance */
+    const double *pE;      /* np nx: PEB.M.pE (may be NULL) */
+    const double *pC;      /* (np nx)^2: PEB.M.pC (may be NULL) */
+    double hE, hC;         /* PEB.M.hE, hC (per component) */
+    const char *Q;         /* "single", "fields", "all" */
+    double alpha, beta;
+    int maxit;
+    double F;
+} io_mat_peb;
+
+/* Write `PEB` as SPM12's spm_dcm_peb struct: Snames (nsub x 1 cell),
+ * Pnames (np x 1 cell), Pind and Pind0 (np x 1, 1-based), Xnames
+ * (1 x nx cell), M (X, Q, pE, pC, hE, hC, alpha, beta, maxit, Xnames),
+ * Ep (np x nx), Eh, Cp, Ch, Ce, F. Atomically, as io_mat_write_dcm. */
+int io_mat_write_peb(const char *path, const io_mat_peb *peb, dcm_error *err);
+
 /* One numeric array of a .mat file, by a dotted path into structs
  * ("DCM.Ep.A", "xY.u"; struct arrays use element 1): its dimensions
  * (rank 2..4, trailing singletons as MATLAB keeps them) and its values as

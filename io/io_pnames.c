@@ -234,12 +234,112 @@ static char *list_names(char *const *names, int k)
     return buf;
 }
 
+/* SPM's own names, spm_fieldindices': BLOCK(i,j[,k]) with 1-based indices
+ * along the block's dimensions (B(4,4,3): row/target 4, column/source 4,
+ * input 3), or BLOCK(k) for the k-th element of a block (column-major, as
+ * MATLAB's linear index). Returns 1 when `sel` (squeezed) has that form
+ * and names a parameter (set in mask), 0 when it is not of that form, or
+ * a DCM_ERR_* code (negated) with a message when the indices are out of
+ * range. BLOCK(k) only for a vector block (transit(3)): a matrix needs
+ * every index (A(2,1)). Spectral a(1)/b(2) keep their own reading. */
+static int spm_index_select(const model_layout *T, const char *sel, const char *selector,
+                            unsigned char *mask, dcm_error *err)
+{
+    const char *paren = strchr(sel, '(');
+    size_t len = strlen(sel);
+    if (!paren || strchr(sel, ':') || len < 4 || sel[len - 1] != ')')
+        return 0;
+    char block[32];
+    size_t bl = (size_t)(paren - sel);
+    if (bl == 0 || bl >= sizeof block)
+        return 0;
+    memcpy(block, sel, bl);
+    block[bl] = 0;
+    const model_layout_block *B = model_layout_find(T, block);
+    if (!B)
+        return 0;
+    long ix[3] = {0, 0, 0};
+    int nix = 0;
+    const char *p = paren + 1;
+    while (nix < 3) {
+        char *end = NULL;
+        ix[nix] = strtol(p, &end, 10);
+        if (end == p)
+            return 0;
+        nix++;
+        if (*end == ',') {
+            p = end + 1;
+            continue;
+        }
+        if (*end == ')' && end[1] == 0)
+            break;
+        return 0;
+    }
+    if (nix == 1 && (B->row_axis == MODEL_AXIS_INDEX || B->cols != 1 || B->slices != 1))
+        return 0; /* a(1): the caller's spectral form; A(1) of a matrix: give every index */
+    int k;
+    if (nix == 1) {
+        if (ix[0] < 1 || ix[0] > B->count)
+            return -dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': %s has %d elements (%s(1) to %s(%d))",
+                                  selector, block, B->count, block, block, B->count);
+        k = B->offset + (int)ix[0] - 1;
+    } else {
+        const int dims[3] = {B->rows, B->cols, B->slices};
+        for (int d = 2; d >= nix; d--)
+            if (dims[d] != 1) {
+                /* fewer indices than dimensions: MATLAB folds the rest into the last */
+                return -dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': %s is %d x %d x %d; give %d indices",
+                                      selector, block, B->rows, B->cols, B->slices, B->slices > 1 ? 3 : 2);
+            }
+        for (int d = 0; d < nix; d++)
+            if (ix[d] < 1 || ix[d] > dims[d])
+                return -dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': index %d is %ld but %s is %d x %d%s",
+                                      selector, d + 1, ix[d], block, B->rows, B->cols,
+                                      B->slices > 1 ? " x ..." : "");
+        k = model_layout_index(B, (int)ix[0] - 1, (int)ix[1] - 1, nix > 2 ? (int)ix[2] - 1 : 0);
+    }
+    if (B->count == 0)
+        return -dcm_error_set(err, DCM_ERR_INPUT, "parameter '%s': the model has no %s parameters", selector, block);
+    mask[k] = 1;
+    return 1;
+}
+
+char *io_pname_spm_name(const io_pname_space *S, int index)
+{
+    model_layout T;
+    table_of(S, &T);
+    int i = 0, j = 0, k = 0;
+    int b = model_layout_locate(&T, index, &i, &j, &k);
+    if (b < 0)
+        return NULL;
+    const model_layout_block *B = &T.block[b];
+    char buf[96];
+    if (B->count == 1)
+        snprintf(buf, sizeof buf, "%s", B->name);
+    else if (B->slices > 1)
+        snprintf(buf, sizeof buf, "%s(%d,%d,%d)", B->name, i + 1, j + 1, k + 1);
+    else if (B->cols > 1)
+        snprintf(buf, sizeof buf, "%s(%d,%d)", B->name, i + 1, j + 1);
+    else
+        snprintf(buf, sizeof buf, "%s(%d)", B->name, i + 1);
+    return strdup(buf);
+}
+
 int io_pname_select(const io_pname_space *S, const char *selector,
                     unsigned char *mask, dcm_error *err)
 {
     char *sel = squeeze(selector);
     if (!sel)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    {
+        model_layout T0;
+        table_of(S, &T0);
+        int sr = spm_index_select(&T0, sel, selector, mask, err);
+        if (sr) {
+            free(sel);
+            return sr > 0 ? DCM_OK : -sr;
+        }
+    }
     char *valid_r = list_names(S->regions, S->n), *valid_i = list_names(S->inputs, S->m);
     if (!valid_r || !valid_i) {
         free(sel);

@@ -16,6 +16,9 @@
  *   block: `B:*` (every B), `A:*->V5` (all connections into V5),
  *   `B:Attention:*`, `B:*:V1->V5`, `transit:*`, `*` (everything).
  *   Whitespace around "->" and ":" is ignored; names are case-sensitive.
+ * - SPM's own names (spm_fieldindices) select too: B(4,4,3) is B's row
+ *   (target) 4, column (source) 4, input 3; A(2,1), C(1,2), transit(3)
+ *   (a single index only for a vector block).
  * - io_pname_select ORs the matches into mask[np]; a selector that names
  *   an unknown region, input or block, or matches nothing, is an error
  *   whose message lists what is valid.
@@ -56,6 +59,11 @@ int io_pname_format(const io_pname_space *S, int index, char *buf, size_t len);
 /* Name of parameter `index`, whole (malloc'd, caller frees); NULL when
  * out of range or out of memory. */
 char *io_pname_name(const io_pname_space *S, int index);
+
+/* SPM's name of parameter `index` ("B(4,4,3)", "C(1,2)", "transit(2)",
+ * "decay"), as spm_fieldindices writes PEB.Pnames; malloc'd, NULL when
+ * out of range or out of memory. */
+char *io_pname_spm_name(const io_pname_space *S, int index);
 
 /* Match the parameters of `from` to those of `to` by name: map[p] (np of
  * `from`) is the index in `to` of the parameter named like `from`'s p.

@@ -1361,3 +1361,162 @@ int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, 
     free(p);
     return rc;
 }
+
+/* ------------------------------------------------------------ one subject */
+
+/* the scratch of vl_peb_single, carved from one block */
+typedef struct {
+    double *rP, *rC, *bP, *b, *bs, *rE, *sE, *sC, *dE, *v, *T1, *T2, *dFdb, *dFdbb, *gs, *gss, *M2;
+    double *dp, *J;
+} peb_single_ws;
+
+static double *peb_single_carve(peb_single_ws *w, int np, int nw)
+{
+    const size_t pp = (size_t)np * np, ww = (size_t)nw * nw;
+    const size_t big = pp > ww ? pp : ww;
+    double *blk = malloc(sizeof(double) * (6 * pp + 9 * ww + 5 * (size_t)np + 7 * (size_t)nw +
+                                           3 * big + vl_logdet_work(nw) + 16));
+    if (!blk)
+        return NULL;
+    double *p = blk;
+    w->rP = p, p += pp;
+    w->rC = p, p += pp;
+    w->sC = p, p += pp;
+    w->T1 = p, p += big;
+    w->T2 = p, p += big;
+    w->bP = p, p += ww;
+    w->dFdbb = p, p += ww;
+    w->gss = p, p += ww;  /* dFdbb at the last accepted point */
+    w->J = p, p += ww;
+    w->M2 = p, p += ww + vl_logdet_work(nw) + big;
+    w->b = p, p += nw;
+    w->bs = p, p += nw;
+    w->dFdb = p, p += nw;
+    w->gs = p, p += nw;   /* dFdb at the last accepted point (kept as SPM keeps it) */
+    w->dp = p, p += nw;
+    w->rE = p, p += np;
+    w->sE = p, p += np;
+    w->dE = p, p += np;
+    w->v = p, p += np + nw;
+    return blk;
+}
+
+/* F, gradient and curvature of the single-subject model at b */
+static int peb_single_eval(const vl_peb_single_input *in, peb_single_ws *w, double *F)
+{
+    const int np = in->np, nw = in->nw;
+    mv(in->W, w->b, np, nw, w->rE);
+    double Fi = 0.0;
+    int rc = vl_bmr_reduce(np, in->qE, in->qC, in->pE, in->pC, w->rE, w->rC, &Fi, w->sE, w->sC);
+    if (rc)
+        return rc == VL_ERR_NOMEM ? rc : VL_ERR_NONFINITE;
+    for (int k = 0; k < np; k++)
+        w->dE[k] = w->sE[k] - w->rE[k];
+    /* dF/db = -bP (b - bE) + W' rP dE */
+    for (int a = 0; a < nw; a++) {
+        double s = 0.0;
+        for (int c = 0; c < nw; c++)
+            s -= w->bP[a * nw + c] * (w->b[c] - in->bE[c]);
+        w->dFdb[a] = s;
+    }
+    mv(w->rP, w->dE, np, np, w->v);
+    cblas_dgemv(CblasRowMajor, CblasTrans, np, nw, 1.0, in->W, nw, w->v, 1, 1.0, w->dFdb, 1);
+    /* d2F/db2 = -bP + W' (rP sC rP - rP) W */
+    mm(0, 0, np, np, np, w->rP, w->sC, w->T1);
+    mm(0, 0, np, np, np, w->T1, w->rP, w->T2);
+    for (size_t k = 0; k < (size_t)np * np; k++)
+        w->T2[k] -= w->rP[k];
+    mm(0, 0, np, nw, np, w->T2, in->W, w->T1);
+    mm(1, 0, nw, nw, np, in->W, w->T1, w->dFdbb);
+    for (size_t k = 0; k < (size_t)nw * nw; k++)
+        w->dFdbb[k] -= w->bP[k];
+    /* complexity with Cb = (-dFdbb)^-1: b' bP b / 2 - ln|bP Cb| / 2 */
+    for (size_t k = 0; k < (size_t)nw * nw; k++)
+        w->J[k] = -w->dFdbb[k];
+    if ((rc = inv_status(vl_inv_reg(w->J, nw, -1.0))))
+        return rc;
+    double Fb = 0.0;
+    for (int a = 0; a < nw; a++)
+        for (int c = 0; c < nw; c++)
+            Fb += w->b[a] * w->bP[a * nw + c] * w->b[c];
+    mm(0, 0, nw, nw, nw, w->bP, w->J, w->M2);
+    double ld = vl_logdet(w->M2, nw, w->M2 + (size_t)nw * nw);
+    *F = Fi + in->F - (Fb / 2 - ld / 2);
+    return isfinite(*F) ? VL_OK : VL_ERR_NONFINITE;
+}
+
+int vl_peb_single(const vl_peb_single_input *in, double *Ep, double *Cp, double *F, int *iterations)
+{
+    vl_init();
+    if (!in || in->np < 1 || in->nw < 1 || !in->qE || !in->qC || !in->pE || !in->pC || !in->W ||
+        !in->Ce || !in->bE || !in->bC || !Ep || !Cp || !F)
+        return VL_ERR_INPUT;
+    const int np = in->np, nw = in->nw;
+    const size_t pp = (size_t)np * np, ww = (size_t)nw * nw;
+    if (!finite_all(in->qE, np) || !finite_all(in->qC, (long)pp) || !finite_all(in->pE, np) ||
+        !finite_all(in->pC, (long)pp) || !finite_all(in->W, (long)np * nw) ||
+        !finite_all(in->Ce, (long)pp) || !finite_all(in->bE, nw) || !finite_all(in->bC, (long)ww) ||
+        !isfinite(in->F))
+        return VL_ERR_NONFINITE;
+    peb_single_ws w;
+    double *blk = peb_single_carve(&w, np, nw);
+    if (!blk)
+        return VL_ERR_NOMEM;
+    /* rP = Ce^-1 (no components: the prior precision itself), rC = rP^-1 */
+    memcpy(w.rP, in->Ce, sizeof(double) * pp);
+    memcpy(w.bP, in->bC, sizeof(double) * ww);
+    int rc = inv_status(vl_inv_reg(w.rP, np, -1.0));
+    if (!rc) {
+        memcpy(w.rC, w.rP, sizeof(double) * pp);
+        rc = inv_status(vl_inv_reg(w.rC, np, -1.0));
+    }
+    if (!rc)
+        rc = inv_status(vl_inv_reg(w.bP, nw, -1.0));
+    memcpy(w.b, in->bE, sizeof(double) * nw);
+    const int maxit = in->maxit > 0 ? in->maxit : 64;
+    double t = -4.0, F0 = 0.0, dF = 0.0, Fn = 0.0;
+    int it;
+    for (it = 1; it <= maxit && !rc; it++) {
+        if ((rc = peb_single_eval(in, &w, &Fn)))
+            break;
+        memcpy(Cp, w.J, sizeof(double) * ww);
+        if (it == 1)
+            F0 = Fn;
+        /* the step uses the gradient and curvature just computed, as SPM
+           (dFdp, dFdpp are assembled before a rejection restores b) */
+        memcpy(w.T1, w.dFdbb, sizeof(double) * ww);
+        if (Fn >= F0) {
+            dF = Fn - F0;
+            F0 = Fn;
+            memcpy(w.bs, w.b, sizeof(double) * nw);
+            memcpy(w.gss, w.dFdbb, sizeof(double) * ww);
+            t = fmin(t + 0.25, 2.0);
+        } else {
+            t = fmax(t - 1.0, -4.0);
+            memcpy(w.b, w.bs, sizeof(double) * nw);
+        }
+        if ((rc = fisher_step(w.T1, w.dFdb, nw, t, w.dp)))
+            break;
+        double n1 = 0.0;
+        for (int a = 0; a < nw; a++)
+            n1 += fabs(w.dp[a]);
+        if (!(n1 < 8.0)) {
+            /* SPM then steps with the curvature of the last accepted point */
+            memcpy(w.T1, w.gss, sizeof(double) * ww);
+            if ((rc = fisher_step(w.T1, w.dFdb, nw, t, w.dp)))
+                break;
+        }
+        for (int a = 0; a < nw; a++)
+            w.b[a] += w.dp[a];
+        if (it > 4 && (t <= -4.0 || dF < 1e-4))
+            break;
+    }
+    if (!rc) {
+        memcpy(Ep, w.b, sizeof(double) * nw);
+        *F = Fn;
+        if (iterations)
+            *iterations = it > maxit ? maxit : it;
+    }
+    free(blk);
+    return rc;
+}

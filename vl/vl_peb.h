@@ -129,4 +129,30 @@ int vl_peb_bmr_all(int n, const double *qE, const double *qC, const double *pE, 
 int vl_peb(const vl_peb_input *in, const vl_peb_opts *opts, vl_peb_result *out);
 void vl_peb_result_free(vl_peb_result *r);
 
+/* spm_dcm_peb's within-subject branch (called with one DCM, M.X = 1), as
+ * spm_dcm_ppd uses it to predict a left-out subject: the subject's
+ * selected parameters theta (np) have the prior theta = W b + e,
+ * e ~ N(0, Ce), with b ~ N(bE, bC) (nw), no precision components to
+ * estimate and no shrinkage of the posterior. Its evidence and posterior
+ * under that prior come from Bayesian model reduction of its full
+ * posterior N(qE, qC) under N(pE, pC); b is found by the same regularised
+ * Fisher scoring, schedule, uncentred complexity (b' bP b / 2) and stopping
+ * rule as vl_peb. The moments are used as given (SPM rotates them into
+ * the principal axes of pC but not W; for a diagonal pC with equal
+ * variances, or one parameter, the two agree).
+ * All matrices row-major: W np x nw, Ce/qC/pC np x np, bC nw x nw.
+ * out: Ep (nw) after the final step, Cp (nw x nw) and *F from the last
+ * evaluation, *iterations (may be NULL). maxit <= 0: 64. */
+typedef struct {
+    int np, nw;
+    const double *qE, *qC, *pE, *pC; /* the subject's first-level moments */
+    double F;                        /* its first-level free energy */
+    const double *W;                 /* np x nw: the group effects (PEB.Ep) */
+    const double *Ce;                /* np x np: between-subject covariance (PEB.Ce) */
+    const double *bE, *bC;           /* prior of b */
+    int maxit;
+} vl_peb_single_input;
+
+int vl_peb_single(const vl_peb_single_input *in, double *Ep, double *Cp, double *F, int *iterations);
+
 #endif

@@ -21,6 +21,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_reduce(int argc, char **argv);
 int cmd_average(int argc, char **argv);
 int cmd_peb(int argc, char **argv);
+int cmd_loo(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_report(int argc, char **argv);

@@ -9,6 +9,7 @@
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
 #include "dcm/cli/cmd_peb_space.h"
+#include "dcm/cli/cli_peb.h"
 #include "io/io_batchdir.h"
 #include "models/model_layout.h"
 #include "io/io_pnames.h"
@@ -52,14 +53,7 @@ static const char *footer =
     "  dcm peb out --model full --design design.tsv --params B --q all --maxit 256\n"
     "  dcm peb out --model full --design design.tsv --params B --q all --maxit 256 \\\n"
     "      --models space.json --families families.json\n";
-typedef struct {
-    int nsub, nx;
-    char **subjects;
-    char **covariates;
-    double *X; /* nsub x nx row-major */
-} design;
-
-static void design_free(design *d)
+void design_free(design *d)
 {
     for (int i = 0; i < d->nsub && d->subjects; i++)
         free(d->subjects[i]);
@@ -71,7 +65,7 @@ static void design_free(design *d)
     memset(d, 0, sizeof *d); /* freed twice is then harmless */
 }
 
-static int read_design(const char *path, design *d, dcm_error *err)
+int read_design(const char *path, design *d, dcm_error *err)
 {
     memset(d, 0, sizeof *d);
     io_text_table t;
@@ -406,7 +400,7 @@ static const char *q_name(int q)
 
 /* A bare block name ("A", "B", "C", "D", "transit") selects the whole
  * block, as SPM's field names do: tried as given first, then as NAME:*. */
-static int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err)
+int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err)
 {
     if (!io_pname_select(S, sel, mask, err))
         return DCM_OK;
@@ -533,7 +527,9 @@ static int group_json(const dcm_peb_result *P, const design *D, const io_pname_s
 
 int cmd_peb(int argc, char **argv)
 {
-    const char *outdir = NULL, *model = NULL, *design_path = NULL, *out_path = NULL;
+    if (peb_inputs_are_results(argc, argv))
+        return cmd_peb_pebs(argc, argv);
+    const char *outdir = NULL, *model = NULL, *design_path = NULL, *out_path = NULL, *mat_path = NULL;
     int as_json = 0, nsel_args = 0, q = DCM_PEB_Q_SINGLE, nsubj_args = 0;
     long maxit = 64;
     double alpha = 1.0, beta = 16.0, hE = 0.0, hC = 1.0 / 16.0;
@@ -603,6 +599,8 @@ int cmd_peb(int argc, char **argv)
         CLI_GROUP("output:"),
         CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
         CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_STRING(0, "mat", &mat_path, "FILE", "also write the PEB as SPM's struct (PEB.Snames, Pnames, Pind, "
+                   "Xnames, M, Ep, Cp, Eh, Ch, Ce, F) to a .mat FILE"),
         CLI_END};
     const cli_command cmd = {"peb", usage, description, footer, options, 0};
     int npos;
@@ -637,6 +635,7 @@ int cmd_peb(int argc, char **argv)
         if (families_path)
             cli_plan_input(&plan, families_path, "--families");
         cli_plan_output(&plan, out_path, "-o");
+        cli_plan_output(&plan, mat_path, "--mat");
         rc = cli_plan_check(&plan);
         cli_plan_free(&plan);
         if (rc)
@@ -738,8 +737,14 @@ int cmd_peb(int argc, char **argv)
     if (!P.converged)
         fprintf(stderr, "dcm peb: warning: stopped at --maxit %ld before converging (SPM's stopping "
                 "rule not met); the PEB tutorial uses --maxit 256\n", maxit);
-    if ((rc = group_json(&P, &D, &S, q, (int)maxit, alpha, beta, hE, hC, o)))
+    if ((rc = group_json(&P, &D, &S, q, (int)maxit, alpha, beta, hE, hC, o)) ||
+        (rc = peb_group_extras(o, &P, &D, R[0].pE, R[0].pV, alpha)))
         goto done;
+    if (mat_path) {
+        peb_mat_opts mo = {q_name(q), (int)maxit, alpha, beta, hE, hC};
+        if ((rc = peb_write_mat(mat_path, &P, &D, &S, R[0].pE, R[0].pV, &mo)))
+            goto done;
+    }
     if (search && dcm_peb_search(&P, D.X, nsub, R[0].pE, R[0].pV, alpha, &bma, &err)) {
         rc = cli_report("peb", &err);
         goto done;

@@ -11,6 +11,7 @@
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
+#include "dcm/cli/cli_peb.h"
 #include "io/io_lme.h"
 #include "dcm/report/report.h"
 
@@ -223,6 +224,21 @@ int cmd_report(int argc, char **argv)
     memset(&group, 0, sizeof group);
     if (lme_path && (rc = group_rfx(lme_path, &T, &R, &group, &err)))
         rc = cli_report("report", &err);
+    /* second-level results (PEB, LOO) apart from the models */
+    report_second *second = calloc((size_t)(k ? k : 1), sizeof *second);
+    int nsecond = 0;
+    if (!second && !rc)
+        rc = cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
+    for (int i = 0; !rc && i < k; i++)
+        if (peb_json_kind(files[i]) != PEB_KIND_NONE) {
+            if (report_second_load(files[i], &second[nsecond], &err))
+                rc = cli_report("report", &err);
+            else
+                nsecond++;
+            memmove(files + i, files + i + 1, sizeof *files * (size_t)(k - i - 1));
+            k--;
+            i--;
+        }
     int loaded = 0;
     for (; !rc && loaded < k; loaded++)
         if (report_load(files[loaded], &models[loaded], &err)) {
@@ -239,7 +255,8 @@ int cmd_report(int argc, char **argv)
                             "models fitted to the same data)\n", why);
     }
     if (!rc) {
-        report_options opt = {out, png_dir, scale, threshold, generator, lme_path ? &group : NULL};
+        report_options opt = {out, png_dir, scale, threshold, generator, lme_path ? &group : NULL, second,
+                              nsecond};
         if (report_write(models, k, &opt, &err))
             rc = cli_report("report", &err);
         else
@@ -248,6 +265,9 @@ int cmd_report(int argc, char **argv)
     }
     for (int i = 0; i < loaded; i++)
         report_model_free(&models[i]);
+    for (int i = 0; i < nsecond; i++)
+        report_second_free(&second[i]);
+    free(second);
     dcm_bms_rfx_result_free(&R);
     io_lme_free(&T);
     free(models);

@@ -10,6 +10,7 @@
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
+#include "dcm/cli/cli_peb.h"
 #include "dcm/report/report.h"
 
 static const char *const usage[] = {"RESULT.json [--threshold P]", NULL};
@@ -279,6 +280,8 @@ int cmd_review(int argc, char **argv)
     if (!file)
         return cli_fail("review", DCM_ERR_USAGE, "give a result file (see dcm review --help)");
 
+    if (peb_json_kind(file) != PEB_KIND_NONE)   /* a second-level result: its own table */
+        return review_peb(file, threshold);
     dcm_error err = {0, ""};
     {   /* a spectral DCM has no time series to review: its own summary */
         io_result_summary cs;

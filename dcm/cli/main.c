@@ -21,6 +21,7 @@ static const command commands[] = {
     {"reduce", cmd_reduce, "Bayesian model reduction: switch parameters off without refitting"},
     {"average", cmd_average, "Bayesian model averaging of parameters"},
     {"peb", cmd_peb, "group analysis: parametric empirical Bayes over subjects"},
+    {"loo", cmd_loo, "leave-one-out cross-validation of a PEB group model (spm_dcm_loo)"},
     {"batch", cmd_batch, "estimate every subject x model of a manifest in parallel"},
     {"extract", cmd_extract, "regional time series from 4D NIfTI images"},
     {"report", cmd_report, "self-contained HTML report of results"},

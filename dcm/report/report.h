@@ -154,6 +154,33 @@ typedef struct {
     int converged;               /* 0: the VB iterations hit their limit */
 } report_group;
 
+/* A second-level result read from JSON: a PEB (dcm peb -o; effects per
+ * parameter x covariate, with Pp after --search) or a leave-one-out
+ * cross-validation (dcm loo -o). Owns its arrays (report_second_free). */
+enum { REPORT_SECOND_PEB = 1, REPORT_SECOND_LOO = 2 };
+typedef struct {
+    int kind;
+    char *path;
+    /* PEB */
+    int np, nx, search, iterations, converged;
+    char **pnames, **xnames;          /* np, nx (LOO: pnames = the predictors) */
+    double *mean, *sd, *prob;         /* np x nx, parameter fastest (prob NaN: none) */
+    double F;
+    /* LOO */
+    int nsub;
+    char **subjects;
+    char *covariate;
+    double *truth, *pred, *pred_sd;   /* nsub */
+    double r, p, p_two_sided;
+} report_second;
+
+int report_second_load(const char *path, report_second *s, dcm_error *err);
+void report_second_free(report_second *s);
+/* The effects on covariate j (bars with 90% intervals, Pp) / the LOO
+ * scatter (predicted vs true with 90% intervals, r, p). 0 or -1. */
+int report_fig_peb(const report_second *s, int j, plot_figure *f);
+int report_fig_loo(const report_second *s, plot_figure *f);
+
 typedef struct {
     const char *html_path;   /* output file */
     const char *png_dir;     /* NULL: no PNG files */
@@ -161,6 +188,8 @@ typedef struct {
     double threshold;        /* Pp above which a parameter is marked (0.95) */
     const char *generator;   /* e.g. the command line, shown in the report (may be NULL) */
     const report_group *group; /* random-effects group comparison (NULL: none) */
+    const report_second *second; /* second-level results (PEB, LOO) to show */
+    int nsecond;
 } report_options;
 
 /* 1 when the k models were fitted to the same data (same regions and,

@@ -707,6 +707,67 @@ static void group_section(FILE *fp, const report_group *g, const figure *figs, i
     }
 }
 
+/* a second-level result: its table and figures */
+static void second_section(FILE *fp, const report_second *s, int i, const figure *figs, int nf)
+{
+    fprintf(fp, "<h2 id=\"second-%d\">%s: ", i + 1, s->kind == REPORT_SECOND_PEB ? "Group (PEB)" : "Leave-one-out");
+    html_esc(fp, s->path);
+    fputs("</h2>\n", fp);
+    if (s->kind == REPORT_SECOND_LOO) {
+        fputs("<p>Leave-one-out cross-validation (SPM's <code>spm_dcm_loo</code>): each subject's ", fp);
+        html_esc(fp, s->covariate);
+        fputs(" predicted from its own parameters (", fp);
+        for (int k = 0; k < s->np; k++) {
+            fputs(k ? ", " : "", fp);
+            html_esc(fp, s->pnames[k]);
+        }
+        fprintf(fp, ") and the PEB of the other subjects. Out-of-sample correlation <b>r = %.3f</b>, "
+                    "p = %.4g one-tailed (as SPM's figure), %.4g two-sided.</p>\n", s->r, s->p, s->p_two_sided);
+        fputs("<table>\n<tr><th>subject</th><th>true</th><th>predicted</th><th>sd</th></tr>\n", fp);
+        for (int k = 0; k < s->nsub; k++) {
+            fputs("<tr><td>", fp);
+            html_esc(fp, s->subjects[k]);
+            fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>\n", s->truth[k], s->pred[k], s->pred_sd[k]);
+        }
+        fputs("</table>\n", fp);
+        for (int k = 0; k < nf; k++)
+            if (figs[k].model == -2 - i)
+                fig_html(fp, &figs[k], "Predicted against true value, one dot per left-out subject, with the 90 % "
+                                        "interval of the posterior predictive density; dashed: least-squares line.");
+        return;
+    }
+    fprintf(fp, "<p>Parametric empirical Bayes: free energy F = %.4f, %d iterations%s.%s</p>\n", s->F, s->iterations,
+            s->converged ? ", converged" : ", <b>not converged</b> (stopped at M.maxit)",
+            s->search ? " Effects are Bayesian model averages over the reduced group models (spm_dcm_peb_bmc); "
+                        "Pp is the posterior probability that an effect is present." : "");
+    fputs("<table>\n<tr><th>parameter</th>", fp);
+    for (int j = 0; j < s->nx; j++) {
+        fputs("<th>", fp);
+        html_esc(fp, s->xnames[j]);
+        fputs("</th>", fp);
+    }
+    fputs("</tr>\n", fp);
+    for (int q = 0; q < s->np; q++) {
+        fputs("<tr><td>", fp);
+        html_esc(fp, s->pnames[q]);
+        fputs("</td>", fp);
+        for (int j = 0; j < s->nx; j++) {
+            int idx = q + j * s->np;
+            fprintf(fp, "<td>%.3f &plusmn; %.3f", s->mean[idx], s->sd[idx]);
+            if (isfinite(s->prob[idx]))
+                fprintf(fp, " (%s %.2f)%s", s->search ? "Pp" : "P", s->prob[idx],
+                        s->prob[idx] > 0.95 ? " <span class=\"mark\">*</span>" : "");
+            fputs("</td>", fp);
+        }
+        fputs("</tr>\n", fp);
+    }
+    fputs("</table>\n", fp);
+    for (int k = 0; k < nf; k++)
+        if (figs[k].model == -2 - i)
+            fig_html(fp, &figs[k], "Group effect of each parameter on this covariate: mean (bar) and 90 % "
+                                    "interval; dark bars: probability above 0.95.");
+}
+
 static int write_html(FILE *fp, const report_model *models, int k, const figure *figs, int nf,
                       const double *lbf, const double *post, const char *cmp_note,
                       const report_options *opt)
@@ -750,6 +811,8 @@ static int write_html(FILE *fp, const report_model *models, int k, const figure 
     fputs("</ul></nav>\n", fp);
     if (g)
         group_section(fp, g, figs, nf);
+    for (int i = 0; i < opt->nsecond; i++)
+        second_section(fp, &opt->second[i], i, figs, nf);
     if (k > 1) {
         fputs("<h2 id=\"comparison\">Model comparison</h2>\n", fp);
         if (cmp_note) {
@@ -801,7 +864,7 @@ static int add_fig(figure *figs, int *nf, int model, const char *kind, const cha
     f->file = malloc(l);
     if (!f->file)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
-    if (model >= 0)
+    if (model >= 0 || *stem)
         snprintf(f->file, l, "%s_%s.png", stem, kind);
     else
         snprintf(f->file, l, "%s.png", kind);
@@ -812,17 +875,67 @@ static int add_fig(figure *figs, int *nf, int model, const char *kind, const cha
     return DCM_OK;
 }
 
+/* the figures of the second-level results: model index -2 - i, files
+ * STEM_effects_COVARIATE.png / STEM_loo.png (STEM from the file name) */
+static int second_figures(const report_options *opt, figure *figs, int *nf, char **kinds, int *nkinds,
+                          char **sstems, double scale, dcm_error *err)
+{
+    for (int i = 0; i < opt->nsecond; i++) {
+        const report_second *s = &opt->second[i];
+        const char *base = strrchr(s->path, '/') ? strrchr(s->path, '/') + 1 : s->path;
+        char stem[300], bare[256];
+        snprintf(bare, sizeof bare, "%s", base);
+        char *dot = strrchr(bare, '.');
+        if (dot && !strcmp(dot, ".json"))
+            *dot = 0;
+        safe_name(stem, 256, bare);
+        if (!(sstems[i] = strdup(stem)))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        const int nfig = s->kind == REPORT_SECOND_PEB ? s->nx : 1;
+        for (int j = 0; j < nfig; j++) {
+            char kind[300];
+            if (s->kind == REPORT_SECOND_PEB) {
+                char cov[256];
+                safe_name(cov, sizeof cov, s->xnames[j]);
+                snprintf(kind, sizeof kind, "effects_%s", cov);
+            } else {
+                snprintf(kind, sizeof kind, "loo");
+            }
+            if (!(kinds[*nkinds] = strdup(kind)))
+                return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+            plot_figure pf;
+            memset(&pf, 0, sizeof pf);
+            int bad = s->kind == REPORT_SECOND_PEB ? report_fig_peb(s, j, &pf) : report_fig_loo(s, &pf);
+            int rc = bad ? dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the %s figure of %s (out of memory?)",
+                                         kind, s->path)
+                         : add_fig(figs, nf, -2 - i, kinds[*nkinds], s->kind == REPORT_SECOND_PEB ? "Group effects"
+                                                                                                 : "Leave-one-out",
+                                   sstems[i], &pf, scale, err);
+            (*nkinds)++;
+            plot_figure_free(&pf);
+            if (rc)
+                return rc;
+        }
+    }
+    return DCM_OK;
+}
+
 int report_write(const report_model *models, int k, const report_options *opt,
                     dcm_error *err)
 {
-    if (!opt || !opt->html_path || k < 0 || (k < 1 && !opt->group))
+    if (!opt || !opt->html_path || k < 0 || (k < 1 && !opt->group && opt->nsecond < 1))
         return dcm_error_set(err, DCM_ERR_USAGE, "nothing to report");
     const report_group *g = opt->group;
     if (g && (g->nmod < 1 || g->nsub < 1 || !g->models || !g->alpha || !g->exp_r || !g->xp || !g->pxp))
         return dcm_error_set(err, DCM_ERR_USAGE, "incomplete group comparison");
     const double scale = opt->png_scale > 0 ? opt->png_scale : 2.0;
     const size_t nk = (size_t)(k > 0 ? k : 1);
-    figure *figs = calloc(6 * nk + 2, sizeof *figs);
+    size_t nsf = 0; /* figures of the second-level results */
+    for (int i = 0; i < opt->nsecond; i++)
+        nsf += opt->second[i].kind == REPORT_SECOND_PEB ? (size_t)opt->second[i].nx : 1;
+    figure *figs = calloc(6 * nk + 2 + nsf, sizeof *figs);
+    char **kinds = calloc(nsf + 1, sizeof *kinds), **sstems = calloc((size_t)opt->nsecond + 1, sizeof *sstems);
+    int nkinds = 0;
     char **stems = calloc(nk, sizeof *stems);
     double *F = malloc(sizeof(double) * nk), *lbf = malloc(sizeof(double) * nk),
            *post = malloc(sizeof(double) * nk);
@@ -830,10 +943,12 @@ int report_write(const report_model *models, int k, const report_options *opt,
     io_atomic *outs = NULL;
     char why[1024] = "";
     const char *cmp_note = NULL;
-    if (!figs || !stems || !F || !lbf || !post) {
+    if (!figs || !stems || !F || !lbf || !post || !kinds || !sstems) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
+    if ((rc = second_figures(opt, figs, &nf, kinds, &nkinds, sstems, scale, err)))
+        goto done;
     /* file stems, unique */
     for (int i = 0; i < k; i++) {
         char buf[300];
@@ -988,6 +1103,12 @@ done:
         for (int i = 0; i < k; i++)
             free(stems[i]);
     free(stems);
+    for (int i = 0; kinds && i < nkinds; i++)
+        free(kinds[i]);
+    free(kinds);
+    for (int i = 0; sstems && i < opt->nsecond; i++)
+        free(sstems[i]);
+    free(sstems);
     free(figs);
     free(F);
     free(lbf);

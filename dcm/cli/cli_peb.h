@@ -1,0 +1,62 @@
+/* cli_peb.h — what `dcm peb` shares with `dcm loo` and the PEB-of-PEBs
+ * path (cmd_peb.c, cmd_loo.c, cmd_peb_pebs.c): the design table and the
+ * parameter selection.
+ *
+ * Contract: as cli.h (messages "dcm NAME: ...", exit codes DCM_ERR_*).
+ */
+#ifndef DCM_CLI_PEB_H
+#define DCM_CLI_PEB_H
+
+#include "dcm/dcm_api.h"
+#include "io/io_pnames.h"
+
+/* a between-subject design: header "subject<TAB>COVARIATE...", one row
+ * per subject */
+typedef struct {
+    int nsub, nx;
+    char **subjects;
+    char **covariates;
+    double *X; /* nsub x nx row-major */
+} design;
+
+int read_design(const char *path, design *d, dcm_error *err);
+void design_free(design *d);
+
+/* Add the parameters `sel` names to mask: a name or pattern
+ * (io_pname_select, SPM's B(4,4,3) included) or a bare block name as
+ * SPM's fields ("A", "B"). */
+int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err);
+
+/* `dcm peb` over PEB results (PEB of PEBs): argv as cmd_peb's. */
+int cmd_peb_pebs(int argc, char **argv);
+/* Whether `dcm peb`'s first argument names PEB results rather than a
+ * batch folder (a regular file). */
+int peb_inputs_are_results(int argc, char **argv);
+
+/* Add to o's "group" what PEB of PEBs and SPM need: Snames, Pind
+ * (1-based) and the group prior M.pE, M.pC (spm_dcm_peb's PEB.M). pE0,
+ * pV: the first-level prior of every parameter. */
+struct json_t;
+int peb_group_extras(struct json_t *o, const dcm_peb_result *P, const design *D, const double *pE0,
+                     const double *pV, double alpha);
+
+typedef struct {
+    const char *Q;
+    int maxit;
+    double alpha, beta, hE, hC;
+} peb_mat_opts;
+
+/* --mat: the PEB as SPM's struct (io_mat_write_peb), atomically. */
+int peb_write_mat(const char *path, const dcm_peb_result *P, const design *D, const io_pname_space *S,
+                  const double *pE0, const double *pV, const peb_mat_opts *mo);
+
+/* What a JSON file holds: PEB_KIND_PEB (a dcm peb result: "group" and
+ * "effects"), PEB_KIND_LOO (dcm loo: "kind": "loo") or PEB_KIND_NONE
+ * (anything else, unreadable included). */
+enum { PEB_KIND_NONE = 0, PEB_KIND_PEB = 1, PEB_KIND_LOO = 2 };
+int peb_json_kind(const char *path);
+
+/* `dcm review` of a PEB or LOO result: the table on stdout. */
+int review_peb(const char *path, double threshold);
+
+#endif

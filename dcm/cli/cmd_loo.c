@@ -1,0 +1,360 @@
+/* cmd_loo.c — `dcm loo`: leave-one-out cross-validation of a group model
+ * (SPM's spm_dcm_loo): can the selected parameters predict a subject's
+ * covariate from the other subjects' PEB? */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dcm/cli/cli.h"
+#include "dcm/cli/cli_options.h"
+#include "dcm/cli/cli_peb.h"
+#include "dcm/dcm_loo.h"
+#include "io/io_batchdir.h"
+#include "io/io_result.h"
+
+static const char *const usage[] = {
+    "OUTDIR --model NAME --design DESIGN.tsv --param SEL [--param SEL ...] --covariate NAME\n"
+    "               [--q single|all] [--maxit N] [--subjects S1,S2,...] [--json] [-o LOO.json]",
+    NULL};
+
+static const char *description =
+    "Leave-one-out cross-validation (SPM's spm_dcm_loo): for each subject, PEB\n"
+    "over the others' estimates of model NAME (OUTDIR/<subject>/NAME.json), then\n"
+    "the posterior predictive density of that subject's covariate given its own\n"
+    "parameters and the group model (spm_dcm_ppd: the covariate is unknown,\n"
+    "prior N(0, 4 var + 1), the subject's other covariates known). Reported: each\n"
+    "subject's predicted value with its sd, the true value, and the out-of-sample\n"
+    "correlation r with its p value as SPM's figure gives it (one-tailed: does\n"
+    "the prediction rise with the truth?) and two-sided.\n"
+    "\n"
+    "DESIGN.tsv: as dcm peb (a 'subject' column, then the covariates with a\n"
+    "header; the first covariate is the constant). --covariate names the column\n"
+    "to predict. The training PEB uses SPM's defaults as spm_dcm_ppd does\n"
+    "(M.Q 'single', 64 iterations; with one parameter 'single' = 'all').\n";
+
+static const char *footer =
+    "example (the PEB tutorial: does the Words modulation of rdF predict LI?):\n"
+    "  dcm loo out --model full --design design.tsv --param 'B(4,4,3)' --covariate LI -o loo.json\n"
+    "  dcm report loo.json -o loo.html\n";
+
+/* --q single|all */
+static int take_q(const cli_opt *opt, char *arg)
+{
+    static const char *const names[] = {"single", "all"};
+    static const int codes[] = {DCM_PEB_Q_SINGLE, DCM_PEB_Q_ALL};
+    for (int k = 0; k < 2; k++)
+        if (!strcmp(arg, names[k])) {
+            *(int *)opt->value = codes[k];
+            return 0;
+        }
+    return -1;
+}
+
+/* keep the design rows --subjects lists (each must be there) */
+static int keep_listed(design *D, const char *dpath, const char **lists, int nlists)
+{
+    if (!nlists)
+        return DCM_OK;
+    unsigned char *keep = calloc((size_t)D->nsub, 1);
+    if (!keep)
+        return cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
+    int rc = DCM_OK;
+    for (int l = 0; l < nlists && !rc; l++)
+        for (const char *p = lists[l]; *p && !rc;) {
+            size_t len = strcspn(p, ",");
+            int found = 0;
+            for (int i = 0; i < D->nsub; i++)
+                if (strlen(D->subjects[i]) == len && !strncmp(D->subjects[i], p, len))
+                    keep[i] = found = 1;
+            if (len && !found)
+                rc = cli_fail("loo", DCM_ERR_INPUT, "--subjects names '%.*s', who has no row in %s", (int)len,
+                              p, dpath);
+            p += len + (p[len] == ',');
+        }
+    int n = 0;
+    for (int i = 0; i < D->nsub && !rc; i++) {
+        if (!keep[i]) {
+            free(D->subjects[i]);
+            continue;
+        }
+        D->subjects[n] = D->subjects[i];
+        memmove(D->X + (size_t)n * D->nx, D->X + (size_t)i * D->nx, sizeof(double) * D->nx);
+        n++;
+    }
+    if (!rc)
+        D->nsub = n;
+    free(keep);
+    return rc;
+}
+
+/* every design subject's result for the model, aligned by parameter name */
+static int load_fits(const char *outdir, const char *model, const char *dpath, const design *D,
+                     io_batchdir *B, io_result_summary *R, int *nR)
+{
+    dcm_error err = {0, ""};
+    if (io_batchdir_scan(outdir, B, &err))
+        return cli_report("loo", &err);
+    int mi = io_batchdir_model(B, model);
+    if (mi < 0) {
+        char *list = io_batchdir_model_list(B);
+        int rc = cli_fail("loo", DCM_ERR_INPUT, "%s: no results for model '%s'; the models there are: %s",
+                          outdir, model, list ? list : "(out of memory)");
+        free(list);
+        return rc;
+    }
+    for (int i = 0; i < D->nsub; i++) {
+        *nR = i + 1;
+        int s = io_batchdir_subject(B, D->subjects[i]);
+        if (s < 0 || !B->has[s * B->nmod + mi])
+            return cli_fail("loo", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
+                            dpath, D->subjects[i], outdir, D->subjects[i], model);
+        char *p = io_batchdir_path(B, s, mi);
+        int lr = p ? io_result_load(p, &R[i], &err) : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
+        free(p);
+        if (lr)
+            return cli_report("loo", &err);
+        if (i && !io_result_same_kind(&R[i], &R[0]))
+            return cli_fail("loo", DCM_ERR_INPUT, "%s is a %s model but %s is %s: the same model is needed "
+                            "for every subject", R[i].path, io_result_kind(&R[i]), R[0].path,
+                            io_result_kind(&R[0]));
+        if (i && io_result_align(&R[i], &R[0], &err))
+            return cli_report("loo", &err);
+    }
+    return DCM_OK;
+}
+
+/* the column called name, or an error listing the columns */
+static int find_covariate(const design *D, const char *dpath, const char *name, int *col)
+{
+    for (int j = 0; j < D->nx; j++)
+        if (!strcmp(D->covariates[j], name)) {
+            if (j == 0)
+                return cli_fail("loo", DCM_ERR_INPUT, "--covariate %s is the first column of %s, the constant "
+                                "(SPM's X(:,1)); predict one of the others", name, dpath);
+            *col = j;
+            return DCM_OK;
+        }
+    char list[1024];
+    size_t o = 0;
+    for (int j = 0; j < D->nx && o < sizeof list; j++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", j ? ", " : "", D->covariates[j]);
+    return cli_fail("loo", DCM_ERR_INPUT, "--covariate %s is not a column of %s; its columns are: %s", name,
+                    dpath, list);
+}
+
+static json_t *loo_json(const dcm_loo_result *L, const design *D, const char *model, const char *covariate,
+                        json_t *params, int q, int maxit)
+{
+    json_t *o = json_object(), *subs = json_array();
+    json_object_set_new(o, "kind", json_string("loo"));
+    json_object_set_new(o, "model", json_string(model));
+    json_object_set_new(o, "covariate", json_string(covariate));
+    json_object_set_new(o, "parameters", json_incref(params));
+    for (int i = 0; i < L->nsub; i++) {
+        json_t *s = json_object();
+        json_object_set_new(s, "subject", json_string(D->subjects[i]));
+        json_object_set_new(s, "true", json_real(L->truth[i]));
+        json_object_set_new(s, "predicted", json_real(L->qE[i]));
+        json_object_set_new(s, "sd", json_real(sqrt(L->qC[i])));
+        json_object_set_new(s, "peb_converged", json_boolean(L->converged[i]));
+        json_array_append_new(subs, s);
+    }
+    json_object_set_new(o, "subjects", subs);
+    json_object_set_new(o, "predicted", cli_json_vec(L->qE, L->nsub));
+    json_t *sd = json_array();
+    for (int i = 0; i < L->nsub; i++)
+        json_array_append_new(sd, json_real(sqrt(L->qC[i])));
+    json_object_set_new(o, "sd", sd);
+    json_object_set_new(o, "true", cli_json_vec(L->truth, L->nsub));
+    json_object_set_new(o, "r", isfinite(L->r) ? json_real(L->r) : json_null());
+    json_object_set_new(o, "p", isfinite(L->p) ? json_real(L->p) : json_null());
+    json_object_set_new(o, "p_two_sided", isfinite(L->p_two_sided) ? json_real(L->p_two_sided) : json_null());
+    json_object_set_new(o, "t", isfinite(L->t) ? json_real(L->t) : json_null());
+    json_object_set_new(o, "df", json_integer(L->df));
+    json_t *M = json_object();
+    json_object_set_new(M, "Q", json_string(q == DCM_PEB_Q_ALL ? "all" : "single"));
+    json_object_set_new(M, "maxit", json_integer(maxit));
+    json_object_set_new(o, "M", M);
+    return o;
+}
+
+static void loo_print(const dcm_loo_result *L, const design *D, const char *covariate, json_t *params)
+{
+    printf("leave-one-out prediction of %s from", covariate);
+    for (size_t k = 0; k < json_array_size(params); k++)
+        printf("%s %s", k ? "," : "", json_string_value(json_array_get(params, k)));
+    printf(" (%d subjects)\n\n%-16s %12s %12s %12s\n", L->nsub, "subject", "true", "predicted", "sd");
+    for (int i = 0; i < L->nsub; i++)
+        printf("%-16s %12.4f %12.4f %12.4f\n", D->subjects[i], L->truth[i], L->qE[i], sqrt(L->qC[i]));
+    printf("\nout-of-sample correlation r = %.4f (df %d): p = %.5f one-tailed (as SPM), %.5f two-sided\n",
+           L->r, L->df, L->p, L->p_two_sided);
+}
+
+int cmd_loo(int argc, char **argv)
+{
+    const char *outdir = NULL, *model = NULL, *dpath = NULL, *out_path = NULL, *covariate = NULL;
+    int as_json = 0, nsel_args = 0, nsubj_args = 0, q = DCM_PEB_Q_SINGLE;
+    long maxit = 64;
+    const char **sels = calloc((size_t)argc + 1, sizeof *sels);
+    const char **subj_args = calloc((size_t)argc + 1, sizeof *subj_args);
+    io_batchdir B;
+    memset(&B, 0, sizeof B);
+    design D;
+    memset(&D, 0, sizeof D);
+    io_result_summary *R = NULL;
+    int nR = 0, *sel = NULL;
+    double *qE = NULL, *qC = NULL, *pE = NULL, *pV = NULL, *F = NULL;
+    unsigned char *mask = NULL;
+    dcm_loo_result L;
+    memset(&L, 0, sizeof L);
+    json_t *o = NULL, *params = json_array();
+    int rc = DCM_OK;
+    if (!sels || !subj_args || !params) {
+        rc = cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    const cli_opt options[] = {
+        CLI_STRING(0, "model", &model, "NAME", "which model's results"),
+        CLI_STRING(0, "design", &dpath, "FILE", "between-subject design (as dcm peb)"),
+        CLI_LIST(0, "param", sels, &nsel_args, "SEL",
+                 "the parameter(s) that predict: a name ('B:Words:rdF->rdF'), SPM's name ('B(4,4,3)') or a "
+                 "pattern ('B:*'); repeat to add"),
+        CLI_LIST(0, "params", sels, &nsel_args, "SEL", "the same as --param"),
+        CLI_STRING(0, "covariate", &covariate, "NAME", "the design column to predict (e.g. LI)"),
+        CLI_LIST(0, "subjects", subj_args, &nsubj_args, "S1,S2,...", "only these subjects (repeatable)",
+                 .flags = CLI_OPT_NONEMPTY),
+        CLI_GROUP("the training PEB (spm_dcm_peb):"),
+        CLI_CALLBACK(0, "q", &q, "single|all", take_q,
+                     "between-subject precision components (default single, as spm_dcm_ppd)",
+                     .invalid = "--q takes 'single' or 'all'"),
+        CLI_INT(0, "maxit", &maxit, "N", 1, 100000, "most iterations of each PEB (default 64, as SPM)"),
+        CLI_GROUP("output:"),
+        CLI_FLAG(0, "json", &as_json, "print JSON instead of a table"),
+        CLI_STRING('o', "output", &out_path, "FILE", "also write the JSON to FILE (atomically)"),
+        CLI_END};
+    const cli_command cmd = {"loo", usage, description, footer, options, 0};
+    int npos;
+    rc = cli_options_parse(&cmd, argc, argv, &npos);
+    if (rc) {
+        rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
+        goto done;
+    }
+    if (npos > 1) {
+        rc = cli_fail("loo", DCM_ERR_USAGE, "one OUTDIR at a time ('%s' is extra)", argv[2]);
+        goto done;
+    }
+    if (npos)
+        outdir = argv[1];
+    if (!outdir || !model || !dpath || !nsel_args || !covariate) {
+        rc = cli_fail("loo", DCM_ERR_USAGE, "give OUTDIR, --model NAME, --design DESIGN.tsv, --param SEL and "
+                      "--covariate NAME (see dcm loo --help)");
+        goto done;
+    }
+    {
+        cli_plan plan;
+        cli_plan_init(&plan, "loo");
+        cli_plan_batchdir(&plan, outdir);
+        cli_plan_input(&plan, dpath, "--design");
+        cli_plan_output(&plan, out_path, "-o");
+        rc = cli_plan_check(&plan);
+        cli_plan_free(&plan);
+        if (rc)
+            goto done;
+    }
+    dcm_error err = {0, ""};
+    int col = -1;
+    if (read_design(dpath, &D, &err)) {
+        rc = cli_report("loo", &err);
+        goto done;
+    }
+    if ((rc = find_covariate(&D, dpath, covariate, &col)) || (rc = keep_listed(&D, dpath, subj_args, nsubj_args)))
+        goto done;
+    if (D.nsub < 3) {
+        rc = cli_fail("loo", DCM_ERR_INPUT, "%s: leave-one-out needs at least 3 subjects (%d given)", dpath,
+                      D.nsub);
+        goto done;
+    }
+    if (!(R = calloc((size_t)D.nsub, sizeof *R))) {
+        rc = cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    if ((rc = load_fits(outdir, model, dpath, &D, &B, R, &nR)))
+        goto done;
+    const int N = D.nsub, np = R[0].np;
+    io_pname_space S = io_result_space(&R[0]);
+    mask = calloc((size_t)np, 1);
+    sel = malloc(sizeof(int) * np);
+    qE = malloc(sizeof(double) * N * np);
+    qC = malloc(sizeof(double) * N * np * np);
+    pE = malloc(sizeof(double) * N * np);
+    pV = malloc(sizeof(double) * N * np);
+    F = malloc(sizeof(double) * N);
+    if (!mask || !sel || !qE || !qC || !pE || !pV || !F) {
+        rc = cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < nsel_args; k++)
+        if (select_params(&S, sels[k], mask, &err)) {
+            rc = cli_report("loo", &err);
+            goto done;
+        }
+    int nsel = 0;
+    for (int p = 0; p < np; p++)
+        if (mask[p] && R[0].pV[p] > 0) {
+            sel[nsel++] = p;
+            char *name = io_pname_name(&S, p);
+            json_array_append_new(params, json_string(name ? name : "?"));
+            free(name);
+        }
+    if (!nsel) {
+        rc = cli_fail("loo", DCM_ERR_INPUT, "the selected parameters are all fixed (prior variance 0) in %s",
+                      R[0].path);
+        goto done;
+    }
+    for (int i = 0; i < N; i++) {
+        memcpy(qE + (size_t)i * np, R[i].Ep, sizeof(double) * np);
+        memcpy(qC + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
+        memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
+        memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
+        F[i] = R[i].F;
+    }
+    dcm_peb_input in = {.nsub = N, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F, .sel = sel,
+                        .nsel = nsel, .X = D.X, .nx = D.nx, .q = q, .maxit = (int)maxit};
+    if ((rc = dcm_loo(&in, col, &L, &err))) {
+        rc = cli_report("loo", &err);
+        goto done;
+    }
+    int nconv = 0;
+    for (int i = 0; i < N; i++)
+        nconv += L.converged[i];
+    if (nconv < N)
+        fprintf(stderr, "dcm loo: note: %d of %d training PEBs stopped at --maxit %ld before SPM's "
+                "stopping rule (as SPM's spm_dcm_ppd, which uses 64; --maxit raises it)\n", N - nconv, N, maxit);
+    if (!isfinite(L.r))
+        fprintf(stderr, "dcm loo: warning: the predictions (or %s) do not vary: no correlation\n", covariate);
+    o = loo_json(&L, &D, model, covariate, params, q, (int)maxit);
+    if (!as_json)
+        loo_print(&L, &D, covariate, params);
+    rc = cli_emit_json("loo", o, as_json, out_path);
+done:
+    for (int i = 0; i < nR; i++)
+        io_result_summary_free(&R[i]);
+    free(R);
+    free(qE);
+    free(qC);
+    free(pE);
+    free(pV);
+    free(F);
+    free(sel);
+    free(mask);
+    dcm_loo_result_free(&L);
+    json_decref(o);
+    json_decref(params);
+    design_free(&D);
+    io_batchdir_free(&B);
+    free(sels);
+    free(subj_args);
+    return rc;
+}
