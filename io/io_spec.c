@@ -1152,6 +1152,12 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     for (int i = 0; i < n; i++)
         from_ts |= !(s.voi && s.voi[i]);
     const char *scans_from = "\"scans\"";
+    if ((flags & IO_SPEC_DESIGN_ONLY) && !js && from_ts && !json_object_get(root, "timeseries")) {
+        /* simulation: say what sets the length, not only that data are missing */
+        rc = fail(&s, "missing \"scans\" (the number of scans to simulate) or \"timeseries\" "
+                  "(a TSV whose rows give it)");
+        goto done;
+    }
     if (!design_only && from_ts) {
         if ((rc = load_timeseries(&s, root, &ts, &tpath)))
             goto done;

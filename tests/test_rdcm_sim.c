@@ -1,7 +1,8 @@
 /* test_rdcm_sim.c — TAPAS's rDCM generator (models/model_rdcm_sim): the
  * noise-free smith50 data against TAPAS's (../shared, skipped when absent),
  * the noise at the asked SNR and its seed, bad input, and recovery of a
- * simulated 10-region sparse network by rDCM and sparse rDCM. */
+ * simulated 10-region sparse network by rDCM and sparse rDCM, and `dcm
+ * simulate` on rDCM specs (loaded by io_spec, design only). */
 #include "test_util.h"
 
 #include "dcm/dcm_rdcm.h"
@@ -446,6 +447,107 @@ static void test_cli(void)
     test_remove_dir(dir);
 }
 
+/* dcm simulate reads rDCM specs through io_spec: edge lists equal matrices,
+ * an rDCM result's posterior_mean is a --params file, resting state and a
+ * spec without a length are refused with the reason, io_spec's checks apply. */
+static void test_cli_spec_forms(void)
+{
+    char dir[] = "/tmp/test_rdcm_simXXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    write_small_spec(dir);
+    test_write_file(dir, "edges.json",
+                    "{\"method\": \"rdcm\", \"TR\": 1.0, \"scans\": 200,\n"
+                    " \"regions\": [\"V1\", \"V5\", \"PFC\"], \"inputs\": [\"stim\"],\n"
+                    " \"events\": \"events.tsv\", \"a\": [\"V1 -> V5\", \"V5 -> PFC\"],\n"
+                    " \"c\": {\"stim\": [\"V1\"]}, \"rdcm\": {\"data\": \"simulated\"}}\n");
+    char args[4096], out[8192], p1[512], p2[512];
+    const char *runs[] = {"spec.json --params %s/truth.json --snr 10 --seed 5 -o %s/m.tsv",
+                          "edges.json --params %s/truth.json --snr 10 --seed 5 -o %s/e.tsv"};
+    for (int k = 0; k < 2; k++) {
+        char tail[1024];
+        snprintf(tail, sizeof tail, runs[k], dir, dir);
+        snprintf(args, sizeof args, "simulate %s/%s", dir, tail);
+        CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+    }
+    snprintf(p1, sizeof p1, "%s/m.tsv", dir);
+    snprintf(p2, sizeof p2, "%s/e.tsv", dir);
+    char *a = slurp(p1), *b = slurp(p2);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT(strcmp(a, b) == 0);   /* edge lists: the same switches as the matrices */
+    free(a);
+    free(b);
+    /* fit the simulated series, then simulate from the fit's posterior mean:
+       the same data as from those blocks written as a truth file */
+    test_write_file(dir, "fitspec.json",
+                    "{\"method\": \"rdcm\", \"TR\": 1.0, \"timeseries\": \"m.tsv\",\n"
+                    " \"regions\": [\"V1\", \"V5\", \"PFC\"], \"inputs\": [\"stim\"],\n"
+                    " \"events\": \"events.tsv\", \"a\": [\"V1 -> V5\", \"V5 -> PFC\"],\n"
+                    " \"c\": {\"stim\": [\"V1\"]}, \"rdcm\": {\"data\": \"simulated\"}}\n");
+    snprintf(args, sizeof args, "estimate %s/fitspec.json -o %s/fit.json", dir, dir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+    char fp[512];
+    snprintf(fp, sizeof fp, "%s/fit.json", dir);
+    json_t *fit = test_load_json(fp);
+    CU_ASSERT_FATAL(fit != NULL);
+    json_t *pm = json_object_get(fit, "posterior_mean");
+    double a10 = json_number_value(json_array_get(json_array_get(json_object_get(pm, "A"), 1), 0));
+    printf("\n  fit of the simulated data (SNR 10): A V1->V5 %.3f (true 0.4)", a10);
+    CU_ASSERT(fabs(a10 - 0.4) < 0.1);
+    json_t *blocks = json_pack("{s:O, s:O}", "A", json_object_get(pm, "A"), "C",
+                               json_object_get(pm, "C"));
+    snprintf(p1, sizeof p1, "%s/blocks.json", dir);
+    CU_ASSERT_FATAL(json_dump_file(blocks, p1, JSON_REAL_PRECISION(17)) == 0);
+    json_decref(blocks);
+    snprintf(args, sizeof args, "simulate %s/spec.json --params %s --seed 9 --snr 4 -o %s/fb.tsv",
+             dir, p1, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "simulate %s/spec.json --params %s --seed 9 --snr 4 -o %s/fr.tsv",
+             dir, fp, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 0);
+    snprintf(p1, sizeof p1, "%s/fb.tsv", dir);
+    snprintf(p2, sizeof p2, "%s/fr.tsv", dir);
+    a = slurp(p1);
+    b = slurp(p2);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT(strcmp(a, b) == 0);
+    CU_ASSERT(strncmp(a, "V1\tV5\tPFC\n", 10) == 0);
+    free(a);
+    free(b);
+    /* a result of another model (renamed regions) */
+    json_array_set_new(json_object_get(fit, "regions"), 2, json_string("FEF"));
+    snprintf(p1, sizeof p1, "%s/other.json", dir);
+    CU_ASSERT_FATAL(json_dump_file(fit, p1, 0) == 0);
+    json_decref(fit);
+    test_write_file(dir, "rest.json",
+                    "{\"method\": \"rdcm\", \"TR\": 1.0, \"scans\": 200,\n"
+                    " \"regions\": [\"V1\", \"V5\", \"PFC\"], \"a\": [\"V1 -> V5\"]}\n");
+    test_write_file(dir, "noscans.json",
+                    "{\"method\": \"rdcm\", \"TR\": 1.0, \"regions\": [\"V1\", \"V5\", \"PFC\"],\n"
+                    " \"inputs\": [\"stim\"], \"events\": \"events.tsv\", \"a\": [\"V1 -> V5\"],\n"
+                    " \"c\": {\"stim\": [\"V1\"]}}\n");
+    test_write_file(dir, "withb.json",
+                    "{\"method\": \"rdcm\", \"TR\": 1.0, \"scans\": 200, \"regions\": [\"V1\", \"V5\"],\n"
+                    " \"inputs\": [\"stim\"], \"events\": \"events.tsv\", \"a\": [\"V1 -> V5\"],\n"
+                    " \"b\": {\"stim\": [\"V1 -> V5\"]}, \"c\": {\"stim\": [\"V1\"]}}\n");
+    static const struct {
+        const char *spec, *params, *needle;
+    } bad[] = {{"spec.json", "other.json", "the result is of another model"},
+               {"rest.json", "truth.json", "a resting-state rDCM spec (no \"inputs\") cannot be simulated"},
+               {"noscans.json", "truth.json", "missing \"scans\" (the number of scans to simulate)"},
+               {"withb.json", "truth.json", "has no B (modulatory) matrix"}};
+    for (size_t q = 0; q < sizeof bad / sizeof bad[0]; q++) {
+        snprintf(args, sizeof args, "simulate %s/%s --params %s/%s -o %s/bad.tsv", dir, bad[q].spec,
+                 dir, bad[q].params, dir);
+        int rc = test_dcm(args, out, sizeof out);
+        printf("\n  exit %d: %s", rc, out);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[q].needle));
+        snprintf(p1, sizeof p1, "%s/bad.tsv", dir);
+        CU_ASSERT(access(p1, F_OK) != 0);
+    }
+    test_remove_dir(dir);
+}
+
 /* The command on smith50's design and truth gives TAPAS's noise-free data. */
 static void test_cli_smith50(void)
 {
@@ -501,6 +603,8 @@ int main(void)
         {"rDCM generator: unstable A, silent region, bad SNR refused", test_bad_input},
         {"rDCM and sparse rDCM recover a simulated 10-region network", test_recovery},
         {"dcm simulate with an rDCM spec: seeded output, bad input refused", test_cli},
+        {"dcm simulate reads rDCM specs through io_spec: edge lists, result params, refusals",
+         test_cli_spec_forms},
         {"dcm simulate on smith50's spec and truth gives TAPAS's noise-free data", test_cli_smith50},
         {NULL, NULL}};
     return test_run("rdcm_sim", cases);

@@ -65,7 +65,9 @@ static const char *footer =
     "rDCM specs (\"method\": \"rdcm\" or \"sparse_rdcm\"): TAPAS's generator (Euler\n"
     "neuronal states at TR/16, the fixed HRF, noise SD std(signal)/S per region,\n"
     "GSL MT19937 seeded with N); --params holds \"A\" (Hz) and \"C\" (TAPAS units)\n"
-    "as lists of rows; the spec needs \"scans\".\n"
+    "as lists of rows, or is an rDCM result JSON (its \"posterior_mean\"); the spec\n"
+    "needs \"scans\" (or its time series). Resting-state rDCM (no inputs) has\n"
+    "nothing to drive the network and is refused.\n"
     "\n"
     "examples:\n"
     "  dcm simulate fwd.json --params truth.json --snr 2 --seed 7 -o timeseries.tsv\n"
@@ -374,20 +376,21 @@ int cmd_simulate(int argc, char **argv)
         free(vary);
         return rc;
     }
-    /* regression DCM: TAPAS's generator (cmd_simulate_rdcm.c) */
-    if (simulate_rdcm_method(spec)) {
-        free(vary);
-        if (nvary || params_out)
-            return cli_fail("simulate", DCM_ERR_USAGE, "--vary and --params-out are not available "
-                            "for rDCM specs");
-        return simulate_rdcm(spec, params, snr, (unsigned long)seed, output);
-    }
-
     dcm_error err = {0, ""};
     dcm_problem *P = NULL;
     if (io_spec_load_ex(spec, IO_SPEC_DESIGN_ONLY, &P, &err)) {
         free(vary);
         return cli_report("simulate", &err);
+    }
+    /* regression DCM: TAPAS's generator (cmd_simulate_rdcm.c) */
+    if (P->analysis == DCM_ANALYSIS_RDCM) {
+        free(vary);
+        rc = nvary || params_out || spec_out
+                 ? cli_fail("simulate", DCM_ERR_USAGE, "--vary, --params-out and --spec-out are "
+                            "not available for rDCM specs")
+                 : simulate_rdcm(P, params, snr, (unsigned long)seed, output);
+        dcm_problem_free(P);
+        return rc;
     }
     const int csd = P->analysis == DCM_ANALYSIS_CSD;
     if (spec_out && !csd) {
