@@ -881,15 +881,19 @@ static int sparse_theta(const double *W, const double *v, const double *m0, cons
         }
     }
     ws->na = na;
-    double *P = ws->P, *SA = ws->SA;
+    double *P = ws->P, *SA = ws->SA, *tz = ws->tmp;
+    for (int a = 0; a < na; a++)
+        tz[a] = tau * zG[ws->act[a]];
     for (int b = 0; b < na; b++) {
         int j = ws->act[b];
         const double *Wj = W + (size_t)D * j;
-        double *Pb = P + (size_t)na * b, tzj = tau * zG[j];
-        for (int a = 0; a < na; a++) {
-            int i = ws->act[a];
-            Pb[a] = tau * zG[i] * zG[j] * Wj[i];
-        }
+        double *Pb = P + (size_t)na * b, tzj = tz[b], zj = zG[j];
+        if (na == D)   /* every regressor active: contiguous, vectorised */
+            for (int a = 0; a < na; a++)
+                Pb[a] = tz[a] * zj * Wj[a];
+        else
+            for (int a = 0; a < na; a++)
+                Pb[a] = tz[a] * zj * Wj[ws->act[a]];
         Pb[b] = tzj * Wj[j] + l0[j];
         ws->rhs[b] = tzj * v[j] + l0[j] * m0[j];
     }
@@ -898,14 +902,19 @@ static int sparse_theta(const double *W, const double *v, const double *m0, cons
         if (isnan(ldA))
             return DCM_ERR_NUMERIC;
         ld += ldA;
-        for (int a = 0; a < na; a++) {
-            /* row a = column a (chol_inverse mirrors SA exactly) */
-            const double *Sa = SA + (size_t)na * a;
-            double x = 0;
-            for (int b = 0; b < na; b++)
-                x += Sa[b] * ws->rhs[b];
-            mu[ws->act[a]] = x;
+        /* x = SA rhs by columns: each x_a sums over b in order, as a
+         * dot product would, but na independent sums run side by side */
+        double *x = ws->g;   /* free until the next sweep */
+        for (int a = 0; a < na; a++)
+            x[a] = 0.0;
+        for (int b = 0; b < na; b++) {
+            const double *Sb = SA + (size_t)na * b;
+            double rb = ws->rhs[b];
+            for (int a = 0; a < na; a++)
+                x[a] += Sb[a] * rb;
         }
+        for (int a = 0; a < na; a++)
+            mu[ws->act[a]] = x[a];
     }
     ws->logdetP = ld;
     return DCM_OK;
