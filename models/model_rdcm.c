@@ -77,6 +77,8 @@ void model_rdcm_spectra_free(model_rdcm_spectra *S)
     memset(S, 0, sizeof *S);
 }
 
+#define CONV_MAX_THREADS 64
+
 /* The real FFTs one build needs, planned once under the lock. */
 typedef struct {
     int N, Nu;
@@ -196,27 +198,77 @@ static void filter_region(model_rdcm_spectra *S, int k, const unsigned char *uni
     S->kept[k] = nk;
 }
 
+/* Inputs first, first + step, ... of convolve_inputs, with buffers of
+ * their own (FFTW's new-array execute is thread-safe; same plan, same
+ * numbers in any thread). */
+typedef struct {
+    model_rdcm_spectra *S;
+    const rdcm_ffts *F;
+    const double *u;
+    const double complex *Hu;
+    int first, step, rc;
+} conv_part;
+
+static void *convolve_part(void *arg)
+{
+    conv_part *c = arg;
+    model_rdcm_spectra *S = c->S;
+    int N = S->N, Nu = N * S->r, nh = Nu / 2 + 1;
+    double *tu = fftw_malloc(sizeof(double) * (size_t)Nu);
+    fftw_complex *fu = fftw_malloc(sizeof(fftw_complex) * (size_t)nh);
+    c->rc = tu && fu ? 0 : -1;
+    for (int i = c->first; i < S->m && c->rc == 0; i += c->step) {
+        memcpy(tu, c->u + (size_t)i * Nu, sizeof(double) * (size_t)Nu);
+        fftw_execute_dft_r2c(c->F->fwd_u, tu, fu);
+        double complex *fz = (double complex *)fu;
+        for (int f = 0; f < nh; f++)
+            fz[f] *= c->Hu[f];
+        fftw_execute_dft_c2r(c->F->inv_u, fu, tu);   /* unnormalised: divide by Nu */
+        for (int t = 0; t < N; t++)
+            S->uconv[(size_t)i * N + t] = tu[(size_t)t * S->r] / Nu;
+    }
+    fftw_free(tu);
+    fftw_free(fu);
+    return NULL;
+}
+
 /* Convolve every input circularly with the HRF at micro-time and sample
- * the result at the scans (TAPAS: real(ifft(fft(u) .* fft(h)))). */
-static void convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const double *u)
+ * the result at the scans (TAPAS: real(ifft(fft(u) .* fft(h)))), the
+ * inputs shared among up to `threads` threads. */
+static int convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const double *u, int threads)
 {
     int N = S->N, Nu = N * S->r, nh = Nu / 2 + 1;
     double complex *Hu = malloc(sizeof(double complex) * (size_t)nh);
     if (!Hu)
-        return;
+        return -1;
     memcpy(F->tu, S->h, sizeof(double) * (size_t)Nu);
     fftw_execute(F->fwd_u);
     memcpy(Hu, F->fu, sizeof(double complex) * (size_t)nh);
-    for (int i = 0; i < S->m; i++) {
-        memcpy(F->tu, u + (size_t)i * Nu, sizeof(double) * (size_t)Nu);
-        fftw_execute(F->fwd_u);
-        for (int f = 0; f < nh; f++)
-            F->fu[f] *= Hu[f];
-        fftw_execute(F->inv_u);     /* unnormalised: divide by Nu */
-        for (int t = 0; t < N; t++)
-            S->uconv[(size_t)i * N + t] = F->tu[(size_t)t * S->r] / Nu;
+    if (threads > S->m)
+        threads = S->m;
+    if (threads > CONV_MAX_THREADS)
+        threads = CONV_MAX_THREADS;
+    if (threads < 1)
+        threads = 1;
+    conv_part part[CONV_MAX_THREADS];
+    pthread_t tid[CONV_MAX_THREADS];
+    int started[CONV_MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++)
+        part[t] = (conv_part){S, F, u, Hu, t, threads, 0};
+    for (int t = 1; t < threads; t++)
+        started[t] = pthread_create(&tid[t], NULL, convolve_part, &part[t]) == 0;
+    /* a thread that did not start: its inputs done here */
+    convolve_part(&part[0]);
+    int rc = part[0].rc;
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            convolve_part(&part[t]);
+        rc |= part[t].rc;
     }
     free(Hu);
+    return rc;
 }
 
 static int spectra_alloc(model_rdcm_spectra *S)
@@ -241,6 +293,13 @@ static int spectra_alloc(model_rdcm_spectra *S)
 
 int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
                              const double *u, int m, int r, double thr, dcm_error *err)
+{
+    return model_rdcm_spectra_build_mt(S, Y, N, n, TR, u, m, r, thr, 1, err);
+}
+
+int model_rdcm_spectra_build_mt(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
+                                const double *u, int m, int r, double thr, int threads,
+                                dcm_error *err)
 {
     memset(S, 0, sizeof *S);
     if (n < 1 || m < 0 || r < 1 || !(TR > 0) || !(thr >= 0) || (m > 0 && !u))
@@ -268,8 +327,10 @@ int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int 
     }
     int Nu = N * r;
     model_rdcm_hrf(TR / r, Nu, S->h);
-    if (m > 0)
-        convolve_inputs(S, &F, u);
+    if (m > 0 && convolve_inputs(S, &F, u, threads)) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d scans x %d regions", N, n);
+        goto done;
+    }
     for (int t = 0; t < N; t++)
         S->uconv[(size_t)m * N + t] = 1.0;
     dft_full(&F, S->h, (size_t)r, S->H);
