@@ -415,7 +415,7 @@ int dcm_rdcm_estimate(const double *Y, int N, int n, double TR, const double *u,
     double grid[DCM_RDCM_GRID_DEFAULT];
     dcm_rdcm_default_grid(grid);
     model_rdcm_spectra S;
-    rc = model_rdcm_spectra_build(&S, Y, N, n, TR, u, m, r, opt->filter, err);
+    rc = model_rdcm_spectra_build_mt(&S, Y, N, n, TR, u, m, r, opt->filter, opt->threads, err);
     if (rc != DCM_OK)
         return rc;
     rdcm_job J;

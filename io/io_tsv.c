@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,12 +279,75 @@ int io_text_read(const char *path, io_text_table *t, dcm_error *err)
     return rc;
 }
 
+/* Plain decimals ([+-]digits[.digits][e[+-]digits]) with at most 15
+ * significant digits and a decimal exponent within +-22: the digits are an
+ * exact double and so is the power of ten, so one multiply or divide gives
+ * the correctly rounded value, the double strtod returns (Clinger's fast
+ * path); without strtod's locale and multi-precision work. Returns 0 and
+ * sets *x, or -1 for anything else (left to strtod). */
+static int parse_plain_decimal(const char *s, double *x)
+{
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *p = s;
+    int neg = *p == '-';
+    if (*p == '+' || *p == '-')
+        p++;
+    uint64_t mant = 0;
+    int sig = 0, frac = 0, digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        if (mant || *p != '0') {
+            mant = mant * 10 + (uint64_t)(*p - '0');
+            sig++;
+        }
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, frac++)
+            if (mant || *p != '0') {
+                mant = mant * 10 + (uint64_t)(*p - '0');
+                sig++;
+            }
+    if (!digits || sig > 15)
+        return -1;
+    int e = 0;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        int eneg = *p == '-';
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return -1;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (e < 1000)
+                e = e * 10 + (*p - '0');
+        e = eneg ? -e : e;
+    }
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p)
+        return -1;
+    e -= frac;
+    double v = (double)mant;
+    if (mant == 0)
+        v = 0.0;
+    else if (e >= 0 && e <= 22)
+        v *= pow10[e];
+    else if (e < 0 && e >= -22)
+        v /= pow10[-e];
+    else
+        return -1;
+    *x = neg ? -v : v;
+    return 0;
+}
+
 int io_parse_number(const char *s, double *x)
 {
     while (isspace((unsigned char)*s))
         s++;
     if (!*s)
         return 1;
+    if (parse_plain_decimal(s, x) == 0)
+        return 0;
     /* reject the words strtod would accept for non-finite values */
     const char *p = s;
     if (*p == '+' || *p == '-')

@@ -77,6 +77,8 @@ void model_rdcm_spectra_free(model_rdcm_spectra *S)
     memset(S, 0, sizeof *S);
 }
 
+#define CONV_MAX_THREADS 64
+
 /* The real FFTs one build needs, planned once under the lock. */
 typedef struct {
     int N, Nu;
@@ -196,27 +198,77 @@ static void filter_region(model_rdcm_spectra *S, int k, const unsigned char *uni
     S->kept[k] = nk;
 }
 
+/* Inputs first, first + step, ... of convolve_inputs, with buffers of
+ * their own (FFTW's new-array execute is thread-safe; same plan, same
+ * numbers in any thread). */
+typedef struct {
+    model_rdcm_spectra *S;
+    const rdcm_ffts *F;
+    const double *u;
+    const double complex *Hu;
+    int first, step, rc;
+} conv_part;
+
+static void *convolve_part(void *arg)
+{
+    conv_part *c = arg;
+    model_rdcm_spectra *S = c->S;
+    int N = S->N, Nu = N * S->r, nh = Nu / 2 + 1;
+    double *tu = fftw_malloc(sizeof(double) * (size_t)Nu);
+    fftw_complex *fu = fftw_malloc(sizeof(fftw_complex) * (size_t)nh);
+    c->rc = tu && fu ? 0 : -1;
+    for (int i = c->first; i < S->m && c->rc == 0; i += c->step) {
+        memcpy(tu, c->u + (size_t)i * Nu, sizeof(double) * (size_t)Nu);
+        fftw_execute_dft_r2c(c->F->fwd_u, tu, fu);
+        double complex *fz = (double complex *)fu;
+        for (int f = 0; f < nh; f++)
+            fz[f] *= c->Hu[f];
+        fftw_execute_dft_c2r(c->F->inv_u, fu, tu);   /* unnormalised: divide by Nu */
+        for (int t = 0; t < N; t++)
+            S->uconv[(size_t)i * N + t] = tu[(size_t)t * S->r] / Nu;
+    }
+    fftw_free(tu);
+    fftw_free(fu);
+    return NULL;
+}
+
 /* Convolve every input circularly with the HRF at micro-time and sample
- * the result at the scans (TAPAS: real(ifft(fft(u) .* fft(h)))). */
-static void convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const double *u)
+ * the result at the scans (TAPAS: real(ifft(fft(u) .* fft(h)))), the
+ * inputs shared among up to `threads` threads. */
+static int convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const double *u, int threads)
 {
     int N = S->N, Nu = N * S->r, nh = Nu / 2 + 1;
     double complex *Hu = malloc(sizeof(double complex) * (size_t)nh);
     if (!Hu)
-        return;
+        return -1;
     memcpy(F->tu, S->h, sizeof(double) * (size_t)Nu);
     fftw_execute(F->fwd_u);
     memcpy(Hu, F->fu, sizeof(double complex) * (size_t)nh);
-    for (int i = 0; i < S->m; i++) {
-        memcpy(F->tu, u + (size_t)i * Nu, sizeof(double) * (size_t)Nu);
-        fftw_execute(F->fwd_u);
-        for (int f = 0; f < nh; f++)
-            F->fu[f] *= Hu[f];
-        fftw_execute(F->inv_u);     /* unnormalised: divide by Nu */
-        for (int t = 0; t < N; t++)
-            S->uconv[(size_t)i * N + t] = F->tu[(size_t)t * S->r] / Nu;
+    if (threads > S->m)
+        threads = S->m;
+    if (threads > CONV_MAX_THREADS)
+        threads = CONV_MAX_THREADS;
+    if (threads < 1)
+        threads = 1;
+    conv_part part[CONV_MAX_THREADS];
+    pthread_t tid[CONV_MAX_THREADS];
+    int started[CONV_MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++)
+        part[t] = (conv_part){S, F, u, Hu, t, threads, 0};
+    for (int t = 1; t < threads; t++)
+        started[t] = pthread_create(&tid[t], NULL, convolve_part, &part[t]) == 0;
+    /* a thread that did not start: its inputs done here */
+    convolve_part(&part[0]);
+    int rc = part[0].rc;
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            convolve_part(&part[t]);
+        rc |= part[t].rc;
     }
     free(Hu);
+    return rc;
 }
 
 static int spectra_alloc(model_rdcm_spectra *S)
@@ -241,6 +293,13 @@ static int spectra_alloc(model_rdcm_spectra *S)
 
 int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
                              const double *u, int m, int r, double thr, dcm_error *err)
+{
+    return model_rdcm_spectra_build_mt(S, Y, N, n, TR, u, m, r, thr, 1, err);
+}
+
+int model_rdcm_spectra_build_mt(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
+                                const double *u, int m, int r, double thr, int threads,
+                                dcm_error *err)
 {
     memset(S, 0, sizeof *S);
     if (n < 1 || m < 0 || r < 1 || !(TR > 0) || !(thr >= 0) || (m > 0 && !u))
@@ -268,8 +327,10 @@ int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int 
     }
     int Nu = N * r;
     model_rdcm_hrf(TR / r, Nu, S->h);
-    if (m > 0)
-        convolve_inputs(S, &F, u);
+    if (m > 0 && convolve_inputs(S, &F, u, threads)) {
+        rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d scans x %d regions", N, n);
+        goto done;
+    }
     for (int t = 0; t < N; t++)
         S->uconv[(size_t)m * N + t] = 1.0;
     dft_full(&F, S->h, (size_t)r, S->H);
@@ -395,6 +456,10 @@ struct model_rdcm_ws {
     int Dmax;
     int eig_from;        /* rDCM: D from which one eigendecomposition is used */
     double *P, *SA, *g, *zG, *rhs, *tmp, *sdiag;
+    /* sparse rDCM: Sigma of the current q(theta) as a dense D x D (the
+     * prior's variance outside the active set; contiguous columns for the
+     * sweeps instead of a lookup per term), and per-call constants of p0: logit p0, log(1 - p0), log(p0 / (1 - p0)) */
+    double *Sd, *lgt, *l1p, *lodd;
     int *order, *nzlist;   /* update order; indices of the non-zero z */
     /* sparse rDCM: the active set (zG != 0) of the current q(theta) */
     int na, *act, *pos;
@@ -420,6 +485,10 @@ model_rdcm_ws *model_rdcm_ws_alloc(int Dmax)
     w->rhs = malloc(sizeof(double) * D);
     w->tmp = malloc(sizeof(double) * D);
     w->sdiag = malloc(sizeof(double) * D);
+    w->Sd = malloc(sizeof(double) * D * D);
+    w->lgt = malloc(sizeof(double) * D);
+    w->l1p = malloc(sizeof(double) * D);
+    w->lodd = malloc(sizeof(double) * D);
     w->c_mu = malloc(sizeof(double) * D);
     w->order = malloc(sizeof(int) * D);
     w->nzlist = malloc(sizeof(int) * D);
@@ -428,6 +497,7 @@ model_rdcm_ws *model_rdcm_ws_alloc(int Dmax)
     w->c_act = malloc(sizeof(int) * D);
     w->c_pos = malloc(sizeof(int) * D);
     if (!w->P || !w->SA || !w->c_SA || !w->g || !w->zG || !w->rhs || !w->tmp || !w->sdiag ||
+        !w->Sd || !w->lgt || !w->l1p || !w->lodd ||
         !w->c_mu || !w->order || !w->nzlist || !w->act || !w->pos || !w->c_act || !w->c_pos) {
         model_rdcm_ws_free(w);
         return NULL;
@@ -447,6 +517,10 @@ void model_rdcm_ws_free(model_rdcm_ws *w)
     free(w->rhs);
     free(w->tmp);
     free(w->sdiag);
+    free(w->Sd);
+    free(w->lgt);
+    free(w->l1p);
+    free(w->lodd);
     free(w->c_mu);
     free(w->order);
     free(w->nzlist);
@@ -868,15 +942,19 @@ static int sparse_theta(const double *W, const double *v, const double *m0, cons
         }
     }
     ws->na = na;
-    double *P = ws->P, *SA = ws->SA;
+    double *P = ws->P, *SA = ws->SA, *tz = ws->tmp;
+    for (int a = 0; a < na; a++)
+        tz[a] = tau * zG[ws->act[a]];
     for (int b = 0; b < na; b++) {
         int j = ws->act[b];
         const double *Wj = W + (size_t)D * j;
-        double *Pb = P + (size_t)na * b, tzj = tau * zG[j];
-        for (int a = 0; a < na; a++) {
-            int i = ws->act[a];
-            Pb[a] = tau * zG[i] * zG[j] * Wj[i];
-        }
+        double *Pb = P + (size_t)na * b, tzj = tz[b], zj = zG[j];
+        if (na == D)   /* every regressor active: contiguous, vectorised */
+            for (int a = 0; a < na; a++)
+                Pb[a] = tz[a] * zj * Wj[a];
+        else
+            for (int a = 0; a < na; a++)
+                Pb[a] = tz[a] * zj * Wj[ws->act[a]];
         Pb[b] = tzj * Wj[j] + l0[j];
         ws->rhs[b] = tzj * v[j] + l0[j] * m0[j];
     }
@@ -885,24 +963,38 @@ static int sparse_theta(const double *W, const double *v, const double *m0, cons
         if (isnan(ldA))
             return DCM_ERR_NUMERIC;
         ld += ldA;
-        for (int a = 0; a < na; a++) {
-            double x = 0;
-            for (int b = 0; b < na; b++)
-                x += SA[a + (size_t)na * b] * ws->rhs[b];
-            mu[ws->act[a]] = x;
+        /* x = SA rhs by columns: each x_a sums over b in order, as a
+         * dot product would, but na independent sums run side by side */
+        double *x = ws->g;   /* free until the next sweep */
+        for (int a = 0; a < na; a++)
+            x[a] = 0.0;
+        for (int b = 0; b < na; b++) {
+            const double *Sb = SA + (size_t)na * b;
+            double rb = ws->rhs[b];
+            for (int a = 0; a < na; a++)
+                x[a] += Sb[a] * rb;
         }
+        for (int a = 0; a < na; a++)
+            mu[ws->act[a]] = x[a];
     }
     ws->logdetP = ld;
     return DCM_OK;
 }
 
-/* Sigma_ij of the current q(theta) */
-static double sigma_at(const model_rdcm_ws *ws, const double *l0, int i, int j)
+/* ws->Sd = the dense Sigma of the current q(theta): Sd[j + D i] = Sigma_ji */
+static void sparse_sigma_dense(model_rdcm_ws *ws, const double *l0, int D)
 {
-    int a = ws->pos[i], b = ws->pos[j];
-    if (a >= 0 && b >= 0)
-        return ws->SA[a + (size_t)ws->na * b];
-    return i == j ? 1.0 / l0[i] : 0.0;
+    double *Sd = ws->Sd;
+    memset(Sd, 0, sizeof(double) * (size_t)D * D);
+    for (int i = 0; i < D; i++)
+        if (ws->pos[i] < 0)
+            Sd[i + (size_t)D * i] = 1.0 / l0[i];
+    for (int b = 0; b < ws->na; b++) {
+        const double *Sb = ws->SA + (size_t)ws->na * b;
+        double *col = Sd + (size_t)D * ws->act[b];
+        for (int a = 0; a < ws->na; a++)
+            col[ws->act[a]] = Sb[a];
+    }
 }
 
 static void sparse_theta_save(model_rdcm_ws *ws, const double *mu, int D)
@@ -947,15 +1039,14 @@ static void list_set(int *list, int *len, int i, int in)
 /* One sweep of coordinate updates of q(z), each using those before it:
  * g_i -= tau sum_j z_j Q_ji with z_i = 1, Q = W o (mu mu' + Sigma). Only
  * the non-zero z_j (a sorted list) enter the sum. */
-static void sparse_z_sweep(const double *W, const double *v, const double *l0, const double *p0,
-                           const double *mu, double tau, int D, model_rdcm_rng *rng,
+static void sparse_z_sweep(const double *W, const double *v, const double *mu, double tau, int D, model_rdcm_rng *rng,
                            model_rdcm_ws *ws, double *z)
 {
     double *g = ws->g;
-    int *nzl = ws->nzlist, nnz = 0, na = ws->na;
+    int *nzl = ws->nzlist, nnz = 0;
     for (int i = 0; i < D; i++) {
-        g[i] = logit(p0[i]) + tau * mu[i] * v[i] +
-               tau * W[i + (size_t)D * i] * (mu[i] * mu[i] + sigma_at(ws, l0, i, i)) / 2.0;
+        g[i] = ws->lgt[i] + tau * mu[i] * v[i] +
+               tau * W[i + (size_t)D * i] * (mu[i] * mu[i] + ws->Sd[i + (size_t)D * i]) / 2.0;
         if (z[i] != 0.0)
             nzl[nnz++] = i;
     }
@@ -965,15 +1056,15 @@ static void sparse_z_sweep(const double *W, const double *v, const double *l0, c
         for (int i = 0; i < D; i++)
             ws->order[i] = i;
     for (int t = 0; t < D; t++) {
-        int i = ws->order[t], pi = ws->pos[i];
+        int i = ws->order[t];
+        if (z[i] == 0.0)   /* the list holds exactly the non-zero z */
+            list_set(nzl, &nnz, i, 1);
         z[i] = 1.0;
-        list_set(nzl, &nnz, i, 1);
-        const double *Wi = W + (size_t)D * i, *Si = pi >= 0 ? ws->SA + (size_t)na * pi : NULL;
-        double s = 0;
+        const double *Wi = W + (size_t)D * i, *Si = ws->Sd + (size_t)D * i;
+        double s = 0, mi = mu[i];
         for (int a = 0; a < nnz; a++) {
-            int j = nzl[a], pj = ws->pos[j];
-            double sji = Si && pj >= 0 ? Si[pj] : (j == i ? 1.0 / l0[i] : 0.0);
-            s += z[j] * (Wi[j] * (mu[j] * mu[i] + sji));
+            int j = nzl[a];
+            s += z[j] * (Wi[j] * (mu[j] * mi + Si[j]));
         }
         g[i] -= tau * s;
         z[i] = 1.0 / (1.0 + exp(-g[i]));
@@ -991,8 +1082,12 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
     double *z = fit->z, *zG = ws->zG, *mu = fit->mu;
     int *nz = ws->nzlist, nnz;   /* free again after the sweep */
     fit->aN = MODEL_RDCM_A0 + bins / 2.0;
-    for (int i = 0; i < D; i++)
+    for (int i = 0; i < D; i++) {
         z[i] = zG[i] = p0[i];
+        ws->lgt[i] = logit(p0[i]);
+        ws->l1p[i] = log(1 - p0[i]);
+        ws->lodd[i] = log(p0[i] / (1 - p0[i]));
+    }
     for (int it = 1; it <= MODEL_RDCM_MAXIT; it++) {
         /* q(theta) given the z of the last update (before any pruning); the
          * first depends only on p0, so restarts share it */
@@ -1005,7 +1100,8 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
             if (it == 1)
                 sparse_theta_save(ws, mu, D);
         }
-        sparse_z_sweep(W, v, l0, p0, mu, tau, D, rng, ws, z);
+        sparse_sigma_dense(ws, l0, D);
+        sparse_z_sweep(W, v, mu, tau, D, rng, ws, z);
         memcpy(zG, z, sizeof(double) * (size_t)D);
         /* q(tau): E||Yd - X Z theta||^2 / 2 with this mu, Sigma and the new z */
         nnz = 0;
@@ -1014,15 +1110,14 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
                 nz[nnz++] = i;
         double muZv = 0, muGmu = 0, trGS = 0;
         for (int a = 0; a < nnz; a++) {
-            int i = nz[a], pi = ws->pos[i];
-            const double *Wi = W + (size_t)D * i;
-            const double *Si = pi >= 0 ? ws->SA + (size_t)ws->na * pi : NULL;
+            int i = nz[a];
+            const double *Wi = W + (size_t)D * i, *Si = ws->Sd + (size_t)D * i;
             double zi = zG[i], mi = mu[i];
             muZv += mi * zi * v[i];
             for (int b = 0; b < nnz; b++) {
-                int j = nz[b], pj = ws->pos[j];
+                int j = nz[b];
                 double Gij = i == j ? zi * Wi[i] : zi * zG[j] * Wi[j];   /* E[Z W Z] */
-                double Sij = Si && pj >= 0 ? Si[pj] : (i == j ? 1.0 / l0[i] : 0.0);
+                double Sij = Si[j];
                 muGmu += mi * Gij * mu[j];
                 trGS += Gij * Sij;
             }
@@ -1036,14 +1131,14 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
                 mu[i] = 0.0;
             if (mu[i] == 0.0)
                 z[i] = 0.0;
-            ws->sdiag[i] = sigma_at(ws, l0, i, i);
+            ws->sdiag[i] = ws->Sd[i + (size_t)D * i];
         }
         free_energy_terms(fit->terms, mu, ws->sdiag, m0, l0, D, bins, fit->aN, fit->bN, QF, tau,
                           ws->logdetP);
         double lpz = 0, lqz = 0;
         for (int i = 0; i < D; i++)
             if (z[i] > MODEL_RDCM_Z_MIN && z[i] < 1.0) {
-                lpz += log(1 - p0[i]) + z[i] * log(p0[i] / (1 - p0[i]));
+                lpz += ws->l1p[i] + z[i] * ws->lodd[i];
                 lqz += -(1 - z[i]) * log(1 - z[i]) - z[i] * log(z[i]);
             }
         fit->terms[MODEL_RDCM_LOG_P_Z] = lpz;
@@ -1058,6 +1153,6 @@ int model_rdcm_sparse(const double *W, const double *v, double yy, int bins, con
     /* the posterior covariance of the last q(theta) */
     for (int j = 0; j < D; j++)
         for (int i = 0; i < D; i++)
-            fit->Sigma[i + (size_t)D * j] = sigma_at(ws, l0, i, j);
+            fit->Sigma[i + (size_t)D * j] = ws->Sd[i + (size_t)D * j];
     return DCM_OK;
 }

@@ -91,6 +91,11 @@ typedef struct {
  * a region keeps no informative frequency after filtering (naming it). */
 int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
                              const double *u, int m, int r, double thr, dcm_error *err);
+/* The same with the inputs' convolutions shared among up to `threads`
+ * threads (the same numbers for any count). */
+int model_rdcm_spectra_build_mt(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
+                                const double *u, int m, int r, double thr, int threads,
+                                dcm_error *err);
 void model_rdcm_spectra_free(model_rdcm_spectra *S);
 
 /* The response of region k at bin f: the DFT of its forward difference,

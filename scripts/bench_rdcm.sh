@@ -56,18 +56,21 @@ if [ -f "$data/bold.tsv.gz" ] && command -v jq > /dev/null; then
               regions: .regions, inputs: .inputs, a: .a, c: .c, rdcm: $o}' \
             "$data/model.json" > "$tmp/smith50_$variant.json"
     done
-    # best of three for the short ones (the machine is shared)
-    best() {
-        b=""
-        for k in 1 2 3; do
-            line=$(run "$@") || return 1
-            s=$(echo "$line" | awk '{print $(NF-6)}')
-            if [ -z "$b" ] || awk "BEGIN{exit !($s < $bs)}"; then b=$line; bs=$s; fi
+    # median of five for the short ones (the machine is shared: the median
+    # is what a user sees, the best of five what an idle machine gives)
+    median() {
+        : > "$tmp/lines"
+        for k in 1 2 3 4 5; do
+            run "$@" >> "$tmp/lines" || return 1
         done
-        echo "$b"
+        # seconds are the field before "s" (names have spaces): sort on it
+        awk '{for (i = NF; i > 0; i--) if ($i == "s") {print $(i - 1) "\t" $0; break}}' "$tmp/lines" |
+            sort -n | cut -f 2- > "$tmp/sorted"
+        sed -n 3p "$tmp/sorted" | sed 's/$/   (median of 5)/'
+        printf "%-52s %8.2f s (best of 5)\n" "" "$(head -n 1 "$tmp/sorted" | awk '{for (i = NF; i > 0; i--) if ($i == "s") {print $(i - 1); break}}')"
     }
-    best "smith50 rDCM (TAPAS: 73.6 s whole call)" "$tmp/smith50_ridge.json" || exit 1
-    best "smith50 sparse rDCM, ordered, 19 p0 (TAPAS: 61 s)" "$tmp/smith50_ordered.json" || exit 1
+    median "smith50 rDCM (TAPAS: 73.6 s whole call)" "$tmp/smith50_ridge.json" || exit 1
+    median "smith50 sparse rDCM, ordered, 19 p0 (TAPAS: 61 s)" "$tmp/smith50_ordered.json" || exit 1
     run "smith50 sparse rDCM, 100 restarts, p0 0.15 (TAPAS: 425 s)" "$tmp/smith50_tutorial.json" || exit 1
     run "smith50 sparse rDCM, 100 restarts, 19 p0 (TAPAS: 3914 s)" "$tmp/smith50_random.json" || exit 1
 else

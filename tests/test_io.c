@@ -295,6 +295,48 @@ static void test_tsv_errors(void)
     remove_tree(dir);
 }
 
+/* The reader's fast path for plain decimals must give strtod's double, bit
+ * for bit, and leave everything else (hex, overflow, words, junk) to the
+ * checks behind it. */
+static void test_parse_number_as_strtod(void)
+{
+    static const char *fmts[] = {"%.*f", "%.*e", "%.*g", "%.*E"};
+    unsigned long long s = 12345;
+    int mismatches = 0, failures = 0;
+    for (int i = 0; i < 200000; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        double u = (double)(s >> 11) / 9007199254740992.0 - 0.5;
+        int e = (int)((s >> 3) % 48) - 24, prec = (int)((s >> 20) % 18);
+        char b[64];
+        snprintf(b, sizeof b, fmts[i % 4], prec, u * pow(10.0, e));
+        double x = -1, y = strtod(b, NULL);
+        if (io_parse_number(b, &x) != 0)
+            failures++;
+        else if (memcmp(&x, &y, sizeof x) != 0)
+            mismatches++;
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+    CU_ASSERT_EQUAL(mismatches, 0);
+    const char *same[] = {"-0", "+.5", "1.", "00012.5000", "0x10", "1e-400", "123456789012345678",
+                          "0.1234567890123456789", "9007199254740993", "1e22", "1e23", "4.9e-324",
+                          "0.000000000000000000000000001", " 2.5e+3\t"};
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        double x = -1, y = strtod(same[i], NULL);
+        CU_ASSERT_EQUAL(io_parse_number(same[i], &x), 0);
+        CU_ASSERT_EQUAL(memcmp(&x, &y, sizeof x), 0);
+    }
+    double x = 7;
+    CU_ASSERT_EQUAL(io_parse_number("1e400", &x), 2);
+    CU_ASSERT_EQUAL(io_parse_number("-inf", &x), 2);
+    CU_ASSERT_EQUAL(io_parse_number("1e", &x), 1);
+    CU_ASSERT_EQUAL(io_parse_number("1e+", &x), 1);
+    CU_ASSERT_EQUAL(io_parse_number(".", &x), 1);
+    CU_ASSERT_EQUAL(io_parse_number("1,2", &x), 1);
+    CU_ASSERT_EQUAL(io_parse_number("--1", &x), 1);
+    CU_ASSERT_EQUAL(io_parse_number("1.5 2", &x), 1);
+    CU_ASSERT_EQUAL(x, 7);
+}
+
 static void test_tsv_write_atomic(void)
 {
     char dir[256];
@@ -1241,6 +1283,7 @@ int main(void)
     static const test_case cases[] = {
         {"tsv: read with and without header", test_tsv_read},
         {"tsv: ragged, NaN/Inf, text, empty", test_tsv_errors},
+        {"tsv: numbers read as strtod reads them, bit for bit", test_parse_number_as_strtod},
         {"tsv: atomic write, abort, failed write", test_tsv_write_atomic},
         {"events: attention events equal SPM's micro-time inputs", test_events_reference},
         {"events: bins, overlap, clipping, errors", test_events_rules},
