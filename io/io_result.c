@@ -1071,8 +1071,14 @@ int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, d
     }
     json_t *F = json_object_get(root, "free_energy");
     if (!json_is_number(F)) {
-        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"free_energy\" must be a number; is this a dcm "
-                           "result file?", path);
+        /* other dcm outputs are JSON too: say which one it is and what to use */
+        if (json_object_get(root, "free_energy_reduced"))
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s is the output of `dcm reduce`, not a fitted "
+                               "model: compare the estimates, or give its \"free_energy_reduced\" "
+                               "to `dcm compare --lme`", path);
+        else
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: \"free_energy\" must be a number; is this "
+                               "a dcm result file?", path);
         goto done;
     }
     s->F = json_number_value(F);

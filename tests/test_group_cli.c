@@ -243,6 +243,14 @@ static void test_bad_inputs(void)
         snprintf(args, sizeof args, "reduce %s --off 'B:Photic:V1->V5'", post);
         CU_ASSERT_EQUAL(run(args), 2);
         CU_ASSERT_PTR_NOT_NULL(strstr(out, "already switched off"));
+        /* a reduce output given to compare is named as such, with what to do */
+        snprintf(args, sizeof args, "reduce %s --off 'B:Attention:V1->V5' -o %s/red_out.json", post,
+                 tmpdir);
+        CU_ASSERT_EQUAL(run(args), 0);
+        snprintf(args, sizeof args, "compare %s %s/red_out.json", post, tmpdir);
+        CU_ASSERT_EQUAL(run(args), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "is the output of `dcm reduce`, not a fitted model"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "--lme"));
     }
     CU_ASSERT_EQUAL(run("compare --rfx a.json b.json"), 1);
 }

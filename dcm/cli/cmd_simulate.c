@@ -382,6 +382,10 @@ int cmd_simulate(int argc, char **argv)
         free(vary);
         return cli_report("simulate", &err);
     }
+    /* the design's warnings (events past the last scan, onsets that look
+       like scans, ...) hold for the simulated data as for a fit */
+    for (int i = 0; i < P->warnings.count; i++)
+        fprintf(stderr, "dcm simulate: warning: %s\n", P->warnings.items[i]);
     /* regression DCM: TAPAS's generator (cmd_simulate_rdcm.c) */
     if (P->analysis == DCM_ANALYSIS_RDCM) {
         free(vary);
