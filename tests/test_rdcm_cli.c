@@ -687,6 +687,33 @@ static void test_rdcm_mat(void)
         }
         json_decref(r);
     }
+    /* dcm report draws the fit in time from the result's spec (data and inputs) */
+    snprintf(cmd, sizeof cmd, "report %s/msparse_fit.json -o %s/msparse.html --png %s/mpng", tmpdir, tmpdir,
+             tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT(exists("mpng/fit.png") && exists("mpng/inclusion.png") && exists("mpng/connectivity.png"));
+    char hp[1024];
+    snprintf(hp, sizeof hp, "%s/msparse.html", tmpdir);
+    FILE *hf = fopen(hp, "r");
+    static char html[1 << 20];
+    size_t hn = hf ? fread(html, 1, sizeof html - 1, hf) : 0;
+    html[hn] = '\0';
+    if (hf)
+        fclose(hf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "alt=\"observed and predicted BOLD\""));
+    CU_ASSERT_PTR_NULL(strstr(html, "No fit in time"));
+    /* its spec gone: the report is still written, and says why the fit is missing */
+    snprintf(hp, sizeof hp, "%s/msparse.json", tmpdir);
+    CU_ASSERT_EQUAL(unlink(hp), 0);
+    snprintf(cmd, sizeof cmd, "report %s/msparse_fit.json -o %s/msparse2.html", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    snprintf(hp, sizeof hp, "%s/msparse2.html", tmpdir);
+    hf = fopen(hp, "r");
+    hn = hf ? fread(html, 1, sizeof html - 1, hf) : 0;
+    html[hn] = '\0';
+    if (hf)
+        fclose(hf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "No fit in time: its spec could not be read"));
     /* the .mat cannot be written: neither file is left */
     snprintf(cmd, sizeof cmd, "estimate %s/mridge.json -o %s/nomat.json --mat %s/no/such/dir/r.mat -q",
              tmpdir, tmpdir, tmpdir);
