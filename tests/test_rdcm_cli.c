@@ -123,6 +123,8 @@ static double var_diff(json_t *sd, json_t *var)
     return d;
 }
 
+static double mat_vs_json(const char *mat, const char *field, json_t *j, int sq, int rel);
+
 static json_t *ridge_result;   /* the smith50 rDCM fit (shared by later tests) */
 
 /* dcm estimate on smith50 (rDCM, TAPAS type 's') equals TAPAS's output:
@@ -135,7 +137,8 @@ static void test_smith50_ridge(void)
         return;
     }
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "estimate %s/ridge.json -o %s/ridge_fit.json -q -j 2", tmpdir, tmpdir);
+    snprintf(cmd, sizeof cmd, "estimate %s/ridge.json -o %s/ridge_fit.json --mat %s/ridge_fit.mat -q -j 2",
+             tmpdir, tmpdir, tmpdir);
     int rc = test_dcm(cmd, out, sizeof out);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "(rDCM)"));
@@ -169,6 +172,13 @@ static void test_smith50_ridge(void)
     CU_ASSERT(dVC <= 1e-8);
     CU_ASSERT(daN == 0.0);
     CU_ASSERT(dbN <= 1e-9);
+    /* --mat: TAPAS's output struct holds TAPAS's numbers */
+    char mat[1024];
+    snprintf(mat, sizeof mat, "%s/ridge_fit.mat", tmpdir);
+    CU_ASSERT(mat_vs_json(mat, "output.Ep.A", json_object_get(json_object_get(ref, "Ep"), "A"), 0, 0) <= 1e-8);
+    CU_ASSERT(mat_vs_json(mat, "output.Ep.C", json_object_get(json_object_get(ref, "Ep"), "C"), 0, 0) <= 1e-8);
+    CU_ASSERT(mat_vs_json(mat, "output.logF_r", json_object_get(ref, "logF_regions"), 0, 1) <= 1e-6);
+    CU_ASSERT(mat_vs_json(mat, "output.logF", json_object_get(ref, "logF"), 0, 0) <= 1e-6 * fabs(Fref));
     CU_ASSERT(max_diff(json_object_get(r, "iterations_regions"),
                        json_object_get(ref, "vb_iterations_regions"), 0) == 0.0);
     CU_ASSERT(max_diff(json_object_get(r, "frequency_bins_regions"),
