@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "io/io_atomic.h"
+#include "models/model_rdcm.h"
 
 /* ------------------------------------------------------------------ */
 /* reading                                                             */
@@ -1496,21 +1497,200 @@ static matvar_t *build_dcm_csd(const dcm_problem *P, const dcm_result *R, int *o
     return D;
 }
 
+/* ------------------------------------------------------------ rDCM */
+
+/* n x k column-major copy of x scaled by s (NULL x: zeros). */
+static matvar_t *mk_scaled(const char *name, int rows, int cols, const double *x, double s,
+                           double *buf)
+{
+    for (size_t k = 0; k < (size_t)rows * cols; k++)
+        buf[k] = x ? x[k] * s : 0.0;
+    return mk_num(name, 2, (size_t)rows, (size_t)cols, 0, buf);
+}
+
+/* TAPAS's parameter struct (tapas_rdcm_empty_par): A n x n, B n x n x m
+ * (zeros: rDCM has no modulation), C n x m, D n x n x 0, and baseline
+ * n x nb when asked (nb = 0 or 1). */
+static matvar_t *mk_rdcm_par(const dcm_rdcm_result *X, const double *A, const double *C,
+                             double c_scale, const double *base, int with_base, double *buf,
+                             int *ok)
+{
+    static const char *const pf[] = {"A", "B", "C", "D", "baseline", NULL};
+    static const char *const pf_nobase[] = {"A", "B", "C", "D", NULL};
+    const int n = X->n, m = X->m, nb = X->has_baseline && base ? 1 : 0;
+    matvar_t *s = mk_struct(NULL, with_base ? pf : pf_nobase);
+    set_field(s, "A", mk_scaled(NULL, n, n, A, 1.0, buf), ok);
+    memset(buf, 0, sizeof(double) * (size_t)n * n * (m ? m : 1));
+    set_field(s, "B", mk_num(NULL, 3, (size_t)n, (size_t)n, (size_t)m, buf), ok);
+    set_field(s, "C", mk_scaled(NULL, n, m, C, c_scale, buf), ok);
+    set_field(s, "D", mk_num(NULL, 3, (size_t)n, (size_t)n, 0, NULL), ok);
+    if (with_base)
+        set_field(s, "baseline", mk_scaled(NULL, n, nb, base, 1.0, buf), ok);
+    if (!s)
+        *ok = 0;
+    return s;
+}
+
+/* TAPAS's `output` of tapas_rdcm_estimate (rDCM 2022_v1.4): Ep (A B C D
+ * baseline), Ip (sparse: inclusion probabilities; rDCM: the pattern
+ * a, c with ones on the diagonal, as tapas_rdcm_store_parameters), t, aN,
+ * bN (n x 1), logF, logF_r (1 x n), logF_term (sums over regions),
+ * priors (m0, l0 as region x [A | C | baseline] in the units of the
+ * regression, a0, b0), inversion, signal (y_source = Y(:), name), inputs
+ * (u, name, dt), time, ver. Added (not TAPAS's): Vp (posterior
+ * variances, the diagonals of sN, C in reported units), iterations and
+ * bins per region, sparse: p0, p0_all, logF_all; source. Left out: sN and
+ * Cp (per-region covariances are not kept, only their diagonals),
+ * signal.yd_source_fft / yd_pred_rdcm_fft / y_pred_rdcm / y_clean,
+ * residuals, allParam, statistics, rngSeed. */
+static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, int *ok)
+{
+    const dcm_rdcm_result *X = R->rdcm;
+    const model_dcm *M = P->M;
+    const int n = P->n, m = P->m, v = P->v, sparse = X->method == 1, nb = X->has_baseline ? 1 : 0;
+    const double c_scale = P->rdcm.data ? 16.0 : 1.0;   /* Var_C is in regression units */
+    static const char *const top[] = {"Ep", "Vp", "Ip", "t", "aN", "bN", "logF", "logF_r",
+                                      "logF_term", "priors", "inversion", "signal", "inputs",
+                                      "time", "iterations", "bins", "p0", "p0_all", "logF_all",
+                                      "ver", "source", NULL};
+    matvar_t *O = mk_struct("output", top);
+    size_t nbuf = (size_t)n * n * (m > 1 ? m : 1);
+    if (nbuf < (size_t)n * (n + m + 1))
+        nbuf = (size_t)n * (n + m + 1);
+    if (nbuf < (size_t)M->nu * (m ? m : 1))
+        nbuf = (size_t)M->nu * (m ? m : 1);
+    if (X->np0 > 0 && nbuf < (size_t)X->np0)
+        nbuf = (size_t)X->np0;
+    double *buf = malloc(sizeof(double) * (nbuf ? nbuf : 1));
+    if (!O || !buf || X->n != n || X->m != m) {
+        free(buf);
+        *ok = 0;
+        return O;
+    }
+    set_field(O, "Ep", mk_rdcm_par(X, X->Ep_A, X->Ep_C, 1.0, X->Ep_baseline, 1, buf, ok), ok);
+    set_field(O, "Vp", mk_rdcm_par(X, X->Var_A, X->Var_C, c_scale * c_scale, X->Var_baseline, 1, buf, ok),
+              ok);
+    if (sparse) {
+        set_field(O, "Ip", mk_rdcm_par(X, X->Ip_A, X->Ip_C, 1.0, NULL, 0, buf, ok), ok);
+    } else {
+        /* TAPAS's a has ones on the diagonal: self-connections are estimated */
+        double *a = malloc(sizeof(double) * (size_t)n * n);
+        if (!a)
+            *ok = 0;
+        for (int k = 0; a && k < n * n; k++)
+            a[k] = k % (n + 1) == 0 ? 1.0 : M->a[k] != 0;
+        double *c = malloc(sizeof(double) * (size_t)(n * m > 0 ? n * m : 1));
+        if (!c)
+            *ok = 0;
+        for (int k = 0; c && k < n * m; k++)
+            c[k] = M->c[k] != 0;
+        if (a && c)
+            set_field(O, "Ip", mk_rdcm_par(X, a, c, 1.0, NULL, 0, buf, ok), ok);
+        free(a);
+        free(c);
+    }
+    for (int k = 0; k < n; k++)
+        buf[k] = X->aN[k] / X->bN[k];
+    set_field(O, "t", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);
+    set_field(O, "aN", mk_num(NULL, 2, (size_t)n, 1, 0, X->aN), ok);
+    set_field(O, "bN", mk_num(NULL, 2, (size_t)n, 1, 0, X->bN), ok);
+    set_field(O, "logF", mk_scalar(NULL, X->F), ok);
+    set_field(O, "logF_r", mk_num(NULL, 2, 1, (size_t)n, 0, X->F_regions), ok);
+    static const char *const tf[] = {"log_lik", "log_p_weight", "log_p_prec", "log_q_weight",
+                                     "log_q_prec", "log_p_z", "log_q_z", NULL};
+    static const char *const tf_ridge[] = {"log_lik", "log_p_weight", "log_p_prec", "log_q_weight",
+                                           "log_q_prec", NULL};
+    matvar_t *T = mk_struct(NULL, sparse ? tf : tf_ridge);
+    for (int t = 0; t < (sparse ? 7 : 5); t++) {
+        double s = 0.0;
+        for (int k = 0; k < n; k++)
+            s += X->F_terms[(size_t)k * 7 + t];
+        set_field(T, tf[t], mk_scalar(NULL, s), ok);
+    }
+    set_field(O, "logF_term", T, ok);
+
+    /* priors as the regression uses them (model_rdcm_priors): A self
+       -0.5 / 8n, others 0 / n/8; C 0 / 1; the constant 0 / (sparse 1,
+       rDCM 1e-8) */
+    static const char *const prf[] = {"m0", "l0", "a0", "b0", NULL};
+    matvar_t *Pr = mk_struct(NULL, prf);
+    const int D = n + m + nb;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int j = 0; j < D; j++)
+            for (int i = 0; i < n; i++) {
+                double mu = j == i ? -0.5 : 0.0;
+                double l0 = j < n ? (j == i ? 8.0 * n : n / 8.0) : j < n + m ? 1.0 : sparse ? 1.0 : 1e-8;
+                buf[i + (size_t)n * j] = pass ? l0 : mu;
+            }
+        set_field(Pr, pass ? "l0" : "m0", mk_num(NULL, 2, (size_t)n, (size_t)D, 0, buf), ok);
+    }
+    set_field(Pr, "a0", mk_scalar(NULL, MODEL_RDCM_A0), ok);
+    set_field(Pr, "b0", mk_scalar(NULL, MODEL_RDCM_B0), ok);
+    set_field(O, "priors", Pr, ok);
+    set_field(O, "inversion", mk_str(NULL, sparse ? "tapas_rdcm_sparse" : "tapas_rdcm_ridge"), ok);
+
+    static const char *const sf[] = {"y_source", "name", NULL};
+    matvar_t *S = mk_struct(NULL, sf);
+    set_field(S, "y_source", mk_num(NULL, 2, (size_t)v * n, 1, 0, P->Y), ok);
+    set_field(S, "name", mk_cellstr(NULL, P->region_names, n), ok);
+    set_field(O, "signal", S, ok);
+    /* inputs at micro-time, nu x m (model_dcm keeps them row-major) */
+    static const char *const uf[] = {"u", "name", "dt", NULL};
+    matvar_t *U = mk_struct(NULL, uf);
+    for (int t = 0; t < M->nu; t++)
+        for (int j = 0; j < m; j++)
+            buf[t + (size_t)M->nu * j] = M->u[(size_t)t * m + j];
+    set_field(U, "u", mk_num(NULL, 2, (size_t)M->nu, (size_t)m, 0, buf), ok);
+    set_field(U, "name", mk_cellstr(NULL, P->input_names, m), ok);
+    set_field(U, "dt", mk_scalar(NULL, M->TR / MODEL_DCM_MICROTIME), ok);
+    set_field(O, "inputs", U, ok);
+    static const char *const tmf[] = {"time_rDCM_VBinv", NULL};
+    matvar_t *Tm = mk_struct(NULL, tmf);
+    set_field(Tm, "time_rDCM_VBinv", mk_scalar(NULL, R->seconds), ok);
+    set_field(O, "time", Tm, ok);
+    for (int k = 0; k < n; k++)
+        buf[k] = X->iterations[k];
+    set_field(O, "iterations", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);
+    for (int k = 0; k < n; k++)
+        buf[k] = X->bins[k];
+    set_field(O, "bins", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);
+    if (sparse) {
+        set_field(O, "p0", mk_scalar(NULL, X->p0), ok);
+        set_field(O, "p0_all", mk_num(NULL, 2, 1, (size_t)X->np0, 0, X->p0_grid), ok);
+        set_field(O, "logF_all", mk_num(NULL, 2, 1, (size_t)X->np0, 0, X->F_per_p0), ok);
+    } else {
+        /* empty fields stay in the struct (as MATLAB's []) */
+        set_field(O, "p0", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
+        set_field(O, "p0_all", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
+        set_field(O, "logF_all", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
+    }
+    set_field(O, "ver", mk_str(NULL, "2022_v1.4"), ok);
+    set_field(O, "source", mk_str(NULL, "dcm (C11 reimplementation of TAPAS rDCM)"), ok);
+    free(buf);
+    return O;
+}
+
 int io_mat_write_dcm_to(void *atomic, const dcm_problem *P, const dcm_result *R, dcm_error *err)
 {
     io_atomic *a = atomic;
     const char *path = a->path;
     int ok = 1;
-    matvar_t *D = P->analysis == DCM_ANALYSIS_CSD ? build_dcm_csd(P, R, &ok) : build_dcm(P, R, &ok);
+    const int rdcm = P->analysis == DCM_ANALYSIS_RDCM;
+    if (rdcm && !R->rdcm)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: the result is not a regression DCM", path);
+    matvar_t *D = rdcm ? build_rdcm_output(P, R, &ok)
+                       : P->analysis == DCM_ANALYSIS_CSD ? build_dcm_csd(P, R, &ok) : build_dcm(P, R, &ok);
     if (!D || !ok) {
         Mat_VarFree(D);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory building the DCM struct", path);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory building the %s struct", path,
+                             rdcm ? "output" : "DCM");
     }
     /* matio writes by name: it truncates and fills the temporary file that
        io_atomic created (same inode, reached through its reopen path),
        which the commit then syncs and puts in place. */
     const char *tmp = io_atomic_reopen_path(a);
-    mat_t *mat = Mat_CreateVer(tmp, "MATLAB 5.0 MAT-file, written by dcm (SPM12 DCM struct)",
+    mat_t *mat = Mat_CreateVer(tmp, rdcm ? "MATLAB 5.0 MAT-file, written by dcm (TAPAS rDCM output struct)"
+                                         : "MATLAB 5.0 MAT-file, written by dcm (SPM12 DCM struct)",
                                MAT_FT_MAT5);
     int wrc = mat ? Mat_VarWrite(mat, D, MAT_COMPRESSION_ZLIB) : -1;
     if (mat && Mat_Close(mat) != 0)
@@ -1525,7 +1705,7 @@ int io_mat_write_dcm_to(void *atomic, const dcm_problem *P, const dcm_result *R,
         if (mat5_layout_check(&c) != DCM_OK || !(rm = Mat_Open(tmp, MAT_ACC_RDONLY))) {
             wrc = -1;
         } else {
-            matvar_t *back = Mat_VarRead(rm, "DCM");
+            matvar_t *back = Mat_VarRead(rm, rdcm ? "output" : "DCM");
             if (!back)
                 wrc = -1;
             Mat_VarFree(back);

@@ -32,6 +32,13 @@
  *   neuronal-level extras (Hs, dtf, ccf, coh, H1, K1) are not written.
  *   io_mat_load_dcm refuses such a file (options.analysis 'CSD') with a
  *   message pointing to the JSON spec.
+ *   A regression DCM (DCM_ANALYSIS_RDCM) is written as TAPAS's `output`
+ *   struct of tapas_rdcm_estimate (not a DCM): Ep (A, B zeros, C, D,
+ *   baseline), Ip, t, aN, bN, logF, logF_r, logF_term, priors (m0, l0,
+ *   a0, b0), inversion, signal (y_source, name), inputs (u, name, dt),
+ *   time, ver; plus Vp (posterior variances), iterations, bins, p0,
+ *   p0_all, logF_all, source. sN/Cp and the fitted signals are not
+ *   written (the result keeps neither; MANUAL section 17).
  *   Written atomically (io_atomic.h), MATLAB v5 with zlib compression;
  *   matio's write and close results are checked and the file is read
  *   back before it is put in place, so a full disk is DCM_ERR_SYSTEM and

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dcm/dcm_api.h"
+#include "io/io_mat.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "io/io_spec.h"
@@ -122,6 +123,8 @@ static double var_diff(json_t *sd, json_t *var)
     return d;
 }
 
+static double mat_vs_json(const char *mat, const char *field, json_t *j, int sq, int rel);
+
 static json_t *ridge_result;   /* the smith50 rDCM fit (shared by later tests) */
 
 /* dcm estimate on smith50 (rDCM, TAPAS type 's') equals TAPAS's output:
@@ -134,7 +137,8 @@ static void test_smith50_ridge(void)
         return;
     }
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "estimate %s/ridge.json -o %s/ridge_fit.json -q -j 2", tmpdir, tmpdir);
+    snprintf(cmd, sizeof cmd, "estimate %s/ridge.json -o %s/ridge_fit.json --mat %s/ridge_fit.mat -q -j 2",
+             tmpdir, tmpdir, tmpdir);
     int rc = test_dcm(cmd, out, sizeof out);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "(rDCM)"));
@@ -168,6 +172,13 @@ static void test_smith50_ridge(void)
     CU_ASSERT(dVC <= 1e-8);
     CU_ASSERT(daN == 0.0);
     CU_ASSERT(dbN <= 1e-9);
+    /* --mat: TAPAS's output struct holds TAPAS's numbers */
+    char mat[1024];
+    snprintf(mat, sizeof mat, "%s/ridge_fit.mat", tmpdir);
+    CU_ASSERT(mat_vs_json(mat, "output.Ep.A", json_object_get(json_object_get(ref, "Ep"), "A"), 0, 0) <= 1e-8);
+    CU_ASSERT(mat_vs_json(mat, "output.Ep.C", json_object_get(json_object_get(ref, "Ep"), "C"), 0, 0) <= 1e-8);
+    CU_ASSERT(mat_vs_json(mat, "output.logF_r", json_object_get(ref, "logF_regions"), 0, 1) <= 1e-6);
+    CU_ASSERT(mat_vs_json(mat, "output.logF", json_object_get(ref, "logF"), 0, 0) <= 1e-6 * fabs(Fref));
     CU_ASSERT(max_diff(json_object_get(r, "iterations_regions"),
                        json_object_get(ref, "vb_iterations_regions"), 0) == 0.0);
     CU_ASSERT(max_diff(json_object_get(r, "frequency_bins_regions"),
@@ -515,7 +526,7 @@ static void test_bad_input(void)
                    "not used by regression DCM");
     expect_refusal("noc.json", HEAD "\"timeseries\": \"ok.tsv\", \"inputs\": [\"u\"], "
                    "\"events\": \"events.tsv\"}", "missing \"c\"");
-    /* --maxit / --mat make no sense for rDCM: a usage error */
+    /* --maxit makes no sense for rDCM: a usage error (--mat: test_rdcm_mat) */
     test_write_file(tmpdir, "good.json", HEAD "\"timeseries\": \"ok.tsv\"}");
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "estimate %s/good.json -o %s/bad_out.json --maxit 3", tmpdir, tmpdir);
@@ -549,6 +560,177 @@ static void test_table(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "regression"));
 }
 
+/* Largest |mat - json| over a .mat array (column-major, rows x cols) and
+ * a JSON matrix (list of rows) or vector (rows = its length, cols 1);
+ * sq: compare with the square of the JSON values (SDs -> variances);
+ * rel: relative to |json|. INFINITY when a shape differs. */
+static double mat_vs_json(const char *mat, const char *field, json_t *j, int sq, int rel)
+{
+    int rank = 0;
+    size_t dims[4] = {0, 0, 0, 0};
+    double *x = NULL;
+    dcm_error err = {0, ""};
+    if (io_mat_read_array(mat, field, &rank, dims, &x, &err) != DCM_OK) {
+        printf("\n  %s: %s", field, err.msg);
+        return INFINITY;
+    }
+    size_t rows = json_array_size(j), cols = 1;
+    int matrix = rows && json_is_array(json_array_get(j, 0));
+    if (matrix)
+        cols = json_array_size(json_array_get(j, 0));
+    double d = 0.0;
+    if (json_is_number(j)) {
+        rows = cols = 1;
+        d = fabs(x[0] - json_number_value(j));
+    } else if (rank != 2 || dims[0] * dims[1] != rows * cols ||
+               (matrix && (dims[0] != rows || dims[1] != cols))) {
+        d = INFINITY;
+    } else {
+        for (size_t i = 0; i < rows; i++)
+            for (size_t c = 0; c < cols; c++) {
+                json_t *e = matrix ? json_array_get(json_array_get(j, i), c) : json_array_get(j, i);
+                double y = json_number_value(e), m = x[i + rows * c];
+                if (sq)
+                    y *= y;
+                double dd = fabs(m - y);
+                d = fmax(d, rel && y != 0 ? dd / fabs(y) : dd);
+            }
+    }
+    free(x);
+    return d;
+}
+
+/* dcm estimate --mat on an rDCM spec writes TAPAS's `output` struct: read
+ * back with matio it equals the JSON result (Ep, variances, F, noise,
+ * inclusion probabilities, p0 grid) to 1e-12; shapes as TAPAS's. Data
+ * simulated here by `dcm simulate` (no ../shared). */
+static void test_rdcm_mat(void)
+{
+    test_write_file(tmpdir, "mev.tsv", "onset\tduration\ttrial_type\n10\t20\tstim\n60\t15\tstim\n"
+                                       "100\t25\tstim\n150\t10\tstim\n");
+#define MSPEC(extra)                                                                        \
+    "{\"TR\": 1.0, \"regions\": [\"V1\", \"V5\", \"PFC\"], \"inputs\": [\"stim\"],\n"       \
+    " \"events\": \"mev.tsv\", \"a\": [[1, 0, 0], [1, 1, 0], [0, 1, 1]], \"c\": [[1], [0], [0]],\n" extra "}\n"
+    test_write_file(tmpdir, "msim.json", MSPEC("\"method\": \"rdcm\", \"scans\": 200, "
+                                               "\"rdcm\": {\"data\": \"simulated\"}"));
+    test_write_file(tmpdir, "mtruth.json", "{\"A\": [[-0.5, 0, 0], [0.4, -0.5, 0], [0, 0.3, -0.5]],\n"
+                                           " \"C\": [[2], [0], [0]]}\n");
+    test_write_file(tmpdir, "mridge.json", MSPEC("\"method\": \"rdcm\", \"timeseries\": \"my.tsv\", "
+                                                 "\"rdcm\": {\"data\": \"empirical\"}"));
+    test_write_file(tmpdir, "msparse.json",
+                    MSPEC("\"method\": \"sparse_rdcm\", \"timeseries\": \"my.tsv\", \"rdcm\": {\"data\": "
+                          "\"simulated\", \"order\": \"fixed\", \"p0\": [0.3, 0.5, 0.7]}"));
+#undef MSPEC
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "simulate %s/msim.json --params %s/mtruth.json --snr 3 --seed 5 -o %s/my.tsv",
+             tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+    static const char *const names[] = {"mridge", "msparse"};
+    for (int s = 0; s < 2; s++) {
+        char mat[1024];
+        snprintf(mat, sizeof mat, "%s/%s.mat", tmpdir, names[s]);
+        snprintf(cmd, sizeof cmd, "estimate %s/%s.json -o %s/%s_fit.json --mat %s -q", tmpdir, names[s],
+                 tmpdir, names[s], mat);
+        CU_ASSERT_EQUAL_FATAL(test_dcm(cmd, out, sizeof out), 0);
+        char fit[256];
+        snprintf(fit, sizeof fit, "%s_fit.json", names[s]);
+        json_t *r = load_tmp(fit);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        json_t *pm = json_object_get(r, "posterior_mean"), *sd = json_object_get(r, "posterior_sd");
+        json_t *noise = json_object_get(r, "noise");
+        double e;
+        CU_ASSERT((e = mat_vs_json(mat, "output.Ep.A", json_object_get(pm, "A"), 0, 0)) <= 1e-12);
+        CU_ASSERT((e = mat_vs_json(mat, "output.Ep.C", json_object_get(pm, "C"), 0, 0)) <= 1e-12);
+        CU_ASSERT(mat_vs_json(mat, "output.Vp.A", json_object_get(sd, "A"), 1, 1) <= 1e-12);
+        CU_ASSERT(mat_vs_json(mat, "output.Vp.C", json_object_get(sd, "C"), 1, 1) <= 1e-12);
+        CU_ASSERT(mat_vs_json(mat, "output.logF", json_object_get(r, "free_energy"), 0, 0) <= 1e-12);
+        CU_ASSERT(mat_vs_json(mat, "output.logF_r", json_object_get(r, "free_energy_regions"), 0, 0) <=
+                  1e-12);
+        CU_ASSERT(mat_vs_json(mat, "output.aN", json_object_get(noise, "shape"), 0, 0) <= 1e-12);
+        CU_ASSERT(mat_vs_json(mat, "output.bN", json_object_get(noise, "rate"), 0, 1) <= 1e-12);
+        CU_ASSERT(mat_vs_json(mat, "output.t", json_object_get(noise, "precision_mean"), 0, 1) <= 1e-12);
+        /* the F of a region moved: a wrong field would not pass */
+        CU_ASSERT(mat_vs_json(mat, "output.logF_r", json_object_get(r, "noise_log_precision"), 0, 0) > 1e-3);
+        int rank;
+        size_t dims[4];
+        double *x = NULL;
+        dcm_error err = {0, ""};
+        /* shapes as TAPAS's: B n x n x m, logF_r 1 x n, aN n x 1, y_source Y(:), u at micro-time */
+        CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.Ep.B", &rank, dims, &x, &err), DCM_OK);
+        CU_ASSERT(rank == 3 && dims[0] == 3 && dims[1] == 3 && dims[2] == 1);
+        CU_ASSERT(x && x[4] == 0.0);
+        free(x);
+        x = NULL;
+        CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.logF_r", &rank, dims, &x, &err), DCM_OK);
+        CU_ASSERT(dims[0] == 1 && dims[1] == 3);
+        free(x);
+        x = NULL;
+        CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.signal.y_source", &rank, dims, &x, &err), DCM_OK);
+        CU_ASSERT(dims[0] == 600 && dims[1] == 1);
+        free(x);
+        x = NULL;
+        CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.inputs.u", &rank, dims, &x, &err), DCM_OK);
+        CU_ASSERT(dims[0] == 200 * 16 && dims[1] == 1);
+        double on = 0;
+        for (size_t k = 0; x && k < dims[0]; k++)
+            on += x[k];
+        CU_ASSERT_DOUBLE_EQUAL(on, (20 + 15 + 25 + 10) * 16, 1e-9);   /* 70 s of events */
+        free(x);
+        x = NULL;
+        if (s == 0) {
+            /* empirical: the baseline is a regressor; Ip is the pattern with its diagonal */
+            CU_ASSERT(mat_vs_json(mat, "output.Ep.baseline", json_object_get(pm, "baseline"), 0, 0) <= 1e-12);
+            json_t *ip = json_loads("[[1, 0, 0], [1, 1, 0], [0, 1, 1]]", 0, NULL);
+            CU_ASSERT(mat_vs_json(mat, "output.Ip.A", ip, 0, 0) == 0.0);
+            json_decref(ip);
+        } else {
+            json_t *ip = json_object_get(r, "inclusion_probability");
+            CU_ASSERT(mat_vs_json(mat, "output.Ip.A", json_object_get(ip, "A"), 0, 0) <= 1e-12);
+            CU_ASSERT(mat_vs_json(mat, "output.Ip.C", json_object_get(ip, "C"), 0, 0) <= 1e-12);
+            CU_ASSERT(mat_vs_json(mat, "output.p0", json_object_get(r, "p0"), 0, 0) == 0.0);
+            CU_ASSERT(mat_vs_json(mat, "output.p0_all", json_object_get(r, "p0_grid"), 0, 0) == 0.0);
+            CU_ASSERT(mat_vs_json(mat, "output.logF_all", json_object_get(r, "free_energy_per_p0"), 0, 0) <=
+                      1e-12);
+            CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.logF_term.log_q_z", &rank, dims, &x, &err), DCM_OK);
+            free(x);
+            x = NULL;
+        }
+        json_decref(r);
+    }
+    /* dcm report draws the fit in time from the result's spec (data and inputs) */
+    snprintf(cmd, sizeof cmd, "report %s/msparse_fit.json -o %s/msparse.html --png %s/mpng", tmpdir, tmpdir,
+             tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT(exists("mpng/fit.png") && exists("mpng/inclusion.png") && exists("mpng/connectivity.png"));
+    char hp[1024];
+    snprintf(hp, sizeof hp, "%s/msparse.html", tmpdir);
+    FILE *hf = fopen(hp, "r");
+    static char html[1 << 20];
+    size_t hn = hf ? fread(html, 1, sizeof html - 1, hf) : 0;
+    html[hn] = '\0';
+    if (hf)
+        fclose(hf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "alt=\"observed and predicted BOLD\""));
+    CU_ASSERT_PTR_NULL(strstr(html, "No fit in time"));
+    /* its spec gone: the report is still written, and says why the fit is missing */
+    snprintf(hp, sizeof hp, "%s/msparse.json", tmpdir);
+    CU_ASSERT_EQUAL(unlink(hp), 0);
+    snprintf(cmd, sizeof cmd, "report %s/msparse_fit.json -o %s/msparse2.html", tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    snprintf(hp, sizeof hp, "%s/msparse2.html", tmpdir);
+    hf = fopen(hp, "r");
+    hn = hf ? fread(html, 1, sizeof html - 1, hf) : 0;
+    html[hn] = '\0';
+    if (hf)
+        fclose(hf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "No fit in time: its spec could not be read"));
+    /* the .mat cannot be written: neither file is left */
+    snprintf(cmd, sizeof cmd, "estimate %s/mridge.json -o %s/nomat.json --mat %s/no/such/dir/r.mat -q",
+             tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_NOT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
+    CU_ASSERT_FALSE(exists("nomat.json"));
+}
+
 static int setup(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_rdcm_cli.XXXXXX");
@@ -567,6 +749,7 @@ int main(void)
         {"resting-state rDCM (no inputs), threads do not change it", test_resting_state},
         {"dcm batch with rDCM specs, dcm peb over A of their results", test_batch_peb},
         {"rDCM spec bad input: exit 2, the reason, no output", test_bad_input},
+        {"dcm estimate --mat on rDCM: TAPAS's output struct equals the JSON (1e-12)", test_rdcm_mat},
         {NULL, NULL}};
     int rc = test_run("rdcm_cli", cases);
     json_decref(ridge_result);

@@ -81,7 +81,7 @@ int cmd_estimate(int argc, char **argv)
     progress_state ps = {0};
     const cli_opt options[] = {
         CLI_STRING('o', "output", &output, "FILE", "result file (required)", .missing = "%o needs a file name"),
-        CLI_STRING(0, "mat", &mat_out, "FILE.mat", "also write the estimated model as SPM's DCM struct",
+        CLI_STRING(0, "mat", &mat_out, "FILE.mat", "also write the estimated model as SPM's DCM struct (rDCM: TAPAS's output struct)",
                    .missing = "--mat needs a file name (OUT.mat)"),
         CLI_INT(0, "maxit", &maxit, "N", 1, 100000, "maximum iterations (default: the spec's, else 128)",
                 .missing = "--maxit needs a whole number from 1 to 100000"),
@@ -141,11 +141,12 @@ int cmd_estimate(int argc, char **argv)
         dcm_problem_free(P);
         return fail_event(&ps, &err);
     }
-    if (P->analysis == DCM_ANALYSIS_RDCM && (mat_out || integrator || spm12_te || maxit > 0)) {
+    /* --mat is TAPAS's output struct for rDCM (io_mat_write_dcm_to) */
+    if (P->analysis == DCM_ANALYSIS_RDCM && (integrator || spm12_te || maxit > 0)) {
         dcm_error_set(&err, DCM_ERR_USAGE, "%s is a regression DCM (\"method\": \"%s\"): %s does not "
                       "apply to it", spec, P->rdcm.method ? "sparse_rdcm" : "rdcm",
-                      mat_out ? "--mat" : integrator ? "--integrator" : spm12_te ? "--spm12-te"
-                                                                        : "--maxit (TAPAS's 501 VB iterations)");
+                      integrator ? "--integrator" : spm12_te ? "--spm12-te"
+                                                 : "--maxit (TAPAS's 501 VB iterations)");
         dcm_problem_free(P);
         return fail_event(&ps, &err);
     }

@@ -1,6 +1,9 @@
 /* report_rdcm.c — the report of one regression DCM result (see report.h):
  * the connectivity matrix A as a heatmap with the regions in the spec's
- * order, the inclusion probabilities of sparse rDCM, and a table of F, p0
+ * order, the inclusion probabilities of sparse rDCM, the fit in time of
+ * the first regions (observed BOLD against the inputs run through the
+ * posterior model, as TAPAS's y_pred_rdcm; needs the result's spec and
+ * data, else the report says why it is missing), and a table of F, p0
  * and the noise per region. One self-contained HTML file, written
  * atomically; figures also as PNG files when png_dir is given. */
 #include <errno.h>
@@ -12,6 +15,9 @@
 
 #include "dcm/report/report.h"
 #include "io/io_atomic.h"
+#include "io/io_spec.h"
+#include "models/model_dcm.h"
+#include "models/model_rdcm_sim.h"
 
 #define HALF_PI 1.57079632679489661923
 
@@ -129,6 +135,151 @@ static int read_rows(json_t *j, int n, double *M)
     return 0;
 }
 
+/* n x k matrix (nested rows) of the document into column-major M. */
+static int read_rect(json_t *j, int n, int k, double *M)
+{
+    if (!json_is_array(j) || (int)json_array_size(j) != n)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        json_t *r = json_array_get(j, (size_t)i);
+        if (!json_is_array(r) || (int)json_array_size(r) != k)
+            return -1;
+        for (int q = 0; q < k; q++) {
+            json_t *x = json_array_get(r, (size_t)q);
+            M[i + (size_t)n * q] = json_is_number(x) ? json_number_value(x) : NAN;
+        }
+    }
+    return 0;
+}
+
+#define FIT_REGIONS 4   /* panels of the fit figure: the first regions of the spec */
+
+/* The fit in time, as TAPAS's signal.y_pred_rdcm: the result's spec is
+ * re-read (its data and inputs), and the inputs are run through TAPAS's
+ * generator (model_rdcm_generate) with the posterior means (sparse: times
+ * the inclusion probabilities, as tapas_rdcm_compute_signals), without
+ * noise, plus each region's baseline. *P and the prediction (v x n) on
+ * success; else NULL with the reason in why. Resting state (no inputs)
+ * has no fit in time: the noise-free model is flat. */
+static double *rdcm_predict(const char *result, json_t *doc, const io_result_summary *s,
+                            dcm_problem **Pout, char *why, size_t len)
+{
+    *Pout = NULL;
+    const int n = s->n, m = s->m, sparse = s->rdcm == 2;
+    json_t *sp = json_object_get(doc, "spec");
+    if (m == 0) {
+        snprintf(why, len, "resting state (no inputs): the noise-free model has no signal to show");
+        return NULL;
+    }
+    if (!json_is_string(sp)) {
+        snprintf(why, len, "%s names no spec", result);
+        return NULL;
+    }
+    dcm_problem *P = NULL;
+    dcm_error err = {0, ""};
+    if (io_spec_load(json_string_value(sp), &P, &err)) {
+        snprintf(why, len, "its spec could not be read (%s)", err.msg);
+        return NULL;
+    }
+    const int v = P->v, Nu = P->M->nu;
+    if (P->analysis != DCM_ANALYSIS_RDCM || P->n != n || P->m != m) {
+        snprintf(why, len, "its spec %s no longer matches the result (%d regions, %d inputs)",
+                 json_string_value(sp), n, m);
+        dcm_problem_free(P);
+        return NULL;
+    }
+    double *A = malloc(sizeof(double) * (size_t)n * n), *C = malloc(sizeof(double) * (size_t)n * m);
+    double *IA = malloc(sizeof(double) * (size_t)n * n), *IC = malloc(sizeof(double) * (size_t)n * m);
+    double *u = malloc(sizeof(double) * (size_t)Nu * m), *y = malloc(sizeof(double) * (size_t)v * n);
+    int ok = A && C && IA && IC && u && y;
+    json_t *pm = json_object_get(doc, "posterior_mean"), *ip = json_object_get(doc, "inclusion_probability");
+    if (!ok)
+        snprintf(why, len, "out of memory");
+    else if (read_rect(json_object_get(pm, "A"), n, n, A) || read_rect(json_object_get(pm, "C"), n, m, C) ||
+             (sparse && (read_rect(json_object_get(ip, "A"), n, n, IA) ||
+                         read_rect(json_object_get(ip, "C"), n, m, IC)))) {
+        snprintf(why, len, "%s: the posterior blocks A, C are not %dx%d, %dx%d matrices", result, n, n, n, m);
+        ok = 0;
+    }
+    if (ok) {
+        for (int k = 0; sparse && k < n * n; k++)
+            A[k] *= IA[k];
+        for (int k = 0; sparse && k < n * m; k++)
+            C[k] *= IC[k];
+        /* model_dcm keeps the inputs row-major; the generator takes columns */
+        for (int t = 0; t < Nu; t++)
+            for (int j = 0; j < m; j++)
+                u[t + (size_t)Nu * j] = P->M->u[(size_t)t * m + j];
+        if (model_rdcm_generate(A, C, n, u, m, v, MODEL_DCM_MICROTIME, P->M->TR, INFINITY, 0,
+                                P->region_names, NULL, y, &err)) {
+            snprintf(why, len, "the posterior model could not be integrated (%s)", err.msg);
+            ok = 0;
+        }
+    }
+    json_t *base = json_object_get(pm, "baseline");
+    for (int k = 0; ok && json_is_array(base) && k < n; k++)
+        for (int t = 0; t < v; t++)
+            y[t + (size_t)v * k] += json_number_value(json_array_get(base, (size_t)k));
+    free(A);
+    free(C);
+    free(IA);
+    free(IC);
+    free(u);
+    if (!ok) {
+        free(y);
+        dcm_problem_free(P);
+        return NULL;
+    }
+    *Pout = P;
+    return y;
+}
+
+/* Observed and predicted BOLD of the first FIT_REGIONS regions, one
+ * panel each; r2[k]: the variance of region k's data the fit explains. */
+static int fit_figure(plot_figure *f, const dcm_problem *P, const double *yp, double *r2)
+{
+    const int v = P->v, np = P->n < FIT_REGIONS ? P->n : FIT_REGIONS;
+    const double W = 900, left = 88, right = 24, ph = 140, gap = 56, top = 96, bottom = 56;
+    cairo_t *cr = plot_figure_begin(f, W, top + np * ph + (np - 1) * gap + bottom);
+    if (!cr)
+        return -1;
+    plot_title(cr, W, 10, "Observed and predicted BOLD (the fit in time)",
+               "the inputs through the posterior model, no noise (TAPAS's y_pred_rdcm); first regions of the spec");
+    const io_rgb pcol = plot_rgb(0.80, 0.15, 0.10);
+    plot_legend_entry leg[2] = {{"observed", PLOT_BLACK, PLOT_KEY_DOTTED}, {"predicted", pcol, PLOT_KEY_LINE}};
+    double lw, lh;
+    plot_legend_size(cr, leg, 2, 2, &lw, &lh);
+    plot_legend(cr, W - right - lw, 52, leg, 2, 2);
+    char buf[512], xl[160];
+    snprintf(xl, sizeof xl, "scan (TR = %g s)", P->M->TR);
+    for (int k = 0; k < np; k++) {
+        const double *y = P->Y + (size_t)k * v, *p = yp + (size_t)k * v;
+        double lo = INFINITY, hi = -INFINITY, mean = 0, ss = 0, sr = 0;
+        for (int t = 0; t < v; t++) {
+            lo = fmin(lo, fmin(y[t], p[t]));
+            hi = fmax(hi, fmax(y[t], p[t]));
+            mean += y[t] / v;
+        }
+        for (int t = 0; t < v; t++) {
+            ss += (y[t] - mean) * (y[t] - mean);
+            sr += (y[t] - p[t]) * (y[t] - p[t]);
+        }
+        r2[k] = ss > 0 ? 1 - sr / ss : NAN;
+        plot_axes ax;
+        const double y0 = top + k * (ph + gap);
+        plot_axes_init(&ax, cr, left, y0, W - left - right, ph, 0, v - 1, lo, hi, 1);
+        ax.xmin = 0;
+        ax.xmax = v - 1;
+        plot_axes_draw(&ax, k == np - 1 ? xl : NULL, "BOLD",
+                       PLOT_XTICKS | PLOT_YTICKS | PLOT_XGRID | PLOT_YGRID);
+        plot_line(&ax, NULL, 0, 1, y, v, 1, PLOT_BLACK, 1.2, PLOT_DOTTED);
+        plot_line(&ax, NULL, 0, 1, p, v, 1, pcol, 1.6, PLOT_SOLID);
+        snprintf(buf, sizeof buf, "%s: variance explained %.1f %%", P->region_names[k], 100 * r2[k]);
+        plot_text(cr, left, y0 - 8, buf, 13, PLOT_LEFT, PLOT_BOTTOM, 0, PLOT_BOLD, PLOT_BLACK);
+    }
+    return cairo_status(cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
+}
+
 int report_rdcm_write(const char *result, const char *out, const char *png_dir, double scale,
                       dcm_error *err)
 {
@@ -139,11 +290,15 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
         return rc;
     const int n = s.n, sparse = s.rdcm == 2;
     double *A = malloc(sizeof(double) * (size_t)n * n), *Ip = malloc(sizeof(double) * (size_t)n * n);
-    plot_figure figs[2];
+    plot_figure figs[3];
     memset(figs, 0, sizeof figs);
-    unsigned char *png[2] = {NULL, NULL};
-    size_t len[2] = {0, 0};
+    unsigned char *png[3] = {NULL, NULL, NULL};
+    size_t len[3] = {0, 0, 0};
+    const char *fig_file[3], *fig_alt[3], *fig_cap[3];
     int nf = 0;
+    dcm_problem *FP = NULL;   /* the spec re-read for the fit */
+    double *yp = NULL, r2[FIT_REGIONS];
+    char why[1200] = "";
     if (!A || !Ip) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
@@ -157,13 +312,32 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
     char sub[256];
     snprintf(sub, sizeof sub, "%s, %d regions in the spec's order; F = %.2f",
              sparse ? "sparse rDCM" : "rDCM", n, s.F);
+    fig_file[nf] = "connectivity";
+    fig_alt[nf] = "connectivity";
+    fig_cap[nf] = "Posterior mean of A (Hz), row = target, column = source, regions in the spec's order; "
+                  "red excitatory, blue inhibitory, grey the self-connections (their scale differs), "
+                  "light grey connections not in the model.";
     if (heatmap(&figs[nf++], "Effective connectivity A (posterior mean)", sub, A, n, s.regions, 1,
                 sparse ? NULL : s.pV))
         rc = DCM_ERR_SYSTEM;
-    if (!rc && sparse &&
-        heatmap(&figs[nf++], "Inclusion probability of each connection", "sparse rDCM: q(z = 1)", Ip,
-                n, s.regions, 0, NULL))
-        rc = DCM_ERR_SYSTEM;
+    if (!rc && sparse) {
+        fig_file[nf] = "inclusion";
+        fig_alt[nf] = "inclusion probabilities";
+        fig_cap[nf] = "Posterior inclusion probability of each connection (black = 1).";
+        if (heatmap(&figs[nf++], "Inclusion probability of each connection", "sparse rDCM: q(z = 1)", Ip,
+                    n, s.regions, 0, NULL))
+            rc = DCM_ERR_SYSTEM;
+    }
+    /* the fit in time: optional (the spec may have moved); the reason is reported */
+    if (!rc && (yp = rdcm_predict(result, doc, &s, &FP, why, sizeof why))) {
+        fig_file[nf] = "fit";
+        fig_alt[nf] = "observed and predicted BOLD";
+        fig_cap[nf] = "Observed BOLD (dotted) and the posterior model's prediction (solid): the inputs "
+                      "run through the fitted A and C (sparse: weighted by the inclusion probabilities) "
+                      "without noise, plus the baseline, as TAPAS's y_pred_rdcm.";
+        if (fit_figure(&figs[nf++], FP, yp, r2))
+            rc = DCM_ERR_SYSTEM;
+    }
     for (int q = 0; !rc && q < nf; q++)
         if (plot_figure_png(&figs[q], scale, &png[q], &len[q]))
             rc = DCM_ERR_SYSTEM;
@@ -171,7 +345,7 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: could not draw the figures (out of memory?)", out);
         goto done;
     }
-    io_atomic outs[3];
+    io_atomic outs[4];
     memset(outs, 0, sizeof outs);
     int no = 0;
     if (png_dir && mkdir(png_dir, 0777) && errno != EEXIST) {
@@ -180,7 +354,7 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
     }
     for (int q = 0; png_dir && q < nf; q++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s.png", png_dir, q ? "inclusion" : "connectivity");
+        snprintf(path, sizeof path, "%s/%s.png", png_dir, fig_file[q]);
         if ((rc = io_atomic_open(&outs[no], path, err)))
             break;
         fwrite(png[q], 1, len[q], outs[no++].fp);
@@ -208,16 +382,16 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
         }
         if (json_array_size(w))
             fputs("</ul>\n", fp);
-        static const char *const cap[] = {
-            "Posterior mean of A (Hz), row = target, column = source, regions in the spec's order; "
-            "red excitatory, blue inhibitory, grey the self-connections (their scale differs), "
-            "light grey connections not in the model.",
-            "Posterior inclusion probability of each connection (black = 1)."};
         for (int q = 0; q < nf; q++) {
             fprintf(fp, "<figure><img alt=\"%s\" width=\"%d\" height=\"%d\" src=\"data:image/png;base64,",
-                    q ? "inclusion probabilities" : "connectivity", (int)figs[q].w, (int)figs[q].h);
+                    fig_alt[q], (int)figs[q].w, (int)figs[q].h);
             b64(fp, png[q], len[q]);
-            fprintf(fp, "\"><figcaption>%s</figcaption></figure>\n", cap[q]);
+            fprintf(fp, "\"><figcaption>%s</figcaption></figure>\n", fig_cap[q]);
+        }
+        if (!yp) {
+            fputs("<p>No fit in time: ", fp);
+            esc(fp, why);
+            fputs(".</p>\n", fp);
         }
         json_t *Fr = json_object_get(doc, "free_energy_regions"), *it = json_object_get(doc, "iterations_regions");
         json_t *tau = json_object_get(json_object_get(doc, "noise"), "precision_mean");
@@ -238,10 +412,12 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
         for (int q = 0; q < no; q++)
             io_atomic_abort(&outs[q]);
 done:
-    for (int q = 0; q < 2; q++) {
+    for (int q = 0; q < 3; q++) {
         free(png[q]);
         plot_figure_free(&figs[q]);
     }
+    free(yp);
+    dcm_problem_free(FP);
     free(A);
     free(Ip);
     json_decref(doc);
