@@ -6,6 +6,7 @@
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
+#include "dcm/dcm_batch.h"
 #include "io/io_atomic.h"
 #include "io/io_mat.h"
 #include "io/io_result.h"
@@ -76,7 +77,7 @@ static int fail_event(const progress_state *ps, const dcm_error *err)
 int cmd_estimate(int argc, char **argv)
 {
     const char *spec = NULL, *output = NULL, *integrator = NULL, *mat_out = NULL;
-    long maxit = -1, threads = 1;
+    long maxit = -1, threads = 0;   /* 0: the cores this process may use */
     int spm12_te = 0;
     progress_state ps = {0};
     const cli_opt options[] = {
@@ -93,7 +94,7 @@ int cmd_estimate(int argc, char **argv)
                  "(default: the spec's TE)"),
         CLI_INT('j', "jobs", &threads, "N", 1, 1024,
                 "regression DCM (\"method\": \"rdcm\"/\"sparse_rdcm\"): fit the regions in N "
-                "threads (default 1; the result does not depend on N)",
+                "threads (default: the cores this process may use; the result does not depend on N)",
                 .missing = "-j needs a whole number of threads from 1 to 1024"),
         CLI_FLAG('q', "quiet", &ps.quiet,
                  "do not print the iterations on stderr (warnings are printed all the same)"),
@@ -150,7 +151,7 @@ int cmd_estimate(int argc, char **argv)
         dcm_problem_free(P);
         return fail_event(&ps, &err);
     }
-    P->rdcm.threads = (int)threads;
+    P->rdcm.threads = threads > 0 ? (int)threads : dcm_batch_cpus(NULL);
     if (maxit > 0)
         P->maxit = (int)maxit;
     if (spm12_te && io_mat_use_spm12_te(P)) {
