@@ -565,7 +565,12 @@ int io_result_write_json_to(void *atomic, const char *path, const dcm_problem *P
 
 json_t *io_result_json_load(const char *path, dcm_error *err)
 {
-    FILE *f = io_input_open(path, "result", err);   /* a FIFO must not hang */
+    return io_json_load(path, "result", 1, err);
+}
+
+json_t *io_json_load(const char *path, const char *what, int object_only, dcm_error *err)
+{
+    FILE *f = io_input_open(path, what, err);   /* a FIFO must not hang */
     if (!f)
         return NULL;
     json_error_t je;
@@ -577,7 +582,7 @@ json_t *io_result_json_load(const char *path, dcm_error *err)
                       je.text);
         return NULL;
     }
-    if (!json_is_object(root)) {
+    if (object_only && !json_is_object(root)) {
         json_decref(root);
         dcm_error_set(err, DCM_ERR_INPUT, "%s: expected a JSON object at the top level", path);
         return NULL;

@@ -119,6 +119,10 @@ int io_result_load_doc(const char *path, io_result_summary *out, json_t **doc, d
 /* The parsed JSON object of a result or parameter file (new reference),
  * or NULL with DCM_ERR_INPUT in err (see the contract above). */
 json_t *io_result_json_load(const char *path, dcm_error *err);
+/* The same reader for any JSON input the commands take (model spaces,
+ * families, parameter blocks): `what` names it in messages; object_only 0
+ * also accepts a top-level array. */
+json_t *io_json_load(const char *path, const char *what, int object_only, dcm_error *err);
 /* Frees the arrays of s and zeroes it (the struct itself is the caller's). */
 void io_result_summary_free(io_result_summary *s);
 

@@ -8,7 +8,9 @@
 #define DCM_CLI_PEB_H
 
 #include "dcm/dcm_api.h"
+#include "io/io_batchdir.h"
 #include "io/io_pnames.h"
+#include "io/io_result.h"
 
 /* a between-subject design: header "subject<TAB>COVARIATE...", one row
  * per subject */
@@ -21,6 +23,16 @@ typedef struct {
 
 int read_design(const char *path, design *d, dcm_error *err);
 void design_free(design *d);
+
+/* The design (rows kept to --subjects' lists when nsubjects > 0) and every
+ * design subject's result for `model` in the batch folder, aligned by
+ * parameter name to the first; *F their free energies. The design and the
+ * folder must name the same subjects (unless --subjects chose some); fewer
+ * than min_subjects is an input error. Messages say "dcm CMD: ...". The
+ * caller frees B, D, the first *nR of *Rp, *Rp and *F, also on error. */
+int peb_load_subjects(const char *cmd, int min_subjects, const char *outdir, const char *model,
+                      const char *design_path, const char **subjects, int nsubjects, io_batchdir *B,
+                      design *D, io_result_summary **Rp, int *nR, double **F);
 
 /* Add the parameters `sel` names to mask: a name or pattern
  * (io_pname_select, SPM's B(4,4,3) included) or a bare block name as

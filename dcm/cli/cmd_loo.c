@@ -52,79 +52,6 @@ static int take_q(const cli_opt *opt, char *arg)
     return -1;
 }
 
-/* keep the design rows --subjects lists (each must be there) */
-static int keep_listed(design *D, const char *dpath, const char **lists, int nlists)
-{
-    if (!nlists)
-        return DCM_OK;
-    unsigned char *keep = calloc((size_t)D->nsub, 1);
-    if (!keep)
-        return cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
-    int rc = DCM_OK;
-    for (int l = 0; l < nlists && !rc; l++)
-        for (const char *p = lists[l]; *p && !rc;) {
-            size_t len = strcspn(p, ",");
-            int found = 0;
-            for (int i = 0; i < D->nsub; i++)
-                if (strlen(D->subjects[i]) == len && !strncmp(D->subjects[i], p, len))
-                    keep[i] = found = 1;
-            if (len && !found)
-                rc = cli_fail("loo", DCM_ERR_INPUT, "--subjects names '%.*s', who has no row in %s", (int)len,
-                              p, dpath);
-            p += len + (p[len] == ',');
-        }
-    int n = 0;
-    for (int i = 0; i < D->nsub && !rc; i++) {
-        if (!keep[i]) {
-            free(D->subjects[i]);
-            continue;
-        }
-        D->subjects[n] = D->subjects[i];
-        memmove(D->X + (size_t)n * D->nx, D->X + (size_t)i * D->nx, sizeof(double) * D->nx);
-        n++;
-    }
-    if (!rc)
-        D->nsub = n;
-    free(keep);
-    return rc;
-}
-
-/* every design subject's result for the model, aligned by parameter name */
-static int load_fits(const char *outdir, const char *model, const char *dpath, const design *D,
-                     io_batchdir *B, io_result_summary *R, int *nR)
-{
-    dcm_error err = {0, ""};
-    if (io_batchdir_scan(outdir, B, &err))
-        return cli_report("loo", &err);
-    int mi = io_batchdir_model(B, model);
-    if (mi < 0) {
-        char *list = io_batchdir_model_list(B);
-        int rc = cli_fail("loo", DCM_ERR_INPUT, "%s: no results for model '%s'; the models there are: %s",
-                          outdir, model, list ? list : "(out of memory)");
-        free(list);
-        return rc;
-    }
-    for (int i = 0; i < D->nsub; i++) {
-        *nR = i + 1;
-        int s = io_batchdir_subject(B, D->subjects[i]);
-        if (s < 0 || !B->has[s * B->nmod + mi])
-            return cli_fail("loo", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
-                            dpath, D->subjects[i], outdir, D->subjects[i], model);
-        char *p = io_batchdir_path(B, s, mi);
-        int lr = p ? io_result_load(p, &R[i], &err) : dcm_error_set(&err, DCM_ERR_SYSTEM, "out of memory");
-        free(p);
-        if (lr)
-            return cli_report("loo", &err);
-        if (i && !io_result_same_kind(&R[i], &R[0]))
-            return cli_fail("loo", DCM_ERR_INPUT, "%s is a %s model but %s is %s: the same model is needed "
-                            "for every subject", R[i].path, io_result_kind(&R[i]), R[0].path,
-                            io_result_kind(&R[0]));
-        if (i && io_result_align(&R[i], &R[0], &err))
-            return cli_report("loo", &err);
-    }
-    return DCM_OK;
-}
-
 /* the column called name, or an error listing the columns */
 static int find_covariate(const design *D, const char *dpath, const char *name, int *col)
 {
@@ -265,22 +192,8 @@ int cmd_loo(int argc, char **argv)
     }
     dcm_error err = {0, ""};
     int col = -1;
-    if (read_design(dpath, &D, &err)) {
-        rc = cli_report("loo", &err);
-        goto done;
-    }
-    if ((rc = find_covariate(&D, dpath, covariate, &col)) || (rc = keep_listed(&D, dpath, subj_args, nsubj_args)))
-        goto done;
-    if (D.nsub < 3) {
-        rc = cli_fail("loo", DCM_ERR_INPUT, "%s: leave-one-out needs at least 3 subjects (%d given)", dpath,
-                      D.nsub);
-        goto done;
-    }
-    if (!(R = calloc((size_t)D.nsub, sizeof *R))) {
-        rc = cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
-        goto done;
-    }
-    if ((rc = load_fits(outdir, model, dpath, &D, &B, R, &nR)))
+    if ((rc = peb_load_subjects("loo", 3, outdir, model, dpath, subj_args, nsubj_args, &B, &D, &R, &nR, &F)) ||
+        (rc = find_covariate(&D, dpath, covariate, &col)))
         goto done;
     const int N = D.nsub, np = R[0].np;
     io_pname_space S = io_result_space(&R[0]);
@@ -290,8 +203,7 @@ int cmd_loo(int argc, char **argv)
     qC = malloc(sizeof(double) * N * np * np);
     pE = malloc(sizeof(double) * N * np);
     pV = malloc(sizeof(double) * N * np);
-    F = malloc(sizeof(double) * N);
-    if (!mask || !sel || !qE || !qC || !pE || !pV || !F) {
+    if (!mask || !sel || !qE || !qC || !pE || !pV) {
         rc = cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
@@ -318,7 +230,6 @@ int cmd_loo(int argc, char **argv)
         memcpy(qC + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
         memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
         memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
-        F[i] = R[i].F;
     }
     dcm_peb_input in = {.nsub = N, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F, .sel = sel,
                         .nsel = nsel, .X = D.X, .nx = D.nx, .q = q, .maxit = (int)maxit};

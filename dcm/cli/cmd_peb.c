@@ -177,24 +177,23 @@ static int group_reduction(const dcm_peb_result *P, const design *D, const doubl
     return DCM_OK;
 }
 
-static int keep_subjects(design *D, const char *design_path, const char **lists, int nlists);
+static int keep_subjects(const char *cmd, design *D, const char *design_path, const char **lists,
+                         int nlists);
 
-/* The design, and every subject's result for the model (parameters in
- * the first subject's order); *F their free energies. */
-static int load_subjects(const char *outdir, const char *model, const char *design_path,
-                         const char **subjects, int nsubjects, io_batchdir *B, design *D,
-                         io_result_summary **Rp, int *nR, double **F)
+int peb_load_subjects(const char *cmd, int min_subjects, const char *outdir, const char *model,
+                      const char *design_path, const char **subjects, int nsubjects, io_batchdir *B,
+                      design *D, io_result_summary **Rp, int *nR, double **F)
 {
     dcm_error err = {0, ""};
     if (io_batchdir_scan(outdir, B, &err) || read_design(design_path, D, &err))
-        return cli_report("peb", &err);
-    int krc = keep_subjects(D, design_path, subjects, nsubjects);
+        return cli_report(cmd, &err);
+    int krc = keep_subjects(cmd, D, design_path, subjects, nsubjects);
     if (krc)
         return krc;
     int mi = io_batchdir_model(B, model);
     if (mi < 0) {
         char *list = io_batchdir_model_list(B);
-        int rc = cli_fail("peb", DCM_ERR_INPUT, "%s: no results for model '%s'; the models there are: %s",
+        int rc = cli_fail(cmd, DCM_ERR_INPUT, "%s: no results for model '%s'; the models there are: %s",
                           outdir, model, list ? list : "(out of memory)");
         free(list);
         return rc;
@@ -207,36 +206,37 @@ static int load_subjects(const char *outdir, const char *model, const char *desi
             for (int i = 0; i < D->nsub; i++)
                 found |= !strcmp(D->subjects[i], B->subjects[s]);
             if (!found)
-                return cli_fail("peb", DCM_ERR_INPUT,
+                return cli_fail(cmd, DCM_ERR_INPUT,
                                 "%s has no row for subject '%s', who has results for %s in %s; the design "
                                 "needs one row per subject", design_path, B->subjects[s], model, outdir);
         }
     const int nsub = D->nsub;
-    if (nsub < 2)
-        return cli_fail("peb", DCM_ERR_INPUT, "%s: PEB needs at least two subjects", design_path);
+    if (nsub < min_subjects)
+        return cli_fail(cmd, DCM_ERR_INPUT, "%s: %s needs at least %d subjects (%d given)", design_path,
+                        strcmp(cmd, "loo") ? "PEB" : "leave-one-out", min_subjects, nsub);
     io_result_summary *R = *Rp = calloc((size_t)nsub, sizeof *R);
     *F = malloc(sizeof(double) * nsub);
     if (!R || !*F)
-        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        return cli_fail(cmd, DCM_ERR_SYSTEM, "out of memory");
     for (int i = 0; i < nsub; i++) {
         *nR = i + 1; /* R[i] is freed by the caller, loaded or not */
         int s = io_batchdir_subject(B, D->subjects[i]);
         if (s < 0 || !B->has[s * B->nmod + mi])
-            return cli_fail("peb", DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
+            return cli_fail(cmd, DCM_ERR_INPUT, "%s lists subject '%s' but %s/%s/%s.json does not exist",
                             design_path, D->subjects[i], outdir, D->subjects[i], model);
         char *p = io_batchdir_path(B, s, mi);
         int lr = io_result_load(p, &R[i], &err);
         free(p);
         if (lr)
-            return cli_report("peb", &err);
+            return cli_report(cmd, &err);
         if (i && !io_result_same_kind(&R[i], &R[0]))
-            return cli_fail("peb", DCM_ERR_INPUT, "%s is a %s model but %s is %s: PEB needs the same model "
+            return cli_fail(cmd, DCM_ERR_INPUT, "%s is a %s model but %s is %s: the same model is needed "
                             "for every subject", R[i].path, io_result_kind(&R[i]), R[0].path,
                             io_result_kind(&R[0]));
         /* parameters meet by name: a subject whose regions are listed in
            another order is reordered, one with other regions refused */
         if (i && io_result_align(&R[i], &R[0], &err))
-            return cli_report("peb", &err);
+            return cli_report(cmd, &err);
         (*F)[i] = R[i].F;
     }
     return DCM_OK;
@@ -439,13 +439,14 @@ static int field_components(const io_result_summary *R0, const int *sel, int nse
 
 /* --subjects: comma-separated names, the option repeatable; keep only the
  * design rows listed (each must be in the design). */
-static int keep_subjects(design *D, const char *design_path, const char **lists, int nlists)
+static int keep_subjects(const char *cmd, design *D, const char *design_path, const char **lists,
+                         int nlists)
 {
     if (!nlists)
         return DCM_OK;
     int *keep = calloc((size_t)D->nsub, sizeof(int));
     if (!keep)
-        return cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
+        return cli_fail(cmd, DCM_ERR_SYSTEM, "out of memory");
     int rc = DCM_OK;
     for (int l = 0; l < nlists && !rc; l++) {
         const char *p = lists[l];
@@ -456,7 +457,7 @@ static int keep_subjects(design *D, const char *design_path, const char **lists,
                 if (strlen(D->subjects[i]) == len && !strncmp(D->subjects[i], p, len))
                     keep[i] = found = 1;
             if (len && !found)
-                rc = cli_fail("peb", DCM_ERR_INPUT, "--subjects names '%.*s', who has no row in %s",
+                rc = cli_fail(cmd, DCM_ERR_INPUT, "--subjects names '%.*s', who has no row in %s",
                               (int)len, p, design_path);
             p += len + (p[len] == ',');
         }
@@ -642,7 +643,7 @@ int cmd_peb(int argc, char **argv)
             goto done;
     }
     dcm_error err = {0, ""};
-    if ((rc = load_subjects(outdir, model, design_path, subj_args, nsubj_args, &B, &D, &R, &nR, &F)))
+    if ((rc = peb_load_subjects("peb", 2, outdir, model, design_path, subj_args, nsubj_args, &B, &D, &R, &nR, &F)))
         goto done;
     const int nsub = D.nsub, nx = D.nx;
     const int np = R[0].np;

@@ -13,6 +13,7 @@
 #include "dcm/cli/cli.h"
 #include "dcm/dcm_peb_space.h"
 #include "io/io_atomic.h"
+#include "io/io_result.h"
 
 /* A model space as read: names and rows of K (nm x np over the PEB's
  * parameters), before duplicates are dropped. */
@@ -29,20 +30,6 @@ static void space_def_free(space_def *d)
     free(d->names);
     free(d->K);
     memset(d, 0, sizeof *d);
-}
-
-static json_t *load_json(const char *path, const char *what, dcm_error *err)
-{
-    FILE *f = io_input_open(path, what, err);
-    if (!f)
-        return NULL;
-    io_skip_bom(f);
-    json_error_t je;
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    fclose(f);
-    if (!root)
-        dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
-    return root;
 }
 
 /* Parameters of the first level matched by sel (a name, a pattern with *,
@@ -146,7 +133,7 @@ static int read_space(const peb_space_input *in, space_def *d)
     const char *path = in->models_path;
     memset(d, 0, sizeof *d);
     dcm_error err = {0, ""};
-    json_t *root = load_json(path, "model space", &err);
+    json_t *root = io_json_load(path, "model space", 0, &err);
     if (!root)
         return cli_report("peb", &err);
     json_t *models = json_is_array(root) ? root : json_object_get(root, "models");
@@ -547,7 +534,7 @@ static int report_families(const peb_space_input *in, const space_def *d, const 
 {
     const char *path = in->families_path;
     dcm_error err = {0, ""};
-    json_t *root = load_json(path, "families", &err);
+    json_t *root = io_json_load(path, "families", 0, &err);
     if (!root)
         return cli_report("peb", &err);
     /* {"factors": [...]}, the list alone, or one factor */

@@ -9,28 +9,9 @@
 
 #include "dcm/cli/cli.h"
 #include "io/io_atomic.h"
+#include "io/io_result.h"
 #include "io/io_tsv.h"
 #include "models/model_rdcm_sim.h"
-
-static json_t *load_json(const char *path, const char *what, dcm_error *err)
-{
-    FILE *f = io_input_open(path, what, err);
-    if (!f)
-        return NULL;
-    io_skip_bom(f);
-    json_error_t je;
-    json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    fclose(f);
-    if (!j)
-        dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column,
-                      je.text);
-    else if (!json_is_object(j)) {
-        dcm_error_set(err, DCM_ERR_INPUT, "%s: must be a JSON object", path);
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
-}
 
 /* rows x cols block (lists of rows; numbers) into column-major; `pre`
  * names where the block sits in messages */
@@ -80,7 +61,7 @@ static int load_params(const char *path, const dcm_problem *P, double *A, double
                        dcm_error *err)
 {
     const int n = P->n, m = P->m;
-    json_t *j = load_json(path, "--params file", err);
+    json_t *j = io_json_load(path, "--params file", 1, err);
     if (!j)
         return err->code ? err->code : DCM_ERR_INPUT;
     json_t *pm = json_object_get(j, "posterior_mean"), *blocks = pm ? pm : j;
