@@ -1162,6 +1162,29 @@ static matvar_t *mk_params(const char *name, const model_layout *T, const double
     return s;
 }
 
+/* DCM.xY (one element per region: its name and unscaled series), v, n,
+ * TE and delays: the same in task and spectral DCM structs. */
+static void set_regions(matvar_t *D, const dcm_problem *P, int *ok)
+{
+    const int n = P->n, v = P->v;
+    const model_dcm *M = P->M;
+    size_t dims[2] = {1, (size_t)n};
+    static const char *const xfields[] = {"name", "u", NULL};
+    matvar_t *xY = Mat_VarCreateStruct2(NULL, 2, dims, xfields);
+    if (!xY)
+        *ok = 0;
+    for (int i = 0; xY && i < n; i++) {
+        Mat_VarFree(Mat_VarSetStructFieldByName(xY, "name", (size_t)i, mk_str(NULL, P->region_names[i])));
+        Mat_VarFree(Mat_VarSetStructFieldByName(xY, "u", (size_t)i,
+                                                mk_num(NULL, 2, (size_t)v, 1, 0, P->Y + (size_t)i * v)));
+    }
+    set_field(D, "xY", xY, ok);
+    set_field(D, "v", mk_scalar(NULL, v), ok);
+    set_field(D, "n", mk_scalar(NULL, n), ok);
+    set_field(D, "TE", mk_scalar(NULL, M->TE), ok);
+    set_field(D, "delays", mk_num(NULL, 2, (size_t)n, 1, 0, M->delays), ok);
+}
+
 static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
 {
     const model_dcm *M = P->M;
@@ -1228,25 +1251,7 @@ static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
     set_field(Y, "scale", mk_scalar(NULL, R->scale), ok);
     set_field(D, "Y", Y, ok);
 
-    /* xY: one element per region, with its name and (unscaled) series */
-    {
-        size_t dims[2] = {1, (size_t)n};
-        static const char *const xfields[] = {"name", "u", NULL};
-        matvar_t *xY = Mat_VarCreateStruct2(NULL, 2, dims, xfields);
-        if (!xY)
-            *ok = 0;
-        for (int i = 0; xY && i < n; i++) {
-            Mat_VarFree(Mat_VarSetStructFieldByName(xY, "name", (size_t)i,
-                                                    mk_str(NULL, P->region_names[i])));
-            Mat_VarFree(Mat_VarSetStructFieldByName(
-                xY, "u", (size_t)i, mk_num(NULL, 2, (size_t)v, 1, 0, P->Y + (size_t)i * v)));
-        }
-        set_field(D, "xY", xY, ok);
-    }
-    set_field(D, "v", mk_scalar(NULL, v), ok);
-    set_field(D, "n", mk_scalar(NULL, n), ok);
-    set_field(D, "TE", mk_scalar(NULL, M->TE), ok);
-    set_field(D, "delays", mk_num(NULL, 2, (size_t)n, 1, 0, M->delays), ok);
+    set_regions(D, P, ok);
 
     static const char *const ofields[] = {"nonlinear", "two_state", "stochastic", "centre",
                                           "induced", "maxit", "hidden", "nograph", NULL};
@@ -1402,24 +1407,7 @@ static matvar_t *build_dcm_csd(const dcm_problem *P, const dcm_result *R, int *o
     set_field(Y, "Hz", mk_num(NULL, 2, 1, (size_t)nw, 0, R->Hz), ok);
     set_field(Y, "p", mk_scalar(NULL, P->csd_order), ok);
     set_field(D, "Y", Y, ok);
-    {
-        size_t dims[2] = {1, (size_t)n};
-        static const char *const xfields[] = {"name", "u", NULL};
-        matvar_t *xY = Mat_VarCreateStruct2(NULL, 2, dims, xfields);
-        if (!xY)
-            *ok = 0;
-        for (int i = 0; xY && i < n; i++) {
-            Mat_VarFree(Mat_VarSetStructFieldByName(xY, "name", (size_t)i,
-                                                    mk_str(NULL, P->region_names[i])));
-            Mat_VarFree(Mat_VarSetStructFieldByName(
-                xY, "u", (size_t)i, mk_num(NULL, 2, (size_t)v, 1, 0, P->Y + (size_t)i * v)));
-        }
-        set_field(D, "xY", xY, ok);
-    }
-    set_field(D, "v", mk_scalar(NULL, v), ok);
-    set_field(D, "n", mk_scalar(NULL, n), ok);
-    set_field(D, "TE", mk_scalar(NULL, M->TE), ok);
-    set_field(D, "delays", mk_num(NULL, 2, (size_t)n, 1, 0, M->delays), ok);
+    set_regions(D, P, ok);
 
     static const char *const ofields[] = {"analysis", "nonlinear", "two_state", "stochastic", "centre",
                                           "induced", "order", "maxit", "maxnodes", "nograph", NULL};

@@ -339,6 +339,33 @@ static json_t *jmodel_rdcm(jb *b, const dcm_problem *P)
     return j;
 }
 
+/* Write a built result document (consumed) to path atomically; keep: as
+ * the writers' (NULL: commit now; else left open for the caller). ok: 0
+ * when building it ran out of memory. */
+static int dump_result(json_t *root, int ok, const char *path, io_atomic *keep, dcm_error *err)
+{
+    if (!ok) {
+        json_decref(root);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while building the result", path);
+    }
+    io_atomic a, *ap = keep ? keep : &a;
+    int rc = io_atomic_open(ap, path, err);
+    if (rc) {
+        json_decref(root);
+        return rc;
+    }
+    if (json_dumpf(root, ap->fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
+        fputc('\n', ap->fp) == EOF) {
+        int e = errno;
+        io_atomic_abort(ap);
+        json_decref(root);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
+                             e ? strerror(e) : "write failed");
+    }
+    json_decref(root);
+    return keep ? DCM_OK : io_atomic_commit(ap, err);
+}
+
 static int rdcm_write(const char *path, const dcm_problem *P, const dcm_result *R,
                       io_atomic *keep, dcm_error *err)
 {
@@ -427,26 +454,7 @@ static int rdcm_write(const char *path, const dcm_problem *P, const dcm_result *
     set(&b, vec, "posterior_var", jvec(&b, var, var ? np : 0));
     free(var);
     set(&b, root, "vector", vec);
-    if (!b.ok) {
-        json_decref(root);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while building the result", path);
-    }
-    io_atomic a, *ap = keep ? keep : &a;
-    int rc = io_atomic_open(ap, path, err);
-    if (rc) {
-        json_decref(root);
-        return rc;
-    }
-    if (json_dumpf(root, ap->fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
-        fputc('\n', ap->fp) == EOF) {
-        int e = errno;
-        io_atomic_abort(ap);
-        json_decref(root);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
-                             e ? strerror(e) : "write failed");
-    }
-    json_decref(root);
-    return keep ? DCM_OK : io_atomic_commit(ap, err);
+    return dump_result(root, b.ok, path, keep, err);
 }
 
 /* keep: NULL to write and commit PATH; else opened on PATH, filled and
@@ -525,27 +533,7 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
     set(&b, vec, "posterior_mean", jvec(&b, R->Ep, np));
     set(&b, vec, "posterior_cov", jmat(&b, R->Cp, NULL, np, np, np, 1, 0));
     set(&b, root, "vector", vec);
-    if (!b.ok) {
-        json_decref(root);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while building the result", path);
-    }
-
-    io_atomic a, *ap = keep ? keep : &a;
-    int rc = io_atomic_open(ap, path, err);
-    if (rc) {
-        json_decref(root);
-        return rc;
-    }
-    if (json_dumpf(root, ap->fp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
-        fputc('\n', ap->fp) == EOF) {
-        int e = errno;
-        io_atomic_abort(ap);
-        json_decref(root);
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot write %s: %s", path,
-                             e ? strerror(e) : "write failed");
-    }
-    json_decref(root);
-    return keep ? DCM_OK : io_atomic_commit(ap, err);
+    return dump_result(root, b.ok, path, keep, err);
 }
 
 int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
