@@ -665,6 +665,19 @@ static int summarise(const io_extract_opts *o, io_extract_result *r, double *Y, 
     return DCM_OK;
 }
 
+/* The --mask image, which must lie on the BOLD grid (none: DCM_OK). */
+static int open_mask(const io_extract_opts *o, const io_nifti *bold, io_nifti *mimg, dcm_error *err)
+{
+    if (!o->mask)
+        return DCM_OK;
+    int rc = io_nifti_open(o->mask, IO_NIFTI_3D, mimg, err);
+    char why[512];
+    if (!rc && !io_nifti_same_grid(bold, mimg, why, sizeof why))
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the mask is not on the grid of %s: %s; resample it "
+                           "to the BOLD image first", o->mask, o->bold, why);
+    return rc;
+}
+
 int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -678,15 +691,8 @@ int io_extract_run(const io_extract_opts *o, io_extract_result *r, dcm_error *er
     if ((rc = io_nifti_open(o->bold, IO_NIFTI_4D, &bold, err)))
         return rc;
     char why[512];
-    if (o->mask) {
-        if ((rc = io_nifti_open(o->mask, IO_NIFTI_3D, &mimg, err)))
-            goto done;
-        if (!io_nifti_same_grid(&bold, &mimg, why, sizeof why)) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the mask is not on the grid of %s: %s; "
-                               "resample it to the BOLD image first", o->mask, o->bold, why);
-            goto done;
-        }
-    }
+    if ((rc = open_mask(o, &bold, &mimg, err)))
+        goto done;
     if (o->atlas) {
         if ((rc = io_nifti_open(o->atlas, IO_NIFTI_3D, &aimg, err)))
             goto done;
@@ -1278,16 +1284,8 @@ int io_extract_atlas_run(const io_extract_opts *o, io_extract_atlas_result *r, d
                              "no sphere and no slice timing");
     if ((rc = io_nifti_open(o->bold, IO_NIFTI_4D, &bold, err)))
         return rc;
-    char why[512];
-    if (o->mask) {
-        if ((rc = io_nifti_open(o->mask, IO_NIFTI_3D, &mimg, err)))
-            goto done;
-        if (!io_nifti_same_grid(&bold, &mimg, why, sizeof why)) {
-            rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: the mask is not on the grid of %s: %s; "
-                               "resample it to the BOLD image first", o->mask, o->bold, why);
-            goto done;
-        }
-    }
+    if ((rc = open_mask(o, &bold, &mimg, err)))
+        goto done;
     if ((rc = io_nifti_open(o->atlas, IO_NIFTI_3D, &aimg, err)))
         goto done;
     const int v = bold.nt;
