@@ -1162,6 +1162,23 @@ static matvar_t *mk_params(const char *name, const model_layout *T, const double
     return s;
 }
 
+/* DCM.Ep, Cp, Pp, Vp of a fit (task and spectral structs alike); buf
+ * holds np x np doubles. */
+static void set_posterior(matvar_t *D, const model_layout *T, const dcm_result *R, double *buf, int *ok)
+{
+    const int np = T->np;
+    set_field(D, "Ep", mk_params(NULL, T, R->Ep, ok), ok);
+    /* Cp is row-major in dcm_result; it is symmetric, but transpose anyway */
+    for (int i = 0; i < np; i++)
+        for (int j = 0; j < np; j++)
+            buf[i + (size_t)j * np] = R->Cp[(size_t)i * np + j];
+    set_field(D, "Cp", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
+    set_field(D, "Pp", mk_params(NULL, T, R->Pp, ok), ok);
+    for (int i = 0; i < np; i++)
+        buf[i] = R->Cp[(size_t)i * np + i];
+    set_field(D, "Vp", mk_params(NULL, T, buf, ok), ok);
+}
+
 /* DCM.xY (one element per region: its name and unscaled series), v, n,
  * TE and delays: the same in task and spectral DCM structs. */
 static void set_regions(matvar_t *D, const dcm_problem *P, int *ok)
@@ -1294,17 +1311,7 @@ static matvar_t *build_dcm(const dcm_problem *P, const dcm_result *R, int *ok)
     set_field(Mm, "Nmax", mk_scalar(NULL, P->maxit), ok);
     set_field(D, "M", Mm, ok);
 
-    /* posterior */
-    set_field(D, "Ep", mk_params(NULL, &T, R->Ep, ok), ok);
-    /* Cp is row-major in dcm_result; it is symmetric, but transpose anyway */
-    for (int i = 0; i < np; i++)
-        for (int j = 0; j < np; j++)
-            buf[i + (size_t)j * np] = R->Cp[(size_t)i * np + j];
-    set_field(D, "Cp", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
-    set_field(D, "Pp", mk_params(NULL, &T, R->Pp, ok), ok);
-    for (int i = 0; i < np; i++)
-        buf[i] = R->Cp[(size_t)i * np + i];
-    set_field(D, "Vp", mk_params(NULL, &T, buf, ok), ok);
+    set_posterior(D, &T, R, buf, ok);
     for (int i = 0; i < n; i++)
         buf[i] = exp(-R->Eh[i]);
     set_field(D, "Ce", mk_num(NULL, 2, (size_t)n, 1, 0, buf), ok);
@@ -1455,16 +1462,7 @@ static matvar_t *build_dcm_csd(const dcm_problem *P, const dcm_result *R, int *o
     set_field(Mm, "Nmax", mk_scalar(NULL, P->maxit), ok);
     set_field(D, "M", Mm, ok);
 
-    /* posterior */
-    set_field(D, "Ep", mk_params(NULL, &T, R->Ep, ok), ok);
-    for (int i = 0; i < np; i++)
-        for (int j = 0; j < np; j++)
-            buf[i + (size_t)j * np] = R->Cp[(size_t)i * np + j];
-    set_field(D, "Cp", mk_num(NULL, 2, (size_t)np, (size_t)np, 0, buf), ok);
-    set_field(D, "Pp", mk_params(NULL, &T, R->Pp, ok), ok);
-    for (int i = 0; i < np; i++)
-        buf[i] = R->Cp[(size_t)i * np + i];
-    set_field(D, "Vp", mk_params(NULL, &T, buf, ok), ok);
+    set_posterior(D, &T, R, buf, ok);
     /* predicted CSD and its residual, nw x n x n as SPM's Hc, Rc */
     set_field(D, "Hc", mk_complex(NULL, 3, (size_t)nw, (size_t)n, (size_t)n, R->csd_pred), ok);
     for (size_t k = 0; k < 2 * ncsd; k++)
