@@ -44,17 +44,7 @@ static int run(const char *args)
 
 static json_t *run_json(const char *args)
 {
-    int rc = run(args);
-    if (rc) {
-        printf("\n  dcm %s: exit %d: %.2000s\n", args, rc, out);
-        return NULL;
-    }
-    const char *start = strchr(out, '{'); /* warnings on stderr come first */
-    json_error_t e;
-    json_t *o = start ? json_loads(start, 0, &e) : NULL;
-    if (!o)
-        printf("\n  not JSON: %.300s\n", out);
-    return o;
+    return test_dcm_json(args, out, sizeof out);
 }
 
 static double num(json_t *o, const char *key)

@@ -28,17 +28,12 @@ static char out[65536];
 
 static int exists(const char *name)
 {
-    char path[1024];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    return stat(path, &st) == 0;
+    return test_exists_in(tmpdir, name);
 }
 
 static json_t *load_tmp(const char *name)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    return test_load_json(path);
+    return test_load_in(tmpdir, name);
 }
 
 static json_t *shared_json(const char *rel)

@@ -161,6 +161,38 @@ static inline int test_dcm(const char *args, char *out, size_t outlen)
     return test_shell(cmd, out, outlen);
 }
 
+/* Run `dcm ARGS` and parse its JSON (from the first '{': warnings on
+ * stderr come first); NULL, with the reason printed, when it exits
+ * non-zero or prints no JSON. out keeps the whole output. */
+static inline json_t *test_dcm_json(const char *args, char *out, size_t outlen)
+{
+    int rc = test_dcm(args, out, outlen);
+    if (rc) {
+        printf("\n  dcm %s: exit %d: %.2000s\n", args, rc, out);
+        return NULL;
+    }
+    const char *start = strchr(out, '{');
+    json_error_t e;
+    json_t *o = start ? json_loads(start, 0, &e) : NULL;
+    if (!o)
+        printf("\n  not JSON: %.300s\n", out);
+    return o;
+}
+
+/* Whether DIR/NAME exists; the parsed JSON file DIR/NAME (NULL if not). */
+static inline int test_exists_in(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+static inline json_t *test_load_in(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return test_load_json(path);
+}
+
 /* Remove a test's temporary folder and everything in it; 0 on success. */
 static inline int test_remove_dir(const char *dir)
 {
