@@ -432,15 +432,16 @@ static int remove_temps(const char *dir, char *const *bases, int k, const char *
     return rc;
 }
 
-int dcm_batch_lock(const char *outdir, int *fd, dcm_error *err)
+/* Open OUTDIR/NAME and take an fcntl lock of type `type` on it without
+ * waiting. On EACCES/EAGAIN the message is `busy` (about the holder). */
+static int lock_file(const char *outdir, const char *name, short type, const char *busy, int *fd,
+                     dcm_error *err)
 {
     *fd = -1;
-    int rc = make_dirs(outdir, err);
-    if (rc)
-        return rc;
-    char *path = str_printf("%s/.dcm-batch.lock", outdir);
+    char *path = str_printf("%s/%s", outdir, name);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    int rc = DCM_OK;
     int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (f < 0) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot create %s: %s", path, strerror(errno));
@@ -449,13 +450,12 @@ int dcm_batch_lock(const char *outdir, int *fd, dcm_error *err)
     }
     struct flock l;
     memset(&l, 0, sizeof l);
-    l.l_type = F_WRLCK;
+    l.l_type = type;
     l.l_whence = SEEK_SET;
     if (fcntl(f, F_SETLK, &l) != 0) {
         if (errno == EACCES || errno == EAGAIN)
-            rc = dcm_error_set(err, DCM_ERR_SYSTEM,
-                               "another dcm batch is writing to %s (it holds %s); wait for it to "
-                               "finish or choose another -o", outdir, path);
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s is writing to %s (it holds %s); wait for it "
+                               "to finish or choose another -o", busy, outdir, path);
         else
             rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot lock %s: %s", path, strerror(errno));
         close(f);
@@ -466,32 +466,83 @@ int dcm_batch_lock(const char *outdir, int *fd, dcm_error *err)
     return rc;
 }
 
+int dcm_batch_lock(const char *outdir, int *fd, dcm_error *err)
+{
+    *fd = -1;
+    int rc = make_dirs(outdir, err);
+    if (rc)
+        return rc;
+    return lock_file(outdir, ".dcm-batch.lock", F_WRLCK, "another dcm batch (or a shard of one)",
+                     fd, err);
+}
+
+int dcm_batch_lock_shard(const char *outdir, int k, int n, int fd[2], dcm_error *err)
+{
+    fd[0] = fd[1] = -1;
+    int rc = make_dirs(outdir, err);
+    if (rc)
+        return rc;
+    /* shared with the other shards, exclusive against a whole batch */
+    rc = lock_file(outdir, ".dcm-batch.lock", F_RDLCK, "a dcm batch without --shard", &fd[0], err);
+    if (rc)
+        return rc;
+    char name[64], busy[96];
+    snprintf(name, sizeof name, ".dcm-batch-shard-%d-of-%d.lock", k, n);
+    snprintf(busy, sizeof busy, "another dcm batch --shard %d/%d", k, n);
+    rc = lock_file(outdir, name, F_WRLCK, busy, &fd[1], err);
+    if (rc) {
+        close(fd[0]);
+        fd[0] = -1;
+    }
+    return rc;
+}
+
 void dcm_batch_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);   /* releases the fcntl lock */
 }
 
+int dcm_batch_in_shard(int job, int k, int n)
+{
+    return n <= 1 || job % n == k - 1;
+}
+
 int dcm_batch_prepare(const dcm_batch_manifest *m, const char *outdir, int force,
                       dcm_batch_outcome *out, dcm_error *err)
+{
+    return dcm_batch_prepare_shard(m, outdir, force, 1, 1, out, err);
+}
+
+int dcm_batch_prepare_shard(const dcm_batch_manifest *m, const char *outdir, int force, int k,
+                            int n, dcm_batch_outcome *out, dcm_error *err)
 {
     memset(out, 0, sizeof *out * (size_t)m->njobs);
     int rc = make_dirs(outdir, err);
     if (rc)
         return rc;
-    char *own[3] = {"summary", "failures", "warnings"};
-    if ((rc = remove_temps(outdir, own, 3, ".tsv", err)))
-        return rc;
+    if (n <= 1) {
+        char *own[3] = {"summary", "failures", "warnings"};
+        if ((rc = remove_temps(outdir, own, 3, ".tsv", err)))
+            return rc;
+    }
     for (int s = 0; s < m->nsub && !rc; s++) {
         char *dir = str_printf("%s/%s", outdir, m->subjects[s]);
         if (!dir)
             return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         rc = make_dir(dir, err);
-        if (!rc)
-            rc = remove_temps(dir, m->models, m->nmod, ".json", err);
+        /* a shard clears only its own jobs' leftovers: the other shards
+           may be writing theirs right now */
+        for (int md = 0; md < m->nmod && !rc; md++) {
+            int j = m->cell[s * m->nmod + md];
+            if (j >= 0 && dcm_batch_in_shard(j, k, n))
+                rc = remove_temps(dir, &m->models[md], 1, ".json", err);
+        }
         free(dir);
     }
     for (int j = 0; j < m->njobs && !rc; j++) {
+        if (!dcm_batch_in_shard(j, k, n))
+            continue;
         char *path = dcm_batch_result_path(outdir, &m->jobs[j]);
         if (!path)
             return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");

@@ -106,9 +106,28 @@ char *dcm_batch_result_path(const char *outdir, const dcm_batch_job *j);
 int dcm_batch_lock(const char *outdir, int *fd, dcm_error *err);
 void dcm_batch_unlock(int fd);
 
+/* Shards (job arrays): shard k of n (1 <= k <= n) owns the jobs j (manifest
+ * order, 0-based) with j % n == k - 1, so shards are disjoint, cover the
+ * manifest and do not depend on what is already done. dcm_batch_in_shard
+ * says whether job j is shard k's (always 1 when n <= 1). */
+int dcm_batch_in_shard(int job, int k, int n);
+
+/* A shard's locks: OUTDIR/.dcm-batch.lock shared (so shards run together
+ * while a whole batch, which takes it exclusively, cannot run beside them)
+ * and OUTDIR/.dcm-batch-shard-K-of-N.lock exclusive (one run per shard).
+ * Release both with dcm_batch_unlock(fd[0]), dcm_batch_unlock(fd[1]). */
+int dcm_batch_lock_shard(const char *outdir, int k, int n, int fd[2], dcm_error *err);
+
 /* out: njobs outcomes, zeroed here. */
 int dcm_batch_prepare(const dcm_batch_manifest *m, const char *outdir, int force,
                       dcm_batch_outcome *out, dcm_error *err);
+
+/* The same for shard k of n: only the shard's jobs are looked at (the
+ * others stay TODO and are not the caller's to run) and only their
+ * leftover temporary files are removed; the tables' leftovers are a whole
+ * batch's to clear. dcm_batch_prepare is shard 1 of 1. */
+int dcm_batch_prepare_shard(const dcm_batch_manifest *m, const char *outdir, int force, int k,
+                            int n, dcm_batch_outcome *out, dcm_error *err);
 
 typedef void (*dcm_batch_event_fn)(void *ctx, int job, double elapsed);
 

@@ -647,6 +647,118 @@ static void test_lock(void)
     free(b);
 }
 
+/* A job array: --shard 1/2 and --shard slurm (task 2 of 2) share the
+ * manifest's rows disjointly, write no summary.tsv, and a plain run then
+ * estimates nothing and writes the summary a plain run writes. */
+static void test_shards(void)
+{
+    /* bad shard requests: usage errors, nothing created */
+    const char *bad[] = {"--shard 3/2", "--shard 0/2", "--shard 1/0", "--shard 2", "--shard 1/2x",
+                         "--shard x", "--shard ''", "--shard slurm", NULL};
+    for (int i = 0; bad[i]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "env -u SLURM_ARRAY_TASK_ID %s batch manifest.tsv -o out_shbad %s",
+                 test_dcm_bin(), bad[i]);
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "cd '%s' && %s", tmpdir, args);
+        int rc = run_cmd(cmd);
+        CU_ASSERT_EQUAL(rc, 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "--shard"));
+        if (i == 7)
+            printf("\n  --shard slurm outside an array: exit %d: %s", rc, out);
+    }
+    CU_ASSERT_FALSE(exists("out_shbad"));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && env SLURM_ARRAY_TASK_ID=4 SLURM_ARRAY_TASK_MIN=1 "
+             "SLURM_ARRAY_TASK_MAX=7 SLURM_ARRAY_TASK_STEP=2 %s batch manifest.tsv -o out_shbad "
+             "--shard slurm", tmpdir, test_dcm_bin());
+    CU_ASSERT_EQUAL(run_cmd(cmd), 1);   /* 4 is not 1 + a multiple of 2 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "STEP"));
+    CU_ASSERT_FALSE(exists("out_shbad"));
+
+    int rc = run("batch manifest.tsv -o out_sh --shard 1/2 -j 2");
+    printf("  shard 1/2: exit %d: %s", rc, out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "shard 1 of 2: 3 of the 6 estimates"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 estimated, 0 already done, 0 failed"));
+    CU_ASSERT_FALSE(exists("out_sh/summary.tsv"));
+    /* rows 0, 2, 4 of the manifest: every subject's m1 */
+    char rel[512];
+    for (int s = 0; s < NSUB; s++)
+        for (int m = 0; m < 2; m++) {
+            snprintf(rel, sizeof rel, "out_sh/%s/%s.json", subjects[s], models[m]);
+            CU_ASSERT_EQUAL(exists(rel), m == 0);
+        }
+    ident first[NSUB];
+    for (int s = 0; s < NSUB; s++) {
+        snprintf(rel, sizeof rel, "out_sh/%s/m1.json", subjects[s]);
+        first[s] = identify(rel);
+    }
+
+    /* the same shard again: nothing to do */
+    rc = run("batch manifest.tsv -o out_sh --shard 1/2");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 already done, 0 to run"));
+
+    /* task 2 of an array --array=1-2 */
+    snprintf(cmd, sizeof cmd, "cd '%s' && env SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_MIN=1 "
+             "SLURM_ARRAY_TASK_COUNT=2 %s batch manifest.tsv -o out_sh --shard slurm", tmpdir,
+             test_dcm_bin());
+    rc = run_cmd(cmd);
+    printf("  --shard slurm (task 2 of 2): exit %d: %s", rc, out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "shard 2 of 2: 3 of the 6 estimates"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 estimated, 0 already done"));
+    CU_ASSERT_FALSE(exists("out_sh/summary.tsv"));
+    ident second[NSUB];
+    for (int s = 0; s < NSUB; s++) {
+        snprintf(rel, sizeof rel, "out_sh/%s/m2.json", subjects[s]);
+        CU_ASSERT(exists(rel));
+        second[s] = identify(rel);
+        snprintf(rel, sizeof rel, "out_sh/%s/m1.json", subjects[s]);
+        CU_ASSERT(same_file(first[s], identify(rel)));   /* shard 1's, untouched */
+    }
+
+    /* while a shard runs (it holds the batch lock shared), a plain batch
+       waits its turn; while a plain batch runs, a shard does */
+    char p[512];
+    int fd = open(path_of(p, sizeof p, "out_sh/.dcm-batch.lock"), O_RDWR | O_CREAT, 0666);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct flock l;
+    memset(&l, 0, sizeof l);
+    l.l_type = F_RDLCK;
+    l.l_whence = SEEK_SET;
+    CU_ASSERT_FATAL(fcntl(fd, F_SETLK, &l) == 0);
+    rc = run("batch -q manifest.tsv -o out_sh");
+    CU_ASSERT_EQUAL(rc, 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "a shard of one"));
+    CU_ASSERT_EQUAL(run("batch -q manifest.tsv -o out_sh --shard 2/2"), 0);   /* shards share it */
+    l.l_type = F_WRLCK;
+    CU_ASSERT_FATAL(fcntl(fd, F_SETLK, &l) == 0);
+    rc = run("batch -q manifest.tsv -o out_sh --shard 1/2");
+    CU_ASSERT_EQUAL(rc, 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "a dcm batch without --shard"));
+    close(fd);
+
+    /* the collecting run: nothing estimated, the plain run's summary */
+    rc = run("batch manifest.tsv -o out_sh");
+    printf("  collecting run: exit %d: %s", rc, out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "6 already done, 0 to run"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 estimated"));
+    for (int s = 0; s < NSUB; s++) {
+        snprintf(rel, sizeof rel, "out_sh/%s/m1.json", subjects[s]);
+        CU_ASSERT(same_file(first[s], identify(rel)));
+        snprintf(rel, sizeof rel, "out_sh/%s/m2.json", subjects[s]);
+        CU_ASSERT(same_file(second[s], identify(rel)));
+    }
+    char *a = read_all("out_sh/summary.tsv"), *b = read_all("out_j2/summary.tsv");
+    CU_ASSERT(a && b && !strcmp(a, b));
+    free(a);
+    free(b);
+    check_outdir("out_sh");
+}
+
 /* The MPI build under mpirun: the same summary as the threaded run, and
  * failures gathered from every rank. */
 static void test_mpi(void)
@@ -722,6 +834,7 @@ int main(void)
         {"a bad spec among good ones: the rest finish, failures.tsv, exit 2", test_bad_spec},
         {"manifest errors: exit 2 before anything is created", test_manifest_errors},
         {"a second batch on a locked OUTDIR: exit 4", test_lock},
+        {"--shard 1/2 and --shard slurm, then a collecting run: the plain summary", test_shards},
         {"failures.tsv unwritable: neither table replaced, exit 4", test_tables_unwritable},
         {"SIGINT/SIGTERM during a batch: no temporary file, whole results", test_signal_during_batch},
         {"MPI: mpirun -np 2 gives the threaded run's summary", test_mpi},

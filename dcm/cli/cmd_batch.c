@@ -3,6 +3,7 @@
  * over MPI ranks when built with -DDCM_WITH_MPI and started by mpirun).
  * The work itself is dcm/dcm_batch.c; this file is the command line,
  * the progress display and the MPI distribution. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,7 +20,8 @@
 #include <mpi.h>
 #endif
 
-static const char *const usage[] = {"MANIFEST.tsv -o OUTDIR [-j N] [--force] [-q]", NULL};
+static const char *const usage[] = {"MANIFEST.tsv -o OUTDIR [-j N] [--shard K/N|slurm] [--force] [-q]",
+                                    NULL};
 
 static const char *description =
     "Estimate every subject x model listed in MANIFEST.tsv, in parallel, into\n"
@@ -46,11 +48,21 @@ static const char *footer =
     "(default: its share of the node's cores); OUTDIR and the specs must be\n"
     "on a filesystem every rank sees. Results are the same as without MPI.\n"
     "\n"
+    "Job arrays: --shard K/N runs only the K-th of N disjoint shares of the\n"
+    "manifest's rows (row i, counted from 0, is shard i % N + 1), so N jobs\n"
+    "of a cluster's array can share one OUTDIR. --shard slurm takes K and N\n"
+    "from SLURM_ARRAY_TASK_ID, _MIN, _COUNT (or _MAX) and _STEP. A shard\n"
+    "writes results only, not summary.tsv: run a plain dcm batch on the same\n"
+    "OUTDIR after the array; it estimates nothing already done and writes the\n"
+    "tables. A plain batch cannot start while shards of OUTDIR run.\n"
+    "\n"
     "example:\n"
     "  printf 'subject\\tmodel\\tspec\\n' > manifest.tsv\n"
     "  printf 'sub-01\\tfwd\\tsub-01/fwd.json\\nsub-01\\tbwd\\tsub-01/bwd.json\\n' >> manifest.tsv\n"
     "  dcm batch manifest.tsv -o results -j 4\n"
-    "  dcm compare --rfx --lme results/summary.tsv\n";
+    "  dcm compare --rfx --lme results/summary.tsv\n"
+    "  sbatch --array=1-20 --wrap 'dcm batch manifest.tsv -o results -j 1 --shard slurm'\n"
+    "  dcm batch manifest.tsv -o results          # after the array: summary.tsv\n";
 
 /* ---- ranks: one process without MPI ---- */
 
@@ -325,10 +337,86 @@ static double wall_seconds(void)
 
 typedef struct {
     const char *manifest, *outdir;
+    const char *shard;   /* NULL, "K/N" or "slurm" */
+    int shard_k, shard_n;   /* 1 and 1 without --shard */
     long jobs;     /* 0: default */
     int force, quiet, spm12_te;
     char outdir_buf[4096];
 } options;
+
+/* A whole number from an environment variable of a Slurm array task:
+ * DCM_OK with *v, or a usage error naming the variable. */
+static int slurm_var(const ranks *r, const char *name, int required, long *v)
+{
+    const char *s = getenv(name);
+    if (!s || !*s) {
+        *v = -1;
+        if (!required)
+            return DCM_OK;
+        return fail0(r, DCM_ERR_USAGE, "--shard slurm: %s is not set; run it as a task of a Slurm "
+                     "job array (sbatch --array=1-N ...), or give --shard K/N", name);
+    }
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (errno || end == s || *end || x < 0 || x > 100000000)
+        return fail0(r, DCM_ERR_USAGE, "--shard slurm: %s is '%s', not a whole number", name, s);
+    *v = x;
+    return DCM_OK;
+}
+
+/* --shard K/N or slurm into o->shard_k, o->shard_n. */
+static int parse_shard(const ranks *r, options *o)
+{
+    o->shard_k = o->shard_n = 1;
+    if (!o->shard)
+        return DCM_OK;
+    if (!strcmp(o->shard, "slurm")) {
+        long id, lo, count, hi, step;
+        int rc = slurm_var(r, "SLURM_ARRAY_TASK_ID", 1, &id);
+        if (!rc)
+            rc = slurm_var(r, "SLURM_ARRAY_TASK_MIN", 1, &lo);
+        if (!rc)
+            rc = slurm_var(r, "SLURM_ARRAY_TASK_COUNT", 0, &count);
+        if (!rc)
+            rc = slurm_var(r, "SLURM_ARRAY_TASK_MAX", count < 0, &hi);
+        if (!rc)
+            rc = slurm_var(r, "SLURM_ARRAY_TASK_STEP", 0, &step);
+        if (rc)
+            return rc;
+        if (step <= 0)
+            step = 1;
+        if (count <= 0)
+            count = hi >= lo ? (hi - lo) / step + 1 : 0;
+        if (id < lo || (id - lo) % step)
+            return fail0(r, DCM_ERR_USAGE, "--shard slurm: SLURM_ARRAY_TASK_ID %ld is not MIN %ld plus a "
+                         "multiple of STEP %ld", id, lo, step);
+        long k = (id - lo) / step + 1;
+        if (count < 1 || k > count)
+            return fail0(r, DCM_ERR_USAGE, "--shard slurm: task %ld of an array of %ld (from "
+                         "SLURM_ARRAY_TASK_ID/_MIN/_STEP/_COUNT): the array must be a range such as "
+                         "--array=1-N or 0-N:STEP", k, count);
+        o->shard_k = (int)k;
+        o->shard_n = (int)count;
+        return DCM_OK;
+    }
+    char *end;
+    errno = 0;
+    long k = strtol(o->shard, &end, 10);
+    long n = -1;
+    if (!errno && end != o->shard && *end == '/') {
+        char *e2;
+        n = strtol(end + 1, &e2, 10);
+        if (errno || e2 == end + 1 || *e2)
+            n = -1;
+    }
+    if (n < 1 || n > 1000000 || k < 1 || k > n)
+        return fail0(r, DCM_ERR_USAGE, "--shard '%s': give K/N with 1 <= K <= N (e.g. 3/10), or slurm",
+                     o->shard);
+    o->shard_k = (int)k;
+    o->shard_n = (int)n;
+    return DCM_OK;
+}
 
 /* DCM_OK, or an exit status (help printed: -1). */
 static int parse_args(const ranks *r, int argc, char **argv, options *o)
@@ -339,6 +427,10 @@ static int parse_args(const ranks *r, int argc, char **argv, options *o)
                    .flags = CLI_OPT_NONEMPTY, .missing = "%o needs a folder name"),
         CLI_INT('j', "jobs", &o->jobs, "N", 1, 4096, "estimates at once (default: the cores available)",
                 .missing = "%o needs a whole number from 1 to 4096"),
+        CLI_STRING(0, "shard", &o->shard, "K/N|slurm",
+                   "run only the K-th of N disjoint shares of the rows (a job array's task; "
+                   "'slurm': K and N from SLURM_ARRAY_TASK_*); no summary.tsv",
+                   .flags = CLI_OPT_NONEMPTY, .missing = "%o needs K/N (e.g. 2/10) or slurm"),
         CLI_FLAG(0, "force", &o->force, "estimate again even what is already done"),
         CLI_FLAG(0, "spm12-te", &o->spm12_te,
                  "compute BOLD with TE = 0.04 s as SPM12 r7771 does whatever a spec or DCM.TE says "
@@ -367,7 +459,7 @@ static int parse_args(const ranks *r, int argc, char **argv, options *o)
     memcpy(o->outdir_buf, o->outdir, l);
     o->outdir_buf[l] = 0;
     o->outdir = o->outdir_buf;
-    return DCM_OK;
+    return parse_shard(r, o);
 }
 
 /* Threads for this rank. */
@@ -439,7 +531,8 @@ static int batch_main(const ranks *r, int argc, char **argv)
     dcm_batch_outcome *out = calloc((size_t)m.njobs, sizeof *out);
     int *todo = malloc(sizeof(int) * (size_t)m.njobs);
     int *mine = malloc(sizeof(int) * (size_t)m.njobs);
-    int lock = -1;
+    int lock = -1, shard_lock[2] = {-1, -1};
+    const int sharded = o.shard_n > 1;
     double t0 = wall_seconds();
     rc = max_int(r, (!out || !todo || !mine) ? DCM_ERR_SYSTEM : DCM_OK);
     if (rc) {
@@ -448,14 +541,18 @@ static int batch_main(const ranks *r, int argc, char **argv)
     }
 
     /* 2. rank 0: OUTDIR, its lock, leftovers of a killed run, what is done */
-    int ntodo = 0, nskip = 0;
+    int ntodo = 0, nskip = 0, nshard = 0;
     if (r->rank == 0) {
-        rc = dcm_batch_lock(o.outdir, &lock, &err);
+        rc = sharded ? dcm_batch_lock_shard(o.outdir, o.shard_k, o.shard_n, shard_lock, &err)
+                     : dcm_batch_lock(o.outdir, &lock, &err);
         if (!rc)
-            rc = dcm_batch_prepare(&m, o.outdir, o.force, out, &err);
+            rc = dcm_batch_prepare_shard(&m, o.outdir, o.force, o.shard_k, o.shard_n, out, &err);
         if (rc)
             cli_report("batch", &err);
         for (int j = 0; j < m.njobs && !rc; j++) {
+            if (!dcm_batch_in_shard(j, o.shard_k, o.shard_n))
+                continue;
+            nshard++;
             if (out[j].state == DCM_BATCH_SKIPPED) {
                 nskip++;
                 continue;
@@ -479,8 +576,13 @@ static int batch_main(const ranks *r, int argc, char **argv)
         mine[nmine++] = todo[k];
     int threads = o.jobs > 0 ? (int)o.jobs : default_threads(r);
     if (r->rank == 0 && !o.quiet) {
-        fprintf(stderr, "dcm batch: %d estimates (%d subjects x %d models): %d already done, %d to run",
-                m.njobs, m.nsub, m.nmod, nskip, ntodo);
+        if (sharded)
+            fprintf(stderr, "dcm batch: shard %d of %d: %d of the %d estimates (%d subjects x %d "
+                    "models): %d already done, %d to run", o.shard_k, o.shard_n, nshard, m.njobs,
+                    m.nsub, m.nmod, nskip, ntodo);
+        else
+            fprintf(stderr, "dcm batch: %d estimates (%d subjects x %d models): %d already done, %d to "
+                    "run", m.njobs, m.nsub, m.nmod, nskip, ntodo);
         int used = threads < nmine ? threads : nmine;
         if (ntodo == 0)
             fputc('\n', stderr);
@@ -525,7 +627,21 @@ static int batch_main(const ranks *r, int argc, char **argv)
         rc = fail0(r, rc, "out of memory gathering the results of the MPI ranks");
         goto done;
     }
-    if (r->rank == 0) {
+    if (r->rank == 0 && sharded) {
+        /* the tables are the whole batch's: a plain run writes them */
+        int worst = DCM_OK, nfail = 0, ndone = 0;
+        for (int j = 0; j < m.njobs; j++) {
+            if (out[j].state == DCM_BATCH_FAILED && out[j].code > worst)
+                worst = out[j].code;
+            nfail += out[j].state == DCM_BATCH_FAILED;
+            ndone += out[j].state == DCM_BATCH_DONE;
+        }
+        if (!o.quiet)
+            fprintf(stderr, "dcm batch: shard %d of %d: %d estimated, %d already done, %d failed in "
+                    "%.1f s; summary.tsv is written by a dcm batch without --shard once every shard "
+                    "is done\n", o.shard_k, o.shard_n, ndone, nskip, nfail, wall_seconds() - t0);
+        rc = worst;
+    } else if (r->rank == 0) {
         int worst = DCM_OK, nfail = 0, rows = 0, ndone = 0, nonconv = 0;
         for (int j = 0; j < m.njobs; j++) {
             if (out[j].state == DCM_BATCH_FAILED && out[j].code > worst)
@@ -577,6 +693,8 @@ static int batch_main(const ranks *r, int argc, char **argv)
 
 done:
     dcm_batch_unlock(lock);
+    dcm_batch_unlock(shard_lock[1]);
+    dcm_batch_unlock(shard_lock[0]);
     free(out);
     free(todo);
     free(mine);
