@@ -706,8 +706,13 @@ static int dx_diagonal(const double *H, const double *g, int n, double lograte, 
  * to SPM (0.023); the subjects off SPM by more than 1e-6 are the longest
  * runs (sub-02 76 iterations, 2.5e-4; sub-12 45, 2.6e-5; sub-19 64,
  * 0.023); all others (<= 40, rejections included: sub-04, 07, 09, 11,
- * 14, 20 reject 1 to 6 steps) agree to
- * 2e-7 in F and 8e-10 in Eh. */
+ * 14, 20 reject 1 to 6 steps) agree to 2e-7 in F and 8e-10 in Eh. On
+ * sub-01 (18 iterations) SPM's Ep and Eh differ from ours by 7.6e-10 and
+ * 8.8e-12, less than a kernel change moves ours (9.2e-10, 3.6e-11): SPM
+ * is one more rounding variant. At sub-08's iteration 81 four kernels
+ * give h(4) 2.0235084..2.0235116 and SPM 2.0234868 (2.2-2.5e-5 below all,
+ * Ep 4.9-5.7e-7 off): Octave's other inv/expm/logdet roundings, amplified
+ * the same way, explain an offset 8 times the kernel spread. */
 static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
 {
     const int ny = E->ny, nh = E->nh;
