@@ -711,8 +711,10 @@ static int dx_diagonal(const double *H, const double *g, int n, double lograte, 
  * 8.8e-12, less than a kernel change moves ours (9.2e-10, 3.6e-11): SPM
  * is one more rounding variant. At sub-08's iteration 81 four kernels
  * give h(4) 2.0235084..2.0235116 and SPM 2.0234868 (2.2-2.5e-5 below all,
- * Ep 4.9-5.7e-7 off): Octave's other inv/expm/logdet roundings, amplified
- * the same way, explain an offset 8 times the kernel spread. */
+ * Ep 4.9-5.7e-7 off), an offset 8 times the kernel spread, as expected
+ * when Octave's inv/expm/logdet round differently from GSL and OpenBLAS
+ * and the same iterations amplify it (SPM's per-iteration values are not
+ * in the reference to check further). */
 static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
 {
     const int ny = E->ny, nh = E->nh;
