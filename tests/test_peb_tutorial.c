@@ -444,6 +444,21 @@ static void test_peb_options(void)
              tmpdir, data);
     CU_ASSERT_EQUAL(run(args), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "'sub-99'"));
+    /* a design without sub-05's row: exit 2 naming the subject, no output */
+    f = fopen(dpath, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    d = design;
+    for (int i = 0; fgets(line, sizeof line, f); i++)
+        if (i != 5)
+            d += sprintf(d, "%s", line);
+    fclose(f);
+    test_write_file(tmpdir, "design_no05.tsv", design);
+    snprintf(args, sizeof args, "peb %s/out --model full --design %s/design_no05.tsv --params B -o %s/no05.json",
+             tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "design_no05.tsv has no row for subject 'sub-05', who has results for full"));
+    snprintf(args, sizeof args, "%s/no05.json", tmpdir);
+    CU_ASSERT(access(args, F_OK) != 0);
     snprintf(args, sizeof args, "peb %s/out --model full --design %s/design.tsv --params B --q some", tmpdir, data);
     CU_ASSERT_EQUAL(run(args), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--q takes 'single', 'fields' or 'all'"));
