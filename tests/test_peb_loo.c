@@ -405,6 +405,40 @@ static void test_cli_loo_errors(void)
     snprintf(args, sizeof args, "loo --help");
     CU_ASSERT_EQUAL(run(args), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "spm_dcm_loo"));
+
+    /* design rows that do not match the subjects: one missing, one extra;
+       a design without the subject column */
+    char line[1024], missing[16384], extra[16384], noname[16384];
+    char *m = missing, *e = extra, *n = noname;
+    FILE *f = fopen(design_path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (int i = 0; fgets(line, sizeof line, f); i++) {
+        if (i != 5)   /* drops sub-05 */
+            m += sprintf(m, "%s", line);
+        e += sprintf(e, "%s", line);
+        n += sprintf(n, "%s", strchr(line, '\t') + 1);
+    }
+    fclose(f);
+    sprintf(e, "sub-77\t1\t0.1\t0\t0\t0\n");
+    struct {
+        const char *name, *body, *msg;
+    } bad[] = {
+        {"design_missing.tsv", missing, "has no row for subject 'sub-05', who has results for full in"},
+        {"design_extra.tsv", extra, "lists subject 'sub-77' but"},
+        {"design_noname.tsv", noname, "a design needs a header 'subject<TAB>COVARIATE...' and one row per subject"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        test_write_file(tmpdir, bad[k].name, bad[k].body);
+        snprintf(args, sizeof args, "loo %s/out --model full --design %s/%s --param 'B(4,4,3)' --covariate LI "
+                 "-o %s/loo_bad.json", tmpdir, tmpdir, bad[k].name, tmpdir);
+        int rc = run(args);
+        if (rc != 2 || !strstr(out, bad[k].msg))
+            printf("\n  %s: exit %d: %.500s\n", bad[k].name, rc, out);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, bad[k].msg));
+        snprintf(args, sizeof args, "%s/loo_bad.json", tmpdir);
+        CU_ASSERT(access(args, F_OK) != 0);   /* nothing half-written */
+    }
 }
 
 /* dcm peb --mat: SPM's PEB struct; SPM's names in --params; review */

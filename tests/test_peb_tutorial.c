@@ -12,6 +12,9 @@
  * Everything skips with a message when ../shared is absent. */
 #define _XOPEN_SOURCE 700
 #include <math.h>
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdlib.h>
 
 #include "tests/test_util.h"
@@ -184,6 +187,71 @@ static void peb_errors(json_t *o, json_t *spm, double *dF, double *dEp, double *
                                json_number_value(json_array_get(json_object_get(spm, "Eh"), k))));
 }
 
+/* SPM's BMA mean (spm_dcm_bmr_all -> spm_dcm_bma) is the average of 1000
+ * draws of the model mixture (spm_multrnd picks a model, spm_normrnd a
+ * sample): around the exact mixture mean m_k it errs by d_k, mean 0 and
+ * variance V_k / 1000 (V_k the mixture variance, whose square root is our
+ * "sd"), Gaussian to the central limit at 1000 draws. This simulates that
+ * estimator nrep times around our exact mixture (fixed seed, independent
+ * effects) and brackets the chance that a single SPM run lands within tol
+ * of the exact means on all n effects whatever their correlation: at
+ * least prod_k P(|d_k| < tol) (Sidak's inequality for Gaussians), at most
+ * min_k P(|d_k| < tol). */
+typedef struct {
+    double p_sim, p_lo, p_hi;    /* P(all |d_k| < tol): simulated, bounds */
+    double q50, q95, q99;        /* quantiles of max_k |d_k| */
+    double p_exceed;             /* P(max_k |d_k| >= observed) */
+} bma_sampling;
+
+static double rng_uniform(unsigned long long *s)
+{
+    unsigned long long z = (*s += 0x9E3779B97F4A7C15ULL);   /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static bma_sampling spm_bma_sampling(const double *sd, int n, int nsamp, int nrep, double tol, double observed)
+{
+    bma_sampling r = {0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0};
+    for (int k = 0; k < n; k++) {
+        double se = sd[k] / sqrt((double)nsamp);
+        double pk = se > 0 ? erf(tol / (se * sqrt(2.0))) : 1.0;
+        r.p_lo *= pk;
+        r.p_hi = fmin(r.p_hi, pk);
+    }
+    double *mx = malloc(sizeof(double) * (size_t)nrep);
+    if (!mx)
+        return r;
+    unsigned long long seed = 20190101ULL;
+    int within = 0, exceed = 0;
+    for (int i = 0; i < nrep; i++) {
+        double m = 0.0;
+        for (int k = 0; k < n; k++) {   /* Box-Muller */
+            double z = sqrt(-2.0 * log(rng_uniform(&seed))) * cos(2.0 * M_PI * rng_uniform(&seed));
+            m = fmax(m, fabs(z * sd[k] / sqrt((double)nsamp)));
+        }
+        mx[i] = m;
+        within += m < tol;
+        exceed += m >= observed;
+    }
+    qsort(mx, (size_t)nrep, sizeof(double), cmp_double);
+    r.p_sim = (double)within / nrep;
+    r.p_exceed = (double)exceed / nrep;
+    r.q50 = mx[nrep / 2];
+    r.q95 = mx[(int)(0.95 * nrep)];
+    r.q99 = mx[(int)(0.99 * nrep)];
+    free(mx);
+    return r;
+}
+
 static void test_peb_vs_spm(void)
 {
     if (!have_shared())
@@ -269,6 +337,21 @@ static void test_peb_vs_spm(void)
         }
     printf("  --search vs spm_dcm_peb_bmc: max |dBMA mean| %.4f (at most %.2f of SPM's sampling errors), "
            "max |dPp| %.2g\n", dE, zmax, dP);
+    /* how close any exact implementation can be to one SPM run: SPM's
+       1000-draw estimator simulated 2000 times around our mixture */
+    double sdv[40];
+    for (int k = 0; k < 40; k++)
+        sdv[k] = num(json_array_get(eff, (size_t)k), "sd");
+    bma_sampling bs = spm_bma_sampling(sdv, 40, 1000, 2000, 0.02, dE);
+    printf("  SPM's 1000-draw BMA around the exact mixture (2000 runs): P(all 40 within 0.02) %.3f "
+           "(bounds %.3f..%.3f); max |d| median %.4f, 95%% %.4f, 99%% %.4f; P(max |d| >= %.4f) %.3f\n",
+           bs.p_sim, bs.p_lo, bs.p_hi, bs.q50, bs.q95, bs.q99, dE, bs.p_exceed);
+    /* independent draws: the simulated chance is Sidak's bound to its
+       Monte-Carlo error, and the bracket holds */
+    CU_ASSERT(bs.p_lo <= bs.p_hi);
+    CU_ASSERT(fabs(bs.p_sim - bs.p_lo) < 4 * sqrt(bs.p_lo * (1 - bs.p_lo) / 2000) + 1e-3);
+    /* our distance to SPM's run is one SPM's sampling produces */
+    CU_ASSERT(bs.p_exceed > 0.001);
     CU_ASSERT(dP < 0.02);
     CU_ASSERT(off_ok);
     CU_ASSERT_PTR_NOT_NULL(json_object_get(o, "search"));
@@ -361,6 +444,21 @@ static void test_peb_options(void)
              tmpdir, data);
     CU_ASSERT_EQUAL(run(args), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "'sub-99'"));
+    /* a design without sub-05's row: exit 2 naming the subject, no output */
+    f = fopen(dpath, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    d = design;
+    for (int i = 0; fgets(line, sizeof line, f); i++)
+        if (i != 5)
+            d += sprintf(d, "%s", line);
+    fclose(f);
+    test_write_file(tmpdir, "design_no05.tsv", design);
+    snprintf(args, sizeof args, "peb %s/out --model full --design %s/design_no05.tsv --params B -o %s/no05.json",
+             tmpdir, tmpdir, tmpdir);
+    CU_ASSERT_EQUAL(run(args), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "design_no05.tsv has no row for subject 'sub-05', who has results for full"));
+    snprintf(args, sizeof args, "%s/no05.json", tmpdir);
+    CU_ASSERT(access(args, F_OK) != 0);
     snprintf(args, sizeof args, "peb %s/out --model full --design %s/design.tsv --params B --q some", tmpdir, data);
     CU_ASSERT_EQUAL(run(args), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--q takes 'single', 'fields' or 'all'"));

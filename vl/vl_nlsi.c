@@ -692,7 +692,29 @@ static int dx_diagonal(const double *H, const double *g, int n, double lograte, 
  * (sum_i dF/dh_i dh_i over the last pass predicts the F gap at 81, 0.00513,
  * to 1e-5). The spectral reduced model's 0.028 gap is the same: its Eh
  * differ from SPM's by up to 7.5e-5 only on the oscillating components,
- * and the same sum gives 0.025 of it. */
+ * and the same sum gives 0.025 of it.
+ * Checked against spm_nlsi_GN r7279 (SPM12 r7771) step by step (accept
+ * F > C.F || k < 3 restoring p, h, Cp and keeping dFdp/dFdpp; v -2 / +1/2;
+ * the 8-pass M-step with spm_dx {4}, clip +-1, break at dF < 1e-2; F from
+ * the last pass's iS, Ch, d; spm_inv's TOL; spm_logdet of the negative
+ * diagonal dFdhh = 0, so t = e^4; exp(-32) floor; spm_diff step e^-8; the
+ * 4-fold dF < 0.1 stop): no systematic difference. The gaps are rounding
+ * amplified by the iterations: changing only OpenBLAS's kernel
+ * (OPENBLAS_CORETYPE) moves sub-08's F by 4e-10 at iteration 5, 6.4e-4 at
+ * 81 and 0.04-0.09 at the end (95 iterations, F -5332.017..-5332.112),
+ * and sub-19's final F by 0.033 (64 -> 69 iterations), more than its gap
+ * to SPM (0.023); the subjects off SPM by more than 1e-6 are the longest
+ * runs (sub-02 76 iterations, 2.5e-4; sub-12 45, 2.6e-5; sub-19 64,
+ * 0.023); all others (<= 40, rejections included: sub-04, 07, 09, 11,
+ * 14, 20 reject 1 to 6 steps) agree to 2e-7 in F and 8e-10 in Eh. On
+ * sub-01 (18 iterations) SPM's Ep and Eh differ from ours by 7.6e-10 and
+ * 8.8e-12, less than a kernel change moves ours (9.2e-10, 3.6e-11): SPM
+ * is one more rounding variant. At sub-08's iteration 81 four kernels
+ * give h(4) 2.0235084..2.0235116 and SPM 2.0234868 (2.2-2.5e-5 below all,
+ * Ep 4.9-5.7e-7 off), an offset 8 times the kernel spread, as expected
+ * when Octave's inv/expm/logdet round differently from GSL and OpenBLAS
+ * and the same iterations amplify it (SPM's per-iteration values are not
+ * in the reference to check further). */
 static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
 {
     const int ny = E->ny, nh = E->nh;
