@@ -204,17 +204,52 @@ const char *dcm_result_warning(const dcm_result *R, int i)
     return R && i >= 0 && i < R->warnings.count ? R->warnings.items[i] : NULL;
 }
 
+int dcm_problem_load_json(const char *json_text, const char *base_dir, const char *name,
+                          dcm_problem **P, dcm_error *err)
+{
+    dcm_library_init();
+    if (!P)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_problem_load_json: no place for the problem (P is NULL)");
+    return io_spec_load_text(json_text, base_dir, name, IO_SPEC_DEFAULT, P, err);
+}
+
+/* R must be a fit of P: the checks dcm_result_save and dcm_result_json share. */
+static int check_fit_of(const dcm_result *R, const dcm_problem *P, const char *fn, dcm_error *err)
+{
+    if (!P->M || R->n != P->n || R->v != P->v || R->np != problem_pnames(P, 0, NULL))
+        return dcm_error_set(err, DCM_ERR_USAGE,
+                             "%s: the result (%d regions, %d scans, %d parameters) is "
+                             "not a fit of the problem %s (%d regions, %d scans): pass the problem "
+                             "given to dcm_estimate",
+                             fn, R->n, R->v, R->np, P->source ? P->source : "", P->n, P->v);
+    return DCM_OK;
+}
+
+int dcm_result_json(const dcm_result *R, const dcm_problem *P, char **text, dcm_error *err)
+{
+    dcm_library_init();
+    if (text)
+        *text = NULL;
+    if (!R || !P || !text)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_result_json: %s is NULL",
+                             !R ? "the result" : !P ? "the problem" : "the place for the text");
+    int rc = check_fit_of(R, P, "dcm_result_json", err);
+    return rc ? rc : io_result_json_text(P, R, text, err);
+}
+
+void dcm_free(void *p)
+{
+    free(p);
+}
+
 int dcm_result_save(const dcm_result *R, const dcm_problem *P, const char *path, dcm_error *err)
 {
     dcm_library_init();
     if (!R || !P || !path)
         return dcm_error_set(err, DCM_ERR_USAGE, "dcm_result_save: %s is NULL",
                              !R ? "the result" : !P ? "the problem" : "the path");
-    if (!P->M || R->n != P->n || R->v != P->v || R->np != problem_pnames(P, 0, NULL))
-        return dcm_error_set(err, DCM_ERR_USAGE,
-                             "dcm_result_save: the result (%d regions, %d scans, %d parameters) is "
-                             "not a fit of the problem %s (%d regions, %d scans): pass the problem "
-                             "given to dcm_estimate",
-                             R->n, R->v, R->np, P->source ? P->source : "", P->n, P->v);
+    int rc = check_fit_of(R, P, "dcm_result_save", err);
+    if (rc)
+        return rc;
     return io_result_write_json(path, P, R, err);
 }

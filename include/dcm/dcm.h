@@ -136,6 +136,26 @@ const char *dcm_result_warning(const dcm_result *R, int i);
  * DCM_ERR_SYSTEM when the file cannot be written. */
 int dcm_result_save(const dcm_result *R, const dcm_problem *P, const char *path, dcm_error *err);
 
+/* ---- Specs and results in memory (e.g. for the Python package) ---- */
+
+/* Load and check a spec given as JSON text rather than a file: the same
+ * keys and checks as dcm_problem_load. File names in it resolve against
+ * base_dir (NULL or "": the working directory); name is what messages and
+ * the result's "spec" call it (NULL: "spec"). The data may also be given
+ * inline (MANUAL section 18): "timeseries" {region: [one number per
+ * scan]}, "confounds" [[one row per scan], ...], "events" [{"onset": s,
+ * "duration": s, "trial_type": input}, ...]. */
+int dcm_problem_load_json(const char *json_text, const char *base_dir, const char *name,
+                          dcm_problem **P, dcm_error *err);
+
+/* R, the fit of P, as the text dcm_result_save writes (the result JSON,
+ * MANUAL section 5): on success *text is a string the caller frees with
+ * dcm_free. Errors as dcm_result_save (never DCM_ERR_SYSTEM for a file). */
+int dcm_result_json(const dcm_result *R, const dcm_problem *P, char **text, dcm_error *err);
+
+/* Frees memory the library handed over (dcm_result_json's text). */
+void dcm_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif
