@@ -3,7 +3,8 @@
 The library is looked for in this order (the first that loads wins):
   1. the file named by the environment variable DCM_LIBRARY;
   2. the build tree the package was installed from (recorded by setup.py in
-     dcm/_build.py: ROOT/lib/libdcm.so, as `make` leaves it);
+     dcm/_build.py: ROOT/lib/libdcm.so, as `make` leaves it); imported from
+     the source folder python/ itself, that tree's lib/libdcm.so;
   3. the system loader: libdcm.so.0 (after `make install` into a directory
      ldconfig knows, or with LD_LIBRARY_PATH), then the libdir that
      `pkg-config --variable=libdir dcm` names (`make install PREFIX=...`).
@@ -61,6 +62,10 @@ def _candidates():
     out = []
     if _build is not None and getattr(_build, "BUILD_LIBRARY", None):
         out.append(("the build tree it was installed from", _build.BUILD_LIBRARY))
+    else:  # imported from the source folder python/ itself: the tree's lib/
+        here = os.path.dirname(os.path.abspath(__file__))
+        out.append(("the source tree", os.path.join(os.path.dirname(os.path.dirname(here)),
+                                                    "lib", "libdcm.so")))
     out.append(("the system loader", "libdcm.so.0"))
     try:
         libdir = subprocess.run(["pkg-config", "--variable=libdir", "dcm"], capture_output=True,
