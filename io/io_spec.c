@@ -593,11 +593,12 @@ static int inline_timeseries(const spec_ctx *s, json_t *obj, io_table *ts)
     json_object_foreach(obj, key, col) {
         if (!(ts->names[c] = strdup(key)))
             return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
-        if (!json_is_array(col) || (int)json_array_size(col) != rows || rows < 1)
-            return fail(s, "\"timeseries\"[\"%s\"] must be an array of %d numbers (one per scan, "
-                        "as the first column), not %s%s", key, rows,
-                        json_is_array(col) ? "an array of length " : type_name(col),
-                        json_is_array(col) ? (json_array_size(col) ? "another size" : "0") : "");
+        if (!json_is_array(col))
+            return fail(s, "\"timeseries\"[\"%s\"] must be an array of numbers (one per scan), "
+                        "not %s", key, type_name(col));
+        if ((int)json_array_size(col) != rows || rows < 1)
+            return fail(s, "\"timeseries\"[\"%s\"] has %d values but the first region's has %d; "
+                        "every region needs one value per scan", key, (int)json_array_size(col), rows);
         for (int r = 0; r < rows; r++)
             if (inline_number(s, json_array_get(col, (size_t)r), "timeseries", key, r,
                               &ts->data[r + (size_t)c * rows]))
@@ -652,7 +653,7 @@ static int inline_events(const spec_ctx *s, json_t *arr, io_text_table *t)
     t->line[0] = 0;
     for (int r = 1; r < rows; r++) {
         json_t *ev = json_array_get(arr, (size_t)r - 1);
-        t->line[r] = r - 1;   /* messages say "line K": K is the event's index */
+        t->line[r] = r;   /* messages say "line K": the K-th event (1-based) */
         if (!json_is_object(ev))
             return fail(s, "\"events\"[%d] must be an object {\"onset\": s, \"duration\": s, "
                         "\"trial_type\": name}, not %s", r - 1, type_name(ev));
