@@ -4,7 +4,8 @@
 #                   under PREFIX (default /usr/local; DESTDIR is honoured); make uninstall
 #   make setup      install the Debian packages we need (prints the apt line when not root)
 #   make demo       set up, build, simulate the bundled attention-design data, fit, compare
-#   make test       build the tests with AddressSanitizer + UBSan and run them
+#   make test       build the tests with AddressSanitizer + UBSan and run them (and the Python package's)
+#   make test-python the Python package (python/) in a venv under build/, and its pytest tests
 #   make bench      time the fwd/bwd attention models (needs ../shared)
 #   make valgrind   run `dcm estimate` on the demo under valgrind's leak checker
 #   make bench-group time `dcm batch` on 40 simulated subjects x 4 models, -j 1 vs -j 2
@@ -59,7 +60,7 @@ SAN_OBJ = $(ALL_SRC:%.c=$(B)/san/%.o)
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_BINS = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all setup demo test bench bench-group valgrind clean check-deps install uninstall
+.PHONY: all setup demo test test-python bench bench-group valgrind clean check-deps install uninstall
 all: bin/dcm lib/libdcm.a lib/libdcm.so
 
 setup:
@@ -180,6 +181,11 @@ $(B)/san/tests/test_install: tests/test_install.c tests/test_util.h $(B)/san/lib
 test: $(TEST_BINS) $(B)/san/bin/dcm bin/dcm lib/libdcm.so $(if $(HAVE_MPICC),bin/dcm-mpi)
 	@sh scripts/layers.sh
 	@DCM_MAKE_ARGS='B=$(B) $(if $(MPI),MPI=$(MPI))' DCM_BIN=$(CURDIR)/$(B)/san/bin/dcm DCM_RELEASE_BIN=$(CURDIR)/bin/dcm DCM_MPI_BIN=$(CURDIR)/bin/dcm-mpi sh scripts/run_tests.sh $(TEST_BINS)
+	@DCM_RELEASE_BIN=$(CURDIR)/bin/dcm sh scripts/test_python.sh $(B)
+
+# the Python package's tests alone (MANUAL chapter 18): a venv in $(B)/pyvenv, pytest
+test-python: all
+	@DCM_RELEASE_BIN=$(CURDIR)/bin/dcm sh scripts/test_python.sh $(B)
 
 demo: setup all
 	@sh scripts/demo.sh
@@ -190,6 +196,8 @@ bin/dcm-bench: $(B)/rel/bench/bench_estimate.o lib/libdcm.a
 
 bench: all bin/dcm-bench
 	@sh scripts/bench.sh
+	@if [ -x $(B)/pyvenv/bin/python ]; then $(B)/pyvenv/bin/python python/bench_threads.py; \
+	 else echo "bench: no $(B)/pyvenv (make test-python makes it): Python thread timing skipped"; fi
 
 bench-group: all
 	@sh scripts/bench_group.sh

@@ -10,7 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
 #include "io/io_mat.h"
+#include "models/model_csd.h"
 #include "io/io_pnames.h"
 #include "io/io_result.h"
 #include "io/io_spec.h"
@@ -204,17 +208,196 @@ const char *dcm_result_warning(const dcm_result *R, int i)
     return R && i >= 0 && i < R->warnings.count ? R->warnings.items[i] : NULL;
 }
 
+int dcm_problem_load_json(const char *json_text, const char *base_dir, const char *name,
+                          dcm_problem **P, dcm_error *err)
+{
+    dcm_library_init();
+    if (!P)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_problem_load_json: no place for the problem (P is NULL)");
+    return io_spec_load_text(json_text, base_dir, name, IO_SPEC_DEFAULT, P, err);
+}
+
+/* R must be a fit of P: the checks dcm_result_save and dcm_result_json share. */
+static int check_fit_of(const dcm_result *R, const dcm_problem *P, const char *fn, dcm_error *err)
+{
+    if (!P->M || R->n != P->n || R->v != P->v || R->np != problem_pnames(P, 0, NULL))
+        return dcm_error_set(err, DCM_ERR_USAGE,
+                             "%s: the result (%d regions, %d scans, %d parameters) is "
+                             "not a fit of the problem %s (%d regions, %d scans): pass the problem "
+                             "given to dcm_estimate",
+                             fn, R->n, R->v, R->np, P->source ? P->source : "", P->n, P->v);
+    return DCM_OK;
+}
+
+int dcm_result_json(const dcm_result *R, const dcm_problem *P, char **text, dcm_error *err)
+{
+    dcm_library_init();
+    if (text)
+        *text = NULL;
+    if (!R || !P || !text)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_result_json: %s is NULL",
+                             !R ? "the result" : !P ? "the problem" : "the place for the text");
+    int rc = check_fit_of(R, P, "dcm_result_json", err);
+    return rc ? rc : io_result_json_text(P, R, text, err);
+}
+
+void dcm_free(void *p)
+{
+    free(p);
+}
+
 int dcm_result_save(const dcm_result *R, const dcm_problem *P, const char *path, dcm_error *err)
 {
     dcm_library_init();
     if (!R || !P || !path)
         return dcm_error_set(err, DCM_ERR_USAGE, "dcm_result_save: %s is NULL",
                              !R ? "the result" : !P ? "the problem" : "the path");
-    if (!P->M || R->n != P->n || R->v != P->v || R->np != problem_pnames(P, 0, NULL))
-        return dcm_error_set(err, DCM_ERR_USAGE,
-                             "dcm_result_save: the result (%d regions, %d scans, %d parameters) is "
-                             "not a fit of the problem %s (%d regions, %d scans): pass the problem "
-                             "given to dcm_estimate",
-                             R->n, R->v, R->np, P->source ? P->source : "", P->n, P->v);
+    int rc = check_fit_of(R, P, "dcm_result_save", err);
+    if (rc)
+        return rc;
     return io_result_write_json(path, P, R, err);
+}
+
+int dcm_problem_prior(const dcm_problem *P, double *pE, double *pV, dcm_error *err)
+{
+    if (!P || !P->M)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_problem_prior: no problem");
+    if (P->analysis == DCM_ANALYSIS_RDCM)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: a regression DCM has no prior in SPM's flat "
+                             "order (its priors are per region)", P->source ? P->source : "problem");
+    const int np = problem_pnames(P, 0, NULL);
+    double *e = malloc(sizeof(double) * (size_t)(np + 1)), *v = malloc(sizeof(double) * (size_t)(np + 1));
+    if (!e || !v) {
+        free(e);
+        free(v);
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    }
+    if (P->analysis == DCM_ANALYSIS_CSD)
+        model_csd_priors(P->n, P->M->a, e, v);
+    else
+        model_dcm_priors(P->M, e, v);
+    if (pE)
+        memcpy(pE, e, sizeof(double) * (size_t)np);
+    if (pV)
+        memcpy(pV, v, sizeof(double) * (size_t)np);
+    free(e);
+    free(v);
+    return DCM_OK;
+}
+
+/* Gaussian noise of SD sd(region)/snr added to each region of y (v x n), as
+ * `dcm simulate --snr` adds it (same generator, same order of draws). */
+static int add_noise(const dcm_problem *P, double snr, unsigned long seed, double *y, dcm_error *err)
+{
+    const int n = P->n, v = P->v;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!rng)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    gsl_rng_set(rng, seed);
+    int rc = DCM_OK;
+    for (int j = 0; j < n && !rc; j++) {
+        double mu = 0.0, ss = 0.0;
+        for (int s = 0; s < v; s++)
+            mu += y[s + (size_t)j * v];
+        mu /= v;
+        for (int s = 0; s < v; s++)
+            ss += (y[s + (size_t)j * v] - mu) * (y[s + (size_t)j * v] - mu);
+        double sdj = sqrt(ss / (v > 1 ? v - 1 : 1));
+        if (sdj == 0.0) {
+            rc = dcm_error_set(err, DCM_ERR_INPUT, "region %s has no signal with these parameters, so "
+                               "an SNR cannot be set: give it a driving input or a connection",
+                               P->region_names[j]);
+            break;
+        }
+        for (int s = 0; s < v; s++)
+            y[s + (size_t)j * v] += gsl_ran_gaussian(rng, sdj / snr);
+    }
+    gsl_rng_free(rng);
+    return rc;
+}
+
+int dcm_simulate(const dcm_problem *P, const double *theta, double snr, unsigned long seed,
+                 double *y, dcm_error *err)
+{
+    dcm_library_init();
+    if (!P || !P->M || !y)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_simulate: %s is NULL", !y ? "y" : "the problem");
+    const int np = problem_pnames(P, 0, NULL);
+    double *prior = NULL;
+    if (!theta) {
+        if (!(prior = malloc(sizeof(double) * (size_t)(np + 1))))
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+        int rc = dcm_problem_prior(P, prior, NULL, err);
+        if (rc) {
+            free(prior);
+            return rc;
+        }
+        theta = prior;
+    }
+    for (int k = 0; k < np; k++)
+        if (!isfinite(theta[k])) {
+            char name[256];
+            dcm_problem_parameter_name(P, k, name, sizeof name);
+            free(prior);
+            return dcm_error_set(err, DCM_ERR_INPUT, "dcm_simulate: parameter %s is not finite", name);
+        }
+    int rc;
+    if (P->analysis == DCM_ANALYSIS_CSD)
+        rc = dcm_simulate_csd(P, theta, seed, snr > 0.0 ? snr : 0.0, y, err);
+    else if (P->analysis == DCM_ANALYSIS_RDCM)
+        rc = dcm_error_set(err, DCM_ERR_INPUT, "%s: simulate a regression DCM with `dcm simulate` "
+                           "(TAPAS's generator); dcm_simulate covers task and spectral DCMs",
+                           P->source ? P->source : "problem");
+    else if (!(rc = dcm_predict(P, theta, y, err)) && snr > 0.0 && isfinite(snr))
+        rc = add_noise(P, snr, seed, y, err);
+    free(prior);
+    return rc;
+}
+
+int dcm_result_file_parameter_names(const char *path, char **names, int *count, dcm_error *err)
+{
+    dcm_library_init();
+    if (names)
+        *names = NULL;
+    if (count)
+        *count = 0;
+    if (!path || !names)
+        return dcm_error_set(err, DCM_ERR_USAGE, "dcm_result_file_parameter_names: %s is NULL",
+                             !path ? "the path" : "the place for the names");
+    io_result_summary S = {0};
+    int rc = io_result_load(path, &S, err);
+    if (rc) {
+        io_result_summary_free(&S);
+        return rc;
+    }
+    io_pname_space sp = io_result_space(&S);
+    const int np = io_pname_count(&sp);
+    size_t len = 0, cap = 64;
+    char *out = malloc(cap);
+    for (int k = 0; k < np && out; k++) {
+        char *name = io_pname_name(&sp, k);
+        size_t ln = name ? strlen(name) : 0;
+        if (!name || len + ln + 2 > cap) {
+            char *grown = name ? realloc(out, cap = 2 * (len + ln + 2)) : NULL;
+            if (!grown) {
+                free(out);
+                out = NULL;
+            }
+            out = grown;
+        }
+        if (out) {
+            memcpy(out + len, name, ln);
+            len += ln;
+            out[len++] = '\n';
+        }
+        free(name);
+    }
+    io_result_summary_free(&S);
+    if (!out)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while naming the parameters", path);
+    out[len] = '\0';
+    *names = out;
+    if (count)
+        *count = np;
+    return DCM_OK;
 }

@@ -91,6 +91,25 @@ int io_events_to_microtime_rule(const char *path, double TR, int v, int m,
     int rc = io_text_read(path, &t, err);
     if (rc)
         return rc;
+    rc = io_events_table_to_microtime(path, &t, TR, v, m, input_names, u, warnings, rule, err);
+    io_text_free(&t);
+    return rc;
+}
+
+int io_events_table_to_microtime(const char *path, const io_text_table *tp, double TR, int v,
+                                 int m, char *const *input_names, double *u,
+                                 dcm_warnings *warnings, int rule, dcm_error *err)
+{
+    if (!isfinite(TR) || TR <= 0.0)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: TR must be positive to place events (TR = %g)",
+                             path, TR);
+    if (v < 1 || m < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: need at least one scan and one input", path);
+    if (tp->rows < 1)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: no header naming the columns \"onset\", "
+                             "\"duration\" and \"trial_type\"", path);
+    const io_text_table t = *tp;
+    int rc = DCM_OK;
     int c_on = find_col(&t, "onset"), c_dur = find_col(&t, "duration"),
         c_tt = find_col(&t, "trial_type");
     if (c_on < 0 || c_dur < 0 || c_tt < 0) {
@@ -99,7 +118,6 @@ int io_events_to_microtime_rule(const char *path, double TR, int v, int m,
                            "\"trial_type\" (missing \"%s\"; tab-separated BIDS events)",
                            path, t.line[0],
                            c_on < 0 ? "onset" : c_dur < 0 ? "duration" : "trial_type");
-        io_text_free(&t);
         return rc;
     }
     const int nu = v * MODEL_DCM_MICROTIME;
@@ -113,7 +131,6 @@ int io_events_to_microtime_rule(const char *path, double TR, int v, int m,
         free(count);
         free(late);
         free(over);
-        io_text_free(&t);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory", path);
     }
     for (int r = 1; r < t.rows && rc == DCM_OK; r++) {
@@ -179,6 +196,5 @@ int io_events_to_microtime_rule(const char *path, double TR, int v, int m,
     free(count);
     free(late);
     free(over);
-    io_text_free(&t);
     return rc;
 }

@@ -19,6 +19,7 @@
 #ifndef IO_EVENTS_H
 #define IO_EVENTS_H
 
+#include "io/io_tsv.h"
 #include "models/model_problem.h"
 
 /* Fill u (nu*m, u[t*m + j], as model_dcm) from the events file.
@@ -34,5 +35,12 @@ enum { IO_EVENTS_SPM = 0, IO_EVENTS_TAPAS = 1 };
 int io_events_to_microtime_rule(const char *path, double TR, int v, int m,
                                 char *const *input_names, double *u, dcm_warnings *warnings,
                                 int rule, dcm_error *err);
+
+/* The same from a table already read (io_tsv.h): row 0 the header, rows
+ * 1.. the events, line[r] what messages call row r's line; `path` names
+ * the table in messages (the spec's inline "events", io_spec.c). */
+int io_events_table_to_microtime(const char *path, const io_text_table *t, double TR, int v,
+                                 int m, char *const *input_names, double *u,
+                                 dcm_warnings *warnings, int rule, dcm_error *err);
 
 #endif

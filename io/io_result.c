@@ -342,11 +342,33 @@ static json_t *jmodel_rdcm(jb *b, const dcm_problem *P)
 /* Write a built result document (consumed) to path atomically; keep: as
  * the writers' (NULL: commit now; else left open for the caller). ok: 0
  * when building it ran out of memory. */
-static int dump_result(json_t *root, int ok, const char *path, io_atomic *keep, dcm_error *err)
+/* Where a built result goes: a file (keep as below) or, with text set,
+ * a malloc'd string (*text, the file's bytes). */
+typedef struct {
+    io_atomic *keep;
+    char **text;
+} result_sink;
+
+static int dump_result(json_t *root, int ok, const char *path, const result_sink *to, dcm_error *err)
 {
+    io_atomic *keep = to->keep;
     if (!ok) {
         json_decref(root);
         return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while building the result", path);
+    }
+    if (to->text) {   /* the same bytes as the file, '\n' included */
+        char *t = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+        size_t len = t ? strlen(t) : 0;
+        char *out = t ? realloc(t, len + 2) : NULL;
+        json_decref(root);
+        if (!out) {
+            free(t);
+            return dcm_error_set(err, DCM_ERR_SYSTEM, "%s: out of memory while writing the result", path);
+        }
+        out[len] = '\n';
+        out[len + 1] = '\0';
+        *to->text = out;
+        return DCM_OK;
     }
     io_atomic a, *ap = keep ? keep : &a;
     int rc = io_atomic_open(ap, path, err);
@@ -367,7 +389,7 @@ static int dump_result(json_t *root, int ok, const char *path, io_atomic *keep, 
 }
 
 static int rdcm_write(const char *path, const dcm_problem *P, const dcm_result *R,
-                      io_atomic *keep, dcm_error *err)
+                      const result_sink *keep, dcm_error *err)
 {
     const dcm_rdcm_result *X = R->rdcm;
     const int n = P->n, m = P->m, np = n * n + n * m;
@@ -460,7 +482,7 @@ static int rdcm_write(const char *path, const dcm_problem *P, const dcm_result *
 /* keep: NULL to write and commit PATH; else opened on PATH, filled and
  * left uncommitted for the caller's io_atomic_commit_all. */
 static int result_write(const char *path, const dcm_problem *P, const dcm_result *R,
-                        io_atomic *keep, dcm_error *err)
+                        const result_sink *keep, dcm_error *err)
 {
     if (!P || !P->M || !R)
         return dcm_error_set(err, DCM_ERR_USAGE, "%s: nothing to write (no problem or result)", path);
@@ -539,13 +561,22 @@ static int result_write(const char *path, const dcm_problem *P, const dcm_result
 int io_result_write_json(const char *path, const dcm_problem *P, const dcm_result *R,
                          dcm_error *err)
 {
-    return result_write(path, P, R, NULL, err);
+    result_sink to = {NULL, NULL};
+    return result_write(path, P, R, &to, err);
 }
 
 int io_result_write_json_to(void *atomic, const char *path, const dcm_problem *P,
                             const dcm_result *R, dcm_error *err)
 {
-    return result_write(path, P, R, atomic, err);
+    result_sink to = {atomic, NULL};
+    return result_write(path, P, R, &to, err);
+}
+
+int io_result_json_text(const dcm_problem *P, const dcm_result *R, char **text, dcm_error *err)
+{
+    *text = NULL;
+    result_sink to = {NULL, text};
+    return result_write("result", P, R, &to, err);
 }
 
 /* ------------------------------------------------------------------ */

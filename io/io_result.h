@@ -78,6 +78,9 @@ int io_result_write_json(const char *path, const dcm_problem *P, const dcm_resul
 int io_result_write_json_to(void *atomic, const char *path, const dcm_problem *P,
                             const dcm_result *R, dcm_error *err);
 
+/* The same document as a malloc'd string (*text; the file's bytes). */
+int io_result_json_text(const dcm_problem *P, const dcm_result *R, char **text, dcm_error *err);
+
 int io_params_load(const char *path, const dcm_problem *P, double *theta, dcm_error *err);
 
 typedef struct {

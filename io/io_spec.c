@@ -548,10 +548,147 @@ static int parse_options(const spec_ctx *s, json_t *root, dcm_problem *P, int *n
 }
 
 /* Time series: header required, columns picked by region name. */
+/* What messages call an inline table of the spec: SPEC "key" (malloc'd). */
+static char *inline_name(const spec_ctx *s, const char *key)
+{
+    size_t len = strlen(s->path) + strlen(key) + 8;
+    char *p = malloc(len);
+    if (p)
+        snprintf(p, len, "%s \"%s\"", s->path, key);
+    return p;
+}
+
+/* One finite number of an inline table into *x. */
+static int inline_number(const spec_ctx *s, json_t *x, const char *key, const char *col, int row,
+                         double *out)
+{
+    if (!json_is_number(x) || !isfinite(json_number_value(x)))
+        return fail(s, "\"%s\"%s%s%s[%d] must be a finite number, not %s", key, col ? "[\"" : "",
+                    col ? col : "", col ? "\"]" : "", row, json_is_number(x) ? "NaN or Inf" : type_name(x));
+    *out = json_number_value(x);
+    return DCM_OK;
+}
+
+/* "timeseries" given inline as {region: [one value per scan], ...}: the
+ * same table a TSV with a header gives (a library caller's arrays, e.g.
+ * the Python package's; numbers read back exactly). */
+static int inline_timeseries(const spec_ctx *s, json_t *obj, io_table *ts)
+{
+    const int cols = (int)json_object_size(obj);
+    if (cols < 1)
+        return fail(s, "\"timeseries\" is an empty object; give {region: [values], ...}");
+    json_t *first = json_object_iter_value(json_object_iter(obj));
+    const int rows = json_is_array(first) ? (int)json_array_size(first) : 0;
+    if (!(ts->names = calloc((size_t)cols, sizeof(char *))) ||
+        !(ts->data = malloc(sizeof(double) * ((size_t)rows * cols + 1))) ||
+        !(ts->line = malloc(sizeof(int) * ((size_t)rows + 1))))
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    ts->cols = cols;
+    ts->rows = rows;
+    for (int r = 0; r < rows; r++)
+        ts->line[r] = r + 1;
+    int c = 0;
+    const char *key;
+    json_t *col;
+    json_object_foreach(obj, key, col) {
+        if (!(ts->names[c] = strdup(key)))
+            return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        if (!json_is_array(col))
+            return fail(s, "\"timeseries\"[\"%s\"] must be an array of numbers (one per scan), "
+                        "not %s", key, type_name(col));
+        if ((int)json_array_size(col) != rows || rows < 1)
+            return fail(s, "\"timeseries\"[\"%s\"] has %d values but the first region's has %d; "
+                        "every region needs one value per scan", key, (int)json_array_size(col), rows);
+        for (int r = 0; r < rows; r++)
+            if (inline_number(s, json_array_get(col, (size_t)r), "timeseries", key, r,
+                              &ts->data[r + (size_t)c * rows]))
+                return DCM_ERR_INPUT;
+        c++;
+    }
+    return DCM_OK;
+}
+
+/* An inline table given as rows of numbers ("confounds": [[...], ...]). */
+static int inline_rows(const spec_ctx *s, json_t *arr, const char *key, io_table *t)
+{
+    const int rows = (int)json_array_size(arr);
+    json_t *r0 = json_array_get(arr, 0);
+    const int cols = json_is_array(r0) ? (int)json_array_size(r0) : 0;
+    if (rows < 1 || cols < 1)
+        return fail(s, "\"%s\" must be a file name or a non-empty array of rows of numbers", key);
+    if (!(t->data = malloc(sizeof(double) * (size_t)rows * cols)) ||
+        !(t->line = malloc(sizeof(int) * (size_t)rows)))
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    t->rows = rows;
+    t->cols = cols;
+    for (int r = 0; r < rows; r++) {
+        json_t *row = json_array_get(arr, (size_t)r);
+        t->line[r] = r + 1;
+        if (!json_is_array(row) || (int)json_array_size(row) != cols)
+            return fail(s, "\"%s\"[%d] must be an array of %d numbers (as row 0)", key, r, cols);
+        for (int c = 0; c < cols; c++)
+            if (inline_number(s, json_array_get(row, (size_t)c), key, NULL, r,
+                              &t->data[r + (size_t)c * rows]))
+                return DCM_ERR_INPUT;
+    }
+    return DCM_OK;
+}
+
+/* "events" given inline as [{"onset": s, "duration": s, "trial_type":
+ * name}, ...]: the text table a BIDS events.tsv gives (row 0 the header),
+ * so the one events reader (io_events.h) places them. */
+static int inline_events(const spec_ctx *s, json_t *arr, io_text_table *t)
+{
+    static const char *const cols[3] = {"onset", "duration", "trial_type"};
+    const int rows = (int)json_array_size(arr) + 1;
+    if (!(t->cells = calloc((size_t)rows * 3, sizeof(char *))) ||
+        !(t->line = malloc(sizeof(int) * (size_t)rows)))
+        return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    t->rows = rows;
+    t->cols = 3;
+    t->delim = '\t';
+    for (int c = 0; c < 3; c++)
+        if (!(t->cells[c] = strdup(cols[c])))
+            return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+    t->line[0] = 0;
+    for (int r = 1; r < rows; r++) {
+        json_t *ev = json_array_get(arr, (size_t)r - 1);
+        t->line[r] = r;   /* messages say "line K": the K-th event (1-based) */
+        if (!json_is_object(ev))
+            return fail(s, "\"events\"[%d] must be an object {\"onset\": s, \"duration\": s, "
+                        "\"trial_type\": name}, not %s", r - 1, type_name(ev));
+        for (int c = 0; c < 3; c++) {
+            json_t *x = json_object_get(ev, cols[c]);
+            char buf[64];
+            if (c < 2 && json_is_number(x))
+                snprintf(buf, sizeof buf, "%.17g", json_number_value(x));
+            else if (c == 2 && json_is_string(x))
+                ;
+            else
+                return fail(s, "\"events\"[%d]: \"%s\" must be %s, not %s", r - 1, cols[c],
+                            c < 2 ? "a number of seconds" : "a string (the input's name)",
+                            x ? type_name(x) : "missing");
+            if (!(t->cells[(size_t)r * 3 + c] = strdup(c < 2 ? buf : json_string_value(x))))
+                return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        }
+    }
+    return DCM_OK;
+}
+
 static int load_timeseries(const spec_ctx *s, json_t *root, io_table *ts, char **tpath)
 {
     const char *rel;
-    if (get_string(s, root, "timeseries", "a TSV file with one column per region", &rel))
+    json_t *jts = json_object_get(root, "timeseries");
+    if (json_is_object(jts)) {
+        if (!(*tpath = inline_name(s, "timeseries")))
+            return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        int rc = inline_timeseries(s, jts, ts);
+        if (rc)
+            return rc;
+        goto check_columns;
+    }
+    if (get_string(s, root, "timeseries", "a TSV file with one column per region, or an object "
+                   "{region: [values]}", &rel))
         return DCM_ERR_INPUT;
     *tpath = resolve(s, rel);
     if (!*tpath)
@@ -581,6 +718,7 @@ static int load_timeseries(const spec_ctx *s, json_t *root, io_table *ts, char *
                              "line naming the region columns (%s), separated by tabs",
                              *tpath, ts->line && ts->rows ? ts->line[0] : 1, list);
     }
+check_columns:
     for (int i = 0; i < s->n; i++) {
         int first = -1;
         for (int c = 0; c < ts->cols; c++)
@@ -610,14 +748,24 @@ static int load_confounds(const spec_ctx *s, json_t *root, dcm_problem *P, const
     if (!j)
         return DCM_OK;
     const char *rel;
-    if (get_string(s, root, "confounds", "a TSV file of confound regressors, one row per scan", &rel))
+    io_table ct = {0};
+    char *cpath;
+    int rc;
+    if (json_is_array(j)) {   /* inline: rows of numbers, one per scan */
+        if (!(cpath = inline_name(s, "confounds")))
+            return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        rc = inline_rows(s, j, "confounds", &ct);
+        goto read;
+    }
+    if (get_string(s, root, "confounds", "a TSV file of confound regressors, one row per scan, "
+                   "or an array of rows", &rel))
         return DCM_ERR_INPUT;
-    char *cpath = resolve(s, rel);
-    if (!cpath)
+    if (!(cpath = resolve(s, rel)))
         return dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
-    io_table ct;
-    int rc = io_tsv_read(cpath, &ct, s->err);
+    rc = io_tsv_read(cpath, &ct, s->err);
+read:
     if (rc) {
+        io_table_free(&ct);
         free(cpath);
         return rc;
     }
@@ -671,8 +819,19 @@ static int load_inputs(const spec_ctx *s, json_t *root, dcm_problem *P, int rule
                     "%d rows x %d inputs)", P->M->nu, P->m);
     const char *rel;
     int rc;
+    if (json_is_array(ev)) {   /* inline: [{onset, duration, trial_type}, ...] */
+        io_text_table t = {0};
+        char *name = inline_name(s, "events");
+        rc = name ? inline_events(s, ev, &t) : dcm_error_set(s->err, DCM_ERR_SYSTEM, "out of memory");
+        if (!rc)
+            rc = io_events_table_to_microtime(name, &t, P->M->TR, P->v, P->m, P->input_names,
+                                              P->M->u, &P->warnings, rule, s->err);
+        io_text_free(&t);
+        free(name);
+        return rc;
+    }
     if (ev) {
-        if (get_string(s, root, "events", "a BIDS events.tsv", &rel))
+        if (get_string(s, root, "events", "a BIDS events.tsv or an array of events", &rel))
             return DCM_ERR_INPUT;
         char *epath = resolve(s, rel);
         if (!epath)
@@ -1049,10 +1208,12 @@ int io_spec_load(const char *path, dcm_problem **out, dcm_error *err)
     return io_spec_load_ex(path, IO_SPEC_DEFAULT, out, err);
 }
 
+static int spec_load_doc(json_t *root, const char *path, const char *dir, int flags,
+                         dcm_problem **out, dcm_error *err);
+
 int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *err)
 {
     *out = NULL;
-    spec_ctx s = {.path = path, .err = err};
     FILE *f = io_input_open(path, "spec", err);   /* a FIFO must not hang */
     if (!f)
         return err && err->code ? err->code : DCM_ERR_INPUT;
@@ -1063,7 +1224,31 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     if (!root)
         return dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: invalid JSON: %s", path, je.line,
                              je.column, je.text);
+    return spec_load_doc(root, path, NULL, flags, out, err);
+}
 
+int io_spec_load_text(const char *text, const char *dir, const char *name, int flags,
+                      dcm_problem **out, dcm_error *err)
+{
+    *out = NULL;
+    if (!name || !name[0])
+        name = "spec";
+    if (!text)
+        return dcm_error_set(err, DCM_ERR_USAGE, "%s: no JSON text given", name);
+    json_error_t je;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s:%d:%d: invalid JSON: %s", name, je.line,
+                             je.column, je.text);
+    return spec_load_doc(root, name, dir ? dir : "", flags, out, err);
+}
+
+/* Loads the parsed spec root (consumed); dir: where relative file names
+ * resolve (NULL: the directory of path). */
+static int spec_load_doc(json_t *root, const char *path, const char *dir, int flags,
+                         dcm_problem **out, dcm_error *err)
+{
+    spec_ctx s = {.path = path, .err = err};
     int rc = DCM_OK;
     dcm_problem *P = NULL;
     io_table ts = {0};
@@ -1071,14 +1256,17 @@ int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *e
     io_voi *vois = NULL;
     char **vpaths = NULL;
     structure st = {0};
-    const char *slash = strrchr(path, '/');
-    size_t ld = slash ? (size_t)(slash - path) + 1 : 0;
-    s.dir = malloc(ld + 1);
+    const char *slash = dir ? NULL : strrchr(path, '/');
+    size_t ld = dir ? strlen(dir) : slash ? (size_t)(slash - path) + 1 : 0;
+    const int add_slash = dir && ld && dir[ld - 1] != '/';
+    s.dir = malloc(ld + 2);
     if (!s.dir) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    memcpy(s.dir, path, ld);
+    memcpy(s.dir, dir ? dir : path, ld);
+    if (add_slash)
+        s.dir[ld++] = '/';
     s.dir[ld] = '\0';
 
     if (!json_is_object(root)) {

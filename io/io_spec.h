@@ -22,6 +22,11 @@
  *   (for `dcm simulate`): with "scans" the time series and confounds are
  *   not read (they need not exist) and Y is all zeros; without "scans" the
  *   time series is read as usual to learn the number of scans.
+ * - Data may be given inline instead of as files (a library caller's
+ *   arrays): "timeseries" {region: [one number per scan]}, "confounds"
+ *   [[row of numbers], ...] (one row per scan), "events" [{"onset",
+ *   "duration", "trial_type"}, ...] (read by the one events reader,
+ *   io_events.h). Messages name them as SPEC "timeseries" etc.
  * - Connectivity: matrices are row = target, column = source (converted to
  *   the column-major switches of model_dcm); or edge lists "FROM -> TO"
  *   ("a" edge lists switch self-connections on). "b" is keyed by input,
@@ -48,5 +53,10 @@ enum {
 
 int io_spec_load(const char *path, dcm_problem **out, dcm_error *err);
 int io_spec_load_ex(const char *path, int flags, dcm_problem **out, dcm_error *err);
+/* The same from JSON text in memory (dcm_problem_load_json): dir is where
+ * file names in it resolve (NULL or "": the working directory), name what
+ * messages and the result's "spec" call it (NULL: "spec"). */
+int io_spec_load_text(const char *text, const char *dir, const char *name, int flags,
+                      dcm_problem **out, dcm_error *err);
 
 #endif

@@ -136,6 +136,47 @@ const char *dcm_result_warning(const dcm_result *R, int i);
  * DCM_ERR_SYSTEM when the file cannot be written. */
 int dcm_result_save(const dcm_result *R, const dcm_problem *P, const char *path, dcm_error *err);
 
+/* ---- Specs and results in memory (e.g. for the Python package) ---- */
+
+/* Load and check a spec given as JSON text rather than a file: the same
+ * keys and checks as dcm_problem_load. File names in it resolve against
+ * base_dir (NULL or "": the working directory); name is what messages and
+ * the result's "spec" call it (NULL: "spec"). The data may also be given
+ * inline (MANUAL section 18): "timeseries" {region: [one number per
+ * scan]}, "confounds" [[one row per scan], ...], "events" [{"onset": s,
+ * "duration": s, "trial_type": input}, ...]. */
+int dcm_problem_load_json(const char *json_text, const char *base_dir, const char *name,
+                          dcm_problem **P, dcm_error *err);
+
+/* R, the fit of P, as the text dcm_result_save writes (the result JSON,
+ * MANUAL section 5): on success *text is a string the caller frees with
+ * dcm_free. Errors as dcm_result_save (never DCM_ERR_SYSTEM for a file). */
+int dcm_result_json(const dcm_result *R, const dcm_problem *P, char **text, dcm_error *err);
+
+/* The prior of P's parameters in SPM's flat order (dcm_problem_parameters
+ * values each; either array may be NULL). DCM_ERR_INPUT for a regression
+ * DCM, whose priors are per region. */
+int dcm_problem_prior(const dcm_problem *P, double *pE, double *pV, dcm_error *err);
+
+/* Simulated BOLD of P's design at parameters theta (SPM's flat order;
+ * NULL: the prior mean) into y (scans x regions, column-major: region i's
+ * series at y + i * scans); P's own data are not used. A task DCM: the
+ * model's prediction plus, when snr > 0, Gaussian noise of SD sd(region)/
+ * snr per region from GSL's mt19937 seeded with seed (what `dcm simulate
+ * --snr --seed` writes for the same parameters); a spectral DCM: SPM's
+ * resting-state generator (snr <= 0: its default noise). */
+int dcm_simulate(const dcm_problem *P, const double *theta, double snr, unsigned long seed,
+                 double *y, dcm_error *err);
+
+/* The parameter names of a result file (`dcm estimate -o`; names as
+ * dcm_problem_parameter_name gives them, in SPM's flat order, the order of
+ * the file's "vector"), one per line, into *names (the caller frees it with
+ * dcm_free); *count receives how many (may be NULL). */
+int dcm_result_file_parameter_names(const char *path, char **names, int *count, dcm_error *err);
+
+/* Frees memory the library handed over (dcm_result_json's text, names). */
+void dcm_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif
