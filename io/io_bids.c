@@ -108,7 +108,7 @@ static const char *const top_keys[] = {"space", "atlas", "labels", "regions", "i
                                        "group", NULL};
 static const char *const region_keys[] = {"name", "sphere", "radius", "label", NULL};
 static const char *const model_keys[] = {"name", "a", "b", "c", "d", NULL};
-static const char *const group_keys[] = {"model", "parameters", "covariates", NULL};
+static const char *const group_keys[] = {"model", "parameters", "covariates", "q", "maxit", NULL};
 
 static int check_keys(const char *path, json_t *o, const char *const *valid, const char *where,
                       dcm_error *err)
@@ -307,6 +307,20 @@ static int parse_group(io_bids_models *M, json_t *g, dcm_error *err)
         if (!(M->peb_model = xdup(json_string_value(m))))
             return oom(err);
     }
+    json_t *q = json_object_get(g, "q"), *it = json_object_get(g, "maxit");
+    M->peb_q = 1;
+    if (q) {
+        const char *w = json_is_string(q) ? json_string_value(q) : "";
+        M->peb_q = !strcmp(w, "single") ? 1 : !strcmp(w, "all") ? 3 : 0;
+        if (!M->peb_q)
+            return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"group\".\"q\" must be \"single\" or "
+                                 "\"all\" (SPM's M.Q; for \"fields\" run dcm peb on the results)",
+                                 M->path);
+    }
+    if (it && (!json_is_integer(it) || json_integer_value(it) < 1 || json_integer_value(it) > 100000))
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: \"group\".\"maxit\" must be a whole number "
+                             "from 1 to 100000", M->path);
+    M->peb_maxit = it ? (int)json_integer_value(it) : 64;
     if ((rc = get_strings(M->path, json_object_get(g, "parameters"), "parameters", &M->params,
                           &M->nparams, err)))
         return rc;
@@ -403,6 +417,8 @@ static int load_models(json_t *root, io_bids_models *M, dcm_error *err)
     }
     if ((rc = parse_models(M, json_object_get(root, "models"), err)))
         return rc;
+    M->peb_q = 1;
+    M->peb_maxit = 64;
     return parse_group(M, json_object_get(root, "group"), err);
 }
 
@@ -645,10 +661,12 @@ static int check_runs(const io_bids_query *q, run_list *L, dcm_error *err)
     }
     /* one space per run, unless chosen */
     for (int k = 1; k < L->n; k++)
-        if (!strcmp(L->r[k].rawstem, L->r[k - 1].rawstem) && !strcmp(L->r[k].subdir, L->r[k - 1].subdir))
-            return dcm_error_set(err, DCM_ERR_INPUT, "%s and %s: the run has preprocessed BOLD in "
-                                 "several spaces; choose one with --space (or \"space\" in the models "
-                                 "file)", L->r[k - 1].bold, L->r[k].bold);
+        for (int i = 0; i < k; i++)
+            if (!strcmp(L->r[k].rawstem, L->r[i].rawstem) && !strcmp(L->r[k].subdir, L->r[i].subdir))
+                return dcm_error_set(err, DCM_ERR_INPUT, "%s and %s: the run has preprocessed BOLD in "
+                                     "several spaces or resolutions; choose one with --space (or "
+                                     "\"space\" in the models file), or keep only one", L->r[i].bold,
+                                     L->r[k].bold);
     for (int k = 0; k < L->n; k++) {
         io_bids_run *r = &L->r[k];
         if (!is_file(r->confounds))
@@ -699,7 +717,8 @@ int io_bids_runs_find(const io_bids_query *q, io_bids_run **runs, int *nruns, dc
     }
     closedir(d);
     if (!rc) {
-        qsort(L.r, (size_t)L.n, sizeof *L.r, cmp_run);
+        if (L.n)
+            qsort(L.r, (size_t)L.n, sizeof *L.r, cmp_run);
         rc = check_runs(q, &L, err);
     }
     if (rc) {
@@ -980,6 +999,7 @@ typedef struct {
     int *nvox;
     double *centre;     /* 3 x n */
     double *explained;
+    long *label;        /* n: the atlas label of each region (0: a sphere) */
     int nx0;
     double *X0;
     char **x0_names;
@@ -993,6 +1013,7 @@ static void extracted_free(extracted *e)
     free(e->nvox);
     free(e->centre);
     free(e->explained);
+    free(e->label);
     free(e->X0);
     free_strings(e->x0_names, e->nx0);
     memset(e, 0, sizeof *e);
@@ -1078,6 +1099,7 @@ static int extract_atlas(const io_bids_models *M, io_extract_opts *o, extracted 
                                M->atlas, label, g->name, M->path, why);
             break;
         }
+        e->label[i] = label;
         memcpy(e->Y + (size_t)i * e->v, a.Y + (size_t)col * e->v, sizeof(double) * (size_t)e->v);
         e->nvox[i] = a.nvox[col];
         e->explained[i] = a.explained[col];
@@ -1102,7 +1124,8 @@ static int extract_regions(const io_bids_models *M, const io_bids_run *r, const 
     e->nvox = calloc((size_t)n, sizeof *e->nvox);
     e->centre = calloc(3 * (size_t)n, sizeof *e->centre);
     e->explained = calloc((size_t)n, sizeof *e->explained);
-    if (!e->Y || !e->nvox || !e->centre || !e->explained)
+    e->label = calloc((size_t)n, sizeof *e->label);
+    if (!e->Y || !e->nvox || !e->centre || !e->explained || !e->label)
         return oom(err);
     io_extract_opts o;
     memset(&o, 0, sizeof o);
@@ -1233,7 +1256,7 @@ static int write_run(const io_bids_models *M, const io_bids_run *r, const extrac
                                                            g->centre[1], g->centre[2], "radius", g->radius));
             else
                 json_object_set_new(x, "atlas", json_pack("{s:s, s:I}", "file", M->atlas, "label",
-                                                          (json_int_t)g->label));
+                                                          (json_int_t)e->label[i]));
             json_object_set_new(x, "voxels", json_integer(e->nvox[i]));
             json_object_set_new(x, "centroid_mm", json_pack("[f,f,f]", e->centre[3 * i],
                                                             e->centre[3 * i + 1], e->centre[3 * i + 2]));

@@ -75,6 +75,8 @@ typedef struct {
     char **params;          /* PEB parameters ("A" when none) */
     int ncovariates;
     char **covariates;      /* participants.tsv columns */
+    int peb_q;              /* DCM_PEB_Q_SINGLE (1, default) or DCM_PEB_Q_ALL (3) */
+    int peb_maxit;          /* 64 (SPM's M.maxit) */
 } io_bids_models;
 
 int io_bids_models_load(const char *path, io_bids_models *M, dcm_error *err);

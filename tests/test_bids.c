@@ -59,22 +59,23 @@ static double nrand(void)
 }
 
 /* 4 mm voxels, origin so that voxel (i,j,k) is at (4i-20, 4j-20, 4k-12) mm */
-static void write_nii(const char *rel, int nt, const float *x, double tr)
+static void write_grid(const char *rel, int nx, int ny, int nz, double vox, int nt, const float *x,
+                       double tr)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", tmp, rel);
-    int64_t dims[8] = {nt > 1 ? 4 : 3, NX, NY, NZ, nt, 1, 1, 1};
+    int64_t dims[8] = {nt > 1 ? 4 : 3, nx, ny, nz, nt, 1, 1, 1};
     nifti_image *nim = nifti_make_new_nim(dims, DT_FLOAT32, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(nim);
     nim->data = (void *)x;
-    nim->dx = nim->dy = nim->dz = 4;
-    nim->pixdim[1] = nim->pixdim[2] = nim->pixdim[3] = 4;
+    nim->dx = nim->dy = nim->dz = (float)vox;
+    nim->pixdim[1] = nim->pixdim[2] = nim->pixdim[3] = (float)vox;
     nim->dt = nim->pixdim[4] = tr;
     nim->xyz_units = NIFTI_UNITS_MM;
     nim->time_units = NIFTI_UNITS_SEC;
     nim->sform_code = NIFTI_XFORM_MNI_152;
     memset(&nim->sto_xyz, 0, sizeof nim->sto_xyz);
-    nim->sto_xyz.m[0][0] = nim->sto_xyz.m[1][1] = nim->sto_xyz.m[2][2] = 4;
+    nim->sto_xyz.m[0][0] = nim->sto_xyz.m[1][1] = nim->sto_xyz.m[2][2] = (float)vox;
     nim->sto_xyz.m[0][3] = -20;
     nim->sto_xyz.m[1][3] = -20;
     nim->sto_xyz.m[2][3] = -12;
@@ -84,6 +85,11 @@ static void write_nii(const char *rel, int nt, const float *x, double tr)
     nifti_image_write(nim);
     nim->data = NULL;
     nifti_image_free(nim);
+}
+
+static void write_nii(const char *rel, int nt, const float *x, double tr)
+{
+    write_grid(rel, NX, NY, NZ, 4, nt, x, tr);
 }
 
 static const double centre_vox[3][3] = {{2, 2, 2}, {7, 3, 3}, {4, 7, 3}};
@@ -349,6 +355,110 @@ static void test_bad_datasets(void)
     CU_ASSERT(strstr(out, "'participant' or 'group'") != NULL);
 }
 
+
+/* sessions, an atlas on another grid (2 mm) for V1, slice timing from the
+ * preprocessed BOLD's sidecar */
+static void test_sessions_atlas_slice_timing(void)
+{
+    make_dataset();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "set -e; rm -rf %s/sesds; mkdir -p %s/sesds/derivatives/fmriprep; cd %s/sesds; "
+             "cp -r ../bids/sub-01 ../bids/participants.tsv .; cp -r ../bids/derivatives/fmriprep/sub-01 derivatives/fmriprep/; "
+             "for d in sub-01 derivatives/fmriprep/sub-01; do mkdir -p $d/ses-a; mv $d/func $d/ses-a/func; "
+             "for f in $d/ses-a/func/*; do mv \"$f\" \"$(echo $f | sed 's|/sub-01_|/sub-01_ses-a_|')\"; done; done",
+             tmp, tmp, tmp);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    char rel[512];
+    snprintf(rel, sizeof rel, "sesds/derivatives/fmriprep/sub-01/ses-a/func/sub-01_ses-a_task-vis_space-%s_desc-preproc_bold.json",
+             space);
+    put(rel, "{\"RepetitionTime\": 2.0, \"SliceTiming\": [0, 0.33, 0.67, 1.0, 1.33, 1.67]}\n");
+    /* V1's voxels on a 2 mm grid with the same origin: nearest neighbours of the BOLD voxels */
+    enum { AX = 2 * NX, AY = 2 * NY, AZ = 2 * NZ };
+    static float atlas[AX * AY * AZ];
+    for (int k = 0; k < AZ; k++)
+        for (int j = 0; j < AY; j++)
+            for (int i = 0; i < AX; i++) {
+                double d2 = 4 * (pow(i - 2 * centre_vox[0][0], 2) + pow(j - 2 * centre_vox[0][1], 2) +
+                                 pow(k - 2 * centre_vox[0][2], 2));
+                atlas[i + AX * (j + AY * k)] = d2 <= 36 ? 7 : (i > 30 ? 3 : 0);
+            }
+    write_grid("atlas2mm.nii.gz", AX, AY, AZ, 2, 1, atlas, 0);
+    put("atlas2mm_dseg.tsv", "index\tname\n3\tother\n7\tcalcarine\n");
+    put("models_ses.json",
+        "{\"atlas\": \"atlas2mm.nii.gz\", \"labels\": \"atlas2mm_dseg.tsv\",\n"
+        " \"regions\": [{\"name\": \"V1\", \"label\": \"calcarine\"},\n"
+        "             {\"name\": \"V2\", \"sphere\": [8, -8, 0], \"radius\": 6},\n"
+        "             {\"name\": \"V3\", \"sphere\": [-4, 8, 0], \"radius\": 6}],\n"
+        " \"inputs\": [\"stim\"], \"confounds\": [\"motion6\"],\n"
+        " \"models\": [{\"name\": \"forward\", \"a\": [\"V1 -> V2\", \"V2 -> V3\"], \"c\": {\"stim\": [\"V1\"]}}]}\n");
+    int rc = run("bids %s/sesds %s/sesout participant --models %s/models_ses.json --task vis -q", tmp, tmp, tmp);
+    printf("\n  %s", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char dir[512], name[512];
+    snprintf(dir, sizeof dir, "%s/sesout/sub-01/ses-a/func", tmp);
+    snprintf(name, sizeof name, "sub-01_ses-a_task-vis_space-%s_desc-forward_dcm.json", space);
+    CU_ASSERT(test_exists_in(dir, name));
+    snprintf(name, sizeof name, "sub-01_ses-a_task-vis_space-%s_desc-forward_dcmspec.json", space);
+    json_t *spec = test_load_in(dir, name);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(spec);
+    json_t *delays = json_object_get(spec, "delays");
+    CU_ASSERT_EQUAL(json_array_size(delays), 3);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_array_get(delays, 0)), 0.67, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_array_get(delays, 1)), 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_array_get(delays, 2)), 1.0, 1e-12);
+    json_decref(spec);
+    snprintf(name, sizeof name, "sub-01_ses-a_task-vis_space-%s_desc-dcmregions_timeseries.json", space);
+    json_t *side = test_load_in(dir, name);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(side);
+    json_t *v1 = json_array_get(json_object_get(side, "Regions"), 0);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(v1, "voxels")), 19);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(v1, "atlas"), "label")), 7);
+    json_decref(side);
+    /* a task without runs */
+    rc = run("bids %s/sesds %s/sesout participant --models %s/models_ses.json --task other -q", tmp, tmp, tmp);
+    printf("  %s", out);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT(strstr(out, "no preprocessed BOLD") != NULL);
+}
+
+/* group covariates with n/a: an error naming participants.tsv, or the participant left out */
+static void test_group_missing_covariate(void)
+{
+    make_dataset();
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/out/group", tmp);
+    if (!test_exists_in(dir, "dcm_rfx.json")) {
+        test_skip("needs the end-to-end test's results");
+        return;
+    }
+    char parts[4096], *p = parts;
+    p += sprintf(p, "participant_id\tage\tscore\n");
+    for (int s = 1; s <= NSUB; s++)
+        p += s == 4 ? sprintf(p, "sub-%02d\t%d\tn/a\n", s, 30 + s) : sprintf(p, "sub-%02d\t%d\t%d\n", s, 30 + s, s % 4);
+    put("bids/participants.tsv", parts);
+    put("models_score.json",
+        "{\"space\": \"MNI152NLin2009cAsym\",\n"
+        " \"regions\": [{\"name\": \"V1\", \"sphere\": [-12, -12, -4], \"radius\": 6},\n"
+        "             {\"name\": \"V2\", \"sphere\": [8, -8, 0], \"radius\": 6},\n"
+        "             {\"name\": \"V3\", \"sphere\": [-4, 8, 0], \"radius\": 6}],\n"
+        " \"inputs\": [\"stim\"], \"confounds\": [\"motion6\", \"fd\"],\n"
+        " \"models\": [{\"name\": \"forward\", \"a\": [\"V1 -> V2\", \"V2 -> V3\"], \"c\": {\"stim\": [\"V1\"]}},\n"
+        "            {\"name\": \"backward\", \"a\": [\"V3 -> V2\", \"V2 -> V1\"], \"c\": {\"stim\": [\"V3\"]}}],\n"
+        " \"group\": {\"parameters\": [\"A:V1->V2\"], \"covariates\": [\"score\"]}}\n");
+    CU_ASSERT_EQUAL(run("bids %s/bids %s/out group --models %s/models_score.json", tmp, tmp, tmp), 2);
+    printf("\n  %s", out);
+    CU_ASSERT(strstr(out, "participants.tsv, line 5: sub-04's \"score\" is \"n/a\"") != NULL);
+    CU_ASSERT_EQUAL(run("bids %s/bids %s/out group --models %s/models_score.json --exclude-missing", tmp, tmp, tmp), 0);
+    CU_ASSERT(strstr(out, "sub-04 left out of PEB") != NULL);
+    json_t *peb = test_load_in(dir, "dcm_desc-forward_peb.json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(peb);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(peb, "participants")), NSUB - 1);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(peb, "excluded")), 1);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(peb, "effects")), 2);   /* intercept, score */
+    json_decref(peb);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/dcm-bids-XXXXXX");
@@ -357,6 +467,8 @@ int main(void)
     static const test_case cases[] = {
         {"participant + group levels recover the network and the covariate", test_end_to_end},
         {"bad datasets give errors naming the file", test_bad_datasets},
+        {"sessions, an atlas on another grid, slice timing", test_sessions_atlas_slice_timing},
+        {"covariates with n/a: an error, or left out when asked", test_group_missing_covariate},
         {NULL, NULL}};
     int rc = test_run("bids", cases);
     test_remove_dir(tmp);

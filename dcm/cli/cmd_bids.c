@@ -560,7 +560,8 @@ static int peb(const bids_opts *o, const io_bids_models *M, const io_bids_run *r
         F[i] = R[i].F;
     }
     dcm_peb_input in = {.nsub = n, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
-                        .sel = sel, .nsel = nsel, .X = d.X, .nx = nx, .q = DCM_PEB_Q_SINGLE};
+                        .sel = sel, .nsel = nsel, .X = d.X, .nx = nx, .q = M->peb_q,
+                        .maxit = M->peb_maxit};
     if (dcm_peb(&in, &P, &err)) {
         rc = cli_report("bids", &err);
         goto done;
