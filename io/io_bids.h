@@ -1,6 +1,6 @@
 /* io_bids.h — what `dcm bids` reads and writes: the models file, the runs
  * of a BIDS dataset preprocessed by fMRIPrep, the extraction of one run's
- * regions into DCM specs, and participants.tsv covariates (MANUAL ch. 18).
+ * regions into DCM specs, and participants.tsv covariates (MANUAL ch. 18, "BIDS datasets").
  *
  * Contract
  * - The models file (JSON) names the regions (spheres in mm or labels of

@@ -196,7 +196,7 @@ static const char *models_json =
     " \"inputs\": [\"stim\"], \"confounds\": [\"motion6\", \"fd\"],\n"
     " \"models\": [{\"name\": \"forward\", \"a\": [\"V1 -> V2\", \"V2 -> V3\"], \"c\": {\"stim\": [\"V1\"]}},\n"
     "            {\"name\": \"backward\", \"a\": [\"V3 -> V2\", \"V2 -> V1\"], \"c\": {\"stim\": [\"V3\"]}}],\n"
-    " \"group\": {\"model\": \"forward\", \"parameters\": [\"A\"], \"covariates\": [\"age\"]}}\n";
+    " \"group\": {\"model\": \"forward\", \"parameters\": [\"A\"], \"covariates\": [\"age\"], \"maxit\": 256}}\n";
 
 static void make_dataset(void)
 {
@@ -286,6 +286,7 @@ static void test_end_to_end(void)
     }
     CU_ASSERT(found);
     CU_ASSERT_EQUAL(json_array_size(json_object_get(peb, "participants")), NSUB);
+    CU_ASSERT(json_is_true(json_object_get(peb, "converged")));
     json_decref(peb);
     CU_ASSERT(test_exists_in(dir, "dcm_lme.tsv"));
 }
@@ -350,6 +351,13 @@ static void test_bad_datasets(void)
         printf("  %s", out);
         CU_ASSERT(strstr(out, "atlas.nii.gz: unknown atlas label 9") != NULL);
     }
+    /* a hypothesis naming a region the models file does not have: io_spec's message, with the model */
+    put("models_badedge.json", "{\"regions\": [{\"name\": \"V1\", \"sphere\": [-12, -12, -4], \"radius\": 6}],\n"
+                               " \"inputs\": [\"stim\"],\n"
+                               " \"models\": [{\"name\": \"bad\", \"a\": [\"V1 -> V7\"], \"c\": {\"stim\": [\"V1\"]}}]}\n");
+    CU_ASSERT_EQUAL(run("bids %s/noconf %s/o7 participant --models %s/models_badedge.json -q", tmp, tmp, tmp), 2);
+    printf("  %s", out);
+    CU_ASSERT(strstr(out, "model \"bad\" of") && strstr(out, "V7"));
     /* usage */
     CU_ASSERT_EQUAL(run("bids %s/bids %s/o6 subject --models %s/models.json", tmp, tmp, tmp), 1);
     CU_ASSERT(strstr(out, "'participant' or 'group'") != NULL);

@@ -1,5 +1,5 @@
 /* cmd_bids.c — `dcm bids BIDS_DIR OUTPUT_DIR participant|group`: a BIDS
- * App over fMRIPrep's derivatives (MANUAL ch. 18). The participant level
+ * App over fMRIPrep's derivatives (MANUAL ch. 18, "BIDS datasets"). The participant level
  * extracts the regions of every run (io_bids.c) and fits every model with
  * dcm_batch (threads, resumable); the group level compares the models by
  * random-effects BMS and runs PEB with participants.tsv covariates. */
@@ -50,7 +50,7 @@ static const char *footer =
     "  dcm bids /data/ds /data/ds/derivatives/dcm participant --models models.json \\\n"
     "      --participant-label 01 --participant-label 02 --task attention -j 2\n"
     "  dcm bids /data/ds /data/ds/derivatives/dcm group --models models.json\n"
-    "The models file is described in MANUAL ch. 18.\n";
+    "The models file is described in MANUAL, chapter \"BIDS datasets: dcm bids\".\n";
 
 typedef struct {
     const char *bids, *outdir, *level, *models, *task, *space, *fmriprep;
@@ -673,7 +673,7 @@ int cmd_bids(int argc, char **argv)
         return cli_fail("bids", DCM_ERR_SYSTEM, "out of memory");
     const cli_opt options[] = {
         CLI_STRING(0, "models", &o.models, "MODELS.json",
-                   "regions, inputs, confounds, hypotheses and the group analysis (MANUAL ch. 18; required)"),
+                   "regions, inputs, confounds, hypotheses and the group analysis (MANUAL, chapter \"BIDS datasets\"; required)"),
         CLI_LIST(0, "participant-label", o.labels, &o.nlabels, "L",
                  "only these participants (with or without \"sub-\"; repeat or separate by commas); "
                  "default all", .flags = CLI_OPT_NONEMPTY),
@@ -712,7 +712,7 @@ int cmd_bids(int argc, char **argv)
         goto done;
     }
     if (!o.models) {
-        rc = cli_fail("bids", DCM_ERR_USAGE, "--models MODELS.json is required (MANUAL ch. 18)");
+        rc = cli_fail("bids", DCM_ERR_USAGE, "--models MODELS.json is required (MANUAL, chapter \"BIDS datasets\")");
         goto done;
     }
     if (!is_dir(o.bids)) {
