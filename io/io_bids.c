@@ -644,13 +644,6 @@ static int cmp_run(const void *a, const void *b)
 
 static int check_runs(const io_bids_query *q, run_list *L, dcm_error *err)
 {
-    if (L->n == 0)
-        return dcm_error_set(err, DCM_ERR_INPUT, "%s: no preprocessed BOLD "
-                             "(sub-*/[ses-*/]func/*%s%s%s%s_desc-preproc_bold.nii[.gz]) found%s%s",
-                             q->deriv, q->task ? "_task-" : "", q->task ? q->task : "",
-                             q->space ? "_space-" : "", q->space ? q->space : "",
-                             q->nlabels ? " for the chosen participants" : "",
-                             " (is it fMRIPrep's output? give it with --fmriprep DIR)");
     for (int i = 0; i < q->nlabels; i++) {
         int found = 0;
         for (int k = 0; k < L->n && !found; k++)
@@ -659,6 +652,13 @@ static int check_runs(const io_bids_query *q, run_list *L, dcm_error *err)
             return dcm_error_set(err, DCM_ERR_INPUT, "%s: no preprocessed BOLD for participant sub-%s%s%s",
                                  q->deriv, q->labels[i], q->task ? " and task " : "", q->task ? q->task : "");
     }
+    if (L->n == 0)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: no preprocessed BOLD "
+                             "(sub-*/[ses-*/]func/*%s%s%s%s_desc-preproc_bold.nii[.gz]) found%s%s",
+                             q->deriv, q->task ? "_task-" : "", q->task ? q->task : "",
+                             q->space ? "_space-" : "", q->space ? q->space : "",
+                             q->nlabels ? " for the chosen participants" : "",
+                             " (is it fMRIPrep's output? give it with --fmriprep DIR)");
     /* one space per run, unless chosen */
     for (int k = 1; k < L->n; k++)
         for (int i = 0; i < k; i++)

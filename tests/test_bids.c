@@ -251,6 +251,13 @@ static void test_end_to_end(void)
     CU_ASSERT_EQUAL(run("bids %s/bids %s/out participant --models %s/models.json -q --participant-label sub-01,02",
                         tmp, tmp, tmp), 0);
     CU_ASSERT(strstr(out, "2 runs x 2 models: 0 fitted, 4 already there") != NULL);
+    /* BIDS-Apps' spelling: several labels after one --participant_label */
+    CU_ASSERT_EQUAL(run("bids %s/bids %s/out participant --models %s/models.json -q --participant_label 03 sub-04 05",
+                        tmp, tmp, tmp), 0);
+    CU_ASSERT(strstr(out, "3 runs x 2 models: 0 fitted, 6 already there") != NULL);
+    CU_ASSERT_EQUAL(run("bids %s/bids %s/out participant --models %s/models.json -q --participant-label 42",
+                        tmp, tmp, tmp), 2);
+    CU_ASSERT(strstr(out, "no preprocessed BOLD for participant sub-42") != NULL);
 
     rc = run("bids %s/bids %s/out group --models %s/models.json", tmp, tmp, tmp);
     printf("%.3000s", out);

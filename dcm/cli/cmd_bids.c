@@ -676,7 +676,10 @@ int cmd_bids(int argc, char **argv)
                    "regions, inputs, confounds, hypotheses and the group analysis (MANUAL, chapter \"BIDS datasets\"; required)"),
         CLI_LIST(0, "participant-label", o.labels, &o.nlabels, "L",
                  "only these participants (with or without \"sub-\"; repeat or separate by commas); "
-                 "default all", .flags = CLI_OPT_NONEMPTY),
+                 "default all; words after the analysis level are more labels (BIDS-Apps' "
+                 "--participant_label 01 02)", .flags = CLI_OPT_NONEMPTY),
+        CLI_LIST(0, "participant_label", o.labels, &o.nlabels, "L",
+                 "the same (the BIDS-Apps spelling)", .flags = CLI_OPT_NONEMPTY),
         CLI_STRING(0, "task", &o.task, "T", "only runs of this task (the task- entity)"),
         CLI_STRING(0, "space", &o.space, "S",
                    "the space of the preprocessed BOLD (space- entity; default the models file's, "
@@ -699,7 +702,10 @@ int cmd_bids(int argc, char **argv)
         rc = rc == CLI_OPTIONS_HELP ? DCM_OK : rc;
         goto done;
     }
-    if (npos != 3) {
+    /* BIDS-Apps take several labels after one --participant_label */
+    for (int k = 4; k <= npos && o.nlabels; k++)
+        o.labels[o.nlabels++] = argv[k];
+    if (npos < 3 || (npos > 3 && !o.nlabels)) {
         rc = cli_fail("bids", DCM_ERR_USAGE, "give BIDS_DIR OUTPUT_DIR participant|group (see dcm bids --help)");
         goto done;
     }
