@@ -24,6 +24,7 @@ int cmd_peb(int argc, char **argv);
 int cmd_loo(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_bids(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 int cmd_check(int argc, char **argv);

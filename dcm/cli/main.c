@@ -24,6 +24,7 @@ static const command commands[] = {
     {"loo", cmd_loo, "leave-one-out cross-validation of a PEB group model (spm_dcm_loo)"},
     {"batch", cmd_batch, "estimate every subject x model of a manifest in parallel"},
     {"extract", cmd_extract, "regional time series from 4D NIfTI images"},
+    {"bids", cmd_bids, "BIDS App: fit DCMs over fMRIPrep derivatives, then group BMS and PEB"},
     {"report", cmd_report, "self-contained HTML report of results"},
     {"review", cmd_review, "terminal summary of a result"},
     {"check", cmd_check, "fit diagnostics and warnings of results (SPM's thresholds)"},
