@@ -231,9 +231,9 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int check_input(const double *Y, int N, int n, double TR, const double *u, int m, int r,
-                       const double *a, const double *c, const dcm_rdcm_options *o,
-                       dcm_error *err)
+static int check_input(const double *Y, int N, int n, double TR, const double *u, size_t st,
+                       size_t si, int m, int r, const double *a, const double *c,
+                       const dcm_rdcm_options *o, dcm_error *err)
 {
     char buf[256];
     if (!Y || N < 1 || n < 1 || !a || (m > 0 && (!u || !c)) || m < 0 || r < 1 || !o)
@@ -249,10 +249,11 @@ static int check_input(const double *Y, int N, int n, double TR, const double *u
                 return dcm_error_set(err, DCM_ERR_INPUT,
                                      "region %d, scan %d: value is not finite; rDCM needs "
                                      "complete series (remove or interpolate the scan)", k + 1, t + 1);
-    for (size_t i = 0; i < (size_t)N * r * m; i++)
-        if (!isfinite(u[i]))
-            return dcm_error_set(err, DCM_ERR_INPUT, "input %d, micro-time bin %zu: not finite",
-                                 (int)(i / ((size_t)N * r)) + 1, i % ((size_t)N * r) + 1);
+    for (size_t t = 0; t < (size_t)N * r; t++)
+        for (int i = 0; i < m; i++)
+            if (!isfinite(u[t * st + (size_t)i * si]))
+                return dcm_error_set(err, DCM_ERR_INPUT, "input %d, micro-time bin %zu: not finite",
+                                     i + 1, t + 1);
     if (o->method != DCM_RDCM_RIDGE && o->method != DCM_RDCM_SPARSE)
         return dcm_error_set(err, DCM_ERR_INPUT, "rDCM method must be rdcm or sparse_rdcm");
     if (!(o->filter >= 0) || !isfinite(o->filter))
@@ -400,22 +401,36 @@ static int run_threads(rdcm_job *J, int threads)
     return J->rc;
 }
 
+/* dcm_rdcm_estimate with input i, micro-time bin t at u[t st + i si]. */
+static int estimate_strided(const double *Y, int N, int n, double TR, const double *u, size_t st,
+                            size_t si, int m, int r, const double *a, const double *c,
+                            const dcm_rdcm_options *opt, dcm_rdcm_result **out, dcm_error *err);
+
 int dcm_rdcm_estimate(const double *Y, int N, int n, double TR, const double *u, int m, int r,
                       const double *a, const double *c, const dcm_rdcm_options *opt,
                       dcm_rdcm_result **out, dcm_error *err)
+{
+    return estimate_strided(Y, N, n, TR, u, 1, (size_t)N * (r > 0 ? r : 0), m, r, a, c, opt, out,
+                            err);
+}
+
+static int estimate_strided(const double *Y, int N, int n, double TR, const double *u, size_t st,
+                            size_t si, int m, int r, const double *a, const double *c,
+                            const dcm_rdcm_options *opt, dcm_rdcm_result **out, dcm_error *err)
 {
     *out = NULL;
     dcm_library_init();   /* GSL error codes, OpenBLAS single-threaded */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = check_input(Y, N, n, TR, u, m, r, a, c, opt, err);
+    int rc = check_input(Y, N, n, TR, u, st, si, m, r, a, c, opt, err);
     if (rc != DCM_OK)
         return rc;
     int sparse = opt->method == DCM_RDCM_SPARSE;
     double grid[DCM_RDCM_GRID_DEFAULT];
     dcm_rdcm_default_grid(grid);
     model_rdcm_spectra S;
-    rc = model_rdcm_spectra_build_mt(&S, Y, N, n, TR, u, m, r, opt->filter, opt->threads, err);
+    rc = model_rdcm_spectra_build_strided(&S, Y, N, n, TR, u, st, si, m, r, opt->filter,
+                                          opt->threads, err);
     if (rc != DCM_OK)
         return rc;
     rdcm_job J;
@@ -501,19 +516,13 @@ int dcm_rdcm_estimate_problem(const dcm_problem *P, dcm_result **out, dcm_error 
     o.order = sp->order ? DCM_RDCM_ORDER_FIXED : DCM_RDCM_ORDER_RANDOM;
     o.filter = sp->filter, o.np0 = sp->np0, o.p0 = sp->p0, o.restarts = sp->restarts;
     o.seed = sp->seed, o.threads = sp->threads > 0 ? sp->threads : 1;
-    /* model_dcm keeps u[t*m + j]; the regression wants each input's column */
-    double *u = m > 0 ? malloc(sizeof(double) * (size_t)Nu * m) : NULL;
-    if (m > 0 && !u)
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory for the inputs");
-    for (int t = 0; t < Nu; t++) {   /* read in order: m write streams */
-        const double *ut = P->M->u + (size_t)t * m;
-        for (int j = 0; j < m; j++)
-            u[t + (size_t)Nu * j] = ut[j];
-    }
+    if (Nu != v * r)
+        return dcm_error_set(err, DCM_ERR_INPUT, "rDCM: %d micro-time bins for %d scans (needs %d)",
+                             Nu, v, v * r);
+    /* model_dcm keeps u[t*m + j]: read in place, no transposed copy */
     dcm_rdcm_result *X = NULL;
-    rc = dcm_rdcm_estimate(P->Y, v, n, P->M->TR, u, m, r, P->M->a, m > 0 ? P->M->c : NULL, &o, &X,
-                           err);
-    free(u);
+    rc = estimate_strided(P->Y, v, n, P->M->TR, m > 0 ? P->M->u : NULL, (size_t)m, 1, m, r,
+                          P->M->a, m > 0 ? P->M->c : NULL, &o, &X, err);
     if (rc) {
         if (err && P->source && !strstr(err->msg, P->source)) {   /* name the spec */
             char msg[2 * sizeof err->msg + 8];

@@ -40,6 +40,7 @@
 #define MODEL_RDCM_H
 
 #include <complex.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dcm/core/dcm_core.h"
@@ -96,6 +97,12 @@ int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int 
 int model_rdcm_spectra_build_mt(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
                                 const double *u, int m, int r, double thr, int threads,
                                 dcm_error *err);
+/* The same with input i, micro-time bin t at u[t * u_step_bin + i *
+ * u_step_input] (so a caller's bins x inputs array needs no transposing). */
+int model_rdcm_spectra_build_strided(model_rdcm_spectra *S, const double *Y, int N, int n,
+                                     double TR, const double *u, size_t u_step_bin,
+                                     size_t u_step_input, int m, int r, double thr, int threads,
+                                     dcm_error *err);
 void model_rdcm_spectra_free(model_rdcm_spectra *S);
 
 /* The response of region k at bin f: the DFT of its forward difference,
