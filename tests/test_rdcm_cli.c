@@ -5,7 +5,9 @@
  * reduce / peb / batch on rDCM results, resting state (no inputs), and the
  * bad input an rDCM spec can have (exit 2, the reason, no output). */
 #define _XOPEN_SOURCE 700
+#include <complex.h>
 #include <math.h>
+#include <matio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,6 +597,91 @@ static double mat_vs_json(const char *mat, const char *field, json_t *j, int sq,
     return d;
 }
 
+/* A complex N x 1 field of output.signal, read with matio: re, im
+ * (malloc'd); returns the length or -1. */
+static long mat_complex_field(const char *path, const char *field, double **re, double **im)
+{
+    *re = *im = NULL;
+    mat_t *mf = Mat_Open(path, MAT_ACC_RDONLY);
+    if (!mf)
+        return -1;
+    long len = -1;
+    matvar_t *o = Mat_VarRead(mf, "output");
+    matvar_t *sg = o ? Mat_VarGetStructFieldByName(o, "signal", 0) : NULL;
+    matvar_t *f = sg ? Mat_VarGetStructFieldByName(sg, field, 0) : NULL;
+    if (f && f->isComplex && f->class_type == MAT_C_DOUBLE && f->rank == 2 && f->dims[1] == 1) {
+        const mat_complex_split_t *z = f->data;
+        len = (long)f->dims[0];
+        *re = malloc(sizeof(double) * (size_t)len);
+        *im = malloc(sizeof(double) * (size_t)len);
+        memcpy(*re, z->Re, sizeof(double) * (size_t)len);
+        memcpy(*im, z->Im, sizeof(double) * (size_t)len);
+    }
+    Mat_VarFree(o);
+    Mat_Close(mf);
+    return len;
+}
+
+/* output.signal and output.residuals against a recomputation from the
+ * data: yd_source_fft at every bin the filter kept is the DFT of the
+ * forward difference of y_source (computed here directly), 0 elsewhere;
+ * yd_pred_rdcm_fft fits it (less residual than the response itself);
+ * R_rdcm = y_source - y_pred_rdcm and y_mse_rdcm its mean square. */
+static void check_mat_signals(const char *mat, int N, int n, double TR)
+{
+    int rank;
+    size_t dims[4];
+    double *y = NULL, *yp = NULL, *R = NULL, *mse = NULL, *dr, *di, *pr, *pi;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_mat_read_array(mat, "output.signal.y_source", &rank, dims, &y, &err), DCM_OK);
+    CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.signal.y_pred_rdcm", &rank, dims, &yp, &err), DCM_OK);
+    CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.residuals.R_rdcm", &rank, dims, &R, &err), DCM_OK);
+    CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.residuals.y_mse_rdcm", &rank, dims, &mse, &err), DCM_OK);
+    CU_ASSERT_EQUAL(mat_complex_field(mat, "yd_source_fft", &dr, &di), (long)N * n);
+    CU_ASSERT_EQUAL(mat_complex_field(mat, "yd_pred_rdcm_fft", &pr, &pi), (long)N * n);
+    if (y && yp && R && mse && dr && pr) {
+        double d = 0, ms = 0, scale = 0;
+        for (int q = 0; q < N * n; q++) {
+            d = fmax(d, fabs(y[q] - yp[q] - R[q]));
+            ms += R[q] * R[q] / (N * n);
+            scale = fmax(scale, fabs(y[q]));
+        }
+        CU_ASSERT(d <= 1e-12 * scale);
+        CU_ASSERT_DOUBLE_EQUAL(mse[0], ms, 1e-12 * ms);
+        for (int k = 0; k < n; k++) {
+            double worst = 0, big = 0, res = 0, tot = 0;
+            int kept = 0;
+            for (int f = 0; f < N; f++) {
+                size_t q = f + (size_t)N * k;
+                double complex yd = dr[q] + I * di[q], p = pr[q] + I * pi[q];
+                big = fmax(big, cabs(yd));
+                if (yd == 0)
+                    continue;
+                kept++;
+                double complex Y = 0;
+                for (int t = 0; t < N; t++)
+                    Y += y[t + (size_t)N * k] * cexp(-2 * M_PI * I * (double)f * t / N);
+                worst = fmax(worst, cabs(yd - (cexp(2 * M_PI * I * (double)f / N) - 1) * Y / TR));
+                res += cabs(yd - p) * cabs(yd - p);
+                tot += cabs(yd) * cabs(yd);
+            }
+            CU_ASSERT(kept > 2);
+            CU_ASSERT(worst <= 1e-9 * big);
+            CU_ASSERT(res < 0.9 * tot);
+            printf("\n  region %d: %d kept bins, yd_source vs direct DFT %.2e, |yd - pred|^2 / |yd|^2 = %.3f",
+                   k + 1, kept, worst / big, res / tot);
+        }
+    }
+    free(y);
+    free(yp);
+    free(R);
+    free(mse);
+    free(dr);
+    free(di);
+    free(pr);
+    free(pi);
+}
+
 /* dcm estimate --mat on an rDCM spec writes TAPAS's `output` struct: read
  * back with matio it equals the JSON result (Ep, variances, F, noise,
  * inclusion probabilities, p0 grid) to 1e-12; shapes as TAPAS's. Data
@@ -692,11 +779,17 @@ static void test_rdcm_mat(void)
         }
         json_decref(r);
     }
+    for (int s = 0; s < 2; s++) {
+        char mat[1024];
+        snprintf(mat, sizeof mat, "%s/%s.mat", tmpdir, names[s]);
+        check_mat_signals(mat, 200, 3, 1.0);
+    }
     /* dcm report draws the fit in time from the result's spec (data and inputs) */
     snprintf(cmd, sizeof cmd, "report %s/msparse_fit.json -o %s/msparse.html --png %s/mpng", tmpdir, tmpdir,
              tmpdir);
     CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
     CU_ASSERT(exists("mpng/fit.png") && exists("mpng/inclusion.png") && exists("mpng/connectivity.png"));
+    CU_ASSERT(exists("mpng/fit_spectra.png"));   /* the fit in the frequency domain */
     char hp[1024];
     snprintf(hp, sizeof hp, "%s/msparse.html", tmpdir);
     FILE *hf = fopen(hp, "r");
@@ -707,6 +800,8 @@ static void test_rdcm_mat(void)
         fclose(hf);
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "alt=\"observed and predicted BOLD\""));
     CU_ASSERT_PTR_NULL(strstr(html, "No fit in time"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "alt=\"observed and predicted spectra\""));
+    CU_ASSERT_PTR_NULL(strstr(html, "No fit in the frequency domain"));
     /* its spec gone: the report is still written, and says why the fit is missing */
     snprintf(hp, sizeof hp, "%s/msparse.json", tmpdir);
     CU_ASSERT_EQUAL(unlink(hp), 0);
@@ -719,6 +814,7 @@ static void test_rdcm_mat(void)
     if (hf)
         fclose(hf);
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "No fit in time: its spec could not be read"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "No fit in the frequency domain: its spec could not be read"));
     /* the .mat cannot be written: neither file is left */
     snprintf(cmd, sizeof cmd, "estimate %s/mridge.json -o %s/nomat.json --mat %s/no/such/dir/r.mat -q",
              tmpdir, tmpdir, tmpdir);
