@@ -218,17 +218,50 @@ static double input_at(const rdcm_inputs *in, int i, int t)
     return in->u[(size_t)t * in->st + (size_t)i * in->si];
 }
 
-/* Runs of equal value of input i (its number of changes + 1). */
-static long input_runs(const rdcm_inputs *in, int i, int Nu)
+/* The runs of equal value of the inputs, found in one pass over the
+ * bins (in the order the caller keeps them): run j of input i starts at
+ * bin start[i * cap + j] with value val[...]; runs[i] counts them, and
+ * only the first cap are kept (more: the input takes the FFT). */
+typedef struct {
+    int cap;
+    int *start, *runs;
+    double *val;
+} rdcm_runs;
+
+static int runs_find(rdcm_runs *R, const rdcm_inputs *in, int m, int Nu, int cap)
 {
-    long runs = 1;
-    double prev = input_at(in, i, 0);
-    for (int t = 1; t < Nu; t++) {
-        double x = input_at(in, i, t);
-        runs += x != prev;
-        prev = x;
+    R->cap = cap;
+    R->start = malloc(sizeof(int) * (size_t)m * cap);
+    R->val = malloc(sizeof(double) * (size_t)m * cap);
+    R->runs = calloc((size_t)m, sizeof(int));
+    double *prev = malloc(sizeof(double) * (size_t)m);
+    if (!R->start || !R->val || !R->runs || !prev) {
+        free(prev);
+        return -1;
     }
-    return runs;
+    for (int t = 0; t < Nu; t++) {
+        const double *ut = in->u + (size_t)t * in->st;
+        for (int i = 0; i < m; i++) {
+            double x = ut[(size_t)i * in->si];
+            if (t > 0 && x == prev[i])
+                continue;
+            int j = R->runs[i]++;
+            if (j < cap) {
+                R->start[(size_t)i * cap + j] = t;
+                R->val[(size_t)i * cap + j] = x;
+            }
+            prev[i] = x;
+        }
+    }
+    free(prev);
+    return 0;
+}
+
+static void runs_free(rdcm_runs *R)
+{
+    free(R->start);
+    free(R->val);
+    free(R->runs);
 }
 
 /* Block designs: u piecewise constant in few runs. A run of value a over
@@ -238,32 +271,28 @@ static long input_runs(const rdcm_inputs *in, int i, int Nu)
  * TAPAS's real(ifft(fft(u) .* fft(h))) without the Nu-point transforms
  * (which for Nu = 16 N with N not smooth cost more than the whole fit);
  * the two agree to rounding (1e-16 of the largest value). */
-static void convolve_runs(model_rdcm_spectra *S, const rdcm_inputs *in, int i,
-                          const long double *P, long double *acc)
+static void convolve_runs(model_rdcm_spectra *S, const rdcm_runs *R, int i, const long double *P,
+                          long double *acc)
 {
-    int N = S->N, r = S->r, Nu = N * r;
+    int N = S->N, r = S->r, Nu = N * r, nr = R->runs[i];
+    const int *start = R->start + (size_t)i * R->cap;
+    const double *val = R->val + (size_t)i * R->cap;
     double *w = S->uconv + (size_t)i * N;
     for (int t = 0; t < N; t++)
         acc[t] = 0;
-    int k0 = 0;
-    double a = input_at(in, i, 0);
-    for (int k = 1; k <= Nu; k++) {
-        double x = k < Nu ? input_at(in, i, k) : NAN;
-        if (k < Nu && x == a)
+    for (int j = 0; j < nr; j++) {
+        double a = val[j];
+        if (a == 0)
             continue;
-        if (a != 0) {
-            int L = k - k0;
-            for (int t = 0; t < N; t++) {
-                /* indices (s - k + 1 ... s - k0) mod Nu, s = t r */
-                long lo = ((long)t * r - k + 1) % Nu;
-                if (lo < 0)
-                    lo += Nu;
-                long double sum = lo + L <= Nu ? P[lo + L] - P[lo]
-                                               : (P[Nu] - P[lo]) + P[lo + L - Nu];
-                acc[t] += a * sum;
-            }
+        int k0 = start[j], k = j + 1 < nr ? start[j + 1] : Nu, L = k - k0;
+        for (int t = 0; t < N; t++) {
+            /* indices (s - k + 1 ... s - k0) mod Nu, s = t r */
+            long lo = ((long)t * r - k + 1) % Nu;
+            if (lo < 0)
+                lo += Nu;
+            long double sum = lo + L <= Nu ? P[lo + L] - P[lo] : (P[Nu] - P[lo]) + P[lo + L - Nu];
+            acc[t] += a * sum;
         }
-        k0 = k, a = x;
     }
     for (int t = 0; t < N; t++)
         w[t] = (double)acc[t];
@@ -323,9 +352,16 @@ static int convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const rdcm_input
         return -1;
     }
     /* runs cost N each, an FFT pair ~ 2 Nu log2(Nu) / N of them */
-    double fft_cost = 2.0 * Nu * log2((double)Nu) / N;
+    int cap = (int)fmin(2.0 * Nu * log2((double)Nu) / N, (double)Nu) + 1;
+    rdcm_runs R = {0};
+    if (runs_find(&R, in, m, Nu, cap)) {
+        runs_free(&R);
+        free(by_fft);
+        free(P);
+        return -1;
+    }
     for (int i = 0; i < m; i++) {
-        by_fft[i] = input_runs(in, i, Nu) > fft_cost;
+        by_fft[i] = R.runs[i] > cap;
         any_fft |= by_fft[i];
     }
     P[0] = 0;
@@ -333,7 +369,8 @@ static int convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const rdcm_input
         P[k + 1] = P[k] + S->h[k];
     for (int i = 0; i < m; i++)
         if (!by_fft[i])
-            convolve_runs(S, in, i, P, P + Nu + 1);
+            convolve_runs(S, &R, i, P, P + Nu + 1);
+    runs_free(&R);
     free(P);
     int rc = 0;
     double complex *Hu = NULL;
