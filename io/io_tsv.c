@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -288,12 +289,46 @@ int io_text_read(const char *path, io_text_table *t, dcm_error *err)
     return rc;
 }
 
+/* 16 to 19 significant digits (what "%.17g" and shortest round-trip
+ * writers give): the digits and the power of ten (up to 1e27) are exact in
+ * x87's 64-bit-mantissa long double, so one multiply or divide there is
+ * correctly rounded; rounding that again to double is the correctly
+ * rounded double unless the long double lies within one of its units of
+ * a halfway point between doubles (its 11 extra bits 0x3FF..0x401), left
+ * to strtod. Returns 0 and sets *x, or -1. */
+static int extended_decimal(uint64_t mant, int e, double *x)
+{
+#if defined(__x86_64__) && LDBL_MANT_DIG == 64
+    static const long double pow10l[28] = {
+        1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+        1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+        1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+    if (e < -27 || e > 27)
+        return -1;
+    long double q = (long double)mant;
+    q = e >= 0 ? q * pow10l[e] : q / pow10l[-e];
+    int ex;
+    long double fr = frexpl(q, &ex);   /* q = fr 2^ex, fr in [0.5, 1) */
+    if (ex < -1000 || ex > 1000)
+        return -1;
+    uint64_t bits = (uint64_t)ldexpl(fr, 64), low = bits & 0x7FF;
+    if (low >= 0x3FF && low <= 0x401)
+        return -1;
+    *x = (double)q;
+    return 0;
+#else
+    (void)mant, (void)e, (void)x;
+    return -1;
+#endif
+}
+
 /* Plain decimals ([+-]digits[.digits][e[+-]digits]) with at most 15
  * significant digits and a decimal exponent within +-22: the digits are an
  * exact double and so is the power of ten, so one multiply or divide gives
  * the correctly rounded value, the double strtod returns (Clinger's fast
- * path); without strtod's locale and multi-precision work. Returns 0 and
- * sets *x, or -1 for anything else (left to strtod). */
+ * path); 16 to 19 digits by extended_decimal; without strtod's locale and
+ * multi-precision work. Returns 0 and sets *x, or -1 for anything else
+ * (left to strtod). */
 static int parse_plain_decimal(const char *s, double *x)
 {
     static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -316,7 +351,7 @@ static int parse_plain_decimal(const char *s, double *x)
                 mant = mant * 10 + (uint64_t)(*p - '0');
                 sig++;
             }
-    if (!digits || sig > 15)
+    if (!digits || sig > 19)
         return -1;
     int e = 0;
     if (*p == 'e' || *p == 'E') {
@@ -339,7 +374,10 @@ static int parse_plain_decimal(const char *s, double *x)
     double v = (double)mant;
     if (mant == 0)
         v = 0.0;
-    else if (e >= 0 && e <= 22)
+    else if (sig > 15) {
+        if (extended_decimal(mant, e, &v))
+            return -1;
+    } else if (e >= 0 && e <= 22)
         v *= pow10[e];
     else if (e < 0 && e >= -22)
         v /= pow10[-e];

@@ -747,6 +747,43 @@ static void test_input_convolution(void)
     free(h);
 }
 
+/* io_parse_number's fast paths (15 digits; 16 to 19 digits in long
+ * double) give the double strtod gives, bit for bit: doubles written with
+ * %.17g and %.16g, and decimals next to halfway points between doubles
+ * (the double-rounding cases), 300000 of them. */
+static void test_parse_number_exact(void)
+{
+    uint64_t st = 88172645463325252ull;
+    long mismatches = 0, fast = 0;
+    char buf[64];
+    for (long i = 0; i < 300000; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        double d, u = (double)(st >> 11) / 9007199254740992.0;   /* [0, 1) */
+        int kind = (int)(i % 4);
+        if (kind == 0) {
+            memcpy(&d, &st, sizeof d);
+            if (!isfinite(d))
+                continue;
+            snprintf(buf, sizeof buf, "%.17g", d);
+        } else if (kind == 1) {
+            snprintf(buf, sizeof buf, "%.16g", (u - 0.5) * pow(10, (int)(i % 21) - 10));
+        } else {
+            d = u * pow(10, (int)(i % 11) - 5);
+            long double mid = ((long double)d + nextafter(d, INFINITY)) / 2;
+            snprintf(buf, sizeof buf, kind == 2 ? "%.18Lg" : "%.19Lg", mid);
+        }
+        double a = 0, b = strtod(buf, NULL);
+        if (io_parse_number(buf, &a) != 0)
+            continue;
+        fast++;
+        if (memcmp(&a, &b, sizeof a) != 0 && mismatches++ < 5)
+            printf("\n  %s: %.17g, strtod %.17g", buf, a, b);
+    }
+    printf("\n  %ld numbers, %ld differ from strtod ", fast, mismatches);
+    CU_ASSERT(fast > 290000);
+    CU_ASSERT_EQUAL(mismatches, 0);
+}
+
 /* .tsv.gz tables (io_tsv): read as the plain table; a truncated gzip is an
  * error that names the file (no ../shared needed). */
 static void test_tsv_gz(void)
@@ -794,6 +831,7 @@ int main(void)
         {"gzip-compressed TSV tables are read, a truncated one refused", test_tsv_gz},
         {"rDCM refuses input it cannot fit, with what to fix", test_bad_input},
         {"rDCM inputs convolved with the HRF: blocks and FFT equal the definition", test_input_convolution},
+        {"TSV numbers: the fast paths equal strtod bit for bit", test_parse_number_exact},
         {NULL, NULL}};
     int rc = test_run("rdcm", cases);
     free_smith50();
