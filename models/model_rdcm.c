@@ -285,13 +285,15 @@ static void convolve_runs(model_rdcm_spectra *S, const rdcm_runs *R, int i, cons
         if (a == 0)
             continue;
         int k0 = start[j], k = j + 1 < nr ? start[j + 1] : Nu, L = k - k0;
+        /* indices (s - k + 1 ... s - k0) mod Nu at s = t r: the first is
+         * lo, stepping by r (no division in the loop) */
+        int lo = ((1 - k) % Nu + Nu) % Nu;
         for (int t = 0; t < N; t++) {
-            /* indices (s - k + 1 ... s - k0) mod Nu, s = t r */
-            long lo = ((long)t * r - k + 1) % Nu;
-            if (lo < 0)
-                lo += Nu;
             long double sum = lo + L <= Nu ? P[lo + L] - P[lo] : (P[Nu] - P[lo]) + P[lo + L - Nu];
             acc[t] += a * sum;
+            lo += r;
+            if (lo >= Nu)
+                lo -= Nu;
         }
     }
     for (int t = 0; t < N; t++)
