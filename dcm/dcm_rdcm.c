@@ -24,6 +24,7 @@ _Static_assert(MODEL_RDCM_NTERMS == 7, "dcm_rdcm_result.F_terms holds 7 terms pe
  * region and p0 would not fit in memory for hundreds of regions). */
 typedef struct {
     double *mu, *z, *var;   /* D each */
+    double *Sigma;          /* D x D when the caller keeps covariances, else NULL */
     double aN, bN, F, terms[MODEL_RDCM_NTERMS];
     int iterations;
 } region_fit;
@@ -99,6 +100,8 @@ static void keep_fit(region_fit *dst, const model_rdcm_fit *src)
     memcpy(dst->z, src->z, sizeof(double) * (size_t)D);
     for (int i = 0; i < D; i++)
         dst->var[i] = src->Sigma[i + (size_t)D * i];
+    if (dst->Sigma)
+        memcpy(dst->Sigma, src->Sigma, sizeof(double) * (size_t)D * D);
     dst->aN = src->aN, dst->bN = src->bN, dst->F = src->F, dst->iterations = src->iterations;
     memcpy(dst->terms, src->terms, sizeof dst->terms);
 }
@@ -348,6 +351,7 @@ static void regions_free(region_out *reg, int n, int np0)
                 free(reg[k].fit[p].mu);
                 free(reg[k].fit[p].z);
                 free(reg[k].fit[p].var);
+                free(reg[k].fit[p].Sigma);
             }
         free(reg[k].fit);
     }
@@ -375,6 +379,9 @@ static int regions_alloc(rdcm_job *J)
             R->fit[p].z = malloc(sizeof(double) * (size_t)R->D);
             R->fit[p].var = malloc(sizeof(double) * (size_t)R->D);
             if (!R->fit[p].mu || !R->fit[p].z || !R->fit[p].var)
+                return -1;
+            if (J->opt->keep_covariance &&
+                !(R->fit[p].Sigma = malloc(sizeof(double) * (size_t)R->D * R->D)))
                 return -1;
         }
     }
@@ -472,6 +479,22 @@ static int estimate_strided(const double *Y, int N, int n, double TR, const doub
         place_region(R, &J.reg[k], k, best, sparse, c_scale);
         R->F += R->F_regions[k];
     }
+    if (opt->keep_covariance) {
+        R->Sigma = calloc((size_t)n, sizeof(double *));
+        R->Sigma_cols = calloc((size_t)n, sizeof(int *));
+        R->Sigma_D = calloc((size_t)n, sizeof(int));
+        if (!R->Sigma || !R->Sigma_cols || !R->Sigma_D) {
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d regions", n);
+            goto done;
+        }
+        for (int k = 0; k < n; k++) {   /* taken over from the chosen p0's fit */
+            R->Sigma[k] = J.reg[k].fit[best].Sigma;
+            J.reg[k].fit[best].Sigma = NULL;
+            R->Sigma_cols[k] = J.reg[k].cols;
+            J.reg[k].cols = NULL;
+            R->Sigma_D[k] = J.reg[k].D;
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     R->seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     *out = R;
@@ -516,6 +539,7 @@ int dcm_rdcm_estimate_problem(const dcm_problem *P, dcm_result **out, dcm_error 
     o.order = sp->order ? DCM_RDCM_ORDER_FIXED : DCM_RDCM_ORDER_RANDOM;
     o.filter = sp->filter, o.np0 = sp->np0, o.p0 = sp->p0, o.restarts = sp->restarts;
     o.seed = sp->seed, o.threads = sp->threads > 0 ? sp->threads : 1;
+    o.keep_covariance = sp->keep_covariance;
     if (Nu != v * r)
         return dcm_error_set(err, DCM_ERR_INPUT, "rDCM: %d micro-time bins for %d scans (needs %d)",
                              Nu, v, v * r);

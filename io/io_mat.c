@@ -1609,6 +1609,39 @@ done:
     free(C);
 }
 
+/* TAPAS's sN: n x 1 cell, region k's posterior covariance in the units of
+ * the regression, over the columns of priors.m0 (A row k, C row k, the
+ * baseline when it is a regressor), zeros where region k has no
+ * regressor. Empty ([]) when the result kept no covariances. */
+static matvar_t *mk_rdcm_sN(const dcm_rdcm_result *X, int *ok)
+{
+    const int n = X->n, m = X->m, D = n + m + (X->has_baseline ? 1 : 0);
+    if (!X->Sigma)
+        return mk_num(NULL, 2, 0, 0, 0, NULL);
+    size_t dims[2] = {(size_t)n, 1};
+    matvar_t **cells = calloc((size_t)n, sizeof(matvar_t *));
+    double *full = malloc(sizeof(double) * (size_t)D * D);
+    int good = cells && full;
+    for (int k = 0; good && k < n; k++) {
+        memset(full, 0, sizeof(double) * (size_t)D * D);
+        const int Dk = X->Sigma_D[k], *cols = X->Sigma_cols[k];
+        for (int j = 0; X->Sigma[k] && j < Dk; j++)
+            for (int i = 0; i < Dk; i++)
+                if (cols[i] < D && cols[j] < D)
+                    full[cols[i] + (size_t)D * cols[j]] = X->Sigma[k][i + (size_t)Dk * j];
+        good = (cells[k] = mk_num(NULL, 2, (size_t)D, (size_t)D, 0, full)) != NULL;
+    }
+    matvar_t *c = good ? Mat_VarCreate(NULL, MAT_C_CELL, MAT_T_CELL, 2, dims, cells, 0) : NULL;
+    if (!c) {
+        *ok = 0;
+        for (int k = 0; cells && k < n; k++)
+            Mat_VarFree(cells[k]);
+    }
+    free(cells);
+    free(full);
+    return c;
+}
+
 /* TAPAS's `output` of tapas_rdcm_estimate (rDCM 2022_v1.4): Ep (A B C D
  * baseline), Ip (sparse: inclusion probabilities; rDCM: the pattern
  * a, c with ones on the diagonal, as tapas_rdcm_store_parameters), t, aN,
@@ -1618,9 +1651,9 @@ done:
  * (u, name, dt), time, ver. Added (not TAPAS's): Vp (posterior
  * variances, the diagonals of sN, C in reported units), iterations and
  * bins per region, sparse: p0, p0_all, logF_all; source. signal and
- * residuals: rdcm_signals. Left out: sN and Cp (per-region covariances are
- * not kept, only their diagonals), signal.y_clean (needs the true
- * parameters), allParam, statistics, rngSeed. */
+ * residuals: rdcm_signals. sN: mk_rdcm_sN. Left out: Cp (TAPAS's
+ * block-diagonal of the sN), signal.y_clean (needs the true parameters),
+ * allParam, statistics, rngSeed. */
 static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, int *ok)
 {
     const dcm_rdcm_result *X = R->rdcm;
@@ -1630,7 +1663,7 @@ static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, in
     static const char *const top[] = {"Ep", "Vp", "Ip", "t", "aN", "bN", "logF", "logF_r",
                                       "logF_term", "priors", "inversion", "signal", "inputs",
                                       "time", "iterations", "bins", "p0", "p0_all", "logF_all",
-                                      "residuals", "ver", "source", NULL};
+                                      "residuals", "sN", "ver", "source", NULL};
     matvar_t *O = mk_struct("output", top);
     size_t nbuf = (size_t)n * n * (m > 1 ? m : 1);
     if (nbuf < (size_t)n * (n + m + 1))
@@ -1744,6 +1777,7 @@ static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, in
         set_field(O, "p0_all", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
         set_field(O, "logF_all", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
     }
+    set_field(O, "sN", mk_rdcm_sN(X, ok), ok);
     set_field(O, "ver", mk_str(NULL, "2022_v1.4"), ok);
     set_field(O, "source", mk_str(NULL, "dcm (C11 reimplementation of TAPAS rDCM)"), ok);
     free(buf);

@@ -682,6 +682,70 @@ static void check_mat_signals(const char *mat, int N, int n, double TR)
     free(pi);
 }
 
+/* output.sN (TAPAS's per-region posterior covariances, kept because
+ * --mat was asked): n cells of (n+m+nb)^2, symmetric, diagonals equal to
+ * output.Vp (C back in the regression's units), positive definite over
+ * the region's regressors, and not diagonal (a full covariance). */
+static void check_mat_sN(const char *mat, int n, int m, int nb, double c_scale)
+{
+    int rank;
+    size_t dims[4];
+    double *VA = NULL, *VC = NULL;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_mat_read_array(mat, "output.Vp.A", &rank, dims, &VA, &err), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(io_mat_read_array(mat, "output.Vp.C", &rank, dims, &VC, &err), DCM_OK);
+    mat_t *mf = Mat_Open(mat, MAT_ACC_RDONLY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mf);
+    matvar_t *o = Mat_VarRead(mf, "output");
+    matvar_t *c = o ? Mat_VarGetStructFieldByName(o, "sN", 0) : NULL;
+    CU_ASSERT_FATAL(c && c->class_type == MAT_C_CELL && c->dims[0] == (size_t)n);
+    const int D = n + m + nb;
+    double worst = 0, offdiag = 0;
+    int pd = 1;
+    for (int k = 0; k < n; k++) {
+        matvar_t *S = Mat_VarGetCell(c, k);
+        CU_ASSERT_FATAL(S && S->dims[0] == (size_t)D && S->dims[1] == (size_t)D);
+        const double *x = S->data;
+        int idx[256], d = 0;
+        for (int j = 0; j < D; j++) {
+            double want = j < n ? VA[k + (size_t)n * j] : j < n + m ? VC[k + (size_t)n * (j - n)] / (c_scale * c_scale) : -1;
+            if (want >= 0)
+                worst = fmax(worst, fabs(x[j + (size_t)D * j] - want) / fmax(want, 1e-300));
+            if (x[j + (size_t)D * j] > 0 && d < 256)
+                idx[d++] = j;
+            for (int i = 0; i < D; i++) {
+                worst = fmax(worst, fabs(x[i + (size_t)D * j] - x[j + (size_t)D * i]) / fmax(fabs(x[i + (size_t)D * j]), 1e-300) * (x[i + (size_t)D * j] != 0));
+                if (i != j)
+                    offdiag = fmax(offdiag, fabs(x[i + (size_t)D * j]));
+            }
+        }
+        /* Cholesky over the region's regressors */
+        double L[256 * 256];
+        for (int j = 0; j < d && pd; j++)
+            for (int i = j; i < d; i++) {
+                double v = x[idx[i] + (size_t)D * idx[j]];
+                for (int q = 0; q < j; q++)
+                    v -= L[i + 256 * q] * L[j + 256 * q];
+                if (i == j) {
+                    if (!(v > 0))
+                        pd = 0;
+                    L[j + 256 * j] = sqrt(v > 0 ? v : 1);
+                } else {
+                    L[i + 256 * j] = v / L[j + 256 * j];
+                }
+            }
+    }
+    printf("\n  sN: diagonal vs Vp, symmetry %.1e; largest off-diagonal %.2e; positive definite %d", worst,
+           offdiag, pd);
+    CU_ASSERT(worst <= 1e-12);
+    CU_ASSERT(offdiag > 0);
+    CU_ASSERT(pd);
+    Mat_VarFree(o);
+    Mat_Close(mf);
+    free(VA);
+    free(VC);
+}
+
 /* dcm estimate --mat on an rDCM spec writes TAPAS's `output` struct: read
  * back with matio it equals the JSON result (Ep, variances, F, noise,
  * inclusion probabilities, p0 grid) to 1e-12; shapes as TAPAS's. Data
@@ -783,6 +847,7 @@ static void test_rdcm_mat(void)
         char mat[1024];
         snprintf(mat, sizeof mat, "%s/%s.mat", tmpdir, names[s]);
         check_mat_signals(mat, 200, 3, 1.0);
+        check_mat_sN(mat, 3, 1, s == 0, s == 0 ? 16.0 : 1.0);   /* mridge: empirical */
     }
     /* dcm report draws the fit in time from the result's spec (data and inputs) */
     snprintf(cmd, sizeof cmd, "report %s/msparse_fit.json -o %s/msparse.html --png %s/mpng", tmpdir, tmpdir,
