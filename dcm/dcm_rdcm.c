@@ -40,6 +40,7 @@ typedef struct {
     const dcm_rdcm_options *opt;
     const double *a, *c;
     int n, m, np0, Dmax;
+    int keep_cov;           /* keep each fit's full Sigma (region_fit.Sigma) */
     const double *grid;
     double input_scale;
     region_out *reg;
@@ -380,7 +381,7 @@ static int regions_alloc(rdcm_job *J)
             R->fit[p].var = malloc(sizeof(double) * (size_t)R->D);
             if (!R->fit[p].mu || !R->fit[p].z || !R->fit[p].var)
                 return -1;
-            if (J->opt->keep_covariance &&
+            if (J->keep_cov &&
                 !(R->fit[p].Sigma = malloc(sizeof(double) * (size_t)R->D * R->D)))
                 return -1;
         }
@@ -406,6 +407,48 @@ static int run_threads(rdcm_job *J, int threads)
         pthread_join(tid[t], NULL);
     free(tid);
     return J->rc;
+}
+
+/* The result's full covariances (opt->keep_covariance): taken over from
+ * the fits when J kept them (one p0), else every region fitted again at
+ * the chosen p0 alone. The fit of a region at a p0 depends only on the
+ * region, the p0 and the seed (its own random stream), so the second fit
+ * is the first, bit for bit; memory n D^2, not n D^2 per grid value. */
+static int keep_covariances(rdcm_job *J, dcm_rdcm_result *R, int best, const dcm_rdcm_options *opt,
+                            dcm_error *err)
+{
+    const int n = J->n;
+    R->Sigma = calloc((size_t)n, sizeof(double *));
+    R->Sigma_cols = calloc((size_t)n, sizeof(int *));
+    R->Sigma_D = calloc((size_t)n, sizeof(int));
+    if (!R->Sigma || !R->Sigma_cols || !R->Sigma_D)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d covariances", n);
+    rdcm_job J2, *from = J;
+    int p = best, rc = DCM_OK;
+    memset(&J2, 0, sizeof J2);
+    if (!J->keep_cov) {
+        J2.S = J->S, J2.opt = opt, J2.a = J->a, J2.c = J->c, J2.n = n, J2.m = J->m;
+        J2.np0 = 1, J2.grid = J->grid + best, J2.input_scale = J->input_scale, J2.keep_cov = 1;
+        atomic_init(&J2.next, 0);
+        pthread_mutex_init(&J2.lock, NULL);
+        if (regions_alloc(&J2))
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d covariances", n);
+        else if ((rc = run_threads(&J2, opt->threads)) != DCM_OK && err)
+            *err = J2.err;
+        from = &J2, p = 0;
+    }
+    for (int k = 0; rc == DCM_OK && k < n; k++) {
+        R->Sigma[k] = from->reg[k].fit[p].Sigma;
+        from->reg[k].fit[p].Sigma = NULL;
+        R->Sigma_cols[k] = from->reg[k].cols;
+        from->reg[k].cols = NULL;
+        R->Sigma_D[k] = from->reg[k].D;
+    }
+    if (from == &J2) {
+        pthread_mutex_destroy(&J2.lock);
+        regions_free(J2.reg, n, 1);
+    }
+    return rc;
 }
 
 /* dcm_rdcm_estimate with input i, micro-time bin t at u[t st + i si]. */
@@ -446,6 +489,8 @@ static int estimate_strided(const double *Y, int N, int n, double TR, const doub
     J.np0 = sparse ? (opt->np0 > 0 ? opt->np0 : DCM_RDCM_GRID_DEFAULT) : 1;
     J.grid = sparse && opt->np0 > 0 ? opt->p0 : grid;
     J.input_scale = opt->data == DCM_RDCM_SIMULATED ? 1.0 / r : 1.0;
+    /* sparse: the covariances only at the chosen p0 (keep_covariances) */
+    J.keep_cov = opt->keep_covariance && J.np0 == 1;
     atomic_init(&J.next, 0);
     pthread_mutex_init(&J.lock, NULL);
     dcm_rdcm_result *R = calloc(1, sizeof *R);
@@ -479,22 +524,8 @@ static int estimate_strided(const double *Y, int N, int n, double TR, const doub
         place_region(R, &J.reg[k], k, best, sparse, c_scale);
         R->F += R->F_regions[k];
     }
-    if (opt->keep_covariance) {
-        R->Sigma = calloc((size_t)n, sizeof(double *));
-        R->Sigma_cols = calloc((size_t)n, sizeof(int *));
-        R->Sigma_D = calloc((size_t)n, sizeof(int));
-        if (!R->Sigma || !R->Sigma_cols || !R->Sigma_D) {
-            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d regions", n);
-            goto done;
-        }
-        for (int k = 0; k < n; k++) {   /* taken over from the chosen p0's fit */
-            R->Sigma[k] = J.reg[k].fit[best].Sigma;
-            J.reg[k].fit[best].Sigma = NULL;
-            R->Sigma_cols[k] = J.reg[k].cols;
-            J.reg[k].cols = NULL;
-            R->Sigma_D[k] = J.reg[k].D;
-        }
-    }
+    if (opt->keep_covariance && (rc = keep_covariances(&J, R, best, opt, err)) != DCM_OK)
+        goto done;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     R->seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     *out = R;
