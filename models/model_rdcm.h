@@ -21,6 +21,10 @@
  *   part (the imaginary part is 0). W, v, yy are those of the complex
  *   regression, which is real because the rows are symmetric and the DFT of
  *   real data is conjugate-symmetric. N_k (bins) counts complex rows.
+ * - Inputs: the circular convolution with the HRF of an input that is
+ *   piecewise constant in few runs (block and event designs) is summed
+ *   from its runs (prefix sums of h, long double), others by Nu-point FFTs
+ *   (planned only then); both agree with TAPAS's FFT to rounding.
  * - FFTW: plan creation is not thread-safe in FFTW, execution is. All plans
  *   are made inside model_rdcm_spectra_build, under a mutex private to this
  *   file (FFTW's planner is process-global state; the mutex only serialises
