@@ -24,6 +24,7 @@ _Static_assert(MODEL_RDCM_NTERMS == 7, "dcm_rdcm_result.F_terms holds 7 terms pe
  * region and p0 would not fit in memory for hundreds of regions). */
 typedef struct {
     double *mu, *z, *var;   /* D each */
+    double *Sigma;          /* D x D when the caller keeps covariances, else NULL */
     double aN, bN, F, terms[MODEL_RDCM_NTERMS];
     int iterations;
 } region_fit;
@@ -39,6 +40,7 @@ typedef struct {
     const dcm_rdcm_options *opt;
     const double *a, *c;
     int n, m, np0, Dmax;
+    int keep_cov;           /* keep each fit's full Sigma (region_fit.Sigma) */
     const double *grid;
     double input_scale;
     region_out *reg;
@@ -99,6 +101,8 @@ static void keep_fit(region_fit *dst, const model_rdcm_fit *src)
     memcpy(dst->z, src->z, sizeof(double) * (size_t)D);
     for (int i = 0; i < D; i++)
         dst->var[i] = src->Sigma[i + (size_t)D * i];
+    if (dst->Sigma)
+        memcpy(dst->Sigma, src->Sigma, sizeof(double) * (size_t)D * D);
     dst->aN = src->aN, dst->bN = src->bN, dst->F = src->F, dst->iterations = src->iterations;
     memcpy(dst->terms, src->terms, sizeof dst->terms);
 }
@@ -231,9 +235,9 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int check_input(const double *Y, int N, int n, double TR, const double *u, int m, int r,
-                       const double *a, const double *c, const dcm_rdcm_options *o,
-                       dcm_error *err)
+static int check_input(const double *Y, int N, int n, double TR, const double *u, size_t st,
+                       size_t si, int m, int r, const double *a, const double *c,
+                       const dcm_rdcm_options *o, dcm_error *err)
 {
     char buf[256];
     if (!Y || N < 1 || n < 1 || !a || (m > 0 && (!u || !c)) || m < 0 || r < 1 || !o)
@@ -249,10 +253,11 @@ static int check_input(const double *Y, int N, int n, double TR, const double *u
                 return dcm_error_set(err, DCM_ERR_INPUT,
                                      "region %d, scan %d: value is not finite; rDCM needs "
                                      "complete series (remove or interpolate the scan)", k + 1, t + 1);
-    for (size_t i = 0; i < (size_t)N * r * m; i++)
-        if (!isfinite(u[i]))
-            return dcm_error_set(err, DCM_ERR_INPUT, "input %d, micro-time bin %zu: not finite",
-                                 (int)(i / ((size_t)N * r)) + 1, i % ((size_t)N * r) + 1);
+    for (size_t t = 0; t < (size_t)N * r; t++)
+        for (int i = 0; i < m; i++)
+            if (!isfinite(u[t * st + (size_t)i * si]))
+                return dcm_error_set(err, DCM_ERR_INPUT, "input %d, micro-time bin %zu: not finite",
+                                     i + 1, t + 1);
     if (o->method != DCM_RDCM_RIDGE && o->method != DCM_RDCM_SPARSE)
         return dcm_error_set(err, DCM_ERR_INPUT, "rDCM method must be rdcm or sparse_rdcm");
     if (!(o->filter >= 0) || !isfinite(o->filter))
@@ -347,6 +352,7 @@ static void regions_free(region_out *reg, int n, int np0)
                 free(reg[k].fit[p].mu);
                 free(reg[k].fit[p].z);
                 free(reg[k].fit[p].var);
+                free(reg[k].fit[p].Sigma);
             }
         free(reg[k].fit);
     }
@@ -375,6 +381,9 @@ static int regions_alloc(rdcm_job *J)
             R->fit[p].var = malloc(sizeof(double) * (size_t)R->D);
             if (!R->fit[p].mu || !R->fit[p].z || !R->fit[p].var)
                 return -1;
+            if (J->keep_cov &&
+                !(R->fit[p].Sigma = malloc(sizeof(double) * (size_t)R->D * R->D)))
+                return -1;
         }
     }
     return 0;
@@ -400,22 +409,78 @@ static int run_threads(rdcm_job *J, int threads)
     return J->rc;
 }
 
+/* The result's full covariances (opt->keep_covariance): taken over from
+ * the fits when J kept them (one p0), else every region fitted again at
+ * the chosen p0 alone. The fit of a region at a p0 depends only on the
+ * region, the p0 and the seed (its own random stream), so the second fit
+ * is the first, bit for bit; memory n D^2, not n D^2 per grid value. */
+static int keep_covariances(rdcm_job *J, dcm_rdcm_result *R, int best, const dcm_rdcm_options *opt,
+                            dcm_error *err)
+{
+    const int n = J->n;
+    R->Sigma = calloc((size_t)n, sizeof(double *));
+    R->Sigma_cols = calloc((size_t)n, sizeof(int *));
+    R->Sigma_D = calloc((size_t)n, sizeof(int));
+    if (!R->Sigma || !R->Sigma_cols || !R->Sigma_D)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d covariances", n);
+    rdcm_job J2, *from = J;
+    int p = best, rc = DCM_OK;
+    memset(&J2, 0, sizeof J2);
+    if (!J->keep_cov) {
+        J2.S = J->S, J2.opt = opt, J2.a = J->a, J2.c = J->c, J2.n = n, J2.m = J->m;
+        J2.np0 = 1, J2.grid = J->grid + best, J2.input_scale = J->input_scale, J2.keep_cov = 1;
+        atomic_init(&J2.next, 0);
+        pthread_mutex_init(&J2.lock, NULL);
+        if (regions_alloc(&J2))
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d covariances", n);
+        else if ((rc = run_threads(&J2, opt->threads)) != DCM_OK && err)
+            *err = J2.err;
+        from = &J2, p = 0;
+    }
+    for (int k = 0; rc == DCM_OK && k < n; k++) {
+        R->Sigma[k] = from->reg[k].fit[p].Sigma;
+        from->reg[k].fit[p].Sigma = NULL;
+        R->Sigma_cols[k] = from->reg[k].cols;
+        from->reg[k].cols = NULL;
+        R->Sigma_D[k] = from->reg[k].D;
+    }
+    if (from == &J2) {
+        pthread_mutex_destroy(&J2.lock);
+        regions_free(J2.reg, n, 1);
+    }
+    return rc;
+}
+
+/* dcm_rdcm_estimate with input i, micro-time bin t at u[t st + i si]. */
+static int estimate_strided(const double *Y, int N, int n, double TR, const double *u, size_t st,
+                            size_t si, int m, int r, const double *a, const double *c,
+                            const dcm_rdcm_options *opt, dcm_rdcm_result **out, dcm_error *err);
+
 int dcm_rdcm_estimate(const double *Y, int N, int n, double TR, const double *u, int m, int r,
                       const double *a, const double *c, const dcm_rdcm_options *opt,
                       dcm_rdcm_result **out, dcm_error *err)
+{
+    return estimate_strided(Y, N, n, TR, u, 1, (size_t)N * (r > 0 ? r : 0), m, r, a, c, opt, out,
+                            err);
+}
+
+static int estimate_strided(const double *Y, int N, int n, double TR, const double *u, size_t st,
+                            size_t si, int m, int r, const double *a, const double *c,
+                            const dcm_rdcm_options *opt, dcm_rdcm_result **out, dcm_error *err)
 {
     *out = NULL;
     dcm_library_init();   /* GSL error codes, OpenBLAS single-threaded */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = check_input(Y, N, n, TR, u, m, r, a, c, opt, err);
+    int rc = check_input(Y, N, n, TR, u, st, si, m, r, a, c, opt, err);
     if (rc != DCM_OK)
         return rc;
     int sparse = opt->method == DCM_RDCM_SPARSE;
     double grid[DCM_RDCM_GRID_DEFAULT];
     dcm_rdcm_default_grid(grid);
     model_rdcm_spectra S;
-    rc = model_rdcm_spectra_build_mt(&S, Y, N, n, TR, u, m, r, opt->filter, opt->threads, err);
+    rc = model_rdcm_spectra_build_strided(&S, Y, N, n, TR, u, st, si, m, r, opt->filter,
+                                          opt->threads, err);
     if (rc != DCM_OK)
         return rc;
     rdcm_job J;
@@ -424,6 +489,8 @@ int dcm_rdcm_estimate(const double *Y, int N, int n, double TR, const double *u,
     J.np0 = sparse ? (opt->np0 > 0 ? opt->np0 : DCM_RDCM_GRID_DEFAULT) : 1;
     J.grid = sparse && opt->np0 > 0 ? opt->p0 : grid;
     J.input_scale = opt->data == DCM_RDCM_SIMULATED ? 1.0 / r : 1.0;
+    /* sparse: the covariances only at the chosen p0 (keep_covariances) */
+    J.keep_cov = opt->keep_covariance && J.np0 == 1;
     atomic_init(&J.next, 0);
     pthread_mutex_init(&J.lock, NULL);
     dcm_rdcm_result *R = calloc(1, sizeof *R);
@@ -457,6 +524,8 @@ int dcm_rdcm_estimate(const double *Y, int N, int n, double TR, const double *u,
         place_region(R, &J.reg[k], k, best, sparse, c_scale);
         R->F += R->F_regions[k];
     }
+    if (opt->keep_covariance && (rc = keep_covariances(&J, R, best, opt, err)) != DCM_OK)
+        goto done;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     R->seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     *out = R;
@@ -501,19 +570,14 @@ int dcm_rdcm_estimate_problem(const dcm_problem *P, dcm_result **out, dcm_error 
     o.order = sp->order ? DCM_RDCM_ORDER_FIXED : DCM_RDCM_ORDER_RANDOM;
     o.filter = sp->filter, o.np0 = sp->np0, o.p0 = sp->p0, o.restarts = sp->restarts;
     o.seed = sp->seed, o.threads = sp->threads > 0 ? sp->threads : 1;
-    /* model_dcm keeps u[t*m + j]; the regression wants each input's column */
-    double *u = m > 0 ? malloc(sizeof(double) * (size_t)Nu * m) : NULL;
-    if (m > 0 && !u)
-        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory for the inputs");
-    for (int t = 0; t < Nu; t++) {   /* read in order: m write streams */
-        const double *ut = P->M->u + (size_t)t * m;
-        for (int j = 0; j < m; j++)
-            u[t + (size_t)Nu * j] = ut[j];
-    }
+    o.keep_covariance = sp->keep_covariance;
+    if (Nu != v * r)
+        return dcm_error_set(err, DCM_ERR_INPUT, "rDCM: %d micro-time bins for %d scans (needs %d)",
+                             Nu, v, v * r);
+    /* model_dcm keeps u[t*m + j]: read in place, no transposed copy */
     dcm_rdcm_result *X = NULL;
-    rc = dcm_rdcm_estimate(P->Y, v, n, P->M->TR, u, m, r, P->M->a, m > 0 ? P->M->c : NULL, &o, &X,
-                           err);
-    free(u);
+    rc = estimate_strided(P->Y, v, n, P->M->TR, m > 0 ? P->M->u : NULL, (size_t)m, 1, m, r,
+                          P->M->a, m > 0 ? P->M->c : NULL, &o, &X, err);
     if (rc) {
         if (err && P->source && !strstr(err->msg, P->source)) {   /* name the spec */
             char msg[2 * sizeof err->msg + 8];

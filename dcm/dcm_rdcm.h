@@ -50,10 +50,13 @@ typedef struct {
     dcm_rdcm_order order; /* sparse: random update orders (TAPAS) or 1..D (deterministic) */
     unsigned long long seed;
     int threads;          /* worker threads (>= 1) */
+    int keep_covariance;  /* 1: the result keeps each region's full posterior covariance
+                             (Sigma, Sigma_cols, Sigma_D; sparse: for every p0 until the
+                             choice, so n D^2 per p0 in memory) */
 } dcm_rdcm_options;
 
 #define DCM_RDCM_OPTIONS_DEFAULT \
-    {DCM_RDCM_RIDGE, DCM_RDCM_EMPIRICAL, 5.0, 0, NULL, 100, DCM_RDCM_ORDER_RANDOM, 2406ULL, 1}
+    {DCM_RDCM_RIDGE, DCM_RDCM_EMPIRICAL, 5.0, 0, NULL, 100, DCM_RDCM_ORDER_RANDOM, 2406ULL, 1, 0}
 
 /* dcm_rdcm_result: defined in dcm/core/dcm_core.h (a dcm_result carries one). */
 

@@ -15,6 +15,7 @@
 
 #include "io/io_atomic.h"
 #include "models/model_rdcm.h"
+#include "models/model_rdcm_sim.h"
 
 /* ------------------------------------------------------------------ */
 /* reading                                                             */
@@ -1517,6 +1518,130 @@ static matvar_t *mk_rdcm_par(const dcm_rdcm_result *X, const double *A, const do
     return s;
 }
 
+/* TAPAS's output.signal and output.residuals: the response of each
+ * region's regression, yd_source_fft (N x n complex, Y(:)): the DFT of the
+ * forward difference of the filtered series at every bin (0 at bins the
+ * filter removed), and its prediction yd_pred_rdcm_fft = X mu (mu the
+ * posterior means; sparse: weighted by the inclusion probabilities, as
+ * TAPAS's mN of sparse rDCM are), both over all N bins; y_pred_rdcm (the
+ * inputs through the posterior model, no noise, plus the baseline:
+ * tapas_rdcm_compute_signals) and the residuals y_source - y_pred_rdcm. */
+static void rdcm_signals(const dcm_problem *P, const dcm_rdcm_result *X, matvar_t *S, matvar_t *O,
+                         double *ubuf, int *ok)
+{
+    const int n = P->n, m = P->m, N = P->v, r = MODEL_DCM_MICROTIME, sparse = X->method == 1;
+    const int empirical = P->rdcm.data != 0;
+    const double input_scale = empirical ? 1.0 : 1.0 / r, c_scale = empirical ? 16.0 : 1.0;
+    const size_t NN = (size_t)N * n;
+    double *re = malloc(sizeof(double) * NN * 4), *A = malloc(sizeof(double) * (size_t)n * n);
+    double *C = malloc(sizeof(double) * (size_t)n * (m ? m : 1));
+    model_rdcm_spectra sp;
+    memset(&sp, 0, sizeof sp);
+    dcm_error err = {0, ""};
+    if (!re || !A || !C ||
+        model_rdcm_spectra_build_strided(&sp, P->Y, N, n, P->M->TR, m > 0 ? P->M->u : NULL,
+                                         (size_t)m, 1, m, r, P->rdcm.filter, 1, &err)) {
+        *ok = 0;
+        goto done;
+    }
+    double *im = re + NN, *pre = re + 2 * NN, *pim = re + 3 * NN;
+    for (int k = 0; k < n; k++)
+        for (int f = 0; f < N; f++) {
+            double complex yd = model_rdcm_response(&sp, k, f);
+            double complex x = X->has_baseline ? X->Ep_baseline[k] * (sparse ? X->Ip_baseline[k] : 1.0) *
+                                                     input_scale * sp.U[(size_t)m * N + f]
+                                               : 0.0;
+            for (int j = 0; j < n; j++) {
+                size_t at = k + (size_t)n * j;
+                x += X->Ep_A[at] * (sparse ? X->Ip_A[at] : 1.0) * sp.Yf[(size_t)j * N + f];
+            }
+            for (int i = 0; i < m; i++) {
+                size_t at = k + (size_t)n * i;
+                x += X->Ep_C[at] / c_scale * (sparse ? X->Ip_C[at] : 1.0) * input_scale *
+                     sp.U[(size_t)i * N + f];
+            }
+            size_t q = f + (size_t)N * k;
+            re[q] = creal(yd), im[q] = cimag(yd), pre[q] = creal(x), pim[q] = cimag(x);
+        }
+    size_t dims[2] = {NN, 1};
+    mat_complex_split_t zs = {re, im}, zp = {pre, pim};
+    set_field(S, "yd_source_fft", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, &zs,
+                                                MAT_F_COMPLEX), ok);
+    set_field(S, "yd_pred_rdcm_fft", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, &zp,
+                                                   MAT_F_COMPLEX), ok);
+    /* the time domain: A, C weighted by the inclusion probabilities */
+    for (size_t q = 0; q < (size_t)n * n; q++)
+        A[q] = X->Ep_A[q] * (sparse ? X->Ip_A[q] : 1.0);
+    for (size_t q = 0; q < (size_t)n * m; q++)
+        C[q] = X->Ep_C[q] * (sparse ? X->Ip_C[q] : 1.0);   /* reported units: the generator takes them */
+    double *y = re;   /* N x n, reusing the spectra's buffer */
+    if (m > 0) {
+        for (int t = 0; t < P->M->nu; t++)
+            for (int j = 0; j < m; j++)
+                ubuf[t + (size_t)P->M->nu * j] = P->M->u[(size_t)t * m + j];
+        if (model_rdcm_generate(A, C, n, ubuf, m, N, r, P->M->TR, INFINITY, 0, P->region_names,
+                                NULL, y, &err)) {
+            *ok = 0;
+            goto done;
+        }
+    } else {
+        memset(y, 0, sizeof(double) * NN);
+    }
+    double mse = 0;
+    for (int k = 0; k < n; k++)
+        for (int t = 0; t < N; t++) {
+            size_t q = t + (size_t)N * k;
+            if (X->has_baseline)
+                y[q] += X->Ep_baseline[k] * (sparse ? X->Ip_baseline[k] : 1.0);
+            pre[q] = P->Y[q] - y[q];
+            mse += pre[q] * pre[q] / (double)NN;
+        }
+    set_field(S, "y_pred_rdcm", mk_num(NULL, 2, NN, 1, 0, y), ok);
+    static const char *const rf[] = {"y_mse_rdcm", "R_rdcm", NULL};
+    matvar_t *Rs = mk_struct(NULL, rf);
+    set_field(Rs, "y_mse_rdcm", mk_scalar(NULL, mse), ok);
+    set_field(Rs, "R_rdcm", mk_num(NULL, 2, NN, 1, 0, pre), ok);
+    set_field(O, "residuals", Rs, ok);
+done:
+    model_rdcm_spectra_free(&sp);
+    free(re);
+    free(A);
+    free(C);
+}
+
+/* TAPAS's sN: n x 1 cell, region k's posterior covariance in the units of
+ * the regression, over the columns of priors.m0 (A row k, C row k, the
+ * baseline when it is a regressor), zeros where region k has no
+ * regressor. Empty ([]) when the result kept no covariances. */
+static matvar_t *mk_rdcm_sN(const dcm_rdcm_result *X, int *ok)
+{
+    const int n = X->n, m = X->m, D = n + m + (X->has_baseline ? 1 : 0);
+    if (!X->Sigma)
+        return mk_num(NULL, 2, 0, 0, 0, NULL);
+    size_t dims[2] = {(size_t)n, 1};
+    matvar_t **cells = calloc((size_t)n, sizeof(matvar_t *));
+    double *full = malloc(sizeof(double) * (size_t)D * D);
+    int good = cells && full;
+    for (int k = 0; good && k < n; k++) {
+        memset(full, 0, sizeof(double) * (size_t)D * D);
+        const int Dk = X->Sigma_D[k], *cols = X->Sigma_cols[k];
+        for (int j = 0; X->Sigma[k] && j < Dk; j++)
+            for (int i = 0; i < Dk; i++)
+                if (cols[i] < D && cols[j] < D)
+                    full[cols[i] + (size_t)D * cols[j]] = X->Sigma[k][i + (size_t)Dk * j];
+        good = (cells[k] = mk_num(NULL, 2, (size_t)D, (size_t)D, 0, full)) != NULL;
+    }
+    matvar_t *c = good ? Mat_VarCreate(NULL, MAT_C_CELL, MAT_T_CELL, 2, dims, cells, 0) : NULL;
+    if (!c) {
+        *ok = 0;
+        for (int k = 0; cells && k < n; k++)
+            Mat_VarFree(cells[k]);
+    }
+    free(cells);
+    free(full);
+    return c;
+}
+
 /* TAPAS's `output` of tapas_rdcm_estimate (rDCM 2022_v1.4): Ep (A B C D
  * baseline), Ip (sparse: inclusion probabilities; rDCM: the pattern
  * a, c with ones on the diagonal, as tapas_rdcm_store_parameters), t, aN,
@@ -1525,10 +1650,10 @@ static matvar_t *mk_rdcm_par(const dcm_rdcm_result *X, const double *A, const do
  * regression, a0, b0), inversion, signal (y_source = Y(:), name), inputs
  * (u, name, dt), time, ver. Added (not TAPAS's): Vp (posterior
  * variances, the diagonals of sN, C in reported units), iterations and
- * bins per region, sparse: p0, p0_all, logF_all; source. Left out: sN and
- * Cp (per-region covariances are not kept, only their diagonals),
- * signal.yd_source_fft / yd_pred_rdcm_fft / y_pred_rdcm / y_clean,
- * residuals, allParam, statistics, rngSeed. */
+ * bins per region, sparse: p0, p0_all, logF_all; source. signal and
+ * residuals: rdcm_signals. sN: mk_rdcm_sN. Left out: Cp (TAPAS's
+ * block-diagonal of the sN), signal.y_clean (needs the true parameters),
+ * allParam, statistics, rngSeed. */
 static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, int *ok)
 {
     const dcm_rdcm_result *X = R->rdcm;
@@ -1538,7 +1663,7 @@ static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, in
     static const char *const top[] = {"Ep", "Vp", "Ip", "t", "aN", "bN", "logF", "logF_r",
                                       "logF_term", "priors", "inversion", "signal", "inputs",
                                       "time", "iterations", "bins", "p0", "p0_all", "logF_all",
-                                      "ver", "source", NULL};
+                                      "residuals", "sN", "ver", "source", NULL};
     matvar_t *O = mk_struct("output", top);
     size_t nbuf = (size_t)n * n * (m > 1 ? m : 1);
     if (nbuf < (size_t)n * (n + m + 1))
@@ -1615,10 +1740,12 @@ static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, in
     set_field(O, "priors", Pr, ok);
     set_field(O, "inversion", mk_str(NULL, sparse ? "tapas_rdcm_sparse" : "tapas_rdcm_ridge"), ok);
 
-    static const char *const sf[] = {"y_source", "name", NULL};
+    static const char *const sf[] = {"y_source", "yd_source_fft", "yd_pred_rdcm_fft", "y_pred_rdcm",
+                                     "name", NULL};
     matvar_t *S = mk_struct(NULL, sf);
     set_field(S, "y_source", mk_num(NULL, 2, (size_t)v * n, 1, 0, P->Y), ok);
     set_field(S, "name", mk_cellstr(NULL, P->region_names, n), ok);
+    rdcm_signals(P, X, S, O, buf, ok);
     set_field(O, "signal", S, ok);
     /* inputs at micro-time, nu x m (model_dcm keeps them row-major) */
     static const char *const uf[] = {"u", "name", "dt", NULL};
@@ -1650,6 +1777,7 @@ static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, in
         set_field(O, "p0_all", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
         set_field(O, "logF_all", mk_num(NULL, 2, 0, 0, 0, NULL), ok);
     }
+    set_field(O, "sN", mk_rdcm_sN(X, ok), ok);
     set_field(O, "ver", mk_str(NULL, "2022_v1.4"), ok);
     set_field(O, "source", mk_str(NULL, "dcm (C11 reimplementation of TAPAS rDCM)"), ok);
     free(buf);

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,26 +25,26 @@ static int is_gz_path(const char *path)
     return n > 3 && strcmp(path + n - 3, ".gz") == 0;
 }
 
-/* A gzip-compressed table, decompressed into memory (*mem, freed by the
- * caller after fclose) and opened as a stream. */
-static FILE *open_gz(const char *path, FILE *f, char **mem, dcm_error *err)
+/* A gzip-compressed table, decompressed into memory (*mem, len bytes, one
+ * more holding a NUL; freed by the caller). Closes f. */
+static int gz_slurp(const char *path, FILE *f, char **mem, size_t *len_out, dcm_error *err)
 {
     *mem = NULL;
+    *len_out = 0;
     int fd = dup(fileno(f));
     fclose(f);
     gzFile g = fd >= 0 ? gzdopen(fd, "rb") : NULL;
     if (!g) {
         if (fd >= 0)
             close(fd);
-        dcm_error_set(err, DCM_ERR_SYSTEM, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "cannot read %s: %s", path, strerror(errno));
     }
     size_t len = 0, cap = 1 << 16;
-    char *buf = malloc(cap);
+    char *buf = malloc(cap + 1);
     int got = 0;
     while (buf) {
         if (len == cap) {
-            char *nb = cap < IO_GZ_MAX ? realloc(buf, 2 * cap) : NULL;
+            char *nb = cap < IO_GZ_MAX ? realloc(buf, 2 * cap + 1) : NULL;
             if (!nb) {
                 free(buf);
                 buf = NULL;
@@ -64,27 +65,36 @@ static FILE *open_gz(const char *path, FILE *f, char **mem, dcm_error *err)
     else if (zerr == Z_BUF_ERROR)
         zmsg = "the compressed data end early: the file is truncated";
     gzclose(g);
-    if (!buf) {
-        dcm_error_set(err, DCM_ERR_INPUT, "%s: decompressed table too large (more than %zu bytes) "
-                      "or out of memory", path, IO_GZ_MAX);
-        return NULL;
-    }
+    if (!buf)
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: decompressed table too large (more than %zu "
+                             "bytes) or out of memory", path, IO_GZ_MAX);
     if (zmsg) {
         free(buf);
-        dcm_error_set(err, DCM_ERR_INPUT, "%s: not a valid gzip file (%s); decompress it or write "
-                      "it again with gzip", path, zmsg);
-        return NULL;
+        return dcm_error_set(err, DCM_ERR_INPUT, "%s: not a valid gzip file (%s); decompress it "
+                             "or write it again with gzip", path, zmsg);
     }
-    FILE *m = len ? fmemopen(buf, len, "r") : NULL;
+    buf[len] = '\0';
+    *mem = buf;
+    *len_out = len;
+    return DCM_OK;
+}
+
+/* The same, opened as a stream. */
+static FILE *open_gz(const char *path, FILE *f, char **mem, dcm_error *err)
+{
+    size_t len;
+    if (gz_slurp(path, f, mem, &len, err))
+        return NULL;
+    FILE *m = len ? fmemopen(*mem, len, "r") : NULL;
     if (!m) {
-        free(buf);
+        free(*mem);
+        *mem = NULL;
         if (len)
             dcm_error_set(err, DCM_ERR_SYSTEM, "%s: cannot open the decompressed table", path);
         else
             dcm_error_set(err, DCM_ERR_INPUT, "%s: file is empty (no rows)", path);
         return NULL;
     }
-    *mem = buf;
     return m;
 }
 
@@ -279,12 +289,46 @@ int io_text_read(const char *path, io_text_table *t, dcm_error *err)
     return rc;
 }
 
+/* 16 to 19 significant digits (what "%.17g" and shortest round-trip
+ * writers give): the digits and the power of ten (up to 1e27) are exact in
+ * x87's 64-bit-mantissa long double, so one multiply or divide there is
+ * correctly rounded; rounding that again to double is the correctly
+ * rounded double unless the long double lies within one of its units of
+ * a halfway point between doubles (its 11 extra bits 0x3FF..0x401), left
+ * to strtod. Returns 0 and sets *x, or -1. */
+static int extended_decimal(uint64_t mant, int e, double *x)
+{
+#if defined(__x86_64__) && LDBL_MANT_DIG == 64
+    static const long double pow10l[28] = {
+        1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+        1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+        1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+    if (e < -27 || e > 27)
+        return -1;
+    long double q = (long double)mant;
+    q = e >= 0 ? q * pow10l[e] : q / pow10l[-e];
+    int ex;
+    long double fr = frexpl(q, &ex);   /* q = fr 2^ex, fr in [0.5, 1) */
+    if (ex < -1000 || ex > 1000)
+        return -1;
+    uint64_t bits = (uint64_t)ldexpl(fr, 64), low = bits & 0x7FF;
+    if (low >= 0x3FF && low <= 0x401)
+        return -1;
+    *x = (double)q;
+    return 0;
+#else
+    (void)mant, (void)e, (void)x;
+    return -1;
+#endif
+}
+
 /* Plain decimals ([+-]digits[.digits][e[+-]digits]) with at most 15
  * significant digits and a decimal exponent within +-22: the digits are an
  * exact double and so is the power of ten, so one multiply or divide gives
  * the correctly rounded value, the double strtod returns (Clinger's fast
- * path); without strtod's locale and multi-precision work. Returns 0 and
- * sets *x, or -1 for anything else (left to strtod). */
+ * path); 16 to 19 digits by extended_decimal; without strtod's locale and
+ * multi-precision work. Returns 0 and sets *x, or -1 for anything else
+ * (left to strtod). */
 static int parse_plain_decimal(const char *s, double *x)
 {
     static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -307,7 +351,7 @@ static int parse_plain_decimal(const char *s, double *x)
                 mant = mant * 10 + (uint64_t)(*p - '0');
                 sig++;
             }
-    if (!digits || sig > 15)
+    if (!digits || sig > 19)
         return -1;
     int e = 0;
     if (*p == 'e' || *p == 'E') {
@@ -330,7 +374,10 @@ static int parse_plain_decimal(const char *s, double *x)
     double v = (double)mant;
     if (mant == 0)
         v = 0.0;
-    else if (e >= 0 && e <= 22)
+    else if (sig > 15) {
+        if (extended_decimal(mant, e, &v))
+            return -1;
+    } else if (e >= 0 && e <= 22)
         v *= pow10[e];
     else if (e < 0 && e >= -22)
         v /= pow10[-e];
@@ -375,8 +422,197 @@ int io_parse_number(const char *s, double *x)
     return 0;
 }
 
+/* The whole file (decompressed when .gz) in memory, NUL-terminated. */
+static char *slurp(const char *path, size_t *len, dcm_error *err)
+{
+    FILE *f = io_input_open(path, "table", err);
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    if (is_gz_path(path)) {
+        if (gz_slurp(path, f, &buf, len, err))
+            return NULL;
+        return buf;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size < IO_GZ_MAX)
+        buf = malloc((size_t)st.st_size + 1);
+    *len = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+    if (buf && (ferror(f) || *len != (size_t)st.st_size)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        buf[*len] = '\0';
+    return buf;
+}
+
+/* Trim cell [s, e) of blanks and one pair of double quotes (as cell_dup),
+ * end it with a NUL in place and return its start. */
+static char *cell_in_place(char *s, char *e)
+{
+    while (s < e && isspace((unsigned char)*s))
+        s++;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
+    if (e - s >= 2 && s[0] == '"' && e[-1] == '"') {
+        s++;
+        e--;
+    }
+    *e = '\0';
+    return s;
+}
+
+static int names_nonempty(char *const *names, int cols)
+{
+    for (int c = 0; c < cols; c++)
+        if (!names[c][0])
+            return 0;
+    return 1;
+}
+
+/* io_tsv_read for well-formed tables, parsing in place without a string
+ * per cell (a whole-brain series has 10^5-10^6 cells). Returns 0 with *t
+ * filled exactly as the general path would, or -1 for anything unusual
+ * (a read error, a NUL byte, ragged rows, one column, a cell that is not a
+ * number, ...): the caller then takes the general path, which says what is
+ * wrong. */
+static int tsv_read_fast(const char *path, io_table *t)
+{
+    memset(t, 0, sizeof *t);
+    size_t len = 0;
+    dcm_error quiet = {0};
+    char *buf = slurp(path, &len, &quiet);
+    if (!buf)
+        return -1;
+    char *p = buf, *end = buf + len;
+    if (memchr(buf, '\0', len)) {
+        free(buf);
+        return -1;
+    }
+    if (len >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
+        (unsigned char)p[2] == 0xBF)
+        p += 3;
+    int lineno = 0, header = -1, cols = 0, rows = 0, cap = 0, ok = 1;
+    char delim = '\t';
+    double *vals = NULL;   /* row-major while reading */
+    int *lines = NULL;
+    while (ok && p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end, *next = nl ? nl + 1 : end;
+        lineno++;
+        char *q = p;
+        while (q < le && isspace((unsigned char)*q))
+            q++;
+        if (q == le) {          /* a blank line */
+            p = next;
+            continue;
+        }
+        if (header < 0) {
+            delim = memchr(p, '\t', (size_t)(le - p)) ? '\t' : memchr(p, ',', (size_t)(le - p)) ? ',' : '\t';
+            cols = 1;
+            for (q = p; q < le; q++)
+                cols += *q == delim;
+            if (cols < 2)
+                break;          /* one column: the general path checks for spaces */
+            /* the first row: names (a header) or numbers; never both. Read
+             * without changing buf: a row of numbers is data, parsed below */
+            int nname = 0, nnum = 0;
+            char *s = p, tmp[256];
+            t->names = calloc((size_t)cols, sizeof(char *));
+            for (int c = 0; c < cols && t->names && ok; c++) {
+                char *e = memchr(s, delim, (size_t)(le - s));
+                e = e ? e : le;
+                size_t n = (size_t)(e - s);
+                if (n >= sizeof tmp) {
+                    ok = 0;
+                    break;
+                }
+                memcpy(tmp, s, n);
+                char *cell = cell_in_place(tmp, tmp + n);
+                double x;
+                if (cell[0]) {
+                    if (io_parse_number(cell, &x) == 1)
+                        nname++;
+                    else
+                        nnum++;
+                }
+                ok = (t->names[c] = strdup(cell)) != NULL;
+                s = e + 1;
+            }
+            if (!t->names || !ok || (nname && nnum) || (nname && !names_nonempty(t->names, cols))) {
+                ok = 0;
+                break;
+            }
+            header = nname > 0;
+            if (header) {
+                p = next;
+                continue;
+            }
+            for (int c = 0; c < cols; c++)
+                free(t->names[c]);
+            free(t->names);
+            t->names = NULL;
+        }
+        int k = 1;
+        for (q = p; q < le; q++)
+            k += *q == delim;
+        if (k != cols) {
+            ok = 0;
+            break;
+        }
+        if (rows == cap) {
+            int nc = cap ? 2 * cap : 1024;
+            double *nv = realloc(vals, sizeof(double) * (size_t)nc * (size_t)cols);
+            if (nv)
+                vals = nv;
+            int *nlines = realloc(lines, sizeof(int) * (size_t)nc);
+            if (nlines)
+                lines = nlines;
+            if (!nv || !nlines) {
+                ok = 0;
+                break;
+            }
+            cap = nc;
+        }
+        char *s = p;
+        for (int c = 0; c < cols && ok; c++) {
+            char *e = memchr(s, delim, (size_t)(le - s));
+            e = e ? e : le;
+            char *cell = cell_in_place(s, e);
+            ok = io_parse_number(cell, &vals[(size_t)rows * cols + c]) == 0;
+            s = e + 1;
+        }
+        lines[rows++] = lineno;
+        p = next;
+    }
+    free(buf);
+    ok = ok && header >= 0 && rows > 0 && cols >= 2;
+    if (ok) {
+        t->rows = rows, t->cols = cols;
+        t->data = malloc(sizeof(double) * (size_t)rows * (size_t)cols);
+        t->line = lines;
+        lines = NULL;
+        ok = t->data != NULL;
+        for (int r = 0; ok && r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                t->data[r + (size_t)c * rows] = vals[(size_t)r * cols + c];
+    }
+    free(vals);
+    free(lines);
+    if (!ok) {
+        t->cols = cols;   /* io_table_free frees cols names */
+        io_table_free(t);
+        return -1;
+    }
+    return 0;
+}
+
 int io_tsv_read(const char *path, io_table *t, dcm_error *err)
 {
+    if (tsv_read_fast(path, t) == 0)
+        return DCM_OK;
     memset(t, 0, sizeof *t);
     io_text_table tt;
     int rc = io_text_read(path, &tt, err);

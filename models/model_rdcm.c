@@ -103,24 +103,33 @@ static void ffts_free(rdcm_ffts *F)
     fftw_free(F->fn);
 }
 
-static int ffts_init(rdcm_ffts *F, int N, int Nu, int need_u)
+static int ffts_init(rdcm_ffts *F, int N, int Nu)
 {
     memset(F, 0, sizeof *F);
     F->N = N, F->Nu = Nu;
-    F->tu = fftw_malloc(sizeof(double) * (size_t)Nu);
     F->tn = fftw_malloc(sizeof(double) * (size_t)N);
-    F->fu = fftw_malloc(sizeof(fftw_complex) * (size_t)(Nu / 2 + 1));
     F->fn = fftw_malloc(sizeof(fftw_complex) * (size_t)(N / 2 + 1));
-    if (!F->tu || !F->tn || !F->fu || !F->fn)
+    if (!F->tn || !F->fn)
         return -1;
     pthread_mutex_lock(&fftw_planner_lock);
-    if (need_u) {
-        F->fwd_u = fftw_plan_dft_r2c_1d(Nu, F->tu, F->fu, FFTW_ESTIMATE);
-        F->inv_u = fftw_plan_dft_c2r_1d(Nu, F->fu, F->tu, FFTW_ESTIMATE);
-    }
     F->fwd_n = fftw_plan_dft_r2c_1d(N, F->tn, F->fn, FFTW_ESTIMATE);
     pthread_mutex_unlock(&fftw_planner_lock);
-    return (need_u && (!F->fwd_u || !F->inv_u)) || !F->fwd_n ? -1 : 0;
+    return F->fwd_n ? 0 : -1;
+}
+
+/* The Nu-point transforms, only for inputs that are not blocks. */
+static int ffts_plan_u(rdcm_ffts *F)
+{
+    int Nu = F->Nu;
+    F->tu = fftw_malloc(sizeof(double) * (size_t)Nu);
+    F->fu = fftw_malloc(sizeof(fftw_complex) * (size_t)(Nu / 2 + 1));
+    if (!F->tu || !F->fu)
+        return -1;
+    pthread_mutex_lock(&fftw_planner_lock);
+    F->fwd_u = fftw_plan_dft_r2c_1d(Nu, F->tu, F->fu, FFTW_ESTIMATE);
+    F->inv_u = fftw_plan_dft_c2r_1d(Nu, F->fu, F->tu, FFTW_ESTIMATE);
+    pthread_mutex_unlock(&fftw_planner_lock);
+    return F->fwd_u && F->inv_u ? 0 : -1;
 }
 
 /* Full N-bin DFT of x (N samples) into out, by conjugate symmetry. */
@@ -198,13 +207,107 @@ static void filter_region(model_rdcm_spectra *S, int k, const unsigned char *uni
     S->kept[k] = nk;
 }
 
-/* Inputs first, first + step, ... of convolve_inputs, with buffers of
- * their own (FFTW's new-array execute is thread-safe; same plan, same
- * numbers in any thread). */
+/* The inputs at micro-time: input i, bin t at u[t * st + i * si]. */
+typedef struct {
+    const double *u;
+    size_t st, si;
+} rdcm_inputs;
+
+static double input_at(const rdcm_inputs *in, int i, int t)
+{
+    return in->u[(size_t)t * in->st + (size_t)i * in->si];
+}
+
+/* The runs of equal value of the inputs, found in one pass over the
+ * bins (in the order the caller keeps them): run j of input i starts at
+ * bin start[i * cap + j] with value val[...]; runs[i] counts them, and
+ * only the first cap are kept (more: the input takes the FFT). */
+typedef struct {
+    int cap;
+    int *start, *runs;
+    double *val;
+} rdcm_runs;
+
+static int runs_find(rdcm_runs *R, const rdcm_inputs *in, int m, int Nu, int cap)
+{
+    R->cap = cap;
+    R->start = malloc(sizeof(int) * (size_t)m * cap);
+    R->val = malloc(sizeof(double) * (size_t)m * cap);
+    R->runs = calloc((size_t)m, sizeof(int));
+    double *prev = malloc(sizeof(double) * (size_t)m);
+    if (!R->start || !R->val || !R->runs || !prev) {
+        free(prev);
+        return -1;
+    }
+    for (int t = 0; t < Nu; t++) {
+        const double *ut = in->u + (size_t)t * in->st;
+        for (int i = 0; i < m; i++) {
+            double x = ut[(size_t)i * in->si];
+            if (t > 0 && x == prev[i])
+                continue;
+            int j = R->runs[i]++;
+            if (j < cap) {
+                R->start[(size_t)i * cap + j] = t;
+                R->val[(size_t)i * cap + j] = x;
+            }
+            prev[i] = x;
+        }
+    }
+    free(prev);
+    return 0;
+}
+
+static void runs_free(rdcm_runs *R)
+{
+    free(R->start);
+    free(R->val);
+    free(R->runs);
+}
+
+/* Block designs: u piecewise constant in few runs. A run of value a over
+ * bins [k0, k1) adds a * sum_{j=k0}^{k1-1} h[(s - j) mod Nu] to the
+ * circular convolution at s: a circular range sum of h, O(1) from prefix
+ * sums P (Nu + 1, long double: the differences keep ~19 digits). This is
+ * TAPAS's real(ifft(fft(u) .* fft(h))) without the Nu-point transforms
+ * (which for Nu = 16 N with N not smooth cost more than the whole fit);
+ * the two agree to rounding (1e-16 of the largest value). */
+static void convolve_runs(model_rdcm_spectra *S, const rdcm_runs *R, int i, const long double *P,
+                          long double *acc)
+{
+    int N = S->N, r = S->r, Nu = N * r, nr = R->runs[i];
+    const int *start = R->start + (size_t)i * R->cap;
+    const double *val = R->val + (size_t)i * R->cap;
+    double *w = S->uconv + (size_t)i * N;
+    for (int t = 0; t < N; t++)
+        acc[t] = 0;
+    for (int j = 0; j < nr; j++) {
+        double a = val[j];
+        if (a == 0)
+            continue;
+        int k0 = start[j], k = j + 1 < nr ? start[j + 1] : Nu, L = k - k0;
+        /* indices (s - k + 1 ... s - k0) mod Nu at s = t r: the first is
+         * lo, stepping by r (no division in the loop) */
+        int lo = ((1 - k) % Nu + Nu) % Nu;
+        for (int t = 0; t < N; t++) {
+            long double sum = lo + L <= Nu ? P[lo + L] - P[lo] : (P[Nu] - P[lo]) + P[lo + L - Nu];
+            acc[t] += a * sum;
+            lo += r;
+            if (lo >= Nu)
+                lo -= Nu;
+        }
+    }
+    for (int t = 0; t < N; t++)
+        w[t] = (double)acc[t];
+}
+
+/* Inputs first, first + step, ... of convolve_inputs that need the FFT,
+ * with buffers of their own (FFTW's new-array execute is thread-safe;
+ * same plan, same numbers in any thread). */
 typedef struct {
     model_rdcm_spectra *S;
     const rdcm_ffts *F;
-    const double *u;
+    const rdcm_inputs *in;
+    const unsigned char *by_fft;
     const double complex *Hu;
     int first, step, rc;
 } conv_part;
@@ -218,7 +321,10 @@ static void *convolve_part(void *arg)
     fftw_complex *fu = fftw_malloc(sizeof(fftw_complex) * (size_t)nh);
     c->rc = tu && fu ? 0 : -1;
     for (int i = c->first; i < S->m && c->rc == 0; i += c->step) {
-        memcpy(tu, c->u + (size_t)i * Nu, sizeof(double) * (size_t)Nu);
+        if (!c->by_fft[i])
+            continue;
+        for (int t = 0; t < Nu; t++)
+            tu[t] = input_at(c->in, i, t);
         fftw_execute_dft_r2c(c->F->fwd_u, tu, fu);
         double complex *fz = (double complex *)fu;
         for (int f = 0; f < nh; f++)
@@ -233,41 +339,75 @@ static void *convolve_part(void *arg)
 }
 
 /* Convolve every input circularly with the HRF at micro-time and sample
- * the result at the scans (TAPAS: real(ifft(fft(u) .* fft(h)))), the
- * inputs shared among up to `threads` threads. */
-static int convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const double *u, int threads)
+ * the result at the scans (TAPAS: real(ifft(fft(u) .* fft(h)))): block
+ * inputs by their runs, others by FFT (planned only then), shared among
+ * up to `threads` threads. */
+static int convolve_inputs(model_rdcm_spectra *S, rdcm_ffts *F, const rdcm_inputs *in,
+                           int threads)
 {
-    int N = S->N, Nu = N * S->r, nh = Nu / 2 + 1;
-    double complex *Hu = malloc(sizeof(double complex) * (size_t)nh);
-    if (!Hu)
+    int N = S->N, Nu = N * S->r, nh = Nu / 2 + 1, m = S->m, any_fft = 0;
+    unsigned char *by_fft = malloc((size_t)m);
+    long double *P = malloc(sizeof(long double) * ((size_t)Nu + 1 + (size_t)N));
+    if (!by_fft || !P) {
+        free(by_fft);
+        free(P);
         return -1;
-    memcpy(F->tu, S->h, sizeof(double) * (size_t)Nu);
-    fftw_execute(F->fwd_u);
-    memcpy(Hu, F->fu, sizeof(double complex) * (size_t)nh);
-    if (threads > S->m)
-        threads = S->m;
-    if (threads > CONV_MAX_THREADS)
-        threads = CONV_MAX_THREADS;
-    if (threads < 1)
-        threads = 1;
-    conv_part part[CONV_MAX_THREADS];
-    pthread_t tid[CONV_MAX_THREADS];
-    int started[CONV_MAX_THREADS] = {0};
-    for (int t = 0; t < threads; t++)
-        part[t] = (conv_part){S, F, u, Hu, t, threads, 0};
-    for (int t = 1; t < threads; t++)
-        started[t] = pthread_create(&tid[t], NULL, convolve_part, &part[t]) == 0;
-    /* a thread that did not start: its inputs done here */
-    convolve_part(&part[0]);
-    int rc = part[0].rc;
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            convolve_part(&part[t]);
-        rc |= part[t].rc;
+    }
+    /* runs cost N each, an FFT pair ~ 2 Nu log2(Nu) / N of them */
+    int cap = (int)fmin(2.0 * Nu * log2((double)Nu) / N, (double)Nu) + 1;
+    rdcm_runs R = {0};
+    if (runs_find(&R, in, m, Nu, cap)) {
+        runs_free(&R);
+        free(by_fft);
+        free(P);
+        return -1;
+    }
+    for (int i = 0; i < m; i++) {
+        by_fft[i] = R.runs[i] > cap;
+        any_fft |= by_fft[i];
+    }
+    P[0] = 0;
+    for (int k = 0; k < Nu; k++)
+        P[k + 1] = P[k] + S->h[k];
+    for (int i = 0; i < m; i++)
+        if (!by_fft[i])
+            convolve_runs(S, &R, i, P, P + Nu + 1);
+    runs_free(&R);
+    free(P);
+    int rc = 0;
+    double complex *Hu = NULL;
+    if (any_fft && (ffts_plan_u(F) || !(Hu = malloc(sizeof(double complex) * (size_t)nh))))
+        rc = -1;
+    if (any_fft && rc == 0) {
+        memcpy(F->tu, S->h, sizeof(double) * (size_t)Nu);
+        fftw_execute(F->fwd_u);
+        memcpy(Hu, F->fu, sizeof(double complex) * (size_t)nh);
+        if (threads > m)
+            threads = m;
+        if (threads > CONV_MAX_THREADS)
+            threads = CONV_MAX_THREADS;
+        if (threads < 1)
+            threads = 1;
+        conv_part part[CONV_MAX_THREADS];
+        pthread_t tid[CONV_MAX_THREADS];
+        int started[CONV_MAX_THREADS] = {0};
+        for (int t = 0; t < threads; t++)
+            part[t] = (conv_part){S, F, in, by_fft, Hu, t, threads, 0};
+        for (int t = 1; t < threads; t++)
+            started[t] = pthread_create(&tid[t], NULL, convolve_part, &part[t]) == 0;
+        /* a thread that did not start: its inputs done here */
+        convolve_part(&part[0]);
+        rc = part[0].rc;
+        for (int t = 1; t < threads; t++) {
+            if (started[t])
+                pthread_join(tid[t], NULL);
+            else
+                convolve_part(&part[t]);
+            rc |= part[t].rc;
+        }
     }
     free(Hu);
+    free(by_fft);
     return rc;
 }
 
@@ -301,6 +441,15 @@ int model_rdcm_spectra_build_mt(model_rdcm_spectra *S, const double *Y, int N, i
                                 const double *u, int m, int r, double thr, int threads,
                                 dcm_error *err)
 {
+    return model_rdcm_spectra_build_strided(S, Y, N, n, TR, u, 1, (size_t)N * r, m, r, thr,
+                                            threads, err);
+}
+
+int model_rdcm_spectra_build_strided(model_rdcm_spectra *S, const double *Y, int N, int n,
+                                     double TR, const double *u, size_t u_step_bin,
+                                     size_t u_step_input, int m, int r, double thr, int threads,
+                                     dcm_error *err)
+{
     memset(S, 0, sizeof *S);
     if (n < 1 || m < 0 || r < 1 || !(TR > 0) || !(thr >= 0) || (m > 0 && !u))
         return dcm_error_set(err, DCM_ERR_INPUT,
@@ -321,13 +470,14 @@ int model_rdcm_spectra_build_mt(model_rdcm_spectra *S, const double *Y, int N, i
     unsigned char *unin = malloc((size_t)N);
     double *scratch = malloc(sizeof(double) * 2 * (size_t)N);
     int rc = DCM_OK;
-    if (spectra_alloc(S) || !unin || !scratch || ffts_init(&F, N, N * r, m > 0)) {
+    if (spectra_alloc(S) || !unin || !scratch || ffts_init(&F, N, N * r)) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d scans x %d regions", N, n);
         goto done;
     }
     int Nu = N * r;
     model_rdcm_hrf(TR / r, Nu, S->h);
-    if (m > 0 && convolve_inputs(S, &F, u, threads)) {
+    rdcm_inputs in = {u, u_step_bin, u_step_input};
+    if (m > 0 && convolve_inputs(S, &F, &in, threads)) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "rDCM: out of memory for %d scans x %d regions", N, n);
         goto done;
     }

@@ -21,6 +21,10 @@
  *   part (the imaginary part is 0). W, v, yy are those of the complex
  *   regression, which is real because the rows are symmetric and the DFT of
  *   real data is conjugate-symmetric. N_k (bins) counts complex rows.
+ * - Inputs: the circular convolution with the HRF of an input that is
+ *   piecewise constant in few runs (block and event designs) is summed
+ *   from its runs (prefix sums of h, long double), others by Nu-point FFTs
+ *   (planned only then); both agree with TAPAS's FFT to rounding.
  * - FFTW: plan creation is not thread-safe in FFTW, execution is. All plans
  *   are made inside model_rdcm_spectra_build, under a mutex private to this
  *   file (FFTW's planner is process-global state; the mutex only serialises
@@ -40,6 +44,7 @@
 #define MODEL_RDCM_H
 
 #include <complex.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dcm/core/dcm_core.h"
@@ -96,6 +101,12 @@ int model_rdcm_spectra_build(model_rdcm_spectra *S, const double *Y, int N, int 
 int model_rdcm_spectra_build_mt(model_rdcm_spectra *S, const double *Y, int N, int n, double TR,
                                 const double *u, int m, int r, double thr, int threads,
                                 dcm_error *err);
+/* The same with input i, micro-time bin t at u[t * u_step_bin + i *
+ * u_step_input] (so a caller's bins x inputs array needs no transposing). */
+int model_rdcm_spectra_build_strided(model_rdcm_spectra *S, const double *Y, int N, int n,
+                                     double TR, const double *u, size_t u_step_bin,
+                                     size_t u_step_input, int m, int r, double thr, int threads,
+                                     dcm_error *err);
 void model_rdcm_spectra_free(model_rdcm_spectra *S);
 
 /* The response of region k at bin f: the DFT of its forward difference,

@@ -699,6 +699,91 @@ static void test_bad_input(void)
     CU_ASSERT(strstr(err.msg, "region 1, scan 6") != NULL);
 }
 
+/* The inputs convolved with the HRF (circularly, sampled at the scans):
+ * block inputs (few runs, by prefix sums) and a noisy input (by FFT)
+ * against the definition sum_k h[k] u[(t r - k) mod Nu] computed here
+ * directly; an odd number of scans and TR 2 s; the same numbers when the
+ * inputs are passed bins x inputs (strided) instead of inputs x bins. */
+static void test_input_convolution(void)
+{
+    enum { N = 45, n = 2, m = 3, r = 16, Nu = N * r };
+    const double TR = 2.0;
+    double Y[N * n], *u = malloc(sizeof(double) * Nu * m), *ut = malloc(sizeof(double) * Nu * m);
+    double *h = malloc(sizeof(double) * Nu);
+    CU_ASSERT_FATAL(u && ut && h);
+    synthetic(N, n, Y);
+    for (int k = 0; k < Nu; k++) {
+        u[k] = (k >= 40 && k < 200) || (k >= 500 && k < 530) ? 1.0 : 0.0;   /* blocks */
+        u[Nu + k] = k >= Nu - 50 || k < 30 ? 2.5 : k >= 300 && k < 301 ? -1.0 : 0.0;  /* wraps */
+        u[2 * Nu + k] = sin(0.37 * k) + 0.2 * ((k * 7919) % 13);   /* every bin differs: FFT */
+    }
+    for (int k = 0; k < Nu; k++)
+        for (int i = 0; i < m; i++)
+            ut[(size_t)k * m + i] = u[(size_t)i * Nu + k];
+    model_rdcm_hrf(TR / r, Nu, h);
+    model_rdcm_spectra S, St;
+    dcm_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(model_rdcm_spectra_build(&S, Y, N, n, TR, u, m, r, 5.0, &err), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(model_rdcm_spectra_build_strided(&St, Y, N, n, TR, ut, m, 1, m, r, 5.0, 2, &err),
+                          DCM_OK);
+    double worst[m] = {0}, big = 0;
+    for (int i = 0; i < m; i++)
+        for (int t = 0; t < N; t++) {
+            long double w = 0;
+            for (int k = 0; k < Nu; k++)
+                w += (long double)h[k] * u[(size_t)i * Nu + ((t * r - k) % Nu + Nu) % Nu];
+            big = fmax(big, fabs((double)w));
+            worst[i] = fmax(worst[i], fabs(S.uconv[(size_t)i * N + t] - (double)w));
+            CU_ASSERT(S.uconv[(size_t)i * N + t] == St.uconv[(size_t)i * N + t]);
+        }
+    printf("\n  |uconv - direct| / max: blocks %.1e, wrapping blocks %.1e, FFT %.1e ", worst[0] / big,
+           worst[1] / big, worst[2] / big);
+    for (int i = 0; i < m; i++)
+        CU_ASSERT(worst[i] <= 1e-13 * big);
+    model_rdcm_spectra_free(&S);
+    model_rdcm_spectra_free(&St);
+    free(u);
+    free(ut);
+    free(h);
+}
+
+/* io_parse_number's fast paths (15 digits; 16 to 19 digits in long
+ * double) give the double strtod gives, bit for bit: doubles written with
+ * %.17g and %.16g, and decimals next to halfway points between doubles
+ * (the double-rounding cases), 300000 of them. */
+static void test_parse_number_exact(void)
+{
+    uint64_t st = 88172645463325252ull;
+    long mismatches = 0, fast = 0;
+    char buf[64];
+    for (long i = 0; i < 300000; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        double d, u = (double)(st >> 11) / 9007199254740992.0;   /* [0, 1) */
+        int kind = (int)(i % 4);
+        if (kind == 0) {
+            memcpy(&d, &st, sizeof d);
+            if (!isfinite(d))
+                continue;
+            snprintf(buf, sizeof buf, "%.17g", d);
+        } else if (kind == 1) {
+            snprintf(buf, sizeof buf, "%.16g", (u - 0.5) * pow(10, (int)(i % 21) - 10));
+        } else {
+            d = u * pow(10, (int)(i % 11) - 5);
+            long double mid = ((long double)d + nextafter(d, INFINITY)) / 2;
+            snprintf(buf, sizeof buf, kind == 2 ? "%.18Lg" : "%.19Lg", mid);
+        }
+        double a = 0, b = strtod(buf, NULL);
+        if (io_parse_number(buf, &a) != 0)
+            continue;
+        fast++;
+        if (memcmp(&a, &b, sizeof a) != 0 && mismatches++ < 5)
+            printf("\n  %s: %.17g, strtod %.17g", buf, a, b);
+    }
+    printf("\n  %ld numbers, %ld differ from strtod ", fast, mismatches);
+    CU_ASSERT(fast > 290000);
+    CU_ASSERT_EQUAL(mismatches, 0);
+}
+
 /* .tsv.gz tables (io_tsv): read as the plain table; a truncated gzip is an
  * error that names the file (no ../shared needed). */
 static void test_tsv_gz(void)
@@ -745,6 +830,8 @@ int main(void)
         {"smith50 sparse rDCM with random restarts: F within 0.1 % of TAPAS's", test_smith50_sparse_random},
         {"gzip-compressed TSV tables are read, a truncated one refused", test_tsv_gz},
         {"rDCM refuses input it cannot fit, with what to fix", test_bad_input},
+        {"rDCM inputs convolved with the HRF: blocks and FFT equal the definition", test_input_convolution},
+        {"TSV numbers: the fast paths equal strtod bit for bit", test_parse_number_exact},
         {NULL, NULL}};
     int rc = test_run("rdcm", cases);
     free_smith50();

@@ -5,7 +5,9 @@
  * reduce / peb / batch on rDCM results, resting state (no inputs), and the
  * bad input an rDCM spec can have (exit 2, the reason, no output). */
 #define _XOPEN_SOURCE 700
+#include <complex.h>
 #include <math.h>
+#include <matio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,6 +597,155 @@ static double mat_vs_json(const char *mat, const char *field, json_t *j, int sq,
     return d;
 }
 
+/* A complex N x 1 field of output.signal, read with matio: re, im
+ * (malloc'd); returns the length or -1. */
+static long mat_complex_field(const char *path, const char *field, double **re, double **im)
+{
+    *re = *im = NULL;
+    mat_t *mf = Mat_Open(path, MAT_ACC_RDONLY);
+    if (!mf)
+        return -1;
+    long len = -1;
+    matvar_t *o = Mat_VarRead(mf, "output");
+    matvar_t *sg = o ? Mat_VarGetStructFieldByName(o, "signal", 0) : NULL;
+    matvar_t *f = sg ? Mat_VarGetStructFieldByName(sg, field, 0) : NULL;
+    if (f && f->isComplex && f->class_type == MAT_C_DOUBLE && f->rank == 2 && f->dims[1] == 1) {
+        const mat_complex_split_t *z = f->data;
+        len = (long)f->dims[0];
+        *re = malloc(sizeof(double) * (size_t)len);
+        *im = malloc(sizeof(double) * (size_t)len);
+        memcpy(*re, z->Re, sizeof(double) * (size_t)len);
+        memcpy(*im, z->Im, sizeof(double) * (size_t)len);
+    }
+    Mat_VarFree(o);
+    Mat_Close(mf);
+    return len;
+}
+
+/* output.signal and output.residuals against a recomputation from the
+ * data: yd_source_fft at every bin the filter kept is the DFT of the
+ * forward difference of y_source (computed here directly), 0 elsewhere;
+ * yd_pred_rdcm_fft fits it (less residual than the response itself);
+ * R_rdcm = y_source - y_pred_rdcm and y_mse_rdcm its mean square. */
+static void check_mat_signals(const char *mat, int N, int n, double TR)
+{
+    int rank;
+    size_t dims[4];
+    double *y = NULL, *yp = NULL, *R = NULL, *mse = NULL, *dr, *di, *pr, *pi;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_mat_read_array(mat, "output.signal.y_source", &rank, dims, &y, &err), DCM_OK);
+    CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.signal.y_pred_rdcm", &rank, dims, &yp, &err), DCM_OK);
+    CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.residuals.R_rdcm", &rank, dims, &R, &err), DCM_OK);
+    CU_ASSERT_EQUAL(io_mat_read_array(mat, "output.residuals.y_mse_rdcm", &rank, dims, &mse, &err), DCM_OK);
+    CU_ASSERT_EQUAL(mat_complex_field(mat, "yd_source_fft", &dr, &di), (long)N * n);
+    CU_ASSERT_EQUAL(mat_complex_field(mat, "yd_pred_rdcm_fft", &pr, &pi), (long)N * n);
+    if (y && yp && R && mse && dr && pr) {
+        double d = 0, ms = 0, scale = 0;
+        for (int q = 0; q < N * n; q++) {
+            d = fmax(d, fabs(y[q] - yp[q] - R[q]));
+            ms += R[q] * R[q] / (N * n);
+            scale = fmax(scale, fabs(y[q]));
+        }
+        CU_ASSERT(d <= 1e-12 * scale);
+        CU_ASSERT_DOUBLE_EQUAL(mse[0], ms, 1e-12 * ms);
+        for (int k = 0; k < n; k++) {
+            double worst = 0, big = 0, res = 0, tot = 0;
+            int kept = 0;
+            for (int f = 0; f < N; f++) {
+                size_t q = f + (size_t)N * k;
+                double complex yd = dr[q] + I * di[q], p = pr[q] + I * pi[q];
+                big = fmax(big, cabs(yd));
+                if (yd == 0)
+                    continue;
+                kept++;
+                double complex Y = 0;
+                for (int t = 0; t < N; t++)
+                    Y += y[t + (size_t)N * k] * cexp(-2 * M_PI * I * (double)f * t / N);
+                worst = fmax(worst, cabs(yd - (cexp(2 * M_PI * I * (double)f / N) - 1) * Y / TR));
+                res += cabs(yd - p) * cabs(yd - p);
+                tot += cabs(yd) * cabs(yd);
+            }
+            CU_ASSERT(kept > 2);
+            CU_ASSERT(worst <= 1e-9 * big);
+            CU_ASSERT(res < 0.9 * tot);
+            printf("\n  region %d: %d kept bins, yd_source vs direct DFT %.2e, |yd - pred|^2 / |yd|^2 = %.3f",
+                   k + 1, kept, worst / big, res / tot);
+        }
+    }
+    free(y);
+    free(yp);
+    free(R);
+    free(mse);
+    free(dr);
+    free(di);
+    free(pr);
+    free(pi);
+}
+
+/* output.sN (TAPAS's per-region posterior covariances, kept because
+ * --mat was asked): n cells of (n+m+nb)^2, symmetric, diagonals equal to
+ * output.Vp (C back in the regression's units), positive definite over
+ * the region's regressors, and not diagonal (a full covariance). */
+static void check_mat_sN(const char *mat, int n, int m, int nb, double c_scale)
+{
+    int rank;
+    size_t dims[4];
+    double *VA = NULL, *VC = NULL;
+    dcm_error err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(io_mat_read_array(mat, "output.Vp.A", &rank, dims, &VA, &err), DCM_OK);
+    CU_ASSERT_EQUAL_FATAL(io_mat_read_array(mat, "output.Vp.C", &rank, dims, &VC, &err), DCM_OK);
+    mat_t *mf = Mat_Open(mat, MAT_ACC_RDONLY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mf);
+    matvar_t *o = Mat_VarRead(mf, "output");
+    matvar_t *c = o ? Mat_VarGetStructFieldByName(o, "sN", 0) : NULL;
+    CU_ASSERT_FATAL(c && c->class_type == MAT_C_CELL && c->dims[0] == (size_t)n);
+    const int D = n + m + nb;
+    double worst = 0, offdiag = 0;
+    int pd = 1;
+    for (int k = 0; k < n; k++) {
+        matvar_t *S = Mat_VarGetCell(c, k);
+        CU_ASSERT_FATAL(S && S->dims[0] == (size_t)D && S->dims[1] == (size_t)D);
+        const double *x = S->data;
+        int idx[256], d = 0;
+        for (int j = 0; j < D; j++) {
+            double want = j < n ? VA[k + (size_t)n * j] : j < n + m ? VC[k + (size_t)n * (j - n)] / (c_scale * c_scale) : -1;
+            if (want >= 0)
+                worst = fmax(worst, fabs(x[j + (size_t)D * j] - want) / fmax(want, 1e-300));
+            if (x[j + (size_t)D * j] > 0 && d < 256)
+                idx[d++] = j;
+            for (int i = 0; i < D; i++) {
+                worst = fmax(worst, fabs(x[i + (size_t)D * j] - x[j + (size_t)D * i]) / fmax(fabs(x[i + (size_t)D * j]), 1e-300) * (x[i + (size_t)D * j] != 0));
+                if (i != j)
+                    offdiag = fmax(offdiag, fabs(x[i + (size_t)D * j]));
+            }
+        }
+        /* Cholesky over the region's regressors */
+        double L[256 * 256];
+        for (int j = 0; j < d && pd; j++)
+            for (int i = j; i < d; i++) {
+                double v = x[idx[i] + (size_t)D * idx[j]];
+                for (int q = 0; q < j; q++)
+                    v -= L[i + 256 * q] * L[j + 256 * q];
+                if (i == j) {
+                    if (!(v > 0))
+                        pd = 0;
+                    L[j + 256 * j] = sqrt(v > 0 ? v : 1);
+                } else {
+                    L[i + 256 * j] = v / L[j + 256 * j];
+                }
+            }
+    }
+    printf("\n  sN: diagonal vs Vp, symmetry %.1e; largest off-diagonal %.2e; positive definite %d", worst,
+           offdiag, pd);
+    CU_ASSERT(worst <= 1e-12);
+    CU_ASSERT(offdiag > 0);
+    CU_ASSERT(pd);
+    Mat_VarFree(o);
+    Mat_Close(mf);
+    free(VA);
+    free(VC);
+}
+
 /* dcm estimate --mat on an rDCM spec writes TAPAS's `output` struct: read
  * back with matio it equals the JSON result (Ep, variances, F, noise,
  * inclusion probabilities, p0 grid) to 1e-12; shapes as TAPAS's. Data
@@ -692,11 +843,18 @@ static void test_rdcm_mat(void)
         }
         json_decref(r);
     }
+    for (int s = 0; s < 2; s++) {
+        char mat[1024];
+        snprintf(mat, sizeof mat, "%s/%s.mat", tmpdir, names[s]);
+        check_mat_signals(mat, 200, 3, 1.0);
+        check_mat_sN(mat, 3, 1, s == 0, s == 0 ? 16.0 : 1.0);   /* mridge: empirical */
+    }
     /* dcm report draws the fit in time from the result's spec (data and inputs) */
     snprintf(cmd, sizeof cmd, "report %s/msparse_fit.json -o %s/msparse.html --png %s/mpng", tmpdir, tmpdir,
              tmpdir);
     CU_ASSERT_EQUAL(test_dcm(cmd, out, sizeof out), 0);
     CU_ASSERT(exists("mpng/fit.png") && exists("mpng/inclusion.png") && exists("mpng/connectivity.png"));
+    CU_ASSERT(exists("mpng/fit_spectra.png"));   /* the fit in the frequency domain */
     char hp[1024];
     snprintf(hp, sizeof hp, "%s/msparse.html", tmpdir);
     FILE *hf = fopen(hp, "r");
@@ -707,6 +865,8 @@ static void test_rdcm_mat(void)
         fclose(hf);
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "alt=\"observed and predicted BOLD\""));
     CU_ASSERT_PTR_NULL(strstr(html, "No fit in time"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "alt=\"observed and predicted spectra\""));
+    CU_ASSERT_PTR_NULL(strstr(html, "No fit in the frequency domain"));
     /* its spec gone: the report is still written, and says why the fit is missing */
     snprintf(hp, sizeof hp, "%s/msparse.json", tmpdir);
     CU_ASSERT_EQUAL(unlink(hp), 0);
@@ -719,6 +879,7 @@ static void test_rdcm_mat(void)
     if (hf)
         fclose(hf);
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "No fit in time: its spec could not be read"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "No fit in the frequency domain: its spec could not be read"));
     /* the .mat cannot be written: neither file is left */
     snprintf(cmd, sizeof cmd, "estimate %s/mridge.json -o %s/nomat.json --mat %s/no/such/dir/r.mat -q",
              tmpdir, tmpdir, tmpdir);

@@ -152,6 +152,7 @@ int cmd_estimate(int argc, char **argv)
         return fail_event(&ps, &err);
     }
     P->rdcm.threads = threads > 0 ? (int)threads : dcm_batch_cpus(NULL);
+    P->rdcm.keep_covariance = mat_out != NULL;   /* TAPAS's sN in the .mat */
     if (maxit > 0)
         P->maxit = (int)maxit;
     if (spm12_te && io_mat_use_spm12_te(P)) {

@@ -55,6 +55,13 @@ void dcm_rdcm_result_free(dcm_rdcm_result *R)
     free(R->Ip_baseline);
     free(R->p0_grid);
     free(R->F_per_p0);
+    for (int k = 0; R->Sigma && k < R->n; k++) {
+        free(R->Sigma[k]);
+        free(R->Sigma_cols[k]);
+    }
+    free(R->Sigma);
+    free(R->Sigma_cols);
+    free(R->Sigma_D);
     free(R);
 }
 

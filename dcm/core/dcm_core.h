@@ -71,6 +71,8 @@ typedef struct {
     int restarts;           /* sparse: restarts per region and p0 (100) */
     unsigned long long seed;
     int threads;            /* not from the spec: worker threads (dcm estimate -j; 0 = 1) */
+    int keep_covariance;    /* not from the spec: keep each region's full posterior
+                               covariance in the result (dcm estimate --mat: TAPAS's sN) */
 } dcm_rdcm_spec;
 
 /* A regression DCM's result (filled by dcm/dcm_rdcm.c; column-major,
@@ -90,6 +92,11 @@ typedef struct dcm_rdcm_result {
     int np0, p0_index;
     double *p0_grid, *F_per_p0, p0;
     double seconds;
+    /* when asked (keep_covariance): region k's posterior covariance over its
+       Sigma_D[k] regressors Sigma_cols[k] (numbering of models/model_rdcm.h:
+       0..n-1 A row, n..n+m-1 C row, n+m the constant); else NULL */
+    int *Sigma_D, **Sigma_cols;
+    double **Sigma;
 } dcm_rdcm_result;
 void dcm_rdcm_result_free(dcm_rdcm_result *R);
 

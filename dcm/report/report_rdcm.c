@@ -17,6 +17,7 @@
 #include "io/io_atomic.h"
 #include "io/io_spec.h"
 #include "models/model_dcm.h"
+#include "models/model_rdcm.h"
 #include "models/model_rdcm_sim.h"
 
 #define HALF_PI 1.57079632679489661923
@@ -161,16 +162,11 @@ static int read_rect(json_t *j, int n, int k, double *M)
  * noise, plus each region's baseline. *P and the prediction (v x n) on
  * success; else NULL with the reason in why. Resting state (no inputs)
  * has no fit in time: the noise-free model is flat. */
-static double *rdcm_predict(const char *result, json_t *doc, const io_result_summary *s,
-                            dcm_problem **Pout, char *why, size_t len)
+static dcm_problem *rdcm_problem(const char *result, json_t *doc, const io_result_summary *s,
+                                 char *why, size_t len)
 {
-    *Pout = NULL;
-    const int n = s->n, m = s->m, sparse = s->rdcm == 2;
+    const int n = s->n, m = s->m;
     json_t *sp = json_object_get(doc, "spec");
-    if (m == 0) {
-        snprintf(why, len, "resting state (no inputs): the noise-free model has no signal to show");
-        return NULL;
-    }
     if (!json_is_string(sp)) {
         snprintf(why, len, "%s names no spec", result);
         return NULL;
@@ -181,13 +177,25 @@ static double *rdcm_predict(const char *result, json_t *doc, const io_result_sum
         snprintf(why, len, "its spec could not be read (%s)", err.msg);
         return NULL;
     }
-    const int v = P->v, Nu = P->M->nu;
     if (P->analysis != DCM_ANALYSIS_RDCM || P->n != n || P->m != m) {
         snprintf(why, len, "its spec %s no longer matches the result (%d regions, %d inputs)",
                  json_string_value(sp), n, m);
         dcm_problem_free(P);
         return NULL;
     }
+    return P;
+}
+
+static double *rdcm_predict(const char *result, json_t *doc, const io_result_summary *s,
+                            const dcm_problem *P, char *why, size_t len)
+{
+    const int n = s->n, m = s->m, sparse = s->rdcm == 2;
+    if (m == 0) {
+        snprintf(why, len, "resting state (no inputs): the noise-free model has no signal to show");
+        return NULL;
+    }
+    const int v = P->v, Nu = P->M->nu;
+    dcm_error err = {0, ""};
     double *A = malloc(sizeof(double) * (size_t)n * n), *C = malloc(sizeof(double) * (size_t)n * m);
     double *IA = malloc(sizeof(double) * (size_t)n * n), *IC = malloc(sizeof(double) * (size_t)n * m);
     double *u = malloc(sizeof(double) * (size_t)Nu * m), *y = malloc(sizeof(double) * (size_t)v * n);
@@ -227,11 +235,132 @@ static double *rdcm_predict(const char *result, json_t *doc, const io_result_sum
     free(u);
     if (!ok) {
         free(y);
-        dcm_problem_free(P);
         return NULL;
     }
-    *Pout = P;
     return y;
+}
+
+/* The fit in the frequency domain of the first FIT_REGIONS regions: the
+ * regression's response Yd (the DFT of the forward difference of the
+ * filtered series, what rDCM fits) and its prediction X mu (TAPAS's
+ * yd_pred_rdcm_fft; sparse: mu weighted by the inclusion probabilities),
+ * as magnitudes over the half spectrum, NAN at bins outside the
+ * regression. obs, pred: FIT_REGIONS x (N/2 + 1); *N_out the scans. */
+static int spectral_fit(json_t *doc, const io_result_summary *s, const dcm_problem *P,
+                        double **obs_out, double **pred_out, int *N_out, char *why, size_t len)
+{
+    const int n = s->n, m = s->m, N = P->v, nh = N / 2 + 1, sparse = s->rdcm == 2;
+    const int np = n < FIT_REGIONS ? n : FIT_REGIONS, r = MODEL_DCM_MICROTIME;
+    const int empirical = P->rdcm.data != 0;
+    const double input_scale = empirical ? 1.0 : 1.0 / r, c_scale = empirical ? 16.0 : 1.0;
+    double *A = malloc(sizeof(double) * (size_t)n * n), *C = malloc(sizeof(double) * (size_t)n * (m + 1));
+    double *IA = malloc(sizeof(double) * (size_t)n * n), *IC = malloc(sizeof(double) * (size_t)n * (m + 1));
+    double *obs = malloc(sizeof(double) * (size_t)np * nh), *pred = malloc(sizeof(double) * (size_t)np * nh);
+    model_rdcm_spectra S;
+    memset(&S, 0, sizeof S);
+    int ok = A && C && IA && IC && obs && pred;
+    json_t *pm = json_object_get(doc, "posterior_mean"), *ip = json_object_get(doc, "inclusion_probability");
+    if (!ok)
+        snprintf(why, len, "out of memory");
+    else if (read_rect(json_object_get(pm, "A"), n, n, A) ||
+             (m > 0 && read_rect(json_object_get(pm, "C"), n, m, C)) ||
+             (sparse && (read_rect(json_object_get(ip, "A"), n, n, IA) ||
+                         (m > 0 && read_rect(json_object_get(ip, "C"), n, m, IC))))) {
+        snprintf(why, len, "the posterior blocks A, C are not %dx%d, %dx%d matrices", n, n, n, m);
+        ok = 0;
+    }
+    dcm_error err = {0, ""};
+    if (ok && model_rdcm_spectra_build_strided(&S, P->Y, N, n, P->M->TR, m > 0 ? P->M->u : NULL,
+                                               (size_t)m, 1, m, r, P->rdcm.filter, 1, &err)) {
+        snprintf(why, len, "the spectra could not be computed (%s)", err.msg);
+        ok = 0;
+    }
+    json_t *base = json_object_get(pm, "baseline"), *ipb = json_object_get(ip, "baseline");
+    for (int k = 0; ok && k < np; k++) {
+        const unsigned char *mask = S.mask + (size_t)k * N;
+        double b = json_is_array(base) ? json_number_value(json_array_get(base, (size_t)k)) : 0.0;
+        if (sparse && json_is_array(ipb))
+            b *= json_number_value(json_array_get(ipb, (size_t)k));
+        for (int f = 0; f < nh; f++) {
+            double *o = obs + (size_t)k * nh + f, *q = pred + (size_t)k * nh + f;
+            if (!mask[f]) {
+                *o = *q = NAN;
+                continue;
+            }
+            double complex x = b * input_scale * S.U[(size_t)m * N + f];
+            for (int j = 0; j < n; j++) {
+                size_t at = k + (size_t)n * j;
+                x += A[at] * (sparse ? IA[at] : 1.0) * S.Yf[(size_t)j * N + f];
+            }
+            for (int i = 0; i < m; i++) {
+                size_t at = k + (size_t)n * i;
+                x += C[at] / c_scale * (sparse ? IC[at] : 1.0) * input_scale * S.U[(size_t)i * N + f];
+            }
+            *o = cabs(model_rdcm_response(&S, k, f));
+            *q = cabs(x);
+        }
+    }
+    model_rdcm_spectra_free(&S);
+    free(A);
+    free(C);
+    free(IA);
+    free(IC);
+    if (!ok) {
+        free(obs);
+        free(pred);
+        return -1;
+    }
+    *obs_out = obs, *pred_out = pred, *N_out = N;
+    return 0;
+}
+
+/* Observed and predicted spectra of the first regions, one panel each. */
+static int spectral_figure(plot_figure *f, const dcm_problem *P, const double *obs,
+                           const double *pred, int N)
+{
+    const int nh = N / 2 + 1, np = P->n < FIT_REGIONS ? P->n : FIT_REGIONS;
+    const double W = 900, left = 88, right = 24, ph = 140, gap = 56, top = 96, bottom = 56;
+    const double df = 1.0 / (N * P->M->TR);
+    cairo_t *cr = plot_figure_begin(f, W, top + np * ph + (np - 1) * gap + bottom);
+    if (!cr)
+        return -1;
+    plot_title(cr, W, 10, "Observed and predicted spectra (the fit in the frequency domain)",
+               "|Yd(f)|: the regression's response; |X mu|: its prediction (TAPAS's yd_pred_rdcm_fft); "
+               "bins in the regression only");
+    const io_rgb pcol = plot_rgb(0.80, 0.15, 0.10), ocol = plot_rgb(0.25, 0.25, 0.25);
+    plot_legend_entry leg[2] = {{"observed |Yd|", ocol, PLOT_KEY_DOTTED}, {"predicted |X mu|", pcol, PLOT_KEY_LINE}};
+    double lw, lh;
+    plot_legend_size(cr, leg, 2, 2, &lw, &lh);
+    plot_legend(cr, W - right - lw, 52, leg, 2, 2);
+    char buf[512];
+    for (int k = 0; k < np; k++) {
+        const double *o = obs + (size_t)k * nh, *p = pred + (size_t)k * nh;
+        double hi = 0, fmax_hz = 0;
+        int rows = 0;
+        for (int q = 0; q < nh; q++)
+            if (isfinite(o[q])) {
+                hi = fmax(hi, fmax(o[q], p[q]));
+                fmax_hz = q * df;
+                rows++;
+            }
+        if (!(hi > 0))
+            hi = 1;
+        if (!(fmax_hz > 0))
+            fmax_hz = (nh - 1) * df;
+        plot_axes ax;
+        const double y0 = top + k * (ph + gap);
+        plot_axes_init(&ax, cr, left, y0, W - left - right, ph, 0, fmax_hz, 0, hi, 1);
+        plot_axes_draw(&ax, k == np - 1 ? "frequency (Hz)" : NULL, "magnitude",
+                       PLOT_XTICKS | PLOT_YTICKS | PLOT_XGRID | PLOT_YGRID);
+        for (int q = 0; q < nh; q++)
+            if (isfinite(o[q])) {
+                plot_point(&ax, q * df, o[q], 1.6, ocol, 1);
+            }
+        plot_line(&ax, NULL, 0, df, p, nh, 1, pcol, 1.4, PLOT_SOLID);
+        snprintf(buf, sizeof buf, "%s: %d bins up to %.3g Hz", P->region_names[k], rows, fmax_hz);
+        plot_text(cr, left, y0 - 8, buf, 13, PLOT_LEFT, PLOT_BOTTOM, 0, PLOT_BOLD, PLOT_BLACK);
+    }
+    return cairo_status(cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
 }
 
 /* Observed and predicted BOLD of the first FIT_REGIONS regions, one
@@ -290,15 +419,15 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
         return rc;
     const int n = s.n, sparse = s.rdcm == 2;
     double *A = malloc(sizeof(double) * (size_t)n * n), *Ip = malloc(sizeof(double) * (size_t)n * n);
-    plot_figure figs[3];
+    plot_figure figs[4];
     memset(figs, 0, sizeof figs);
-    unsigned char *png[3] = {NULL, NULL, NULL};
-    size_t len[3] = {0, 0, 0};
-    const char *fig_file[3], *fig_alt[3], *fig_cap[3];
-    int nf = 0;
+    unsigned char *png[4] = {NULL, NULL, NULL, NULL};
+    size_t len[4] = {0, 0, 0, 0};
+    const char *fig_file[4], *fig_alt[4], *fig_cap[4];
+    int nf = 0, Nspec = 0;
     dcm_problem *FP = NULL;   /* the spec re-read for the fit */
-    double *yp = NULL, r2[FIT_REGIONS];
-    char why[1200] = "";
+    double *yp = NULL, r2[FIT_REGIONS], *sobs = NULL, *spred = NULL;
+    char why[1200] = "", why_f[1200] = "";
     if (!A || !Ip) {
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         goto done;
@@ -329,7 +458,20 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
             rc = DCM_ERR_SYSTEM;
     }
     /* the fit in time: optional (the spec may have moved); the reason is reported */
-    if (!rc && (yp = rdcm_predict(result, doc, &s, &FP, why, sizeof why))) {
+    if (!rc && !(FP = rdcm_problem(result, doc, &s, why, sizeof why)))
+        snprintf(why_f, sizeof why_f, "%s", why);
+    if (!rc && FP && !spectral_fit(doc, &s, FP, &sobs, &spred, &Nspec, why_f, sizeof why_f)) {
+        fig_file[nf] = "fit_spectra";
+        fig_alt[nf] = "observed and predicted spectra";
+        fig_cap[nf] = "The fit in the frequency domain, what rDCM regresses: the magnitude of each "
+                      "region's response Yd(f) (the DFT of the forward difference of its filtered "
+                      "series; dots, 0 at bins the filter removed) and of its prediction X mu from the "
+                      "posterior means (line; sparse: weighted by the inclusion probabilities), at the "
+                      "frequencies of the region's regression.";
+        if (spectral_figure(&figs[nf++], FP, sobs, spred, Nspec))
+            rc = DCM_ERR_SYSTEM;
+    }
+    if (!rc && FP && (yp = rdcm_predict(result, doc, &s, FP, why, sizeof why))) {
         fig_file[nf] = "fit";
         fig_alt[nf] = "observed and predicted BOLD";
         fig_cap[nf] = "Observed BOLD (dotted) and the posterior model's prediction (solid): the inputs "
@@ -345,7 +487,7 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
         rc = dcm_error_set(err, DCM_ERR_SYSTEM, "%s: could not draw the figures (out of memory?)", out);
         goto done;
     }
-    io_atomic outs[4];
+    io_atomic outs[5];
     memset(outs, 0, sizeof outs);
     int no = 0;
     if (png_dir && mkdir(png_dir, 0777) && errno != EEXIST) {
@@ -388,6 +530,11 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
             b64(fp, png[q], len[q]);
             fprintf(fp, "\"><figcaption>%s</figcaption></figure>\n", fig_cap[q]);
         }
+        if (!sobs) {
+            fputs("<p>No fit in the frequency domain: ", fp);
+            esc(fp, why_f);
+            fputs(".</p>\n", fp);
+        }
         if (!yp) {
             fputs("<p>No fit in time: ", fp);
             esc(fp, why);
@@ -412,11 +559,13 @@ int report_rdcm_write(const char *result, const char *out, const char *png_dir, 
         for (int q = 0; q < no; q++)
             io_atomic_abort(&outs[q]);
 done:
-    for (int q = 0; q < 3; q++) {
+    for (int q = 0; q < 4; q++) {
         free(png[q]);
         plot_figure_free(&figs[q]);
     }
     free(yp);
+    free(sobs);
+    free(spred);
     dcm_problem_free(FP);
     free(A);
     free(Ip);
