@@ -40,8 +40,15 @@ endif
 # is named on the link line, so its cblas_* symbols come before libgslcblas's.
 # LIB_LDLIBS is what the library needs (libdcm.so's NEEDED, dcm.pc's
 # Libs.private); cairo and fontconfig are the report's, i.e. bin/dcm's only.
-LIB_LDLIBS = -ljansson -lmatio -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread
+# matio is not linked: io/io_matio.c loads it on first use (dlopen), so a
+# process that never touches a .mat file does not map HDF5 and its network
+# and crypto libraries (io_matio.h says why). Its soname is the one found here.
+MATIO_SONAME := $(shell objdump -p "$$($(CC) -print-file-name=libmatio.so)" 2>/dev/null | awk '/SONAME/ {print $$2}')
+MATIO_DEF = -DIO_MATIO_SONAME='"$(or $(MATIO_SONAME),libmatio.so.11)"'
+LIB_LDLIBS = -ljansson -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread -ldl
 LDLIBS  = $(LIB_LDLIBS) -lcairo -lfontconfig
+# only io_matio.c needs the soname
+$(B)/rel/io/io_matio.o $(B)/san/io/io_matio.o $(B)/fuzz/obj/io/io_matio.o: INCS += $(MATIO_DEF)
 
 # The layers (docs/ARCHITECTURE.md): the library (core, engine, models,
 # files, API) is lib/libdcm.a; reporting (cairo) and the command line are
@@ -157,14 +164,14 @@ $(B)/san/bin/dcm: $(B)/san/dcm/cli/main.o $(B)/san/libdcm.a
 
 $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lmatio -lcunit
 
 # The allocation-failure test wraps the library's malloc/calloc/realloc/
 # strdup (libc's strdup allocates inside libc, out of --wrap's reach) to
 # fail the Nth call; the counter lives in the test program.
 $(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/fuzz_targets.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lcunit \
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lmatio -lcunit \
 	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
 # The install test runs `make install` on this tree (with DCM_MAKE_ARGS, so
@@ -173,7 +180,7 @@ $(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/f
 $(B)/san/tests/test_install: tests/test_install.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -DTEST_SOURCE_DIR='"$(CURDIR)"' -o $@ $< \
-	    $(B)/san/libdcm.a $(LDLIBS) -lcunit
+	    $(B)/san/libdcm.a $(LDLIBS) -lmatio -lcunit
 
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".
@@ -274,7 +281,7 @@ $(B)/fuzz/obj/%.o: %.c $(LIB_HDR)
 
 $(B)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_targets.h $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(STD) $(INCS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS) || \
+	$(FUZZ_CC) $(STD) $(INCS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS) -lmatio || \
 	    { echo "$(FUZZ_NEED)" >&2; exit 1; }
 
 fuzz-build: $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)

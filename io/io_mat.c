@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <matio.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,8 +13,27 @@
 #include <zlib.h>
 
 #include "io/io_atomic.h"
+#include "io/io_matio.h"
 #include "models/model_rdcm.h"
 #include "models/model_rdcm_sim.h"
+
+/* matio is loaded on first use (io_matio.h): every Mat_* call below goes
+   through the loaded table; each entry point calls io_matio_need first. */
+#define Mat_Close (io_matio()->Close)
+#define Mat_CreateVer (io_matio()->CreateVer)
+#define Mat_Open (io_matio()->Open)
+#define Mat_Rewind (io_matio()->Rewind)
+#define Mat_VarCreate (io_matio()->VarCreate)
+#define Mat_VarCreateStruct2 (io_matio()->VarCreateStruct2)
+#define Mat_VarFree (io_matio()->VarFree)
+#define Mat_VarGetCell (io_matio()->VarGetCell)
+#define Mat_VarGetNumberOfFields (io_matio()->VarGetNumberOfFields)
+#define Mat_VarGetStructFieldByName (io_matio()->VarGetStructFieldByName)
+#define Mat_VarGetStructFieldnames (io_matio()->VarGetStructFieldnames)
+#define Mat_VarRead (io_matio()->VarRead)
+#define Mat_VarReadNextInfo (io_matio()->VarReadNextInfo)
+#define Mat_VarSetStructFieldByName (io_matio()->VarSetStructFieldByName)
+#define Mat_VarWrite (io_matio()->VarWrite)
 
 /* ------------------------------------------------------------------ */
 /* reading                                                             */
@@ -558,6 +576,8 @@ void io_voi_free(io_voi *v)
 int io_mat_load_voi(const char *path, io_voi *out, dcm_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (io_matio_need(path, err))
+        return DCM_ERR_SYSTEM;
     out->xyz[0] = out->xyz[1] = out->xyz[2] = NAN;
     mctx c = {path, err};
     mat_t *mat = NULL;
@@ -650,6 +670,8 @@ done:
 int io_mat_read_array(const char *path, const char *fieldpath, int *rank, size_t dims[4],
                       double **data, dcm_error *err)
 {
+    if (io_matio_need(path, err))
+        return DCM_ERR_SYSTEM;
     *data = NULL;
     *rank = 0;
     mctx c = {path, err};
@@ -735,6 +757,8 @@ int io_mat_use_spm12_te(dcm_problem *P)
 int io_mat_load_dcm(const char *path, dcm_problem **out, dcm_error *err)
 {
     *out = NULL;
+    if (io_matio_need(path, err))
+        return DCM_ERR_SYSTEM;
     mctx c = {path, err};
     mat_t *mat = NULL;
     int rc = open_mat(&c, &mat);
@@ -1786,6 +1810,8 @@ static matvar_t *build_rdcm_output(const dcm_problem *P, const dcm_result *R, in
 
 int io_mat_write_dcm_to(void *atomic, const dcm_problem *P, const dcm_result *R, dcm_error *err)
 {
+    if (io_matio_need("the --mat output", err))
+        return DCM_ERR_SYSTEM;
     io_atomic *a = atomic;
     const char *path = a->path;
     int ok = 1;
@@ -1836,6 +1862,8 @@ int io_mat_write_dcm_to(void *atomic, const dcm_problem *P, const dcm_result *R,
 
 int io_mat_write_dcm(const char *path, const dcm_problem *P, const dcm_result *R, dcm_error *err)
 {
+    if (io_matio_need(path, err))
+        return DCM_ERR_SYSTEM;
     io_atomic a;
     int rc = io_atomic_open(&a, path, err);
     if (rc)
@@ -1934,6 +1962,8 @@ static matvar_t *build_peb(const io_mat_peb *P, int *ok)
 
 int io_mat_write_peb(const char *path, const io_mat_peb *peb, dcm_error *err)
 {
+    if (io_matio_need(path, err))
+        return DCM_ERR_SYSTEM;
     int ok = 1;
     matvar_t *S = build_peb(peb, &ok);
     if (!S || !ok) {

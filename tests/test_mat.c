@@ -817,6 +817,37 @@ static void test_missing_mat_file(void)
     expect_estimate_failure("absent.mat", "cannot open");
 }
 
+/* matio is loaded on first use (io/io_matio.h): the command does not map
+ * it (nor HDF5), a JSON spec needs no matio, and a .mat without a loadable
+ * matio is a clear error (exit 4) with nothing written. */
+static void test_matio_loaded_on_demand(void)
+{
+    const char *rel = getenv("DCM_RELEASE_BIN");
+    if (rel && *rel && !access(rel, X_OK)) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "ldd '%s'", rel);
+        CU_ASSERT_EQUAL(test_shell(cmd, out, sizeof out), 0);
+        CU_ASSERT_PTR_NULL(strstr(out, "libmatio"));
+        CU_ASSERT_PTR_NULL(strstr(out, "libhdf5"));
+    }
+    /* the synthetic files of test_synthetic_mat_equals_spec */
+    char args[2048];
+    snprintf(args, sizeof args, "estimate -q %s -o %s", tpath("synth.json"), tpath("nomatio.json"));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "DCM_MATIO_LIBRARY=/nonexistent/libmatio.so %s %s", test_dcm_bin(), args);
+    CU_ASSERT_EQUAL(test_shell(cmd, out, sizeof out), 0);
+    CU_ASSERT(exists("nomatio.json"));
+    snprintf(args, sizeof args, "estimate -q %s -o %s", tpath("DCM_synth.mat"), tpath("nomatio2.json"));
+    snprintf(cmd, sizeof cmd, "DCM_MATIO_LIBRARY=/nonexistent/libmatio.so %s %s", test_dcm_bin(), args);
+    int rc = test_shell(cmd, out, sizeof out);
+    printf("\n  without matio: exit %d: %s", rc, out);
+    CU_ASSERT_EQUAL(rc, 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs the matio library"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/libmatio.so"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "DCM_synth.mat"));
+    CU_ASSERT_FALSE(exists("nomatio2.json"));
+}
+
 static int setup(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm-mat-XXXXXX");
@@ -851,6 +882,7 @@ int main(void)
         {"bad .mat files: exit 2, named field, no output", test_bad_mat_files},
         {"a missing .mat: exit 2", test_missing_mat_file},
         {"--mat on a full disk: exit 4, the old .mat intact", test_mat_write_full_disk},
+        {"matio is loaded only for .mat files; without it a clear error", test_matio_loaded_on_demand},
         {NULL, NULL}};
     int rc = test_run("mat", cases);
     teardown();
