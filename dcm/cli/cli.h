@@ -27,6 +27,7 @@ int cmd_extract(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_evidence(int argc, char **argv);
 
 /* Print "dcm CMD: message" and return code. */
 int cli_fail(const char *cmd, int code, const char *fmt, ...)
