@@ -71,6 +71,10 @@ static int fill_names(dcm_evidence_out *out, const io_result_summary *s)
     out->prior_var = malloc(sizeof(double) * np);
     if (!out->names || !out->laplace_mean || !out->laplace_sd || !out->prior_var)
         return -1;
+    out->nh = s->nh;
+    if (!(out->laplace_h = malloc(sizeof(double) * s->nh)))
+        return -1;
+    memcpy(out->laplace_h, s->Eh, sizeof(double) * s->nh);
     io_pname_space sp = io_result_space(s);
     for (int i = 0; i < np; i++) {
         out->names[i] = io_pname_name(&sp, i);
@@ -187,6 +191,7 @@ void dcm_evidence_out_free(dcm_evidence_out *out)
     free(out->laplace_mean);
     free(out->laplace_sd);
     free(out->prior_var);
+    free(out->laplace_h);
     free(out->spec);
     memset(out, 0, sizeof *out);
 }

@@ -32,6 +32,8 @@ typedef struct {
     char **names;             /* np parameter names (io_pname_name) */
     double *laplace_mean, *laplace_sd; /* np: the result's Ep, sqrt(diag Cp) */
     double *prior_var;        /* np: 0 for fixed parameters */
+    int nh;
+    double *laplace_h;        /* nh: the result's noise_log_precision */
     char *spec;               /* the spec that was used */
 } dcm_evidence_out;
 

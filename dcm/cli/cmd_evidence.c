@@ -86,7 +86,7 @@ static json_t *as_json(const char *input, const dcm_evidence_out *o, const vl_ev
     json_t *beta = cli_json_vec(E->beta, E->K), *ml = cli_json_vec(E->mean_loglik, E->K);
     json_t *vl = cli_json_vec(E->var_loglik, E->K);
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:i, s:i, s:i, s:i, s:I, s:o, s:o, s:o, "
-                     "s:o, s:o, s:o, s:o, s:I, s:i, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:o}",
+                     "s:o, s:o, s:o, s:o, s:I, s:i, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:o, s:{s:o, s:o}}",
                      "result", input, "spec", o->spec,
                      "method", op->method == VL_EV_AIS ? "ais" : "ti",
                      "path", op->path == VL_EV_PATH_PRIOR ? "prior" : "laplace",
@@ -104,7 +104,8 @@ static json_t *as_json(const char *input, const dcm_evidence_out *o, const vl_ev
                      "seconds", jnum(o->seconds), "cpu_seconds", jnum(o->cpu_seconds),
                      "threads", json_integer(op->threads),
                      "schedule", "beta", beta, "mean_loglik", ml, "var_loglik", vl,
-                     "parameters", params);
+                     "parameters", params, "noise_log_precision", "laplace",
+                     cli_json_vec(o->laplace_h, o->nh), "sampled", cli_json_vec(E->post_mean_h, E->nh));
 }
 
 static void print_table(const char *input, const dcm_evidence_out *o, const vl_evidence_options *op)
@@ -139,6 +140,9 @@ static void print_table(const char *input, const dcm_evidence_out *o, const vl_e
         printf("%-28s %11.4f %10.4f %11.4f %10.4f %9.2f\n", o->names[i], o->laplace_mean[i],
                o->laplace_sd[i], E->post_mean[i], E->post_sd[i], z);
     }
+    for (int i = 0; i < o->nh; i++)
+        printf("%-28s %11.4f %10s %11.4f\n", i ? "" : "noise log-precision", o->laplace_h[i], "",
+               E->post_mean_h[i]);
     printf("(z: sampled - Laplace mean in Monte-Carlo standard errors of the sampled mean)\n");
 }
 
@@ -244,5 +248,64 @@ int cmd_evidence(int argc, char **argv)
         print_table(input, &o, &op);
     }
     dcm_evidence_out_free(&o);
+    return rc;
+}
+
+/* `dcm compare --evidence ti|ais R...`: each model's sampled log evidence
+ * (defaults of dcm evidence, 2 threads) with its standard error beside F,
+ * and the log Bayes factors against the first model both ways. Adds
+ * "evidence" to o (JSON) or prints a table. */
+int cli_compare_evidence(const char **files, int k, const char *method, int as_json, json_t *o)
+{
+    vl_evidence_options op;
+    vl_evidence_defaults(&op);
+    if (!strcmp(method, "ais"))
+        op.method = VL_EV_AIS;
+    else if (strcmp(method, "ti"))
+        return cli_fail("compare", DCM_ERR_USAGE, "--evidence must be ti or ais, not '%s'", method);
+    op.power = 1.0;
+    op.threads = 2;
+    op.burnin = (int)(0.3 * op.samples);
+    double *lev = calloc(k, sizeof(double)), *se = calloc(k, sizeof(double)), *F = calloc(k, sizeof(double));
+    json_t *arr = json_array();
+    int rc = DCM_OK;
+    if (!lev || !se || !F || !arr) {
+        rc = cli_fail("compare", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < k; i++) {
+        dcm_evidence_out ev;
+        dcm_error err = {0, ""};
+        if ((rc = dcm_evidence_run(files[i], NULL, &op, &ev, &err))) {
+            rc = cli_report("compare", &err);
+            goto done;
+        }
+        lev[i] = ev.ev->log_evidence;
+        se[i] = ev.ev->se;
+        F[i] = ev.F;
+        json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "result", files[i],
+                              "free_energy", jnum(F[i]), "log_evidence", jnum(lev[i]), "se", jnum(se[i]),
+                              "kl_gap", jnum(lev[i] - F[i]), "log_bf_sampled", jnum(lev[i] - lev[0]),
+                              "log_bf_F", jnum(F[i] - F[0])));
+        dcm_evidence_out_free(&ev);
+    }
+    if (as_json) {
+        json_object_set_new(o, "evidence", arr);
+        arr = NULL;
+    } else {
+        printf("\nsampled log evidence (%s, %d temperatures, %d chains x %d samples, seed %llu):\n",
+               method, op.temperatures, op.chains, op.samples, (unsigned long long)op.seed);
+        printf("%-24s %12s %12s %8s %9s %18s %10s\n", "model", "F", "log ev", "se", "gap",
+               "log BF (sampled)", "log BF (F)");
+        for (int i = 0; i < k; i++)
+            printf("%-24s %12.3f %12.3f %8.3f %9.3f %10.3f +- %5.3f %10.3f\n", files[i], F[i], lev[i],
+                   se[i], lev[i] - F[i], lev[i] - lev[0], i ? hypot(se[i], se[0]) : 0.0, F[i] - F[0]);
+        printf("(log BF against the first model; gap = log evidence - F)\n");
+    }
+done:
+    json_decref(arr);
+    free(lev);
+    free(se);
+    free(F);
     return rc;
 }
