@@ -307,6 +307,10 @@ static void test_cli_attention(void)
     CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 1);
     snprintf(args, sizeof args, "evidence %s/missing.json", dir);
     CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    /* compare --evidence: a bad method is a usage error, named */
+    snprintf(args, sizeof args, "compare %s/fwd.json %s/fwd.json --evidence xyz", dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 1);
+    CU_ASSERT(strstr(out, "--evidence must be ti or ais") != NULL);
     test_remove_dir(dir);
 }
 

@@ -440,6 +440,10 @@ int cmd_compare(int argc, char **argv)
     }
     for (int i = 0; i < k; i++)
         files[i] = argv[1 + i];
+    if (evidence && strcmp(evidence, "ti") && strcmp(evidence, "ais")) {
+        rc = cli_fail("compare", DCM_ERR_USAGE, "--evidence must be ti or ais, not '%s'", evidence);
+        goto done;
+    }
     if (lme_path && k) {
         rc = cli_fail("compare", DCM_ERR_USAGE, "give result files or --lme, not both");
         goto done;
