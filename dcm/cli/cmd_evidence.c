@@ -129,7 +129,8 @@ static void print_table(const char *input, const dcm_evidence_out *o, const vl_e
            E->swap_rate);
     printf("R-hat         %.3f (b = 1), %.3f (largest)\n", E->rhat, E->rhat_max);
     if (E->invalid_prior_mass > 0)
-        printf("prior mass    %.4f of prior draws could not be evaluated\n", E->invalid_prior_mass);
+        printf("invalid       %.4f of the draws at b = 0 (%s) could not be evaluated (their mass is "
+               "accounted for)\n", E->invalid_prior_mass, op->path == VL_EV_PATH_PRIOR ? "prior" : "reference");
     printf("evaluations   %ld, %.1f s (CPU %.1f s, %d thread%s)\n", E->evaluations, o->seconds,
            o->cpu_seconds, op->threads, op->threads == 1 ? "" : "s");
     printf("\n%-28s %11s %10s %11s %10s %9s\n", "parameter", "Laplace", "sd", "sampled", "sd", "z");
