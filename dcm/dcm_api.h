@@ -17,6 +17,7 @@
 
 #include "dcm/core/dcm_core.h"
 #include "models/model_problem.h"
+#include "vl/vl_nlsi.h"
 
 /* The version of the library and the command. */
 #define DCM_VERSION_STRING "0.1.0"
@@ -37,6 +38,23 @@ int dcm_error_from_vl(int vl_status, const char *context, const char *detail, dc
  * parameters theta (np): used by `dcm simulate`. */
 int dcm_predict(const dcm_problem *P, const double *theta, double *y,
                 dcm_error *err);
+
+/* The vl_model dcm_estimate inverts for a task (fMRI BOLD) problem, and
+ * what it borrows: the detrended, scaled data y (v x n), the priors, one
+ * noise component per region, the confounds (a constant when none) and,
+ * past maxnodes, the mode-constrained prior pC_full. vm.user is NULL: a
+ * caller sets it to a dcm_fmri_user_alloc'd state (one per thread).
+ * dcm_fmri_model_build returns non-zero without memory (F zeroed). */
+typedef struct {
+    model_dcm *M;
+    double *Q, *hE, *hC, *pE, *pV, *y, *ones, *pC_full;
+    double scale;
+    vl_model vm;
+} dcm_fmri_model;
+int dcm_fmri_model_build(const dcm_problem *P, dcm_fmri_model *F);
+void dcm_fmri_model_free(dcm_fmri_model *F);
+void *dcm_fmri_user_alloc(const dcm_fmri_model *F);
+void dcm_fmri_user_free(void *user);
 
 /* Resting-state BOLD (v x n column-major) for a spectral problem at
  * parameters theta (its layout, model_csd.h), generated as SPM's

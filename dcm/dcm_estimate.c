@@ -177,6 +177,97 @@ int dcm_predict(const dcm_problem *P, const double *theta, double *y,
     return DCM_OK;
 }
 
+/* The vl_model that dcm_estimate inverts for a task problem (dcm_api.h). */
+int dcm_fmri_model_build(const dcm_problem *P, dcm_fmri_model *F)
+{
+    memset(F, 0, sizeof *F);
+    const int n = P->n, v = P->v, ny = n * v;
+    const int np = P->M->L.np;
+    F->M = model_dcm_copy(P->M); /* private: its inputs may be mean-centred */
+    F->Q = calloc((size_t)n * ny, sizeof(double));
+    F->hE = malloc(sizeof(double) * n);
+    F->hC = malloc(sizeof(double) * n);
+    F->pE = malloc(sizeof(double) * np);
+    F->pV = malloc(sizeof(double) * np);
+    F->y = malloc(sizeof(double) * ny);
+    if (!F->M || !F->Q || !F->hE || !F->hC || !F->pE || !F->pV || !F->y)
+        goto fail;
+    F->scale = detrend_and_scale(P, F->y);
+    if (P->centre)
+        centre_inputs(F->M);
+    model_dcm_priors(F->M, F->pE, F->pV);
+    region_noise(P, F->Q, F->hE, F->hC);
+    const double *X0 = P->X0;
+    int nx0 = P->nx0;
+    if (nx0 == 0 || !X0) {
+        F->ones = malloc(sizeof(double) * v);
+        if (!F->ones)
+            goto fail;
+        for (int s = 0; s < v; s++)
+            F->ones[s] = 1.0;
+        X0 = F->ones;
+        nx0 = 1;
+    }
+    /* large networks: SPM confines the prior on A to the data's principal
+       modes (options.maxnodes) */
+    if (P->maxnodes > 0 && n > P->maxnodes) {
+        F->pC_full = dcm_mode_constrained_prior(F->y, v, n, X0, nx0, F->pV, np, P->maxnodes, NULL);
+        if (!F->pC_full)
+            goto fail;
+    }
+    /* the seam (docs/ARCHITECTURE.md, "The seam a new model implements"): the BOLD model as a vl_model */
+    F->vm = (vl_model){.np = np, .pE = F->pE, .pV = F->pC_full ? NULL : F->pV, .pC = F->pC_full,
+                       .ny = ny, .complex_data = 0,
+                       .predict = predict_bold, .jacobian = NULL, .user = NULL,
+                       .nh = n, .Q = F->Q, .hE = F->hE, .hC = F->hC,
+                       .nb = v, .nx0 = nx0, .X0 = X0};
+    return 0;
+fail:
+    dcm_fmri_model_free(F);
+    return -1;
+}
+
+void dcm_fmri_model_free(dcm_fmri_model *F)
+{
+    model_dcm_free(F->M);
+    free(F->Q);
+    free(F->hE);
+    free(F->hC);
+    free(F->pE);
+    free(F->pV);
+    free(F->y);
+    free(F->ones);
+    free(F->pC_full);
+    memset(F, 0, sizeof *F);
+}
+
+struct dcm_fmri_user {
+    predict_ctx pc;
+};
+
+void *dcm_fmri_user_alloc(const dcm_fmri_model *F)
+{
+    struct dcm_fmri_user *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->pc.M = F->M;
+    u->pc.W = model_int_alloc(F->M);
+    if (!u->pc.W) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+void dcm_fmri_user_free(void *user)
+{
+    struct dcm_fmri_user *u = user;
+    if (!u)
+        return;
+    model_int_free(u->pc.W);
+    free(u);
+}
+
 int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
                  void *progress_ctx, dcm_result **out, dcm_error *err)
 {
@@ -209,64 +300,32 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
         dcm_warnings_free(&warn);
         return rc;
     }
-    const int n = P->n, v = P->v, ny = n * v;
     const int np = P->M->L.np;
     rc = DCM_ERR_SYSTEM;
-    model_dcm *M = model_dcm_copy(P->M); /* private: its inputs may be mean-centred */
+    dcm_fmri_model FM;
     model_int_work *W = NULL;
     dcm_result *R = calloc(1, sizeof *R);
-    double *Q = calloc((size_t)n * ny, sizeof(double));
-    double *hE = malloc(sizeof(double) * n), *hC = malloc(sizeof(double) * n);
-    double *ones = NULL, *pC_full = NULL;
     vl_result *V = NULL;
-    if (!M || !R || !Q || !hE || !hC)
+    if (dcm_fmri_model_build(P, &FM) || !R)
         goto fail;
     R->np = np;
-    R->n = n;
-    R->v = v;
-    R->pE = malloc(sizeof(double) * np);
-    R->pV = malloc(sizeof(double) * np);
-    R->y_obs = malloc(sizeof(double) * ny);
-    if (!R->pE || !R->pV || !R->y_obs)
-        goto fail;
-
-    R->scale = detrend_and_scale(P, R->y_obs);
-    if (P->centre)
-        centre_inputs(M);
-
-    model_dcm_priors(M, R->pE, R->pV);
-    region_noise(P, Q, hE, hC);
-    const double *X0 = P->X0;
-    int nx0 = P->nx0;
-    if (nx0 == 0 || !X0) {
-        ones = malloc(sizeof(double) * v);
-        if (!ones)
-            goto fail;
-        for (int s = 0; s < v; s++)
-            ones[s] = 1.0;
-        X0 = ones;
-        nx0 = 1;
-    }
-    W = model_int_alloc(M);
+    R->n = P->n;
+    R->v = P->v;
+    /* the result owns the priors and the data */
+    R->pE = FM.pE; FM.pE = NULL;
+    R->pV = FM.pV; FM.pV = NULL;
+    R->y_obs = FM.y; FM.y = NULL;
+    R->scale = FM.scale;
+    W = model_int_alloc(FM.M);
     if (!W)
         goto fail;
-    predict_ctx pc = {M, W, 0};
-    /* large networks: SPM confines the prior on A to the data's principal
-       modes (options.maxnodes) */
-    if (P->maxnodes > 0 && n > P->maxnodes) {
-        pC_full = dcm_mode_constrained_prior(R->y_obs, v, n, X0, nx0, R->pV, np, P->maxnodes, NULL);
-        if (!pC_full)
-            goto fail;
-    }
-    /* the seam (docs/ARCHITECTURE.md, "The seam a new model implements"): the BOLD model as a vl_model */
-    vl_problem VP = {
-        .model = {.np = np, .pE = R->pE, .pV = pC_full ? NULL : R->pV, .pC = pC_full,
-                  .ny = ny, .complex_data = 0,
-                  .predict = predict_bold, .jacobian = NULL, .user = &pc,
-                  .nh = n, .Q = Q, .hE = hE, .hC = hC,
-                  .nb = v, .nx0 = nx0, .X0 = X0},
-        .y = R->y_obs, .P0 = NULL, .maxit = P->maxit,
-        .progress = progress, .progress_ctx = progress_ctx};
+    predict_ctx pc = {FM.M, W, 0};
+    const double *pC_full = FM.pC_full;
+    vl_problem VP = {.model = FM.vm, .y = R->y_obs, .P0 = NULL, .maxit = P->maxit,
+                     .progress = progress, .progress_ctx = progress_ctx};
+    VP.model.pE = R->pE;
+    VP.model.pV = pC_full ? NULL : R->pV;
+    VP.model.user = &pc;
     char msg[512] = "";
     int vrc = vl_nlsi(&VP, &V, msg, sizeof msg);
     if (vrc) {
@@ -298,12 +357,7 @@ cleanup:
     dcm_warnings_free(&warn);
     vl_result_free(V);
     model_int_free(W);
-    model_dcm_free(M);
     dcm_result_free(R);
-    free(Q);
-    free(hE);
-    free(hC);
-    free(ones);
-    free(pC_full);
+    dcm_fmri_model_free(&FM);
     return rc;
 }

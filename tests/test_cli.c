@@ -132,7 +132,7 @@ static void test_help_lists_every_option(void)
             break;
         p++;
     }
-    CU_ASSERT_EQUAL(ncmd, 13);   /* estimate ... check, loo, bids */
+    CU_ASSERT_EQUAL(ncmd, 14);   /* estimate ... check, loo, bids, evidence */
     int checked = 0;
     for (int c = 0; c < ncmd; c++) {
         char args[128], options[4096], help[16384];

@@ -28,6 +28,11 @@ int cmd_bids(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_evidence(int argc, char **argv);
+/* dcm compare --evidence METHOD: the sampled log evidence of each result
+ * beside F (cmd_evidence.c); adds "evidence" to o when as_json. */
+struct json_t;
+int cli_compare_evidence(const char **files, int k, const char *method, int as_json, struct json_t *o);
 
 /* Print "dcm CMD: message" and return code. */
 int cli_fail(const char *cmd, int code, const char *fmt, ...)

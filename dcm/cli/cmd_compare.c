@@ -408,7 +408,7 @@ static int take_family(const cli_opt *opt, char *arg)
 int cmd_compare(int argc, char **argv)
 {
     int as_json = 0, rfx = 0, k = 0, nf = 0;
-    const char *lme_path = NULL;
+    const char *lme_path = NULL, *evidence = NULL;
     const char **files = calloc((size_t)argc, sizeof *files);
     family_arg *fa = calloc((size_t)argc, sizeof *fa);
     int rc = DCM_OK;
@@ -428,6 +428,9 @@ int cmd_compare(int argc, char **argv)
                      "a family of models (repeat; every model in exactly one)", .count = &nf,
                      .missing = "--family takes NAME=MODEL1,MODEL2,..."),
         CLI_FLAG(0, "json", &as_json, "print a JSON object instead of a table"),
+        CLI_STRING(0, "evidence", &evidence, "ti|ais",
+                   "also the sampled log evidence of each result with its standard error beside F "
+                   "(dcm evidence with its defaults; MANUAL 18)", .flags = CLI_OPT_NONEMPTY),
         CLI_END};
     const cli_command cmd = {"compare", usage, description, footer, options, 0};
     rc = cli_options_parse(&cmd, argc, argv, &k);
@@ -437,6 +440,10 @@ int cmd_compare(int argc, char **argv)
     }
     for (int i = 0; i < k; i++)
         files[i] = argv[1 + i];
+    if (evidence && strcmp(evidence, "ti") && strcmp(evidence, "ais")) {
+        rc = cli_fail("compare", DCM_ERR_USAGE, "--evidence must be ti or ais, not '%s'", evidence);
+        goto done;
+    }
     if (lme_path && k) {
         rc = cli_fail("compare", DCM_ERR_USAGE, "give result files or --lme, not both");
         goto done;
@@ -508,6 +515,12 @@ int cmd_compare(int argc, char **argv)
         if ((rc = report_ffx(&T, lme_path ? NULL : files, as_json, o)))
             goto done;
     }
+    if (evidence && lme_path) {
+        rc = cli_fail("compare", DCM_ERR_USAGE, "--evidence needs result files, not --lme");
+        goto done;
+    }
+    if (evidence && (rc = cli_compare_evidence(files, k, evidence, as_json, o)))
+        goto done;
     if (nf && (rc = report_families(T.lme, nsub, nmod, fa, nf, T.models, rfx, as_json, o)))
         goto done;
     if (as_json)

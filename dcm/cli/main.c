@@ -28,6 +28,7 @@ static const command commands[] = {
     {"report", cmd_report, "self-contained HTML report of results"},
     {"review", cmd_review, "terminal summary of a result"},
     {"check", cmd_check, "fit diagnostics and warnings of results (SPM's thresholds)"},
+    {"evidence", cmd_evidence, "sampled log evidence of a result, to check its free energy F"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f)
