@@ -246,7 +246,7 @@ static void gram_setup(vl_engine *E)
     const int nx0 = E->nu ? E->M.nx0 : 0;
     const size_t NPP = (size_t)npp * npp;
     E->diag_h = nh > 16;
-    E->use_gram = 1;
+    E->use_gram = E->M.mstep_sums != VL_MSTEP_ROWS;
     for (size_t k = 0; k < (size_t)nh * E->ny; k++)
         if (E->M.Q[k] < 0.0)
             E->use_gram = 0;   /* sqrt(Q) below */
@@ -277,8 +277,9 @@ static void gram_setup(vl_engine *E)
        cheap anyway, keep the rows' order; many components (spectral DCM)
        and large networks take the G */
     const double row_cost = (double)E->nobs * (double)NPP;
-    if (total > ((size_t)24 << 20) || 4 * total > (size_t)E->nobs * NPP ||
-        (nh <= 16 && row_cost < GRAM_MIN_ROW_COST))
+    const int forced = E->M.mstep_sums == VL_MSTEP_GRAM;
+    if (total > ((size_t)24 << 20) ||
+        (!forced && (4 * total > (size_t)E->nobs * NPP || (nh <= 16 && row_cost < GRAM_MIN_ROW_COST))))
         E->use_gram = 0;
     if (E->use_gram && !(E->G = malloc(sizeof(double) * (total ? total : 1))))
         E->use_gram = 0;       /* the row-wise path needs no more memory */
