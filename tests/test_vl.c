@@ -299,7 +299,27 @@ static void test_linear_closed_form(void)
 
 /* a full prior covariance (the eigen-subspace path), a fixed parameter
  * (zero prior variance) and confounds with their flat prior */
+static void full_prior_confounds(int per_block, int sums, double *F_out);
+
 static void test_linear_full_prior_confounds(void)
+{
+    full_prior_confounds(0, VL_MSTEP_AUTO, NULL);
+}
+
+/* one noise component per block of confounds (as one per region): the
+ * M-step's per-component Gram matrices (each over its own block's
+ * confound columns) and the sums over rows reach the same closed form */
+static void test_mstep_gram_vs_rows(void)
+{
+    double F_rows = 0.0, F_gram = 0.0;
+    full_prior_confounds(1, VL_MSTEP_ROWS, &F_rows);
+    full_prior_confounds(1, VL_MSTEP_GRAM, &F_gram);
+    printf("\n  per-block components: F over rows %.12f, over Gram matrices %.12f (%.1e)", F_rows, F_gram,
+           F_gram - F_rows);
+    CU_ASSERT(F_rows != 0.0 && fabs(F_gram - F_rows) < 1e-9);
+}
+
+static void full_prior_confounds(int per_block, int sums, double *F_out)
 {
     fill_Q();
     enum { NB = 12, NX0 = 2, NBLK = NY / NB, NU = NBLK * NX0, NT = NP + NU };
@@ -321,7 +341,20 @@ static void test_linear_full_prior_confounds(void)
     linear_model lm = {NY, NP, 0, X, 0, 0};
     vl_model M = {.np = NP, .pE = pE, .pC = pC, .ny = NY, .predict = linear_predict, .user = &lm,
                   .nh = 1, .Q = Q_ones, .hE = hE_known, .hC = hC_known,
-                  .nb = NB, .nx0 = NX0, .X0 = X0};
+                  .nb = NB, .nx0 = NX0, .X0 = X0, .mstep_sums = sums};
+    double Qb[NBLK * NY] = {0}, hEb[NBLK], hCb[NBLK];
+    for (int b = 0; b < NBLK && per_block; b++) {
+        for (int r = b * NB; r < (b + 1) * NB; r++)
+            Qb[b * NY + r] = 1.0;
+        hEb[b] = hE_known[0];
+        hCb[b] = hC_known[0];
+    }
+    if (per_block) {
+        M.nh = NBLK;
+        M.Q = Qb;
+        M.hE = hEb;
+        M.hC = hCb;
+    }
     /* closed form over the free unknowns: theta 1, 2, 4 and the NU
        confound coefficients (prior N(0, 1e8)) */
     const int free_idx[3] = {0, 1, 3};
@@ -366,8 +399,12 @@ static void test_linear_full_prior_confounds(void)
     CU_ASSERT(fabs(R->Ep[2] - pE[2]) < 1e-15);
     CU_ASSERT(fabs(R->Cp[2 * NP + 2]) < 1e-15);
     double dF = fabs(R->F - logev);
-    printf("\n  full prior + confounds: %d iterations, |dF| %.1e, max|dEp| %.1e, max|dbeta| %.1e "
-           "(costing %.1e in F), max|dCp| %.1e", it, dF, dEp, dbeta, cost, dCp);
+    printf("\n  full prior + confounds%s: %d iterations, |dF| %.1e, max|dEp| %.1e, max|dbeta| %.1e "
+           "(costing %.1e in F), max|dCp| %.1e",
+           per_block ? (sums == VL_MSTEP_GRAM ? " (per block, Gram)" : " (per block, rows)") : "", it, dF,
+           dEp, dbeta, cost, dCp);
+    if (F_out)
+        *F_out = R->F;
     CU_ASSERT(dF < 1e-10);
     CU_ASSERT(cost < 1e-11);
     CU_ASSERT(dEp < 1e-6);
@@ -988,6 +1025,8 @@ int main(void)
         {"linear-Gaussian: posterior and F = exact log evidence", test_linear_closed_form},
         {"linear-Gaussian: full prior covariance, fixed parameter, confounds",
          test_linear_full_prior_confounds},
+        {"M-step over per-component Gram matrices = over rows (confounds per block)",
+         test_mstep_gram_vs_rows},
         {"complex data: zero imaginary parts, complex vs stacked", test_complex},
         {"progress callback stops the fit", test_stop},
         {"dcm_estimate passes the stop through", test_stop_dcm_estimate},

@@ -28,6 +28,9 @@
 #define CONFOUND_PRECISION 1e-8
 #define MSTEP_MAX 8
 #define REVERT_TRIES 4
+/* below this many multiply-adds per M-step pass over the rows (nobs npp^2)
+   the rows stay: 4 regions with confounds are ~1e7, 6 regions ~5e7 */
+#define GRAM_MIN_ROW_COST 2e7
 
 static void set_err(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -64,6 +67,8 @@ struct vl_engine {
     vl_model M;
     int np, nP, nu, npp, ny, nobs, cs, nh, nb, nblk;
     double *V;          /* np x nP, row-major: prior eigenvectors kept */
+    int *vsel;          /* nP: the parameter direction j selects, when the prior is
+                           diagonal (V's columns are unit vectors); else NULL */
     double *ipc;        /* npp prior precisions in the reduced space */
     double *theta, *theta2, *f0, *f1;
     double *dfdt;       /* nobs x np: the model's own Jacobian, if it has one */
@@ -74,9 +79,12 @@ struct vl_engine {
     double *JC;         /* nobs x npp */
     double *djcj;       /* nobs: diag(J Cp J') */
     double *PS;         /* nh x ny */
-    double *G;          /* nh x npp x npp: J' diag(Q_i) J, when use_gram */
+    double *G;          /* per component i, gm[i] x gm[i] at goff[i]: J' diag(Q_i) J
+                           over the columns component i's rows can reach, when use_gram */
     double *ch;         /* nh: PREC_FLOOR + exp(h_i) */
-    int use_gram, gram_ok;
+    int use_gram, gram_ok, diag_h;
+    int *gm, *gc0;      /* nh: G_i's columns are [0, nP) then [gc0, gc0 + gm - nP) */
+    size_t *goff;       /* nh: offset of G_i in G */
     int *qlo, *qhi;     /* nh: component i's Q is zero outside rows [qlo, qhi) of
                            the ny values (n^2 disjoint channels for spectral DCM:
                            the M-step's sums then skip the zeros) */
@@ -102,9 +110,13 @@ void vl_engine_free(vl_engine *E)
                       E->Cp_keep, E->h, E->h_keep, E->dFdp, E->dFdpp, E->dp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    free(E->vsel);
     free(E->qlo);
     free(E->qhi);
     free(E->G);
+    free(E->gm);
+    free(E->gc0);
+    free(E->goff);
     free(E->ch);
     vl_dx_free(E->dxp);
     vl_dx_free(E->dxh);
@@ -178,12 +190,14 @@ static int prior_subspace(vl_engine *E, double *pvar)
             k++;
     E->nP = k;
     E->V = calloc((size_t)np * (k ? k : 1), sizeof(double));
-    if (!E->V)
+    E->vsel = malloc(sizeof(int) * (k ? k : 1));
+    if (!E->V || !E->vsel)
         return VL_ERR_NOMEM;
     k = 0;
     for (int i = 0; i < np; i++)
         if (pV[i] > 0.0) {
             E->V[i * E->nP + k] = 1.0;
+            E->vsel[k] = i;
             pvar[k++] = pV[i];
         }
     return VL_OK;
@@ -217,6 +231,60 @@ static int model_check(const vl_model *M, char *errbuf, size_t errlen)
     return VL_OK;
 }
 
+/* The M-step's passes work on per-component Gram matrices G_i =
+ * J' diag(Q_i) J, made once per Jacobian: a pass is then sum_i ch_i G_i
+ * and tr(Cp G_i), instead of J' diag(w) J and diag(J Cp J') over all rows
+ * (the same sums, regrouped). G_i only spans the columns component i's rows
+ * can reach: every parameter direction, and the confound coefficients of
+ * the blocks its rows [qlo, qhi) fall in (confounds act block-wise, so
+ * their other entries are exact zeros). Used when all Q are non-negative
+ * (sqrt(Q) below), the G fit in memory and they are cheaper than the rows:
+ * with few components on disjoint rows (one per region) always. */
+static void gram_setup(vl_engine *E)
+{
+    const int nh = E->nh, nP = E->nP, npp = E->npp, nb = E->nb;
+    const int nx0 = E->nu ? E->M.nx0 : 0;
+    const size_t NPP = (size_t)npp * npp;
+    E->diag_h = nh > 16;
+    E->use_gram = E->M.mstep_sums != VL_MSTEP_ROWS;
+    for (size_t k = 0; k < (size_t)nh * E->ny; k++)
+        if (E->M.Q[k] < 0.0)
+            E->use_gram = 0;   /* sqrt(Q) below */
+    E->gm = malloc(sizeof(int) * nh);
+    E->gc0 = malloc(sizeof(int) * nh);
+    E->goff = malloc(sizeof(size_t) * nh);
+    if (!E->gm || !E->gc0 || !E->goff) {
+        E->use_gram = 0;
+        return;
+    }
+    size_t total = 0;
+    for (int i = 0; i < nh; i++) {
+        int c0 = nP, c1 = npp;
+        if (nx0 && E->qhi[i] > E->qlo[i]) {
+            c0 = nP + (E->qlo[i] / nb) * nx0;
+            c1 = nP + ((E->qhi[i] - 1) / nb + 1) * nx0;
+        } else if (nx0) {
+            c1 = nP;   /* no rows: nothing reaches the confounds */
+        }
+        E->gc0[i] = c0;
+        E->gm[i] = nP + (c1 - c0);
+        E->goff[i] = total;
+        total += (size_t)E->gm[i] * E->gm[i];
+    }
+    /* a pass over the rows costs ~ nobs npp^2 (J' W J and J Cp J'); over
+       the G about their size. The regrouped sums round differently, and
+       long fits amplify that (see mstep): small models, where the rows are
+       cheap anyway, keep the rows' order; many components (spectral DCM)
+       and large networks take the G */
+    const double row_cost = (double)E->nobs * (double)NPP;
+    const int forced = E->M.mstep_sums == VL_MSTEP_GRAM;
+    if (total > ((size_t)24 << 20) ||
+        (!forced && (4 * total > (size_t)E->nobs * NPP || (nh <= 16 && row_cost < GRAM_MIN_ROW_COST))))
+        E->use_gram = 0;
+    if (E->use_gram && !(E->G = malloc(sizeof(double) * (total ? total : 1))))
+        E->use_gram = 0;       /* the row-wise path needs no more memory */
+}
+
 /* all buffers of the engine; 0 when one could not be had */
 static int alloc_buffers(vl_engine *E)
 {
@@ -235,21 +303,9 @@ static int alloc_buffers(vl_engine *E)
     E->w = malloc(sizeof(double) * ny);
     E->Pp = malloc(sizeof(double) * NPP);
     E->Cp = malloc(sizeof(double) * NPP);
-    E->JC = malloc(sizeof(double) * nobs * npp);
     E->djcj = malloc(sizeof(double) * nobs);
     E->PS = calloc(nh * ny, sizeof(double));
     E->ch = malloc(sizeof(double) * nh);
-    /* many precision components (spectral DCM: one per channel, n^2): the
-       M-step's passes work on per-component Gram matrices J' diag(Q_i) J,
-       made once per Jacobian, instead of redoing J' diag(w) J and
-       diag(J Cp J') over all rows in every pass (the same sums, regrouped;
-       with a few components the rows are cheap and the old order stays) */
-    E->use_gram = nh > 16 && nh * NPP <= ((size_t)24 << 20);
-    for (size_t k = 0; E->use_gram && k < nh * ny; k++)
-        if (E->M.Q[k] < 0.0)
-            E->use_gram = 0;   /* sqrt(Q) below */
-    if (E->use_gram && !(E->G = malloc(sizeof(double) * nh * NPP)))
-        E->use_gram = 0;       /* the row-wise path needs no more memory */
     E->qlo = malloc(sizeof(int) * nh);
     E->qhi = malloc(sizeof(int) * nh);
     if (E->qlo && E->qhi)
@@ -263,6 +319,20 @@ static int alloc_buffers(vl_engine *E)
             E->qlo[i] = lo;
             E->qhi[i] = hi;
         }
+    if (E->qlo && E->qhi)
+        gram_setup(E);
+    /* scratch for the scaled rows: all of them (the row path), or one
+       component's over its columns (the G) */
+    size_t jc = nobs * npp;
+    if (E->use_gram) {
+        jc = 1;
+        for (size_t i = 0; i < nh; i++) {
+            size_t rows = (size_t)(E->qhi[i] - E->qlo[i]) << E->cs;
+            if (rows * (size_t)E->gm[i] > jc)
+                jc = rows * (size_t)E->gm[i];
+        }
+    }
+    E->JC = malloc(sizeof(double) * jc);
     E->dFdh = malloc(sizeof(double) * nh);
     E->dFdhh = malloc(sizeof(double) * nh * nh);
     E->Ch = malloc(sizeof(double) * nh * nh);
@@ -455,6 +525,12 @@ static int jacobian_from_model(vl_engine *E)
     const int np = E->np, nP = E->nP, npp = E->npp;
     if (E->M.jacobian(E->M.user, E->theta, E->f0, E->dfdt) < 0)
         return -1;
+    if (E->vsel) {   /* a diagonal prior: V selects columns (same numbers) */
+        for (int r = 0; r < E->nobs; r++)
+            for (int i = 0; i < nP; i++)
+                E->J[r * npp + i] = -E->dfdt[(size_t)r * np + E->vsel[i]];
+        return 0;
+    }
     for (int r = 0; r < E->nobs; r++)
         for (int i = 0; i < nP; i++) {
             double s = 0.0;
@@ -543,33 +619,80 @@ static void prediction_error(vl_engine *E)
     }
 }
 
+/* G_i = J' diag(Q_i) J over component i's columns (gram_setup), from
+ * its rows scaled by sqrt(Q_i) */
+static void gram_build(vl_engine *E)
+{
+    const int npp = E->npp, nP = E->nP, nh = E->nh, ny = E->ny, cs = E->cs;
+    for (int i = 0; i < nh; i++) {
+        const double *Qi = E->M.Q + (size_t)i * ny;
+        const int r0 = E->qlo[i] << cs, r1 = E->qhi[i] << cs;
+        const int m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
+        double *Gi = E->G + E->goff[i];
+        for (int r = r0; r < r1; r++) {
+            double sq = sqrt(Qi[r >> cs]);
+            const double *Jr = E->J + (size_t)r * npp;
+            double *JCr = E->JC + (size_t)(r - r0) * m;
+            for (int c = 0; c < nP; c++)
+                JCr[c] = sq * Jr[c];
+            for (int c = 0; c < nc; c++)
+                JCr[nP + c] = sq * Jr[c0 + c];
+        }
+        if (r1 > r0)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, m, r1 - r0, 1.0, E->JC, m,
+                        0.0, Gi, m);
+        else
+            memset(Gi, 0, sizeof(double) * (size_t)m * m);
+        for (int a = 0; a < m; a++)
+            for (int b = 0; b < a; b++)
+                Gi[a * m + b] = Gi[b * m + a];
+    }
+    E->gram_ok = 1;
+}
+
+/* Pp += c G_i, G_i's rows and columns scattered to Pp's */
+static void gram_add(const vl_engine *E, int i, double c, double *Pp)
+{
+    const int npp = E->npp, nP = E->nP, m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
+    const double *Gi = E->G + E->goff[i];
+    if (m == npp) {
+        cblas_daxpy(npp * npp, c, Gi, 1, Pp, 1);
+        return;
+    }
+    for (int a = 0; a < m; a++) {
+        double *row = Pp + (size_t)(a < nP ? a : c0 + a - nP) * npp;
+        cblas_daxpy(nP, c, Gi + (size_t)a * m, 1, row, 1);
+        cblas_daxpy(nc, c, Gi + (size_t)a * m + nP, 1, row + c0, 1);
+    }
+}
+
+/* tr(Cp G_i) = sum_r Q_ir (J Cp J')_rr, over G_i's columns */
+static double gram_trace(const vl_engine *E, int i)
+{
+    const int npp = E->npp, nP = E->nP, m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
+    const double *Gi = E->G + E->goff[i];
+    if (m == npp)
+        return cblas_ddot(npp * npp, E->Cp, 1, Gi, 1);
+    double s = 0.0;
+    for (int a = 0; a < m; a++) {
+        const double *row = E->Cp + (size_t)(a < nP ? a : c0 + a - nP) * npp;
+        s += cblas_ddot(nP, row, 1, Gi + (size_t)a * m, 1);
+        s += cblas_ddot(nc, row + c0, 1, Gi + (size_t)a * m + nP, 1);
+    }
+    return s;
+}
+
 /* The posterior covariance Cp = inv(J' iS J + ipc) at the current
- * precisions w, with Pp = J' iS J and djcj = diag(J Cp J'). */
+ * precisions w, with Pp = J' iS J, from the G_i. */
 static int posterior_covariance_gram(vl_engine *E)
 {
-    const int npp = E->npp, nh = E->nh, ny = E->ny, cs = E->cs;
+    const int npp = E->npp, nh = E->nh;
     const size_t NPP = (size_t)npp * npp;
-    if (!E->gram_ok) {
-        for (int i = 0; i < nh; i++) {
-            const double *Qi = E->M.Q + (size_t)i * ny;
-            const int r0 = E->qlo[i] << cs, r1 = E->qhi[i] << cs;
-            double *Gi = E->G + (size_t)i * NPP;
-            for (int r = r0; r < r1; r++) {
-                double sq = sqrt(Qi[r >> cs]);
-                for (int c = 0; c < npp; c++)
-                    E->JC[(size_t)(r - r0) * npp + c] = sq * E->J[(size_t)r * npp + c];
-            }
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, npp, r1 - r0, 1.0, E->JC, npp,
-                        0.0, Gi, npp);
-            for (int a = 0; a < npp; a++)
-                for (int b = 0; b < a; b++)
-                    Gi[a * npp + b] = Gi[b * npp + a];
-        }
-        E->gram_ok = 1;
-    }
+    if (!E->gram_ok)
+        gram_build(E);
     memset(E->Pp, 0, sizeof(double) * NPP);
     for (int i = 0; i < nh; i++)
-        cblas_daxpy((int)NPP, E->ch[i], E->G + (size_t)i * NPP, 1, E->Pp, 1);
+        gram_add(E, i, E->ch[i], E->Pp);
     memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
     for (int a = 0; a < npp; a++)
         E->Cp[a * npp + a] += E->ipc[a];
@@ -636,7 +759,7 @@ static void precision_gradient(vl_engine *E)
                 tc += q * E->djcj[r];
         }
         if (E->use_gram)   /* sum_r Q_ir (J Cp J')_rr = tr(Cp G_i) */
-            tc = eh * cblas_ddot(E->npp * E->npp, E->Cp, 1, E->G + (size_t)i * E->npp * E->npp, 1);
+            tc = eh * gram_trace(E, i);
         E->dFdh[i] = tr / 2.0 - ee / 2.0 - tc / 2.0;
     }
     for (int i = 0; i < nh; i++)
@@ -745,7 +868,7 @@ static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
         /* many components on disjoint rows (spectral DCM's channels): dFdhh
            is diagonal and the matrix exponential of an nh + 1 square
            matrix per pass reduces to nh scalars */
-        int dr = E->use_gram && !dx_diagonal(E->dFdhh, E->dFdh, nh, 4.0, E->dh)
+        int dr = E->diag_h && !dx_diagonal(E->dFdhh, E->dFdh, nh, 4.0, E->dh)
                      ? VL_OK
                      : vl_dx_ws(E->dFdhh, E->dFdh, nh, 4.0, E->dh, E->dxh);
         if (dr) {

@@ -88,7 +88,14 @@ typedef struct {
     const double *hC;      /* nh hyperprior variances */
     int nb, nx0;           /* confounds X0: nb x nx0, column-major, applied */
     const double *X0;      /*   block-wise to each of the ny/nb blocks */
+    int mstep_sums;        /* VL_MSTEP_AUTO (0), or force how the M-step sums */
 } vl_model;
+
+/* How the M-step forms J' iS J and tr(P_i S): over the data rows every
+ * pass (the reference order), or over per-component Gram matrices made once
+ * per Jacobian (cheap for large models; rounds differently). AUTO picks the
+ * Gram matrices for many components or large row sums. */
+enum { VL_MSTEP_AUTO = 0, VL_MSTEP_ROWS = 1, VL_MSTEP_GRAM = 2 };
 
 /* One inversion for the driver: the model, the data and the options. */
 typedef struct {
