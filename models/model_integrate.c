@@ -527,7 +527,8 @@ static double action_cost(const model_int_work *W, int s)
 
 /* C = A B, all N x N column-major; plain loops the compiler vectorises
  * (a BLAS call costs more than the product at these sizes) */
-static void small_matmul(const double *A, const double *B, double *C, int N)
+static void small_matmul(const double *restrict A, const double *restrict B, double *restrict C,
+                         int N)
 {
     if (N > SMALL_N) {   /* the vector kernels of BLAS win from here on */
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0, A, N, B, N, 0.0,
@@ -654,8 +655,13 @@ static int small_expm(const double *A, double *E, model_int_work *W)
 }
 
 /* z <- E z for a dense propagator E (column-major) */
-static void dense_apply(const double *E, double *z, double *z2, int N)
+static void dense_apply(const double *restrict E, double *restrict z, double *restrict z2, int N)
 {
+    if (N > SMALL_N) {
+        cblas_dgemv(CblasColMajor, CblasNoTrans, N, N, 1.0, E, N, z, 1, 0.0, z2, 1);
+        memcpy(z, z2, sizeof(double) * N);
+        return;
+    }
     for (int i = 0; i < N; i++)
         z2[i] = 0.0;
     for (int j = 0; j < N; j++) {
