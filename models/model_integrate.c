@@ -623,27 +623,35 @@ static int small_expm(const double *A, double *E, model_int_work *W)
                 dj[i] -= dk[i] * f;
         }
     }
-    /* solve Dm E = Nm column by column */
-    for (int j = 0; j < N; j++) {
-        double *b = Nm + (size_t)j * N;
-        for (int k = 0; k < N; k++)
-            if (W->piv[k] != k) {
-                double t = b[k];
-                b[k] = b[W->piv[k]];
-                b[W->piv[k]] = t;
+    /* solve Dm E = Nm: the row interchanges, then L and U */
+    for (int k = 0; k < N; k++)
+        if (W->piv[k] != k)
+            for (int j = 0; j < N; j++) {
+                double t = Nm[k + (size_t)j * N];
+                Nm[k + (size_t)j * N] = Nm[W->piv[k] + (size_t)j * N];
+                Nm[W->piv[k] + (size_t)j * N] = t;
             }
-        for (int k = 0; k < N; k++) {
-            const double bk = b[k];
-            const double *lk = Dm + (size_t)k * N;
-            for (int i = k + 1; i < N; i++)
-                b[i] -= lk[i] * bk;
-        }
-        for (int k = N - 1; k >= 0; k--) {
-            b[k] /= Dm[k + (size_t)k * N];
-            const double bk = b[k];
-            const double *uk = Dm + (size_t)k * N;
-            for (int i = 0; i < k; i++)
-                b[i] -= uk[i] * bk;
+    if (N > SMALL_N) {
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasUnit, N, N, 1.0, Dm, N,
+                    Nm, N);
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, N, N, 1.0, Dm,
+                    N, Nm, N);
+    } else {
+        for (int j = 0; j < N; j++) {
+            double *b = Nm + (size_t)j * N;
+            for (int k = 0; k < N; k++) {
+                const double bk = b[k];
+                const double *lk = Dm + (size_t)k * N;
+                for (int i = k + 1; i < N; i++)
+                    b[i] -= lk[i] * bk;
+            }
+            for (int k = N - 1; k >= 0; k--) {
+                b[k] /= Dm[k + (size_t)k * N];
+                const double bk = b[k];
+                const double *uk = Dm + (size_t)k * N;
+                for (int i = 0; i < k; i++)
+                    b[i] -= uk[i] * bk;
+            }
         }
     }
     for (int k = 0; k < s; k++) {
