@@ -102,10 +102,10 @@ awk -v t1="$t1" -v t2="$t2" -v n="$njobs" -v c="$cores" 'BEGIN {
 if [ -n "$told" ]; then
     awk -v t2="$t2" -v to="$told" -v old="$old" 'BEGIN {
         printf "  old (%s) -j 2: %6.2f s; new -j 2: %6.2f s; speed-up %.2fx\n", old, to, t2, to / t2 }'
-    # the free energies of old and new, row by row (column "F")
-    awk -F '\t' 'FNR == 1 { for (i = 1; i <= NF; i++) if ($i == "F") c = i; next }
-        NR == FNR { f[FNR] = $c; next } { d = $c - f[FNR]; if (d < 0) d = -d; if (d > m) m = d }
-        END { if (c) printf "  max |F new - F old| over the estimates: %.2g\n", m }' \
+    # the free energies of old and new (summary.tsv: a subject per row, F per model column)
+    awk -F '\t' 'FNR == 1 { next } NR == FNR { for (i = 2; i <= NF; i++) f[FNR, i] = $i; next }
+        { for (i = 2; i <= NF; i++) { d = $i - f[FNR, i]; if (d < 0) d = -d; if (d > m) m = d } }
+        END { printf "  max |F new - F old| over the estimates: %.2g\n", m }' \
         "$work/out_old/summary.tsv" "$work/out_j2/summary.tsv"
 else
     echo "  (no older dcm at $old: set DCM_OLD to time one beside this build)"
