@@ -4,7 +4,7 @@
  * per-model figure). "cpu s" is the median processor time of one fit (the
  * process's, single-threaded BLAS): on a shared machine the wall time
  * also counts the other processes' turns.
- *   dcm-bench [--reps R] SPEC...
+ *   dcm-bench [--reps R] [--threads T] SPEC...   (T: estimate -j, default 1)
  *   dcm-bench --csd-sim N T TR SEED OUT.tsv   resting-state BOLD of the
  *       N-region test network (bench/bench_csd_sim.h) written as a TSV */
 #include <stdio.h>
@@ -72,14 +72,15 @@ int main(int argc, char **argv)
     openblas_set_num_threads(1);
     if (argc > 1 && !strcmp(argv[1], "--csd-sim"))
         return csd_sim(argc, argv);
-    int reps = 5, first = 1;
-    if (argc > 2 && !strcmp(argv[1], "--reps")) {
-        reps = atoi(argv[2]);
-        first = 3;
-        if (reps < 1 || reps > 64) {
-            fprintf(stderr, "dcm-bench: --reps takes 1..64\n");
+    int reps = 5, first = 1, threads = 1;
+    while (argc > first + 1 && (!strcmp(argv[first], "--reps") || !strcmp(argv[first], "--threads"))) {
+        int *dst = !strcmp(argv[first], "--reps") ? &reps : &threads;
+        *dst = atoi(argv[first + 1]);
+        if (*dst < 1 || *dst > 64) {
+            fprintf(stderr, "dcm-bench: %s takes 1..64\n", argv[first]);
             return 1;
         }
+        first += 2;
     }
     for (int i = first; i < argc; i++) {
         dcm_error err = {0, ""};
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench: %s\n", err.msg);
             return err.code;
         }
+        P->threads = threads;
         double t[64], c[64];
         int iters = 0;
         double F = 0;

@@ -1,6 +1,7 @@
 /* dcm_estimate.c — estimation of a DCM for fMRI: the data preparation
  * of SPM12's spm_dcm_estimate around the generic VL engine. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,22 @@
 #include "models/model_integrate.h"
 #include "vl/vl_nlsi.h"
 
+/* SPM's finite-difference step (spm_diff), as the engine's */
+#define JAC_FD_STEP 3.3546262790251185e-04 /* exp(-8) */
+/* largest d(prediction)/d(parameters) the threaded Jacobian may hold */
+#define JAC_MAX_BYTES ((size_t)64 << 20)
+
 typedef struct {
     const model_dcm *M;
     model_int_work *W;
     int last_flag;
+    /* the Jacobian in threads (jacobian_threads): one workspace, parameter
+       copy and prediction per thread; cols are the parameters the engine
+       moves (prior variance > 0), thread t takes cols t, t + T, ... */
+    int nthreads, np, ny, ncols;
+    int *cols;
+    model_int_work **Wt;   /* nthreads; Wt[0] = W */
+    double *theta2, *f1;   /* nthreads x np, nthreads x ny */
 } predict_ctx;
 
 /* vl_predict_fn: the BOLD prediction of the model in user at theta */
@@ -25,6 +38,110 @@ static int predict_bold(void *user, const double *theta, double *y)
     int rc = model_int_predict(c->M, theta, y, c->W);
     c->last_flag = rc;
     return rc == MODEL_INT_FAILED ? -1 : rc;
+}
+
+typedef struct {
+    predict_ctx *c;
+    int t, rc;
+    const double *theta, *f;
+    double *dfdt;
+} jac_part;
+
+/* Thread t's columns of d y / d theta by SPM's forward differences: each
+ * column is the same computation whichever thread does it, so the
+ * Jacobian does not depend on the number of threads. */
+static void *jacobian_part(void *arg)
+{
+    jac_part *J = arg;
+    predict_ctx *c = J->c;
+    const int np = c->np, ny = c->ny;
+    double *th = c->theta2 + (size_t)J->t * np, *f1 = c->f1 + (size_t)J->t * ny;
+    memcpy(th, J->theta, sizeof(double) * np);
+    for (int q = J->t; q < c->ncols; q += c->nthreads) {
+        const int k = c->cols[q];
+        th[k] = J->theta[k] + JAC_FD_STEP;
+        int rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
+        th[k] = J->theta[k];
+        if (rc == MODEL_INT_FAILED) {
+            J->rc = -1;
+            return NULL;
+        }
+        for (int r = 0; r < ny; r++)
+            J->dfdt[(size_t)r * np + k] = (f1[r] - J->f[r]) / JAC_FD_STEP;
+    }
+    return NULL;
+}
+
+/* vl_jacobian_fn: the columns of the parameters the engine moves (a
+ * diagonal prior: its eigen-directions are those unit vectors, so the
+ * engine's product with them returns exactly these differences), shared
+ * among c->nthreads threads; the other columns are 0. */
+static int jacobian_threads(void *user, const double *theta, const double *f, double *dfdt)
+{
+    predict_ctx *c = user;
+    memset(dfdt, 0, sizeof(double) * (size_t)c->ny * c->np);
+    jac_part part[64];
+    pthread_t tid[64];
+    int started[64] = {0};
+    const int T = c->nthreads;
+    for (int t = 0; t < T; t++)
+        part[t] = (jac_part){c, t, 0, theta, f, dfdt};
+    for (int t = 1; t < T; t++)
+        started[t] = pthread_create(&tid[t], NULL, jacobian_part, &part[t]) == 0;
+    jacobian_part(&part[0]);
+    for (int t = 1; t < T; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            jacobian_part(&part[t]);   /* no thread: this one does its share */
+    }
+    for (int t = 0; t < T; t++)
+        if (part[t].rc)
+            return -1;
+    return 0;
+}
+
+/* Set up the threaded Jacobian for P->threads threads when it pays and
+ * reproduces the engine's own differences: a diagonal prior, more than
+ * one thread, a Jacobian that fits JAC_MAX_BYTES. Returns 0 (possibly
+ * with c->nthreads = 1: the engine differentiates), -1 out of memory. */
+static int jacobian_threads_init(predict_ctx *c, const dcm_problem *P, const double *pV,
+                                 int diagonal, int np, int ny)
+{
+    int T = P->threads < 1 ? 1 : P->threads > 64 ? 64 : P->threads;
+    c->nthreads = 1;
+    c->np = np;
+    c->ny = ny;
+    if (T < 2 || !diagonal || (size_t)np * ny * sizeof(double) > JAC_MAX_BYTES)
+        return 0;
+    c->cols = malloc(sizeof(int) * np);
+    c->Wt = calloc((size_t)T, sizeof *c->Wt);
+    c->theta2 = malloc(sizeof(double) * np * T);
+    c->f1 = malloc(sizeof(double) * (size_t)ny * T);
+    if (!c->cols || !c->Wt || !c->theta2 || !c->f1)
+        return -1;
+    for (int k = 0; k < np; k++)
+        if (pV[k] > 0.0)   /* the engine's test (its prior subspace) */
+            c->cols[c->ncols++] = k;
+    if (T > c->ncols)
+        T = c->ncols > 0 ? c->ncols : 1;
+    c->Wt[0] = c->W;
+    c->nthreads = T;   /* before the workspaces: free releases those made */
+    for (int t = 1; t < T; t++)
+        if (!(c->Wt[t] = model_int_alloc(c->M)))
+            return -1;
+    return 0;
+}
+
+static void jacobian_threads_free(predict_ctx *c)
+{
+    if (c->Wt)
+        for (int t = 1; t < c->nthreads; t++)
+            model_int_free(c->Wt[t]);
+    free(c->Wt);
+    free(c->cols);
+    free(c->theta2);
+    free(c->f1);
 }
 
 /* The engine's status as a dcm_error (dcm_error_from_vl), with the advice
@@ -306,6 +423,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     model_int_work *W = NULL;
     dcm_result *R = calloc(1, sizeof *R);
     vl_result *V = NULL;
+    predict_ctx pc = {0};
     if (dcm_fmri_model_build(P, &FM) || !R)
         goto fail;
     R->np = np;
@@ -319,13 +437,17 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     W = model_int_alloc(FM.M);
     if (!W)
         goto fail;
-    predict_ctx pc = {FM.M, W, 0};
+    pc.M = FM.M;
+    pc.W = W;
     const double *pC_full = FM.pC_full;
+    if (jacobian_threads_init(&pc, P, R->pV, pC_full == NULL, np, P->n * P->v))
+        goto fail;
     vl_problem VP = {.model = FM.vm, .y = R->y_obs, .P0 = NULL, .maxit = P->maxit,
                      .progress = progress, .progress_ctx = progress_ctx};
     VP.model.pE = R->pE;
     VP.model.pV = pC_full ? NULL : R->pV;
     VP.model.user = &pc;
+    VP.model.jacobian = pc.nthreads > 1 ? jacobian_threads : NULL;
     char msg[512] = "";
     int vrc = vl_nlsi(&VP, &V, msg, sizeof msg);
     if (vrc) {
@@ -356,6 +478,7 @@ fail:
 cleanup:
     dcm_warnings_free(&warn);
     vl_result_free(V);
+    jacobian_threads_free(&pc);
     model_int_free(W);
     dcm_result_free(R);
     dcm_fmri_model_free(&FM);

@@ -45,7 +45,19 @@ struct model_int_work {
     double *fx_work;
     double *f0, *f1, *xp, *up, *dfdx0, *dfdx1, *g;
     double *fu, *fcol;      /* 2 nx and 2 nx scratch for the reductions */
-    vl_expm_work *expm;
+    /* small-matrix kernels (no BLAS call overhead, nothing allocated per
+       step): the operators' non-zeros as compressed rows over the union of
+       the M0/M1/M2 patterns, the values of each input pattern on it */
+    int kernel;             /* MODEL_INT_KERNEL_* */
+    int nnz;
+    int *rowptr, *col, *pos; /* N + 1, NN, NN: pos = dense index r + c N */
+    double *val;            /* npat x NN: values of pattern p at [p NN + l] */
+    double *vt;             /* NN: this step's values (nonlinear) */
+    int *key_dense;         /* nkey: 1 when the propagator is formed */
+    int *key_uses, *key_s;  /* nkey: steps taking it; Taylor sub-steps */
+    double *pa, *pb, *pc, *pd, *pn; /* NN scratch of the dense expm */
+    int *piv;               /* N */
+    double *w1, *w2;        /* N scratch of the Taylor action */
 };
 
 static int add_pattern(model_int_work *W, const double *row, int m)
@@ -188,10 +200,31 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->g = malloc(sizeof(double) * n);
     W->fu = malloc(sizeof(double) * 2 * nx);
     W->fcol = malloc(sizeof(double) * 2 * nx);
-    W->expm = vl_expm_alloc(N);
+    W->rowptr = malloc(sizeof(int) * (N + 1));
+    W->col = malloc(sizeof(int) * NN);
+    W->pos = malloc(sizeof(int) * NN);
+    W->val = malloc(sizeof(double) * NN * W->npat);
+    W->vt = malloc(sizeof(double) * NN);
+    W->key_dense = calloc((size_t)W->nkey + 1, sizeof(int));
+    W->key_uses = calloc((size_t)W->nkey + 1, sizeof(int));
+    W->key_s = calloc((size_t)W->nkey + 1, sizeof(int));
+    W->pa = malloc(sizeof(double) * NN);
+    W->pb = malloc(sizeof(double) * NN);
+    W->pc = malloc(sizeof(double) * NN);
+    W->pd = malloc(sizeof(double) * NN);
+    W->pn = malloc(sizeof(double) * NN);
+    W->piv = malloc(sizeof(int) * N);
+    W->w1 = malloc(sizeof(double) * N);
+    W->w2 = malloc(sizeof(double) * N);
+    if (!W->rowptr || !W->col || !W->pos || !W->val || !W->vt || !W->key_dense || !W->key_uses || !W->key_s || !W->pa ||
+        !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->w1 || !W->w2)
+        goto fail;
+    for (int k = 0; k < W->nev; k++)
+        if (W->ev[k].gap > 0)
+            W->key_uses[W->ev[k].key]++;
     if (!W->M0 || !W->M1 || !W->M2 || !W->Jp || !W->Ek || !W->Jt || !W->Et ||
         !W->z || !W->z2 || !W->fx_work || !W->f0 || !W->f1 || !W->xp ||
-        !W->up || !W->dfdx0 || !W->dfdx1 || !W->g || !W->fu || !W->fcol || !W->expm)
+        !W->up || !W->dfdx0 || !W->dfdx1 || !W->g || !W->fu || !W->fcol)
         goto fail;
     return W;
 fail:
@@ -231,7 +264,22 @@ void model_int_free(model_int_work *W)
     free(W->g);
     free(W->fu);
     free(W->fcol);
-    vl_expm_free(W->expm);
+    free(W->rowptr);
+    free(W->col);
+    free(W->pos);
+    free(W->val);
+    free(W->vt);
+    free(W->key_dense);
+    free(W->key_uses);
+    free(W->key_s);
+    free(W->pa);
+    free(W->pb);
+    free(W->pc);
+    free(W->pd);
+    free(W->pn);
+    free(W->piv);
+    free(W->w1);
+    free(W->w2);
     free(W);
 }
 
@@ -345,6 +393,343 @@ static void input_jacobian(const model_dcm *M, const double *u, double *J,
     }
 }
 
+/* ---- small-matrix kernels ----------------------------------------------
+ * The augmented operators are small (N = 5n + 2 .. 6n + 1) and sparse: the
+ * neural block holds the switched-on connections only, the haemodynamics
+ * couple each region's four states among themselves. Entries that are not
+ * switched on come out of the finite differences as exact zeros, so the
+ * pattern of non-zeros is exact, and a product over the non-zeros sums the
+ * same terms, in the same order, as a dense loop would. */
+
+/* The union of the non-zeros of the n_ops dense N x N operators at ops[]
+ * as compressed rows (rowptr, col, pos = r + c N). NaN counts as non-zero,
+ * so that it propagates and is caught. */
+static void pattern_union(model_int_work *W, const double *const *ops, const size_t *count,
+                          int n_ops)
+{
+    const int N = W->N;
+    const size_t NN = (size_t)N * N;
+    int nz = 0;
+    for (int r = 0; r < N; r++) {
+        W->rowptr[r] = nz;
+        for (int c = 0; c < N; c++) {
+            size_t l = (size_t)r + (size_t)c * N;
+            int on = 0;
+            for (int o = 0; o < n_ops && !on; o++)
+                for (size_t b = 0; b < count[o] && !on; b++)
+                    on = ops[o][b * NN + l] != 0.0;
+            if (on) {
+                W->col[nz] = c;
+                W->pos[nz] = (int)l;
+                nz++;
+            }
+        }
+    }
+    W->rowptr[N] = nz;
+    W->nnz = nz;
+}
+
+static double norm_inf_vec(const double *x, int N)
+{
+    double s = 0.0;
+    for (int i = 0; i < N; i++) {
+        double a = fabs(x[i]);
+        if (!(a <= s))
+            s = a;   /* also takes NaN */
+    }
+    return s;
+}
+
+/* max row sum of |A| on the compressed rows (NaN when A holds one) */
+static double csr_norm_inf(const model_int_work *W, const double *v)
+{
+    double nrm = 0.0;
+    for (int r = 0; r < W->N; r++) {
+        double s = 0.0;
+        for (int p = W->rowptr[r]; p < W->rowptr[r + 1]; p++)
+            s += fabs(v[p]);
+        if (!(s <= nrm))
+            nrm = s;   /* also takes NaN */
+    }
+    return nrm;
+}
+
+/* Largest norm of A tau per sub-step of the Taylor action: Al-Mohy and
+ * Higham's theta_30 for double precision; the series then converges in
+ * at most ~30 terms, losing at most e^3.5 ulps to cancellation. */
+#define ACTION_THETA 3.5
+#define ACTION_MAX_TERMS 60
+/* the series is cut where two terms in a row fall below this part of the sum */
+#define ACTION_TOL 1.1102230246251565e-16 /* 2^-53 */
+
+/* Sub-steps of the action of exp(A tau), from ||A tau||_inf */
+static int action_substeps(double eta)
+{
+    if (!(eta <= 1e12))
+        return -1;
+    return eta <= ACTION_THETA ? 1 : (int)ceil(eta / ACTION_THETA);
+}
+
+/* z <- exp(A tau) z by the truncated Taylor series in s sub-steps
+ * (Al-Mohy & Higham 2011 without their shift): the propagator itself is
+ * never formed; each term is one pass over the non-zeros that also adds it
+ * to z and takes the norms of the stopping test. */
+static void expm_action(model_int_work *W, const double *v, double tau, int s, double *z)
+{
+    const int N = W->N;
+    const int *rowptr = W->rowptr, *col = W->col;
+    const double h = tau / s;
+    double *t = W->w1, *t2 = W->w2;
+    for (int i = 0; i < s; i++) {
+        memcpy(t, z, sizeof(double) * N);
+        double c1 = norm_inf_vec(t, N);
+        for (int k = 1; k <= ACTION_MAX_TERMS; k++) {
+            const double hk = h / k;
+            double ct = 0.0, cz = 0.0;
+            for (int r = 0; r < N; r++) {
+                double a = 0.0;
+                for (int p = rowptr[r]; p < rowptr[r + 1]; p++)
+                    a += v[p] * t[col[p]];
+                a *= hk;
+                t2[r] = a;
+                z[r] += a;
+                const double fa = fabs(a), fz = fabs(z[r]);
+                ct = fa > ct ? fa : ct;
+                cz = fz > cz ? fz : cz;
+            }
+            double *sw = t;
+            t = t2;
+            t2 = sw;
+            if (!(c1 + ct > ACTION_TOL * cz))
+                break;   /* converged, or NaN: the caller's norm test sees it */
+            c1 = ct;
+        }
+    }
+}
+
+/* The small kernels' loops are written to be vectorised; -O2 of GCC 12
+ * vectorises only loops without run-time checks, so ask for it here. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORISE __attribute__((optimize("tree-vectorize")))
+#else
+#define VECTORISE
+#endif
+
+/* Up to this order the plain loops beat a BLAS call (measured on the
+ * development machine: call overhead and locking dominate at N = 16). */
+#define SMALL_N 20
+
+/* Multiply-adds of forming exp(A tau) by Pade: ~12 products of order N,
+ * counted at a quarter above SMALL_N, where BLAS runs them ~4x faster. */
+static double dense_expm_cost(int N)
+{
+    double n3 = (double)N * N * N;
+    return N > SMALL_N ? 3.0 * n3 : 12.0 * n3;
+}
+
+/* Multiply-adds of one Taylor action in s sub-steps (~22 terms each) */
+static double action_cost(const model_int_work *W, int s)
+{
+    return 22.0 * s * (W->nnz + 2.0 * W->N);
+}
+
+/* C = A B, all N x N column-major; plain loops the compiler vectorises
+ * (a BLAS call costs more than the product at these sizes) */
+VECTORISE static void small_matmul(const double *restrict A, const double *restrict B, double *restrict C,
+                         int N)
+{
+    if (N > SMALL_N) {   /* the vector kernels of BLAS win from here on */
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0, A, N, B, N, 0.0,
+                    C, N);
+        return;
+    }
+    for (int j = 0; j < N; j++) {
+        double *c = C + (size_t)j * N;
+        for (int i = 0; i < N; i++)
+            c[i] = 0.0;
+        for (int k = 0; k < N; k++) {
+            const double b = B[k + (size_t)j * N];
+            const double *a = A + (size_t)k * N;
+            for (int i = 0; i < N; i++)
+                c[i] += a[i] * b;
+        }
+    }
+}
+
+/* E = exp(A): Pade (6,6) with scaling and squaring, as vl_expm (the same
+ * scaling rule and coefficients) in plain loops with the LU solve done
+ * here. Returns 0, or -1 when A is not finite or the denominator singular. */
+static int small_expm(const double *A, double *E, model_int_work *W)
+{
+    const int N = W->N, q = 6;
+    const size_t NN = (size_t)N * N;
+    double *X = W->pa, *T = W->pb, *Nm = W->pc, *Dm = W->pd, *S = W->pn;
+    double norm = 0.0;
+    for (int c = 0; c < N; c++) {
+        double r = 0.0;
+        for (int i = 0; i < N; i++)
+            r += fabs(A[i + (size_t)c * N]);
+        if (!isfinite(r))
+            return -1;
+        norm = fmax(norm, r);
+    }
+    int e = 0;
+    (void)frexp(norm, &e);
+    const int s = e + 1 > 0 ? e + 1 : 0;
+    const double scale = ldexp(1.0, -s);
+    for (size_t l = 0; l < NN; l++)
+        X[l] = T[l] = A[l] * scale;
+    double c = 0.5;
+    for (size_t l = 0; l < NN; l++) {
+        Nm[l] = c * T[l];
+        Dm[l] = -c * T[l];
+    }
+    for (int i = 0; i < N; i++) {
+        Nm[i + (size_t)i * N] += 1.0;
+        Dm[i + (size_t)i * N] += 1.0;
+    }
+    int positive = 1;
+    for (int k = 2; k <= q; k++) {
+        c = c * (q - k + 1) / (k * (2.0 * q - k + 1));
+        small_matmul(T, X, S, N);
+        memcpy(X, S, sizeof(double) * NN);
+        for (size_t l = 0; l < NN; l++) {
+            double cx = c * X[l];
+            Nm[l] += cx;
+            Dm[l] += positive ? cx : -cx;
+        }
+        positive = !positive;
+    }
+    /* LU of Dm with partial pivoting (column-major, in place) */
+    for (int k = 0; k < N; k++) {
+        int p = k;
+        double big = fabs(Dm[k + (size_t)k * N]);
+        for (int i = k + 1; i < N; i++)
+            if (fabs(Dm[i + (size_t)k * N]) > big) {
+                big = fabs(Dm[i + (size_t)k * N]);
+                p = i;
+            }
+        if (!(big > 0.0))
+            return -1;
+        W->piv[k] = p;
+        if (p != k)
+            for (int j = 0; j < N; j++) {
+                double t = Dm[k + (size_t)j * N];
+                Dm[k + (size_t)j * N] = Dm[p + (size_t)j * N];
+                Dm[p + (size_t)j * N] = t;
+            }
+        const double d = Dm[k + (size_t)k * N];
+        for (int i = k + 1; i < N; i++)
+            Dm[i + (size_t)k * N] /= d;
+        for (int j = k + 1; j < N; j++) {
+            const double f = Dm[k + (size_t)j * N];
+            if (f == 0.0)
+                continue;
+            double *dj = Dm + (size_t)j * N;
+            const double *dk = Dm + (size_t)k * N;
+            for (int i = k + 1; i < N; i++)
+                dj[i] -= dk[i] * f;
+        }
+    }
+    /* solve Dm E = Nm: the row interchanges, then L and U */
+    for (int k = 0; k < N; k++)
+        if (W->piv[k] != k)
+            for (int j = 0; j < N; j++) {
+                double t = Nm[k + (size_t)j * N];
+                Nm[k + (size_t)j * N] = Nm[W->piv[k] + (size_t)j * N];
+                Nm[W->piv[k] + (size_t)j * N] = t;
+            }
+    if (N > SMALL_N) {
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasUnit, N, N, 1.0, Dm, N,
+                    Nm, N);
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, N, N, 1.0, Dm,
+                    N, Nm, N);
+    } else {
+        for (int j = 0; j < N; j++) {
+            double *b = Nm + (size_t)j * N;
+            for (int k = 0; k < N; k++) {
+                const double bk = b[k];
+                const double *lk = Dm + (size_t)k * N;
+                for (int i = k + 1; i < N; i++)
+                    b[i] -= lk[i] * bk;
+            }
+            for (int k = N - 1; k >= 0; k--) {
+                b[k] /= Dm[k + (size_t)k * N];
+                const double bk = b[k];
+                const double *uk = Dm + (size_t)k * N;
+                for (int i = 0; i < k; i++)
+                    b[i] -= uk[i] * bk;
+            }
+        }
+    }
+    for (int k = 0; k < s; k++) {
+        small_matmul(Nm, Nm, S, N);
+        memcpy(Nm, S, sizeof(double) * NN);
+    }
+    memcpy(E, Nm, sizeof(double) * NN);
+    return 0;
+}
+
+/* z <- E z for a dense propagator E (column-major) */
+VECTORISE static void dense_apply(const double *restrict E, double *restrict z, double *restrict z2, int N)
+{
+    if (N > SMALL_N) {
+        cblas_dgemv(CblasColMajor, CblasNoTrans, N, N, 1.0, E, N, z, 1, 0.0, z2, 1);
+        memcpy(z, z2, sizeof(double) * N);
+        return;
+    }
+    for (int i = 0; i < N; i++)
+        z2[i] = 0.0;
+    for (int j = 0; j < N; j++) {
+        const double zj = z[j];
+        const double *e = E + (size_t)j * N;
+        for (int i = 0; i < N; i++)
+            z2[i] += e[i] * zj;
+    }
+    memcpy(z, z2, sizeof(double) * N);
+}
+
+/* Propagate z over tau with the operator whose non-zeros are v (its dense
+ * form in Jd, for the formed propagator): the Taylor action, or for stiff
+ * steps — where the action needs many sub-steps — exp(A tau) formed by
+ * Pade. Returns 0, or -1 for a non-finite operator. */
+static int step_once(model_int_work *W, const double *v, double *Jd, double tau, double *z)
+{
+    const int N = W->N;
+    int s = action_substeps(tau * csr_norm_inf(W, v));
+    if (s < 0)
+        return -1;
+    int dense = W->kernel == MODEL_INT_KERNEL_DENSE ||
+                (W->kernel == MODEL_INT_KERNEL_AUTO && action_cost(W, s) > dense_expm_cost(N));
+    if (!dense) {
+        expm_action(W, v, tau, s, z);
+        return 0;
+    }
+    const size_t NN = (size_t)N * N;
+    memset(Jd, 0, sizeof(double) * NN);
+    for (int p = 0; p < W->nnz; p++)
+        Jd[W->pos[p]] = v[p] * tau;
+    if (small_expm(Jd, W->Et, W))
+        return -1;
+    dense_apply(W->Et, z, W->z2, N);
+    return 0;
+}
+
+/* Gather the values of the dense operator Jd on the pattern */
+static void gather(const model_int_work *W, const double *Jd, double *v)
+{
+    for (int p = 0; p < W->nnz; p++)
+        v[p] = Jd[W->pos[p]];
+}
+
+static int diverged(const double *z, int N)
+{
+    double nrm = norm1(z, N);
+    if (nrm <= DIVERGENCE_NORM)
+        return MODEL_INT_OK;
+    return isfinite(nrm) ? MODEL_INT_DIVERGED : MODEL_INT_FAILED;
+}
+
 static int predict_bilinear(const model_dcm *M, const double *P, double *y,
                             model_int_work *W)
 {
@@ -352,21 +737,38 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
     const size_t NN = (size_t)N * N;
     const double dt = M->TR / MODEL_DCM_MICROTIME;
     model_int_bireduce(M, P, W->M0, W->M1, W);
-    for (int p = 0; p < W->npat; p++)
+    const double *ops[2] = {W->M0, W->M1};
+    const size_t count[2] = {1, (size_t)M->m};
+    pattern_union(W, ops, count, 2);
+    for (int p = 0; p < W->npat; p++) {
         input_jacobian(M, W->patterns + (size_t)p * M->m, W->Jp + p * NN, W);
+        gather(W, W->Jp + p * NN, W->val + p * NN);
+    }
     /* Inputs are blocks and samples regular: a handful of (input, gap)
-       pairs cover every step, so each propagator is computed once. */
+       pairs cover every step. Each pair's propagator is formed once when
+       it is used often enough to pay for it, else applied as an action. */
     for (int k = 0; k < W->nkey; k++) {
         if (W->key_gap[k] == 0)
             continue;
+        const double tau = W->key_gap[k] * dt;
+        const double *v = W->val + (size_t)W->key_pattern[k] * NN;
+        int s = action_substeps(tau * csr_norm_inf(W, v));
+        if (s < 0)
+            return MODEL_INT_FAILED;
+        W->key_s[k] = s;
+        double uses = W->key_uses[k];
+        W->key_dense[k] = W->kernel == MODEL_INT_KERNEL_DENSE ||
+                          (W->kernel == MODEL_INT_KERNEL_AUTO &&
+                           uses * action_cost(W, s) > dense_expm_cost(N) + uses * N * N);
+        if (!W->key_dense[k])
+            continue;
         const double *J = W->Jp + (size_t)W->key_pattern[k] * NN;
-        double tau = W->key_gap[k] * dt;
         for (size_t l = 0; l < NN; l++)
             W->Jt[l] = J[l] * tau;
-        if (vl_expm(W->Jt, N, W->Ek + (size_t)k * NN, W->expm))
+        if (small_expm(W->Jt, W->Ek + (size_t)k * NN, W))
             return MODEL_INT_FAILED;
     }
-    double *z = W->z, *z2 = W->z2;
+    double *z = W->z;
     memset(z, 0, sizeof(double) * N);
     z[0] = 1.0;
     for (int e = 0; e < W->nev; e++) {
@@ -375,11 +777,14 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
             observe(M, P, E, z, y, W);
         if (E->gap == 0)
             continue;
-        cblas_dgemv(CblasColMajor, CblasNoTrans, N, N, 1.0,
-                    W->Ek + (size_t)E->key * NN, N, z, 1, 0.0, z2, 1);
-        memcpy(z, z2, sizeof(double) * N);
-        if (!(norm1(z, N) <= DIVERGENCE_NORM))
-            return isfinite(norm1(z, N)) ? MODEL_INT_DIVERGED : MODEL_INT_FAILED;
+        const int k = E->key;
+        if (W->key_dense[k])
+            dense_apply(W->Ek + (size_t)k * NN, z, W->z2, N);
+        else
+            expm_action(W, W->val + (size_t)W->key_pattern[k] * NN, E->gap * dt, W->key_s[k], z);
+        int rc = diverged(z, N);
+        if (rc)
+            return rc;
     }
     return MODEL_INT_OK;
 }
@@ -387,36 +792,41 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
 static int predict_nonlinear_D(const model_dcm *M, const double *P, double *y,
                                model_int_work *W)
 {
-    const int N = W->N, n = M->n;
+    const int N = W->N, n = M->n, m = M->m;
     const size_t NN = (size_t)N * N;
     const double dt = M->TR / MODEL_DCM_MICROTIME;
     model_int_bireduce(M, P, W->M0, W->M1, W);
     soreduce_states(M, P, W);
-    double *z = W->z, *z2 = W->z2;
+    const double *ops[3] = {W->M0, W->M1, W->M2};
+    const size_t count[3] = {1, (size_t)m, (size_t)n};
+    pattern_union(W, ops, count, 3);
+    double *z = W->z, *v = W->vt;
     memset(z, 0, sizeof(double) * N);
     z[0] = 1.0;
     for (int e = 0; e < W->nev; e++) {
         const int_event *E = &W->ev[e];
-        input_jacobian(M, M->u + (size_t)E->bin * M->m, W->Jt, W);
-        for (int j = 0; j < n; j++) {
-            const double *M2 = W->M2 + (size_t)j * NN;
-            double xj = z[j + 1];
-            for (size_t k = 0; k < NN; k++)
-                W->Jt[k] += xj * M2[k];
+        const double *u = M->u + (size_t)E->bin * m;
+        /* J = M0 + sum_j u_j M1_j + sum_j x_j M2_j on the non-zeros, summed
+           in the order of the dense form */
+        for (int q = 0; q < W->nnz; q++) {
+            const size_t l = (size_t)W->pos[q];
+            double a = W->M0[l];
+            for (int j = 0; j < m; j++)
+                if (u[j] != 0.0)
+                    a += u[j] * W->M1[(size_t)j * NN + l];
+            for (int j = 0; j < n; j++)
+                a += z[j + 1] * W->M2[(size_t)j * NN + l];
+            v[q] = a;
         }
         if (E->nsamp)
             observe(M, P, E, z, y, W);
         if (E->gap == 0)
             continue;
-        for (size_t l = 0; l < NN; l++)
-            W->Jt[l] *= E->gap * dt;
-        if (vl_expm(W->Jt, N, W->Et, W->expm))
+        if (step_once(W, v, W->Jt, E->gap * dt, z))
             return MODEL_INT_FAILED;
-        cblas_dgemv(CblasColMajor, CblasNoTrans, N, N, 1.0, W->Et, N, z, 1,
-                    0.0, z2, 1);
-        memcpy(z, z2, sizeof(double) * N);
-        if (!(norm1(z, N) <= DIVERGENCE_NORM))
-            return isfinite(norm1(z, N)) ? MODEL_INT_DIVERGED : MODEL_INT_FAILED;
+        int rc = diverged(z, N);
+        if (rc)
+            return rc;
     }
     return MODEL_INT_OK;
 }
@@ -474,6 +884,11 @@ static int predict_ode(const model_dcm *M, const double *P, double *y,
     }
     gsl_odeiv2_driver_free(d);
     return rc;
+}
+
+void model_int_set_kernel(model_int_work *W, int kernel)
+{
+    W->kernel = kernel;
 }
 
 int model_int_predict(const model_dcm *M, const double *P, double *y,

@@ -36,6 +36,15 @@ enum {
 };
 
 model_int_work *model_int_alloc(const model_dcm *M);
+
+/* How the bilinear schemes propagate the states between events: AUTO (the
+ * default) takes, per step, the cheaper of the Taylor action of exp(J tau)
+ * on the sparse operator and the Pade propagator formed once per (input,
+ * step length) pair; DENSE always forms the propagator (the scheme before
+ * the kernels, for tests); ACTION never does. The three agree to rounding
+ * (relative 1e-13). */
+enum { MODEL_INT_KERNEL_AUTO = 0, MODEL_INT_KERNEL_DENSE = 1, MODEL_INT_KERNEL_ACTION = 2 };
+void model_int_set_kernel(model_int_work *W, int kernel);
 void model_int_free(model_int_work *W);
 
 int model_int_predict(const model_dcm *M, const double *P, double *y,

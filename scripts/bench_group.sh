@@ -7,7 +7,9 @@
 #
 #   sh scripts/bench_group.sh                  generate in a temporary folder, time, clean up
 #   sh scripts/bench_group.sh --generate DIR   only write the study (manifest.tsv, sub-*/) to DIR
-#   environment: DCM (default bin/dcm), NSUB (default 40), BENCH_GROUP_DIR (keep the files there)
+#   environment: DCM (default bin/dcm), NSUB (default 40), BENCH_GROUP_DIR (keep the files there),
+#   DCM_OLD (an older dcm to time on the same study with -j 2, reported beside the new wall time;
+#   default ../base41106/bin/dcm, the build of commit 41106a8 before the speed work, if present)
 #
 # Each subject's true parameters are the forward model's (Attention
 # modulates V1 -> V5) with between-subject variability: every connection,
@@ -84,6 +86,12 @@ echo "bench-group: $njobs estimates ($nsub subjects x 4 models: $models); data s
 rm -rf "$work/out_j2" "$work/out_j1"
 t=$(now); "$dcm" batch -q -j 2 "$work/manifest.tsv" -o "$work/out_j2"; t2=$(awk -v a="$t" -v b="$(now)" 'BEGIN { print b - a }')
 t=$(now); "$dcm" batch -q -j 1 "$work/manifest.tsv" -o "$work/out_j1"; t1=$(awk -v a="$t" -v b="$(now)" 'BEGIN { print b - a }')
+old=${DCM_OLD:-../base41106/bin/dcm}
+told=
+if [ -x "$old" ]; then
+    rm -rf "$work/out_old"
+    t=$(now); "$old" batch -q -j 2 "$work/manifest.tsv" -o "$work/out_old"; told=$(awk -v a="$t" -v b="$(now)" 'BEGIN { print b - a }')
+fi
 
 cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?")
 awk -v t1="$t1" -v t2="$t2" -v n="$njobs" -v c="$cores" 'BEGIN {
@@ -91,6 +99,17 @@ awk -v t1="$t1" -v t2="$t2" -v n="$njobs" -v c="$cores" 'BEGIN {
     printf "  -j 1: %6.2f s  (%.3f s per estimate)\n", t1, t1 / n
     printf "  speed-up with 2 threads: %.2fx (cores online: %s)\n", t1 / t2, c
     printf "  target for -j 2 (<= 20 s): %s\n", t2 <= 20 ? "met" : "MISSED" }'
+if [ -n "$told" ]; then
+    awk -v t2="$t2" -v to="$told" -v old="$old" 'BEGIN {
+        printf "  old (%s) -j 2: %6.2f s; new -j 2: %6.2f s; speed-up %.2fx\n", old, to, t2, to / t2 }'
+    # the free energies of old and new (summary.tsv: a subject per row, F per model column)
+    awk -F '\t' 'FNR == 1 { next } NR == FNR { for (i = 2; i <= NF; i++) f[FNR, i] = $i; next }
+        { for (i = 2; i <= NF; i++) { d = $i - f[FNR, i]; if (d < 0) d = -d; if (d > m) m = d } }
+        END { printf "  max |F new - F old| over the estimates: %.2g\n", m }' \
+        "$work/out_old/summary.tsv" "$work/out_j2/summary.tsv"
+else
+    echo "  (no older dcm at $old: set DCM_OLD to time one beside this build)"
+fi
 
 if cmp -s "$work/out_j2/summary.tsv" "$work/out_j1/summary.tsv"; then
     echo "  summary.tsv: identical for -j 1 and -j 2"

@@ -93,9 +93,12 @@ int cmd_estimate(int argc, char **argv)
                  "compute BOLD with TE = 0.04 s as SPM12 r7771 does whatever the spec or DCM.TE says "
                  "(default: the spec's TE)"),
         CLI_INT('j', "jobs", &threads, "N", 1, 1024,
-                "regression DCM (\"method\": \"rdcm\"/\"sparse_rdcm\"): fit the regions in N "
-                "threads (default: the cores this process may use; the result does not depend on N)",
+                "threads for one estimate: the Jacobian's columns (task fMRI), the regions "
+                "(regression DCM) (default: the cores this process may use; the result does not "
+                "depend on N)",
                 .missing = "-j needs a whole number of threads from 1 to 1024"),
+        CLI_INT(0, "threads", &threads, "N", 1, 1024, "the same as -j",
+                .missing = "--threads needs a whole number of threads from 1 to 1024"),
         CLI_FLAG('q', "quiet", &ps.quiet,
                  "do not print the iterations on stderr (warnings are printed all the same)"),
         CLI_FLAG(0, "log-json", &ps.log_json,
@@ -153,6 +156,7 @@ int cmd_estimate(int argc, char **argv)
     }
     P->rdcm.threads = threads > 0 ? (int)threads : dcm_batch_cpus(NULL);
     P->rdcm.keep_covariance = mat_out != NULL;   /* TAPAS's sN in the .mat */
+    P->threads = P->rdcm.threads;
     if (maxit > 0)
         P->maxit = (int)maxit;
     if (spm12_te && io_mat_use_spm12_te(P)) {

@@ -116,6 +116,8 @@ struct dcm_problem {
     int maxit;              /* maximum VL iterations (SPM: 128) */
     int maxnodes;           /* above this many regions, the prior on A is
                                confined to the data's principal modes (SPM: 8) */
+    int threads;            /* not from the spec: threads that share the Jacobian of
+                               one fMRI estimate (dcm estimate -j); 0 or 1: the caller's */
     double hE, hC;          /* noise log-precision prior mean/variance (6, 1/128) */
     char *source;           /* where the problem came from (for messages) */
     dcm_warnings warnings;  /* design warnings found by the loader; copied
