@@ -30,7 +30,7 @@
 #define REVERT_TRIES 4
 /* below this many multiply-adds per M-step pass over the rows (nobs npp^2)
    the rows stay: 4 regions with confounds are ~1e7, 6 regions ~5e7 */
-#define GRAM_MIN_ROW_COST 2e7
+#define GRAM_MIN_ROW_COST 0
 
 static void set_err(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
