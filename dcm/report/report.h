@@ -52,6 +52,12 @@
  *   them) adds a random-effects section before everything else: a figure
  *   of exp_r, xp and pxp per model, a table and a caption. With a group,
  *   models may be empty (k = 0): the report then holds only that section.
+ * - Sampled log evidence (report_evidence, written by dcm evidence -o and
+ *   matched to the models by the hash of the result file): a section after
+ *   the model comparison with a table, F against the sampled evidence and
+ *   the gap (report_fig_evidence, evidence.png) and per model its sampled
+ *   marginals over the Laplace Gaussians (report_fig_marginals,
+ *   MODEL_marginals.png); report_evidence.c.
  * - No global state; errors through dcm_error (DCM_ERR_INPUT for bad
  *   files, DCM_ERR_SYSTEM for memory and writing).
  */

@@ -253,7 +253,7 @@ int report_fig_evidence(const report_model *models, const report_evidence *ev, i
         plot_point(&a1, x + 0.12, e->log_evidence, 4.0, plot_palette(1), 1);
         vinterval(&a2, x, g - 2 * e->se, g + 2 * e->se, plot_palette(1));
         plot_point(&a2, x, g, 4.0, plot_palette(1), 1);
-        snprintf(buf, sizeof buf, "%+.2f \u00b1 %.2f", g, e->se);
+        snprintf(buf, sizeof buf, "%+.2f (SE %.2f)", g, e->se);
         plot_text(cr, plot_px(&a2, x), plot_py(&a2, g + 2 * e->se) - 5, buf, 10.5, PLOT_CENTRE, PLOT_BOTTOM, 0,
                   PLOT_BOLD, PLOT_BLACK);
         for (int p = 0; p < 2; p++)
