@@ -417,6 +417,15 @@ static void test_report_evidence(void)
     snprintf(args, sizeof args, "report %s/changed.json --evidence %s/fwd.evidence.json -o %s/bad.html", dir, dir, dir);
     CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
     CU_ASSERT(!test_exists_in(dir, "bad.html"));
+    /* ... of this very result, edited since (said so) ... */
+    snprintf(args, sizeof args, "cp %s/fwd_fit.json %s/keep.json && echo >> %s/fwd_fit.json", dir, dir, dir);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
+    snprintf(args, sizeof args, "report %s/fwd_fit.json --evidence %s/fwd.evidence.json -o %s/bad.html", dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    CU_ASSERT(strstr(out, "which has changed since") != NULL);
+    CU_ASSERT(!test_exists_in(dir, "bad.html"));
+    snprintf(args, sizeof args, "mv %s/keep.json %s/fwd_fit.json", dir, dir);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
     /* ... two for one result, a result file given as evidence */
     snprintf(args, sizeof args, "report %s/fwd_fit.json --evidence %s/fwd.evidence.json --evidence "
              "%s/fwd.evidence.json -o %s/bad.html", dir, dir, dir, dir);

@@ -12,6 +12,7 @@
 #include "dcm/dcm_evidence.h"
 #include "dcm/report/plot.h"
 #include "dcm/report/report.h"
+#include "io/io_atomic.h"
 
 #define EV_FIG_W 960.0
 #define EV_SQRT2PI 2.5066282746310002
@@ -153,7 +154,12 @@ int report_evidence_match(report_evidence *ev, int ne, const report_model *model
         for (int i = 0; i < k && ev[j].model < 0; i++)
             if (!strcmp(hex[i], ev[j].hash))
                 ev[j].model = i;
-        if (ev[j].model < 0) {
+        for (int i = 0; i < k && ev[j].model < 0 && !rc; i++)
+            if (io_same_target(models[i].s.path, ev[j].result))
+                rc = dcm_error_set(err, DCM_ERR_INPUT, "--evidence %s was computed from %s (hash %s), which has "
+                                   "changed since (hash now %s: re-estimated or edited): run dcm evidence on it "
+                                   "again", ev[j].path, ev[j].result, ev[j].hash, hex[i]);
+        if (ev[j].model < 0 && !rc) {
             rc = dcm_error_set(err, DCM_ERR_INPUT, "--evidence %s was computed from %s (hash %s), which is none "
                                "of the result files given (changed or re-estimated since?): give that result, "
                                "or run dcm evidence on the result again", ev[j].path, ev[j].result, ev[j].hash);
