@@ -17,7 +17,7 @@
 
 static const char *const usage[] = {
     "RESULT.json [RESULT2.json ...] -o REPORT.html [--png DIR]\n"
-    "                  [--lme LME.tsv] [--threshold P] [--scale S] [--evidence EV.json ...]",
+    "                  [--lme LME.tsv] [--threshold P] [--scale S] [--evidence EV.json]...",
     "--lme LME.tsv -o REPORT.html [--png DIR]", NULL};
 
 static const char *description =
