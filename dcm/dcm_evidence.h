@@ -41,4 +41,11 @@ int dcm_evidence_run(const char *result_path, const char *spec_override,
                      const vl_evidence_options *o, dcm_evidence_out *out, dcm_error *err);
 void dcm_evidence_out_free(dcm_evidence_out *out);
 
+/* The identity of a result file for the evidence file written from it
+ * (dcm evidence -o) and matched to it by dcm report --evidence: FNV-1a
+ * 64 of the file's bytes as 16 lower-case hex digits in hex[17]. A
+ * result re-estimated since no longer matches. DCM_ERR_INPUT when the
+ * file cannot be read. */
+int dcm_evidence_file_hash(const char *path, char hex[17], dcm_error *err);
+
 #endif

@@ -5,6 +5,10 @@
  * to it there, determinism per seed whatever the threads, and the command
  * on the attention data when ../shared is present (small and cheap; the
  * heavy study is scripts/evidence_study.sh). */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <limits.h>
+#include <stdlib.h>
+
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
 
@@ -314,6 +318,136 @@ static void test_cli_attention(void)
     test_remove_dir(dir);
 }
 
+/* the report of the sampled evidence (no ../shared needed): the bundled
+ * attention design simulated, both models fitted, a tiny evidence each
+ * written with -o, then dcm report --evidence: both figures in the HTML and
+ * as PNGs, the table's numbers those of the evidence files, histograms
+ * that count the samples; an evidence file of another (or a changed)
+ * result, or not an evidence file, refused with exit 2 and nothing written */
+static void test_report_evidence(void)
+{
+    char design[PATH_MAX], out[16384], args[4096];
+    if (!realpath("datasets/attention_design", design)) {
+        test_skip("datasets/attention_design not found (run the tests from the repository)");
+        return;
+    }
+    char dir[] = "/tmp/test_evidence_report_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(args, sizeof args, "cp '%s'/events.tsv '%s'/truth.json '%s'/fwd.json '%s'/bwd.json '%s'/", design,
+             design, design, design, dir);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
+    snprintf(args, sizeof args, "simulate %s/fwd.json --params %s/truth.json --snr 2 --seed 1 -o %s/timeseries.tsv",
+             dir, dir, dir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+    const char *m[2] = {"fwd", "bwd"};
+    json_t *ev[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "estimate -q %s/%s.json -o %s/%s_fit.json", dir, m[i], dir, m[i]);
+        CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+        snprintf(args, sizeof args, "evidence %s/%s_fit.json --samples 40 --burnin 10 --temperatures 4 --chains 2 "
+                 "-o %s/%s.evidence.json", dir, m[i], dir, m[i]);
+        CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+        CU_ASSERT(strstr(out, "log evidence") != NULL);   /* the table is still printed */
+        char name[64];
+        snprintf(name, sizeof name, "%s.evidence.json", m[i]);
+        ev[i] = test_load_in(dir, name);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ev[i]);
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ev[i], "kind")), "evidence");
+        CU_ASSERT_EQUAL(strlen(json_string_value(json_object_get(ev[i], "result_hash"))), 16);
+        /* F of the evidence file is the result's */
+        snprintf(name, sizeof name, "%s_fit.json", m[i]);
+        json_t *r = test_load_in(dir, name);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(ev[i], "free_energy")),
+                               json_number_value(json_object_get(r, "free_energy")), 1e-9);
+        json_decref(r);
+        /* every free parameter has a histogram counting all samples */
+        json_t *ps = json_object_get(ev[i], "parameters");
+        const json_int_t used = json_integer_value(json_object_get(ev[i], "samples_used"));
+        CU_ASSERT_EQUAL(used, 80);
+        CU_ASSERT(json_array_size(ps) >= 10);
+        for (size_t q = 0; q < json_array_size(ps); q++) {
+            json_t *h = json_object_get(json_array_get(ps, q), "histogram"), *c = json_object_get(h, "counts");
+            json_int_t sum = 0;
+            for (size_t b = 0; b < json_array_size(c); b++)
+                sum += json_integer_value(json_array_get(c, b));
+            CU_ASSERT_EQUAL(sum, used);
+            CU_ASSERT(json_number_value(json_object_get(h, "lo")) < json_number_value(json_object_get(h, "hi")));
+        }
+    }
+    snprintf(args, sizeof args, "report %s/fwd_fit.json %s/bwd_fit.json --evidence %s/fwd.evidence.json "
+             "--evidence %s/bwd.evidence.json -o %s/report.html --png %s/png", dir, dir, dir, dir, dir, dir);
+    CU_ASSERT_EQUAL_FATAL(test_dcm(args, out, sizeof out), 0);
+    CU_ASSERT(test_exists_in(dir, "png/evidence.png"));
+    CU_ASSERT(test_exists_in(dir, "png/fwd_fit_marginals.png"));
+    CU_ASSERT(test_exists_in(dir, "png/bwd_fit_marginals.png"));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    static char html[8 << 20];
+    size_t n = fread(html, 1, sizeof html - 1, f);
+    html[n] = 0;
+    fclose(f);
+    CU_ASSERT(strstr(html, "id=\"fig-evidence.png\"") != NULL);
+    CU_ASSERT(strstr(html, "id=\"fig-fwd_fit_marginals.png\"") != NULL);
+    CU_ASSERT(strstr(html, "id=\"fig-bwd_fit_marginals.png\"") != NULL);
+    for (int i = 0; i < 2; i++) {   /* the table row and the caption: the evidence file's numbers */
+        double L = json_number_value(json_object_get(ev[i], "log_evidence"));
+        double se = json_number_value(json_object_get(ev[i], "se"));
+        double F = json_number_value(json_object_get(ev[i], "free_energy"));
+        char row[512], cap[256];
+        snprintf(row, sizeof row, "<td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>80</td>", F, L, se, L - F);
+        snprintf(cap, sizeof cap, "Log evidence %.4f &plusmn; %.4f, F %.4f.", L, se, F);
+        CU_ASSERT(strstr(html, row) != NULL);
+        CU_ASSERT(strstr(html, cap) != NULL);
+        printf("\n  %s: F %.4f, sampled %.4f +- %.4f (tiny run), gap %.2f", m[i], F, L, se, L - F);
+    }
+    /* refused, exit 2, nothing written: the evidence of another result ... */
+    snprintf(args, sizeof args, "report %s/fwd_fit.json --evidence %s/bwd.evidence.json -o %s/bad.html --png %s/badpng",
+             dir, dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    CU_ASSERT(strstr(out, "bwd.evidence.json was computed from") != NULL);
+    CU_ASSERT(strstr(out, "none of the result files given") != NULL);
+    CU_ASSERT(!test_exists_in(dir, "bad.html"));
+    CU_ASSERT(!test_exists_in(dir, "badpng"));
+    /* ... of a result changed since (one byte more) ... */
+    snprintf(args, sizeof args, "cp %s/fwd_fit.json %s/changed.json && echo >> %s/changed.json", dir, dir, dir);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
+    snprintf(args, sizeof args, "report %s/changed.json --evidence %s/fwd.evidence.json -o %s/bad.html", dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    CU_ASSERT(!test_exists_in(dir, "bad.html"));
+    /* ... of this very result, edited since (said so) ... */
+    snprintf(args, sizeof args, "cp %s/fwd_fit.json %s/keep.json && echo >> %s/fwd_fit.json", dir, dir, dir);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
+    snprintf(args, sizeof args, "report %s/fwd_fit.json --evidence %s/fwd.evidence.json -o %s/bad.html", dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    CU_ASSERT(strstr(out, "which has changed since") != NULL);
+    CU_ASSERT(!test_exists_in(dir, "bad.html"));
+    snprintf(args, sizeof args, "mv %s/keep.json %s/fwd_fit.json", dir, dir);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
+    /* ... two for one result, a result file given as evidence */
+    snprintf(args, sizeof args, "report %s/fwd_fit.json --evidence %s/fwd.evidence.json --evidence "
+             "%s/fwd.evidence.json -o %s/bad.html", dir, dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    CU_ASSERT(strstr(out, "one evidence file per result") != NULL);
+    snprintf(args, sizeof args, "report %s/fwd_fit.json --evidence %s/bwd_fit.json -o %s/bad.html", dir, dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    CU_ASSERT(strstr(out, "is not an evidence file") != NULL);
+    CU_ASSERT(!test_exists_in(dir, "bad.html"));
+    /* evidence -o never replaces its input */
+    snprintf(args, sizeof args, "evidence %s/fwd_fit.json --samples 10 --chains 2 -o %s/fwd_fit.json", dir, dir);
+    CU_ASSERT_EQUAL(test_dcm(args, out, sizeof out), 2);
+    json_t *r = test_load_in(dir, "fwd_fit.json");
+    CU_ASSERT_PTR_NOT_NULL(r);
+    CU_ASSERT_PTR_NULL(json_object_get(r, "kind"));
+    json_decref(r);
+    CU_ASSERT(test_no_temp_files(dir));
+    json_decref(ev[0]);
+    json_decref(ev[1]);
+    test_remove_dir(dir);
+}
+
 int main(void)
 {
     static const test_case cases[] = {
@@ -321,6 +455,7 @@ int main(void)
         {"linear-Gaussian with confounds (integrated out): sampled = exact", test_exact_confounds},
         {"determinism per seed whatever the threads; bad options", test_determinism},
         {"dcm evidence on the attention data (tiny run)", test_cli_attention},
+        {"report --evidence: F vs sampled evidence, marginals; mismatches refused", test_report_evidence},
         {NULL, NULL}};
     return test_run("sampled log evidence", cases);
 }

@@ -15,7 +15,7 @@
 
 static const char *const usage[] = {
     "RESULT.json [--method ti|ais] [--temperatures K] [--samples N] [--chains C] [--seed S] "
-    "[-j THREADS] [--json] [--samples-out FILE]", NULL};
+    "[-j THREADS] [--json] [--samples-out FILE] [-o EVIDENCE.json]", NULL};
 
 static const char *description =
     "The log evidence ln p(y|m) of an estimated task DCM by sampling, to check\n"
@@ -40,11 +40,16 @@ static const char *footer =
     "acceptance and swap rates, rhat (split R-hat of the log likelihood at b = 1\n"
     "over replicas; rhat_max over all temperatures), evaluations, seconds\n"
     "(wall and CPU). --samples-out writes the posterior samples (b = 1) as TSV\n"
-    "with a header of parameter names. A |kl_gap| within 2 se of 0 says F is\n"
+    "with a header of parameter names. -o writes the JSON (with the result's\n"
+    "hash and a histogram of each parameter's samples at b = 1) for\n"
+    "dcm report --evidence, which draws F against the sampled evidence and the\n"
+    "sampled marginals over the Laplace Gaussians. A |kl_gap| within 2 se of 0 says F is\n"
     "as good as the evidence for this model; compare gaps across models.\n"
     "\n"
     "examples:\n"
     "  dcm evidence fwd.json\n"
+    "  dcm evidence fwd.json -o fwd.evidence.json\n"
+    "  dcm report fwd.json --evidence fwd.evidence.json -o report.html\n"
     "  dcm evidence fwd.json --samples 4000 --chains 8 -j 2 --json\n";
 
 static json_t *jnum(double x)
@@ -67,6 +72,62 @@ static int write_samples(const char *path, const dcm_evidence_out *o)
             fprintf(a.fp, "%.17g%c", E->samples[(size_t)s * o->np + i], i + 1 < o->np ? '\t' : '\n');
     if (io_atomic_commit(&a, &err))
         return cli_report("evidence", &err);
+    return DCM_OK;
+}
+
+/* bins of the histogram of each parameter's samples at b = 1 (-o) */
+#define EVIDENCE_HIST_BINS 30
+
+/* {"lo", "hi", "counts"}: EVIDENCE_HIST_BINS equal bins over the range of
+ * the kept samples of parameter i (NULL without samples) */
+static json_t *histogram(const vl_evidence_result *E, int np, int i)
+{
+    if (!E->samples || E->nkept < 1)
+        return NULL;
+    double lo = INFINITY, hi = -INFINITY;
+    for (int s = 0; s < E->nkept; s++) {
+        double x = E->samples[(size_t)s * np + i];
+        lo = fmin(lo, x);
+        hi = fmax(hi, x);
+    }
+    if (!isfinite(lo) || !isfinite(hi))
+        return NULL;
+    if (!(hi > lo)) {   /* one value: a bin around it */
+        double d = fmax(fabs(lo) * 1e-6, 1e-12);
+        lo -= d;
+        hi += d;
+    }
+    long counts[EVIDENCE_HIST_BINS] = {0};
+    for (int s = 0; s < E->nkept; s++) {
+        int b = (int)((E->samples[(size_t)s * np + i] - lo) / (hi - lo) * EVIDENCE_HIST_BINS);
+        counts[b < 0 ? 0 : b >= EVIDENCE_HIST_BINS ? EVIDENCE_HIST_BINS - 1 : b]++;
+    }
+    json_t *c = json_array();
+    for (int b = 0; b < EVIDENCE_HIST_BINS && c; b++)
+        json_array_append_new(c, json_integer(counts[b]));
+    return json_pack("{s:f, s:f, s:o}", "lo", lo, "hi", hi, "counts", c);
+}
+
+/* what -o adds to the JSON: the identity of the result (dcm report
+ * matches evidence files to results by it) and the histograms */
+static int add_report_fields(json_t *j, const char *input, const dcm_evidence_out *o)
+{
+    char hex[17];
+    dcm_error err = {0, ""};
+    if (dcm_evidence_file_hash(input, hex, &err))
+        return cli_report("evidence", &err);
+    json_object_set_new(j, "kind", json_string("evidence"));
+    json_object_set_new(j, "result_hash", json_string(hex));
+    json_t *params = json_object_get(j, "parameters");
+    size_t q = 0;
+    for (int i = 0; i < o->np; i++) {
+        if (!(o->prior_var[i] > 0.0))
+            continue;
+        json_t *h = histogram(o->ev, o->np, i);
+        if (h)
+            json_object_set_new(json_array_get(params, q), "histogram", h);
+        q++;
+    }
     return DCM_OK;
 }
 
@@ -178,7 +239,7 @@ int cmd_evidence(int argc, char **argv)
     long K = op.temperatures, N = op.samples, C = op.chains, seed = (long)op.seed, threads = 2, burn = -1;
     double power = -1.0;   /* by path: 1 from the Laplace posterior, 5 from the prior */
     int json = 0, fixed_h = 0, npos = 0;
-    const char *samples_out = NULL, *spec = NULL;
+    const char *samples_out = NULL, *spec = NULL, *json_out = NULL;
     const cli_opt options[] = {
         CLI_CALLBACK(0, "method", &op.method, "ti|ais", parse_method,
                      "thermodynamic integration with parallel tempering (default) or annealed "
@@ -204,6 +265,10 @@ int cmd_evidence(int argc, char **argv)
         CLI_FLAG(0, "json", &json, "print JSON instead of the table"),
         CLI_STRING(0, "samples-out", &samples_out, "FILE",
                    "write the posterior samples (b = 1) as TSV", .flags = CLI_OPT_NONEMPTY),
+        CLI_STRING('o', "output", &json_out, "FILE",
+                   "write the JSON with the result's hash and histograms of the samples, for dcm "
+                   "report --evidence (atomically; the table or --json is still printed)",
+                   .flags = CLI_OPT_NONEMPTY),
         CLI_END};
     const cli_command cmd = {"evidence", usage, description, footer, options, 0};
     int rc = cli_options_parse(&cmd, argc, argv, &npos);
@@ -222,13 +287,14 @@ int cmd_evidence(int argc, char **argv)
     op.threads = (int)(threads < C ? threads : C);
     op.power = power > 0 ? power : op.path == VL_EV_PATH_PRIOR ? 5.0 : 1.0;
     op.sample_h = !fixed_h;
-    op.keep_samples = samples_out != NULL;
+    op.keep_samples = samples_out != NULL || json_out != NULL;
     cli_plan plan;
     cli_plan_init(&plan, "evidence");
     cli_plan_input(&plan, input, "the result file");
     if (spec)
         cli_plan_input(&plan, spec, "the spec");
     cli_plan_output(&plan, samples_out, "--samples-out");
+    cli_plan_output(&plan, json_out, "-o");
     rc = cli_plan_check(&plan);
     cli_plan_free(&plan);
     if (rc)
@@ -241,13 +307,16 @@ int cmd_evidence(int argc, char **argv)
         dcm_evidence_out_free(&o);
         return rc;
     }
-    if (json) {
+    if (json || json_out) {
         json_t *j = as_json(input, &o, &op);
-        rc = j ? cli_emit_json("evidence", j, 1, NULL) : cli_fail("evidence", DCM_ERR_SYSTEM, "out of memory");
+        if (!j)
+            rc = cli_fail("evidence", DCM_ERR_SYSTEM, "out of memory");
+        else if (!json_out || !(rc = add_report_fields(j, input, &o)))
+            rc = cli_emit_json("evidence", j, json, json_out);
         json_decref(j);
-    } else {
-        print_table(input, &o, &op);
     }
+    if (!json && !rc)
+        print_table(input, &o, &op);
     dcm_evidence_out_free(&o);
     return rc;
 }

@@ -17,7 +17,7 @@
 
 static const char *const usage[] = {
     "RESULT.json [RESULT2.json ...] -o REPORT.html [--png DIR]\n"
-    "                  [--lme LME.tsv] [--threshold P] [--scale S]",
+    "                  [--lme LME.tsv] [--threshold P] [--scale S] [--evidence EV.json]...",
     "--lme LME.tsv -o REPORT.html [--png DIR]", NULL};
 
 static const char *description =
@@ -48,11 +48,19 @@ static const char *description =
     "subjects (as dcm compare --rfx --lme): per model the expected frequency\n"
     "exp_r, exceedance probability xp and protected exceedance probability pxp\n"
     "(figure and table), and the Bayesian omnibus risk. Result files are then\n"
-    "optional: a report of the group comparison alone is fine.\n";
+    "optional: a report of the group comparison alone is fine.\n"
+    "With --evidence EV.json (repeat it, one per result; written by dcm evidence\n"
+    "RESULT.json -o EV.json) it adds the sampled log evidence: a table and a\n"
+    "figure of F against the sampled log evidence (+-2 SE) and their gap per\n"
+    "model, and per model its sampled posterior marginals over the Laplace\n"
+    "Gaussians (evidence.png, MODEL_marginals.png). Each evidence file is\n"
+    "matched to a result by the hash of the result's bytes it records; one\n"
+    "that matches none of the results given is an error (exit 2).\n";
 
 static const char *footer =
-    "exit status: 0 written, 1 usage error, 2 unreadable or invalid result file\n"
-    "or log-evidence table (nothing is written), 3 the group comparison failed,\n"
+    "exit status: 0 written, 1 usage error, 2 unreadable or invalid result file,\n"
+    "log-evidence table or evidence file, or an evidence file of another result\n"
+    "(nothing is written), 3 the group comparison failed,\n"
     "4 cannot write the report or the PNG files\n"
     "\n"
     "examples:\n"
@@ -60,7 +68,9 @@ static const char *footer =
     "  dcm estimate bwd_spec.json -o bwd.json\n"
     "  dcm report fwd.json bwd.json -o report.html --png figures\n"
     "  dcm batch manifest.tsv -o out          # writes out/summary.tsv\n"
-    "  dcm report --lme out/summary.tsv -o group.html --png figures\n";
+    "  dcm report --lme out/summary.tsv -o group.html --png figures\n"
+    "  dcm evidence fwd.json -o fwd.evidence.json\n"
+    "  dcm report fwd.json bwd.json --evidence fwd.evidence.json -o report.html\n";
 
 /* "dcm report ARGS" for the report's header */
 static char *command_line(int argc, char **argv)
@@ -108,8 +118,14 @@ int cmd_report(int argc, char **argv)
     double threshold = 0.95, scale = 2.0;
     int k = 0;
     const char **files = calloc((size_t)(argc > 0 ? argc : 1), sizeof *files);
-    if (!files)
+    const char **ev_paths = calloc((size_t)(argc > 0 ? argc : 1), sizeof *ev_paths);
+    int nev = 0;
+    report_evidence *ev = NULL;
+    if (!files || !ev_paths) {
+        free(files);
+        free(ev_paths);
         return cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
+    }
     int rc = DCM_OK;
     const char *needs = "%o needs a value (see dcm report --help)";
     const cli_opt options[] = {
@@ -118,10 +134,14 @@ int cmd_report(int argc, char **argv)
                    "log-evidence table of a group: header 'subject' then the model names, one row per "
                    "subject, at least 2 of each (dcm batch writes it as OUTDIR/summary.tsv)",
                    .missing = needs),
+        CLI_LIST(0, "evidence", ev_paths, &nev, "EV.json",
+                 "the sampled log evidence of a result (dcm evidence RESULT.json -o EV.json); repeat for "
+                 "several results; matched to the results by the hash it records",
+                 .flags = CLI_OPT_NONEMPTY, .missing = needs),
         CLI_STRING(0, "png", &png_dir, "DIR",
                    "also write every figure as a PNG file in DIR (created if missing): MODEL_fit.png, "
                    "MODEL_inputs.png, MODEL_network.png, MODEL_parameters.png, MODEL_free_energy.png, "
-                   "MODEL_spectra.png (spectral DCM), "
+                   "MODEL_spectra.png (spectral DCM), MODEL_marginals.png and evidence.png (--evidence), "
                    "comparison.png, group_comparison.png",
                    .missing = needs),
         CLI_DOUBLE(0, "threshold", &threshold, "P",
@@ -170,6 +190,8 @@ int cmd_report(int argc, char **argv)
         cli_plan plan;
         cli_plan_init(&plan, "report");
         cli_plan_input(&plan, lme_path, "--lme");
+        for (int i = 0; i < nev; i++)
+            cli_plan_input(&plan, ev_paths[i], "--evidence");
         for (int i = 0; i < k; i++)
             cli_plan_input(&plan, files[i], "the result file");
         cli_plan_output(&plan, out, "-o");
@@ -190,7 +212,7 @@ int cmd_report(int argc, char **argv)
                 nr++;
             io_result_summary_free(&rs);
         }
-        if (nr && (k > 1 || lme_path)) {
+        if (nr && (k > 1 || lme_path || nev)) {
             rc = cli_fail("report", DCM_ERR_USAGE, "a regression DCM result is reported on its own: "
                           "give one result file (compare rDCM models with dcm compare)");
             goto done;
@@ -248,6 +270,17 @@ int cmd_report(int argc, char **argv)
     /* sub-01/fwd.json and sub-02/fwd.json: distinct titles, figures and PNG names */
     if (!rc && report_unique_names(models, k))
         rc = cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
+    /* the sampled evidence, each matched to its result before anything is written */
+    if (!rc && nev && !(ev = calloc((size_t)nev, sizeof *ev)))
+        rc = cli_fail("report", DCM_ERR_SYSTEM, "out of memory");
+    int nev_loaded = 0;
+    for (; !rc && nev_loaded < nev; nev_loaded++)
+        if (report_evidence_load(ev_paths[nev_loaded], &ev[nev_loaded], &err)) {
+            rc = cli_report("report", &err);
+            break;
+        }
+    if (!rc && nev && report_evidence_match(ev, nev, models, k, &err))
+        rc = cli_report("report", &err);
     if (!rc && k > 1) {
         char why[1024];
         if (!report_comparable(models, k, why, sizeof why))
@@ -256,7 +289,7 @@ int cmd_report(int argc, char **argv)
     }
     if (!rc) {
         report_options opt = {out, png_dir, scale, threshold, generator, lme_path ? &group : NULL, second,
-                              nsecond};
+                              nsecond, ev, nev};
         if (report_write(models, k, &opt, &err))
             rc = cli_report("report", &err);
         else
@@ -267,6 +300,9 @@ int cmd_report(int argc, char **argv)
         report_model_free(&models[i]);
     for (int i = 0; i < nsecond; i++)
         report_second_free(&second[i]);
+    for (int i = 0; i < nev_loaded; i++)
+        report_evidence_free(&ev[i]);
+    free(ev);
     free(second);
     dcm_bms_rfx_result_free(&R);
     io_lme_free(&T);
@@ -278,5 +314,6 @@ int cmd_report(int argc, char **argv)
     FcFini();
 done:
     free(files);
+    free(ev_paths);
     return rc;
 }

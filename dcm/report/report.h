@@ -52,6 +52,12 @@
  *   them) adds a random-effects section before everything else: a figure
  *   of exp_r, xp and pxp per model, a table and a caption. With a group,
  *   models may be empty (k = 0): the report then holds only that section.
+ * - Sampled log evidence (report_evidence, written by dcm evidence -o and
+ *   matched to the models by the hash of the result file): a section after
+ *   the model comparison with a table, F against the sampled evidence and
+ *   the gap (report_fig_evidence, evidence.png) and per model its sampled
+ *   marginals over the Laplace Gaussians (report_fig_marginals,
+ *   MODEL_marginals.png); report_evidence.c.
  * - No global state; errors through dcm_error (DCM_ERR_INPUT for bad
  *   files, DCM_ERR_SYSTEM for memory and writing).
  */
@@ -181,6 +187,41 @@ void report_second_free(report_second *s);
 int report_fig_peb(const report_second *s, int j, plot_figure *f);
 int report_fig_loo(const report_second *s, plot_figure *f);
 
+/* The sampled log evidence of one result (dcm evidence -o, issue 16):
+ * what the report draws of it. report_evidence_load() reads the file
+ * (DCM_ERR_INPUT naming the file and field when it is not one);
+ * report_evidence_match() ties each to the one of the k results whose
+ * bytes hash to its "result_hash" (dcm_evidence_file_hash) and refuses,
+ * with DCM_ERR_INPUT, an evidence file that matches none (naming the
+ * result it was computed for, e.g. re-estimated since) or a result given
+ * two. Owns its arrays (report_evidence_free). */
+typedef struct {
+    char *path;                   /* the evidence file */
+    char *result;                 /* "result": the result file as given to dcm evidence */
+    char *hash;                   /* "result_hash" */
+    char *method;                 /* "ti" or "ais" */
+    int model;                    /* index of the matched result (-1 before matching) */
+    double log_evidence, se, free_energy;
+    int samples_used, chains, temperatures;
+    int np;                       /* free parameters */
+    char **names;                 /* np */
+    double *laplace_mean, *laplace_sd, *sample_mean, *sample_sd; /* np */
+    int nbins;                    /* histogram bins (0: no histograms in the file) */
+    double *hist_lo, *hist_hi;    /* np */
+    double *counts;               /* np x nbins, parameter-major */
+} report_evidence;
+
+int report_evidence_load(const char *path, report_evidence *e, dcm_error *err);
+void report_evidence_free(report_evidence *e);
+int report_evidence_match(report_evidence *ev, int ne, const report_model *models, int k, dcm_error *err);
+/* F and the sampled log evidence (+-2 SE) per model, and their gap
+ * (+-2 SE) against 0; -1 also when ne < 1. */
+int report_fig_evidence(const report_model *models, const report_evidence *ev, int ne, plot_figure *f);
+/* One model's free parameters in a grid: the histogram of the samples at
+ * b = 1 as a density, the Laplace Gaussian N(Ep, Cp_ii) over it, both
+ * means marked; -1 also without histograms. */
+int report_fig_marginals(const report_evidence *e, plot_figure *f);
+
 typedef struct {
     const char *html_path;   /* output file */
     const char *png_dir;     /* NULL: no PNG files */
@@ -190,6 +231,8 @@ typedef struct {
     const report_group *group; /* random-effects group comparison (NULL: none) */
     const report_second *second; /* second-level results (PEB, LOO) to show */
     int nsecond;
+    const report_evidence *evidence; /* sampled evidence, matched to models (NULL: none) */
+    int nevidence;
 } report_options;
 
 /* 1 when the k models were fitted to the same data (same regions and,

@@ -768,6 +768,54 @@ static void second_section(FILE *fp, const report_second *s, int i, const figure
                                     "interval; dark bars: probability above 0.95.");
 }
 
+/* the sampled log evidence (report_evidence.c): a table, F against it,
+ * and each model's marginals */
+static void evidence_section(FILE *fp, const report_model *models, const report_evidence *ev, int ne,
+                             const figure *figs, int nf)
+{
+    fputs("<h2 id=\"evidence\">Sampled log evidence</h2>\n<p>The log evidence ln p(y|m) of each model by "
+          "sampling (<code>dcm evidence -o</code>; MANUAL chapter 20) beside its free energy F, the "
+          "approximation that model comparison uses: ln p(y|m) = F + KL[q&#8214;p], so the gap "
+          "ln p(y|m) &minus; F is what the Laplace approximation misses. SE: the Monte-Carlo standard "
+          "error over independent chains.</p>\n<table>\n<tr><th>model</th><th>evidence file</th>"
+          "<th>method</th><th>free energy F</th><th>sampled log evidence</th><th>SE</th>"
+          "<th>gap (log evidence &minus; F)</th><th>samples</th></tr>\n", fp);
+    for (int j = 0; j < ne; j++) {
+        const report_evidence *e = &ev[j];
+        fputs("<tr><td>", fp);
+        html_esc(fp, models[e->model].name);
+        fputs("</td><td>", fp);
+        html_esc(fp, e->path);
+        fputs("</td><td>", fp);
+        html_esc(fp, e->method);
+        fprintf(fp, "</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%d</td></tr>\n",
+                e->free_energy, e->log_evidence, e->se, e->log_evidence - e->free_energy, e->samples_used);
+    }
+    fputs("</table>\n", fp);
+    const figure *f = find_fig(figs, nf, -1, "evidence");
+    if (f)
+        fig_html(fp, f, "Left: each model's free energy F (dot) and its log evidence by sampling (dot with "
+                        "&plusmn;2 SE bar). Right: the gap ln p(y|m) &minus; F with &plusmn;2 SE; a bar that "
+                        "crosses the dashed zero line says F is as good as the evidence for that model. "
+                        "Compare gaps across models: a log Bayes factor by F is trustworthy when the gaps of "
+                        "the models compared agree to well within it.");
+    for (int j = 0; j < ne; j++) {
+        const report_evidence *e = &ev[j];
+        if (!(f = find_fig(figs, nf, e->model, "marginals")))
+            continue;
+        char cap[1024];
+        snprintf(cap, sizeof cap, "Log evidence %.4f &plusmn; %.4f, F %.4f. For each free parameter: the "
+                 "histogram of the samples of the posterior (&beta; = 1, as a density), the Laplace Gaussian "
+                 "N(Ep, Cp<sub>ii</sub>) of the fit (line) and the sampled mean (dashed). Where the histogram "
+                 "follows the curve the Laplace posterior is right for that parameter; a shifted, skewed or "
+                 "wider histogram shows where it is not.", e->log_evidence, e->se, e->free_energy);
+        fputs("<h3>Posterior marginals: ", fp);
+        html_esc(fp, models[e->model].name);
+        fputs("</h3>\n", fp);
+        fig_html(fp, f, cap);
+    }
+}
+
 static int write_html(FILE *fp, const report_model *models, int k, const figure *figs, int nf,
                       const double *lbf, const double *post, const char *cmp_note,
                       const report_options *opt)
@@ -799,6 +847,8 @@ static int write_html(FILE *fp, const report_model *models, int k, const figure 
         fputs("<li><a href=\"#group-comparison\">Group model comparison (random effects)</a></li>\n", fp);
     if (k > 1)
         fputs("<li><a href=\"#comparison\">Model comparison</a></li>\n", fp);
+    if (opt->nevidence > 0)
+        fputs("<li><a href=\"#evidence\">Sampled log evidence</a></li>\n", fp);
     for (int i = 0; i < k; i++) {
         fprintf(fp, "<li><a href=\"#model-%d\">Model %d: ", i + 1, i + 1);
         html_esc(fp, models[i].name);
@@ -841,6 +891,8 @@ static int write_html(FILE *fp, const report_model *models, int k, const figure 
                          "line) is strong evidence for that model. Legend: one colour per model.");
         }
     }
+    if (opt->nevidence > 0)
+        evidence_section(fp, models, opt->evidence, opt->nevidence, figs, nf);
     for (int i = 0; i < k; i++)
         model_section(fp, &models[i], i, figs, nf, opt->threshold);
     fputs("<p class=\"meta\">Exit status of dcm report: 0 written, 1 usage error, 2 bad input file, "
@@ -933,7 +985,8 @@ int report_write(const report_model *models, int k, const report_options *opt,
     size_t nsf = 0; /* figures of the second-level results */
     for (int i = 0; i < opt->nsecond; i++)
         nsf += opt->second[i].kind == REPORT_SECOND_PEB ? (size_t)opt->second[i].nx : 1;
-    figure *figs = calloc(6 * nk + 2 + nsf, sizeof *figs);
+    const int nev = opt->evidence ? opt->nevidence : 0;
+    figure *figs = calloc(6 * nk + 3 + nsf + (size_t)nev, sizeof *figs);
     char **kinds = calloc(nsf + 1, sizeof *kinds), **sstems = calloc((size_t)opt->nsecond + 1, sizeof *sstems);
     int nkinds = 0;
     char **stems = calloc(nk, sizeof *stems);
@@ -1002,6 +1055,24 @@ int report_write(const report_model *models, int k, const report_options *opt,
             if (rc)
                 goto done;
         }
+    }
+    /* the sampled log evidence: F against it, each model's marginals */
+    for (int j = -1; nev > 0 && j < nev && !rc; j++) {
+        const report_evidence *e = j >= 0 ? &opt->evidence[j] : NULL;
+        if (e && (e->model < 0 || e->model >= k))
+            continue;
+        plot_figure pf;
+        memset(&pf, 0, sizeof pf);
+        int bad = e ? report_fig_marginals(e, &pf) : report_fig_evidence(models, opt->evidence, nev, &pf);
+        if (bad)
+            rc = dcm_error_set(err, DCM_ERR_SYSTEM, "cannot draw the %s figure (out of memory?)",
+                               e ? "marginals" : "evidence");
+        else if (e)
+            rc = add_fig(figs, &nf, e->model, "marginals", "Posterior marginals: sampled and Laplace",
+                         stems[e->model], &pf, scale, err);
+        else
+            rc = add_fig(figs, &nf, -1, "evidence", "Free energy and sampled log evidence", "", &pf, scale, err);
+        plot_figure_free(&pf);
     }
     for (int i = 0; i < k && !rc; i++) {
         const report_model *m = &models[i];
