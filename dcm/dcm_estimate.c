@@ -29,6 +29,11 @@ typedef struct {
     int *cols;
     model_int_work **Wt;   /* nthreads; Wt[0] = W */
     double *theta2, *f1;   /* nthreads x np, nthreads x ny */
+    /* the parameters of W's last prediction: the Jacobian at them takes
+       the columns of observation-only parameters from its states */
+    double *theta_last;    /* np */
+    int last_valid;        /* W still holds the states of that prediction */
+    int replayed;          /* this Jacobian's observation-only columns are done */
 } predict_ctx;
 
 /* vl_predict_fn: the BOLD prediction of the model in user at theta */
@@ -37,6 +42,9 @@ static int predict_bold(void *user, const double *theta, double *y)
     predict_ctx *c = user;
     int rc = model_int_predict(c->M, theta, y, c->W);
     c->last_flag = rc;
+    if (c->theta_last)
+        memcpy(c->theta_last, theta, sizeof(double) * c->np);
+    c->last_valid = 1;
     return rc == MODEL_INT_FAILED ? -1 : rc;
 }
 
@@ -59,6 +67,8 @@ static void *jacobian_part(void *arg)
     memcpy(th, J->theta, sizeof(double) * np);
     for (int q = J->t; q < c->ncols; q += c->nthreads) {
         const int k = c->cols[q];
+        if (c->replayed && model_dcm_observation_only(c->M, k))
+            continue;
         th[k] = J->theta[k] + JAC_FD_STEP;
         int rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
         th[k] = J->theta[k];
@@ -80,6 +90,25 @@ static int jacobian_threads(void *user, const double *theta, const double *f, do
 {
     predict_ctx *c = user;
     memset(dfdt, 0, sizeof(double) * (size_t)c->ny * c->np);
+    /* columns whose parameter moves the observation only: the states of
+       the prediction at theta (the engine's last, checked) observed again,
+       the same numbers as integrating anew, before the threads reuse W */
+    c->replayed = c->last_valid && c->last_flag == MODEL_INT_OK &&
+                  memcmp(c->theta_last, theta, sizeof(double) * c->np) == 0;
+    for (int q = 0; q < c->ncols && c->replayed; q++) {
+        const int k = c->cols[q];
+        if (!model_dcm_observation_only(c->M, k))
+            continue;
+        memcpy(c->theta2, theta, sizeof(double) * c->np);
+        c->theta2[k] = theta[k] + JAC_FD_STEP;
+        if (model_int_observe(c->M, c->theta2, c->f1, c->W)) {
+            c->replayed = 0;   /* cannot happen after an OK prediction; predict then */
+            break;
+        }
+        for (int r = 0; r < c->ny; r++)
+            dfdt[(size_t)r * c->np + k] = (c->f1[r] - f[r]) / JAC_FD_STEP;
+    }
+    c->last_valid = 0;   /* the columns below integrate in W */
     jac_part part[64];
     pthread_t tid[64];
     int started[64] = {0};
@@ -101,10 +130,11 @@ static int jacobian_threads(void *user, const double *theta, const double *f, do
     return 0;
 }
 
-/* Set up the threaded Jacobian for P->threads threads when it pays and
- * reproduces the engine's own differences: a diagonal prior, more than
- * one thread, a Jacobian that fits JAC_MAX_BYTES. Returns 0 (possibly
- * with c->nthreads = 1: the engine differentiates), -1 out of memory. */
+/* Set up the Jacobian hook (P->threads threads, one included: it also
+ * skips the integration of observation-only columns) when it reproduces
+ * the engine's own differences: a diagonal prior, a Jacobian that fits
+ * JAC_MAX_BYTES. Returns 0 (c->cols NULL: the engine differentiates), -1
+ * out of memory. */
 static int jacobian_threads_init(predict_ctx *c, const dcm_problem *P, const double *pV,
                                  int diagonal, int np, int ny)
 {
@@ -112,9 +142,12 @@ static int jacobian_threads_init(predict_ctx *c, const dcm_problem *P, const dou
     c->nthreads = 1;
     c->np = np;
     c->ny = ny;
-    if (T < 2 || !diagonal || (size_t)np * ny * sizeof(double) > JAC_MAX_BYTES)
+    if (!diagonal || (size_t)np * ny * sizeof(double) > JAC_MAX_BYTES)
         return 0;
     c->cols = malloc(sizeof(int) * np);
+    c->theta_last = malloc(sizeof(double) * np);
+    if (!c->theta_last)
+        return -1;
     c->Wt = calloc((size_t)T, sizeof *c->Wt);
     c->theta2 = malloc(sizeof(double) * np * T);
     c->f1 = malloc(sizeof(double) * (size_t)ny * T);
@@ -142,6 +175,7 @@ static void jacobian_threads_free(predict_ctx *c)
     free(c->cols);
     free(c->theta2);
     free(c->f1);
+    free(c->theta_last);
 }
 
 /* The engine's status as a dcm_error (dcm_error_from_vl), with the advice
@@ -447,7 +481,7 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     VP.model.pE = R->pE;
     VP.model.pV = pC_full ? NULL : R->pV;
     VP.model.user = &pc;
-    VP.model.jacobian = pc.nthreads > 1 ? jacobian_threads : NULL;
+    VP.model.jacobian = pc.cols ? jacobian_threads : NULL;
     char msg[512] = "";
     int vrc = vl_nlsi(&VP, &V, msg, sizeof msg);
     if (vrc) {
