@@ -45,17 +45,7 @@ endif
 # and crypto libraries (io_matio.h says why). Its soname is the one found here.
 MATIO_SONAME := $(shell objdump -p "$$($(CC) -print-file-name=libmatio.so)" 2>/dev/null | awk '/SONAME/ {print $$2}')
 MATIO_DEF = -DIO_MATIO_SONAME='"$(or $(MATIO_SONAME),libmatio.so.11)"'
-# OpenBLAS: the single-threaded build when Debian's libopenblas0-serial is
-# installed (scripts/setup.sh installs it). dcm runs its own threads (Jacobian
-# columns, regions, batch jobs) and asks BLAS for one; the threaded build
-# still starts its pool at load and the idle workers spin in sched_yield for
-# ~0.1 s after start-up: 0.29 s of CPU for a 0.17 s attention fit instead
-# of 0.175 s, taken from the threads that do the work. Same kernels, same
-# numbers.
-OPENBLAS_SERIAL := $(wildcard /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-serial/libopenblas.so)
-BLAS_LIBS = $(if $(OPENBLAS_SERIAL),-L$(dir $(OPENBLAS_SERIAL)) -Wl$(comma)-rpath$(comma)$(patsubst %/,%,$(dir $(OPENBLAS_SERIAL))) )-lopenblas
-comma := ,
-LIB_LDLIBS = -ljansson -lnifti2 -lznz -lz -lfftw3 -lgsl $(BLAS_LIBS) -lm -lpthread -ldl
+LIB_LDLIBS = -ljansson -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread -ldl
 LDLIBS  = $(LIB_LDLIBS) -lcairo -lfontconfig
 # only io_matio.c needs the soname
 $(B)/rel/io/io_matio.o $(B)/san/io/io_matio.o $(B)/fuzz/obj/io/io_matio.o: INCS += $(MATIO_DEF)
