@@ -693,6 +693,12 @@ static int posterior_covariance_gram(vl_engine *E)
     memset(E->Pp, 0, sizeof(double) * NPP);
     for (int i = 0; i < nh; i++)
         gram_add(E, i, E->ch[i], E->Pp);
+    /* BLAS's axpy rounds a row's vector part and tail differently (FMA or
+       not): mirror the upper triangle so that Pp, and the curvature built
+       from it, are exactly symmetric (vl_dx_ws then takes one eigensystem) */
+    for (int a = 0; a < npp; a++)
+        for (int b = 0; b < a; b++)
+            E->Pp[(size_t)a * npp + b] = E->Pp[(size_t)b * npp + a];
     memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
     for (int a = 0; a < npp; a++)
         E->Cp[a * npp + a] += E->ipc[a];
