@@ -467,10 +467,22 @@ static int dx_symmetric(const double *H, const double *g, int n, double lograte,
     memcpy(w->A->data, H, sizeof(double) * (size_t)n * n);
     if (gsl_eigen_symmv(w->A, w->ev, w->V, w->ew))
         return DX_GENERAL;
+    /* vl_logdet's cases: a diagonal H counts its entries in (TOL, 1/TOL)
+       with their signs, a positive definite one (Cholesky) every
+       eigenvalue, any other the |eigenvalues| in (TOL, 1/TOL) (SVD) */
+    int diagonal = 1, positive = 1;
+    for (int i = 0; i < n && diagonal; i++)
+        for (int j = 0; j < n; j++)
+            if (i != j && H[(size_t)i * n + j] != 0.0) {
+                diagonal = 0;
+                break;
+            }
+    for (int k = 0; k < n; k++)
+        positive = positive && gsl_vector_get(w->ev, (size_t)k) > 0.0;
     double ld = 0.0;
     for (int k = 0; k < n; k++) {
-        double s = fabs(gsl_vector_get(w->ev, (size_t)k));
-        if (s > LOGDET_TOL && s < 1.0 / LOGDET_TOL)
+        double s = diagonal ? H[(size_t)k * n + k] : fabs(gsl_vector_get(w->ev, (size_t)k));
+        if ((positive && !diagonal) || (s > LOGDET_TOL && s < 1.0 / LOGDET_TOL))
             ld += log(s);
     }
     const double t = exp(lograte - ld / n);
