@@ -546,6 +546,14 @@ static int jacobian_from_model(vl_engine *E)
 static int jacobian_fd(vl_engine *E)
 {
     const int nobs = E->nobs, npp = E->npp;
+    if (E->M.jacobian_dirs) {
+        if (E->M.jacobian_dirs(E->M.user, E->theta, E->f0, E->V, E->nP, E->J, npp) < 0)
+            return -1;
+        for (int r = 0; r < nobs; r++)
+            for (int i = 0; i < E->nP; i++)
+                E->J[r * npp + i] = -E->J[r * npp + i];
+        return 0;
+    }
     for (int i = 0; i < E->nP; i++) {
         for (int k = 0; k < E->np; k++)
             E->theta2[k] = E->theta[k] + E->V[k * E->nP + i] * FD_STEP;
