@@ -22,13 +22,22 @@ typedef struct {
     const model_dcm *M;
     model_int_work *W;
     int last_flag;
-    /* the Jacobian in threads (jacobian_threads): one workspace, parameter
-       copy and prediction per thread; cols are the parameters the engine
-       moves (prior variance > 0), thread t takes cols t, t + T, ... */
+    /* the Jacobian in threads: one workspace, parameter copy and
+       prediction per thread. Two forms: unit columns (jacobian_threads, a
+       diagonal prior: cols are the parameters the engine moves, prior
+       variance > 0) or the engine's directions (jacobian_dirs_threads, a
+       full prior: V's nd columns); thread t takes columns t, t + T, ... */
     int nthreads, np, ny, ncols;
     int *cols;
     model_int_work **Wt;   /* nthreads; Wt[0] = W */
     double *theta2, *f1;   /* nthreads x np, nthreads x ny */
+    const double *V;       /* directions mode: np x nd, row-major */
+    int nd;
+    /* the parameters of W's last prediction: the Jacobian at them takes
+       the columns that move observation-only parameters from its states */
+    double *theta_last;    /* np */
+    int last_valid;        /* W still holds the states of that prediction */
+    char *done;            /* per column: already computed that way */
 } predict_ctx;
 
 /* vl_predict_fn: the BOLD prediction of the model in user at theta */
@@ -37,6 +46,9 @@ static int predict_bold(void *user, const double *theta, double *y)
     predict_ctx *c = user;
     int rc = model_int_predict(c->M, theta, y, c->W);
     c->last_flag = rc;
+    if (c->theta_last)
+        memcpy(c->theta_last, theta, sizeof(double) * c->np);
+    c->last_valid = 1;
     return rc == MODEL_INT_FAILED ? -1 : rc;
 }
 
@@ -44,48 +56,99 @@ typedef struct {
     predict_ctx *c;
     int t, rc;
     const double *theta, *f;
-    double *dfdt;
+    double *out;   /* dfdt (np columns) or the engine's D (ldd columns) */
+    int ld;
 } jac_part;
 
-/* Thread t's columns of d y / d theta by SPM's forward differences: each
- * column is the same computation whichever thread does it, so the
- * Jacobian does not depend on the number of threads. */
+/* Column q's perturbed parameters into th (a copy of theta): SPM's
+ * forward-difference step along unit column cols[q] or direction q, the
+ * engine's very expression */
+static void perturb(const predict_ctx *c, int q, const double *theta, double *th)
+{
+    if (c->V) {
+        for (int k = 0; k < c->np; k++)
+            th[k] = theta[k] + c->V[(size_t)k * c->nd + q] * JAC_FD_STEP;
+    } else {
+        th[c->cols[q]] = theta[c->cols[q]] + JAC_FD_STEP;
+    }
+}
+
+static int out_column(const predict_ctx *c, int q)
+{
+    return c->V ? q : c->cols[q];
+}
+
+/* Thread t's columns by SPM's forward differences: each column is the
+ * same computation whichever thread does it, so the Jacobian does not
+ * depend on the number of threads. */
 static void *jacobian_part(void *arg)
 {
     jac_part *J = arg;
     predict_ctx *c = J->c;
-    const int np = c->np, ny = c->ny;
+    const int np = c->np, ny = c->ny, nq = c->V ? c->nd : c->ncols;
     double *th = c->theta2 + (size_t)J->t * np, *f1 = c->f1 + (size_t)J->t * ny;
-    memcpy(th, J->theta, sizeof(double) * np);
-    for (int q = J->t; q < c->ncols; q += c->nthreads) {
-        const int k = c->cols[q];
-        th[k] = J->theta[k] + JAC_FD_STEP;
+    for (int q = J->t; q < nq; q += c->nthreads) {
+        if (c->done[q])
+            continue;
+        memcpy(th, J->theta, sizeof(double) * np);
+        perturb(c, q, J->theta, th);
         int rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
-        th[k] = J->theta[k];
         if (rc == MODEL_INT_FAILED) {
             J->rc = -1;
             return NULL;
         }
+        const int k = out_column(c, q);
         for (int r = 0; r < ny; r++)
-            J->dfdt[(size_t)r * np + k] = (f1[r] - J->f[r]) / JAC_FD_STEP;
+            J->out[(size_t)r * J->ld + k] = (f1[r] - J->f[r]) / JAC_FD_STEP;
     }
     return NULL;
 }
 
-/* vl_jacobian_fn: the columns of the parameters the engine moves (a
- * diagonal prior: its eigen-directions are those unit vectors, so the
- * engine's product with them returns exactly these differences), shared
- * among c->nthreads threads; the other columns are 0. */
-static int jacobian_threads(void *user, const double *theta, const double *f, double *dfdt)
+/* 1 when column q moves observation-only parameters alone */
+static int observation_only(const predict_ctx *c, int q)
 {
-    predict_ctx *c = user;
-    memset(dfdt, 0, sizeof(double) * (size_t)c->ny * c->np);
+    if (!c->V)
+        return model_dcm_observation_only(c->M, c->cols[q]);
+    int any = 0;
+    for (int k = 0; k < c->np; k++)
+        if (c->V[(size_t)k * c->nd + q] != 0.0) {
+            if (!model_dcm_observation_only(c->M, k))
+                return 0;
+            any = 1;
+        }
+    return any;
+}
+
+/* All columns: first those that move the observation only, from the
+ * states of the prediction at theta (the engine's last, checked: the same
+ * numbers as integrating anew) before the threads reuse W; the rest
+ * shared among c->nthreads threads. */
+static int jacobian_columns(predict_ctx *c, const double *theta, const double *f, double *out,
+                            int ld)
+{
+    const int nq = c->V ? c->nd : c->ncols;
+    memset(c->done, 0, (size_t)(nq > 0 ? nq : 1));
+    int replay = c->last_valid && c->last_flag == MODEL_INT_OK &&
+                 memcmp(c->theta_last, theta, sizeof(double) * c->np) == 0;
+    for (int q = 0; q < nq && replay; q++) {
+        if (!observation_only(c, q))
+            continue;
+        memcpy(c->theta2, theta, sizeof(double) * c->np);
+        perturb(c, q, theta, c->theta2);
+        if (model_int_observe(c->M, c->theta2, c->f1, c->W))
+            break;   /* cannot happen after an OK prediction: predict then */
+        const int k = out_column(c, q);
+        for (int r = 0; r < c->ny; r++)
+            out[(size_t)r * ld + k] = (c->f1[r] - f[r]) / JAC_FD_STEP;
+        c->done[q] = 1;
+    }
+    c->last_valid = 0;   /* the columns below integrate in W */
     jac_part part[64];
     pthread_t tid[64];
     int started[64] = {0};
     const int T = c->nthreads;
     for (int t = 0; t < T; t++)
-        part[t] = (jac_part){c, t, 0, theta, f, dfdt};
+        part[t] = (jac_part){c, t, 0, theta, f, out, ld};
     for (int t = 1; t < T; t++)
         started[t] = pthread_create(&tid[t], NULL, jacobian_part, &part[t]) == 0;
     jacobian_part(&part[0]);
@@ -101,10 +164,34 @@ static int jacobian_threads(void *user, const double *theta, const double *f, do
     return 0;
 }
 
-/* Set up the threaded Jacobian for P->threads threads when it pays and
- * reproduces the engine's own differences: a diagonal prior, more than
- * one thread, a Jacobian that fits JAC_MAX_BYTES. Returns 0 (possibly
- * with c->nthreads = 1: the engine differentiates), -1 out of memory. */
+/* vl_jacobian_fn: the columns of the parameters the engine moves (a
+ * diagonal prior: its eigen-directions are those unit vectors, so the
+ * engine's product with them returns exactly these differences); the
+ * other columns are 0. */
+static int jacobian_threads(void *user, const double *theta, const double *f, double *dfdt)
+{
+    predict_ctx *c = user;
+    memset(dfdt, 0, sizeof(double) * (size_t)c->ny * c->np);
+    return jacobian_columns(c, theta, f, dfdt, c->np);
+}
+
+/* vl_jacobian_dirs_fn: the engine's differences along its directions */
+static int jacobian_dirs_threads(void *user, const double *theta, const double *f,
+                                 const double *V, int nd, double *D, int ldd)
+{
+    predict_ctx *c = user;
+    if (nd > c->ncols)
+        return -1;   /* more directions than set up for: cannot happen */
+    c->V = V;
+    c->nd = nd;
+    return jacobian_columns(c, theta, f, D, ldd);
+}
+
+/* Set up the Jacobian hooks for P->threads threads (one included: the
+ * hooks also skip the integration of observation-only columns): a
+ * diagonal prior whose Jacobian fits JAC_MAX_BYTES gets unit columns
+ * (c->cols), a full prior the engine's directions (c->cols NULL, up to
+ * np of them). Returns 0, -1 out of memory. */
 static int jacobian_threads_init(predict_ctx *c, const dcm_problem *P, const double *pV,
                                  int diagonal, int np, int ny)
 {
@@ -112,19 +199,29 @@ static int jacobian_threads_init(predict_ctx *c, const dcm_problem *P, const dou
     c->nthreads = 1;
     c->np = np;
     c->ny = ny;
-    if (T < 2 || !diagonal || (size_t)np * ny * sizeof(double) > JAC_MAX_BYTES)
-        return 0;
-    c->cols = malloc(sizeof(int) * np);
+    int ncols = 0;
+    if (diagonal) {
+        if ((size_t)np * ny * sizeof(double) > JAC_MAX_BYTES)
+            return 0;
+        c->cols = malloc(sizeof(int) * np);
+        if (!c->cols)
+            return -1;
+        for (int k = 0; k < np; k++)
+            if (pV[k] > 0.0)   /* the engine's test (its prior subspace) */
+                c->cols[ncols++] = k;
+    } else {
+        ncols = np;   /* the engine's directions: at most np */
+    }
+    c->ncols = ncols;
     c->Wt = calloc((size_t)T, sizeof *c->Wt);
     c->theta2 = malloc(sizeof(double) * np * T);
     c->f1 = malloc(sizeof(double) * (size_t)ny * T);
-    if (!c->cols || !c->Wt || !c->theta2 || !c->f1)
+    c->theta_last = malloc(sizeof(double) * np);
+    c->done = malloc((size_t)(np > 0 ? np : 1));
+    if (!c->Wt || !c->theta2 || !c->f1 || !c->theta_last || !c->done)
         return -1;
-    for (int k = 0; k < np; k++)
-        if (pV[k] > 0.0)   /* the engine's test (its prior subspace) */
-            c->cols[c->ncols++] = k;
-    if (T > c->ncols)
-        T = c->ncols > 0 ? c->ncols : 1;
+    if (T > ncols)
+        T = ncols > 0 ? ncols : 1;
     c->Wt[0] = c->W;
     c->nthreads = T;   /* before the workspaces: free releases those made */
     for (int t = 1; t < T; t++)
@@ -142,6 +239,8 @@ static void jacobian_threads_free(predict_ctx *c)
     free(c->cols);
     free(c->theta2);
     free(c->f1);
+    free(c->theta_last);
+    free(c->done);
 }
 
 /* The engine's status as a dcm_error (dcm_error_from_vl), with the advice
@@ -447,7 +546,8 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     VP.model.pE = R->pE;
     VP.model.pV = pC_full ? NULL : R->pV;
     VP.model.user = &pc;
-    VP.model.jacobian = pc.nthreads > 1 ? jacobian_threads : NULL;
+    VP.model.jacobian = pc.cols ? jacobian_threads : NULL;
+    VP.model.jacobian_dirs = !pc.cols && pc.Wt ? jacobian_dirs_threads : NULL;
     char msg[512] = "";
     int vrc = vl_nlsi(&VP, &V, msg, sizeof msg);
     if (vrc) {

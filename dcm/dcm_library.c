@@ -24,6 +24,11 @@
 /* OpenBLAS's own threads only add overhead on the small matrices of one
  * DCM; parallelism belongs to the caller (one estimate per thread). */
 extern void openblas_set_num_threads(int);
+/* OpenBLAS (pthreads build) starts its worker pool when it is loaded; the
+ * idle workers spin in sched_yield for ~0.1 s of CPU before they sleep.
+ * With one thread asked for they are never used: stop them (the library
+ * starts them again itself should more threads ever be asked for). */
+extern int blas_thread_shutdown_(void);
 
 static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 
@@ -31,6 +36,7 @@ static void library_setup(void)
 {
     vl_init();                    /* GSL: return codes, not abort() */
     openblas_set_num_threads(1);
+    blas_thread_shutdown_();
 }
 
 void dcm_library_init(void)

@@ -103,4 +103,9 @@ void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
 void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
                   double *g, double *dgdx);
 
+/* 1 when parameter k enters the observation g only, never the equations
+ * of motion f (the BOLD ratio epsilon): moving it leaves the states as
+ * they were (model_int_observe). */
+static inline int model_dcm_observation_only(const model_dcm *M, int k) { return k == M->L.off_epsilon; }
+
 #endif

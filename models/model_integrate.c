@@ -25,6 +25,7 @@ typedef struct {
     int samp_off;   /* offset into samp_regions */
     int gap;        /* bins to the next event (0 for the last) */
     int key;        /* index of the (pattern, gap) propagator */
+    int slot;       /* index among the sampled events (-1 if none) */
 } int_event;
 
 struct model_int_work {
@@ -58,6 +59,11 @@ struct model_int_work {
     double *pa, *pb, *pc, *pd, *pn; /* NN scratch of the dense expm */
     int *piv;               /* N */
     double *w1, *w2;        /* N scratch of the Taylor action */
+    /* the states at every sampled event of the last prediction, kept so
+       that observation-only parameters need no integration (model_int_observe) */
+    int nslot;
+    double *zs;             /* nslot x N */
+    int states_ok;          /* the last prediction ran to the end */
 };
 
 static int add_pattern(model_int_work *W, const double *row, int m)
@@ -165,6 +171,7 @@ model_int_work *model_int_alloc(const model_dcm *M)
             }
         }
         E->nsamp = so - E->samp_off;
+        E->slot = E->nsamp ? W->nslot++ : -1;
         e++;
     }
     for (e = 0; e < nev; e++) {
@@ -216,7 +223,8 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->piv = malloc(sizeof(int) * N);
     W->w1 = malloc(sizeof(double) * N);
     W->w2 = malloc(sizeof(double) * N);
-    if (!W->rowptr || !W->col || !W->pos || !W->val || !W->vt || !W->key_dense || !W->key_uses || !W->key_s || !W->pa ||
+    W->zs = malloc(sizeof(double) * N * (size_t)(W->nslot ? W->nslot : 1));
+    if (!W->zs || !W->rowptr || !W->col || !W->pos || !W->val || !W->vt || !W->key_dense || !W->key_uses || !W->key_s || !W->pa ||
         !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->w1 || !W->w2)
         goto fail;
     for (int k = 0; k < W->nev; k++)
@@ -280,6 +288,7 @@ void model_int_free(model_int_work *W)
     free(W->piv);
     free(W->w1);
     free(W->w2);
+    free(W->zs);
     free(W);
 }
 
@@ -364,6 +373,7 @@ static void soreduce_states(const model_dcm *M, const double *P,
 static void observe(const model_dcm *M, const double *P, const int_event *E,
                     const double *z, double *y, model_int_work *W)
 {
+    memcpy(W->zs + (size_t)E->slot * W->N, z, sizeof(double) * W->N);
     model_dcm_gx(M, P, z + 1, W->g, NULL);
     for (int r = 0; r < E->nsamp; r++) {
         int j = W->samp_regions[E->samp_off + r];
@@ -894,13 +904,32 @@ void model_int_set_kernel(model_int_work *W, int kernel)
 int model_int_predict(const model_dcm *M, const double *P, double *y,
                       model_int_work *W)
 {
+    W->states_ok = 0;
     memset(y, 0, sizeof(double) * (size_t)M->v * M->n);
     for (int i = 0; i < M->L.np; i++)
         if (!isfinite(P[i]))
             return MODEL_INT_FAILED;
-    if (M->integrator == MODEL_INT_ODE)
-        return predict_ode(M, P, y, W);
-    if (M->nonlinear)
-        return predict_nonlinear_D(M, P, y, W);
-    return predict_bilinear(M, P, y, W);
+    int rc = M->integrator == MODEL_INT_ODE ? predict_ode(M, P, y, W)
+             : M->nonlinear                 ? predict_nonlinear_D(M, P, y, W)
+                                            : predict_bilinear(M, P, y, W);
+    W->states_ok = rc == MODEL_INT_OK;
+    return rc;
+}
+
+int model_int_observe(const model_dcm *M, const double *P, double *y, model_int_work *W)
+{
+    if (!W->states_ok)
+        return -1;
+    memset(y, 0, sizeof(double) * (size_t)M->v * M->n);
+    for (int e = 0; e < W->nev; e++) {
+        const int_event *E = &W->ev[e];
+        if (!E->nsamp)
+            continue;
+        model_dcm_gx(M, P, W->zs + (size_t)E->slot * W->N + 1, W->g, NULL);
+        for (int r = 0; r < E->nsamp; r++) {
+            int j = W->samp_regions[E->samp_off + r];
+            y[E->scan + (size_t)j * M->v] = W->g[j];
+        }
+    }
+    return 0;
 }

@@ -50,6 +50,13 @@ void model_int_free(model_int_work *W);
 int model_int_predict(const model_dcm *M, const double *P, double *y,
                       model_int_work *W);
 
+/* The prediction at P from the states of W's last prediction, without
+ * integrating: exactly model_int_predict(M, P) when P differs from that
+ * prediction's parameters only where model_dcm_observation_only() says so
+ * (the states do not depend on those). Returns 0, or -1 when the last
+ * prediction did not run to the end (failed or diverged): then predict. */
+int model_int_observe(const model_dcm *M, const double *P, double *y, model_int_work *W);
+
 /* The bilinear operators about rest (spm_bireduce with SPM's one-sided
  * finite differences of step exp(-8)): M0 is N x N, M1 is m blocks of
  * N x N, N = nstates + 1, all column-major. */

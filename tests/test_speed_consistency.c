@@ -2,8 +2,10 @@
  * the integrator's kernels (Taylor action on the sparse operator, Pade
  * propagators formed once, or the automatic choice between them) agree to
  * rounding, on gentle and stiff models, bilinear and nonlinear; a workspace
- * reused across predictions gives the same prediction as a new one; and
- * `dcm estimate -j N` gives bit-identical results whatever N. */
+ * reused across predictions gives the same prediction as a new one; the
+ * states observed again for epsilon give the prediction's bits; and
+ * `dcm estimate -j N` gives bit-identical results whatever N, with a
+ * diagonal prior and with a full one (the engine's directions). */
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdio.h>
@@ -140,6 +142,44 @@ static void test_workspace_reuse_exact(void)
     }
 }
 
+/* The columns of the Jacobian that move epsilon only are observed again
+ * from the kept states (model_int_observe): the same bits as integrating
+ * anew, for the bilinear and the nonlinear scheme; not after a failed
+ * prediction. */
+static void test_observe_again_exact(void)
+{
+    for (int nonlinear = 0; nonlinear < 2; nonlinear++) {
+        double P[256], P2[256];
+        model_dcm *M = test_model(nonlinear, P);
+        const int ny = M->v * M->n, ke = M->L.off_epsilon;
+        CU_ASSERT(model_dcm_observation_only(M, ke));
+        CU_ASSERT(!model_dcm_observation_only(M, M->L.off_decay));
+        CU_ASSERT(!model_dcm_observation_only(M, model_dcm_idx_A(&M->L, 1, 0)));
+        memcpy(P2, P, sizeof P);
+        P2[ke] += 0.05;
+        double *y1 = malloc(sizeof(double) * ny), *y2 = malloc(sizeof(double) * ny);
+        model_int_work *W = model_int_alloc(M);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(W);
+        CU_ASSERT_EQUAL(model_int_predict(M, P, y1, W), MODEL_INT_OK);
+        CU_ASSERT_EQUAL(model_int_observe(M, P2, y1, W), 0);
+        CU_ASSERT_EQUAL(model_int_predict(M, P2, y2, W), MODEL_INT_OK);
+        CU_ASSERT(memcmp(y1, y2, sizeof(double) * ny) == 0);
+        double *y0 = malloc(sizeof(double) * ny);
+        CU_ASSERT_EQUAL(model_int_observe(M, P, y0, W), 0);
+        printf("\n  %s: epsilon +0.05 moves y by %.2e (relative), observed again exactly",
+               nonlinear ? "nonlinear" : "bilinear", rel_diff(y0, y2, ny));
+        CU_ASSERT(rel_diff(y0, y2, ny) > 1e-3);   /* the column is not zero */
+        P2[0] = NAN;
+        CU_ASSERT_EQUAL(model_int_predict(M, P2, y2, W), MODEL_INT_FAILED);
+        CU_ASSERT_EQUAL(model_int_observe(M, P, y1, W), -1);
+        free(y0);
+        free(y1);
+        free(y2);
+        model_int_free(W);
+        model_dcm_free(M);
+    }
+}
+
 /* The free energy and posterior of `dcm estimate` with -j 1, 2 and 3,
  * compared as the text the result file holds: identical. */
 static void estimate_threads_identical(const char *dir, const char *spec)
@@ -192,6 +232,12 @@ static void test_threads_identical(void)
              dir, dir);
     CU_ASSERT_EQUAL_FATAL(test_shell(cmd, out, sizeof out), 0);
     estimate_threads_identical(dir, "nl.json");
+    /* a full prior (maxnodes below the regions): the engine's directions,
+       taken by the model in threads */
+    snprintf(cmd, sizeof cmd, "sed 's/\"c\": {/\"options\": {\"maxnodes\": 2}, \"c\": {/' %s/fwd.json > %s/full.json",
+             dir, dir);
+    CU_ASSERT_EQUAL_FATAL(test_shell(cmd, out, sizeof out), 0);
+    estimate_threads_identical(dir, "full.json");
     printf("\n");
     test_remove_dir(dir);
 }
@@ -202,6 +248,7 @@ int main(void)
         {"kernels agree (bilinear, gentle and stiff)", test_kernels_bilinear},
         {"kernels agree (nonlinear D, gentle and stiff)", test_kernels_nonlinear},
         {"a reused workspace predicts exactly as a new one", test_workspace_reuse_exact},
+        {"epsilon's columns observed again: exactly the prediction", test_observe_again_exact},
         {"estimate -j 1, 2, 3: identical F and posterior", test_threads_identical},
         {NULL, NULL}};
     return test_run("speed_consistency", cases);

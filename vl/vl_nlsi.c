@@ -546,6 +546,14 @@ static int jacobian_from_model(vl_engine *E)
 static int jacobian_fd(vl_engine *E)
 {
     const int nobs = E->nobs, npp = E->npp;
+    if (E->M.jacobian_dirs) {
+        if (E->M.jacobian_dirs(E->M.user, E->theta, E->f0, E->V, E->nP, E->J, npp) < 0)
+            return -1;
+        for (int r = 0; r < nobs; r++)
+            for (int i = 0; i < E->nP; i++)
+                E->J[r * npp + i] = -E->J[r * npp + i];
+        return 0;
+    }
     for (int i = 0; i < E->nP; i++) {
         for (int k = 0; k < E->np; k++)
             E->theta2[k] = E->theta[k] + E->V[k * E->nP + i] * FD_STEP;
@@ -693,6 +701,12 @@ static int posterior_covariance_gram(vl_engine *E)
     memset(E->Pp, 0, sizeof(double) * NPP);
     for (int i = 0; i < nh; i++)
         gram_add(E, i, E->ch[i], E->Pp);
+    /* BLAS's axpy rounds a row's vector part and tail differently (FMA or
+       not): mirror the upper triangle so that Pp, and the curvature built
+       from it, are exactly symmetric (vl_dx_ws then takes one eigensystem) */
+    for (int a = 0; a < npp; a++)
+        for (int b = 0; b < a; b++)
+            E->Pp[(size_t)a * npp + b] = E->Pp[(size_t)b * npp + a];
     memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
     for (int a = 0; a < npp; a++)
         E->Cp[a * npp + a] += E->ipc[a];

@@ -63,6 +63,16 @@ typedef int (*vl_predict_fn)(void *user, const double *theta, double *y);
 typedef int (*vl_jacobian_fn)(void *user, const double *theta, const double *f,
                               double *dfdtheta);
 
+/* Optional: the engine's own forward differences, done by the model (in
+ * threads, say): for each direction i < nd, the column
+ * D[r * ldd + i] = (f(theta + V[k * nd + i] h) - f_r) / h, h = exp(-8),
+ * where theta2[k] = theta[k] + V[k * nd + i] * h exactly as the engine
+ * forms it (V is np x nd, row-major: the prior's eigen-directions), so
+ * that the columns are the engine's to the bit. Return 0, or < 0 as a
+ * failed prediction. Used when jacobian is NULL. */
+typedef int (*vl_jacobian_dirs_fn)(void *user, const double *theta, const double *f,
+                                   const double *V, int nd, double *D, int ldd);
+
 /* Called by the driver after every iteration: F of the kept estimate,
  * predicted increase of the next step, whether this iteration's F was
  * accepted. Return 0 to go on; non-zero stops the fit: vl_nlsi then
@@ -81,6 +91,7 @@ typedef struct {
     int complex_data;      /* 0: real data; 1: interleaved (re, im) pairs */
     vl_predict_fn predict; /* required */
     vl_jacobian_fn jacobian; /* optional, NULL: finite differences */
+    vl_jacobian_dirs_fn jacobian_dirs; /* optional: those differences by the model */
     void *user;            /* passed to predict and jacobian */
     int nh;
     const double *Q;       /* nh x ny diagonals of the precision components */
