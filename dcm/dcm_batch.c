@@ -42,24 +42,6 @@ static char *str_dup(const char *s)
     return d;
 }
 
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 int dcm_batch_name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -193,7 +175,7 @@ static char *resolve_spec(const char *manifest, const char *spec)
     const char *slash = strrchr(manifest, '/');
     if (spec[0] == '/' || !slash)
         return str_dup(spec);
-    return str_printf("%.*s/%s", (int)(slash - manifest), manifest, spec);
+    return dcm_strprintf("%.*s/%s", (int)(slash - manifest), manifest, spec);
 }
 
 static void check_spec_file(problems *p, int line, const char *spec, const char *path)
@@ -349,7 +331,7 @@ out:
 
 char *dcm_batch_result_path(const char *outdir, const dcm_batch_job *j)
 {
-    return str_printf("%s/%s/%s.json", outdir, j->subject, j->model);
+    return dcm_strprintf("%s/%s/%s.json", outdir, j->subject, j->model);
 }
 
 static int make_dir(const char *path, dcm_error *err)
@@ -418,7 +400,7 @@ static int remove_temps(const char *dir, char *const *bases, int k, const char *
             snprintf(base, sizeof base, "%s%s", bases[i], suffix);
             if (!is_temp_of(e->d_name, base))
                 continue;
-            char *full = str_printf("%s/%s", dir, e->d_name);
+            char *full = dcm_strprintf("%s/%s", dir, e->d_name);
             if (!full)
                 rc = dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
             else if (unlink(full) != 0 && errno != ENOENT)
@@ -438,7 +420,7 @@ static int lock_file(const char *outdir, const char *name, short type, const cha
                      dcm_error *err)
 {
     *fd = -1;
-    char *path = str_printf("%s/%s", outdir, name);
+    char *path = dcm_strprintf("%s/%s", outdir, name);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     int rc = DCM_OK;
@@ -527,7 +509,7 @@ int dcm_batch_prepare_shard(const dcm_batch_manifest *m, const char *outdir, int
             return rc;
     }
     for (int s = 0; s < m->nsub && !rc; s++) {
-        char *dir = str_printf("%s/%s", outdir, m->subjects[s]);
+        char *dir = dcm_strprintf("%s/%s", outdir, m->subjects[s]);
         if (!dir)
             return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
         rc = make_dir(dir, err);
@@ -858,7 +840,7 @@ static int count_failed(const dcm_batch_manifest *m, const dcm_batch_outcome *ou
 int dcm_batch_write_summary(const dcm_batch_manifest *m, const char *outdir,
                             const dcm_batch_outcome *out, int *rows, dcm_error *err)
 {
-    char *path = str_printf("%s/summary.tsv", outdir);
+    char *path = dcm_strprintf("%s/summary.tsv", outdir);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     io_atomic a;
@@ -879,7 +861,7 @@ int dcm_batch_write_failures(const dcm_batch_manifest *m, const char *outdir,
     int k = count_failed(m, out);
     if (nfailed)
         *nfailed = k;
-    char *path = str_printf("%s/failures.tsv", outdir);
+    char *path = dcm_strprintf("%s/failures.tsv", outdir);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     int rc = DCM_OK;
@@ -905,7 +887,7 @@ int dcm_batch_write_warnings(const dcm_batch_manifest *m, const char *outdir,
 {
     if (nwarnings)
         *nwarnings = 0;
-    char *path = str_printf("%s/warnings.tsv", outdir);
+    char *path = dcm_strprintf("%s/warnings.tsv", outdir);
     if (!path)
         return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
     io_atomic a;
@@ -951,7 +933,7 @@ int dcm_batch_write_tables(const dcm_batch_manifest *m, const char *outdir,
         *rows = 0;
     if (nfailed)
         *nfailed = k;
-    char *path[NTABLES] = {str_printf("%s/summary.tsv", outdir), str_printf("%s/failures.tsv", outdir)};
+    char *path[NTABLES] = {dcm_strprintf("%s/summary.tsv", outdir), dcm_strprintf("%s/failures.tsv", outdir)};
     io_atomic a[NTABLES];
     memset(a, 0, sizeof a);
     int n = 0, rc = DCM_OK;

@@ -21,27 +21,9 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 static char *xdup(const char *s)
 {
-    return s ? xprintf("%s", s) : NULL;
+    return s ? dcm_strprintf("%s", s) : NULL;
 }
 
 static int is_file(const char *p)
@@ -139,7 +121,7 @@ static char *resolve_rel(const char *file, const char *rel)
     const char *slash = strrchr(file, '/');
     if (!slash)
         return xdup(rel);
-    return xprintf("%.*s/%s", (int)(slash - file), file, rel);
+    return dcm_strprintf("%.*s/%s", (int)(slash - file), file, rel);
 }
 
 /* an array of strings (or one string) into names */
@@ -489,7 +471,7 @@ static char *entity(const char *name, const char *key)
             const char *v = p + kl + 1, *e = v;
             while (*e && *e != '_' && *e != '.')
                 e++;
-            return xprintf("%.*s", (int)(e - v), v);
+            return dcm_strprintf("%.*s", (int)(e - v), v);
         }
         p = strchr(p, '_');
         if (p)
@@ -581,16 +563,16 @@ static int add_run(const io_bids_query *q, run_list *L, const char *subdir, cons
     r->ses = entity(file, "ses");
     r->rawstem = strip_entities(file, derived_entities, 0);
     char *sp = strip_entities(file, space_entities, 1);
-    r->stem = r->rawstem && sp ? xprintf("%s_%s", r->rawstem, sp) : NULL;
+    r->stem = r->rawstem && sp ? dcm_strprintf("%s_%s", r->rawstem, sp) : NULL;
     r->subdir = xdup(subdir);
-    r->bold = xprintf("%s/%s", funcdir, file);
+    r->bold = dcm_strprintf("%s/%s", funcdir, file);
     if (!r->sub || !r->rawstem || !sp || !r->stem || !r->subdir || !r->bold) {
         free(sp);
         return oom(err);
     }
-    r->confounds = xprintf("%s/%s_desc-confounds_timeseries.tsv", funcdir, r->rawstem);
+    r->confounds = dcm_strprintf("%s/%s_desc-confounds_timeseries.tsv", funcdir, r->rawstem);
     if (r->confounds && !is_file(r->confounds)) {
-        char *old = xprintf("%s/%s_desc-confounds_regressors.tsv", funcdir, r->rawstem);
+        char *old = dcm_strprintf("%s/%s_desc-confounds_regressors.tsv", funcdir, r->rawstem);
         if (old && is_file(old)) {
             free(r->confounds);
             r->confounds = old;
@@ -598,14 +580,14 @@ static int add_run(const io_bids_query *q, run_list *L, const char *subdir, cons
             free(old);
         }
     }
-    r->events = xprintf("%s/%s/func/%s_events.tsv", q->bids, subdir, r->rawstem);
-    r->raw_sidecar = xprintf("%s/%s/func/%s_bold.json", q->bids, subdir, r->rawstem);
-    r->task_sidecar = xprintf("%s/task-%s_bold.json", q->bids, r->task);
+    r->events = dcm_strprintf("%s/%s/func/%s_events.tsv", q->bids, subdir, r->rawstem);
+    r->raw_sidecar = dcm_strprintf("%s/%s/func/%s_bold.json", q->bids, subdir, r->rawstem);
+    r->task_sidecar = dcm_strprintf("%s/task-%s_bold.json", q->bids, r->task);
     if (q->use_mask) {
-        r->mask = xprintf("%s/%s_%s_desc-brain_mask.nii.gz", funcdir, r->rawstem, sp);
+        r->mask = dcm_strprintf("%s/%s_%s_desc-brain_mask.nii.gz", funcdir, r->rawstem, sp);
         if (r->mask && !is_file(r->mask)) {
             free(r->mask);
-            r->mask = xprintf("%s/%s_%s_desc-brain_mask.nii", funcdir, r->rawstem, sp);
+            r->mask = dcm_strprintf("%s/%s_%s_desc-brain_mask.nii", funcdir, r->rawstem, sp);
             if (r->mask && !is_file(r->mask)) {
                 free(r->mask);
                 r->mask = NULL;
@@ -620,7 +602,7 @@ static int add_run(const io_bids_query *q, run_list *L, const char *subdir, cons
 
 static int scan_func(const io_bids_query *q, run_list *L, const char *subdir, dcm_error *err)
 {
-    char *funcdir = xprintf("%s/%s/func", q->deriv, subdir);
+    char *funcdir = dcm_strprintf("%s/%s/func", q->deriv, subdir);
     if (!funcdir)
         return oom(err);
     DIR *d = opendir(funcdir);
@@ -694,7 +676,7 @@ int io_bids_runs_find(const io_bids_query *q, io_bids_run **runs, int *nruns, dc
     while (!rc && (e = readdir(d))) {
         if (strncmp(e->d_name, "sub-", 4) || !label_chosen(q, e->d_name + 4))
             continue;
-        char *sdir = xprintf("%s/%s", q->deriv, e->d_name);
+        char *sdir = dcm_strprintf("%s/%s", q->deriv, e->d_name);
         if (!sdir) {
             rc = oom(err);
             break;
@@ -706,7 +688,7 @@ int io_bids_runs_find(const io_bids_query *q, io_bids_run **runs, int *nruns, dc
             while (s && !rc && (f = readdir(s))) {
                 if (strncmp(f->d_name, "ses-", 4))
                     continue;
-                char *sub = xprintf("%s/%s", e->d_name, f->d_name);
+                char *sub = dcm_strprintf("%s/%s", e->d_name, f->d_name);
                 rc = sub ? scan_func(q, &L, sub, err) : oom(err);
                 free(sub);
             }
@@ -752,7 +734,7 @@ void io_bids_runs_free(io_bids_run *runs, int nruns)
 
 char *io_bids_result_stem(const io_bids_run *r, const char *model)
 {
-    return xprintf("%s_desc-%s_dcm", r->stem, model);
+    return dcm_strprintf("%s_desc-%s_dcm", r->stem, model);
 }
 
 /* ------------------------------------------------------------ TR and slice timing */
@@ -767,7 +749,7 @@ static char *json_of(const char *nii)
 {
     size_t l = strlen(nii);
     size_t k = ends_with(nii, ".nii.gz") ? 7 : ends_with(nii, ".nii") ? 4 : 0;
-    return xprintf("%.*s.json", (int)(l - k), nii);
+    return dcm_strprintf("%.*s.json", (int)(l - k), nii);
 }
 
 /* The first sidecar with RepetitionTime: the preprocessed BOLD's, the raw
@@ -890,13 +872,13 @@ static int expand_confound(const char *w, char **out, int *n)
         const char *suffix[4] = {"", "_derivative1", "_power2", "_derivative1_power2"};
         for (int s = 0; s < level; s++)
             for (int i = 0; i < 6; i++)
-                if (!(out[(*n)++] = xprintf("%s%s", motion6[i], suffix[s])))
+                if (!(out[(*n)++] = dcm_strprintf("%s%s", motion6[i], suffix[s])))
                     return -1;
         return 0;
     }
     if (!strcmp(w, "acompcor") || !strcmp(w, "tcompcor")) {
         for (int i = 0; i < 6; i++)
-            if (!(out[(*n)++] = xprintf("%c_comp_cor_%02d", w[0], i)))
+            if (!(out[(*n)++] = dcm_strprintf("%c_comp_cor_%02d", w[0], i)))
                 return -1;
         return 0;
     }
@@ -1189,8 +1171,8 @@ static int write_spec(const io_bids_models *M, const io_bids_run *r, const extra
     json_t *j = json_object();
     json_object_set_new(j, "TR", json_real(e->tr));
     json_object_set_new(j, "TE", json_real(M->TE));
-    char *ts = xprintf("%s_desc-dcmregions_timeseries.tsv", r->stem);
-    char *cf = xprintf("%s_desc-dcmconfounds_timeseries.tsv", r->stem);
+    char *ts = dcm_strprintf("%s_desc-dcmregions_timeseries.tsv", r->stem);
+    char *cf = dcm_strprintf("%s_desc-dcmconfounds_timeseries.tsv", r->stem);
     json_object_set_new(j, "timeseries", json_string(ts ? ts : ""));
     json_object_set_new(j, "confounds", json_string(cf ? cf : ""));
     json_object_set_new(j, "scans", json_integer(e->v));
@@ -1209,7 +1191,7 @@ static int write_spec(const io_bids_models *M, const io_bids_run *r, const extra
     json_object_update(j, m->switches);
     if (M->options)
         json_object_set(j, "options", M->options);
-    *spec = xprintf("%s/%s_desc-%s_dcmspec.json", dir, r->stem, m->name);
+    *spec = dcm_strprintf("%s/%s_desc-%s_dcmspec.json", dir, r->stem, m->name);
     int rc = ts && cf && *spec ? write_json(*spec, j, err) : oom(err);
     free(ts);
     free(cf);
@@ -1221,9 +1203,9 @@ static int write_run(const io_bids_models *M, const io_bids_run *r, const extrac
                      const confounds *c, const double *delays, const char *delay_how,
                      const char *tr_from, const char *dir, dcm_error *err)
 {
-    char *ts = xprintf("%s/%s_desc-dcmregions_timeseries.tsv", dir, r->stem);
-    char *side = xprintf("%s/%s_desc-dcmregions_timeseries.json", dir, r->stem);
-    char *cf = xprintf("%s/%s_desc-dcmconfounds_timeseries.tsv", dir, r->stem);
+    char *ts = dcm_strprintf("%s/%s_desc-dcmregions_timeseries.tsv", dir, r->stem);
+    char *side = dcm_strprintf("%s/%s_desc-dcmregions_timeseries.json", dir, r->stem);
+    char *cf = dcm_strprintf("%s/%s_desc-dcmconfounds_timeseries.tsv", dir, r->stem);
     char **names = calloc((size_t)M->nregions + 1, sizeof *names);
     int rc = ts && side && cf && names ? DCM_OK : oom(err);
     for (int i = 0; i < M->nregions && names; i++)
@@ -1302,8 +1284,8 @@ int io_bids_run_prepare(const io_bids_models *M, const io_bids_run *r, const cha
     }
     if ((rc = select_confounds(M, r, hdr.nt, &c, err)))
         goto done;
-    dir = xprintf("%s/%s/func", outdir, r->subdir);
-    nuis = dir ? xprintf("%s/%s_desc-dcmnuisance_timeseries.tsv", dir, r->stem) : NULL;
+    dir = dcm_strprintf("%s/%s/func", outdir, r->subdir);
+    nuis = dir ? dcm_strprintf("%s/%s_desc-dcmnuisance_timeseries.tsv", dir, r->stem) : NULL;
     delays = malloc(sizeof(double) * (size_t)M->nregions);
     if (!dir || !nuis || !delays) {
         rc = oom(err);
@@ -1349,7 +1331,7 @@ int io_bids_write_description(const char *outdir, const char *bids_dir, const ch
     int rc = make_dirs(outdir, err);
     if (rc)
         return rc;
-    char *path = xprintf("%s/dataset_description.json", outdir);
+    char *path = dcm_strprintf("%s/dataset_description.json", outdir);
     if (!path)
         return oom(err);
     json_t *j = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:s}], s:[{s:s}]}", "Name",
@@ -1414,7 +1396,7 @@ int io_bids_covariates(const char *path, char *const *subjects, int nsub, char *
                                "leave such participants out of the group analysis)", path, problem);
         else if (problem[0]) {
             keep[i] = 0;
-            if (!(why[i] = xprintf("%s, %s", path, problem)))
+            if (!(why[i] = dcm_strprintf("%s, %s", path, problem)))
                 rc = oom(err);
         }
     }

@@ -21,24 +21,41 @@ int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
     return code;
 }
 
+static char *vstrprintf(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (len < 0)
+        return NULL;
+    char *s = malloc((size_t)len + 1);
+    if (s)
+        vsnprintf(s, (size_t)len + 1, fmt, ap);
+    return s;
+}
+
+char *dcm_strprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = vstrprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 int dcm_warnings_add(dcm_warnings *w, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int len = vsnprintf(NULL, 0, fmt, ap);
+    char *s = vstrprintf(fmt, ap);
     va_end(ap);
-    if (len < 0)
-        return DCM_ERR_SYSTEM;
-    char *s = malloc((size_t)len + 1);
     char **items = s ? realloc(w->items, sizeof(char *) * (size_t)(w->count + 1)) : NULL;
     if (!items) {
         free(s);
         return DCM_ERR_SYSTEM;
     }
     w->items = items;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)len + 1, fmt, ap);
-    va_end(ap);
     w->items[w->count++] = s;
     return DCM_OK;
 }

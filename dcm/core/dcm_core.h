@@ -27,6 +27,9 @@
 int dcm_error_set(dcm_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* printf into a new string (caller frees); NULL when out of memory. */
+char *dcm_strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* A list of warnings (owned strings); zero-initialised = empty. */
 typedef struct {
     int count;
