@@ -725,3 +725,25 @@ void plot_arrow(cairo_t *cr, double x0, double y0, double x1, double y1, double 
     if (mx && my)
         plot_arrow_at(x0, y0, x1, y1, bend, 0.5, mx, my);
 }
+
+void plot_vinterval(const plot_axes *ax, double x, double lo, double hi, io_rgb col,
+                    double line_width, double cap)
+{
+    if (!isfinite(lo) || !isfinite(hi))
+        return;
+    cairo_t *cr = ax->cr;
+    double px = plot_px(ax, x), y0 = plot_py(ax, lo), y1 = plot_py(ax, hi);
+    cairo_save(cr);
+    cairo_rectangle(cr, ax->x, ax->y, ax->w, ax->h);
+    cairo_clip(cr);
+    cairo_set_source_rgb(cr, col.r, col.g, col.b);
+    cairo_set_line_width(cr, line_width);
+    cairo_move_to(cr, px, y0);
+    cairo_line_to(cr, px, y1);
+    cairo_move_to(cr, px - cap, y0);
+    cairo_line_to(cr, px + cap, y0);
+    cairo_move_to(cr, px - cap, y1);
+    cairo_line_to(cr, px + cap, y1);
+    cairo_stroke(cr);
+    cairo_restore(cr);
+}

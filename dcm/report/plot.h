@@ -77,6 +77,10 @@ void plot_axes_init(plot_axes *ax, cairo_t *cr, double x, double y, double w, do
                        double xmin, double xmax, double ymin, double ymax, int nice);
 double plot_px(const plot_axes *ax, double x);
 double plot_py(const plot_axes *ax, double y);
+/* A vertical interval lo..hi at data x, capped (cap: half-width in pixels),
+ * clipped to the plot area; nothing when lo or hi is not finite. */
+void plot_vinterval(const plot_axes *ax, double x, double lo, double hi, io_rgb col,
+                    double line_width, double cap);
 
 enum {
     PLOT_XTICKS = 1,   /* numeric ticks and labels on x */

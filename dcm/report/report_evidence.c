@@ -178,28 +178,6 @@ int report_evidence_match(report_evidence *ev, int ne, const report_model *model
     return rc;
 }
 
-/* a vertical interval lo..hi at x with caps */
-static void vinterval(const plot_axes *ax, double x, double lo, double hi, io_rgb col)
-{
-    if (!isfinite(lo) || !isfinite(hi))
-        return;
-    cairo_t *cr = ax->cr;
-    double px = plot_px(ax, x), y0 = plot_py(ax, lo), y1 = plot_py(ax, hi);
-    cairo_save(cr);
-    cairo_rectangle(cr, ax->x, ax->y, ax->w, ax->h);
-    cairo_clip(cr);
-    cairo_set_source_rgb(cr, col.r, col.g, col.b);
-    cairo_set_line_width(cr, 1.6);
-    cairo_move_to(cr, px, y0);
-    cairo_line_to(cr, px, y1);
-    cairo_move_to(cr, px - 5, y0);
-    cairo_line_to(cr, px + 5, y0);
-    cairo_move_to(cr, px - 5, y1);
-    cairo_line_to(cr, px + 5, y1);
-    cairo_stroke(cr);
-    cairo_restore(cr);
-}
-
 int report_fig_evidence(const report_model *models, const report_evidence *ev, int ne, plot_figure *f)
 {
     if (ne < 1)
@@ -255,9 +233,9 @@ int report_fig_evidence(const report_model *models, const report_evidence *ev, i
         const char *name = e->model >= 0 ? models[e->model].name : e->result;
         double x = j + 1.0, g = e->log_evidence - e->free_energy;
         plot_point(&a1, x - 0.12, e->free_energy, 5.0, plot_palette(0), 1);
-        vinterval(&a1, x + 0.12, e->log_evidence - 2 * e->se, e->log_evidence + 2 * e->se, plot_palette(1));
+        plot_vinterval(&a1, x + 0.12, e->log_evidence - 2 * e->se, e->log_evidence + 2 * e->se, plot_palette(1), 1.6, 5);
         plot_point(&a1, x + 0.12, e->log_evidence, 4.0, plot_palette(1), 1);
-        vinterval(&a2, x, g - 2 * e->se, g + 2 * e->se, plot_palette(1));
+        plot_vinterval(&a2, x, g - 2 * e->se, g + 2 * e->se, plot_palette(1), 1.6, 5);
         plot_point(&a2, x, g, 4.0, plot_palette(1), 1);
         snprintf(buf, sizeof buf, "%+.2f (SE %.2f)", g, e->se);
         plot_text(cr, plot_px(&a2, x), plot_py(&a2, g + 2 * e->se) - 5, buf, 10.5, PLOT_CENTRE, PLOT_BOTTOM, 0,

@@ -158,26 +158,6 @@ int report_second_load(const char *path, report_second *s, dcm_error *err)
     return rc;
 }
 
-/* a vertical interval from lo to hi at x, capped */
-static void vinterval(const plot_axes *ax, double x, double lo, double hi, io_rgb col)
-{
-    cairo_t *cr = ax->cr;
-    double px = plot_px(ax, x), y0 = plot_py(ax, lo), y1 = plot_py(ax, hi);
-    cairo_save(cr);
-    cairo_rectangle(cr, ax->x, ax->y, ax->w, ax->h);
-    cairo_clip(cr);
-    cairo_set_source_rgb(cr, col.r, col.g, col.b);
-    cairo_set_line_width(cr, 1.4);
-    cairo_move_to(cr, px, y0);
-    cairo_line_to(cr, px, y1);
-    cairo_move_to(cr, px - 3, y0);
-    cairo_line_to(cr, px + 3, y0);
-    cairo_move_to(cr, px - 3, y1);
-    cairo_line_to(cr, px + 3, y1);
-    cairo_stroke(cr);
-    cairo_restore(cr);
-}
-
 int report_fig_peb(const report_second *s, int j, plot_figure *f)
 {
     if (!s || s->kind != REPORT_SECOND_PEB || j < 0 || j >= s->nx || s->np < 1)
@@ -221,7 +201,7 @@ int report_fig_peb(const report_second *s, int j, plot_figure *f)
         io_rgb col = isfinite(pp) && pp > 0.95 ? plot_palette(0) : plot_rgb(0.62, 0.72, 0.85);
         plot_vbar(&ax, q + 1.0, 0.6, 0.0, isfinite(m) ? m : 0.0, col);
         if (isfinite(d) && d > 0)
-            vinterval(&ax, q + 1.0, m - PEB_Z90 * d, m + PEB_Z90 * d, PLOT_BLACK);
+            plot_vinterval(&ax, q + 1.0, m - PEB_Z90 * d, m + PEB_Z90 * d, PLOT_BLACK, 1.4, 3);
         if (s->search && isfinite(pp)) {
             char buf[32];
             snprintf(buf, sizeof buf, "%.2f%s", pp, pp > 0.95 ? "*" : "");
@@ -276,8 +256,8 @@ int report_fig_loo(const report_second *s, plot_figure *f)
         plot_line(&ax, xs, 0, 0, ys, 2, 1, plot_palette(1), 1.6, PLOT_DASHED);
     }
     for (int i = 0; i < s->nsub; i++) {
-        vinterval(&ax, s->truth[i], s->pred[i] - PEB_Z90 * s->pred_sd[i], s->pred[i] + PEB_Z90 * s->pred_sd[i],
-                  PLOT_GREY);
+        plot_vinterval(&ax, s->truth[i], s->pred[i] - PEB_Z90 * s->pred_sd[i], s->pred[i] + PEB_Z90 * s->pred_sd[i],
+                  PLOT_GREY, 1.4, 3);
         plot_point(&ax, s->truth[i], s->pred[i], 4.0, plot_palette(0), 1);
     }
     return 0;
