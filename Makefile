@@ -39,14 +39,26 @@ endif
 # GSL is linked against OpenBLAS rather than its reference CBLAS: -lopenblas
 # is named on the link line, so its cblas_* symbols come before libgslcblas's.
 # LIB_LDLIBS is what the library needs (libdcm.so's NEEDED, dcm.pc's
-# Libs.private); cairo and fontconfig are the report's, i.e. bin/dcm's only.
+# Libs.private). cairo and fontconfig are not linked either:
+# dcm/report/report_cairo.c loads them when the first figure is drawn
+# (report_cairo.h says why); the tests that read PNGs link them (TEST_LDLIBS).
 # matio is not linked: io/io_matio.c loads it on first use (dlopen), so a
 # process that never touches a .mat file does not map HDF5 and its network
 # and crypto libraries (io_matio.h says why). Its soname is the one found here.
 MATIO_SONAME := $(shell objdump -p "$$($(CC) -print-file-name=libmatio.so)" 2>/dev/null | awk '/SONAME/ {print $$2}')
 MATIO_DEF = -DIO_MATIO_SONAME='"$(or $(MATIO_SONAME),libmatio.so.11)"'
 LIB_LDLIBS = -ljansson -lnifti2 -lznz -lz -lfftw3 -lgsl -lopenblas -lm -lpthread -ldl
-LDLIBS  = $(LIB_LDLIBS) -lcairo -lfontconfig
+LDLIBS  = $(LIB_LDLIBS)
+# bin/dcm links Debian's threaded OpenBLAS archive when it is there (package
+# libopenblas-pthread-dev, which libopenblas-dev pulls in): resolving the
+# shared library's ~12,000 symbol relocations and faulting in its pages cost
+# ~4 ms at every start (~5 % of an attention fit as a process, measured on
+# the development machine). The same code, the same numbers; the shared
+# library, the tests and the MPI flavour keep -lopenblas. The threaded
+# variant only: the serial one is not safe for concurrent calls (batch).
+OPENBLAS_A := $(wildcard /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-pthread/libopenblas.a)
+CLI_LDLIBS = $(if $(OPENBLAS_A),$(subst -lopenblas,$(OPENBLAS_A) -lgfortran,$(LIB_LDLIBS)),$(LIB_LDLIBS))
+TEST_LDLIBS = $(LDLIBS) -lcairo -lfontconfig -lmatio -lcunit
 # only io_matio.c needs the soname
 $(B)/rel/io/io_matio.o $(B)/san/io/io_matio.o $(B)/fuzz/obj/io/io_matio.o: INCS += $(MATIO_DEF)
 
@@ -156,7 +168,7 @@ bin/dcm-mpi: $(B)/mpi/dcm/cli/cmd_batch.o $(B)/rel/dcm/cli/main.o $(filter-out $
 
 bin/dcm: $(B)/rel/dcm/cli/main.o $(B)/rel/libdcm_cli.a lib/libdcm.a
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(CLI_LDLIBS)
 
 $(B)/san/bin/dcm: $(B)/san/dcm/cli/main.o $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
@@ -164,14 +176,14 @@ $(B)/san/bin/dcm: $(B)/san/dcm/cli/main.o $(B)/san/libdcm.a
 
 $(B)/san/tests/%: tests/%.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lmatio -lcunit
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(TEST_LDLIBS)
 
 # The allocation-failure test wraps the library's malloc/calloc/realloc/
 # strdup (libc's strdup allocates inside libc, out of --wrap's reach) to
 # fail the Nth call; the counter lives in the test program.
 $(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/fuzz_targets.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(LDLIBS) -lmatio -lcunit \
+	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -o $@ $< $(B)/san/libdcm.a $(TEST_LDLIBS) \
 	    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
 # The install test runs `make install` on this tree (with DCM_MAKE_ARGS, so
@@ -180,7 +192,7 @@ $(B)/san/tests/test_alloc_fail: tests/test_alloc_fail.c tests/test_util.h fuzz/f
 $(B)/san/tests/test_install: tests/test_install.c tests/test_util.h $(B)/san/libdcm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(INCS) $(SAN_FLAGS) -DTEST_SOURCE_DIR='"$(CURDIR)"' -o $@ $< \
-	    $(B)/san/libdcm.a $(LDLIBS) -lmatio -lcunit
+	    $(B)/san/libdcm.a $(TEST_LDLIBS)
 
 # Tests run the sanitized library and CLI; each prints CUnit's summary and
 # the runner adds one closing line "tests: N passed, N failed, N skipped".

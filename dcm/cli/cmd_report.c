@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cairo.h>
-#include <fontconfig/fontconfig.h>
 
 #include "dcm/cli/cli.h"
 #include "dcm/cli/cli_options.h"
@@ -73,6 +71,17 @@ static const char *footer =
     "  dcm report fwd.json bwd.json --evidence fwd.evidence.json -o report.html\n";
 
 /* "dcm report ARGS" for the report's header */
+/* The process ends after a report: let cairo and fontconfig drop their
+ * caches so that leak checkers see only our own allocations (only when
+ * they were loaded: a report that failed early never loaded them). */
+static void release_font_caches(void)
+{
+    if (!report_cairo_loaded())
+        return;
+    report_cairo()->debug_reset_static_data();
+    report_cairo()->FcFini();
+}
+
 static char *command_line(int argc, char **argv)
 {
     size_t len = strlen("dcm ") + 1;
@@ -223,8 +232,7 @@ int cmd_report(int argc, char **argv)
             if (!rc)
                 fprintf(stderr, "dcm report: wrote %s%s%s\n", out, png_dir ? " and figures in " : "",
                         png_dir ? png_dir : "");
-            cairo_debug_reset_static_data();
-            FcFini();
+            release_font_caches();
             goto done;
         }
     }
@@ -310,8 +318,7 @@ int cmd_report(int argc, char **argv)
     free(generator);
     /* the process ends here: let cairo drop its font caches so that leak
        checkers see only our own allocations */
-    cairo_debug_reset_static_data();
-    FcFini();
+    release_font_caches();
 done:
     free(files);
     free(ev_paths);

@@ -57,6 +57,8 @@ static void set_dash(cairo_t *cr, int dash, double width)
 cairo_t *plot_figure_begin(plot_figure *f, double w, double h)
 {
     memset(f, 0, sizeof *f);
+    if (report_cairo_need(NULL))
+        return NULL;   /* the entry points said why (report_cairo_need) */
     cairo_rectangle_t ext = {0, 0, w, h};
     f->w = w;
     f->h = h;

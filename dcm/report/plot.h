@@ -21,6 +21,8 @@
 #include <cairo.h>
 #include <stddef.h>
 
+#include "dcm/report/report_cairo.h"
+
 typedef struct {
     double r, g, b;
 } io_rgb;

@@ -980,6 +980,8 @@ int report_write(const report_model *models, int k, const report_options *opt,
     const report_group *g = opt->group;
     if (g && (g->nmod < 1 || g->nsub < 1 || !g->models || !g->alpha || !g->exp_r || !g->xp || !g->pxp))
         return dcm_error_set(err, DCM_ERR_USAGE, "incomplete group comparison");
+    if (report_cairo_need(err))
+        return DCM_ERR_SYSTEM;
     const double scale = opt->png_scale > 0 ? opt->png_scale : 2.0;
     const size_t nk = (size_t)(k > 0 ? k : 1);
     size_t nsf = 0; /* figures of the second-level results */

@@ -412,6 +412,8 @@ static int fit_figure(plot_figure *f, const dcm_problem *P, const double *yp, do
 int report_rdcm_write(const char *result, const char *out, const char *png_dir, double scale,
                       dcm_error *err)
 {
+    if (report_cairo_need(err))
+        return DCM_ERR_SYSTEM;
     io_result_summary s;
     json_t *doc = NULL;
     int rc = io_result_load_doc(result, &s, &doc, err);
