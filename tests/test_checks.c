@@ -129,6 +129,20 @@ static void test_diagnostic_maths(void)
     /* the same prior given as a full covariance */
     double pC[4] = {1, 0, 0, 0};
     CU_ASSERT_DOUBLE_EQUAL(dcm_kl_normal(2, Ep, Cp, pE, NULL, pC), 0.5 * (0.5 + log(2.0)), 1e-12);
+    /* a correlated 4-parameter posterior, one parameter switched off: the
+       diagonal prior's path (no eigendecomposition) equals the general
+       one; a posterior that is not positive definite gives NaN on both */
+    double Ep4[4] = {0.3, -1.2, 5, 0.7}, pE4[4] = {0.1, 0, 0, -0.2}, pV4[4] = {0.5, 2, 0, 1.0 / 16};
+    double Cp4[16] = {0.20, 0.05, 0, -0.01, 0.05, 0.90, 0, 0.02, 0, 0, 0, 0, -0.01, 0.02, 0, 0.03};
+    double pC4[16] = {0};
+    for (int i = 0; i < 4; i++)
+        pC4[i * 5] = pV4[i];
+    const double kl_diag = dcm_kl_normal(4, Ep4, Cp4, pE4, pV4, NULL);
+    CU_ASSERT(isfinite(kl_diag) && kl_diag > 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(kl_diag, dcm_kl_normal(4, Ep4, Cp4, pE4, NULL, pC4), 1e-12);
+    Cp4[1] = Cp4[4] = 0.5;   /* |corr| > 1: not positive definite */
+    CU_ASSERT(isnan(dcm_kl_normal(4, Ep4, Cp4, pE4, pV4, NULL)));
+    CU_ASSERT(isnan(dcm_kl_normal(4, Ep4, Cp4, pE4, NULL, pC4)));
     /* steps that raised F after the first */
     double Ft[5] = {-10, -12, -12, -11, -11};
     CU_ASSERT_EQUAL(dcm_accepted_steps(Ft, 5), 1);
