@@ -284,7 +284,15 @@ static void test_peb_vs_spm(void)
     json_decref(o);
 
     /* sub-08 stopped where SPM's fit of it ends (81 accepted iterations:
-       its Ep equals SPM's to 1e-6): the group then matches SPM's */
+       its Ep equals SPM's to 1e-6): the group then matches SPM's.
+       How closely is rounding luck: 81 iterations amplify the last digits
+       (MANUAL 12.9), so the group's |dF| depends on the BLAS kernel alone.
+       Measured on one tree (f2b71e7) with only OPENBLAS_CORETYPE changed:
+       Sandybridge 0.0166, Haswell/Zen 0.0441, SkylakeX 0.0789 (max |dEp|
+       0.00084 / 0.0052 / 0.0090, |dCp| 7e-5 / 3.7e-4 / 6.5e-4, |dEh|
+       2.4e-4 / 1.2e-3 / 2.1e-3). The bounds hold every kernel with room:
+       a bound below that spread fails on a machine whose OpenBLAS picks
+       another kernel, with no change of ours. */
     snprintf(args, sizeof args,
              "mkdir -p %s/out81 && for s in %s/out/sub-*; do ln -sfn \"$s\" %s/out81/; done && rm %s/out81/sub-08 "
              "&& mkdir %s/out81/sub-08", tmpdir, tmpdir, tmpdir, tmpdir, tmpdir);
@@ -299,8 +307,8 @@ static void test_peb_vs_spm(void)
     peb_errors(o, spm, &dF, &dEp, &dCp, &dEh);
     printf("  the same with sub-08 at SPM's end point: |dF| %.3g, max |dEp| %.3g, max |dCp| %.3g, "
            "max |dEh| %.3g\n", dF, dEp, dCp, dEh);
-    CU_ASSERT(dF < 0.05);
-    CU_ASSERT(dEp < 0.01);
+    CU_ASSERT(dF < 0.1);
+    CU_ASSERT(dEp < 0.015);
     CU_ASSERT(dCp < 1e-3);
     CU_ASSERT(dEh < 5e-3);
     json_decref(o);
