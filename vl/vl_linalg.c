@@ -280,8 +280,7 @@ void vl_inv_free(vl_inv_work *w)
     free(w);
 }
 
-/* spm_inv's default regularisation: max(eps(|A|_inf) n, exp(-32)) */
-static double inv_default_tol(const double *A, int n)
+double vl_inv_default_tol(const double *A, int n)
 {
     double norm = 0.0;
     for (int i = 0; i < n; i++) {
@@ -313,7 +312,7 @@ int vl_inv_reg_ws(double *A, int n, double tol, vl_inv_work *w)
     if (!finite_all(A, nn))
         return VL_ERR_NONFINITE;
     if (tol < 0)
-        tol = inv_default_tol(A, n);
+        tol = vl_inv_default_tol(A, n);
     double *B = w->B;
     for (int i = 0; i < n; i++)
         A[i * n + i] += tol;
