@@ -72,7 +72,10 @@ struct vl_engine {
     double *ipc;        /* npp prior precisions in the reduced space */
     double *theta, *theta2, *f0, *f1;
     double *dfdt;       /* nobs x np: the model's own Jacobian, if it has one */
-    double *J;          /* nobs x npp row-major, J = -[dfdp, dfdu] */
+    double *J;          /* nobs x ldj row-major, J = -[dfdp, dfdu]; with the G
+                           (use_gram) only the nP parameter columns (ldj = nP):
+                           the confound columns are -kron(I, X0), read from X0 */
+    int ldj;
     double *e;          /* nobs: prediction error */
     double *w;          /* ny: precision diagonal */
     double *Pp, *Cp;    /* npp x npp */
@@ -103,7 +106,9 @@ struct vl_engine {
     vl_inv_work *invp, *invh;
     /* the iteration's state */
     const double *y;
-    double *p, *p_keep, *Cp_keep, *h, *h_keep, *dFdp, *dFdpp, *dp;
+    double *p, *p_keep, *h, *h_keep, *dFdp, *dFdpp, *dp;
+    double *Cp_keep;    /* nP x nP: the kept covariance's parameter block (the
+                           result's Cp = V Cp_keep V'; beta's is not reported) */
     double F_keep, L_keep[3], v;
     int criterion[4], have_keep, ready;
     vl_state st;
@@ -374,7 +379,6 @@ static int alloc_buffers(vl_engine *E)
     E->f1 = malloc(sizeof(double) * nobs);
     if (E->M.jacobian)
         E->dfdt = malloc(sizeof(double) * nobs * np);
-    E->J = calloc(nobs * npp, sizeof(double));
     E->e = malloc(sizeof(double) * nobs);
     E->w = malloc(sizeof(double) * ny);
     E->Pp = malloc(sizeof(double) * NPP);
@@ -399,6 +403,13 @@ static int alloc_buffers(vl_engine *E)
         gram_setup(E);
         arrow_setup(E);
     }
+    /* the row path's J holds the confound columns (zeros outside the
+       blocks); the G read them from X0 */
+    E->ldj = E->use_gram ? E->nP : E->npp;
+    if (E->use_gram)
+        E->J = malloc(sizeof(double) * (E->ldj > 0 ? nobs * (size_t)E->ldj : 1));
+    else
+        E->J = calloc(nobs * npp, sizeof(double));
     /* scratch for the scaled rows: all of them (the row path), or one
        component's over its columns (the G) */
     size_t jc = nobs * npp;
@@ -419,7 +430,7 @@ static int alloc_buffers(vl_engine *E)
     E->ldwork = malloc(sizeof(double) * (vl_logdet_work((int)nmax) + nmax * nmax));
     E->p = calloc(npp, sizeof(double));
     E->p_keep = calloc(npp, sizeof(double));
-    E->Cp_keep = calloc(NPP, sizeof(double));
+    E->Cp_keep = calloc(E->nP ? (size_t)E->nP * E->nP : 1, sizeof(double));
     E->h = malloc(sizeof(double) * nh);
     E->h_keep = malloc(sizeof(double) * nh);
     E->dFdp = calloc(npp, sizeof(double));
@@ -488,7 +499,7 @@ int vl_engine_alloc(const vl_model *model, vl_engine **out, char *errbuf, size_t
         E->ipc[i] = CONFOUND_PRECISION;
     free(pvar);
     /* confound columns of the Jacobian are constant: J = -kron(I, X0) */
-    for (int r = 0; r < E->ny && E->nu; r++) {
+    for (int r = 0; r < E->ny && E->nu && E->ldj == E->npp; r++) {
         int blk = r / E->nb, row = r % E->nb;
         for (int j = 0; j < model->nx0; j++)
             E->J[r * E->npp + E->nP + blk * model->nx0 + j] = -model->X0[row + j * E->nb];
@@ -561,7 +572,7 @@ int vl_engine_init(vl_engine *E, const double *y, const double *P0, char *errbuf
     for (int i = 0; i < E->nh; i++)
         E->h[i] = E->M.hE[i];
     memset(E->p_keep, 0, sizeof(double) * npp);
-    memset(E->Cp_keep, 0, sizeof(double) * npp * npp);
+    memset(E->Cp_keep, 0, sizeof(double) * nP * nP);
     memset(E->dFdp, 0, sizeof(double) * npp);
     memset(E->dFdpp, 0, sizeof(double) * npp * npp);
     memset(E->dp, 0, sizeof(double) * npp);
@@ -600,13 +611,13 @@ static int finite_vec(const double *x, int n)
 /* J's parameter columns from the model's own Jacobian: -dfdtheta V */
 static int jacobian_from_model(vl_engine *E)
 {
-    const int np = E->np, nP = E->nP, npp = E->npp;
+    const int np = E->np, nP = E->nP, ldj = E->ldj;
     if (E->M.jacobian(E->M.user, E->theta, E->f0, E->dfdt) < 0)
         return -1;
     if (E->vsel) {   /* a diagonal prior: V selects columns (same numbers) */
         for (int r = 0; r < E->nobs; r++)
             for (int i = 0; i < nP; i++)
-                E->J[r * npp + i] = -E->dfdt[(size_t)r * np + E->vsel[i]];
+                E->J[r * ldj + i] = -E->dfdt[(size_t)r * np + E->vsel[i]];
         return 0;
     }
     for (int r = 0; r < E->nobs; r++)
@@ -614,7 +625,7 @@ static int jacobian_from_model(vl_engine *E)
             double s = 0.0;
             for (int k = 0; k < np; k++)
                 s += E->dfdt[(size_t)r * np + k] * E->V[k * nP + i];
-            E->J[r * npp + i] = -s;
+            E->J[r * ldj + i] = -s;
         }
     return 0;
 }
@@ -623,13 +634,13 @@ static int jacobian_from_model(vl_engine *E)
  * eigen-directions */
 static int jacobian_fd(vl_engine *E)
 {
-    const int nobs = E->nobs, npp = E->npp;
+    const int nobs = E->nobs, ldj = E->ldj;
     if (E->M.jacobian_dirs) {
-        if (E->M.jacobian_dirs(E->M.user, E->theta, E->f0, E->V, E->nP, E->J, npp) < 0)
+        if (E->M.jacobian_dirs(E->M.user, E->theta, E->f0, E->V, E->nP, E->J, ldj) < 0)
             return -1;
         for (int r = 0; r < nobs; r++)
             for (int i = 0; i < E->nP; i++)
-                E->J[r * npp + i] = -E->J[r * npp + i];
+                E->J[r * ldj + i] = -E->J[r * ldj + i];
         return 0;
     }
     for (int i = 0; i < E->nP; i++) {
@@ -638,7 +649,7 @@ static int jacobian_fd(vl_engine *E)
         if (E->M.predict(E->M.user, E->theta2, E->f1) < 0)
             return -1;
         for (int r = 0; r < nobs; r++)
-            E->J[r * npp + i] = -(E->f1[r] - E->f0[r]) / FD_STEP;
+            E->J[r * ldj + i] = -(E->f1[r] - E->f0[r]) / FD_STEP;
     }
     return 0;
 }
@@ -647,7 +658,7 @@ static int jacobian_fd(vl_engine *E)
  * could not be evaluated or its sensitivity exploded (SPM's "revert"). */
 static int predict_and_jacobian(vl_engine *E, const double *p)
 {
-    const int nobs = E->nobs, npp = E->npp;
+    const int nobs = E->nobs, ldj = E->ldj;
     to_theta(E, p, E->theta);
     E->gram_ok = 0;   /* a new Jacobian */
     if (E->M.predict(E->M.user, E->theta, E->f0) < 0 || !finite_vec(E->f0, nobs))
@@ -659,7 +670,7 @@ static int predict_and_jacobian(vl_engine *E, const double *p)
     for (int r = 0; r < nobs; r++) {
         double s = 0.0;
         for (int i = 0; i < E->nP; i++)
-            s += fabs(E->J[r * npp + i]);
+            s += fabs(E->J[r * ldj + i]);
         if (!(s == s))
             return -1;
         nrm = fmax(nrm, s);
@@ -709,7 +720,8 @@ static void prediction_error(vl_engine *E)
  * its rows scaled by sqrt(Q_i) */
 static void gram_build(vl_engine *E)
 {
-    const int npp = E->npp, nP = E->nP, nh = E->nh, ny = E->ny, cs = E->cs;
+    const int npp = E->npp, nP = E->nP, nh = E->nh, ny = E->ny, cs = E->cs, ldj = E->ldj;
+    const int nb = E->nb, nx0 = E->nu ? E->M.nx0 : 1;
     for (int i = 0; i < nh; i++) {
         const double *Qi = E->M.Q + (size_t)i * ny;
         const int r0 = E->qlo[i] << cs, r1 = E->qhi[i] << cs;
@@ -717,12 +729,22 @@ static void gram_build(vl_engine *E)
         double *Gi = E->G + E->goff[i];
         for (int r = r0; r < r1; r++) {
             double sq = sqrt(Qi[r >> cs]);
-            const double *Jr = E->J + (size_t)r * npp;
+            const double *Jr = E->J + (size_t)r * ldj;
             double *JCr = E->JC + (size_t)(r - r0) * m;
             for (int c = 0; c < nP; c++)
                 JCr[c] = sq * Jr[c];
-            for (int c = 0; c < nc; c++)
-                JCr[nP + c] = sq * Jr[c0 + c];
+            if (ldj == npp) {
+                for (int c = 0; c < nc; c++)
+                    JCr[nP + c] = sq * Jr[c0 + c];
+                continue;
+            }
+            /* -kron(I, X0): confound k of block k / nx0 reaches the rows of
+               that block only (no confounds with complex data: cs = 0) */
+            const int blk = r / nb, row = r % nb;
+            for (int c = 0; c < nc; c++) {
+                const int k = c0 - nP + c;
+                JCr[nP + c] = k / nx0 == blk ? sq * -E->M.X0[row + (k % nx0) * nb] : 0.0;
+            }
         }
         if (r1 > r0)
             cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, m, r1 - r0, 1.0, E->JC, m,
@@ -1133,17 +1155,37 @@ static int accept_or_reject(vl_engine *E, int k, double F, const double L[3])
     }
     memcpy(E->p_keep, E->p, sizeof(double) * npp);
     memcpy(E->h_keep, E->h, sizeof(double) * nh);
-    memcpy(E->Cp_keep, E->Cp, sizeof(double) * NPP);
+    for (int a = 0; a < E->nP; a++)
+        memcpy(E->Cp_keep + (size_t)a * E->nP, E->Cp + (size_t)a * npp, sizeof(double) * E->nP);
     E->F_keep = F;
     memcpy(E->L_keep, L, sizeof E->L_keep);
     E->have_keep = 1;
     /* gradient and curvature of F at the accepted point */
-    for (int a = 0; a < npp; a++) {
-        double s = 0.0;
-        for (int r = 0; r < nobs; r++)
-            s += E->J[r * npp + a] * E->w[r >> cs] * E->e[r];
-        E->dFdp[a] = -s - E->ipc[a] * E->p[a];
+    /* dF/dp = -J' diag(w) e - ipc p, each column summed over the rows in
+       order; the G path's confound columns from X0 over their block's rows
+       (the other rows add exact zeros) */
+    const int ldj = E->ldj, nP = E->nP;
+    double *s = E->dFdp;
+    memset(s, 0, sizeof(double) * npp);
+    for (int r = 0; r < nobs; r++) {
+        const double *Jr = E->J + (size_t)r * ldj;
+        const double wr = E->w[r >> cs], er = E->e[r];
+        for (int a = 0; a < ldj; a++)
+            s[a] += Jr[a] * wr * er;
     }
+    if (ldj < npp) {
+        const int nb = E->nb, nx0 = E->M.nx0;
+        for (int a = nP; a < npp; a++) {
+            const int blk = (a - nP) / nx0, j = (a - nP) % nx0;
+            const double *x0 = E->M.X0 + (size_t)j * nb;
+            double t = 0.0;
+            for (int r = blk * nb; r < (blk + 1) * nb; r++)
+                t += -x0[r - blk * nb] * E->w[r] * E->e[r];
+            s[a] = t;
+        }
+    }
+    for (int a = 0; a < npp; a++)
+        E->dFdp[a] = -s[a] - E->ipc[a] * E->p[a];
     for (size_t l = 0; l < NPP; l++)
         E->dFdpp[l] = -E->Pp[l];
     for (int a = 0; a < npp; a++)
@@ -1229,12 +1271,12 @@ const vl_state *vl_engine_state(const vl_engine *E)
 /* Cp = V C V' over the prior subspace of the kept covariance */
 static void full_covariance(const vl_engine *E, double *VC, double *Cp)
 {
-    const int np = E->np, nP = E->nP, npp = E->npp;
+    const int np = E->np, nP = E->nP;
     for (int i = 0; i < np; i++)
         for (int b = 0; b < nP; b++) {
             double s = 0.0;
             for (int a = 0; a < nP; a++)
-                s += E->V[i * nP + a] * E->Cp_keep[a * npp + b];
+                s += E->V[i * nP + a] * E->Cp_keep[a * nP + b];
             VC[i * nP + b] = s;
         }
     for (int i = 0; i < np; i++)
