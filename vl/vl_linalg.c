@@ -290,6 +290,11 @@ double vl_inv_default_tol(const double *A, int n)
         if (r > norm)
             norm = r;
     }
+    return vl_inv_tol_of_norm(norm, n);
+}
+
+double vl_inv_tol_of_norm(double norm, int n)
+{
     int e = 0;
     double spacing = 0.0;
     if (norm > 0) {

@@ -758,19 +758,25 @@ static void gram_build(vl_engine *E)
     E->gram_ok = 1;
 }
 
-/* Pp += c G_i, G_i's rows and columns scattered to Pp's */
+/* Pp += c G_i, G_i's rows and columns scattered to Pp's (plain loops: the
+ * rows are short, and c G_i[a][b] = c G_i[b][a] keeps Pp exactly
+ * symmetric, as G_i is) */
 static void gram_add(const vl_engine *E, int i, double c, double *Pp)
 {
     const int npp = E->npp, nP = E->nP, m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
     const double *Gi = E->G + E->goff[i];
     if (m == npp) {
-        cblas_daxpy(npp * npp, c, Gi, 1, Pp, 1);
+        for (size_t l = 0; l < (size_t)npp * npp; l++)
+            Pp[l] += c * Gi[l];
         return;
     }
     for (int a = 0; a < m; a++) {
         double *row = Pp + (size_t)(a < nP ? a : c0 + a - nP) * npp;
-        cblas_daxpy(nP, c, Gi + (size_t)a * m, 1, row, 1);
-        cblas_daxpy(nc, c, Gi + (size_t)a * m + nP, 1, row + c0, 1);
+        const double *g = Gi + (size_t)a * m;
+        for (int b = 0; b < nP; b++)
+            row[b] += c * g[b];
+        for (int b = 0; b < nc; b++)
+            row[c0 + b] += c * g[nP + b];
     }
 }
 
@@ -779,13 +785,19 @@ static double gram_trace(const vl_engine *E, int i)
 {
     const int npp = E->npp, nP = E->nP, m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
     const double *Gi = E->G + E->goff[i];
-    if (m == npp)
-        return cblas_ddot(npp * npp, E->Cp, 1, Gi, 1);
     double s = 0.0;
+    if (m == npp) {
+        for (size_t l = 0; l < (size_t)npp * npp; l++)
+            s += E->Cp[l] * Gi[l];
+        return s;
+    }
     for (int a = 0; a < m; a++) {
         const double *row = E->Cp + (size_t)(a < nP ? a : c0 + a - nP) * npp;
-        s += cblas_ddot(nP, row, 1, Gi + (size_t)a * m, 1);
-        s += cblas_ddot(nc, row + c0, 1, Gi + (size_t)a * m + nP, 1);
+        const double *g = Gi + (size_t)a * m;
+        for (int b = 0; b < nP; b++)
+            s += row[b] * g[b];
+        for (int b = 0; b < nc; b++)
+            s += row[c0 + b] * g[nP + b];
     }
     return s;
 }
@@ -794,7 +806,6 @@ extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, i
 extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 
 #define ARROW_WHOLE 1   /* not positive definite block-wise: invert the whole */
-
 /* Cp = inv(A + tol I), A = Pp + ipc arrow-shaped (arrow_setup) in E->Cp,
  * tol spm_inv's default for A: with A = [A11 B; B' D], D = blkdiag(D_k),
  * S = A11 - sum_k B_k D_k^-1 B_k' (all + tol I),
@@ -808,10 +819,28 @@ static int arrow_inverse(vl_engine *E)
 {
     const int nP = E->nP, npp = E->npp;
     double *A = E->Cp, *S = E->aS;
-    for (size_t l = 0; l < (size_t)npp * npp; l++)
-        if (!isfinite(A[l]))
-            return VL_ERR_NONFINITE;
-    const double tol = vl_inv_default_tol(A, npp);
+    /* |A|_inf over the non-zero pattern, each row in column order (the
+       zeros skipped add nothing: vl_inv_default_tol's number) */
+    double norm = 0.0;
+    int finite = 1;
+    for (int a = 0; a < npp; a++) {
+        const double *Ar = A + (size_t)a * npp;
+        double r = 0.0;
+        int k = 0;
+        while (a >= nP && E->ab1[k] <= a)
+            k++;
+        for (int c = 0; c < (a < nP ? npp : nP); c++)
+            r += fabs(Ar[c]);
+        if (a >= nP)
+            for (int c = E->ab0[k]; c < E->ab1[k]; c++)
+                r += fabs(Ar[c]);
+        finite = finite && isfinite(r);
+        if (r > norm)
+            norm = r;
+    }
+    if (!finite)
+        return VL_ERR_NONFINITE;
+    const double tol = vl_inv_tol_of_norm(norm, npp);
     double ld = 0.0;
     int info = 0;
     for (int a = 0; a < nP; a++)
@@ -834,7 +863,7 @@ static int arrow_inverse(vl_engine *E)
             ld += 2.0 * log(D[r + (size_t)r * nk]);
         if (!nP)
             continue;
-        /* W = L^-1 B', S -= W' W */
+        /* W = L^-1 B', S -= W' W (lower triangle) */
         cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, nk, nP,
                     1.0, D, nk, X, nk);
         cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, nP, nk, -1.0, X, nk, 1.0, S, nP);
@@ -849,11 +878,10 @@ static int arrow_inverse(vl_engine *E)
         if (info)
             return ARROW_WHOLE;
         for (int c = 0; c < nP; c++)
-            for (int a = c; a < nP; a++) {
-                const double v = S[a + (size_t)c * nP];
-                S[c + (size_t)a * nP] = v;
-                A[(size_t)a * npp + c] = A[(size_t)c * npp + a] = v;
-            }
+            for (int a = c + 1; a < nP; a++)
+                S[c + (size_t)a * nP] = S[a + (size_t)c * nP];
+        for (int c = 0; c < nP; c++)
+            memcpy(A + (size_t)c * npp, S + (size_t)c * nP, sizeof(double) * nP);
     }
     for (int k = 0; k < E->nab; k++) {
         const int b0 = E->ab0[k], nk = E->ab1[k] - b0;
@@ -872,10 +900,9 @@ static int arrow_inverse(vl_engine *E)
         for (int c = 0; c < nk; c++)
             for (int r = c + 1; r < nk; r++)
                 D[c + (size_t)r * nk] = D[r + (size_t)c * nk];
-        if (nP) {
+        if (nP)
             cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, nk, nk, nP, -1.0, C, nk, X, nk,
                         1.0, D, nk);
-        }
         for (int r = 0; r < nk; r++) {
             double *Ar = A + (size_t)(b0 + r) * npp;
             for (int c = 0; c < nP; c++)
@@ -900,12 +927,8 @@ static int posterior_covariance_gram(vl_engine *E)
     memset(E->Pp, 0, sizeof(double) * NPP);
     for (int i = 0; i < nh; i++)
         gram_add(E, i, E->ch[i], E->Pp);
-    /* BLAS's axpy rounds a row's vector part and tail differently (FMA or
-       not): mirror the upper triangle so that Pp, and the curvature built
-       from it, are exactly symmetric (vl_dx_ws then takes one eigensystem) */
-    for (int a = 0; a < npp; a++)
-        for (int b = 0; b < a; b++)
-            E->Pp[(size_t)a * npp + b] = E->Pp[(size_t)b * npp + a];
+    /* Pp is exactly symmetric (gram_add), and so the curvature built from
+       it: vl_dx_ws then takes one eigensystem */
     memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
     for (int a = 0; a < npp; a++)
         E->Cp[a * npp + a] += E->ipc[a];
