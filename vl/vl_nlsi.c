@@ -738,13 +738,15 @@ static void gram_build(vl_engine *E)
                     JCr[nP + c] = sq * Jr[c0 + c];
                 continue;
             }
-            /* -kron(I, X0): confound k of block k / nx0 reaches the rows of
-               that block only (no confounds with complex data: cs = 0) */
+            /* -kron(I, X0): confounds [blk nx0, (blk + 1) nx0) reach the rows
+               of block blk only (no confounds with complex data: cs = 0) */
             const int blk = r / nb, row = r % nb;
-            for (int c = 0; c < nc; c++) {
-                const int k = c0 - nP + c;
-                JCr[nP + c] = k / nx0 == blk ? sq * -E->M.X0[row + (k % nx0) * nb] : 0.0;
-            }
+            double *jc = JCr + nP - (c0 - nP);   /* jc[k]: confound k's column */
+            const int k0 = blk * nx0 > c0 - nP ? blk * nx0 : c0 - nP;
+            const int k1 = (blk + 1) * nx0 < c0 - nP + nc ? (blk + 1) * nx0 : c0 - nP + nc;
+            memset(JCr + nP, 0, sizeof(double) * (size_t)nc);
+            for (int k = k0; k < k1; k++)
+                jc[k] = sq * -E->M.X0[row + (k - blk * nx0) * nb];
         }
         if (r1 > r0)
             cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, m, r1 - r0, 1.0, E->JC, m,
