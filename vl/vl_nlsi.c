@@ -97,6 +97,14 @@ struct vl_engine {
     double *aS, *aD, *aX, *aC;
     double ldCp;        /* log|Cp| of the last pass, when arrow_pass */
     int arrow_pass;
+    /* the diagonalised arrow (aeig): every confound block reached by one
+       component i = acomp[k] (ablk[i] = k, -1 for none), whose confound
+       Gram G_cc = X0' Q_i X0 (constant: aGcc) = U diag(lam) U' (aU, alam;
+       nk x nk column-major at aDoff[k], lam at ab0 - nP); aGt = G_pc U
+       (nP x nk at (ab0 - nP) nP) per Jacobian; aY, aY2 nP x nk scratch;
+       trc the last pass's tr(Cp G_i); pp_ok: Pp formed for this pass */
+    int aeig, *acomp, *ablk, pp_ok, aeig_pass, aeig_ok, aeig_have, nlwe;
+    double *aU, *alam, *aGcc, *aGt, *aY, *aY2, *trc, *lwe;
     int *qlo, *qhi;     /* nh: component i's Q is zero outside rows [qlo, qhi) of
                            the ny values (n^2 disjoint channels for spectral DCM:
                            the M-step's sums then skip the zeros) */
@@ -139,6 +147,16 @@ void vl_engine_free(vl_engine *E)
     free(E->aD);
     free(E->aX);
     free(E->aC);
+    free(E->acomp);
+    free(E->ablk);
+    free(E->aU);
+    free(E->alam);
+    free(E->aGcc);
+    free(E->aGt);
+    free(E->aY);
+    free(E->aY2);
+    free(E->trc);
+    free(E->lwe);
     vl_dx_free(E->dxp);
     vl_dx_free(E->dxh);
     vl_inv_free(E->invp);
@@ -364,6 +382,47 @@ static void arrow_setup(vl_engine *E)
     E->aC = malloc(sizeof(double) * (size_t)nu * (size_t)(nP ? nP : 1));
     if (E->aS && E->aD && E->aX && E->aC)
         E->nab = nab;   /* otherwise the whole inverse, which needs nothing more */
+    else
+        return;
+    /* one component per block: each block's D = c G_cc + (ipc + tol) I is
+       diagonal in G_cc's eigenvectors, computed once per fit */
+    E->acomp = malloc(sizeof(int) * (size_t)nab);
+    E->ablk = malloc(sizeof(int) * (size_t)nh);
+    if (!E->acomp || !E->ablk)
+        return;
+    int one = 1, maxk = 1;
+    for (int k = 0; k < nab; k++) {
+        int n = 0;
+        E->acomp[k] = -1;
+        for (int i = 0; i < nh; i++)
+            if (E->gm[i] > nP && E->gc0[i] >= E->ab0[k] && E->gc0[i] < E->ab1[k]) {
+                E->acomp[k] = i;
+                n++;
+            }
+        one = one && n <= 1;
+        if (E->ab1[k] - E->ab0[k] > maxk)
+            maxk = E->ab1[k] - E->ab0[k];
+    }
+    for (int i = 0; i < nh; i++) {
+        E->ablk[i] = -1;
+        for (int k = 0; k < nab; k++)
+            if (E->acomp[k] == i)
+                E->ablk[i] = k;
+    }
+    if (!one || !nP)
+        return;
+    const size_t NP = (size_t)nP;
+    E->nlwe = 64 * maxk + 16;
+    E->aU = malloc(sizeof(double) * dsz);
+    E->aGcc = malloc(sizeof(double) * dsz);
+    E->alam = malloc(sizeof(double) * (size_t)nu);
+    E->aGt = malloc(sizeof(double) * (size_t)nu * NP);
+    E->aY = malloc(sizeof(double) * (size_t)maxk * NP);
+    E->aY2 = malloc(sizeof(double) * (size_t)maxk * NP);
+    E->trc = malloc(sizeof(double) * (size_t)nh);
+    E->lwe = malloc(sizeof(double) * (size_t)E->nlwe);
+    E->aeig = E->aU && E->aGcc && E->alam && E->aGt && E->aY && E->aY2 && E->trc && E->lwe;
+    E->aeig_ok = 0;
 }
 
 /* all buffers of the engine; 0 when one could not be had */
@@ -716,8 +775,55 @@ static void prediction_error(vl_engine *E)
     }
 }
 
+extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
+                   double *w, double *work, const int *lwork, int *info);
+
+/* The diagonalised arrow's per-Jacobian part: each block's G_cc (the
+ * same every Jacobian: the confound columns are constant) and its
+ * eigensystem, decomposed again only if G_cc changed; G_pc U. Eigenvalues
+ * below zero (rounding: G_cc is a Gram matrix) count as zero. Leaves
+ * aeig_ok 0 when LAPACK fails (the passes then take the other paths). */
+static void arrow_eig_jacobian(vl_engine *E)
+{
+    const int nP = E->nP;
+    E->aeig_ok = 0;
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k];
+        if (i < 0)
+            continue;
+        const int m = E->gm[i], nk = m - nP, b0 = E->ab0[k];
+        const double *Gi = E->G + E->goff[i];
+        double *Gcc = E->aGcc + E->aDoff[k], *U = E->aU + E->aDoff[k];
+        double *lam = E->alam + (b0 - nP);
+        int same = E->aeig_have;
+        for (int a = 0; a < nk; a++)
+            for (int b = 0; b < nk; b++) {
+                const double g = Gi[(size_t)(nP + a) * m + nP + b];
+                same = same && Gcc[a + (size_t)b * nk] == g;
+                Gcc[a + (size_t)b * nk] = g;
+            }
+        if (!same) {
+            int info = 0;
+            memcpy(U, Gcc, sizeof(double) * (size_t)nk * nk);
+            dsyev_("V", "L", &nk, U, &nk, lam, E->lwe, &E->nlwe, &info);
+            if (info) {
+                E->aeig_have = 0;
+                return;
+            }
+            for (int j = 0; j < nk; j++)
+                lam[j] = fmax(lam[j], 0.0);
+        }
+        /* G_pc is G_i's rows [0, nP), columns [nP, m): column-major, G_i
+           from nP on with leading dimension m is G_pc' */
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nP, nk, nk, 1.0, Gi + nP, m, U, nk,
+                    0.0, E->aGt + (size_t)(b0 - nP) * nP, nP);
+    }
+    E->aeig_ok = E->aeig_have = 1;
+}
+
 /* G_i = J' diag(Q_i) J over component i's columns (gram_setup), from
  * its rows scaled by sqrt(Q_i) */
+static void arrow_eig_jacobian(vl_engine *E);
 static void gram_build(vl_engine *E)
 {
     const int npp = E->npp, nP = E->nP, nh = E->nh, ny = E->ny, cs = E->cs, ldj = E->ldj;
@@ -758,6 +864,8 @@ static void gram_build(vl_engine *E)
                 Gi[a * m + b] = Gi[b * m + a];
     }
     E->gram_ok = 1;
+    if (E->aeig)
+        arrow_eig_jacobian(E);
 }
 
 /* Pp += c G_i, G_i's rows and columns scattered to Pp's (plain loops: the
@@ -918,6 +1026,166 @@ static int arrow_inverse(vl_engine *E)
     return VL_OK;
 }
 
+/* The arrow inverse when each block's D = c G_cc + delta I (delta = ipc +
+ * tol, the confounds' prior precision is one number) is diagonal in G_cc's
+ * eigenvectors U (arrow_eig_jacobian): d = c lam + delta, and with
+ * Yt = G_pc U diag(c / sqrt(d)), Y2t = G_pc U diag(c sqrt(lam) / d),
+ *   S = A11 + tol I - sum_k Yt Yt',  Cp11 = S^-1,
+ *   log|A + tol I| = sum_k sum log d + log|S|,
+ *   tr(Cp G_i) = <S^-1, G_pp,i> - 2/c tr(S^-1 Yt Yt') + sum lam / d
+ *                + tr(S^-1 Y2t Y2t')
+ * (Cp_k1 = -S^-1 B D^-1, Cp_kk = D^-1 + D^-1 B' S^-1 B D^-1, B = c G_pc),
+ * the last traces as |L^-1 Yt|^2 from S = L L'. Only Cp11 is written to
+ * E->Cp, Pp is not formed (accept_or_reject forms it when it keeps the
+ * pass); the numbers are A's exactly (A11's sums run in gram_add's order,
+ * |A|_inf over the same rows): the arrow_inverse's, rounded otherwise.
+ * Returns ARROW_WHOLE when a factor is not positive definite. */
+static int arrow_eig_inverse(vl_engine *E)
+{
+    const int nP = E->nP, npp = E->npp, nh = E->nh;
+    const double ipc0 = CONFOUND_PRECISION;
+    double *S = E->aS;
+    /* A11 = sum_i c_i G_pp,i + ipc (gram_add's order) */
+    memset(S, 0, sizeof(double) * (size_t)nP * nP);
+    for (int i = 0; i < nh; i++) {
+        const int m = E->gm[i];
+        const double c = E->ch[i], *Gi = E->G + E->goff[i];
+        for (int a = 0; a < nP; a++)
+            for (int b = 0; b < nP; b++)
+                S[a + (size_t)b * nP] += c * Gi[(size_t)a * m + b];
+    }
+    for (int a = 0; a < nP; a++)
+        S[a + (size_t)a * nP] += E->ipc[a];
+    /* |A|_inf: a parameter row runs over A11 and every block's c G_pc; a
+       block's row over its c G_cp and c G_cc + ipc */
+    double norm = 0.0;
+    int finite = 1;
+    for (int a = 0; a < nP; a++) {
+        double r = 0.0;
+        for (int b = 0; b < nP; b++)
+            r += fabs(S[a + (size_t)b * nP]);
+        for (int k = 0; k < E->nab; k++) {
+            const int i = E->acomp[k];
+            if (i < 0)
+                continue;
+            const int m = E->gm[i];
+            const double c = E->ch[i], *g = E->G + E->goff[i] + (size_t)a * m + nP;
+            for (int j = 0; j < m - nP; j++)
+                r += fabs(c * g[j]);
+        }
+        finite = finite && isfinite(r);
+        norm = fmax(norm, r);
+    }
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k], nk = E->ab1[k] - E->ab0[k];
+        if (i < 0) {
+            norm = fmax(norm, ipc0);
+            continue;
+        }
+        const int m = E->gm[i];
+        const double c = E->ch[i];
+        for (int j = 0; j < nk; j++) {
+            const double *g = E->G + E->goff[i] + (size_t)(nP + j) * m;
+            double r = 0.0;
+            for (int b = 0; b < nP; b++)
+                r += fabs(c * g[b]);
+            for (int b = 0; b < nk; b++)
+                r += fabs(c * g[nP + b] + (b == j ? ipc0 : 0.0));
+            finite = finite && isfinite(r);
+            norm = fmax(norm, r);
+        }
+    }
+    if (!finite)
+        return VL_ERR_NONFINITE;
+    const double tol = vl_inv_tol_of_norm(norm, npp), delta = ipc0 + tol;
+    for (int a = 0; a < nP; a++)
+        S[a + (size_t)a * nP] += tol;
+    double ld = 0.0;
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k], nk = E->ab1[k] - E->ab0[k];
+        if (i < 0) {
+            ld += nk * log(delta);
+            continue;
+        }
+        const double c = E->ch[i], *lam = E->alam + (E->ab0[k] - nP);
+        const double *Gt = E->aGt + (size_t)(E->ab0[k] - nP) * nP;
+        for (int j = 0; j < nk; j++) {
+            const double d = c * lam[j] + delta;
+            if (!(d > 0.0))
+                return ARROW_WHOLE;
+            ld += log(d);
+            const double f = c / sqrt(d);
+            for (int a = 0; a < nP; a++)
+                E->aY[a + (size_t)j * nP] = f * Gt[a + (size_t)j * nP];
+        }
+        cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, nP, nk, -1.0, E->aY, nP, 1.0, S, nP);
+    }
+    int info = 0;
+    dpotrf_("L", &nP, S, &nP, &info);
+    if (info)
+        return ARROW_WHOLE;
+    for (int a = 0; a < nP; a++)
+        ld += 2.0 * log(S[a + (size_t)a * nP]);
+    /* the traces' S^-1 terms from the factor, before it is inverted */
+    for (int i = 0; i < nh; i++)
+        E->trc[i] = 0.0;
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k], nk = E->ab1[k] - E->ab0[k];
+        if (i < 0)
+            continue;
+        const double c = E->ch[i], *lam = E->alam + (E->ab0[k] - nP);
+        const double *Gt = E->aGt + (size_t)(E->ab0[k] - nP) * nP;
+        double t1 = 0.0, t2 = 0.0, t0 = 0.0;
+        for (int j = 0; j < nk; j++) {
+            const double d = c * lam[j] + delta, f = c / sqrt(d), f2 = c * sqrt(lam[j]) / d;
+            t0 += lam[j] / d;
+            for (int a = 0; a < nP; a++) {
+                E->aY[a + (size_t)j * nP] = f * Gt[a + (size_t)j * nP];
+                E->aY2[a + (size_t)j * nP] = f2 * Gt[a + (size_t)j * nP];
+            }
+        }
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, nP, nk, 1.0,
+                    S, nP, E->aY, nP);
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, nP, nk, 1.0,
+                    S, nP, E->aY2, nP);
+        for (size_t l = 0; l < (size_t)nP * nk; l++) {
+            t1 += E->aY[l] * E->aY[l];
+            t2 += E->aY2[l] * E->aY2[l];
+        }
+        E->trc[i] = -2.0 / c * t1 + t0 + t2;
+    }
+    dpotri_("L", &nP, S, &nP, &info);
+    if (info)
+        return ARROW_WHOLE;
+    for (int c = 0; c < nP; c++)
+        for (int a = c + 1; a < nP; a++)
+            S[c + (size_t)a * nP] = S[a + (size_t)c * nP];
+    for (int a = 0; a < nP; a++)
+        memcpy(E->Cp + (size_t)a * npp, S + (size_t)a * nP, sizeof(double) * nP);
+    for (int i = 0; i < nh; i++) {
+        const int m = E->gm[i];
+        const double *Gi = E->G + E->goff[i];
+        double t = 0.0;
+        for (int a = 0; a < nP; a++)
+            for (int b = 0; b < nP; b++)
+                t += S[a + (size_t)b * nP] * Gi[(size_t)a * m + b];
+        E->trc[i] += t;
+    }
+    E->ldCp = -ld;
+    E->arrow_pass = 1;
+    E->aeig_pass = 1;
+    return VL_OK;
+}
+
+/* Pp = sum_i ch_i G_i */
+static void gram_pp(vl_engine *E)
+{
+    memset(E->Pp, 0, sizeof(double) * (size_t)E->npp * E->npp);
+    for (int i = 0; i < E->nh; i++)
+        gram_add(E, i, E->ch[i], E->Pp);
+    E->pp_ok = 1;
+}
+
 /* The posterior covariance Cp = inv(J' iS J + ipc) at the current
  * precisions w, with Pp = J' iS J, from the G_i. */
 static int posterior_covariance_gram(vl_engine *E)
@@ -926,9 +1194,14 @@ static int posterior_covariance_gram(vl_engine *E)
     const size_t NPP = (size_t)npp * npp;
     if (!E->gram_ok)
         gram_build(E);
-    memset(E->Pp, 0, sizeof(double) * NPP);
-    for (int i = 0; i < nh; i++)
-        gram_add(E, i, E->ch[i], E->Pp);
+    if (E->aeig && E->aeig_ok > 0) {
+        int rc = arrow_eig_inverse(E);
+        if (rc != ARROW_WHOLE)
+            return rc;
+        E->arrow_pass = 0;
+    }
+    gram_pp(E);
+    (void)nh;
     /* Pp is exactly symmetric (gram_add), and so the curvature built from
        it: vl_dx_ws then takes one eigensystem */
     memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
@@ -950,6 +1223,8 @@ static int posterior_covariance(vl_engine *E)
     const int npp = E->npp, nobs = E->nobs, cs = E->cs;
     const size_t NPP = (size_t)npp * npp;
     E->arrow_pass = 0;
+    E->aeig_pass = 0;
+    E->pp_ok = !E->use_gram;   /* the rows form Pp below */
     if (E->use_gram)
         return posterior_covariance_gram(E);
     /* Pp = J' diag(w) J, via JW = diag(sqrt w) J */
@@ -1006,7 +1281,7 @@ static void precision_gradient(vl_engine *E)
                 tc += q * E->djcj[r];
         }
         if (E->use_gram)   /* sum_r Q_ir (J Cp J')_rr = tr(Cp G_i) */
-            tc = eh * gram_trace(E, i);
+            tc = eh * (E->aeig_pass ? E->trc[i] : gram_trace(E, i));
         E->dFdh[i] = tr / 2.0 - ee / 2.0 - tc / 2.0;
     }
     for (int i = 0; i < nh; i++)
@@ -1211,6 +1486,8 @@ static int accept_or_reject(vl_engine *E, int k, double F, const double L[3])
     }
     for (int a = 0; a < npp; a++)
         E->dFdp[a] = -s[a] - E->ipc[a] * E->p[a];
+    if (!E->pp_ok)
+        gram_pp(E);   /* the diagonalised arrow did not need it */
     for (size_t l = 0; l < NPP; l++)
         E->dFdpp[l] = -E->Pp[l];
     for (int a = 0; a < npp; a++)
