@@ -1559,6 +1559,8 @@ int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen)
     E->st.F_current = F;
     E->st.dF_predicted = dF;
     E->st.accepted = accepted;
+    E->st.mstep_path = E->aeig_pass ? VL_MSTEP_PATH_ARROW_DIAG
+                       : E->arrow_pass ? VL_MSTEP_PATH_ARROW : VL_MSTEP_PATH_WHOLE;
     E->st.converged = E->criterion[0] && E->criterion[1] && E->criterion[2] && E->criterion[3];
     return VL_OK;
 }
