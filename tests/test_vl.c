@@ -340,9 +340,10 @@ static vl_result *arrow_fit(int layout, int sums, int *path)
     data(X, NY, NP, theta, y, 5);
     for (int r = 0; r < NY; r++)
         y[r] += 0.5 - 0.3 * (r / AB) + 0.2 * X0[r % AB + AB];
-    /* components: one per block; layout 1 adds one on block 1's second
-       half; layout 2 leaves block 2 to no component; layout 3 is one
-       component over all rows */
+    /* components: one per block (layout 0: ones, G_i from J and X0 in
+       place; otherwise weighted rows); layout 1 adds one on block 1's
+       second half; layout 2 leaves block 2 to no component; layout 3 is
+       one component over all rows */
     static double Q[4 * NY];
     double hE[4], hC[4];
     int nh = 0;
@@ -354,7 +355,7 @@ static vl_result *arrow_fit(int layout, int sums, int *path)
     } else {
         for (int b = 0; b < (layout == 2 ? ABLK - 1 : ABLK); b++, nh++)
             for (int r = b * AB; r < (b + 1) * AB; r++)
-                Q[nh * NY + r] = 1.0 + 0.1 * (r % 3);   /* not all ones */
+                Q[nh * NY + r] = layout == 0 ? 1.0 : 1.0 + 0.1 * (r % 3);
         if (layout == 1) {
             for (int r = AB + AB / 2; r < 2 * AB; r++)
                 Q[nh * NY + r] = 0.5;

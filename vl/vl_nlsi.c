@@ -104,6 +104,10 @@ struct vl_engine {
        (nP x nk at (ab0 - nP) nP) per Jacobian; aY, aY2 nP x nk scratch;
        trc the last pass's tr(Cp G_i); pp_ok: Pp formed for this pass */
     int aeig, *acomp, *ablk, pp_ok, aeig_pass, aeig_ok, aeig_have, nlwe;
+    /* gdirect[i]: component i is 1 on exactly one block's rows, so G_i is
+       made from J's rows and X0 themselves (gram_build); gcc_done: the
+       confound part X0'X0 of those G_i is in place (it never changes) */
+    int *gdirect, gcc_done;
     double *aU, *alam, *aGcc, *aGt, *aY, *aY2, *trc, *lwe;
     int *qlo, *qhi;     /* nh: component i's Q is zero outside rows [qlo, qhi) of
                            the ny values (n^2 disjoint channels for spectral DCM:
@@ -147,6 +151,7 @@ void vl_engine_free(vl_engine *E)
     free(E->aD);
     free(E->aX);
     free(E->aC);
+    free(E->gdirect);
     free(E->acomp);
     free(E->ablk);
     free(E->aU);
@@ -465,6 +470,15 @@ static int alloc_buffers(vl_engine *E)
     /* the row path's J holds the confound columns (zeros outside the
        blocks); the G read them from X0 */
     E->ldj = E->use_gram ? E->nP : E->npp;
+    if (E->use_gram && E->nu && !E->cs && (E->gdirect = calloc(nh, sizeof(int))))
+        for (size_t i = 0; i < nh; i++) {
+            const int lo = E->qlo[i], hi = E->qhi[i], nb = E->nb;
+            int ok = hi - lo == nb && lo % nb == 0 && E->gm[i] == E->nP + E->M.nx0 &&
+                     E->gc0[i] == E->nP + (lo / nb) * E->M.nx0;
+            for (int r = lo; r < hi && ok; r++)
+                ok = E->M.Q[i * ny + (size_t)r] == 1.0;
+            E->gdirect[i] = ok;
+        }
     if (E->use_gram)
         E->J = malloc(sizeof(double) * (E->ldj > 0 ? nobs * (size_t)E->ldj : 1));
     else
@@ -833,6 +847,22 @@ static void gram_build(vl_engine *E)
         const int r0 = E->qlo[i] << cs, r1 = E->qhi[i] << cs;
         const int m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
         double *Gi = E->G + E->goff[i];
+        if (E->gdirect && E->gdirect[i]) {
+            /* Q_i = 1 on block r0 / nb: G_pp = J_b' J_b, G_pc = J_b' (-X0),
+               G_cc = X0' X0 (once), from J's rows and X0 in place (X0 is
+               column-major nb x nx0: row-major, its transpose) */
+            if (!E->gcc_done)
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, nc, nb, 1.0, E->M.X0, nb, 0.0,
+                            Gi + (size_t)nP * m + nP, m);
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, nP, nb, 1.0, E->J + (size_t)r0 * ldj,
+                        ldj, 0.0, Gi, m);
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, nP, nc, nb, -1.0,
+                        E->J + (size_t)r0 * ldj, ldj, E->M.X0, nb, 0.0, Gi + nP, m);
+            for (int a = 0; a < m; a++)
+                for (int b = 0; b < a; b++)
+                    Gi[a * m + b] = Gi[b * m + a];
+            continue;
+        }
         for (int r = r0; r < r1; r++) {
             double sq = sqrt(Qi[r >> cs]);
             const double *Jr = E->J + (size_t)r * ldj;
@@ -864,6 +894,7 @@ static void gram_build(vl_engine *E)
                 Gi[a * m + b] = Gi[b * m + a];
     }
     E->gram_ok = 1;
+    E->gcc_done = 1;
     if (E->aeig)
         arrow_eig_jacobian(E);
 }
