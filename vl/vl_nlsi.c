@@ -78,7 +78,10 @@ struct vl_engine {
     int ldj;
     double *e;          /* nobs: prediction error */
     double *w;          /* ny: precision diagonal */
-    double *Pp, *Cp;    /* npp x npp */
+    double *Pp, *Cp;    /* npp x npp; after an arrow pass Cp holds only the blocks
+                           the traces and the kept covariance read (arrow_inverse:
+                           parameter block, blocks and coupling; diagonalised:
+                           the parameter block), and Pp is formed on demand */
     double *JC;         /* nobs x npp */
     double *djcj;       /* nobs: diag(J Cp J') */
     double *PS;         /* nh x ny */
@@ -1221,18 +1224,17 @@ static void gram_pp(vl_engine *E)
  * precisions w, with Pp = J' iS J, from the G_i. */
 static int posterior_covariance_gram(vl_engine *E)
 {
-    const int npp = E->npp, nh = E->nh;
+    const int npp = E->npp;
     const size_t NPP = (size_t)npp * npp;
     if (!E->gram_ok)
         gram_build(E);
+    /* cheapest first: the diagonalised arrow, the block arrow, the whole */
     if (E->aeig && E->aeig_ok > 0) {
         int rc = arrow_eig_inverse(E);
         if (rc != ARROW_WHOLE)
             return rc;
-        E->arrow_pass = 0;
     }
     gram_pp(E);
-    (void)nh;
     /* Pp is exactly symmetric (gram_add), and so the curvature built from
        it: vl_dx_ws then takes one eigensystem */
     memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
