@@ -949,7 +949,8 @@ static double gram_trace(const vl_engine *E, int i)
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 
-#define ARROW_WHOLE 1   /* not positive definite block-wise: invert the whole */
+#define ARROW_WHOLE (-1)   /* not positive definite block-wise: invert the whole
+                              (negative: never a vl_status) */
 /* Cp = inv(A + tol I), A = Pp + ipc arrow-shaped (arrow_setup) in E->Cp,
  * tol spm_inv's default for A: with A = [A11 B; B' D], D = blkdiag(D_k),
  * S = A11 - sum_k B_k D_k^-1 B_k' (all + tol I),
