@@ -1520,10 +1520,18 @@ static int accept_or_reject(vl_engine *E, int k, double F, const double L[3])
     }
     for (int a = 0; a < npp; a++)
         E->dFdp[a] = -s[a] - E->ipc[a] * E->p[a];
-    if (!E->pp_ok)
-        gram_pp(E);   /* the diagonalised arrow did not need it */
-    for (size_t l = 0; l < NPP; l++)
-        E->dFdpp[l] = -E->Pp[l];
+    if (!E->pp_ok) {
+        /* the diagonalised arrow formed no Pp: sum it where it is needed
+           (negation is exact: the same numbers as -Pp) */
+        memset(E->dFdpp, 0, sizeof(double) * NPP);
+        for (int i = 0; i < nh; i++)
+            gram_add(E, i, E->ch[i], E->dFdpp);
+        for (size_t l = 0; l < NPP; l++)
+            E->dFdpp[l] = -E->dFdpp[l];
+    } else {
+        for (size_t l = 0; l < NPP; l++)
+            E->dFdpp[l] = -E->Pp[l];
+    }
     for (int a = 0; a < npp; a++)
         E->dFdpp[a * npp + a] -= E->ipc[a];
     E->v = fmin(E->v + 0.5, 4.0);
