@@ -319,6 +319,106 @@ static void test_mstep_gram_vs_rows(void)
     CU_ASSERT(F_rows != 0.0 && fabs(F_gram - F_rows) < 1e-9);
 }
 
+/* The arrow-shaped M-step against the rows: three blocks of 8 samples,
+ * two confounds each, components on the blocks' rows in four layouts.
+ * The sums over Gram matrices invert the posterior precision by blocks
+ * (one component per block: diagonalised; two on a block: block Cholesky;
+ * a block no component reaches; one component over all rows: whole) and
+ * must reach the rows' posterior, precisions and F to rounding. */
+enum { AB = 8, AX0 = 2, ABLK = NY / AB };
+
+static vl_result *arrow_fit(int layout, int sums, int *path)
+{
+    static double X[NY * NP], y[NY], X0[AB * AX0];
+    const double theta[NP] = {0.4, 0.9, -0.7, 0.2}, pE[NP] = {0.0, 0.2, 0.0, -0.1};
+    static const double pV[NP] = {1.0, 0.8, 0.5, 0.5};
+    design(X, NY, NP, 11);
+    for (int r = 0; r < AB; r++) {
+        X0[r] = 1.0;
+        X0[r + AB] = (r - 3.5) / 4.0;
+    }
+    data(X, NY, NP, theta, y, 5);
+    for (int r = 0; r < NY; r++)
+        y[r] += 0.5 - 0.3 * (r / AB) + 0.2 * X0[r % AB + AB];
+    /* components: one per block (layout 0: ones, G_i from J and X0 in
+       place; otherwise weighted rows); layout 1 adds one on block 1's
+       second half; layout 2 leaves block 2 to no component; layout 3 is
+       one component over all rows */
+    static double Q[4 * NY];
+    double hE[4], hC[4];
+    int nh = 0;
+    memset(Q, 0, sizeof Q);
+    if (layout == 3) {
+        for (int r = 0; r < NY; r++)
+            Q[r] = 1.0;
+        nh = 1;
+    } else {
+        for (int b = 0; b < (layout == 2 ? ABLK - 1 : ABLK); b++, nh++)
+            for (int r = b * AB; r < (b + 1) * AB; r++)
+                Q[nh * NY + r] = layout == 0 ? 1.0 : 1.0 + 0.1 * (r % 3);
+        if (layout == 1) {
+            for (int r = AB + AB / 2; r < 2 * AB; r++)
+                Q[nh * NY + r] = 0.5;
+            nh++;
+        }
+    }
+    for (int i = 0; i < nh; i++) {
+        hE[i] = 1.0 + 0.2 * i;
+        hC[i] = 1.0 / 16;
+    }
+    linear_model lm = {NY, NP, 0, X, 0, 0};
+    vl_model M = {.np = NP, .pE = pE, .pV = pV, .ny = NY, .predict = linear_predict, .user = &lm,
+                  .nh = nh, .Q = Q, .hE = hE, .hC = hC, .nb = AB, .nx0 = AX0, .X0 = X0,
+                  .mstep_sums = sums};
+    vl_engine *E = NULL;
+    char msg[256] = "";
+    vl_result *R = NULL;
+    CU_ASSERT_EQUAL_FATAL(vl_engine_alloc(&M, &E, msg, sizeof msg), VL_OK);
+    CU_ASSERT_EQUAL(vl_engine_init(E, y, NULL, msg, sizeof msg), VL_OK);
+    for (int k = 1; k <= 64; k++) {
+        CU_ASSERT_EQUAL_FATAL(vl_engine_iterate(E, msg, sizeof msg), VL_OK);
+        if (vl_engine_state(E)->converged)
+            break;
+    }
+    *path = vl_engine_state(E)->mstep_path;
+    CU_ASSERT_EQUAL(vl_engine_result(E, &R, msg, sizeof msg), VL_OK);
+    vl_engine_free(E);
+    return R;
+}
+
+static void test_mstep_arrow_paths(void)
+{
+    const int want[4] = {VL_MSTEP_PATH_ARROW_DIAG, VL_MSTEP_PATH_ARROW, VL_MSTEP_PATH_ARROW_DIAG,
+                         VL_MSTEP_PATH_WHOLE};
+    for (int layout = 0; layout < 4; layout++) {
+        int prow = -1, pgram = -1;
+        vl_result *Rr = arrow_fit(layout, VL_MSTEP_ROWS, &prow);
+        vl_result *Rg = arrow_fit(layout, VL_MSTEP_GRAM, &pgram);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(Rr);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(Rg);
+        CU_ASSERT_EQUAL(prow, VL_MSTEP_PATH_WHOLE);
+        CU_ASSERT_EQUAL(pgram, want[layout]);
+        double dEp = 0.0, dCp = 0.0, dEh = 0.0, dbeta = 0.0;
+        for (int a = 0; a < NP; a++) {
+            dEp = fmax(dEp, fabs(Rr->Ep[a] - Rg->Ep[a]));
+            for (int b = 0; b < NP; b++)
+                dCp = fmax(dCp, fabs(Rr->Cp[a * NP + b] - Rg->Cp[a * NP + b]));
+        }
+        for (int i = 0; i < Rr->nh; i++)
+            dEh = fmax(dEh, fabs(Rr->Eh[i] - Rg->Eh[i]));
+        for (int u = 0; u < Rr->nbeta; u++)
+            dbeta = fmax(dbeta, fabs(Rr->beta[u] - Rg->beta[u]));
+        printf("\n  layout %d (path %d): F %.12f, |dF| %.1e, max|dEp| %.1e, max|dCp| %.1e, "
+               "max|dEh| %.1e, max|dbeta| %.1e", layout, pgram, Rr->F, fabs(Rr->F - Rg->F), dEp,
+               dCp, dEh, dbeta);
+        CU_ASSERT(isfinite(Rr->F) && fabs(Rr->F - Rg->F) < 1e-9);
+        CU_ASSERT(dEp < 1e-9 && dCp < 1e-12 && dEh < 1e-9 && dbeta < 1e-8);
+        CU_ASSERT_EQUAL(Rr->iterations, Rg->iterations);
+        vl_result_free(Rr);
+        vl_result_free(Rg);
+    }
+}
+
 static void full_prior_confounds(int per_block, int sums, double *F_out)
 {
     fill_Q();
@@ -935,6 +1035,90 @@ static void test_dx(void)
     vl_dx_free(w);
 }
 
+/* vl_dx_ws on a symmetric curvature (the engine's: one eigensystem, kept
+ * while H is unchanged) against the first column of expm([0 0; t g, t H])
+ * formed by hand, and a Newton step against a Cholesky solve; the kept
+ * eigensystem gives the fresh workspace's steps bit for bit */
+static void test_dx_symmetric(void)
+{
+    enum { N = 30 };
+    static double H[N * N], H2[N * N], g[N], Aug[(N + 1) * (N + 1)], Ex[(N + 1) * (N + 1)];
+    double B[N * N];
+    for (int i = 0; i < N * N; i++)
+        B[i] = pseudo(31 + i);
+    /* H = -(B B' / N + diag(10^(-6..3))): negative definite, spread */
+    for (int i = 0; i < N; i++) {
+        g[i] = pseudo(500 + i);
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < N; k++)
+                s += B[i * N + k] * B[j * N + k];
+            H[i * N + j] = -s / N - (i == j ? pow(10.0, -6.0 + 9.0 * i / (N - 1)) : 0.0);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++)
+            H[i * N + j] = H[j * N + i];   /* exactly symmetric */
+    memcpy(H2, H, sizeof H);
+    H2[3 * N + 5] = H2[5 * N + 3] = H[3 * N + 5] * 1.5;
+    vl_dx_work *w = vl_dx_alloc(N), *wf = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    double work[2 * N * N + 8 * N + 64], maxrel = 0.0;
+    const double rates[3] = {-4.0, -1.0, 2.0};
+    for (int c = 0; c < 3; c++) {
+        double dx[N], dxf[N];
+        CU_ASSERT_EQUAL(vl_dx_ws(H, g, N, rates[c], dx, w), VL_OK);
+        wf = vl_dx_alloc(N);
+        CU_ASSERT_EQUAL(vl_dx_ws(H, g, N, rates[c], dxf, wf), VL_OK);
+        vl_dx_free(wf);
+        CU_ASSERT(!memcmp(dx, dxf, sizeof dx));
+        double t = exp(rates[c] - vl_logdet(H, N, work) / N);
+        memset(Aug, 0, sizeof Aug);
+        for (int i = 0; i < N; i++) {
+            Aug[(i + 1) * (N + 1)] = t * g[i];
+            for (int j = 0; j < N; j++)
+                Aug[(i + 1) * (N + 1) + j + 1] = t * H[i * N + j];
+        }
+        vl_expm_work *ew = vl_expm_alloc(N + 1);
+        CU_ASSERT_EQUAL(vl_expm(Aug, N + 1, Ex, ew), VL_OK);
+        vl_expm_free(ew);
+        double num = 0.0, den = 0.0;
+        for (int i = 0; i < N; i++) {
+            num = fmax(num, fabs(dx[i] - Ex[(i + 1) * (N + 1)]));
+            den = fmax(den, fabs(Ex[(i + 1) * (N + 1)]));
+        }
+        maxrel = fmax(maxrel, num / den);
+    }
+    /* a changed H is decomposed again */
+    double dx2[N], dx2f[N];
+    CU_ASSERT_EQUAL(vl_dx_ws(H2, g, N, -1.0, dx2, w), VL_OK);
+    wf = vl_dx_alloc(N);
+    CU_ASSERT_EQUAL(vl_dx_ws(H2, g, N, -1.0, dx2f, wf), VL_OK);
+    vl_dx_free(wf);
+    CU_ASSERT(!memcmp(dx2, dx2f, sizeof dx2));
+    /* Newton (t > e^16): -H^-1 g */
+    double dxn[N], want[N];
+    CU_ASSERT_EQUAL(vl_dx_ws(H, g, N, 40.0, dxn, w), VL_OK);
+    gsl_matrix *A = gsl_matrix_alloc(N, N);
+    for (int i = 0; i < N * N; i++)
+        A->data[i] = -H[i];
+    gsl_linalg_cholesky_decomp1(A);
+    gsl_vector_const_view gv = gsl_vector_const_view_array(g, N);
+    gsl_vector_view wv = gsl_vector_view_array(want, N);
+    gsl_linalg_cholesky_solve(A, &gv.vector, &wv.vector);
+    gsl_matrix_free(A);
+    double nnum = 0.0, nden = 0.0;
+    for (int i = 0; i < N; i++) {
+        nnum = fmax(nnum, fabs(dxn[i] - want[i]));
+        nden = fmax(nden, fabs(want[i]));
+    }
+    printf("\n  symmetric 30 x 30 (|lambda| 1e-6..1e3): vs expm by hand max rel %.1e, Newton vs "
+           "Cholesky rel %.1e", maxrel, nnum / nden);
+    CU_ASSERT(maxrel < 1e-9);
+    CU_ASSERT(nnum / nden < 1e-8);
+    vl_dx_free(w);
+}
+
 /* SPM's M-step, by hand, on iteration 1 of a linear model whose noise
  * hyperprior (hE 6, hC 1/128, SPM's DCM default) is far above the data's
  * log-precision: up to 8 Fisher-scoring passes with t = e^4 (SPM's
@@ -1027,6 +1211,8 @@ int main(void)
          test_linear_full_prior_confounds},
         {"M-step over per-component Gram matrices = over rows (confounds per block)",
          test_mstep_gram_vs_rows},
+        {"M-step as an arrow (blocks, diagonalised, gap, whole) = over rows",
+         test_mstep_arrow_paths},
         {"complex data: zero imaginary parts, complex vs stacked", test_complex},
         {"progress callback stops the fit", test_stop},
         {"dcm_estimate passes the stop through", test_stop_dcm_estimate},
@@ -1038,6 +1224,8 @@ int main(void)
         {"vl_logdet: diagonal, 2x2 by hand, indefinite, general", test_logdet},
         {"vl_inv_reg: Cholesky, LU, regularised, singular", test_inv_reg},
         {"vl_dx: diagonal, Newton, full H by hand, workspace", test_dx},
+        {"vl_dx: symmetric H by one eigensystem = expm by hand, kept while H is",
+         test_dx_symmetric},
         {NULL, NULL}};
     return test_run("VL engine", cases);
 }

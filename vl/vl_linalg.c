@@ -280,8 +280,7 @@ void vl_inv_free(vl_inv_work *w)
     free(w);
 }
 
-/* spm_inv's default regularisation: max(eps(|A|_inf) n, exp(-32)) */
-static double inv_default_tol(const double *A, int n)
+double vl_inv_default_tol(const double *A, int n)
 {
     double norm = 0.0;
     for (int i = 0; i < n; i++) {
@@ -291,6 +290,11 @@ static double inv_default_tol(const double *A, int n)
         if (r > norm)
             norm = r;
     }
+    return vl_inv_tol_of_norm(norm, n);
+}
+
+double vl_inv_tol_of_norm(double norm, int n)
+{
     int e = 0;
     double spacing = 0.0;
     if (norm > 0) {
@@ -313,7 +317,7 @@ int vl_inv_reg_ws(double *A, int n, double tol, vl_inv_work *w)
     if (!finite_all(A, nn))
         return VL_ERR_NONFINITE;
     if (tol < 0)
-        tol = inv_default_tol(A, n);
+        tol = vl_inv_default_tol(A, n);
     double *B = w->B;
     for (int i = 0; i < n; i++)
         A[i * n + i] += tol;
@@ -380,15 +384,25 @@ struct vl_dx_work {
     gsl_matrix *A, *V;     /* Newton branch: eigensystem of H */
     gsl_vector *ev;
     gsl_eigen_symmv_workspace *ew;
-    /* dx_symmetric: LAPACK's divide-and-conquer eigensolver (OpenBLAS's,
-       blocked: ~5x GSL's symmv at the engine's orders of a few hundred) */
-    double *S, *lam, *lwork;   /* n x n, n, nlwork */
-    int *iwork, nlwork, niwork;
+    /* dx_symmetric: H = Q T Q' (LAPACK's dsytrd: Householder reflectors
+       kept in S and tau), T = Z diag(lam) Z' (dstedc, divide and conquer,
+       into Z); the step needs Q only on vectors (dormtr), so the n^3 back
+       transformation of all eigenvectors (dsyevd's) is never made: ~1.4x
+       at order 72, ~3.5x at 278. Hs is the H that S, tau, Z, lam belong
+       to: the engine asks again with the same curvature after a rejected
+       step (only the rate changes), and then nothing is decomposed. */
+    double *S, *Z, *Hs, *lam, *tau, *offd, *u, *lwork;
+    int *iwork, nlwork, niwork, have_eig;
 };
 
-extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
-                    double *w, double *work, const int *lwork, int *iwork, const int *liwork,
-                    int *info);
+extern void dsytrd_(const char *uplo, const int *n, double *a, const int *lda, double *d,
+                    double *e, double *tau, double *work, const int *lwork, int *info);
+extern void dstedc_(const char *compz, const int *n, double *d, double *e, double *z,
+                    const int *ldz, double *work, const int *lwork, int *iwork,
+                    const int *liwork, int *info);
+extern void dormtr_(const char *side, const char *uplo, const char *trans, const int *m,
+                    const int *n, double *a, const int *lda, const double *tau, double *c,
+                    const int *ldc, double *work, const int *lwork, int *info);
 
 vl_dx_work *vl_dx_alloc(int n)
 {
@@ -407,13 +421,31 @@ vl_dx_work *vl_dx_alloc(int n)
     w->V = gsl_matrix_alloc((size_t)n, (size_t)n);
     w->ev = gsl_vector_alloc((size_t)n);
     w->ew = gsl_eigen_symmv_alloc((size_t)n);
-    w->nlwork = 1 + 6 * n + 2 * n * n;   /* dsyevd's minimum for JOBZ = V */
+    /* workspace: dstedc's minimum for COMPZ = I, or dsytrd's / dormtr's
+       (one column) optimum when larger (asked once here) */
+    w->nlwork = 1 + 4 * n + n * n;
     w->niwork = 3 + 5 * n;
+    {
+        int lq = -1, info = 0, one = 1;
+        double q = 0.0, d = 0.0, e = 0.0, t = 0.0, a = 0.0, c = 0.0;
+        dsytrd_("L", &n, &a, &n, &d, &e, &t, &q, &lq, &info);
+        if (info == 0 && q > w->nlwork)
+            w->nlwork = (int)q;
+        dormtr_("L", "L", "T", &n, &one, &a, &n, &t, &c, &n, &q, &lq, &info);
+        if (info == 0 && q > w->nlwork)
+            w->nlwork = (int)q;
+    }
     w->S = malloc(sizeof(double) * (size_t)n * n);
+    w->Z = malloc(sizeof(double) * (size_t)n * n);
+    w->Hs = malloc(sizeof(double) * (size_t)n * n);
     w->lam = malloc(sizeof(double) * (size_t)n);
+    w->tau = malloc(sizeof(double) * (size_t)n);
+    w->offd = malloc(sizeof(double) * (size_t)n);
+    w->u = malloc(sizeof(double) * (size_t)n);
     w->lwork = malloc(sizeof(double) * (size_t)w->nlwork);
     w->iwork = malloc(sizeof(int) * (size_t)w->niwork);
-    if (!w->S || !w->lam || !w->lwork || !w->iwork) {
+    if (!w->S || !w->Z || !w->Hs || !w->lam || !w->tau || !w->offd || !w->u || !w->lwork ||
+        !w->iwork) {
         vl_dx_free(w);
         return NULL;
     }
@@ -437,6 +469,11 @@ void vl_dx_free(vl_dx_work *w)
     if (w->ev) gsl_vector_free(w->ev);
     if (w->ew) gsl_eigen_symmv_free(w->ew);
     free(w->S);
+    free(w->Z);
+    free(w->Hs);
+    free(w->tau);
+    free(w->offd);
+    free(w->u);
     free(w->lam);
     free(w->lwork);
     free(w->iwork);
@@ -469,13 +506,45 @@ static int dx_newton(const double *H, const double *g, int n, double *dx, vl_dx_
 
 #define DX_GENERAL 1
 
+/* The eigensystem of a symmetric H (n x n, either layout): eigenvalues
+ * in w->lam, H = Q Z diag(lam) Z' Q' with Q's reflectors in S, tau and Z
+ * in w->Z (column-major). Kept while H stays the same. 0, or -1 when
+ * LAPACK fails. */
+static int sym_eigensystem(const double *H, int n, vl_dx_work *w)
+{
+    const size_t nn = (size_t)n * n;
+    if (w->have_eig && !memcmp(w->Hs, H, sizeof(double) * nn))
+        return 0;
+    w->have_eig = 0;
+    memcpy(w->S, H, sizeof(double) * nn);
+    int info = 0;
+    dsytrd_("L", &n, w->S, &n, w->lam, w->offd, w->tau, w->lwork, &w->nlwork, &info);
+    if (info == 0)
+        dstedc_("I", &n, w->lam, w->offd, w->Z, &n, w->lwork, &w->nlwork, w->iwork,
+                &w->niwork, &info);
+    if (info != 0)
+        return -1;
+    memcpy(w->Hs, H, sizeof(double) * nn);
+    w->have_eig = 1;
+    return 0;
+}
+
+/* x <- Q' x (trans "T") or Q x ("N"), Q from sym_eigensystem */
+static int sym_apply_q(const char *trans, int n, double *x, vl_dx_work *w)
+{
+    int one = 1, info = 0;
+    dormtr_("L", "L", trans, &n, &one, w->S, &n, w->tau, x, &n, w->lwork, &w->nlwork, &info);
+    return info;
+}
+
 /* spm_dx for an exactly symmetric H with a non-zero diagonal (the
- * engine's curvature), from one eigensystem H = V diag(lam) V': the
- * singular values SPM's logdet takes are |lam|, and the first column of
- * expm([0 0; t g, t H]) is V diag(expm1(t lam) / lam) V' g, so neither
- * the SVD nor the (n+1)-order exponential is needed (O(n^3) once instead
- * of ~15 products; the same step to rounding). Returns DX_GENERAL when H
- * is not of that kind (vl_dx_ws then goes SPM's way). */
+ * engine's curvature), from one eigensystem H = V diag(lam) V' (V = Q Z,
+ * sym_eigensystem): the singular values SPM's logdet takes are |lam|,
+ * and the first column of expm([0 0; t g, t H]) is
+ * V diag(expm1(t lam) / lam) V' g, so neither the SVD nor the
+ * (n+1)-order exponential is needed (O(n^3) once instead of ~15
+ * products; the same step to rounding). Returns DX_GENERAL when H is not
+ * of that kind (vl_dx_ws then goes SPM's way). */
 static int dx_symmetric(const double *H, const double *g, int n, double lograte, double *dx,
                         vl_dx_work *w)
 {
@@ -486,14 +555,9 @@ static int dx_symmetric(const double *H, const double *g, int n, double lograte,
             if (H[(size_t)i * n + j] != H[(size_t)j * n + i] || !isfinite(H[(size_t)i * n + j]))
                 return DX_GENERAL;
     }
-    /* H symmetric: its row-major layout is its column-major one; the
-       eigenvectors come back as S's columns, V(i, k) = S[i + k n] */
-    memcpy(w->S, H, sizeof(double) * (size_t)n * n);
-    int info = 0;
-    dsyevd_("V", "L", &n, w->S, &n, w->lam, w->lwork, &w->nlwork, w->iwork, &w->niwork, &info);
-    if (info != 0)
+    if (sym_eigensystem(H, n, w))
         return DX_GENERAL;
-    const double *S = w->S, *lamv = w->lam;
+    const double *Z = w->Z, *lamv = w->lam;
     /* vl_logdet's cases: a diagonal H counts its entries in (TOL, 1/TOL)
        with their signs, a positive definite one (Cholesky) every
        eigenvalue, any other the |eigenvalues| in (TOL, 1/TOL) (SVD) */
@@ -518,24 +582,32 @@ static int dx_symmetric(const double *H, const double *g, int n, double lograte,
     for (int i = 0; i < n; i++)
         emax = fmax(emax, fabs(lamv[i]));
     const double tol = n * emax * DBL_EPSILON;
-    for (int i = 0; i < n; i++)
-        dx[i] = 0.0;
+    /* dx = Q Z f(lam) Z' Q' g */
+    double *u = w->u;
+    memcpy(dx, g, sizeof(double) * (size_t)n);
+    if (sym_apply_q("T", n, dx, w))
+        return DX_GENERAL;
     for (int k = 0; k < n; k++) {
         const double lam = lamv[k];
         double f;
         if (newton) {   /* dx_newton's pseudo-inverse */
-            if (fabs(lam) <= tol)
-                continue;
-            f = -1.0 / lam;
+            f = fabs(lam) <= tol ? 0.0 : -1.0 / lam;
         } else {
             f = lam != 0.0 ? expm1(t * lam) / lam : t;
         }
         double proj = 0.0;
         for (int i = 0; i < n; i++)
-            proj += S[(size_t)i + (size_t)k * n] * g[i];
-        for (int i = 0; i < n; i++)
-            dx[i] += S[(size_t)i + (size_t)k * n] * proj * f;
+            proj += Z[(size_t)i + (size_t)k * n] * dx[i];
+        u[k] = proj * f;
     }
+    for (int i = 0; i < n; i++) {
+        double s = 0.0;
+        for (int k = 0; k < n; k++)
+            s += Z[(size_t)i + (size_t)k * n] * u[k];
+        dx[i] = s;
+    }
+    if (sym_apply_q("N", n, dx, w))
+        return DX_GENERAL;
     for (int i = 0; i < n; i++)
         if (!isfinite(dx[i]))
             return VL_ERR_NONFINITE;

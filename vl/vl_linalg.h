@@ -54,6 +54,13 @@ double vl_logdet(const double *A, int n, double *work);
  * vl_inv_reg_ws uses a workspace of exactly order n. */
 int vl_inv_reg(double *A, int n, double tol);
 
+/* spm_inv's default regularisation of A (n x n): max(eps(|A|_inf) n,
+ * exp(-32)), the tol vl_inv_reg takes when given tol < 0. */
+double vl_inv_default_tol(const double *A, int n);
+/* the same from |A|_inf (the largest absolute row sum), for a caller that
+ * knows where A's zeros are */
+double vl_inv_tol_of_norm(double norm, int n);
+
 typedef struct vl_inv_work vl_inv_work;
 vl_inv_work *vl_inv_alloc(int n);
 void vl_inv_free(vl_inv_work *w);

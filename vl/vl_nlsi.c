@@ -72,10 +72,16 @@ struct vl_engine {
     double *ipc;        /* npp prior precisions in the reduced space */
     double *theta, *theta2, *f0, *f1;
     double *dfdt;       /* nobs x np: the model's own Jacobian, if it has one */
-    double *J;          /* nobs x npp row-major, J = -[dfdp, dfdu] */
+    double *J;          /* nobs x ldj row-major, J = -[dfdp, dfdu]; with the G
+                           (use_gram) only the nP parameter columns (ldj = nP):
+                           the confound columns are -kron(I, X0), read from X0 */
+    int ldj;
     double *e;          /* nobs: prediction error */
     double *w;          /* ny: precision diagonal */
-    double *Pp, *Cp;    /* npp x npp */
+    double *Pp, *Cp;    /* npp x npp; after an arrow pass Cp holds only the blocks
+                           the traces and the kept covariance read (arrow_inverse:
+                           parameter block, blocks and coupling; diagonalised:
+                           the parameter block), and Pp is formed on demand */
     double *JC;         /* nobs x npp */
     double *djcj;       /* nobs: diag(J Cp J') */
     double *PS;         /* nh x ny */
@@ -85,6 +91,27 @@ struct vl_engine {
     int use_gram, gram_ok, diag_h;
     int *gm, *gc0;      /* nh: G_i's columns are [0, nP) then [gc0, gc0 + gm - nP) */
     size_t *goff;       /* nh: offset of G_i in G */
+    /* arrow-shaped precision (arrow_setup): nab > 0 confound blocks, block k
+       on columns [ab0[k], ab1[k]); its factor and scratch at aDoff[k] in
+       aD, its X = D^-1 B' and C = -X Cp11 (nk x nP, column-major) at
+       (ab0 - nP) nP in aX and aC; aS the nP x nP Schur complement */
+    int nab, *ab0, *ab1;
+    size_t *aDoff;
+    double *aS, *aD, *aX, *aC;
+    double ldCp;        /* log|Cp| of the last pass, when arrow_pass */
+    int arrow_pass;
+    /* the diagonalised arrow (aeig): every confound block reached by one
+       component i = acomp[k] (ablk[i] = k, -1 for none), whose confound
+       Gram G_cc = X0' Q_i X0 (constant: aGcc) = U diag(lam) U' (aU, alam;
+       nk x nk column-major at aDoff[k], lam at ab0 - nP); aGt = G_pc U
+       (nP x nk at (ab0 - nP) nP) per Jacobian; aY, aY2 nP x nk scratch;
+       trc the last pass's tr(Cp G_i); pp_ok: Pp formed for this pass */
+    int aeig, *acomp, *ablk, pp_ok, aeig_pass, aeig_ok, aeig_have, nlwe;
+    /* gdirect[i]: component i is 1 on exactly one block's rows, so G_i is
+       made from J's rows and X0 themselves (gram_build); gcc_done: the
+       confound part X0'X0 of those G_i is in place (it never changes) */
+    int *gdirect, gcc_done;
+    double *aU, *alam, *aGcc, *aGt, *aY, *aY2, *trc, *lwe;
     int *qlo, *qhi;     /* nh: component i's Q is zero outside rows [qlo, qhi) of
                            the ny values (n^2 disjoint channels for spectral DCM:
                            the M-step's sums then skip the zeros) */
@@ -94,7 +121,9 @@ struct vl_engine {
     vl_inv_work *invp, *invh;
     /* the iteration's state */
     const double *y;
-    double *p, *p_keep, *Cp_keep, *h, *h_keep, *dFdp, *dFdpp, *dp;
+    double *p, *p_keep, *h, *h_keep, *dFdp, *dFdpp, *dp;
+    double *Cp_keep;    /* nP x nP: the kept covariance's parameter block (the
+                           result's Cp = V Cp_keep V'; beta's is not reported) */
     double F_keep, L_keep[3], v;
     int criterion[4], have_keep, ready;
     vl_state st;
@@ -118,6 +147,24 @@ void vl_engine_free(vl_engine *E)
     free(E->gc0);
     free(E->goff);
     free(E->ch);
+    free(E->ab0);
+    free(E->ab1);
+    free(E->aDoff);
+    free(E->aS);
+    free(E->aD);
+    free(E->aX);
+    free(E->aC);
+    free(E->gdirect);
+    free(E->acomp);
+    free(E->ablk);
+    free(E->aU);
+    free(E->alam);
+    free(E->aGcc);
+    free(E->aGt);
+    free(E->aY);
+    free(E->aY2);
+    free(E->trc);
+    free(E->lwe);
     vl_dx_free(E->dxp);
     vl_dx_free(E->dxh);
     vl_inv_free(E->invp);
@@ -285,6 +332,107 @@ static void gram_setup(vl_engine *E)
         E->use_gram = 0;       /* the row-wise path needs no more memory */
 }
 
+/* The posterior precision Pp + ipc is arrow-shaped when the confound
+ * coefficients fall into blocks no component couples: G_i reaches the
+ * parameter directions and one stretch of confound columns, so the
+ * confound-confound part is block-diagonal over the merged stretches
+ * (columns no component reaches keep only their prior precision, a block
+ * of their own). With two blocks or more, arrow_inverse then needs
+ * Cholesky factors of the blocks and of the nP x nP Schur complement
+ * instead of the whole matrix's (e.g. three regions' 19 confounds and 15
+ * parameters: 72^3 against 3 x 19^3 + 15^3 and products). */
+static void arrow_setup(vl_engine *E)
+{
+    const int nP = E->nP, npp = E->npp, nu = E->nu, nh = E->nh;
+    E->nab = 0;
+    if (!E->use_gram || nu < 2)
+        return;
+    int *end = malloc(sizeof(int) * (size_t)nu);
+    E->ab0 = malloc(sizeof(int) * (size_t)nu);
+    E->ab1 = malloc(sizeof(int) * (size_t)nu);
+    E->aDoff = malloc(sizeof(size_t) * (size_t)nu);
+    if (!end || !E->ab0 || !E->ab1 || !E->aDoff) {
+        free(end);
+        return;
+    }
+    for (int c = 0; c < nu; c++)
+        end[c] = -1;
+    for (int i = 0; i < nh; i++) {
+        const int c0 = E->gc0[i], c1 = c0 + E->gm[i] - nP;
+        if (c1 > c0 && c1 > end[c0 - nP])
+            end[c0 - nP] = c1;
+    }
+    int nab = 0;
+    size_t dsz = 0;
+    for (int c = nP; c < npp;) {
+        const int start = c;
+        if (end[c - nP] >= 0) {   /* a stretch some component reaches, merged */
+            int stop = end[c - nP];
+            for (c++; c < stop; c++)
+                if (end[c - nP] > stop)
+                    stop = end[c - nP];
+        } else {                  /* columns no component reaches */
+            while (c < npp && end[c - nP] < 0)
+                c++;
+        }
+        E->ab0[nab] = start;
+        E->ab1[nab] = c;
+        E->aDoff[nab] = dsz;
+        dsz += (size_t)(c - start) * (size_t)(c - start);
+        nab++;
+    }
+    free(end);
+    if (nab < 2)
+        return;
+    E->aS = malloc(sizeof(double) * (size_t)(nP ? nP : 1) * (size_t)(nP ? nP : 1));
+    E->aD = malloc(sizeof(double) * dsz);
+    E->aX = malloc(sizeof(double) * (size_t)nu * (size_t)(nP ? nP : 1));
+    E->aC = malloc(sizeof(double) * (size_t)nu * (size_t)(nP ? nP : 1));
+    if (E->aS && E->aD && E->aX && E->aC)
+        E->nab = nab;   /* otherwise the whole inverse, which needs nothing more */
+    else
+        return;
+    /* one component per block: each block's D = c G_cc + (ipc + tol) I is
+       diagonal in G_cc's eigenvectors, computed once per fit */
+    E->acomp = malloc(sizeof(int) * (size_t)nab);
+    E->ablk = malloc(sizeof(int) * (size_t)nh);
+    if (!E->acomp || !E->ablk)
+        return;
+    int one = 1, maxk = 1;
+    for (int k = 0; k < nab; k++) {
+        int n = 0;
+        E->acomp[k] = -1;
+        for (int i = 0; i < nh; i++)
+            if (E->gm[i] > nP && E->gc0[i] >= E->ab0[k] && E->gc0[i] < E->ab1[k]) {
+                E->acomp[k] = i;
+                n++;
+            }
+        one = one && n <= 1;
+        if (E->ab1[k] - E->ab0[k] > maxk)
+            maxk = E->ab1[k] - E->ab0[k];
+    }
+    for (int i = 0; i < nh; i++) {
+        E->ablk[i] = -1;
+        for (int k = 0; k < nab; k++)
+            if (E->acomp[k] == i)
+                E->ablk[i] = k;
+    }
+    if (!one || !nP)
+        return;
+    const size_t NP = (size_t)nP;
+    E->nlwe = 64 * maxk + 16;
+    E->aU = malloc(sizeof(double) * dsz);
+    E->aGcc = malloc(sizeof(double) * dsz);
+    E->alam = malloc(sizeof(double) * (size_t)nu);
+    E->aGt = malloc(sizeof(double) * (size_t)nu * NP);
+    E->aY = malloc(sizeof(double) * (size_t)maxk * NP);
+    E->aY2 = malloc(sizeof(double) * (size_t)maxk * NP);
+    E->trc = malloc(sizeof(double) * (size_t)nh);
+    E->lwe = malloc(sizeof(double) * (size_t)E->nlwe);
+    E->aeig = E->aU && E->aGcc && E->alam && E->aGt && E->aY && E->aY2 && E->trc && E->lwe;
+    E->aeig_ok = 0;
+}
+
 /* all buffers of the engine; 0 when one could not be had */
 static int alloc_buffers(vl_engine *E)
 {
@@ -298,7 +446,6 @@ static int alloc_buffers(vl_engine *E)
     E->f1 = malloc(sizeof(double) * nobs);
     if (E->M.jacobian)
         E->dfdt = malloc(sizeof(double) * nobs * np);
-    E->J = calloc(nobs * npp, sizeof(double));
     E->e = malloc(sizeof(double) * nobs);
     E->w = malloc(sizeof(double) * ny);
     E->Pp = malloc(sizeof(double) * NPP);
@@ -319,8 +466,26 @@ static int alloc_buffers(vl_engine *E)
             E->qlo[i] = lo;
             E->qhi[i] = hi;
         }
-    if (E->qlo && E->qhi)
+    if (E->qlo && E->qhi) {
         gram_setup(E);
+        arrow_setup(E);
+    }
+    /* the row path's J holds the confound columns (zeros outside the
+       blocks); the G read them from X0 */
+    E->ldj = E->use_gram ? E->nP : E->npp;
+    if (E->use_gram && E->nu && !E->cs && (E->gdirect = calloc(nh, sizeof(int))))
+        for (size_t i = 0; i < nh; i++) {
+            const int lo = E->qlo[i], hi = E->qhi[i], nb = E->nb;
+            int ok = hi - lo == nb && lo % nb == 0 && E->gm[i] == E->nP + E->M.nx0 &&
+                     E->gc0[i] == E->nP + (lo / nb) * E->M.nx0;
+            for (int r = lo; r < hi && ok; r++)
+                ok = E->M.Q[i * ny + (size_t)r] == 1.0;
+            E->gdirect[i] = ok;
+        }
+    if (E->use_gram)
+        E->J = malloc(sizeof(double) * (E->ldj > 0 ? nobs * (size_t)E->ldj : 1));
+    else
+        E->J = calloc(nobs * npp, sizeof(double));
     /* scratch for the scaled rows: all of them (the row path), or one
        component's over its columns (the G) */
     size_t jc = nobs * npp;
@@ -341,7 +506,7 @@ static int alloc_buffers(vl_engine *E)
     E->ldwork = malloc(sizeof(double) * (vl_logdet_work((int)nmax) + nmax * nmax));
     E->p = calloc(npp, sizeof(double));
     E->p_keep = calloc(npp, sizeof(double));
-    E->Cp_keep = calloc(NPP, sizeof(double));
+    E->Cp_keep = calloc(E->nP ? (size_t)E->nP * E->nP : 1, sizeof(double));
     E->h = malloc(sizeof(double) * nh);
     E->h_keep = malloc(sizeof(double) * nh);
     E->dFdp = calloc(npp, sizeof(double));
@@ -410,7 +575,7 @@ int vl_engine_alloc(const vl_model *model, vl_engine **out, char *errbuf, size_t
         E->ipc[i] = CONFOUND_PRECISION;
     free(pvar);
     /* confound columns of the Jacobian are constant: J = -kron(I, X0) */
-    for (int r = 0; r < E->ny && E->nu; r++) {
+    for (int r = 0; r < E->ny && E->nu && E->ldj == E->npp; r++) {
         int blk = r / E->nb, row = r % E->nb;
         for (int j = 0; j < model->nx0; j++)
             E->J[r * E->npp + E->nP + blk * model->nx0 + j] = -model->X0[row + j * E->nb];
@@ -483,7 +648,7 @@ int vl_engine_init(vl_engine *E, const double *y, const double *P0, char *errbuf
     for (int i = 0; i < E->nh; i++)
         E->h[i] = E->M.hE[i];
     memset(E->p_keep, 0, sizeof(double) * npp);
-    memset(E->Cp_keep, 0, sizeof(double) * npp * npp);
+    memset(E->Cp_keep, 0, sizeof(double) * nP * nP);
     memset(E->dFdp, 0, sizeof(double) * npp);
     memset(E->dFdpp, 0, sizeof(double) * npp * npp);
     memset(E->dp, 0, sizeof(double) * npp);
@@ -522,13 +687,13 @@ static int finite_vec(const double *x, int n)
 /* J's parameter columns from the model's own Jacobian: -dfdtheta V */
 static int jacobian_from_model(vl_engine *E)
 {
-    const int np = E->np, nP = E->nP, npp = E->npp;
+    const int np = E->np, nP = E->nP, ldj = E->ldj;
     if (E->M.jacobian(E->M.user, E->theta, E->f0, E->dfdt) < 0)
         return -1;
     if (E->vsel) {   /* a diagonal prior: V selects columns (same numbers) */
         for (int r = 0; r < E->nobs; r++)
             for (int i = 0; i < nP; i++)
-                E->J[r * npp + i] = -E->dfdt[(size_t)r * np + E->vsel[i]];
+                E->J[r * ldj + i] = -E->dfdt[(size_t)r * np + E->vsel[i]];
         return 0;
     }
     for (int r = 0; r < E->nobs; r++)
@@ -536,7 +701,7 @@ static int jacobian_from_model(vl_engine *E)
             double s = 0.0;
             for (int k = 0; k < np; k++)
                 s += E->dfdt[(size_t)r * np + k] * E->V[k * nP + i];
-            E->J[r * npp + i] = -s;
+            E->J[r * ldj + i] = -s;
         }
     return 0;
 }
@@ -545,13 +710,13 @@ static int jacobian_from_model(vl_engine *E)
  * eigen-directions */
 static int jacobian_fd(vl_engine *E)
 {
-    const int nobs = E->nobs, npp = E->npp;
+    const int nobs = E->nobs, ldj = E->ldj;
     if (E->M.jacobian_dirs) {
-        if (E->M.jacobian_dirs(E->M.user, E->theta, E->f0, E->V, E->nP, E->J, npp) < 0)
+        if (E->M.jacobian_dirs(E->M.user, E->theta, E->f0, E->V, E->nP, E->J, ldj) < 0)
             return -1;
         for (int r = 0; r < nobs; r++)
             for (int i = 0; i < E->nP; i++)
-                E->J[r * npp + i] = -E->J[r * npp + i];
+                E->J[r * ldj + i] = -E->J[r * ldj + i];
         return 0;
     }
     for (int i = 0; i < E->nP; i++) {
@@ -560,7 +725,7 @@ static int jacobian_fd(vl_engine *E)
         if (E->M.predict(E->M.user, E->theta2, E->f1) < 0)
             return -1;
         for (int r = 0; r < nobs; r++)
-            E->J[r * npp + i] = -(E->f1[r] - E->f0[r]) / FD_STEP;
+            E->J[r * ldj + i] = -(E->f1[r] - E->f0[r]) / FD_STEP;
     }
     return 0;
 }
@@ -569,7 +734,7 @@ static int jacobian_fd(vl_engine *E)
  * could not be evaluated or its sensitivity exploded (SPM's "revert"). */
 static int predict_and_jacobian(vl_engine *E, const double *p)
 {
-    const int nobs = E->nobs, npp = E->npp;
+    const int nobs = E->nobs, ldj = E->ldj;
     to_theta(E, p, E->theta);
     E->gram_ok = 0;   /* a new Jacobian */
     if (E->M.predict(E->M.user, E->theta, E->f0) < 0 || !finite_vec(E->f0, nobs))
@@ -581,7 +746,7 @@ static int predict_and_jacobian(vl_engine *E, const double *p)
     for (int r = 0; r < nobs; r++) {
         double s = 0.0;
         for (int i = 0; i < E->nP; i++)
-            s += fabs(E->J[r * npp + i]);
+            s += fabs(E->J[r * ldj + i]);
         if (!(s == s))
             return -1;
         nrm = fmax(nrm, s);
@@ -627,24 +792,100 @@ static void prediction_error(vl_engine *E)
     }
 }
 
+extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
+                   double *w, double *work, const int *lwork, int *info);
+
+/* The diagonalised arrow's per-Jacobian part: each block's G_cc (the
+ * same every Jacobian: the confound columns are constant) and its
+ * eigensystem, decomposed again only if G_cc changed; G_pc U. Eigenvalues
+ * below zero (rounding: G_cc is a Gram matrix) count as zero. Leaves
+ * aeig_ok 0 when LAPACK fails (the passes then take the other paths). */
+static void arrow_eig_jacobian(vl_engine *E)
+{
+    const int nP = E->nP;
+    E->aeig_ok = 0;
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k];
+        if (i < 0)
+            continue;
+        const int m = E->gm[i], nk = m - nP, b0 = E->ab0[k];
+        const double *Gi = E->G + E->goff[i];
+        double *Gcc = E->aGcc + E->aDoff[k], *U = E->aU + E->aDoff[k];
+        double *lam = E->alam + (b0 - nP);
+        int same = E->aeig_have;
+        for (int a = 0; a < nk; a++)
+            for (int b = 0; b < nk; b++) {
+                const double g = Gi[(size_t)(nP + a) * m + nP + b];
+                same = same && Gcc[a + (size_t)b * nk] == g;
+                Gcc[a + (size_t)b * nk] = g;
+            }
+        if (!same) {
+            int info = 0;
+            memcpy(U, Gcc, sizeof(double) * (size_t)nk * nk);
+            dsyev_("V", "L", &nk, U, &nk, lam, E->lwe, &E->nlwe, &info);
+            if (info) {
+                E->aeig_have = 0;
+                return;
+            }
+            for (int j = 0; j < nk; j++)
+                lam[j] = fmax(lam[j], 0.0);
+        }
+        /* G_pc is G_i's rows [0, nP), columns [nP, m): column-major, G_i
+           from nP on with leading dimension m is G_pc' */
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nP, nk, nk, 1.0, Gi + nP, m, U, nk,
+                    0.0, E->aGt + (size_t)(b0 - nP) * nP, nP);
+    }
+    E->aeig_ok = E->aeig_have = 1;
+}
+
 /* G_i = J' diag(Q_i) J over component i's columns (gram_setup), from
  * its rows scaled by sqrt(Q_i) */
+static void arrow_eig_jacobian(vl_engine *E);
 static void gram_build(vl_engine *E)
 {
-    const int npp = E->npp, nP = E->nP, nh = E->nh, ny = E->ny, cs = E->cs;
+    const int npp = E->npp, nP = E->nP, nh = E->nh, ny = E->ny, cs = E->cs, ldj = E->ldj;
+    const int nb = E->nb, nx0 = E->nu ? E->M.nx0 : 1;
     for (int i = 0; i < nh; i++) {
         const double *Qi = E->M.Q + (size_t)i * ny;
         const int r0 = E->qlo[i] << cs, r1 = E->qhi[i] << cs;
         const int m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
         double *Gi = E->G + E->goff[i];
+        if (E->gdirect && E->gdirect[i]) {
+            /* Q_i = 1 on block r0 / nb: G_pp = J_b' J_b, G_pc = J_b' (-X0),
+               G_cc = X0' X0 (once), from J's rows and X0 in place (X0 is
+               column-major nb x nx0: row-major, its transpose) */
+            if (!E->gcc_done)
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, nc, nb, 1.0, E->M.X0, nb, 0.0,
+                            Gi + (size_t)nP * m + nP, m);
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, nP, nb, 1.0, E->J + (size_t)r0 * ldj,
+                        ldj, 0.0, Gi, m);
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, nP, nc, nb, -1.0,
+                        E->J + (size_t)r0 * ldj, ldj, E->M.X0, nb, 0.0, Gi + nP, m);
+            for (int a = 0; a < m; a++)
+                for (int b = 0; b < a; b++)
+                    Gi[a * m + b] = Gi[b * m + a];
+            continue;
+        }
         for (int r = r0; r < r1; r++) {
             double sq = sqrt(Qi[r >> cs]);
-            const double *Jr = E->J + (size_t)r * npp;
+            const double *Jr = E->J + (size_t)r * ldj;
             double *JCr = E->JC + (size_t)(r - r0) * m;
             for (int c = 0; c < nP; c++)
                 JCr[c] = sq * Jr[c];
-            for (int c = 0; c < nc; c++)
-                JCr[nP + c] = sq * Jr[c0 + c];
+            if (ldj == npp) {
+                for (int c = 0; c < nc; c++)
+                    JCr[nP + c] = sq * Jr[c0 + c];
+                continue;
+            }
+            /* -kron(I, X0): confounds [blk nx0, (blk + 1) nx0) reach the rows
+               of block blk only (no confounds with complex data: cs = 0) */
+            const int blk = r / nb, row = r % nb;
+            double *jc = JCr + nP - (c0 - nP);   /* jc[k]: confound k's column */
+            const int k0 = blk * nx0 > c0 - nP ? blk * nx0 : c0 - nP;
+            const int k1 = (blk + 1) * nx0 < c0 - nP + nc ? (blk + 1) * nx0 : c0 - nP + nc;
+            memset(JCr + nP, 0, sizeof(double) * (size_t)nc);
+            for (int k = k0; k < k1; k++)
+                jc[k] = sq * -E->M.X0[row + (k - blk * nx0) * nb];
         }
         if (r1 > r0)
             cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, m, r1 - r0, 1.0, E->JC, m,
@@ -656,21 +897,30 @@ static void gram_build(vl_engine *E)
                 Gi[a * m + b] = Gi[b * m + a];
     }
     E->gram_ok = 1;
+    E->gcc_done = 1;
+    if (E->aeig)
+        arrow_eig_jacobian(E);
 }
 
-/* Pp += c G_i, G_i's rows and columns scattered to Pp's */
+/* Pp += c G_i, G_i's rows and columns scattered to Pp's (plain loops: the
+ * rows are short, and c G_i[a][b] = c G_i[b][a] keeps Pp exactly
+ * symmetric, as G_i is) */
 static void gram_add(const vl_engine *E, int i, double c, double *Pp)
 {
     const int npp = E->npp, nP = E->nP, m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
     const double *Gi = E->G + E->goff[i];
     if (m == npp) {
-        cblas_daxpy(npp * npp, c, Gi, 1, Pp, 1);
+        for (size_t l = 0; l < (size_t)npp * npp; l++)
+            Pp[l] += c * Gi[l];
         return;
     }
     for (int a = 0; a < m; a++) {
         double *row = Pp + (size_t)(a < nP ? a : c0 + a - nP) * npp;
-        cblas_daxpy(nP, c, Gi + (size_t)a * m, 1, row, 1);
-        cblas_daxpy(nc, c, Gi + (size_t)a * m + nP, 1, row + c0, 1);
+        const double *g = Gi + (size_t)a * m;
+        for (int b = 0; b < nP; b++)
+            row[b] += c * g[b];
+        for (int b = 0; b < nc; b++)
+            row[c0 + b] += c * g[nP + b];
     }
 }
 
@@ -679,37 +929,326 @@ static double gram_trace(const vl_engine *E, int i)
 {
     const int npp = E->npp, nP = E->nP, m = E->gm[i], c0 = E->gc0[i], nc = m - nP;
     const double *Gi = E->G + E->goff[i];
-    if (m == npp)
-        return cblas_ddot(npp * npp, E->Cp, 1, Gi, 1);
     double s = 0.0;
+    if (m == npp) {
+        for (size_t l = 0; l < (size_t)npp * npp; l++)
+            s += E->Cp[l] * Gi[l];
+        return s;
+    }
     for (int a = 0; a < m; a++) {
         const double *row = E->Cp + (size_t)(a < nP ? a : c0 + a - nP) * npp;
-        s += cblas_ddot(nP, row, 1, Gi + (size_t)a * m, 1);
-        s += cblas_ddot(nc, row + c0, 1, Gi + (size_t)a * m + nP, 1);
+        const double *g = Gi + (size_t)a * m;
+        for (int b = 0; b < nP; b++)
+            s += row[b] * g[b];
+        for (int b = 0; b < nc; b++)
+            s += row[c0 + b] * g[nP + b];
     }
     return s;
+}
+
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+
+#define ARROW_WHOLE (-1)   /* not positive definite block-wise: invert the whole
+                              (negative: never a vl_status) */
+/* Cp = inv(A + tol I), A = Pp + ipc arrow-shaped (arrow_setup) in E->Cp,
+ * tol spm_inv's default for A: with A = [A11 B; B' D], D = blkdiag(D_k),
+ * S = A11 - sum_k B_k D_k^-1 B_k' (all + tol I),
+ *   Cp11 = S^-1,  Cp_k1 = -X_k S^-1,  Cp_kk = D_k^-1 + X_k S^-1 X_k',
+ * X_k = D_k^-1 B_k', and log|Cp| = -(sum_k log|D_k| + log|S|). Only these
+ * blocks of E->Cp are written (the traces and the kept covariance read
+ * no others; the rest keeps A's exact zeros). Returns ARROW_WHOLE when a
+ * factor is not positive definite (vl_inv_reg_ws then decides, with LU if
+ * need be). */
+static int arrow_inverse(vl_engine *E)
+{
+    const int nP = E->nP, npp = E->npp;
+    double *A = E->Cp, *S = E->aS;
+    /* |A|_inf over the non-zero pattern, each row in column order (the
+       zeros skipped add nothing: vl_inv_default_tol's number) */
+    double norm = 0.0;
+    int finite = 1;
+    for (int a = 0; a < npp; a++) {
+        const double *Ar = A + (size_t)a * npp;
+        double r = 0.0;
+        int k = 0;
+        while (a >= nP && E->ab1[k] <= a)
+            k++;
+        for (int c = 0; c < (a < nP ? npp : nP); c++)
+            r += fabs(Ar[c]);
+        if (a >= nP)
+            for (int c = E->ab0[k]; c < E->ab1[k]; c++)
+                r += fabs(Ar[c]);
+        finite = finite && isfinite(r);
+        if (r > norm)
+            norm = r;
+    }
+    if (!finite)
+        return VL_ERR_NONFINITE;
+    const double tol = vl_inv_tol_of_norm(norm, npp);
+    double ld = 0.0;
+    int info = 0;
+    for (int a = 0; a < nP; a++)
+        for (int c = 0; c < nP; c++)
+            S[a + (size_t)c * nP] = A[(size_t)a * npp + c] + (a == c ? tol : 0.0);
+    for (int k = 0; k < E->nab; k++) {
+        const int b0 = E->ab0[k], nk = E->ab1[k] - b0;
+        double *D = E->aD + E->aDoff[k], *X = E->aX + (size_t)(b0 - nP) * nP;
+        for (int r = 0; r < nk; r++) {
+            const double *Ar = A + (size_t)(b0 + r) * npp;
+            for (int c = 0; c < nk; c++)
+                D[r + (size_t)c * nk] = Ar[b0 + c] + (r == c ? tol : 0.0);
+            for (int c = 0; c < nP; c++)
+                X[r + (size_t)c * nk] = Ar[c];
+        }
+        dpotrf_("L", &nk, D, &nk, &info);
+        if (info)
+            return ARROW_WHOLE;
+        for (int r = 0; r < nk; r++)
+            ld += 2.0 * log(D[r + (size_t)r * nk]);
+        if (!nP)
+            continue;
+        /* W = L^-1 B', S -= W' W (lower triangle) */
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, nk, nP,
+                    1.0, D, nk, X, nk);
+        cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, nP, nk, -1.0, X, nk, 1.0, S, nP);
+    }
+    if (nP) {
+        dpotrf_("L", &nP, S, &nP, &info);
+        if (info)
+            return ARROW_WHOLE;
+        for (int a = 0; a < nP; a++)
+            ld += 2.0 * log(S[a + (size_t)a * nP]);
+        dpotri_("L", &nP, S, &nP, &info);
+        if (info)
+            return ARROW_WHOLE;
+        for (int c = 0; c < nP; c++)
+            for (int a = c + 1; a < nP; a++)
+                S[c + (size_t)a * nP] = S[a + (size_t)c * nP];
+        for (int c = 0; c < nP; c++)
+            memcpy(A + (size_t)c * npp, S + (size_t)c * nP, sizeof(double) * nP);
+    }
+    for (int k = 0; k < E->nab; k++) {
+        const int b0 = E->ab0[k], nk = E->ab1[k] - b0;
+        double *D = E->aD + E->aDoff[k], *X = E->aX + (size_t)(b0 - nP) * nP;
+        double *C = E->aC + (size_t)(b0 - nP) * nP;
+        /* X = L^-T W = D^-1 B'; C = -X Cp11 = Cp_k1; D^-1 - C X' = Cp_kk */
+        if (nP) {
+            cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, nk, nP,
+                        1.0, D, nk, X, nk);
+            cblas_dsymm(CblasColMajor, CblasRight, CblasLower, nk, nP, -1.0, S, nP, X, nk, 0.0, C,
+                        nk);
+        }
+        dpotri_("L", &nk, D, &nk, &info);
+        if (info)
+            return ARROW_WHOLE;
+        for (int c = 0; c < nk; c++)
+            for (int r = c + 1; r < nk; r++)
+                D[c + (size_t)r * nk] = D[r + (size_t)c * nk];
+        if (nP)
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, nk, nk, nP, -1.0, C, nk, X, nk,
+                        1.0, D, nk);
+        for (int r = 0; r < nk; r++) {
+            double *Ar = A + (size_t)(b0 + r) * npp;
+            for (int c = 0; c < nP; c++)
+                Ar[c] = A[(size_t)c * npp + b0 + r] = C[r + (size_t)c * nk];
+            for (int c = 0; c < nk; c++)
+                Ar[b0 + c] = 0.5 * (D[r + (size_t)c * nk] + D[c + (size_t)r * nk]);
+        }
+    }
+    E->ldCp = -ld;
+    E->arrow_pass = 1;
+    return VL_OK;
+}
+
+/* The arrow inverse when each block's D = c G_cc + delta I (delta = ipc +
+ * tol, the confounds' prior precision is one number) is diagonal in G_cc's
+ * eigenvectors U (arrow_eig_jacobian): d = c lam + delta, and with
+ * Yt = G_pc U diag(c / sqrt(d)), Y2t = G_pc U diag(c sqrt(lam) / d),
+ *   S = A11 + tol I - sum_k Yt Yt',  Cp11 = S^-1,
+ *   log|A + tol I| = sum_k sum log d + log|S|,
+ *   tr(Cp G_i) = <S^-1, G_pp,i> - 2/c tr(S^-1 Yt Yt') + sum lam / d
+ *                + tr(S^-1 Y2t Y2t')
+ * (Cp_k1 = -S^-1 B D^-1, Cp_kk = D^-1 + D^-1 B' S^-1 B D^-1, B = c G_pc),
+ * the last traces as |L^-1 Yt|^2 from S = L L'. Only Cp11 is written to
+ * E->Cp, Pp is not formed (accept_or_reject forms it when it keeps the
+ * pass); the numbers are A's exactly (A11's sums run in gram_add's order,
+ * |A|_inf over the same rows): the arrow_inverse's, rounded otherwise.
+ * Returns ARROW_WHOLE when a factor is not positive definite. */
+static int arrow_eig_inverse(vl_engine *E)
+{
+    const int nP = E->nP, npp = E->npp, nh = E->nh;
+    const double ipc0 = CONFOUND_PRECISION;
+    double *S = E->aS;
+    /* A11 = sum_i c_i G_pp,i + ipc (gram_add's order) */
+    memset(S, 0, sizeof(double) * (size_t)nP * nP);
+    for (int i = 0; i < nh; i++) {
+        const int m = E->gm[i];
+        const double c = E->ch[i], *Gi = E->G + E->goff[i];
+        for (int a = 0; a < nP; a++)
+            for (int b = 0; b < nP; b++)
+                S[a + (size_t)b * nP] += c * Gi[(size_t)a * m + b];
+    }
+    for (int a = 0; a < nP; a++)
+        S[a + (size_t)a * nP] += E->ipc[a];
+    /* |A|_inf: a parameter row runs over A11 and every block's c G_pc; a
+       block's row over its c G_cp and c G_cc + ipc */
+    double norm = 0.0;
+    int finite = 1;
+    for (int a = 0; a < nP; a++) {
+        double r = 0.0;
+        for (int b = 0; b < nP; b++)
+            r += fabs(S[a + (size_t)b * nP]);
+        for (int k = 0; k < E->nab; k++) {
+            const int i = E->acomp[k];
+            if (i < 0)
+                continue;
+            const int m = E->gm[i];
+            const double c = E->ch[i], *g = E->G + E->goff[i] + (size_t)a * m + nP;
+            for (int j = 0; j < m - nP; j++)
+                r += fabs(c * g[j]);
+        }
+        finite = finite && isfinite(r);
+        norm = fmax(norm, r);
+    }
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k], nk = E->ab1[k] - E->ab0[k];
+        if (i < 0) {
+            norm = fmax(norm, ipc0);
+            continue;
+        }
+        const int m = E->gm[i];
+        const double c = E->ch[i];
+        for (int j = 0; j < nk; j++) {
+            const double *g = E->G + E->goff[i] + (size_t)(nP + j) * m;
+            double r = 0.0;
+            for (int b = 0; b < nP; b++)
+                r += fabs(c * g[b]);
+            for (int b = 0; b < nk; b++)
+                r += fabs(c * g[nP + b] + (b == j ? ipc0 : 0.0));
+            finite = finite && isfinite(r);
+            norm = fmax(norm, r);
+        }
+    }
+    if (!finite)
+        return VL_ERR_NONFINITE;
+    const double tol = vl_inv_tol_of_norm(norm, npp), delta = ipc0 + tol;
+    for (int a = 0; a < nP; a++)
+        S[a + (size_t)a * nP] += tol;
+    double ld = 0.0;
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k], nk = E->ab1[k] - E->ab0[k];
+        if (i < 0) {
+            ld += nk * log(delta);
+            continue;
+        }
+        const double c = E->ch[i], *lam = E->alam + (E->ab0[k] - nP);
+        const double *Gt = E->aGt + (size_t)(E->ab0[k] - nP) * nP;
+        for (int j = 0; j < nk; j++) {
+            const double d = c * lam[j] + delta;
+            if (!(d > 0.0))
+                return ARROW_WHOLE;
+            ld += log(d);
+            const double f = c / sqrt(d);
+            for (int a = 0; a < nP; a++)
+                E->aY[a + (size_t)j * nP] = f * Gt[a + (size_t)j * nP];
+        }
+        cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, nP, nk, -1.0, E->aY, nP, 1.0, S, nP);
+    }
+    int info = 0;
+    dpotrf_("L", &nP, S, &nP, &info);
+    if (info)
+        return ARROW_WHOLE;
+    for (int a = 0; a < nP; a++)
+        ld += 2.0 * log(S[a + (size_t)a * nP]);
+    /* the traces' S^-1 terms from the factor, before it is inverted */
+    for (int i = 0; i < nh; i++)
+        E->trc[i] = 0.0;
+    for (int k = 0; k < E->nab; k++) {
+        const int i = E->acomp[k], nk = E->ab1[k] - E->ab0[k];
+        if (i < 0)
+            continue;
+        const double c = E->ch[i], *lam = E->alam + (E->ab0[k] - nP);
+        const double *Gt = E->aGt + (size_t)(E->ab0[k] - nP) * nP;
+        double t1 = 0.0, t2 = 0.0, t0 = 0.0;
+        for (int j = 0; j < nk; j++) {
+            const double d = c * lam[j] + delta, f = c / sqrt(d), f2 = c * sqrt(lam[j]) / d;
+            t0 += lam[j] / d;
+            for (int a = 0; a < nP; a++) {
+                E->aY[a + (size_t)j * nP] = f * Gt[a + (size_t)j * nP];
+                E->aY2[a + (size_t)j * nP] = f2 * Gt[a + (size_t)j * nP];
+            }
+        }
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, nP, nk, 1.0,
+                    S, nP, E->aY, nP);
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, nP, nk, 1.0,
+                    S, nP, E->aY2, nP);
+        for (size_t l = 0; l < (size_t)nP * nk; l++) {
+            t1 += E->aY[l] * E->aY[l];
+            t2 += E->aY2[l] * E->aY2[l];
+        }
+        E->trc[i] = -2.0 / c * t1 + t0 + t2;
+    }
+    dpotri_("L", &nP, S, &nP, &info);
+    if (info)
+        return ARROW_WHOLE;
+    for (int c = 0; c < nP; c++)
+        for (int a = c + 1; a < nP; a++)
+            S[c + (size_t)a * nP] = S[a + (size_t)c * nP];
+    for (int a = 0; a < nP; a++)
+        memcpy(E->Cp + (size_t)a * npp, S + (size_t)a * nP, sizeof(double) * nP);
+    for (int i = 0; i < nh; i++) {
+        const int m = E->gm[i];
+        const double *Gi = E->G + E->goff[i];
+        double t = 0.0;
+        for (int a = 0; a < nP; a++)
+            for (int b = 0; b < nP; b++)
+                t += S[a + (size_t)b * nP] * Gi[(size_t)a * m + b];
+        E->trc[i] += t;
+    }
+    E->ldCp = -ld;
+    E->arrow_pass = 1;
+    E->aeig_pass = 1;
+    return VL_OK;
+}
+
+/* Pp = sum_i ch_i G_i */
+static void gram_pp(vl_engine *E)
+{
+    memset(E->Pp, 0, sizeof(double) * (size_t)E->npp * E->npp);
+    for (int i = 0; i < E->nh; i++)
+        gram_add(E, i, E->ch[i], E->Pp);
+    E->pp_ok = 1;
 }
 
 /* The posterior covariance Cp = inv(J' iS J + ipc) at the current
  * precisions w, with Pp = J' iS J, from the G_i. */
 static int posterior_covariance_gram(vl_engine *E)
 {
-    const int npp = E->npp, nh = E->nh;
+    const int npp = E->npp;
     const size_t NPP = (size_t)npp * npp;
     if (!E->gram_ok)
         gram_build(E);
-    memset(E->Pp, 0, sizeof(double) * NPP);
-    for (int i = 0; i < nh; i++)
-        gram_add(E, i, E->ch[i], E->Pp);
-    /* BLAS's axpy rounds a row's vector part and tail differently (FMA or
-       not): mirror the upper triangle so that Pp, and the curvature built
-       from it, are exactly symmetric (vl_dx_ws then takes one eigensystem) */
-    for (int a = 0; a < npp; a++)
-        for (int b = 0; b < a; b++)
-            E->Pp[(size_t)a * npp + b] = E->Pp[(size_t)b * npp + a];
+    /* cheapest first: the diagonalised arrow, the block arrow, the whole */
+    if (E->aeig && E->aeig_ok > 0) {
+        int rc = arrow_eig_inverse(E);
+        if (rc != ARROW_WHOLE)
+            return rc;
+    }
+    gram_pp(E);
+    /* Pp is exactly symmetric (gram_add), and so the curvature built from
+       it: vl_dx_ws then takes one eigensystem */
     memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
     for (int a = 0; a < npp; a++)
         E->Cp[a * npp + a] += E->ipc[a];
+    if (E->nab) {
+        int rc = arrow_inverse(E);
+        if (rc != ARROW_WHOLE)
+            return rc;
+        memcpy(E->Cp, E->Pp, sizeof(double) * NPP);
+        for (int a = 0; a < npp; a++)
+            E->Cp[a * npp + a] += E->ipc[a];
+    }
     return vl_inv_reg_ws(E->Cp, npp, -1.0, E->invp);
 }
 
@@ -717,6 +1256,9 @@ static int posterior_covariance(vl_engine *E)
 {
     const int npp = E->npp, nobs = E->nobs, cs = E->cs;
     const size_t NPP = (size_t)npp * npp;
+    E->arrow_pass = 0;
+    E->aeig_pass = 0;
+    E->pp_ok = !E->use_gram;   /* the rows form Pp below */
     if (E->use_gram)
         return posterior_covariance_gram(E);
     /* Pp = J' diag(w) J, via JW = diag(sqrt w) J */
@@ -773,7 +1315,7 @@ static void precision_gradient(vl_engine *E)
                 tc += q * E->djcj[r];
         }
         if (E->use_gram)   /* sum_r Q_ir (J Cp J')_rr = tr(Cp G_i) */
-            tc = eh * gram_trace(E, i);
+            tc = eh * (E->aeig_pass ? E->trc[i] : gram_trace(E, i));
         E->dFdh[i] = tr / 2.0 - ee / 2.0 - tc / 2.0;
     }
     for (int i = 0; i < nh; i++)
@@ -919,7 +1461,7 @@ static double free_energy(vl_engine *E, double L[3])
         ldipc += log(E->ipc[i]);
         pip += E->p[i] * E->ipc[i] * E->p[i];
     }
-    double ldCp = vl_logdet_spd(E->Cp, npp, E->ldwork);
+    double ldCp = E->arrow_pass ? E->ldCp : vl_logdet_spd(E->Cp, npp, E->ldwork);
     L[1] = (ldipc + ldCp) / 2.0 - pip / 2.0;
     double ldihc = 0.0, dihd = 0.0;
     for (int i = 0; i < nh; i++) {
@@ -947,19 +1489,49 @@ static int accept_or_reject(vl_engine *E, int k, double F, const double L[3])
     }
     memcpy(E->p_keep, E->p, sizeof(double) * npp);
     memcpy(E->h_keep, E->h, sizeof(double) * nh);
-    memcpy(E->Cp_keep, E->Cp, sizeof(double) * NPP);
+    for (int a = 0; a < E->nP; a++)
+        memcpy(E->Cp_keep + (size_t)a * E->nP, E->Cp + (size_t)a * npp, sizeof(double) * E->nP);
     E->F_keep = F;
     memcpy(E->L_keep, L, sizeof E->L_keep);
     E->have_keep = 1;
     /* gradient and curvature of F at the accepted point */
-    for (int a = 0; a < npp; a++) {
-        double s = 0.0;
-        for (int r = 0; r < nobs; r++)
-            s += E->J[r * npp + a] * E->w[r >> cs] * E->e[r];
-        E->dFdp[a] = -s - E->ipc[a] * E->p[a];
+    /* dF/dp = -J' diag(w) e - ipc p, each column summed over the rows in
+       order; the G path's confound columns from X0 over their block's rows
+       (the other rows add exact zeros) */
+    const int ldj = E->ldj, nP = E->nP;
+    double *s = E->dFdp;
+    memset(s, 0, sizeof(double) * npp);
+    for (int r = 0; r < nobs; r++) {
+        const double *Jr = E->J + (size_t)r * ldj;
+        const double wr = E->w[r >> cs], er = E->e[r];
+        for (int a = 0; a < ldj; a++)
+            s[a] += Jr[a] * wr * er;
     }
-    for (size_t l = 0; l < NPP; l++)
-        E->dFdpp[l] = -E->Pp[l];
+    if (ldj < npp) {
+        const int nb = E->nb, nx0 = E->M.nx0;
+        for (int a = nP; a < npp; a++) {
+            const int blk = (a - nP) / nx0, j = (a - nP) % nx0;
+            const double *x0 = E->M.X0 + (size_t)j * nb;
+            double t = 0.0;
+            for (int r = blk * nb; r < (blk + 1) * nb; r++)
+                t += -x0[r - blk * nb] * E->w[r] * E->e[r];
+            s[a] = t;
+        }
+    }
+    for (int a = 0; a < npp; a++)
+        E->dFdp[a] = -s[a] - E->ipc[a] * E->p[a];
+    if (!E->pp_ok) {
+        /* the diagonalised arrow formed no Pp: sum it where it is needed
+           (negation is exact: the same numbers as -Pp) */
+        memset(E->dFdpp, 0, sizeof(double) * NPP);
+        for (int i = 0; i < nh; i++)
+            gram_add(E, i, E->ch[i], E->dFdpp);
+        for (size_t l = 0; l < NPP; l++)
+            E->dFdpp[l] = -E->dFdpp[l];
+    } else {
+        for (size_t l = 0; l < NPP; l++)
+            E->dFdpp[l] = -E->Pp[l];
+    }
     for (int a = 0; a < npp; a++)
         E->dFdpp[a * npp + a] -= E->ipc[a];
     E->v = fmin(E->v + 0.5, 4.0);
@@ -1029,6 +1601,8 @@ int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen)
     E->st.F_current = F;
     E->st.dF_predicted = dF;
     E->st.accepted = accepted;
+    E->st.mstep_path = E->aeig_pass ? VL_MSTEP_PATH_ARROW_DIAG
+                       : E->arrow_pass ? VL_MSTEP_PATH_ARROW : VL_MSTEP_PATH_WHOLE;
     E->st.converged = E->criterion[0] && E->criterion[1] && E->criterion[2] && E->criterion[3];
     return VL_OK;
 }
@@ -1043,12 +1617,12 @@ const vl_state *vl_engine_state(const vl_engine *E)
 /* Cp = V C V' over the prior subspace of the kept covariance */
 static void full_covariance(const vl_engine *E, double *VC, double *Cp)
 {
-    const int np = E->np, nP = E->nP, npp = E->npp;
+    const int np = E->np, nP = E->nP;
     for (int i = 0; i < np; i++)
         for (int b = 0; b < nP; b++) {
             double s = 0.0;
             for (int a = 0; a < nP; a++)
-                s += E->V[i * nP + a] * E->Cp_keep[a * npp + b];
+                s += E->V[i * nP + a] * E->Cp_keep[a * nP + b];
             VC[i * nP + b] = s;
         }
     for (int i = 0; i < np; i++)

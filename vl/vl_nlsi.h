@@ -153,7 +153,17 @@ typedef struct {
     double dF_predicted;   /* predicted increase of the step just taken */
     int accepted;          /* this iteration's F was accepted */
     int converged;         /* dF_predicted < 0.1 four times in a row */
+    int mstep_path;        /* how the last M-step pass inverted the posterior
+                              precision: VL_MSTEP_PATH_* */
 } vl_state;
+
+/* The posterior precision, inverted whole (spm_inv: Cholesky, else LU);
+ * as an arrow (confound blocks no component couples: block Cholesky
+ * factors and the Schur complement of the parameter block); or as an
+ * arrow whose blocks each belong to one component and are diagonal in the
+ * eigenvectors of that component's (constant) confound Gram matrix. The
+ * same numbers to rounding; diagnostics and tests. */
+enum { VL_MSTEP_PATH_WHOLE = 0, VL_MSTEP_PATH_ARROW = 1, VL_MSTEP_PATH_ARROW_DIAG = 2 };
 
 /* Check the model, find the prior's eigen-subspace and allocate every
  * workspace. On failure *out is NULL. */
