@@ -38,6 +38,10 @@ typedef struct {
     double *theta_last;    /* np */
     int last_valid;        /* W still holds the states of that prediction */
     char *done;            /* per column: already computed that way */
+    /* the largest |z|_1 of the prediction at the Jacobian's theta (W's
+       last), +Inf when unknown: columns that move haemodynamics alone
+       integrate only the regions they move (model_int_predict_region) */
+    double base_norm;
 } predict_ctx;
 
 /* vl_predict_fn: the BOLD prediction of the model in user at theta */
@@ -78,6 +82,48 @@ static int out_column(const predict_ctx *c, int q)
     return c->V ? q : c->cols[q];
 }
 
+/* Which states column q moves (model_dcm_haemo_region): one region's
+ * haemodynamics (its index), every region's haemodynamics alone
+ * (MODEL_DCM_HAEMO_ALL) or more (-1) */
+static int column_region(const predict_ctx *c, int q)
+{
+    if (!c->V)
+        return model_dcm_haemo_region(c->M, c->cols[q]);
+    int region = -3;   /* none yet */
+    for (int k = 0; k < c->np; k++) {
+        if (c->V[(size_t)k * c->nd + q] == 0.0)
+            continue;
+        const int r = model_dcm_haemo_region(c->M, k);
+        if (r == -1)
+            return -1;
+        region = region == -3 || region == r ? r : MODEL_DCM_HAEMO_ALL;
+    }
+    return region == -3 ? -1 : region;
+}
+
+/* The prediction at th of a column that moves haemodynamics alone, into
+ * f1: the regions it moves from their subsystems, the others' columns
+ * the base prediction f's (their states are not moved). Returns
+ * MODEL_INT_UNSURE when it cannot stand in for model_int_predict. */
+static int predict_haemo_column(const predict_ctx *c, int region, const double *th,
+                                const double *f, double *f1, model_int_work *W)
+{
+    memcpy(f1, f, sizeof(double) * c->ny);
+    if (region >= 0)
+        return model_int_predict_region(c->M, th, region, c->base_norm, f1, NULL, W);
+    /* every region moves: each subsystem holds all neural states and its
+       region's, so the sum of their largest norms bounds the full one */
+    double sum = 0.0;
+    for (int r = 0; r < c->M->n; r++) {
+        double nr = 0.0;
+        int rc = model_int_predict_region(c->M, th, r, 0.0, f1, &nr, W);
+        if (rc != MODEL_INT_OK)
+            return rc;
+        sum += nr;
+    }
+    return sum <= MODEL_INT_DIVERGENCE_NORM ? MODEL_INT_OK : MODEL_INT_UNSURE;
+}
+
 /* Thread t's columns by SPM's forward differences: each column is the
  * same computation whichever thread does it, so the Jacobian does not
  * depend on the number of threads. */
@@ -92,7 +138,12 @@ static void *jacobian_part(void *arg)
             continue;
         memcpy(th, J->theta, sizeof(double) * np);
         perturb(c, q, J->theta, th);
-        int rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
+        int rc = MODEL_INT_UNSURE;
+        const int region = isfinite(c->base_norm) ? column_region(c, q) : -1;
+        if (region != -1)
+            rc = predict_haemo_column(c, region, th, J->f, f1, c->Wt[J->t]);
+        if (rc == MODEL_INT_UNSURE)
+            rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
         if (rc == MODEL_INT_FAILED) {
             J->rc = -1;
             return NULL;
@@ -130,6 +181,7 @@ static int jacobian_columns(predict_ctx *c, const double *theta, const double *f
     memset(c->done, 0, (size_t)(nq > 0 ? nq : 1));
     int replay = c->last_valid && c->last_flag == MODEL_INT_OK &&
                  memcmp(c->theta_last, theta, sizeof(double) * c->np) == 0;
+    c->base_norm = replay ? model_int_max_norm(c->W) : INFINITY;
     for (int q = 0; q < nq && replay; q++) {
         if (!observation_only(c, q))
             continue;

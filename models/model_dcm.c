@@ -349,6 +349,29 @@ void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
     }
 }
 
+/* SPM's BOLD signal of one region from its volume V and dHb Q */
+static inline double bold_signal(double k1, double k2, double k3, double V, double Q)
+{
+    return BOLD_V0 * (k1 * (1.0 - Q) + k2 * (1.0 - Q / V) + k3 * (1.0 - V));
+}
+
+double model_dcm_gx_region(const model_dcm *M, const double *P, double log_v, double log_q)
+{
+    const double ep = exp(P[M->L.off_epsilon]);
+    const double k1 = 4.3 * BOLD_NU0 * HAEMO_E0 * M->TE;
+    const double k2 = ep * BOLD_R0 * HAEMO_E0 * M->TE;
+    const double k3 = 1.0 - ep;
+    return bold_signal(k1, k2, k3, exp(log_v), exp(log_q));
+}
+
+int model_dcm_haemo_region(const model_dcm *M, int k)
+{
+    const int t = M->L.off_transit;
+    if (k >= t && k < t + M->n)
+        return k - t;
+    return k == M->L.off_decay ? MODEL_DCM_HAEMO_ALL : -1;
+}
+
 void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
                   double *g, double *dgdx)
 {
@@ -361,7 +384,7 @@ void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
         memset(dgdx, 0, sizeof(double) * (size_t)n * nx);
     for (int i = 0; i < n; i++) {
         const double V = exp(x[3 * n + i]), Q = exp(x[4 * n + i]);
-        g[i] = BOLD_V0 * (k1 * (1.0 - Q) + k2 * (1.0 - Q / V) + k3 * (1.0 - V));
+        g[i] = bold_signal(k1, k2, k3, V, Q);
         if (dgdx) {
             dgdx[i + (3 * n + i) * n] = BOLD_V0 * (k2 * Q / V - k3 * V);
             dgdx[i + (4 * n + i) * n] = BOLD_V0 * (-k1 * Q - k2 * Q / V);

@@ -106,6 +106,19 @@ void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
 /* 1 when parameter k enters the observation g only, never the equations
  * of motion f (the BOLD ratio epsilon): moving it leaves the states as
  * they were (model_int_observe). */
+/* The BOLD signal of one region (g[i] of model_dcm_gx, the same
+ * arithmetic) from its log volume and log dHb. */
+double model_dcm_gx_region(const model_dcm *M, const double *P, double log_v, double log_q);
+
+/* Which states parameter k moves, from the layout: region i (0..n-1) when
+ * it enters region i's haemodynamic equations alone (transit_i; then no
+ * other region's states and no neural state depend on it);
+ * MODEL_DCM_HAEMO_ALL when it enters every region's haemodynamics but no
+ * neural equation (decay); -1 otherwise (the neural parameters move every
+ * state; epsilon enters the observation only). */
+enum { MODEL_DCM_HAEMO_ALL = -2 };
+int model_dcm_haemo_region(const model_dcm *M, int k);
+
 static inline int model_dcm_observation_only(const model_dcm *M, int k) { return k == M->L.off_epsilon; }
 
 #endif

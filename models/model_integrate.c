@@ -13,8 +13,6 @@
 
 /* SPM's finite-difference step (spm_diff) */
 #define FD_STEP 3.3546262790251185e-04 /* exp(-8) */
-/* SPM stops integrating once |z|_1 exceeds this */
-#define DIVERGENCE_NORM 1e6
 
 typedef struct {
     int bin;        /* 0-based micro-time bin */
@@ -29,7 +27,15 @@ typedef struct {
 } int_event;
 
 struct model_int_work {
-    int N;                  /* augmented state size nx + 1 */
+    int N;                  /* augmented states integrated: Nfull, or the subsystem's */
+    int Nfull;              /* augmented state size nx + 1 */
+    /* the integrated states as augmented indices into the full system,
+       increasing (identity for a full prediction); sub_region >= 0 when
+       only that region's subsystem is integrated (model_int_predict_region) */
+    int *sub_idx;
+    int sub_region;
+    double other_norm;      /* bound on the 1-norm of the states left out */
+    double max_norm;        /* largest 1-norm of z over the last prediction */
     int nev;
     int_event *ev;
     int *samp_regions;
@@ -100,7 +106,8 @@ model_int_work *model_int_alloc(const model_dcm *M)
     model_int_work *W = calloc(1, sizeof *W);
     if (!W)
         return NULL;
-    W->N = N;
+    W->N = W->Nfull = N;
+    W->sub_region = -1;
     /* mark event bins */
     char *is_change = calloc((size_t)nu, 1);
     int *scan_at = malloc(sizeof(int) * (size_t)nu);
@@ -188,6 +195,11 @@ model_int_work *model_int_alloc(const model_dcm *M)
     is_extra = NULL;
 
     size_t NN = (size_t)N * N;
+    W->sub_idx = malloc(sizeof(int) * N);
+    if (!W->sub_idx)
+        goto fail;
+    for (int i = 0; i < N; i++)
+        W->sub_idx[i] = i;
     W->M0 = malloc(sizeof(double) * NN);
     W->M1 = malloc(sizeof(double) * NN * (m ? m : 1));
     W->M2 = malloc(sizeof(double) * NN * n);
@@ -249,6 +261,7 @@ void model_int_free(model_int_work *W)
     if (!W)
         return;
     free(W->ev);
+    free(W->sub_idx);
     free(W->samp_regions);
     free(W->patterns);
     free(W->key_pattern);
@@ -292,20 +305,31 @@ void model_int_free(model_int_work *W)
     free(W);
 }
 
-/* One-sided finite-difference Jacobian df/dx at (x, u), as spm_diff. */
+/* One-sided finite-difference Jacobian df/dx at (x, u), as spm_diff, on
+ * the integrated states (W->sub_idx): J is ns x ns, ns = W->N - 1. Each
+ * column is its own difference, so a subsystem's are the full system's. */
 static void fd_jacobian(const model_dcm *M, const double *P, const double *x,
                         const double *u, const double *fref, double *J,
                         model_int_work *W)
 {
-    const int nx = model_dcm_nstates(M);
+    const int nx = model_dcm_nstates(M), ns = W->N - 1;
+    const int *st = W->sub_idx + 1;   /* augmented indices: state st[i] - 1 */
     memcpy(W->xp, x, sizeof(double) * nx);
-    for (int i = 0; i < nx; i++) {
-        W->xp[i] = x[i] + FD_STEP;
+    for (int i = 0; i < ns; i++) {
+        const int xi = st[i] - 1;
+        W->xp[xi] = x[xi] + FD_STEP;
         model_dcm_fx(M, P, W->xp, u, W->f1, NULL, NULL, W->fx_work);
-        for (int r = 0; r < nx; r++)
-            J[r + i * nx] = (W->f1[r] - fref[r]) / FD_STEP;
-        W->xp[i] = x[i];
+        for (int r = 0; r < ns; r++)
+            J[r + i * ns] = (W->f1[st[r] - 1] - fref[st[r] - 1]) / FD_STEP;
+        W->xp[xi] = x[xi];
     }
+}
+
+/* v[i] = f[state of integrated state i] */
+static void gather_states(const model_int_work *W, const double *f, double *v)
+{
+    for (int i = 0; i < W->N - 1; i++)
+        v[i] = f[W->sub_idx[i + 1] - 1];
 }
 
 /* Place an nx-block (column 0 = c, rest = B) into an augmented N x N
@@ -321,17 +345,20 @@ static void augment(int nx, const double *c, const double *B, double *out)
             out[(r + 1) + (j + 1) * N] = B[r + j * nx];
 }
 
-void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
-                        double *M1, model_int_work *W)
+/* The bilinear operators on the integrated states (W->sub_idx, W->N):
+ * the principal submatrices of the full ones, entry for entry. */
+static void bireduce(const model_dcm *M, const double *P, double *M0, double *M1,
+                     model_int_work *W)
 {
-    const int nx = model_dcm_nstates(M), m = M->m, N = nx + 1;
+    const int nx = model_dcm_nstates(M), m = M->m, N = W->N, ns = N - 1;
     double *x0 = W->z2; /* expansion point: rest */
-    memset(x0, 0, sizeof(double) * N);
+    memset(x0, 0, sizeof(double) * W->Nfull);
     memset(W->up, 0, sizeof(double) * (m ? m : 1));
-    double *f0 = W->f0;
+    double *f0 = W->f0, *fs = W->fcol;
     model_dcm_fx(M, P, x0, W->up, f0, NULL, NULL, W->fx_work);
     fd_jacobian(M, P, x0, W->up, f0, W->dfdx0, W);
-    augment(nx, f0, W->dfdx0, M0); /* f0 - J*x0 with x0 = 0 */
+    gather_states(W, f0, fs);
+    augment(ns, fs, W->dfdx0, M0); /* f0 - J*x0 with x0 = 0 */
     double *fu = W->fu, *dfdu = W->fu + nx;
     for (int j = 0; j < m; j++) {
         W->up[j] = FD_STEP;
@@ -340,10 +367,17 @@ void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
         W->up[j] = 0.0;
         for (int r = 0; r < nx; r++)
             dfdu[r] = (fu[r] - f0[r]) / FD_STEP;
-        for (int k = 0; k < nx * nx; k++)
+        for (int k = 0; k < ns * ns; k++)
             W->dfdx1[k] = (W->dfdx1[k] - W->dfdx0[k]) / FD_STEP;
-        augment(nx, dfdu, W->dfdx1, M1 + (size_t)j * N * N);
+        gather_states(W, dfdu, fs);
+        augment(ns, fs, W->dfdx1, M1 + (size_t)j * N * N);
     }
+}
+
+void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
+                        double *M1, model_int_work *W)
+{
+    bireduce(M, P, M0, M1, W);
 }
 
 /* spm_soreduce's state operators for the neural states: M2_j holds
@@ -352,27 +386,36 @@ void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
 static void soreduce_states(const model_dcm *M, const double *P,
                             model_int_work *W)
 {
-    const int nx = model_dcm_nstates(M), N = nx + 1, n = M->n;
+    const int nx = model_dcm_nstates(M), N = W->N, ns = N - 1, n = M->n;
     double *x0 = W->z2;
-    memset(x0, 0, sizeof(double) * N);
+    memset(x0, 0, sizeof(double) * W->Nfull);
     memset(W->up, 0, sizeof(double) * (M->m ? M->m : 1));
     double *fpert = W->fcol, *col = W->fcol + nx;
+    /* the neural states come first in the full and in every subsystem */
     for (int j = 0; j < n; j++) {
         x0[j] = FD_STEP;
         model_dcm_fx(M, P, x0, W->up, fpert, NULL, NULL, W->fx_work);
         fd_jacobian(M, P, x0, W->up, fpert, W->dfdx1, W);
         x0[j] = 0.0;
-        for (int k = 0; k < nx * nx; k++)
+        for (int k = 0; k < ns * ns; k++)
             W->dfdx1[k] = (W->dfdx1[k] - W->dfdx0[k]) / FD_STEP;
-        for (int r = 0; r < nx; r++)
-            col[r] = W->dfdx0[r + j * nx];
-        augment(nx, col, W->dfdx1, W->M2 + (size_t)j * N * N);
+        for (int r = 0; r < ns; r++)
+            col[r] = W->dfdx0[r + j * ns];
+        augment(ns, col, W->dfdx1, W->M2 + (size_t)j * N * N);
     }
 }
 
 static void observe(const model_dcm *M, const double *P, const int_event *E,
                     const double *z, double *y, model_int_work *W)
 {
+    if (W->sub_region >= 0) {
+        /* the subsystem's region alone: its v and q follow s and f */
+        const int j = W->sub_region, nv = M->n + 2;
+        for (int r = 0; r < E->nsamp; r++)
+            if (W->samp_regions[E->samp_off + r] == j)
+                y[E->scan + (size_t)j * M->v] = model_dcm_gx_region(M, P, z[1 + nv], z[2 + nv]);
+        return;
+    }
     memcpy(W->zs + (size_t)E->slot * W->N, z, sizeof(double) * W->N);
     model_dcm_gx(M, P, z + 1, W->g, NULL);
     for (int r = 0; r < E->nsamp; r++) {
@@ -732,10 +775,18 @@ static void gather(const model_int_work *W, const double *Jd, double *v)
         v[p] = Jd[W->pos[p]];
 }
 
-static int diverged(const double *z, int N)
+/* SPM's test on the whole state; a subsystem adds the bound on the states
+ * it leaves out and, when the sum passes, cannot tell (MODEL_INT_UNSURE) */
+static int diverged(const double *z, model_int_work *W)
 {
-    double nrm = norm1(z, N);
-    if (nrm <= DIVERGENCE_NORM)
+    double nrm = norm1(z, W->N);
+    if (nrm > W->max_norm)
+        W->max_norm = nrm;
+    if (W->sub_region >= 0)
+        return nrm + W->other_norm <= MODEL_INT_DIVERGENCE_NORM ? MODEL_INT_OK
+               : isfinite(nrm)                        ? MODEL_INT_UNSURE
+                                                      : MODEL_INT_FAILED;
+    if (nrm <= MODEL_INT_DIVERGENCE_NORM)
         return MODEL_INT_OK;
     return isfinite(nrm) ? MODEL_INT_DIVERGED : MODEL_INT_FAILED;
 }
@@ -746,7 +797,7 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
     const int N = W->N;
     const size_t NN = (size_t)N * N;
     const double dt = M->TR / MODEL_DCM_MICROTIME;
-    model_int_bireduce(M, P, W->M0, W->M1, W);
+    bireduce(M, P, W->M0, W->M1, W);
     const double *ops[2] = {W->M0, W->M1};
     const size_t count[2] = {1, (size_t)M->m};
     pattern_union(W, ops, count, 2);
@@ -792,7 +843,7 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
             dense_apply(W->Ek + (size_t)k * NN, z, W->z2, N);
         else
             expm_action(W, W->val + (size_t)W->key_pattern[k] * NN, E->gap * dt, W->key_s[k], z);
-        int rc = diverged(z, N);
+        int rc = diverged(z, W);
         if (rc)
             return rc;
     }
@@ -805,7 +856,7 @@ static int predict_nonlinear_D(const model_dcm *M, const double *P, double *y,
     const int N = W->N, n = M->n, m = M->m;
     const size_t NN = (size_t)N * N;
     const double dt = M->TR / MODEL_DCM_MICROTIME;
-    model_int_bireduce(M, P, W->M0, W->M1, W);
+    bireduce(M, P, W->M0, W->M1, W);
     soreduce_states(M, P, W);
     const double *ops[3] = {W->M0, W->M1, W->M2};
     const size_t count[3] = {1, (size_t)m, (size_t)n};
@@ -834,7 +885,7 @@ static int predict_nonlinear_D(const model_dcm *M, const double *P, double *y,
             continue;
         if (step_once(W, v, W->Jt, E->gap * dt, z))
             return MODEL_INT_FAILED;
-        int rc = diverged(z, N);
+        int rc = diverged(z, W);
         if (rc)
             return rc;
     }
@@ -887,7 +938,7 @@ static int predict_ode(const model_dcm *M, const double *P, double *y,
             rc = MODEL_INT_FAILED;
             break;
         }
-        if (!(norm1(W->z, W->N) <= DIVERGENCE_NORM)) {
+        if (!(norm1(W->z, W->N) <= MODEL_INT_DIVERGENCE_NORM)) {
             rc = MODEL_INT_DIVERGED;
             break;
         }
@@ -905,6 +956,7 @@ int model_int_predict(const model_dcm *M, const double *P, double *y,
                       model_int_work *W)
 {
     W->states_ok = 0;
+    W->max_norm = 1.0;   /* z starts at [1; 0] */
     memset(y, 0, sizeof(double) * (size_t)M->v * M->n);
     for (int i = 0; i < M->L.np; i++)
         if (!isfinite(P[i]))
@@ -913,6 +965,8 @@ int model_int_predict(const model_dcm *M, const double *P, double *y,
              : M->nonlinear                 ? predict_nonlinear_D(M, P, y, W)
                                             : predict_bilinear(M, P, y, W);
     W->states_ok = rc == MODEL_INT_OK;
+    if (M->integrator == MODEL_INT_ODE)
+        W->max_norm = INFINITY;   /* not followed between the steps */
     return rc;
 }
 
@@ -932,4 +986,46 @@ int model_int_observe(const model_dcm *M, const double *P, double *y, model_int_
         }
     }
     return 0;
+}
+
+double model_int_max_norm(const model_int_work *W)
+{
+    return W->states_ok ? W->max_norm : INFINITY;
+}
+
+int model_int_predict_region(const model_dcm *M, const double *P, int region, double other_norm,
+                             double *y, double *sub_norm, model_int_work *W)
+{
+    const int n = M->n;
+    if (M->integrator != MODEL_INT_BILINEAR || region < 0 || region >= n ||
+        !(other_norm <= MODEL_INT_DIVERGENCE_NORM))
+        return MODEL_INT_UNSURE;
+    for (int i = 0; i < M->L.np; i++)
+        if (!isfinite(P[i]))
+            return MODEL_INT_FAILED;
+    /* [1; x; s_r f_r v_r q_r; xI]: increasing augmented indices */
+    int Ns = 0;
+    W->sub_idx[Ns++] = 0;
+    for (int j = 0; j < n; j++)
+        W->sub_idx[Ns++] = 1 + j;
+    for (int h = 1; h <= 4; h++)
+        W->sub_idx[Ns++] = 1 + h * n + region;
+    if (M->two_state)
+        for (int j = 0; j < n; j++)
+            W->sub_idx[Ns++] = 1 + 5 * n + j;
+    W->N = Ns;
+    W->sub_region = region;
+    W->other_norm = other_norm;
+    W->states_ok = 0;
+    W->max_norm = 1.0;
+    memset(y + (size_t)region * M->v, 0, sizeof(double) * (size_t)M->v);
+    int rc = M->nonlinear ? predict_nonlinear_D(M, P, y, W) : predict_bilinear(M, P, y, W);
+    if (sub_norm)
+        *sub_norm = W->max_norm;
+    /* back to the full system */
+    W->N = W->Nfull;
+    W->sub_region = -1;
+    for (int i = 0; i < W->N; i++)
+        W->sub_idx[i] = i;
+    return rc;
 }
