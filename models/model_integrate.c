@@ -64,6 +64,10 @@ struct model_int_work {
     int *key_uses, *key_s;  /* nkey: steps taking it; Taylor sub-steps */
     double *pa, *pb, *pc, *pd, *pn; /* NN scratch of the dense expm */
     int *piv;               /* N */
+    /* column profiles (rows lo[j] <= i < hi[j] hold column j's non-zeros)
+       of the formed propagators, for products that skip the exact zeros:
+       2N per key (lo then hi), 2N for Et, 2N scratch */
+    int *kprof, *eprof, *prof;
     double *w1, *w2;        /* N scratch of the Taylor action */
     /* the states at every sampled event of the last prediction, kept so
        that observation-only parameters need no integration (model_int_observe) */
@@ -233,11 +237,14 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->pd = malloc(sizeof(double) * NN);
     W->pn = malloc(sizeof(double) * NN);
     W->piv = malloc(sizeof(int) * N);
+    W->kprof = malloc(sizeof(int) * 2 * (size_t)N * (W->nkey ? W->nkey : 1));
+    W->eprof = malloc(sizeof(int) * 2 * (size_t)N);
+    W->prof = malloc(sizeof(int) * 2 * (size_t)N);
     W->w1 = malloc(sizeof(double) * N);
     W->w2 = malloc(sizeof(double) * N);
     W->zs = malloc(sizeof(double) * N * (size_t)(W->nslot ? W->nslot : 1));
     if (!W->zs || !W->rowptr || !W->col || !W->pos || !W->val || !W->vt || !W->key_dense || !W->key_uses || !W->key_s || !W->pa ||
-        !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->w1 || !W->w2)
+        !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->kprof || !W->eprof || !W->prof || !W->w1 || !W->w2)
         goto fail;
     for (int k = 0; k < W->nev; k++)
         if (W->ev[k].gap > 0)
@@ -299,6 +306,9 @@ void model_int_free(model_int_work *W)
     free(W->pd);
     free(W->pn);
     free(W->piv);
+    free(W->kprof);
+    free(W->eprof);
+    free(W->prof);
     free(W->w1);
     free(W->w2);
     free(W->zs);
@@ -586,24 +596,49 @@ static double action_cost(const model_int_work *W, int s)
     return 22.0 * s * (W->nnz + 2.0 * W->N);
 }
 
-/* C = A B, all N x N column-major; plain loops the compiler vectorises
- * (a BLAS call costs more than the product at these sizes) */
+/* The column profile of the N x N column-major A: column j's non-zeros
+ * lie in rows lo[j] <= i < hi[j] (lo = hi = 0 for a zero column), lo and
+ * hi = lo + N. The operators are block-triangular (the neural states do not
+ * see the haemodynamics, nor one region's haemodynamics another's) and so
+ * are their powers and propagators: many exact zeros. */
+static void col_profile(const double *A, int N, int *lo)
+{
+    int *hi = lo + N;
+    for (int j = 0; j < N; j++) {
+        const double *a = A + (size_t)j * N;
+        int f = 0, l = N;
+        while (f < N && a[f] == 0.0)
+            f++;
+        while (l > f && a[l - 1] == 0.0)
+            l--;
+        lo[j] = f < N ? f : 0;
+        hi[j] = f < N ? l : 0;
+    }
+}
+
+/* C = A B, all N x N column-major, A's column profile in prof (col_profile);
+ * plain loops the compiler vectorises (a BLAS call costs more than the
+ * product at these sizes). Only exact zeros are skipped: the terms left
+ * are summed in the order of the dense loop, so the result is the same. */
 VECTORISE static void small_matmul(const double *restrict A, const double *restrict B, double *restrict C,
-                         int N)
+                         int N, const int *prof)
 {
     if (N > SMALL_N) {   /* the vector kernels of BLAS win from here on */
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0, A, N, B, N, 0.0,
                     C, N);
         return;
     }
+    const int *lo = prof, *hi = prof + N;
     for (int j = 0; j < N; j++) {
         double *c = C + (size_t)j * N;
         for (int i = 0; i < N; i++)
             c[i] = 0.0;
         for (int k = 0; k < N; k++) {
             const double b = B[k + (size_t)j * N];
+            if (b == 0.0)
+                continue;
             const double *a = A + (size_t)k * N;
-            for (int i = 0; i < N; i++)
+            for (int i = lo[k]; i < hi[k]; i++)
                 c[i] += a[i] * b;
         }
     }
@@ -612,7 +647,7 @@ VECTORISE static void small_matmul(const double *restrict A, const double *restr
 /* E = exp(A): Pade (6,6) with scaling and squaring, as vl_expm (the same
  * scaling rule and coefficients) in plain loops with the LU solve done
  * here. Returns 0, or -1 when A is not finite or the denominator singular. */
-static int small_expm(const double *A, double *E, model_int_work *W)
+static int small_expm(const double *A, double *E, int *Eprof, model_int_work *W)
 {
     const int N = W->N, q = 6;
     const size_t NN = (size_t)N * N;
@@ -642,9 +677,10 @@ static int small_expm(const double *A, double *E, model_int_work *W)
         Dm[i + (size_t)i * N] += 1.0;
     }
     int positive = 1;
+    col_profile(T, N, W->prof);
     for (int k = 2; k <= q; k++) {
         c = c * (q - k + 1) / (k * (2.0 * q - k + 1));
-        small_matmul(T, X, S, N);
+        small_matmul(T, X, S, N, W->prof);
         memcpy(X, S, sizeof(double) * NN);
         for (size_t l = 0; l < NN; l++) {
             double cx = c * X[l];
@@ -702,6 +738,8 @@ static int small_expm(const double *A, double *E, model_int_work *W)
             double *b = Nm + (size_t)j * N;
             for (int k = 0; k < N; k++) {
                 const double bk = b[k];
+                if (bk == 0.0)
+                    continue;   /* only zeros to subtract */
                 const double *lk = Dm + (size_t)k * N;
                 for (int i = k + 1; i < N; i++)
                     b[i] -= lk[i] * bk;
@@ -709,6 +747,8 @@ static int small_expm(const double *A, double *E, model_int_work *W)
             for (int k = N - 1; k >= 0; k--) {
                 b[k] /= Dm[k + (size_t)k * N];
                 const double bk = b[k];
+                if (bk == 0.0)
+                    continue;
                 const double *uk = Dm + (size_t)k * N;
                 for (int i = 0; i < k; i++)
                     b[i] -= uk[i] * bk;
@@ -716,27 +756,31 @@ static int small_expm(const double *A, double *E, model_int_work *W)
         }
     }
     for (int k = 0; k < s; k++) {
-        small_matmul(Nm, Nm, S, N);
+        col_profile(Nm, N, W->prof);
+        small_matmul(Nm, Nm, S, N, W->prof);
         memcpy(Nm, S, sizeof(double) * NN);
     }
     memcpy(E, Nm, sizeof(double) * NN);
+    col_profile(E, N, Eprof);
     return 0;
 }
 
-/* z <- E z for a dense propagator E (column-major) */
-VECTORISE static void dense_apply(const double *restrict E, double *restrict z, double *restrict z2, int N)
+/* z <- E z for a dense propagator E (column-major, its profile in prof) */
+VECTORISE static void dense_apply(const double *restrict E, const int *prof, double *restrict z,
+                                  double *restrict z2, int N)
 {
     if (N > SMALL_N) {
         cblas_dgemv(CblasColMajor, CblasNoTrans, N, N, 1.0, E, N, z, 1, 0.0, z2, 1);
         memcpy(z, z2, sizeof(double) * N);
         return;
     }
+    const int *lo = prof, *hi = prof + N;
     for (int i = 0; i < N; i++)
         z2[i] = 0.0;
     for (int j = 0; j < N; j++) {
         const double zj = z[j];
         const double *e = E + (size_t)j * N;
-        for (int i = 0; i < N; i++)
+        for (int i = lo[j]; i < hi[j]; i++)
             z2[i] += e[i] * zj;
     }
     memcpy(z, z2, sizeof(double) * N);
@@ -762,9 +806,9 @@ static int step_once(model_int_work *W, const double *v, double *Jd, double tau,
     memset(Jd, 0, sizeof(double) * NN);
     for (int p = 0; p < W->nnz; p++)
         Jd[W->pos[p]] = v[p] * tau;
-    if (small_expm(Jd, W->Et, W))
+    if (small_expm(Jd, W->Et, W->eprof, W))
         return -1;
-    dense_apply(W->Et, z, W->z2, N);
+    dense_apply(W->Et, W->eprof, z, W->z2, N);
     return 0;
 }
 
@@ -826,7 +870,7 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
         const double *J = W->Jp + (size_t)W->key_pattern[k] * NN;
         for (size_t l = 0; l < NN; l++)
             W->Jt[l] = J[l] * tau;
-        if (small_expm(W->Jt, W->Ek + (size_t)k * NN, W))
+        if (small_expm(W->Jt, W->Ek + (size_t)k * NN, W->kprof + (size_t)k * 2 * N, W))
             return MODEL_INT_FAILED;
     }
     double *z = W->z;
@@ -840,7 +884,7 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
             continue;
         const int k = E->key;
         if (W->key_dense[k])
-            dense_apply(W->Ek + (size_t)k * NN, z, W->z2, N);
+            dense_apply(W->Ek + (size_t)k * NN, W->kprof + (size_t)k * 2 * N, z, W->z2, N);
         else
             expm_action(W, W->val + (size_t)W->key_pattern[k] * NN, E->gap * dt, W->key_s[k], z);
         int rc = diverged(z, W);
