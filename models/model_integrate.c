@@ -572,11 +572,16 @@ static void expm_action(model_int_work *W, const double *v, double tau, int s, d
 
 /* The small kernels' loops are written to be vectorised; -O2 of GCC 12
  * vectorises only loops without run-time checks, so ask for it here. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
 #define VECTORISE __attribute__((optimize("tree-vectorize")))
 #else
 #define VECTORISE
 #endif
+
+/* rows summed at once in registers by the small products */
+#define ROWS 8
 
 /* Up to this order the plain loops beat a BLAS call (measured on the
  * development machine: call overhead and locking dominate at N = 16). */
@@ -630,16 +635,29 @@ VECTORISE static void small_matmul(const double *restrict A, const double *restr
     }
     const int *lo = prof, *hi = prof + N;
     for (int j = 0; j < N; j++) {
+        const double *b = B + (size_t)j * N;
         double *c = C + (size_t)j * N;
-        for (int i = 0; i < N; i++)
-            c[i] = 0.0;
-        for (int k = 0; k < N; k++) {
-            const double b = B[k + (size_t)j * N];
-            if (b == 0.0)
-                continue;
-            const double *a = A + (size_t)k * N;
-            for (int i = lo[k]; i < hi[k]; i++)
-                c[i] += a[i] * b;
+        /* blocks of ROWS rows summed in registers (a column summed in
+           memory waits on its own stores) */
+        int i0 = 0;
+        for (; i0 + ROWS <= N; i0 += ROWS) {
+            double acc[ROWS] = {0.0};
+            for (int k = 0; k < N; k++) {
+                const double bk = b[k];
+                if (bk == 0.0 || hi[k] <= i0 || lo[k] >= i0 + ROWS)
+                    continue;
+                const double *a = A + (size_t)k * N + i0;
+                for (int r = 0; r < ROWS; r++)
+                    acc[r] += a[r] * bk;
+            }
+            memcpy(c + i0, acc, sizeof acc);
+        }
+        for (int i = i0; i < N; i++) {
+            double acc = 0.0;
+            for (int k = 0; k < N; k++)
+                if (b[k] != 0.0 && i >= lo[k] && i < hi[k])
+                    acc += A[i + (size_t)k * N] * b[k];
+            c[i] = acc;
         }
     }
 }
@@ -774,14 +792,23 @@ VECTORISE static void dense_apply(const double *restrict E, const int *prof, dou
         memcpy(z, z2, sizeof(double) * N);
         return;
     }
-    const int *lo = prof, *hi = prof + N;
-    for (int i = 0; i < N; i++)
-        z2[i] = 0.0;
-    for (int j = 0; j < N; j++) {
-        const double zj = z[j];
-        const double *e = E + (size_t)j * N;
-        for (int i = lo[j]; i < hi[j]; i++)
-            z2[i] += e[i] * zj;
+    (void)prof;
+    int i0 = 0;
+    for (; i0 + ROWS <= N; i0 += ROWS) {   /* as small_matmul */
+        double acc[ROWS] = {0.0};
+        for (int j = 0; j < N; j++) {
+            const double zj = z[j];
+            const double *e = E + (size_t)j * N + i0;
+            for (int r = 0; r < ROWS; r++)
+                acc[r] += e[r] * zj;
+        }
+        memcpy(z2 + i0, acc, sizeof acc);
+    }
+    for (int i = i0; i < N; i++) {
+        double acc = 0.0;
+        for (int j = 0; j < N; j++)
+            acc += E[i + (size_t)j * N] * z[j];
+        z2[i] = acc;
     }
     memcpy(z, z2, sizeof(double) * N);
 }
