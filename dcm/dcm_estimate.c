@@ -82,46 +82,22 @@ static int out_column(const predict_ctx *c, int q)
     return c->V ? q : c->cols[q];
 }
 
-/* Which states column q moves (model_dcm_haemo_region): one region's
- * haemodynamics (its index), every region's haemodynamics alone
- * (MODEL_DCM_HAEMO_ALL) or more (-1) */
+/* The region whose haemodynamics alone column q moves
+ * (model_dcm_haemo_region: its transit), -1 when it moves more */
 static int column_region(const predict_ctx *c, int q)
 {
     if (!c->V)
         return model_dcm_haemo_region(c->M, c->cols[q]);
-    int region = -3;   /* none yet */
+    int region = -1;
     for (int k = 0; k < c->np; k++) {
         if (c->V[(size_t)k * c->nd + q] == 0.0)
             continue;
         const int r = model_dcm_haemo_region(c->M, k);
-        if (r == -1)
+        if (r < 0 || (region >= 0 && r != region))
             return -1;
-        region = region == -3 || region == r ? r : MODEL_DCM_HAEMO_ALL;
+        region = r;
     }
-    return region == -3 ? -1 : region;
-}
-
-/* The prediction at th of a column that moves haemodynamics alone, into
- * f1: the regions it moves from their subsystems, the others' columns
- * the base prediction f's (their states are not moved). Returns
- * MODEL_INT_UNSURE when it cannot stand in for model_int_predict. */
-static int predict_haemo_column(const predict_ctx *c, int region, const double *th,
-                                const double *f, double *f1, model_int_work *W)
-{
-    memcpy(f1, f, sizeof(double) * c->ny);
-    if (region >= 0)
-        return model_int_predict_region(c->M, th, region, c->base_norm, f1, NULL, W);
-    /* every region moves: each subsystem holds all neural states and its
-       region's, so the sum of their largest norms bounds the full one */
-    double sum = 0.0;
-    for (int r = 0; r < c->M->n; r++) {
-        double nr = 0.0;
-        int rc = model_int_predict_region(c->M, th, r, 0.0, f1, &nr, W);
-        if (rc != MODEL_INT_OK)
-            return rc;
-        sum += nr;
-    }
-    return sum <= MODEL_INT_DIVERGENCE_NORM ? MODEL_INT_OK : MODEL_INT_UNSURE;
+    return region;
 }
 
 /* Thread t's columns by SPM's forward differences: each column is the
@@ -140,8 +116,12 @@ static void *jacobian_part(void *arg)
         perturb(c, q, J->theta, th);
         int rc = MODEL_INT_UNSURE;
         const int region = isfinite(c->base_norm) ? column_region(c, q) : -1;
-        if (region != -1)
-            rc = predict_haemo_column(c, region, th, J->f, f1, c->Wt[J->t]);
+        if (region >= 0) {
+            /* the other regions' states do not move: their columns of
+               the prediction are the base's */
+            memcpy(f1, J->f, sizeof(double) * ny);
+            rc = model_int_predict_region(c->M, th, region, c->base_norm, f1, c->Wt[J->t]);
+        }
         if (rc == MODEL_INT_UNSURE)
             rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
         if (rc == MODEL_INT_FAILED) {

@@ -367,9 +367,7 @@ double model_dcm_gx_region(const model_dcm *M, const double *P, double log_v, do
 int model_dcm_haemo_region(const model_dcm *M, int k)
 {
     const int t = M->L.off_transit;
-    if (k >= t && k < t + M->n)
-        return k - t;
-    return k == M->L.off_decay ? MODEL_DCM_HAEMO_ALL : -1;
+    return k >= t && k < t + M->n ? k - t : -1;
 }
 
 void model_dcm_gx(const model_dcm *M, const double *P, const double *x,

@@ -110,13 +110,11 @@ void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
  * arithmetic) from its log volume and log dHb. */
 double model_dcm_gx_region(const model_dcm *M, const double *P, double log_v, double log_q);
 
-/* Which states parameter k moves, from the layout: region i (0..n-1) when
- * it enters region i's haemodynamic equations alone (transit_i; then no
- * other region's states and no neural state depend on it);
- * MODEL_DCM_HAEMO_ALL when it enters every region's haemodynamics but no
- * neural equation (decay); -1 otherwise (the neural parameters move every
- * state; epsilon enters the observation only). */
-enum { MODEL_DCM_HAEMO_ALL = -2 };
+/* Region i (0..n-1) when parameter k enters region i's haemodynamic
+ * equations alone (transit_i: then no neural state and no other region's
+ * states depend on it), from the layout; -1 otherwise (decay enters every
+ * region's, the neural parameters move every state, epsilon the
+ * observation only). */
 int model_dcm_haemo_region(const model_dcm *M, int k);
 
 static inline int model_dcm_observation_only(const model_dcm *M, int k) { return k == M->L.off_epsilon; }

@@ -1087,7 +1087,7 @@ double model_int_max_norm(const model_int_work *W)
 }
 
 int model_int_predict_region(const model_dcm *M, const double *P, int region, double other_norm,
-                             double *y, double *sub_norm, model_int_work *W)
+                             double *y, model_int_work *W)
 {
     const int n = M->n;
     if (M->integrator != MODEL_INT_BILINEAR || region < 0 || region >= n ||
@@ -1113,8 +1113,6 @@ int model_int_predict_region(const model_dcm *M, const double *P, int region, do
     W->max_norm = 1.0;
     memset(y + (size_t)region * M->v, 0, sizeof(double) * (size_t)M->v);
     int rc = M->nonlinear ? predict_nonlinear_D(M, P, y, W) : predict_bilinear(M, P, y, W);
-    if (sub_norm)
-        *sub_norm = W->max_norm;
     /* back to the full system */
     W->N = W->Nfull;
     W->sub_region = -1;

@@ -79,11 +79,10 @@ double model_int_max_norm(const model_int_work *W);
  * from): SPM's divergence test is on the whole state, so when the
  * subsystem's norm plus that bound passes it, MODEL_INT_UNSURE says to
  * predict in full. Bilinear and nonlinear (D) schemes, one- and
- * two-state; MODEL_INT_UNSURE for the ODE integrator. sub_norm (may be
- * NULL) receives the subsystem's largest |z|_1 over the run. Returns
+ * two-state; MODEL_INT_UNSURE for the ODE integrator. Returns
  * MODEL_INT_OK, MODEL_INT_FAILED or MODEL_INT_UNSURE. */
 int model_int_predict_region(const model_dcm *M, const double *P, int region, double other_norm,
-                             double *y, double *sub_norm, model_int_work *W);
+                             double *y, model_int_work *W);
 
 /* The bilinear operators about rest (spm_bireduce with SPM's one-sided
  * finite differences of step exp(-8)): M0 is N x N, M1 is m blocks of
