@@ -302,6 +302,9 @@ static void neural_two_state(const model_dcm *M, const double *P,
     }
 }
 
+static void haemo_region(const model_dcm *M, const double *P, const double *x, int i,
+                         double kappa, double *f, double *dfdx, int nx);
+
 void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
                   const double *u, double *f, double *dfdx, double *dfdu,
                   double *work)
@@ -319,33 +322,57 @@ void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
     else
         neural_one_state(M, P, x, u, f, dfdx, nx, dfdu, work);
 
-    /* balloon model, flow/volume/dHb in log space so they stay positive */
     const double kappa = HAEMO_KAPPA * exp(P[L->off_decay]);
+    for (int i = 0; i < n; i++)
+        haemo_region(M, P, x, i, kappa, f, dfdx, nx);
+}
+
+void model_dcm_fx_rows(const model_dcm *M, const double *P, const double *x, const double *u,
+                       int state, double *f, double *work)
+{
+    const int n = M->n;
+    const int neural = state < n || state >= 5 * n;
+    if (neural) {
+        effective_coupling(M, P, x, u, work);
+        if (M->two_state)
+            neural_two_state(M, P, x, u, f, NULL, model_dcm_nstates(M), NULL, work);
+        else
+            neural_one_state(M, P, x, u, f, NULL, model_dcm_nstates(M), NULL, work);
+    }
+    if (state < 5 * n)   /* x_r drives s_r; a haemodynamic state its region */
+        haemo_region(M, P, x, state % n, HAEMO_KAPPA * exp(P[M->L.off_decay]), f, NULL, 0);
+}
+
+/* The balloon model of region i, flow/volume/dHb in log space so they
+ * stay positive: f's rows s_i, f_i, v_i, q_i (and their dfdx entries) */
+static void haemo_region(const model_dcm *M, const double *P, const double *x, int i,
+                         double kappa, double *f, double *dfdx, int nx)
+{
+    const model_dcm_layout *L = &M->L;
+    const int n = M->n;
     const double e0log = log(1.0 - HAEMO_E0);
-    for (int i = 0; i < n; i++) {
-        const int is = n + i, iff = 2 * n + i, iv = 3 * n + i, iq = 4 * n + i;
-        const double tau = HAEMO_TAU * exp(P[L->off_transit + i]);
-        const double s = x[is];
-        const double F = exp(x[iff]), V = exp(x[iv]), Q = exp(x[iq]);
-        const double fv = pow(V, 1.0 / HAEMO_ALPHA);       /* outflow */
-        const double pw = exp(e0log / F);                  /* (1-E0)^(1/F) */
-        const double ff = (1.0 - pw) / HAEMO_E0;           /* extraction */
-        f[is] = x[i] - kappa * s - HAEMO_GAMMA * (F - 1.0);
-        f[iff] = s / F;
-        f[iv] = (F - fv) / (tau * V);
-        f[iq] = (ff * F - fv * Q / V) / (tau * Q);
-        if (dfdx) {
-            dfdx[is + i * nx] = 1.0;
-            dfdx[is + is * nx] = -kappa;
-            dfdx[is + iff * nx] = -HAEMO_GAMMA * F;
-            dfdx[iff + is * nx] = 1.0 / F;
-            dfdx[iff + iff * nx] = -s / F;
-            dfdx[iv + iff * nx] = F / (tau * V);
-            dfdx[iv + iv * nx] = -fv / (HAEMO_ALPHA * tau * V) - (F - fv) / (tau * V);
-            dfdx[iq + iff * nx] = (F * ff + pw * e0log / HAEMO_E0) / (tau * Q);
-            dfdx[iq + iv * nx] = -(1.0 / HAEMO_ALPHA - 1.0) * fv / V / tau;
-            dfdx[iq + iq * nx] = -ff * F / (tau * Q);
-        }
+    const int is = n + i, iff = 2 * n + i, iv = 3 * n + i, iq = 4 * n + i;
+    const double tau = HAEMO_TAU * exp(P[L->off_transit + i]);
+    const double s = x[is];
+    const double F = exp(x[iff]), V = exp(x[iv]), Q = exp(x[iq]);
+    const double fv = pow(V, 1.0 / HAEMO_ALPHA);       /* outflow */
+    const double pw = exp(e0log / F);                  /* (1-E0)^(1/F) */
+    const double ff = (1.0 - pw) / HAEMO_E0;           /* extraction */
+    f[is] = x[i] - kappa * s - HAEMO_GAMMA * (F - 1.0);
+    f[iff] = s / F;
+    f[iv] = (F - fv) / (tau * V);
+    f[iq] = (ff * F - fv * Q / V) / (tau * Q);
+    if (dfdx) {
+        dfdx[is + i * nx] = 1.0;
+        dfdx[is + is * nx] = -kappa;
+        dfdx[is + iff * nx] = -HAEMO_GAMMA * F;
+        dfdx[iff + is * nx] = 1.0 / F;
+        dfdx[iff + iff * nx] = -s / F;
+        dfdx[iv + iff * nx] = F / (tau * V);
+        dfdx[iv + iv * nx] = -fv / (HAEMO_ALPHA * tau * V) - (F - fv) / (tau * V);
+        dfdx[iq + iff * nx] = (F * ff + pw * e0log / HAEMO_E0) / (tau * Q);
+        dfdx[iq + iv * nx] = -(1.0 / HAEMO_ALPHA - 1.0) * fv / V / tau;
+        dfdx[iq + iq * nx] = -ff * F / (tau * Q);
     }
 }
 

@@ -98,6 +98,15 @@ void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
                   const double *u, double *f, double *dfdx, double *dfdu,
                   double *work);
 
+/* The rows of f that depend on state `state` (0-based, < nx), written
+ * over f (which holds f at another x; the other rows are left alone):
+ * the neural rows for a neural state (x_r and xI_r), and region r's
+ * haemodynamic rows s_r f_r v_r q_r for x_r and for r's own haemodynamic
+ * states — the same arithmetic as model_dcm_fx's, so a finite difference
+ * in that state is model_dcm_fx's, with exact zeros elsewhere. */
+void model_dcm_fx_rows(const model_dcm *M, const double *P, const double *x, const double *u,
+                       int state, double *f, double *work);
+
 /* Observation: BOLD g (n) from the state x with echo time M->TE; dgdx
  * (n*nx, column-major) when not NULL. */
 void model_dcm_gx(const model_dcm *M, const double *P, const double *x,

@@ -328,7 +328,9 @@ static void fd_jacobian(const model_dcm *M, const double *P, const double *x,
     for (int i = 0; i < ns; i++) {
         const int xi = st[i] - 1;
         W->xp[xi] = x[xi] + FD_STEP;
-        model_dcm_fx(M, P, W->xp, u, W->f1, NULL, NULL, W->fx_work);
+        /* only the rows that depend on state xi move */
+        memcpy(W->f1, fref, sizeof(double) * nx);
+        model_dcm_fx_rows(M, P, W->xp, u, xi, W->f1, W->fx_work);
         for (int r = 0; r < ns; r++)
             J[r + i * ns] = (W->f1[st[r] - 1] - fref[st[r] - 1]) / FD_STEP;
         W->xp[xi] = x[xi];
