@@ -382,13 +382,17 @@ static inline double bold_signal(double k1, double k2, double k3, double V, doub
     return BOLD_V0 * (k1 * (1.0 - Q) + k2 * (1.0 - Q / V) + k3 * (1.0 - V));
 }
 
-double model_dcm_gx_region(const model_dcm *M, const double *P, double log_v, double log_q)
+void model_dcm_bold_coeffs(const model_dcm *M, const double *P, double k[3])
 {
     const double ep = exp(P[M->L.off_epsilon]);
-    const double k1 = 4.3 * BOLD_NU0 * HAEMO_E0 * M->TE;
-    const double k2 = ep * BOLD_R0 * HAEMO_E0 * M->TE;
-    const double k3 = 1.0 - ep;
-    return bold_signal(k1, k2, k3, exp(log_v), exp(log_q));
+    k[0] = 4.3 * BOLD_NU0 * HAEMO_E0 * M->TE;
+    k[1] = ep * BOLD_R0 * HAEMO_E0 * M->TE;
+    k[2] = 1.0 - ep;
+}
+
+double model_dcm_bold(const double k[3], double log_v, double log_q)
+{
+    return bold_signal(k[0], k[1], k[2], exp(log_v), exp(log_q));
 }
 
 int model_dcm_haemo_region(const model_dcm *M, int k)

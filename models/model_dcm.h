@@ -116,8 +116,10 @@ void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
  * of motion f (the BOLD ratio epsilon): moving it leaves the states as
  * they were (model_int_observe). */
 /* The BOLD signal of one region (g[i] of model_dcm_gx, the same
- * arithmetic) from its log volume and log dHb. */
-double model_dcm_gx_region(const model_dcm *M, const double *P, double log_v, double log_q);
+ * arithmetic) from its log volume and log dHb, with the coefficients that
+ * model_dcm_bold_coeffs takes from P (epsilon) and M (TE) once. */
+void model_dcm_bold_coeffs(const model_dcm *M, const double *P, double k[3]);
+double model_dcm_bold(const double k[3], double log_v, double log_q);
 
 /* Region i (0..n-1) when parameter k enters region i's haemodynamic
  * equations alone (transit_i: then no neural state and no other region's

@@ -29,11 +29,15 @@ typedef struct {
 struct model_int_work {
     int N;                  /* augmented states integrated: Nfull, or the subsystem's */
     int Nfull;              /* augmented state size nx + 1 */
-    /* the integrated states as augmented indices into the full system,
-       increasing (identity for a full prediction); sub_region >= 0 when
-       only that region's subsystem is integrated (model_int_predict_region) */
+    /* the integrated states as augmented indices into the full system
+       (set_map): region by region for the bilinear schemes, so that the
+       operators' blocks are contiguous; sub_region >= 0 when only that
+       region's subsystem is integrated (model_int_predict_region) */
     int *sub_idx;
     int sub_region;
+    int map;                /* MAP_* or the region of set_map */
+    int *pos_v, *pos_q;     /* n: where region j's log v and log q are in z, -1 if not */
+    double bold_k[3];       /* model_dcm_bold_coeffs of the prediction's P */
     double other_norm;      /* bound on the 1-norm of the states left out */
     double max_norm;        /* largest 1-norm of z over the last prediction */
     int nev;
@@ -82,6 +86,55 @@ struct model_int_work {
     double *zs;             /* nslot x N */
     int states_ok;          /* the last prediction ran to the end */
 };
+
+enum { MAP_FULL = -1, MAP_IDENTITY = -2 };
+
+/* The states W integrates, in z = [1; ...] order: MAP_IDENTITY the full
+ * state in model_dcm's order (the ODE integrator, model_int_bireduce);
+ * MAP_FULL the neural states first (x, then two-state xI), then each
+ * region's s f v q together; region r the neural states and r's s f v q
+ * alone (model_int_predict_region). The neural x stay first, as
+ * soreduce_states and the nonlinear scheme take them. */
+static void set_map(model_int_work *W, const model_dcm *M, int map)
+{
+    const int n = M->n;
+    int *idx = W->sub_idx, N = 0;
+    W->map = map;
+    W->sub_region = map >= 0 ? map : -1;
+    for (int j = 0; j < n; j++)
+        W->pos_v[j] = W->pos_q[j] = -1;
+    if (map == MAP_IDENTITY) {
+        for (N = 0; N < W->Nfull; N++)
+            idx[N] = N;
+        for (int j = 0; j < n; j++) {
+            W->pos_v[j] = 1 + 3 * n + j;
+            W->pos_q[j] = 1 + 4 * n + j;
+        }
+        W->N = N;
+        return;
+    }
+    idx[N++] = 0;
+    for (int j = 0; j < n; j++)
+        idx[N++] = 1 + j;
+    if (M->two_state)
+        for (int j = 0; j < n; j++)
+            idx[N++] = 1 + 5 * n + j;
+    for (int r = 0; r < n; r++) {
+        if (map >= 0 && r != map)
+            continue;
+        for (int h = 1; h <= 4; h++)
+            idx[N++] = 1 + h * n + r;
+        W->pos_v[r] = N - 2;
+        W->pos_q[r] = N - 1;
+    }
+    W->N = N;
+}
+
+/* the map a full prediction with M's integrator takes */
+static int full_map(const model_dcm *M)
+{
+    return M->integrator == MODEL_INT_ODE ? MAP_IDENTITY : MAP_FULL;
+}
 
 static int add_pattern(model_int_work *W, const double *row, int m)
 {
@@ -207,10 +260,11 @@ model_int_work *model_int_alloc(const model_dcm *M)
 
     size_t NN = (size_t)N * N;
     W->sub_idx = malloc(sizeof(int) * N);
-    if (!W->sub_idx)
+    W->pos_v = malloc(sizeof(int) * n);
+    W->pos_q = malloc(sizeof(int) * n);
+    if (!W->sub_idx || !W->pos_v || !W->pos_q)
         goto fail;
-    for (int i = 0; i < N; i++)
-        W->sub_idx[i] = i;
+    set_map(W, M, MAP_IDENTITY);
     W->M0 = malloc(sizeof(double) * NN);
     W->M1 = malloc(sizeof(double) * NN * (m ? m : 1));
     W->M2 = malloc(sizeof(double) * NN * n);
@@ -291,6 +345,8 @@ void model_int_free(model_int_work *W)
         return;
     free(W->ev);
     free(W->sub_idx);
+    free(W->pos_v);
+    free(W->pos_q);
     free(W->samp_regions);
     free(W->patterns);
     free(W->key_pattern);
@@ -413,7 +469,10 @@ static void bireduce(const model_dcm *M, const double *P, double *M0, double *M1
 void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
                         double *M1, model_int_work *W)
 {
+    const int map = W->map;
+    set_map(W, M, MAP_IDENTITY);
     bireduce(M, P, M0, M1, W);
+    set_map(W, M, map);
 }
 
 /* spm_soreduce's state operators for the neural states: M2_j holds
@@ -444,19 +503,13 @@ static void soreduce_states(const model_dcm *M, const double *P,
 static void observe(const model_dcm *M, const double *P, const int_event *E,
                     const double *z, double *y, model_int_work *W)
 {
-    if (W->sub_region >= 0) {
-        /* the subsystem's region alone: its v and q follow s and f */
-        const int j = W->sub_region, nv = M->n + 2;
-        for (int r = 0; r < E->nsamp; r++)
-            if (W->samp_regions[E->samp_off + r] == j)
-                y[E->scan + (size_t)j * M->v] = model_dcm_gx_region(M, P, z[1 + nv], z[2 + nv]);
-        return;
-    }
-    memcpy(W->zs + (size_t)E->slot * W->N, z, sizeof(double) * W->N);
-    model_dcm_gx(M, P, z + 1, W->g, NULL);
+    (void)P;
+    if (W->sub_region < 0)
+        memcpy(W->zs + (size_t)E->slot * W->N, z, sizeof(double) * W->N);
     for (int r = 0; r < E->nsamp; r++) {
-        int j = W->samp_regions[E->samp_off + r];
-        y[E->scan + (size_t)j * M->v] = W->g[j];
+        const int j = W->samp_regions[E->samp_off + r];
+        if (W->pos_v[j] >= 0)   /* a subsystem observes its region alone */
+            y[E->scan + (size_t)j * M->v] = model_dcm_bold(W->bold_k, z[W->pos_v[j]], z[W->pos_q[j]]);
     }
 }
 
@@ -1137,6 +1190,8 @@ int model_int_predict(const model_dcm *M, const double *P, double *y,
     for (int i = 0; i < M->L.np; i++)
         if (!isfinite(P[i]))
             return MODEL_INT_FAILED;
+    set_map(W, M, full_map(M));
+    model_dcm_bold_coeffs(M, P, W->bold_k);
     int rc = M->integrator == MODEL_INT_ODE ? predict_ode(M, P, y, W)
              : M->nonlinear                 ? predict_nonlinear_D(M, P, y, W)
                                             : predict_bilinear(M, P, y, W);
@@ -1151,14 +1206,15 @@ int model_int_observe(const model_dcm *M, const double *P, double *y, model_int_
     if (!W->states_ok)
         return -1;
     memset(y, 0, sizeof(double) * (size_t)M->v * M->n);
+    model_dcm_bold_coeffs(M, P, W->bold_k);
     for (int e = 0; e < W->nev; e++) {
         const int_event *E = &W->ev[e];
         if (!E->nsamp)
             continue;
-        model_dcm_gx(M, P, W->zs + (size_t)E->slot * W->N + 1, W->g, NULL);
+        const double *z = W->zs + (size_t)E->slot * W->N;
         for (int r = 0; r < E->nsamp; r++) {
-            int j = W->samp_regions[E->samp_off + r];
-            y[E->scan + (size_t)j * M->v] = W->g[j];
+            const int j = W->samp_regions[E->samp_off + r];
+            y[E->scan + (size_t)j * M->v] = model_dcm_bold(W->bold_k, z[W->pos_v[j]], z[W->pos_q[j]]);
         }
     }
     return 0;
@@ -1179,27 +1235,13 @@ int model_int_predict_region(const model_dcm *M, const double *P, int region, do
     for (int i = 0; i < M->L.np; i++)
         if (!isfinite(P[i]))
             return MODEL_INT_FAILED;
-    /* [1; x; s_r f_r v_r q_r; xI]: increasing augmented indices */
-    int Ns = 0;
-    W->sub_idx[Ns++] = 0;
-    for (int j = 0; j < n; j++)
-        W->sub_idx[Ns++] = 1 + j;
-    for (int h = 1; h <= 4; h++)
-        W->sub_idx[Ns++] = 1 + h * n + region;
-    if (M->two_state)
-        for (int j = 0; j < n; j++)
-            W->sub_idx[Ns++] = 1 + 5 * n + j;
-    W->N = Ns;
-    W->sub_region = region;
+    set_map(W, M, region);
+    model_dcm_bold_coeffs(M, P, W->bold_k);
     W->other_norm = other_norm;
     W->states_ok = 0;
     W->max_norm = 1.0;
     memset(y + (size_t)region * M->v, 0, sizeof(double) * (size_t)M->v);
     int rc = M->nonlinear ? predict_nonlinear_D(M, P, y, W) : predict_bilinear(M, P, y, W);
-    /* back to the full system */
-    W->N = W->Nfull;
-    W->sub_region = -1;
-    for (int i = 0; i < W->N; i++)
-        W->sub_idx[i] = i;
+    set_map(W, M, full_map(M));   /* back to the full system */
     return rc;
 }
