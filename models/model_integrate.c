@@ -72,6 +72,8 @@ struct model_int_work {
     int *rowptr, *col, *pos; /* N + 1, NN, NN: pos = dense index r + c N */
     double *val;            /* npat x NN: values of pattern p at [p NN + l] */
     double *vt;             /* NN: this step's values (nonlinear) */
+    double *opv;            /* nonlinear: M0, M1_j, M2_j on the non-zeros, (1 + m + n) x NN */
+    int *op_on;             /* nonlinear: 1 + m + n, 0 for an operator with no non-zero */
     int *key_uses, *key_s;  /* nkey: steps taking it; Taylor sub-steps */
     double *pa, *pb, *pc, *pd, *pn; /* NN scratch of the dense expm */
     int *piv;               /* N */
@@ -299,6 +301,12 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->pos = malloc(sizeof(int) * NN);
     W->val = malloc(sizeof(double) * NN * W->npat);
     W->vt = malloc(sizeof(double) * NN);
+    if (M->nonlinear) {
+        W->opv = malloc(sizeof(double) * NN * (size_t)(1 + m + n));
+        W->op_on = malloc(sizeof(int) * (size_t)(1 + m + n));
+        if (!W->opv || !W->op_on)
+            goto fail;
+    }
     W->key_uses = calloc((size_t)W->nkey + 1, sizeof(int));
     W->key_s = calloc((size_t)W->nkey + 1, sizeof(int));
     W->pa = malloc(sizeof(double) * NN);
@@ -379,6 +387,8 @@ void model_int_free(model_int_work *W)
     free(W->pos);
     free(W->val);
     free(W->vt);
+    free(W->opv);
+    free(W->op_on);
     free(W->key_uses);
     free(W->key_s);
     free(W->pa);
@@ -1090,23 +1100,35 @@ static int predict_nonlinear_D(const model_dcm *M, const double *P, double *y,
     const double *ops[3] = {W->M0, W->M1, W->M2};
     const size_t count[3] = {1, (size_t)m, (size_t)n};
     pattern_union(W, ops, count, 3);
+    /* the operators on the non-zeros, each contiguous */
+    const int nnz = W->nnz;
+    for (int o = 0; o < 1 + m + n; o++) {
+        const double *A = o == 0 ? W->M0 : o <= m ? W->M1 + (size_t)(o - 1) * NN
+                                                  : W->M2 + (size_t)(o - 1 - m) * NN;
+        double *g = W->opv + (size_t)o * nnz;
+        W->op_on[o] = 0;
+        for (int q = 0; q < nnz; q++) {
+            g[q] = A[W->pos[q]];
+            W->op_on[o] |= g[q] != 0.0;
+        }
+    }
     double *z = W->z, *v = W->vt;
     memset(z, 0, sizeof(double) * N);
     z[0] = 1.0;
     for (int e = 0; e < W->nev; e++) {
         const int_event *E = &W->ev[e];
         const double *u = M->u + (size_t)E->bin * m;
-        /* J = M0 + sum_j u_j M1_j + sum_j x_j M2_j on the non-zeros, summed
-           in the order of the dense form */
-        for (int q = 0; q < W->nnz; q++) {
-            const size_t l = (size_t)W->pos[q];
-            double a = W->M0[l];
-            for (int j = 0; j < m; j++)
-                if (u[j] != 0.0)
-                    a += u[j] * W->M1[(size_t)j * NN + l];
-            for (int j = 0; j < n; j++)
-                a += z[j + 1] * W->M2[(size_t)j * NN + l];
-            v[q] = a;
+        /* J = M0 + sum_j u_j M1_j + sum_j x_j M2_j on the non-zeros: each
+           entry summed in the order of the dense form (an operator without
+           non-zeros adds only zeros) */
+        memcpy(v, W->opv, sizeof(double) * nnz);
+        for (int o = 1; o < 1 + m + n; o++) {
+            const double c = o <= m ? u[o - 1] : z[o - m];
+            if (!W->op_on[o] || (o <= m && c == 0.0))
+                continue;
+            const double *g = W->opv + (size_t)o * nnz;
+            for (int q = 0; q < nnz; q++)
+                v[q] += c * g[q];
         }
         if (E->nsamp)
             observe(M, P, E, z, y, W);
