@@ -302,6 +302,9 @@ static void neural_two_state(const model_dcm *M, const double *P,
     }
 }
 
+static void haemo_region(const model_dcm *M, const double *P, const double *x, int i,
+                         double kappa, double *f, double *dfdx, int nx);
+
 void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
                   const double *u, double *f, double *dfdx, double *dfdu,
                   double *work)
@@ -319,34 +322,83 @@ void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
     else
         neural_one_state(M, P, x, u, f, dfdx, nx, dfdu, work);
 
-    /* balloon model, flow/volume/dHb in log space so they stay positive */
     const double kappa = HAEMO_KAPPA * exp(P[L->off_decay]);
-    const double e0log = log(1.0 - HAEMO_E0);
-    for (int i = 0; i < n; i++) {
-        const int is = n + i, iff = 2 * n + i, iv = 3 * n + i, iq = 4 * n + i;
-        const double tau = HAEMO_TAU * exp(P[L->off_transit + i]);
-        const double s = x[is];
-        const double F = exp(x[iff]), V = exp(x[iv]), Q = exp(x[iq]);
-        const double fv = pow(V, 1.0 / HAEMO_ALPHA);       /* outflow */
-        const double pw = exp(e0log / F);                  /* (1-E0)^(1/F) */
-        const double ff = (1.0 - pw) / HAEMO_E0;           /* extraction */
-        f[is] = x[i] - kappa * s - HAEMO_GAMMA * (F - 1.0);
-        f[iff] = s / F;
-        f[iv] = (F - fv) / (tau * V);
-        f[iq] = (ff * F - fv * Q / V) / (tau * Q);
-        if (dfdx) {
-            dfdx[is + i * nx] = 1.0;
-            dfdx[is + is * nx] = -kappa;
-            dfdx[is + iff * nx] = -HAEMO_GAMMA * F;
-            dfdx[iff + is * nx] = 1.0 / F;
-            dfdx[iff + iff * nx] = -s / F;
-            dfdx[iv + iff * nx] = F / (tau * V);
-            dfdx[iv + iv * nx] = -fv / (HAEMO_ALPHA * tau * V) - (F - fv) / (tau * V);
-            dfdx[iq + iff * nx] = (F * ff + pw * e0log / HAEMO_E0) / (tau * Q);
-            dfdx[iq + iv * nx] = -(1.0 / HAEMO_ALPHA - 1.0) * fv / V / tau;
-            dfdx[iq + iq * nx] = -ff * F / (tau * Q);
-        }
+    for (int i = 0; i < n; i++)
+        haemo_region(M, P, x, i, kappa, f, dfdx, nx);
+}
+
+void model_dcm_fx_rows(const model_dcm *M, const double *P, const double *x, const double *u,
+                       int state, double *f, double *work)
+{
+    const int n = M->n;
+    const int neural = state < n || state >= 5 * n;
+    if (neural) {
+        effective_coupling(M, P, x, u, work);
+        if (M->two_state)
+            neural_two_state(M, P, x, u, f, NULL, model_dcm_nstates(M), NULL, work);
+        else
+            neural_one_state(M, P, x, u, f, NULL, model_dcm_nstates(M), NULL, work);
     }
+    if (state < 5 * n)   /* x_r drives s_r; a haemodynamic state its region */
+        haemo_region(M, P, x, state % n, HAEMO_KAPPA * exp(P[M->L.off_decay]), f, NULL, 0);
+}
+
+/* The balloon model of region i, flow/volume/dHb in log space so they
+ * stay positive: f's rows s_i, f_i, v_i, q_i (and their dfdx entries) */
+static void haemo_region(const model_dcm *M, const double *P, const double *x, int i,
+                         double kappa, double *f, double *dfdx, int nx)
+{
+    const model_dcm_layout *L = &M->L;
+    const int n = M->n;
+    const double e0log = log(1.0 - HAEMO_E0);
+    const int is = n + i, iff = 2 * n + i, iv = 3 * n + i, iq = 4 * n + i;
+    const double tau = HAEMO_TAU * exp(P[L->off_transit + i]);
+    const double s = x[is];
+    const double F = exp(x[iff]), V = exp(x[iv]), Q = exp(x[iq]);
+    const double fv = pow(V, 1.0 / HAEMO_ALPHA);       /* outflow */
+    const double pw = exp(e0log / F);                  /* (1-E0)^(1/F) */
+    const double ff = (1.0 - pw) / HAEMO_E0;           /* extraction */
+    f[is] = x[i] - kappa * s - HAEMO_GAMMA * (F - 1.0);
+    f[iff] = s / F;
+    f[iv] = (F - fv) / (tau * V);
+    f[iq] = (ff * F - fv * Q / V) / (tau * Q);
+    if (dfdx) {
+        dfdx[is + i * nx] = 1.0;
+        dfdx[is + is * nx] = -kappa;
+        dfdx[is + iff * nx] = -HAEMO_GAMMA * F;
+        dfdx[iff + is * nx] = 1.0 / F;
+        dfdx[iff + iff * nx] = -s / F;
+        dfdx[iv + iff * nx] = F / (tau * V);
+        dfdx[iv + iv * nx] = -fv / (HAEMO_ALPHA * tau * V) - (F - fv) / (tau * V);
+        dfdx[iq + iff * nx] = (F * ff + pw * e0log / HAEMO_E0) / (tau * Q);
+        dfdx[iq + iv * nx] = -(1.0 / HAEMO_ALPHA - 1.0) * fv / V / tau;
+        dfdx[iq + iq * nx] = -ff * F / (tau * Q);
+    }
+}
+
+/* SPM's BOLD signal of one region from its volume V and dHb Q */
+static inline double bold_signal(double k1, double k2, double k3, double V, double Q)
+{
+    return BOLD_V0 * (k1 * (1.0 - Q) + k2 * (1.0 - Q / V) + k3 * (1.0 - V));
+}
+
+void model_dcm_bold_coeffs(const model_dcm *M, const double *P, double k[3])
+{
+    const double ep = exp(P[M->L.off_epsilon]);
+    k[0] = 4.3 * BOLD_NU0 * HAEMO_E0 * M->TE;
+    k[1] = ep * BOLD_R0 * HAEMO_E0 * M->TE;
+    k[2] = 1.0 - ep;
+}
+
+double model_dcm_bold(const double k[3], double log_v, double log_q)
+{
+    return bold_signal(k[0], k[1], k[2], exp(log_v), exp(log_q));
+}
+
+int model_dcm_haemo_region(const model_dcm *M, int k)
+{
+    const int t = M->L.off_transit;
+    return k >= t && k < t + M->n ? k - t : -1;
 }
 
 void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
@@ -361,7 +413,7 @@ void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
         memset(dgdx, 0, sizeof(double) * (size_t)n * nx);
     for (int i = 0; i < n; i++) {
         const double V = exp(x[3 * n + i]), Q = exp(x[4 * n + i]);
-        g[i] = BOLD_V0 * (k1 * (1.0 - Q) + k2 * (1.0 - Q / V) + k3 * (1.0 - V));
+        g[i] = bold_signal(k1, k2, k3, V, Q);
         if (dgdx) {
             dgdx[i + (3 * n + i) * n] = BOLD_V0 * (k2 * Q / V - k3 * V);
             dgdx[i + (4 * n + i) * n] = BOLD_V0 * (-k1 * Q - k2 * Q / V);

@@ -98,6 +98,15 @@ void model_dcm_fx(const model_dcm *M, const double *P, const double *x,
                   const double *u, double *f, double *dfdx, double *dfdu,
                   double *work);
 
+/* The rows of f that depend on state `state` (0-based, < nx), written
+ * over f (which holds f at another x; the other rows are left alone):
+ * the neural rows for a neural state (x_r and xI_r), and region r's
+ * haemodynamic rows s_r f_r v_r q_r for x_r and for r's own haemodynamic
+ * states — the same arithmetic as model_dcm_fx's, so a finite difference
+ * in that state is model_dcm_fx's, with exact zeros elsewhere. */
+void model_dcm_fx_rows(const model_dcm *M, const double *P, const double *x, const double *u,
+                       int state, double *f, double *work);
+
 /* Observation: BOLD g (n) from the state x with echo time M->TE; dgdx
  * (n*nx, column-major) when not NULL. */
 void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
@@ -106,6 +115,19 @@ void model_dcm_gx(const model_dcm *M, const double *P, const double *x,
 /* 1 when parameter k enters the observation g only, never the equations
  * of motion f (the BOLD ratio epsilon): moving it leaves the states as
  * they were (model_int_observe). */
+/* The BOLD signal of one region (g[i] of model_dcm_gx, the same
+ * arithmetic) from its log volume and log dHb, with the coefficients that
+ * model_dcm_bold_coeffs takes from P (epsilon) and M (TE) once. */
+void model_dcm_bold_coeffs(const model_dcm *M, const double *P, double k[3]);
+double model_dcm_bold(const double k[3], double log_v, double log_q);
+
+/* Region i (0..n-1) when parameter k enters region i's haemodynamic
+ * equations alone (transit_i: then no neural state and no other region's
+ * states depend on it), from the layout; -1 otherwise (decay enters every
+ * region's, the neural parameters move every state, epsilon the
+ * observation only). */
+int model_dcm_haemo_region(const model_dcm *M, int k);
+
 static inline int model_dcm_observation_only(const model_dcm *M, int k) { return k == M->L.off_epsilon; }
 
 #endif

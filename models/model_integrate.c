@@ -13,8 +13,6 @@
 
 /* SPM's finite-difference step (spm_diff) */
 #define FD_STEP 3.3546262790251185e-04 /* exp(-8) */
-/* SPM stops integrating once |z|_1 exceeds this */
-#define DIVERGENCE_NORM 1e6
 
 typedef struct {
     int bin;        /* 0-based micro-time bin */
@@ -29,7 +27,17 @@ typedef struct {
 } int_event;
 
 struct model_int_work {
-    int N;                  /* augmented state size nx + 1 */
+    int N;                  /* augmented states integrated: Nfull, or the subsystem's */
+    int Nfull;              /* augmented state size nx + 1 */
+    /* the integrated states as augmented indices into the full system
+       (set_map): all, or for sub_region >= 0 that region's subsystem
+       (model_int_predict_region) */
+    int *sub_idx;
+    int sub_region;
+    int *pos_v, *pos_q;     /* n: where region j's log v and log q are in z, -1 if not */
+    double bold_k[3];       /* model_dcm_bold_coeffs of the prediction's P */
+    double other_norm;      /* bound on the 1-norm of the states left out */
+    double max_norm;        /* largest 1-norm of z over the last prediction */
     int nev;
     int_event *ev;
     int *samp_regions;
@@ -54,10 +62,16 @@ struct model_int_work {
     int *rowptr, *col, *pos; /* N + 1, NN, NN: pos = dense index r + c N */
     double *val;            /* npat x NN: values of pattern p at [p NN + l] */
     double *vt;             /* NN: this step's values (nonlinear) */
+    double *opv;            /* nonlinear: M0, M1_j, M2_j on the non-zeros, (1 + m + n) x NN */
+    int *op_on;             /* nonlinear: 1 + m + n, 0 for an operator with no non-zero */
     int *key_dense;         /* nkey: 1 when the propagator is formed */
     int *key_uses, *key_s;  /* nkey: steps taking it; Taylor sub-steps */
     double *pa, *pb, *pc, *pd, *pn; /* NN scratch of the dense expm */
     int *piv;               /* N */
+    /* column profiles (rows lo[j] <= i < hi[j] hold column j's non-zeros)
+       of the formed propagators, for products that skip the exact zeros:
+       2N per key (lo then hi), 2N for Et, 2N scratch */
+    int *kprof, *eprof, *prof;
     double *w1, *w2;        /* N scratch of the Taylor action */
     /* the states at every sampled event of the last prediction, kept so
        that observation-only parameters need no integration (model_int_observe) */
@@ -65,6 +79,42 @@ struct model_int_work {
     double *zs;             /* nslot x N */
     int states_ok;          /* the last prediction ran to the end */
 };
+
+/* The states W integrates, in z = [1; ...] order: region -1 the full
+ * state in model_dcm's order; region r the neural states (x, then
+ * two-state xI) and r's s f v q alone (model_int_predict_region). The
+ * neural x stay first, as soreduce_states and the nonlinear scheme take
+ * them. (The full state reordered region by region gives other bits
+ * where BLAS takes the products, N > SMALL_N.) */
+static void set_map(model_int_work *W, const model_dcm *M, int region)
+{
+    const int n = M->n;
+    int *idx = W->sub_idx, N = 0;
+    W->sub_region = region;
+    for (int j = 0; j < n; j++)
+        W->pos_v[j] = W->pos_q[j] = -1;
+    if (region < 0) {
+        for (N = 0; N < W->Nfull; N++)
+            idx[N] = N;
+        for (int j = 0; j < n; j++) {
+            W->pos_v[j] = 1 + 3 * n + j;
+            W->pos_q[j] = 1 + 4 * n + j;
+        }
+        W->N = N;
+        return;
+    }
+    idx[N++] = 0;
+    for (int j = 0; j < n; j++)
+        idx[N++] = 1 + j;
+    if (M->two_state)
+        for (int j = 0; j < n; j++)
+            idx[N++] = 1 + 5 * n + j;
+    for (int h = 1; h <= 4; h++)
+        idx[N++] = 1 + h * n + region;
+    W->pos_v[region] = N - 2;
+    W->pos_q[region] = N - 1;
+    W->N = N;
+}
 
 static int add_pattern(model_int_work *W, const double *row, int m)
 {
@@ -100,7 +150,8 @@ model_int_work *model_int_alloc(const model_dcm *M)
     model_int_work *W = calloc(1, sizeof *W);
     if (!W)
         return NULL;
-    W->N = N;
+    W->N = W->Nfull = N;
+    W->sub_region = -1;
     /* mark event bins */
     char *is_change = calloc((size_t)nu, 1);
     int *scan_at = malloc(sizeof(int) * (size_t)nu);
@@ -188,6 +239,12 @@ model_int_work *model_int_alloc(const model_dcm *M)
     is_extra = NULL;
 
     size_t NN = (size_t)N * N;
+    W->sub_idx = malloc(sizeof(int) * N);
+    W->pos_v = malloc(sizeof(int) * n);
+    W->pos_q = malloc(sizeof(int) * n);
+    if (!W->sub_idx || !W->pos_v || !W->pos_q)
+        goto fail;
+    set_map(W, M, -1);
     W->M0 = malloc(sizeof(double) * NN);
     W->M1 = malloc(sizeof(double) * NN * (m ? m : 1));
     W->M2 = malloc(sizeof(double) * NN * n);
@@ -212,6 +269,12 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->pos = malloc(sizeof(int) * NN);
     W->val = malloc(sizeof(double) * NN * W->npat);
     W->vt = malloc(sizeof(double) * NN);
+    if (M->nonlinear) {
+        W->opv = malloc(sizeof(double) * NN * (size_t)(1 + m + n));
+        W->op_on = malloc(sizeof(int) * (size_t)(1 + m + n));
+        if (!W->opv || !W->op_on)
+            goto fail;
+    }
     W->key_dense = calloc((size_t)W->nkey + 1, sizeof(int));
     W->key_uses = calloc((size_t)W->nkey + 1, sizeof(int));
     W->key_s = calloc((size_t)W->nkey + 1, sizeof(int));
@@ -221,11 +284,14 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->pd = malloc(sizeof(double) * NN);
     W->pn = malloc(sizeof(double) * NN);
     W->piv = malloc(sizeof(int) * N);
+    W->kprof = malloc(sizeof(int) * 2 * (size_t)N * (W->nkey ? W->nkey : 1));
+    W->eprof = malloc(sizeof(int) * 2 * (size_t)N);
+    W->prof = malloc(sizeof(int) * 2 * (size_t)N);
     W->w1 = malloc(sizeof(double) * N);
     W->w2 = malloc(sizeof(double) * N);
     W->zs = malloc(sizeof(double) * N * (size_t)(W->nslot ? W->nslot : 1));
     if (!W->zs || !W->rowptr || !W->col || !W->pos || !W->val || !W->vt || !W->key_dense || !W->key_uses || !W->key_s || !W->pa ||
-        !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->w1 || !W->w2)
+        !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->kprof || !W->eprof || !W->prof || !W->w1 || !W->w2)
         goto fail;
     for (int k = 0; k < W->nev; k++)
         if (W->ev[k].gap > 0)
@@ -249,6 +315,9 @@ void model_int_free(model_int_work *W)
     if (!W)
         return;
     free(W->ev);
+    free(W->sub_idx);
+    free(W->pos_v);
+    free(W->pos_q);
     free(W->samp_regions);
     free(W->patterns);
     free(W->key_pattern);
@@ -277,6 +346,8 @@ void model_int_free(model_int_work *W)
     free(W->pos);
     free(W->val);
     free(W->vt);
+    free(W->opv);
+    free(W->op_on);
     free(W->key_dense);
     free(W->key_uses);
     free(W->key_s);
@@ -286,26 +357,42 @@ void model_int_free(model_int_work *W)
     free(W->pd);
     free(W->pn);
     free(W->piv);
+    free(W->kprof);
+    free(W->eprof);
+    free(W->prof);
     free(W->w1);
     free(W->w2);
     free(W->zs);
     free(W);
 }
 
-/* One-sided finite-difference Jacobian df/dx at (x, u), as spm_diff. */
+/* One-sided finite-difference Jacobian df/dx at (x, u), as spm_diff, on
+ * the integrated states (W->sub_idx): J is ns x ns, ns = W->N - 1. Each
+ * column is its own difference, so a subsystem's are the full system's. */
 static void fd_jacobian(const model_dcm *M, const double *P, const double *x,
                         const double *u, const double *fref, double *J,
                         model_int_work *W)
 {
-    const int nx = model_dcm_nstates(M);
+    const int nx = model_dcm_nstates(M), ns = W->N - 1;
+    const int *st = W->sub_idx + 1;   /* augmented indices: state st[i] - 1 */
     memcpy(W->xp, x, sizeof(double) * nx);
-    for (int i = 0; i < nx; i++) {
-        W->xp[i] = x[i] + FD_STEP;
-        model_dcm_fx(M, P, W->xp, u, W->f1, NULL, NULL, W->fx_work);
-        for (int r = 0; r < nx; r++)
-            J[r + i * nx] = (W->f1[r] - fref[r]) / FD_STEP;
-        W->xp[i] = x[i];
+    for (int i = 0; i < ns; i++) {
+        const int xi = st[i] - 1;
+        W->xp[xi] = x[xi] + FD_STEP;
+        /* only the rows that depend on state xi move */
+        memcpy(W->f1, fref, sizeof(double) * nx);
+        model_dcm_fx_rows(M, P, W->xp, u, xi, W->f1, W->fx_work);
+        for (int r = 0; r < ns; r++)
+            J[r + i * ns] = (W->f1[st[r] - 1] - fref[st[r] - 1]) / FD_STEP;
+        W->xp[xi] = x[xi];
     }
+}
+
+/* v[i] = f[state of integrated state i] */
+static void gather_states(const model_int_work *W, const double *f, double *v)
+{
+    for (int i = 0; i < W->N - 1; i++)
+        v[i] = f[W->sub_idx[i + 1] - 1];
 }
 
 /* Place an nx-block (column 0 = c, rest = B) into an augmented N x N
@@ -321,17 +408,20 @@ static void augment(int nx, const double *c, const double *B, double *out)
             out[(r + 1) + (j + 1) * N] = B[r + j * nx];
 }
 
-void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
-                        double *M1, model_int_work *W)
+/* The bilinear operators on the integrated states (W->sub_idx, W->N):
+ * the principal submatrices of the full ones, entry for entry. */
+static void bireduce(const model_dcm *M, const double *P, double *M0, double *M1,
+                     model_int_work *W)
 {
-    const int nx = model_dcm_nstates(M), m = M->m, N = nx + 1;
+    const int nx = model_dcm_nstates(M), m = M->m, N = W->N, ns = N - 1;
     double *x0 = W->z2; /* expansion point: rest */
-    memset(x0, 0, sizeof(double) * N);
+    memset(x0, 0, sizeof(double) * W->Nfull);
     memset(W->up, 0, sizeof(double) * (m ? m : 1));
-    double *f0 = W->f0;
+    double *f0 = W->f0, *fs = W->fcol;
     model_dcm_fx(M, P, x0, W->up, f0, NULL, NULL, W->fx_work);
     fd_jacobian(M, P, x0, W->up, f0, W->dfdx0, W);
-    augment(nx, f0, W->dfdx0, M0); /* f0 - J*x0 with x0 = 0 */
+    gather_states(W, f0, fs);
+    augment(ns, fs, W->dfdx0, M0); /* f0 - J*x0 with x0 = 0 */
     double *fu = W->fu, *dfdu = W->fu + nx;
     for (int j = 0; j < m; j++) {
         W->up[j] = FD_STEP;
@@ -340,10 +430,20 @@ void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
         W->up[j] = 0.0;
         for (int r = 0; r < nx; r++)
             dfdu[r] = (fu[r] - f0[r]) / FD_STEP;
-        for (int k = 0; k < nx * nx; k++)
+        for (int k = 0; k < ns * ns; k++)
             W->dfdx1[k] = (W->dfdx1[k] - W->dfdx0[k]) / FD_STEP;
-        augment(nx, dfdu, W->dfdx1, M1 + (size_t)j * N * N);
+        gather_states(W, dfdu, fs);
+        augment(ns, fs, W->dfdx1, M1 + (size_t)j * N * N);
     }
+}
+
+void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
+                        double *M1, model_int_work *W)
+{
+    const int region = W->sub_region;
+    set_map(W, M, -1);
+    bireduce(M, P, M0, M1, W);
+    set_map(W, M, region);
 }
 
 /* spm_soreduce's state operators for the neural states: M2_j holds
@@ -352,32 +452,35 @@ void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
 static void soreduce_states(const model_dcm *M, const double *P,
                             model_int_work *W)
 {
-    const int nx = model_dcm_nstates(M), N = nx + 1, n = M->n;
+    const int nx = model_dcm_nstates(M), N = W->N, ns = N - 1, n = M->n;
     double *x0 = W->z2;
-    memset(x0, 0, sizeof(double) * N);
+    memset(x0, 0, sizeof(double) * W->Nfull);
     memset(W->up, 0, sizeof(double) * (M->m ? M->m : 1));
     double *fpert = W->fcol, *col = W->fcol + nx;
+    /* the neural states come first in the full and in every subsystem */
     for (int j = 0; j < n; j++) {
         x0[j] = FD_STEP;
         model_dcm_fx(M, P, x0, W->up, fpert, NULL, NULL, W->fx_work);
         fd_jacobian(M, P, x0, W->up, fpert, W->dfdx1, W);
         x0[j] = 0.0;
-        for (int k = 0; k < nx * nx; k++)
+        for (int k = 0; k < ns * ns; k++)
             W->dfdx1[k] = (W->dfdx1[k] - W->dfdx0[k]) / FD_STEP;
-        for (int r = 0; r < nx; r++)
-            col[r] = W->dfdx0[r + j * nx];
-        augment(nx, col, W->dfdx1, W->M2 + (size_t)j * N * N);
+        for (int r = 0; r < ns; r++)
+            col[r] = W->dfdx0[r + j * ns];
+        augment(ns, col, W->dfdx1, W->M2 + (size_t)j * N * N);
     }
 }
 
 static void observe(const model_dcm *M, const double *P, const int_event *E,
                     const double *z, double *y, model_int_work *W)
 {
-    memcpy(W->zs + (size_t)E->slot * W->N, z, sizeof(double) * W->N);
-    model_dcm_gx(M, P, z + 1, W->g, NULL);
+    (void)P;
+    if (W->sub_region < 0)
+        memcpy(W->zs + (size_t)E->slot * W->N, z, sizeof(double) * W->N);
     for (int r = 0; r < E->nsamp; r++) {
-        int j = W->samp_regions[E->samp_off + r];
-        y[E->scan + (size_t)j * M->v] = W->g[j];
+        const int j = W->samp_regions[E->samp_off + r];
+        if (W->pos_v[j] >= 0)   /* a subsystem observes its region alone */
+            y[E->scan + (size_t)j * M->v] = model_dcm_bold(W->bold_k, z[W->pos_v[j]], z[W->pos_q[j]]);
     }
 }
 
@@ -387,6 +490,20 @@ static double norm1(const double *z, int N)
     for (int i = 0; i < N; i++)
         s += fabs(z[i]);
     return s;
+}
+
+/* norm1 in four lanes (not one chain of dependent adds): the same sum in
+ * another order, within N ulps of it (NaN and Inf as norm1) */
+static double norm1_lanes(const double *z, int N)
+{
+    double a[4] = {0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 4 <= N; i += 4)
+        for (int l = 0; l < 4; l++)
+            a[l] += fabs(z[i + l]);
+    for (; i < N; i++)
+        a[0] += fabs(z[i]);
+    return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
 static void input_jacobian(const model_dcm *M, const double *u, double *J,
@@ -519,10 +636,43 @@ static void expm_action(model_int_work *W, const double *v, double tau, int s, d
 
 /* The small kernels' loops are written to be vectorised; -O2 of GCC 12
  * vectorises only loops without run-time checks, so ask for it here. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VECTORISE __attribute__((optimize("tree-vectorize"), target_clones("avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
 #define VECTORISE __attribute__((optimize("tree-vectorize")))
 #else
 #define VECTORISE
+#endif
+
+/* rows summed at once in registers by the small products: two 4-double
+ * vectors (GNU C vector extensions, the plain loop elsewhere) */
+#define ROWS 8
+#if defined(__GNUC__)
+typedef double v4d __attribute__((vector_size(32)));
+/* acc[0..7] += a[0..7] * b, each lane as the scalar a[r] * b + acc[r] */
+#define ROWS_FMA(acc0, acc1, a, b)                                                    \
+    do {                                                                              \
+        const v4d bb_ = {(b), (b), (b), (b)};                                         \
+        v4d a0_, a1_;                                                                 \
+        memcpy(&a0_, (a), sizeof a0_);                                                \
+        memcpy(&a1_, (a) + 4, sizeof a1_);                                            \
+        acc0 += a0_ * bb_;                                                            \
+        acc1 += a1_ * bb_;                                                            \
+    } while (0)
+#define ROWS_DECL(acc0, acc1) v4d acc0 = {0.0, 0.0, 0.0, 0.0}, acc1 = acc0
+#define ROWS_STORE(c, acc0, acc1)                                                     \
+    do {                                                                              \
+        memcpy((c), &acc0, sizeof acc0);                                              \
+        memcpy((c) + 4, &acc1, sizeof acc1);                                          \
+    } while (0)
+#else
+#define ROWS_DECL(acc0, acc1) double acc0[ROWS] = {0.0}; double *acc1 = acc0 + 4
+#define ROWS_FMA(acc0, acc1, a, b)                                                    \
+    do {                                                                              \
+        for (int r_ = 0; r_ < ROWS; r_++)                                             \
+            acc0[r_] += (a)[r_] * (b);                                                \
+    } while (0)
+#define ROWS_STORE(c, acc0, acc1) memcpy((c), acc0, sizeof(double) * ROWS)
 #endif
 
 /* Up to this order the plain loops beat a BLAS call (measured on the
@@ -543,25 +693,61 @@ static double action_cost(const model_int_work *W, int s)
     return 22.0 * s * (W->nnz + 2.0 * W->N);
 }
 
-/* C = A B, all N x N column-major; plain loops the compiler vectorises
- * (a BLAS call costs more than the product at these sizes) */
+/* The column profile of the N x N column-major A: column j's non-zeros
+ * lie in rows lo[j] <= i < hi[j] (lo = hi = 0 for a zero column), lo and
+ * hi = lo + N. The operators are block-triangular (the neural states do not
+ * see the haemodynamics, nor one region's haemodynamics another's) and so
+ * are their powers and propagators: many exact zeros. */
+static void col_profile(const double *A, int N, int *lo)
+{
+    int *hi = lo + N;
+    for (int j = 0; j < N; j++) {
+        const double *a = A + (size_t)j * N;
+        int f = 0, l = N;
+        while (f < N && a[f] == 0.0)
+            f++;
+        while (l > f && a[l - 1] == 0.0)
+            l--;
+        lo[j] = f < N ? f : 0;
+        hi[j] = f < N ? l : 0;
+    }
+}
+
+/* C = A B, all N x N column-major, A's column profile in prof (col_profile);
+ * plain loops the compiler vectorises (a BLAS call costs more than the
+ * product at these sizes). Only exact zeros are skipped: the terms left
+ * are summed in the order of the dense loop, so the result is the same. */
 VECTORISE static void small_matmul(const double *restrict A, const double *restrict B, double *restrict C,
-                         int N)
+                         int N, const int *prof)
 {
     if (N > SMALL_N) {   /* the vector kernels of BLAS win from here on */
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0, A, N, B, N, 0.0,
                     C, N);
         return;
     }
+    const int *lo = prof, *hi = prof + N;
     for (int j = 0; j < N; j++) {
+        const double *b = B + (size_t)j * N;
         double *c = C + (size_t)j * N;
-        for (int i = 0; i < N; i++)
-            c[i] = 0.0;
-        for (int k = 0; k < N; k++) {
-            const double b = B[k + (size_t)j * N];
-            const double *a = A + (size_t)k * N;
-            for (int i = 0; i < N; i++)
-                c[i] += a[i] * b;
+        /* blocks of ROWS rows summed in registers (a column summed in
+           memory waits on its own stores) */
+        int i0 = 0;
+        for (; i0 + ROWS <= N; i0 += ROWS) {
+            ROWS_DECL(acc0, acc1);
+            for (int k = 0; k < N; k++) {
+                const double bk = b[k];
+                if (bk == 0.0 || hi[k] <= i0 || lo[k] >= i0 + ROWS)
+                    continue;
+                ROWS_FMA(acc0, acc1, A + (size_t)k * N + i0, bk);
+            }
+            ROWS_STORE(c + i0, acc0, acc1);
+        }
+        for (int i = i0; i < N; i++) {
+            double acc = 0.0;
+            for (int k = 0; k < N; k++)
+                if (b[k] != 0.0 && i >= lo[k] && i < hi[k])
+                    acc += A[i + (size_t)k * N] * b[k];
+            c[i] = acc;
         }
     }
 }
@@ -569,7 +755,7 @@ VECTORISE static void small_matmul(const double *restrict A, const double *restr
 /* E = exp(A): Pade (6,6) with scaling and squaring, as vl_expm (the same
  * scaling rule and coefficients) in plain loops with the LU solve done
  * here. Returns 0, or -1 when A is not finite or the denominator singular. */
-static int small_expm(const double *A, double *E, model_int_work *W)
+static int small_expm(const double *A, double *E, int *Eprof, model_int_work *W)
 {
     const int N = W->N, q = 6;
     const size_t NN = (size_t)N * N;
@@ -599,9 +785,10 @@ static int small_expm(const double *A, double *E, model_int_work *W)
         Dm[i + (size_t)i * N] += 1.0;
     }
     int positive = 1;
+    col_profile(T, N, W->prof);
     for (int k = 2; k <= q; k++) {
         c = c * (q - k + 1) / (k * (2.0 * q - k + 1));
-        small_matmul(T, X, S, N);
+        small_matmul(T, X, S, N, W->prof);
         memcpy(X, S, sizeof(double) * NN);
         for (size_t l = 0; l < NN; l++) {
             double cx = c * X[l];
@@ -659,6 +846,8 @@ static int small_expm(const double *A, double *E, model_int_work *W)
             double *b = Nm + (size_t)j * N;
             for (int k = 0; k < N; k++) {
                 const double bk = b[k];
+                if (bk == 0.0)
+                    continue;   /* only zeros to subtract */
                 const double *lk = Dm + (size_t)k * N;
                 for (int i = k + 1; i < N; i++)
                     b[i] -= lk[i] * bk;
@@ -666,6 +855,8 @@ static int small_expm(const double *A, double *E, model_int_work *W)
             for (int k = N - 1; k >= 0; k--) {
                 b[k] /= Dm[k + (size_t)k * N];
                 const double bk = b[k];
+                if (bk == 0.0)
+                    continue;
                 const double *uk = Dm + (size_t)k * N;
                 for (int i = 0; i < k; i++)
                     b[i] -= uk[i] * bk;
@@ -673,28 +864,37 @@ static int small_expm(const double *A, double *E, model_int_work *W)
         }
     }
     for (int k = 0; k < s; k++) {
-        small_matmul(Nm, Nm, S, N);
+        col_profile(Nm, N, W->prof);
+        small_matmul(Nm, Nm, S, N, W->prof);
         memcpy(Nm, S, sizeof(double) * NN);
     }
     memcpy(E, Nm, sizeof(double) * NN);
+    col_profile(E, N, Eprof);
     return 0;
 }
 
-/* z <- E z for a dense propagator E (column-major) */
-VECTORISE static void dense_apply(const double *restrict E, double *restrict z, double *restrict z2, int N)
+/* z <- E z for a dense propagator E (column-major, its profile in prof) */
+VECTORISE static void dense_apply(const double *restrict E, const int *prof, double *restrict z,
+                                  double *restrict z2, int N)
 {
     if (N > SMALL_N) {
         cblas_dgemv(CblasColMajor, CblasNoTrans, N, N, 1.0, E, N, z, 1, 0.0, z2, 1);
         memcpy(z, z2, sizeof(double) * N);
         return;
     }
-    for (int i = 0; i < N; i++)
-        z2[i] = 0.0;
-    for (int j = 0; j < N; j++) {
-        const double zj = z[j];
-        const double *e = E + (size_t)j * N;
-        for (int i = 0; i < N; i++)
-            z2[i] += e[i] * zj;
+    (void)prof;
+    int i0 = 0;
+    for (; i0 + ROWS <= N; i0 += ROWS) {   /* as small_matmul */
+        ROWS_DECL(acc0, acc1);
+        for (int j = 0; j < N; j++)
+            ROWS_FMA(acc0, acc1, E + (size_t)j * N + i0, z[j]);
+        ROWS_STORE(z2 + i0, acc0, acc1);
+    }
+    for (int i = i0; i < N; i++) {
+        double acc = 0.0;
+        for (int j = 0; j < N; j++)
+            acc += E[i + (size_t)j * N] * z[j];
+        z2[i] = acc;
     }
     memcpy(z, z2, sizeof(double) * N);
 }
@@ -719,9 +919,9 @@ static int step_once(model_int_work *W, const double *v, double *Jd, double tau,
     memset(Jd, 0, sizeof(double) * NN);
     for (int p = 0; p < W->nnz; p++)
         Jd[W->pos[p]] = v[p] * tau;
-    if (small_expm(Jd, W->Et, W))
+    if (small_expm(Jd, W->Et, W->eprof, W))
         return -1;
-    dense_apply(W->Et, z, W->z2, N);
+    dense_apply(W->Et, W->eprof, z, W->z2, N);
     return 0;
 }
 
@@ -732,10 +932,23 @@ static void gather(const model_int_work *W, const double *Jd, double *v)
         v[p] = Jd[W->pos[p]];
 }
 
-static int diverged(const double *z, int N)
+/* SPM's test on the whole state; a subsystem adds the bound on the states
+ * it leaves out and, when the sum passes, cannot tell (MODEL_INT_UNSURE) */
+static int diverged(const double *z, model_int_work *W)
 {
-    double nrm = norm1(z, N);
-    if (nrm <= DIVERGENCE_NORM)
+    double nrm = norm1_lanes(z, W->N);
+    if (nrm > W->max_norm)
+        W->max_norm = nrm * (1.0 + 1e-12);   /* a bound on the exact norm */
+    if (W->sub_region >= 0)
+        nrm += W->other_norm;
+    if (nrm <= MODEL_INT_DIVERGENCE_NORM * (1.0 - 1e-9))
+        return MODEL_INT_OK;
+    nrm = norm1(z, W->N);   /* near the limit or past it: SPM's sum decides */
+    if (W->sub_region >= 0)
+        return nrm + W->other_norm <= MODEL_INT_DIVERGENCE_NORM ? MODEL_INT_OK
+               : isfinite(nrm)                        ? MODEL_INT_UNSURE
+                                                      : MODEL_INT_FAILED;
+    if (nrm <= MODEL_INT_DIVERGENCE_NORM)
         return MODEL_INT_OK;
     return isfinite(nrm) ? MODEL_INT_DIVERGED : MODEL_INT_FAILED;
 }
@@ -746,7 +959,7 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
     const int N = W->N;
     const size_t NN = (size_t)N * N;
     const double dt = M->TR / MODEL_DCM_MICROTIME;
-    model_int_bireduce(M, P, W->M0, W->M1, W);
+    bireduce(M, P, W->M0, W->M1, W);
     const double *ops[2] = {W->M0, W->M1};
     const size_t count[2] = {1, (size_t)M->m};
     pattern_union(W, ops, count, 2);
@@ -775,7 +988,7 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
         const double *J = W->Jp + (size_t)W->key_pattern[k] * NN;
         for (size_t l = 0; l < NN; l++)
             W->Jt[l] = J[l] * tau;
-        if (small_expm(W->Jt, W->Ek + (size_t)k * NN, W))
+        if (small_expm(W->Jt, W->Ek + (size_t)k * NN, W->kprof + (size_t)k * 2 * N, W))
             return MODEL_INT_FAILED;
     }
     double *z = W->z;
@@ -789,10 +1002,10 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
             continue;
         const int k = E->key;
         if (W->key_dense[k])
-            dense_apply(W->Ek + (size_t)k * NN, z, W->z2, N);
+            dense_apply(W->Ek + (size_t)k * NN, W->kprof + (size_t)k * 2 * N, z, W->z2, N);
         else
             expm_action(W, W->val + (size_t)W->key_pattern[k] * NN, E->gap * dt, W->key_s[k], z);
-        int rc = diverged(z, N);
+        int rc = diverged(z, W);
         if (rc)
             return rc;
     }
@@ -805,28 +1018,40 @@ static int predict_nonlinear_D(const model_dcm *M, const double *P, double *y,
     const int N = W->N, n = M->n, m = M->m;
     const size_t NN = (size_t)N * N;
     const double dt = M->TR / MODEL_DCM_MICROTIME;
-    model_int_bireduce(M, P, W->M0, W->M1, W);
+    bireduce(M, P, W->M0, W->M1, W);
     soreduce_states(M, P, W);
     const double *ops[3] = {W->M0, W->M1, W->M2};
     const size_t count[3] = {1, (size_t)m, (size_t)n};
     pattern_union(W, ops, count, 3);
+    /* the operators on the non-zeros, each contiguous */
+    const int nnz = W->nnz;
+    for (int o = 0; o < 1 + m + n; o++) {
+        const double *A = o == 0 ? W->M0 : o <= m ? W->M1 + (size_t)(o - 1) * NN
+                                                  : W->M2 + (size_t)(o - 1 - m) * NN;
+        double *g = W->opv + (size_t)o * nnz;
+        W->op_on[o] = 0;
+        for (int q = 0; q < nnz; q++) {
+            g[q] = A[W->pos[q]];
+            W->op_on[o] |= g[q] != 0.0;
+        }
+    }
     double *z = W->z, *v = W->vt;
     memset(z, 0, sizeof(double) * N);
     z[0] = 1.0;
     for (int e = 0; e < W->nev; e++) {
         const int_event *E = &W->ev[e];
         const double *u = M->u + (size_t)E->bin * m;
-        /* J = M0 + sum_j u_j M1_j + sum_j x_j M2_j on the non-zeros, summed
-           in the order of the dense form */
-        for (int q = 0; q < W->nnz; q++) {
-            const size_t l = (size_t)W->pos[q];
-            double a = W->M0[l];
-            for (int j = 0; j < m; j++)
-                if (u[j] != 0.0)
-                    a += u[j] * W->M1[(size_t)j * NN + l];
-            for (int j = 0; j < n; j++)
-                a += z[j + 1] * W->M2[(size_t)j * NN + l];
-            v[q] = a;
+        /* J = M0 + sum_j u_j M1_j + sum_j x_j M2_j on the non-zeros: each
+           entry summed in the order of the dense form (an operator without
+           non-zeros adds only zeros) */
+        memcpy(v, W->opv, sizeof(double) * nnz);
+        for (int o = 1; o < 1 + m + n; o++) {
+            const double c = o <= m ? u[o - 1] : z[o - m];
+            if (!W->op_on[o] || (o <= m && c == 0.0))
+                continue;
+            const double *g = W->opv + (size_t)o * nnz;
+            for (int q = 0; q < nnz; q++)
+                v[q] += c * g[q];
         }
         if (E->nsamp)
             observe(M, P, E, z, y, W);
@@ -834,7 +1059,7 @@ static int predict_nonlinear_D(const model_dcm *M, const double *P, double *y,
             continue;
         if (step_once(W, v, W->Jt, E->gap * dt, z))
             return MODEL_INT_FAILED;
-        int rc = diverged(z, N);
+        int rc = diverged(z, W);
         if (rc)
             return rc;
     }
@@ -887,7 +1112,7 @@ static int predict_ode(const model_dcm *M, const double *P, double *y,
             rc = MODEL_INT_FAILED;
             break;
         }
-        if (!(norm1(W->z, W->N) <= DIVERGENCE_NORM)) {
+        if (!(norm1(W->z, W->N) <= MODEL_INT_DIVERGENCE_NORM)) {
             rc = MODEL_INT_DIVERGED;
             break;
         }
@@ -905,14 +1130,19 @@ int model_int_predict(const model_dcm *M, const double *P, double *y,
                       model_int_work *W)
 {
     W->states_ok = 0;
+    W->max_norm = 1.0;   /* z starts at [1; 0] */
     memset(y, 0, sizeof(double) * (size_t)M->v * M->n);
     for (int i = 0; i < M->L.np; i++)
         if (!isfinite(P[i]))
             return MODEL_INT_FAILED;
+    set_map(W, M, -1);
+    model_dcm_bold_coeffs(M, P, W->bold_k);
     int rc = M->integrator == MODEL_INT_ODE ? predict_ode(M, P, y, W)
              : M->nonlinear                 ? predict_nonlinear_D(M, P, y, W)
                                             : predict_bilinear(M, P, y, W);
     W->states_ok = rc == MODEL_INT_OK;
+    if (M->integrator == MODEL_INT_ODE)
+        W->max_norm = INFINITY;   /* not followed between the steps */
     return rc;
 }
 
@@ -921,15 +1151,42 @@ int model_int_observe(const model_dcm *M, const double *P, double *y, model_int_
     if (!W->states_ok)
         return -1;
     memset(y, 0, sizeof(double) * (size_t)M->v * M->n);
+    model_dcm_bold_coeffs(M, P, W->bold_k);
     for (int e = 0; e < W->nev; e++) {
         const int_event *E = &W->ev[e];
         if (!E->nsamp)
             continue;
-        model_dcm_gx(M, P, W->zs + (size_t)E->slot * W->N + 1, W->g, NULL);
+        const double *z = W->zs + (size_t)E->slot * W->N;
         for (int r = 0; r < E->nsamp; r++) {
-            int j = W->samp_regions[E->samp_off + r];
-            y[E->scan + (size_t)j * M->v] = W->g[j];
+            const int j = W->samp_regions[E->samp_off + r];
+            y[E->scan + (size_t)j * M->v] = model_dcm_bold(W->bold_k, z[W->pos_v[j]], z[W->pos_q[j]]);
         }
     }
     return 0;
+}
+
+double model_int_max_norm(const model_int_work *W)
+{
+    return W->states_ok ? W->max_norm : INFINITY;
+}
+
+int model_int_predict_region(const model_dcm *M, const double *P, int region, double other_norm,
+                             double *y, model_int_work *W)
+{
+    const int n = M->n;
+    if (M->integrator != MODEL_INT_BILINEAR || region < 0 || region >= n ||
+        !(other_norm <= MODEL_INT_DIVERGENCE_NORM))
+        return MODEL_INT_UNSURE;
+    for (int i = 0; i < M->L.np; i++)
+        if (!isfinite(P[i]))
+            return MODEL_INT_FAILED;
+    set_map(W, M, region);
+    model_dcm_bold_coeffs(M, P, W->bold_k);
+    W->other_norm = other_norm;
+    W->states_ok = 0;
+    W->max_norm = 1.0;
+    memset(y + (size_t)region * M->v, 0, sizeof(double) * (size_t)M->v);
+    int rc = M->nonlinear ? predict_nonlinear_D(M, P, y, W) : predict_bilinear(M, P, y, W);
+    set_map(W, M, -1);   /* back to the full system */
+    return rc;
 }

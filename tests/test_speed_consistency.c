@@ -5,7 +5,8 @@
  * reused across predictions gives the same prediction as a new one; the
  * states observed again for epsilon give the prediction's bits; and
  * `dcm estimate -j N` gives bit-identical results whatever N, with a
- * diagonal prior and with a full one (the engine's directions). */
+ * diagonal prior and with a full one (the engine's directions), one- and
+ * two-state. */
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdio.h>
@@ -238,6 +239,12 @@ static void test_threads_identical(void)
              dir, dir);
     CU_ASSERT_EQUAL_FATAL(test_shell(cmd, out, sizeof out), 0);
     estimate_threads_identical(dir, "full.json");
+    /* two-state neurons: the transit columns' subsystems hold the
+       inhibitory states too */
+    snprintf(cmd, sizeof cmd, "sed 's/\"c\": {/\"options\": {\"two_state\": true}, \"c\": {/' %s/fwd.json > %s/two.json",
+             dir, dir);
+    CU_ASSERT_EQUAL_FATAL(test_shell(cmd, out, sizeof out), 0);
+    estimate_threads_identical(dir, "two.json");
     printf("\n");
     test_remove_dir(dir);
 }
