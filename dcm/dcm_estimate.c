@@ -38,6 +38,10 @@ typedef struct {
     double *theta_last;    /* np */
     int last_valid;        /* W still holds the states of that prediction */
     char *done;            /* per column: already computed that way */
+    /* the largest |z|_1 of the prediction at the Jacobian's theta (W's
+       last), +Inf when unknown: columns that move haemodynamics alone
+       integrate only the regions they move (model_int_predict_region) */
+    double base_norm;
 } predict_ctx;
 
 /* vl_predict_fn: the BOLD prediction of the model in user at theta */
@@ -78,6 +82,24 @@ static int out_column(const predict_ctx *c, int q)
     return c->V ? q : c->cols[q];
 }
 
+/* The region whose haemodynamics alone column q moves
+ * (model_dcm_haemo_region: its transit), -1 when it moves more */
+static int column_region(const predict_ctx *c, int q)
+{
+    if (!c->V)
+        return model_dcm_haemo_region(c->M, c->cols[q]);
+    int region = -1;
+    for (int k = 0; k < c->np; k++) {
+        if (c->V[(size_t)k * c->nd + q] == 0.0)
+            continue;
+        const int r = model_dcm_haemo_region(c->M, k);
+        if (r < 0 || (region >= 0 && r != region))
+            return -1;
+        region = r;
+    }
+    return region;
+}
+
 /* Thread t's columns by SPM's forward differences: each column is the
  * same computation whichever thread does it, so the Jacobian does not
  * depend on the number of threads. */
@@ -92,7 +114,16 @@ static void *jacobian_part(void *arg)
             continue;
         memcpy(th, J->theta, sizeof(double) * np);
         perturb(c, q, J->theta, th);
-        int rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
+        int rc = MODEL_INT_UNSURE;
+        const int region = isfinite(c->base_norm) ? column_region(c, q) : -1;
+        if (region >= 0) {
+            /* the other regions' states do not move: their columns of
+               the prediction are the base's */
+            memcpy(f1, J->f, sizeof(double) * ny);
+            rc = model_int_predict_region(c->M, th, region, c->base_norm, f1, c->Wt[J->t]);
+        }
+        if (rc == MODEL_INT_UNSURE)
+            rc = model_int_predict(c->M, th, f1, c->Wt[J->t]);
         if (rc == MODEL_INT_FAILED) {
             J->rc = -1;
             return NULL;
@@ -130,6 +161,7 @@ static int jacobian_columns(predict_ctx *c, const double *theta, const double *f
     memset(c->done, 0, (size_t)(nq > 0 ? nq : 1));
     int replay = c->last_valid && c->last_flag == MODEL_INT_OK &&
                  memcmp(c->theta_last, theta, sizeof(double) * c->np) == 0;
+    c->base_norm = replay ? model_int_max_norm(c->W) : INFINITY;
     for (int q = 0; q < nq && replay; q++) {
         if (!observation_only(c, q))
             continue;

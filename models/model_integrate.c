@@ -30,10 +30,12 @@ struct model_int_work {
     int N;                  /* augmented states integrated: Nfull, or the subsystem's */
     int Nfull;              /* augmented state size nx + 1 */
     /* the integrated states as augmented indices into the full system
-       (set_map): all, or for sub_region >= 0 that region's subsystem
-       (model_int_predict_region) */
+       (set_map): region by region for the bilinear schemes, so that the
+       operators' blocks are contiguous; sub_region >= 0 when only that
+       region's subsystem is integrated (model_int_predict_region) */
     int *sub_idx;
     int sub_region;
+    int map;                /* MAP_* or the region of set_map */
     int *pos_v, *pos_q;     /* n: where region j's log v and log q are in z, -1 if not */
     double bold_k[3];       /* model_dcm_bold_coeffs of the prediction's P */
     double other_norm;      /* bound on the 1-norm of the states left out */
@@ -80,20 +82,23 @@ struct model_int_work {
     int states_ok;          /* the last prediction ran to the end */
 };
 
-/* The states W integrates, in z = [1; ...] order: region -1 the full
- * state in model_dcm's order; region r the neural states (x, then
- * two-state xI) and r's s f v q alone (model_int_predict_region). The
- * neural x stay first, as soreduce_states and the nonlinear scheme take
- * them. (The full state reordered region by region gives other bits
- * where BLAS takes the products, N > SMALL_N.) */
-static void set_map(model_int_work *W, const model_dcm *M, int region)
+enum { MAP_FULL = -1, MAP_IDENTITY = -2 };
+
+/* The states W integrates, in z = [1; ...] order: MAP_IDENTITY the full
+ * state in model_dcm's order (the ODE integrator, model_int_bireduce);
+ * MAP_FULL the neural states first (x, then two-state xI), then each
+ * region's s f v q together; region r the neural states and r's s f v q
+ * alone (model_int_predict_region). The neural x stay first, as
+ * soreduce_states and the nonlinear scheme take them. */
+static void set_map(model_int_work *W, const model_dcm *M, int map)
 {
     const int n = M->n;
     int *idx = W->sub_idx, N = 0;
-    W->sub_region = region;
+    W->map = map;
+    W->sub_region = map >= 0 ? map : -1;
     for (int j = 0; j < n; j++)
         W->pos_v[j] = W->pos_q[j] = -1;
-    if (region < 0) {
+    if (map == MAP_IDENTITY) {
         for (N = 0; N < W->Nfull; N++)
             idx[N] = N;
         for (int j = 0; j < n; j++) {
@@ -109,11 +114,21 @@ static void set_map(model_int_work *W, const model_dcm *M, int region)
     if (M->two_state)
         for (int j = 0; j < n; j++)
             idx[N++] = 1 + 5 * n + j;
-    for (int h = 1; h <= 4; h++)
-        idx[N++] = 1 + h * n + region;
-    W->pos_v[region] = N - 2;
-    W->pos_q[region] = N - 1;
+    for (int r = 0; r < n; r++) {
+        if (map >= 0 && r != map)
+            continue;
+        for (int h = 1; h <= 4; h++)
+            idx[N++] = 1 + h * n + r;
+        W->pos_v[r] = N - 2;
+        W->pos_q[r] = N - 1;
+    }
     W->N = N;
+}
+
+/* the map a full prediction with M's integrator takes */
+static int full_map(const model_dcm *M)
+{
+    return M->integrator == MODEL_INT_ODE ? MAP_IDENTITY : MAP_FULL;
 }
 
 static int add_pattern(model_int_work *W, const double *row, int m)
@@ -244,7 +259,7 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->pos_q = malloc(sizeof(int) * n);
     if (!W->sub_idx || !W->pos_v || !W->pos_q)
         goto fail;
-    set_map(W, M, -1);
+    set_map(W, M, MAP_IDENTITY);
     W->M0 = malloc(sizeof(double) * NN);
     W->M1 = malloc(sizeof(double) * NN * (m ? m : 1));
     W->M2 = malloc(sizeof(double) * NN * n);
@@ -440,10 +455,10 @@ static void bireduce(const model_dcm *M, const double *P, double *M0, double *M1
 void model_int_bireduce(const model_dcm *M, const double *P, double *M0,
                         double *M1, model_int_work *W)
 {
-    const int region = W->sub_region;
-    set_map(W, M, -1);
+    const int map = W->map;
+    set_map(W, M, MAP_IDENTITY);
     bireduce(M, P, M0, M1, W);
-    set_map(W, M, region);
+    set_map(W, M, map);
 }
 
 /* spm_soreduce's state operators for the neural states: M2_j holds
@@ -1135,7 +1150,7 @@ int model_int_predict(const model_dcm *M, const double *P, double *y,
     for (int i = 0; i < M->L.np; i++)
         if (!isfinite(P[i]))
             return MODEL_INT_FAILED;
-    set_map(W, M, -1);
+    set_map(W, M, full_map(M));
     model_dcm_bold_coeffs(M, P, W->bold_k);
     int rc = M->integrator == MODEL_INT_ODE ? predict_ode(M, P, y, W)
              : M->nonlinear                 ? predict_nonlinear_D(M, P, y, W)
@@ -1187,6 +1202,6 @@ int model_int_predict_region(const model_dcm *M, const double *P, int region, do
     W->max_norm = 1.0;
     memset(y + (size_t)region * M->v, 0, sizeof(double) * (size_t)M->v);
     int rc = M->nonlinear ? predict_nonlinear_D(M, P, y, W) : predict_bilinear(M, P, y, W);
-    set_map(W, M, -1);   /* back to the full system */
+    set_map(W, M, full_map(M));   /* back to the full system */
     return rc;
 }

@@ -80,12 +80,7 @@ double model_int_max_norm(const model_int_work *W);
  * subsystem's norm plus that bound passes it, MODEL_INT_UNSURE says to
  * predict in full. Bilinear and nonlinear (D) schemes, one- and
  * two-state; MODEL_INT_UNSURE for the ODE integrator. Returns
- * MODEL_INT_OK, MODEL_INT_FAILED or MODEL_INT_UNSURE.
- * The estimate does not use it (yet): a transit column from it costs a
- * third of a full prediction on the attention model, but its last-digit
- * differences move the long, unconverged first-level fits of the PEB
- * tutorial (sub-08, sub-19) and with them a parity check of the group
- * fit past its tolerance (MANUAL 10.1). */
+ * MODEL_INT_OK, MODEL_INT_FAILED or MODEL_INT_UNSURE. */
 int model_int_predict_region(const model_dcm *M, const double *P, int region, double other_norm,
                              double *y, model_int_work *W);
 
