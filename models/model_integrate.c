@@ -50,7 +50,15 @@ struct model_int_work {
     /* numeric buffers */
     double *M0, *M1, *M2;   /* N^2, m N^2, n N^2 */
     double *Jp;             /* npat N^2 */
-    double *Ek;             /* nkey N^2 */
+    /* the propagators of each input pattern over 1, 2, 4, ... bins
+       (exp(J dt 2^i), i < nlev, by squaring): a step of g bins is the
+       product of those of g's binary digits */
+    int nlev;
+    double *lad;            /* npat x nlev x N^2 */
+    int *lprof;             /* npat x nlev x 2N: their column profiles */
+    int *pat_ladder;        /* npat: 1 when pattern p's ladder is formed */
+    int *pat_levels;        /* npat: levels pattern p's steps need */
+    double *pat_cost;       /* npat: what the ladder saves its steps */
     double *Jt, *Et;        /* N^2 scratch */
     double *z, *z2;         /* N */
     double *fx_work;
@@ -66,14 +74,13 @@ struct model_int_work {
     double *vt;             /* NN: this step's values (nonlinear) */
     double *opv;            /* nonlinear: M0, M1_j, M2_j on the non-zeros, (1 + m + n) x NN */
     int *op_on;             /* nonlinear: 1 + m + n, 0 for an operator with no non-zero */
-    int *key_dense;         /* nkey: 1 when the propagator is formed */
     int *key_uses, *key_s;  /* nkey: steps taking it; Taylor sub-steps */
     double *pa, *pb, *pc, *pd, *pn; /* NN scratch of the dense expm */
     int *piv;               /* N */
     /* column profiles (rows lo[j] <= i < hi[j] hold column j's non-zeros)
        of the formed propagators, for products that skip the exact zeros:
        2N per key (lo then hi), 2N for Et, 2N scratch */
-    int *kprof, *eprof, *prof;
+    int *eprof, *prof;
     double *w1, *w2;        /* N scratch of the Taylor action */
     /* the states at every sampled event of the last prediction, kept so
        that observation-only parameters need no integration (model_int_observe) */
@@ -264,7 +271,17 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->M1 = malloc(sizeof(double) * NN * (m ? m : 1));
     W->M2 = malloc(sizeof(double) * NN * n);
     W->Jp = malloc(sizeof(double) * NN * W->npat);
-    W->Ek = malloc(sizeof(double) * NN * W->nkey);
+    int maxgap = 1;
+    for (int k = 0; k < W->nkey; k++)
+        maxgap = W->key_gap[k] > maxgap ? W->key_gap[k] : maxgap;
+    W->nlev = 1;
+    while ((2 << (W->nlev - 1)) <= maxgap)
+        W->nlev++;
+    W->lad = malloc(sizeof(double) * NN * W->nlev * W->npat);
+    W->lprof = malloc(sizeof(int) * 2 * (size_t)N * W->nlev * W->npat);
+    W->pat_ladder = calloc((size_t)W->npat + 1, sizeof(int));
+    W->pat_levels = calloc((size_t)W->npat + 1, sizeof(int));
+    W->pat_cost = calloc((size_t)W->npat + 1, sizeof(double));
     W->Jt = malloc(sizeof(double) * NN);
     W->Et = malloc(sizeof(double) * NN);
     W->z = malloc(sizeof(double) * N);
@@ -290,7 +307,6 @@ model_int_work *model_int_alloc(const model_dcm *M)
         if (!W->opv || !W->op_on)
             goto fail;
     }
-    W->key_dense = calloc((size_t)W->nkey + 1, sizeof(int));
     W->key_uses = calloc((size_t)W->nkey + 1, sizeof(int));
     W->key_s = calloc((size_t)W->nkey + 1, sizeof(int));
     W->pa = malloc(sizeof(double) * NN);
@@ -299,19 +315,25 @@ model_int_work *model_int_alloc(const model_dcm *M)
     W->pd = malloc(sizeof(double) * NN);
     W->pn = malloc(sizeof(double) * NN);
     W->piv = malloc(sizeof(int) * N);
-    W->kprof = malloc(sizeof(int) * 2 * (size_t)N * (W->nkey ? W->nkey : 1));
     W->eprof = malloc(sizeof(int) * 2 * (size_t)N);
     W->prof = malloc(sizeof(int) * 2 * (size_t)N);
     W->w1 = malloc(sizeof(double) * N);
     W->w2 = malloc(sizeof(double) * N);
     W->zs = malloc(sizeof(double) * N * (size_t)(W->nslot ? W->nslot : 1));
-    if (!W->zs || !W->rowptr || !W->col || !W->pos || !W->val || !W->vt || !W->key_dense || !W->key_uses || !W->key_s || !W->pa ||
-        !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->kprof || !W->eprof || !W->prof || !W->w1 || !W->w2)
+    if (!W->zs || !W->rowptr || !W->col || !W->pos || !W->val || !W->vt || !W->lad || !W->lprof || !W->pat_ladder || !W->pat_levels || !W->pat_cost || !W->key_uses || !W->key_s || !W->pa ||
+        !W->pb || !W->pc || !W->pd || !W->pn || !W->piv || !W->eprof || !W->prof || !W->w1 || !W->w2)
         goto fail;
     for (int k = 0; k < W->nev; k++)
         if (W->ev[k].gap > 0)
             W->key_uses[W->ev[k].key]++;
-    if (!W->M0 || !W->M1 || !W->M2 || !W->Jp || !W->Ek || !W->Jt || !W->Et ||
+    for (int k = 0; k < W->nkey; k++) {
+        int lev = 0;
+        while ((2 << lev) <= W->key_gap[k])
+            lev++;
+        if (W->key_gap[k] > 0 && lev + 1 > W->pat_levels[W->key_pattern[k]])
+            W->pat_levels[W->key_pattern[k]] = lev + 1;
+    }
+    if (!W->M0 || !W->M1 || !W->M2 || !W->Jp || !W->Jt || !W->Et ||
         !W->z || !W->z2 || !W->fx_work || !W->f0 || !W->f1 || !W->xp ||
         !W->up || !W->dfdx0 || !W->dfdx1 || !W->g || !W->fu || !W->fcol)
         goto fail;
@@ -341,7 +363,11 @@ void model_int_free(model_int_work *W)
     free(W->M1);
     free(W->M2);
     free(W->Jp);
-    free(W->Ek);
+    free(W->lad);
+    free(W->lprof);
+    free(W->pat_ladder);
+    free(W->pat_levels);
+    free(W->pat_cost);
     free(W->Jt);
     free(W->Et);
     free(W->z);
@@ -363,7 +389,6 @@ void model_int_free(model_int_work *W)
     free(W->vt);
     free(W->opv);
     free(W->op_on);
-    free(W->key_dense);
     free(W->key_uses);
     free(W->key_s);
     free(W->pa);
@@ -372,7 +397,6 @@ void model_int_free(model_int_work *W)
     free(W->pd);
     free(W->pn);
     free(W->piv);
-    free(W->kprof);
     free(W->eprof);
     free(W->prof);
     free(W->w1);
@@ -702,6 +726,21 @@ static double dense_expm_cost(int N)
     return N > SMALL_N ? 3.0 * n3 : 12.0 * n3;
 }
 
+/* ... and of one product of order N, on the same scale */
+static double matmul_cost(int N)
+{
+    return dense_expm_cost(N) / 12.0;
+}
+
+/* Multiply-adds of a step of gap bins by the ladder's propagators */
+static double ladder_step_cost(int N, int gap)
+{
+    int digits = 0;
+    for (; gap > 0; gap >>= 1)
+        digits += gap & 1;
+    return digits * (double)N * N;
+}
+
 /* Multiply-adds of one Taylor action in s sub-steps (~22 terms each) */
 static double action_cost(const model_int_work *W, int s)
 {
@@ -983,8 +1022,13 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
         gather(W, W->Jp + p * NN, W->val + p * NN);
     }
     /* Inputs are blocks and samples regular: a handful of (input, gap)
-       pairs cover every step. Each pair's propagator is formed once when
-       it is used often enough to pay for it, else applied as an action. */
+       pairs cover every step. A pattern's propagators over 1, 2, 4, ...
+       bins are formed when its steps use them often enough to pay for it
+       (a step then costs a product per binary digit of its gap), else its
+       steps are Taylor actions. */
+    double *action = W->pat_cost;
+    for (int p = 0; p < W->npat; p++)
+        action[p] = 0.0;
     for (int k = 0; k < W->nkey; k++) {
         if (W->key_gap[k] == 0)
             continue;
@@ -994,17 +1038,31 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
         if (s < 0)
             return MODEL_INT_FAILED;
         W->key_s[k] = s;
-        double uses = W->key_uses[k];
-        W->key_dense[k] = W->kernel == MODEL_INT_KERNEL_DENSE ||
-                          (W->kernel == MODEL_INT_KERNEL_AUTO &&
-                           uses * action_cost(W, s) > dense_expm_cost(N) + uses * N * N);
-        if (!W->key_dense[k])
+        action[W->key_pattern[k]] += W->key_uses[k] * (action_cost(W, s) - ladder_step_cost(N, W->key_gap[k]));
+    }
+    for (int p = 0; p < W->npat; p++) {
+        const int lev = W->pat_levels[p];
+        W->pat_ladder[p] = lev > 0 && (W->kernel == MODEL_INT_KERNEL_DENSE ||
+                                       (W->kernel == MODEL_INT_KERNEL_AUTO &&
+                                        action[p] > dense_expm_cost(N) + (lev - 1) * matmul_cost(N)));
+    }
+    for (int p = 0; p < W->npat; p++) {
+        if (!W->pat_ladder[p])
             continue;
-        const double *J = W->Jp + (size_t)W->key_pattern[k] * NN;
+        /* exp(J dt) first: with J dt 2^i scaled by 2^-s as small_expm
+           does, the rungs are the very propagators it would form over
+           2^i bins whenever its scaling takes at least i squarings */
+        const double *J = W->Jp + (size_t)p * NN;
+        double *L = W->lad + (size_t)p * W->nlev * NN;
+        int *Lp = W->lprof + (size_t)p * W->nlev * 2 * N;
         for (size_t l = 0; l < NN; l++)
-            W->Jt[l] = J[l] * tau;
-        if (small_expm(W->Jt, W->Ek + (size_t)k * NN, W->kprof + (size_t)k * 2 * N, W))
+            W->Et[l] = J[l] * dt;
+        if (small_expm(W->Et, L, Lp, W))
             return MODEL_INT_FAILED;
+        for (int i = 1; i < W->pat_levels[p]; i++) {
+            small_matmul(L + (i - 1) * NN, L + (i - 1) * NN, L + i * NN, N, Lp + (i - 1) * 2 * N);
+            col_profile(L + i * NN, N, Lp + i * 2 * N);
+        }
     }
     double *z = W->z;
     memset(z, 0, sizeof(double) * N);
@@ -1015,10 +1073,14 @@ static int predict_bilinear(const model_dcm *M, const double *P, double *y,
             observe(M, P, E, z, y, W);
         if (E->gap == 0)
             continue;
-        const int k = E->key;
-        if (W->key_dense[k])
-            dense_apply(W->Ek + (size_t)k * NN, W->kprof + (size_t)k * 2 * N, z, W->z2, N);
-        else
+        const int k = E->key, p = W->key_pattern[k];
+        if (W->pat_ladder[p]) {
+            const double *L = W->lad + (size_t)p * W->nlev * NN;
+            const int *Lp = W->lprof + (size_t)p * W->nlev * 2 * N;
+            for (int i = W->pat_levels[p] - 1; i >= 0; i--)
+                if (E->gap >> i & 1)
+                    dense_apply(L + i * NN, Lp + i * 2 * N, z, W->z2, N);
+        } else
             expm_action(W, W->val + (size_t)W->key_pattern[k] * NN, E->gap * dt, W->key_s[k], z);
         int rc = diverged(z, W);
         if (rc)
