@@ -284,15 +284,9 @@ static void test_peb_vs_spm(void)
     json_decref(o);
 
     /* sub-08 stopped where SPM's fit of it ends (81 accepted iterations:
-       its Ep equals SPM's to 1e-6): the group then matches SPM's.
-       How closely is rounding luck: 81 iterations amplify the last digits
-       (MANUAL 12.9), so the group's |dF| depends on the BLAS kernel alone.
-       Measured on one tree (f2b71e7) with only OPENBLAS_CORETYPE changed:
-       Sandybridge 0.0166, Haswell/Zen 0.0441, SkylakeX 0.0789 (max |dEp|
-       0.00084 / 0.0052 / 0.0090, |dCp| 7e-5 / 3.7e-4 / 6.5e-4, |dEh|
-       2.4e-4 / 1.2e-3 / 2.1e-3). The bounds hold every kernel with room:
-       a bound below that spread fails on a machine whose OpenBLAS picks
-       another kernel, with no change of ours. */
+       its Ep equals SPM's to 1e-6): the group then matches SPM's. The
+       81 iterations amplify the last digits (MANUAL 12.9), so the BLAS
+       kernel is pinned for this test (main) */
     snprintf(args, sizeof args,
              "mkdir -p %s/out81 && for s in %s/out/sub-*; do ln -sfn \"$s\" %s/out81/; done && rm %s/out81/sub-08 "
              "&& mkdir %s/out81/sub-08", tmpdir, tmpdir, tmpdir, tmpdir, tmpdir);
@@ -307,8 +301,8 @@ static void test_peb_vs_spm(void)
     peb_errors(o, spm, &dF, &dEp, &dCp, &dEh);
     printf("  the same with sub-08 at SPM's end point: |dF| %.3g, max |dEp| %.3g, max |dCp| %.3g, "
            "max |dEh| %.3g\n", dF, dEp, dCp, dEh);
-    CU_ASSERT(dF < 0.1);
-    CU_ASSERT(dEp < 0.015);
+    CU_ASSERT(dF < 0.05);
+    CU_ASSERT(dEp < 0.01);
     CU_ASSERT(dCp < 1e-3);
     CU_ASSERT(dEh < 5e-3);
     json_decref(o);
@@ -474,6 +468,20 @@ static void test_peb_options(void)
 
 int main(void)
 {
+    /* Pin OpenBLAS's kernel (inherited by every dcm this test runs) where the
+       CPU has AVX2: sub-08 (95 iterations) and sub-19 (70) end unconverged
+       and amplify last-digit differences, so the group check "sub-08 at
+       SPM's end point" measures the kernel as much as our code. On f2b71e7,
+       with only OPENBLAS_CORETYPE changed, its |dF| was 0.0007 (Core2),
+       0.0043 (Nehalem), 0.017 (Sandybridge), 0.044 (Haswell; Zen, this
+       project's machines, uses the same kernels), 0.057 (Prescott) and
+       0.079 (SkylakeX, which OpenBLAS picks on Intel AVX-512 servers)
+       against its 0.05: unpinned, the same tree passes or fails by the
+       machine. A run that sets OPENBLAS_CORETYPE itself keeps its choice. */
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx2"))
+        setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+#endif
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dcm-peb-tutorial-XXXXXX");
     if (!mkdtemp(tmpdir))
         return 1;
