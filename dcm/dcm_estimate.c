@@ -15,20 +15,18 @@
 
 /* SPM's finite-difference step (spm_diff), as the engine's */
 #define JAC_FD_STEP 3.3546262790251185e-04 /* exp(-8) */
-/* largest d(prediction)/d(parameters) the threaded Jacobian may hold */
-#define JAC_MAX_BYTES ((size_t)64 << 20)
 
 typedef struct {
     const model_dcm *M;
     model_int_work *W;
     int last_flag;
     /* the Jacobian in threads: one workspace, parameter copy and
-       prediction per thread. Two forms: unit columns (jacobian_threads, a
-       diagonal prior: cols are the parameters the engine moves, prior
-       variance > 0) or the engine's directions (jacobian_dirs_threads, a
-       full prior: V's nd columns); thread t takes columns t, t + T, ... */
+       prediction per thread, along the engine's directions V (its prior
+       eigen-directions; for a diagonal prior the unit vectors of the
+       parameters it moves, so the differences are those of unit columns
+       to the bit, written straight into the engine's Jacobian: no np-wide
+       copy); thread t takes directions t, t + T, ... */
     int nthreads, np, ny, ncols;
-    int *cols;
     model_int_work **Wt;   /* nthreads; Wt[0] = W */
     double *theta2, *f1;   /* nthreads x np, nthreads x ny */
     const double *V;       /* directions mode: np x nd, row-major */
@@ -60,34 +58,23 @@ typedef struct {
     predict_ctx *c;
     int t, rc;
     const double *theta, *f;
-    double *out;   /* dfdt (np columns) or the engine's D (ldd columns) */
+    double *out;   /* the engine's D (ldd columns) */
     int ld;
 } jac_part;
 
-/* Column q's perturbed parameters into th (a copy of theta): SPM's
- * forward-difference step along unit column cols[q] or direction q, the
- * engine's very expression */
+/* Direction q's perturbed parameters into th: SPM's forward-difference
+ * step, the engine's very expression (a zero entry of V leaves theta's
+ * value as it is) */
 static void perturb(const predict_ctx *c, int q, const double *theta, double *th)
 {
-    if (c->V) {
-        for (int k = 0; k < c->np; k++)
-            th[k] = theta[k] + c->V[(size_t)k * c->nd + q] * JAC_FD_STEP;
-    } else {
-        th[c->cols[q]] = theta[c->cols[q]] + JAC_FD_STEP;
-    }
-}
-
-static int out_column(const predict_ctx *c, int q)
-{
-    return c->V ? q : c->cols[q];
+    for (int k = 0; k < c->np; k++)
+        th[k] = theta[k] + c->V[(size_t)k * c->nd + q] * JAC_FD_STEP;
 }
 
 /* The region whose haemodynamics alone column q moves
  * (model_dcm_haemo_region: its transit), -1 when it moves more */
 static int column_region(const predict_ctx *c, int q)
 {
-    if (!c->V)
-        return model_dcm_haemo_region(c->M, c->cols[q]);
     int region = -1;
     for (int k = 0; k < c->np; k++) {
         if (c->V[(size_t)k * c->nd + q] == 0.0)
@@ -107,7 +94,7 @@ static void *jacobian_part(void *arg)
 {
     jac_part *J = arg;
     predict_ctx *c = J->c;
-    const int np = c->np, ny = c->ny, nq = c->V ? c->nd : c->ncols;
+    const int np = c->np, ny = c->ny, nq = c->nd;
     double *th = c->theta2 + (size_t)J->t * np, *f1 = c->f1 + (size_t)J->t * ny;
     for (int q = J->t; q < nq; q += c->nthreads) {
         if (c->done[q])
@@ -128,7 +115,7 @@ static void *jacobian_part(void *arg)
             J->rc = -1;
             return NULL;
         }
-        const int k = out_column(c, q);
+        const int k = q;
         for (int r = 0; r < ny; r++)
             J->out[(size_t)r * J->ld + k] = (f1[r] - J->f[r]) / JAC_FD_STEP;
     }
@@ -138,8 +125,6 @@ static void *jacobian_part(void *arg)
 /* 1 when column q moves observation-only parameters alone */
 static int observation_only(const predict_ctx *c, int q)
 {
-    if (!c->V)
-        return model_dcm_observation_only(c->M, c->cols[q]);
     int any = 0;
     for (int k = 0; k < c->np; k++)
         if (c->V[(size_t)k * c->nd + q] != 0.0) {
@@ -157,7 +142,7 @@ static int observation_only(const predict_ctx *c, int q)
 static int jacobian_columns(predict_ctx *c, const double *theta, const double *f, double *out,
                             int ld)
 {
-    const int nq = c->V ? c->nd : c->ncols;
+    const int nq = c->nd;
     memset(c->done, 0, (size_t)(nq > 0 ? nq : 1));
     int replay = c->last_valid && c->last_flag == MODEL_INT_OK &&
                  memcmp(c->theta_last, theta, sizeof(double) * c->np) == 0;
@@ -169,7 +154,7 @@ static int jacobian_columns(predict_ctx *c, const double *theta, const double *f
         perturb(c, q, theta, c->theta2);
         if (model_int_observe(c->M, c->theta2, c->f1, c->W))
             break;   /* cannot happen after an OK prediction: predict then */
-        const int k = out_column(c, q);
+        const int k = q;
         for (int r = 0; r < c->ny; r++)
             out[(size_t)r * ld + k] = (c->f1[r] - f[r]) / JAC_FD_STEP;
         c->done[q] = 1;
@@ -196,17 +181,6 @@ static int jacobian_columns(predict_ctx *c, const double *theta, const double *f
     return 0;
 }
 
-/* vl_jacobian_fn: the columns of the parameters the engine moves (a
- * diagonal prior: its eigen-directions are those unit vectors, so the
- * engine's product with them returns exactly these differences); the
- * other columns are 0. */
-static int jacobian_threads(void *user, const double *theta, const double *f, double *dfdt)
-{
-    predict_ctx *c = user;
-    memset(dfdt, 0, sizeof(double) * (size_t)c->ny * c->np);
-    return jacobian_columns(c, theta, f, dfdt, c->np);
-}
-
 /* vl_jacobian_dirs_fn: the engine's differences along its directions */
 static int jacobian_dirs_threads(void *user, const double *theta, const double *f,
                                  const double *V, int nd, double *D, int ldd)
@@ -219,31 +193,17 @@ static int jacobian_dirs_threads(void *user, const double *theta, const double *
     return jacobian_columns(c, theta, f, D, ldd);
 }
 
-/* Set up the Jacobian hooks for P->threads threads (one included: the
- * hooks also skip the integration of observation-only columns): a
- * diagonal prior whose Jacobian fits JAC_MAX_BYTES gets unit columns
- * (c->cols), a full prior the engine's directions (c->cols NULL, up to
- * np of them). Returns 0, -1 out of memory. */
-static int jacobian_threads_init(predict_ctx *c, const dcm_problem *P, const double *pV,
-                                 int diagonal, int np, int ny)
+/* Set up the Jacobian hook for P->threads threads (one included: the hook
+ * also skips the integration of observation-only columns and integrates
+ * haemodynamic columns on their region's subsystem): up to np of the
+ * engine's directions. Returns 0, -1 out of memory. */
+static int jacobian_threads_init(predict_ctx *c, const dcm_problem *P, int np, int ny)
 {
     int T = P->threads < 1 ? 1 : P->threads > 64 ? 64 : P->threads;
     c->nthreads = 1;
     c->np = np;
     c->ny = ny;
-    int ncols = 0;
-    if (diagonal) {
-        if ((size_t)np * ny * sizeof(double) > JAC_MAX_BYTES)
-            return 0;
-        c->cols = malloc(sizeof(int) * np);
-        if (!c->cols)
-            return -1;
-        for (int k = 0; k < np; k++)
-            if (pV[k] > 0.0)   /* the engine's test (its prior subspace) */
-                c->cols[ncols++] = k;
-    } else {
-        ncols = np;   /* the engine's directions: at most np */
-    }
+    const int ncols = np;   /* the engine's directions: at most np */
     c->ncols = ncols;
     c->Wt = calloc((size_t)T, sizeof *c->Wt);
     c->theta2 = malloc(sizeof(double) * np * T);
@@ -268,7 +228,6 @@ static void jacobian_threads_free(predict_ctx *c)
         for (int t = 1; t < c->nthreads; t++)
             model_int_free(c->Wt[t]);
     free(c->Wt);
-    free(c->cols);
     free(c->theta2);
     free(c->f1);
     free(c->theta_last);
@@ -571,15 +530,14 @@ int dcm_estimate(const dcm_problem *P, dcm_progress_fn progress,
     pc.M = FM.M;
     pc.W = W;
     const double *pC_full = FM.pC_full;
-    if (jacobian_threads_init(&pc, P, R->pV, pC_full == NULL, np, P->n * P->v))
+    if (jacobian_threads_init(&pc, P, np, P->n * P->v))
         goto fail;
     vl_problem VP = {.model = FM.vm, .y = R->y_obs, .P0 = NULL, .maxit = P->maxit,
                      .progress = progress, .progress_ctx = progress_ctx};
     VP.model.pE = R->pE;
     VP.model.pV = pC_full ? NULL : R->pV;
     VP.model.user = &pc;
-    VP.model.jacobian = pc.cols ? jacobian_threads : NULL;
-    VP.model.jacobian_dirs = !pc.cols && pc.Wt ? jacobian_dirs_threads : NULL;
+    VP.model.jacobian_dirs = jacobian_dirs_threads;
     char msg[512] = "";
     int vrc = vl_nlsi(&VP, &V, msg, sizeof msg);
     if (vrc) {
