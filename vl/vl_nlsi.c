@@ -951,6 +951,21 @@ extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, i
 
 #define ARROW_WHOLE (-1)   /* not positive definite block-wise: invert the whole
                               (negative: never a vl_status) */
+
+/* The n x n symmetric inverse from its lower Cholesky factor in S (dpotri,
+ * in place, then mirrored to a full matrix). 0, or ARROW_WHOLE when the
+ * factor is singular. */
+static int inverse_from_factor(double *S, int n)
+{
+    int info = 0;
+    dpotri_("L", &n, S, &n, &info);
+    if (info)
+        return ARROW_WHOLE;
+    for (int c = 0; c < n; c++)
+        for (int r = c + 1; r < n; r++)
+            S[c + (size_t)r * n] = S[r + (size_t)c * n];
+    return 0;
+}
 /* Cp = inv(A + tol I), A = Pp + ipc arrow-shaped (arrow_setup) in E->Cp,
  * tol spm_inv's default for A: with A = [A11 B; B' D], D = blkdiag(D_k),
  * S = A11 - sum_k B_k D_k^-1 B_k' (all + tol I),
@@ -1019,12 +1034,8 @@ static int arrow_inverse(vl_engine *E)
             return ARROW_WHOLE;
         for (int a = 0; a < nP; a++)
             ld += 2.0 * log(S[a + (size_t)a * nP]);
-        dpotri_("L", &nP, S, &nP, &info);
-        if (info)
+        if (inverse_from_factor(S, nP))
             return ARROW_WHOLE;
-        for (int c = 0; c < nP; c++)
-            for (int a = c + 1; a < nP; a++)
-                S[c + (size_t)a * nP] = S[a + (size_t)c * nP];
         for (int c = 0; c < nP; c++)
             memcpy(A + (size_t)c * npp, S + (size_t)c * nP, sizeof(double) * nP);
     }
@@ -1039,12 +1050,8 @@ static int arrow_inverse(vl_engine *E)
             cblas_dsymm(CblasColMajor, CblasRight, CblasLower, nk, nP, -1.0, S, nP, X, nk, 0.0, C,
                         nk);
         }
-        dpotri_("L", &nk, D, &nk, &info);
-        if (info)
+        if (inverse_from_factor(D, nk))
             return ARROW_WHOLE;
-        for (int c = 0; c < nk; c++)
-            for (int r = c + 1; r < nk; r++)
-                D[c + (size_t)r * nk] = D[r + (size_t)c * nk];
         if (nP)
             cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, nk, nk, nP, -1.0, C, nk, X, nk,
                         1.0, D, nk);
@@ -1189,12 +1196,8 @@ static int arrow_eig_inverse(vl_engine *E)
         }
         E->trc[i] = -2.0 / c * t1 + t0 + t2;
     }
-    dpotri_("L", &nP, S, &nP, &info);
-    if (info)
+    if (inverse_from_factor(S, nP))
         return ARROW_WHOLE;
-    for (int c = 0; c < nP; c++)
-        for (int a = c + 1; a < nP; a++)
-            S[c + (size_t)a * nP] = S[a + (size_t)c * nP];
     for (int a = 0; a < nP; a++)
         memcpy(E->Cp + (size_t)a * npp, S + (size_t)a * nP, sizeof(double) * nP);
     for (int i = 0; i < nh; i++) {
