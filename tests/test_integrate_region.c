@@ -62,16 +62,6 @@ static model_dcm *test_model(int kind, double *P)
     return M;
 }
 
-static double col_rel_diff(const double *a, const double *b, int v)
-{
-    double d = 0.0, s = 0.0;
-    for (int i = 0; i < v; i++) {
-        d = fmax(d, fabs(a[i] - b[i]));
-        s = fmax(s, fabs(b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
 /* For each region r: the full prediction at P with transit_r moved, and
  * the base prediction (at P) with region r's column from the subsystem */
 static void region_matches_full(int kind)
@@ -96,13 +86,13 @@ static void region_matches_full(int kind)
         CU_ASSERT_EQUAL_FATAL(model_int_predict_region(M, P2, r, bound, sub, W), MODEL_INT_OK);
         for (int j = 0; j < n; j++) {
             if (j == r) {
-                worst = fmax(worst, col_rel_diff(sub + j * v, full + j * v, v));
-                moved = fmin(moved, col_rel_diff(base + j * v, full + j * v, v));
+                worst = fmax(worst, test_rel_err(sub + j * v, full + j * v, v));
+                moved = fmin(moved, test_rel_err(base + j * v, full + j * v, v));
             } else {
                 /* untouched, and the full integration agrees: the other
                    regions do not see transit_r */
                 CU_ASSERT(memcmp(sub + j * v, base + j * v, sizeof(double) * v) == 0);
-                others = fmax(others, col_rel_diff(full + j * v, base + j * v, v));
+                others = fmax(others, test_rel_err(full + j * v, base + j * v, v));
             }
         }
     }

@@ -57,17 +57,6 @@ static model_dcm *test_model(int nonlinear, double *P)
     return M;
 }
 
-/* max |a - b| over max |b| */
-static double rel_diff(const double *a, const double *b, int n)
-{
-    double d = 0.0, s = 0.0;
-    for (int i = 0; i < n; i++) {
-        d = fmax(d, fabs(a[i] - b[i]));
-        s = fmax(s, fabs(b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
 /* The three kernels on one model and parameter vector: all succeed, the
  * signal is not trivial, and they agree to rounding. */
 static void kernels_agree(int nonlinear, double self_log_rate, double tol)
@@ -89,7 +78,7 @@ static void kernels_agree(int nonlinear, double self_log_rate, double tol)
         CU_ASSERT_EQUAL(model_int_predict(M, P, y[k], W), MODEL_INT_OK);
         model_int_free(W);
     }
-    double e_dense = rel_diff(y[0], y[1], ny), e_action = rel_diff(y[2], y[1], ny);
+    double e_dense = test_rel_err(y[0], y[1], ny), e_action = test_rel_err(y[2], y[1], ny);
     printf("\n  %s, log self-rate %.0f: max |y| %.3f, auto vs Pade %.1e, action vs Pade %.1e",
            nonlinear ? "nonlinear" : "bilinear", self_log_rate, test_max_abs(y[1], ny), e_dense,
            e_action);
@@ -134,7 +123,7 @@ static void test_workspace_reuse_exact(void)
         CU_ASSERT_EQUAL(model_int_predict(M, P2, y1, W), MODEL_INT_OK);
         CU_ASSERT_EQUAL(model_int_predict(M, P2, y2, Wf), MODEL_INT_OK);
         CU_ASSERT(memcmp(y1, y2, sizeof(double) * ny) == 0);
-        CU_ASSERT(rel_diff(y1, y2, ny) == 0.0);
+        CU_ASSERT(test_rel_err(y1, y2, ny) == 0.0);
         free(y1);
         free(y2);
         model_int_free(W);
@@ -168,8 +157,8 @@ static void test_observe_again_exact(void)
         double *y0 = malloc(sizeof(double) * ny);
         CU_ASSERT_EQUAL(model_int_observe(M, P, y0, W), 0);
         printf("\n  %s: epsilon +0.05 moves y by %.2e (relative), observed again exactly",
-               nonlinear ? "nonlinear" : "bilinear", rel_diff(y0, y2, ny));
-        CU_ASSERT(rel_diff(y0, y2, ny) > 1e-3);   /* the column is not zero */
+               nonlinear ? "nonlinear" : "bilinear", test_rel_err(y0, y2, ny));
+        CU_ASSERT(test_rel_err(y0, y2, ny) > 1e-3);   /* the column is not zero */
         P2[0] = NAN;
         CU_ASSERT_EQUAL(model_int_predict(M, P2, y2, W), MODEL_INT_FAILED);
         CU_ASSERT_EQUAL(model_int_observe(M, P, y1, W), -1);
