@@ -6,7 +6,6 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +20,6 @@
 #define TWO_PI 6.283185307179586
 #define TARGET_ACCEPT 0.25
 #define MAX_PRIOR_TRIES 10000     /* prior draws tried for one valid model */
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- random numbers: xoshiro256** seeded by splitmix64, one per replica ---- */
 
@@ -988,32 +977,32 @@ static int check_options(const vl_model *M, const vl_evidence_options *o, char *
 {
     if (!M || M->np < 1 || M->ny < 1 || M->nh < 1 || !M->pE || !M->Q || !M->hE || !M->hC ||
         !M->predict || (!M->pV && !M->pC)) {
-        set_err(errbuf, errlen, "evidence: the model is incomplete");
+        vl_set_err(errbuf, errlen, "evidence: the model is incomplete");
         return VL_ERR_INPUT;
     }
     if (M->X0 && M->nx0 > 0 && (M->complex_data || M->nb < 1 || M->ny % M->nb)) {
-        set_err(errbuf, errlen, "evidence: confounds need real data and blocks dividing ny");
+        vl_set_err(errbuf, errlen, "evidence: confounds need real data and blocks dividing ny");
         return VL_ERR_INPUT;
     }
     for (int i = 0; i < M->nh; i++)
         if (!(M->hC[i] > 0.0)) {
-            set_err(errbuf, errlen, "evidence: hyperprior variance %d is not positive", i + 1);
+            vl_set_err(errbuf, errlen, "evidence: hyperprior variance %d is not positive", i + 1);
             return VL_ERR_INPUT;
         }
     if ((o->path != VL_EV_PATH_PRIOR && o->path != VL_EV_PATH_LAPLACE) ||
         (o->path == VL_EV_PATH_LAPLACE && !(o->ref_inflate >= 1.0 && o->ref_inflate < 1e6))) {
-        set_err(errbuf, errlen, "evidence: unknown path %d or reference inflation %g below 1", o->path,
+        vl_set_err(errbuf, errlen, "evidence: unknown path %d or reference inflation %g below 1", o->path,
                 o->ref_inflate);
         return VL_ERR_INPUT;
     }
     if (o->method != VL_EV_TI && o->method != VL_EV_AIS) {
-        set_err(errbuf, errlen, "evidence: unknown method %d", o->method);
+        vl_set_err(errbuf, errlen, "evidence: unknown method %d", o->method);
         return VL_ERR_INPUT;
     }
     if (o->temperatures < 2 || o->temperatures > 10000 || o->samples < 4 || o->samples > 100000000 ||
         o->burnin < 0 || o->chains < 1 || o->chains > 10000 || o->threads < 1 || !(o->power > 0.0) ||
         (double)o->samples * o->temperatures > 1e9) {
-        set_err(errbuf, errlen, "evidence: temperatures must be >= 2, samples >= 4, chains >= 1, "
+        vl_set_err(errbuf, errlen, "evidence: temperatures must be >= 2, samples >= 4, chains >= 1, "
                                 "threads >= 1 and the power > 0 (got %d, %d, %d, %d, %g)",
                 o->temperatures, o->samples, o->chains, o->threads, o->power);
         return VL_ERR_INPUT;
@@ -1110,7 +1099,7 @@ int vl_evidence(const vl_model *model, void *const *users, const double *y,
     if (out)
         *out = NULL;
     if (!out || !o || !users || !y || !Ep || !Cp || !Eh) {
-        set_err(errbuf, errlen, "evidence: missing argument");
+        vl_set_err(errbuf, errlen, "evidence: missing argument");
         return VL_ERR_INPUT;
     }
     int rc = check_options(model, o, errbuf, errlen);
@@ -1148,11 +1137,11 @@ int vl_evidence(const vl_model *model, void *const *users, const double *y,
         S.beta[k] = pow((double)k / (K - 1), o->power);
     if (S.d < 1) {
         rc = VL_ERR_INPUT;
-        set_err(errbuf, errlen, "evidence: nothing to sample (every prior variance is zero)");
+        vl_set_err(errbuf, errlen, "evidence: nothing to sample (every prior variance is zero)");
         goto done;
     }
     if ((rc = confound_setup(&S)) || (rc = proposals(&S, Ep, Cp, Eh))) {
-        set_err(errbuf, errlen, rc == VL_ERR_NOMEM ? "out of memory"
+        vl_set_err(errbuf, errlen, rc == VL_ERR_NOMEM ? "out of memory"
                                                    : "evidence: the Laplace covariance is not usable");
         goto done;
     }
@@ -1164,7 +1153,7 @@ int vl_evidence(const vl_model *model, void *const *users, const double *y,
         if (t > 0 && pthread_create(&tid[t], NULL, thread_main, &T[t])) {
             for (int u = 1; u < t; u++)
                 pthread_join(tid[u], NULL);
-            set_err(errbuf, errlen, "evidence: cannot start a thread");
+            vl_set_err(errbuf, errlen, "evidence: cannot start a thread");
             goto done;
         }
     }
@@ -1178,7 +1167,7 @@ int vl_evidence(const vl_model *model, void *const *users, const double *y,
             rc = T[t].status;
     }
     if (rc) {
-        set_err(errbuf, errlen, rc == VL_ERR_NOMEM ? "out of memory"
+        vl_set_err(errbuf, errlen, rc == VL_ERR_NOMEM ? "out of memory"
                                 : "evidence: the model could not be evaluated near the prior or the "
                                   "posterior (every prediction failed)");
         goto done;
@@ -1189,7 +1178,7 @@ int vl_evidence(const vl_model *model, void *const *users, const double *y,
     R->chains = C;
     R->sample_h = o->sample_h;
     if ((rc = summarise(&S, reps, R))) {
-        set_err(errbuf, errlen, "out of memory");
+        vl_set_err(errbuf, errlen, "out of memory");
         goto done;
     }
     *out = R;

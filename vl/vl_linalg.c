@@ -3,6 +3,8 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +29,16 @@ static void turn_off_gsl_aborts(void)
 void vl_init(void)
 {
     pthread_once(&gsl_handler_once, turn_off_gsl_aborts);
+}
+
+void vl_set_err(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
 }
 
 struct vl_expm_work {

@@ -22,6 +22,10 @@
  * Every public entry point that may reach GSL calls it; callers may too. */
 void vl_init(void);
 
+/* printf into the caller's error buffer buf[len] (nothing when buf is NULL
+ * or len 0): how the engine's entry points say what went wrong */
+void vl_set_err(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 typedef struct vl_expm_work vl_expm_work;
 
 /* Workspace for matrix exponentials of order up to n. */

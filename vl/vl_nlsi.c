@@ -11,7 +11,6 @@
 
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +30,6 @@
 /* below this many multiply-adds per M-step pass over the rows (nobs npp^2)
    the rows stay: 4 regions with confounds are ~1e7, 6 regions ~5e7 */
 #define GRAM_MIN_ROW_COST 0
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 void vl_result_free(vl_result *R)
 {
@@ -254,25 +241,25 @@ static int model_check(const vl_model *M, char *errbuf, size_t errlen)
 {
     if (M->np < 1 || M->ny < 1 || M->nh < 1 || !M->pE || !M->Q || !M->hE || !M->hC ||
         !M->predict || (!M->pV && !M->pC)) {
-        set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
+        vl_set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
         return VL_ERR_INPUT;
     }
     int confounds = M->X0 && M->nx0 > 0;
     if (confounds && (M->nb < 1 || M->ny % M->nb)) {
-        set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
+        vl_set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
         return VL_ERR_INPUT;
     }
     if (confounds && M->complex_data) {
-        set_err(errbuf, errlen, "confounds are not supported with complex data");
+        vl_set_err(errbuf, errlen, "confounds are not supported with complex data");
         return VL_ERR_INPUT;
     }
     if (confounds && M->nb < M->nx0) {
-        set_err(errbuf, errlen, "more confound columns (%d) than samples (%d)", M->nx0, M->nb);
+        vl_set_err(errbuf, errlen, "more confound columns (%d) than samples (%d)", M->nx0, M->nb);
         return VL_ERR_INPUT;
     }
     for (int i = 0; i < M->nh; i++)
         if (!(M->hC[i] > 0.0) || !isfinite(M->hE[i])) {
-            set_err(errbuf, errlen, "hyperprior %d: variance must be positive and mean finite", i + 1);
+            vl_set_err(errbuf, errlen, "hyperprior %d: variance must be positive and mean finite", i + 1);
             return VL_ERR_INPUT;
         }
     return VL_OK;
@@ -528,7 +515,7 @@ int vl_engine_alloc(const vl_model *model, vl_engine **out, char *errbuf, size_t
 {
     vl_init();
     if (!out || !model) {
-        set_err(errbuf, errlen, "vl_engine_alloc: no model or no output");
+        vl_set_err(errbuf, errlen, "vl_engine_alloc: no model or no output");
         return VL_ERR_INPUT;
     }
     *out = NULL;
@@ -540,7 +527,7 @@ int vl_engine_alloc(const vl_model *model, vl_engine **out, char *errbuf, size_t
     if (!E || !pvar) {
         free(E);
         free(pvar);
-        set_err(errbuf, errlen, "out of memory");
+        vl_set_err(errbuf, errlen, "out of memory");
         return VL_ERR_NOMEM;
     }
     E->M = *model;
@@ -556,14 +543,14 @@ int vl_engine_alloc(const vl_model *model, vl_engine **out, char *errbuf, size_t
     rc = prior_subspace(E, pvar);
     E->npp = E->nP + E->nu;
     if (rc == VL_OK && E->npp < 1) {
-        set_err(errbuf, errlen, "nothing to estimate: every prior variance is zero");
+        vl_set_err(errbuf, errlen, "nothing to estimate: every prior variance is zero");
         rc = VL_ERR_INPUT;
     } else if (rc == VL_OK && !alloc_buffers(E)) {
         rc = VL_ERR_NOMEM;
     }
     if (rc) {
         if (rc == VL_ERR_NOMEM)
-            set_err(errbuf, errlen, "out of memory");
+            vl_set_err(errbuf, errlen, "out of memory");
         free(pvar);
         vl_engine_free(E);
         return rc;
@@ -625,7 +612,7 @@ static int confound_start(vl_engine *E)
 int vl_engine_init(vl_engine *E, const double *y, const double *P0, char *errbuf, size_t errlen)
 {
     if (!E || !y) {
-        set_err(errbuf, errlen, "vl_engine_init: no engine or no data");
+        vl_set_err(errbuf, errlen, "vl_engine_init: no engine or no data");
         return VL_ERR_INPUT;
     }
     const int nP = E->nP, npp = E->npp;
@@ -642,7 +629,7 @@ int vl_engine_init(vl_engine *E, const double *y, const double *P0, char *errbuf
         }
     }
     if (E->nu && confound_start(E)) {
-        set_err(errbuf, errlen, "out of memory");
+        vl_set_err(errbuf, errlen, "out of memory");
         return VL_ERR_NOMEM;
     }
     for (int i = 0; i < E->nh; i++)
@@ -1413,7 +1400,7 @@ static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
         }
         int ir = posterior_covariance(E);
         if (ir) {
-            set_err(errbuf, errlen, "posterior precision is not positive definite at iteration %d", k);
+            vl_set_err(errbuf, errlen, "posterior precision is not positive definite at iteration %d", k);
             return ir == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
         }
         precision_gradient(E);
@@ -1421,7 +1408,7 @@ static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
             E->Ch[i] = -E->dFdhh[i];
         ir = vl_inv_reg_ws(E->Ch, nh, -1.0, E->invh);
         if (ir) {
-            set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
+            vl_set_err(errbuf, errlen, "noise precision curvature is singular at iteration %d", k);
             return ir == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
         }
         /* many components on disjoint rows (spectral DCM's channels): dFdhh
@@ -1431,7 +1418,7 @@ static int mstep(vl_engine *E, int k, char *errbuf, size_t errlen)
                      ? VL_OK
                      : vl_dx_ws(E->dFdhh, E->dFdh, nh, 4.0, E->dh, E->dxh);
         if (dr) {
-            set_err(errbuf, errlen, "noise precision update failed at iteration %d", k);
+            vl_set_err(errbuf, errlen, "noise precision update failed at iteration %d", k);
             return dr == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
         }
         double dFh = 0.0;
@@ -1560,7 +1547,7 @@ static int lm_step(vl_engine *E, double *dF)
 int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen)
 {
     if (!E || !E->ready) {
-        set_err(errbuf, errlen, "vl_engine_iterate: the engine is not initialised");
+        vl_set_err(errbuf, errlen, "vl_engine_iterate: the engine is not initialised");
         return VL_ERR_INPUT;
     }
     const int k = ++E->st.iteration;
@@ -1569,7 +1556,7 @@ int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen)
     if (revert && k > 1)
         revert = back_off(E);
     if (revert) {
-        set_err(errbuf, errlen,
+        vl_set_err(errbuf, errlen,
                 "the model diverged: its prediction is not finite (or its "
                 "sensitivity exceeds exp(32)) at iteration %d", k);
         E->ready = 0;
@@ -1584,7 +1571,7 @@ int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen)
     double L[3];
     double F = free_energy(E, L);
     if (!isfinite(F)) {
-        set_err(errbuf, errlen, "free energy is not finite at iteration %d", k);
+        vl_set_err(errbuf, errlen, "free energy is not finite at iteration %d", k);
         E->ready = 0;
         return VL_ERR_DIVERGED;
     }
@@ -1592,7 +1579,7 @@ int vl_engine_iterate(vl_engine *E, char *errbuf, size_t errlen)
     double dF = 0.0;
     rc = lm_step(E, &dF);
     if (rc) {
-        set_err(errbuf, errlen, "parameter update failed at iteration %d", k);
+        vl_set_err(errbuf, errlen, "parameter update failed at iteration %d", k);
         E->ready = 0;
         return rc == VL_ERR_NOMEM ? VL_ERR_NOMEM : VL_ERR_DIVERGED;
     }
@@ -1640,7 +1627,7 @@ static void full_covariance(const vl_engine *E, double *VC, double *Cp)
 int vl_engine_result(vl_engine *E, vl_result **out, char *errbuf, size_t errlen)
 {
     if (!E || !out || !E->have_keep) {
-        set_err(errbuf, errlen, "no iterations were run");
+        vl_set_err(errbuf, errlen, "no iterations were run");
         if (out)
             *out = NULL;
         return VL_ERR_INPUT;
@@ -1660,7 +1647,7 @@ int vl_engine_result(vl_engine *E, vl_result **out, char *errbuf, size_t errlen)
     if (!R || !VC || !R->Ep || !R->Cp || !R->Eh || !R->beta || !R->y_pred || !R->y_conf) {
         vl_result_free(R);
         free(VC);
-        set_err(errbuf, errlen, "out of memory");
+        vl_set_err(errbuf, errlen, "out of memory");
         return VL_ERR_NOMEM;
     }
     R->np = np;
@@ -1695,12 +1682,12 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
 {
     vl_init();
     if (!out || !P || !P->y) {
-        set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
+        vl_set_err(errbuf, errlen, "inversion problem is incomplete or inconsistent");
         return VL_ERR_INPUT;
     }
     *out = NULL;
     if (P->maxit < 1) {
-        set_err(errbuf, errlen, "no iterations were run (maxit = %d)", P->maxit);
+        vl_set_err(errbuf, errlen, "no iterations were run (maxit = %d)", P->maxit);
         return VL_ERR_INPUT;
     }
     vl_engine *E = NULL;
@@ -1710,7 +1697,7 @@ int vl_nlsi(const vl_problem *P, vl_result **out, char *errbuf, size_t errlen)
     double *trace = malloc(sizeof(double) * (size_t)P->maxit);
     if (!trace) {
         vl_engine_free(E);
-        set_err(errbuf, errlen, "out of memory");
+        vl_set_err(errbuf, errlen, "out of memory");
         return VL_ERR_NOMEM;
     }
     rc = vl_engine_init(E, P->y, P->P0, errbuf, errlen);
