@@ -462,6 +462,25 @@ static void test_batch_peb(void)
     }
     CU_ASSERT(seen);
     json_decref(o);
+
+    /* dcm loo on the same results (it crashed on rDCM's missing joint
+       covariance): the group predicted from A:V1->V2, every prediction
+       finite */
+    snprintf(cmd, sizeof cmd, "loo %s/group --model chain --design %s/design.tsv --param 'A:V1->V2' "
+             "--covariate group --json", tmpdir, tmpdir);
+    rc = test_dcm(cmd, out, sizeof out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    o = json_loads(strchr(out, '{'), JSON_DISABLE_EOF_CHECK, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    json_t *pred = json_object_get(o, "predicted");
+    CU_ASSERT_EQUAL(json_array_size(pred), 6);
+    int finite = json_array_size(pred) == 6;
+    json_array_foreach(pred, i, e) finite &= json_is_number(e) && isfinite(json_number_value(e));
+    CU_ASSERT(finite);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(json_object_get(o, "parameters"), 0)), "A:V1->V2");
+    printf("LOO r %g ", json_number_value(json_object_get(o, "r")));
+    CU_ASSERT(json_is_number(json_object_get(o, "r")) && json_number_value(json_object_get(o, "r")) > 0);
+    json_decref(o);
 }
 
 /* Bad input: exit 2, a message naming the fault, no output file. */

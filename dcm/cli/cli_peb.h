@@ -39,6 +39,32 @@ int peb_load_subjects(const char *cmd, int min_subjects, const char *outdir, con
  * SPM's fields ("A", "B"). */
 int select_params(const io_pname_space *S, const char *sel, unsigned char *mask, dcm_error *err);
 
+/* The parameters the patterns sels[0..nsels) name (select_params) that
+ * R0 does not fix (prior variance > 0), in order, into sel (R0->np ints,
+ * the caller's); their count in *nsel (0 is the caller's to refuse).
+ * DCM_OK, or select_params's error in err. */
+int peb_select(const io_result_summary *R0, const char *const *sels, int nsels, int *sel, int *nsel,
+               dcm_error *err);
+
+/* The first levels as the PEB takes them (dcm_peb_input): each subject's
+ * Ep, Cp, pE and pV stacked, np per subject. A regression DCM keeps no
+ * covariances between parameters (Cp NULL): then only the nsel selected
+ * parameters are stacked, with their posterior variances (Vp) as a
+ * diagonal Cp, and ksel is 0..nsel-1 (else ksel is sel). Fill with
+ * peb_stack_subjects (DCM_OK, or DCM_ERR_SYSTEM out of memory); release
+ * with peb_stack_free, also after a failure. */
+typedef struct {
+    int np;          /* values per subject: R[0].np, or nsel for regression DCM */
+    int rdcm;        /* the stacked values are the selected parameters only */
+    double *Ep, *Cp, *pE, *pV;
+    int *ksel;       /* the selection as indices into the stacked values */
+} peb_stack;
+int peb_stack_subjects(const io_result_summary *R, int nsub, const int *sel, int nsel, peb_stack *s);
+void peb_stack_free(peb_stack *s);
+/* A PEB fitted on the stack: its selection (P->sel) back to the results'
+ * parameter indices, sel as given to peb_stack_subjects */
+void peb_stack_unmap(const peb_stack *s, const int *sel, dcm_peb_result *P);
+
 /* `dcm peb` over PEB results (PEB of PEBs): argv as cmd_peb's. */
 int cmd_peb_pebs(int argc, char **argv);
 /* Whether `dcm peb`'s first argument names PEB results rather than a

@@ -499,9 +499,9 @@ static int peb(const bids_opts *o, const io_bids_models *M, const io_bids_run *r
     memset(&d, 0, sizeof d);
     io_result_summary *R = calloc((size_t)g->nsub, sizeof *R);
     int nR = 0, rc = R ? DCM_OK : cli_fail("bids", DCM_ERR_SYSTEM, "out of memory");
-    double *qE = NULL, *qC = NULL, *pE = NULL, *pV = NULL, *F = NULL, *eff = NULL;
+    double *F = NULL, *eff = NULL;
     int *sel = NULL;
-    unsigned char *mask = NULL;
+    peb_stack st = {0};
     dcm_peb_result P;
     memset(&P, 0, sizeof P);
     json_t *j = NULL;
@@ -526,46 +526,41 @@ static int peb(const bids_opts *o, const io_bids_models *M, const io_bids_run *r
     if (rc)
         goto done;
     const int n = d.nkeep, np = R[0].np, nx = 1 + M->ncovariates;
-    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs, R[0].csd};
-    mask = calloc((size_t)np, 1);
-    sel = malloc(sizeof(int) * np);
-    qE = malloc(sizeof(double) * n * np);
-    qC = malloc(sizeof(double) * n * np * np);
-    pE = malloc(sizeof(double) * n * np);
-    pV = malloc(sizeof(double) * n * np);
-    F = malloc(sizeof(double) * n);
-    if (!mask || !sel || !qE || !qC || !pE || !pV || !F) {
+    io_pname_space S = io_result_space(&R[0]);
+    static const char *const all_A[] = {"A"};   /* no "parameters": the A block */
+    int nsel = 0;
+    if (!(sel = malloc(sizeof(int) * np))) {
         rc = cli_fail("bids", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int k = 0; k < (M->nparams ? M->nparams : 1); k++)
-        if (select_params(&S, M->nparams ? M->params[k] : "A", mask, &err)) {
-            rc = cli_fail("bids", DCM_ERR_INPUT, "%s: \"group\".\"parameters\": %s", M->path, err.msg);
-            goto done;
-        }
-    int nsel = 0;
-    for (int p = 0; p < np; p++)
-        if (mask[p] && R[0].pV[p] > 0)
-            sel[nsel++] = p;
+    if (peb_select(&R[0], M->nparams ? (const char *const *)M->params : all_A, M->nparams ? M->nparams : 1,
+                   sel, &nsel, &err)) {
+        rc = cli_fail("bids", err.code, "%s: \"group\".\"parameters\": %s", M->path, err.msg);
+        goto done;
+    }
     if (!nsel) {
         rc = cli_fail("bids", DCM_ERR_INPUT, "%s: the PEB parameters are all fixed in model %s", M->path,
                       mname);
         goto done;
     }
-    for (int i = 0; i < n; i++) {
-        memcpy(qE + (size_t)i * np, R[i].Ep, sizeof(double) * np);
-        memcpy(qC + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
-        memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
-        memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
-        F[i] = R[i].F;
+    if (peb_stack_subjects(R, n, sel, nsel, &st)) {
+        rc = cli_fail("bids", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
     }
-    dcm_peb_input in = {.nsub = n, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
-                        .sel = sel, .nsel = nsel, .X = d.X, .nx = nx, .q = M->peb_q,
+    if (!(F = malloc(sizeof(double) * n))) {
+        rc = cli_fail("bids", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        F[i] = R[i].F;
+    dcm_peb_input in = {.nsub = n, .np = st.np, .Ep = st.Ep, .Cp = st.Cp, .pE = st.pE, .pV = st.pV,
+                        .F = F, .sel = st.ksel, .nsel = nsel, .X = d.X, .nx = nx, .q = M->peb_q,
                         .maxit = M->peb_maxit};
     if (dcm_peb(&in, &P, &err)) {
         rc = cli_report("bids", &err);
         goto done;
     }
+    peb_stack_unmap(&st, sel, &P);
     const int ne = P.np * nx;
     if (!(eff = malloc(sizeof(double) * 4 * (size_t)ne))) {
         rc = cli_fail("bids", DCM_ERR_SYSTEM, "out of memory");
@@ -609,14 +604,10 @@ done:
     for (int i = 0; i < nR; i++)
         io_result_summary_free(&R[i]);
     free(R);
-    free(qE);
-    free(qC);
-    free(pE);
-    free(pV);
+    peb_stack_free(&st);
     free(F);
     free(eff);
     free(sel);
-    free(mask);
     dcm_peb_result_free(&P);
     return rc;
 }

@@ -132,8 +132,8 @@ int cmd_loo(int argc, char **argv)
     memset(&D, 0, sizeof D);
     io_result_summary *R = NULL;
     int nR = 0, *sel = NULL;
-    double *qE = NULL, *qC = NULL, *pE = NULL, *pV = NULL, *F = NULL;
-    unsigned char *mask = NULL;
+    double *F = NULL;
+    peb_stack st = {0};
     dcm_loo_result L;
     memset(&L, 0, sizeof L);
     json_t *o = NULL, *params = json_array();
@@ -197,42 +197,33 @@ int cmd_loo(int argc, char **argv)
         goto done;
     const int N = D.nsub, np = R[0].np;
     io_pname_space S = io_result_space(&R[0]);
-    mask = calloc((size_t)np, 1);
-    sel = malloc(sizeof(int) * np);
-    qE = malloc(sizeof(double) * N * np);
-    qC = malloc(sizeof(double) * N * np * np);
-    pE = malloc(sizeof(double) * N * np);
-    pV = malloc(sizeof(double) * N * np);
-    if (!mask || !sel || !qE || !qC || !pE || !pV) {
+    int nsel = 0;
+    if (!(sel = malloc(sizeof(int) * np))) {
         rc = cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int k = 0; k < nsel_args; k++)
-        if (select_params(&S, sels[k], mask, &err)) {
-            rc = cli_report("loo", &err);
-            goto done;
-        }
-    int nsel = 0;
-    for (int p = 0; p < np; p++)
-        if (mask[p] && R[0].pV[p] > 0) {
-            sel[nsel++] = p;
-            char *name = io_pname_name(&S, p);
-            json_array_append_new(params, json_string(name ? name : "?"));
-            free(name);
-        }
+    if (peb_select(&R[0], sels, nsel_args, sel, &nsel, &err)) {
+        rc = cli_report("loo", &err);
+        goto done;
+    }
+    for (int k = 0; k < nsel; k++) {
+        char *name = io_pname_name(&S, sel[k]);
+        json_array_append_new(params, json_string(name ? name : "?"));
+        free(name);
+    }
     if (!nsel) {
         rc = cli_fail("loo", DCM_ERR_INPUT, "the selected parameters are all fixed (prior variance 0) in %s",
                       R[0].path);
         goto done;
     }
-    for (int i = 0; i < N; i++) {
-        memcpy(qE + (size_t)i * np, R[i].Ep, sizeof(double) * np);
-        memcpy(qC + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
-        memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
-        memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
+    /* regression DCM: the selected parameters only, their posterior
+       variances as a diagonal covariance (as dcm peb) */
+    if (peb_stack_subjects(R, N, sel, nsel, &st)) {
+        rc = cli_fail("loo", DCM_ERR_SYSTEM, "out of memory");
+        goto done;
     }
-    dcm_peb_input in = {.nsub = N, .np = np, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F, .sel = sel,
-                        .nsel = nsel, .X = D.X, .nx = D.nx, .q = q, .maxit = (int)maxit};
+    dcm_peb_input in = {.nsub = N, .np = st.np, .Ep = st.Ep, .Cp = st.Cp, .pE = st.pE, .pV = st.pV, .F = F,
+                        .sel = st.ksel, .nsel = nsel, .X = D.X, .nx = D.nx, .q = q, .maxit = (int)maxit};
     if ((rc = dcm_loo(&in, col, &L, &err))) {
         rc = cli_report("loo", &err);
         goto done;
@@ -253,13 +244,9 @@ done:
     for (int i = 0; i < nR; i++)
         io_result_summary_free(&R[i]);
     free(R);
-    free(qE);
-    free(qC);
-    free(pE);
-    free(pV);
+    peb_stack_free(&st);
     free(F);
     free(sel);
-    free(mask);
     dcm_loo_result_free(&L);
     json_decref(o);
     json_decref(params);

@@ -414,6 +414,76 @@ int select_params(const io_pname_space *S, const char *sel, unsigned char *mask,
     return DCM_OK;
 }
 
+int peb_select(const io_result_summary *R0, const char *const *sels, int nsels, int *sel, int *nsel,
+               dcm_error *err)
+{
+    const int np = R0->np;
+    const io_pname_space S = io_result_space(R0);
+    unsigned char *mask = calloc((size_t)(np > 0 ? np : 1), 1);
+    if (!mask)
+        return dcm_error_set(err, DCM_ERR_SYSTEM, "out of memory");
+    int rc = DCM_OK;
+    for (int k = 0; k < nsels && !rc; k++)
+        rc = select_params(&S, sels[k], mask, err);
+    *nsel = 0;
+    for (int p = 0; p < np && !rc; p++)
+        if (mask[p] && R0->pV[p] > 0)
+            sel[(*nsel)++] = p;
+    free(mask);
+    return rc;
+}
+
+int peb_stack_subjects(const io_result_summary *R, int nsub, const int *sel, int nsel, peb_stack *s)
+{
+    memset(s, 0, sizeof *s);
+    const int rd = R[0].rdcm != 0, np = rd ? nsel : R[0].np;
+    s->np = np;
+    s->rdcm = rd;
+    const size_t n = (size_t)nsub * np;
+    s->Ep = malloc(sizeof(double) * (n ? n : 1));
+    s->Cp = calloc(n > 0 ? n * np : 1, sizeof(double));
+    s->pE = malloc(sizeof(double) * (n ? n : 1));
+    s->pV = malloc(sizeof(double) * (n ? n : 1));
+    s->ksel = malloc(sizeof(int) * (nsel > 0 ? nsel : 1));
+    if (!s->Ep || !s->Cp || !s->pE || !s->pV || !s->ksel)
+        return DCM_ERR_SYSTEM;
+    for (int q = 0; q < nsel; q++)
+        s->ksel[q] = rd ? q : sel[q];
+    for (int i = 0; i < nsub; i++) {
+        if (!rd) {
+            memcpy(s->Ep + (size_t)i * np, R[i].Ep, sizeof(double) * np);
+            memcpy(s->Cp + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
+            memcpy(s->pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
+            memcpy(s->pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
+            continue;
+        }
+        for (int q = 0; q < nsel; q++) {
+            const size_t at = (size_t)i * nsel + q;
+            s->Ep[at] = R[i].Ep[sel[q]];
+            s->pE[at] = R[i].pE[sel[q]];
+            s->pV[at] = R[i].pV[sel[q]];
+            s->Cp[(size_t)i * nsel * nsel + (size_t)q * nsel + q] = R[i].Vp[sel[q]];
+        }
+    }
+    return DCM_OK;
+}
+
+void peb_stack_unmap(const peb_stack *s, const int *sel, dcm_peb_result *P)
+{
+    for (int q = 0; s->rdcm && q < P->np; q++)
+        P->sel[q] = sel[P->sel[q]];
+}
+
+void peb_stack_free(peb_stack *s)
+{
+    free(s->Ep);
+    free(s->Cp);
+    free(s->pE);
+    free(s->pV);
+    free(s->ksel);
+    memset(s, 0, sizeof *s);
+}
+
 /* SPM's 'fields': one component per parameter block among the selected */
 static int field_components(const io_result_summary *R0, const int *sel, int nsel, int *field,
                             int *nfield)
@@ -536,7 +606,7 @@ int cmd_peb(int argc, char **argv)
     double alpha = 1.0, beta = 16.0, hE = 0.0, hC = 1.0 / 16.0;
     const char **sels = calloc((size_t)argc, sizeof *sels);
     const char **subj_args = calloc((size_t)argc, sizeof *subj_args);
-    int *field = NULL, *ksel = NULL, nfield = 0, search = 0;
+    int *field = NULL, nfield = 0, search = 0;
     const char *models_path = NULL, *families_path = NULL;
     dcm_peb_search_result bma;
     memset(&bma, 0, sizeof bma);
@@ -547,9 +617,9 @@ int cmd_peb(int argc, char **argv)
     memset(&D, 0, sizeof D);
     io_result_summary *R = NULL;
     int nR = 0;
-    double *qE = NULL, *qC = NULL, *pE = NULL, *pV = NULL, *F = NULL;
+    double *F = NULL;
     int *sel = NULL;
-    unsigned char *mask = NULL;
+    peb_stack st = {0};
     dcm_peb_result P;
     memset(&P, 0, sizeof P);
     json_t *o = NULL;
@@ -647,23 +717,16 @@ int cmd_peb(int argc, char **argv)
         goto done;
     const int nsub = D.nsub, nx = D.nx;
     const int np = R[0].np;
-    io_pname_space S = {R[0].n, R[0].m, R[0].nd, R[0].regions, R[0].inputs,
-                        R[0].rdcm ? IO_PNAME_RDCM : R[0].csd};
-    mask = calloc((size_t)np, 1);
-    sel = malloc(sizeof(int) * np);
-    if (!mask || !sel) {
+    io_pname_space S = io_result_space(&R[0]);
+    int nsel = 0;
+    if (!(sel = malloc(sizeof(int) * np))) {
         rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int k = 0; k < nsel_args; k++)
-        if (select_params(&S, sels[k], mask, &err)) {
-            rc = cli_report("peb", &err);
-            goto done;
-        }
-    int nsel = 0;
-    for (int p = 0; p < np; p++)
-        if (mask[p] && R[0].pV[p] > 0)
-            sel[nsel++] = p;
+    if (peb_select(&R[0], (const char *const *)sels, nsel_args, sel, &nsel, &err)) {
+        rc = cli_report("peb", &err);
+        goto done;
+    }
     if (!nsel) {
         rc = cli_fail("peb", DCM_ERR_INPUT, "the selected parameters are all fixed (prior variance 0) in %s",
                       R[0].path);
@@ -672,30 +735,11 @@ int cmd_peb(int argc, char **argv)
     /* regression DCM: the first level is the selected parameters only,
        with the per-region posterior variances as a diagonal covariance
        (rDCM keeps no covariances between parameters) */
-    const int rd = R[0].rdcm != 0, npk = rd ? nsel : np;
-    qE = malloc(sizeof(double) * nsub * npk);
-    qC = calloc((size_t)nsub * npk * npk, sizeof(double));
-    pE = malloc(sizeof(double) * nsub * npk);
-    pV = malloc(sizeof(double) * nsub * npk);
-    if (!qE || !qC || !pE || !pV || (rd && !(ksel = malloc(sizeof(int) * nsel)))) {
+    if (peb_stack_subjects(R, nsub, sel, nsel, &st)) {
         rc = cli_fail("peb", DCM_ERR_SYSTEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < nsub && !rd; i++) {
-        memcpy(qE + (size_t)i * np, R[i].Ep, sizeof(double) * np);
-        memcpy(qC + (size_t)i * np * np, R[i].Cp, sizeof(double) * np * np);
-        memcpy(pE + (size_t)i * np, R[i].pE, sizeof(double) * np);
-        memcpy(pV + (size_t)i * np, R[i].pV, sizeof(double) * np);
-    }
-    for (int i = 0; i < nsub && rd; i++)
-        for (int q = 0; q < nsel; q++) {
-            size_t at = (size_t)i * nsel + q;
-            qE[at] = R[i].Ep[sel[q]];
-            pE[at] = R[i].pE[sel[q]];
-            pV[at] = R[i].pV[sel[q]];
-            qC[(size_t)i * nsel * nsel + (size_t)q * nsel + q] = R[i].Vp[sel[q]];
-            ksel[q] = q;
-        }
+    const int rd = st.rdcm;
     if (models_path && (rc = peb_space_check(models_path, families_path, &S, sel, nsel)))
         goto done;
     if (q == DCM_PEB_Q_FIELDS &&
@@ -704,16 +748,15 @@ int cmd_peb(int argc, char **argv)
                       field ? "cannot tell the fields of the parameters of %s" : "out of memory", R[0].path);
         goto done;
     }
-    dcm_peb_input in = {.nsub = nsub, .np = npk, .Ep = qE, .Cp = qC, .pE = pE, .pV = pV, .F = F,
-                        .sel = rd ? ksel : sel, .nsel = nsel, .X = D.X, .nx = nx, .q = q, .field = field,
+    dcm_peb_input in = {.nsub = nsub, .np = st.np, .Ep = st.Ep, .Cp = st.Cp, .pE = st.pE, .pV = st.pV,
+                        .F = F, .sel = st.ksel, .nsel = nsel, .X = D.X, .nx = nx, .q = q, .field = field,
                         .nfield = nfield, .maxit = (int)maxit, .alpha = alpha, .beta = beta,
                         .hE = hE, .hC = hC};
     if ((rc = dcm_peb(&in, &P, &err))) {
         rc = peb_failed(rc, &err, R, nsub, sel, nsel, np);
         goto done;
     }
-    for (int q = 0; rd && q < P.np; q++)   /* back to the result's parameter indices */
-        P.sel[q] = sel[P.sel[q]];
+    peb_stack_unmap(&st, sel, &P);
     if (rd && !as_json)
         printf("regression DCM: the first level uses each parameter's posterior variance (rDCM keeps "
                "per-region diagonals, no covariances)\n");
@@ -779,13 +822,8 @@ done:
         io_result_summary_free(&R[i]);
     free(R);
     free(F);
-    free(qE);
-    free(qC);
-    free(pE);
-    free(pV);
+    peb_stack_free(&st);
     free(sel);
-    free(ksel);
-    free(mask);
     dcm_peb_result_free(&P);
     dcm_peb_search_result_free(&bma);
     json_decref(o);
